@@ -1,0 +1,100 @@
+/**
+ * The shared error classes. Every layer throws one of these; exactly one place per transport
+ * (the control plane's tRPC error formatter, the agent's run reporter and CLIs) maps them.
+ * Add a class only when a caller must react to it differently from every existing one.
+ */
+
+/** The error classes a run report may name. Never a message: messages can carry paths or data. */
+export const errorClasses = [
+  'user',
+  'operational',
+  'unexpected',
+  'not-found',
+  'not-allowed',
+  'conflict',
+  'policy-violation',
+  'host-key-mismatch',
+  'authentication',
+  'recipient-key',
+] as const;
+export type ErrorClass = (typeof errorClasses)[number];
+
+interface AirlockErrorOptions {
+  cause?: unknown;
+}
+
+export abstract class AirlockError extends Error {
+  abstract readonly errorClass: ErrorClass;
+  /** Whether trying again later may succeed. */
+  readonly retryable: boolean = false;
+
+  constructor(message: string, options?: AirlockErrorOptions) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.name = new.target.name;
+  }
+}
+
+/** Bad input or configuration. The caller can fix it; no alert. */
+export class UserError extends AirlockError {
+  readonly errorClass = 'user';
+}
+
+/** A transient failure (a timeout, a dropped connection). Retrying may succeed. */
+export class OperationalError extends AirlockError {
+  readonly errorClass = 'operational';
+  override readonly retryable = true;
+}
+
+/** A bug. Report it. */
+export class UnexpectedError extends AirlockError {
+  readonly errorClass = 'unexpected';
+}
+
+export class NotFoundError extends AirlockError {
+  readonly errorClass = 'not-found';
+}
+
+/** The caller is known but may not do this. */
+export class NotAllowedError extends AirlockError {
+  readonly errorClass = 'not-allowed';
+}
+
+/** The caller could not be authenticated (bad signature, unknown agent, replay, bad credential). */
+export class AuthenticationError extends AirlockError {
+  readonly errorClass = 'authentication';
+}
+
+export class ConflictError extends AirlockError {
+  readonly errorClass = 'conflict';
+}
+
+/** A job asked for something outside the agent's local policy. Always reported as a security event. */
+export class PolicyViolationError extends AirlockError {
+  readonly errorClass = 'policy-violation';
+}
+
+/** A server presented a host key other than the pinned one. Never retried. */
+export class HostKeyMismatchError extends AirlockError {
+  readonly errorClass = 'host-key-mismatch';
+}
+
+/** A recipient key that is expired, revoked, weak or cannot encrypt. */
+export class RecipientKeyError extends AirlockError {
+  readonly errorClass = 'recipient-key';
+}
+
+export function isAirlockError(error: unknown): error is AirlockError {
+  return error instanceof AirlockError;
+}
+
+/** The class to report for any thrown value: unknown throwables are bugs. */
+export function classify(error: unknown): ErrorClass {
+  return isAirlockError(error) ? error.errorClass : 'unexpected';
+}
+
+/** A one-line, data-free description for logs and CLIs. */
+export function describe(error: unknown): string {
+  if (isAirlockError(error)) return `${error.name}: ${error.message}`;
+  if (error instanceof Error) return `${error.name}: ${error.message}`;
+  return String(error);
+}
