@@ -1,0 +1,7 @@
+/**
+ * Audit events and their hash chain. Pure: no I/O. The control plane appends records built with
+ * `chainEvent`; agents and the `verify` command check them with `verifyChain`.
+ */
+export * from './canonical.ts';
+export * from './events.ts';
+export * from './chain.ts';
