@@ -1,0 +1,73 @@
+/**
+ * Agent identity: Ed25519 key pairs (tweetnacl), request signing and verification. The private
+ * key never leaves the agent's host; the control plane stores only the public key.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import nacl from 'tweetnacl';
+import { canonicalRequest, type SignedRequestParts, signedHeaders } from '@airlock/protocol';
+
+export interface AgentKeyPair {
+  /** 32 bytes. */
+  publicKey: Uint8Array;
+  /** 64 bytes (seed and public key), as tweetnacl keeps it. */
+  secretKey: Uint8Array;
+}
+
+export function generateKeyPair(): AgentKeyPair {
+  const pair = nacl.sign.keyPair();
+  return { publicKey: pair.publicKey, secretKey: pair.secretKey };
+}
+
+export function keyPairFromSecretKey(secretKey: Uint8Array): AgentKeyPair {
+  if (secretKey.length !== nacl.sign.secretKeyLength) throw new Error('an Ed25519 secret key is 64 bytes');
+  return { publicKey: nacl.sign.keyPair.fromSecretKey(secretKey).publicKey, secretKey };
+}
+
+export function encodeKey(key: Uint8Array): string {
+  return Buffer.from(key).toString('base64');
+}
+
+export function decodePublicKey(text: string): Uint8Array {
+  const bytes = Buffer.from(text, 'base64');
+  if (bytes.length !== nacl.sign.publicKeyLength || bytes.toString('base64') !== text) {
+    throw new Error('not a base64 Ed25519 public key');
+  }
+  return new Uint8Array(bytes);
+}
+
+export function sha256Hex(data: Uint8Array | string): string {
+  return createHash('sha256').update(data).digest('hex');
+}
+
+export function newNonce(): string {
+  return randomBytes(18).toString('base64url');
+}
+
+/** The headers that authenticate one request. */
+export function signRequest(
+  keyPair: AgentKeyPair,
+  request: { agentId: string; method: string; pathAndQuery: string; body: Uint8Array | string },
+  now: Date = new Date(),
+): Record<string, string> {
+  const parts: SignedRequestParts = {
+    method: request.method,
+    pathAndQuery: request.pathAndQuery,
+    bodySha256: sha256Hex(request.body),
+    created: Math.floor(now.getTime() / 1000),
+    nonce: newNonce(),
+    agentId: request.agentId,
+  };
+  const signature = nacl.sign.detached(Buffer.from(canonicalRequest(parts)), keyPair.secretKey);
+  return {
+    [signedHeaders.agent]: parts.agentId,
+    [signedHeaders.created]: String(parts.created),
+    [signedHeaders.nonce]: parts.nonce,
+    [signedHeaders.signature]: Buffer.from(signature).toString('base64'),
+  };
+}
+
+export function verifySignature(parts: SignedRequestParts, signatureBase64: string, publicKey: Uint8Array): boolean {
+  const signature = Buffer.from(signatureBase64, 'base64');
+  if (signature.length !== nacl.sign.signatureLength) return false;
+  return nacl.sign.detached.verify(Buffer.from(canonicalRequest(parts)), signature, publicKey);
+}

@@ -1,0 +1,7 @@
+/**
+ * The wire contract between agent, control plane and admin clients: zod schemas for every input
+ * and output, and the signed-request format. Both sides import these; a change here is a change
+ * to the protocol, so keep reports to an allowlist of metadata fields.
+ */
+export * from './signing.ts';
+export * from './schemas.ts';
