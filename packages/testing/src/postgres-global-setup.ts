@@ -3,13 +3,8 @@
  * In a test file: `const url = await createTestDatabase(inject('postgresUrl'))`.
  */
 import type { TestProject } from 'vitest/node';
+// Importing postgres.ts also brings in the `ProvidedContext.postgresUrl` declaration.
 import { startPostgres } from './postgres.ts';
-
-declare module 'vitest' {
-  export interface ProvidedContext {
-    postgresUrl: string;
-  }
-}
 
 export default async function setup({ provide }: Pick<TestProject, 'provide'>): Promise<() => Promise<void>> {
   const postgres = await startPostgres();

@@ -1,6 +1,6 @@
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
-import { startPostgres } from './postgres.ts';
+import { createTestDatabase, startPostgres } from './postgres.ts';
 
 describe('startPostgres', () => {
   it('starts a server, creates fresh databases and dumps them', async () => {
@@ -19,5 +19,27 @@ describe('startPostgres', () => {
       await client.end();
     }
     expect(await postgres.dump(first)).toContain('CREATE TABLE public.marker');
+  });
+});
+
+describe('postgres global setup', () => {
+  it('provides one server URL and tears it down', async () => {
+    const { default: setup } = await import('./postgres-global-setup.ts');
+    const provided = new Map<string, unknown>();
+    const teardown = await setup({
+      provide: (key, value) => {
+        provided.set(key, value);
+      },
+    });
+    try {
+      const url = provided.get('postgresUrl');
+      expect(typeof url).toBe('string');
+      const database = await createTestDatabase(String(url));
+      const client = new pg.Client({ connectionString: database });
+      await client.connect();
+      await client.end();
+    } finally {
+      await teardown();
+    }
   });
 });

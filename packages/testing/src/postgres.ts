@@ -14,6 +14,13 @@ import { run } from './exec.ts';
 import { freePort } from './ports.ts';
 import { onProcessExit, removeOnExit, runSyncQuietly } from './process-cleanup.ts';
 
+// `inject('postgresUrl')` in test files is typed by this, for the server `postgres-global-setup` starts.
+declare module 'vitest' {
+  export interface ProvidedContext {
+    postgresUrl: string;
+  }
+}
+
 export interface TestPostgres extends AsyncDisposable {
   /** Admin URL of the server's `postgres` database. */
   readonly url: string;
