@@ -1,0 +1,96 @@
+/**
+ * Appends to the hash-chained audit trail. An append runs inside the caller's transaction, so a
+ * privileged action whose audit record cannot be written is rolled back with it (fail closed).
+ */
+import { type AuditEventInput, type AuditRecord, assertAuditable, hashEvent, redactMeta } from '@airlock/audit';
+import type { Database, Queryable } from './storage/database.ts';
+
+export async function appendAudit(tx: Queryable, event: AuditEventInput, now: Date = new Date()): Promise<AuditRecord> {
+  assertAuditable(event.action);
+  redactMeta(event.meta);
+  // The head row lock orders appends, so the chain has no forks even with several replicas.
+  const [head] = await tx.query<{ seq: string; hash: string }>(
+    'SELECT seq::text AS seq, hash FROM audit_head WHERE singleton FOR UPDATE',
+  );
+  if (!head) throw new Error('audit head missing: run migrations');
+  const unhashed = { ...event, seq: Number(head.seq) + 1, at: now.toISOString(), prevHash: head.hash };
+  const record: AuditRecord = { ...unhashed, hash: hashEvent(head.hash, unhashed) };
+  await tx.query(
+    `INSERT INTO audit_events (seq, tenant_id, at, actor_type, actor_id, action, target, outcome, source_ip, meta, prev_hash, hash)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
+    [
+      record.seq,
+      record.tenantId,
+      record.at,
+      record.actor.type,
+      record.actor.id,
+      record.action,
+      record.target,
+      record.outcome,
+      record.sourceIp,
+      JSON.stringify(record.meta),
+      record.prevHash,
+      record.hash,
+    ],
+  );
+  await tx.query('UPDATE audit_head SET seq = $1, hash = $2 WHERE singleton', [record.seq, record.hash]);
+  return record;
+}
+
+/** Records an event on its own, for refusals where there is no action to roll back. */
+export async function recordAudit(db: Database, event: AuditEventInput): Promise<AuditRecord> {
+  return db.transaction((tx) => appendAudit(tx, event));
+}
+
+interface AuditRow {
+  seq: string;
+  tenant_id: string | null;
+  at: Date;
+  actor_type: AuditRecord['actor']['type'];
+  actor_id: string | null;
+  action: string;
+  target: string | null;
+  outcome: AuditRecord['outcome'];
+  source_ip: string | null;
+  meta: AuditRecord['meta'];
+  prev_hash: string;
+  hash: string;
+}
+
+export interface AuditFilter {
+  /** Null reads every tenant's events, for whole-chain verification on the server. */
+  tenantId: string | null;
+  action?: string;
+  outcome?: AuditRecord['outcome'];
+  afterSeq?: number;
+  limit: number;
+}
+
+/** Audit events in chain order. */
+export async function listAuditEvents(db: Queryable, filter: AuditFilter): Promise<AuditRecord[]> {
+  const rows = await db.query<AuditRow>(
+    `SELECT seq::text AS seq, tenant_id, at, actor_type, actor_id, action, target, outcome, source_ip, meta, prev_hash, hash
+     FROM audit_events
+     WHERE ($1::uuid IS NULL OR tenant_id = $1) AND ($2::text IS NULL OR action = $2) AND ($3::text IS NULL OR outcome = $3)
+       AND audit_events.seq > $4
+     ORDER BY audit_events.seq LIMIT $5`,
+    [filter.tenantId, filter.action ?? null, filter.outcome ?? null, filter.afterSeq ?? 0, filter.limit],
+  );
+  return rows.map(auditRecordFromRow);
+}
+
+function auditRecordFromRow(row: AuditRow): AuditRecord {
+  return {
+    seq: Number(row.seq),
+    tenantId: row.tenant_id,
+    at: row.at.toISOString(),
+    actor: { type: row.actor_type, id: row.actor_id },
+    action: row.action,
+    target: row.target,
+    outcome: row.outcome,
+    sourceIp: row.source_ip,
+    meta: row.meta,
+    prevHash: row.prev_hash,
+    hash: row.hash,
+  };
+}

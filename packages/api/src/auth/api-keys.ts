@@ -1,0 +1,54 @@
+/**
+ * Admin API keys: `alk_<prefix>_<secret>`. The prefix is visible and indexed; only the SHA-256 of
+ * the whole key is stored. Keys travel in the Authorization header only, never in URLs or bodies.
+ */
+import { AuthenticationError, UserError } from '@airlock/errors';
+import type { Queryable } from '../storage/database.ts';
+import type { Role } from './permissions.ts';
+import { hashesEqual, randomToken, sha256Hex } from './secrets.ts';
+
+const KEY_PATTERN = /^alk_([a-z0-9]{12})_([A-Za-z0-9_-]{43})$/;
+export const MAX_API_KEY_DAYS = 90;
+
+export interface ApiKeyPrincipal {
+  kind: 'api-key';
+  keyId: string;
+  tenantId: string;
+  role: Role;
+}
+
+export async function createApiKey(
+  tx: Queryable,
+  input: { tenantId: string; name: string; role: Role; expiresInDays: number },
+  now: Date,
+): Promise<{ id: string; key: string; prefix: string; expiresAt: Date }> {
+  if (!Number.isInteger(input.expiresInDays) || input.expiresInDays < 1 || input.expiresInDays > MAX_API_KEY_DAYS) {
+    throw new UserError(`an API key expires in 1 to ${MAX_API_KEY_DAYS} days`);
+  }
+  const prefix = randomToken(9).toLowerCase().replace(/[^a-z0-9]/g, '0').slice(0, 12);
+  const key = `alk_${prefix}_${randomToken(32)}`;
+  const expiresAt = new Date(now.getTime() + input.expiresInDays * 86_400_000);
+  const [row] = await tx.query<{ id: string }>(
+    `INSERT INTO api_keys (tenant_id, prefix, secret_sha256, name, role, created_at, expires_at)
+     VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id`,
+    [input.tenantId, prefix, sha256Hex(key), input.name, input.role, now, expiresAt],
+  );
+  if (!row) throw new Error('API key insert returned nothing');
+  return { id: row.id, key, prefix, expiresAt };
+}
+
+export async function authenticateApiKey(db: Queryable, authorization: string | null, now: Date): Promise<ApiKeyPrincipal> {
+  const match = /^Bearer (\S+)$/.exec(authorization ?? '');
+  const key = match?.[1];
+  const parts = key === undefined ? null : KEY_PATTERN.exec(key);
+  if (!key || !parts) throw new AuthenticationError('missing or malformed API key');
+  const [row] = await db.query<{ id: string; tenant_id: string; role: Role; secret_sha256: string; expires_at: Date; revoked_at: Date | null }>(
+    'SELECT id, tenant_id, role, secret_sha256, expires_at, revoked_at FROM api_keys WHERE prefix = $1',
+    [parts[1]],
+  );
+  if (!row || !hashesEqual(sha256Hex(key), row.secret_sha256)) throw new AuthenticationError('unknown API key');
+  if (row.revoked_at) throw new AuthenticationError('API key revoked');
+  if (row.expires_at.getTime() <= now.getTime()) throw new AuthenticationError('API key expired');
+  await db.query('UPDATE api_keys SET last_used_at = $1 WHERE id = $2', [now, row.id]);
+  return { kind: 'api-key', keyId: row.id, tenantId: row.tenant_id, role: row.role };
+}

@@ -1,0 +1,28 @@
+/**
+ * Roles and the permissions they hold. Every admin procedure names one permission through
+ * `procedureFor`; add a permission here first, then grant it to the roles that need it.
+ */
+export const permissions = [
+  'agents:read',
+  'agents:enroll',
+  'integrations:read',
+  'integrations:write',
+  'runs:read',
+  'runs:create',
+  'audit:read',
+] as const;
+export type Permission = (typeof permissions)[number];
+
+export const roles = ['owner', 'admin', 'operator', 'auditor'] as const;
+export type Role = (typeof roles)[number];
+
+const grants: Record<Role, readonly Permission[]> = {
+  owner: permissions,
+  admin: permissions,
+  operator: ['agents:read', 'integrations:read', 'runs:read', 'runs:create'],
+  auditor: ['agents:read', 'integrations:read', 'runs:read', 'audit:read'],
+};
+
+export function roleAllows(role: Role, permission: Permission): boolean {
+  return grants[role].includes(permission);
+}

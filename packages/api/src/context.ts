@@ -1,0 +1,34 @@
+/**
+ * What every procedure sees: storage, the dispatcher, the clock, and the raw request facts that
+ * authentication needs. Who the caller is gets decided by the procedure builders in `trpc.ts`.
+ */
+import type { AgentPrincipal } from './auth/agent-auth.ts';
+import type { Dispatcher } from './dispatcher.ts';
+import type { Database } from './storage/database.ts';
+
+export interface RequestFacts {
+  method: string;
+  /** Path and query exactly as received, for signature checks. */
+  pathAndQuery: string;
+  headers: Headers;
+  /** The raw body bytes, for signature checks. */
+  body: Uint8Array;
+  sourceIp: string | null;
+}
+
+export interface ServerDeps {
+  db: Database;
+  dispatcher: Dispatcher;
+  now: () => Date;
+  logger: { warn(meta: Record<string, unknown>, message: string): void; error(meta: Record<string, unknown>, message: string): void };
+}
+
+export interface Context extends ServerDeps {
+  request: RequestFacts;
+  /** Memoized agent authentication, so a batched request consumes its nonce once. */
+  agentAuth?: Promise<AgentPrincipal>;
+}
+
+export function createContext(deps: ServerDeps, request: RequestFacts): Context {
+  return { ...deps, request };
+}

@@ -1,0 +1,202 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { verifyChain } from '@airlock/audit';
+import { type AgentKeyPair, encodeKey, generateKeyPair, signRequest } from '@airlock/identity';
+import { generateDemoKey } from '@airlock/pgp';
+import { createTestDatabase } from '@airlock/testing';
+import { createApiKey } from './auth/api-keys.ts';
+import { bootstrapTenant, listAuditEvents, connectPostgres, createHttpHandler, type Database, Dispatcher, migrate } from './index.ts';
+
+const silent = { warn: () => undefined, error: () => undefined };
+
+async function listen(db: Database, now: () => Date = () => new Date()): Promise<{ server: Server; base: string }> {
+  const handler = createHttpHandler({ db, dispatcher: new Dispatcher(50), now, logger: silent }, { maxBodyBytes: 256 * 1024 });
+  const server = createServer((req, res) => void handler(req, res));
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return { server, base: `http://127.0.0.1:${(server.address() as AddressInfo).port}` };
+}
+
+interface Call {
+  status: number;
+  body: { result?: { data: unknown }; error?: { message: string; data?: { code: string } } };
+}
+
+async function call(base: string, path: string, input: unknown, headers: Record<string, string> = {}): Promise<Call> {
+  const response = await fetch(`${base}/trpc/${path}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...headers },
+    body: JSON.stringify(input),
+  });
+  return { status: response.status, body: (await response.json()) as Call['body'] };
+}
+
+function data<T>(result: Call): T {
+  if (result.status !== 200) throw new Error(`HTTP ${result.status}: ${JSON.stringify(result.body)}`);
+  return result.body.result?.data as T;
+}
+
+describe('control plane over HTTP on PostgreSQL', () => {
+  let db: Database;
+  let base: string;
+  let servers: Server[] = [];
+  let admin: Record<string, string>;
+  let agent: { id: string; keys: AgentKeyPair };
+
+  async function signedCall(path: string, input: unknown, keys = agent.keys, agentId = agent.id, now = new Date()) {
+    const body = JSON.stringify(input);
+    const headers = signRequest(keys, { agentId, method: 'POST', pathAndQuery: `/trpc/${path}`, body }, now);
+    return { headers, body, result: await call(base, path, input, headers) };
+  }
+
+  async function auditReasons(action: string): Promise<string[]> {
+    const rows = await db.query<{ reason: string }>(
+      "SELECT meta->>'reason' AS reason FROM audit_events WHERE action = $1 ORDER BY seq",
+      [action],
+    );
+    return rows.map((row) => row.reason);
+  }
+
+  async function enroll(): Promise<{ id: string; keys: AgentKeyPair }> {
+    const { token } = data<{ token: string }>(await call(base, 'enrollment.createToken', { ttlMinutes: 5 }, admin));
+    const keys = generateKeyPair();
+    const enrolled = data<{ agentId: string }>(
+      await call(base, 'enrollment.enroll', { token, publicKey: encodeKey(keys.publicKey), hostname: 'host-a', version: '0.1.0' }),
+    );
+    return { id: enrolled.agentId, keys };
+  }
+
+  beforeAll(async () => {
+    db = connectPostgres(await createTestDatabase(inject('postgresUrl')), { maxConnections: 25 });
+    await migrate(db);
+    const boot = await bootstrapTenant(db, { tenant: 'acme', keyName: 'first', expiresInDays: 30 });
+    admin = { authorization: `Bearer ${boot.key}` };
+    const listening = await listen(db);
+    servers.push(listening.server);
+    base = listening.base;
+    agent = await enroll();
+  });
+
+  afterAll(async () => {
+    for (const server of servers) server.close();
+    servers = [];
+    await db.close();
+  });
+
+  it('lets exactly one of 20 concurrent redemptions of a token win', async () => {
+    const { token } = data<{ token: string }>(await call(base, 'enrollment.createToken', { ttlMinutes: 5 }, admin));
+    const attempts = await Promise.all(
+      Array.from({ length: 20 }, () =>
+        call(base, 'enrollment.enroll', { token, publicKey: encodeKey(generateKeyPair().publicKey), hostname: 'racer', version: '1' }),
+      ),
+    );
+    expect(attempts.filter((a) => a.status === 200)).toHaveLength(1);
+    expect(attempts.filter((a) => a.status === 401)).toHaveLength(19);
+    const [{ agents } = { agents: '0' }] = await db.query<{ agents: string }>("SELECT count(*)::text AS agents FROM agents WHERE hostname = 'racer'");
+    expect(agents).toBe('1');
+  });
+
+  it('stores the token hashed and refuses it after expiry', async () => {
+    const { token } = data<{ token: string }>(await call(base, 'enrollment.createToken', { ttlMinutes: 1 }, admin));
+    const stored = await db.query('SELECT 1 FROM enrollment_tokens WHERE token_sha256 = $1 OR token_sha256 = $2', [token, token.slice(4)]);
+    expect(stored).toHaveLength(0);
+    const later = await listen(db, () => new Date(Date.now() + 2 * 60_000));
+    servers.push(later.server);
+    const attempt = await call(later.base, 'enrollment.enroll', { token, publicKey: encodeKey(generateKeyPair().publicKey), hostname: 'late', version: '1' });
+    expect(attempt.status).toBe(401);
+    expect(await call(base, 'enrollment.createToken', { ttlMinutes: 31 }, admin)).toMatchObject({ status: 400 });
+  });
+
+  it('accepts a signed request once and refuses its replay', async () => {
+    const first = await signedCall('agent.heartbeat', { version: '0.1.0', hostname: 'host-a' });
+    expect(first.result.status).toBe(200);
+    const replay = await call(base, 'agent.heartbeat', JSON.parse(first.body), first.headers);
+    expect(replay.status).toBe(401);
+    expect(await auditReasons('agent-request-refused')).toContain('replayed');
+  });
+
+  it('refuses altered, expired, unsigned and unknown-agent requests, and audits each', async () => {
+    const signed = await signedCall('agent.heartbeat', { version: '0.1.0', hostname: 'host-a' });
+    const altered = signRequest(agent.keys, { agentId: agent.id, method: 'POST', pathAndQuery: '/trpc/agent.heartbeat', body: '{"version":"0.1.0","hostname":"host-a"}' });
+    expect((await call(base, 'agent.heartbeat', { version: '6.6.6', hostname: 'host-a' }, altered)).status).toBe(401);
+    const otherPath = signRequest(agent.keys, { agentId: agent.id, method: 'POST', pathAndQuery: '/trpc/agent.heartbeat', body: '{"waitMs":0}' });
+    expect((await call(base, 'agent.nextJob', { waitMs: 0 }, otherPath)).status).toBe(401);
+    const old = await signedCall('agent.heartbeat', { version: '0.1.0', hostname: 'host-a' }, agent.keys, agent.id, new Date(Date.now() - 301_000));
+    expect(old.result.status).toBe(401);
+    const future = await signedCall('agent.heartbeat', { version: '0.1.0', hostname: 'host-a' }, agent.keys, agent.id, new Date(Date.now() + 301_000));
+    expect(future.result.status).toBe(401);
+    expect((await call(base, 'agent.heartbeat', { version: '0.1.0', hostname: 'host-a' })).status).toBe(401);
+    const stranger = await signedCall('agent.heartbeat', { version: '0.1.0', hostname: 'x' }, generateKeyPair(), crypto.randomUUID());
+    expect(stranger.result.status).toBe(401);
+    const impostor = await signedCall('agent.heartbeat', { version: '0.1.0', hostname: 'x' }, generateKeyPair(), agent.id);
+    expect(impostor.result.status).toBe(401);
+    expect(signed.result.status).toBe(200);
+    expect(await auditReasons('agent-request-refused')).toEqual(
+      expect.arrayContaining(['bad signature', 'expired', 'unsigned', 'unknown agent']),
+    );
+  });
+
+  it('caps the request body', async () => {
+    const response = await fetch(`${base}/trpc/agent.heartbeat`, { method: 'POST', body: 'x'.repeat(300 * 1024) });
+    expect(response.status).toBe(413);
+  });
+
+  it('explains invalid input and refuses a role without the permission', async () => {
+    const bad = await call(base, 'enrollment.createToken', { ttlMinutes: 'soon' }, admin);
+    expect(bad.status).toBe(400);
+    expect(bad.body.error?.message).toMatch(/ttlMinutes/);
+    const [tenant] = await db.query<{ id: string }>("SELECT id FROM tenants WHERE name = 'acme'");
+    const auditor = await db.transaction((tx) => createApiKey(tx, { tenantId: tenant?.id ?? '', name: 'aud', role: 'auditor', expiresInDays: 1 }, new Date()));
+    const denied = await call(base, 'enrollment.createToken', {}, { authorization: `Bearer ${auditor.key}` });
+    expect(denied.status).toBe(403);
+    expect((await call(base, 'enrollment.createToken', {}, { authorization: 'Bearer alk_nope' })).status).toBe(401);
+  });
+
+  it('dispatches a run to its agent and records the metadata-only report', async () => {
+    const recipient = await generateDemoKey('Partner', 'partner@example.com');
+    const spec = {
+      name: 'nightly',
+      agentId: agent.id,
+      source: { connector: 'sftp@1', config: { host: '127.0.0.1', path: '/exports/*.csv' } },
+      destination: { connector: 'local@1', config: { directory: '/srv/out' } },
+      recipients: [recipient.armoredPublicKey],
+    };
+    const saved = data<{ id: string; version: number }>(await call(base, 'integrations.save', spec, admin));
+    expect(saved.version).toBe(1);
+    expect(data<{ version: number }>(await call(base, 'integrations.save', spec, admin)).version).toBe(2);
+    const waiting = signedCall('agent.nextJob', { waitMs: 5000 });
+    const { runId } = data<{ runId: string }>(await call(base, 'integrations.runNow', { id: saved.id }, admin));
+    const job = data<{ job: { runId: string; integrationVersion: number } | null }>((await waiting).result).job;
+    expect(job).toMatchObject({ runId, integrationVersion: 2 });
+    const report = {
+      runId,
+      status: 'failed',
+      startedAt: new Date().toISOString(),
+      finishedAt: new Date().toISOString(),
+      bytesIn: 0,
+      bytesOut: 0,
+      files: [],
+      recipientFingerprints: [recipient.fingerprint],
+      errorClass: 'policy-violation',
+      violation: { kind: 'source' },
+    };
+    expect((await signedCall('agent.reportRun', report)).result.status).toBe(200);
+    expect((await signedCall('agent.reportRun', report)).result.status).toBe(404);
+    const run = data<{ status: string; errorClass: string }>(
+      await fetch(`${base}/trpc/runs.get?input=${encodeURIComponent(JSON.stringify({ id: runId }))}`, { headers: admin }).then(async (r) => ({
+        status: r.status,
+        body: (await r.json()) as Call['body'],
+      })),
+    );
+    expect(run).toMatchObject({ status: 'failed', errorClass: 'policy-violation' });
+    expect((await db.query("SELECT 1 FROM audit_events WHERE action = 'policy-violation'")).length).toBe(1);
+  });
+
+  it('keeps the audit trail append-only and its hash chain intact', async () => {
+    await expect(db.query("UPDATE audit_events SET action = 'x' WHERE seq = 1")).rejects.toThrow(/append-only/);
+    await expect(db.query('DELETE FROM audit_events WHERE seq = 1')).rejects.toThrow(/append-only/);
+    const records = await listAuditEvents(db, { tenantId: null, limit: 10_000 });
+    expect(records.length).toBeGreaterThan(20);
+    expect(verifyChain(records)).toMatchObject({ ok: true, count: records.length });
+  });
+});

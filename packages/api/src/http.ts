@@ -1,0 +1,81 @@
+/**
+ * The HTTP transport: a Node request handler that caps the body, keeps its raw bytes for
+ * signature checks, and hands the request to tRPC's fetch adapter. Apps add TLS and listen.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { fetchRequestHandler } from '@trpc/server/adapters/fetch';
+import { createContext, type ServerDeps } from './context.ts';
+import { appRouter } from './router.ts';
+
+export interface HttpOptions {
+  /** Largest accepted request body, in bytes. */
+  maxBodyBytes: number;
+}
+
+class BodyTooLarge extends Error {}
+
+async function readBody(req: IncomingMessage, limit: number): Promise<Uint8Array> {
+  const declared = Number(req.headers['content-length'] ?? '0');
+  if (declared > limit) throw new BodyTooLarge();
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    const buffer = Buffer.isBuffer(chunk) ? chunk : Buffer.from(String(chunk));
+    size += buffer.length;
+    if (size > limit) throw new BodyTooLarge();
+    chunks.push(buffer);
+  }
+  return Buffer.concat(chunks);
+}
+
+function send(res: ServerResponse, status: number, body: object, headers: Record<string, string> = {}): void {
+  res.writeHead(status, { 'content-type': 'application/json', ...headers });
+  res.end(JSON.stringify(body));
+}
+
+export function createHttpHandler(deps: ServerDeps, options: HttpOptions) {
+  return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const pathAndQuery = req.url ?? '/';
+    if (pathAndQuery === '/healthz') return send(res, 200, { ok: true });
+    if (!pathAndQuery.startsWith('/trpc/')) return send(res, 404, { error: 'not found' });
+    const method = req.method ?? 'GET';
+    let body: Uint8Array;
+    try {
+      body = method === 'GET' || method === 'HEAD' ? new Uint8Array() : await readBody(req, options.maxBodyBytes);
+    } catch (error) {
+      if (error instanceof BodyTooLarge) return send(res, 413, { error: `request body over ${options.maxBodyBytes} bytes` });
+      return send(res, 400, { error: 'could not read request body' });
+    }
+    const abort = new AbortController();
+    res.on('close', () => {
+      if (!res.writableFinished) abort.abort();
+    });
+    const headers = new Headers();
+    for (const [name, value] of Object.entries(req.headers)) {
+      if (typeof value === 'string') headers.set(name, value);
+      else if (Array.isArray(value)) headers.set(name, value.join(', '));
+    }
+    const request = new Request(new URL(pathAndQuery, 'http://control-plane'), {
+      method,
+      headers,
+      body: body.length > 0 ? new Uint8Array(body) : undefined,
+      signal: abort.signal,
+    });
+    const facts = { method, pathAndQuery, headers, body, sourceIp: req.socket.remoteAddress ?? null };
+    const response = await fetchRequestHandler({
+      endpoint: '/trpc',
+      req: request,
+      router: appRouter,
+      createContext: () => createContext(deps, facts),
+      onError: ({ error, path }) => {
+        if (error.code === 'INTERNAL_SERVER_ERROR') deps.logger.error({ path, error: error.message }, 'request failed');
+      },
+    });
+    const responseHeaders: Record<string, string> = {};
+    response.headers.forEach((value, name) => {
+      responseHeaders[name] = value;
+    });
+    res.writeHead(response.status, responseHeaders);
+    res.end(Buffer.from(await response.arrayBuffer()));
+  };
+}

@@ -1,0 +1,15 @@
+/**
+ * The control plane's core: the tRPC router, its procedures, storage and migrations, and the
+ * HTTP transport. `apps/control-plane` mounts it with config; agents and CLIs import `AppRouter`
+ * as a type only.
+ */
+export { appRouter, type AppRouter } from './router.ts';
+export { createHttpHandler, type HttpOptions } from './http.ts';
+export { createContext, type Context, type RequestFacts, type ServerDeps } from './context.ts';
+export { Dispatcher } from './dispatcher.ts';
+export { connectPostgres, openPglite, type Database, type Queryable } from './storage/database.ts';
+export { migrate } from './storage/migrate.ts';
+export { bootstrapTenant } from './bootstrap.ts';
+export { pruneNonces } from './auth/agent-auth.ts';
+export { permissions, roles, type Permission, type Role } from './auth/permissions.ts';
+export { listAuditEvents, recordAudit, type AuditFilter } from './audit-log.ts';

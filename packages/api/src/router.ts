@@ -1,0 +1,16 @@
+/** The control plane's whole API. Add a router file under `routers/` and list it here. */
+import { agentChannelRouter } from './routers/agent-channel.ts';
+import { agentsRouter, auditRouter, integrationsRouter, runsRouter } from './routers/admin.ts';
+import { enrollmentRouter } from './routers/enrollment.ts';
+import { router } from './trpc.ts';
+
+export const appRouter = router({
+  enrollment: enrollmentRouter,
+  agent: agentChannelRouter,
+  agents: agentsRouter,
+  integrations: integrationsRouter,
+  runs: runsRouter,
+  audit: auditRouter,
+});
+
+export type AppRouter = typeof appRouter;

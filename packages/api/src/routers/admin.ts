@@ -1,0 +1,173 @@
+/** The admins' API: agents, integrations, runs and the audit trail, always within the caller's tenant. */
+import type { TRPCRouterRecord } from '@trpc/server';
+import { NotFoundError, RecipientKeyError, UserError } from '@airlock/errors';
+import { byId, integrationSpec, listAuditInput, listRunsInput, type RunReport, type RunStatus } from '@airlock/protocol';
+import { inspectRecipientKey } from '@airlock/pgp';
+import { appendAudit, listAuditEvents } from '../audit-log.ts';
+import { procedureFor } from '../trpc.ts';
+
+interface RunRow {
+  id: string;
+  integration_id: string;
+  integration_version: number;
+  agent_id: string;
+  status: RunStatus;
+  requested_by: string;
+  created_at: Date;
+  claimed_at: Date | null;
+  finished_at: Date | null;
+  error_class: string | null;
+  report: RunReport | null;
+}
+
+
+function runView(row: RunRow) {
+  return {
+    id: row.id,
+    integrationId: row.integration_id,
+    integrationVersion: row.integration_version,
+    agentId: row.agent_id,
+    status: row.status,
+    requestedBy: row.requested_by,
+    createdAt: row.created_at.toISOString(),
+    claimedAt: row.claimed_at?.toISOString() ?? null,
+    finishedAt: row.finished_at?.toISOString() ?? null,
+    errorClass: row.error_class,
+    report: row.report,
+  };
+}
+
+export const agentsRouter = {
+  list: procedureFor('agents:read').query(async ({ ctx }) => {
+    const rows = await ctx.db.query<{ id: string; hostname: string; version: string; status: string; enrolled_at: Date; last_seen_at: Date | null }>(
+      'SELECT id, hostname, version, status, enrolled_at, last_seen_at FROM agents WHERE tenant_id = $1 ORDER BY enrolled_at',
+      [ctx.admin.tenantId],
+    );
+    return rows.map((row) => ({
+      id: row.id,
+      hostname: row.hostname,
+      version: row.version,
+      status: row.status,
+      enrolledAt: row.enrolled_at.toISOString(),
+      lastSeenAt: row.last_seen_at?.toISOString() ?? null,
+    }));
+  }),
+} satisfies TRPCRouterRecord;
+
+export const integrationsRouter = {
+  /** Creates the integration, or saves a new version of the one with the same name. */
+  save: procedureFor('integrations:write')
+    .input(integrationSpec)
+    .mutation(async ({ ctx, input }) => {
+      const fingerprints: string[] = [];
+      for (const armored of input.recipients) {
+        try {
+          fingerprints.push((await inspectRecipientKey(armored, ctx.now())).fingerprint);
+        } catch (error) {
+          if (error instanceof RecipientKeyError) throw error;
+          throw new UserError('a recipient is not a usable OpenPGP public key', { cause: error });
+        }
+      }
+      if (new Set(fingerprints).size !== fingerprints.length) throw new UserError('a recipient key is listed twice');
+      return ctx.db.transaction(async (tx) => {
+        const [agent] = await tx.query('SELECT 1 FROM agents WHERE id = $1 AND tenant_id = $2 AND status = $3', [
+          input.agentId,
+          ctx.admin.tenantId,
+          'active',
+        ]);
+        if (!agent) throw new NotFoundError('no active agent with that id');
+        const [row] = await tx.query<{ id: string; version: number }>(
+          `INSERT INTO integrations (tenant_id, agent_id, name, spec) VALUES ($1, $2, $3, $4)
+           ON CONFLICT (tenant_id, name) DO UPDATE
+             SET agent_id = EXCLUDED.agent_id, spec = EXCLUDED.spec, version = integrations.version + 1, updated_at = now()
+           RETURNING id, version`,
+          [ctx.admin.tenantId, input.agentId, input.name, JSON.stringify(input)],
+        );
+        if (!row) throw new Error('integration upsert returned nothing');
+        await appendAudit(tx, {
+          tenantId: ctx.admin.tenantId,
+          actor: { type: 'api-key', id: ctx.admin.keyId },
+          action: 'integration-save',
+          target: row.id,
+          outcome: 'success',
+          sourceIp: ctx.request.sourceIp,
+          meta: {
+            name: input.name,
+            version: row.version,
+            source: input.source.connector,
+            destination: input.destination.connector,
+            recipientFingerprints: fingerprints,
+          },
+        });
+        return { id: row.id, version: row.version, recipientFingerprints: fingerprints };
+      });
+    }),
+
+  list: procedureFor('integrations:read').query(async ({ ctx }) => {
+    const rows = await ctx.db.query<{ id: string; name: string; agent_id: string; version: number; updated_at: Date }>(
+      'SELECT id, name, agent_id, version, updated_at FROM integrations WHERE tenant_id = $1 ORDER BY name',
+      [ctx.admin.tenantId],
+    );
+    return rows.map((row) => ({ id: row.id, name: row.name, agentId: row.agent_id, version: row.version, updatedAt: row.updated_at.toISOString() }));
+  }),
+
+  runNow: procedureFor('runs:create')
+    .input(byId)
+    .mutation(async ({ ctx, input }) => {
+      const run = await ctx.db.transaction(async (tx) => {
+        const [row] = await tx.query<{ id: string; agent_id: string }>(
+          `INSERT INTO runs (tenant_id, integration_id, integration_version, agent_id, spec, requested_by, created_at)
+           SELECT tenant_id, id, version, agent_id, spec, $3, $4 FROM integrations WHERE id = $1 AND tenant_id = $2
+           RETURNING id, agent_id`,
+          [input.id, ctx.admin.tenantId, `api-key:${ctx.admin.keyId}`, ctx.now()],
+        );
+        if (!row) throw new NotFoundError('no integration with that id');
+        await appendAudit(tx, {
+          tenantId: ctx.admin.tenantId,
+          actor: { type: 'api-key', id: ctx.admin.keyId },
+          action: 'run-request',
+          target: row.id,
+          outcome: 'success',
+          sourceIp: ctx.request.sourceIp,
+          meta: { integrationId: input.id },
+        });
+        return row;
+      });
+      ctx.dispatcher.notify(run.agent_id);
+      return { runId: run.id };
+    }),
+} satisfies TRPCRouterRecord;
+
+export const runsRouter = {
+  list: procedureFor('runs:read')
+    .input(listRunsInput)
+    .query(async ({ ctx, input }) => {
+      const rows = await ctx.db.query<RunRow>(
+        `SELECT id, integration_id, integration_version, agent_id, status, requested_by, created_at, claimed_at, finished_at, error_class, report
+         FROM runs WHERE tenant_id = $1 AND ($2::uuid IS NULL OR integration_id = $2)
+         ORDER BY created_at DESC LIMIT $3`,
+        [ctx.admin.tenantId, input.integrationId ?? null, input.limit],
+      );
+      return rows.map(runView);
+    }),
+
+  get: procedureFor('runs:read')
+    .input(byId)
+    .query(async ({ ctx, input }) => {
+      const [row] = await ctx.db.query<RunRow>(
+        `SELECT id, integration_id, integration_version, agent_id, status, requested_by, created_at, claimed_at, finished_at, error_class, report
+         FROM runs WHERE id = $1 AND tenant_id = $2`,
+        [input.id, ctx.admin.tenantId],
+      );
+      if (!row) throw new NotFoundError('no run with that id');
+      return runView(row);
+    }),
+} satisfies TRPCRouterRecord;
+
+export const auditRouter = {
+  list: procedureFor('audit:read')
+    .input(listAuditInput)
+    .query(async ({ ctx, input }) => {
+      return listAuditEvents(ctx.db, { ...input, tenantId: ctx.admin.tenantId });
+    }),
+} satisfies TRPCRouterRecord;

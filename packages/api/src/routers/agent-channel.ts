@@ -1,0 +1,96 @@
+/** What agents call, each request signed: heartbeats, the long-poll for work, and run reports. */
+import type { TRPCRouterRecord } from '@trpc/server';
+import { NotFoundError } from '@airlock/errors';
+import { heartbeatInput, type IntegrationSpec, nextJobInput, nextJobOutput, runReport } from '@airlock/protocol';
+import { appendAudit } from '../audit-log.ts';
+import type { Context } from '../context.ts';
+import type { AgentPrincipal } from '../auth/agent-auth.ts';
+import { agentProcedure } from '../trpc.ts';
+
+async function claimJob(ctx: Context, agent: AgentPrincipal) {
+  return ctx.db.transaction(async (tx) => {
+    const [run] = await tx.query<{ id: string; integration_id: string; integration_version: number; spec: IntegrationSpec }>(
+      `UPDATE runs SET status = 'running', claimed_at = $2
+       WHERE id = (SELECT id FROM runs WHERE agent_id = $1 AND status = 'queued'
+                   ORDER BY created_at LIMIT 1 FOR UPDATE SKIP LOCKED)
+       RETURNING id, integration_id, integration_version, spec`,
+      [agent.agentId, ctx.now()],
+    );
+    if (!run) return null;
+    await appendAudit(tx, {
+      tenantId: agent.tenantId,
+      actor: { type: 'agent', id: agent.agentId },
+      action: 'run-dispatch',
+      target: run.id,
+      outcome: 'success',
+      sourceIp: ctx.request.sourceIp,
+      meta: { integrationId: run.integration_id, integrationVersion: run.integration_version },
+    });
+    return { runId: run.id, integrationId: run.integration_id, integrationVersion: run.integration_version, spec: run.spec };
+  });
+}
+
+export const agentChannelRouter = {
+  heartbeat: agentProcedure.input(heartbeatInput).mutation(async ({ ctx, input }) => {
+    await ctx.db.query('UPDATE agents SET version = $1, hostname = $2, last_seen_at = $3 WHERE id = $4', [
+      input.version,
+      input.hostname,
+      ctx.now(),
+      ctx.agent.agentId,
+    ]);
+    return { ok: true as const, serverTime: ctx.now().toISOString() };
+  }),
+
+  /** Long-poll: answers at once when a run is queued, else waits up to `waitMs` for one. */
+  nextJob: agentProcedure
+    .input(nextJobInput)
+    .output(nextJobOutput)
+    .mutation(async ({ ctx, input, signal }) => {
+      const deadline = Date.now() + input.waitMs;
+      for (;;) {
+        const job = await claimJob(ctx, ctx.agent);
+        if (job) return { job };
+        if (Date.now() >= deadline || signal?.aborted) return { job: null };
+        await ctx.dispatcher.wait(ctx.agent.agentId, signal);
+      }
+    }),
+
+  reportRun: agentProcedure.input(runReport).mutation(async ({ ctx, input }) => {
+    const agent = ctx.agent;
+    await ctx.db.transaction(async (tx) => {
+      const [run] = await tx.query<{ id: string }>(
+        `UPDATE runs SET status = $1, finished_at = $2, error_class = $3, report = $4
+         WHERE id = $5 AND agent_id = $6 AND status = 'running' RETURNING id`,
+        [input.status, input.finishedAt, input.errorClass ?? null, JSON.stringify(input), input.runId, agent.agentId],
+      );
+      if (!run) throw new NotFoundError('no running run with that id for this agent');
+      await appendAudit(tx, {
+        tenantId: agent.tenantId,
+        actor: { type: 'agent', id: agent.agentId },
+        action: 'run-complete',
+        target: input.runId,
+        outcome: input.status === 'succeeded' ? 'success' : 'failure',
+        sourceIp: ctx.request.sourceIp,
+        meta: {
+          errorClass: input.errorClass ?? null,
+          files: input.files.length,
+          bytesIn: input.bytesIn,
+          bytesOut: input.bytesOut,
+          recipientFingerprints: input.recipientFingerprints,
+        },
+      });
+      if (input.errorClass === 'policy-violation') {
+        await appendAudit(tx, {
+          tenantId: agent.tenantId,
+          actor: { type: 'agent', id: agent.agentId },
+          action: 'policy-violation',
+          target: input.runId,
+          outcome: 'denied',
+          sourceIp: ctx.request.sourceIp,
+          meta: { kind: input.violation?.kind ?? 'unknown' },
+        });
+      }
+    });
+    return { ok: true as const };
+  }),
+} satisfies TRPCRouterRecord;

@@ -1,0 +1,82 @@
+import type { TRPCRouterRecord } from '@trpc/server';
+import { AuthenticationError, ConflictError } from '@airlock/errors';
+import { createEnrollmentTokenInput, enrollInput, enrollOutput } from '@airlock/protocol';
+import { appendAudit, recordAudit } from '../audit-log.ts';
+import { randomToken, sha256Hex } from '../auth/secrets.ts';
+import { procedureFor, publicProcedure } from '../trpc.ts';
+
+export const enrollmentRouter = {
+  /** A one-time token for `airlock-agent enroll`, shown once, stored hashed, valid at most 30 minutes. */
+  createToken: procedureFor('agents:enroll')
+    .input(createEnrollmentTokenInput)
+    .mutation(async ({ ctx, input }) => {
+      const now = ctx.now();
+      const token = `aet_${randomToken(32)}`;
+      const expiresAt = new Date(now.getTime() + input.ttlMinutes * 60_000);
+      const id = await ctx.db.transaction(async (tx) => {
+        const [row] = await tx.query<{ id: string }>(
+          `INSERT INTO enrollment_tokens (tenant_id, token_sha256, created_by, created_at, expires_at)
+           VALUES ($1, $2, $3, $4, $5) RETURNING id`,
+          [ctx.admin.tenantId, sha256Hex(token), ctx.admin.keyId, now, expiresAt],
+        );
+        await appendAudit(tx, {
+          tenantId: ctx.admin.tenantId,
+          actor: { type: 'api-key', id: ctx.admin.keyId },
+          action: 'enrollment-token-create',
+          target: row?.id ?? null,
+          outcome: 'success',
+          sourceIp: ctx.request.sourceIp,
+          meta: { ttlMinutes: input.ttlMinutes },
+        });
+        return row?.id ?? '';
+      });
+      return { id, token, expiresAt: expiresAt.toISOString() };
+    }),
+
+  /** Redeems a token for a new agent identity. One conditional UPDATE makes exactly one racer win. */
+  enroll: publicProcedure
+    .input(enrollInput)
+    .output(enrollOutput)
+    .mutation(async ({ ctx, input }) => {
+      const now = ctx.now();
+      const result = await ctx.db.transaction(async (tx) => {
+        const [token] = await tx.query<{ id: string; tenant_id: string }>(
+          `UPDATE enrollment_tokens SET used_at = $2
+           WHERE token_sha256 = $1 AND used_at IS NULL AND expires_at > $2
+           RETURNING id, tenant_id`,
+          [sha256Hex(input.token), now],
+        );
+        if (!token) return null;
+        const [agent] = await tx.query<{ id: string }>(
+          `INSERT INTO agents (tenant_id, public_key, hostname, version, enrolled_at)
+           VALUES ($1, $2, $3, $4, $5) ON CONFLICT (public_key) DO NOTHING RETURNING id`,
+          [token.tenant_id, input.publicKey, input.hostname, input.version, now],
+        );
+        if (!agent) throw new ConflictError('this public key is already enrolled');
+        await tx.query('UPDATE enrollment_tokens SET agent_id = $1 WHERE id = $2', [agent.id, token.id]);
+        await appendAudit(tx, {
+          tenantId: token.tenant_id,
+          actor: { type: 'agent', id: agent.id },
+          action: 'agent-enroll',
+          target: agent.id,
+          outcome: 'success',
+          sourceIp: ctx.request.sourceIp,
+          meta: { hostname: input.hostname, version: input.version, enrolledWith: token.id },
+        });
+        return { agentId: agent.id, tenantId: token.tenant_id };
+      });
+      if (!result) {
+        await recordAudit(ctx.db, {
+          tenantId: null,
+          actor: { type: 'anonymous', id: null },
+          action: 'agent-enroll',
+          target: null,
+          outcome: 'denied',
+          sourceIp: ctx.request.sourceIp,
+          meta: { reason: 'invalid, used or expired token' },
+        });
+        throw new AuthenticationError('enrollment token is invalid, used or expired');
+      }
+      return result;
+    }),
+} satisfies TRPCRouterRecord;

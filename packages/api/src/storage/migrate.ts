@@ -1,0 +1,51 @@
+/**
+ * Versioned SQL migrations from `packages/api/migrations`, applied in order, each in its own
+ * transaction, once. To change the schema, add the next numbered file; never edit an applied one.
+ */
+import { readdir, readFile } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+import type { Database } from './database.ts';
+
+const MIGRATIONS_DIR = fileURLToPath(new URL('../../migrations/', import.meta.url));
+
+export async function migrate(db: Database): Promise<{ applied: string[] }> {
+  await db.execScript(
+    'CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())',
+  );
+  const files = (await readdir(MIGRATIONS_DIR)).filter((name) => /^\d{4}_[a-z0-9_]+\.sql$/.test(name)).sort();
+  const applied: string[] = [];
+  for (const file of files) {
+    const version = Number(file.slice(0, 4));
+    const sql = await readFile(new URL(file, `file://${MIGRATIONS_DIR}`), 'utf8');
+    const done = await db.transaction(async (tx) => {
+      // Serializes concurrent starts of several replicas against one database.
+      await tx.query('SELECT pg_advisory_xact_lock(7261001)');
+      const existing = await tx.query('SELECT 1 FROM schema_migrations WHERE version = $1', [version]);
+      if (existing.length > 0) return false;
+      for (const statement of splitStatements(sql)) await tx.query(statement);
+      await tx.query('INSERT INTO schema_migrations (version, name) VALUES ($1, $2)', [version, file]);
+      return true;
+    });
+    if (done) applied.push(file);
+  }
+  return { applied };
+}
+
+/** Splits a migration file into statements, keeping `$$`-quoted function bodies whole. */
+export function splitStatements(sql: string): string[] {
+  const statements: string[] = [];
+  let current = '';
+  let inDollar = false;
+  for (const line of sql.split('\n')) {
+    if (line.trim().startsWith('--') && !inDollar) continue;
+    current += `${line}\n`;
+    const dollars = line.split('$$').length - 1;
+    if (dollars % 2 === 1) inDollar = !inDollar;
+    if (!inDollar && line.trimEnd().endsWith(';')) {
+      statements.push(current.trim());
+      current = '';
+    }
+  }
+  if (current.trim() !== '') statements.push(current.trim());
+  return statements;
+}

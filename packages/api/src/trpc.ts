@@ -1,0 +1,123 @@
+/**
+ * The tRPC building blocks every router uses. Add a procedure with one of the builders below;
+ * a procedure built from `t.procedure` directly has no declared permission and the router test fails.
+ *
+ * - `publicProcedure`: no caller identity (enrollment, which authenticates with its one-time token).
+ * - `procedureFor(permission)`: an admin API key whose role holds `permission`; narrows ctx.admin.
+ * - `agentProcedure`: a signed agent request; narrows ctx.agent.
+ *
+ * Errors from @airlock/errors map to tRPC codes here and nowhere else.
+ */
+import { initTRPC, TRPCError } from '@trpc/server';
+import type { TRPC_ERROR_CODE_KEY } from '@trpc/server';
+import { ZodError } from 'zod';
+import { type AirlockError, AuthenticationError, isAirlockError, NotAllowedError } from '@airlock/errors';
+import { AgentAuthError, type AgentPrincipal, authenticateAgent } from './auth/agent-auth.ts';
+import { type ApiKeyPrincipal, authenticateApiKey } from './auth/api-keys.ts';
+import { type Permission, roleAllows } from './auth/permissions.ts';
+import { recordAudit } from './audit-log.ts';
+import type { Context } from './context.ts';
+
+const codes: Record<AirlockError['errorClass'], TRPC_ERROR_CODE_KEY> = {
+  user: 'BAD_REQUEST',
+  'recipient-key': 'BAD_REQUEST',
+  'host-key-mismatch': 'BAD_REQUEST',
+  operational: 'SERVICE_UNAVAILABLE',
+  unexpected: 'INTERNAL_SERVER_ERROR',
+  'not-found': 'NOT_FOUND',
+  'not-allowed': 'FORBIDDEN',
+  'policy-violation': 'FORBIDDEN',
+  authentication: 'UNAUTHORIZED',
+  conflict: 'CONFLICT',
+};
+
+const t = initTRPC.context<Context>().meta<ProcedureMeta>().create({
+  errorFormatter({ shape, error }) {
+    if (error.cause instanceof ZodError) {
+      const issues = error.cause.issues.map((issue) => `${issue.path.join('.') || '(input)'}: ${issue.message}`);
+      return { ...shape, message: `invalid input: ${issues.join('; ')}`, data: { ...shape.data, stack: undefined } };
+    }
+    return { ...shape, data: { ...shape.data, stack: undefined } };
+  },
+});
+
+export const router = t.router;
+export const createCallerFactory = t.createCallerFactory;
+
+/** Turns thrown AirlockErrors into their tRPC codes; hides the details of anything unexpected. */
+const mapErrors = t.middleware(async ({ ctx, next, path }) => {
+  const result = await next();
+  if (result.ok) return result;
+  const cause = result.error.cause;
+  if (isAirlockError(cause)) {
+    if (cause.errorClass === 'unexpected') ctx.logger.error({ path, error: cause.message }, 'unexpected error');
+    throw new TRPCError({ code: codes[cause.errorClass], message: cause.message, cause });
+  }
+  if (result.error.code === 'INTERNAL_SERVER_ERROR') {
+    ctx.logger.error({ path, error: result.error.message }, 'unexpected error');
+    throw new TRPCError({ code: 'INTERNAL_SERVER_ERROR', message: 'internal error' });
+  }
+  return result;
+});
+
+const base = t.procedure.use(mapErrors);
+
+export const publicProcedure = base.meta({ permission: 'public' });
+
+export function procedureFor(permission: Permission) {
+  return base.meta({ permission }).use(async ({ ctx, next, path }) => {
+    let admin: ApiKeyPrincipal;
+    try {
+      admin = await authenticateApiKey(ctx.db, ctx.request.headers.get('authorization'), ctx.now());
+    } catch (error) {
+      if (error instanceof AuthenticationError) {
+        await recordAudit(ctx.db, {
+          tenantId: null,
+          actor: { type: 'anonymous', id: null },
+          action: 'admin-auth-failed',
+          target: path,
+          outcome: 'denied',
+          sourceIp: ctx.request.sourceIp,
+          meta: { reason: error.message },
+        });
+      }
+      throw error;
+    }
+    if (!roleAllows(admin.role, permission)) {
+      await recordAudit(ctx.db, {
+        tenantId: admin.tenantId,
+        actor: { type: 'api-key', id: admin.keyId },
+        action: 'permission-denied',
+        target: path,
+        outcome: 'denied',
+        sourceIp: ctx.request.sourceIp,
+        meta: { permission, role: admin.role },
+      });
+      throw new NotAllowedError(`role ${admin.role} lacks ${permission}`);
+    }
+    return next({ ctx: { admin } });
+  });
+}
+
+export const agentProcedure = base.meta({ permission: 'agent' }).use(async ({ ctx, next, path }) => {
+  ctx.agentAuth ??= authenticateAgent(ctx.db, ctx.request, ctx.now()).catch(async (error: unknown) => {
+    if (error instanceof AgentAuthError) {
+      await recordAudit(ctx.db, {
+        tenantId: error.tenantId,
+        actor: { type: 'agent', id: error.claimedAgentId },
+        action: 'agent-request-refused',
+        target: path,
+        outcome: 'denied',
+        sourceIp: ctx.request.sourceIp,
+        meta: { reason: error.reason },
+      });
+    }
+    throw error;
+  });
+  const agent: AgentPrincipal = await ctx.agentAuth;
+  return next({ ctx: { agent } });
+});
+
+export interface ProcedureMeta {
+  permission: Permission | 'agent' | 'public';
+}
