@@ -1,0 +1,193 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import type { Readable } from 'node:stream';
+import { utils } from 'ssh2';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { isWithin, type ConnectorContext, type Logger } from '@airlock/connector-api';
+import { AuthenticationError, HostKeyMismatchError, NotAllowedError, UserError } from '@airlock/errors';
+import { sshKeygenFingerprint, startSftpServer, startSshd, type TestSshd } from '@airlock/testing';
+import { sftpSource } from './index.ts';
+
+interface LogLine {
+  level: string;
+  meta: Record<string, unknown>;
+  message: string;
+}
+
+function mockContext(secret: Record<string, string>): ConnectorContext & { lines: LogLine[] } {
+  const lines: LogLine[] = [];
+  const at =
+    (level: string) =>
+    (meta: Record<string, unknown>, message: string): void => {
+      lines.push({ level, meta, message });
+    };
+  const logger: Logger = { debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error') };
+  return { signal: new AbortController().signal, logger, secret: async () => secret, lines };
+}
+
+async function sha256(stream: Readable): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const chunk of stream) hash.update(chunk as Buffer);
+  return hash.digest('hex');
+}
+
+const big = randomBytes(3 * 1024 * 1024 + 17);
+let sshd: TestSshd;
+let otherPin: string;
+
+beforeAll(async () => {
+  sshd = await startSshd({
+    files: {
+      'exports/a.csv': 'id\n1\n',
+      'exports/big.csv': big,
+      'exports/notes.txt': 'not selected',
+      'exports/sub/c.csv': 'c',
+    },
+  });
+  await symlink(path.join(sshd.root, 'exports', 'a.csv'), path.join(sshd.root, 'exports', 'link.csv'));
+  otherPin = await sshKeygenFingerprint(utils.generateKeyPairSync('ed25519').public);
+});
+
+afterAll(async () => {
+  await sshd.stop();
+});
+
+function sshdConfig(overrides: Record<string, unknown> = {}): unknown {
+  return {
+    host: sshd.host,
+    port: sshd.port,
+    hostKey: sshd.hostKeyFingerprint,
+    username: sshd.username,
+    credentialRef: 'test-sftp',
+    path: `${sshd.root}/exports/*.csv`,
+    ...overrides,
+  };
+}
+
+describe('sftp source against OpenSSH', () => {
+  it('lists a glob (regular files only, no symlinks) and streams the exact bytes', async () => {
+    const ctx = mockContext({ privateKey: sshd.privateKey });
+    const session = await sftpSource.bind(sshdConfig()).connect(ctx);
+    try {
+      const files = await session.list();
+      expect(files.map((file) => file.name)).toEqual(['a.csv', 'big.csv']);
+      const bigFile = files.find((file) => file.name === 'big.csv');
+      expect(bigFile?.size).toBe(big.length);
+      if (bigFile === undefined) throw new Error('big.csv missing');
+      expect(await sha256(await session.open(bigFile))).toBe(createHash('sha256').update(big).digest('hex'));
+    } finally {
+      await session.close();
+    }
+  });
+
+  it('descends with ** and lists a single named file', async () => {
+    const ctx = mockContext({ privateKey: sshd.privateKey });
+    const recursive = await sftpSource.bind(sshdConfig({ path: `${sshd.root}/exports/**/*.csv` })).connect(ctx);
+    try {
+      expect((await recursive.list()).map((file) => file.path)).toEqual([
+        `${sshd.root}/exports/a.csv`,
+        `${sshd.root}/exports/big.csv`,
+        `${sshd.root}/exports/sub/c.csv`,
+      ]);
+    } finally {
+      await recursive.close();
+    }
+    const single = await sftpSource.bind(sshdConfig({ path: `${sshd.root}/exports/a.csv` })).connect(ctx);
+    try {
+      const files = await single.list();
+      expect(files).toMatchObject([{ path: `${sshd.root}/exports/a.csv`, name: 'a.csv', size: 5 }]);
+      await expect(single.open({ ...files[0], path: '/etc/passwd', name: 'passwd', size: 0, mtimeMs: 0 })).rejects.toThrow(
+        NotAllowedError,
+      );
+    } finally {
+      await single.close();
+    }
+  });
+
+  it('refuses a server whose host key is not the pinned one', async () => {
+    const ctx = mockContext({ privateKey: sshd.privateKey });
+    await expect(sftpSource.bind(sshdConfig({ hostKey: otherPin })).connect(ctx)).rejects.toThrow(HostKeyMismatchError);
+  });
+
+  it('logs in with a password and maps a wrong password to AuthenticationError', async () => {
+    const password = `pw-${randomBytes(8).toString('hex')}`;
+    const username = await sshd.createSftpUser(password);
+    const session = await sftpSource.bind(sshdConfig({ username })).connect(mockContext({ password }));
+    try {
+      expect((await session.list()).map((file) => file.name)).toEqual(['a.csv', 'big.csv']);
+    } finally {
+      await session.close();
+    }
+    const wrong = mockContext({ password: `${password}-wrong` });
+    await expect(sftpSource.bind(sshdConfig({ username })).connect(wrong)).rejects.toThrow(AuthenticationError);
+    expect(JSON.stringify(wrong.lines)).not.toContain(password);
+  });
+
+  it('names the credential, never its values, when the secret has the wrong shape', async () => {
+    const ctx = mockContext({ token: 'very-secret-value' });
+    const attempt = sftpSource.bind(sshdConfig()).connect(ctx);
+    await expect(attempt).rejects.toThrow(UserError);
+    await expect(attempt).rejects.toThrow(/test-sftp/);
+    await expect(attempt).rejects.not.toThrow(/very-secret-value/);
+  });
+});
+
+describe('sftp source against a hostile server', () => {
+  let root: string;
+
+  beforeAll(async () => {
+    root = await mkdtemp(path.join(tmpdir(), 'airlock-hostile-'));
+    await mkdir(path.join(root, 'exports'));
+    await writeFile(path.join(root, 'exports', 'good.csv'), 'good\n');
+    await writeFile(path.join(root, 'secret.csv'), 'must never be read');
+  });
+
+  afterAll(async () => {
+    await rm(root, { recursive: true, force: true });
+  });
+
+  const hostileConfig = (port: number, hostKey: string): unknown => ({
+    host: '127.0.0.1',
+    port,
+    hostKey,
+    username: 'airlock',
+    credentialRef: 'hostile',
+    path: '/exports/*.csv',
+  });
+
+  it('sends no credential to a server with the wrong host key', async () => {
+    await using server = await startSftpServer({ root, password: 'pw' });
+    const ctx = mockContext({ password: 'pw' });
+    await expect(sftpSource.bind(hostileConfig(server.port, otherPin)).connect(ctx)).rejects.toThrow(
+      HostKeyMismatchError,
+    );
+    expect(server.authAttempts).toBe(0);
+  });
+
+  it('skips names that would escape the directory and opens nothing outside it', async () => {
+    await using server = await startSftpServer({
+      root,
+      password: 'pw',
+      hostile: { extraNames: ['../secret.csv', '/etc/passwd', '..', 'a/b.csv', 'sub/../../escape.csv', '..\\x.csv'] },
+    });
+    const ctx = mockContext({ password: 'pw' });
+    const session = await sftpSource.bind(hostileConfig(server.port, server.hostKeyFingerprint)).connect(ctx);
+    try {
+      const files = await session.list();
+      expect(files.map((file) => file.path)).toEqual(['/exports/good.csv']);
+      const [good] = files;
+      if (good === undefined) throw new Error('good.csv missing');
+      expect(await sha256(await session.open(good))).toBe(createHash('sha256').update('good\n').digest('hex'));
+      await expect(session.open({ ...good, path: '/exports/../secret.csv' })).rejects.toThrow(NotAllowedError);
+    } finally {
+      await session.close();
+    }
+    const warning = ctx.lines.find((line) => line.level === 'warn');
+    expect(warning?.meta['count']).toBeGreaterThanOrEqual(5);
+    expect(server.requests.length).toBeGreaterThan(0);
+    for (const request of server.requests) expect(isWithin('/exports', request.path)).toBe(true);
+    expect(server.requests.filter((request) => request.op === 'open')).toEqual([{ op: 'open', path: '/exports/good.csv' }]);
+  });
+});
