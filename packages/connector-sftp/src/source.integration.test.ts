@@ -142,6 +142,7 @@ describe('sftp source against a hostile server', () => {
     await mkdir(path.join(root, 'exports'));
     await writeFile(path.join(root, 'exports', 'good.csv'), 'good\n');
     await writeFile(path.join(root, 'secret.csv'), 'must never be read');
+    await writeFile(path.join(root, 'exports', 'large.csv'), randomBytes(8 * 1024 * 1024));
   });
 
   afterAll(async () => {
@@ -176,7 +177,7 @@ describe('sftp source against a hostile server', () => {
     const session = await sftpSource.bind(hostileConfig(server.port, server.hostKeyFingerprint)).connect(ctx);
     try {
       const files = await session.list();
-      expect(files.map((file) => file.path)).toEqual(['/exports/good.csv']);
+      expect(files.map((file) => file.path)).toEqual(['/exports/good.csv', '/exports/large.csv']);
       const [good] = files;
       if (good === undefined) throw new Error('good.csv missing');
       expect(await sha256(await session.open(good))).toBe(createHash('sha256').update('good\n').digest('hex'));
@@ -189,5 +190,27 @@ describe('sftp source against a hostile server', () => {
     expect(server.requests.length).toBeGreaterThan(0);
     for (const request of server.requests) expect(isWithin('/exports', request.path)).toBe(true);
     expect(server.requests.filter((request) => request.op === 'open')).toEqual([{ op: 'open', path: '/exports/good.csv' }]);
+  });
+
+  it('fails the stream with an OperationalError when the connection drops mid-file', async () => {
+    const server = await startSftpServer({ root, password: 'pw' });
+    const session = await sftpSource.bind(hostileConfig(server.port, server.hostKeyFingerprint)).connect(mockContext({ password: 'pw' }));
+    try {
+      const large = (await session.list()).find((file) => file.name === 'large.csv');
+      if (large === undefined) throw new Error('large.csv missing');
+      const stream = await session.open(large);
+      let received = 0;
+      const consumed = (async () => {
+        for await (const chunk of stream) {
+          received += (chunk as Buffer).length;
+          if (received > 0) void server.stop();
+        }
+      })();
+      await expect(consumed).rejects.toMatchObject({ name: 'OperationalError', retryable: true });
+      expect(received).toBeLessThan(8 * 1024 * 1024);
+    } finally {
+      await session.close();
+      await server.stop();
+    }
   });
 });
