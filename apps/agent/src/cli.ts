@@ -1,0 +1,140 @@
+/** `airlock-agent`: enroll this host, run jobs, and show status. */
+import os from 'node:os';
+import { Command, Option } from 'commander';
+import { pino } from 'pino';
+import { TRPCClientError } from '@trpc/client';
+import { encodeKey, generateKeyPair } from '@airlock/identity';
+import { describe, UserError } from '@airlock/errors';
+import { loadAgentConfig } from './config.ts';
+import { builtInConnectors } from './connectors.ts';
+import { createAgentClient, createEnrollmentClient } from './control-channel.ts';
+import { AGENT_VERSION, runDaemon } from './daemon.ts';
+import { loadIdentity, saveIdentity, saveKey } from './identity-store.ts';
+import { Outbox } from './outbox.ts';
+import { LocalPolicy } from './policy.ts';
+import { loadSecrets } from './secrets.ts';
+
+interface CommonOptions {
+  dir?: string;
+  policy?: string;
+  secrets?: string;
+  json?: boolean;
+}
+
+function print(json: boolean | undefined, value: unknown, human: () => string): void {
+  process.stdout.write(json ? `${JSON.stringify(value)}\n` : `${human()}\n`);
+}
+
+function common(command: Command): Command {
+  return command
+    .option('--dir <path>', 'agent data directory (default $AIRLOCK_AGENT_DIR or ./.airlock/agent)')
+    .option('--policy <file>', 'local policy file (default <dir>/policy.yaml)')
+    .option('--secrets <file>', 'local secrets file (default <dir>/secrets.yaml)')
+    .addOption(new Option('--json', 'print JSON'));
+}
+
+export function buildProgram(): Command {
+  const program = new Command('airlock-agent').description('Airlock agent: pulls, encrypts and delivers files; connects outward only').showHelpAfterError();
+
+  common(program.command('enroll'))
+    .description('create this agent\'s Ed25519 key (kept here, mode 0600) and redeem a one-time enrollment token')
+    .requiredOption('--url <url>', 'control plane URL, e.g. https://airlock.example.com')
+    .option('--token <token>', 'one-time enrollment token (or set AIRLOCK_ENROLL_TOKEN)')
+    .action(async (options: CommonOptions & { url: string; token?: string }) => {
+      const config = loadAgentConfig(options);
+      const token = options.token ?? config.enrollToken;
+      if (!token) throw new UserError('an enrollment token is required: --token or AIRLOCK_ENROLL_TOKEN');
+      const url = new URL(options.url).origin;
+      const keyPair = generateKeyPair();
+      await saveKey(config.dataDir, keyPair);
+      const result = await createEnrollmentClient(url).enrollment.enroll.mutate({
+        token,
+        publicKey: encodeKey(keyPair.publicKey),
+        hostname: os.hostname(),
+        version: AGENT_VERSION,
+      });
+      await saveIdentity(config.dataDir, { ...result, controlPlaneUrl: url, enrolledAt: new Date().toISOString() });
+      print(options.json, { ...result, dataDir: config.dataDir }, () => `enrolled as agent ${result.agentId} (tenant ${result.tenantId}); identity in ${config.dataDir}`);
+    });
+
+  common(program.command('run'))
+    .description('poll the control plane for jobs and run them within the local policy')
+    .option('--once', 'run one job, then exit (non-zero if it failed)')
+    .option('--idle-timeout <seconds>', 'with --once: give up after waiting this long for a job', '120')
+    .action(async (options: CommonOptions & { once?: boolean; idleTimeout: string }) => {
+      const config = loadAgentConfig(options);
+      const logger = pino({ level: config.logLevel, base: { service: 'agent' } }, pino.destination(2));
+      const [{ identity, keyPair }, policy, secrets] = await Promise.all([
+        loadIdentity(config.dataDir),
+        LocalPolicy.load(config.policyFile),
+        loadSecrets(config.secretsFile),
+      ]);
+      const controller = new AbortController();
+      process.once('SIGINT', () => controller.abort());
+      process.once('SIGTERM', () => controller.abort());
+      logger.info({ agentId: identity.agentId, policyDigest: policy.digest }, 'agent started');
+      const reports = await runDaemon(
+        {
+          client: createAgentClient(identity.controlPlaneUrl, identity.agentId, keyPair),
+          registry: builtInConnectors(),
+          policy,
+          secrets,
+          outbox: new Outbox(config.dataDir),
+          logger,
+        },
+        options.once ? { maxJobs: 1, idleTimeoutMs: Number(options.idleTimeout) * 1000, signal: controller.signal } : { signal: controller.signal },
+      );
+      if (options.once) {
+        const report = reports[0];
+        print(options.json, report ?? null, () => (report ? `run ${report.runId} ${report.status}` : 'no job arrived'));
+        if (!report || report.status !== 'succeeded') process.exitCode = 1;
+      }
+    });
+
+  common(program.command('status'))
+    .description('show this agent\'s identity, policy and whether the control plane answers')
+    .action(async (options: CommonOptions) => {
+      const config = loadAgentConfig(options);
+      const { identity, keyPair } = await loadIdentity(config.dataDir);
+      const policy = await LocalPolicy.load(config.policyFile);
+      let reachable = false;
+      let problem: string | null = null;
+      try {
+        await createAgentClient(identity.controlPlaneUrl, identity.agentId, keyPair).agent.heartbeat.mutate({ version: AGENT_VERSION, hostname: os.hostname() });
+        reachable = true;
+      } catch (error) {
+        problem = error instanceof Error ? error.message : String(error);
+      }
+      const status = { ...identity, publicKey: encodeKey(keyPair.publicKey), policyFile: config.policyFile, policyDigest: policy.digest, reachable, problem };
+      print(options.json, status, () =>
+        [
+          `agent       ${identity.agentId}`,
+          `tenant      ${identity.tenantId}`,
+          `control     ${identity.controlPlaneUrl} (${reachable ? 'reachable' : `unreachable: ${problem ?? ''}`})`,
+          `policy      ${config.policyFile} sha256:${policy.digest}`,
+        ].join('\n'),
+      );
+      if (!reachable) process.exitCode = 1;
+    });
+
+  const policy = program.command('policy').description('the local policy');
+  common(policy.command('show'))
+    .description('print the effective local policy')
+    .action(async (options: CommonOptions) => {
+      const config = loadAgentConfig(options);
+      const loaded = await LocalPolicy.load(config.policyFile);
+      print(options.json, { file: config.policyFile, digest: loaded.digest, policy: loaded.document }, () => JSON.stringify(loaded.document, null, 2));
+    });
+
+  return program;
+}
+
+export async function main(argv: string[]): Promise<void> {
+  try {
+    await buildProgram().parseAsync(argv);
+  } catch (error) {
+    const message = error instanceof TRPCClientError ? error.message : describe(error);
+    process.stderr.write(`airlock-agent: ${message.split('\n')[0] ?? message}\n`);
+    process.exitCode = 1;
+  }
+}

@@ -1,0 +1,42 @@
+/**
+ * Run reports wait here until the control plane has them, so a report survives a network outage
+ * or a restart. Reports are metadata only (sizes, hashes, fingerprints), never file contents.
+ */
+import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { runReport, type RunReport } from '@airlock/protocol';
+
+export class Outbox {
+  readonly #dir: string;
+
+  constructor(dataDir: string) {
+    this.#dir = path.join(dataDir, 'outbox');
+  }
+
+  async put(report: RunReport): Promise<void> {
+    await mkdir(this.#dir, { recursive: true, mode: 0o700 });
+    const name = `${Date.now().toString().padStart(15, '0')}-${report.runId}.json`;
+    const temp = path.join(this.#dir, `.${name}.tmp`);
+    await writeFile(temp, JSON.stringify(report), { mode: 0o600 });
+    await rename(temp, path.join(this.#dir, name));
+  }
+
+  /** Sends every waiting report in order; stops at the first failure and keeps the rest. */
+  async flush(send: (report: RunReport) => Promise<void>): Promise<number> {
+    let names: string[];
+    try {
+      names = (await readdir(this.#dir)).filter((name) => name.endsWith('.json') && !name.startsWith('.')).sort();
+    } catch {
+      return 0;
+    }
+    let sent = 0;
+    for (const name of names) {
+      const file = path.join(this.#dir, name);
+      const parsed = runReport.safeParse(JSON.parse(await readFile(file, 'utf8')));
+      if (parsed.success) await send(parsed.data);
+      await rm(file, { force: true });
+      sent += 1;
+    }
+    return sent;
+  }
+}

@@ -1,0 +1,139 @@
+/**
+ * The local policy: the on-prem admin's ceiling for everything this agent will touch. A job from
+ * the control plane is checked against it before any connection is made, and every listed file
+ * again before it is opened, so a compromised control plane cannot widen what the agent reads or
+ * where it writes. Paths are compared component by component (see @airlock/connector-api).
+ *
+ *   sources:
+ *     sftp:
+ *       - host: sftp.example.internal
+ *         port: 22
+ *         hostKey: "SHA256:..."           # required: the pinned host key
+ *         paths: ["/exports/**"]
+ *     local:
+ *       - paths: ["/srv/in/*.csv"]
+ *   destinations:
+ *     local:
+ *       - root: /srv/out
+ */
+import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import YAML from 'yaml';
+import { z } from 'zod';
+import { isWithin, matchPath, normalizePath, type ResourceClaim, splitGlob } from '@airlock/connector-api';
+import { PolicyViolationError, UserError } from '@airlock/errors';
+
+const absolutePath = z.string().superRefine((value, ctx) => {
+  try {
+    normalizePath(value);
+  } catch (error) {
+    ctx.addIssue({ code: 'custom', message: error instanceof Error ? error.message : 'invalid path' });
+  }
+});
+
+const policySchema = z.strictObject({
+  sources: z
+    .strictObject({
+      sftp: z
+        .array(
+          z.strictObject({
+            host: z.string().min(1),
+            port: z.number().int().min(1).max(65535).default(22),
+            hostKey: z.string().regex(/^SHA256:[A-Za-z0-9+/]{43}$/, 'a pinned OpenSSH SHA256 fingerprint'),
+            paths: z.array(absolutePath).min(1),
+          }),
+        )
+        .default([]),
+      local: z.array(z.strictObject({ paths: z.array(absolutePath).min(1) })).default([]),
+    })
+    .default({ sftp: [], local: [] }),
+  destinations: z
+    .strictObject({ local: z.array(z.strictObject({ root: absolutePath })).default([]) })
+    .default({ local: [] }),
+});
+export type PolicyDocument = z.infer<typeof policySchema>;
+
+export type ViolationKind = 'source' | 'destination' | 'file';
+
+export class PolicyRefusal extends PolicyViolationError {
+  constructor(
+    readonly kind: ViolationKind,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+function describeClaim(claim: ResourceClaim): string {
+  return `${claim.scheme}://${claim.authority ?? ''}${claim.path}`;
+}
+
+export class LocalPolicy {
+  constructor(
+    readonly document: PolicyDocument,
+    /** SHA-256 of the policy file, so reports can say which policy decided. */
+    readonly digest: string,
+  ) {}
+
+  static parse(text: string, source = 'policy'): LocalPolicy {
+    let raw: unknown;
+    try {
+      raw = YAML.parse(text);
+    } catch (error) {
+      throw new UserError(`${source}: not valid YAML: ${error instanceof Error ? error.message : String(error)}`);
+    }
+    const parsed = policySchema.safeParse(raw ?? {});
+    if (!parsed.success) {
+      throw new UserError(`${source}: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`);
+    }
+    return new LocalPolicy(parsed.data, createHash('sha256').update(text).digest('hex'));
+  }
+
+  static async load(file: string): Promise<LocalPolicy> {
+    let text: string;
+    try {
+      text = await readFile(file, 'utf8');
+    } catch {
+      throw new UserError(`no local policy at ${file}: the agent runs nothing without one`);
+    }
+    return LocalPolicy.parse(text, file);
+  }
+
+  /** Patterns that may be read for a claim's scheme and authority, or none. */
+  #readablePatterns(claim: ResourceClaim): string[] {
+    if (claim.scheme === 'file') return this.document.sources.local.flatMap((entry) => entry.paths);
+    return this.document.sources.sftp
+      .filter((entry) => `${entry.host}:${entry.port}` === claim.authority && entry.hostKey === claim.hostKey)
+      .flatMap((entry) => entry.paths);
+  }
+
+  /** Before connecting: everything a source may read must lie inside an allowed pattern's base. */
+  checkSource(claims: ResourceClaim[]): void {
+    for (const claim of claims) {
+      const patterns = this.#readablePatterns(claim);
+      if (patterns.length === 0) {
+        throw new PolicyRefusal('source', `source ${claim.scheme}://${claim.authority ?? ''} (host key ${claim.hostKey ?? 'n/a'}) is not in the local policy`);
+      }
+      const requested = splitGlob(claim.path).base;
+      if (!patterns.some((pattern) => isWithin(splitGlob(pattern).base, requested))) {
+        throw new PolicyRefusal('source', `reading ${describeClaim(claim)} is outside the local policy`);
+      }
+    }
+  }
+
+  /** Before opening: the exact file must match an allowed pattern. */
+  checkFile(claim: ResourceClaim): void {
+    if (!this.#readablePatterns(claim).some((pattern) => matchPath(pattern, claim.path))) {
+      throw new PolicyRefusal('file', `reading ${describeClaim(claim)} is outside the local policy`);
+    }
+  }
+
+  checkDestination(claims: ResourceClaim[]): void {
+    for (const claim of claims) {
+      const roots = claim.scheme === 'file' ? this.document.destinations.local.map((entry) => entry.root) : [];
+      if (!roots.some((root) => isWithin(root, claim.path))) {
+        throw new PolicyRefusal('destination', `writing to ${describeClaim(claim)} is outside the local policy`);
+      }
+    }
+  }
+}

@@ -1,0 +1,217 @@
+/**
+ * `airlock`: the control plane's server commands (serve, migrate, bootstrap) and the admin
+ * commands that talk to a running control plane with an API key from AIRLOCK_API_KEY.
+ */
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { Command, Option } from 'commander';
+import { createTRPCClient, httpLink, TRPCClientError } from '@trpc/client';
+import YAML from 'yaml';
+import { type AppRouter, bootstrapTenant, migrate } from '@airlock/api';
+import { describe, UserError } from '@airlock/errors';
+import { integrationSpec } from '@airlock/protocol';
+import { loadClientConfig, loadServerConfig } from './config.ts';
+import { openDatabase, startServer } from './server.ts';
+
+function output(json: boolean, value: unknown, human: () => string): void {
+  process.stdout.write(json ? `${JSON.stringify(value)}\n` : `${human()}\n`);
+}
+
+function adminClient() {
+  const config = loadClientConfig();
+  if (!config.AIRLOCK_API_KEY) throw new UserError('set AIRLOCK_API_KEY to an admin API key (see `airlock bootstrap`)');
+  const authorization = `Bearer ${config.AIRLOCK_API_KEY}`;
+  return createTRPCClient<AppRouter>({ links: [httpLink({ url: `${config.AIRLOCK_URL}/trpc`, headers: { authorization } })] });
+}
+
+/** Reads an integration spec from JSON or YAML. A recipient may be `{ file: path }`, relative to the spec. */
+export async function readIntegrationFile(file: string, agentId?: string): Promise<unknown> {
+  const text = await readFile(file, 'utf8');
+  const parsed: unknown = file.endsWith('.json') ? JSON.parse(text) : YAML.parse(text);
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new UserError(`${file}: expected an object`);
+  const spec: Record<string, unknown> = { ...parsed };
+  if (agentId) spec['agentId'] = agentId;
+  const recipients = spec['recipients'];
+  if (Array.isArray(recipients)) {
+    spec['recipients'] = await Promise.all(
+      recipients.map(async (entry: unknown) => {
+        if (typeof entry === 'object' && entry !== null && 'file' in entry && typeof entry.file === 'string') {
+          return readFile(path.resolve(path.dirname(file), entry.file), 'utf8');
+        }
+        return entry;
+      }),
+    );
+  }
+  return spec;
+}
+
+const json = new Option('--json', 'print JSON');
+
+export function buildProgram(): Command {
+  const program = new Command('airlock').description('Airlock control plane and admin CLI').showHelpAfterError();
+
+  program
+    .command('serve')
+    .description('run the control plane (configured by environment: DATABASE_URL, AIRLOCK_PORT, AIRLOCK_TLS_CERT, ...)')
+    .action(async () => {
+      const server = await startServer(loadServerConfig());
+      const stop = () => void server.close().then(() => process.exit(0));
+      process.once('SIGINT', stop);
+      process.once('SIGTERM', stop);
+    });
+
+  program
+    .command('migrate')
+    .description('apply database migrations and exit')
+    .addOption(json)
+    .action(async (options: { json?: boolean }) => {
+      const db = await openDatabase(loadServerConfig());
+      try {
+        const result = await migrate(db);
+        output(Boolean(options.json), result, () => (result.applied.length ? `applied ${result.applied.join(', ')}` : 'up to date'));
+      } finally {
+        await db.close();
+      }
+    });
+
+  program
+    .command('bootstrap')
+    .description('create a tenant and its first owner API key on this server; refused once the tenant has one')
+    .requiredOption('--tenant <name>', 'tenant name')
+    .option('--name <name>', 'a label for the key', 'bootstrap')
+    .option('--days <n>', 'days until the key expires (1 to 90)', '30')
+    .addOption(json)
+    .action(async (options: { tenant: string; name: string; days: string; json?: boolean }) => {
+      const db = await openDatabase(loadServerConfig());
+      try {
+        await migrate(db);
+        const result = await bootstrapTenant(db, { tenant: options.tenant, keyName: options.name, expiresInDays: Number(options.days) });
+        output(Boolean(options.json), result, () =>
+          [`tenant ${options.tenant} (${result.tenantId})`, `owner API key (shown once, expires ${result.expiresAt}):`, result.key].join('\n'),
+        );
+      } finally {
+        await db.close();
+      }
+    });
+
+  const token = program.command('token').description('enrollment tokens');
+  token
+    .command('create')
+    .description('create a one-time agent enrollment token')
+    .option('--ttl <minutes>', 'minutes until it expires (1 to 30)', '15')
+    .addOption(json)
+    .action(async (options: { ttl: string; json?: boolean }) => {
+      const result = await adminClient().enrollment.createToken.mutate({ ttlMinutes: Number(options.ttl) });
+      output(Boolean(options.json), result, () => `${result.token}\n(expires ${result.expiresAt}; redeem with airlock-agent enroll)`);
+    });
+
+  const integration = program.command('integration').description('integrations');
+  integration
+    .command('create')
+    .description('create an integration from a JSON or YAML file, or save a new version of it')
+    .requiredOption('-f, --file <path>', 'the integration spec')
+    .option('--agent <id>', 'the agent that runs it (overrides agentId in the file)')
+    .addOption(json)
+    .action(async (options: { file: string; agent?: string; json?: boolean }) => {
+      const parsed = integrationSpec.safeParse(await readIntegrationFile(options.file, options.agent));
+      if (!parsed.success) {
+        throw new UserError(`${options.file}: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+      }
+      const result = await adminClient().integrations.save.mutate(parsed.data);
+      output(Boolean(options.json), result, () => `integration ${result.id} version ${result.version}`);
+    });
+  integration
+    .command('list')
+    .addOption(json)
+    .action(async (options: { json?: boolean }) => {
+      const rows = await adminClient().integrations.list.query();
+      output(Boolean(options.json), rows, () => rows.map((r) => `${r.id}  ${r.name}  v${r.version}  agent ${r.agentId}`).join('\n'));
+    });
+
+  const run = program.command('run').description('runs');
+  run
+    .command('now')
+    .description('queue a run of an integration')
+    .argument('<integrationId>')
+    .option('--wait', 'wait until the run finishes')
+    .option('--timeout <seconds>', 'with --wait: give up after this long', '300')
+    .addOption(json)
+    .action(async (integrationId: string, options: { wait?: boolean; timeout: string; json?: boolean }) => {
+      const client = adminClient();
+      const { runId } = await client.integrations.runNow.mutate({ id: integrationId });
+      if (!options.wait) return output(Boolean(options.json), { runId }, () => `queued run ${runId}`);
+      const deadline = Date.now() + Number(options.timeout) * 1000;
+      for (;;) {
+        const current = await client.runs.get.query({ id: runId });
+        if (current.status === 'succeeded' || current.status === 'failed') {
+          output(Boolean(options.json), current, () => `run ${runId} ${current.status}${current.errorClass ? ` (${current.errorClass})` : ''}`);
+          if (current.status === 'failed') process.exitCode = 1;
+          return;
+        }
+        if (Date.now() > deadline) throw new UserError(`run ${runId} still ${current.status} after ${options.timeout} s`);
+        await new Promise((resolve) => setTimeout(resolve, 500));
+      }
+    });
+  run
+    .command('list')
+    .option('--integration <id>', 'only this integration')
+    .option('--limit <n>', 'how many', '50')
+    .addOption(json)
+    .action(async (options: { integration?: string; limit: string; json?: boolean }) => {
+      const rows = await adminClient().runs.list.query({ integrationId: options.integration, limit: Number(options.limit) });
+      output(Boolean(options.json), rows, () =>
+        rows.map((r) => `${r.id}  ${r.status.padEnd(9)}  ${r.createdAt}  ${r.report ? `${r.report.files.length} files, ${r.report.bytesOut} bytes out` : ''}`).join('\n'),
+      );
+    });
+  run
+    .command('show')
+    .argument('<runId>')
+    .addOption(json)
+    .action(async (runId: string, options: { json?: boolean }) => {
+      const current = await adminClient().runs.get.query({ id: runId });
+      output(Boolean(options.json), current, () => JSON.stringify(current, null, 2));
+    });
+
+  program
+    .command('agent')
+    .description('agents')
+    .command('list')
+    .addOption(json)
+    .action(async (options: { json?: boolean }) => {
+      const rows = await adminClient().agents.list.query();
+      output(Boolean(options.json), rows, () => rows.map((r) => `${r.id}  ${r.hostname}  ${r.status}  last seen ${r.lastSeenAt ?? 'never'}`).join('\n'));
+    });
+
+  program
+    .command('audit')
+    .description('the audit trail')
+    .command('list')
+    .option('--action <name>', 'only this action')
+    .addOption(new Option('--outcome <outcome>', 'only this outcome').choices(['success', 'failure', 'denied']))
+    .option('--after <seq>', 'only events after this sequence number')
+    .option('--limit <n>', 'how many', '100')
+    .addOption(json)
+    .action(async (options: { action?: string; outcome?: 'success' | 'failure' | 'denied'; after?: string; limit: string; json?: boolean }) => {
+      const rows = await adminClient().audit.list.query({
+        action: options.action,
+        outcome: options.outcome,
+        afterSeq: options.after === undefined ? undefined : Number(options.after),
+        limit: Number(options.limit),
+      });
+      output(Boolean(options.json), rows, () =>
+        rows.map((r) => `${String(r.seq).padStart(5)}  ${r.at}  ${r.outcome.padEnd(7)}  ${r.action}  ${r.actor.type}:${r.actor.id ?? '-'}  ${r.target ?? ''}`).join('\n'),
+      );
+    });
+
+  return program;
+}
+
+export async function main(argv: string[]): Promise<void> {
+  try {
+    await buildProgram().parseAsync(argv);
+  } catch (error) {
+    const message = error instanceof TRPCClientError ? error.message : describe(error);
+    process.stderr.write(`airlock: ${message.split('\n')[0] ?? message}\n`);
+    process.exitCode = 1;
+  }
+}

@@ -1,0 +1,64 @@
+/** Wires config, storage and transport: opens the database, migrates, and serves the API. */
+import { mkdir, readFile } from 'node:fs/promises';
+import http from 'node:http';
+import https from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { pino } from 'pino';
+import { connectPostgres, createHttpHandler, type Database, Dispatcher, migrate, openPglite, pruneNonces } from '@airlock/api';
+import type { ServerConfig } from './config.ts';
+
+export async function openDatabase(config: Pick<ServerConfig, 'databaseUrl' | 'dataDir'>): Promise<Database> {
+  if (config.databaseUrl) return connectPostgres(config.databaseUrl);
+  await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
+  return openPglite(config.dataDir);
+}
+
+export interface RunningServer {
+  url: string;
+  db: Database;
+  close(): Promise<void>;
+}
+
+export async function startServer(config: ServerConfig): Promise<RunningServer> {
+  const logger = pino({ level: config.logLevel, base: { service: 'control-plane' } });
+  const db = await openDatabase(config);
+  const { applied } = await migrate(db);
+  if (applied.length > 0) logger.info({ applied }, 'migrations applied');
+  const handler = createHttpHandler(
+    { db, dispatcher: new Dispatcher(), now: () => new Date(), logger },
+    { maxBodyBytes: config.maxBodyBytes },
+  );
+  const listener = (req: http.IncomingMessage, res: http.ServerResponse) => {
+    handler(req, res).catch((error: unknown) => {
+      logger.error({ error: error instanceof Error ? error.message : String(error) }, 'request handler failed');
+      if (!res.headersSent) res.writeHead(500).end();
+    });
+  };
+  const server = config.tls
+    ? https.createServer({ cert: await readFile(config.tls.certFile), key: await readFile(config.tls.keyFile) }, listener)
+    : http.createServer(listener);
+  // Long-polls hold a request open for up to 30 s.
+  server.requestTimeout = 60_000;
+  server.headersTimeout = 20_000;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(config.port, config.host, resolve);
+  });
+  const { port } = server.address() as AddressInfo;
+  const url = `${config.tls ? 'https' : 'http'}://${config.host}:${port}`;
+  const prune = setInterval(() => {
+    pruneNonces(db, new Date()).catch((error: unknown) => logger.warn({ error: String(error) }, 'nonce pruning failed'));
+  }, 60_000);
+  prune.unref();
+  logger.info({ url, database: db.kind }, 'control plane listening');
+  return {
+    url,
+    db,
+    async close() {
+      clearInterval(prune);
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await db.close();
+    },
+  };
+}
