@@ -1,0 +1,209 @@
+import { randomBytes } from 'node:crypto';
+import { close, constants, createWriteStream, fchmod, open as openFd } from 'node:fs';
+import type { WriteStream } from 'node:fs';
+import { link, lstat, open, realpath, unlink } from 'node:fs/promises';
+import { promisify } from 'node:util';
+import { finished } from 'node:stream/promises';
+import { z } from 'zod';
+import { defineDestination, joinInside } from '@airlock/connector-api';
+import type { DestinationSession, PendingDelivery } from '@airlock/connector-api';
+import { ConflictError, NotAllowedError, UnexpectedError, UserError, isAirlockError } from '@airlock/errors';
+import { errnoCode, fsError } from './fs-errors.ts';
+import { absolutePath } from './schema.ts';
+
+const MAX_NAME_BYTES = 255;
+const PARTIAL_SUFFIX = '.airlock-partial';
+
+export const localFolderDestinationConfig = z.strictObject({
+  directory: absolutePath('Absolute path of the directory deliveries land in.'),
+  fileMode: z
+    .number()
+    .int()
+    .min(0)
+    .max(0o777)
+    // Ciphertext is not secret, but a world-writable delivery could be swapped before it is picked up.
+    .refine((mode) => (mode & 0o002) === 0, 'must not be world-writable')
+    .default(0o640)
+    .describe('Permission bits of delivered files, e.g. 0o640 (420 decimal is 0o644).'),
+});
+
+export type LocalFolderDestinationConfig = z.output<typeof localFolderDestinationConfig>;
+
+/**
+ * Refuses a directory reached through a symlink: the policy was checked against the configured
+ * path, so the bytes must land exactly there.
+ */
+async function checkDirectory(directory: string): Promise<void> {
+  let real: string;
+  try {
+    real = await realpath(directory);
+  } catch (error) {
+    throw fsError('resolve destination directory', directory, error);
+  }
+  if (real !== directory) {
+    throw new NotAllowedError(`destination directory ${directory} resolves through a symlink to another path`);
+  }
+  const stats = await lstat(directory).catch((error: unknown) => {
+    throw fsError('stat destination directory', directory, error);
+  });
+  if (!stats.isDirectory()) throw new UserError(`destination ${directory} is not a directory`);
+}
+
+function partialName(name: string): string {
+  const suffix = `.${randomBytes(8).toString('hex')}${PARTIAL_SUFFIX}`;
+  const candidate = `.${name}${suffix}`;
+  // A 255-byte final name leaves no room for the decoration; the temp name then carries no hint of it.
+  return Buffer.byteLength(candidate) <= MAX_NAME_BYTES ? candidate : `.airlock${suffix}`;
+}
+
+/** fsync on a directory makes the new link durable. Some network file systems cannot; that is not fatal. */
+async function syncDirectory(directory: string): Promise<void> {
+  const handle = await open(directory, constants.O_RDONLY | constants.O_DIRECTORY);
+  try {
+    await handle.sync();
+  } catch (error) {
+    const code = errnoCode(error);
+    if (code !== 'EINVAL' && code !== 'ENOTSUP' && code !== 'EOPNOTSUPP' && code !== 'EBADF') throw error;
+  } finally {
+    await handle.close();
+  }
+}
+
+const openDescriptor = promisify(openFd);
+const closeDescriptor = promisify(close);
+const chmodDescriptor = promisify(fchmod);
+
+type DeliveryState = 'writing' | 'committing' | 'committed' | 'aborted';
+
+class LocalDelivery implements PendingDelivery {
+  readonly stream: WriteStream;
+  #state: DeliveryState = 'writing';
+  #tempExists = true;
+  #abort: Promise<void> | undefined;
+
+  constructor(
+    fd: number,
+    private readonly tempPath: string,
+    private readonly finalPath: string,
+    private readonly directory: string,
+    private readonly onSettled: (delivery: LocalDelivery) => void,
+  ) {
+    // The stream owns the descriptor from here on. `flush` fsyncs it before the stream closes it,
+    // so once the stream has closed cleanly the bytes are durable under the partial name.
+    this.stream = createWriteStream(tempPath, { fd, flush: true });
+  }
+
+  async commit(): Promise<{ location: string }> {
+    if (this.#state !== 'writing') throw new UnexpectedError(`delivery ${this.finalPath} is already ${this.#state}`);
+    this.#state = 'committing';
+    try {
+      // Publishing a stream the host has not ended would publish a truncated file.
+      if (!this.stream.writableEnded) throw new UnexpectedError(`commit of ${this.finalPath} before its stream was ended`);
+      await finished(this.stream);
+      await this.#publish();
+      this.#state = 'committed';
+      this.onSettled(this);
+      return { location: this.finalPath };
+    } catch (error) {
+      // Report why the commit failed, not a secondary cleanup failure; abort() can retry the cleanup.
+      await this.#cleanUp().catch(() => undefined);
+      this.#state = 'aborted';
+      this.onSettled(this);
+      if (isAirlockError(error)) throw error;
+      throw fsError('deliver', this.finalPath, error);
+    }
+  }
+
+  abort(): Promise<void> {
+    if (this.#state === 'committed') return Promise.resolve();
+    this.#abort ??= (async () => {
+      this.#state = 'aborted';
+      await this.#cleanUp();
+      this.onSettled(this);
+    })();
+    return this.#abort;
+  }
+
+  async #publish(): Promise<void> {
+    try {
+      // link(2) never replaces an existing name, unlike rename(2): publishing cannot clobber a file.
+      await link(this.tempPath, this.finalPath);
+    } catch (error) {
+      if (errnoCode(error) === 'EEXIST') throw new ConflictError(`${this.finalPath} already exists`, { cause: error });
+      if (['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS'].includes(errnoCode(error) ?? '')) {
+        throw new UserError(`${this.directory} does not support hard links, which atomic no-clobber delivery needs`, { cause: error });
+      }
+      throw error;
+    }
+    await unlink(this.tempPath);
+    this.#tempExists = false;
+    await syncDirectory(this.directory);
+  }
+
+  /** Best effort: removes the partial file and releases the descriptor; never touches the final name. */
+  async #cleanUp(): Promise<void> {
+    if (!this.stream.destroyed) this.stream.destroy();
+    // Wait for the stream to release the descriptor; a premature-close rejection is expected here.
+    await finished(this.stream).catch(() => undefined);
+    if (this.#tempExists) {
+      try {
+        await unlink(this.tempPath);
+      } catch (error) {
+        if (errnoCode(error) !== 'ENOENT') throw fsError('remove partial file', this.tempPath, error);
+      }
+      this.#tempExists = false;
+    }
+  }
+}
+
+/**
+ * Delivers into a local or mounted directory. Each delivery is written to a hidden partial file in
+ * the same directory, fsynced, then hard-linked under its final name, so readers see either
+ * nothing or the complete file and an existing file is never replaced.
+ */
+export const localFolderDestination = defineDestination<LocalFolderDestinationConfig>({
+  id: 'local',
+  version: 1,
+  title: 'Local folder',
+  config: localFolderDestinationConfig,
+  claims: (config) => [{ scheme: 'file', path: config.directory }],
+  async connect(_ctx, config): Promise<DestinationSession> {
+    const { directory, fileMode } = config;
+    await checkDirectory(directory);
+    const pending = new Set<LocalDelivery>();
+
+    return {
+      async begin(name) {
+        const finalPath = joinInside(directory, name);
+        // Checked again per delivery: the directory could have been replaced since connect.
+        await checkDirectory(directory);
+        const tempPath = joinInside(directory, partialName(name));
+        let fd: number;
+        try {
+          // O_EXCL with O_CREAT never follows a symlink at the temp name; O_NOFOLLOW says so explicitly.
+          fd = await openDescriptor(
+            tempPath,
+            constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
+            fileMode,
+          );
+        } catch (error) {
+          throw fsError('create partial file', tempPath, error);
+        }
+        try {
+          // open(2) applies the umask; the configured mode is what the admin asked for.
+          await chmodDescriptor(fd, fileMode);
+        } catch (error) {
+          await closeDescriptor(fd).catch(() => undefined);
+          await unlink(tempPath).catch(() => undefined);
+          throw fsError('set mode of partial file', tempPath, error);
+        }
+        const delivery = new LocalDelivery(fd, tempPath, finalPath, directory, (d) => pending.delete(d));
+        pending.add(delivery);
+        return delivery;
+      },
+      async close() {
+        await Promise.all([...pending].map((delivery) => delivery.abort()));
+      },
+    };
+  },
+});

@@ -1,0 +1,136 @@
+import { mkdir, mkdtemp, realpath, rm, symlink, unlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import type { Readable } from 'node:stream';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { ConnectorContext, SourceSession } from '@airlock/connector-api';
+import { NotAllowedError, UserError } from '@airlock/errors';
+import { localFolderSource } from './index.ts';
+
+const ctx: ConnectorContext = {
+  signal: new AbortController().signal,
+  logger: { debug() {}, info() {}, warn() {}, error() {} },
+  secret: () => Promise.reject(new Error('no secrets in these tests')),
+};
+
+let root: string;
+let src: string;
+
+beforeEach(async () => {
+  root = await realpath(await mkdtemp(path.join(tmpdir(), 'airlock-local-src-')));
+  src = path.join(root, 'exports');
+  await mkdir(path.join(src, 'nested', 'deeper'), { recursive: true });
+  await writeFile(path.join(src, 'a.csv'), 'alpha');
+  await writeFile(path.join(src, 'b.csv'), 'bravo');
+  await writeFile(path.join(src, 'notes.txt'), 'not selected');
+  await writeFile(path.join(src, '.hidden.csv'), 'dot-files are skipped by *');
+  await writeFile(path.join(src, 'nested', 'c.csv'), 'charlie');
+  await writeFile(path.join(src, 'nested', 'deeper', 'd.csv'), 'delta');
+  await writeFile(path.join(root, 'secret.csv'), 'outside the source');
+  await symlink(path.join(root, 'secret.csv'), path.join(src, 'link.csv'));
+  await mkdir(path.join(root, 'elsewhere'));
+  await writeFile(path.join(root, 'elsewhere', 'e.csv'), 'echo');
+  await symlink(path.join(root, 'elsewhere'), path.join(src, 'linkdir'));
+});
+
+afterEach(async () => {
+  await rm(root, { recursive: true, force: true });
+});
+
+function connect(pattern: string): Promise<SourceSession> {
+  return localFolderSource.bind({ path: pattern }).connect(ctx);
+}
+
+async function read(stream: Readable): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of stream) chunks.push(Buffer.from(chunk));
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+describe('localFolderSource', () => {
+  it('claims the configured pattern and each file by path', () => {
+    const config = localFolderSource.config.parse({ path: '/srv//out/*.csv' });
+    expect(config).toEqual({ path: '/srv/out/*.csv' });
+    expect(localFolderSource.claims(config)).toEqual([{ scheme: 'file', path: '/srv/out/*.csv' }]);
+    expect(localFolderSource.claimFor(config, { path: '/srv/out/a.csv', name: 'a.csv', size: 1, mtimeMs: 0 })).toEqual({
+      scheme: 'file',
+      path: '/srv/out/a.csv',
+    });
+  });
+
+  it.each([{ path: 'exports/*.csv' }, { path: '/srv/../etc/*' }, { path: '/srv', extra: 1 }, {}])('refuses config %j', (config) => {
+    expect(() => localFolderSource.bind(config)).toThrow(UserError);
+  });
+
+  it('lists a glob: regular files only, no symlinks, no dot-files, sorted', async () => {
+    const session = await connect(`${src}/*.csv`);
+    const files = await session.list();
+    expect(files.map((f) => f.name)).toEqual(['a.csv', 'b.csv']);
+    expect(files[0]).toMatchObject({ path: path.join(src, 'a.csv'), size: 5 });
+    expect(typeof files[0]?.mtimeMs).toBe('number');
+  });
+
+  it('lists ** recursively without entering symlinked directories', async () => {
+    const session = await connect(`${src}/**/*.csv`);
+    const files = await session.list();
+    expect(files.map((f) => path.relative(src, f.path))).toEqual(['a.csv', 'b.csv', 'nested/c.csv', 'nested/deeper/d.csv']);
+  });
+
+  it('treats a directory as its direct regular files', async () => {
+    const session = await connect(src);
+    const files = await session.list();
+    expect(files.map((f) => f.name)).toEqual(['a.csv', 'b.csv', 'notes.txt']);
+  });
+
+  it('accepts a single file', async () => {
+    const session = await connect(path.join(src, 'b.csv'));
+    const [file, ...rest] = await session.list();
+    expect(rest).toEqual([]);
+    if (!file) throw new Error('no file listed');
+    expect(await read(await session.open(file))).toBe('bravo');
+  });
+
+  it('reads the bytes of a listed file', async () => {
+    const session = await connect(`${src}/**/*.csv`);
+    const files = await session.list();
+    const contents = await Promise.all(files.map(async (f) => read(await session.open(f))));
+    expect(contents).toEqual(['alpha', 'bravo', 'charlie', 'delta']);
+    await session.close();
+  });
+
+  it('refuses to open a file the selection does not cover', async () => {
+    const session = await connect(`${src}/*.csv`);
+    const forged = [
+      { path: path.join(root, 'secret.csv'), name: 'secret.csv', size: 0, mtimeMs: 0 },
+      { path: path.join(src, 'notes.txt'), name: 'notes.txt', size: 0, mtimeMs: 0 },
+      { path: path.join(src, 'nested', 'c.csv'), name: 'c.csv', size: 0, mtimeMs: 0 },
+      { path: `${src}/../secret.csv`, name: 'secret.csv', size: 0, mtimeMs: 0 },
+      { path: path.join(src, 'a.csv'), name: 'b.csv', size: 0, mtimeMs: 0 },
+    ];
+    for (const file of forged) await expect(session.open(file)).rejects.toThrow(NotAllowedError);
+  });
+
+  it('refuses a file replaced by a symlink after listing', async () => {
+    const session = await connect(`${src}/*.csv`);
+    const [first] = await session.list();
+    if (!first) throw new Error('no file listed');
+    await unlink(first.path);
+    await symlink(path.join(root, 'secret.csv'), first.path);
+    await expect(session.open(first)).rejects.toThrow(NotAllowedError);
+  });
+
+  it('refuses a symlinked configured file', async () => {
+    await expect(connect(path.join(src, 'link.csv'))).rejects.toThrow(NotAllowedError);
+  });
+
+  it('refuses a base directory reached through a symlink', async () => {
+    await expect(connect(`${src}/linkdir/*.csv`)).rejects.toThrow(NotAllowedError);
+    const alias = path.join(root, 'alias');
+    await symlink(src, alias);
+    await expect(connect(`${alias}/*.csv`)).rejects.toThrow(NotAllowedError);
+  });
+
+  it('refuses a glob under a file', async () => {
+    await expect(connect(`${src}/a.csv/*`)).rejects.toThrow(UserError);
+  });
+});

@@ -1,0 +1,173 @@
+import { constants } from 'node:fs';
+import type { Dirent } from 'node:fs';
+import { lstat, open, readdir, realpath } from 'node:fs/promises';
+import path from 'node:path';
+import type { Readable } from 'node:stream';
+import { z } from 'zod';
+import { defineSource, isSafeName, isWithin, matchPath, splitGlob } from '@airlock/connector-api';
+import type { SourceFile, SourceSession } from '@airlock/connector-api';
+import { NotAllowedError, UserError } from '@airlock/errors';
+import { errnoCode, fsError } from './fs-errors.ts';
+import { absolutePath } from './schema.ts';
+
+export const localFolderSourceConfig = z.strictObject({
+  path: absolutePath(
+    'Absolute path of a file or directory, or a glob (`/srv/out/*.csv`, `/srv/out/**/*.json`). A directory means the regular files directly in it.',
+  ),
+});
+
+export type LocalFolderSourceConfig = z.output<typeof localFolderSourceConfig>;
+
+/** Guards against pathological trees; deeper than this is almost certainly a mistake. */
+const MAX_DEPTH = 32;
+
+/** What a configuration selects: one file, or the files under `base` whose path matches `pattern`. */
+type Selection =
+  | { kind: 'file'; path: string }
+  | {
+      kind: 'tree';
+      base: string;
+      pattern: string;
+      /** How many directory levels below `base` may be entered. */
+      depth: number;
+    };
+
+/** Whether `target` is a directory; refuses one reached through a symlink. */
+async function isRealDirectory(target: string): Promise<boolean> {
+  let real: string;
+  try {
+    real = await realpath(target);
+  } catch (error) {
+    throw fsError('resolve source path', target, error);
+  }
+  // The policy was checked against the configured path; a symlink would redirect reads elsewhere.
+  if (real !== target) throw new NotAllowedError(`source path ${target} resolves through a symlink to another path`);
+  const stats = await lstat(target).catch((error: unknown) => {
+    throw fsError('stat source path', target, error);
+  });
+  return stats.isDirectory();
+}
+
+async function resolveSelection(configured: string): Promise<Selection> {
+  const { base, glob } = splitGlob(configured);
+  const isDirectory = await isRealDirectory(base);
+  if (glob.length === 0) {
+    return isDirectory ? { kind: 'tree', base, pattern: childPath(base, '*'), depth: 0 } : { kind: 'file', path: base };
+  }
+  if (!isDirectory) throw new UserError(`source ${base} is not a directory`);
+  return { kind: 'tree', base, pattern: configured, depth: glob.includes('**') ? MAX_DEPTH : glob.length - 1 };
+}
+
+function selects(selection: Selection, candidate: string): boolean {
+  if (selection.kind === 'file') return candidate === selection.path;
+  return isWithin(selection.base, candidate) && matchPath(selection.pattern, candidate);
+}
+
+function childPath(directory: string, name: string): string {
+  return directory === '/' ? `/${name}` : `${directory}/${name}`;
+}
+
+async function walk(
+  selection: Extract<Selection, { kind: 'tree' }>,
+  directory: string,
+  level: number,
+  out: SourceFile[],
+): Promise<void> {
+  let entries: Dirent[];
+  try {
+    entries = await readdir(directory, { withFileTypes: true });
+  } catch (error) {
+    throw fsError('list', directory, error);
+  }
+  for (const entry of entries) {
+    // A name we could not safely join or report is skipped, never guessed at.
+    if (!isSafeName(entry.name)) continue;
+    const candidate = childPath(directory, entry.name);
+    // Dirent types come from the directory entry itself: a symlink is reported as one and never followed.
+    if (entry.isDirectory()) {
+      if (level < selection.depth) await walk(selection, candidate, level + 1, out);
+      continue;
+    }
+    if (!entry.isFile() || !selects(selection, candidate)) continue;
+    const file = await regularFile(candidate);
+    if (file !== null) out.push(file);
+  }
+}
+
+/** The file at `target` if it is (still) a regular file, by lstat: a symlink is never one. */
+async function regularFile(target: string): Promise<SourceFile | null> {
+  const name = path.posix.basename(target);
+  if (!isSafeName(name)) return null;
+  try {
+    const stats = await lstat(target);
+    return stats.isFile() ? { path: target, name, size: stats.size, mtimeMs: stats.mtimeMs } : null;
+  } catch (error) {
+    if (errnoCode(error) === 'ENOENT') return null;
+    throw fsError('stat', target, error);
+  }
+}
+
+async function listSelection(selection: Selection): Promise<SourceFile[]> {
+  if (selection.kind === 'file') {
+    const file = await regularFile(selection.path);
+    return file === null ? [] : [file];
+  }
+  const files: SourceFile[] = [];
+  await walk(selection, selection.base, 0, files);
+  return files.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+}
+
+/**
+ * Reads files from a local or mounted directory. Lists regular files only, never follows a symlink,
+ * and re-checks every file the host asks to open against the configured selection.
+ */
+export const localFolderSource = defineSource<LocalFolderSourceConfig>({
+  id: 'local',
+  version: 1,
+  title: 'Local folder',
+  config: localFolderSourceConfig,
+  claims: (config) => [{ scheme: 'file', path: config.path }],
+  claimFor: (_config, file) => ({ scheme: 'file', path: file.path }),
+  async connect(_ctx, config): Promise<SourceSession> {
+    const selection = await resolveSelection(config.path);
+    const streams = new Set<Readable>();
+
+    return {
+      list: () => listSelection(selection),
+      async open(file) {
+        const allowed =
+          isSafeName(file.name) && path.posix.basename(file.path) === file.name && selects(selection, file.path);
+        if (!allowed) throw new NotAllowedError(`${JSON.stringify(file.path)} is not selected by this source`);
+        // Intermediate components must not have become symlinks since listing.
+        const parent = path.posix.dirname(file.path);
+        const realParent = await realpath(parent).catch((error: unknown) => {
+          throw fsError('resolve', parent, error);
+        });
+        if (realParent !== parent) throw new NotAllowedError(`${parent} resolves through a symlink`);
+
+        // O_NOFOLLOW refuses a symlink at the last component; O_NONBLOCK keeps a FIFO from hanging the open.
+        const handle = await open(file.path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK).catch(
+          (error: unknown) => {
+            throw fsError('open', file.path, error);
+          },
+        );
+        const stats = await handle.stat().catch(async (error: unknown) => {
+          await handle.close();
+          throw fsError('stat', file.path, error);
+        });
+        if (!stats.isFile()) {
+          await handle.close();
+          throw new NotAllowedError(`${file.path} is not a regular file`);
+        }
+        const stream = handle.createReadStream();
+        streams.add(stream);
+        stream.once('close', () => streams.delete(stream));
+        return stream;
+      },
+      async close() {
+        for (const stream of streams) stream.destroy();
+        streams.clear();
+      },
+    };
+  },
+});
