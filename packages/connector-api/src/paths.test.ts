@@ -42,6 +42,9 @@ describe('paths', () => {
     expect(matchPath('/exports/**', '/exports')).toBe(true);
     expect(matchPath('/exports/**', '/exportsx/a.csv')).toBe(false);
     expect(matchPath('/exports/*', '/exports/.ssh')).toBe(false);
+    expect(matchPath('/exports/**', '/exports/.ssh/id_rsa')).toBe(false);
+    expect(matchPath('/exports/**', '/exports/a/.env')).toBe(false);
+    expect(matchPath('/exports/**/.env', '/exports/a/.env')).toBe(true);
     expect(matchPath('/exports/a?.csv', '/exports/ab.csv')).toBe(true);
     expect(matchPath('/exports/a.csv', '/exports/aXcsv')).toBe(false);
   });

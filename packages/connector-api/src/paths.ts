@@ -82,6 +82,8 @@ function componentsMatch(pattern: readonly string[], parts: readonly string[]): 
   if (head === '**') {
     for (let skip = 0; skip <= parts.length; skip++) {
       if (componentsMatch(rest, parts.slice(skip))) return true;
+      // Like `*`, `**` does not descend into or match dot-files and dot-directories.
+      if (parts[skip]?.startsWith('.')) return false;
     }
     return false;
   }
@@ -91,7 +93,7 @@ function componentsMatch(pattern: readonly string[], parts: readonly string[]): 
 
 /**
  * Whether an absolute path matches a pattern, component by component. `*` and `?` stay within one
- * component and skip dot-files; `**` spans any number of components.
+ * component; `**` spans any number of components. Neither matches a name starting with a dot.
  */
 export function matchPath(pattern: string, candidate: string): boolean {
   return componentsMatch(pathComponents(pattern), pathComponents(candidate));

@@ -1,0 +1,81 @@
+import { describe, expect, it } from 'vitest';
+import type { ResourceClaim } from '@airlock/connector-api';
+import { LocalPolicy, PolicyRefusal } from './policy.ts';
+
+const hostKey = `SHA256:${'A'.repeat(43)}`;
+const policy = LocalPolicy.parse(`
+sources:
+  sftp:
+    - host: sftp.internal
+      port: 2222
+      hostKey: "${hostKey}"
+      paths: ["/exports/**", "/reports/*.csv"]
+destinations:
+  local:
+    - root: /srv/out
+`);
+
+const sftp = (path: string, overrides: Partial<ResourceClaim> = {}): ResourceClaim => ({
+  scheme: 'sftp',
+  authority: 'sftp.internal:2222',
+  hostKey,
+  path,
+  ...overrides,
+});
+
+function refusal(fn: () => void): PolicyRefusal | undefined {
+  try {
+    fn();
+  } catch (error) {
+    if (error instanceof PolicyRefusal) return error;
+    throw error;
+  }
+  return undefined;
+}
+
+describe('local policy', () => {
+  it('allows sources and files inside the listed paths', () => {
+    expect(refusal(() => policy.checkSource([sftp('/exports/*.csv')]))).toBeUndefined();
+    expect(refusal(() => policy.checkSource([sftp('/exports/daily/**')]))).toBeUndefined();
+    expect(refusal(() => policy.checkFile(sftp('/exports/daily/a.csv')))).toBeUndefined();
+    expect(refusal(() => policy.checkFile(sftp('/reports/q1.csv')))).toBeUndefined();
+  });
+
+  it.each([
+    ['another host', sftp('/exports/*.csv', { authority: 'evil.example:2222' })],
+    ['another port', sftp('/exports/*.csv', { authority: 'sftp.internal:22' })],
+    ['another host key', sftp('/exports/*.csv', { hostKey: `SHA256:${'B'.repeat(43)}` })],
+    ['a sibling prefix', sftp('/exportsx/*.csv')],
+    ['a parent directory', sftp('/*')],
+    ['the root', sftp('/**')],
+    ['a local path', { scheme: 'file', path: '/exports/a.csv' } satisfies ResourceClaim],
+  ])('refuses %s before connecting', (_what, claim) => {
+    expect(refusal(() => policy.checkSource([claim]))?.kind).toBe('source');
+  });
+
+  it('refuses files that do not match a pattern', () => {
+    expect(refusal(() => policy.checkFile(sftp('/reports/q1.txt')))?.kind).toBe('file');
+    expect(refusal(() => policy.checkFile(sftp('/reports/sub/q1.csv')))?.kind).toBe('file');
+    expect(refusal(() => policy.checkFile(sftp('/exports/.ssh/id_rsa')))?.kind).toBe('file');
+    expect(() => policy.checkFile(sftp('/exports/../etc/passwd'))).toThrow();
+  });
+
+  it('allows destinations only under a root, by component', () => {
+    expect(refusal(() => policy.checkDestination([{ scheme: 'file', path: '/srv/out/partner' }]))).toBeUndefined();
+    expect(refusal(() => policy.checkDestination([{ scheme: 'file', path: '/srv/outx' }]))?.kind).toBe('destination');
+    expect(refusal(() => policy.checkDestination([{ scheme: 'file', path: '/srv' }]))?.kind).toBe('destination');
+    expect(refusal(() => policy.checkDestination([{ scheme: 'sftp', authority: 'x:22', path: '/srv/out' }]))?.kind).toBe('destination');
+  });
+
+  it('explains every problem in a bad policy file', () => {
+    expect(() => LocalPolicy.parse('sources:\n  sftp:\n    - host: h\n      paths: ["relative"]\n')).toThrow(/hostKey.*\n?.*|paths/);
+    expect(() => LocalPolicy.parse('destinations: {local: [{root: /a}], ftp: []}')).toThrow(/ftp|Unrecognized/i);
+    expect(() => LocalPolicy.parse(': : :')).toThrow(/YAML/);
+  });
+
+  it('is empty, and so refuses everything, by default', () => {
+    const empty = LocalPolicy.parse('');
+    expect(refusal(() => empty.checkSource([sftp('/exports/*.csv')]))?.kind).toBe('source');
+    expect(refusal(() => empty.checkDestination([{ scheme: 'file', path: '/srv/out' }]))?.kind).toBe('destination');
+  });
+});
