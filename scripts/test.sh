@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# The test command (`npm test`): sets up, then runs lint, typecheck and every test tier through
+# turbo. Integration and system tests use real PostgreSQL, OpenSSH sshd and gpg; with CI=true a
+# missing one is an error, never a silent fallback.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh --system
+export TURBO_TELEMETRY_DISABLED=1 TURBO_NO_UPDATE_NOTIFIER=1 DO_NOT_TRACK=1
+npx turbo run lint typecheck test --concurrency=2 --no-daemon --output-logs=new-only "$@"
