@@ -1,0 +1,76 @@
+/**
+ * The whole system as an operator runs it: the control plane on PostgreSQL, OpenSSH, an enrolled
+ * agent process, gpg. One integration run moves three files and every layer agrees on what happened.
+ */
+import { randomBytes } from 'node:crypto';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { createTestDatabase } from '@airlock/testing';
+import { type AirlockSystem, startSystem } from '../src/system.ts';
+
+describe('whole system: control plane on PostgreSQL, sshd, agent, gpg', () => {
+  let system: AirlockSystem;
+
+  beforeAll(async () => {
+    system = await startSystem({
+      databaseUrl: await createTestDatabase(inject('postgresUrl')),
+      files: {
+        'alpha.csv': 'id,name\n1,alice\n2,bob\n',
+        'beta.csv': randomBytes(2 * 1024 * 1024).toString('base64'),
+        'gamma.csv': '',
+        'not-selected.txt': 'the integration selects *.csv only',
+      },
+    });
+  });
+
+  afterAll(async () => {
+    await system?.stop();
+  });
+
+  it('enrolls, runs an integration and delivers ciphertext that gpg decrypts to each source', async () => {
+    const integration = await system.createIntegration({ name: 'whole-system' });
+    const runId = await system.runNow(integration.id);
+
+    const agent = await system.runAgentOnce();
+    expect(agent.code).toBe(0);
+    expect(agent.report?.runId).toBe(runId);
+    expect(agent.report?.status).toBe('succeeded');
+
+    const run = await system.waitForRun(runId);
+    expect(run.status).toBe('succeeded');
+    expect(run.errorClass).toBeNull();
+    const csvSources = system.sources.filter((source) => source.name.endsWith('.csv'));
+    expect(run.report?.files).toHaveLength(3);
+    for (const file of run.report?.files ?? []) {
+      const source = csvSources.find((candidate) => path.basename(file.sourcePath) === candidate.name);
+      expect(source, file.sourcePath).toBeDefined();
+      expect(file.plaintextSha256).toBe(source?.sha256);
+      expect(file.bytesIn).toBe(source?.bytes);
+    }
+
+    const delivered = await system.deliveredNames();
+    expect(delivered.filter((name) => name.includes('.airlock-partial'))).toEqual([]);
+    expect(delivered.sort()).toEqual(csvSources.map((source) => `${source.name}.pgp`).sort());
+
+    const decrypted = await system.decryptDelivered();
+    expect(decrypted).toHaveLength(3);
+    for (const file of decrypted) {
+      expect(file.source, file.ciphertext).toBeDefined();
+      expect(file.sha256).toBe(file.source?.sha256);
+      const reported = run.report?.files.find((entry) => path.basename(entry.sourcePath) === file.source?.name);
+      expect(reported?.plaintextSha256).toBe(file.sha256);
+    }
+
+    const runs = await system.listRuns();
+    expect(runs.find((listed) => listed.id === runId)?.status).toBe('succeeded');
+
+    const audit = await system.listAudit();
+    const actions = audit.map((event) => event.action);
+    for (const action of ['api-key-create', 'enrollment-token-create', 'agent-enroll', 'integration-save', 'run-request', 'run-dispatch', 'run-complete']) {
+      expect(actions, action).toContain(action);
+    }
+    expect(audit.find((event) => event.action === 'run-complete' && event.target === runId)?.outcome).toBe('success');
+    // The sequence is gap-free and in order: the hash chain has nothing missing.
+    expect(audit.map((event) => event.seq)).toEqual(audit.map((_, i) => i + 1));
+  });
+});
