@@ -71,7 +71,12 @@ describe('encryptStream', () => {
     const b = await generateDemoKey('B', 'b@example.com');
     const recipients = await loadRecipients([a.armoredPublicKey, b.armoredPublicKey]);
     const plaintext = randomBytes(100_000);
-    const armored = (await collect(await encryptStream(chunked(plaintext), recipients, { armor: true }))).toString('utf8');
+    const output = await encryptStream(chunked(plaintext), recipients, { armor: true });
+    const chunks: unknown[] = [];
+    for await (const chunk of output) chunks.push(chunk);
+    // Consumers (hashing, delivery) get bytes even though armor is text.
+    expect(chunks.every((chunk) => Buffer.isBuffer(chunk))).toBe(true);
+    const armored = Buffer.concat(chunks.filter((chunk) => Buffer.isBuffer(chunk))).toString('utf8');
     expect(armored).toMatch(/^-----BEGIN PGP MESSAGE-----/);
     for (const demo of [a, b]) {
       expect(sha256((await decryptWith(demo, armored)).data)).toBe(sha256(plaintext));
@@ -94,6 +99,21 @@ describe('encryptStream', () => {
     });
     const output = await encryptStream(failing, recipients);
     await expect(collect(output)).rejects.toThrow(/source connection lost/);
+  });
+
+  it('stops reading the input when the output is destroyed', async () => {
+    const demo = await generateDemoKey('Partner', 'partner@example.com');
+    const recipients = await loadRecipients([demo.armoredPublicKey]);
+    const endless = new Readable({
+      read() {
+        this.push(randomBytes(65_536));
+      },
+    });
+    const output = await encryptStream(endless, recipients);
+    const closed = new Promise((resolve) => endless.once('close', resolve));
+    output.once('data', () => output.destroy());
+    await closed;
+    expect(endless.destroyed).toBe(true);
   });
 
   it('refuses an empty recipient list', async () => {

@@ -3,6 +3,7 @@ import type { ReadableStream as NodeWebReadableStream } from 'node:stream/web';
 import * as openpgp from 'openpgp';
 import { RecipientKeyError } from '@airlock/errors';
 import type { RecipientKey } from './keys.ts';
+import { webStreamFrom } from './streams.ts';
 
 export interface EncryptOptions {
   /** ASCII armor instead of binary packets. Default false. */
@@ -35,7 +36,7 @@ export async function encryptStream(
 ): Promise<Readable> {
   if (recipients.length === 0) throw new RecipientKeyError('no recipient keys given');
   const date = options.date ?? new Date();
-  const input = Readable.toWeb(plaintext);
+  const input = webStreamFrom(plaintext);
   const message = await openpgp.createMessage({
     binary: input,
     format: 'binary',
