@@ -1,4 +1,7 @@
+import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { verifyChain } from '@airlock/audit';
@@ -6,7 +9,7 @@ import { type AgentKeyPair, encodeKey, generateKeyPair, signRequest } from '@air
 import { generateDemoKey } from '@airlock/pgp';
 import { createTestDatabase } from '@airlock/testing';
 import { createApiKey } from './auth/api-keys.ts';
-import { bootstrapTenant, listAuditEvents, connectPostgres, createHttpHandler, type Database, Dispatcher, migrate } from './index.ts';
+import { bootstrapTenant, listAuditEvents, connectPostgres, openPglite, createHttpHandler, type Database, Dispatcher, migrate } from './index.ts';
 
 const silent = { warn: () => undefined, error: () => undefined };
 
@@ -36,7 +39,22 @@ function data<T>(result: Call): T {
   return result.body.result?.data as T;
 }
 
-describe('control plane over HTTP on PostgreSQL', () => {
+const scratch: string[] = [];
+const backends = {
+  postgres: async () => connectPostgres(await createTestDatabase(inject('postgresUrl')), { maxConnections: 25 }),
+  // The embedded default: the same migrations and the same code on PGlite.
+  pglite: async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'airlock-pglite-'));
+    scratch.push(dir);
+    return openPglite(dir);
+  },
+};
+
+afterAll(async () => {
+  for (const dir of scratch) await rm(dir, { recursive: true, force: true });
+});
+
+describe.each(Object.entries(backends))('control plane over HTTP on %s', (_name, openDatabase) => {
   let db: Database;
   let base: string;
   let servers: Server[] = [];
@@ -67,7 +85,7 @@ describe('control plane over HTTP on PostgreSQL', () => {
   }
 
   beforeAll(async () => {
-    db = connectPostgres(await createTestDatabase(inject('postgresUrl')), { maxConnections: 25 });
+    db = await openDatabase();
     await migrate(db);
     const boot = await bootstrapTenant(db, { tenant: 'acme', keyName: 'first', expiresInDays: 30 });
     admin = { authorization: `Bearer ${boot.key}` };
