@@ -72,11 +72,16 @@ describe('localFolderDestination', () => {
   });
 
   it('uses 0640 by default regardless of the umask', async () => {
-    const session = await connect();
-    const delivery = await session.begin('a.gpg');
-    await pipeline(Readable.from([Buffer.from('x')]), delivery.stream);
-    const { location } = await delivery.commit();
-    expect((await stat(location)).mode & 0o777).toBe(0o640);
+    const previous = process.umask(0o077);
+    try {
+      const session = await connect();
+      const delivery = await session.begin('a.gpg');
+      await pipeline(Readable.from([Buffer.from('x')]), delivery.stream);
+      const { location } = await delivery.commit();
+      expect((await stat(location)).mode & 0o777).toBe(0o640);
+    } finally {
+      process.umask(previous);
+    }
   });
 
   it('abort leaves the directory empty, and is idempotent', async () => {

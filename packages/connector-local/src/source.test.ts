@@ -130,6 +130,13 @@ describe('localFolderSource', () => {
     await expect(connect(`${alias}/*.csv`)).rejects.toThrow(NotAllowedError);
   });
 
+  it('notices the base being swapped for a symlink after connect', async () => {
+    const session = await connect(`${src}/*.csv`);
+    await rm(src, { recursive: true });
+    await symlink(path.join(root, 'elsewhere'), src);
+    await expect(session.list()).rejects.toThrow(NotAllowedError);
+  });
+
   it('refuses a glob under a file', async () => {
     await expect(connect(`${src}/a.csv/*`)).rejects.toThrow(UserError);
   });

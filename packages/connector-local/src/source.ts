@@ -133,7 +133,11 @@ export const localFolderSource = defineSource<LocalFolderSourceConfig>({
     const streams = new Set<Readable>();
 
     return {
-      list: () => listSelection(selection),
+      async list() {
+        // The base could have been replaced by a symlink since connect.
+        await isRealDirectory(selection.kind === 'file' ? selection.path : selection.base);
+        return listSelection(selection);
+      },
       async open(file) {
         const allowed =
           isSafeName(file.name) && path.posix.basename(file.path) === file.name && selects(selection, file.path);
