@@ -6,7 +6,7 @@ import { promisify } from 'node:util';
 import { finished } from 'node:stream/promises';
 import { z } from 'zod';
 import { defineDestination, joinInside } from '@airlock/connector-api';
-import type { DestinationSession, PendingDelivery } from '@airlock/connector-api';
+import type { DestinationSession, Logger, PendingDelivery } from '@airlock/connector-api';
 import { ConflictError, NotAllowedError, UnexpectedError, UserError, isAirlockError } from '@airlock/errors';
 import { errnoCode, fsError } from './fs-errors.ts';
 import { absolutePath } from './schema.ts';
@@ -86,6 +86,7 @@ class LocalDelivery implements PendingDelivery {
     private readonly tempPath: string,
     private readonly finalPath: string,
     private readonly directory: string,
+    private readonly logger: Logger,
     private readonly onSettled: (delivery: LocalDelivery) => void,
   ) {
     // The stream owns the descriptor from here on. `flush` fsyncs it before the stream closes it,
@@ -135,9 +136,19 @@ class LocalDelivery implements PendingDelivery {
       }
       throw error;
     }
-    await unlink(this.tempPath);
-    this.#tempExists = false;
-    await syncDirectory(this.directory);
+    // From here the complete, fsynced file is visible under its final name. Reporting a failure now
+    // would make the host retry into a conflict, so what remains is best effort and logged.
+    try {
+      await unlink(this.tempPath);
+      this.#tempExists = false;
+    } catch (error) {
+      this.logger.warn({ path: this.tempPath, code: errnoCode(error) }, 'could not remove partial name after publishing');
+    }
+    try {
+      await syncDirectory(this.directory);
+    } catch (error) {
+      this.logger.warn({ directory: this.directory, code: errnoCode(error) }, 'could not fsync destination directory');
+    }
   }
 
   /** Best effort: removes the partial file and releases the descriptor; never touches the final name. */
@@ -167,7 +178,7 @@ export const localFolderDestination = defineDestination<LocalFolderDestinationCo
   title: 'Local folder',
   config: localFolderDestinationConfig,
   claims: (config) => [{ scheme: 'file', path: config.directory }],
-  async connect(_ctx, config): Promise<DestinationSession> {
+  async connect(ctx, config): Promise<DestinationSession> {
     const { directory, fileMode } = config;
     await checkDirectory(directory);
     const pending = new Set<LocalDelivery>();
@@ -197,7 +208,9 @@ export const localFolderDestination = defineDestination<LocalFolderDestinationCo
           await unlink(tempPath).catch(() => undefined);
           throw fsError('set mode of partial file', tempPath, error);
         }
-        const delivery = new LocalDelivery(fd, tempPath, finalPath, directory, (d) => pending.delete(d));
+        const delivery = new LocalDelivery(fd, tempPath, finalPath, directory, ctx.logger, (d) =>
+          pending.delete(d),
+        );
         pending.add(delivery);
         return delivery;
       },
