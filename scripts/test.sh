@@ -6,4 +6,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh --system
 export TURBO_TELEMETRY_DISABLED=1 TURBO_NO_UPDATE_NOTIFIER=1 DO_NOT_TRACK=1
-npx turbo run lint typecheck test --concurrency=2 --no-daemon --output-logs=new-only "$@"
+npx turbo run lint typecheck test --concurrency=2 --output-logs=new-only "$@"

@@ -1,0 +1,92 @@
+import { execFile } from 'node:child_process';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import https from 'node:https';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { generateDemoKey } from '@airlock/pgp';
+import { readIntegrationFile } from './cli.ts';
+import { loadServerConfig } from './config.ts';
+import { startServer } from './server.ts';
+
+const run = promisify(execFile);
+const bin = path.resolve(import.meta.dirname, '../bin/airlock.js');
+
+async function airlock(args: string[], env: Record<string, string>) {
+  try {
+    const { stdout, stderr } = await run(process.execPath, [bin, ...args], { env: { PATH: process.env['PATH'] ?? '', ...env } });
+    return { code: 0, stdout, stderr };
+  } catch (error) {
+    const failed = error as { code: number; stdout: string; stderr: string };
+    return { code: failed.code, stdout: failed.stdout, stderr: failed.stderr };
+  }
+}
+
+describe('airlock CLI', () => {
+  let work: string;
+
+  beforeAll(async () => {
+    work = await mkdtemp(path.join(os.tmpdir(), 'airlock-cli-'));
+  });
+
+  afterAll(async () => {
+    await rm(work, { recursive: true, force: true });
+  });
+
+  it('bootstraps the first owner key once, with no database surgery', async () => {
+    const env = { AIRLOCK_DATA_DIR: path.join(work, 'db') };
+    const first = await airlock(['bootstrap', '--tenant', 'acme', '--json'], env);
+    expect(first.code).toBe(0);
+    const result = JSON.parse(first.stdout) as { key: string; expiresAt: string };
+    expect(result.key).toMatch(/^alk_[a-z0-9]{12}_[A-Za-z0-9_-]{43}$/);
+    const again = await airlock(['bootstrap', '--tenant', 'acme'], env);
+    expect(again.code).toBe(1);
+    expect(again.stderr.trim().split('\n')).toHaveLength(1);
+    expect(again.stderr).toMatch(/already has an owner key/);
+  });
+
+  it('gives a one-line reason and a non-zero exit for bad config and input', async () => {
+    const badPort = await airlock(['migrate'], { AIRLOCK_PORT: 'eighty', AIRLOCK_DATA_DIR: path.join(work, 'db2') });
+    expect(badPort).toMatchObject({ code: 1 });
+    expect(badPort.stderr).toMatch(/^airlock: UserError: configuration: AIRLOCK_PORT/);
+    const noKey = await airlock(['run', 'list'], {});
+    expect(noKey.code).toBe(1);
+    expect(noKey.stderr).toMatch(/AIRLOCK_API_KEY/);
+    const unknown = await airlock(['frobnicate'], {});
+    expect(unknown.code).not.toBe(0);
+    const help = await airlock(['integration', 'create', '--help'], {});
+    expect(help.stdout).toMatch(/--file/);
+  });
+
+  it('reads integration files in YAML with recipients from files', async () => {
+    const key = await generateDemoKey('Partner', 'p@example.com');
+    await writeFile(path.join(work, 'partner.asc'), key.armoredPublicKey);
+    await writeFile(path.join(work, 'spec.yaml'), 'name: nightly\nrecipients:\n  - file: partner.asc\n');
+    const spec = await readIntegrationFile(path.join(work, 'spec.yaml'), '6f1f1a52-7d1c-4a8e-9b7e-0a4c7c1f2b3d');
+    expect(spec).toEqual({ name: 'nightly', agentId: '6f1f1a52-7d1c-4a8e-9b7e-0a4c7c1f2b3d', recipients: [key.armoredPublicKey] });
+    await writeFile(path.join(work, 'list.yaml'), '- a\n- b\n');
+    await expect(readIntegrationFile(path.join(work, 'list.yaml'))).rejects.toThrow(/expected an object/);
+  });
+
+  it('serves HTTPS only when given a certificate', async () => {
+    const cert = path.join(work, 'cert.pem');
+    const keyFile = path.join(work, 'key.pem');
+    await run('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '1', '-subj', '/CN=127.0.0.1',
+      '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', keyFile, '-out', cert]);
+    const server = await startServer(
+      loadServerConfig({ AIRLOCK_PORT: '0', AIRLOCK_DATA_DIR: path.join(work, 'tls-db'), AIRLOCK_TLS_CERT: cert, AIRLOCK_TLS_KEY: keyFile, AIRLOCK_LOG_LEVEL: 'silent' }),
+    );
+    try {
+      expect(server.url).toMatch(/^https:\/\/127\.0\.0\.1:\d+$/);
+      const ca = await readFile(cert);
+      const status = await new Promise<number>((resolve, reject) => {
+        https.get(`${server.url}/healthz`, { ca }, (res) => (res.resume(), resolve(res.statusCode ?? 0))).on('error', reject);
+      });
+      expect(status).toBe(200);
+      await expect(fetch(`${server.url.replace('https', 'http')}/healthz`)).rejects.toThrow();
+    } finally {
+      await server.close();
+    }
+  });
+});
