@@ -3,6 +3,7 @@
  * agent process, gpg. One integration run moves three files and every layer agrees on what happened.
  */
 import { randomBytes } from 'node:crypto';
+import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createTestDatabase } from '@airlock/testing';
@@ -60,6 +61,10 @@ describe('whole system: control plane on PostgreSQL, sshd, agent, gpg', () => {
       const reported = run.report?.files.find((entry) => path.basename(entry.sourcePath) === file.source?.name);
       expect(reported?.plaintextSha256).toBe(file.sha256);
     }
+
+    // The agent's own secret key and the operator's secrets file are readable by their owner only.
+    expect((await stat(path.join(system.agentDir, 'agent.key'))).mode & 0o777).toBe(0o600);
+    expect((await stat(system.secretsFile)).mode & 0o777).toBe(0o600);
 
     const runs = await system.listRuns();
     expect(runs.find((listed) => listed.id === runId)?.status).toBe('succeeded');

@@ -129,12 +129,3 @@ export async function tail(file: string, bytes = 2_000): Promise<string> {
   const text = await readFile(file, 'utf8').catch(() => '');
   return text.length > bytes ? `…${text.slice(-bytes)}` : text;
 }
-
-/** Rejects after `ms` with `message`; for racing a bounded wait. */
-export function deadline(ms: number, message: () => string): { promise: Promise<never>; cancel(): void } {
-  let timer: NodeJS.Timeout | undefined;
-  const promise = new Promise<never>((_resolve, reject) => {
-    timer = setTimeout(() => reject(new Error(message())), ms);
-  });
-  return { promise, cancel: () => clearTimeout(timer) };
-}

@@ -46,8 +46,11 @@ export interface StartSystemOptions {
   workDir?: string;
   /** PostgreSQL for the control plane; unset: embedded PGlite in the work dir. */
   databaseUrl?: string;
-  /** `sshd` (default) requires OpenSSH; `sshd-or-in-process` falls back to the in-process server (demo only). */
-  sftp?: 'sshd' | 'sshd-or-in-process';
+  /**
+   * `sshd` (default) requires OpenSSH; `sshd-or-in-process` falls back to the in-process server
+   * when it is absent, and `in-process` always uses it (the demo's fallback; tests use sshd).
+   */
+  sftp?: 'sshd' | 'sshd-or-in-process' | 'in-process';
   /** Log in with this password (sshd: as the `airlock-sftp` system user) instead of a client key. */
   sftpPassword?: string;
   /** Log level of the control plane and the agent. Default `info`. */
@@ -192,6 +195,7 @@ export class AirlockSystem implements AsyncDisposable {
   readonly #cleanups: Cleanup[] = [];
   readonly #services: Service[] = [];
   #apiKey = '';
+  #enrollToken = '';
   #agentRuns = 0;
   #stopped = false;
   #recipientSecretKey = '';
@@ -293,8 +297,9 @@ export class AirlockSystem implements AsyncDisposable {
 
   async #startSftp(): Promise<void> {
     const root = path.join(this.workDir, 'sftp');
-    const useSshd = existsSync(SSHD);
-    if (!useSshd && this.options.sftp !== 'sshd-or-in-process') throw new Error(`${SSHD} not found: the system tests need OpenSSH's server`);
+    const mode = this.options.sftp ?? 'sshd';
+    const useSshd = mode !== 'in-process' && existsSync(SSHD);
+    if (!useSshd && mode === 'sshd') throw new Error(`${SSHD} not found: the system tests need OpenSSH's server`);
     if (useSshd) {
       const sshd = await startSshd();
       this.#cleanups.push(() => sshd.stop());
@@ -384,6 +389,7 @@ export class AirlockSystem implements AsyncDisposable {
 
   async #enrollAgent(): Promise<void> {
     const token = string(object(await this.airlockJson(['token', 'create']), 'airlock token create'), 'token', 'airlock token create');
+    this.#enrollToken = token;
     // The token goes in the environment, not argv, where `ps` would show it.
     const env = { ...this.#agentEnv(), AIRLOCK_ENROLL_TOKEN: token };
     const result = await this.#node(AGENT_BIN, ['enroll', '--url', this.controlPlaneUrl, '--dir', this.agentDir, '--json'], env);
@@ -432,6 +438,14 @@ export class AirlockSystem implements AsyncDisposable {
   async airlockJson(args: readonly string[]): Promise<unknown> {
     const result = await this.airlock([...args, '--json']);
     return parseJsonLine(result.stdout, `airlock ${args.join(' ')}`);
+  }
+
+  /**
+   * The owner API key and the (redeemed) enrollment token, so tests can prove that neither is
+   * stored or logged in the clear. Never print them.
+   */
+  issuedCredentials(): { apiKey: string; enrollToken: string } {
+    return { apiKey: this.#apiKey, enrollToken: this.#enrollToken };
   }
 
   /** Writes an integration spec to the work dir and saves it with `airlock integration create`. */
