@@ -36,8 +36,9 @@ function send(res: ServerResponse, status: number, body: object, headers: Record
 export function createHttpHandler(deps: ServerDeps, options: HttpOptions) {
   return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const pathAndQuery = req.url ?? '/';
-    if (pathAndQuery === '/healthz') return send(res, 200, { ok: true });
-    if (!pathAndQuery.startsWith('/trpc/')) return send(res, 404, { error: 'not found' });
+    const [, first] = new URL(pathAndQuery, 'http://control-plane').pathname.split('/');
+    if (first === 'healthz') return send(res, 200, { ok: true });
+    if (first !== 'trpc') return send(res, 404, { error: 'not found' });
     const method = req.method ?? 'GET';
     let body: Uint8Array;
     try {
