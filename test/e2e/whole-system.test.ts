@@ -3,10 +3,12 @@
  * agent process, gpg. One integration run moves three files and every layer agrees on what happened.
  */
 import { randomBytes } from 'node:crypto';
-import { stat } from 'node:fs/promises';
+import { mkdir, readdir, stat } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createTestDatabase } from '@airlock/testing';
+import { listeningSocketCount } from '../src/sockets.ts';
 import { type AirlockSystem, startSystem } from '../src/system.ts';
 
 describe('whole system: control plane on PostgreSQL, sshd, agent, gpg', () => {
@@ -77,5 +79,27 @@ describe('whole system: control plane on PostgreSQL, sshd, agent, gpg', () => {
     expect(audit.find((event) => event.action === 'run-complete' && event.target === runId)?.outcome).toBe('success');
     // The sequence is gap-free and in order: the hash chain has nothing missing.
     expect(audit.map((event) => event.seq)).toEqual(audit.map((_, i) => i + 1));
+  });
+
+  it('runs as a long-lived agent that connects outward only: no listening socket', async () => {
+    const second = path.join(system.deliveredDir, 'second');
+    await mkdir(second, { mode: 0o700 });
+    const integration = await system.createIntegration({ name: 'daemon-run', destinationDir: second });
+    const agent = system.startAgent();
+    const runId = await system.runNow(integration.id);
+    const run = await system.waitForRun(runId);
+    expect(run.status).toBe('succeeded');
+    expect((await readdir(second)).sort()).toEqual(['alpha.csv.pgp', 'beta.csv.pgp', 'gamma.csv.pgp']);
+
+    expect(agent.isRunning()).toBe(true);
+    expect(agent.pid).toBeDefined();
+    // Sampled a few times while it long-polls; the control plane itself shows the check can see a listener.
+    for (let i = 0; i < 3; i += 1) {
+      expect(await listeningSocketCount(agent.pid ?? -1)).toBe(0);
+      await sleep(200);
+    }
+    expect(await listeningSocketCount(system.controlPlanePid ?? -1)).toBeGreaterThan(0);
+    await agent.stop();
+    expect(await agent.exited).toBe(0);
   });
 });

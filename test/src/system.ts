@@ -198,6 +198,7 @@ export class AirlockSystem implements AsyncDisposable {
   #enrollToken = '';
   #agentRuns = 0;
   #stopped = false;
+  #controlPlane: Service | undefined;
   #recipientSecretKey = '';
   /** For the in-process server, which this set-up gives a password instead of a key. */
   #generatedPassword: string | undefined;
@@ -368,6 +369,7 @@ export class AirlockSystem implements AsyncDisposable {
       stderrFile: this.controlPlaneLog,
     });
     this.#services.push(service);
+    this.#controlPlane = service;
     this.controlPlaneUrl = `http://127.0.0.1:${port}`;
     await this.#waitForHealth(service);
     this.#step(`control plane on ${this.controlPlaneUrl} (${this.options.databaseUrl === undefined ? 'embedded PGlite' : 'PostgreSQL'}), tenant bootstrapped`);
@@ -426,6 +428,11 @@ export class AirlockSystem implements AsyncDisposable {
       throw new Error(`${name} exited with ${String(result.code)}: ${result.stderr.trim() || '(no stderr)'}`);
     }
     return result;
+  }
+
+  /** The process id of `airlock serve`. */
+  get controlPlanePid(): number | undefined {
+    return this.#controlPlane?.pid;
   }
 
   /** Runs the admin CLI `airlock` against this control plane with the owner key in its environment. */
