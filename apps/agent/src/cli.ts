@@ -2,7 +2,6 @@
 import os from 'node:os';
 import { Command, Option } from 'commander';
 import { pino } from 'pino';
-import { TRPCClientError } from '@trpc/client';
 import { encodeKey, generateKeyPair } from '@airlock/identity';
 import { describe, UserError } from '@airlock/errors';
 import { loadAgentConfig } from './config.ts';
@@ -133,8 +132,7 @@ export async function main(argv: string[]): Promise<void> {
   try {
     await buildProgram().parseAsync(argv);
   } catch (error) {
-    const message = error instanceof TRPCClientError ? error.message : describe(error);
-    process.stderr.write(`airlock-agent: ${message.split('\n')[0] ?? message}\n`);
+    process.stderr.write(`airlock-agent: ${describe(error)}\n`);
     process.exitCode = 1;
   }
 }

@@ -5,7 +5,7 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Command, Option } from 'commander';
-import { createTRPCClient, httpLink, TRPCClientError } from '@trpc/client';
+import { createTRPCClient, httpLink } from '@trpc/client';
 import YAML from 'yaml';
 import { type AppRouter, bootstrapTenant, migrate } from '@airlock/api';
 import { describe, UserError } from '@airlock/errors';
@@ -210,8 +210,7 @@ export async function main(argv: string[]): Promise<void> {
   try {
     await buildProgram().parseAsync(argv);
   } catch (error) {
-    const message = error instanceof TRPCClientError ? error.message : describe(error);
-    process.stderr.write(`airlock: ${message.split('\n')[0] ?? message}\n`);
+    process.stderr.write(`airlock: ${describe(error)}\n`);
     process.exitCode = 1;
   }
 }

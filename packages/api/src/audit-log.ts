@@ -3,6 +3,9 @@
  * privileged action whose audit record cannot be written is rolled back with it (fail closed).
  */
 import { type AuditEventInput, type AuditRecord, assertAuditable, hashEvent, redactMeta } from '@airlock/audit';
+import type { AgentPrincipal } from './auth/agent-auth.ts';
+import type { ApiKeyPrincipal } from './auth/api-keys.ts';
+import type { RequestFacts } from './context.ts';
 import type { Database, Queryable } from './storage/database.ts';
 
 export async function appendAudit(tx: Queryable, event: AuditEventInput, now: Date = new Date()): Promise<AuditRecord> {
@@ -35,6 +38,17 @@ export async function appendAudit(tx: Queryable, event: AuditEventInput, now: Da
   );
   await tx.query('UPDATE audit_head SET seq = $1, hash = $2 WHERE singleton', [record.seq, record.hash]);
   return record;
+}
+
+/** An event done by an authenticated caller: tenant, actor and source address come from the request. */
+export function eventBy(
+  principal: ApiKeyPrincipal | AgentPrincipal,
+  request: RequestFacts,
+  event: Pick<AuditEventInput, 'action' | 'target' | 'outcome' | 'meta'>,
+): AuditEventInput {
+  const actor: AuditEventInput['actor'] =
+    principal.kind === 'agent' ? { type: 'agent', id: principal.agentId } : { type: 'api-key', id: principal.keyId };
+  return { ...event, tenantId: principal.tenantId, actor, sourceIp: request.sourceIp };
 }
 
 /** Records an event on its own, for refusals where there is no action to roll back. */

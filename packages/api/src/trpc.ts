@@ -15,7 +15,7 @@ import { type AirlockError, AuthenticationError, isAirlockError, NotAllowedError
 import { AgentAuthError, type AgentPrincipal, authenticateAgent } from './auth/agent-auth.ts';
 import { type ApiKeyPrincipal, authenticateApiKey } from './auth/api-keys.ts';
 import { type Permission, roleAllows } from './auth/permissions.ts';
-import { recordAudit } from './audit-log.ts';
+import { eventBy, recordAudit } from './audit-log.ts';
 import type { Context } from './context.ts';
 
 const codes: Record<AirlockError['errorClass'], TRPC_ERROR_CODE_KEY> = {
@@ -84,15 +84,10 @@ export function procedureFor(permission: Permission) {
       throw error;
     }
     if (!roleAllows(admin.role, permission)) {
-      await recordAudit(ctx.db, {
-        tenantId: admin.tenantId,
-        actor: { type: 'api-key', id: admin.keyId },
-        action: 'permission-denied',
-        target: path,
-        outcome: 'denied',
-        sourceIp: ctx.request.sourceIp,
-        meta: { permission, role: admin.role },
-      });
+      await recordAudit(
+        ctx.db,
+        eventBy(admin, ctx.request, { action: 'permission-denied', target: path, outcome: 'denied', meta: { permission, role: admin.role } }),
+      );
       throw new NotAllowedError(`role ${admin.role} lacks ${permission}`);
     }
     return next({ ctx: { admin } });

@@ -92,9 +92,8 @@ export function classify(error: unknown): ErrorClass {
   return isAirlockError(error) ? error.errorClass : 'unexpected';
 }
 
-/** A one-line, data-free description for logs and CLIs. */
+/** A one-line description for logs and CLIs: the class and the first line of the message. */
 export function describe(error: unknown): string {
-  if (isAirlockError(error)) return `${error.name}: ${error.message}`;
-  if (error instanceof Error) return `${error.name}: ${error.message}`;
-  return String(error);
+  const text = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+  return text.split('\n')[0] ?? text;
 }

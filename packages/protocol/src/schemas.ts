@@ -1,22 +1,12 @@
 import { z } from 'zod';
+import { errorClasses } from '@airlock/errors';
 
 export const uuid = z.uuid();
 const sha256Hex = z.string().regex(/^[0-9a-f]{64}$/, 'expected a lowercase hex SHA-256');
 const fingerprint = z.string().regex(/^[0-9A-F]{40}$|^[0-9A-F]{64}$/, 'expected an uppercase hex OpenPGP fingerprint');
 const shortText = z.string().min(1).max(200);
 
-export const errorClassSchema = z.enum([
-  'user',
-  'operational',
-  'unexpected',
-  'not-found',
-  'not-allowed',
-  'conflict',
-  'policy-violation',
-  'host-key-mismatch',
-  'authentication',
-  'recipient-key',
-]);
+export const errorClassSchema = z.enum(errorClasses);
 
 /** `connectorId@version`, e.g. `sftp@1`. */
 export const connectorRef = z.string().regex(/^[a-z][a-z0-9-]{0,40}@[1-9][0-9]{0,3}$/, 'expected connector@version');

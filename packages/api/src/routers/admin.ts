@@ -3,7 +3,7 @@ import type { TRPCRouterRecord } from '@trpc/server';
 import { NotFoundError, RecipientKeyError, UserError } from '@airlock/errors';
 import { byId, integrationSpec, listAuditInput, listRunsInput, type RunReport, type RunStatus } from '@airlock/protocol';
 import { inspectRecipientKey } from '@airlock/pgp';
-import { appendAudit, listAuditEvents } from '../audit-log.ts';
+import { appendAudit, eventBy, listAuditEvents } from '../audit-log.ts';
 import { procedureFor } from '../trpc.ts';
 
 interface RunRow {
@@ -84,13 +84,10 @@ export const integrationsRouter = {
           [ctx.admin.tenantId, input.agentId, input.name, JSON.stringify(input)],
         );
         if (!row) throw new Error('integration upsert returned nothing');
-        await appendAudit(tx, {
-          tenantId: ctx.admin.tenantId,
-          actor: { type: 'api-key', id: ctx.admin.keyId },
+        await appendAudit(tx, eventBy(ctx.admin, ctx.request, {
           action: 'integration-save',
           target: row.id,
           outcome: 'success',
-          sourceIp: ctx.request.sourceIp,
           meta: {
             name: input.name,
             version: row.version,
@@ -98,7 +95,7 @@ export const integrationsRouter = {
             destination: input.destination.connector,
             recipientFingerprints: fingerprints,
           },
-        });
+        }));
         return { id: row.id, version: row.version, recipientFingerprints: fingerprints };
       });
     }),
@@ -122,15 +119,12 @@ export const integrationsRouter = {
           [input.id, ctx.admin.tenantId, `api-key:${ctx.admin.keyId}`, ctx.now()],
         );
         if (!row) throw new NotFoundError('no integration with that id');
-        await appendAudit(tx, {
-          tenantId: ctx.admin.tenantId,
-          actor: { type: 'api-key', id: ctx.admin.keyId },
+        await appendAudit(tx, eventBy(ctx.admin, ctx.request, {
           action: 'run-request',
           target: row.id,
           outcome: 'success',
-          sourceIp: ctx.request.sourceIp,
           meta: { integrationId: input.id },
-        });
+        }));
         return row;
       });
       ctx.dispatcher.notify(run.agent_id);

@@ -2,7 +2,7 @@
 import type { TRPCRouterRecord } from '@trpc/server';
 import { NotFoundError } from '@airlock/errors';
 import { heartbeatInput, type IntegrationSpec, nextJobInput, nextJobOutput, runReport } from '@airlock/protocol';
-import { appendAudit } from '../audit-log.ts';
+import { appendAudit, eventBy } from '../audit-log.ts';
 import type { Context } from '../context.ts';
 import type { AgentPrincipal } from '../auth/agent-auth.ts';
 import { agentProcedure } from '../trpc.ts';
@@ -17,15 +17,12 @@ async function claimJob(ctx: Context, agent: AgentPrincipal) {
       [agent.agentId, ctx.now()],
     );
     if (!run) return null;
-    await appendAudit(tx, {
-      tenantId: agent.tenantId,
-      actor: { type: 'agent', id: agent.agentId },
+    await appendAudit(tx, eventBy(agent, ctx.request, {
       action: 'run-dispatch',
       target: run.id,
       outcome: 'success',
-      sourceIp: ctx.request.sourceIp,
       meta: { integrationId: run.integration_id, integrationVersion: run.integration_version },
-    });
+    }));
     return { runId: run.id, integrationId: run.integration_id, integrationVersion: run.integration_version, spec: run.spec };
   });
 }
@@ -64,13 +61,10 @@ export const agentChannelRouter = {
         [input.status, input.finishedAt, input.errorClass ?? null, JSON.stringify(input), input.runId, agent.agentId],
       );
       if (!run) throw new NotFoundError('no running run with that id for this agent');
-      await appendAudit(tx, {
-        tenantId: agent.tenantId,
-        actor: { type: 'agent', id: agent.agentId },
+      await appendAudit(tx, eventBy(agent, ctx.request, {
         action: 'run-complete',
         target: input.runId,
         outcome: input.status === 'succeeded' ? 'success' : 'failure',
-        sourceIp: ctx.request.sourceIp,
         meta: {
           errorClass: input.errorClass ?? null,
           files: input.files.length,
@@ -78,17 +72,14 @@ export const agentChannelRouter = {
           bytesOut: input.bytesOut,
           recipientFingerprints: input.recipientFingerprints,
         },
-      });
+      }));
       if (input.errorClass === 'policy-violation') {
-        await appendAudit(tx, {
-          tenantId: agent.tenantId,
-          actor: { type: 'agent', id: agent.agentId },
+        await appendAudit(tx, eventBy(agent, ctx.request, {
           action: 'policy-violation',
           target: input.runId,
           outcome: 'denied',
-          sourceIp: ctx.request.sourceIp,
           meta: { kind: input.violation?.kind ?? 'unknown' },
-        });
+        }));
       }
     });
     return { ok: true as const };

@@ -1,7 +1,7 @@
 import type { TRPCRouterRecord } from '@trpc/server';
 import { AuthenticationError, ConflictError } from '@airlock/errors';
 import { createEnrollmentTokenInput, enrollInput, enrollOutput } from '@airlock/protocol';
-import { appendAudit, recordAudit } from '../audit-log.ts';
+import { appendAudit, eventBy, recordAudit } from '../audit-log.ts';
 import { randomToken, sha256Hex } from '../auth/secrets.ts';
 import { procedureFor, publicProcedure } from '../trpc.ts';
 
@@ -19,15 +19,12 @@ export const enrollmentRouter = {
            VALUES ($1, $2, $3, $4, $5) RETURNING id`,
           [ctx.admin.tenantId, sha256Hex(token), ctx.admin.keyId, now, expiresAt],
         );
-        await appendAudit(tx, {
-          tenantId: ctx.admin.tenantId,
-          actor: { type: 'api-key', id: ctx.admin.keyId },
+        await appendAudit(tx, eventBy(ctx.admin, ctx.request, {
           action: 'enrollment-token-create',
           target: row?.id ?? null,
           outcome: 'success',
-          sourceIp: ctx.request.sourceIp,
           meta: { ttlMinutes: input.ttlMinutes },
-        });
+        }));
         return row?.id ?? '';
       });
       return { id, token, expiresAt: expiresAt.toISOString() };
