@@ -271,8 +271,10 @@ export class AirlockSystem implements AsyncDisposable {
       mkdir(path.join(this.workDir, 'sftp', 'exports'), { recursive: true, mode: 0o755 }),
     ]);
     await Promise.all([this.#writeSources(), this.#writeRecipient()]);
-    // The SFTP server and the control plane do not depend on each other: start them side by side.
-    await Promise.all([this.#startSftp(), this.#startControlPlane()]);
+    // The SFTP server and the control plane do not depend on each other: start them side by side,
+    // and let both settle before failing, so `stop()` sees every process either of them started.
+    const started = await Promise.allSettled([this.#startSftp(), this.#startControlPlane()]);
+    for (const result of started) if (result.status === 'rejected') throw result.reason;
     await this.#enrollAgent();
     await this.#writeAgentFiles();
   }
