@@ -2,13 +2,13 @@
 import os from 'node:os';
 import { Command, Option } from 'commander';
 import { pino } from 'pino';
-import { encodeKey, generateKeyPair } from '@airlock/identity';
+import { encodeKey } from '@airlock/identity';
 import { describe, UserError } from '@airlock/errors';
 import { loadAgentConfig } from './config.ts';
 import { builtInConnectors } from './connectors.ts';
 import { createAgentClient, createEnrollmentClient } from './control-channel.ts';
 import { AGENT_VERSION, runDaemon } from './daemon.ts';
-import { loadIdentity, saveIdentity, saveKey } from './identity-store.ts';
+import { keyForEnrollment, loadIdentity, saveIdentity } from './identity-store.ts';
 import { Outbox } from './outbox.ts';
 import { LocalPolicy } from './policy.ts';
 import { loadSecrets } from './secrets.ts';
@@ -44,8 +44,7 @@ export function buildProgram(): Command {
       const token = options.token ?? config.enrollToken;
       if (!token) throw new UserError('an enrollment token is required: --token or AIRLOCK_ENROLL_TOKEN');
       const url = new URL(options.url).origin;
-      const keyPair = generateKeyPair();
-      await saveKey(config.dataDir, keyPair);
+      const keyPair = await keyForEnrollment(config.dataDir);
       const result = await createEnrollmentClient(url).enrollment.enroll.mutate({
         token,
         publicKey: encodeKey(keyPair.publicKey),

@@ -5,7 +5,7 @@
 import { chmod, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
-import { type AgentKeyPair, keyPairFromSecretKey } from '@airlock/identity';
+import { type AgentKeyPair, generateKeyPair, keyPairFromSecretKey } from '@airlock/identity';
 import { ConflictError, UserError } from '@airlock/errors';
 
 const identitySchema = z.strictObject({
@@ -18,19 +18,39 @@ export type AgentIdentity = z.infer<typeof identitySchema>;
 
 const files = (dataDir: string) => ({ identity: path.join(dataDir, 'agent.json'), key: path.join(dataDir, 'agent.key') });
 
-export async function saveKey(dataDir: string, keyPair: AgentKeyPair): Promise<void> {
-  await mkdir(dataDir, { recursive: true, mode: 0o700 });
-  const file = files(dataDir).key;
-  try {
-    // `wx`: never overwrite an existing identity's key.
-    await writeFile(file, `${Buffer.from(keyPair.secretKey).toString('base64')}\n`, { mode: 0o600, flag: 'wx' });
-  } catch (error) {
-    if (error instanceof Error && 'code' in error && error.code === 'EEXIST') {
-      throw new ConflictError(`${file} exists: this agent is already enrolled (remove the data directory to enroll again)`);
-    }
-    throw error;
+/**
+ * The key for enrollment: a new one, or the one a failed enrollment left behind, so that a retry
+ * with a fresh token works. Refused once an identity exists.
+ */
+export async function keyForEnrollment(dataDir: string): Promise<AgentKeyPair> {
+  const { identity, key } = files(dataDir);
+  if (await exists(identity)) {
+    throw new ConflictError(`${identity} exists: this agent is already enrolled (remove the data directory to enroll again)`);
   }
-  await chmod(file, 0o600);
+  await mkdir(dataDir, { recursive: true, mode: 0o700 });
+  if (await exists(key)) return readKey(key);
+  const keyPair = generateKeyPair();
+  // `wx`: never overwrite a key another process just wrote.
+  await writeFile(key, `${Buffer.from(keyPair.secretKey).toString('base64')}\n`, { mode: 0o600, flag: 'wx' });
+  await chmod(key, 0o600);
+  return keyPair;
+}
+
+async function exists(file: string): Promise<boolean> {
+  try {
+    await stat(file);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function readKey(keyFile: string): Promise<AgentKeyPair> {
+  const mode = (await stat(keyFile)).mode & 0o777;
+  if ((mode & 0o077) !== 0) throw new UserError(`${keyFile} is readable by others (mode ${mode.toString(8)}): chmod 600 it`);
+  const secretKey = Buffer.from((await readFile(keyFile, 'utf8')).trim(), 'base64');
+  if (secretKey.length !== 64) throw new UserError(`${keyFile} is damaged`);
+  return keyPairFromSecretKey(new Uint8Array(secretKey));
 }
 
 export async function saveIdentity(dataDir: string, identity: AgentIdentity): Promise<void> {
@@ -40,17 +60,12 @@ export async function saveIdentity(dataDir: string, identity: AgentIdentity): Pr
 export async function loadIdentity(dataDir: string): Promise<{ identity: AgentIdentity; keyPair: AgentKeyPair }> {
   const { identity: identityFile, key: keyFile } = files(dataDir);
   let identityText: string;
-  let keyText: string;
   try {
-    [identityText, keyText] = await Promise.all([readFile(identityFile, 'utf8'), readFile(keyFile, 'utf8')]);
+    identityText = await readFile(identityFile, 'utf8');
   } catch {
     throw new UserError(`no agent identity in ${dataDir}: run \`airlock-agent enroll\` first`);
   }
-  const mode = (await stat(keyFile)).mode & 0o777;
-  if ((mode & 0o077) !== 0) throw new UserError(`${keyFile} is readable by others (mode ${mode.toString(8)}): chmod 600 it`);
   const parsed = identitySchema.safeParse(JSON.parse(identityText));
   if (!parsed.success) throw new UserError(`${identityFile} is damaged: ${parsed.error.issues[0]?.message ?? 'invalid'}`);
-  const secretKey = Buffer.from(keyText.trim(), 'base64');
-  if (secretKey.length !== 64) throw new UserError(`${keyFile} is damaged`);
-  return { identity: parsed.data, keyPair: keyPairFromSecretKey(new Uint8Array(secretKey)) };
+  return { identity: parsed.data, keyPair: await readKey(keyFile) };
 }
