@@ -79,8 +79,8 @@ export async function createTestDatabase(serverUrl: string): Promise<string> {
   const client = new pg.Client({ connectionString: serverUrl });
   await client.connect();
   try {
-    // The name is generated above from hex digits only, so quoting it is enough.
-    await client.query(`CREATE DATABASE "${name}"`);
+    // DDL takes no bind parameters; the name is generated above and quoted as an identifier.
+    await client.query(`CREATE DATABASE ${client.escapeIdentifier(name)}`);
   } finally {
     await client.end();
   }

@@ -8,6 +8,7 @@ import { constants as fsConstants, type Stats } from 'node:fs';
 import { lstat, open, readdir, realpath, stat, type FileHandle } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
+import { isWithin } from '@airlock/connector-api';
 import ssh2 from 'ssh2';
 import type { Attributes, AuthContext, Connection, FileEntry, ParsedKey, SFTPWrapper } from 'ssh2';
 import { publicKeyLine, sshKeygenFingerprint } from './ssh-keys.ts';
@@ -102,7 +103,7 @@ export async function startSftpServer(options: StartSftpServerOptions): Promise<
     const virtual = path.posix.resolve('/', clientPath);
     const local = path.join(rootReal, virtual);
     const real = await realpath(local);
-    if (real !== rootReal && !real.startsWith(`${rootReal}${path.sep}`)) throw new Error('outside the served root');
+    if (!isWithin(rootReal, real)) throw new Error('outside the served root');
     return { virtual, local };
   };
 

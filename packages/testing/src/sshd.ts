@@ -7,6 +7,7 @@ import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises
 import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { isWithin } from '@airlock/connector-api';
 import { run } from './exec.ts';
 import { freePort, waitForPort } from './ports.ts';
 import { killOnExit, removeOnExit } from './process-cleanup.ts';
@@ -46,8 +47,7 @@ export interface StartSshdOptions {
 export async function writeFiles(root: string, files: Record<string, string | Buffer>): Promise<void> {
   for (const [name, content] of Object.entries(files)) {
     const target = path.resolve(root, name);
-    const relative = path.relative(root, target);
-    if (relative === '' || relative.startsWith('..') || path.isAbsolute(relative)) {
+    if (target === path.resolve(root) || !isWithin(path.resolve(root), target)) {
       throw new Error(`fixture file ${JSON.stringify(name)} is outside the served directory`);
     }
     await mkdir(path.dirname(target), { recursive: true, mode: 0o755 });
