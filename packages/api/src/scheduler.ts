@@ -12,7 +12,7 @@
  */
 import { CronExpressionParser } from 'cron-parser';
 import { UserError } from '@airlock/errors';
-import type { ScheduleSpec } from '@airlock/protocol';
+import { isTimeZone, type ScheduleSpec } from '@airlock/protocol';
 import { appendAudit } from './audit-log.ts';
 import type { Dispatcher } from './dispatcher.ts';
 import { enqueueRun, PREVIOUS_RUN_ACTIVE } from './run-queue.ts';
@@ -35,19 +35,10 @@ export function validateSchedule(schedule: CronSchedule, now: Date): void {
   try {
     expression(schedule, now).next();
   } catch (error) {
-    const reason = error instanceof Error ? error.message : String(error);
     // An unknown zone reaches the parser as an invalid date; name the zone instead.
-    if (!isKnownZone(schedule.timezone)) throw new UserError(`schedule.timezone ${JSON.stringify(schedule.timezone)}: unknown time zone`);
+    if (!isTimeZone(schedule.timezone)) throw new UserError(`schedule.timezone ${JSON.stringify(schedule.timezone)}: unknown time zone`);
+    const reason = error instanceof Error ? error.message : String(error);
     throw new UserError(`schedule.cron ${JSON.stringify(schedule.cron)}: ${reason}`, { cause: error });
-  }
-}
-
-function isKnownZone(zone: string): boolean {
-  try {
-    new Intl.DateTimeFormat('en-US', { timeZone: zone });
-    return true;
-  } catch {
-    return false;
   }
 }
 

@@ -17,7 +17,7 @@ const armoredPublicKey = z
   .refine((text) => text.includes('-----BEGIN PGP PUBLIC KEY BLOCK-----'), 'expected an armored OpenPGP public key');
 
 /** A name the runtime's time-zone database knows, e.g. `Europe/Berlin` or `UTC`. */
-function isTimeZone(zone: string): boolean {
+export function isTimeZone(zone: string): boolean {
   if (!/^[A-Za-z][A-Za-z0-9_+-]*(?:\/[A-Za-z0-9_+-]+)*$/.test(zone)) return false;
   try {
     new Intl.DateTimeFormat('en-US', { timeZone: zone });
