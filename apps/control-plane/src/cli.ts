@@ -156,9 +156,9 @@ export function buildProgram(): Command {
       const deadline = Date.now() + Number(options.timeout) * 1000;
       for (;;) {
         const current = await client.runs.get.query({ id: runId });
-        if (current.status === 'succeeded' || current.status === 'failed') {
+        if (current.status === 'succeeded' || current.status === 'failed' || current.status === 'cancelled') {
           output(Boolean(options.json), current, () => `run ${runId} ${current.status}${current.errorClass ? ` (${current.errorClass})` : ''}`);
-          if (current.status === 'failed') process.exitCode = 1;
+          if (current.status !== 'succeeded') process.exitCode = 1;
           return;
         }
         if (Date.now() > deadline) throw new UserError(`run ${runId} still ${current.status} after ${options.timeout} s`);
@@ -175,6 +175,15 @@ export function buildProgram(): Command {
       output(Boolean(options.json), rows, () =>
         rows.map((r) => `${r.id}  ${r.status.padEnd(9)}  ${r.createdAt}  ${r.report ? `${r.report.files.length} files, ${r.report.bytesOut} bytes out` : ''}`).join('\n'),
       );
+    });
+  run
+    .command('cancel')
+    .description('cancel a queued or running run (an agent still running it has its report refused)')
+    .argument('<runId>')
+    .addOption(json)
+    .action(async (runId: string, options: { json?: boolean }) => {
+      const result = await adminClient().runs.cancel.mutate({ id: runId });
+      output(Boolean(options.json), result, () => `cancelled run ${result.runId} (was ${result.previous})`);
     });
   run
     .command('show')

@@ -200,6 +200,13 @@ describe.each(Object.entries(backends))('schedules on %s', (backend, openDatabas
     expect(codeOf(await admin.integrations.runNow({ id: saved.id }).catch((error: unknown) => error))).toBe('CONFLICT');
     expect((await runsOf(db, saved.id)).map((run) => run.status)).toEqual(['succeeded', 'queued']);
     expect((await runsOf(db, saved.id))[1]?.id).toBe(runId);
+
+    // A stuck run can be cancelled, which frees the integration again.
+    expect(await admin.runs.cancel({ id: runId })).toEqual({ runId, previous: 'queued' });
+    expect(codeOf(await admin.runs.cancel({ id: runId }).catch((error: unknown) => error))).toBe('NOT_FOUND');
+    expect(await auditOf(db, 'run-cancel', runId)).toMatchObject([{ outcome: 'success', meta: { previous: 'queued' } }]);
+    await admin.integrations.runNow({ id: saved.id });
+    expect((await runsOf(db, saved.id)).map((run) => run.status)).toEqual(['succeeded', 'cancelled', 'queued']);
   });
 
   it('makes the database refuse a second active run of one integration, whatever the code does', async () => {

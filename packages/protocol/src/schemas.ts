@@ -133,7 +133,7 @@ export const listAuditInput = z.strictObject({
   limit: z.number().int().min(1).max(1000).default(100),
 });
 
-export const runStatus = z.enum(['queued', 'running', 'succeeded', 'failed']);
+export const runStatus = z.enum(['queued', 'running', 'succeeded', 'failed', 'cancelled']);
 export type RunStatus = z.infer<typeof runStatus>;
 
 export { shortText };

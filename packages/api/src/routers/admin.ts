@@ -184,6 +184,22 @@ export const runsRouter = {
       if (!row) throw new NotFoundError('no run with that id');
       return runView(row);
     }),
+
+  /** Ends a queued or running run. An agent still working on it has its report refused. */
+  cancel: procedureFor('runs:create')
+    .input(byId)
+    .mutation(async ({ ctx, input }) => {
+      return ctx.db.transaction(async (tx) => {
+        const [row] = await tx.query<{ id: string; previous: string }>(
+          'SELECT id, status AS previous FROM runs WHERE id = $1 AND tenant_id = $2 AND status IN ($3, $4) FOR UPDATE',
+          [input.id, ctx.admin.tenantId, 'queued', 'running'],
+        );
+        if (!row) throw new NotFoundError('no queued or running run with that id');
+        await tx.query("UPDATE runs SET status = 'cancelled', finished_at = $2 WHERE id = $1", [row.id, ctx.now()]);
+        await appendAudit(tx, eventBy(ctx.admin, ctx.request, { action: 'run-cancel', target: row.id, outcome: 'success', meta: { previous: row.previous } }));
+        return { runId: row.id, previous: row.previous };
+      });
+    }),
 } satisfies TRPCRouterRecord;
 
 export const auditRouter = {
