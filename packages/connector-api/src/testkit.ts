@@ -32,7 +32,7 @@ interface StoredFile {
 export interface MemorySourceHooks {
   /** Called after each `list()` with its 1-based count, before it returns: change files here. */
   onList?(count: number): void;
-  /** Called before each `open`, with how often this path was opened before (0 the first time). Throw to fail it. */
+  /** Called at each `open`, with how often `open` was called for this path before (0 the first time). Throw to fail it. */
   onOpen?(file: SourceFile, previousOpens: number): void;
   /** Leave out `remove` and `archive`, like a source that cannot do post-delivery actions. */
   withoutPostActions?: boolean;
@@ -43,7 +43,7 @@ export interface MemorySourceHooks {
 export interface MemorySource extends RegisteredSource {
   /** The current files by absolute path. */
   readonly files: Map<string, StoredFile>;
-  /** Paths in the order they were opened. */
+  /** Paths in the order they were opened successfully. */
   readonly opened: string[];
   readonly removed: string[];
   readonly archived: Array<{ path: string; directory: string }>;
@@ -72,6 +72,7 @@ export function memorySource(initial: Record<string, string | Uint8Array> = {}, 
   };
   for (const [filePath, data] of Object.entries(initial)) write(filePath, data);
   let lists = 0;
+  const openCalls = new Map<string, number>();
 
   const current = (file: SourceFile, pattern: string): StoredFile => {
     if (!matchPath(pattern, file.path)) throw new NotAllowedError(`${file.path} is not selected by this source`);
@@ -102,8 +103,10 @@ export function memorySource(initial: Record<string, string | Uint8Array> = {}, 
           return Promise.resolve(listed);
         },
         async open(file: SourceFile) {
+          const previous = openCalls.get(file.path) ?? 0;
+          openCalls.set(file.path, previous + 1);
+          hooks.onOpen?.(file, previous);
           const stored = current(file, config.path);
-          hooks.onOpen?.(file, opened.filter((p) => p === file.path).length);
           opened.push(file.path);
           const chunkSize = hooks.chunkSize ?? 65_536;
           const chunks = Array.from({ length: Math.ceil(stored.data.length / chunkSize) }, (_, i) => stored.data.subarray(i * chunkSize, (i + 1) * chunkSize));
