@@ -5,7 +5,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { bootstrapTenant } from '@airlock/api';
 import { generateDemoKey } from '@airlock/pgp';
+import { integrationSpec } from '@airlock/protocol';
 import { readIntegrationFile } from './cli.ts';
 import { loadServerConfig } from './config.ts';
 import { startServer } from './server.ts';
@@ -67,6 +69,62 @@ describe('airlock CLI', () => {
     expect(spec).toEqual({ name: 'nightly', agentId: '6f1f1a52-7d1c-4a8e-9b7e-0a4c7c1f2b3d', recipients: [key.armoredPublicKey] });
     await writeFile(path.join(work, 'list.yaml'), '- a\n- b\n');
     await expect(readIntegrationFile(path.join(work, 'list.yaml'))).rejects.toThrow(/expected an object/);
+  });
+
+  it('round-trips a schedule, lists the next run, and explains a run-now refused for overlap in one line', async () => {
+    const server = await startServer(loadServerConfig({ AIRLOCK_PORT: '0', AIRLOCK_DATA_DIR: path.join(work, 'schedule-db'), AIRLOCK_LOG_LEVEL: 'silent' }));
+    try {
+      const { tenantId, key } = await bootstrapTenant(server.db, { tenant: 'acme', keyName: 'cli', expiresInDays: 1 });
+      const [agent] = await server.db.query<{ id: string }>(
+        "INSERT INTO agents (tenant_id, public_key, hostname, version) VALUES ($1, 'cli-test-key', 'host-a', '1') RETURNING id",
+        [tenantId],
+      );
+      const partner = await generateDemoKey('Partner', 'p@example.com');
+      await writeFile(path.join(work, 'partner.asc'), partner.armoredPublicKey);
+      const file = path.join(work, 'scheduled.yaml');
+      await writeFile(
+        file,
+        [
+          'name: nightly',
+          'source: { connector: local@1, config: { path: /in/*.csv } }',
+          'destination: { connector: local@1, config: { directory: /out } }',
+          'recipients: [{ file: partner.asc }]',
+          'schedule:',
+          '  cron: "0 2 1 1 *"',
+          '  timezone: Europe/Berlin',
+        ].join('\n'),
+      );
+      const parsed = integrationSpec.parse(await readIntegrationFile(file, agent?.id));
+      expect(parsed.schedule).toEqual({ cron: '0 2 1 1 *', timezone: 'Europe/Berlin', missed: 'run-once' });
+
+      const env = { AIRLOCK_URL: server.url, AIRLOCK_API_KEY: key };
+      const created = await airlock(['integration', 'create', '-f', file, '--agent', agent?.id ?? '', '--json'], env);
+      expect(created.code).toBe(0);
+      const { id, nextRunAt } = JSON.parse(created.stdout) as { id: string; nextRunAt: string };
+      // 02:00 on 1 January in Berlin is 01:00 UTC.
+      expect(nextRunAt).toMatch(/^\d{4}-01-01T01:00:00\.000Z$/);
+      const [stored] = await server.db.query<{ spec: { schedule: unknown } }>('SELECT spec FROM integrations WHERE id = $1', [id]);
+      expect(stored?.spec.schedule).toEqual({ cron: '0 2 1 1 *', timezone: 'Europe/Berlin', missed: 'run-once' });
+
+      const listed = await airlock(['integration', 'list'], env);
+      expect(listed.stdout).toContain(`${id}  nightly  v1  agent ${agent?.id ?? ''}  0 2 1 1 * Europe/Berlin, next run ${nextRunAt}`);
+
+      const first = await airlock(['run', 'now', id, '--json'], env);
+      expect(first.code).toBe(0);
+      const { runId } = JSON.parse(first.stdout) as { runId: string };
+      const second = await airlock(['run', 'now', id], env);
+      expect(second.code).toBe(1);
+      expect(second.stderr.trim().split('\n')).toHaveLength(1);
+      expect(second.stderr.trim()).toBe(`airlock: ConflictError: not queued: a run of this integration is still queued or running (run ${runId})`);
+
+      await writeFile(path.join(work, 'bad-cron.yaml'), 'name: bad\nrecipients: [{ file: partner.asc }]\nsource: { connector: local@1, config: {} }\ndestination: { connector: local@1, config: {} }\nschedule: { cron: "0 0 30 2 *" }\n');
+      const bad = await airlock(['integration', 'create', '-f', path.join(work, 'bad-cron.yaml'), '--agent', agent?.id ?? ''], env);
+      expect(bad.code).toBe(1);
+      expect(bad.stderr.trim().split('\n')).toHaveLength(1);
+      expect(bad.stderr).toMatch(/schedule\.cron "0 0 30 2 \*": /);
+    } finally {
+      await server.close();
+    }
   });
 
   it('serves HTTPS only when given a certificate', async () => {

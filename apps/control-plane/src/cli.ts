@@ -5,10 +5,10 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Command, Option } from 'commander';
-import { createTRPCClient, httpLink } from '@trpc/client';
+import { createTRPCClient, httpLink, TRPCClientError } from '@trpc/client';
 import YAML from 'yaml';
 import { type AppRouter, bootstrapTenant, migrate } from '@airlock/api';
-import { describe, UserError } from '@airlock/errors';
+import { ConflictError, describe, UserError } from '@airlock/errors';
 import { integrationSpec } from '@airlock/protocol';
 import { loadClientConfig, loadServerConfig } from './config.ts';
 import { openDatabase, startServer } from './server.ts';
@@ -118,14 +118,23 @@ export function buildProgram(): Command {
         throw new UserError(`${options.file}: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
       }
       const result = await adminClient().integrations.save.mutate(parsed.data);
-      output(Boolean(options.json), result, () => `integration ${result.id} version ${result.version}`);
+      output(Boolean(options.json), result, () =>
+        `integration ${result.id} version ${result.version}${result.nextRunAt ? `, next run ${result.nextRunAt}` : ''}`,
+      );
     });
   integration
     .command('list')
     .addOption(json)
     .action(async (options: { json?: boolean }) => {
       const rows = await adminClient().integrations.list.query();
-      output(Boolean(options.json), rows, () => rows.map((r) => `${r.id}  ${r.name}  v${r.version}  agent ${r.agentId}`).join('\n'));
+      output(Boolean(options.json), rows, () =>
+        rows
+          .map((r) => {
+            const schedule = r.schedule ? `${r.schedule.cron} ${r.schedule.timezone}, next run ${r.nextRunAt ?? '-'}` : 'no schedule';
+            return `${r.id}  ${r.name}  v${r.version}  agent ${r.agentId}  ${schedule}`;
+          })
+          .join('\n'),
+      );
     });
 
   const run = program.command('run').description('runs');
@@ -138,7 +147,11 @@ export function buildProgram(): Command {
     .addOption(json)
     .action(async (integrationId: string, options: { wait?: boolean; timeout: string; json?: boolean }) => {
       const client = adminClient();
-      const { runId } = await client.integrations.runNow.mutate({ id: integrationId });
+      const { runId } = await client.integrations.runNow.mutate({ id: integrationId }).catch((error: unknown) => {
+        // Refused for overlap: the server's reason, without the transport's wrapping.
+        if (error instanceof TRPCClientError && error.data?.code === 'CONFLICT') throw new ConflictError(error.message);
+        throw error;
+      });
       if (!options.wait) return output(Boolean(options.json), { runId }, () => `queued run ${runId}`);
       const deadline = Date.now() + Number(options.timeout) * 1000;
       for (;;) {

@@ -2,9 +2,9 @@ import { describe, expect, it } from 'vitest';
 import { loadClientConfig, loadServerConfig } from './config.ts';
 
 describe('control plane config', () => {
-  it('has safe defaults: loopback, embedded database, 1 MiB bodies, no TLS', () => {
+  it('has safe defaults: loopback, embedded database, 1 MiB bodies, no TLS, a 5 s scheduler tick', () => {
     const config = loadServerConfig({});
-    expect(config).toMatchObject({ host: '127.0.0.1', port: 7443, databaseUrl: undefined, tls: null, maxBodyBytes: 1024 * 1024 });
+    expect(config).toMatchObject({ host: '127.0.0.1', port: 7443, databaseUrl: undefined, tls: null, maxBodyBytes: 1024 * 1024, schedulerTickMs: 5_000 });
     expect(config.dataDir).toMatch(/\.airlock\/control-plane$/);
   });
 

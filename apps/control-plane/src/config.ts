@@ -20,6 +20,8 @@ const serverSchema = z.object({
   AIRLOCK_TLS_KEY: z.string().min(1).optional(),
   /** Largest request body in bytes. Default 1 MiB. */
   AIRLOCK_MAX_BODY_BYTES: z.coerce.number().int().min(1024).max(64 * 1024 * 1024).default(1024 * 1024),
+  /** How often the scheduler looks for due schedules, in ms. Default 5_000. */
+  AIRLOCK_SCHEDULER_TICK_MS: z.coerce.number().int().min(100).max(60_000).default(5_000),
   AIRLOCK_LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
 });
 
@@ -52,6 +54,7 @@ export function loadServerConfig(env: NodeJS.ProcessEnv = process.env) {
     tls: raw.AIRLOCK_TLS_CERT && raw.AIRLOCK_TLS_KEY ? { certFile: raw.AIRLOCK_TLS_CERT, keyFile: raw.AIRLOCK_TLS_KEY } : null,
     maxBodyBytes: raw.AIRLOCK_MAX_BODY_BYTES,
     logLevel: raw.AIRLOCK_LOG_LEVEL,
+    schedulerTickMs: raw.AIRLOCK_SCHEDULER_TICK_MS,
   };
 }
 

@@ -4,7 +4,7 @@ import http from 'node:http';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { pino } from 'pino';
-import { connectPostgres, createHttpHandler, type Database, Dispatcher, migrate, openPglite, pruneNonces } from '@airlock/api';
+import { connectPostgres, createHttpHandler, type Database, Dispatcher, migrate, openPglite, pruneNonces, Scheduler } from '@airlock/api';
 import type { ServerConfig } from './config.ts';
 
 export async function openDatabase(config: Pick<ServerConfig, 'databaseUrl' | 'dataDir'>): Promise<Database> {
@@ -24,8 +24,9 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   const db = await openDatabase(config);
   const { applied } = await migrate(db);
   if (applied.length > 0) logger.info({ applied }, 'migrations applied');
+  const dispatcher = new Dispatcher();
   const handler = createHttpHandler(
-    { db, dispatcher: new Dispatcher(), now: () => new Date(), logger },
+    { db, dispatcher, now: () => new Date(), logger },
     { maxBodyBytes: config.maxBodyBytes },
   );
   const listener = (req: http.IncomingMessage, res: http.ServerResponse) => {
@@ -50,12 +51,15 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     pruneNonces(db, new Date()).catch((error: unknown) => logger.warn({ error: String(error) }, 'nonce pruning failed'));
   }, 60_000);
   prune.unref();
+  const scheduler = new Scheduler({ db, dispatcher, tickMs: config.schedulerTickMs, logger });
+  scheduler.start();
   logger.info({ url, database: db.kind }, 'control plane listening');
   return {
     url,
     db,
     async close() {
       clearInterval(prune);
+      await scheduler.stop();
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       await db.close();

@@ -7,6 +7,7 @@ export { appRouter, type AppRouter } from './router.ts';
 export { createHttpHandler, type HttpOptions } from './http.ts';
 export { createContext, type Context, type RequestFacts, type ServerDeps } from './context.ts';
 export { Dispatcher } from './dispatcher.ts';
+export { Scheduler, type FireOutcome, type SchedulerOptions, latestFireTime, nextFireTime, validateSchedule } from './scheduler.ts';
 export { connectPostgres, openPglite, type Database, type Queryable } from './storage/database.ts';
 export { migrate } from './storage/migrate.ts';
 export { bootstrapTenant } from './bootstrap.ts';

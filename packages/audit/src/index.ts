@@ -5,3 +5,4 @@
 export * from './canonical.ts';
 export * from './events.ts';
 export * from './chain.ts';
+export * from './checkpoint.ts';

@@ -23,10 +23,11 @@ export interface ConnectorContext {
 
 /**
  * A resource a connector will touch, declared before it connects so that the host can check it
- * against the local policy. `path` is an absolute POSIX path and may end in a glob for sources.
+ * against the local policy. `path` is an absolute POSIX path and may end in a glob for sources;
+ * for a script it is `/<script name>`.
  */
 export interface ResourceClaim {
-  readonly scheme: 'sftp' | 'file';
+  readonly scheme: 'sftp' | 'file' | 'script';
   /** `host:port` for network schemes. */
   readonly authority?: string;
   readonly path: string;

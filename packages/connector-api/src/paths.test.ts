@@ -5,7 +5,7 @@ describe('isSafeName', () => {
   it.each(['report.csv', 'a b', '.hidden', 'ü.txt', '%2e%2e'])('accepts %j', (name) => {
     expect(isSafeName(name)).toBe(true);
   });
-  it.each(['', '.', '..', '../x', '/etc/passwd', 'a/b', 'a\\b', 'nul\u0000byte', 'line\nbreak', 'x'.repeat(256)])(
+  it.each(['', '.', '..', '../x', '/etc/passwd', 'a/b', 'a\\b', 'nul\u0000byte', 'line\nbreak', 'x'.repeat(256), '．．', 'a／b', '\u2024\u2024'])(
     'refuses %j',
     (name) => {
       expect(isSafeName(name)).toBe(false);

@@ -11,8 +11,7 @@ const MAX_NAME_BYTES = 255;
 // eslint-disable-next-line no-control-regex
 const CONTROL = /[\u0000-\u001f\u007f]/;
 
-/** A single, ordinary path component: not empty, `.` or `..`, no separators, no control characters. */
-export function isSafeName(name: string): boolean {
+function isPlainName(name: string): boolean {
   return (
     name.length > 0 &&
     name !== '.' &&
@@ -22,6 +21,15 @@ export function isSafeName(name: string): boolean {
     !CONTROL.test(name) &&
     Buffer.byteLength(name) <= MAX_NAME_BYTES
   );
+}
+
+/**
+ * A single, ordinary path component: not empty, `.` or `..`, no separators, no control characters,
+ * and none of those after Unicode compatibility normalization either (`．．` or a fullwidth solidus
+ * become `..` and `/` on systems that normalize names).
+ */
+export function isSafeName(name: string): boolean {
+  return isPlainName(name) && isPlainName(name.normalize('NFKC'));
 }
 
 export function assertSafeName(name: string): string {

@@ -30,6 +30,35 @@ describe('protocol schemas', () => {
     expect(enrollInput.safeParse({ ...good, token: 'guess' }).success).toBe(false);
   });
 
+  describe('integration schedule', () => {
+    const spec = {
+      name: 'nightly',
+      agentId: '6f1f1a52-7d1c-4a8e-9b7e-0a4c7c1f2b3d',
+      source: { connector: 'sftp@1', config: {} },
+      destination: { connector: 'local@1', config: {} },
+      recipients: ['-----BEGIN PGP PUBLIC KEY BLOCK-----'],
+    };
+    const issues = (schedule: unknown) => {
+      const result = integrationSpec.safeParse({ ...spec, schedule });
+      return result.success ? [] : result.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`);
+    };
+
+    it('is optional, and defaults to UTC and one run for missed fire times', () => {
+      expect(integrationSpec.parse(spec).schedule).toBeUndefined();
+      expect(integrationSpec.parse({ ...spec, schedule: { cron: ' 0 2 * * * ' } }).schedule).toEqual({ cron: '0 2 * * *', timezone: 'UTC', missed: 'run-once' });
+      expect(integrationSpec.parse({ ...spec, schedule: { cron: '*/5 * * * 1-5', timezone: 'Europe/Berlin', missed: 'skip' } }).schedule?.missed).toBe('skip');
+    });
+
+    it('explains what is wrong', () => {
+      expect(issues({ cron: '0 2 * *' })).toEqual(['schedule.cron: expected 5 fields: minute hour day-of-month month day-of-week']);
+      expect(issues({ cron: '0 0 2 * * *' })).toEqual(['schedule.cron: expected 5 fields: minute hour day-of-month month day-of-week']);
+      expect(issues({ cron: '0 2 * * *', timezone: 'Europe/Atlantis' })).toEqual(['schedule.timezone: expected an IANA time zone such as Europe/Berlin']);
+      expect(issues({ cron: '0 2 * * *', timezone: '../../etc/passwd' })).toEqual(['schedule.timezone: expected an IANA time zone such as Europe/Berlin']);
+      expect(issues({ cron: '0 2 * * *', missed: 'all' })).toHaveLength(1);
+      expect(issues({ cron: '0 2 * * *', every: 'day' })).toHaveLength(1);
+    });
+  });
+
   it('puts every signed part on its own line', () => {
     const text = canonicalRequest({ method: 'post', pathAndQuery: '/a?b=1', bodySha256: 'c', created: 5, nonce: 'n', agentId: 'i' });
     expect(text).toBe('airlock-v1\nPOST\n/a?b=1\nc\n5\nn\ni');

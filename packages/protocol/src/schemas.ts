@@ -16,6 +16,34 @@ const armoredPublicKey = z
   .max(64 * 1024)
   .refine((text) => text.includes('-----BEGIN PGP PUBLIC KEY BLOCK-----'), 'expected an armored OpenPGP public key');
 
+/** A name the runtime's time-zone database knows, e.g. `Europe/Berlin` or `UTC`. */
+export function isTimeZone(zone: string): boolean {
+  if (!/^[A-Za-z][A-Za-z0-9_+-]*(?:\/[A-Za-z0-9_+-]+)*$/.test(zone)) return false;
+  try {
+    new Intl.DateTimeFormat('en-US', { timeZone: zone });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * When the control plane starts runs by itself. The field ranges of `cron` are checked on save by
+ * the control plane's cron parser; here only its shape, so the protocol needs no parser.
+ */
+export const scheduleSpec = z.strictObject({
+  /** Five fields: minute hour day-of-month month day-of-week, read in `timezone`. */
+  cron: z
+    .string()
+    .trim()
+    .max(200)
+    .refine((text) => text.split(/\s+/).length === 5, 'expected 5 fields: minute hour day-of-month month day-of-week'),
+  timezone: z.string().max(64).refine(isTimeZone, 'expected an IANA time zone such as Europe/Berlin').default('UTC'),
+  /** After downtime: `run-once` collapses every missed fire time into one run; `skip` drops them. */
+  missed: z.enum(['run-once', 'skip']).default('run-once'),
+});
+export type ScheduleSpec = z.infer<typeof scheduleSpec>;
+
 // ---- integration options: every field optional, every default the safe choice ---------------
 
 /** The placeholders a delivered file's name may use. */
@@ -78,6 +106,8 @@ export const integrationSpec = z.strictObject({
   source: z.strictObject({ connector: connectorRef, config: z.record(z.string(), z.unknown()) }),
   destination: z.strictObject({ connector: connectorRef, config: z.record(z.string(), z.unknown()) }),
   recipients: z.array(armoredPublicKey).min(1).max(16),
+  schedule: scheduleSpec.optional(),
+
   output: outputOptions.optional(),
   selection: selectionOptions.optional(),
   afterDelivery: afterDeliveryOptions.optional(),

@@ -1,9 +1,11 @@
 /** The admins' API: agents, integrations, runs and the audit trail, always within the caller's tenant. */
 import type { TRPCRouterRecord } from '@trpc/server';
-import { NotFoundError, RecipientKeyError, UserError } from '@airlock/errors';
+import { ConflictError, NotFoundError, RecipientKeyError, UserError } from '@airlock/errors';
 import { byId, integrationSpec, listAuditInput, listRunsInput, type RunReport, type RunStatus } from '@airlock/protocol';
 import { inspectRecipientKey } from '@airlock/pgp';
 import { appendAudit, eventBy, listAuditEvents } from '../audit-log.ts';
+import { enqueueRun, PREVIOUS_RUN_ACTIVE } from '../run-queue.ts';
+import { saveSchedule, validateSchedule } from '../scheduler.ts';
 import { procedureFor } from '../trpc.ts';
 
 interface RunRow {
@@ -69,6 +71,7 @@ export const integrationsRouter = {
         }
       }
       if (new Set(fingerprints).size !== fingerprints.length) throw new UserError('a recipient key is listed twice');
+      if (input.schedule) validateSchedule(input.schedule, ctx.now());
       return ctx.db.transaction(async (tx) => {
         const [agent] = await tx.query('SELECT 1 FROM agents WHERE id = $1 AND tenant_id = $2 AND status = $3', [
           input.agentId,
@@ -84,6 +87,7 @@ export const integrationsRouter = {
           [ctx.admin.tenantId, input.agentId, input.name, JSON.stringify(input)],
         );
         if (!row) throw new Error('integration upsert returned nothing');
+        const nextRunAt = await saveSchedule(tx, { id: row.id, tenantId: ctx.admin.tenantId, schedule: input.schedule }, ctx.now());
         await appendAudit(tx, eventBy(ctx.admin, ctx.request, {
           action: 'integration-save',
           target: row.id,
@@ -94,41 +98,65 @@ export const integrationsRouter = {
             source: input.source.connector,
             destination: input.destination.connector,
             recipientFingerprints: fingerprints,
+            schedule: input.schedule ? { ...input.schedule } : null,
           },
         }));
-        return { id: row.id, version: row.version, recipientFingerprints: fingerprints };
+        return { id: row.id, version: row.version, recipientFingerprints: fingerprints, nextRunAt: nextRunAt?.toISOString() ?? null };
       });
     }),
 
   list: procedureFor('integrations:read').query(async ({ ctx }) => {
-    const rows = await ctx.db.query<{ id: string; name: string; agent_id: string; version: number; updated_at: Date }>(
-      'SELECT id, name, agent_id, version, updated_at FROM integrations WHERE tenant_id = $1 ORDER BY name',
+    const rows = await ctx.db.query<{
+      id: string;
+      name: string;
+      agent_id: string;
+      version: number;
+      updated_at: Date;
+      cron: string | null;
+      timezone: string | null;
+      next_run_at: Date | null;
+      last_fired_at: Date | null;
+    }>(
+      `SELECT i.id, i.name, i.agent_id, i.version, i.updated_at, s.cron, s.timezone, s.next_run_at, s.last_fired_at
+       FROM integrations i LEFT JOIN integration_schedules s ON s.integration_id = i.id
+       WHERE i.tenant_id = $1 ORDER BY i.name`,
       [ctx.admin.tenantId],
     );
-    return rows.map((row) => ({ id: row.id, name: row.name, agentId: row.agent_id, version: row.version, updatedAt: row.updated_at.toISOString() }));
+    return rows.map((row) => ({
+      id: row.id,
+      name: row.name,
+      agentId: row.agent_id,
+      version: row.version,
+      updatedAt: row.updated_at.toISOString(),
+      schedule: row.cron === null || row.timezone === null ? null : { cron: row.cron, timezone: row.timezone },
+      nextRunAt: row.next_run_at?.toISOString() ?? null,
+      lastFiredAt: row.last_fired_at?.toISOString() ?? null,
+    }));
   }),
 
+  /** Queues a run; refused with ConflictError while a run of the integration is queued or running. */
   runNow: procedureFor('runs:create')
     .input(byId)
     .mutation(async ({ ctx, input }) => {
-      const run = await ctx.db.transaction(async (tx) => {
-        const [row] = await tx.query<{ id: string; agent_id: string }>(
-          `INSERT INTO runs (tenant_id, integration_id, integration_version, agent_id, spec, requested_by, created_at)
-           SELECT tenant_id, id, version, agent_id, spec, $3, $4 FROM integrations WHERE id = $1 AND tenant_id = $2
-           RETURNING id, agent_id`,
-          [input.id, ctx.admin.tenantId, `api-key:${ctx.admin.keyId}`, ctx.now()],
-        );
-        if (!row) throw new NotFoundError('no integration with that id');
-        await appendAudit(tx, eventBy(ctx.admin, ctx.request, {
-          action: 'run-request',
-          target: row.id,
-          outcome: 'success',
-          meta: { integrationId: input.id },
-        }));
-        return row;
+      const result = await ctx.db.transaction(async (tx) => {
+        const queued = await enqueueRun(tx, {
+          integrationId: input.id,
+          tenantId: ctx.admin.tenantId,
+          requestedBy: `api-key:${ctx.admin.keyId}`,
+          now: ctx.now(),
+        });
+        if (queued.kind === 'not-found') throw new NotFoundError('no integration with that id');
+        await appendAudit(tx, eventBy(ctx.admin, ctx.request, queued.kind === 'queued'
+          ? { action: 'run-request', target: queued.runId, outcome: 'success', meta: { integrationId: input.id } }
+          : { action: 'run-request', target: input.id, outcome: 'failure', meta: { integrationId: input.id, reason: PREVIOUS_RUN_ACTIVE, activeRunId: queued.activeRunId } }));
+        return queued;
       });
-      ctx.dispatcher.notify(run.agent_id);
-      return { runId: run.id };
+      if (result.kind !== 'queued') {
+        const which = result.activeRunId ? ` (run ${result.activeRunId})` : '';
+        throw new ConflictError(`not queued: a run of this integration is still queued or running${which}`);
+      }
+      ctx.dispatcher.notify(result.agentId);
+      return { runId: result.runId };
     }),
 } satisfies TRPCRouterRecord;
 

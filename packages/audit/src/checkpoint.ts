@@ -1,0 +1,90 @@
+/**
+ * Signed checkpoints of the audit chain: the control plane signs (seq, hash, time) with its Ed25519
+ * key, so anyone holding its public key — an auditor's `verify`, or an agent acting as witness —
+ * can later prove the chain was not rewritten or cut short behind that point. Signing is injected
+ * so this package stays pure.
+ */
+import { createHash } from 'node:crypto';
+import { canonicalJson } from './canonical.ts';
+import { type AuditRecord, type ChainHead, verifyChain } from './chain.ts';
+
+export interface Checkpoint {
+  readonly version: 1;
+  readonly seq: number;
+  readonly hash: string;
+  readonly at: string;
+  /** First 16 hex digits of the SHA-256 of the signing public key. */
+  readonly keyId: string;
+  /** Base64 Ed25519 signature over `checkpointMessage`. */
+  readonly signature: string;
+}
+
+export type Sign = (message: Uint8Array) => Uint8Array;
+export type Verify = (message: Uint8Array, signature: Uint8Array) => boolean;
+
+export function keyIdOf(publicKey: Uint8Array): string {
+  return createHash('sha256').update(publicKey).digest('hex').slice(0, 16);
+}
+
+export function checkpointMessage(checkpoint: Omit<Checkpoint, 'signature'>): Uint8Array {
+  const { version, seq, hash, at, keyId } = checkpoint;
+  return Buffer.from(`airlock-audit-checkpoint\n${canonicalJson({ version, seq, hash, at, keyId })}`, 'utf8');
+}
+
+export function signCheckpoint(head: ChainHead, at: Date, publicKey: Uint8Array, sign: Sign): Checkpoint {
+  const unsigned = { version: 1 as const, seq: head.seq, hash: head.hash, at: at.toISOString(), keyId: keyIdOf(publicKey) };
+  return { ...unsigned, signature: Buffer.from(sign(checkpointMessage(unsigned))).toString('base64') };
+}
+
+export function checkpointSignedBy(checkpoint: Checkpoint, publicKey: Uint8Array, verify: Verify): boolean {
+  if (checkpoint.version !== 1 || checkpoint.keyId !== keyIdOf(publicKey)) return false;
+  return verify(checkpointMessage(checkpoint), Buffer.from(checkpoint.signature, 'base64'));
+}
+
+export type AuditVerification =
+  | { ok: true; count: number; head: ChainHead | null; checkpoints: number }
+  | { ok: false; seq: number; reason: string };
+
+/**
+ * The whole chain from genesis, then every checkpoint against it: a checkpoint whose record is
+ * missing means the chain was truncated; one whose hash differs means it was rewritten.
+ */
+export function verifyAudit(
+  records: Iterable<AuditRecord>,
+  checkpoints: readonly Checkpoint[],
+  publicKey: Uint8Array,
+  verify: Verify,
+): AuditVerification {
+  const hashes = new Map<number, string>();
+  const tracked = new Set(checkpoints.map((c) => c.seq));
+  const observed = (function* () {
+    for (const record of records) {
+      if (tracked.has(record.seq)) hashes.set(record.seq, record.hash);
+      yield record;
+    }
+  })();
+  const chain = verifyChain(observed);
+  if (!chain.ok) return chain;
+  for (const checkpoint of [...checkpoints].sort((a, b) => a.seq - b.seq)) {
+    if (!checkpointSignedBy(checkpoint, publicKey, verify)) {
+      return { ok: false, seq: checkpoint.seq, reason: 'checkpoint signature does not verify' };
+    }
+    const hash = hashes.get(checkpoint.seq);
+    if (hash === undefined) return { ok: false, seq: checkpoint.seq, reason: `truncated: the chain ends at ${chain.head?.seq ?? 0}, before checkpoint ${checkpoint.seq}` };
+    if (hash !== checkpoint.hash) return { ok: false, seq: checkpoint.seq, reason: 'rewritten: the record at this checkpoint has another hash' };
+  }
+  return { ok: true, count: chain.count, head: chain.head, checkpoints: checkpoints.length };
+}
+
+/**
+ * For a witness: does `next` extend `previous`? `segment` holds the records after `previous` up to
+ * and including `next.seq`, as the control plane served them.
+ */
+export function checkpointExtends(previous: Checkpoint, next: Checkpoint, segment: Iterable<AuditRecord>): { ok: true } | { ok: false; reason: string } {
+  if (next.seq < previous.seq) return { ok: false, reason: `checkpoint went back from ${previous.seq} to ${next.seq}` };
+  if (next.seq === previous.seq) return next.hash === previous.hash ? { ok: true } : { ok: false, reason: `checkpoint ${next.seq} changed its hash` };
+  const chain = verifyChain(segment, { after: { seq: previous.seq, hash: previous.hash } });
+  if (!chain.ok) return { ok: false, reason: `records after ${previous.seq}: ${chain.reason}` };
+  if (chain.head?.seq !== next.seq || chain.head.hash !== next.hash) return { ok: false, reason: `records after ${previous.seq} do not lead to checkpoint ${next.seq}` };
+  return { ok: true };
+}

@@ -1,0 +1,7 @@
+/**
+ * Scopes: what an agent may do, as action × resource grants, per tenant, to an agent or a group,
+ * optionally expiring. Pure: no I/O. The control plane checks them when an integration is saved
+ * and again at dispatch; the agent's local policy remains the ceiling.
+ */
+export * from './grammar.ts';
+export * from './match.ts';
