@@ -12,6 +12,7 @@ import { keyForEnrollment, loadIdentity, saveIdentity } from './identity-store.t
 import { Outbox } from './outbox.ts';
 import { LocalPolicy } from './policy.ts';
 import { loadSecrets } from './secrets.ts';
+import { createSigningKey, loadSigningKey, signingKeyFile } from './signing-key.ts';
 
 interface CommonOptions {
   dir?: string;
@@ -79,6 +80,8 @@ export function buildProgram(): Command {
           secrets,
           outbox: new Outbox(config.dataDir),
           logger,
+          dataDir: config.dataDir,
+          retry: config.retry,
         },
         options.once ? { maxJobs: 1, idleTimeoutMs: Number(options.idleTimeout) * 1000, signal: controller.signal } : { signal: controller.signal },
       );
@@ -113,6 +116,29 @@ export function buildProgram(): Command {
         ].join('\n'),
       );
       if (!reachable) process.exitCode = 1;
+    });
+
+  const keys = program.command('keys').description('the agent\'s OpenPGP signing key (kept in the data directory, mode 0600)');
+  common(keys.command('create-signing'))
+    .description('create the signing key the agent signs deliveries with (output.sign); refuses to replace one')
+    .option('--name <name>', 'user ID on the key', `Airlock agent on ${os.hostname()}`)
+    .action(async (options: CommonOptions & { name: string }) => {
+      const config = loadAgentConfig(options);
+      const key = await createSigningKey(config.dataDir, options.name);
+      print(options.json, { fingerprint: key.fingerprint, file: signingKeyFile(config.dataDir) }, () => `signing key ${key.fingerprint} in ${signingKeyFile(config.dataDir)}`);
+    });
+  common(keys.command('show-signing'))
+    .description('print the public half of the signing key, for partners to verify signatures')
+    .option('--armor', 'print the armored public key')
+    .action(async (options: CommonOptions & { armor?: boolean }) => {
+      const config = loadAgentConfig(options);
+      const key = await loadSigningKey(config.dataDir);
+      if (!key) throw new UserError(`no signing key in ${config.dataDir}: run \`airlock-agent keys create-signing\``);
+      if (options.armor) {
+        process.stdout.write(key.armoredPublicKey.endsWith('\n') ? key.armoredPublicKey : `${key.armoredPublicKey}\n`);
+        return;
+      }
+      print(options.json, { fingerprint: key.fingerprint, publicKey: key.armoredPublicKey }, () => `signing key ${key.fingerprint}`);
     });
 
   const policy = program.command('policy').description('the local policy');

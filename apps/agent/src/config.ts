@@ -5,6 +5,7 @@
 import path from 'node:path';
 import { z } from 'zod';
 import { UserError } from '@airlock/errors';
+import { DEFAULT_RETRY, type RetryPolicy } from './retry.ts';
 
 const schema = z.object({
   /** Holds the identity (agent.json, agent.key with mode 0600). Default `./.airlock/agent`. */
@@ -16,6 +17,14 @@ const schema = z.object({
   /** A one-time enrollment token, as an alternative to `--token` (keeps it out of the process list). Secret. */
   AIRLOCK_ENROLL_TOKEN: z.string().min(1).optional(),
   AIRLOCK_LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
+  /** Attempts per file for transient errors, the first included. Default 4. */
+  AIRLOCK_AGENT_RETRY_ATTEMPTS: z.coerce.number().int().min(1).max(20).default(DEFAULT_RETRY.attempts),
+  /** Cap of the first backoff in milliseconds; later caps double (full jitter below the cap). Default 1000. */
+  AIRLOCK_AGENT_RETRY_BASE_MS: z.coerce.number().int().min(0).max(600_000).default(DEFAULT_RETRY.baseDelayMs),
+  /** Longest single backoff in milliseconds. Default 30000. */
+  AIRLOCK_AGENT_RETRY_MAX_DELAY_MS: z.coerce.number().int().min(0).max(3_600_000).default(DEFAULT_RETRY.maxDelayMs),
+  /** No retry of a file starts after this many milliseconds since its first attempt. Default 120000. */
+  AIRLOCK_AGENT_RETRY_MAX_TOTAL_MS: z.coerce.number().int().min(0).max(86_400_000).default(DEFAULT_RETRY.maxTotalMs),
 });
 
 export interface AgentConfig {
@@ -24,6 +33,7 @@ export interface AgentConfig {
   secretsFile: string;
   enrollToken: string | undefined;
   logLevel: z.infer<typeof schema>['AIRLOCK_LOG_LEVEL'];
+  retry: RetryPolicy;
 }
 
 export function loadAgentConfig(overrides: { dir?: string; policy?: string; secrets?: string } = {}, env: NodeJS.ProcessEnv = process.env): AgentConfig {
@@ -39,5 +49,11 @@ export function loadAgentConfig(overrides: { dir?: string; policy?: string; secr
     secretsFile: path.resolve(overrides.secrets ?? raw.AIRLOCK_AGENT_SECRETS ?? path.join(dataDir, 'secrets.yaml')),
     enrollToken: raw.AIRLOCK_ENROLL_TOKEN,
     logLevel: raw.AIRLOCK_LOG_LEVEL,
+    retry: {
+      attempts: raw.AIRLOCK_AGENT_RETRY_ATTEMPTS,
+      baseDelayMs: raw.AIRLOCK_AGENT_RETRY_BASE_MS,
+      maxDelayMs: raw.AIRLOCK_AGENT_RETRY_MAX_DELAY_MS,
+      maxTotalMs: raw.AIRLOCK_AGENT_RETRY_MAX_TOTAL_MS,
+    },
   };
 }

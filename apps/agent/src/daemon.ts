@@ -9,6 +9,7 @@ import type { Job, RunReport } from '@airlock/protocol';
 import type { ControlPlaneClient } from './control-channel.ts';
 import type { Outbox } from './outbox.ts';
 import type { LocalPolicy } from './policy.ts';
+import type { RetryPolicy } from './retry.ts';
 import type { SecretResolver } from './secrets.ts';
 import { runJob } from './transfer.ts';
 
@@ -21,6 +22,9 @@ export interface DaemonDeps {
   secrets: SecretResolver;
   outbox: Outbox;
   logger: Logger;
+  /** Holds the ledger and the signing key. */
+  dataDir: string;
+  retry: RetryPolicy;
 }
 
 export interface DaemonOptions {
@@ -87,9 +91,10 @@ export async function runDaemon(deps: DaemonDeps, options: DaemonOptions = {}): 
 
 async function execute(job: Job, deps: DaemonDeps, signal?: AbortSignal): Promise<RunReport> {
   deps.logger.info({ runId: job.runId, integrationId: job.integrationId, version: job.integrationVersion }, 'run started');
-  const report = await runJob(job, { registry: deps.registry, policy: deps.policy, secrets: deps.secrets, logger: deps.logger, signal });
+  const { registry, policy, secrets, logger, dataDir, retry } = deps;
+  const report = await runJob(job, { registry, policy, secrets, logger, dataDir, retry, signal });
   deps.logger.info(
-    { runId: job.runId, status: report.status, files: report.files.length, bytesIn: report.bytesIn, bytesOut: report.bytesOut, errorClass: report.errorClass },
+    { runId: job.runId, status: report.status, files: report.files.length, skipped: report.skipped, deferred: report.deferred, bytesIn: report.bytesIn, bytesOut: report.bytesOut, errorClass: report.errorClass },
     'run finished',
   );
   return report;

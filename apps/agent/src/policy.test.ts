@@ -79,3 +79,43 @@ describe('local policy', () => {
     expect(refusal(() => empty.checkDestination([{ scheme: 'file', path: '/srv/out' }]))?.kind).toBe('destination');
   });
 });
+
+describe('post-delivery actions in the local policy', () => {
+  const withRights = LocalPolicy.parse(`
+sources:
+  sftp:
+    - host: sftp.internal
+      port: 2222
+      hostKey: "${hostKey}"
+      paths: ["/exports/**"]
+      allowDelete: true
+      allowArchiveTo: ["/done"]
+    - host: sftp.internal
+      port: 2222
+      hostKey: "${hostKey}"
+      paths: ["/reports/*.csv"]
+`);
+  const archive = (archiveDirectory: string) => ({ action: 'archive' as const, archiveDirectory });
+
+  it('defaults to neither delete nor archive', () => {
+    expect(refusal(() => policy.checkSource([sftp('/exports/*.csv')], { action: 'delete' }))?.kind).toBe('source');
+    expect(refusal(() => policy.checkSource([sftp('/exports/*.csv')], archive('/exports')))?.kind).toBe('source');
+    expect(refusal(() => policy.checkSource([sftp('/exports/*.csv')], { action: 'keep' }))).toBeUndefined();
+  });
+
+  it('allows them only for the entry that grants them, and archives only below the allowed directories', () => {
+    expect(refusal(() => withRights.checkSource([sftp('/exports/*.csv')], { action: 'delete' }))).toBeUndefined();
+    expect(refusal(() => withRights.checkSource([sftp('/exports/*.csv')], archive('/done/2026')))).toBeUndefined();
+    expect(refusal(() => withRights.checkSource([sftp('/exports/*.csv')], archive('/donex')))?.kind).toBe('source');
+    expect(refusal(() => withRights.checkSource([sftp('/exports/*.csv')], archive('/')))?.kind).toBe('source');
+    expect(refusal(() => withRights.checkSource([sftp('/reports/*.csv')], { action: 'delete' }))?.kind).toBe('source');
+    expect(refusal(() => withRights.checkFile(sftp('/exports/a.csv'), { action: 'delete' }))).toBeUndefined();
+    expect(refusal(() => withRights.checkFile(sftp('/reports/a.csv'), { action: 'delete' }))?.kind).toBe('file');
+    expect(refusal(() => withRights.checkFile(sftp('/reports/a.csv'), { action: 'keep' }))).toBeUndefined();
+  });
+
+  it('refuses unknown or malformed rights', () => {
+    expect(() => LocalPolicy.parse('sources:\n  local:\n    - paths: ["/in/**"]\n      allowArchiveTo: ["relative"]\n')).toThrow(/allowArchiveTo/);
+    expect(() => LocalPolicy.parse('sources:\n  local:\n    - paths: ["/in/**"]\n      allowShred: true\n')).toThrow();
+  });
+});

@@ -10,6 +10,8 @@
  *         port: 22
  *         hostKey: "SHA256:..."           # required: the pinned host key
  *         paths: ["/exports/**"]
+ *         allowDelete: false              # may a job delete a source file after delivery? default no
+ *         allowArchiveTo: ["/exports/done"] # directories a job may move delivered files into; default none
  *     local:
  *       - paths: ["/srv/in/*.csv"]
  *   destinations:
@@ -21,6 +23,7 @@ import { readFile } from 'node:fs/promises';
 import YAML from 'yaml';
 import { z } from 'zod';
 import { isWithin, matchPath, normalizePath, type ResourceClaim, splitGlob } from '@airlock/connector-api';
+import type { IntegrationOptions } from '@airlock/protocol';
 import { PolicyViolationError, UserError } from '@airlock/errors';
 
 const absolutePath = z.string().superRefine((value, ctx) => {
@@ -30,6 +33,12 @@ const absolutePath = z.string().superRefine((value, ctx) => {
     ctx.addIssue({ code: 'custom', message: error instanceof Error ? error.message : 'invalid path' });
   }
 });
+
+/** What a job may do to a source file once it is delivered. Reading never implies either. */
+const postActionRights = {
+  allowDelete: z.boolean().default(false),
+  allowArchiveTo: z.array(absolutePath).default([]),
+};
 
 const policySchema = z.strictObject({
   sources: z
@@ -41,10 +50,11 @@ const policySchema = z.strictObject({
             port: z.number().int().min(1).max(65535).default(22),
             hostKey: z.string().regex(/^SHA256:[A-Za-z0-9+/]{43}$/, 'a pinned OpenSSH SHA256 fingerprint'),
             paths: z.array(absolutePath).min(1),
+            ...postActionRights,
           }),
         )
         .default([]),
-      local: z.array(z.strictObject({ paths: z.array(absolutePath).min(1) })).default([]),
+      local: z.array(z.strictObject({ paths: z.array(absolutePath).min(1), ...postActionRights })).default([]),
     })
     .default({ sftp: [], local: [] }),
   destinations: z
@@ -52,6 +62,27 @@ const policySchema = z.strictObject({
     .default({ local: [] }),
 });
 export type PolicyDocument = z.infer<typeof policySchema>;
+
+type SourceEntry = PolicyDocument['sources']['local'][number];
+type AfterDelivery = IntegrationOptions['afterDelivery'];
+const KEEP: AfterDelivery = { action: 'keep' };
+
+function allows(entry: SourceEntry, afterDelivery: AfterDelivery): boolean {
+  switch (afterDelivery.action) {
+    case 'keep':
+      return true;
+    case 'delete':
+      return entry.allowDelete;
+    case 'archive': {
+      const directory = afterDelivery.archiveDirectory;
+      return directory !== undefined && entry.allowArchiveTo.some((allowed) => isWithin(allowed, directory));
+    }
+  }
+}
+
+function describeAction(afterDelivery: AfterDelivery): string {
+  return afterDelivery.action === 'archive' ? `archiving to ${afterDelivery.archiveDirectory ?? '(none)'}` : afterDelivery.action;
+}
 
 export type ViolationKind = 'source' | 'destination' | 'file';
 
@@ -99,32 +130,43 @@ export class LocalPolicy {
     return LocalPolicy.parse(text, file);
   }
 
-  /** Patterns that may be read for a claim's scheme and authority, or none. */
-  #readablePatterns(claim: ResourceClaim): string[] {
-    if (claim.scheme === 'file') return this.document.sources.local.flatMap((entry) => entry.paths);
-    return this.document.sources.sftp
-      .filter((entry) => `${entry.host}:${entry.port}` === claim.authority && entry.hostKey === claim.hostKey)
-      .flatMap((entry) => entry.paths);
+  /** The source entries for a claim's scheme and authority (and pinned host key), or none. */
+  #sourceEntries(claim: ResourceClaim): SourceEntry[] {
+    if (claim.scheme === 'file') return this.document.sources.local;
+    return this.document.sources.sftp.filter(
+      (entry) => `${entry.host}:${entry.port}` === claim.authority && entry.hostKey === claim.hostKey,
+    );
   }
 
-  /** Before connecting: everything a source may read must lie inside an allowed pattern's base. */
-  checkSource(claims: ResourceClaim[]): void {
+  /**
+   * Before connecting: everything a source may read must lie inside an allowed pattern's base, and
+   * an entry that allows that read must also allow the requested post-delivery action.
+   */
+  checkSource(claims: ResourceClaim[], afterDelivery: AfterDelivery = KEEP): void {
     for (const claim of claims) {
-      const patterns = this.#readablePatterns(claim);
-      if (patterns.length === 0) {
+      const entries = this.#sourceEntries(claim);
+      if (entries.length === 0) {
         throw new PolicyRefusal('source', `source ${claim.scheme}://${claim.authority ?? ''} (host key ${claim.hostKey ?? 'n/a'}) is not in the local policy`);
       }
       const requested = splitGlob(claim.path).base;
-      if (!patterns.some((pattern) => isWithin(splitGlob(pattern).base, requested))) {
+      const covering = entries.filter((entry) => entry.paths.some((pattern) => isWithin(splitGlob(pattern).base, requested)));
+      if (covering.length === 0) {
         throw new PolicyRefusal('source', `reading ${describeClaim(claim)} is outside the local policy`);
+      }
+      if (!covering.some((entry) => allows(entry, afterDelivery))) {
+        throw new PolicyRefusal('source', `${describeAction(afterDelivery)} for ${describeClaim(claim)} is not allowed by the local policy`);
       }
     }
   }
 
-  /** Before opening: the exact file must match an allowed pattern. */
-  checkFile(claim: ResourceClaim): void {
-    if (!this.#readablePatterns(claim).some((pattern) => matchPath(pattern, claim.path))) {
+  /** Before opening: the exact file must match an allowed pattern of an entry that allows the post-action. */
+  checkFile(claim: ResourceClaim, afterDelivery: AfterDelivery = KEEP): void {
+    const matching = this.#sourceEntries(claim).filter((entry) => entry.paths.some((pattern) => matchPath(pattern, claim.path)));
+    if (matching.length === 0) {
       throw new PolicyRefusal('file', `reading ${describeClaim(claim)} is outside the local policy`);
+    }
+    if (!matching.some((entry) => allows(entry, afterDelivery))) {
+      throw new PolicyRefusal('file', `${describeAction(afterDelivery)} for ${describeClaim(claim)} is not allowed by the local policy`);
     }
   }
 

@@ -1,119 +1,187 @@
 /**
- * The data path for one job: policy check, recipient check, then for every file
- * source → sha256 → OpenPGP encrypt → sha256 → destination (temporary name, fsync, rename).
- * It is one stream with backpressure end to end: plaintext exists only in memory, in flight,
- * and memory does not grow with the file's size.
+ * The data path for one job. In order, before any byte moves: the integration's options, the local
+ * policy (sources, destinations, post-delivery actions), the recipient keys and message profile,
+ * and the signing key. Then: list the source (twice, for stability), check every file against the
+ * policy, skip what the ledger shows as delivered, and send the rest through `transferFile`, up to
+ * `concurrency` at once, each retried on transient errors. Only after a committed delivery is it
+ * recorded in the ledger and the source post-action (delete, archive) run.
  */
-import { createHash } from 'node:crypto';
-import { Transform } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
-import type {
-  ConnectorContext,
-  ConnectorRegistry,
-  DestinationSession,
-  Logger,
-  SourceFile,
-  SourceSession,
-} from '@airlock/connector-api';
-import { assertSafeName } from '@airlock/connector-api';
-import { classify } from '@airlock/errors';
-import { encryptStream, loadRecipients, type RecipientKey } from '@airlock/pgp';
-import type { FileReport, Job, RunReport } from '@airlock/protocol';
+import type { BoundSource, ConnectorContext, ConnectorRegistry, DestinationSession, Logger, SourceFile, SourceSession } from '@airlock/connector-api';
+import { matchPath, normalizePath } from '@airlock/connector-api';
+import { classify, UserError } from '@airlock/errors';
+import { checkProfile, loadRecipients, type RecipientKey, type SigningKey } from '@airlock/pgp';
+import type { FileReport, IntegrationOptions, Job, RunReport } from '@airlock/protocol';
+import { jobOptions, renderName } from './job-options.ts';
+import { Ledger } from './ledger.ts';
+import { forEachLimit } from './limit.ts';
 import { type LocalPolicy, PolicyRefusal } from './policy.ts';
+import { DEFAULT_RETRY, type RetryPolicy, withRetry } from './retry.ts';
 import type { SecretResolver } from './secrets.ts';
+import { selectStable } from './selection.ts';
+import { signingKeyFor } from './signing-key.ts';
+import { SourceChangedError, transferFile } from './transfer-file.ts';
 
 export interface TransferDeps {
   registry: ConnectorRegistry;
   policy: LocalPolicy;
   secrets: SecretResolver;
   logger: Logger;
+  /** The agent data directory: holds the ledger and the signing key. Without it, no ledger and no signing. */
+  dataDir?: string;
+  retry?: RetryPolicy;
   signal?: AbortSignal;
   now?: () => Date;
 }
 
-/** Counts and hashes the bytes that pass, without keeping them. */
-class Measure extends Transform {
-  readonly #hash = createHash('sha256');
-  bytes = 0;
+type AfterDelivery = IntegrationOptions['afterDelivery'];
+type PostAction = (file: SourceFile) => Promise<void>;
 
-  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null, data?: Buffer) => void): void {
-    this.#hash.update(chunk);
-    this.bytes += chunk.length;
-    callback(null, chunk);
-  }
-
-  digest(): string {
-    return this.#hash.digest('hex');
+/** The session's implementation of the requested post-action; a source without one cannot run the job. */
+function postActionFor(session: SourceSession, ref: string, afterDelivery: AfterDelivery): PostAction | undefined {
+  switch (afterDelivery.action) {
+    case 'keep':
+      return undefined;
+    case 'delete': {
+      const remove = session.remove?.bind(session);
+      if (!remove) throw new UserError(`source ${ref} cannot delete files after delivery`);
+      return remove;
+    }
+    case 'archive': {
+      const archive = session.archive?.bind(session);
+      const directory = afterDelivery.archiveDirectory;
+      if (!archive) throw new UserError(`source ${ref} cannot archive files after delivery`);
+      if (directory === undefined) throw new UserError('afterDelivery.archiveDirectory is required with action archive');
+      return (file) => archive(file, normalizePath(directory));
+    }
   }
 }
 
-async function transferFile(
-  source: SourceSession,
-  destination: DestinationSession,
-  file: SourceFile,
-  recipients: RecipientKey[],
-  signal: AbortSignal,
-): Promise<FileReport> {
-  const started = Date.now();
-  const pending = await destination.begin(assertSafeName(`${file.name}.pgp`));
-  try {
-    const plaintext = await source.open(file);
-    const plain = new Measure();
-    const cipher = new Measure();
-    const ciphertext = await encryptStream(plain, recipients, { filename: file.name });
-    await Promise.all([
-      pipeline(plaintext, plain, { signal }),
-      pipeline(ciphertext, cipher, pending.stream, { signal }),
-    ]);
-    await pending.commit();
-    return {
-      sourcePath: file.path,
-      bytesIn: plain.bytes,
-      bytesOut: cipher.bytes,
-      plaintextSha256: plain.digest(),
-      ciphertextSha256: cipher.digest(),
-      durationMs: Date.now() - started,
-    };
-  } catch (error) {
-    await pending.abort();
-    throw error;
+/** An archived file the source still selected would come back under a new path and be sent again. */
+function checkArchiveOutsideSelection(source: BoundSource, afterDelivery: AfterDelivery, files: SourceFile[]): void {
+  if (afterDelivery.action !== 'archive' || afterDelivery.archiveDirectory === undefined) return;
+  const directory = normalizePath(afterDelivery.archiveDirectory);
+  const patterns = source.claims().map((claim) => claim.path);
+  for (const file of files) {
+    const target = `${directory === '/' ? '' : directory}/${file.name}`;
+    if (patterns.some((pattern) => matchPath(pattern, target))) {
+      throw new UserError(`archive directory ${directory} lies inside the source selection`);
+    }
   }
+}
+
+async function signingKey(options: IntegrationOptions, dataDir: string | undefined): Promise<SigningKey | undefined> {
+  if (!options.output.sign) return undefined;
+  if (dataDir === undefined) throw new UserError('signing needs the agent data directory, where the signing key lives');
+  return signingKeyFor(dataDir);
 }
 
 export async function runJob(job: Job, deps: TransferDeps): Promise<RunReport> {
   const now = deps.now ?? (() => new Date());
-  const startedAt = now().toISOString();
+  const started = now();
   const logger = deps.logger;
   const controller = new AbortController();
   const onAbort = () => controller.abort();
   deps.signal?.addEventListener('abort', onAbort, { once: true });
-  const files: FileReport[] = [];
+  const signal = controller.signal;
+  const delivered: Array<FileReport | undefined> = [];
+  const counts = { skipped: 0, deferred: 0 };
   let recipients: RecipientKey[] = [];
+  let signer: SigningKey | undefined;
+  let ledger: Ledger | undefined;
   let sourceSession: SourceSession | undefined;
   let destinationSession: DestinationSession | undefined;
-  const base = { runId: job.runId, startedAt };
+  const summary = (status: RunReport['status']): RunReport => {
+    const files = delivered.filter((file) => file !== undefined);
+    return {
+      runId: job.runId,
+      startedAt: started.toISOString(),
+      status,
+      finishedAt: now().toISOString(),
+      bytesIn: files.reduce((sum, f) => sum + f.bytesIn, 0),
+      bytesOut: files.reduce((sum, f) => sum + f.bytesOut, 0),
+      files,
+      recipientFingerprints: recipients.map((r) => r.fingerprint),
+      ...counts,
+      ...(signer ? { signerFingerprint: signer.fingerprint } : {}),
+    };
+  };
   try {
+    const options = jobOptions(job.spec);
     const source = deps.registry.source(job.spec.source.connector, job.spec.source.config);
     const destination = deps.registry.destination(job.spec.destination.connector, job.spec.destination.config);
     // Both keys to the door, before any connection: the local policy decides what may be touched.
-    deps.policy.checkSource(source.claims());
+    deps.policy.checkSource(source.claims(), options.afterDelivery);
     deps.policy.checkDestination(destination.claims());
     recipients = await loadRecipients(job.spec.recipients, now());
-    const ctx: ConnectorContext = { signal: controller.signal, logger, secret: deps.secrets };
-    destinationSession = await destination.connect(ctx);
-    sourceSession = await source.connect(ctx);
-    const listed = await sourceSession.list();
-    for (const file of listed) deps.policy.checkFile(source.claimFor(file));
-    for (const file of listed) {
-      files.push(await transferFile(sourceSession, destinationSession, file, recipients, controller.signal));
-      logger.info({ runId: job.runId, bytesIn: files.at(-1)?.bytesIn, bytesOut: files.at(-1)?.bytesOut }, 'file delivered');
+    checkProfile(recipients, options.output.profile);
+    signer = await signingKey(options, deps.dataDir);
+    if (deps.dataDir !== undefined) ledger = await Ledger.open(deps.dataDir, job.integrationId);
+
+    const ctx: ConnectorContext = { signal, logger, secret: deps.secrets };
+    const into = await destination.connect(ctx);
+    destinationSession = into;
+    const from = await source.connect(ctx);
+    sourceSession = from;
+    const postAction = postActionFor(from, source.ref, options.afterDelivery);
+
+    const selected = await selectStable(from, options.selection.stableForMs, signal);
+    counts.deferred = selected.deferred;
+    for (const file of selected.files) deps.policy.checkFile(source.claimFor(file), options.afterDelivery);
+    checkArchiveOutsideSelection(source, options.afterDelivery, selected.files);
+    const done = selected.files.filter((file) => ledger?.has(file) === true);
+    const todo = selected.files.filter((file) => ledger?.has(file) !== true);
+    counts.skipped = done.length;
+    const names = todo.map((file) => renderName(options.output.nameTemplate, file, { runId: job.runId, date: started }));
+    if (new Set(names).size !== names.length) {
+      throw new UserError(`name template ${JSON.stringify(options.output.nameTemplate)} gives several files the same name`);
     }
-    return summarize(base, 'succeeded', files, recipients, now);
+
+    const retry = deps.retry ?? DEFAULT_RETRY;
+    const retried = <T>(what: string, operation: () => Promise<T>) =>
+      withRetry(operation, retry, {
+        signal,
+        onRetry: (error, attempt, delayMs) => logger.warn({ runId: job.runId, what, attempt, delayMs, errorClass: classify(error) }, 'transient failure; retrying'),
+      });
+    await forEachLimit(todo, options.concurrency, async (file, index) => {
+      const name = names[index] ?? '';
+      let report: FileReport;
+      try {
+        report = await retried('transfer', () =>
+          transferFile({
+            source: from,
+            destination: into,
+            file,
+            name,
+            recipients,
+            encrypt: { armor: options.output.armor, profile: options.output.profile, ...(signer ? { signingKey: signer } : {}) },
+            signal,
+          }),
+        );
+      } catch (error) {
+        if (!(error instanceof SourceChangedError)) throw error;
+        counts.deferred += 1;
+        return;
+      }
+      delivered[index] = report;
+      logger.info({ runId: job.runId, bytesIn: report.bytesIn, bytesOut: report.bytesOut, durationMs: report.durationMs }, 'file delivered');
+      await ledger?.record({
+        path: file.path,
+        size: file.size,
+        mtimeMs: file.mtimeMs,
+        plaintextSha256: report.plaintextSha256,
+        deliveredAt: now().toISOString(),
+        runId: job.runId,
+      });
+      if (postAction) await retried('post-action', () => postAction(file));
+    });
+    // A post-action a crash or an earlier failure left undone: the ledger shows the delivery was committed.
+    if (postAction) for (const file of done) await retried('post-action', () => postAction(file));
+    return summary('succeeded');
   } catch (error) {
     const errorClass = classify(error);
     logger.warn({ runId: job.runId, errorClass, error: error instanceof Error ? error.message : String(error) }, 'run failed');
     return {
-      ...summarize(base, 'failed', files, recipients, now),
+      ...summary('failed'),
       errorClass,
       ...(error instanceof PolicyRefusal ? { violation: { kind: error.kind } } : {}),
     };
@@ -121,23 +189,6 @@ export async function runJob(job: Job, deps: TransferDeps): Promise<RunReport> {
     deps.signal?.removeEventListener('abort', onAbort);
     await sourceSession?.close().catch(() => undefined);
     await destinationSession?.close().catch(() => undefined);
+    await ledger?.close().catch(() => undefined);
   }
-}
-
-function summarize(
-  base: { runId: string; startedAt: string },
-  status: RunReport['status'],
-  files: FileReport[],
-  recipients: RecipientKey[],
-  now: () => Date,
-): RunReport {
-  return {
-    ...base,
-    status,
-    finishedAt: now().toISOString(),
-    bytesIn: files.reduce((sum, f) => sum + f.bytesIn, 0),
-    bytesOut: files.reduce((sum, f) => sum + f.bytesOut, 0),
-    files,
-    recipientFingerprints: recipients.map((r) => r.fingerprint),
-  };
 }

@@ -49,6 +49,16 @@ export interface SourceSession {
   list(): Promise<SourceFile[]>;
   /** A byte stream of one listed file. Plaintext: the host pipes it straight into encryption. */
   open(file: SourceFile): Promise<Readable>;
+  /**
+   * Optional post-delivery actions. The host calls them only after the file's delivery is
+   * committed, and only when the agent's local policy allows the action for this source (and, for
+   * `archive`, the directory). An implementation must refuse, with `ConflictError`, a file whose
+   * size or mtime differs from `file` (it changed since it was read), and must never replace an
+   * existing file. A source without them cannot run an integration that asks for them.
+   */
+  remove?(file: SourceFile): Promise<void>;
+  /** Moves the file into `directory` (absolute, normalized) under its own name. */
+  archive?(file: SourceFile, directory: string): Promise<void>;
   close(): Promise<void>;
 }
 

@@ -1,10 +1,10 @@
-import { mkdir, mkdtemp, realpath, rm, symlink, unlink, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, realpath, rm, symlink, unlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { ConnectorContext, SourceSession } from '@airlock/connector-api';
-import { NotAllowedError, UserError } from '@airlock/errors';
+import { ConflictError, NotAllowedError, UserError } from '@airlock/errors';
 import { localFolderSource } from './index.ts';
 
 const ctx: ConnectorContext = {
@@ -139,5 +139,53 @@ describe('localFolderSource', () => {
 
   it('refuses a glob under a file', async () => {
     await expect(connect(`${src}/a.csv/*`)).rejects.toThrow(UserError);
+  });
+});
+
+describe('post-delivery actions', () => {
+  async function listed(session: SourceSession, name: string) {
+    const file = (await session.list()).find((f) => f.name === name);
+    if (!file) throw new Error(`${name} not listed`);
+    return file;
+  }
+
+  it('removes a listed, unchanged file, and nothing else', async () => {
+    const session = await connect(`${src}/*.csv`);
+    await session.remove?.(await listed(session, 'a.csv'));
+    expect((await readdir(src)).sort()).toEqual(['.hidden.csv', 'b.csv', 'link.csv', 'linkdir', 'nested', 'notes.txt']);
+    await expect(session.remove?.({ path: `${root}/secret.csv`, name: 'secret.csv', size: 18, mtimeMs: 0 })).rejects.toThrow(NotAllowedError);
+    await expect(session.remove?.({ path: `${src}/link.csv`, name: 'link.csv', size: 18, mtimeMs: 0 })).rejects.toThrow(ConflictError);
+    expect(await readFile(path.join(root, 'secret.csv'), 'utf8')).toBe('outside the source');
+  });
+
+  it('leaves a file that changed since it was listed', async () => {
+    const session = await connect(`${src}/*.csv`);
+    const file = await listed(session, 'a.csv');
+    await writeFile(path.join(src, 'a.csv'), 'alpha, appended');
+    await expect(session.remove?.(file)).rejects.toThrow(ConflictError);
+    await expect(session.archive?.(file, path.join(root, 'elsewhere'))).rejects.toThrow(ConflictError);
+    expect(await readFile(path.join(src, 'a.csv'), 'utf8')).toBe('alpha, appended');
+  });
+
+  it('archives by moving within the file system, never over an existing file', async () => {
+    const archive = path.join(root, 'archive');
+    await mkdir(archive);
+    await writeFile(path.join(archive, 'b.csv'), 'older b');
+    const session = await connect(`${src}/*.csv`);
+    await session.archive?.(await listed(session, 'a.csv'), archive);
+    expect(await readFile(path.join(archive, 'a.csv'), 'utf8')).toBe('alpha');
+    await expect(readFile(path.join(src, 'a.csv'))).rejects.toThrow();
+    await expect(session.archive?.(await listed(session, 'b.csv'), archive)).rejects.toThrow(ConflictError);
+    expect(await readFile(path.join(archive, 'b.csv'), 'utf8')).toBe('older b');
+    expect(await readFile(path.join(src, 'b.csv'), 'utf8')).toBe('bravo');
+  });
+
+  it('refuses an archive directory reached through a symlink or inside the selection', async () => {
+    const session = await connect(`${src}/**/*.csv`);
+    const file = await listed(session, 'a.csv');
+    await expect(session.archive?.(file, path.join(src, 'linkdir'))).rejects.toThrow(NotAllowedError);
+    await expect(session.archive?.(file, path.join(src, 'nested'))).rejects.toThrow(/inside the source selection/);
+    await expect(session.archive?.(file, `${root}/../etc`)).rejects.toThrow(NotAllowedError);
+    expect(await readFile(path.join(src, 'a.csv'), 'utf8')).toBe('alpha');
   });
 });

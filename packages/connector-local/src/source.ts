@@ -1,12 +1,12 @@
 import { constants } from 'node:fs';
 import type { Dirent } from 'node:fs';
-import { lstat, open, readdir, realpath } from 'node:fs/promises';
+import { link, lstat, open, readdir, realpath, rename, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { z } from 'zod';
-import { defineSource, isSafeName, isWithin, matchPath, splitGlob } from '@airlock/connector-api';
+import { defineSource, isSafeName, isWithin, joinInside, matchPath, normalizePath, splitGlob } from '@airlock/connector-api';
 import type { SourceFile, SourceSession } from '@airlock/connector-api';
-import { NotAllowedError, UserError } from '@airlock/errors';
+import { ConflictError, NotAllowedError, UserError } from '@airlock/errors';
 import { errnoCode, fsError } from './fs-errors.ts';
 import { absolutePath } from './schema.ts';
 
@@ -118,6 +118,32 @@ async function listSelection(selection: Selection): Promise<SourceFile[]> {
 }
 
 /**
+ * Moves a file within one file system without ever replacing an existing name: link(2) then
+ * unlink(2). Where hard links are not supported (some SMB mounts), a rename after checking that the
+ * target is free, which leaves only a narrow race with another writer of the archive directory.
+ */
+async function moveNoClobber(from: string, to: string): Promise<void> {
+  try {
+    await link(from, to);
+  } catch (error) {
+    const code = errnoCode(error);
+    if (code === 'EEXIST') throw new ConflictError(`${to} already exists; ${from} left in place`, { cause: error });
+    if (code === 'EXDEV') throw new UserError(`the archive directory is on another file system than ${from}`, { cause: error });
+    if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EOPNOTSUPP' && code !== 'ENOSYS') throw fsError('archive', from, error);
+    if (await lstat(to).then(() => true, () => false)) {
+      throw new ConflictError(`${to} already exists; ${from} left in place`);
+    }
+    await rename(from, to).catch((renameError: unknown) => {
+      throw fsError('archive', from, renameError);
+    });
+    return;
+  }
+  await unlink(from).catch((error: unknown) => {
+    throw fsError('remove archived original', from, error);
+  });
+}
+
+/**
  * Reads files from a local or mounted directory. Lists regular files only, never follows a symlink,
  * and re-checks every file the host asks to open against the configured selection.
  */
@@ -128,9 +154,40 @@ export const localFolderSource = defineSource<LocalFolderSourceConfig>({
   config: localFolderSourceConfig,
   claims: (config) => [{ scheme: 'file', path: config.path }],
   claimFor: (_config, file) => ({ scheme: 'file', path: file.path }),
-  async connect(_ctx, config): Promise<SourceSession> {
+  async connect(ctx, config): Promise<SourceSession> {
     const selection = await resolveSelection(config.path);
     const streams = new Set<Readable>();
+
+    /** The listed file, re-checked against the selection, with no symlink on the way to it. */
+    const checkSelected = async (file: SourceFile): Promise<void> => {
+      const allowed =
+        isSafeName(file.name) && path.posix.basename(file.path) === file.name && selects(selection, file.path);
+      if (!allowed) throw new NotAllowedError(`${JSON.stringify(file.path)} is not selected by this source`);
+      // Intermediate components must not have become symlinks since listing.
+      const parent = path.posix.dirname(file.path);
+      const realParent = await realpath(parent).catch((error: unknown) => {
+        throw fsError('resolve', parent, error);
+      });
+      if (realParent !== parent) throw new NotAllowedError(`${parent} resolves through a symlink`);
+    };
+
+    /** Post-actions only touch the file that was read: same regular file, same size and mtime. */
+    const checkUnchanged = async (file: SourceFile): Promise<void> => {
+      await checkSelected(file);
+      const current = await regularFile(file.path);
+      if (current === null) throw new ConflictError(`${file.path} is gone or no longer a regular file`);
+      if (current.size !== file.size || current.mtimeMs !== file.mtimeMs) {
+        throw new ConflictError(`${file.path} changed since it was read; left in place`);
+      }
+    };
+
+    const syncParent = async (file: string): Promise<void> => {
+      const parent = path.posix.dirname(file);
+      const handle = await open(parent, constants.O_RDONLY | constants.O_DIRECTORY).catch(() => undefined);
+      // Best effort: some network file systems cannot fsync a directory.
+      await handle?.sync().catch(() => ctx.logger.warn({ directory: parent }, 'could not fsync source directory'));
+      await handle?.close();
+    };
 
     return {
       async list() {
@@ -139,15 +196,7 @@ export const localFolderSource = defineSource<LocalFolderSourceConfig>({
         return listSelection(selection);
       },
       async open(file) {
-        const allowed =
-          isSafeName(file.name) && path.posix.basename(file.path) === file.name && selects(selection, file.path);
-        if (!allowed) throw new NotAllowedError(`${JSON.stringify(file.path)} is not selected by this source`);
-        // Intermediate components must not have become symlinks since listing.
-        const parent = path.posix.dirname(file.path);
-        const realParent = await realpath(parent).catch((error: unknown) => {
-          throw fsError('resolve', parent, error);
-        });
-        if (realParent !== parent) throw new NotAllowedError(`${parent} resolves through a symlink`);
+        await checkSelected(file);
 
         // O_NOFOLLOW refuses a symlink at the last component; O_NONBLOCK keeps a FIFO from hanging the open.
         const handle = await open(file.path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK).catch(
@@ -167,6 +216,24 @@ export const localFolderSource = defineSource<LocalFolderSourceConfig>({
         streams.add(stream);
         stream.once('close', () => streams.delete(stream));
         return stream;
+      },
+      async remove(file) {
+        await checkUnchanged(file);
+        await unlink(file.path).catch((error: unknown) => {
+          throw fsError('remove', file.path, error);
+        });
+        await syncParent(file.path);
+      },
+      async archive(file, directory) {
+        const archiveDirectory = normalizePath(directory);
+        if (!(await isRealDirectory(archiveDirectory))) throw new UserError(`archive ${archiveDirectory} is not a directory`);
+        const target = joinInside(archiveDirectory, file.name);
+        // An archived file the selection still matched would be picked up again under a new path.
+        if (selects(selection, target)) throw new UserError(`archive ${archiveDirectory} lies inside the source selection`);
+        await checkUnchanged(file);
+        await moveNoClobber(file.path, target);
+        await syncParent(target);
+        await syncParent(file.path);
       },
       async close() {
         for (const stream of streams) stream.destroy();

@@ -7,8 +7,8 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { encryptStream, generateDemoKey, loadRecipients } from './index.ts';
-import type { DemoKey } from './index.ts';
+import { encryptStream, generateDemoKey, generateSigningKey, loadRecipients, readSigningKey } from './index.ts';
+import type { DemoKey, EncryptOptions, RecipientKey } from './index.ts';
 
 interface GpgResult {
   code: number | null;
@@ -77,5 +77,69 @@ describe('GnuPG decrypts what encryptStream writes', () => {
     expect(result.stdoutSha256).toBe(createHash('sha256').update(plaintext).digest('hex'));
     // GnuPG 2.2 warns when a message lacks integrity protection; SEIPDv1 carries an MDC.
     expect(result.stderr).not.toMatch(/not integrity protected/);
+  });
+});
+
+describe('GnuPG and several recipients, and the agent\'s signature', () => {
+  const dirs: string[] = [];
+
+  /** A fresh GNUPGHOME holding only the given keys. */
+  async function homeWith(...armoredKeys: string[]): Promise<string> {
+    const home = await mkdtemp(path.join(tmpdir(), 'airlock-gnupg-'));
+    dirs.push(home);
+    await chmod(home, 0o700);
+    for (const armored of armoredKeys) {
+      const imported = await gpg(home, ['--import'], armored);
+      expect(imported.code, imported.stderr).toBe(0);
+    }
+    return home;
+  }
+
+  async function encryptToFile(plaintext: Buffer, recipients: RecipientKey[], options: EncryptOptions = {}): Promise<string> {
+    const dir = await mkdtemp(path.join(tmpdir(), 'airlock-pgp-'));
+    dirs.push(dir);
+    const file = path.join(dir, 'out.pgp');
+    await pipeline(await encryptStream(Readable.from([plaintext]), recipients, options), createWriteStream(file));
+    return file;
+  }
+
+  afterAll(async () => {
+    for (const dir of dirs) {
+      await killAgent(dir);
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('a message to two recipients decrypts with either secret key alone', async () => {
+    const a = await generateDemoKey('A', 'a@example.com');
+    const b = await generateDemoKey('B', 'b@example.com');
+    const plaintext = randomBytes(300_000);
+    const file = await encryptToFile(plaintext, await loadRecipients([a.armoredPublicKey, b.armoredPublicKey]));
+    for (const key of [a, b]) {
+      const result = await gpg(await homeWith(key.armoredSecretKey), ['--yes', '--pinentry-mode', 'loopback', '--decrypt', file]);
+      expect(result.code, result.stderr).toBe(0);
+      expect(result.stdoutSha256).toBe(createHash('sha256').update(plaintext).digest('hex'));
+    }
+    // A third key opens nothing: the test would notice a message readable by anyone.
+    const stranger = await generateDemoKey('C', 'c@example.com');
+    const refused = await gpg(await homeWith(stranger.armoredSecretKey), ['--yes', '--pinentry-mode', 'loopback', '--decrypt', file]);
+    expect(refused.code).not.toBe(0);
+  });
+
+  it('verifies the agent\'s signature: GOODSIG and VALIDSIG for its key', async () => {
+    const recipient = await generateDemoKey('Partner', 'partner@example.com');
+    const signer = await readSigningKey(await generateSigningKey('Airlock agent'));
+    const plaintext = randomBytes(200_000);
+    const file = await encryptToFile(plaintext, await loadRecipients([recipient.armoredPublicKey]), { signingKey: signer });
+    const home = await homeWith(recipient.armoredSecretKey, signer.armoredPublicKey);
+    const result = await gpg(home, ['--yes', '--pinentry-mode', 'loopback', '--status-fd', '2', '--decrypt', file]);
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stdoutSha256).toBe(createHash('sha256').update(plaintext).digest('hex'));
+    expect(result.stderr).toMatch(new RegExp(`\\[GNUPG:\\] GOODSIG ${signer.fingerprint.slice(-16)} `));
+    expect(result.stderr).toMatch(new RegExp(`\\[GNUPG:\\] VALIDSIG ${signer.fingerprint} `));
+    // Without the agent's public key gpg cannot vouch for the signature.
+    const blind = await gpg(await homeWith(recipient.armoredSecretKey), ['--yes', '--pinentry-mode', 'loopback', '--status-fd', '2', '--decrypt', file]);
+    expect(blind.stderr).toMatch(/\[GNUPG:\] NO_PUBKEY/);
+    expect(blind.stderr).not.toMatch(/GOODSIG/);
   });
 });

@@ -1,8 +1,10 @@
+import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import type { ReadableStream as NodeWebReadableStream } from 'node:stream/web';
 import * as openpgp from 'openpgp';
 import { RecipientKeyError } from '@airlock/errors';
-import type { RecipientKey } from './keys.ts';
+import { checkProfile, type MessageProfile, type RecipientKey } from './keys.ts';
+import type { SigningKey } from './signing.ts';
 import { webStreamFrom } from './streams.ts';
 
 export interface EncryptOptions {
@@ -12,11 +14,15 @@ export interface EncryptOptions {
   filename?: string;
   /** The time keys are validated at and the literal packet is stamped with. Default now. */
   date?: Date;
+  /** Message format. Default `rfc4880`; `rfc9580` needs every recipient to advertise SEIPDv2. */
+  profile?: MessageProfile;
+  /** Sign as well as encrypt (one-pass signature, still streamed). */
+  signingKey?: SigningKey;
 }
 
 /**
- * RFC 4880 output that GnuPG 2.2 reads: SEIPDv1 with MDC (no AEAD), and no compression, which
- * would also turn message size into a side channel on the plaintext's content.
+ * No compression, which would turn message size into a side channel on the plaintext's content,
+ * and v4 keys only.
  */
 const MESSAGE_CONFIG: openpgp.PartialConfig = {
   aeadProtect: false,
@@ -25,9 +31,19 @@ const MESSAGE_CONFIG: openpgp.PartialConfig = {
 };
 
 /**
- * Encrypts a plaintext stream to every recipient and returns the ciphertext as a Node stream. The
- * whole path is streamed with backpressure, so memory does not grow with the input, and an error
- * on the input errors the output (never a silently truncated ciphertext).
+ * openpgp.js picks SEIPDv2 on its own as soon as every key advertises it. For RFC 4880 output a
+ * session key without an AEAD algorithm pins SEIPDv1 (with MDC), whatever the keys say. The cipher
+ * is AES-256 when every recipient lists it, else AES-128, which every OpenPGP implementation has.
+ */
+function rfc4880SessionKey(recipients: readonly RecipientKey[]): openpgp.SessionKey {
+  const aes256 = recipients.every((r) => r.preferredSymmetricAlgorithms.includes(openpgp.enums.symmetric.aes256));
+  return aes256 ? { data: randomBytes(32), algorithm: 'aes256' } : { data: randomBytes(16), algorithm: 'aes128' };
+}
+
+/**
+ * Encrypts (and optionally signs) a plaintext stream to every recipient and returns the ciphertext
+ * as a Node stream. The whole path is streamed with backpressure, so memory does not grow with the
+ * input, and an error on the input errors the output (never a silently truncated ciphertext).
  */
 export async function encryptStream(
   plaintext: Readable,
@@ -35,6 +51,8 @@ export async function encryptStream(
   options: EncryptOptions = {},
 ): Promise<Readable> {
   if (recipients.length === 0) throw new RecipientKeyError('no recipient keys given');
+  const profile = options.profile ?? 'rfc4880';
+  checkProfile(recipients, profile);
   const date = options.date ?? new Date();
   const input = webStreamFrom(plaintext);
   const message = await openpgp.createMessage({
@@ -43,11 +61,17 @@ export async function encryptStream(
     date,
     ...(options.filename === undefined ? {} : { filename: options.filename }),
   });
-  const encryptionKeys = recipients.map((recipient) => recipient.key);
-  const config = MESSAGE_CONFIG;
+  const common = {
+    message,
+    encryptionKeys: recipients.map((recipient) => recipient.key),
+    date,
+    config: MESSAGE_CONFIG,
+    ...(profile === 'rfc4880' ? { sessionKey: rfc4880SessionKey(recipients) } : {}),
+    ...(options.signingKey === undefined ? {} : { signingKeys: options.signingKey.key }),
+  };
   const output: ReadableStream<Uint8Array> | ReadableStream<string> = options.armor
-    ? await openpgp.encrypt({ message, encryptionKeys, date, config, format: 'armored' })
-    : await openpgp.encrypt({ message, encryptionKeys, date, config, format: 'binary' });
+    ? await openpgp.encrypt({ ...common, format: 'armored' })
+    : await openpgp.encrypt({ ...common, format: 'binary' });
   // The DOM and node:stream/web declarations of ReadableStream differ only in typing; this is the boundary.
   return Readable.fromWeb(output as NodeWebReadableStream<Uint8Array | string>);
 }

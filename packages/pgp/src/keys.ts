@@ -18,8 +18,15 @@ export interface RecipientKey {
   /** When the primary key or the encryption subkey expires, whichever is first; null if never. */
   readonly expires: Date | null;
   readonly userIds: string[];
+  /** Whether the key advertises RFC 9580 AEAD encryption (SEIPDv2) in its features. */
+  readonly supportsSeipdv2: boolean;
+  /** Symmetric ciphers the key's owner prefers, best first (`openpgp.enums.symmetric` values). */
+  readonly preferredSymmetricAlgorithms: readonly number[];
   readonly key: PublicKey;
 }
+
+/** RFC 9580 5.2.3.32: the Features flag for SEIPDv2 (openpgp's typings leave `enums.features` out). */
+const SEIPDV2_FEATURE = 0x08;
 
 /** Below this, a finite-field key is refused (NIST SP 800-131A). */
 export const MIN_FINITE_FIELD_BITS = 2048;
@@ -117,6 +124,15 @@ export async function inspectRecipientKey(armored: string, now: Date = new Date(
     if (subkeyExpiry instanceof Date && (expires === null || subkeyExpiry < expires)) expires = subkeyExpiry;
   }
 
+  // Features and algorithm preferences of a v4 key live on its primary user's self-signature.
+  let selfCertification: openpgp.SignaturePacket;
+  try {
+    selfCertification = (await key.getPrimaryUser(now)).selfCertification;
+  } catch (error) {
+    throw refuse('has no valid user ID self-signature', error);
+  }
+  const features = selfCertification.features?.[0] ?? 0;
+
   return {
     fingerprint,
     keyId: key.getKeyID().toHex().toUpperCase(),
@@ -126,6 +142,8 @@ export async function inspectRecipientKey(armored: string, now: Date = new Date(
     created: key.getCreationTime(),
     expires,
     userIds: key.getUserIDs(),
+    supportsSeipdv2: (features & SEIPDV2_FEATURE) !== 0,
+    preferredSymmetricAlgorithms: selfCertification.preferredSymmetricAlgorithms ?? [],
     key,
   };
 }
@@ -142,4 +160,21 @@ export async function loadRecipients(armoredKeys: string[], now: Date = new Date
     seen.add(recipient.fingerprint);
   }
   return recipients;
+}
+
+/** The OpenPGP message format: RFC 4880 (SEIPDv1, GnuPG 2.2 reads it) or RFC 9580 (AEAD, SEIPDv2). */
+export type MessageProfile = 'rfc4880' | 'rfc9580';
+
+/**
+ * RFC 9580 output is only for recipients that all said they read it: one that cannot would get a
+ * file it cannot open. Call before any byte moves.
+ */
+export function checkProfile(recipients: readonly RecipientKey[], profile: MessageProfile): void {
+  if (profile === 'rfc4880') return;
+  const unable = recipients.filter((recipient) => !recipient.supportsSeipdv2);
+  if (unable.length > 0) {
+    throw new RecipientKeyError(
+      `recipient key ${unable.map((r) => r.fingerprint).join(', ')}: does not advertise RFC 9580 AEAD (SEIPDv2); use profile rfc4880`,
+    );
+  }
 }

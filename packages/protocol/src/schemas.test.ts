@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { canonicalRequest, enrollInput, integrationSpec, runReport } from './index.ts';
+import { canonicalRequest, enrollInput, integrationOptions, integrationSpec, runReport } from './index.ts';
 
 const report = {
   runId: '6f1f1a52-7d1c-4a8e-9b7e-0a4c7c1f2b3d',
@@ -62,5 +62,53 @@ describe('protocol schemas', () => {
   it('puts every signed part on its own line', () => {
     const text = canonicalRequest({ method: 'post', pathAndQuery: '/a?b=1', bodySha256: 'c', created: 5, nonce: 'n', agentId: 'i' });
     expect(text).toBe('airlock-v1\nPOST\n/a?b=1\nc\n5\nn\ni');
+  });
+});
+
+describe('integration options', () => {
+  const spec = {
+    name: 'nightly',
+    agentId: '6f1f1a52-7d1c-4a8e-9b7e-0a4c7c1f2b3d',
+    source: { connector: 'local@1', config: {} },
+    destination: { connector: 'local@1', config: {} },
+    recipients: ['-----BEGIN PGP PUBLIC KEY BLOCK-----'],
+  };
+
+  it('defaults every option to the safe choice', () => {
+    const parsed = integrationSpec.parse(spec);
+    expect(parsed.output).toBeUndefined();
+    expect(integrationOptions.parse({})).toEqual({
+      output: { armor: false, nameTemplate: '{name}.pgp', sign: false, profile: 'rfc4880' },
+      selection: { stableForMs: 2000 },
+      afterDelivery: { action: 'keep' },
+      concurrency: 1,
+    });
+    expect(integrationOptions.parse({ output: { armor: true } }).output).toEqual({ armor: true, nameTemplate: '{name}.pgp', sign: false, profile: 'rfc4880' });
+  });
+
+  it('accepts known placeholders only', () => {
+    const template = (nameTemplate: string) => integrationSpec.safeParse({ ...spec, output: { nameTemplate } }).success;
+    expect(template('{stem}-{date}-{runId}.{ext}.asc')).toBe(true);
+    expect(template('{name}{unknown}')).toBe(false);
+    expect(template('{name')).toBe(false);
+    expect(template('name}')).toBe(false);
+  });
+
+  it('bounds concurrency and requires an archive directory exactly with archive', () => {
+    expect(integrationSpec.safeParse({ ...spec, concurrency: 8 }).success).toBe(true);
+    expect(integrationSpec.safeParse({ ...spec, concurrency: 9 }).success).toBe(false);
+    expect(integrationSpec.safeParse({ ...spec, concurrency: 0 }).success).toBe(false);
+    const after = (afterDelivery: unknown) => integrationSpec.safeParse({ ...spec, afterDelivery }).success;
+    expect(after({ action: 'archive', archiveDirectory: '/srv/done' })).toBe(true);
+    expect(after({ action: 'archive' })).toBe(false);
+    expect(after({ action: 'delete', archiveDirectory: '/srv/done' })).toBe(false);
+    expect(after({ action: 'archive', archiveDirectory: '/srv/../etc' })).toBe(false);
+    expect(after({ action: 'archive', archiveDirectory: 'relative' })).toBe(false);
+    expect(after({ action: 'shred' })).toBe(false);
+  });
+
+  it('reports skipped and deferred counts, zero by default', () => {
+    expect(runReport.parse(report)).toMatchObject({ skipped: 0, deferred: 0 });
+    expect(runReport.safeParse({ ...report, skipped: -1 }).success).toBe(false);
   });
 });

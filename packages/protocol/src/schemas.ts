@@ -44,6 +44,62 @@ export const scheduleSpec = z.strictObject({
 });
 export type ScheduleSpec = z.infer<typeof scheduleSpec>;
 
+// ---- integration options: every field optional, every default the safe choice ---------------
+
+/** The placeholders a delivered file's name may use. */
+export const nameTemplatePlaceholders = ['name', 'stem', 'ext', 'date', 'runId'] as const;
+
+const nameTemplate = z
+  .string()
+  .min(1)
+  .max(255)
+  .refine(
+    (template) =>
+      [...template.matchAll(/\{([^{}]*)\}/g)].every((match) => (nameTemplatePlaceholders as readonly string[]).includes(match[1] ?? '')) &&
+      !/[{}]/.test(template.replace(/\{[^{}]*\}/g, '')),
+    `placeholders are ${nameTemplatePlaceholders.map((p) => `{${p}}`).join(', ')}`,
+  );
+
+// The agent normalizes and policy-checks this path again; here it only has to look like one.
+const absoluteDirectory = z
+  .string()
+  .max(4096)
+  .refine(
+    // eslint-disable-next-line no-control-regex
+    (value) => value.startsWith('/') && !value.split('/').includes('..') && !/[\u0000-\u001f\u007f\\]/.test(value),
+    'an absolute path without `..`, backslashes or control characters',
+  );
+
+export const outputOptions = z.strictObject({
+  /** ASCII-armored output instead of binary packets. */
+  armor: z.boolean().default(false),
+  /** The delivered file's name; must come out as one safe path component or the run fails. */
+  nameTemplate: nameTemplate.default('{name}.pgp'),
+  /** Sign with the agent's own OpenPGP signing key as well as encrypt. */
+  sign: z.boolean().default(false),
+  /** `rfc4880` (SEIPDv1, what GnuPG 2.2 reads) or `rfc9580` (AEAD, SEIPDv2; every recipient must advertise it). */
+  profile: z.enum(['rfc4880', 'rfc9580']).default('rfc4880'),
+});
+
+export const selectionOptions = z.strictObject({
+  /** A file whose size or mtime changes within this many milliseconds is left for a later run; 0 disables. */
+  stableForMs: z.number().int().min(0).max(600_000).default(2000),
+});
+
+export const afterDeliveryOptions = z
+  .strictObject({
+    /** What happens to the source file once its delivery is committed; the agent's local policy must allow it. */
+    action: z.enum(['keep', 'delete', 'archive']).default('keep'),
+    archiveDirectory: absoluteDirectory.optional(),
+  })
+  .refine((value) => (value.action === 'archive') === (value.archiveDirectory !== undefined), {
+    message: 'archiveDirectory is required with action archive, and only then',
+    path: ['archiveDirectory'],
+  });
+
+/** Files of one run transferred in parallel. */
+export const concurrencyOption = z.number().int().min(1).max(8);
+
 export const integrationSpec = z.strictObject({
   name: z.string().regex(/^[a-z0-9][a-z0-9._-]{0,62}$/, 'lowercase letters, digits, dot, dash, underscore; 1 to 63'),
   agentId: uuid,
@@ -51,8 +107,23 @@ export const integrationSpec = z.strictObject({
   destination: z.strictObject({ connector: connectorRef, config: z.record(z.string(), z.unknown()) }),
   recipients: z.array(armoredPublicKey).min(1).max(16),
   schedule: scheduleSpec.optional(),
+
+  output: outputOptions.optional(),
+  selection: selectionOptions.optional(),
+  afterDelivery: afterDeliveryOptions.optional(),
+  concurrency: concurrencyOption.optional(),
 });
 export type IntegrationSpec = z.infer<typeof integrationSpec>;
+export type IntegrationSpecInput = z.input<typeof integrationSpec>;
+
+/** The options of a spec with every default filled in: what the agent runs with. */
+export const integrationOptions = z.strictObject({
+  output: outputOptions.prefault({}),
+  selection: selectionOptions.prefault({}),
+  afterDelivery: afterDeliveryOptions.prefault({}),
+  concurrency: concurrencyOption.default(1),
+});
+export type IntegrationOptions = z.infer<typeof integrationOptions>;
 
 // ---- enrollment -------------------------------------------------------------------------------
 
@@ -111,6 +182,12 @@ export const runReport = z.strictObject({
   bytesOut: z.number().int().nonnegative(),
   files: z.array(fileReport).max(10_000),
   recipientFingerprints: z.array(fingerprint).max(16),
+  /** Files the ledger shows as already delivered (same path, size and mtime). */
+  skipped: z.number().int().nonnegative().default(0),
+  /** Files left for a later run because they were still changing. */
+  deferred: z.number().int().nonnegative().default(0),
+  /** The agent's signing key, when the output was signed. */
+  signerFingerprint: fingerprint.optional(),
   errorClass: errorClassSchema.optional(),
   /** For a policy violation: which side of the job the local policy refused. */
   violation: z.strictObject({ kind: z.enum(['source', 'destination', 'file', 'connector']) }).optional(),

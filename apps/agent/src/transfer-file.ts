@@ -1,0 +1,77 @@
+/**
+ * One file through the data path: source → sha256 → OpenPGP encrypt (+ sign) → sha256 →
+ * destination (temporary name, fsync, rename). One stream with backpressure end to end: plaintext
+ * exists only in memory, in flight, and memory does not grow with the file's size.
+ */
+import { createHash } from 'node:crypto';
+import { Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { DestinationSession, SourceFile, SourceSession } from '@airlock/connector-api';
+import { ConflictError } from '@airlock/errors';
+import { encryptStream, type EncryptOptions, type RecipientKey } from '@airlock/pgp';
+import type { FileReport } from '@airlock/protocol';
+
+/** Counts and hashes the bytes that pass, without keeping them. */
+class Measure extends Transform {
+  readonly #hash = createHash('sha256');
+  bytes = 0;
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null, data?: Buffer) => void): void {
+    this.#hash.update(chunk);
+    this.bytes += chunk.length;
+    callback(null, chunk);
+  }
+
+  digest(): string {
+    return this.#hash.digest('hex');
+  }
+}
+
+/** The file's size changed while it was read: whatever was read is not the listed file. */
+export class SourceChangedError extends ConflictError {}
+
+export interface FileTransfer {
+  source: SourceSession;
+  destination: DestinationSession;
+  file: SourceFile;
+  /** The delivered file's name, already rendered and checked. */
+  name: string;
+  recipients: RecipientKey[];
+  encrypt: Pick<EncryptOptions, 'armor' | 'profile' | 'signingKey'>;
+  signal: AbortSignal;
+}
+
+/**
+ * Delivers one file, or leaves nothing under its name: any failure aborts the pending delivery.
+ * A retry calls this again and starts from byte 0 into a fresh temporary delivery.
+ */
+export async function transferFile(t: FileTransfer): Promise<FileReport> {
+  const started = Date.now();
+  const pending = await t.destination.begin(t.name);
+  try {
+    const plaintext = await t.source.open(t.file);
+    const plain = new Measure();
+    const cipher = new Measure();
+    const ciphertext = await encryptStream(plain, t.recipients, { ...t.encrypt, filename: t.file.name });
+    await Promise.all([
+      pipeline(plaintext, plain, { signal: t.signal }),
+      pipeline(ciphertext, cipher, pending.stream, { signal: t.signal }),
+    ]);
+    // Publishing a file that grew or shrank mid-read would deliver neither version; try again later.
+    if (plain.bytes !== t.file.size) {
+      throw new SourceChangedError(`${t.file.path} changed while it was read (${t.file.size} bytes listed, ${plain.bytes} read)`);
+    }
+    await pending.commit();
+    return {
+      sourcePath: t.file.path,
+      bytesIn: plain.bytes,
+      bytesOut: cipher.bytes,
+      plaintextSha256: plain.digest(),
+      ciphertextSha256: cipher.digest(),
+      durationMs: Date.now() - started,
+    };
+  } catch (error) {
+    await pending.abort();
+    throw error;
+  }
+}

@@ -1,0 +1,260 @@
+import { createHash, randomUUID } from 'node:crypto';
+import { mkdtemp, rm, stat } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ConnectorRegistry } from '@airlock/connector-api';
+import { memoryDestination, memorySource, quietLogger, type MemorySourceHooks } from '@airlock/connector-api/testkit';
+import { AuthenticationError, OperationalError } from '@airlock/errors';
+import { type DemoKey, generateDemoKey } from '@airlock/pgp';
+import { job as jobSchema, type IntegrationSpecInput, type Job } from '@airlock/protocol';
+import { LocalPolicy } from './policy.ts';
+import type { RetryPolicy } from './retry.ts';
+import { runJob, type TransferDeps } from './transfer.ts';
+
+const sha256 = (data: Buffer | string) => createHash('sha256').update(data).digest('hex');
+const fastRetry: RetryPolicy = { attempts: 4, baseDelayMs: 1, maxDelayMs: 5, maxTotalMs: 5000 };
+const noSecrets = () => Promise.reject(new Error('no secrets here'));
+
+let recipient: DemoKey;
+let dataDir: string;
+beforeAll(async () => {
+  recipient = await generateDemoKey('Partner', 'partner@example.com');
+  dataDir = await mkdtemp(path.join(os.tmpdir(), 'airlock-agent-unit-'));
+});
+afterAll(async () => {
+  await rm(dataDir, { recursive: true, force: true });
+});
+
+function policy(entry: Record<string, unknown> = {}): LocalPolicy {
+  return LocalPolicy.parse(JSON.stringify({ sources: { local: [{ paths: ['/in/**'], ...entry }] }, destinations: { local: [{ root: '/out' }] } }));
+}
+
+function makeJob(options: Partial<IntegrationSpecInput> = {}, integrationId: string = randomUUID()): Job {
+  return jobSchema.parse({
+    runId: randomUUID(),
+    integrationId,
+    integrationVersion: 1,
+    spec: {
+      name: 'unit',
+      agentId: randomUUID(),
+      source: { connector: 'memory@1', config: { path: '/in/*.csv' } },
+      destination: { connector: 'memory@1', config: { directory: '/out' } },
+      recipients: [recipient.armoredPublicKey],
+      selection: { stableForMs: 0 },
+      ...options,
+    },
+  });
+}
+
+function setup(files: Record<string, string>, hooks: MemorySourceHooks = {}, deps: Partial<TransferDeps> = {}) {
+  const source = memorySource(files, hooks);
+  const destination = memoryDestination();
+  const all: TransferDeps = {
+    registry: new ConnectorRegistry().add(source, destination),
+    policy: policy(),
+    secrets: noSecrets,
+    logger: quietLogger,
+    retry: fastRetry,
+    ...deps,
+  };
+  return { source, destination, run: (job: Job) => runJob(job, all) };
+}
+
+describe('runJob retries', () => {
+  it('retries a transient failure from byte 0 into a fresh delivery, then succeeds', async () => {
+    const { source, destination, run } = setup({ '/in/a.csv': 'alpha' }, {
+      onOpen: (_file, previous) => {
+        if (previous < 2) throw new OperationalError('connection reset');
+      },
+    });
+    const report = await run(makeJob());
+    expect(report.status).toBe('succeeded');
+    expect(source.opened).toEqual(['/in/a.csv']);
+    expect(destination.begun).toEqual(['a.csv.pgp', 'a.csv.pgp', 'a.csv.pgp']);
+    expect(destination.aborts.count).toBe(2);
+    const delivered = destination.delivered.get('a.csv.pgp');
+    expect(delivered && sha256(delivered)).toBe(report.files[0]?.ciphertextSha256);
+    expect(report.files[0]?.plaintextSha256).toBe(sha256('alpha'));
+  });
+
+  it('gives up after the configured attempts', async () => {
+    const { source, destination, run } = setup({ '/in/a.csv': 'alpha' }, {
+      onOpen: () => {
+        throw new OperationalError('timeout');
+      },
+    });
+    const report = await run(makeJob());
+    expect(report).toMatchObject({ status: 'failed', errorClass: 'operational', files: [] });
+    expect(source.opened).toHaveLength(0);
+    expect(destination.begun).toHaveLength(4);
+    expect(destination.aborts.count).toBe(4);
+    expect(destination.delivered.size).toBe(0);
+  });
+
+  it('never retries a permanent error', async () => {
+    const { destination, run } = setup({ '/in/a.csv': 'alpha', '/in/b.csv': 'bravo' }, {
+      onOpen: () => {
+        throw new AuthenticationError('bad credential');
+      },
+    });
+    const report = await run(makeJob());
+    expect(report).toMatchObject({ status: 'failed', errorClass: 'authentication', files: [] });
+    expect(destination.begun).toEqual(['a.csv.pgp']);
+    expect(destination.aborts.count).toBe(1);
+  });
+});
+
+describe('runJob selection', () => {
+  it('defers a file that changes between the two listings', async () => {
+    const { source, destination, run } = setup({ '/in/a.csv': 'alpha', '/in/b.csv': 'bravo' }, {
+      onList: (count) => {
+        if (count === 1) source.write('/in/b.csv', 'bravo, still being written');
+      },
+    });
+    const report = await run(makeJob({ selection: { stableForMs: 30 } }));
+    expect(report).toMatchObject({ status: 'succeeded', deferred: 1, skipped: 0 });
+    expect([...destination.delivered.keys()]).toEqual(['a.csv.pgp']);
+  });
+
+  it('defers a file whose size changes while it is read, and delivers nothing for it', async () => {
+    const { source, destination, run } = setup({ '/in/a.csv': 'alpha' }, {
+      onOpen: (_file, previous) => {
+        if (previous === 0) source.write('/in/a.csv', 'alpha plus more');
+      },
+    });
+    const report = await run(makeJob());
+    expect(report).toMatchObject({ status: 'succeeded', deferred: 1, files: [] });
+    expect(destination.delivered.size).toBe(0);
+    expect(destination.aborts.count).toBe(1);
+  });
+
+  it('skips files the ledger shows as delivered, and sends a changed file again', async () => {
+    const integrationId = randomUUID();
+    const source = memorySource({ '/in/a.csv': 'alpha', '/in/b.csv': 'bravo' });
+    const runWith = (destination = memoryDestination()) => ({
+      destination,
+      report: runJob(makeJob({ output: { nameTemplate: '{stem}-{runId}.pgp' } }, integrationId), {
+        registry: new ConnectorRegistry().add(source, destination),
+        policy: policy(),
+        secrets: noSecrets,
+        logger: quietLogger,
+        dataDir,
+      }),
+    });
+    const first = runWith();
+    expect(await first.report).toMatchObject({ status: 'succeeded', skipped: 0 });
+    expect(first.destination.delivered.size).toBe(2);
+    const second = runWith();
+    expect(await second.report).toMatchObject({ status: 'succeeded', skipped: 2, files: [] });
+    expect(second.destination.begun).toEqual([]);
+    source.write('/in/b.csv', 'bravo, corrected');
+    const third = runWith();
+    const report = await third.report;
+    expect(report).toMatchObject({ status: 'succeeded', skipped: 1 });
+    expect(report.files.map((f) => f.sourcePath)).toEqual(['/in/b.csv']);
+    expect(report.files[0]?.plaintextSha256).toBe(sha256('bravo, corrected'));
+    // Metadata only in the ledger, and only its owner can read it.
+    expect((await stat(path.join(dataDir, 'ledger', `${integrationId}.jsonl`))).mode & 0o777).toBe(0o600);
+  });
+});
+
+describe('runJob options', () => {
+  it('transfers up to `concurrency` files at once', async () => {
+    const files = Object.fromEntries(Array.from({ length: 6 }, (_, i) => [`/in/f${i}.csv`, 'x'.repeat(200_000)]));
+    for (const [concurrency, expected] of [[1, 1], [3, 3]] as const) {
+      const { destination, run } = setup(files, { chunkSize: 16_384 });
+      const report = await run(makeJob({ concurrency }));
+      expect(report.status).toBe('succeeded');
+      expect(report.files.map((f) => f.sourcePath)).toEqual(Object.keys(files));
+      expect(destination.peakOpen.count).toBe(expected);
+    }
+  });
+
+  it('names deliveries from the template and refuses unsafe or colliding names before any byte moves', async () => {
+    const named = setup({ '/in/a.tar.csv': 'a' });
+    const job = makeJob({ output: { nameTemplate: '{stem}_{date}.{ext}.asc', armor: true } });
+    expect((await named.run(job)).status).toBe('succeeded');
+    const date = new Date().toISOString().slice(0, 10).replaceAll('-', '');
+    expect([...named.destination.delivered.keys()]).toEqual([`a.tar_${date}.csv.asc`]);
+    expect(named.destination.delivered.get(`a.tar_${date}.csv.asc`)?.toString()).toMatch(/^-----BEGIN PGP MESSAGE-----/);
+
+    for (const nameTemplate of ['../{name}', 'sub/{name}', 'fixed.pgp']) {
+      const { source, destination, run } = setup({ '/in/a.csv': 'a', '/in/b.csv': 'b' });
+      expect(await run(makeJob({ output: { nameTemplate } }))).toMatchObject({ status: 'failed', errorClass: 'user' });
+      expect(source.opened).toEqual([]);
+      expect(destination.begun).toEqual([]);
+    }
+  });
+
+  it('refuses an RFC 9580 profile for a recipient that cannot read it before any byte moves', async () => {
+    const { source, run } = setup({ '/in/a.csv': 'a' });
+    expect(await run(makeJob({ output: { profile: 'rfc9580' } }))).toMatchObject({ status: 'failed', errorClass: 'recipient-key' });
+    expect(source.opened).toEqual([]);
+  });
+
+  it('signs with the agent key, created on first use with mode 0600, and reports its fingerprint', async () => {
+    const unsigned = setup({ '/in/a.csv': 'a' });
+    expect(await unsigned.run(makeJob({ output: { sign: true } }))).toMatchObject({ status: 'failed', errorClass: 'user' });
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'airlock-agent-sign-'));
+    try {
+      const signed = setup({ '/in/a.csv': 'a' }, {}, { dataDir: dir });
+      const report = await signed.run(makeJob({ output: { sign: true } }));
+      expect(report.status).toBe('succeeded');
+      expect(report.signerFingerprint).toMatch(/^[0-9A-F]{40}$/);
+      expect((await stat(path.join(dir, 'signing-key.asc'))).mode & 0o777).toBe(0o600);
+      const again = setup({ '/in/a.csv': 'a' }, {}, { dataDir: dir });
+      expect((await again.run(makeJob({ output: { sign: true } }))).signerFingerprint).toBe(report.signerFingerprint);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('runJob post-delivery actions', () => {
+  it('deletes delivered files when the policy allows it', async () => {
+    const { source, destination, run } = setup({ '/in/a.csv': 'a', '/in/b.csv': 'b' }, {}, { policy: policy({ allowDelete: true }) });
+    const report = await run(makeJob({ afterDelivery: { action: 'delete' } }));
+    expect(report.status).toBe('succeeded');
+    expect(source.removed).toEqual(['/in/a.csv', '/in/b.csv']);
+    expect(destination.delivered.size).toBe(2);
+  });
+
+  it('refuses a post-action the policy does not allow before anything is read', async () => {
+    for (const [entry, afterDelivery] of [
+      [{}, { action: 'delete' }],
+      [{ allowDelete: true }, { action: 'archive', archiveDirectory: '/done' }],
+      [{ allowArchiveTo: ['/done'] }, { action: 'archive', archiveDirectory: '/elsewhere' }],
+    ] as const) {
+      const { source, destination, run } = setup({ '/in/a.csv': 'a' }, {}, { policy: policy(entry) });
+      const report = await run(makeJob({ afterDelivery }));
+      expect(report).toMatchObject({ status: 'failed', errorClass: 'policy-violation', violation: { kind: 'source' } });
+      expect(source.opened).toEqual([]);
+      expect(destination.begun).toEqual([]);
+    }
+  });
+
+  it('archives into an allowed directory, and refuses one inside the selection or a source that cannot', async () => {
+    const archived = setup({ '/in/a.csv': 'a' }, {}, { policy: policy({ allowArchiveTo: ['/done', '/in'] }) });
+    expect((await archived.run(makeJob({ afterDelivery: { action: 'archive', archiveDirectory: '/done/2026' } }))).status).toBe('succeeded');
+    expect([...archived.source.files.keys()]).toEqual(['/done/2026/a.csv']);
+
+    const inside = setup({ '/in/a.csv': 'a' }, {}, { policy: policy({ allowArchiveTo: ['/in'] }) });
+    expect(await inside.run(makeJob({ afterDelivery: { action: 'archive', archiveDirectory: '/in' } }))).toMatchObject({ status: 'failed', errorClass: 'user' });
+    expect(inside.source.opened).toEqual([]);
+
+    const unable = setup({ '/in/a.csv': 'a' }, { withoutPostActions: true }, { policy: policy({ allowDelete: true }) });
+    expect(await unable.run(makeJob({ afterDelivery: { action: 'delete' } }))).toMatchObject({ status: 'failed', errorClass: 'user' });
+    expect(unable.source.opened).toEqual([]);
+  });
+
+  it('runs a post-action left undone for a file the ledger shows as delivered', async () => {
+    const integrationId = randomUUID();
+    const source = memorySource({ '/in/a.csv': 'a' });
+    const deps = (p: LocalPolicy): TransferDeps => ({ registry: new ConnectorRegistry().add(source, memoryDestination()), policy: p, secrets: noSecrets, logger: quietLogger, dataDir });
+    expect((await runJob(makeJob({}, integrationId), deps(policy()))).status).toBe('succeeded');
+    const report = await runJob(makeJob({ afterDelivery: { action: 'delete' } }, integrationId), deps(policy({ allowDelete: true })));
+    expect(report).toMatchObject({ status: 'succeeded', skipped: 1, files: [] });
+    expect(source.removed).toEqual(['/in/a.csv']);
+  });
+});

@@ -1,0 +1,219 @@
+/**
+ * The connector testkit: in-memory connectors for host tests, and the doubles a connector author
+ * needs. `memorySource(files)` and `memoryDestination()` are ordinary definitions (`memory@1`):
+ * register them in a `ConnectorRegistry` and point a job at them. Each records what the host did
+ * (opens, deliveries, aborts, removals) and takes hooks to inject failures or change files between
+ * two listings. Import from `@airlock/connector-api/testkit`; never from production code.
+ */
+import { Readable, Writable } from 'node:stream';
+import { z } from 'zod';
+import { ConflictError, NotAllowedError, NotFoundError, UnexpectedError } from '@airlock/errors';
+import { defineDestination, defineSource } from './contract.ts';
+import type { ConnectorContext, Logger, RegisteredDestination, RegisteredSource, SourceFile } from './contract.ts';
+import { assertSafeName, matchPath, normalizePath, pathComponents } from './paths.ts';
+
+export const quietLogger: Logger = { debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined };
+
+/** A context with no secrets and a quiet logger. */
+export function mockContext(overrides: Partial<ConnectorContext> = {}): ConnectorContext {
+  return {
+    signal: new AbortController().signal,
+    logger: quietLogger,
+    secret: (ref) => Promise.reject(new NotFoundError(`no secret ${ref} in the mock context`)),
+    ...overrides,
+  };
+}
+
+interface StoredFile {
+  data: Buffer;
+  mtimeMs: number;
+}
+
+export interface MemorySourceHooks {
+  /** Called after each `list()` with its 1-based count, before it returns: change files here. */
+  onList?(count: number): void;
+  /** Called at each `open`, with how often `open` was called for this path before (0 the first time). Throw to fail it. */
+  onOpen?(file: SourceFile, previousOpens: number): void;
+  /** Leave out `remove` and `archive`, like a source that cannot do post-delivery actions. */
+  withoutPostActions?: boolean;
+  /** Chunk size of the streams `open` returns. Default 64 KiB. */
+  chunkSize?: number;
+}
+
+export interface MemorySource extends RegisteredSource {
+  /** The current files by absolute path. */
+  readonly files: Map<string, StoredFile>;
+  /** Paths in the order they were opened successfully. */
+  readonly opened: string[];
+  readonly removed: string[];
+  readonly archived: Array<{ path: string; directory: string }>;
+  /** Creates or replaces a file; a new mtime by default, like a real write. */
+  write(path: string, data: string | Uint8Array, mtimeMs?: number): void;
+}
+
+let clock = 1_700_000_000_000;
+const nextMtime = () => (clock += 1000);
+
+function nameOf(filePath: string): string {
+  return pathComponents(filePath).at(-1) ?? '';
+}
+
+/**
+ * An in-memory source. Its config is `{ path }`, a glob matched with `matchPath`; its claims use
+ * the `file` scheme, so the local policy's `sources.local` entries govern it.
+ */
+export function memorySource(initial: Record<string, string | Uint8Array> = {}, hooks: MemorySourceHooks = {}): MemorySource {
+  const files = new Map<string, StoredFile>();
+  const opened: string[] = [];
+  const removed: string[] = [];
+  const archived: Array<{ path: string; directory: string }> = [];
+  const write = (filePath: string, data: string | Uint8Array, mtimeMs = nextMtime()) => {
+    files.set(normalizePath(filePath), { data: Buffer.from(data), mtimeMs });
+  };
+  for (const [filePath, data] of Object.entries(initial)) write(filePath, data);
+  let lists = 0;
+  const openCalls = new Map<string, number>();
+
+  const current = (file: SourceFile, pattern: string): StoredFile => {
+    if (!matchPath(pattern, file.path)) throw new NotAllowedError(`${file.path} is not selected by this source`);
+    const stored = files.get(file.path);
+    if (!stored) throw new NotFoundError(`${file.path} does not exist`);
+    return stored;
+  };
+  const unchanged = (file: SourceFile, stored: StoredFile) => {
+    if (stored.data.length !== file.size || stored.mtimeMs !== file.mtimeMs) throw new ConflictError(`${file.path} changed since it was listed`);
+  };
+
+  const definition = defineSource<{ path: string }>({
+    id: 'memory',
+    version: 1,
+    title: 'In-memory source (tests)',
+    config: z.strictObject({ path: z.string() }),
+    claims: (config) => [{ scheme: 'file', path: config.path }],
+    claimFor: (_config, file) => ({ scheme: 'file', path: file.path }),
+    connect(_ctx, config) {
+      const session = {
+        list() {
+          const listed = [...files.entries()]
+            .filter(([filePath]) => matchPath(config.path, filePath))
+            .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+            .map(([filePath, stored]) => ({ path: filePath, name: nameOf(filePath), size: stored.data.length, mtimeMs: stored.mtimeMs }));
+          lists += 1;
+          hooks.onList?.(lists);
+          return Promise.resolve(listed);
+        },
+        async open(file: SourceFile) {
+          const previous = openCalls.get(file.path) ?? 0;
+          openCalls.set(file.path, previous + 1);
+          hooks.onOpen?.(file, previous);
+          const stored = current(file, config.path);
+          opened.push(file.path);
+          const chunkSize = hooks.chunkSize ?? 65_536;
+          const chunks = Array.from({ length: Math.ceil(stored.data.length / chunkSize) }, (_, i) => stored.data.subarray(i * chunkSize, (i + 1) * chunkSize));
+          return Readable.from(chunks);
+        },
+        close: () => Promise.resolve(),
+      };
+      if (hooks.withoutPostActions) return Promise.resolve(session);
+      return Promise.resolve({
+        ...session,
+        async remove(file: SourceFile) {
+          unchanged(file, current(file, config.path));
+          files.delete(file.path);
+          removed.push(file.path);
+        },
+        async archive(file: SourceFile, directory: string) {
+          const stored = current(file, config.path);
+          unchanged(file, stored);
+          const target = `${normalizePath(directory)}/${assertSafeName(file.name)}`;
+          if (files.has(target)) throw new ConflictError(`${target} exists`);
+          files.set(target, stored);
+          files.delete(file.path);
+          archived.push({ path: file.path, directory });
+        },
+      });
+    },
+  });
+  return Object.assign(definition, { files, opened, removed, archived, write });
+}
+
+export interface MemoryDestinationHooks {
+  /** Called before each commit with the delivery's name and its 1-based attempt for that name. Throw to fail it. */
+  onCommit?(name: string, attempt: number): void;
+}
+
+export interface MemoryDestination extends RegisteredDestination {
+  /** Committed deliveries by name. */
+  readonly delivered: Map<string, Buffer>;
+  /** Names of begun deliveries, in order. */
+  readonly begun: string[];
+  /** How many deliveries were aborted. */
+  readonly aborts: { count: number };
+  /** The most deliveries that were open at the same time. */
+  readonly peakOpen: { count: number };
+}
+
+/** An in-memory destination: atomic like a real one (nothing visible before commit, never overwrites). */
+export function memoryDestination(hooks: MemoryDestinationHooks = {}): MemoryDestination {
+  const delivered = new Map<string, Buffer>();
+  const begun: string[] = [];
+  const aborts = { count: 0 };
+  const peakOpen = { count: 0 };
+  let open = 0;
+  const definition = defineDestination<{ directory: string }>({
+    id: 'memory',
+    version: 1,
+    title: 'In-memory destination (tests)',
+    config: z.strictObject({ directory: z.string() }),
+    claims: (config) => [{ scheme: 'file', path: config.directory }],
+    connect(_ctx, config) {
+      return Promise.resolve({
+        async begin(name: string) {
+          assertSafeName(name);
+          begun.push(name);
+          open += 1;
+          peakOpen.count = Math.max(peakOpen.count, open);
+          const chunks: Buffer[] = [];
+          let state: 'writing' | 'committed' | 'aborted' = 'writing';
+          const settle = (next: 'committed' | 'aborted') => {
+            if (state === 'writing') open -= 1;
+            state = next;
+          };
+          const stream = new Writable({
+            write(chunk: Buffer, _encoding, callback) {
+              chunks.push(Buffer.from(chunk));
+              callback();
+            },
+          });
+          return {
+            stream,
+            commit() {
+              if (state !== 'writing') return Promise.reject(new UnexpectedError(`delivery ${name} is ${state}`));
+              if (!stream.writableFinished) return Promise.reject(new UnexpectedError(`commit of ${name} before its stream finished`));
+              try {
+                hooks.onCommit?.(name, begun.filter((n) => n === name).length);
+                if (delivered.has(name)) throw new ConflictError(`${name} exists`);
+              } catch (error) {
+                settle('aborted');
+                return Promise.reject(error instanceof Error ? error : new UnexpectedError(String(error)));
+              }
+              delivered.set(name, Buffer.concat(chunks));
+              settle('committed');
+              return Promise.resolve({ location: `${config.directory}/${name}` });
+            },
+            abort() {
+              if (state === 'writing') {
+                aborts.count += 1;
+                settle('aborted');
+              }
+              stream.destroy();
+              return Promise.resolve();
+            },
+          };
+        },
+        close: () => Promise.resolve(),
+      });
+    },
+  });
+  return Object.assign(definition, { delivered, begun, aborts, peakOpen });
+}
