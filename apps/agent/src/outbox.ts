@@ -2,7 +2,7 @@
  * Run reports wait here until the control plane has them, so a report survives a network outage
  * or a restart. Reports are metadata only (sizes, hashes, fingerprints), never file contents.
  */
-import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { runReport, type RunReport } from '@airlock/protocol';
 
@@ -17,7 +17,14 @@ export class Outbox {
     await mkdir(this.#dir, { recursive: true, mode: 0o700 });
     const name = `${Date.now().toString().padStart(15, '0')}-${report.runId}.json`;
     const temp = path.join(this.#dir, `.${name}.tmp`);
-    await writeFile(temp, JSON.stringify(report), { mode: 0o600 });
+    // Durable before it is visible, so a crash leaves either the whole report or none.
+    const handle = await open(temp, 'wx', 0o600);
+    try {
+      await handle.writeFile(JSON.stringify(report));
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
     await rename(temp, path.join(this.#dir, name));
   }
 
@@ -32,7 +39,13 @@ export class Outbox {
     let sent = 0;
     for (const name of names) {
       const file = path.join(this.#dir, name);
-      const parsed = runReport.safeParse(JSON.parse(await readFile(file, 'utf8')));
+      let raw: unknown = null;
+      try {
+        raw = JSON.parse(await readFile(file, 'utf8'));
+      } catch {
+        // Damaged on disk: dropping it must not block every later report.
+      }
+      const parsed = runReport.safeParse(raw);
       if (parsed.success) await send(parsed.data);
       await rm(file, { force: true });
       sent += 1;
