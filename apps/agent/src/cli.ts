@@ -75,7 +75,7 @@ export function buildProgram(): Command {
       const reports = await runDaemon(
         {
           client: createAgentClient(identity.controlPlaneUrl, identity.agentId, keyPair),
-          registry: builtInConnectors(),
+          registry: builtInConnectors(policy.document.scripts),
           policy,
           secrets,
           outbox: new Outbox(config.dataDir),

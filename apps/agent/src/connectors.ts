@@ -1,11 +1,12 @@
 /**
  * The connectors this agent can run: one explicit list. To add one, depend on its package and add
- * its definitions here.
+ * its definitions here. Scripts come from the local policy: only those it approves can run.
  */
 import { ConnectorRegistry } from '@airlock/connector-api';
 import { localFolderDestination, localFolderSource } from '@airlock/connector-local';
+import { type ApprovedScript, scriptSource } from '@airlock/connector-script';
 import { sftpSource } from '@airlock/connector-sftp';
 
-export function builtInConnectors(): ConnectorRegistry {
-  return new ConnectorRegistry().add(sftpSource, localFolderSource, localFolderDestination);
+export function builtInConnectors(approvedScripts: readonly ApprovedScript[] = []): ConnectorRegistry {
+  return new ConnectorRegistry().add(sftpSource, localFolderSource, localFolderDestination, scriptSource(approvedScripts));
 }

@@ -17,12 +17,20 @@
  *   destinations:
  *     local:
  *       - root: /srv/out
+ *   scripts:                              # export scripts a job may run, exactly as written here
+ *     - name: nightly-export
+ *       command: /opt/erp/bin/export      # run without a shell
+ *       args: ["--since", "{since}"]
+ *       sha256: "<sha256 of /opt/erp/bin/export>"
+ *       cwd: /var/lib/airlock/work
+ *       params: { since: { pattern: "\\d{4}-\\d{2}-\\d{2}" } }
  */
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import YAML from 'yaml';
 import { z } from 'zod';
 import { isWithin, matchPath, normalizePath, type ResourceClaim, splitGlob } from '@airlock/connector-api';
+import { approvedScript } from '@airlock/connector-script';
 import type { IntegrationOptions } from '@airlock/protocol';
 import { PolicyViolationError, UserError } from '@airlock/errors';
 
@@ -60,6 +68,7 @@ const policySchema = z.strictObject({
   destinations: z
     .strictObject({ local: z.array(z.strictObject({ root: absolutePath })).default([]) })
     .default({ local: [] }),
+  scripts: z.array(approvedScript).default([]),
 });
 export type PolicyDocument = z.infer<typeof policySchema>;
 
@@ -96,7 +105,7 @@ export class PolicyRefusal extends PolicyViolationError {
 }
 
 function describeClaim(claim: ResourceClaim): string {
-  return `${claim.scheme}://${claim.authority ?? ''}${claim.path}`;
+  return claim.scheme === 'script' ? `script:${claim.path.slice(1)}` : `${claim.scheme}://${claim.authority ?? ''}${claim.path}`;
 }
 
 export class LocalPolicy {
@@ -133,6 +142,11 @@ export class LocalPolicy {
   /** The source entries for a claim's scheme and authority (and pinned host key), or none. */
   #sourceEntries(claim: ResourceClaim): SourceEntry[] {
     if (claim.scheme === 'file') return this.document.sources.local;
+    if (claim.scheme === 'script') {
+      // An approved script reads only its own output, and has nothing to delete or archive.
+      const approved = this.document.scripts.some((script) => `/${script.name}` === claim.path);
+      return approved ? [{ paths: [claim.path], allowDelete: false, allowArchiveTo: [] }] : [];
+    }
     return this.document.sources.sftp.filter(
       (entry) => `${entry.host}:${entry.port}` === claim.authority && entry.hostKey === claim.hostKey,
     );
@@ -146,7 +160,8 @@ export class LocalPolicy {
     for (const claim of claims) {
       const entries = this.#sourceEntries(claim);
       if (entries.length === 0) {
-        throw new PolicyRefusal('source', `source ${claim.scheme}://${claim.authority ?? ''} (host key ${claim.hostKey ?? 'n/a'}) is not in the local policy`);
+        const what = claim.scheme === 'sftp' ? `source ${describeClaim(claim)} (host key ${claim.hostKey ?? 'n/a'})` : `source ${describeClaim(claim)}`;
+        throw new PolicyRefusal('source', `${what} is not in the local policy`);
       }
       const requested = splitGlob(claim.path).base;
       const covering = entries.filter((entry) => entry.paths.some((pattern) => isWithin(splitGlob(pattern).base, requested)));

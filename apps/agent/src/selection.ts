@@ -12,13 +12,13 @@ export async function selectStable(
   signal: AbortSignal,
 ): Promise<{ files: SourceFile[]; deferred: number }> {
   const first = await session.list();
-  if (stableForMs === 0 || first.length === 0) return { files: first, deferred: 0 };
+  if (stableForMs === 0 || first.every((file) => file.generated === true)) return { files: first, deferred: 0 };
   await sleep(stableForMs, undefined, { signal });
   const before = new Map(first.map((file) => [file.path, file]));
   const second = await session.list();
   const files = second.filter((file) => {
     const earlier = before.get(file.path);
-    return earlier !== undefined && earlier.size === file.size && earlier.mtimeMs === file.mtimeMs;
+    return file.generated === true || (earlier !== undefined && earlier.size === file.size && earlier.mtimeMs === file.mtimeMs);
   });
   return { files, deferred: second.length - files.length };
 }

@@ -1,5 +1,5 @@
 /**
- * One file through the data path: source → sha256 → OpenPGP encrypt (+ sign) → sha256 →
+ * One file through the data path: source → [field filter] → sha256 → OpenPGP encrypt (+ sign) → sha256 →
  * destination (temporary name, fsync, rename). One stream with backpressure end to end: plaintext
  * exists only in memory, in flight, and memory does not grow with the file's size.
  */
@@ -9,6 +9,7 @@ import { pipeline } from 'node:stream/promises';
 import type { DestinationSession, SourceFile, SourceSession } from '@airlock/connector-api';
 import { ConflictError } from '@airlock/errors';
 import { encryptStream, type EncryptOptions, type RecipientKey } from '@airlock/pgp';
+import { fieldFilter, type FieldScope } from '@airlock/field-scopes';
 import type { FileReport } from '@airlock/protocol';
 
 /** Counts and hashes the bytes that pass, without keeping them. */
@@ -38,6 +39,8 @@ export interface FileTransfer {
   name: string;
   recipients: RecipientKey[];
   encrypt: Pick<EncryptOptions, 'armor' | 'profile' | 'signingKey'>;
+  /** Fields that may leave; the rest are dropped here, before encryption. */
+  fields?: FieldScope;
   signal: AbortSignal;
 }
 
@@ -50,21 +53,24 @@ export async function transferFile(t: FileTransfer): Promise<FileReport> {
   const pending = await t.destination.begin(t.name);
   try {
     const plaintext = await t.source.open(t.file);
+    const read = new Measure();
     const plain = new Measure();
     const cipher = new Measure();
     const ciphertext = await encryptStream(plain, t.recipients, { ...t.encrypt, filename: t.file.name });
     await Promise.all([
-      pipeline(plaintext, plain, { signal: t.signal }),
+      t.fields
+        ? pipeline(plaintext, read, fieldFilter(t.fields), plain, { signal: t.signal })
+        : pipeline(plaintext, read, plain, { signal: t.signal }),
       pipeline(ciphertext, cipher, pending.stream, { signal: t.signal }),
     ]);
     // Publishing a file that grew or shrank mid-read would deliver neither version; try again later.
-    if (plain.bytes !== t.file.size) {
-      throw new SourceChangedError(`${t.file.path} changed while it was read (${t.file.size} bytes listed, ${plain.bytes} read)`);
+    if (!t.file.generated && read.bytes !== t.file.size) {
+      throw new SourceChangedError(`${t.file.path} changed while it was read (${t.file.size} bytes listed, ${read.bytes} read)`);
     }
     await pending.commit();
     return {
       sourcePath: t.file.path,
-      bytesIn: plain.bytes,
+      bytesIn: read.bytes,
       bytesOut: cipher.bytes,
       plaintextSha256: plain.digest(),
       ciphertextSha256: cipher.digest(),

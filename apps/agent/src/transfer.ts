@@ -128,8 +128,9 @@ export async function runJob(job: Job, deps: TransferDeps): Promise<RunReport> {
     counts.deferred = selected.deferred;
     for (const file of selected.files) deps.policy.checkFile(source.claimFor(file), options.afterDelivery);
     checkArchiveOutsideSelection(source, options.afterDelivery, selected.files);
-    const done = selected.files.filter((file) => ledger?.has(file) === true);
-    const todo = selected.files.filter((file) => ledger?.has(file) !== true);
+    const deliveredBefore = (file: SourceFile) => file.generated !== true && ledger?.has(file) === true;
+    const done = selected.files.filter(deliveredBefore);
+    const todo = selected.files.filter((file) => !deliveredBefore(file));
     counts.skipped = done.length;
     const names = todo.map((file) => renderName(options.output.nameTemplate, file, { runId: job.runId, date: started }));
     if (new Set(names).size !== names.length) {
@@ -154,6 +155,7 @@ export async function runJob(job: Job, deps: TransferDeps): Promise<RunReport> {
             name,
             recipients,
             encrypt: { armor: options.output.armor, profile: options.output.profile, ...(signer ? { signingKey: signer } : {}) },
+            ...(job.spec.fields ? { fields: job.spec.fields } : {}),
             signal,
           }),
         );
@@ -164,7 +166,7 @@ export async function runJob(job: Job, deps: TransferDeps): Promise<RunReport> {
       }
       delivered[index] = report;
       logger.info({ runId: job.runId, bytesIn: report.bytesIn, bytesOut: report.bytesOut, durationMs: report.durationMs }, 'file delivered');
-      await ledger?.record({
+      if (!file.generated) await ledger?.record({
         path: file.path,
         size: file.size,
         mtimeMs: file.mtimeMs,

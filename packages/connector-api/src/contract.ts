@@ -42,6 +42,11 @@ export interface SourceFile {
   readonly name: string;
   readonly size: number;
   readonly mtimeMs: number;
+  /**
+   * Produced when read (a script's output): it has no size to check in advance, is never skipped
+   * as already delivered, and has no post-action.
+   */
+  readonly generated?: boolean;
 }
 
 export interface SourceSession {

@@ -71,7 +71,7 @@ class ScriptSession implements SourceSession {
 
   async list(): Promise<SourceFile[]> {
     const name = assertSafeName(this.config.outputName ?? `${this.script.name}.out`);
-    return [{ path: `/${this.script.name}`, name, size: 0, mtimeMs: Date.now() }];
+    return [{ path: `/${this.script.name}`, name, size: 0, mtimeMs: Date.now(), generated: true }];
   }
 
   async open(_file: SourceFile): Promise<Readable> {

@@ -1,0 +1,100 @@
+import { createHash, randomUUID } from 'node:crypto';
+import { chmod, mkdir, mkdtemp, readdir, realpath, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { quietLogger } from '@airlock/connector-api/testkit';
+import { type DemoKey, generateDemoKey } from '@airlock/pgp';
+import { job as jobSchema, type IntegrationSpecInput, type Job } from '@airlock/protocol';
+import { gpgDecrypt } from '@airlock/testing';
+import { builtInConnectors } from './connectors.ts';
+import { LocalPolicy } from './policy.ts';
+import { runJob } from './transfer.ts';
+
+const sha256 = (data: Buffer | string) => createHash('sha256').update(data).digest('hex');
+const noSecrets = () => Promise.reject(new Error('no secrets here'));
+
+describe('export scripts and field scopes through the data path, checked with gpg', () => {
+  let work: string;
+  let out: string;
+  let recipient: DemoKey;
+  let scriptFile: string;
+  let scriptHash: string;
+  const marker = () => path.join(work, 'ran');
+
+  beforeAll(async () => {
+    work = await realpath(await mkdtemp(path.join(os.tmpdir(), 'airlock-scripts-')));
+    out = path.join(work, 'out');
+    await mkdir(out);
+    recipient = await generateDemoKey('Partner', 'partner@example.com');
+    scriptFile = path.join(work, 'export.sh');
+    const text = `#!/bin/sh\ntouch ${marker()}\nprintf 'id,name,ssn,region\\n1,Alice,123-45-6789,%s\\n2,Bob,987-65-4321,%s\\n' "$1" "$1"\n`;
+    await writeFile(scriptFile, text);
+    await chmod(scriptFile, 0o755);
+    scriptHash = sha256(text);
+  });
+  afterAll(async () => {
+    await rm(work, { recursive: true, force: true });
+  });
+
+  const policy = (scripts: unknown[]) =>
+    LocalPolicy.parse(JSON.stringify({ destinations: { local: [{ root: out }] }, scripts }));
+  const approved = () => ({ name: 'erp-export', command: scriptFile, sha256: scriptHash, cwd: work, args: ['{region}'], params: { region: { pattern: '[A-Z]{2}' } } });
+  const job = (options: Partial<IntegrationSpecInput>): Job =>
+    jobSchema.parse({
+      runId: randomUUID(),
+      integrationId: randomUUID(),
+      integrationVersion: 1,
+      spec: {
+        name: 'erp',
+        agentId: randomUUID(),
+        source: { connector: 'script@1', config: { name: 'erp-export', params: { region: 'EU' }, outputName: 'customers.csv' } },
+        destination: { connector: 'local@1', config: { directory: out } },
+        recipients: [recipient.armoredPublicKey],
+        fields: { format: 'csv', allow: ['id', 'region'], rules: { id: { type: 'integer' } } },
+        ...options,
+      },
+    });
+  const run = (j: Job, scripts: unknown[]) => {
+    const p = policy(scripts);
+    return runJob(j, { registry: builtInConnectors(p.document.scripts), policy: p, secrets: noSecrets, logger: quietLogger });
+  };
+
+  it('streams an approved script through the field scope: gpg sees only the granted columns', async () => {
+    const report = await run(job({}), [approved()]);
+    expect(report).toMatchObject({ status: 'succeeded' });
+    const expected = 'id,region\n1,EU\n2,EU\n';
+    expect(report.files).toMatchObject([{ sourcePath: '/erp-export', plaintextSha256: sha256(expected) }]);
+    expect(await gpgDecrypt(path.join(out, 'customers.csv.pgp'), recipient.armoredSecretKey)).toEqual({ sha256: sha256(expected), bytes: expected.length });
+    await rm(path.join(out, 'customers.csv.pgp'));
+  });
+
+  it('runs the same approved script again on the next run: script output is never skipped as already delivered', async () => {
+    const first = await run(job({ fields: undefined }), [approved()]);
+    await rm(path.join(out, 'customers.csv.pgp'));
+    const second = await run(job({ fields: undefined }), [approved()]);
+    expect([first.status, second.status]).toEqual(['succeeded', 'succeeded']);
+    await rm(path.join(out, 'customers.csv.pgp'));
+  });
+
+  it('refuses a script the local policy does not list, before anything runs', async () => {
+    await rm(marker(), { force: true });
+    const report = await run(job({}), []);
+    expect(report).toMatchObject({ status: 'failed', errorClass: 'policy-violation', violation: { kind: 'source' } });
+    expect(await readdir(work)).not.toContain('ran');
+    expect(await readdir(out)).toEqual([]);
+  });
+
+  it('refuses a changed script file, parameters outside their schema, and a failing data contract, delivering nothing', async () => {
+    await rm(marker(), { force: true });
+    const changed = await run(job({}), [{ ...approved(), sha256: sha256('something else') }]);
+    expect(changed).toMatchObject({ status: 'failed', errorClass: 'policy-violation' });
+    expect(await readdir(work)).not.toContain('ran');
+    const badParam = await run(job({ source: { connector: 'script@1', config: { name: 'erp-export', params: { region: 'EU; rm -rf /' } } } }), [approved()]);
+    expect(badParam).toMatchObject({ status: 'failed', errorClass: 'user' });
+    expect(await readdir(work)).not.toContain('ran');
+    const contract = await run(job({ fields: { format: 'csv', allow: ['id'], rules: { ssn: { pattern: '\\d{9}' } } } }), [approved()]);
+    expect(contract).toMatchObject({ status: 'failed', errorClass: 'user' });
+    expect(await readdir(out)).toEqual([]);
+  });
+});
