@@ -4,8 +4,8 @@
  */
 import { ConnectorRegistry } from '@airlock/connector-api';
 import { localFolderDestination, localFolderSource } from '@airlock/connector-local';
-import { sftpSource } from '@airlock/connector-sftp';
+import { sftpDestination, sftpSource } from '@airlock/connector-sftp';
 
 export function builtInConnectors(): ConnectorRegistry {
-  return new ConnectorRegistry().add(sftpSource, localFolderSource, localFolderDestination);
+  return new ConnectorRegistry().add(sftpSource, localFolderSource, localFolderDestination, sftpDestination);
 }

@@ -50,8 +50,8 @@ export interface SftpCapabilities {
   readonly maxReadLength: number;
   /** The largest WRITE the server accepts. */
   readonly maxWriteLength: number;
+  /** The server offers `fsync@openssh.com`. */
   readonly fsync: boolean;
-  readonly posixRename: boolean;
 }
 
 function positiveNumber(value: unknown, fallback: number): number {
@@ -73,7 +73,6 @@ export function capabilitiesOf(sftp: SFTPWrapper): SftpCapabilities {
     maxReadLength: positiveNumber(Reflect.get(sftp, '_maxReadLen'), SAFE_IO_LENGTH),
     maxWriteLength: positiveNumber(Reflect.get(sftp, '_maxWriteLen'), SAFE_IO_LENGTH),
     fsync: offered('fsync@openssh.com'),
-    posixRename: offered('posix-rename@openssh.com'),
   };
 }
 

@@ -3,7 +3,6 @@
  * streams them to the host. The server is untrusted: its host key is pinned, and every name it
  * returns is checked before it becomes part of a path.
  */
-import { constants as fsConstants } from 'node:fs';
 import type { Readable } from 'node:stream';
 import {
   defineSource,
@@ -18,24 +17,13 @@ import {
 import { NotAllowedError, UserError } from '@airlock/errors';
 import type { FileEntry, Stats } from 'ssh2';
 import { call, connectSftp, remoteError, sftpStat, type SftpConnection } from './connection.ts';
+import { childPath, isDirectory, isRegular } from './paths.ts';
 import { SftpReadStream } from './reader.ts';
 import { sftpSecrets, sftpSourceConfig, type SftpSourceConfig } from './schema.ts';
 
 /** How deep `**` descends, and how many directory entries one listing may visit. */
 const MAX_DEPTH = 32;
 const MAX_ENTRIES = 100_000;
-function isRegular(mode: number): boolean {
-  return (mode & fsConstants.S_IFMT) === fsConstants.S_IFREG;
-}
-
-function isDirectory(mode: number): boolean {
-  return (mode & fsConstants.S_IFMT) === fsConstants.S_IFDIR;
-}
-
-function childPath(dir: string, name: string): string {
-  return dir === '/' ? `/${name}` : `${dir}/${name}`;
-}
-
 class SftpSourceSession implements SourceSession {
   readonly #ctx: ConnectorContext;
   readonly #config: SftpSourceConfig;
