@@ -82,12 +82,16 @@ export function isNoSuchFile(error: unknown): boolean {
 }
 
 /**
- * Whether the SFTP channel can still carry requests. ssh2 silently drops a request sent on a closed
- * channel and never calls it back, so every request is guarded by this check.
+ * Whether the SFTP channel can still carry requests. ssh2 silently drops a request sent on a dead
+ * channel and never calls it back, so every request is guarded by this check. When the connection
+ * drops, ssh2 marks only the incoming side closed, so both sides are checked.
  */
 export function channelIsOpen(sftp: SFTPWrapper): boolean {
-  const outgoing: unknown = Reflect.get(sftp, 'outgoing');
-  return typeof outgoing === 'object' && outgoing !== null && Reflect.get(outgoing, 'state') === 'open';
+  const state = (side: string): unknown => {
+    const value: unknown = Reflect.get(sftp, side);
+    return typeof value === 'object' && value !== null ? Reflect.get(value, 'state') : undefined;
+  };
+  return state('outgoing') === 'open' && state('incoming') === 'open';
 }
 
 /** Calls `listener` once when the channel ends or closes; returns a function that stops listening. */
@@ -131,6 +135,7 @@ export interface SftpConnection {
 }
 
 const END_TIMEOUT_MS = 5_000;
+const KEEPALIVE_INTERVAL_MS = 15_000;
 
 /**
  * Opens an SSH connection and its SFTP channel. The host key is checked against the pin during key
@@ -182,6 +187,10 @@ export async function connectSftp(ctx: ConnectorContext, config: SftpConnectionC
           ? { password: secrets.password }
           : { privateKey: secrets.privateKey, passphrase: secrets.passphrase }),
         readyTimeout: config.connectTimeoutMs,
+        // A server that stops answering would otherwise leave requests waiting forever: after three
+        // unanswered keepalives ssh2 drops the connection and fails every request in flight.
+        keepaliveInterval: KEEPALIVE_INTERVAL_MS,
+        keepaliveCountMax: 3,
         agent: undefined,
         agentForward: false,
         tryKeyboard: false,
