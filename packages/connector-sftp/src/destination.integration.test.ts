@@ -10,7 +10,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { DestinationSession, PendingDelivery } from '@airlock/connector-api';
 import { ConflictError, HostKeyMismatchError, NotAllowedError, UserError } from '@airlock/errors';
 import { sshKeygenFingerprint, startSftpServer, startSshd, type TestSshd } from '@airlock/testing';
-import { sftpDestination, type SftpWriteStream } from './index.ts';
+import { sftpDestination, SftpWriteStream } from './index.ts';
 import { mockContext, sha256Of } from './test-context.ts';
 
 let sshd: TestSshd;
@@ -94,9 +94,8 @@ describe('sftp destination against OpenSSH', () => {
   it('holds the producer back: it never runs more than the window ahead of the server', async () => {
     const content = randomBytes(16 * 1024 * 1024);
     const delivery = await session.begin('paced.pgp');
-    const stream = delivery.stream;
-    if (!('bytesAcknowledged' in stream)) throw new Error('not a pipelined SFTP stream');
-    const writer: SftpWriteStream = stream;
+    const writer = delivery.stream;
+    if (!(writer instanceof SftpWriteStream)) throw new Error('not a pipelined SFTP stream');
     let produced = 0;
     let ahead = 0;
     const chunkSize = 256 * 1024;
