@@ -110,19 +110,29 @@ export function onChannelGone(sftp: SFTPWrapper, listener: () => void): () => vo
   };
 }
 
-export function call<T>(start: (callback: (error: Error | null | undefined, value: T) => void) => void): Promise<T> {
+/** Sent on a dead channel, a request would never be answered, so it is refused up front. */
+function refuseIfClosed(sftp: SFTPWrapper): Error | undefined {
+  return channelIsOpen(sftp) ? undefined : new Error('the connection is closed');
+}
+
+/** One SFTP request as a promise. */
+export function call<T>(
+  sftp: SFTPWrapper,
+  start: (callback: (error: Error | null | undefined, value: T) => void) => void,
+): Promise<T> {
   return new Promise((resolve, reject) => {
-    start((error, value) => (error ? reject(error) : resolve(value)));
+    const closed = refuseIfClosed(sftp);
+    if (closed !== undefined) reject(closed);
+    else start((error, value) => (error ? reject(error) : resolve(value)));
   });
 }
 
-export function callVoid(start: (callback: (error: Error | null | undefined) => void) => void): Promise<void> {
-  return new Promise((resolve, reject) => {
-    start((error) => (error ? reject(error) : resolve()));
-  });
+/** One SFTP request that answers only with a status, as a promise. */
+export function callVoid(sftp: SFTPWrapper, start: (callback: (error: Error | null | undefined) => void) => void): Promise<void> {
+  return call<undefined>(sftp, (callback) => start((error) => callback(error, undefined)));
 }
 
-export const sftpStat = (sftp: SFTPWrapper, path: string): Promise<Stats> => call<Stats>((cb) => sftp.lstat(path, cb));
+export const sftpStat = (sftp: SFTPWrapper, path: string): Promise<Stats> => call<Stats>(sftp, (cb) => sftp.lstat(path, cb));
 
 export interface SftpConnection {
   readonly sftp: SFTPWrapper;
@@ -164,8 +174,12 @@ export async function connectSftp(ctx: ConnectorContext, config: SftpConnectionC
   });
   const end = async (): Promise<void> => {
     if (!closed) client.end();
-    const timer = new Promise<void>((resolve) => setTimeout(resolve, END_TIMEOUT_MS).unref());
-    await Promise.race([whenClosed, timer]);
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, END_TIMEOUT_MS);
+    });
+    await Promise.race([whenClosed, timedOut]);
+    clearTimeout(timer);
     if (!closed) client.destroy();
   };
   const abort = (): void => void end();

@@ -222,4 +222,19 @@ describe('sftp destination against the in-process server', () => {
       await server.stop();
     }
   });
+
+  it('fails the commit, without hanging, when the connection drops after the last write', async () => {
+    const server = await startSftpServer({ root, password: 'pw', writable: true });
+    const destination = await sftpDestination.bind(config(server.port, server.hostKeyFingerprint)).connect(mockContext({ password: 'pw' }));
+    try {
+      const delivery = await destination.begin('late.pgp');
+      await writeAll(delivery, randomBytes(100_000));
+      await server.stop();
+      await expect(delivery.commit()).rejects.toMatchObject({ name: 'OperationalError', retryable: true });
+      expect(existsSync(path.join(root, 'in', 'late.pgp'))).toBe(false);
+    } finally {
+      await destination.close();
+      await server.stop();
+    }
+  });
 });

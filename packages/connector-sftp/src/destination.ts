@@ -91,10 +91,10 @@ class SftpDelivery implements PendingDelivery {
   async #makeDurable(): Promise<void> {
     const { sftp, capabilities } = this.connection;
     if (capabilities.fsync) {
-      await call<unknown>((cb) => sftp.ext_openssh_fsync(this.handle, cb));
+      await call<unknown>(sftp, (cb) => sftp.ext_openssh_fsync(this.handle, cb));
     }
     this.#handleOpen = false;
-    await callVoid((cb) => sftp.close(this.handle, cb));
+    await callVoid(sftp, (cb) => sftp.close(this.handle, cb));
     const stats = await sftpStat(sftp, this.tempPath);
     if (stats.size !== this.stream.bytesAcknowledged) {
       throw new OperationalError(
@@ -114,7 +114,7 @@ class SftpDelivery implements PendingDelivery {
     const { sftp } = this.connection;
     await this.#refuseExisting();
     try {
-      await callVoid((cb) => sftp.rename(this.tempPath, this.finalPath, cb));
+      await callVoid(sftp, (cb) => sftp.rename(this.tempPath, this.finalPath, cb));
     } catch (error) {
       // Most servers answer a RENAME onto an existing name with a bare FAILURE: say which it was.
       await this.#refuseExisting(error);
@@ -148,11 +148,11 @@ class SftpDelivery implements PendingDelivery {
     }
     if (this.#handleOpen) {
       this.#handleOpen = false;
-      await callVoid((cb) => sftp.close(this.handle, cb)).catch(() => undefined);
+      await callVoid(sftp, (cb) => sftp.close(this.handle, cb)).catch(() => undefined);
     }
     if (this.#tempExists) {
       try {
-        await callVoid((cb) => sftp.unlink(this.tempPath, cb));
+        await callVoid(sftp, (cb) => sftp.unlink(this.tempPath, cb));
       } catch (error) {
         if (!isNoSuchFile(error)) throw this.#error('removing partial file', this.tempPath, error);
       }
@@ -197,7 +197,6 @@ async function connect(ctx: ConnectorContext, config: SftpDestinationConfig): Pr
     async begin(name) {
       assertSafeName(name);
       if (closed) throw new OperationalError(`the session to ${connection.authority} is closed`);
-      if (!channelIsOpen(connection.sftp)) throw new OperationalError(`the connection to ${connection.authority} is closed`);
       const finalPath = childPath(directory, name);
       const tempPath = childPath(directory, partialName(name));
       // Checked again per delivery: the directory could have been replaced since connect.
@@ -206,16 +205,16 @@ async function connect(ctx: ConnectorContext, config: SftpDestinationConfig): Pr
       let handle: Buffer;
       try {
         // 'wx' is CREAT | EXCL: never opens an existing file, nor follows a symlink at the temp name.
-        handle = await call<Buffer>((cb) => sftp.open(tempPath, 'wx', { mode: fileMode }, cb));
+        handle = await call<Buffer>(sftp, (cb) => sftp.open(tempPath, 'wx', { mode: fileMode }, cb));
       } catch (error) {
         throw remoteError('creating partial file', tempPath, connection.authority, error);
       }
       try {
         // The server applies its umask at creation; the configured mode is what the admin asked for.
-        await callVoid((cb) => sftp.fchmod(handle, fileMode, cb));
+        await callVoid(sftp, (cb) => sftp.fchmod(handle, fileMode, cb));
       } catch (error) {
-        await callVoid((cb) => sftp.close(handle, cb)).catch(() => undefined);
-        await callVoid((cb) => sftp.unlink(tempPath, cb)).catch(() => undefined);
+        await callVoid(sftp, (cb) => sftp.close(handle, cb)).catch(() => undefined);
+        await callVoid(sftp, (cb) => sftp.unlink(tempPath, cb)).catch(() => undefined);
         throw remoteError('setting the mode of', tempPath, connection.authority, error);
       }
       const delivery = new SftpDelivery(ctx, connection, handle, tempPath, finalPath, (d) => pending.delete(d));

@@ -68,10 +68,9 @@ export class SftpReadStream extends Readable {
 
   /** Opens `path` for reading and returns a stream that owns (and closes) the handle. */
   static async open(sftp: SFTPWrapper, options: SftpReadStreamOptions): Promise<SftpReadStream> {
-    if (!channelIsOpen(sftp)) throw new OperationalError(`the connection to ${options.authority} is closed`);
     let handle: Buffer;
     try {
-      handle = await call<Buffer>((cb) => sftp.open(options.path, 'r', cb));
+      handle = await call<Buffer>(sftp, (cb) => sftp.open(options.path, 'r', cb));
     } catch (error) {
       throw remoteError('opening', options.path, options.authority, error);
     }
@@ -124,7 +123,7 @@ export class SftpReadStream extends Readable {
     this.#outstandingBytes = 0;
     // Replies to requests still in flight are ignored. The server answers in order, so they are
     // all answered before it sees this CLOSE.
-    if (channelIsOpen(this.#sftp)) void callVoid((cb) => this.#sftp.close(this.#handle, cb)).catch(() => undefined);
+    void callVoid(this.#sftp, (cb) => this.#sftp.close(this.#handle, cb)).catch(() => undefined);
     callback(error);
   }
 

@@ -62,7 +62,7 @@ class SftpSourceSession implements SourceSession {
       this.#ctx.signal.throwIfAborted();
       let entries: FileEntry[];
       try {
-        entries = await call<FileEntry[]>((cb) => this.#connection.sftp.readdir(dir, cb));
+        entries = await call<FileEntry[]>(this.#connection.sftp, (cb) => this.#connection.sftp.readdir(dir, cb));
       } catch (error) {
         throw this.#remoteError('listing', dir, error);
       }
