@@ -12,7 +12,7 @@ import { sftpSecrets, type SftpConnectionConfig, type SftpSecrets } from './sche
 const { Client } = ssh2;
 const { STATUS_CODE } = ssh2.utils.sftp;
 
-export function describeError(error: unknown): string {
+function describeError(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
@@ -138,8 +138,6 @@ export interface SftpConnection {
   readonly sftp: SFTPWrapper;
   readonly authority: string;
   readonly capabilities: SftpCapabilities;
-  /** Whether the SSH connection has closed, by either side. */
-  readonly closed: boolean;
   /** Ends the SSH connection and waits for it to close. Safe to call more than once. */
   end(): Promise<void>;
 }
@@ -223,9 +221,6 @@ export async function connectSftp(ctx: ConnectorContext, config: SftpConnectionC
       sftp,
       authority,
       capabilities: capabilitiesOf(sftp),
-      get closed() {
-        return closed;
-      },
       end,
     };
   } catch (error) {

@@ -14,6 +14,7 @@ import {
 } from '@airlock/connector-api';
 import { ConflictError, OperationalError, UnexpectedError, UserError } from '@airlock/errors';
 import {
+  authorityOf,
   call,
   callVoid,
   channelIsOpen,
@@ -233,7 +234,7 @@ export const sftpDestination = defineDestination<SftpDestinationConfig>({
   config: sftpDestinationConfig,
   secrets: sftpSecrets,
   claims: (config) => [
-    { scheme: 'sftp', authority: `${config.host}:${config.port}`, path: config.directory, hostKey: config.hostKey },
+    { scheme: 'sftp', authority: authorityOf(config), path: config.directory, hostKey: config.hostKey },
   ],
   connect,
 });

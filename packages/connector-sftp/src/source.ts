@@ -16,7 +16,7 @@ import {
 } from '@airlock/connector-api';
 import { NotAllowedError, UserError } from '@airlock/errors';
 import type { FileEntry, Stats } from 'ssh2';
-import { call, connectSftp, remoteError, sftpStat, type SftpConnection } from './connection.ts';
+import { authorityOf, call, connectSftp, remoteError, sftpStat, type SftpConnection } from './connection.ts';
 import { childPath, isDirectory, isRegular } from './paths.ts';
 import { SftpReadStream } from './reader.ts';
 import { sftpSecrets, sftpSourceConfig, type SftpSourceConfig } from './schema.ts';
@@ -151,11 +151,11 @@ export const sftpSource = defineSource<SftpSourceConfig>({
   config: sftpSourceConfig,
   secrets: sftpSecrets,
   claims: (config) => [
-    { scheme: 'sftp', authority: `${config.host}:${config.port}`, path: config.path, hostKey: config.hostKey },
+    { scheme: 'sftp', authority: authorityOf(config), path: config.path, hostKey: config.hostKey },
   ],
   claimFor: (config, file) => ({
     scheme: 'sftp',
-    authority: `${config.host}:${config.port}`,
+    authority: authorityOf(config),
     path: file.path,
     hostKey: config.hostKey,
   }),
