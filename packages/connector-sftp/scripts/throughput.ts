@@ -138,7 +138,8 @@ async function oneAtATime(sftp: SFTPWrapper, file: string): Promise<number> {
 }
 
 const sshd = await startSshd();
-const relay = await startDelayRelay(sshd.port, rttMs / 2);
+// Without a delay, clients talk to sshd directly: the relay would only add its own cost.
+const relay = rttMs > 0 ? await startDelayRelay(sshd.port, rttMs / 2) : { port: sshd.port, close: async () => undefined };
 const scratch = await mkdtemp(path.join(tmpdir(), 'airlock-throughput-'));
 try {
   const remote = path.join(sshd.root, 'big.bin');
