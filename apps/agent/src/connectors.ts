@@ -5,8 +5,8 @@
 import { ConnectorRegistry } from '@airlock/connector-api';
 import { localFolderDestination, localFolderSource } from '@airlock/connector-local';
 import { type ApprovedScript, scriptSource } from '@airlock/connector-script';
-import { sftpSource } from '@airlock/connector-sftp';
+import { sftpDestination, sftpSource } from '@airlock/connector-sftp';
 
 export function builtInConnectors(approvedScripts: readonly ApprovedScript[] = []): ConnectorRegistry {
-  return new ConnectorRegistry().add(sftpSource, localFolderSource, localFolderDestination, scriptSource(approvedScripts));
+  return new ConnectorRegistry().add(sftpSource, sftpDestination, localFolderSource, localFolderDestination, scriptSource(approvedScripts));
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { isSafeName, isWithin, joinInside, matchPath, normalizePath, splitGlob } from './paths.ts';
+import { isSafeName, isWithin, joinInside, matchPath, normalizePath, partialName, splitGlob } from './paths.ts';
 
 describe('isSafeName', () => {
   it.each(['report.csv', 'a b', '.hidden', 'ü.txt', '%2e%2e'])('accepts %j', (name) => {
@@ -54,5 +54,16 @@ describe('paths', () => {
     for (const name of ['../a', '..', '/etc/passwd', 'a/b', '', '.']) {
       expect(() => joinInside('/srv/out', name)).toThrow();
     }
+  });
+});
+
+describe('partialName', () => {
+  it('is a fresh, hidden, safe name beside the final one', () => {
+    const first = partialName('a.pgp');
+    expect(first).toMatch(/^\.a\.pgp\.[0-9a-f]{16}\.airlock-partial$/);
+    expect(partialName('a.pgp')).not.toBe(first);
+    expect(isSafeName(partialName('x'.repeat(255)))).toBe(true);
+    expect(partialName('x'.repeat(255))).toMatch(/^\.airlock\.[0-9a-f]{16}\.airlock-partial$/);
+    expect(() => partialName('../a')).toThrow();
   });
 });

@@ -3,6 +3,7 @@
  * through here before it is joined or opened. Checks compare path components, never string
  * prefixes: `/srv/out` does not contain `/srv/outx`.
  */
+import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { NotAllowedError } from '@airlock/errors';
 
@@ -121,4 +122,18 @@ export function joinInside(root: string, name: string): string {
     throw new NotAllowedError(`${JSON.stringify(name)} escapes ${resolvedRoot}`);
   }
   return joined;
+}
+
+const PARTIAL_SUFFIX = '.airlock-partial';
+
+/**
+ * A fresh hidden name for a delivery in progress, in the same directory as its final name:
+ * `.<name>.<random>.airlock-partial`. Destinations write here, then publish under `name`.
+ */
+export function partialName(name: string): string {
+  assertSafeName(name);
+  const suffix = `.${randomBytes(8).toString('hex')}${PARTIAL_SUFFIX}`;
+  const candidate = `.${name}${suffix}`;
+  // A 255-byte final name leaves no room for the decoration; the temp name then carries no hint of it.
+  return Buffer.byteLength(candidate) <= MAX_NAME_BYTES ? candidate : `.airlock${suffix}`;
 }

@@ -10,8 +10,8 @@ function checkPath(value: string, ctx: z.RefinementCtx): void {
   }
 }
 
-/** What an SFTP source reads. Secrets are not here: `credentialRef` names them in the agent's local secrets file. */
-export const sftpSourceConfig = z.strictObject({
+/** How to reach and authenticate to an SFTP server; shared by the source and the destination. */
+const connectionFields = {
   /** Host name or IP address of the SFTP server. */
   host: z
     .string()
@@ -28,12 +28,38 @@ export const sftpSourceConfig = z.strictObject({
   username: z.string().min(1).max(256),
   /** Names the entry in the agent's local secrets file holding `password` or `privateKey`. */
   credentialRef: z.string().min(1).max(256),
-  /** Absolute POSIX path of a file, or a glob such as `/exports/*.csv` or `/exports/**\/*.csv`. */
-  path: z.string().superRefine(checkPath).transform((value) => normalizePath(value)),
   /** Handshake and authentication timeout in milliseconds; default 20_000. */
   connectTimeoutMs: z.number().int().min(1_000).max(300_000).default(20_000),
+};
+
+const absolutePath = z.string().superRefine(checkPath).transform((value) => normalizePath(value));
+
+/** What an SFTP source reads. Secrets are not here: `credentialRef` names them in the agent's local secrets file. */
+export const sftpSourceConfig = z.strictObject({
+  ...connectionFields,
+  /** Absolute POSIX path of a file, or a glob such as `/exports/*.csv` or `/exports/**\/*.csv`. */
+  path: absolutePath,
 });
 
+/** Where an SFTP destination delivers. */
+export const sftpDestinationConfig = z.strictObject({
+  ...connectionFields,
+  /** Absolute POSIX path of the remote directory deliveries land in. */
+  directory: absolutePath,
+  /** Permission bits of delivered files, e.g. 0o640 (the default; 416 decimal). */
+  fileMode: z
+    .number()
+    .int()
+    .min(0)
+    .max(0o777)
+    // Ciphertext is not secret, but a world-writable delivery could be swapped before it is picked up.
+    .refine((mode) => (mode & 0o002) === 0, 'must not be world-writable')
+    .default(0o640),
+});
+
+export type SftpDestinationConfig = z.output<typeof sftpDestinationConfig>;
+/** The fields both the source and the destination use to connect. */
+export type SftpConnectionConfig = Pick<SftpSourceConfig, keyof typeof connectionFields>;
 export type SftpSourceConfig = z.output<typeof sftpSourceConfig>;
 
 /** The secret behind `credentialRef`: a password, or an OpenSSH/PEM private key with an optional passphrase. */

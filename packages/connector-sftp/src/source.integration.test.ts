@@ -2,36 +2,13 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import type { Readable } from 'node:stream';
 import { utils } from 'ssh2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { isWithin, type ConnectorContext, type Logger } from '@airlock/connector-api';
+import { isWithin } from '@airlock/connector-api';
 import { AuthenticationError, HostKeyMismatchError, NotAllowedError, UserError } from '@airlock/errors';
 import { sshKeygenFingerprint, startSftpServer, startSshd, type TestSshd } from '@airlock/testing';
 import { sftpSource } from './index.ts';
-
-interface LogLine {
-  level: string;
-  meta: Record<string, unknown>;
-  message: string;
-}
-
-function mockContext(secret: Record<string, string>): ConnectorContext & { lines: LogLine[] } {
-  const lines: LogLine[] = [];
-  const at =
-    (level: string) =>
-    (meta: Record<string, unknown>, message: string): void => {
-      lines.push({ level, meta, message });
-    };
-  const logger: Logger = { debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error') };
-  return { signal: new AbortController().signal, logger, secret: async () => secret, lines };
-}
-
-async function sha256(stream: Readable): Promise<string> {
-  const hash = createHash('sha256');
-  for await (const chunk of stream) hash.update(chunk as Buffer);
-  return hash.digest('hex');
-}
+import { mockContext, sha256 } from './test-context.ts';
 
 const big = randomBytes(3 * 1024 * 1024 + 17);
 let sshd: TestSshd;

@@ -1,4 +1,4 @@
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { utils } from 'ssh2';
@@ -100,5 +100,35 @@ describe('startSftpServer', () => {
       }),
     ).rejects.toThrow(/verification failed/);
     expect(server.authAttempts).toBe(0);
+  });
+
+  it('creates, writes and renames only in writable mode, and never replaces a file', async () => {
+    await using server = await startSftpServer({ root, password: 'pw', writable: true });
+    const client = new SftpClient('test', {});
+    const sftp = await client.connect({
+      host: server.host,
+      port: server.port,
+      username: 'u',
+      password: 'pw',
+      hostVerifier: sshKeygenHostVerifier(server.hostKeyFingerprint),
+    });
+    try {
+      // ssh2-sftp-client's put opens with TRUNC but without EXCL: not the exclusive create we serve.
+      await expect(client.put(Buffer.from('x'), '/exports/plain-put.csv')).rejects.toThrow();
+      const handle = await new Promise<Buffer>((resolve, reject) =>
+        sftp.open('/exports/new.csv', 'wx', (error, value) => (error ? reject(error) : resolve(value))),
+      );
+      await new Promise<void>((resolve, reject) =>
+        sftp.write(handle, Buffer.from('new'), 0, 3, 0, (error) => (error ? reject(error) : resolve())),
+      );
+      await new Promise<void>((resolve, reject) => sftp.close(handle, (error) => (error ? reject(error) : resolve())));
+      await expect(client.rename('/exports/new.csv', '/exports/a.csv')).rejects.toThrow();
+      expect(await readFile(path.join(root, 'exports', 'a.csv'), 'utf8')).toBe('id\n1\n');
+      await client.rename('/exports/new.csv', '/exports/renamed.csv');
+      expect(await readFile(path.join(root, 'exports', 'renamed.csv'), 'utf8')).toBe('new');
+      await client.delete('/exports/renamed.csv');
+    } finally {
+      await client.end();
+    }
   });
 });

@@ -1,11 +1,12 @@
 /**
- * An in-process, read-only SFTP server on `ssh2`'s `Server`. It is the demo's fallback when OpenSSH
- * is absent, and in tests a HOSTILE server: it can list names such as `../x` or `/etc/passwd`, and
- * it records every path a client asks about so a test can prove what the client did (and did not) do.
+ * An in-process SFTP server on `ssh2`'s `Server`, read-only unless `writable` is set. It is the
+ * demo's fallback when OpenSSH is absent, and in tests a HOSTILE server: it can list names such as
+ * `../x` or `/etc/passwd`, answer reads short, and it records every path a client asks about so a
+ * test can prove what the client did (and did not) do.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { constants as fsConstants, type Stats } from 'node:fs';
-import { lstat, open, readdir, realpath, stat, type FileHandle } from 'node:fs/promises';
+import { link, lstat, open, readdir, realpath, stat, unlink, type FileHandle } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { isWithin } from '@airlock/connector-api';
@@ -17,8 +18,13 @@ const { Server, utils } = ssh2;
 const { OPEN_MODE, STATUS_CODE } = utils.sftp;
 
 export interface StartSftpServerOptions {
-  /** The local directory served as `/`, read-only. */
+  /** The local directory served as `/`, read-only unless `writable`. */
   root: string;
+  /**
+   * Also serve file creation (exclusive only), WRITE, FSETSTAT of the mode, REMOVE and RENAME
+   * (which, as SFTPv3 says, refuses an existing target). No SFTP extensions are offered.
+   */
+  writable?: boolean;
   /** Accept this password for any user name. */
   password?: string;
   /** Accept this public key (OpenSSH line or blob) for any user name. */
@@ -28,6 +34,8 @@ export interface StartSftpServerOptions {
   hostile?: {
     /** Names that every READDIR lists in addition to the real entries, as regular files. */
     extraNames?: string[];
+    /** Answer every READ with fewer bytes than asked (never zero before the end of the file). */
+    shortReads?: boolean;
   };
 }
 
@@ -44,12 +52,18 @@ export interface TestSftpServer extends AsyncDisposable {
   readonly requests: SftpRequest[];
   /** Authentication attempts other than `none`: zero proves that no credential was sent. */
   readonly authAttempts: number;
+  /** READ requests answered with fewer bytes than asked. */
+  readonly shortReads: number;
   stop(): Promise<void>;
 }
 
-type Handle = { kind: 'file'; file: FileHandle } | { kind: 'dir'; virtual: string; done: boolean };
+type Handle =
+  | { kind: 'file'; file: FileHandle; writable: boolean }
+  | { kind: 'dir'; virtual: string; done: boolean };
 
 const WRITE_FLAGS = OPEN_MODE.WRITE | OPEN_MODE.APPEND | OPEN_MODE.CREAT | OPEN_MODE.TRUNC | OPEN_MODE.EXCL;
+/** The only way the writable mode creates files: a new file, never an existing one. */
+const CREATE_FLAGS = OPEN_MODE.WRITE | OPEN_MODE.CREAT | OPEN_MODE.EXCL;
 
 function sameSecret(given: string, expected: string): boolean {
   // Hashing first gives equal lengths, so the comparison leaks nothing about the length.
@@ -96,6 +110,8 @@ export async function startSftpServer(options: StartSftpServerOptions): Promise<
   const extraNames = options.hostile?.extraNames ?? [];
   const requests: SftpRequest[] = [];
   let authAttempts = 0;
+  let shortReads = 0;
+  const writable = options.writable ?? false;
   const connections = new Set<Connection>();
 
   /** Maps a client path onto the served tree; `..` is clamped at `/` so the fixture never escapes. */
@@ -105,6 +121,15 @@ export async function startSftpServer(options: StartSftpServerOptions): Promise<
     const real = await realpath(local);
     if (!isWithin(rootReal, real)) throw new Error('outside the served root');
     return { virtual, local };
+  };
+
+  /** Like `resolveLocal`, for a name that need not exist yet: its directory must. */
+  const resolveNew = async (clientPath: string): Promise<{ virtual: string; local: string }> => {
+    const virtual = path.posix.resolve('/', clientPath);
+    const name = path.posix.basename(virtual);
+    if (name === '' || name === '..' || name === '.') throw new Error('not a file name');
+    const parent = await resolveLocal(path.posix.dirname(virtual));
+    return { virtual, local: path.join(parent.local, name) };
   };
 
   const authenticate = (ctx: AuthContext): void => {
@@ -220,8 +245,19 @@ export async function startSftpServer(options: StartSftpServerOptions): Promise<
         .catch(fail(reqId));
     });
 
-    sftp.on('OPEN', (reqId, clientPath, flags) => {
+    sftp.on('OPEN', (reqId, clientPath, flags, attrs) => {
       record('open', clientPath);
+      if (writable && (flags & ~OPEN_MODE.TRUNC) === CREATE_FLAGS) {
+        resolveNew(clientPath)
+          .then(async ({ local }) => {
+            const mode = (attrs.mode ?? 0o644) & 0o777;
+            const flagsLocal = fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL | fsConstants.O_NOFOLLOW;
+            const file = await open(local, flagsLocal, mode);
+            sftp.handle(reqId, newHandle({ kind: 'file', file, writable: true }));
+          })
+          .catch(fail(reqId));
+        return;
+      }
       if ((flags & WRITE_FLAGS) !== 0 || (flags & OPEN_MODE.READ) === 0) {
         sftp.status(reqId, STATUS_CODE.PERMISSION_DENIED);
         return;
@@ -233,7 +269,7 @@ export async function startSftpServer(options: StartSftpServerOptions): Promise<
             await file.close();
             throw new Error('not a regular file');
           }
-          sftp.handle(reqId, newHandle({ kind: 'file', file }));
+          sftp.handle(reqId, newHandle({ kind: 'file', file, writable: false }));
         })
         .catch(fail(reqId));
     });
@@ -244,12 +280,17 @@ export async function startSftpServer(options: StartSftpServerOptions): Promise<
         sftp.status(reqId, STATUS_CODE.FAILURE);
         return;
       }
-      const chunk = Buffer.alloc(Math.min(length, 256 * 1024));
+      // A short answer is at most half of what was asked, varied by offset, but never empty.
+      const granted = options.hostile?.shortReads === true ? Math.max(1, Math.floor(length / 2) - (offset % 7)) : length;
+      const chunk = Buffer.alloc(Math.min(granted, 256 * 1024));
       found[1].file
         .read(chunk, 0, chunk.length, offset)
         .then(({ bytesRead }) => {
           if (bytesRead === 0) sftp.status(reqId, STATUS_CODE.EOF);
-          else sftp.data(reqId, chunk.subarray(0, bytesRead));
+          else {
+            if (bytesRead < length) shortReads += 1;
+            sftp.data(reqId, chunk.subarray(0, bytesRead));
+          }
         })
         .catch(fail(reqId));
     });
@@ -278,7 +319,59 @@ export async function startSftpServer(options: StartSftpServerOptions): Promise<
       closing.then(() => sftp.status(reqId, STATUS_CODE.OK)).catch(fail(reqId));
     });
 
-    for (const op of ['WRITE', 'FSETSTAT', 'SETSTAT', 'REMOVE', 'RMDIR', 'MKDIR', 'RENAME', 'SYMLINK', 'READLINK']) {
+    const writableFile = (buffer: Buffer): FileHandle | undefined => {
+      const found = lookup(buffer);
+      return found !== undefined && found[1].kind === 'file' && found[1].writable ? found[1].file : undefined;
+    };
+    const unsupported = ['SETSTAT', 'RMDIR', 'MKDIR', 'SYMLINK', 'READLINK'];
+    if (writable) {
+      sftp.on('WRITE', (reqId, buffer, offset, data) => {
+        const file = writableFile(buffer);
+        if (file === undefined) {
+          sftp.status(reqId, STATUS_CODE.FAILURE);
+          return;
+        }
+        file
+          .write(data, 0, data.length, offset)
+          .then(() => sftp.status(reqId, STATUS_CODE.OK))
+          .catch(fail(reqId));
+      });
+      sftp.on('FSETSTAT', (reqId, buffer, attrs) => {
+        const file = writableFile(buffer);
+        if (file === undefined || attrs.mode === undefined) {
+          sftp.status(reqId, STATUS_CODE.FAILURE);
+          return;
+        }
+        file
+          .chmod(attrs.mode & 0o777)
+          .then(() => sftp.status(reqId, STATUS_CODE.OK))
+          .catch(fail(reqId));
+      });
+      sftp.on('REMOVE', (reqId, clientPath) => {
+        record('remove', clientPath);
+        resolveNew(clientPath)
+          .then(async ({ local }) => {
+            if (!(await lstat(local)).isFile()) throw new Error('not a regular file');
+            await unlink(local);
+            sftp.status(reqId, STATUS_CODE.OK);
+          })
+          .catch(fail(reqId));
+      });
+      sftp.on('RENAME', (reqId, oldPath, newPath) => {
+        record('rename', newPath);
+        Promise.all([resolveNew(oldPath), resolveNew(newPath)])
+          .then(async ([from, to]) => {
+            // link(2) refuses an existing target: RENAME never replaces a file, as SFTPv3 says.
+            await link(from.local, to.local);
+            await unlink(from.local);
+            sftp.status(reqId, STATUS_CODE.OK);
+          })
+          .catch(fail(reqId));
+      });
+    } else {
+      unsupported.push('WRITE', 'FSETSTAT', 'REMOVE', 'RENAME');
+    }
+    for (const op of unsupported) {
       sftp.on(op, (reqId: number, target: unknown) => {
         if (typeof target === 'string') record(op.toLowerCase(), target);
         sftp.status(reqId, STATUS_CODE.OP_UNSUPPORTED);
@@ -326,6 +419,9 @@ export async function startSftpServer(options: StartSftpServerOptions): Promise<
     requests,
     get authAttempts() {
       return authAttempts;
+    },
+    get shortReads() {
+      return shortReads;
     },
     stop,
     [Symbol.asyncDispose]: stop,

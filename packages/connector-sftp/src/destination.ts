@@ -1,0 +1,241 @@
+/**
+ * The SFTP destination connector: delivers each file into a configured remote directory, first
+ * under a hidden partial name, then, once every byte is acknowledged, synced and its size checked,
+ * under its final name. A failed delivery leaves nothing under the final name.
+ */
+import { finished } from 'node:stream/promises';
+import {
+  assertSafeName,
+  defineDestination,
+  partialName,
+  type ConnectorContext,
+  type DestinationSession,
+  type PendingDelivery,
+} from '@airlock/connector-api';
+import { ConflictError, OperationalError, UnexpectedError, UserError } from '@airlock/errors';
+import {
+  authorityOf,
+  call,
+  callVoid,
+  channelIsOpen,
+  connectSftp,
+  isNoSuchFile,
+  remoteError,
+  sftpStat,
+  type SftpConnection,
+} from './connection.ts';
+import { childPath, isDirectory } from './paths.ts';
+import { SftpWriteStream } from './writer.ts';
+import { sftpDestinationConfig, sftpSecrets, type SftpDestinationConfig } from './schema.ts';
+
+type DeliveryState = 'writing' | 'committing' | 'committed' | 'aborted';
+
+class SftpDelivery implements PendingDelivery {
+  readonly stream: SftpWriteStream;
+  #state: DeliveryState = 'writing';
+  #handleOpen = true;
+  #tempExists = true;
+  #abort: Promise<void> | undefined;
+
+  constructor(
+    private readonly ctx: ConnectorContext,
+    private readonly connection: SftpConnection,
+    private readonly handle: Buffer,
+    private readonly tempPath: string,
+    private readonly finalPath: string,
+    private readonly onSettled: (delivery: SftpDelivery) => void,
+  ) {
+    this.stream = new SftpWriteStream(connection.sftp, handle, {
+      path: tempPath,
+      authority: connection.authority,
+      maxWriteLength: connection.capabilities.maxWriteLength,
+    });
+  }
+
+  async commit(): Promise<{ location: string }> {
+    if (this.#state !== 'writing') throw new UnexpectedError(`delivery ${this.finalPath} is already ${this.#state}`);
+    this.#state = 'committing';
+    try {
+      // Publishing a stream the host has not ended would publish a truncated file.
+      if (!this.stream.writableEnded) throw new UnexpectedError(`commit of ${this.finalPath} before its stream was ended`);
+      // 'finish' comes only once the server has acknowledged every WRITE.
+      await finished(this.stream);
+      await this.#makeDurable();
+      await this.#publish();
+      this.#state = 'committed';
+      this.onSettled(this);
+      return { location: this.finalPath };
+    } catch (error) {
+      // Report why the commit failed, not a secondary cleanup failure; abort() can retry the cleanup.
+      await this.#cleanUp().catch(() => undefined);
+      this.#state = 'aborted';
+      this.onSettled(this);
+      throw this.#error('delivering', this.finalPath, error);
+    }
+  }
+
+  abort(): Promise<void> {
+    if (this.#state === 'committed') return Promise.resolve();
+    this.#abort ??= (async () => {
+      this.#state = 'aborted';
+      await this.#cleanUp();
+      this.onSettled(this);
+    })();
+    return this.#abort;
+  }
+
+  #error(action: string, path: string, error: unknown): Error {
+    return remoteError(action, path, this.connection.authority, error);
+  }
+
+  /** fsync (when the server offers it), close, then prove the server holds every byte we sent. */
+  async #makeDurable(): Promise<void> {
+    const { sftp, capabilities } = this.connection;
+    if (capabilities.fsync) {
+      await call<unknown>(sftp, (cb) => sftp.ext_openssh_fsync(this.handle, cb));
+    }
+    this.#handleOpen = false;
+    await callVoid(sftp, (cb) => sftp.close(this.handle, cb));
+    const stats = await sftpStat(sftp, this.tempPath);
+    if (stats.size !== this.stream.bytesAcknowledged) {
+      throw new OperationalError(
+        `${this.tempPath} on ${this.connection.authority} holds ${stats.size} bytes, but ${this.stream.bytesAcknowledged} were written`,
+      );
+    }
+  }
+
+  /**
+   * Publishes with plain SFTP RENAME, never `posix-rename@openssh.com`. SFTPv3 says RENAME fails
+   * when the target exists, and OpenSSH implements it for regular files as link(2) + unlink(2),
+   * which cannot replace a file and has no race. posix-rename is rename(2): it would replace an
+   * existing delivery. The stat beforehand is the guard for servers whose RENAME replaces too;
+   * against those, a file created between the stat and the rename would still be lost.
+   */
+  async #publish(): Promise<void> {
+    const { sftp } = this.connection;
+    await this.#refuseExisting();
+    try {
+      await callVoid(sftp, (cb) => sftp.rename(this.tempPath, this.finalPath, cb));
+    } catch (error) {
+      // Most servers answer a RENAME onto an existing name with a bare FAILURE: say which it was.
+      await this.#refuseExisting(error);
+      throw error;
+    }
+    this.#tempExists = false;
+  }
+
+  async #refuseExisting(cause?: unknown): Promise<void> {
+    try {
+      await sftpStat(this.connection.sftp, this.finalPath);
+    } catch (error) {
+      if (isNoSuchFile(error)) return;
+      throw error;
+    }
+    throw new ConflictError(`${this.finalPath} already exists on ${this.connection.authority}`, { cause });
+  }
+
+  /** Best effort: closes the handle and removes the partial file; never touches the final name. */
+  async #cleanUp(): Promise<void> {
+    if (!this.stream.destroyed) this.stream.destroy();
+    const { sftp } = this.connection;
+    if (!channelIsOpen(sftp)) {
+      if (this.#tempExists) {
+        this.ctx.logger.warn(
+          { authority: this.connection.authority, path: this.tempPath },
+          'connection lost: the partial file stays on the server under its temporary name',
+        );
+      }
+      return;
+    }
+    if (this.#handleOpen) {
+      this.#handleOpen = false;
+      await callVoid(sftp, (cb) => sftp.close(this.handle, cb)).catch(() => undefined);
+    }
+    if (this.#tempExists) {
+      try {
+        await callVoid(sftp, (cb) => sftp.unlink(this.tempPath, cb));
+      } catch (error) {
+        if (!isNoSuchFile(error)) throw this.#error('removing partial file', this.tempPath, error);
+      }
+      this.#tempExists = false;
+    }
+  }
+}
+
+/** Refuses anything but a real directory: a symlink could point the deliveries outside the claim. */
+async function checkDirectory(connection: SftpConnection, directory: string): Promise<void> {
+  let mode: number;
+  try {
+    mode = (await sftpStat(connection.sftp, directory)).mode;
+  } catch (error) {
+    throw remoteError('stat of destination directory', directory, connection.authority, error);
+  }
+  if (!isDirectory(mode)) throw new UserError(`destination ${directory} on ${connection.authority} is not a directory`);
+}
+
+async function connect(ctx: ConnectorContext, config: SftpDestinationConfig): Promise<DestinationSession> {
+  const connection = await connectSftp(ctx, config);
+  const pending = new Set<SftpDelivery>();
+  const { directory, fileMode } = config;
+  let closed = false;
+  const close = async (): Promise<void> => {
+    if (closed) return;
+    closed = true;
+    ctx.signal.removeEventListener('abort', onAbort);
+    await Promise.all([...pending].map((delivery) => delivery.abort().catch(() => undefined)));
+    await connection.end();
+  };
+  const onAbort = (): void => void close();
+  ctx.signal.addEventListener('abort', onAbort, { once: true });
+  try {
+    await checkDirectory(connection, directory);
+  } catch (error) {
+    await close();
+    throw error;
+  }
+
+  return {
+    async begin(name) {
+      assertSafeName(name);
+      if (closed) throw new OperationalError(`the session to ${connection.authority} is closed`);
+      const finalPath = childPath(directory, name);
+      const tempPath = childPath(directory, partialName(name));
+      // Checked again per delivery: the directory could have been replaced since connect.
+      await checkDirectory(connection, directory);
+      const { sftp } = connection;
+      let handle: Buffer;
+      try {
+        // 'wx' is CREAT | EXCL: never opens an existing file, nor follows a symlink at the temp name.
+        handle = await call<Buffer>(sftp, (cb) => sftp.open(tempPath, 'wx', { mode: fileMode }, cb));
+      } catch (error) {
+        throw remoteError('creating partial file', tempPath, connection.authority, error);
+      }
+      try {
+        // The server applies its umask at creation; the configured mode is what the admin asked for.
+        await callVoid(sftp, (cb) => sftp.fchmod(handle, fileMode, cb));
+      } catch (error) {
+        await callVoid(sftp, (cb) => sftp.close(handle, cb)).catch(() => undefined);
+        await callVoid(sftp, (cb) => sftp.unlink(tempPath, cb)).catch(() => undefined);
+        throw remoteError('setting the mode of', tempPath, connection.authority, error);
+      }
+      const delivery = new SftpDelivery(ctx, connection, handle, tempPath, finalPath, (d) => pending.delete(d));
+      pending.add(delivery);
+      return delivery;
+    },
+    close,
+  };
+}
+
+/** Delivers into a directory on an SFTP server; the host key is pinned as for the source. */
+export const sftpDestination = defineDestination<SftpDestinationConfig>({
+  id: 'sftp',
+  version: 1,
+  title: 'SFTP server',
+  config: sftpDestinationConfig,
+  secrets: sftpSecrets,
+  claims: (config) => [
+    { scheme: 'sftp', authority: authorityOf(config), path: config.directory, hostKey: config.hostKey },
+  ],
+  connect,
+});
+
