@@ -3,9 +3,10 @@
  * the agent's local secrets, TCP_NODELAY, and the few SFTP calls both sides need, as promises.
  */
 import ssh2 from 'ssh2';
+import SftpClient from 'ssh2-sftp-client';
 import type { ClientErrorExtensions, SFTPWrapper, Stats } from 'ssh2';
 import type { ConnectorContext } from '@airlock/connector-api';
-import { AuthenticationError, HostKeyMismatchError, OperationalError, UserError, isAirlockError } from '@airlock/errors';
+import { AuthenticationError, HostKeyMismatchError, OperationalError, UnexpectedError, UserError, isAirlockError } from '@airlock/errors';
 import { fingerprintOf, fingerprintsEqual } from './fingerprint.ts';
 import { sftpSecrets, type SftpConnectionConfig, type SftpSecrets } from './schema.ts';
 
@@ -153,7 +154,12 @@ export async function connectSftp(ctx: ConnectorContext, config: SftpConnectionC
   ctx.signal.throwIfAborted();
   const secrets = await readSecrets(ctx, config.credentialRef);
   const authority = authorityOf(config);
-  const client = new Client();
+  // ssh2-sftp-client owns the connection's life cycle; the pipelined transfers use its SFTP channel.
+  // Its default handlers print unexpected connection events to stdout; ours log them as metadata.
+  const unexpected = (event: string) => () => ctx.logger.debug({ authority, event }, 'sftp connection event');
+  const sftpClient = new SftpClient('airlock', { error: unexpected('error'), end: unexpected('end'), close: unexpected('close') });
+  const client: unknown = Reflect.get(sftpClient, 'client');
+  if (!(client instanceof Client)) throw new UnexpectedError('ssh2-sftp-client no longer exposes its ssh2 client');
   let offeredKey: string | undefined;
   let lastError: (Error & ClientErrorExtensions) | undefined;
   let closed = false;
@@ -170,8 +176,10 @@ export async function connectSftp(ctx: ConnectorContext, config: SftpConnectionC
     // ssh2's messages carry no secrets, but they are still kept at debug level.
     ctx.logger.debug({ authority, level: error.level, error: describeError(error) }, 'sftp connection error');
   });
+  // Pipelined requests are small packets sent back to back; Nagle would hold them for ACKs.
+  client.once('ready', () => client.setNoDelay(true));
   const end = async (): Promise<void> => {
-    if (!closed) client.end();
+    if (!closed) void sftpClient.end().catch(() => undefined);
     let timer: NodeJS.Timeout | undefined;
     const timedOut = new Promise<void>((resolve) => {
       timer = setTimeout(resolve, END_TIMEOUT_MS);
@@ -183,38 +191,26 @@ export async function connectSftp(ctx: ConnectorContext, config: SftpConnectionC
   const abort = (): void => void end();
   ctx.signal.addEventListener('abort', abort, { once: true });
   try {
-    const sftp = await new Promise<SFTPWrapper>((resolve, reject) => {
-      client.once('ready', () => {
-        // Pipelined requests are small packets sent back to back; Nagle would hold them for ACKs.
-        client.setNoDelay(true);
-        client.sftp((error, channel) => (error ? reject(error) : resolve(channel)));
-      });
-      client.once('error', reject);
-      void whenClosed.then(() => reject(lastError ?? new Error('connection closed during the handshake')));
-      client.connect({
-        host: config.host,
-        port: config.port,
-        username: config.username,
-        ...('password' in secrets
-          ? { password: secrets.password }
-          : { privateKey: secrets.privateKey, passphrase: secrets.passphrase }),
-        readyTimeout: config.connectTimeoutMs,
-        // A server that stops answering would otherwise leave requests waiting forever: after three
-        // unanswered keepalives ssh2 drops the connection and fails every request in flight.
-        keepaliveInterval: KEEPALIVE_INTERVAL_MS,
-        keepaliveCountMax: 3,
-        agent: undefined,
-        agentForward: false,
-        tryKeyboard: false,
-        // The pin is checked during key exchange, before any credential is sent; there is no
-        // trust-on-first-use, so a new or changed key is refused until an admin updates the pin.
-        hostVerifier: (key: Buffer): boolean => {
-          const offered = fingerprintOf(key);
-          if (fingerprintsEqual(offered, config.hostKey)) return true;
-          offeredKey = offered;
-          return false;
-        },
-      });
+    const sftp = await sftpClient.connect({
+      host: config.host,
+      port: config.port,
+      username: config.username,
+      ...('password' in secrets ? { password: secrets.password } : { privateKey: secrets.privateKey, passphrase: secrets.passphrase }),
+      readyTimeout: config.connectTimeoutMs,
+      // A server that stops answering would otherwise leave requests waiting forever: after three
+      // unanswered keepalives ssh2 drops the connection and fails every request in flight.
+      keepaliveInterval: KEEPALIVE_INTERVAL_MS,
+      keepaliveCountMax: 3,
+      agentForward: false,
+      tryKeyboard: false,
+      // The pin is checked during key exchange, before any credential is sent; there is no
+      // trust-on-first-use, so a new or changed key is refused until an admin updates the pin.
+      hostVerifier: (key: Buffer): boolean => {
+        const offered = fingerprintOf(key);
+        if (fingerprintsEqual(offered, config.hostKey)) return true;
+        offeredKey = offered;
+        return false;
+      },
     });
     ctx.logger.info({ authority, hostKey: config.hostKey }, 'sftp connected');
     return {
