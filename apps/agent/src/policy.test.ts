@@ -13,6 +13,10 @@ sources:
 destinations:
   local:
     - root: /srv/out
+  sftp:
+    - host: partner.example
+      hostKey: "${hostKey}"
+      roots: ["/incoming"]
 `);
 
 const sftp = (path: string, overrides: Partial<ResourceClaim> = {}): ResourceClaim => ({
@@ -65,6 +69,10 @@ describe('local policy', () => {
     expect(refusal(() => policy.checkDestination([{ scheme: 'file', path: '/srv/outx' }]))?.kind).toBe('destination');
     expect(refusal(() => policy.checkDestination([{ scheme: 'file', path: '/srv' }]))?.kind).toBe('destination');
     expect(refusal(() => policy.checkDestination([{ scheme: 'sftp', authority: 'x:22', path: '/srv/out' }]))?.kind).toBe('destination');
+    expect(refusal(() => policy.checkDestination([{ scheme: 'sftp', authority: 'partner.example:22', hostKey, path: '/incoming/acme' }]))).toBeUndefined();
+    expect(refusal(() => policy.checkDestination([{ scheme: 'sftp', authority: 'partner.example:22', hostKey, path: '/incomingx' }]))?.kind).toBe('destination');
+    expect(refusal(() => policy.checkDestination([{ scheme: 'sftp', authority: 'partner.example:22', hostKey: `SHA256:${'C'.repeat(43)}`, path: '/incoming' }]))?.kind).toBe('destination');
+    expect(refusal(() => policy.checkDestination([{ scheme: 'sftp', authority: 'partner.example:2222', hostKey, path: '/incoming' }]))?.kind).toBe('destination');
   });
 
   it('explains every problem in a bad policy file', () => {

@@ -17,6 +17,10 @@
  *   destinations:
  *     local:
  *       - root: /srv/out
+ *     sftp:
+ *       - host: partner.example.com
+ *         hostKey: "SHA256:..."
+ *         roots: ["/incoming"]
  *   scripts:                              # export scripts a job may run, exactly as written here
  *     - name: nightly-export
  *       command: /opt/erp/bin/export      # run without a shell
@@ -66,8 +70,20 @@ const policySchema = z.strictObject({
     })
     .default({ sftp: [], local: [] }),
   destinations: z
-    .strictObject({ local: z.array(z.strictObject({ root: absolutePath })).default([]) })
-    .default({ local: [] }),
+    .strictObject({
+      local: z.array(z.strictObject({ root: absolutePath })).default([]),
+      sftp: z
+        .array(
+          z.strictObject({
+            host: z.string().min(1),
+            port: z.number().int().min(1).max(65535).default(22),
+            hostKey: z.string().regex(/^SHA256:[A-Za-z0-9+/]{43}$/, 'a pinned OpenSSH SHA256 fingerprint'),
+            roots: z.array(absolutePath).min(1),
+          }),
+        )
+        .default([]),
+    })
+    .default({ local: [], sftp: [] }),
   scripts: z.array(approvedScript).default([]),
 });
 export type PolicyDocument = z.infer<typeof policySchema>;
@@ -187,7 +203,14 @@ export class LocalPolicy {
 
   checkDestination(claims: ResourceClaim[]): void {
     for (const claim of claims) {
-      const roots = claim.scheme === 'file' ? this.document.destinations.local.map((entry) => entry.root) : [];
+      const roots =
+        claim.scheme === 'file'
+          ? this.document.destinations.local.map((entry) => entry.root)
+          : claim.scheme === 'sftp'
+            ? this.document.destinations.sftp
+                .filter((entry) => `${entry.host}:${entry.port}` === claim.authority && entry.hostKey === claim.hostKey)
+                .flatMap((entry) => entry.roots)
+            : [];
       if (!roots.some((root) => isWithin(root, claim.path))) {
         throw new PolicyRefusal('destination', `writing to ${describeClaim(claim)} is outside the local policy`);
       }

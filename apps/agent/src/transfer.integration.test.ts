@@ -91,6 +91,27 @@ describe('the data path against real OpenSSH and GnuPG', () => {
     expect(report.bytesIn).toBe(report.files.reduce((n, f) => n + f.bytesIn, 0));
   });
 
+  it('delivers SFTP to SFTP: pipelined read, encrypt, pipelined write, no partial file left', async () => {
+    const incoming = path.join(sshd.root, 'incoming');
+    await (await import('node:fs/promises')).mkdir(incoming);
+    const policy = LocalPolicy.parse(
+      JSON.stringify({
+        sources: { sftp: [{ host: '127.0.0.1', port: sshd.port, hostKey: sshd.hostKeyFingerprint, paths: [`${sshd.root}/exports/**`] }] },
+        destinations: { sftp: [{ host: '127.0.0.1', port: sshd.port, hostKey: sshd.hostKeyFingerprint, roots: [incoming] }] },
+      }),
+    );
+    const sftpJob = job(sourceConfig(), out, recipient);
+    sftpJob.spec.destination = {
+      connector: 'sftp@1',
+      config: { host: '127.0.0.1', port: sshd.port, hostKey: sshd.hostKeyFingerprint, username: sshd.username, credentialRef: 'sshd', directory: incoming },
+    };
+    const report = await runJob(sftpJob, { registry: builtInConnectors(), policy, secrets, logger: quiet });
+    expect(report).toMatchObject({ status: 'succeeded' });
+    expect((await readdir(incoming)).sort()).toEqual(['a.csv.pgp', 'b.csv.pgp']);
+    const decrypted = await gpgDecrypt(path.join(incoming, 'b.csv.pgp'), recipient.armoredSecretKey);
+    expect(decrypted.sha256).toBe(sha256(files['exports/b.csv']));
+  });
+
   it('refuses a host key other than the pinned one and delivers nothing', async () => {
     const dest = path.join(work, 'wrong-key');
     await (await import('node:fs/promises')).mkdir(dest);
