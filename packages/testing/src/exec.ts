@@ -24,6 +24,8 @@ export function run(
         }
       },
     );
+    // A command may exit before reading all of its input; its exit code and stderr tell what happened.
+    child.stdin?.on('error', () => undefined);
     if (options.input !== undefined) child.stdin?.end(options.input);
     else child.stdin?.end();
   });
