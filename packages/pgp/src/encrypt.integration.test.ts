@@ -20,7 +20,7 @@ interface GpgResult {
 function gpg(home: string, args: string[], stdin?: string): Promise<GpgResult> {
   return new Promise((resolve, reject) => {
     const child = spawn('gpg', ['--homedir', home, '--batch', '--no-tty', ...args], {
-      stdio: [stdin === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
+      stdio: ['pipe', 'pipe', 'pipe'],
     });
     const hash = createHash('sha256');
     let stderr = '';
@@ -31,8 +31,8 @@ function gpg(home: string, args: string[], stdin?: string): Promise<GpgResult> {
     child.on('error', reject);
     child.on('close', (code) => resolve({ code, stdoutSha256: hash.digest('hex'), stderr }));
     // gpg may exit before reading all of stdin; its exit code tells what happened.
-    child.stdin?.on('error', () => undefined);
-    child.stdin?.end(stdin);
+    child.stdin.on('error', () => undefined);
+    child.stdin.end(stdin ?? '');
   });
 }
 
