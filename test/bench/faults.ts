@@ -40,5 +40,5 @@ const result = await runFaultSuite({
   log: (line) => process.stderr.write(`${line}\n`),
 });
 process.stdout.write(`${values.json ? JSON.stringify(result) : JSON.stringify(result, null, 2)}\n`);
-const failed = result.partial_files + result.corrupt_files + result.misreported + result.bad_outcomes > 0;
+const failed = result.partial_files + result.corrupt_files + result.misreported + result.bad_outcomes + result.uncaught_errors.length > 0;
 process.exitCode = failed ? 1 : 0;

@@ -32,6 +32,7 @@ describe('faults on the data path', () => {
     expect(result.by_kind['server-killed']).toBe(2);
     expect(result.results.filter((r) => r.kind !== 'calibration').every((r) => r.status === 'failed' || r.status === 'succeeded')).toBe(true);
     expect(result.bad_outcomes).toBe(0);
+    expect(result.uncaught_errors).toEqual([]);
     expect(result.partial_files).toBe(0);
     expect(result.corrupt_files).toBe(0);
     expect(result.misreported).toBe(0);

@@ -72,6 +72,8 @@ export interface FaultSuiteResult {
   temp_leftovers: number;
   unreported: number;
   bad_outcomes: number;
+  /** Exceptions nobody handled while the suite ran: each would have crashed a real agent process. */
+  uncaught_errors: Array<{ duringCase: number; error: string }>;
   by_kind: Partial<Record<FaultKind, number>>;
   skipped: Array<{ kind: FaultKind; reason: string }>;
   results: FaultCase[];
@@ -95,7 +97,6 @@ const DISK_FULL_FILE = 3 * 1024 * 1024;
 interface Fixture {
   readonly sshd: TestSshd;
   readonly recipient: DemoKey;
-  readonly work: string;
   readonly source: { path: string; expected: ExpectedFile };
 }
 
@@ -199,6 +200,16 @@ export async function runFaultSuite(options: FaultSuiteOptions): Promise<FaultSu
     options.log(describeCase(results.length, result));
   };
 
+  const uncaught: FaultSuiteResult['uncaught_errors'] = [];
+  // Counted, not fatal, so the suite can report every case; the case number in progress (or just
+  // finished) is where the error belongs.
+  const onUncaught = (error: unknown): void => {
+    const text = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+    uncaught.push({ duringCase: results.length + 1, error: text });
+    options.log(`UNCAUGHT during case #${results.length + 1}: ${text}`);
+  };
+  process.on('uncaughtException', onUncaught);
+
   const sshd = await startSshd();
   const work = await mkdtemp(path.join(tmpdir(), 'airlock-faults-'));
   try {
@@ -208,56 +219,44 @@ export async function runFaultSuite(options: FaultSuiteOptions): Promise<FaultSu
     const fixture: Fixture = {
       sshd,
       recipient: await generateDemoKey('Fault Partner', 'faults@example.com'),
-      work,
       source: { path: sourcePath, expected },
     };
     const direct: SftpEndpoint = { port: sshd.port, hostKey: sshd.hostKeyFingerprint };
     options.log(`seed ${options.seed}, ${options.fileSize} bytes, destination ${sftpDestination ? 'sftp' : 'local'}`);
 
     let caseNumber = 0;
-    /** A fresh, empty destination directory per case; an SFTP destination writes to it through the sshd. */
-    const freshDestination = async (through: SftpEndpoint | null): Promise<{ destination: DestinationSpec; inspect: string }> => {
+    /** A fresh, empty destination directory per case; an SFTP destination writes to it through `via`. */
+    const freshDestination = async (via: SftpEndpoint): Promise<{ destination: DestinationSpec; inspect: string }> => {
       caseNumber += 1;
       const directory = path.join(work, `case-${caseNumber}`);
       await mkdir(directory);
-      const destination: DestinationSpec =
-        sftpDestination && through !== null ? { kind: 'sftp', directory, ...through } : { kind: 'local', directory };
+      const destination: DestinationSpec = sftpDestination ? { kind: 'sftp', directory, ...via } : { kind: 'local', directory };
       return { destination, inspect: directory };
     };
 
-    const throughProxy = async (
-      proxyOptions: CutProxyOptions,
-      side: 'source' | 'destination',
-      kind: FaultKind,
-      at: number | null,
-    ): Promise<FaultCase> => {
+    /** One run with a proxy on the source side (download) or the destination side (upload). */
+    const throughProxy = async (proxyOptions: CutProxyOptions, kind: FaultKind, at: number | null): Promise<{ result: FaultCase; forwarded: number }> => {
       await using proxy = await startCutProxy(proxyOptions);
       const viaProxy: SftpEndpoint = { port: proxy.port, hostKey: sshd.hostKeyFingerprint };
-      const { destination, inspect } = await freshDestination(side === 'destination' ? viaProxy : direct);
-      return await runCase(
+      const onSource = proxyOptions.direction === 'download';
+      const { destination, inspect } = await freshDestination(onSource ? direct : viaProxy);
+      const result = await runCase(
         fixture,
-        { kind, at, sourceEndpoint: side === 'source' ? viaProxy : direct, sourcePath, expected, destination, inspect },
+        { kind, at, sourceEndpoint: onSource ? viaProxy : direct, sourcePath, expected, destination, inspect },
         options.caseTimeoutMs,
       );
+      record(result);
+      return { result, forwarded: proxy.forwarded[proxyOptions.direction] };
     };
 
     // An uncut run through the proxy: proves the path works and measures how many bytes a whole
     // transfer moves, so cuts land between the handshake and the end of the file.
     const calibrate = async (direction: Direction): Promise<number> => {
-      await using proxy = await startCutProxy({ targetPort: sshd.port, direction });
-      const viaProxy: SftpEndpoint = { port: proxy.port, hostKey: sshd.hostKeyFingerprint };
-      const source = direction === 'download' ? viaProxy : direct;
-      const { destination, inspect } = await freshDestination(direction === 'upload' ? viaProxy : direct);
-      const result = await runCase(
-        fixture,
-        { kind: 'calibration', at: null, sourceEndpoint: source, sourcePath, expected, destination, inspect },
-        options.caseTimeoutMs,
-      );
-      record(result);
+      const { result, forwarded } = await throughProxy({ targetPort: sshd.port, direction }, 'calibration', null);
       if (result.status !== 'succeeded' || result.finalFiles !== 1 || result.partial + result.corrupt + result.misreported > 0) {
         throw new Error(`the uncut ${direction} calibration run did not deliver the file correctly: ${describeCase(results.length, result)}`);
       }
-      return proxy.forwarded[direction];
+      return forwarded;
     };
 
     const cutOffsets = (total: number, count: number): number[] => {
@@ -269,7 +268,7 @@ export async function runFaultSuite(options: FaultSuiteOptions): Promise<FaultSu
     if (options.downloadCuts > 0 || options.serverKills > 0) {
       const total = await calibrate('download');
       for (const at of cutOffsets(total, options.downloadCuts)) {
-        record(await throughProxy({ targetPort: sshd.port, direction: 'download', cutAfter: at }, 'source', 'download-cut', at));
+        await throughProxy({ targetPort: sshd.port, direction: 'download', cutAfter: at }, 'download-cut', at);
       }
       for (const at of cutOffsets(total, options.serverKills)) {
         record(await serverKilledCase(fixture, at, await freshDestination(direct), options.caseTimeoutMs));
@@ -282,7 +281,7 @@ export async function runFaultSuite(options: FaultSuiteOptions): Promise<FaultSu
       } else {
         const total = await calibrate('upload');
         for (const at of cutOffsets(total, options.uploadCuts)) {
-          record(await throughProxy({ targetPort: sshd.port, direction: 'upload', cutAfter: at }, 'destination', 'upload-cut', at));
+          await throughProxy({ targetPort: sshd.port, direction: 'upload', cutAfter: at }, 'upload-cut', at);
         }
       }
     }
@@ -299,6 +298,7 @@ export async function runFaultSuite(options: FaultSuiteOptions): Promise<FaultSu
   } finally {
     await sshd.stop();
     await rm(work, { recursive: true, force: true });
+    process.off('uncaughtException', onUncaught);
   }
 
   const sum = (key: 'partial' | 'corrupt' | 'misreported' | 'tempLeftovers' | 'unreported'): number =>
@@ -316,6 +316,7 @@ export async function runFaultSuite(options: FaultSuiteOptions): Promise<FaultSu
     temp_leftovers: sum('tempLeftovers'),
     unreported: sum('unreported'),
     bad_outcomes: results.filter((result) => !result.outcomeOk).length,
+    uncaught_errors: uncaught,
     by_kind: byKind,
     skipped,
     results,

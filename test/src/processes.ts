@@ -45,8 +45,8 @@ export interface CommandResult {
 /**
  * Runs a command to completion, with `input` on its stdin if given, and collects its output in
  * memory (nothing is written to disk, so outputs that carry a secret, such as a bootstrap key, stay
- * in this process). Rejects only when
- * it cannot start or runs past `timeoutMs`; the caller judges the exit code.
+ * in this process). Rejects only when it cannot start or runs past `timeoutMs`; the caller judges
+ * the exit code.
  */
 export function runCommand(
   file: string,
