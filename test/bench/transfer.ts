@@ -6,8 +6,8 @@
  *   staged_script_s  the cron-script way: sftp get, `gpg --encrypt` from disk, sftp put;
  *   airlock_s        the agent's data path (runJob, built-in connectors, a local policy) streaming
  *                    SFTP → OpenPGP → destination, in a child process whose peak RSS is measured.
- * The destination is the sshd itself once an `sftp@1` destination is registered, a local folder
- * until then (`"destination": "local"`). Prints exactly one JSON object on stdout; progress goes
+ * The destination is the sshd itself once an `sftp@1` destination is registered and the local
+ * policy can allow it, a local folder until then (`"destination": "local"`, with the reason). Prints exactly one JSON object on stdout; progress goes
  * to stderr. `--profile` runs the child under `node --cpu-prof` and adds its top self-time functions.
  */
 import { spawn } from 'node:child_process';
@@ -18,7 +18,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { generateDemoKey } from '@airlock/pgp';
 import { gpgDecrypt, startSshd } from '@airlock/testing';
-import { prepareJob, type PreparedJob, type RunReport, sftpDestinationRegistered } from '../src/agent-job.ts';
+import { chooseDestination, prepareJob, type PreparedJob, type RunReport } from '../src/agent-job.ts';
 import { inheritedEnv } from '../src/config.ts';
 import { sftpBatch, sftpClientFiles } from '../src/openssh.ts';
 import { runCommand } from '../src/processes.ts';
@@ -147,8 +147,9 @@ const mb = (kb: number): number => round(kb / 1024, 1);
 
 async function main(): Promise<Record<string, unknown>> {
   const loadBefore = loadavg();
-  const sftpDestination = sftpDestinationRegistered();
-  log(`size ${size} bytes; destination ${sftpDestination ? 'sftp (sftp@1)' : 'local folder (no sftp@1 destination registered yet)'}; load ${loadBefore.map((l) => l.toFixed(2)).join(' ')}`);
+  const choice = chooseDestination();
+  const sftpDestination = choice.kind === 'sftp';
+  log(`size ${size} bytes; destination ${choice.kind}: ${choice.why}; load ${loadBefore.map((l) => l.toFixed(2)).join(' ')}`);
   const scratch = await mkdtemp(path.join(tmpdir(), 'airlock-bench-'));
   const gnupgHome = path.join(scratch, 'gnupg');
   await using sshd = await startSshd();
@@ -212,7 +213,8 @@ async function main(): Promise<Record<string, unknown>> {
     const loadAfter = loadavg();
     return {
       size_bytes: size,
-      destination: sftpDestination ? 'sftp' : 'local',
+      destination: choice.kind,
+      destination_why: choice.why,
       openssh_get_s: round(opensshGet),
       staged_script_s: round(stagedScript),
       airlock_s: round(airlock.seconds),

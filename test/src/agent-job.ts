@@ -11,16 +11,11 @@ export type RunReport = Awaited<ReturnType<typeof runJob>>;
 export type TransferDeps = Parameters<typeof runJob>[1];
 
 /** The SFTP destination connector's reference, once it is registered. */
-export const SFTP_DESTINATION = 'sftp@1';
+const SFTP_DESTINATION = 'sftp@1';
 const LOCAL_DESTINATION = 'local@1';
 const CREDENTIAL_REF = 'bench-sshd';
-
-/** True once the agent registers an SFTP destination; until then benchmarks deliver to a local folder. */
-export function sftpDestinationRegistered(): boolean {
-  return builtInConnectors()
-    .list()
-    .some((entry) => entry.kind === 'destination' && entry.ref === SFTP_DESTINATION);
-}
+/** A well-formed pin for probing the policy; never connected to. */
+const PROBE_HOST_KEY = `SHA256:${'A'.repeat(43)}`;
 
 export interface SftpEndpoint {
   /** Where the agent connects on 127.0.0.1: the server itself or a proxy in front of it. */
@@ -53,7 +48,8 @@ export function prepareJob(spec: JobSpec): PreparedJob {
   const destinationRef = destination.kind === 'local' ? LOCAL_DESTINATION : SFTP_DESTINATION;
   const destinationConfig =
     destination.kind === 'local' ? { directory: destination.directory } : { ...sftpConfig(destination), directory: destination.directory };
-  // The SFTP destination's policy entry mirrors the SFTP source's: a pinned host and the roots it may write.
+  // The SFTP destination's policy entry mirrors the SFTP source's: a pinned host and the roots it
+  // may write. chooseDestination() checks the agent's policy accepts this shape.
   const destinations =
     destination.kind === 'local'
       ? { local: [{ root: destination.directory }] }
@@ -78,6 +74,36 @@ export function prepareJob(spec: JobSpec): PreparedJob {
 }
 
 /** The agent's dependencies for a prepared job: the built-in connectors, the parsed policy, the key. */
+export interface DestinationChoice {
+  readonly kind: 'local' | 'sftp';
+  /** Why this kind, for the benchmark's JSON and the fault suite's log. */
+  readonly why: string;
+}
+
+/**
+ * SFTP → SFTP once the agent registers an `sftp@1` destination and a local policy can allow it (the
+ * entry prepareJob writes is tried against the agent's own policy check); SFTP → local folder until then.
+ */
+export function chooseDestination(): DestinationChoice {
+  const registry = builtInConnectors();
+  if (!registry.list().some((entry) => entry.kind === 'destination' && entry.ref === SFTP_DESTINATION)) {
+    return { kind: 'local', why: `no ${SFTP_DESTINATION} destination is registered: delivering to a local folder` };
+  }
+  const probe = prepareJob({
+    source: { port: 22, hostKey: PROBE_HOST_KEY, path: '/probe/*' },
+    destination: { kind: 'sftp', port: 22, hostKey: PROBE_HOST_KEY, directory: '/probe-out' },
+    recipientPublicKey: '',
+  });
+  try {
+    const policy = LocalPolicy.parse(probe.policyText, 'generated policy');
+    policy.checkDestination(registry.destination(SFTP_DESTINATION, probe.job.spec.destination.config).claims());
+  } catch (error) {
+    const reason = error instanceof Error ? error.message : String(error);
+    return { kind: 'local', why: `${SFTP_DESTINATION} is registered, but the local policy refuses the generated SFTP destination entry (${reason}): delivering to a local folder` };
+  }
+  return { kind: 'sftp', why: `${SFTP_DESTINATION} is registered and allowed by the local policy` };
+}
+
 export function agentDeps(prepared: PreparedJob, privateKey: string, logger: TransferDeps['logger']): TransferDeps {
   return {
     registry: builtInConnectors(),

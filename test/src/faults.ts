@@ -17,7 +17,7 @@ import {
   prepareJob,
   quietLogger,
   type RunReport,
-  sftpDestinationRegistered,
+  chooseDestination,
   type SftpEndpoint,
 } from './agent-job.ts';
 import { inheritedEnv } from './config.ts';
@@ -65,6 +65,7 @@ export interface FaultSuiteResult {
   seed: number;
   file_size: number;
   destination: 'local' | 'sftp';
+  destination_why: string;
   cases: number;
   partial_files: number;
   corrupt_files: number;
@@ -192,7 +193,8 @@ async function mountTmpfs(dir: string): Promise<string | undefined> {
 
 export async function runFaultSuite(options: FaultSuiteOptions): Promise<FaultSuiteResult> {
   const random = prng(options.seed);
-  const sftpDestination = sftpDestinationRegistered();
+  const choice = chooseDestination();
+  const sftpDestination = choice.kind === 'sftp';
   const results: FaultCase[] = [];
   const skipped: FaultSuiteResult['skipped'] = [];
   const record = (result: FaultCase): void => {
@@ -222,7 +224,7 @@ export async function runFaultSuite(options: FaultSuiteOptions): Promise<FaultSu
       source: { path: sourcePath, expected },
     };
     const direct: SftpEndpoint = { port: sshd.port, hostKey: sshd.hostKeyFingerprint };
-    options.log(`seed ${options.seed}, ${options.fileSize} bytes, destination ${sftpDestination ? 'sftp' : 'local'}`);
+    options.log(`seed ${options.seed}, ${options.fileSize} bytes, destination ${choice.kind}: ${choice.why}`);
 
     let caseNumber = 0;
     /** A fresh, empty destination directory per case; an SFTP destination writes to it through `via`. */
@@ -277,7 +279,7 @@ export async function runFaultSuite(options: FaultSuiteOptions): Promise<FaultSu
 
     if (options.uploadCuts > 0) {
       if (!sftpDestination) {
-        skipped.push({ kind: 'upload-cut', reason: 'no sftp@1 destination is registered yet: uploads go to a local folder' });
+        skipped.push({ kind: 'upload-cut', reason: choice.why });
       } else {
         const total = await calibrate('upload');
         for (const at of cutOffsets(total, options.uploadCuts)) {
@@ -308,7 +310,8 @@ export async function runFaultSuite(options: FaultSuiteOptions): Promise<FaultSu
   return {
     seed: options.seed,
     file_size: options.fileSize,
-    destination: sftpDestination ? 'sftp' : 'local',
+    destination: choice.kind,
+    destination_why: choice.why,
     cases: results.length,
     partial_files: sum('partial'),
     corrupt_files: sum('corrupt'),
