@@ -7,8 +7,10 @@
 import { randomInt } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { runFaultSuite } from '../src/faults.ts';
+import { setUpCli } from './cli.ts';
 import { parseSize } from './sizes.ts';
 
+setUpCli();
 const { values } = parseArgs({
   options: {
     json: { type: 'boolean', default: false },

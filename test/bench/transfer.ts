@@ -11,6 +11,7 @@
  * to stderr. `--profile` runs the child under `node --cpu-prof` and adds its top self-time functions.
  */
 import { spawn } from 'node:child_process';
+import { rmSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { mkdir, mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
@@ -21,15 +22,17 @@ import { gpgDecrypt, startSshd } from '@airlock/testing';
 import { chooseDestination, prepareJob, type PreparedJob, type RunReport } from '../src/agent-job.ts';
 import { inheritedEnv } from '../src/config.ts';
 import { sftpBatch, sftpClientFiles } from '../src/openssh.ts';
-import { runCommand } from '../src/processes.ts';
+import { cleanUpOnExit, runCommand } from '../src/processes.ts';
 import { writeRandomFile } from '../src/random-file.ts';
 import { topSelfTime, type SelfTime } from './cpu-profile.ts';
+import { setUpCli } from './cli.ts';
 import { parseSize } from './sizes.ts';
 
 const GPG = '/usr/bin/gpg';
 const here = path.dirname(fileURLToPath(import.meta.url));
 const log = (line: string): void => void process.stderr.write(`${line}\n`);
 
+setUpCli();
 const { values } = parseArgs({
   options: {
     size: { type: 'string', default: '256MiB' },
@@ -151,6 +154,7 @@ async function main(): Promise<Record<string, unknown>> {
   const sftpDestination = choice.kind === 'sftp';
   log(`size ${size} bytes; destination ${choice.kind}: ${choice.why}; load ${loadBefore.map((l) => l.toFixed(2)).join(' ')}`);
   const scratch = await mkdtemp(path.join(tmpdir(), 'airlock-bench-'));
+  const forgetScratch = cleanUpOnExit(() => rmSync(scratch, { recursive: true, force: true }));
   const gnupgHome = path.join(scratch, 'gnupg');
   await using sshd = await startSshd();
   try {
@@ -240,6 +244,7 @@ async function main(): Promise<Record<string, unknown>> {
   } finally {
     await runCommand('gpgconf', ['--kill', 'all'], { env: { ...inheritedEnv(), GNUPGHOME: gnupgHome }, timeoutMs: 10_000 }).catch(() => undefined);
     await rm(scratch, { recursive: true, force: true });
+    forgetScratch();
   }
 }
 

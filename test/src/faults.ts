@@ -5,6 +5,8 @@
  * judged (see deliveries.ts): nothing wrong may be visible under a final name, and the report must
  * not claim what is not on disk. Used by `npm run test:faults` and by test/e2e/faults.test.ts.
  */
+import { execFileSync } from 'node:child_process';
+import { rmSync } from 'node:fs';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -23,7 +25,7 @@ import {
 import { inheritedEnv } from './config.ts';
 import { type CutProxyOptions, type Direction, startCutProxy } from './cut-proxy.ts';
 import { type DeliveryCheck, type ExpectedFile, inspectDeliveries } from './deliveries.ts';
-import { runCommand } from './processes.ts';
+import { cleanUpOnExit, runCommand } from './processes.ts';
 import { writeRandomFile } from './random-file.ts';
 import { childListeningOn, processTree } from './sockets.ts';
 
@@ -93,6 +95,8 @@ function prng(seed: number): () => number {
 }
 
 const DISK_FULL_TMPFS = '2m';
+/** Past this many uncaught errors something is looping: let the next one end the process. */
+const MAX_UNCAUGHT = 100;
 const DISK_FULL_FILE = 3 * 1024 * 1024;
 
 interface Fixture {
@@ -206,6 +210,7 @@ export async function runFaultSuite(options: FaultSuiteOptions): Promise<FaultSu
   // Counted, not fatal, so the suite can report every case; the case number in progress (or just
   // finished) is where the error belongs.
   const onUncaught = (error: unknown): void => {
+    if (uncaught.length >= MAX_UNCAUGHT) throw error;
     const text = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
     uncaught.push({ duringCase: results.length + 1, error: text });
     options.log(`UNCAUGHT during case #${results.length + 1}: ${text}`);
@@ -214,6 +219,7 @@ export async function runFaultSuite(options: FaultSuiteOptions): Promise<FaultSu
 
   const sshd = await startSshd();
   const work = await mkdtemp(path.join(tmpdir(), 'airlock-faults-'));
+  const forgetWork = cleanUpOnExit(() => rmSync(work, { recursive: true, force: true }));
   try {
     const sourcePath = path.join(sshd.root, 'fault.bin');
     const plaintextSha256 = await writeRandomFile(sourcePath, options.fileSize, `faults-${options.seed}`);
@@ -289,7 +295,7 @@ export async function runFaultSuite(options: FaultSuiteOptions): Promise<FaultSu
     }
 
     if (options.diskFull) {
-      const outcome = await diskFullCase(fixture, direct, path.join(work, 'tmpfs'), options);
+      const outcome = await diskFullCase(fixture, direct, options);
       if (typeof outcome === 'string') {
         skipped.push({ kind: 'disk-full', reason: outcome });
         options.log(`disk-full skipped: ${outcome}`);
@@ -300,6 +306,7 @@ export async function runFaultSuite(options: FaultSuiteOptions): Promise<FaultSu
   } finally {
     await sshd.stop();
     await rm(work, { recursive: true, force: true });
+    forgetWork();
     process.off('uncaughtException', onUncaught);
   }
 
@@ -362,12 +369,19 @@ async function serverKilledCase(
 async function diskFullCase(
   fixture: Fixture,
   direct: SftpEndpoint,
-  mountPoint: string,
   options: FaultSuiteOptions,
 ): Promise<FaultCase | string> {
-  await mkdir(mountPoint);
+  const mountPoint = await mkdtemp(path.join(tmpdir(), 'airlock-full-disk-'));
+  const forgetMount = cleanUpOnExit(() => {
+    execFileSync('umount', [mountPoint], { stdio: 'ignore', timeout: 10_000 });
+    rmSync(mountPoint, { recursive: true, force: true });
+  });
   const refused = await mountTmpfs(mountPoint);
-  if (refused !== undefined) return refused;
+  if (refused !== undefined) {
+    await rm(mountPoint, { recursive: true, force: true });
+    forgetMount();
+    return refused;
+  }
   try {
     const sourcePath = path.join(fixture.sshd.root, 'too-big.bin');
     const sha = await writeRandomFile(sourcePath, DISK_FULL_FILE, `disk-full-${options.seed}`);
@@ -386,6 +400,11 @@ async function diskFullCase(
     );
   } finally {
     const unmounted = await runCommand('umount', [mountPoint], { env: inheritedEnv(), timeoutMs: 10_000 });
-    if (unmounted.code !== 0) options.log(`umount ${mountPoint} failed: ${unmounted.stderr.trim()}`);
+    if (unmounted.code !== 0) {
+      options.log(`umount ${mountPoint} failed: ${unmounted.stderr.trim()}`);
+    } else {
+      await rm(mountPoint, { recursive: true, force: true });
+      forgetMount();
+    }
   }
 }

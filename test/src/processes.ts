@@ -134,3 +134,19 @@ export async function tail(file: string, bytes = 2_000): Promise<string> {
   const text = await readFile(file, 'utf8').catch(() => '');
   return text.length > bytes ? `…${text.slice(-bytes)}` : text;
 }
+
+/**
+ * Registers a synchronous clean-up (remove a directory, unmount) for when this process exits before
+ * its owner got to it; returns the function that unregisters it.
+ */
+export function cleanUpOnExit(undo: () => void): () => void {
+  const run = (): void => {
+    try {
+      undo();
+    } catch {
+      // Best effort: the process is going away.
+    }
+  };
+  process.once('exit', run);
+  return () => process.off('exit', run);
+}
