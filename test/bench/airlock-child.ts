@@ -4,18 +4,12 @@
  * data path once, prints one JSON line with the report, the time and its own peak RSS, then waits
  * for stdin to close so the parent can read VmHWM from /proc before it exits.
  */
-import { readFile } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import { runJob } from '@airlock/agent';
 import { agentDeps, type PreparedJob } from '../src/agent-job.ts';
+import { peakRssKb } from './memory.ts';
 
 const EXIT_WAIT_MS = 30_000;
-
-async function vmHwmKb(): Promise<number | null> {
-  const status = await readFile('/proc/self/status', 'utf8').catch(() => '');
-  const match = /^VmHWM:\s+(\d+) kB$/m.exec(status);
-  return match?.[1] === undefined ? null : Number(match[1]);
-}
 
 function parseInput(line: string): { prepared: PreparedJob; privateKey: string } {
   const value: unknown = JSON.parse(line);
@@ -45,7 +39,7 @@ const report = await runJob(prepared.job, agentDeps(prepared, privateKey, logger
 const seconds = Number(process.hrtime.bigint() - started) / 1e9;
 
 process.stdout.write(
-  `${JSON.stringify({ report, seconds, baselineRssKb, maxRssKb: process.resourceUsage().maxRSS, vmHwmKb: await vmHwmKb() })}\n`,
+  `${JSON.stringify({ report, seconds, baselineRssKb, maxRssKb: process.resourceUsage().maxRSS, vmHwmKb: await peakRssKb('self') })}\n`,
 );
 // Bounded: the parent closes stdin once it has read our VmHWM, or we leave anyway.
 await Promise.race([lines.next(), new Promise((resolve) => setTimeout(resolve, EXIT_WAIT_MS).unref())]);

@@ -1,5 +1,5 @@
 /**
- * `npm run test:faults -- --json [--seed N] [--cuts 24] [--kills 3] [--size 2MiB] [--no-disk-full]`
+ * `npm run -s test:faults -- --json [--seed N] [--cuts 24] [--kills 3] [--size 2MiB] [--no-disk-full]`
  *
  * Runs the fault suite (src/faults.ts) and prints one JSON object on stdout; progress, the seed and
  * every cut offset go to stderr. Exits 1 when anything wrong was visible or reported.

@@ -13,7 +13,7 @@
 import { spawn } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
-import { mkdir, mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -26,6 +26,7 @@ import { cleanUpOnExit, runCommand } from '../src/processes.ts';
 import { writeRandomFile } from '../src/random-file.ts';
 import { topSelfTime, type SelfTime } from './cpu-profile.ts';
 import { setUpCli } from './cli.ts';
+import { peakRssKb } from './memory.ts';
 import { parseSize } from './sizes.ts';
 
 const GPG = '/usr/bin/gpg';
@@ -75,11 +76,6 @@ interface ChildResult {
   profile: SelfTime[] | null;
 }
 
-function kbFromStatus(status: string): number | null {
-  const match = /^VmHWM:\s+(\d+) kB$/m.exec(status);
-  return match?.[1] === undefined ? null : Number(match[1]);
-}
-
 function numberField(value: Record<string, unknown>, key: string): number {
   const found = value[key];
   if (typeof found !== 'number') throw new Error(`benchmark child: ${key} is not a number`);
@@ -105,17 +101,18 @@ async function runAirlockChild(prepared: PreparedJob, privateKey: string, profil
 
   let line = '';
   let hwmKb: number | null = null;
+  let asked = false;
   const reported = new Promise<void>((resolve) => {
     child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
       line += chunk;
-      if (!line.includes('\n') || hwmKb !== null) return;
-      void readFile(`/proc/${String(child.pid)}/status`, 'utf8')
-        .then(kbFromStatus, () => null)
-        .then((kb) => {
-          hwmKb = kb ?? 0;
-          child.stdin.end();
-          resolve();
-        });
+      if (asked || !line.includes('\n')) return;
+      asked = true;
+      const pid = child.pid;
+      void (pid === undefined ? Promise.resolve(null) : peakRssKb(pid)).then((kb) => {
+        hwmKb = kb;
+        child.stdin.end();
+        resolve();
+      });
     });
     void exited.then(() => resolve());
   });

@@ -15,11 +15,11 @@ import { type DemoKey, generateDemoKey } from '@airlock/pgp';
 import { startSshd, type TestSshd } from '@airlock/testing';
 import {
   agentDeps,
+  chooseDestination,
   type DestinationSpec,
   prepareJob,
   quietLogger,
   type RunReport,
-  chooseDestination,
   type SftpEndpoint,
 } from './agent-job.ts';
 import { inheritedEnv } from './config.ts';
@@ -94,10 +94,11 @@ function prng(seed: number): () => number {
   };
 }
 
+/** The full-disk case: a tmpfs this size, and a file larger than it. */
 const DISK_FULL_TMPFS = '2m';
+const DISK_FULL_FILE = 3 * 1024 * 1024;
 /** Past this many uncaught errors something is looping: let the next one end the process. */
 const MAX_UNCAUGHT = 100;
-const DISK_FULL_FILE = 3 * 1024 * 1024;
 
 interface Fixture {
   readonly sshd: TestSshd;
