@@ -92,7 +92,9 @@ async function runAirlockChild(prepared: PreparedJob, privateKey: string, profil
   ];
   const started = process.hrtime.bigint();
   const child = spawn(process.execPath, args, { cwd: here, env: inheritedEnv(), stdio: ['pipe', 'pipe', 'pipe'] });
+  const forgetChild = cleanUpOnExit(() => child.kill('SIGKILL'));
   const exited = new Promise<number | null>((resolve) => child.once('close', (code) => resolve(code)));
+  void exited.then(forgetChild);
   const timer = setTimeout(() => child.kill('SIGKILL'), stepTimeoutMs);
   let stderr = '';
   child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr = (stderr + chunk).slice(-4_000)));
