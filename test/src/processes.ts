@@ -43,22 +43,27 @@ export interface CommandResult {
 }
 
 /**
- * Runs a command to completion and collects its output in memory (nothing is written to disk, so
- * outputs that carry a secret, such as a bootstrap key, stay in this process). Rejects only when
- * it cannot start or runs past `timeoutMs`; the caller judges the exit code.
+ * Runs a command to completion, with `input` on its stdin if given, and collects its output in
+ * memory (nothing is written to disk, so outputs that carry a secret, such as a bootstrap key, stay
+ * in this process). Rejects only when it cannot start or runs past `timeoutMs`; the caller judges
+ * the exit code.
  */
 export function runCommand(
   file: string,
   args: readonly string[],
-  options: { env: NodeJS.ProcessEnv; cwd?: string; timeoutMs: number },
+  options: { env: NodeJS.ProcessEnv; cwd?: string; timeoutMs: number; input?: string },
 ): Promise<CommandResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(file, args, { env: options.env, cwd: options.cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+    const stdin = options.input === undefined ? 'ignore' : 'pipe';
+    const child = spawn(file, args, { env: options.env, cwd: options.cwd, stdio: [stdin, 'pipe', 'pipe'] });
     track(child);
+    // A child that exits without reading its input must not crash us with EPIPE.
+    child.stdin?.on('error', () => undefined);
+    child.stdin?.end(options.input);
     let stdout = '';
     let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
-    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+    child.stdout?.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+    child.stderr?.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
     let timedOut = false;
     const timer = setTimeout(() => {
       timedOut = true;
@@ -128,4 +133,20 @@ export function startService(
 export async function tail(file: string, bytes = 2_000): Promise<string> {
   const text = await readFile(file, 'utf8').catch(() => '');
   return text.length > bytes ? `…${text.slice(-bytes)}` : text;
+}
+
+/**
+ * Registers a synchronous clean-up (remove a directory, unmount) for when this process exits before
+ * its owner got to it; returns the function that unregisters it.
+ */
+export function cleanUpOnExit(undo: () => void): () => void {
+  const run = (): void => {
+    try {
+      undo();
+    } catch {
+      // Best effort: the process is going away.
+    }
+  };
+  process.once('exit', run);
+  return () => process.off('exit', run);
 }
