@@ -68,6 +68,8 @@ export function prepareJob(spec: JobSpec): PreparedJob {
       source: { connector: 'sftp@1', config: { ...sftpConfig(source), path: source.path } },
       destination: { connector: destinationRef, config: destinationConfig },
       recipients: [spec.recipientPublicKey],
+      // The harness writes its file before the run, so the stability wait would only add idle time.
+      selection: { stableForMs: 0 },
     },
   };
   return { job, policyText: JSON.stringify(policy), credentialRef: CREDENTIAL_REF };
@@ -113,6 +115,8 @@ export function agentDeps(prepared: PreparedJob, privateKey: string, logger: Tra
       return { privateKey };
     },
     logger,
+    // Short waits keep a fault case quick while still exercising retry and reconnect.
+    retry: { attempts: 3, baseDelayMs: 20, maxDelayMs: 200, maxTotalMs: 5_000 },
   };
 }
 

@@ -26,6 +26,8 @@ describe('inspectDeliveries', () => {
   const report = (status: RunReport['status'], ciphertextSha256: string | null): RunReport => ({
     runId: randomUUID(),
     status,
+    skipped: 0,
+    deferred: 0,
     startedAt: new Date().toISOString(),
     finishedAt: new Date().toISOString(),
     bytesIn: 0,

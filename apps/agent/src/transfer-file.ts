@@ -4,10 +4,10 @@
  * exists only in memory, in flight, and memory does not grow with the file's size.
  */
 import { createHash } from 'node:crypto';
-import { Transform } from 'node:stream';
+import { type Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { DestinationSession, SourceFile, SourceSession } from '@airlock/connector-api';
-import { ConflictError } from '@airlock/errors';
+import { asOperational, ConflictError } from '@airlock/errors';
 import { encryptStream, type EncryptOptions, type RecipientKey } from '@airlock/pgp';
 import { fieldFilter, type FieldScope } from '@airlock/field-scopes';
 import type { FileReport } from '@airlock/protocol';
@@ -56,13 +56,20 @@ export async function transferFile(t: FileTransfer): Promise<FileReport> {
     const read = new Measure();
     const plain = new Measure();
     const cipher = new Measure();
-    const ciphertext = await encryptStream(plain, t.recipients, { ...t.encrypt, filename: t.file.name });
-    await Promise.all([
-      t.fields
-        ? pipeline(plaintext, read, fieldFilter(t.fields), plain, { signal: t.signal })
-        : pipeline(plaintext, read, plain, { signal: t.signal }),
-      pipeline(ciphertext, cipher, pending.stream, { signal: t.signal }),
-    ]);
+    // The source may already be flowing: its pipeline, and so its error handling, is attached
+    // before anything else is awaited, or an early error would be thrown with nobody listening.
+    const reading = t.fields
+      ? pipeline(plaintext, read, fieldFilter(t.fields), plain, { signal: t.signal })
+      : pipeline(plaintext, read, plain, { signal: t.signal });
+    reading.catch(() => undefined);
+    let ciphertext: Readable;
+    try {
+      ciphertext = await encryptStream(plain, t.recipients, { ...t.encrypt, filename: t.file.name });
+    } catch (error) {
+      plaintext.destroy();
+      throw error;
+    }
+    await Promise.all([reading, pipeline(ciphertext, cipher, pending.stream, { signal: t.signal })]);
     // Publishing a file that grew or shrank mid-read would deliver neither version; try again later.
     if (!t.file.generated && read.bytes !== t.file.size) {
       throw new SourceChangedError(`${t.file.path} changed while it was read (${t.file.size} bytes listed, ${read.bytes} read)`);
@@ -78,6 +85,6 @@ export async function transferFile(t: FileTransfer): Promise<FileReport> {
     };
   } catch (error) {
     await pending.abort();
-    throw error;
+    throw asOperational(error);
   }
 }

@@ -138,7 +138,7 @@ export async function runJob(job: Job, deps: TransferDeps): Promise<RunReport> {
     }
 
     const retry = deps.retry ?? DEFAULT_RETRY;
-    const retried = <T>(what: string, operation: () => Promise<T>) =>
+    const retried = <T>(what: string, operation: (attempt: number) => Promise<T>) =>
       withRetry(operation, retry, {
         signal,
         onRetry: (error, attempt, delayMs) => logger.warn({ runId: job.runId, what, attempt, delayMs, errorClass: classify(error) }, 'transient failure; retrying'),
@@ -147,18 +147,32 @@ export async function runJob(job: Job, deps: TransferDeps): Promise<RunReport> {
       const name = names[index] ?? '';
       let report: FileReport;
       try {
-        report = await retried('transfer', () =>
-          transferFile({
-            source: from,
-            destination: into,
-            file,
-            name,
-            recipients,
-            encrypt: { armor: options.output.armor, profile: options.output.profile, ...(signer ? { signingKey: signer } : {}) },
-            ...(job.spec.fields ? { fields: job.spec.fields } : {}),
-            signal,
-          }),
-        );
+        report = await retried('transfer', async (attempt) => {
+          const transfer = (sourceSession: SourceSession, destinationSession: DestinationSession) =>
+            transferFile({
+              source: sourceSession,
+              destination: destinationSession,
+              file,
+              name,
+              recipients,
+              encrypt: { armor: options.output.armor, profile: options.output.profile, ...(signer ? { signingKey: signer } : {}) },
+              ...(job.spec.fields ? { fields: job.spec.fields } : {}),
+              signal,
+            });
+          if (attempt === 1) return transfer(from, into);
+          // A transient failure may have taken the connections with it: a retry gets its own.
+          const retryInto = await destination.connect(ctx);
+          try {
+            const retryFrom = await source.connect(ctx);
+            try {
+              return await transfer(retryFrom, retryInto);
+            } finally {
+              await retryFrom.close().catch(() => undefined);
+            }
+          } finally {
+            await retryInto.close().catch(() => undefined);
+          }
+        });
       } catch (error) {
         if (!(error instanceof SourceChangedError)) throw error;
         counts.deferred += 1;

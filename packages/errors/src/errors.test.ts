@@ -1,5 +1,5 @@
 import { describe as suite, expect, it } from 'vitest';
-import { classify, ConflictError, describe, OperationalError, PolicyViolationError, UserError } from './index.ts';
+import { asOperational, classify, ConflictError, describe, OperationalError, PolicyViolationError, UserError } from './index.ts';
 
 suite('errors', () => {
   it('sets name and keeps cause', () => {
@@ -21,5 +21,17 @@ suite('errors', () => {
   it('describes errors on one line', () => {
     expect(describe(new UserError('missing field host'))).toBe('UserError: missing field host');
     expect(describe(42)).toBe('42');
+  });
+
+  it('turns transient system errors into retryable operational errors, and nothing else', () => {
+    const full = Object.assign(new Error('no space left on device, write'), { code: 'ENOSPC' });
+    const wrapped = asOperational(full);
+    expect(wrapped).toBeInstanceOf(OperationalError);
+    expect(classify(wrapped)).toBe('operational');
+    expect((wrapped as Error).cause).toBe(full);
+    const missing = Object.assign(new Error('no such file'), { code: 'ENOENT' });
+    expect(asOperational(missing)).toBe(missing);
+    const user = new UserError('bad');
+    expect(asOperational(user)).toBe(user);
   });
 });

@@ -92,6 +92,20 @@ export function classify(error: unknown): ErrorClass {
   return isAirlockError(error) ? error.errorClass : 'unexpected';
 }
 
+/** Operating-system error codes that say "try again later", not "this input is wrong". */
+const TRANSIENT_CODES = new Set(['ENOSPC', 'EDQUOT', 'EIO', 'EAGAIN', 'EBUSY', 'ECONNRESET', 'ECONNREFUSED', 'ECONNABORTED', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH']);
+
+/**
+ * A raw system error from I/O (a full disk, a reset connection) as a retryable OperationalError;
+ * anything else is returned unchanged.
+ */
+export function asOperational(error: unknown): unknown {
+  if (isAirlockError(error) || !(error instanceof Error)) return error;
+  const code: unknown = Reflect.get(error, 'code');
+  if (typeof code !== 'string' || !TRANSIENT_CODES.has(code)) return error;
+  return new OperationalError(error.message.startsWith(code) ? error.message : `${code}: ${error.message}`, { cause: error });
+}
+
 /** A one-line description for logs and CLIs: the class and the first line of the message. */
 export function describe(error: unknown): string {
   const text = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
