@@ -20,46 +20,84 @@ function isPlainObject(value: object): boolean {
   return proto === Object.prototype || proto === null;
 }
 
-function write(value: unknown, where: string, seen: Set<object>): string {
+/**
+ * The objects being written, outermost first, and the key or index that led into each one. The
+ * path is only turned into text when a value is refused: verification hashes a million records,
+ * and building `$.a.b` strings for every field would dominate its time.
+ */
+interface Walk {
+  open: object[];
+  path: (string | number)[];
+}
+
+function fail(walk: Walk, message: string): never {
+  const where = walk.path.map((step) => (typeof step === 'number' ? `[${step}]` : `.${step}`)).join('');
+  throw new AuditValidationError(`$${where}: ${message}`);
+}
+
+// Strings with nothing JSON would escape (quotes, backslashes, control characters, lone surrogates).
+// eslint-disable-next-line no-control-regex -- control characters are exactly what must be escaped
+const PLAIN = /^[^"\\\u0000-\u001f\ud800-\udfff]*$/;
+
+function quote(text: string): string {
+  return PLAIN.test(text) ? `"${text}"` : JSON.stringify(text);
+}
+
+/** Object.keys in code-unit order; most objects are built already sorted, so check before sorting. */
+function sortedKeys(value: object): string[] {
+  const keys = Object.keys(value);
+  for (let i = 1; i < keys.length; i++) {
+    if ((keys[i - 1] ?? '') > (keys[i] ?? '')) return keys.sort();
+  }
+  return keys;
+}
+
+function write(value: unknown, walk: Walk): string {
   switch (typeof value) {
     case 'string':
-      return JSON.stringify(value);
+      return quote(value);
     case 'boolean':
       return value ? 'true' : 'false';
     case 'number':
-      if (!Number.isFinite(value)) throw new AuditValidationError(`${where}: non-finite number`);
+      if (!Number.isFinite(value)) fail(walk, 'non-finite number');
       return JSON.stringify(value);
     case 'object': {
       if (value === null) return 'null';
-      if (seen.has(value)) throw new AuditValidationError(`${where}: cycle`);
-      seen.add(value);
-      try {
-        if (Array.isArray(value)) {
-          const items: string[] = [];
-          for (let i = 0; i < value.length; i++) {
-            // Holes and undefined would become `null` in JSON.stringify; refuse them instead.
-            if (!(i in value)) throw new AuditValidationError(`${where}[${i}]: missing array element`);
-            items.push(write(value[i], `${where}[${i}]`, seen));
-          }
-          return `[${items.join(',')}]`;
+      // Nesting is shallow, so a linear scan beats a Set here.
+      if (walk.open.includes(value)) fail(walk, 'cycle');
+      walk.open.push(value);
+      let text: string;
+      if (Array.isArray(value)) {
+        text = '[';
+        for (let i = 0; i < value.length; i++) {
+          walk.path.push(i);
+          // Holes and undefined would become `null` in JSON.stringify; refuse them instead.
+          if (!(i in value)) fail(walk, 'missing array element');
+          text += (i === 0 ? '' : ',') + write(value[i], walk);
+          walk.path.pop();
         }
-        if (!isPlainObject(value)) throw new AuditValidationError(`${where}: not a plain object`);
-        const keys = Object.keys(value).sort();
-        const entries = keys.map((key) => {
-          const field: unknown = Reflect.get(value, key);
-          return `${JSON.stringify(key)}:${write(field, `${where}.${key}`, seen)}`;
-        });
-        return `{${entries.join(',')}}`;
-      } finally {
-        seen.delete(value);
+        text += ']';
+      } else {
+        if (!isPlainObject(value)) fail(walk, 'not a plain object');
+        const keys = sortedKeys(value);
+        text = '{';
+        for (let i = 0; i < keys.length; i++) {
+          const key = keys[i] ?? '';
+          walk.path.push(key);
+          text += `${i === 0 ? '' : ','}${quote(key)}:${write(Reflect.get(value, key), walk)}`;
+          walk.path.pop();
+        }
+        text += '}';
       }
+      walk.open.pop();
+      return text;
     }
     default:
-      throw new AuditValidationError(`${where}: ${typeof value} is not JSON`);
+      return fail(walk, `${typeof value} is not JSON`);
   }
 }
 
 /** Deterministic JSON of `value`. Throws `AuditValidationError` for anything that is not plain JSON. */
 export function canonicalJson(value: unknown): string {
-  return write(value, '$', new Set());
+  return write(value, { open: [], path: [] });
 }

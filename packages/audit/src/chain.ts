@@ -22,17 +22,18 @@ const HEX64 = /^[0-9a-f]{64}$/;
 
 /** The fields a record's hash covers, picked explicitly so that stray properties are never hashed or ignored by accident. */
 function hashedFields(event: UnhashedAuditRecord): Record<keyof UnhashedAuditRecord, unknown> {
+  // Listed in code-unit order, the order canonicalJson writes them in, so it need not sort them.
   return {
-    seq: event.seq,
-    at: event.at,
-    prevHash: event.prevHash,
-    tenantId: event.tenantId,
-    actor: { type: event.actor.type, id: event.actor.id },
     action: event.action,
-    target: event.target,
-    outcome: event.outcome,
-    sourceIp: event.sourceIp,
+    actor: { id: event.actor.id, type: event.actor.type },
+    at: event.at,
     meta: event.meta,
+    outcome: event.outcome,
+    prevHash: event.prevHash,
+    seq: event.seq,
+    sourceIp: event.sourceIp,
+    target: event.target,
+    tenantId: event.tenantId,
   };
 }
 
@@ -79,39 +80,63 @@ export interface VerifyOptions {
 }
 
 /**
- * Checks that `records` form an unbroken chain: consecutive `seq` (catches deletions and
- * reordering), each `prevHash` equal to the previous `hash` (catches insertions), and each `hash`
- * recomputed over the record (catches edits). Stops at the first bad record.
+ * Checks records one at a time, so a chain read page by page from a database never has to be held
+ * in memory: consecutive `seq` (catches deletions and reordering), each `prevHash` equal to the
+ * previous `hash` (catches insertions), and each `hash` recomputed over the record (catches edits).
+ * Stops at the first bad record.
  */
-export function verifyChain(records: Iterable<AuditRecord>, options: VerifyOptions = {}): ChainVerification {
-  let expectedSeq = options.after ? options.after.seq + 1 : 1;
-  let prevHash = options.after ? options.after.hash : GENESIS_HASH;
-  let count = 0;
-  let head: ChainHead | null = options.after ?? null;
+export class ChainVerifier {
+  #expectedSeq: number;
+  #prevHash: string;
+  #count = 0;
+  #head: ChainHead | null;
+  #failure: { ok: false; seq: number; reason: string } | null = null;
 
-  for (const record of records) {
-    if (!Number.isSafeInteger(record.seq)) return { ok: false, seq: expectedSeq, reason: 'seq is not an integer' };
-    if (record.seq !== expectedSeq) {
-      return { ok: false, seq: record.seq, reason: `expected seq ${expectedSeq}, found ${record.seq}` };
+  constructor(options: VerifyOptions = {}) {
+    this.#expectedSeq = options.after ? options.after.seq + 1 : 1;
+    this.#prevHash = options.after ? options.after.hash : GENESIS_HASH;
+    this.#head = options.after ?? null;
+  }
+
+  /** Checks the next record; false once the chain is broken (later records are then ignored). */
+  add(record: AuditRecord): boolean {
+    if (this.#failure) return false;
+    const reason = this.#check(record);
+    if (reason !== null) {
+      this.#failure = { ok: false, seq: Number.isSafeInteger(record.seq) ? record.seq : this.#expectedSeq, reason };
+      return false;
     }
-    if (record.prevHash !== prevHash) {
-      return { ok: false, seq: record.seq, reason: 'prevHash does not match the previous record' };
-    }
-    if (!HEX64.test(record.hash)) return { ok: false, seq: record.seq, reason: 'hash is not 64 lowercase hex digits' };
+    this.#prevHash = record.hash;
+    this.#expectedSeq += 1;
+    this.#count += 1;
+    this.#head = { seq: record.seq, hash: record.hash };
+    return true;
+  }
+
+  result(): ChainVerification {
+    return this.#failure ?? { ok: true, count: this.#count, head: this.#head };
+  }
+
+  #check(record: AuditRecord): string | null {
+    if (!Number.isSafeInteger(record.seq)) return 'seq is not an integer';
+    if (record.seq !== this.#expectedSeq) return `expected seq ${this.#expectedSeq}, found ${record.seq}`;
+    if (record.prevHash !== this.#prevHash) return 'prevHash does not match the previous record';
+    if (!HEX64.test(record.hash)) return 'hash is not 64 lowercase hex digits';
     let recomputed: string;
     try {
       recomputed = hashEvent(record.prevHash, record);
     } catch (error) {
-      const detail = error instanceof AuditValidationError ? error.message : 'unserializable record';
-      return { ok: false, seq: record.seq, reason: detail };
+      return error instanceof AuditValidationError ? error.message : 'unserializable record';
     }
-    if (recomputed !== record.hash) {
-      return { ok: false, seq: record.seq, reason: 'hash does not match the record (edited)' };
-    }
-    prevHash = record.hash;
-    expectedSeq += 1;
-    count += 1;
-    head = { seq: record.seq, hash: record.hash };
+    return recomputed === record.hash ? null : 'hash does not match the record (edited)';
   }
-  return { ok: true, count, head };
+}
+
+/** Verifies a whole chain (or a segment after `options.after`) held in memory or produced by a generator. */
+export function verifyChain(records: Iterable<AuditRecord>, options: VerifyOptions = {}): ChainVerification {
+  const verifier = new ChainVerifier(options);
+  for (const record of records) {
+    if (!verifier.add(record)) break;
+  }
+  return verifier.result();
 }

@@ -1,6 +1,6 @@
 import { generateKeyPairSync, sign, verify } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { type AuditRecord, chainEvent, checkpointExtends, checkpointSignedBy, signCheckpoint, verifyAudit } from './index.ts';
+import { type AuditRecord, chainEvent, checkpointExtends, checkpointSignedBy, signCheckpoint, verifyAudit, verifyAuditPages } from './index.ts';
 
 const keys = generateKeyPairSync('ed25519');
 const publicKey = Buffer.from(keys.publicKey.export({ format: 'jwk' }).x ?? '', 'base64url');
@@ -65,6 +65,16 @@ describe('signed checkpoints', () => {
     }
     expect(verifyAudit(rewritten, [], publicKey, verifier)).toMatchObject({ ok: true });
     expect(verifyAudit(rewritten, [cp20, cp50], publicKey, verifier)).toMatchObject({ ok: false, seq: 20, reason: expect.stringMatching(/rewritten/) });
+  });
+
+  it('give the same answers page by page', async () => {
+    async function* pages(list: AuditRecord[], size: number) {
+      for (let i = 0; i < list.length; i += size) yield list.slice(i, i + size);
+    }
+    expect(await verifyAuditPages(pages(records, 7), [cp20, cp50], publicKey, verifier)).toEqual(verifyAudit(records, [cp20, cp50], publicKey, verifier));
+    expect(await verifyAuditPages(pages(records.slice(0, 45), 7), [cp20, cp50], publicKey, verifier)).toMatchObject({ ok: false, seq: 50 });
+    const edited = records.map((r) => (r.seq === 33 ? { ...r, target: 'x' } : r));
+    expect(await verifyAuditPages(pages(edited, 7), [cp20, cp50], publicKey, verifier)).toMatchObject({ ok: false, seq: 33, reason: expect.stringMatching(/edited/) });
   });
 
   it('refuse a forged checkpoint', () => {

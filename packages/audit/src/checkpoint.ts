@@ -6,7 +6,7 @@
  */
 import { createHash } from 'node:crypto';
 import { canonicalJson } from './canonical.ts';
-import { type AuditRecord, type ChainHead, verifyChain } from './chain.ts';
+import { type AuditRecord, type ChainHead, type ChainVerification, ChainVerifier, verifyChain } from './chain.ts';
 
 export interface Checkpoint {
   readonly version: 1;
@@ -55,25 +55,62 @@ export function verifyAudit(
   publicKey: Uint8Array,
   verify: Verify,
 ): AuditVerification {
-  const hashes = new Map<number, string>();
-  const tracked = new Set(checkpoints.map((c) => c.seq));
-  const observed = (function* () {
-    for (const record of records) {
-      if (tracked.has(record.seq)) hashes.set(record.seq, record.hash);
-      yield record;
-    }
-  })();
-  const chain = verifyChain(observed);
-  if (!chain.ok) return chain;
-  for (const checkpoint of [...checkpoints].sort((a, b) => a.seq - b.seq)) {
-    if (!checkpointSignedBy(checkpoint, publicKey, verify)) {
-      return { ok: false, seq: checkpoint.seq, reason: 'checkpoint signature does not verify' };
-    }
-    const hash = hashes.get(checkpoint.seq);
-    if (hash === undefined) return { ok: false, seq: checkpoint.seq, reason: `truncated: the chain ends at ${chain.head?.seq ?? 0}, before checkpoint ${checkpoint.seq}` };
-    if (hash !== checkpoint.hash) return { ok: false, seq: checkpoint.seq, reason: 'rewritten: the record at this checkpoint has another hash' };
+  const audit = new AuditVerifier(checkpoints, publicKey, verify);
+  for (const record of records) {
+    if (!audit.add(record)) break;
   }
-  return { ok: true, count: chain.count, head: chain.head, checkpoints: checkpoints.length };
+  return audit.result();
+}
+
+/** `verifyAudit` over pages read one after another (a database cursor), never holding the whole chain. */
+export async function verifyAuditPages(
+  pages: AsyncIterable<Iterable<AuditRecord>>,
+  checkpoints: readonly Checkpoint[],
+  publicKey: Uint8Array,
+  verify: Verify,
+): Promise<AuditVerification> {
+  const audit = new AuditVerifier(checkpoints, publicKey, verify);
+  for await (const page of pages) {
+    for (const record of page) {
+      if (!audit.add(record)) return audit.result();
+    }
+  }
+  return audit.result();
+}
+
+/** The incremental form of `verifyAudit`: `add` each record in order, then read `result`. */
+export class AuditVerifier {
+  readonly #chain = new ChainVerifier();
+  readonly #checkpoints: readonly Checkpoint[];
+  readonly #hashes = new Map<number, string>();
+  readonly #publicKey: Uint8Array;
+  readonly #verify: Verify;
+
+  constructor(checkpoints: readonly Checkpoint[], publicKey: Uint8Array, verify: Verify) {
+    this.#checkpoints = [...checkpoints].sort((a, b) => a.seq - b.seq);
+    for (const checkpoint of this.#checkpoints) this.#hashes.set(checkpoint.seq, '');
+    this.#publicKey = publicKey;
+    this.#verify = verify;
+  }
+
+  add(record: AuditRecord): boolean {
+    if (this.#hashes.has(record.seq)) this.#hashes.set(record.seq, record.hash);
+    return this.#chain.add(record);
+  }
+
+  result(): AuditVerification {
+    const chain: ChainVerification = this.#chain.result();
+    if (!chain.ok) return chain;
+    for (const checkpoint of this.#checkpoints) {
+      if (!checkpointSignedBy(checkpoint, this.#publicKey, this.#verify)) {
+        return { ok: false, seq: checkpoint.seq, reason: 'checkpoint signature does not verify' };
+      }
+      const hash = this.#hashes.get(checkpoint.seq) ?? '';
+      if (hash === '') return { ok: false, seq: checkpoint.seq, reason: `truncated: the chain ends at ${chain.head?.seq ?? 0}, before checkpoint ${checkpoint.seq}` };
+      if (hash !== checkpoint.hash) return { ok: false, seq: checkpoint.seq, reason: 'rewritten: the record at this checkpoint has another hash' };
+    }
+    return { ok: true, count: chain.count, head: chain.head, checkpoints: this.#checkpoints.length };
+  }
 }
 
 /**
