@@ -59,7 +59,7 @@ export async function recordAudit(db: Database, event: AuditEventInput): Promise
 interface AuditRow {
   seq: string;
   tenant_id: string | null;
-  at: Date;
+  at: string;
   actor_type: AuditRecord['actor']['type'];
   actor_id: string | null;
   action: string;
@@ -76,28 +76,78 @@ export interface AuditFilter {
   tenantId: string | null;
   action?: string;
   outcome?: AuditRecord['outcome'];
+  /** `type` or `type:id`, e.g. `api-key:3f2c...` or `system`. */
+  actor?: string;
+  target?: string;
+  /** ISO 8601; events at or after `since` and before `until`. */
+  since?: string;
+  until?: string;
+  /** Keyset pagination: pass the last seq of the previous page. */
   afterSeq?: number;
   limit: number;
 }
 
+// `at` as the exact ISO text it was hashed in. A time with sub-millisecond digits cannot have come
+// from `appendAudit`; it keeps them, so its hash no longer matches and verification flags it.
+const AT_TEXT = `to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS at`;
+const COLUMNS = `seq::text AS seq, tenant_id, ${AT_TEXT}, actor_type, actor_id, action, target, outcome, source_ip, meta, prev_hash, hash`;
+
 /** Audit events in chain order. */
 export async function listAuditEvents(db: Queryable, filter: AuditFilter): Promise<AuditRecord[]> {
+  const separator = filter.actor?.indexOf(':') ?? -1;
+  const actorType = filter.actor === undefined ? null : separator < 0 ? filter.actor : filter.actor.slice(0, separator);
+  const actorId = filter.actor === undefined || separator < 0 ? null : filter.actor.slice(separator + 1);
   const rows = await db.query<AuditRow>(
-    `SELECT seq::text AS seq, tenant_id, at, actor_type, actor_id, action, target, outcome, source_ip, meta, prev_hash, hash
+    `SELECT ${COLUMNS}
      FROM audit_events
      WHERE ($1::uuid IS NULL OR tenant_id = $1) AND ($2::text IS NULL OR action = $2) AND ($3::text IS NULL OR outcome = $3)
-       AND audit_events.seq > $4
-     ORDER BY audit_events.seq LIMIT $5`,
-    [filter.tenantId, filter.action ?? null, filter.outcome ?? null, filter.afterSeq ?? 0, filter.limit],
+       AND ($4::text IS NULL OR actor_type = $4) AND ($5::text IS NULL OR actor_id = $5) AND ($6::text IS NULL OR target = $6)
+       AND ($7::timestamptz IS NULL OR at >= $7) AND ($8::timestamptz IS NULL OR at < $8)
+       AND audit_events.seq > $9
+     ORDER BY audit_events.seq LIMIT $10`,
+    [
+      filter.tenantId,
+      filter.action ?? null,
+      filter.outcome ?? null,
+      actorType,
+      actorId,
+      filter.target ?? null,
+      filter.since ?? null,
+      filter.until ?? null,
+      filter.afterSeq ?? 0,
+      filter.limit,
+    ],
   );
   return rows.map(auditRecordFromRow);
+}
+
+/**
+ * Every event of every tenant in seq order, a page at a time (keyset pagination), with the next page
+ * already being read while the caller works on the current one. Memory stays at two pages.
+ */
+export async function* readAuditPages(db: Queryable, pageSize = 10_000): AsyncGenerator<AuditRecord[]> {
+  const read = (afterSeq: number) =>
+    db.query<AuditRow>(`SELECT ${COLUMNS} FROM audit_events WHERE seq > $1 ORDER BY seq LIMIT $2`, [afterSeq, pageSize]);
+  let pending = read(0);
+  for (;;) {
+    const rows = await pending;
+    const last = rows.at(-1);
+    if (!last) return;
+    if (rows.length === pageSize) {
+      pending = read(Number(last.seq));
+      // A caller that stops early (at a broken record) never awaits this read; its failure is moot then.
+      pending.catch(() => undefined);
+    }
+    yield rows.map(auditRecordFromRow);
+    if (rows.length < pageSize) return;
+  }
 }
 
 function auditRecordFromRow(row: AuditRow): AuditRecord {
   return {
     seq: Number(row.seq),
     tenantId: row.tenant_id,
-    at: row.at.toISOString(),
+    at: row.at.endsWith('000Z') ? `${row.at.slice(0, -4)}Z` : row.at,
     actor: { type: row.actor_type, id: row.actor_id },
     action: row.action,
     target: row.target,

@@ -4,6 +4,7 @@
  */
 import type { AgentPrincipal } from './auth/agent-auth.ts';
 import type { Dispatcher } from './dispatcher.ts';
+import type { Signer } from './signer.ts';
 import type { Database } from './storage/database.ts';
 
 export interface RequestFacts {
@@ -20,6 +21,8 @@ export interface ServerDeps {
   db: Database;
   dispatcher: Dispatcher;
   now: () => Date;
+  /** The control plane's signing key (audit checkpoints); its public half is served to agents. */
+  signer: Signer;
   logger: { warn(meta: Record<string, unknown>, message: string): void; error(meta: Record<string, unknown>, message: string): void };
 }
 

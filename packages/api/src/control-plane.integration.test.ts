@@ -8,13 +8,15 @@ import { verifyChain } from '@airlock/audit';
 import { type AgentKeyPair, encodeKey, generateKeyPair, signRequest } from '@airlock/identity';
 import { generateDemoKey } from '@airlock/pgp';
 import { createTestDatabase } from '@airlock/testing';
+import { signerFromSecretKey } from './signer.ts';
 import { createApiKey } from './auth/api-keys.ts';
 import { bootstrapTenant, listAuditEvents, connectPostgres, openPglite, createHttpHandler, type Database, Dispatcher, migrate } from './index.ts';
 
 const silent = { warn: () => undefined, error: () => undefined };
+const signer = signerFromSecretKey(generateKeyPair().secretKey);
 
 async function listen(db: Database, now: () => Date = () => new Date()): Promise<{ server: Server; base: string }> {
-  const handler = createHttpHandler({ db, dispatcher: new Dispatcher(50), now, logger: silent }, { maxBodyBytes: 256 * 1024 });
+  const handler = createHttpHandler({ db, dispatcher: new Dispatcher(50), now, logger: silent, signer }, { maxBodyBytes: 256 * 1024 });
   const server = createServer((req, res) => void handler(req, res));
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return { server, base: `http://127.0.0.1:${(server.address() as AddressInfo).port}` };

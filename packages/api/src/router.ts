@@ -1,6 +1,7 @@
 /** The control plane's whole API. Add a router file under `routers/` and list it here. */
 import { agentChannelRouter } from './routers/agent-channel.ts';
 import { agentsRouter, auditRouter, integrationsRouter, runsRouter } from './routers/admin.ts';
+import { controlPlaneRouter } from './routers/control-plane.ts';
 import { enrollmentRouter } from './routers/enrollment.ts';
 import { router } from './trpc.ts';
 
@@ -11,6 +12,7 @@ export const appRouter = router({
   integrations: integrationsRouter,
   runs: runsRouter,
   audit: auditRouter,
+  controlPlane: controlPlaneRouter,
 });
 
 export type AppRouter = typeof appRouter;

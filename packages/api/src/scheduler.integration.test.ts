@@ -4,7 +4,9 @@ import path from 'node:path';
 import { TRPCError } from '@trpc/server';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
 import { generateDemoKey } from '@airlock/pgp';
+import { generateKeyPair } from '@airlock/identity';
 import { createTestDatabase } from '@airlock/testing';
+import { signerFromSecretKey } from './signer.ts';
 import { createApiKey } from './auth/api-keys.ts';
 import { createContext } from './context.ts';
 import { appRouter } from './router.ts';
@@ -12,6 +14,7 @@ import { bootstrapTenant, connectPostgres, type Database, Dispatcher, migrate, o
 import { splitStatements } from './storage/migrate.ts';
 
 const silent = { warn: () => undefined, error: () => undefined };
+const signer = signerFromSecretKey(generateKeyPair().secretKey);
 const berlinDate = new Intl.DateTimeFormat('en-CA', { timeZone: 'Europe/Berlin', year: 'numeric', month: '2-digit', day: '2-digit' });
 const berlinTime = new Intl.DateTimeFormat('en-GB', { timeZone: 'Europe/Berlin', hour: '2-digit', minute: '2-digit' });
 
@@ -55,7 +58,7 @@ async function fixture(db: Database) {
       body: new Uint8Array(),
       sourceIp: '127.0.0.1',
     };
-    return appRouter.createCaller(createContext({ db, dispatcher: new Dispatcher(50), now: () => at, logger: silent }, request));
+    return appRouter.createCaller(createContext({ db, dispatcher: new Dispatcher(50), now: () => at, logger: silent, signer }, request));
   }
 
   async function save(name: string, schedule: ScheduleInput | undefined, at: Date) {

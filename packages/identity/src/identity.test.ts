@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { signedHeaders } from '@airlock/protocol';
-import { decodePublicKey, encodeKey, generateKeyPair, keyPairFromSecretKey, sha256Hex, signRequest, verifySignature } from './index.ts';
+import { decodePublicKey, encodeKey, generateKeyPair, keyPairFromSecretKey, sha256Hex, signDetached, signRequest, verifyDetached, verifySignature } from './index.ts';
 
 function partsFrom(headers: Record<string, string>, method: string, pathAndQuery: string, body: string) {
   return {
@@ -44,5 +44,18 @@ describe('request signing', () => {
     expect(keyPairFromSecretKey(keys.secretKey).publicKey).toEqual(keys.publicKey);
     expect(decodePublicKey(encodeKey(keys.publicKey))).toEqual(keys.publicKey);
     expect(() => decodePublicKey('AAAA')).toThrow();
+  });
+});
+
+describe('detached signatures', () => {
+  it('verify with the signer key only, over the exact message', () => {
+    const pair = generateKeyPair();
+    const other = generateKeyPair();
+    const message = Buffer.from('checkpoint 42');
+    const signature = signDetached(message, pair.secretKey);
+    expect(verifyDetached(message, signature, pair.publicKey)).toBe(true);
+    expect(verifyDetached(Buffer.from('checkpoint 43'), signature, pair.publicKey)).toBe(false);
+    expect(verifyDetached(message, signature, other.publicKey)).toBe(false);
+    expect(verifyDetached(message, signature.slice(1), pair.publicKey)).toBe(false);
   });
 });

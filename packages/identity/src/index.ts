@@ -71,3 +71,13 @@ export function verifySignature(parts: SignedRequestParts, signatureBase64: stri
   if (signature.length !== nacl.sign.signatureLength) return false;
   return nacl.sign.detached.verify(Buffer.from(canonicalRequest(parts)), signature, publicKey);
 }
+
+/** An Ed25519 signature over `message`, for callers that sign their own formats (audit checkpoints). */
+export function signDetached(message: Uint8Array, secretKey: Uint8Array): Uint8Array {
+  return nacl.sign.detached(message, secretKey);
+}
+
+export function verifyDetached(message: Uint8Array, signature: Uint8Array, publicKey: Uint8Array): boolean {
+  if (signature.length !== nacl.sign.signatureLength || publicKey.length !== nacl.sign.publicKeyLength) return false;
+  return nacl.sign.detached.verify(message, signature, publicKey);
+}

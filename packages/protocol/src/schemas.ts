@@ -235,7 +235,20 @@ export const listRunsInput = z.strictObject({
 export const listAuditInput = z.strictObject({
   action: z.string().max(100).optional(),
   outcome: z.enum(['success', 'failure', 'denied']).optional(),
+  /** `type` or `type:id`, e.g. `api-key:3f2c...`. */
+  actor: z.string().regex(/^(admin|api-key|agent|system|anonymous)(:.{1,200})?$/, 'expected type or type:id').optional(),
+  target: z.string().max(500).optional(),
+  /** ISO 8601 with an offset; events at or after `since` and before `until`. */
+  since: z.iso.datetime({ offset: true }).optional(),
+  until: z.iso.datetime({ offset: true }).optional(),
+  /** Keyset pagination: the last seq of the previous page. */
   afterSeq: z.number().int().nonnegative().optional(),
+  limit: z.number().int().min(1).max(1000).default(100),
+});
+
+export const listCheckpointsInput = z.strictObject({
+  /** Paging backwards: the smallest seq of the previous page. */
+  beforeSeq: z.number().int().positive().optional(),
   limit: z.number().int().min(1).max(1000).default(100),
 });
 

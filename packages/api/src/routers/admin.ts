@@ -4,6 +4,7 @@ import { ConflictError, NotFoundError, RecipientKeyError, UserError } from '@air
 import { byId, integrationSpec, listAuditInput, listRunsInput, type RunReport, type RunStatus } from '@airlock/protocol';
 import { inspectRecipientKey } from '@airlock/pgp';
 import { appendAudit, eventBy, listAuditEvents } from '../audit-log.ts';
+import { checkpointProcedures } from './audit-admin.ts';
 import { enqueueRun, PREVIOUS_RUN_ACTIVE } from '../run-queue.ts';
 import { saveSchedule, validateSchedule } from '../scheduler.ts';
 import { procedureFor } from '../trpc.ts';
@@ -208,4 +209,5 @@ export const auditRouter = {
     .query(async ({ ctx, input }) => {
       return listAuditEvents(ctx.db, { ...input, tenantId: ctx.admin.tenantId });
     }),
+  ...checkpointProcedures,
 } satisfies TRPCRouterRecord;
