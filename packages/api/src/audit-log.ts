@@ -18,26 +18,44 @@ export async function appendAudit(tx: Queryable, event: AuditEventInput, now: Da
   if (!head) throw new Error('audit head missing: run migrations');
   const unhashed = { ...event, seq: Number(head.seq) + 1, at: now.toISOString(), prevHash: head.hash };
   const record: AuditRecord = { ...unhashed, hash: hashEvent(head.hash, unhashed) };
-  await tx.query(
-    `INSERT INTO audit_events (seq, tenant_id, at, actor_type, actor_id, action, target, outcome, source_ip, meta, prev_hash, hash)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
-    [
-      record.seq,
-      record.tenantId,
-      record.at,
-      record.actor.type,
-      record.actor.id,
-      record.action,
-      record.target,
-      record.outcome,
-      record.sourceIp,
-      JSON.stringify(record.meta),
-      record.prevHash,
-      record.hash,
-    ],
-  );
-  await tx.query('UPDATE audit_head SET seq = $1, hash = $2 WHERE singleton', [record.seq, record.hash]);
+  await writeAuditRecords(tx, [record]);
   return record;
+}
+
+const COLUMN_COUNT = 12;
+// 12 parameters a row; PostgreSQL takes at most 65 535 parameters in one statement.
+const ROWS_PER_INSERT = 1_000;
+
+/**
+ * Stores records that are already chained and moves the head to the last one, with multi-row
+ * parameterized INSERTs. `appendAudit` writes through here; so do tests and benchmarks that build
+ * long chains. The caller holds the head lock, or owns the database outright.
+ */
+export async function writeAuditRecords(tx: Queryable, records: readonly AuditRecord[]): Promise<void> {
+  for (let start = 0; start < records.length; start += ROWS_PER_INSERT) {
+    const slice = records.slice(start, start + ROWS_PER_INSERT);
+    const rows = slice.map((_record, row) => `(${Array.from({ length: COLUMN_COUNT }, (_c, col) => `$${row * COLUMN_COUNT + col + 1}`).join(', ')})`);
+    await tx.query(
+      `INSERT INTO audit_events (seq, tenant_id, at, actor_type, actor_id, action, target, outcome, source_ip, meta, prev_hash, hash)
+       VALUES ${rows.join(', ')}`,
+      slice.flatMap((record) => [
+        record.seq,
+        record.tenantId,
+        record.at,
+        record.actor.type,
+        record.actor.id,
+        record.action,
+        record.target,
+        record.outcome,
+        record.sourceIp,
+        JSON.stringify(record.meta),
+        record.prevHash,
+        record.hash,
+      ]),
+    );
+  }
+  const last = records.at(-1);
+  if (last) await tx.query('UPDATE audit_head SET seq = $1, hash = $2 WHERE singleton', [last.seq, last.hash]);
 }
 
 /** An event done by an authenticated caller: tenant, actor and source address come from the request. */
@@ -127,7 +145,7 @@ export async function listAuditEvents(db: Queryable, filter: AuditFilter): Promi
  */
 export async function* readAuditPages(db: Queryable, pageSize = 10_000): AsyncGenerator<AuditRecord[]> {
   const read = (afterSeq: number) =>
-    db.query<AuditRow>(`SELECT ${COLUMNS} FROM audit_events WHERE seq > $1 ORDER BY seq LIMIT $2`, [afterSeq, pageSize]);
+    db.query<AuditRow>(`SELECT ${COLUMNS} FROM audit_events WHERE audit_events.seq > $1 ORDER BY audit_events.seq LIMIT $2`, [afterSeq, pageSize]);
   let pending = read(0);
   for (;;) {
     const rows = await pending;

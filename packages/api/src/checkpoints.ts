@@ -20,6 +20,7 @@ function fromRow(row: CheckpointRow): Checkpoint {
   return { version: 1, seq: Number(row.seq), hash: row.hash, at: row.at.toISOString(), keyId: row.key_id, signature: row.signature };
 }
 
+// `seq` comes back as text (a bigint may exceed 2^53 in theory), so ordering names the table column.
 const COLUMNS = 'seq::text AS seq, hash, at, key_id, signature';
 
 /**
@@ -52,7 +53,7 @@ export async function createCheckpoint(
 /** Checkpoints, newest first; `beforeSeq` pages backwards. */
 export async function listCheckpoints(db: Queryable, options: { beforeSeq?: number; limit: number }): Promise<Checkpoint[]> {
   const rows = await db.query<CheckpointRow>(
-    `SELECT ${COLUMNS} FROM audit_checkpoints WHERE ($1::bigint IS NULL OR seq < $1) ORDER BY seq DESC, key_id LIMIT $2`,
+    `SELECT ${COLUMNS} FROM audit_checkpoints WHERE ($1::bigint IS NULL OR audit_checkpoints.seq < $1) ORDER BY audit_checkpoints.seq DESC, key_id LIMIT $2`,
     [options.beforeSeq ?? null, options.limit],
   );
   return rows.map(fromRow);
@@ -60,7 +61,7 @@ export async function listCheckpoints(db: Queryable, options: { beforeSeq?: numb
 
 /** Every checkpoint signed by `keyId`, oldest first. One per signed head, so a few per hour at most. */
 async function checkpointsBy(db: Queryable, keyId: string): Promise<Checkpoint[]> {
-  const rows = await db.query<CheckpointRow>(`SELECT ${COLUMNS} FROM audit_checkpoints WHERE key_id = $1 ORDER BY seq`, [keyId]);
+  const rows = await db.query<CheckpointRow>(`SELECT ${COLUMNS} FROM audit_checkpoints WHERE key_id = $1 ORDER BY audit_checkpoints.seq`, [keyId]);
   return rows.map(fromRow);
 }
 

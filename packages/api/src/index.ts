@@ -13,6 +13,6 @@ export { migrate } from './storage/migrate.ts';
 export { bootstrapTenant } from './bootstrap.ts';
 export { pruneNonces } from './auth/agent-auth.ts';
 export { permissions, roles, type Permission, type Role } from './auth/permissions.ts';
-export { appendAudit, listAuditEvents, readAuditPages, recordAudit, type AuditFilter } from './audit-log.ts';
+export { appendAudit, listAuditEvents, readAuditPages, recordAudit, writeAuditRecords, type AuditFilter } from './audit-log.ts';
 export { createCheckpoint, listCheckpoints, verifyStoredAudit } from './checkpoints.ts';
 export { signerFromSecretKey, verifierFor, type Signer } from './signer.ts';
