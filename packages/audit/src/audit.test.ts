@@ -4,6 +4,7 @@ import {
   GENESIS_HASH,
   assertAuditable,
   canonicalJson,
+  canonicalRecordJson,
   chainEvent,
   hashEvent,
   redactMeta,
@@ -121,6 +122,21 @@ describe('hash chain', () => {
     const { hash, ...rest } = record;
     expect(hashEvent(GENESIS_HASH, rest)).toBe(hash);
     expect(hashEvent('1'.repeat(64), rest)).not.toBe(hash);
+  });
+
+  it('writes the same bytes as canonicalJson of the hashed fields', () => {
+    const odd = chainEvent(null, {
+      ...input('agent-enroll', { z: [1, 2.5, -0, 1e21, null, true], a: { 'é': 'ü"\\\n\u2028😀', b: {} }, '': 'empty key' }),
+      actor: { type: 'system', id: null },
+      tenantId: null,
+      sourceIp: null,
+      target: null,
+    });
+    for (const record of [...buildChain(3), odd]) {
+      const { hash: _hash, ...rest } = record;
+      const extra = { ...rest, actor: { ...rest.actor, ignored: 'x' } };
+      expect(canonicalRecordJson(extra)).toBe(canonicalJson({ ...rest, actor: { type: rest.actor.type, id: rest.actor.id } }));
+    }
   });
 
   it('refuses to chain an unauditable action or secret meta', () => {

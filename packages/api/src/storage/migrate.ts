@@ -9,9 +9,13 @@ import type { Database } from './database.ts';
 const MIGRATIONS_DIR = fileURLToPath(new URL('../../migrations/', import.meta.url));
 
 export async function migrate(db: Database): Promise<{ applied: string[] }> {
-  await db.execScript(
-    'CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())',
-  );
+  // Checked first: the app role (airlock_app) may not create tables, even with IF NOT EXISTS.
+  const [known] = await db.query<{ exists: boolean }>("SELECT to_regclass('schema_migrations') IS NOT NULL AS exists");
+  if (!known?.exists) {
+    await db.execScript(
+      'CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())',
+    );
+  }
   const files = (await readdir(MIGRATIONS_DIR)).filter((name) => /^\d{4}_[a-z0-9_]+\.sql$/.test(name)).sort();
   const applied: string[] = [];
   for (const file of files) {
