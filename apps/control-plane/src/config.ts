@@ -2,9 +2,13 @@
  * The control plane's configuration: read from the environment once, here, validated with zod,
  * and failing with every problem listed. Nothing else reads process.env.
  */
+import { randomBytes } from 'node:crypto';
+import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
+import { type Signer, signerFromSecretKey, verifierFor } from '@airlock/api';
 import { UserError } from '@airlock/errors';
+import { encodeKey, generateKeyPair } from '@airlock/identity';
 
 const serverSchema = z.object({
   /** PostgreSQL connection URL. Secret (may hold a password). Unset: embedded PGlite in `dataDir`. */
@@ -22,6 +26,13 @@ const serverSchema = z.object({
   AIRLOCK_MAX_BODY_BYTES: z.coerce.number().int().min(1024).max(64 * 1024 * 1024).default(1024 * 1024),
   /** How often the scheduler looks for due schedules, in ms. Default 5_000. */
   AIRLOCK_SCHEDULER_TICK_MS: z.coerce.number().int().min(100).max(60_000).default(5_000),
+  /**
+   * The control plane's Ed25519 signing key (audit checkpoints): a file holding the base64 64-byte
+   * secret key, mode 0600. Secret. Unset: `<AIRLOCK_DATA_DIR>/signing.key`, generated on first start.
+   */
+  AIRLOCK_SIGNING_KEY_FILE: z.string().min(1).optional(),
+  /** How often the server signs a checkpoint of the audit chain if it moved, in ms. Default 60_000. */
+  AIRLOCK_CHECKPOINT_INTERVAL_MS: z.coerce.number().int().min(1_000).max(86_400_000).default(60_000),
   AIRLOCK_LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
 });
 
@@ -55,7 +66,56 @@ export function loadServerConfig(env: NodeJS.ProcessEnv = process.env) {
     maxBodyBytes: raw.AIRLOCK_MAX_BODY_BYTES,
     logLevel: raw.AIRLOCK_LOG_LEVEL,
     schedulerTickMs: raw.AIRLOCK_SCHEDULER_TICK_MS,
+    signingKeyFile: raw.AIRLOCK_SIGNING_KEY_FILE ? path.resolve(raw.AIRLOCK_SIGNING_KEY_FILE) : null,
+    checkpointIntervalMs: raw.AIRLOCK_CHECKPOINT_INTERVAL_MS,
   };
+}
+
+const SIGNING_KEY_FILE = 'signing.key';
+
+function hasCode(error: unknown, code: string): boolean {
+  return error instanceof Error && 'code' in error && error.code === code;
+}
+
+async function readSigningKey(file: string): Promise<Signer> {
+  // Anyone who can read this key can sign checkpoints over a rewritten audit trail.
+  const { mode } = await stat(file);
+  if ((mode & 0o077) !== 0) {
+    throw new UserError(`${file}: mode ${(mode & 0o777).toString(8)} lets other users read the control plane's signing key; chmod 600 it`);
+  }
+  const text = (await readFile(file, 'utf8')).trim();
+  const secretKey = Buffer.from(text, 'base64');
+  if (secretKey.length !== 64 || secretKey.toString('base64') !== text) {
+    throw new UserError(`${file}: expected a base64 Ed25519 secret key of 64 bytes`);
+  }
+  const signer = signerFromSecretKey(new Uint8Array(secretKey));
+  // The 64 bytes hold the seed and the public key; halves that do not belong together sign nothing verifiable.
+  const probe = randomBytes(32);
+  if (!verifierFor(signer.publicKey)(probe, signer.sign(probe))) throw new UserError(`${file}: the secret key and its public half do not match`);
+  return signer;
+}
+
+/**
+ * The control plane's signing key: from AIRLOCK_SIGNING_KEY_FILE, else from the data directory,
+ * where it is generated on first start unless `create` is false (commands that only verify).
+ */
+export async function loadSigner(config: Pick<ServerConfig, 'signingKeyFile' | 'dataDir'>, options: { create: boolean } = { create: true }): Promise<Signer> {
+  if (config.signingKeyFile) return readSigningKey(config.signingKeyFile);
+  const file = path.join(config.dataDir, SIGNING_KEY_FILE);
+  try {
+    return await readSigningKey(file);
+  } catch (error) {
+    if (!hasCode(error, 'ENOENT')) throw error;
+    if (!options.create) throw new UserError(`no signing key: ${file} does not exist and AIRLOCK_SIGNING_KEY_FILE is unset`);
+  }
+  await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
+  try {
+    // `wx`: a second replica starting at the same moment keeps the first one's key.
+    await writeFile(file, `${encodeKey(generateKeyPair().secretKey)}\n`, { mode: 0o600, flag: 'wx' });
+  } catch (error) {
+    if (!hasCode(error, 'EEXIST')) throw error;
+  }
+  return readSigningKey(file);
 }
 
 export function loadClientConfig(env: NodeJS.ProcessEnv = process.env): ClientConfig {

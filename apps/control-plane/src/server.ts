@@ -4,8 +4,19 @@ import http from 'node:http';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { pino } from 'pino';
-import { connectPostgres, createHttpHandler, type Database, Dispatcher, migrate, openPglite, pruneNonces, Scheduler } from '@airlock/api';
-import type { ServerConfig } from './config.ts';
+import {
+  connectPostgres,
+  createCheckpoint,
+  createHttpHandler,
+  type Database,
+  Dispatcher,
+  migrate,
+  openPglite,
+  pruneNonces,
+  Scheduler,
+  type Signer,
+} from '@airlock/api';
+import { loadSigner, type ServerConfig } from './config.ts';
 
 export async function openDatabase(config: Pick<ServerConfig, 'databaseUrl' | 'dataDir'>): Promise<Database> {
   if (config.databaseUrl) return connectPostgres(config.databaseUrl);
@@ -21,12 +32,14 @@ export interface RunningServer {
 
 export async function startServer(config: ServerConfig): Promise<RunningServer> {
   const logger = pino({ level: config.logLevel, base: { service: 'control-plane' } });
+  // Before the database: a key file with loose permissions stops the start here.
+  const signer = await loadSigner(config);
   const db = await openDatabase(config);
   const { applied } = await migrate(db);
   if (applied.length > 0) logger.info({ applied }, 'migrations applied');
   const dispatcher = new Dispatcher();
   const handler = createHttpHandler(
-    { db, dispatcher, now: () => new Date(), logger },
+    { db, dispatcher, now: () => new Date(), logger, signer },
     { maxBodyBytes: config.maxBodyBytes },
   );
   const listener = (req: http.IncomingMessage, res: http.ServerResponse) => {
@@ -53,16 +66,42 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   prune.unref();
   const scheduler = new Scheduler({ db, dispatcher, tickMs: config.schedulerTickMs, logger });
   scheduler.start();
-  logger.info({ url, database: db.kind }, 'control plane listening');
+  const checkpoints = startCheckpoints(db, signer, config.checkpointIntervalMs, logger);
+  logger.info({ url, database: db.kind, keyId: signer.keyId }, 'control plane listening');
   return {
     url,
     db,
     async close() {
       clearInterval(prune);
+      await checkpoints.stop();
       await scheduler.stop();
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       await db.close();
+    },
+  };
+}
+
+/** Signs the audit head every `intervalMs` when it moved; a slow signing skips ticks rather than piling them up. */
+function startCheckpoints(db: Database, signer: Signer, intervalMs: number, logger: pino.Logger) {
+  let busy: Promise<void> | null = null;
+  const timer = setInterval(() => {
+    busy ??= createCheckpoint(db, signer)
+      .then(
+        (result) => {
+          if (result?.created) logger.info({ seq: result.checkpoint.seq, keyId: signer.keyId }, 'audit checkpoint signed');
+        },
+        (error: unknown) => logger.warn({ error: error instanceof Error ? error.message : String(error) }, 'audit checkpoint failed'),
+      )
+      .finally(() => {
+        busy = null;
+      });
+  }, intervalMs);
+  timer.unref();
+  return {
+    async stop() {
+      clearInterval(timer);
+      await busy;
     },
   };
 }
