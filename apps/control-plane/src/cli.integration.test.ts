@@ -1,15 +1,16 @@
 import { execFile } from 'node:child_process';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import https from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { bootstrapTenant } from '@airlock/api';
+import { bootstrapTenant, recordAudit } from '@airlock/api';
+import { encodeKey, generateKeyPair } from '@airlock/identity';
 import { generateDemoKey } from '@airlock/pgp';
 import { integrationSpec } from '@airlock/protocol';
 import { readIntegrationFile } from './cli.ts';
-import { loadServerConfig } from './config.ts';
+import { loadServerConfig, loadSigner } from './config.ts';
 import { startServer } from './server.ts';
 
 const run = promisify(execFile);
@@ -146,5 +147,82 @@ describe('airlock CLI', () => {
     } finally {
       await server.close();
     }
+  });
+
+  it('refuses to start with a signing key other users can read, and serves the key it was given', async () => {
+    const keyFile = path.join(work, 'signing.key');
+    await writeFile(keyFile, `${encodeKey(generateKeyPair().secretKey)}\n`, { mode: 0o644 });
+    await chmod(keyFile, 0o644);
+    const env = { AIRLOCK_PORT: '0', AIRLOCK_DATA_DIR: path.join(work, 'key-db'), AIRLOCK_SIGNING_KEY_FILE: keyFile, AIRLOCK_LOG_LEVEL: 'silent' };
+    await expect(startServer(loadServerConfig(env))).rejects.toThrow(/mode 644 .*chmod 600/);
+    await chmod(keyFile, 0o600);
+    const server = await startServer(loadServerConfig(env));
+    try {
+      const signer = await loadSigner(loadServerConfig(env));
+      const response = await fetch(`${server.url}/trpc/controlPlane.identity`);
+      const body = (await response.json()) as { result: { data: { publicKey: string; keyId: string } } };
+      expect(body.result.data).toEqual({ publicKey: encodeKey(signer.publicKey), keyId: signer.keyId });
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('signs checkpoints, verifies the chain, exports it, and verifies the export offline', async () => {
+    const dataDir = path.join(work, 'audit-db');
+    const env = { AIRLOCK_DATA_DIR: dataDir };
+    const boot = await airlock(['bootstrap', '--tenant', 'acme', '--json'], env);
+    expect(boot.code).toBe(0);
+    const { key } = JSON.parse(boot.stdout) as { key: string };
+    const checkpoint = await airlock(['audit', 'checkpoint', '--json'], env);
+    expect(JSON.parse(checkpoint.stdout)).toMatchObject({ created: true, checkpoint: { seq: 1 } });
+    expect((await stat(path.join(dataDir, 'signing.key'))).mode & 0o777).toBe(0o600);
+    const verified = await airlock(['audit', 'verify', '--json'], env);
+    expect(verified.code).toBe(0);
+    expect(JSON.parse(verified.stdout)).toMatchObject({ ok: true, count: 1, head: { seq: 1 }, checkpoints: 1 });
+
+    const server = await startServer(loadServerConfig({ AIRLOCK_PORT: '0', AIRLOCK_DATA_DIR: dataDir, AIRLOCK_LOG_LEVEL: 'silent' }));
+    const signer = await loadSigner(loadServerConfig(env));
+    const client = { AIRLOCK_URL: server.url, AIRLOCK_API_KEY: key };
+    const exported = path.join(work, 'audit.jsonl');
+    try {
+      await recordAudit(server.db, { tenantId: null, actor: { type: 'system', id: 'test' }, action: 'test-event', target: 'x,"y"', outcome: 'denied', sourceIp: null, meta: { n: 1 } });
+      const identity = (await (await fetch(`${server.url}/trpc/controlPlane.identity`)).json()) as { result: { data: { publicKey: string } } };
+      const publicKey = identity.result.data.publicKey;
+      expect(publicKey).toBe(encodeKey(signer.publicKey));
+
+      const file = await airlock(['audit', 'export', '--format', 'jsonl', '--out', exported], client);
+      expect(file.code).toBe(0);
+      expect((await stat(exported)).mode & 0o777).toBe(0o600);
+      const lines = (await readFile(exported, 'utf8')).trim().split('\n').map((line) => JSON.parse(line) as Record<string, unknown>);
+      // The other tenant's (null) event is not this tenant's to export, so this export is not the whole chain.
+      expect(lines.map((line) => line['seq'] ?? 'checkpoint')).toEqual([1, 'checkpoint']);
+      expect(lines[0]).toHaveProperty('hash');
+      const offline = await airlock(['audit', 'verify', '--json', '--from-file', exported, '--public-key', publicKey], {});
+      expect(offline.code).toBe(0);
+      expect(JSON.parse(offline.stdout)).toMatchObject({ ok: true, count: 1, checkpoints: 1 });
+
+      const lines2 = await readFile(exported, 'utf8');
+      const tampered = path.join(work, 'tampered.jsonl');
+      await writeFile(tampered, lines2.replace('"outcome":"success"', '"outcome":"denied"'));
+      const bad = await airlock(['audit', 'verify', '--json', '--from-file', tampered, '--public-key', publicKey], {});
+      expect(bad.code).toBe(1);
+      expect(JSON.parse(bad.stdout)).toMatchObject({ ok: false, seq: 1, reason: expect.stringMatching(/edited/) });
+      const wrongKey = await airlock(['audit', 'verify', '--from-file', exported, '--public-key', encodeKey(generateKeyPair().publicKey)], {});
+      expect(wrongKey.code).toBe(1);
+      expect(wrongKey.stdout).toMatch(/NOT OK .*signature/);
+
+      const csv = await airlock(['audit', 'export', '--format', 'csv', '--actor', 'system:bootstrap', '--since', '2000-01-01T00:00:00Z'], client);
+      expect(csv.code).toBe(0);
+      const rows = csv.stdout.trim().split('\r\n');
+      expect(rows[0]).toBe('seq,at,tenant_id,actor_type,actor_id,action,target,outcome,source_ip,meta,prev_hash,hash');
+      expect(rows).toHaveLength(2);
+      expect(rows[1]).toMatch(/^1,.*,system,bootstrap,api-key-create,/);
+      expect(csv.stdout).not.toContain(key);
+    } finally {
+      await server.close();
+    }
+    // The server-side verify sees the whole chain, both tenants' events.
+    const whole = await airlock(['audit', 'verify', '--json'], env);
+    expect(JSON.parse(whole.stdout)).toMatchObject({ ok: true, count: 2, checkpoints: 1 });
   });
 });

@@ -7,10 +7,13 @@ import path from 'node:path';
 import { Command, Option } from 'commander';
 import { createTRPCClient, httpLink, TRPCClientError } from '@trpc/client';
 import YAML from 'yaml';
-import { type AppRouter, bootstrapTenant, migrate } from '@airlock/api';
+import type { AuditVerification } from '@airlock/audit';
+import { type AppRouter, bootstrapTenant, createCheckpoint, migrate, verifyStoredAudit } from '@airlock/api';
+import { decodePublicKey } from '@airlock/identity';
 import { ConflictError, describe, UserError } from '@airlock/errors';
 import { integrationSpec } from '@airlock/protocol';
-import { loadClientConfig, loadServerConfig } from './config.ts';
+import { type ExportFilter, exportAudit, openOutput, verifyExportFile } from './audit-commands.ts';
+import { loadClientConfig, loadServerConfig, loadSigner } from './config.ts';
 import { openDatabase, startServer } from './server.ts';
 
 function output(json: boolean, value: unknown, human: () => string): void {
@@ -46,6 +49,14 @@ export async function readIntegrationFile(file: string, agentId?: string): Promi
 }
 
 const json = new Option('--json', 'print JSON');
+
+function publicKeyOption(text: string): Uint8Array {
+  try {
+    return decodePublicKey(text);
+  } catch (error) {
+    throw new UserError('--public-key: expected a base64 Ed25519 public key', { cause: error });
+  }
+}
 
 export function buildProgram(): Command {
   const program = new Command('airlock').description('Airlock control plane and admin CLI').showHelpAfterError();
@@ -204,9 +215,8 @@ export function buildProgram(): Command {
       output(Boolean(options.json), rows, () => rows.map((r) => `${r.id}  ${r.hostname}  ${r.status}  last seen ${r.lastSeenAt ?? 'never'}`).join('\n'));
     });
 
-  program
-    .command('audit')
-    .description('the audit trail')
+  const audit = program.command('audit').description('the audit trail');
+  audit
     .command('list')
     .option('--action <name>', 'only this action')
     .addOption(new Option('--outcome <outcome>', 'only this outcome').choices(['success', 'failure', 'denied']))
@@ -223,6 +233,78 @@ export function buildProgram(): Command {
       output(Boolean(options.json), rows, () =>
         rows.map((r) => `${String(r.seq).padStart(5)}  ${r.at}  ${r.outcome.padEnd(7)}  ${r.action}  ${r.actor.type}:${r.actor.id ?? '-'}  ${r.target ?? ''}`).join('\n'),
       );
+    });
+
+  audit
+    .command('checkpoint')
+    .description('sign the current head of the audit chain now (on the server; the server also does it periodically)')
+    .addOption(json)
+    .action(async (options: { json?: boolean }) => {
+      const config = loadServerConfig();
+      const signer = await loadSigner(config);
+      const db = await openDatabase(config);
+      try {
+        await migrate(db);
+        const result = await createCheckpoint(db, signer);
+        output(Boolean(options.json), result, () =>
+          result ? `checkpoint ${result.checkpoint.seq} ${result.checkpoint.hash} (${result.created ? 'signed' : 'already signed'}, key ${result.checkpoint.keyId})` : 'the audit chain is empty',
+        );
+      } finally {
+        await db.close();
+      }
+    });
+  audit
+    .command('verify')
+    .description("verify the whole audit chain against every signed checkpoint (on the server, or offline with --from-file); exits 1 if it does not hold")
+    .option('--public-key <base64>', "the control plane's public key (default: this server's signing key)")
+    .option('--from-file <jsonl>', 'verify a JSON Lines export (records and checkpoints) instead of the database; needs --public-key')
+    .addOption(json)
+    .action(async (options: { publicKey?: string; fromFile?: string; json?: boolean }) => {
+      let result: AuditVerification;
+      if (options.fromFile !== undefined) {
+        if (options.publicKey === undefined) throw new UserError('--from-file needs --public-key (see controlPlane.identity)');
+        result = await verifyExportFile(options.fromFile, publicKeyOption(options.publicKey));
+      } else {
+        const config = loadServerConfig();
+        const publicKey = options.publicKey === undefined ? (await loadSigner(config, { create: false })).publicKey : publicKeyOption(options.publicKey);
+        const db = await openDatabase(config);
+        try {
+          result = await verifyStoredAudit(db, publicKey);
+        } finally {
+          await db.close();
+        }
+      }
+      output(Boolean(options.json), result, () =>
+        result.ok
+          ? `ok: ${result.count} events, head ${result.head ? `${result.head.seq} ${result.head.hash}` : '-'}, ${result.checkpoints} checkpoints hold`
+          : `NOT OK at seq ${result.seq}: ${result.reason}`,
+      );
+      if (!result.ok) process.exitCode = 1;
+    });
+  audit
+    .command('export')
+    .description('export audit events; unfiltered JSON Lines include the signed checkpoints and verify offline')
+    .addOption(new Option('--format <format>', 'output format').choices(['jsonl', 'csv']).default('jsonl'))
+    .option('--action <name>', 'only this action')
+    .option('--actor <type[:id]>', 'only this actor, e.g. api-key:<id> or system')
+    .option('--target <target>', 'only this target')
+    .addOption(new Option('--outcome <outcome>', 'only this outcome').choices(['success', 'failure', 'denied']))
+    .option('--since <iso>', 'events at or after this time (ISO 8601)')
+    .option('--until <iso>', 'events before this time (ISO 8601)')
+    .option('--out <file>', 'write here (created 0600, never overwritten) instead of stdout')
+    .action(async (options: ExportFilter & { format: 'jsonl' | 'csv'; out?: string }) => {
+      const client = adminClient();
+      const { format, out: file, ...filter } = options;
+      const sink = await openOutput(file);
+      try {
+        const counts = await exportAudit(
+          { list: (input) => client.audit.list.query(input), checkpoints: (input) => client.audit.checkpoints.query(input) },
+          { format, filter, out: sink.out },
+        );
+        if (file !== undefined) process.stderr.write(`exported ${counts.events} events and ${counts.checkpoints} checkpoints to ${file}\n`);
+      } finally {
+        await sink.close();
+      }
     });
 
   return program;
