@@ -1,10 +1,14 @@
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { loadClientConfig, loadServerConfig } from './config.ts';
+import { encodeKey, generateKeyPair } from '@airlock/identity';
+import { loadClientConfig, loadServerConfig, loadSigner } from './config.ts';
 
 describe('control plane config', () => {
   it('has safe defaults: loopback, embedded database, 1 MiB bodies, no TLS, a 5 s scheduler tick', () => {
     const config = loadServerConfig({});
-    expect(config).toMatchObject({ host: '127.0.0.1', port: 7443, databaseUrl: undefined, tls: null, maxBodyBytes: 1024 * 1024, schedulerTickMs: 5_000 });
+    expect(config).toMatchObject({ host: '127.0.0.1', port: 7443, databaseUrl: undefined, tls: null, maxBodyBytes: 1024 * 1024, schedulerTickMs: 5_000, signingKeyFile: null, checkpointIntervalMs: 60_000 });
     expect(config.dataDir).toMatch(/\.airlock\/control-plane$/);
   });
 
@@ -22,5 +26,37 @@ describe('control plane config', () => {
   it('reads the admin URL and key', () => {
     expect(loadClientConfig({ AIRLOCK_API_KEY: 'alk_x' })).toEqual({ AIRLOCK_URL: 'http://127.0.0.1:7443', AIRLOCK_API_KEY: 'alk_x' });
     expect(() => loadClientConfig({ AIRLOCK_URL: 'nope' })).toThrow(/AIRLOCK_URL/);
+  });
+
+  it('generates the signing key once, 0600, in the data directory, and keeps it', async () => {
+    const dataDir = await mkdtemp(path.join(os.tmpdir(), 'airlock-key-'));
+    try {
+      const config = loadServerConfig({ AIRLOCK_DATA_DIR: dataDir });
+      await expect(loadSigner(config, { create: false })).rejects.toThrow(/no signing key/);
+      const first = await loadSigner(config);
+      expect((await stat(path.join(dataDir, 'signing.key'))).mode & 0o777).toBe(0o600);
+      expect((await loadSigner(config)).keyId).toBe(first.keyId);
+      expect(await readFile(path.join(dataDir, 'signing.key'), 'utf8')).not.toContain(first.keyId);
+    } finally {
+      await rm(dataDir, { recursive: true, force: true });
+    }
+  });
+
+  it('refuses a key file that is not a 64-byte base64 key whose halves belong together', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'airlock-key-'));
+    try {
+      const file = path.join(dir, 'k');
+      const load = () => loadSigner(loadServerConfig({ AIRLOCK_SIGNING_KEY_FILE: file }));
+      await writeFile(file, 'not base64!', { mode: 0o600 });
+      await expect(load()).rejects.toThrow(/64 bytes/);
+      const mixed = Buffer.concat([generateKeyPair().secretKey.slice(0, 32), generateKeyPair().publicKey]);
+      await writeFile(file, encodeKey(mixed), { mode: 0o600 });
+      await expect(load()).rejects.toThrow(/do not match/);
+      const good = generateKeyPair();
+      await writeFile(file, encodeKey(good.secretKey), { mode: 0o600 });
+      expect((await load()).publicKey).toEqual(good.publicKey);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
