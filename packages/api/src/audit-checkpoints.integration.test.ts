@@ -276,5 +276,5 @@ describe('the audit trail on real PostgreSQL', () => {
       await client.end();
       await db.close();
     }
-  }, 180_000);
+  }, 300_000);
 });
