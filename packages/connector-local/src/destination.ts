@@ -5,26 +5,18 @@ import { link, lstat, open, realpath, unlink } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { finished } from 'node:stream/promises';
 import { z } from 'zod';
-import { defineDestination, joinInside } from '@airlock/connector-api';
+import { absolutePath, defineDestination, deliveryFileMode, joinInside } from '@airlock/connector-api';
 import type { DestinationSession, Logger, PendingDelivery } from '@airlock/connector-api';
 import { ConflictError, NotAllowedError, UnexpectedError, UserError, isAirlockError } from '@airlock/errors';
 import { errnoCode, fsError } from './fs-errors.ts';
-import { absolutePath } from './schema.ts';
+
 
 const MAX_NAME_BYTES = 255;
 const PARTIAL_SUFFIX = '.airlock-partial';
 
 export const localFolderDestinationConfig = z.strictObject({
   directory: absolutePath('Absolute path of the directory deliveries land in.'),
-  fileMode: z
-    .number()
-    .int()
-    .min(0)
-    .max(0o777)
-    // Ciphertext is not secret, but a world-writable delivery could be swapped before it is picked up.
-    .refine((mode) => (mode & 0o002) === 0, 'must not be world-writable')
-    .default(0o640)
-    .describe('Permission bits of delivered files, e.g. 0o640 (420 decimal is 0o644).'),
+  fileMode: deliveryFileMode,
 });
 
 export type LocalFolderDestinationConfig = z.output<typeof localFolderDestinationConfig>;
