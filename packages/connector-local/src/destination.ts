@@ -5,9 +5,9 @@ import { link, lstat, open, realpath, unlink } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { finished } from 'node:stream/promises';
 import { z } from 'zod';
-import { absolutePath, defineDestination, deliveryFileMode, joinInside } from '@airlock/connector-api';
+import { absolutePath, AtomicDelivery, defineDestination, deliveryFileMode, joinInside } from '@airlock/connector-api';
 import type { DestinationSession, Logger, PendingDelivery } from '@airlock/connector-api';
-import { ConflictError, NotAllowedError, UnexpectedError, UserError, isAirlockError } from '@airlock/errors';
+import { ConflictError, NotAllowedError, UserError, isAirlockError } from '@airlock/errors';
 import { errnoCode, fsError } from './fs-errors.ts';
 
 
@@ -65,59 +65,31 @@ const openDescriptor = promisify(openFd);
 const closeDescriptor = promisify(close);
 const chmodDescriptor = promisify(fchmod);
 
-type DeliveryState = 'writing' | 'committing' | 'committed' | 'aborted';
 
-class LocalDelivery implements PendingDelivery {
-  readonly stream: WriteStream;
-  #state: DeliveryState = 'writing';
+class LocalDelivery extends AtomicDelivery<WriteStream> {
   #tempExists = true;
-  #abort: Promise<void> | undefined;
 
   constructor(
     fd: number,
     private readonly tempPath: string,
-    private readonly finalPath: string,
+    finalPath: string,
     private readonly directory: string,
     private readonly logger: Logger,
-    private readonly onSettled: (delivery: LocalDelivery) => void,
+    onSettled: (delivery: PendingDelivery) => void,
   ) {
     // The stream owns the descriptor from here on. `flush` fsyncs it before the stream closes it,
     // so once the stream has closed cleanly the bytes are durable under the partial name.
-    this.stream = createWriteStream(tempPath, { fd, flush: true });
+    super(createWriteStream(tempPath, { fd, flush: true }), finalPath, onSettled);
   }
 
-  async commit(): Promise<{ location: string }> {
-    if (this.#state !== 'writing') throw new UnexpectedError(`delivery ${this.finalPath} is already ${this.#state}`);
-    this.#state = 'committing';
-    try {
-      // Publishing a stream the host has not ended would publish a truncated file.
-      if (!this.stream.writableEnded) throw new UnexpectedError(`commit of ${this.finalPath} before its stream was ended`);
-      await finished(this.stream);
-      await this.#publish();
-      this.#state = 'committed';
-      this.onSettled(this);
-      return { location: this.finalPath };
-    } catch (error) {
-      // Report why the commit failed, not a secondary cleanup failure; abort() can retry the cleanup.
-      await this.#cleanUp().catch(() => undefined);
-      this.#state = 'aborted';
-      this.onSettled(this);
-      if (isAirlockError(error)) throw error;
-      throw fsError('deliver', this.finalPath, error);
-    }
+  /** The stream's `flush` already fsynced the file before it finished. */
+  protected async makeDurable(): Promise<void> {}
+
+  protected failure(error: unknown): unknown {
+    return isAirlockError(error) ? error : fsError('deliver', this.finalPath, error);
   }
 
-  abort(): Promise<void> {
-    if (this.#state === 'committed') return Promise.resolve();
-    this.#abort ??= (async () => {
-      this.#state = 'aborted';
-      await this.#cleanUp();
-      this.onSettled(this);
-    })();
-    return this.#abort;
-  }
-
-  async #publish(): Promise<void> {
+  protected async publish(): Promise<void> {
     try {
       // link(2) never replaces an existing name, unlike rename(2): publishing cannot clobber a file.
       await link(this.tempPath, this.finalPath);
@@ -144,7 +116,7 @@ class LocalDelivery implements PendingDelivery {
   }
 
   /** Best effort: removes the partial file and releases the descriptor; never touches the final name. */
-  async #cleanUp(): Promise<void> {
+  protected async cleanUp(): Promise<void> {
     if (!this.stream.destroyed) this.stream.destroy();
     // Wait for the stream to release the descriptor; a premature-close rejection is expected here.
     await finished(this.stream).catch(() => undefined);
@@ -173,7 +145,7 @@ export const localFolderDestination = defineDestination<LocalFolderDestinationCo
   async connect(ctx, config): Promise<DestinationSession> {
     const { directory, fileMode } = config;
     await checkDirectory(directory);
-    const pending = new Set<LocalDelivery>();
+    const pending = new Set<PendingDelivery>();
 
     return {
       async begin(name) {
