@@ -1,18 +1,15 @@
-import { randomBytes } from 'node:crypto';
 import { close, constants, createWriteStream, fchmod, open as openFd } from 'node:fs';
 import type { WriteStream } from 'node:fs';
 import { link, lstat, open, realpath, unlink } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { finished } from 'node:stream/promises';
 import { z } from 'zod';
-import { absolutePath, AtomicDelivery, defineDestination, deliveryFileMode, joinInside } from '@airlock/connector-api';
+import { absolutePath, AtomicDelivery, defineDestination, deliveryFileMode, joinInside, partialName } from '@airlock/connector-api';
 import type { DestinationSession, Logger, PendingDelivery } from '@airlock/connector-api';
 import { ConflictError, NotAllowedError, UserError, isAirlockError } from '@airlock/errors';
 import { errnoCode, fsError } from './fs-errors.ts';
 
 
-const MAX_NAME_BYTES = 255;
-const PARTIAL_SUFFIX = '.airlock-partial';
 
 export const localFolderDestinationConfig = z.strictObject({
   directory: absolutePath('Absolute path of the directory deliveries land in.'),
@@ -39,13 +36,6 @@ async function checkDirectory(directory: string): Promise<void> {
     throw fsError('stat destination directory', directory, error);
   });
   if (!stats.isDirectory()) throw new UserError(`destination ${directory} is not a directory`);
-}
-
-function partialName(name: string): string {
-  const suffix = `.${randomBytes(8).toString('hex')}${PARTIAL_SUFFIX}`;
-  const candidate = `.${name}${suffix}`;
-  // A 255-byte final name leaves no room for the decoration; the temp name then carries no hint of it.
-  return Buffer.byteLength(candidate) <= MAX_NAME_BYTES ? candidate : `.airlock${suffix}`;
 }
 
 /** fsync on a directory makes the new link durable. Some network file systems cannot; that is not fatal. */
