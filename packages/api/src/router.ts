@@ -2,6 +2,7 @@
 import { agentChannelRouter } from './routers/agent-channel.ts';
 import { agentsRouter, auditRouter, integrationsRouter, runsRouter } from './routers/admin.ts';
 import { enrollmentRouter } from './routers/enrollment.ts';
+import { scopeRouters } from './routers/grants.ts';
 import { router } from './trpc.ts';
 
 export const appRouter = router({
@@ -11,6 +12,7 @@ export const appRouter = router({
   integrations: integrationsRouter,
   runs: runsRouter,
   audit: auditRouter,
+  ...scopeRouters,
 });
 
 export type AppRouter = typeof appRouter;
