@@ -194,6 +194,8 @@ type Cleanup = () => Promise<void>;
 export class AirlockSystem implements AsyncDisposable {
   readonly #cleanups: Cleanup[] = [];
   readonly #services: Service[] = [];
+  /** Scopes already granted to the agent, so saving several integrations grants each once. */
+  readonly #granted = new Set<string>();
   #apiKey = '';
   #enrollToken = '';
   #agentRuns = 0;
@@ -457,6 +459,14 @@ export class AirlockSystem implements AsyncDisposable {
     return { apiKey: this.#apiKey, enrollToken: this.#enrollToken };
   }
 
+  /** Grants the agent a control-plane scope with `airlock grant add`, once per scope. */
+  async grant(scope: string): Promise<void> {
+    if (this.#granted.has(scope)) return;
+    await this.airlock(['grant', 'add', '--agent', this.agentId, scope]);
+    this.#granted.add(scope);
+    this.#step(`granted ${scope}`);
+  }
+
   /** Writes an integration spec to the work dir and saves it with `airlock integration create`. */
   async createIntegration(options: IntegrationOptions = {}): Promise<{ id: string; version: number; file: string }> {
     const sftp = this.#endpoint();
@@ -479,6 +489,9 @@ export class AirlockSystem implements AsyncDisposable {
     };
     const file = path.join(this.workDir, `integration-${name}.yaml`);
     await writeFile(file, YAML.stringify(spec), { mode: 0o644 });
+    // The control plane denies by default: grant exactly what this integration reads and writes.
+    await this.grant(`read sftp://${spec.source.config.host}:${spec.source.config.port}${spec.source.config.path}`);
+    await this.grant(`write file://${spec.destination.config.directory}/**`);
     const saved = object(await this.airlockJson(['integration', 'create', '-f', file, '--agent', this.agentId]), 'airlock integration create');
     return { id: string(saved, 'id', 'integration'), version: number(saved, 'version', 'integration'), file };
   }

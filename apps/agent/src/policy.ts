@@ -33,23 +33,24 @@ import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import YAML from 'yaml';
 import { z } from 'zod';
-import { isWithin, matchPath, normalizePath, type ResourceClaim, splitGlob } from '@airlock/connector-api';
+import { absolutePath, isWithin, matchPath, type ResourceClaim, splitGlob } from '@airlock/connector-api';
 import { approvedScript } from '@airlock/connector-script';
 import type { IntegrationOptions } from '@airlock/protocol';
 import { PolicyViolationError, UserError } from '@airlock/errors';
 
-const absolutePath = z.string().superRefine((value, ctx) => {
-  try {
-    normalizePath(value);
-  } catch (error) {
-    ctx.addIssue({ code: 'custom', message: error instanceof Error ? error.message : 'invalid path' });
-  }
-});
+const absolute = absolutePath();
 
 /** What a job may do to a source file once it is delivered. Reading never implies either. */
 const postActionRights = {
   allowDelete: z.boolean().default(false),
-  allowArchiveTo: z.array(absolutePath).default([]),
+  allowArchiveTo: z.array(absolute).default([]),
+};
+
+/** An SFTP server, named with the host key it must present. */
+const sftpServer = {
+  host: z.string().min(1),
+  port: z.number().int().min(1).max(65535).default(22),
+  hostKey: z.string().regex(/^SHA256:[A-Za-z0-9+/]{43}$/, 'a pinned OpenSSH SHA256 fingerprint'),
 };
 
 const policySchema = z.strictObject({
@@ -57,29 +58,18 @@ const policySchema = z.strictObject({
     .strictObject({
       sftp: z
         .array(
-          z.strictObject({
-            host: z.string().min(1),
-            port: z.number().int().min(1).max(65535).default(22),
-            hostKey: z.string().regex(/^SHA256:[A-Za-z0-9+/]{43}$/, 'a pinned OpenSSH SHA256 fingerprint'),
-            paths: z.array(absolutePath).min(1),
-            ...postActionRights,
-          }),
+          z.strictObject({ ...sftpServer, paths: z.array(absolute).min(1), ...postActionRights }),
         )
         .default([]),
-      local: z.array(z.strictObject({ paths: z.array(absolutePath).min(1), ...postActionRights })).default([]),
+      local: z.array(z.strictObject({ paths: z.array(absolute).min(1), ...postActionRights })).default([]),
     })
     .default({ sftp: [], local: [] }),
   destinations: z
     .strictObject({
-      local: z.array(z.strictObject({ root: absolutePath })).default([]),
+      local: z.array(z.strictObject({ root: absolute })).default([]),
       sftp: z
         .array(
-          z.strictObject({
-            host: z.string().min(1),
-            port: z.number().int().min(1).max(65535).default(22),
-            hostKey: z.string().regex(/^SHA256:[A-Za-z0-9+/]{43}$/, 'a pinned OpenSSH SHA256 fingerprint'),
-            roots: z.array(absolutePath).min(1),
-          }),
+          z.strictObject({ ...sftpServer, roots: z.array(absolute).min(1) }),
         )
         .default([]),
     })

@@ -97,4 +97,33 @@ describe('export scripts and field scopes through the data path, checked with gp
     expect(contract).toMatchObject({ status: 'failed', errorClass: 'user' });
     expect(await readdir(out)).toEqual([]);
   });
+
+  it('filters a large CSV from a folder on the way to gpg: excluded columns never reach the ciphertext', async () => {
+    const source = path.join(work, 'large');
+    await mkdir(source);
+    const rows = 300_000;
+    const lines = (withSecret: boolean) => {
+      const parts: string[] = [withSecret ? 'id,name,ssn,amount\n' : 'id,amount\n'];
+      for (let i = 1; i <= rows; i++) parts.push(withSecret ? `${i},customer ${i},SSN-${i},${i % 997}\n` : `${i},${i % 997}\n`);
+      return parts.join('');
+    };
+    await writeFile(path.join(source, 'ledger.csv'), lines(true));
+    const expected = lines(false);
+    const p = LocalPolicy.parse(JSON.stringify({ sources: { local: [{ paths: [`${source}/*.csv`] }] }, destinations: { local: [{ root: out }] } }));
+    const report = await runJob(
+      job({
+        source: { connector: 'local@1', config: { path: `${source}/*.csv` } },
+        fields: { format: 'csv', allow: ['id', 'amount'], rules: { id: { type: 'integer' }, amount: { type: 'integer' } } },
+        selection: { stableForMs: 0 },
+      }),
+      { registry: builtInConnectors(), policy: p, secrets: noSecrets, logger: quietLogger },
+    );
+    expect(report).toMatchObject({ status: 'succeeded' });
+    const decrypted = await gpgDecrypt(path.join(out, 'ledger.csv.pgp'), recipient.armoredSecretKey);
+    expect(decrypted).toEqual({ sha256: sha256(expected), bytes: expected.length });
+    process.stdout.write(
+      `${JSON.stringify({ fieldScopeThroughAgent: { rows, inMiB: +((report.bytesIn) / 2 ** 20).toFixed(1), plaintextOutMiB: +(expected.length / 2 ** 20).toFixed(1), peakRssMiB: +(process.resourceUsage().maxRSS / 1024).toFixed(1) } })}\n`,
+    );
+    await rm(path.join(out, 'ledger.csv.pgp'));
+  });
 });

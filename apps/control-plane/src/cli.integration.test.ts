@@ -99,6 +99,9 @@ describe('airlock CLI', () => {
       expect(parsed.schedule).toEqual({ cron: '0 2 1 1 *', timezone: 'Europe/Berlin', missed: 'run-once' });
 
       const env = { AIRLOCK_URL: server.url, AIRLOCK_API_KEY: key };
+      for (const scope of ['read file:///in/*.csv', 'write file:///out/**']) {
+        expect((await airlock(['grant', 'add', '--agent', agent?.id ?? '', scope], env)).code).toBe(0);
+      }
       const created = await airlock(['integration', 'create', '-f', file, '--agent', agent?.id ?? '', '--json'], env);
       expect(created.code).toBe(0);
       const { id, nextRunAt } = JSON.parse(created.stdout) as { id: string; nextRunAt: string };
@@ -123,6 +126,63 @@ describe('airlock CLI', () => {
       expect(bad.code).toBe(1);
       expect(bad.stderr.trim().split('\n')).toHaveLength(1);
       expect(bad.stderr).toMatch(/schedule\.cron "0 0 30 2 \*": /);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('grants, explains, revokes and reports scopes, with one-line refusals', async () => {
+    const server = await startServer(loadServerConfig({ AIRLOCK_PORT: '0', AIRLOCK_DATA_DIR: path.join(work, 'grants-db'), AIRLOCK_LOG_LEVEL: 'silent' }));
+    try {
+      const { tenantId, key } = await bootstrapTenant(server.db, { tenant: 'acme', keyName: 'cli', expiresInDays: 1 });
+      const [agent] = await server.db.query<{ id: string }>(
+        "INSERT INTO agents (tenant_id, public_key, hostname, version) VALUES ($1, 'cli-grants-key', 'host-g', '1') RETURNING id",
+        [tenantId],
+      );
+      const agentId = agent?.id ?? '';
+      const env = { AIRLOCK_URL: server.url, AIRLOCK_API_KEY: key };
+      const partner = await generateDemoKey('Partner', 'p@example.com');
+      await writeFile(path.join(work, 'partner.asc'), partner.armoredPublicKey);
+      const file = path.join(work, 'granted.yaml');
+      await writeFile(file, 'name: granted\nsource: { connector: local@1, config: { path: /in/daily/a.csv } }\ndestination: { connector: local@1, config: { directory: /out } }\nrecipients: [{ file: partner.asc }]\n');
+
+      const refused = await airlock(['integration', 'create', '-f', file, '--agent', agentId], env);
+      expect(refused.code).toBe(1);
+      expect(refused.stderr.trim().split('\n')).toHaveLength(1);
+      expect(refused.stderr).toMatch(/not allowed: read file:\/\/\/in\/daily\/a\.csv: no read grant for this agent/);
+
+      const bad = await airlock(['grant', 'add', '--agent', agentId, 'read file:///in/../etc'], env);
+      expect(bad.code).toBe(1);
+      expect(bad.stderr).toMatch(/unsafe path component/);
+      expect((await airlock(['group', 'create', 'readers'], env)).code).toBe(0);
+      expect((await airlock(['group', 'add', 'readers', '--agent', agentId], env)).code).toBe(0);
+      const wide = JSON.parse((await airlock(['grant', 'add', '--group', 'readers', 'read file:///in/**', '--json'], env)).stdout) as { id: string };
+      const write = await airlock(['grant', 'add', '--agent', agentId, 'write file:///out/**', '--expires', new Date(Date.now() + 86_400_000).toISOString()], env);
+      expect(write.stdout).toMatch(/^grant [0-9a-f-]{36}: write file:\/\/\/out\/\*\* until /);
+      const idle = JSON.parse((await airlock(['grant', 'add', '--agent', agentId, 'execute script:erp-nightly', '--json'], env)).stdout) as { id: string };
+
+      const explained = await airlock(['grant', 'explain', '--agent', agentId, 'read file:///in/daily/a.csv', '--json'], env);
+      expect(JSON.parse(explained.stdout)).toMatchObject({ allowed: true, grantId: wide.id });
+      const denied = await airlock(['grant', 'explain', '--agent', agentId, 'read file:///inbox/a.csv'], env);
+      expect(denied).toMatchObject({ code: 1, stdout: expect.stringMatching(/^denied: read file:\/\/\/inbox\/a\.csv: not covered/) });
+      const listed = await airlock(['grant', 'list', '--agent', agentId], env);
+      expect(listed.stdout).toContain(`${wide.id}  group readers  read file:///in/**`);
+
+      const created = await airlock(['integration', 'create', '-f', file, '--agent', agentId, '--json'], env);
+      expect(created.code).toBe(0);
+      const { id } = JSON.parse(created.stdout) as { id: string };
+      const { runId } = JSON.parse((await airlock(['run', 'now', id, '--json'], env)).stdout) as { runId: string };
+      await server.db.query("UPDATE runs SET status = 'succeeded', finished_at = now() WHERE id = $1", [runId]);
+      const report = await airlock(['report', 'least-privilege', '--days', '30', '--json'], env);
+      const parsed = JSON.parse(report.stdout) as { agents: { agentId: string; unused: { grantId: string }[]; used: { grantId: string; suggested: string[] }[] }[] };
+      const mine = parsed.agents.find((entry) => entry.agentId === agentId);
+      expect(mine?.unused.map((g) => g.grantId)).toEqual([idle.id]);
+      expect(mine?.used.find((g) => g.grantId === wide.id)?.suggested).toEqual(['read file:///in/daily/a.csv']);
+      const human = await airlock(['report', 'least-privilege'], env);
+      expect(human.stdout).toContain(`  narrow  ${wide.id}  read file:///in/**  ->  read file:///in/daily/a.csv`);
+
+      expect((await airlock(['grant', 'revoke', idle.id], env)).stdout).toBe(`revoked grant ${idle.id}: execute script:erp-nightly\n`);
+      expect((await airlock(['grant', 'add', 'read file:///x'], env)).stderr).toMatch(/exactly one of --agent and --group/);
     } finally {
       await server.close();
     }

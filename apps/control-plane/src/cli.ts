@@ -215,6 +215,101 @@ export function buildProgram(): Command {
       output(Boolean(options.json), rows, () => rows.map((r) => `${r.id}  ${r.hostname}  ${r.status}  last seen ${r.lastSeenAt ?? 'never'}`).join('\n'));
     });
 
+  const grant = program.command('grant').description('control-plane scopes: what an agent or agent group may do');
+  grant
+    .command('add')
+    .description('grant a scope, e.g. "read sftp://files.example.com:22/exports/**", to an agent or a group')
+    .argument('<scope>', '"<action> <resource>": action list, read, write, execute or delete')
+    .option('--agent <id>', 'the agent')
+    .option('--group <name>', 'the agent group')
+    .option('--expires <ISO>', 'when the grant lapses, e.g. 2026-12-31T00:00:00Z')
+    .addOption(json)
+    .action(async (scope: string, options: { agent?: string; group?: string; expires?: string; json?: boolean }) => {
+      if ((options.agent === undefined) === (options.group === undefined)) throw new UserError('give exactly one of --agent and --group');
+      const result = await adminClient().grants.add.mutate({ agentId: options.agent, group: options.group, scope, expiresAt: options.expires });
+      output(Boolean(options.json), result, () => `grant ${result.id}: ${result.scope}${result.expiresAt ? ` until ${result.expiresAt}` : ''}`);
+    });
+  grant
+    .command('list')
+    .option('--agent <id>', 'only grants that apply to this agent (its own and its groups\')')
+    .addOption(json)
+    .action(async (options: { agent?: string; json?: boolean }) => {
+      const rows = await adminClient().grants.list.query({ agentId: options.agent });
+      output(Boolean(options.json), rows, () =>
+        rows
+          .map((r) => {
+            const subject = r.subject.type === 'group' ? `group ${r.subject.name ?? r.subject.id}` : `agent ${r.subject.id}`;
+            const expiry = r.expiresAt ? `  ${r.expired ? 'expired' : 'until'} ${r.expiresAt}` : '';
+            return `${r.id}  ${subject}  ${r.scope}${expiry}`;
+          })
+          .join('\n'),
+      );
+    });
+  grant
+    .command('revoke')
+    .argument('<grantId>')
+    .addOption(json)
+    .action(async (grantId: string, options: { json?: boolean }) => {
+      const result = await adminClient().grants.revoke.mutate({ id: grantId });
+      output(Boolean(options.json), result, () => `revoked grant ${result.id}: ${result.scope}`);
+    });
+  grant
+    .command('explain')
+    .description('whether an agent may do something now, and which grant (or what) decides it')
+    .requiredOption('--agent <id>', 'the agent')
+    .argument('<scope>', '"<action> <resource>"')
+    .addOption(json)
+    .action(async (scope: string, options: { agent: string; json?: boolean }) => {
+      const verdict = await adminClient().grants.explain.query({ agentId: options.agent, scope });
+      output(Boolean(options.json), verdict, () => `${verdict.allowed ? 'allowed' : 'denied'}: ${verdict.reason}`);
+      if (!verdict.allowed) process.exitCode = 1;
+    });
+
+  const group = program.command('group').description('agent groups: grants to a group apply to its members');
+  group
+    .command('create')
+    .argument('<name>')
+    .addOption(json)
+    .action(async (name: string, options: { json?: boolean }) => {
+      const result = await adminClient().groups.create.mutate({ name });
+      output(Boolean(options.json), result, () => `group ${result.name} (${result.id})`);
+    });
+  group
+    .command('add')
+    .description('add an agent to a group')
+    .argument('<name>')
+    .requiredOption('--agent <id>', 'the agent')
+    .addOption(json)
+    .action(async (name: string, options: { agent: string; json?: boolean }) => {
+      const result = await adminClient().groups.addAgent.mutate({ group: name, agentId: options.agent });
+      output(Boolean(options.json), result, () => `agent ${result.agentId} is in ${name}`);
+    });
+
+  program
+    .command('report')
+    .description('reports')
+    .command('least-privilege')
+    .description('per agent: grants no run used, and the narrow scopes the runs actually needed')
+    .option('--days <n>', 'how far back runs count as use (1 to 365)', '30')
+    .addOption(json)
+    .action(async (options: { days: string; json?: boolean }) => {
+      const report = await adminClient().reports.leastPrivilege.query({ days: Number(options.days) });
+      output(Boolean(options.json), report, () =>
+        report.agents
+          .map((agent) =>
+            [
+              `agent ${agent.agentId} (${agent.hostname}): ${agent.runs} run(s) in ${report.days} days`,
+              ...agent.unused.map((g) => `  unused  ${g.grantId}  ${g.scope}`),
+              ...agent.used
+                .filter((g) => g.suggested.length !== 1 || g.suggested[0] !== g.scope)
+                .map((g) => `  narrow  ${g.grantId}  ${g.scope}  ->  ${g.suggested.join(', ')}`),
+              ...agent.uncovered.map((scope) => `  ungranted  ${scope}`),
+            ].join('\n'),
+          )
+          .join('\n'),
+      );
+    });
+
   const audit = program.command('audit').description('the audit trail');
   audit
     .command('list')

@@ -181,6 +181,9 @@ describe.each(Object.entries(backends))('control plane over HTTP on %s', (_name,
       destination: { connector: 'local@1', config: { directory: '/srv/out' } },
       recipients: [recipient.armoredPublicKey],
     };
+    for (const scope of ['read sftp://127.0.0.1:22/exports/*.csv', 'write file:///srv/out/**']) {
+      expect((await call(base, 'grants.add', { agentId: agent.id, scope }, admin)).status).toBe(200);
+    }
     const saved = data<{ id: string; version: number }>(await call(base, 'integrations.save', spec, admin));
     expect(saved.version).toBe(1);
     expect(data<{ version: number }>(await call(base, 'integrations.save', spec, admin)).version).toBe(2);

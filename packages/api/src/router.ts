@@ -3,6 +3,7 @@ import { agentChannelRouter } from './routers/agent-channel.ts';
 import { agentsRouter, auditRouter, integrationsRouter, runsRouter } from './routers/admin.ts';
 import { controlPlaneRouter } from './routers/control-plane.ts';
 import { enrollmentRouter } from './routers/enrollment.ts';
+import { scopeRouters } from './routers/grants.ts';
 import { router } from './trpc.ts';
 
 export const appRouter = router({
@@ -13,6 +14,7 @@ export const appRouter = router({
   runs: runsRouter,
   audit: auditRouter,
   controlPlane: controlPlaneRouter,
+  ...scopeRouters,
 });
 
 export type AppRouter = typeof appRouter;

@@ -48,6 +48,12 @@ async function fixture(db: Database) {
   );
   if (!agent) throw new Error('no agent');
   const recipient = await generateDemoKey('Partner', 'partner@example.com');
+  // Exactly what `save` below needs: deny by default.
+  await db.query(
+    `INSERT INTO grants (tenant_id, subject_type, subject_id, action, resource, created_by)
+     VALUES ($1, 'agent', $2, 'read', 'file:///in/*.csv', 'test'), ($1, 'agent', $2, 'write', 'file:///out/**', 'test')`,
+    [tenantId, agent.id],
+  );
 
   async function admin(at: Date) {
     const key = await db.transaction((tx) => createApiKey(tx, { tenantId, name: 'test', role: 'owner', expiresInDays: 1 }, at));

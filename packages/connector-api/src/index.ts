@@ -8,3 +8,5 @@
 export * from './contract.ts';
 export * from './paths.ts';
 export * from './registry.ts';
+export * from './schemas.ts';
+export * from './delivery.ts';

@@ -1,30 +1,19 @@
-import { randomBytes } from 'node:crypto';
 import { close, constants, createWriteStream, fchmod, open as openFd } from 'node:fs';
 import type { WriteStream } from 'node:fs';
 import { link, lstat, open, realpath, unlink } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { finished } from 'node:stream/promises';
 import { z } from 'zod';
-import { defineDestination, joinInside } from '@airlock/connector-api';
+import { absolutePath, AtomicDelivery, defineDestination, deliveryFileMode, joinInside, partialName } from '@airlock/connector-api';
 import type { DestinationSession, Logger, PendingDelivery } from '@airlock/connector-api';
-import { ConflictError, NotAllowedError, UnexpectedError, UserError, isAirlockError } from '@airlock/errors';
+import { ConflictError, NotAllowedError, UserError, isAirlockError } from '@airlock/errors';
 import { errnoCode, fsError } from './fs-errors.ts';
-import { absolutePath } from './schema.ts';
 
-const MAX_NAME_BYTES = 255;
-const PARTIAL_SUFFIX = '.airlock-partial';
+
 
 export const localFolderDestinationConfig = z.strictObject({
   directory: absolutePath('Absolute path of the directory deliveries land in.'),
-  fileMode: z
-    .number()
-    .int()
-    .min(0)
-    .max(0o777)
-    // Ciphertext is not secret, but a world-writable delivery could be swapped before it is picked up.
-    .refine((mode) => (mode & 0o002) === 0, 'must not be world-writable')
-    .default(0o640)
-    .describe('Permission bits of delivered files, e.g. 0o640 (420 decimal is 0o644).'),
+  fileMode: deliveryFileMode,
 });
 
 export type LocalFolderDestinationConfig = z.output<typeof localFolderDestinationConfig>;
@@ -49,13 +38,6 @@ async function checkDirectory(directory: string): Promise<void> {
   if (!stats.isDirectory()) throw new UserError(`destination ${directory} is not a directory`);
 }
 
-function partialName(name: string): string {
-  const suffix = `.${randomBytes(8).toString('hex')}${PARTIAL_SUFFIX}`;
-  const candidate = `.${name}${suffix}`;
-  // A 255-byte final name leaves no room for the decoration; the temp name then carries no hint of it.
-  return Buffer.byteLength(candidate) <= MAX_NAME_BYTES ? candidate : `.airlock${suffix}`;
-}
-
 /** fsync on a directory makes the new link durable. Some network file systems cannot; that is not fatal. */
 async function syncDirectory(directory: string): Promise<void> {
   const handle = await open(directory, constants.O_RDONLY | constants.O_DIRECTORY);
@@ -73,59 +55,31 @@ const openDescriptor = promisify(openFd);
 const closeDescriptor = promisify(close);
 const chmodDescriptor = promisify(fchmod);
 
-type DeliveryState = 'writing' | 'committing' | 'committed' | 'aborted';
 
-class LocalDelivery implements PendingDelivery {
-  readonly stream: WriteStream;
-  #state: DeliveryState = 'writing';
+class LocalDelivery extends AtomicDelivery<WriteStream> {
   #tempExists = true;
-  #abort: Promise<void> | undefined;
 
   constructor(
     fd: number,
     private readonly tempPath: string,
-    private readonly finalPath: string,
+    finalPath: string,
     private readonly directory: string,
     private readonly logger: Logger,
-    private readonly onSettled: (delivery: LocalDelivery) => void,
+    onSettled: (delivery: PendingDelivery) => void,
   ) {
     // The stream owns the descriptor from here on. `flush` fsyncs it before the stream closes it,
     // so once the stream has closed cleanly the bytes are durable under the partial name.
-    this.stream = createWriteStream(tempPath, { fd, flush: true });
+    super(createWriteStream(tempPath, { fd, flush: true }), finalPath, onSettled);
   }
 
-  async commit(): Promise<{ location: string }> {
-    if (this.#state !== 'writing') throw new UnexpectedError(`delivery ${this.finalPath} is already ${this.#state}`);
-    this.#state = 'committing';
-    try {
-      // Publishing a stream the host has not ended would publish a truncated file.
-      if (!this.stream.writableEnded) throw new UnexpectedError(`commit of ${this.finalPath} before its stream was ended`);
-      await finished(this.stream);
-      await this.#publish();
-      this.#state = 'committed';
-      this.onSettled(this);
-      return { location: this.finalPath };
-    } catch (error) {
-      // Report why the commit failed, not a secondary cleanup failure; abort() can retry the cleanup.
-      await this.#cleanUp().catch(() => undefined);
-      this.#state = 'aborted';
-      this.onSettled(this);
-      if (isAirlockError(error)) throw error;
-      throw fsError('deliver', this.finalPath, error);
-    }
+  /** The stream's `flush` already fsynced the file before it finished. */
+  protected async makeDurable(): Promise<void> {}
+
+  protected failure(error: unknown): unknown {
+    return isAirlockError(error) ? error : fsError('deliver', this.finalPath, error);
   }
 
-  abort(): Promise<void> {
-    if (this.#state === 'committed') return Promise.resolve();
-    this.#abort ??= (async () => {
-      this.#state = 'aborted';
-      await this.#cleanUp();
-      this.onSettled(this);
-    })();
-    return this.#abort;
-  }
-
-  async #publish(): Promise<void> {
+  protected async publish(): Promise<void> {
     try {
       // link(2) never replaces an existing name, unlike rename(2): publishing cannot clobber a file.
       await link(this.tempPath, this.finalPath);
@@ -152,7 +106,7 @@ class LocalDelivery implements PendingDelivery {
   }
 
   /** Best effort: removes the partial file and releases the descriptor; never touches the final name. */
-  async #cleanUp(): Promise<void> {
+  protected async cleanUp(): Promise<void> {
     if (!this.stream.destroyed) this.stream.destroy();
     // Wait for the stream to release the descriptor; a premature-close rejection is expected here.
     await finished(this.stream).catch(() => undefined);
@@ -181,7 +135,7 @@ export const localFolderDestination = defineDestination<LocalFolderDestinationCo
   async connect(ctx, config): Promise<DestinationSession> {
     const { directory, fileMode } = config;
     await checkDirectory(directory);
-    const pending = new Set<LocalDelivery>();
+    const pending = new Set<PendingDelivery>();
 
     return {
       async begin(name) {

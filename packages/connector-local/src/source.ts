@@ -4,11 +4,10 @@ import { link, lstat, open, readdir, realpath, rename, unlink } from 'node:fs/pr
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { z } from 'zod';
-import { defineSource, isSafeName, isWithin, joinInside, matchPath, normalizePath, splitGlob } from '@airlock/connector-api';
+import { absolutePath, defineSource, isSafeName, isWithin, joinInside, matchPath, normalizePath, splitGlob } from '@airlock/connector-api';
 import type { SourceFile, SourceSession } from '@airlock/connector-api';
 import { ConflictError, NotAllowedError, UserError } from '@airlock/errors';
 import { errnoCode, fsError } from './fs-errors.ts';
-import { absolutePath } from './schema.ts';
 
 export const localFolderSourceConfig = z.strictObject({
   path: absolutePath(

@@ -4,16 +4,7 @@
  * The control plane can only name a script and supply parameters; it can never define a command.
  */
 import { z } from 'zod';
-import { normalizePath } from '@airlock/connector-api';
-
-const absolutePath = z.string().refine((value) => {
-  try {
-    normalizePath(value);
-    return true;
-  } catch {
-    return false;
-  }
-}, 'an absolute path without `..`');
+import { absolutePath } from '@airlock/connector-api';
 
 export const scriptParameter = z.strictObject({
   /** A regular expression the whole value must match (anchored for you). */
@@ -24,12 +15,12 @@ export const scriptParameter = z.strictObject({
 export const approvedScript = z.strictObject({
   name: z.string().regex(/^[a-z0-9][a-z0-9._-]{0,63}$/, 'lowercase letters, digits, dot, dash, underscore'),
   /** The executable: an absolute path. A script with a shebang is fine; no shell is ever added. */
-  command: absolutePath,
+  command: absolutePath('The executable to run.'),
   /** Arguments; `{param}` inside an argument is replaced by that parameter's validated value. */
   args: z.array(z.string().max(4096)).max(64).default([]),
   /** Lowercase hex SHA-256 of `command`'s file; a changed file is refused. */
   sha256: z.string().regex(/^[0-9a-f]{64}$/, 'lowercase hex SHA-256 of the command file'),
-  cwd: absolutePath,
+  cwd: absolutePath('The working directory.'),
   /** Extra environment; nothing else from the agent's environment is passed on. */
   env: z.record(z.string().regex(/^[A-Z_][A-Z0-9_]*$/), z.string()).default({}),
   params: z.record(z.string().regex(/^[a-zA-Z][a-zA-Z0-9_]{0,31}$/), scriptParameter).default({}),

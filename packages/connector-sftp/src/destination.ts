@@ -3,16 +3,16 @@
  * under a hidden partial name, then, once every byte is acknowledged, synced and its size checked,
  * under its final name. A failed delivery leaves nothing under the final name.
  */
-import { finished } from 'node:stream/promises';
 import {
   assertSafeName,
+  AtomicDelivery,
   defineDestination,
   partialName,
   type ConnectorContext,
   type DestinationSession,
   type PendingDelivery,
 } from '@airlock/connector-api';
-import { ConflictError, OperationalError, UnexpectedError, UserError } from '@airlock/errors';
+import { ConflictError, OperationalError, UserError } from '@airlock/errors';
 import {
   authorityOf,
   call,
@@ -28,60 +28,32 @@ import { childPath, isDirectory } from './paths.ts';
 import { SftpWriteStream } from './writer.ts';
 import { sftpDestinationConfig, sftpSecrets, type SftpDestinationConfig } from './schema.ts';
 
-type DeliveryState = 'writing' | 'committing' | 'committed' | 'aborted';
-
-class SftpDelivery implements PendingDelivery {
-  readonly stream: SftpWriteStream;
-  #state: DeliveryState = 'writing';
+class SftpDelivery extends AtomicDelivery<SftpWriteStream> {
   #handleOpen = true;
   #tempExists = true;
-  #abort: Promise<void> | undefined;
 
   constructor(
     private readonly ctx: ConnectorContext,
     private readonly connection: SftpConnection,
     private readonly handle: Buffer,
     private readonly tempPath: string,
-    private readonly finalPath: string,
-    private readonly onSettled: (delivery: SftpDelivery) => void,
+    finalPath: string,
+    onSettled: (delivery: PendingDelivery) => void,
   ) {
-    this.stream = new SftpWriteStream(connection.sftp, handle, {
-      path: tempPath,
-      authority: connection.authority,
-      maxWriteLength: connection.capabilities.maxWriteLength,
-    });
+    // The stream's 'finish' comes only once the server has acknowledged every WRITE.
+    super(
+      new SftpWriteStream(connection.sftp, handle, {
+        path: tempPath,
+        authority: connection.authority,
+        maxWriteLength: connection.capabilities.maxWriteLength,
+      }),
+      finalPath,
+      onSettled,
+    );
   }
 
-  async commit(): Promise<{ location: string }> {
-    if (this.#state !== 'writing') throw new UnexpectedError(`delivery ${this.finalPath} is already ${this.#state}`);
-    this.#state = 'committing';
-    try {
-      // Publishing a stream the host has not ended would publish a truncated file.
-      if (!this.stream.writableEnded) throw new UnexpectedError(`commit of ${this.finalPath} before its stream was ended`);
-      // 'finish' comes only once the server has acknowledged every WRITE.
-      await finished(this.stream);
-      await this.#makeDurable();
-      await this.#publish();
-      this.#state = 'committed';
-      this.onSettled(this);
-      return { location: this.finalPath };
-    } catch (error) {
-      // Report why the commit failed, not a secondary cleanup failure; abort() can retry the cleanup.
-      await this.#cleanUp().catch(() => undefined);
-      this.#state = 'aborted';
-      this.onSettled(this);
-      throw this.#error('delivering', this.finalPath, error);
-    }
-  }
-
-  abort(): Promise<void> {
-    if (this.#state === 'committed') return Promise.resolve();
-    this.#abort ??= (async () => {
-      this.#state = 'aborted';
-      await this.#cleanUp();
-      this.onSettled(this);
-    })();
-    return this.#abort;
+  protected failure(error: unknown): unknown {
+    return this.#error('delivering', this.finalPath, error);
   }
 
   #error(action: string, path: string, error: unknown): Error {
@@ -89,7 +61,7 @@ class SftpDelivery implements PendingDelivery {
   }
 
   /** fsync (when the server offers it), close, then prove the server holds every byte we sent. */
-  async #makeDurable(): Promise<void> {
+  protected async makeDurable(): Promise<void> {
     const { sftp, capabilities } = this.connection;
     if (capabilities.fsync) {
       await call<unknown>(sftp, (cb) => sftp.ext_openssh_fsync(this.handle, cb));
@@ -111,7 +83,7 @@ class SftpDelivery implements PendingDelivery {
    * existing delivery. The stat beforehand is the guard for servers whose RENAME replaces too;
    * against those, a file created between the stat and the rename would still be lost.
    */
-  async #publish(): Promise<void> {
+  protected async publish(): Promise<void> {
     const { sftp } = this.connection;
     await this.#refuseExisting();
     try {
@@ -135,7 +107,7 @@ class SftpDelivery implements PendingDelivery {
   }
 
   /** Best effort: closes the handle and removes the partial file; never touches the final name. */
-  async #cleanUp(): Promise<void> {
+  protected async cleanUp(): Promise<void> {
     if (!this.stream.destroyed) this.stream.destroy();
     const { sftp } = this.connection;
     if (!channelIsOpen(sftp)) {
@@ -175,7 +147,7 @@ async function checkDirectory(connection: SftpConnection, directory: string): Pr
 
 async function connect(ctx: ConnectorContext, config: SftpDestinationConfig): Promise<DestinationSession> {
   const connection = await connectSftp(ctx, config);
-  const pending = new Set<SftpDelivery>();
+  const pending = new Set<PendingDelivery>();
   const { directory, fileMode } = config;
   let closed = false;
   const close = async (): Promise<void> => {

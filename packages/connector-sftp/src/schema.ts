@@ -1,14 +1,6 @@
-import { normalizePath } from '@airlock/connector-api';
+import { absolutePath, deliveryFileMode } from '@airlock/connector-api';
 import { z } from 'zod';
 import { FINGERPRINT_PATTERN } from './fingerprint.ts';
-
-function checkPath(value: string, ctx: z.RefinementCtx): void {
-  try {
-    normalizePath(value);
-  } catch (error) {
-    ctx.addIssue({ code: 'custom', message: error instanceof Error ? error.message : 'invalid path' });
-  }
-}
 
 /** How to reach and authenticate to an SFTP server; shared by the source and the destination. */
 const connectionFields = {
@@ -32,29 +24,19 @@ const connectionFields = {
   connectTimeoutMs: z.number().int().min(1_000).max(300_000).default(20_000),
 };
 
-const absolutePath = z.string().superRefine(checkPath).transform((value) => normalizePath(value));
-
 /** What an SFTP source reads. Secrets are not here: `credentialRef` names them in the agent's local secrets file. */
 export const sftpSourceConfig = z.strictObject({
   ...connectionFields,
   /** Absolute POSIX path of a file, or a glob such as `/exports/*.csv` or `/exports/**\/*.csv`. */
-  path: absolutePath,
+  path: absolutePath('Absolute POSIX path of a file, or a glob such as /exports/*.csv.'),
 });
 
 /** Where an SFTP destination delivers. */
 export const sftpDestinationConfig = z.strictObject({
   ...connectionFields,
   /** Absolute POSIX path of the remote directory deliveries land in. */
-  directory: absolutePath,
-  /** Permission bits of delivered files, e.g. 0o640 (the default; 416 decimal). */
-  fileMode: z
-    .number()
-    .int()
-    .min(0)
-    .max(0o777)
-    // Ciphertext is not secret, but a world-writable delivery could be swapped before it is picked up.
-    .refine((mode) => (mode & 0o002) === 0, 'must not be world-writable')
-    .default(0o640),
+  directory: absolutePath('Absolute path of the directory deliveries land in.'),
+  fileMode: deliveryFileMode,
 });
 
 export type SftpDestinationConfig = z.output<typeof sftpDestinationConfig>;

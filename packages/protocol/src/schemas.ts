@@ -252,6 +252,37 @@ export const listCheckpointsInput = z.strictObject({
   limit: z.number().int().min(1).max(1000).default(100),
 });
 
+// ---- scopes -----------------------------------------------------------------------------------
+// Scope text is parsed by the control plane with @airlock/scopes; here only its size and shape.
+
+/** `<action> <resource>`, e.g. `read sftp://host:22/exports/**`. */
+const scopeText = z.string().trim().min(1).max(4096);
+/** An agent group's name: lowercase letters, digits, dot, dash, underscore; 1 to 63. */
+export const groupName = z.string().regex(/^[a-z0-9][a-z0-9._-]{0,62}$/, 'lowercase letters, digits, dot, dash, underscore; 1 to 63');
+
+/** A grant names exactly one subject: an agent by id or a group by name. */
+export const addGrantInput = z
+  .strictObject({
+    agentId: uuid.optional(),
+    group: groupName.optional(),
+    scope: scopeText,
+    expiresAt: z.iso.datetime({ offset: true }).optional(),
+  })
+  .refine((value) => (value.agentId === undefined) !== (value.group === undefined), 'give exactly one of agentId and group');
+
+export const listGrantsInput = z.strictObject({ agentId: uuid.optional() });
+
+export const explainScopeInput = z.strictObject({ agentId: uuid, scope: scopeText });
+
+export const createGroupInput = z.strictObject({ name: groupName });
+
+export const addGroupMemberInput = z.strictObject({ group: groupName, agentId: uuid });
+
+export const leastPrivilegeInput = z.strictObject({
+  /** How far back runs count as use, in days. */
+  days: z.number().int().min(1).max(365).default(30),
+});
+
 export const runStatus = z.enum(['queued', 'running', 'succeeded', 'failed', 'cancelled']);
 export type RunStatus = z.infer<typeof runStatus>;
 

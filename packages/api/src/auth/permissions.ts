@@ -10,6 +10,8 @@ export const permissions = [
   'runs:read',
   'runs:create',
   'audit:read',
+  'scopes:read',
+  'scopes:write',
 ] as const;
 export type Permission = (typeof permissions)[number];
 
@@ -19,8 +21,8 @@ export type Role = (typeof roles)[number];
 const grants: Record<Role, readonly Permission[]> = {
   owner: permissions,
   admin: permissions,
-  operator: ['agents:read', 'integrations:read', 'runs:read', 'runs:create'],
-  auditor: ['agents:read', 'integrations:read', 'runs:read', 'audit:read'],
+  operator: ['agents:read', 'integrations:read', 'runs:read', 'runs:create', 'scopes:read'],
+  auditor: ['agents:read', 'integrations:read', 'runs:read', 'audit:read', 'scopes:read'],
 };
 
 export function roleAllows(role: Role, permission: Permission): boolean {

@@ -3,7 +3,8 @@ import type { TRPCRouterRecord } from '@trpc/server';
 import { ConflictError, NotFoundError, RecipientKeyError, UserError } from '@airlock/errors';
 import { byId, integrationSpec, listAuditInput, listRunsInput, type RunReport, type RunStatus } from '@airlock/protocol';
 import { inspectRecipientKey } from '@airlock/pgp';
-import { appendAudit, eventBy, listAuditEvents } from '../audit-log.ts';
+import { appendAudit, eventBy, listAuditEvents, recordAudit } from '../audit-log.ts';
+import { decideIntegration } from '../grants.ts';
 import { checkpointProcedures } from './audit-admin.ts';
 import { enqueueRun, PREVIOUS_RUN_ACTIVE } from '../run-queue.ts';
 import { saveSchedule, validateSchedule } from '../scheduler.ts';
@@ -73,13 +74,16 @@ export const integrationsRouter = {
       }
       if (new Set(fingerprints).size !== fingerprints.length) throw new UserError('a recipient key is listed twice');
       if (input.schedule) validateSchedule(input.schedule, ctx.now());
-      return ctx.db.transaction(async (tx) => {
+      const saved = await ctx.db.transaction(async (tx) => {
         const [agent] = await tx.query('SELECT 1 FROM agents WHERE id = $1 AND tenant_id = $2 AND status = $3', [
           input.agentId,
           ctx.admin.tenantId,
           'active',
         ]);
         if (!agent) throw new NotFoundError('no active agent with that id');
+        // Deny by default: every scope the integration needs must be covered by the agent's live grants.
+        const decision = await decideIntegration(tx, { tenantId: ctx.admin.tenantId, agentId: input.agentId }, input, ctx.now());
+        if (!decision.allowed) return { kind: 'denied' as const, decision };
         const [row] = await tx.query<{ id: string; version: number }>(
           `INSERT INTO integrations (tenant_id, agent_id, name, spec) VALUES ($1, $2, $3, $4)
            ON CONFLICT (tenant_id, name) DO UPDATE
@@ -99,11 +103,24 @@ export const integrationsRouter = {
             source: input.source.connector,
             destination: input.destination.connector,
             recipientFingerprints: fingerprints,
+            requiredScopes: decision.scopes,
             schedule: input.schedule ? { ...input.schedule } : null,
           },
         }));
-        return { id: row.id, version: row.version, recipientFingerprints: fingerprints, nextRunAt: nextRunAt?.toISOString() ?? null };
+        return { kind: 'saved' as const, id: row.id, version: row.version, recipientFingerprints: fingerprints, nextRunAt: nextRunAt?.toISOString() ?? null };
       });
+      if (saved.kind === 'denied') {
+        // Nothing was written; the refusal is recorded on its own, after the read-only transaction ended.
+        const { decision } = saved;
+        await recordAudit(ctx.db, eventBy(ctx.admin, ctx.request, {
+          action: 'scope-denied',
+          target: input.name,
+          outcome: 'denied',
+          meta: { agentId: input.agentId, integration: input.name, requiredScopes: decision.scopes, reason: decision.reason },
+        }));
+        throw decision.error;
+      }
+      return { id: saved.id, version: saved.version, recipientFingerprints: saved.recipientFingerprints, nextRunAt: saved.nextRunAt };
     }),
 
   list: procedureFor('integrations:read').query(async ({ ctx }) => {

@@ -3,28 +3,59 @@ import type { TRPCRouterRecord } from '@trpc/server';
 import { NotFoundError } from '@airlock/errors';
 import { heartbeatInput, type IntegrationSpec, nextJobInput, nextJobOutput, runReport } from '@airlock/protocol';
 import { appendAudit, eventBy } from '../audit-log.ts';
+import { decideIntegration } from '../grants.ts';
 import type { Context } from '../context.ts';
 import type { AgentPrincipal } from '../auth/agent-auth.ts';
 import { agentProcedure } from '../trpc.ts';
 
+interface QueuedRun {
+  id: string;
+  integration_id: string;
+  integration_version: number;
+  spec: IntegrationSpec;
+}
+
+/** Runs refused at one claim before the agent is answered; each refusal closes its run, so the queue shrinks. */
+const MAX_REFUSALS_PER_CLAIM = 100;
+
+/**
+ * Hands out the agent's oldest queued run, after checking its scopes again: grants revoked or
+ * expired since the run was queued fail the run (`not-allowed`, audited) and it never reaches the agent.
+ */
 async function claimJob(ctx: Context, agent: AgentPrincipal) {
-  return ctx.db.transaction(async (tx) => {
-    const [run] = await tx.query<{ id: string; integration_id: string; integration_version: number; spec: IntegrationSpec }>(
-      `UPDATE runs SET status = 'running', claimed_at = $2
-       WHERE id = (SELECT id FROM runs WHERE agent_id = $1 AND status = 'queued'
-                   ORDER BY created_at LIMIT 1 FOR UPDATE SKIP LOCKED)
-       RETURNING id, integration_id, integration_version, spec`,
-      [agent.agentId, ctx.now()],
-    );
-    if (!run) return null;
-    await appendAudit(tx, eventBy(agent, ctx.request, {
-      action: 'run-dispatch',
-      target: run.id,
-      outcome: 'success',
-      meta: { integrationId: run.integration_id, integrationVersion: run.integration_version },
-    }));
-    return { runId: run.id, integrationId: run.integration_id, integrationVersion: run.integration_version, spec: run.spec };
-  });
+  for (let refused = 0; refused < MAX_REFUSALS_PER_CLAIM; refused++) {
+    const claimed = await ctx.db.transaction(async (tx) => {
+      const [run] = await tx.query<QueuedRun>(
+        `SELECT id, integration_id, integration_version, spec FROM runs
+         WHERE agent_id = $1 AND tenant_id = $2 AND status = 'queued'
+         ORDER BY created_at LIMIT 1 FOR UPDATE SKIP LOCKED`,
+        [agent.agentId, agent.tenantId],
+      );
+      if (!run) return { kind: 'empty' as const };
+      const decision = await decideIntegration(tx, agent, run.spec, ctx.now());
+      if (!decision.allowed) {
+        await tx.query("UPDATE runs SET status = 'failed', finished_at = $2, error_class = 'not-allowed' WHERE id = $1", [run.id, ctx.now()]);
+        await appendAudit(tx, eventBy(agent, ctx.request, {
+          action: 'scope-denied',
+          target: run.id,
+          outcome: 'denied',
+          meta: { integrationId: run.integration_id, integrationVersion: run.integration_version, requiredScopes: decision.scopes, reason: decision.reason },
+        }));
+        return { kind: 'refused' as const };
+      }
+      await tx.query("UPDATE runs SET status = 'running', claimed_at = $2 WHERE id = $1", [run.id, ctx.now()]);
+      await appendAudit(tx, eventBy(agent, ctx.request, {
+        action: 'run-dispatch',
+        target: run.id,
+        outcome: 'success',
+        meta: { integrationId: run.integration_id, integrationVersion: run.integration_version },
+      }));
+      return { kind: 'job' as const, job: { runId: run.id, integrationId: run.integration_id, integrationVersion: run.integration_version, spec: run.spec } };
+    });
+    if (claimed.kind === 'empty') return null;
+    if (claimed.kind === 'job') return claimed.job;
+  }
+  return null;
 }
 
 export const agentChannelRouter = {
