@@ -168,11 +168,12 @@ describe('the audit trail on real PostgreSQL', () => {
     const url = await createTestDatabase(inject('postgresUrl'));
     const owner = connectPostgres(url);
     const login = `airlock_login_${Math.random().toString(36).slice(2, 10)}`;
+    // DDL takes no bind parameters: the generated role name is quoted as an identifier.
+    const role = pg.escapeIdentifier(login);
     let app: Database | null = null;
     try {
       await migrate(owner);
-      // Identifiers cannot be bound; the name is generated above from [a-z0-9_].
-      await owner.query(`CREATE ROLE ${login} LOGIN IN ROLE airlock_app`);
+      await owner.query(`CREATE ROLE ${role} LOGIN IN ROLE airlock_app`);
       const appUrl = new URL(url);
       appUrl.username = login;
       app = connectPostgres(appUrl.toString());
@@ -192,8 +193,8 @@ describe('the audit trail on real PostgreSQL', () => {
       expect(await verifyStoredAudit(app, signer.publicKey)).toMatchObject({ ok: true, count: 2, checkpoints: 1 });
     } finally {
       await app?.close();
-      await owner.query(`DROP OWNED BY ${login}`).catch(() => undefined);
-      await owner.query(`DROP ROLE IF EXISTS ${login}`).catch(() => undefined);
+      await owner.query(`DROP OWNED BY ${role}`).catch(() => undefined);
+      await owner.query(`DROP ROLE IF EXISTS ${role}`).catch(() => undefined);
       await owner.close();
     }
   });
