@@ -205,14 +205,22 @@ export function buildProgram(): Command {
       output(Boolean(options.json), current, () => JSON.stringify(current, null, 2));
     });
 
-  program
-    .command('agent')
-    .description('agents')
+  const agent = program.command('agent').description('agents');
+  agent
     .command('list')
     .addOption(json)
     .action(async (options: { json?: boolean }) => {
       const rows = await adminClient().agents.list.query();
       output(Boolean(options.json), rows, () => rows.map((r) => `${r.id}  ${r.hostname}  ${r.status}  last seen ${r.lastSeenAt ?? 'never'}`).join('\n'));
+    });
+  agent
+    .command('revoke')
+    .description('revoke an agent: its next request is refused and its queued runs are cancelled')
+    .argument('<agentId>')
+    .addOption(json)
+    .action(async (agentId: string, options: { json?: boolean }) => {
+      const result = await adminClient().agents.revoke.mutate({ id: agentId });
+      output(Boolean(options.json), result, () => `revoked agent ${result.agentId}; cancelled ${result.cancelledRuns} queued run(s)`);
     });
 
   const grant = program.command('grant').description('control-plane scopes: what an agent or agent group may do');

@@ -215,6 +215,17 @@ describe.each(Object.entries(backends))('control plane over HTTP on %s', (_name,
     expect((await db.query("SELECT 1 FROM audit_events WHERE action = 'policy-violation'")).length).toBe(1);
   });
 
+  it('refuses a revoked agent on its very next request', async () => {
+    const other = await enroll();
+    const heartbeat = { version: '0.1.0', hostname: 'host-b' };
+    expect((await signedCall('agent.heartbeat', heartbeat, other.keys, other.id)).result.status).toBe(200);
+    expect(data<{ agentId: string }>(await call(base, 'agents.revoke', { id: other.id }, admin))).toMatchObject({ agentId: other.id });
+    expect((await signedCall('agent.heartbeat', heartbeat, other.keys, other.id)).result.status).toBe(401);
+    expect(await auditReasons('agent-request-refused')).toContain('agent revoked');
+    expect((await call(base, 'agents.revoke', { id: other.id }, admin)).status).toBe(404);
+    expect((await db.query("SELECT 1 FROM audit_events WHERE action = 'agent-revoke' AND target = $1", [other.id])).length).toBe(1);
+  });
+
   it('keeps the audit trail append-only and its hash chain intact', async () => {
     await expect(db.query("UPDATE audit_events SET action = 'x' WHERE seq = 1")).rejects.toThrow(/append-only/);
     await expect(db.query('DELETE FROM audit_events WHERE seq = 1')).rejects.toThrow(/append-only/);

@@ -5,6 +5,7 @@
 export const permissions = [
   'agents:read',
   'agents:enroll',
+  'agents:write',
   'integrations:read',
   'integrations:write',
   'runs:read',

@@ -56,6 +56,31 @@ export const agentsRouter = {
       lastSeenAt: row.last_seen_at?.toISOString() ?? null,
     }));
   }),
+
+  /**
+   * Revokes an agent: its next signed request is refused, and its queued runs are cancelled so
+   * their integrations are free to run elsewhere. There is no un-revoke; enroll a new agent.
+   */
+  revoke: procedureFor('agents:write')
+    .input(byId)
+    .mutation(async ({ ctx, input }) => {
+      return ctx.db.transaction(async (tx) => {
+        const [agent] = await tx.query<{ id: string }>(
+          "UPDATE agents SET status = 'revoked' WHERE id = $1 AND tenant_id = $2 AND status = 'active' RETURNING id",
+          [input.id, ctx.admin.tenantId],
+        );
+        if (!agent) throw new NotFoundError('no active agent with that id');
+        const cancelled = await tx.query<{ id: string }>(
+          "UPDATE runs SET status = 'cancelled', finished_at = $2 WHERE agent_id = $1 AND status = 'queued' RETURNING id",
+          [agent.id, ctx.now()],
+        );
+        await appendAudit(
+          tx,
+          eventBy(ctx.admin, ctx.request, { action: 'agent-revoke', target: agent.id, outcome: 'success', meta: { cancelledRuns: cancelled.length } }),
+        );
+        return { agentId: agent.id, cancelledRuns: cancelled.length };
+      });
+    }),
 } satisfies TRPCRouterRecord;
 
 export const integrationsRouter = {
