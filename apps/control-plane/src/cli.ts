@@ -223,6 +223,45 @@ export function buildProgram(): Command {
       output(Boolean(options.json), result, () => `revoked agent ${result.agentId}; cancelled ${result.cancelledRuns} queued run(s)`);
     });
 
+  const key = program.command('key').description('admin API keys (shown once, stored hashed, at most 90 days)');
+  key
+    .command('create')
+    .requiredOption('--name <name>', 'a label for the key')
+    .addOption(new Option('--role <role>', 'its role; never above your own').choices(['owner', 'admin', 'operator', 'auditor']).makeOptionMandatory())
+    .option('--days <n>', 'days until it expires (1 to 90)', '30')
+    .addOption(json)
+    .action(async (options: { name: string; role: 'owner' | 'admin' | 'operator' | 'auditor'; days: string; json?: boolean }) => {
+      const result = await adminClient().apiKeys.create.mutate({ name: options.name, role: options.role, expiresInDays: Number(options.days) });
+      output(Boolean(options.json), result, () => `API key ${result.id} (shown once, expires ${result.expiresAt}):\n${result.key}`);
+    });
+  key
+    .command('list')
+    .addOption(json)
+    .action(async (options: { json?: boolean }) => {
+      const rows = await adminClient().apiKeys.list.query();
+      output(Boolean(options.json), rows, () =>
+        rows.map((r) => `${r.id}  alk_${r.prefix}_…  ${r.role.padEnd(8)}  ${r.name}  expires ${r.expiresAt}${r.revokedAt ? '  REVOKED' : ''}`).join('\n'),
+      );
+    });
+  key
+    .command('rotate')
+    .description('replace a key with a new one of the same name and role; the old one stops working at once')
+    .argument('<keyId>')
+    .option('--days <n>', 'days until the new key expires (1 to 90)', '30')
+    .addOption(json)
+    .action(async (keyId: string, options: { days: string; json?: boolean }) => {
+      const result = await adminClient().apiKeys.rotate.mutate({ id: keyId, expiresInDays: Number(options.days) });
+      output(Boolean(options.json), result, () => `API key ${result.id} (shown once, expires ${result.expiresAt}):\n${result.key}`);
+    });
+  key
+    .command('revoke')
+    .argument('<keyId>')
+    .addOption(json)
+    .action(async (keyId: string, options: { json?: boolean }) => {
+      const result = await adminClient().apiKeys.revoke.mutate({ id: keyId });
+      output(Boolean(options.json), result, () => `revoked API key ${result.id}`);
+    });
+
   const grant = program.command('grant').description('control-plane scopes: what an agent or agent group may do');
   grant
     .command('add')

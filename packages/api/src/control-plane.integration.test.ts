@@ -226,6 +226,31 @@ describe.each(Object.entries(backends))('control plane over HTTP on %s', (_name,
     expect((await db.query("SELECT 1 FROM audit_events WHERE action = 'agent-revoke' AND target = $1", [other.id])).length).toBe(1);
   });
 
+  it('manages API keys: no role above the caller, revocation and rotation on the next request', async () => {
+    const bearer = (key: string) => ({ authorization: `Bearer ${key}` });
+    const create = (headers: Record<string, string>, role: string, expiresInDays = 30) =>
+      call(base, 'apiKeys.create', { name: `${role}-key`, role, expiresInDays }, headers);
+    expect((await create(admin, 'admin', 91)).status).toBe(400);
+    const adminKey = data<{ id: string; key: string }>(await create(admin, 'admin'));
+    expect((await create(bearer(adminKey.key), 'owner')).status).toBe(403);
+    const auditorKey = data<{ id: string; key: string }>(await create(bearer(adminKey.key), 'auditor'));
+    expect((await create(bearer(auditorKey.key), 'auditor')).status).toBe(403);
+    const listed = data<Array<{ id: string; role: string; lastUsedAt: string | null }>>(
+      await fetch(`${base}/trpc/apiKeys.list`, { headers: admin }).then(async (r) => ({ status: r.status, body: (await r.json()) as Call['body'] })),
+    );
+    expect(listed.find((k) => k.id === auditorKey.id)).toMatchObject({ role: 'auditor' });
+    expect(JSON.stringify(listed)).not.toContain(auditorKey.key);
+
+    const rotated = data<{ id: string; key: string }>(await call(base, 'apiKeys.rotate', { id: adminKey.id, expiresInDays: 7 }, admin));
+    expect((await create(bearer(adminKey.key), 'auditor')).status).toBe(401);
+    expect((await create(bearer(rotated.key), 'auditor')).status).toBe(200);
+    expect(data<{ id: string }>(await call(base, 'apiKeys.revoke', { id: rotated.id }, admin))).toEqual({ id: rotated.id });
+    expect((await create(bearer(rotated.key), 'auditor')).status).toBe(401);
+    expect((await call(base, 'apiKeys.revoke', { id: rotated.id }, admin)).status).toBe(404);
+    const actions = await db.query<{ action: string }>("SELECT action FROM audit_events WHERE action LIKE 'api-key-%' ORDER BY seq");
+    expect(actions.map((a) => a.action)).toEqual(expect.arrayContaining(['api-key-create', 'api-key-rotate', 'api-key-revoke']));
+  });
+
   it('keeps the audit trail append-only and its hash chain intact', async () => {
     await expect(db.query("UPDATE audit_events SET action = 'x' WHERE seq = 1")).rejects.toThrow(/append-only/);
     await expect(db.query('DELETE FROM audit_events WHERE seq = 1')).rejects.toThrow(/append-only/);

@@ -1,6 +1,7 @@
 /** The control plane's whole API. Add a router file under `routers/` and list it here. */
 import { agentChannelRouter } from './routers/agent-channel.ts';
 import { agentsRouter, auditRouter, integrationsRouter, runsRouter } from './routers/admin.ts';
+import { apiKeysRouter } from './routers/api-keys.ts';
 import { controlPlaneRouter } from './routers/control-plane.ts';
 import { enrollmentRouter } from './routers/enrollment.ts';
 import { scopeRouters } from './routers/grants.ts';
@@ -13,6 +14,7 @@ export const appRouter = router({
   integrations: integrationsRouter,
   runs: runsRouter,
   audit: auditRouter,
+  apiKeys: apiKeysRouter,
   controlPlane: controlPlaneRouter,
   ...scopeRouters,
 });

@@ -283,6 +283,13 @@ export const leastPrivilegeInput = z.strictObject({
   days: z.number().int().min(1).max(365).default(30),
 });
 
+/** A new admin API key: a role no higher than the caller's, and a mandatory expiry of at most 90 days. */
+export const createApiKeyInput = z.strictObject({
+  name: z.string().min(1).max(100),
+  role: z.enum(['owner', 'admin', 'operator', 'auditor']),
+  expiresInDays: z.number().int().min(1).max(90),
+});
+
 export const runStatus = z.enum(['queued', 'running', 'succeeded', 'failed', 'cancelled']);
 export type RunStatus = z.infer<typeof runStatus>;
 

@@ -13,6 +13,8 @@ export const permissions = [
   'audit:read',
   'scopes:read',
   'scopes:write',
+  'keys:read',
+  'keys:write',
 ] as const;
 export type Permission = (typeof permissions)[number];
 
@@ -25,6 +27,11 @@ const grants: Record<Role, readonly Permission[]> = {
   operator: ['agents:read', 'integrations:read', 'runs:read', 'runs:create', 'scopes:read'],
   auditor: ['agents:read', 'integrations:read', 'runs:read', 'audit:read', 'scopes:read'],
 };
+
+/** Whether a caller with role `holder` may hand out a key with role `wanted`: never a higher one. */
+export function roleCovers(holder: Role, wanted: Role): boolean {
+  return roles.indexOf(holder) <= roles.indexOf(wanted);
+}
 
 export function roleAllows(role: Role, permission: Permission): boolean {
   return grants[role].includes(permission);

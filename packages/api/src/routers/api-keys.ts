@@ -1,0 +1,97 @@
+/**
+ * Admin API keys: list, create, rotate and revoke. A key is shown once, stored hashed, expires in
+ * at most 90 days, and a caller can never mint a key with a role above its own. Revocation takes
+ * effect on the key's next request.
+ */
+import type { TRPCRouterRecord } from '@trpc/server';
+import { NotAllowedError, NotFoundError } from '@airlock/errors';
+import { byId, createApiKeyInput } from '@airlock/protocol';
+import { appendAudit, eventBy } from '../audit-log.ts';
+import { createApiKey } from '../auth/api-keys.ts';
+import { type Role, roleCovers } from '../auth/permissions.ts';
+import { procedureFor } from '../trpc.ts';
+
+interface KeyRow {
+  id: string;
+  prefix: string;
+  name: string;
+  role: Role;
+  created_at: Date;
+  expires_at: Date;
+  last_used_at: Date | null;
+  revoked_at: Date | null;
+}
+
+export const apiKeysRouter = {
+  list: procedureFor('keys:read').query(async ({ ctx }) => {
+    const rows = await ctx.db.query<KeyRow>(
+      `SELECT id, prefix, name, role, created_at, expires_at, last_used_at, revoked_at
+       FROM api_keys WHERE tenant_id = $1 ORDER BY created_at`,
+      [ctx.admin.tenantId],
+    );
+    return rows.map((row) => ({
+      id: row.id,
+      prefix: row.prefix,
+      name: row.name,
+      role: row.role,
+      createdAt: row.created_at.toISOString(),
+      expiresAt: row.expires_at.toISOString(),
+      lastUsedAt: row.last_used_at?.toISOString() ?? null,
+      revokedAt: row.revoked_at?.toISOString() ?? null,
+    }));
+  }),
+
+  create: procedureFor('keys:write')
+    .input(createApiKeyInput)
+    .mutation(async ({ ctx, input }) => {
+      if (!roleCovers(ctx.admin.role, input.role)) throw new NotAllowedError(`a ${ctx.admin.role} cannot create a ${input.role} key`);
+      return ctx.db.transaction(async (tx) => {
+        const key = await createApiKey(tx, { tenantId: ctx.admin.tenantId, ...input }, ctx.now());
+        await appendAudit(
+          tx,
+          eventBy(ctx.admin, ctx.request, {
+            action: 'api-key-create',
+            target: key.id,
+            outcome: 'success',
+            meta: { role: input.role, prefix: key.prefix, expiresAt: key.expiresAt.toISOString() },
+          }),
+        );
+        return { id: key.id, key: key.key, expiresAt: key.expiresAt.toISOString() };
+      });
+    }),
+
+  /** A new key with the same name and role; the old one is revoked in the same transaction. */
+  rotate: procedureFor('keys:write')
+    .input(byId.extend({ expiresInDays: createApiKeyInput.shape.expiresInDays }))
+    .mutation(async ({ ctx, input }) => {
+      return ctx.db.transaction(async (tx) => {
+        const [old] = await tx.query<{ id: string; name: string; role: Role }>(
+          'UPDATE api_keys SET revoked_at = $3 WHERE id = $1 AND tenant_id = $2 AND revoked_at IS NULL RETURNING id, name, role',
+          [input.id, ctx.admin.tenantId, ctx.now()],
+        );
+        if (!old) throw new NotFoundError('no live API key with that id');
+        if (!roleCovers(ctx.admin.role, old.role)) throw new NotAllowedError(`a ${ctx.admin.role} cannot rotate a ${old.role} key`);
+        const key = await createApiKey(tx, { tenantId: ctx.admin.tenantId, name: old.name, role: old.role, expiresInDays: input.expiresInDays }, ctx.now());
+        await appendAudit(
+          tx,
+          eventBy(ctx.admin, ctx.request, { action: 'api-key-rotate', target: old.id, outcome: 'success', meta: { replacedBy: key.id, prefix: key.prefix } }),
+        );
+        return { id: key.id, key: key.key, expiresAt: key.expiresAt.toISOString() };
+      });
+    }),
+
+  revoke: procedureFor('keys:write')
+    .input(byId)
+    .mutation(async ({ ctx, input }) => {
+      return ctx.db.transaction(async (tx) => {
+        const [key] = await tx.query<{ id: string; role: Role }>(
+          'UPDATE api_keys SET revoked_at = $3 WHERE id = $1 AND tenant_id = $2 AND revoked_at IS NULL RETURNING id, role',
+          [input.id, ctx.admin.tenantId, ctx.now()],
+        );
+        if (!key) throw new NotFoundError('no live API key with that id');
+        if (!roleCovers(ctx.admin.role, key.role)) throw new NotAllowedError(`a ${ctx.admin.role} cannot revoke a ${key.role} key`);
+        await appendAudit(tx, eventBy(ctx.admin, ctx.request, { action: 'api-key-revoke', target: key.id, outcome: 'success', meta: { role: key.role } }));
+        return { id: key.id };
+      });
+    }),
+} satisfies TRPCRouterRecord;
