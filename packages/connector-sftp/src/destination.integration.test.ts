@@ -5,11 +5,10 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { utils } from 'ssh2';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { DestinationSession, PendingDelivery } from '@airlock/connector-api';
 import { ConflictError, HostKeyMismatchError, NotAllowedError, UserError } from '@airlock/errors';
-import { sshKeygenFingerprint, startSftpServer, startSshd, type TestSshd } from '@airlock/testing';
+import { generateSshKeyPair, sshKeygenFingerprint, startSftpServer, startSshd, type TestSshd } from '@airlock/testing';
 import { sftpDestination, SftpWriteStream } from './index.ts';
 import { mockContext, sha256Of } from './test-context.ts';
 
@@ -20,7 +19,7 @@ let session: DestinationSession;
 
 beforeAll(async () => {
   sshd = await startSshd();
-  otherPin = await sshKeygenFingerprint(utils.generateKeyPairSync('ed25519').public);
+  otherPin = await sshKeygenFingerprint(generateSshKeyPair().public);
   out = path.join(sshd.root, 'out');
   await mkdir(out);
   session = await sftpDestination.bind(sshdConfig()).connect(mockContext({ privateKey: sshd.privateKey }));

@@ -2,11 +2,10 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { utils } from 'ssh2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isWithin } from '@airlock/connector-api';
 import { AuthenticationError, HostKeyMismatchError, NotAllowedError, UserError } from '@airlock/errors';
-import { sshKeygenFingerprint, startSftpServer, startSshd, type TestSshd } from '@airlock/testing';
+import { generateSshKeyPair, sshKeygenFingerprint, startSftpServer, startSshd, type TestSshd } from '@airlock/testing';
 import { sftpSource } from './index.ts';
 import { mockContext, sha256 } from './test-context.ts';
 
@@ -24,7 +23,7 @@ beforeAll(async () => {
     },
   });
   await symlink(path.join(sshd.root, 'exports', 'a.csv'), path.join(sshd.root, 'exports', 'link.csv'));
-  otherPin = await sshKeygenFingerprint(utils.generateKeyPairSync('ed25519').public);
+  otherPin = await sshKeygenFingerprint(generateSshKeyPair().public);
 });
 
 afterAll(async () => {

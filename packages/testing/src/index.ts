@@ -12,5 +12,5 @@ export {
   type StartSftpServerOptions,
   type TestSftpServer,
 } from './sftp-server.ts';
-export { publicKeyLine, sshKeygenFingerprint, sshKeygenHostVerifier } from './ssh-keys.ts';
+export { generateSshKeyPair, publicKeyLine, sshKeygenFingerprint, sshKeygenHostVerifier } from './ssh-keys.ts';
 export { gpgDecrypt } from './gpg.ts';

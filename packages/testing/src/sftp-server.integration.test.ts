@@ -1,11 +1,10 @@
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { utils } from 'ssh2';
 import SftpClient from 'ssh2-sftp-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startSftpServer } from './sftp-server.ts';
-import { sshKeygenHostVerifier } from './ssh-keys.ts';
+import { generateSshKeyPair, sshKeygenHostVerifier } from './ssh-keys.ts';
 
 let root: string;
 
@@ -22,7 +21,7 @@ afterAll(async () => {
 
 describe('startSftpServer', () => {
   it('serves a directory read-only to a password or key, behind its host key', async () => {
-    const clientKey = utils.generateKeyPairSync('ed25519');
+    const clientKey = generateSshKeyPair();
     await using server = await startSftpServer({ root, password: 'pw', authorizedKey: clientKey.public });
 
     const byPassword = new SftpClient('test', {});

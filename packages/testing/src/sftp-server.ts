@@ -12,7 +12,7 @@ import path from 'node:path';
 import { isWithin } from '@airlock/connector-api';
 import ssh2 from 'ssh2';
 import type { Attributes, AuthContext, Connection, FileEntry, ParsedKey, SFTPWrapper } from 'ssh2';
-import { publicKeyLine, sshKeygenFingerprint } from './ssh-keys.ts';
+import { generateSshKeyPair, publicKeyLine, sshKeygenFingerprint } from './ssh-keys.ts';
 
 const { Server, utils } = ssh2;
 const { OPEN_MODE, STATUS_CODE } = utils.sftp;
@@ -102,7 +102,7 @@ function longname(name: string, attrs: Attributes): string {
 
 export async function startSftpServer(options: StartSftpServerOptions): Promise<TestSftpServer> {
   const rootReal = await realpath(options.root);
-  const hostKey = options.hostKey ?? utils.generateKeyPairSync('ed25519').private;
+  const hostKey = options.hostKey ?? generateSshKeyPair().private;
   const hostKeyFingerprint = await sshKeygenFingerprint(
     publicKeyLine(parseKeyOrThrow(hostKey, 'host key').getPublicSSH()),
   );

@@ -1,6 +1,7 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import ssh2 from 'ssh2';
 import { run } from './exec.ts';
 
 /**
@@ -52,4 +53,16 @@ export function sshKeygenHostVerifier(expected: string): (key: Buffer, verify: (
       () => verify(false),
     );
   };
+}
+
+/**
+ * A fresh ed25519 key pair in OpenSSH format. ssh2's generator now and then (about 1 in 300) emits
+ * a private key its own parser rejects; such a pair is thrown away and another made.
+ */
+export function generateSshKeyPair(): { private: string; public: string } {
+  for (let attempt = 0; attempt < 20; attempt++) {
+    const pair = ssh2.utils.generateKeyPairSync('ed25519');
+    if (!(ssh2.utils.parseKey(pair.private) instanceof Error)) return pair;
+  }
+  throw new Error('could not generate a parsable ed25519 key pair');
 }

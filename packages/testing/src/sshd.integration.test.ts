@@ -1,8 +1,7 @@
 import SftpClient from 'ssh2-sftp-client';
 import { describe, expect, it } from 'vitest';
-import { sshKeygenFingerprint, sshKeygenHostVerifier } from './ssh-keys.ts';
+import { generateSshKeyPair, sshKeygenFingerprint, sshKeygenHostVerifier } from './ssh-keys.ts';
 import { startSshd } from './sshd.ts';
-import { utils } from 'ssh2';
 
 
 describe('startSshd', () => {
@@ -48,7 +47,7 @@ describe('startSshd', () => {
   });
 
   it('reports the fingerprint ssh-keygen computes', async () => {
-    const pair = utils.generateKeyPairSync('ed25519');
+    const pair = generateSshKeyPair();
     expect(await sshKeygenFingerprint(pair.public)).toMatch(/^SHA256:[A-Za-z0-9+/]{43}$/);
   });
 });
