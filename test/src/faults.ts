@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { runJob } from '@airlock/agent';
 import { type DemoKey, generateDemoKey } from '@airlock/pgp';
-import { startSshd, type TestSshd } from '@airlock/testing';
+import { seededRandom, startSshd, type TestSshd } from '@airlock/testing';
 import {
   agentDeps,
   chooseDestination,
@@ -80,18 +80,6 @@ export interface FaultSuiteResult {
   by_kind: Partial<Record<FaultKind, number>>;
   skipped: Array<{ kind: FaultKind; reason: string }>;
   results: FaultCase[];
-}
-
-/** mulberry32: a small, seedable PRNG; the offsets only need to be spread and replayable. */
-function prng(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
 }
 
 /** The full-disk case: a tmpfs this size, and a file larger than it. */
@@ -197,7 +185,7 @@ async function mountTmpfs(dir: string): Promise<string | undefined> {
 }
 
 export async function runFaultSuite(options: FaultSuiteOptions): Promise<FaultSuiteResult> {
-  const random = prng(options.seed);
+  const random = seededRandom(options.seed);
   const choice = chooseDestination();
   const sftpDestination = choice.kind === 'sftp';
   const results: FaultCase[] = [];

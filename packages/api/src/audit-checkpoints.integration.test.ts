@@ -5,7 +5,7 @@ import pg from 'pg';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import { type AuditEventInput, type AuditRecord, chainEvent, checkpointSignedBy, type ChainHead } from '@airlock/audit';
 import { encodeKey, generateKeyPair } from '@airlock/identity';
-import { createTestDatabase } from '@airlock/testing';
+import { createTestDatabase, seededRandom } from '@airlock/testing';
 import { createApiKey } from './auth/api-keys.ts';
 import { createContext } from './context.ts';
 import { appRouter } from './router.ts';
@@ -151,18 +151,6 @@ function buildChain(length: number, start: ChainHead | null = null): AuditRecord
   return records;
 }
 
-/** Deterministic, so a failing case can be replayed from the seed in the failure message. */
-function random(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
-}
-
 describe('the audit trail on real PostgreSQL', () => {
   it('lets the app role append to the trail but never change or remove it', async () => {
     const url = await createTestDatabase(inject('postgresUrl'));
@@ -214,7 +202,7 @@ describe('the audit trail on real PostgreSQL', () => {
       expect(await verify(db)).toMatchObject({ ok: true, count: length, checkpoints: 1 });
 
       const seed = Date.now();
-      const next = random(seed);
+      const next = seededRandom(seed);
       const pick = (low: number, high: number) => low + Math.floor(next() * (high - low + 1));
       const kinds = ['edit-action', 'edit-meta', 'edit-outcome', 'edit-target', 'delete', 'truncate', 'reorder', 'insert'] as const;
       const missed: string[] = [];

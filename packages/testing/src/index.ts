@@ -14,3 +14,4 @@ export {
 } from './sftp-server.ts';
 export { generateSshKeyPair, publicKeyLine, sshKeygenFingerprint, sshKeygenHostVerifier } from './ssh-keys.ts';
 export { gpgDecrypt } from './gpg.ts';
+export { seededRandom } from './random.ts';
