@@ -5,6 +5,8 @@ import { apiKeysRouter } from './routers/api-keys.ts';
 import { controlPlaneRouter } from './routers/control-plane.ts';
 import { enrollmentRouter } from './routers/enrollment.ts';
 import { scopeRouters } from './routers/grants.ts';
+import { sessionRouter } from './routers/session.ts';
+import { usersRouter } from './routers/users.ts';
 import { router } from './trpc.ts';
 
 export const appRouter = router({
@@ -17,6 +19,8 @@ export const appRouter = router({
   apiKeys: apiKeysRouter,
   controlPlane: controlPlaneRouter,
   ...scopeRouters,
+  session: sessionRouter,
+  users: usersRouter,
 });
 
 export type AppRouter = typeof appRouter;
