@@ -13,6 +13,7 @@ import {
   migrate,
   openPglite,
   pruneNonces,
+  pruneSessions,
   Scheduler,
   type Signer,
 } from '@airlock/api';
@@ -39,7 +40,8 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   if (applied.length > 0) logger.info({ applied }, 'migrations applied');
   const dispatcher = new Dispatcher();
   const handler = createHttpHandler(
-    { db, dispatcher, now: () => new Date(), logger, signer },
+    // Only the cookie flag is configured here: the scrypt cost and lockout stay at their defaults.
+    { db, dispatcher, now: () => new Date(), logger, signer, auth: { secureCookies: config.tls !== null } },
     { maxBodyBytes: config.maxBodyBytes },
   );
   const listener = (req: http.IncomingMessage, res: http.ServerResponse) => {
@@ -62,6 +64,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   const url = `${config.tls ? 'https' : 'http'}://${config.host}:${port}`;
   const prune = setInterval(() => {
     pruneNonces(db, new Date()).catch((error: unknown) => logger.warn({ error: String(error) }, 'nonce pruning failed'));
+    pruneSessions(db, new Date()).catch((error: unknown) => logger.warn({ error: String(error) }, 'session pruning failed'));
   }, 60_000);
   prune.unref();
   const scheduler = new Scheduler({ db, dispatcher, tickMs: config.schedulerTickMs, logger });
