@@ -3,6 +3,8 @@
  * authentication needs. Who the caller is gets decided by the procedure builders in `trpc.ts`.
  */
 import type { AgentPrincipal } from './auth/agent-auth.ts';
+import type { SecretBox } from './alerts/secret-box.ts';
+import type { WebhookOptions } from './alerts/webhook.ts';
 import type { Dispatcher } from './dispatcher.ts';
 import type { Signer } from './signer.ts';
 import type { Database } from './storage/database.ts';
@@ -23,6 +25,8 @@ export interface ServerDeps {
   now: () => Date;
   /** The control plane's signing key (audit checkpoints); its public half is served to agents. */
   signer: Signer;
+  /** Seals and opens alert webhook URLs and secrets; without it, destinations cannot be created or tested. */
+  alerts?: { secretBox: SecretBox; webhook: WebhookOptions };
   logger: { warn(meta: Record<string, unknown>, message: string): void; error(meta: Record<string, unknown>, message: string): void };
 }
 

@@ -16,3 +16,7 @@ export { permissions, roles, type Permission, type Role } from './auth/permissio
 export { appendAudit, listAuditEvents, readAuditPages, recordAudit, writeAuditRecords, type AuditFilter } from './audit-log.ts';
 export { createCheckpoint, listCheckpoints, verifyStoredAudit } from './checkpoints.ts';
 export { signerFromSecretKey, verifierFor, type Signer } from './signer.ts';
+export { AlertEngine, defaultThresholds, type AlertEngineOptions, type AlertThresholds, type TickResult } from './alerts/engine.ts';
+export { secretBoxFromKey, type SecretBox } from './alerts/secret-box.ts';
+export { DELIVERY_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, signAlertBody, verifyAlertSignature, type SignatureCheck } from './alerts/signature.ts';
+export { parseWebhookUrl, refusedAddress, type WebhookOptions } from './alerts/webhook.ts';
