@@ -12,6 +12,7 @@ import { type AppRouter, bootstrapTenant, createCheckpoint, migrate, verifyStore
 import { decodePublicKey } from '@airlock/identity';
 import { ConflictError, describe, UserError } from '@airlock/errors';
 import { integrationSpec } from '@airlock/protocol';
+import { addAlertCommands } from './alert-commands.ts';
 import { type ExportFilter, exportAudit, openOutput, verifyExportFile } from './audit-commands.ts';
 import { loadClientConfig, loadServerConfig, loadSigner } from './config.ts';
 import { openDatabase, startServer } from './server.ts';
@@ -448,6 +449,8 @@ export function buildProgram(): Command {
         await sink.close();
       }
     });
+
+  addAlertCommands(program, adminClient, output);
 
   return program;
 }

@@ -1,10 +1,12 @@
 /** Wires config, storage and transport: opens the database, migrates, and serves the API. */
+import { X509Certificate } from 'node:crypto';
 import { mkdir, readFile } from 'node:fs/promises';
 import http from 'node:http';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { pino } from 'pino';
 import {
+  AlertEngine,
   connectPostgres,
   createCheckpoint,
   createHttpHandler,
@@ -16,7 +18,7 @@ import {
   Scheduler,
   type Signer,
 } from '@airlock/api';
-import { loadSigner, type ServerConfig } from './config.ts';
+import { loadAlertKey, loadSigner, type ServerConfig } from './config.ts';
 
 export async function openDatabase(config: Pick<ServerConfig, 'databaseUrl' | 'dataDir'>): Promise<Database> {
   if (config.databaseUrl) return connectPostgres(config.databaseUrl);
@@ -34,12 +36,14 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   const logger = pino({ level: config.logLevel, base: { service: 'control-plane' } });
   // Before the database: a key file with loose permissions stops the start here.
   const signer = await loadSigner(config);
+  const secretBox = await loadAlertKey(config);
+  const tlsFiles = config.tls ? { cert: await readFile(config.tls.certFile), key: await readFile(config.tls.keyFile) } : null;
   const db = await openDatabase(config);
   const { applied } = await migrate(db);
   if (applied.length > 0) logger.info({ applied }, 'migrations applied');
   const dispatcher = new Dispatcher();
   const handler = createHttpHandler(
-    { db, dispatcher, now: () => new Date(), logger, signer },
+    { db, dispatcher, now: () => new Date(), logger, signer, alerts: { secretBox, webhook: config.alerts.webhook } },
     { maxBodyBytes: config.maxBodyBytes },
   );
   const listener = (req: http.IncomingMessage, res: http.ServerResponse) => {
@@ -48,9 +52,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
       if (!res.headersSent) res.writeHead(500).end();
     });
   };
-  const server = config.tls
-    ? https.createServer({ cert: await readFile(config.tls.certFile), key: await readFile(config.tls.keyFile) }, listener)
-    : http.createServer(listener);
+  const server = tlsFiles ? https.createServer(tlsFiles, listener) : http.createServer(listener);
   // Long-polls hold a request open for up to 30 s.
   server.requestTimeout = 60_000;
   server.headersTimeout = 20_000;
@@ -66,6 +68,20 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   prune.unref();
   const scheduler = new Scheduler({ db, dispatcher, tickMs: config.schedulerTickMs, logger });
   scheduler.start();
+  // The certificate served is the one whose expiry is watched (the first of the chain).
+  const certificate = tlsFiles ? new X509Certificate(tlsFiles.cert) : null;
+  const alerts = new AlertEngine({
+    db,
+    secretBox,
+    tickMs: config.alerts.tickMs,
+    checkIntervalMs: config.alerts.checkIntervalMs,
+    thresholds: config.alerts.thresholds,
+    policy: config.alerts.policy,
+    delivery: { maxAttempts: config.alerts.maxAttempts, webhook: config.alerts.webhook },
+    tlsCertificate: certificate ? { validTo: new Date(certificate.validTo), fingerprint256: certificate.fingerprint256 } : null,
+    logger,
+  });
+  alerts.start();
   const checkpoints = startCheckpoints(db, signer, config.checkpointIntervalMs, logger);
   logger.info({ url, database: db.kind, keyId: signer.keyId }, 'control plane listening');
   return {
@@ -75,6 +91,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
       clearInterval(prune);
       await checkpoints.stop();
       await scheduler.stop();
+      await alerts.stop();
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       await db.close();
