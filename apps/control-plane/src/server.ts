@@ -37,7 +37,6 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   // Before the database: a key file with loose permissions stops the start here.
   const signer = await loadSigner(config);
   const secretBox = await loadAlertKey(config);
-  const tlsFiles = config.tls ? { cert: await readFile(config.tls.certFile), key: await readFile(config.tls.keyFile) } : null;
   const db = await openDatabase(config);
   const { applied } = await migrate(db);
   if (applied.length > 0) logger.info({ applied }, 'migrations applied');
@@ -52,7 +51,9 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
       if (!res.headersSent) res.writeHead(500).end();
     });
   };
-  const server = tlsFiles ? https.createServer(tlsFiles, listener) : http.createServer(listener);
+  const server = config.tls
+    ? https.createServer({ cert: await readFile(config.tls.certFile), key: await readFile(config.tls.keyFile) }, listener)
+    : http.createServer(listener);
   // Long-polls hold a request open for up to 30 s.
   server.requestTimeout = 60_000;
   server.headersTimeout = 20_000;
@@ -68,8 +69,8 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   prune.unref();
   const scheduler = new Scheduler({ db, dispatcher, tickMs: config.schedulerTickMs, logger });
   scheduler.start();
-  // The certificate served is the one whose expiry is watched (the first of the chain).
-  const certificate = tlsFiles ? new X509Certificate(tlsFiles.cert) : null;
+  // The served certificate (the first of the chain) is the one whose expiry is watched.
+  const certificate = config.tls ? new X509Certificate(await readFile(config.tls.certFile)) : null;
   const alerts = new AlertEngine({
     db,
     secretBox,

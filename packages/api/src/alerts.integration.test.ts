@@ -1,6 +1,6 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { type AgentKeyPair, encodeKey, generateKeyPair, signRequest } from '@airlock/identity';
@@ -467,6 +467,41 @@ describe('alerts on PostgreSQL with a loopback webhook receiver', () => {
     const redirected = await sendWebhook({ url: hook.url, secret: 'whsec_x', deliveryId: randomUUID() }, '{}', { timeoutMs: 2_000 });
     expect(redirected).toMatchObject({ ok: false, status: 302, error: 'HTTP 302: redirects are not followed' });
     expect(hook.received).toHaveLength(4);
+  });
+
+  it('bounds a webhook request: a receiver that never answers times out, an endless body is cut at the cap', async () => {
+    const sockets = new Set<Socket>();
+    const silentServer = createServer(() => undefined);
+    const flood = createServer((_req, res) => {
+      res.writeHead(500);
+      const chunk = Buffer.alloc(64 * 1024, 'x');
+      // Writes until the client goes away, bounded in case it never does.
+      let left = 1_000;
+      const pump = () => {
+        while (left > 0 && res.write(chunk)) left -= 1;
+        if (left > 0 && !res.destroyed) res.once('drain', pump);
+        else res.end();
+      };
+      pump();
+    });
+    for (const s of [silentServer, flood]) s.on('connection', (socket) => sockets.add(socket));
+    const listen = async (s: Server) => {
+      await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve));
+      return `http://127.0.0.1:${(s.address() as AddressInfo).port}/hook`;
+    };
+    try {
+      const started = Date.now();
+      const hung = await sendWebhook({ url: await listen(silentServer), secret: 'whsec_x', deliveryId: randomUUID() }, '{}', { timeoutMs: 300 });
+      expect(hung).toMatchObject({ ok: false, status: null, error: 'timed out after 300 ms' });
+      expect(Date.now() - started).toBeLessThan(5_000);
+      const flooded = await sendWebhook({ url: await listen(flood), secret: 'whsec_x', deliveryId: randomUUID() }, '{}', { timeoutMs: 5_000, maxResponseBytes: 1_024 });
+      expect(flooded).toMatchObject({ ok: false, status: 500 });
+      expect(flooded.ok ? '' : flooded.error.length).toBeLessThanOrEqual(140);
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      silentServer.close();
+      flood.close();
+    }
   });
 
   it('keeps the outbox across a restart, and resends a delivery whose sender died mid-send once its lease expires', async () => {

@@ -173,7 +173,9 @@ export class AlertEngine {
       const { count, windowMs } = this.#thresholds.burst;
       const at = new Date(record.at);
       const [seen] = await tx.query<{ n: number }>(
-        'SELECT count(*)::int AS n FROM audit_events WHERE action = $1 AND tenant_id = $2 AND at > $3 AND seq <= $4',
+        // The constant IN list matches the partial index's predicate, so the planner may use it.
+        `SELECT count(*)::int AS n FROM audit_events
+         WHERE action IN ('agent-request-refused', 'login-failed') AND action = $1 AND tenant_id = $2 AND at > $3 AND seq <= $4`,
         [record.action, record.tenantId, new Date(at.getTime() - windowMs), record.seq],
       );
       const n = seen?.n ?? 0;

@@ -34,6 +34,7 @@ export interface BurstRule {
   describe(count: number, windowMs: number): string;
 }
 
+/** Each action here must also be in the partial index `audit_events_bursts` (migration 0008) and the engine's count query. */
 export const burstRules: readonly BurstRule[] = [
   {
     action: 'agent-request-refused',
@@ -77,9 +78,10 @@ export function alertForEvent(record: AuditRecord, integrationOfRun: string | nu
         ...base,
         kind: 'scope-denied',
         severity: 'warning',
-        dedupeKey: `scope-denied:${record.target ?? ''}`,
+        // Refused at dispatch, the target is the run: repeats are per integration, not per run.
+        dedupeKey: `scope-denied:${text(meta['integrationId']) ?? record.target ?? ''}`,
         summary: `Scope denied for ${record.target ?? 'an integration'}: ${text(meta['reason']) ?? 'no grant'}`,
-        details: { actor, reason: text(meta['reason']), auditSeq: record.seq },
+        details: { actor, reason: text(meta['reason']), integrationId: text(meta['integrationId']), auditSeq: record.seq },
       };
     case 'policy-violation':
       return {

@@ -55,7 +55,7 @@ async function enqueueDeliveries(
     `SELECT id FROM alert_destinations
      WHERE tenant_id = $1 AND enabled AND (cardinality(kinds) = 0 OR $2 = ANY(kinds))
        AND array_position($4::text[], min_severity) <= array_position($4::text[], $3)
-     ORDER BY created_at FOR UPDATE`,
+     ORDER BY created_at`,
     [alert.tenantId, alert.kind, alert.severity, alertSeverities],
   );
   const result = { pending: 0, throttled: 0 };
