@@ -15,6 +15,7 @@ import { originOf, parseWebhookUrl, sendWebhook } from '../alerts/webhook.ts';
 import { appendAudit, eventBy, recordAudit } from '../audit-log.ts';
 import { randomToken } from '../auth/secrets.ts';
 import type { Context } from '../context.ts';
+import type { Queryable } from '../storage/database.ts';
 import { procedureFor } from '../trpc.ts';
 
 function alertServices(ctx: Context): NonNullable<Context['alerts']> {
@@ -87,7 +88,7 @@ export const alertsRouter = {
     }),
 } satisfies TRPCRouterRecord;
 
-async function missingOr(tx: { query: Context['db']['query'] }, tenantId: string, id: string, conflict: string): Promise<Error> {
+async function missingOr(tx: Queryable, tenantId: string, id: string, conflict: string): Promise<Error> {
   const found = await tx.query('SELECT 1 FROM alerts WHERE id = $1 AND tenant_id = $2', [id, tenantId]);
   return found.length === 0 ? new NotFoundError('no alert with that id') : new ConflictError(conflict);
 }
