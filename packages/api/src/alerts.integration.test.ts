@@ -311,6 +311,23 @@ describe('alerts on PostgreSQL with a loopback webhook receiver', () => {
     expect(await other.alerts()).toEqual([]);
   });
 
+  it('passes over an event whose rule fails, logs it, and still raises the alerts after it', async () => {
+    const t = await tenant('poison');
+    const errors: Record<string, unknown>[] = [];
+    const alerts = engine({ logger: { warn: () => undefined, error: (meta) => errors.push(meta) } });
+    const denial = (tenantId: string, target: string) =>
+      db.transaction((tx) => appendAudit(tx, { tenantId, actor: { type: 'system', id: 'test' }, action: 'scope-denied', target, outcome: 'denied', sourceIp: null, meta: { reason: 'no grant' } }));
+    // A tenant id with no tenant row: the alert insert fails its foreign key.
+    const poison = await denial(randomUUID(), 'orphan');
+    await denial(t.tenantId, 'after-the-poison');
+    const result = await alerts.tick();
+    expect(result.raised.map((c) => c.target)).toContain('after-the-poison');
+    expect(errors).toEqual([expect.objectContaining({ seq: poison.seq, action: 'scope-denied' })]);
+    expect(await t.alerts('scope-denied')).toEqual([expect.objectContaining({ target: 'after-the-poison' })]);
+    await alerts.tick();
+    expect(errors).toHaveLength(1);
+  });
+
   it('raises run-failed and policy-violation alerts from an agent\'s reports', async () => {
     const t = await tenant('agent-reports');
     const hook = await receiver();

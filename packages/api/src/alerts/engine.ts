@@ -61,6 +61,7 @@ export interface TickResult {
 }
 
 const PAGE = 500;
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 export class AlertEngine {
   readonly #db: Database;
@@ -136,8 +137,16 @@ export class AlertEngine {
       while (events < this.#maxEvents) {
         const page = await listAuditEvents(tx, { tenantId: null, afterSeq: cursor, limit: Math.min(PAGE, this.#maxEvents - events) });
         for (const record of page) {
-          for (const candidate of await this.#candidatesFor(tx, record)) {
-            if ((await raiseAlert(tx, candidate, this.#policy, now)).created) raised.push(candidate);
+          // An event whose evaluation fails is logged and passed over: one bad event must not stall alerting.
+          await tx.query('SAVEPOINT alert_event');
+          try {
+            for (const candidate of await this.#candidatesFor(tx, record)) {
+              if ((await raiseAlert(tx, candidate, this.#policy, now)).created) raised.push(candidate);
+            }
+            await tx.query('RELEASE SAVEPOINT alert_event');
+          } catch (error) {
+            await tx.query('ROLLBACK TO SAVEPOINT alert_event');
+            this.#logger.error({ seq: record.seq, action: record.action, error: error instanceof Error ? error.message : String(error) }, 'alert rule failed on an audit event');
           }
           cursor = record.seq;
         }
@@ -162,8 +171,8 @@ export class AlertEngine {
   async #candidatesFor(tx: Queryable, record: AuditRecord): Promise<AlertCandidate[]> {
     const candidates: AlertCandidate[] = [];
     let integration: string | null = null;
-    if (record.action === 'run-complete' && record.outcome === 'failure' && record.target !== null) {
-      const [run] = await tx.query<{ integration_id: string }>('SELECT integration_id FROM runs WHERE id::text = $1', [record.target]);
+    if (record.action === 'run-complete' && record.outcome === 'failure' && record.target !== null && UUID.test(record.target)) {
+      const [run] = await tx.query<{ integration_id: string }>('SELECT integration_id FROM runs WHERE id = $1', [record.target]);
       integration = run?.integration_id ?? null;
     }
     const single = alertForEvent(record, integration);
