@@ -439,6 +439,21 @@ describe('alerts on PostgreSQL with a loopback webhook receiver', () => {
     expect((await deliveries(t.tenantId)).map((d) => d.state).sort()).toEqual(['delivered', 'delivered', 'throttled']);
   });
 
+  it('raises and sends each alert once with two replicas ticking at the same time', async () => {
+    const t = await tenant('replicas');
+    const hook = await receiver();
+    await t.destination(hook.url);
+    const [a, b] = [engine(), engine()];
+    const agent = await t.enroll('replicated-host');
+    const names = ['r1', 'r2', 'r3', 'r4', 'r5'];
+    for (const name of names) expect((await t.mutate('integrations.save', t.integration(agent.id, name))).status).toBe(403);
+    const results = await Promise.all([a.tick(), b.tick(), a.tick(), b.tick()]);
+    await Promise.all([a.tick(), b.tick()]);
+    expect(results.flatMap((r) => r.raised).filter((c) => c.tenantId === t.tenantId)).toHaveLength(names.length);
+    expect((await t.alerts('scope-denied')).map((alert) => alert.count)).toEqual(names.map(() => 1));
+    expect(hook.received.map((r) => payloadOf(r).airlock.alert.id).sort()).toEqual((await t.alerts('scope-denied')).map((alert) => alert.id).sort());
+  });
+
   it('retries after the receiver answers 500, with backoff, until it succeeds, auditing each attempt', async () => {
     const t = await tenant('retry');
     const hook = await receiver();
