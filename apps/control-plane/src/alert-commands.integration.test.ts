@@ -45,12 +45,12 @@ describe('airlock alert (server process with its alert engine, embedded database
     await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
     hookUrl = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/services/T1/B1/path-credential`;
     server = await startServer(
-      loadServerConfig({ AIRLOCK_PORT: '0', AIRLOCK_DATA_DIR: path.join(work, 'db'), AIRLOCK_LOG_LEVEL: 'silent', AIRLOCK_ALERT_TICK_MS: '100' }),
+      loadServerConfig({ AIRLOCK_PORT: '0', AIRLOCK_DATA_DIR: path.join(work, 'db'), AIRLOCK_LOG_LEVEL: 'silent', AIRLOCK_ALERT_TICK_MS: '250' }),
     );
     const boot = await bootstrapTenant(server.db, { tenant: 'acme', keyName: 'cli', expiresInDays: 30 });
     tenantId = boot.tenantId;
     env = { AIRLOCK_URL: server.url, AIRLOCK_API_KEY: boot.key };
-  });
+  }, 120_000);
 
   afterAll(async () => {
     await server.close();
@@ -100,7 +100,7 @@ describe('airlock alert (server process with its alert engine, embedded database
       sourceIp: null,
       meta: { reason: 'no read grant for this agent' },
     });
-    for (let i = 0; i < 100 && received.length < 2; i += 1) await sleep(100);
+    for (let i = 0; i < 200 && received.length < 2; i += 1) await sleep(100);
     expect(received).toHaveLength(2);
     expect(verify(1)).toBe(true);
     expect(JSON.parse(received[1]?.body ?? '{}')).toMatchObject({ airlock: { alert: { kind: 'scope-denied', target: 'nightly' } } });
@@ -115,5 +115,5 @@ describe('airlock alert (server process with its alert engine, embedded database
 
     expect((await airlock(['alert', 'webhook', 'remove', webhook.id], env)).code).toBe(0);
     expect((await airlock(['alert', 'webhook', 'list', '--json'], env)).stdout.trim()).toBe('[]');
-  });
+  }, 300_000); // a dozen CLI processes, each starting tsx
 });
