@@ -13,6 +13,7 @@ import { registerUserCommands } from './user-commands.ts';
 import { decodePublicKey } from '@airlock/identity';
 import { ConflictError, describe, UserError } from '@airlock/errors';
 import { integrationSpec } from '@airlock/protocol';
+import { addAlertCommands } from './alert-commands.ts';
 import { type ExportFilter, exportAudit, openOutput, verifyExportFile } from './audit-commands.ts';
 import { loadClientConfig, loadServerConfig, loadSigner } from './config.ts';
 import { openDatabase, startServer } from './server.ts';
@@ -451,6 +452,8 @@ export function buildProgram(): Command {
         await sink.close();
       }
     });
+
+  addAlertCommands(program, adminClient, output);
 
   return program;
 }

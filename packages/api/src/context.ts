@@ -4,6 +4,8 @@
  */
 import type { AgentPrincipal } from './auth/agent-auth.ts';
 import type { AuthSettings } from './auth/settings.ts';
+import type { SecretBox } from './alerts/secret-box.ts';
+import type { WebhookOptions } from './alerts/webhook.ts';
 import type { Dispatcher } from './dispatcher.ts';
 import type { Signer } from './signer.ts';
 import type { Database } from './storage/database.ts';
@@ -24,6 +26,8 @@ export interface ServerDeps {
   now: () => Date;
   /** The control plane's signing key (audit checkpoints); its public half is served to agents. */
   signer: Signer;
+  /** Seals and opens alert webhook URLs and secrets; without it, destinations cannot be created or tested. */
+  alerts?: { secretBox: SecretBox; webhook: WebhookOptions };
   logger: { warn(meta: Record<string, unknown>, message: string): void; error(meta: Record<string, unknown>, message: string): void };
   /** Admin login and session tunables; unset fields take the production defaults. */
   auth?: Partial<AuthSettings>;
