@@ -5,7 +5,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { Logger } from '@airlock/connector-api';
 import { type DemoKey, generateDemoKey } from '@airlock/pgp';
-import type { IntegrationSpecInput, Job } from '@airlock/protocol';
+import type { IntegrationSpec, Job } from '@airlock/protocol';
 import { gpgDecrypt, startSshd, type TestSshd } from '@airlock/testing';
 import { builtInConnectors } from './connectors.ts';
 import { LocalPolicy } from './policy.ts';
@@ -53,7 +53,7 @@ describe('SFTP source post-actions in a run', () => {
     );
   }
 
-  function job(afterDelivery: IntegrationSpecInput['afterDelivery']): Job {
+  function job(afterDelivery: IntegrationSpec['afterDelivery']): Job {
     return {
       runId: randomUUID(),
       integrationId: randomUUID(),
@@ -73,7 +73,7 @@ describe('SFTP source post-actions in a run', () => {
     };
   }
 
-  const run = (afterDelivery: IntegrationSpecInput['afterDelivery'], rights: Parameters<typeof policy>[0]) =>
+  const run = (afterDelivery: IntegrationSpec['afterDelivery'], rights: Parameters<typeof policy>[0]) =>
     runJob(job(afterDelivery), {
       registry: builtInConnectors(),
       policy: policy(rights),
