@@ -33,3 +33,4 @@ BEGIN
   UPDATE audit_head h SET seq = audit_append.seq, hash = audit_append.hash WHERE h.singleton;
 END;
 $$;
+

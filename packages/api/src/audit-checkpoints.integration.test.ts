@@ -100,15 +100,22 @@ describe.each(Object.entries(backends))('audit checkpoints on %s', (_name, open)
           throw new Error('the action failed');
         }),
       ).rejects.toThrow('the action failed');
-      appended.push(await recordAudit(db, event(100)));
+      // Concurrent standalone records: a bad one fails alone, the others are committed.
+      const mixed = await Promise.allSettled([
+        recordAudit(db, event(100)),
+        recordAudit(db, event(101, { tenantId: 'not-a-uuid' })),
+        recordAudit(db, event(102)),
+      ]);
+      expect(mixed.map((result) => result.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
+      for (const result of mixed) if (result.status === 'fulfilled') appended.push(result.value);
       const bySeq = appended.sort((a, b) => a.seq - b.seq);
-      expect(bySeq.map((record) => record.seq)).toEqual(Array.from({ length: 22 }, (_, i) => i + 1));
+      expect(bySeq.map((record) => record.seq)).toEqual(Array.from({ length: 23 }, (_, i) => i + 1));
       for (const record of bySeq) {
         const { hash: _hash, ...unhashed } = record;
         expect(record.hash).toBe(hashEvent(record.prevHash, unhashed));
       }
-      expect(verifyChain(bySeq)).toMatchObject({ ok: true, count: 22 });
-      expect(await verifyStoredAudit(db, signer.publicKey, { pageSize: 7 })).toMatchObject({ ok: true, count: 22 });
+      expect(verifyChain(bySeq)).toMatchObject({ ok: true, count: 23 });
+      expect(await verifyStoredAudit(db, signer.publicKey, { pageSize: 7 })).toMatchObject({ ok: true, count: 23 });
     } finally {
       await db.close();
     }
