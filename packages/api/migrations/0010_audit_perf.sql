@@ -33,4 +33,3 @@ BEGIN
   UPDATE audit_head h SET seq = audit_append.seq, hash = audit_append.hash WHERE h.singleton;
 END;
 $$;
-
