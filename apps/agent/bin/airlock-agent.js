@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Runs the compiled CLI (`npm run build`, see bundle.ts) when it is at least as new as every source
+// Runs the compiled CLI (`npm run build`, see src/bundle.ts) when it is at least as new as every source
 // it was built from, and the TypeScript sources through tsx otherwise: a stale bundle never runs.
 import { readFileSync, statSync } from 'node:fs';
 

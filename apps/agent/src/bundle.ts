@@ -42,10 +42,10 @@ export async function bundleNode(entry: string, outfile: string): Promise<string
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 /** The agent's compiled CLI and the list of sources it came from; bin/airlock-agent.js reads both. */
-export const DIST_CLI = path.join(here, 'dist', 'cli.js');
-export const DIST_INPUTS = path.join(here, 'dist', 'inputs.json');
+export const DIST_CLI = path.join(here, '..', 'dist', 'cli.js');
+export const DIST_INPUTS = path.join(here, '..', 'dist', 'inputs.json');
 
 if (process.argv[1] !== undefined && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  const inputs = await bundleNode(path.join(here, 'src', 'cli.ts'), DIST_CLI);
+  const inputs = await bundleNode(path.join(here, 'cli.ts'), DIST_CLI);
   await writeFile(DIST_INPUTS, `${JSON.stringify(inputs)}\n`);
 }
