@@ -88,8 +88,9 @@ function numberField(value: Record<string, unknown>, key: string): number {
  * through the tsx loader; reads its VmHWM from /proc after it reports and before it exits.
  */
 async function runAirlockChild(prepared: PreparedJob, privateKey: string, profileDir: string | null): Promise<ChildResult> {
-  // Inside the repository, so the bundle's third-party imports resolve from node_modules.
-  const compiled = path.join(here, '.build', 'airlock-child.js');
+  // Inside the repository, so the bundle's third-party imports resolve from node_modules; dist/ is
+  // neither committed nor linted.
+  const compiled = path.join(here, 'dist', 'airlock-child.js');
   await bundleNode(path.join(here, 'airlock-child.ts'), compiled);
   const args = [...(profileDir === null ? [] : ['--cpu-prof', '--cpu-prof-dir', profileDir]), compiled];
   const started = process.hrtime.bigint();
