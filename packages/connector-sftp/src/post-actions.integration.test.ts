@@ -96,7 +96,7 @@ describe('sftp source post-actions against OpenSSH', () => {
 
   it('refuses an archive directory that is missing, a symlink, or inside the selection', async () => {
     const b = await listed('b.csv');
-    await expect(session.archive?.(b, path.join(sshd.root, 'missing'))).rejects.toThrow(/archive directory/);
+    await expect(session.archive?.(b, path.join(sshd.root, 'missing'))).rejects.toThrow(/does not exist/);
     const link = path.join(sshd.root, 'done-link');
     await rm(link, { force: true });
     await symlink(path.join(sshd.root, 'done'), link);

@@ -191,6 +191,7 @@ class SftpSourceSession implements SourceSession {
       resolved = await call<string>(sftp, (cb) => sftp.realpath(directory, cb));
       mode = (await sftpStat(sftp, directory)).mode;
     } catch (error) {
+      if (isNoSuchFile(error)) throw new UserError(`archive ${directory} on ${this.#authority()} does not exist`, { cause: error });
       throw this.#remoteError('stat of archive directory', directory, error);
     }
     if (resolved !== directory || !isDirectory(mode)) {
