@@ -6,6 +6,10 @@
  * - `procedureFor(permission)`: an admin API key whose role holds `permission`; narrows ctx.admin.
  * - `agentProcedure`: a signed agent request; narrows ctx.agent.
  *
+ * Both authenticated builders replace ctx.db with the caller's tenant view (`db.forTenant`), so
+ * row-level security confines every statement of the procedure to that tenant; only the
+ * credential lookups before it run in the system scope.
+ *
  * Errors from @airlock/errors map to tRPC codes here and nowhere else.
  */
 import { initTRPC, TRPCError } from '@trpc/server';
@@ -68,10 +72,10 @@ export function procedureFor(permission: Permission) {
   return base.meta({ permission }).use(async ({ ctx, next, path }) => {
     let admin: ApiKeyPrincipal;
     try {
-      admin = await authenticateApiKey(ctx.db, ctx.request.headers.get('authorization'), ctx.now());
+      admin = await authenticateApiKey(ctx.db.forSystem(), ctx.request.headers.get('authorization'), ctx.now());
     } catch (error) {
       if (error instanceof AuthenticationError) {
-        await recordAudit(ctx.db, {
+        await recordAudit(ctx.db.forSystem(), {
           tenantId: null,
           actor: { type: 'anonymous', id: null },
           action: 'admin-auth-failed',
@@ -83,21 +87,22 @@ export function procedureFor(permission: Permission) {
       }
       throw error;
     }
+    const db = ctx.db.forTenant(admin.tenantId);
     if (!roleAllows(admin.role, permission)) {
       await recordAudit(
-        ctx.db,
+        db,
         eventBy(admin, ctx.request, { action: 'permission-denied', target: path, outcome: 'denied', meta: { permission, role: admin.role } }),
       );
       throw new NotAllowedError(`role ${admin.role} lacks ${permission}`);
     }
-    return next({ ctx: { admin } });
+    return next({ ctx: { admin, db } });
   });
 }
 
 export const agentProcedure = base.meta({ permission: 'agent' }).use(async ({ ctx, next, path }) => {
-  ctx.agentAuth ??= authenticateAgent(ctx.db, ctx.request, ctx.now()).catch(async (error: unknown) => {
+  ctx.agentAuth ??= authenticateAgent(ctx.db.forSystem(), ctx.request, ctx.now()).catch(async (error: unknown) => {
     if (error instanceof AgentAuthError) {
-      await recordAudit(ctx.db, {
+      await recordAudit(ctx.db.forSystem(), {
         tenantId: error.tenantId,
         actor: { type: 'agent', id: error.claimedAgentId },
         action: 'agent-request-refused',
@@ -110,7 +115,7 @@ export const agentProcedure = base.meta({ permission: 'agent' }).use(async ({ ct
     throw error;
   });
   const agent: AgentPrincipal = await ctx.agentAuth;
-  return next({ ctx: { agent } });
+  return next({ ctx: { agent, db: ctx.db.forTenant(agent.tenantId) } });
 });
 
 export interface ProcedureMeta {
