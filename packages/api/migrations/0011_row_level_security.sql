@@ -42,61 +42,28 @@ ALTER TABLE tenants FORCE ROW LEVEL SECURITY;
 CREATE POLICY tenants_tenant ON tenants USING (id = airlock_current_tenant()) WITH CHECK (id = airlock_current_tenant());
 CREATE POLICY tenants_system ON tenants USING (airlock_system_scope()) WITH CHECK (airlock_system_scope());
 
-ALTER TABLE api_keys ENABLE ROW LEVEL SECURITY;
-ALTER TABLE api_keys FORCE ROW LEVEL SECURITY;
-CREATE POLICY api_keys_tenant ON api_keys USING (tenant_id = airlock_current_tenant()) WITH CHECK (tenant_id = airlock_current_tenant());
-CREATE POLICY api_keys_system ON api_keys USING (airlock_system_scope()) WITH CHECK (airlock_system_scope());
-
-ALTER TABLE agents ENABLE ROW LEVEL SECURITY;
-ALTER TABLE agents FORCE ROW LEVEL SECURITY;
-CREATE POLICY agents_tenant ON agents USING (tenant_id = airlock_current_tenant()) WITH CHECK (tenant_id = airlock_current_tenant());
-CREATE POLICY agents_system ON agents USING (airlock_system_scope()) WITH CHECK (airlock_system_scope());
-
-ALTER TABLE enrollment_tokens ENABLE ROW LEVEL SECURITY;
-ALTER TABLE enrollment_tokens FORCE ROW LEVEL SECURITY;
-CREATE POLICY enrollment_tokens_tenant ON enrollment_tokens USING (tenant_id = airlock_current_tenant()) WITH CHECK (tenant_id = airlock_current_tenant());
-CREATE POLICY enrollment_tokens_system ON enrollment_tokens USING (airlock_system_scope()) WITH CHECK (airlock_system_scope());
-
-ALTER TABLE request_nonces ENABLE ROW LEVEL SECURITY;
-ALTER TABLE request_nonces FORCE ROW LEVEL SECURITY;
-CREATE POLICY request_nonces_tenant ON request_nonces USING (tenant_id = airlock_current_tenant()) WITH CHECK (tenant_id = airlock_current_tenant());
-CREATE POLICY request_nonces_system ON request_nonces USING (airlock_system_scope()) WITH CHECK (airlock_system_scope());
-
-ALTER TABLE integrations ENABLE ROW LEVEL SECURITY;
-ALTER TABLE integrations FORCE ROW LEVEL SECURITY;
-CREATE POLICY integrations_tenant ON integrations USING (tenant_id = airlock_current_tenant()) WITH CHECK (tenant_id = airlock_current_tenant());
-CREATE POLICY integrations_system ON integrations USING (airlock_system_scope()) WITH CHECK (airlock_system_scope());
-
-ALTER TABLE runs ENABLE ROW LEVEL SECURITY;
-ALTER TABLE runs FORCE ROW LEVEL SECURITY;
-CREATE POLICY runs_tenant ON runs USING (tenant_id = airlock_current_tenant()) WITH CHECK (tenant_id = airlock_current_tenant());
-CREATE POLICY runs_system ON runs USING (airlock_system_scope()) WITH CHECK (airlock_system_scope());
-
--- Events without a tenant (refused anonymous requests) are system rows.
-ALTER TABLE audit_events ENABLE ROW LEVEL SECURITY;
-ALTER TABLE audit_events FORCE ROW LEVEL SECURITY;
-CREATE POLICY audit_events_tenant ON audit_events USING (tenant_id = airlock_current_tenant()) WITH CHECK (tenant_id = airlock_current_tenant());
-CREATE POLICY audit_events_system ON audit_events USING (airlock_system_scope()) WITH CHECK (airlock_system_scope());
-
-ALTER TABLE integration_schedules ENABLE ROW LEVEL SECURITY;
-ALTER TABLE integration_schedules FORCE ROW LEVEL SECURITY;
-CREATE POLICY integration_schedules_tenant ON integration_schedules USING (tenant_id = airlock_current_tenant()) WITH CHECK (tenant_id = airlock_current_tenant());
-CREATE POLICY integration_schedules_system ON integration_schedules USING (airlock_system_scope()) WITH CHECK (airlock_system_scope());
-
-ALTER TABLE agent_groups ENABLE ROW LEVEL SECURITY;
-ALTER TABLE agent_groups FORCE ROW LEVEL SECURITY;
-CREATE POLICY agent_groups_tenant ON agent_groups USING (tenant_id = airlock_current_tenant()) WITH CHECK (tenant_id = airlock_current_tenant());
-CREATE POLICY agent_groups_system ON agent_groups USING (airlock_system_scope()) WITH CHECK (airlock_system_scope());
-
-ALTER TABLE agent_group_members ENABLE ROW LEVEL SECURITY;
-ALTER TABLE agent_group_members FORCE ROW LEVEL SECURITY;
-CREATE POLICY agent_group_members_tenant ON agent_group_members USING (tenant_id = airlock_current_tenant()) WITH CHECK (tenant_id = airlock_current_tenant());
-CREATE POLICY agent_group_members_system ON agent_group_members USING (airlock_system_scope()) WITH CHECK (airlock_system_scope());
-
-ALTER TABLE grants ENABLE ROW LEVEL SECURITY;
-ALTER TABLE grants FORCE ROW LEVEL SECURITY;
-CREATE POLICY grants_tenant ON grants USING (tenant_id = airlock_current_tenant()) WITH CHECK (tenant_id = airlock_current_tenant());
-CREATE POLICY grants_system ON grants USING (airlock_system_scope()) WITH CHECK (airlock_system_scope());
+-- Every other table with a tenant_id column: api_keys, agents, enrollment_tokens, request_nonces,
+-- integrations, runs, audit_events, integration_schedules, agent_groups, agent_group_members,
+-- grants, and any that an earlier-numbered migration added. Audit events without a tenant
+-- (refused anonymous requests) are system rows. DDL takes no bind parameters, so the names, which
+-- come from the catalog, are quoted as identifiers with %I.
+DO $$
+DECLARE
+  t text;
+BEGIN
+  FOR t IN
+    SELECT c.table_name FROM information_schema.columns c
+    JOIN information_schema.tables tb ON tb.table_schema = c.table_schema AND tb.table_name = c.table_name
+    WHERE c.table_schema = 'public' AND c.column_name = 'tenant_id' AND tb.table_type = 'BASE TABLE'
+    ORDER BY c.table_name
+  LOOP
+    EXECUTE format('ALTER TABLE %I ENABLE ROW LEVEL SECURITY', t);
+    EXECUTE format('ALTER TABLE %I FORCE ROW LEVEL SECURITY', t);
+    EXECUTE format('CREATE POLICY %I ON %I USING (tenant_id = airlock_current_tenant()) WITH CHECK (tenant_id = airlock_current_tenant())', t || '_tenant', t);
+    EXECUTE format('CREATE POLICY %I ON %I USING (airlock_system_scope()) WITH CHECK (airlock_system_scope())', t || '_system', t);
+  END LOOP;
+END
+$$;
 
 -- Tenant-scoped transactions switch to airlock_app. A server that connects as the (non-superuser)
 -- owner needs membership for that; a superuser has it implicitly, and the README's login role has it

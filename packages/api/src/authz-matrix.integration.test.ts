@@ -272,7 +272,7 @@ describe('the authorization matrix on PostgreSQL, served as the airlock_app role
     const pathAndQuery = method === 'GET' ? `/trpc/${path}${input === undefined ? '' : `?input=${encodeURIComponent(JSON.stringify(input))}`}` : `/trpc/${path}`;
     const body = method === 'POST' ? JSON.stringify(input ?? null) : '';
     const headers: Record<string, string> = { 'content-type': 'application/json' };
-    if (caller.kind === 'key') headers.authorization = `Bearer ${caller.bearer}`;
+    if (caller.kind === 'key') headers['authorization'] = `Bearer ${caller.bearer}`;
     if (caller.kind === 'agent') Object.assign(headers, signRequest(caller.keys, { agentId: caller.id, method, pathAndQuery, body }));
     const response = await fetch(`${base}${pathAndQuery}`, { method, headers, ...(method === 'POST' ? { body } : {}) });
     const text = await response.text();
