@@ -359,24 +359,24 @@ describe('the authorization matrix on PostgreSQL, served as the airlock_app role
 
   it('matches the table for every procedure, role, tenant and caller, with no unexpected allow', async () => {
     const cells: Cell[] = [];
+    // Queries share one seed per tenant (a query that changed it would be caught by the snapshot); mutations get fresh rows.
+    const shared = { a: await seed(tenants.a.id), b: await seed(tenants.b.id) };
     for (const [procedure, row] of Object.entries(matrix.procedures)) {
       if (!routerProcedures.has(procedure)) continue;
+      const rows = async (tenant: 'a' | 'b') => ({ tenant, seed: routerProcedures.get(procedure)?.type === 'query' ? shared[tenant] : await seed(tenants[tenant].id) });
       for (const role of roles) {
-        cells.push(await runCell(procedure, `own.${role}`, row.own[role], { tenant: 'a', seed: await seed(tenants.a.id) }, { kind: 'key', bearer: tenants.a.keys[role] }, 'a'));
+        cells.push(await runCell(procedure, `own.${role}`, row.own[role], await rows('a'), { kind: 'key', bearer: tenants.a.keys[role] }, 'a'));
         if (row.foreign[role] === 'n/a') continue;
-        cells.push(
-          await runCell(procedure, `foreign.${role}`, row.foreign[role], { tenant: 'b', seed: await seed(tenants.b.id) }, { kind: 'key', bearer: tenants.a.keys[role] }, 'a'),
-        );
+        cells.push(await runCell(procedure, `foreign.${role}`, row.foreign[role], await rows('b'), { kind: 'key', bearer: tenants.a.keys[role] }, 'a'));
       }
+      // Agents act on their own rows, so an agent's target (or its own tenant, for a foreign call) is always fresh.
       const own = await seed(tenants.a.id);
       cells.push(await runCell(procedure, 'agent.own', row.agent.own, { tenant: 'a', seed: own }, { kind: 'agent', ...own.agent }, 'a'));
       if (row.agent.foreign !== 'n/a') {
         const callerSeed = await seed(tenants.a.id);
-        cells.push(
-          await runCell(procedure, 'agent.foreign', row.agent.foreign, { tenant: 'b', seed: await seed(tenants.b.id) }, { kind: 'agent', ...callerSeed.agent }, 'a'),
-        );
+        cells.push(await runCell(procedure, 'agent.foreign', row.agent.foreign, { tenant: 'b', seed: await seed(tenants.b.id) }, { kind: 'agent', ...callerSeed.agent }, 'a'));
       }
-      cells.push(await runCell(procedure, 'anonymous', row.anonymous, { tenant: 'a', seed: await seed(tenants.a.id) }, { kind: 'none' }, null));
+      cells.push(await runCell(procedure, 'anonymous', row.anonymous, await rows('a'), { kind: 'none' }, null));
     }
 
     const unexpectedAllows = cells.filter((c) => c.problem?.startsWith('unexpected allow') === true || c.problem?.startsWith('leaked') === true);
