@@ -326,6 +326,8 @@ describe('the authorization matrix on PostgreSQL, served as the airlock_app role
     target: { tenant: 'a' | 'b'; seed: Seed },
     caller: Caller,
     callerTenant: 'a' | 'b' | null,
+    /** Whether this caller may call the procedure on its own tenant: then a foreign row must look absent (NOT_FOUND). */
+    allowedAtHome = false,
   ): Promise<Cell> {
     const { type } = routerProcedures.get(procedure) ?? { type: '' };
     const used = new Set<string>();
@@ -354,6 +356,9 @@ describe('the authorization matrix on PostgreSQL, served as the airlock_app role
       else if (type === 'mutation' && namesRows) problem = "unexpected allow: a mutation on another tenant's row succeeded";
     } else if (expected === 'deny' && !DENY_CODES.has(reply.code ?? '')) problem = `inconclusive: ${reply.code ?? ''} ${reply.text.slice(0, 300)}`;
     else if (expected === 'deny' && changed) problem = 'denied but changed rows';
+    else if (expected === 'deny' && foreign && allowedAtHome && type === 'mutation' && reply.code !== 'NOT_FOUND') {
+      problem = `a foreign row must look absent (NOT_FOUND), got ${reply.code ?? ''}`;
+    }
     return { procedure, cell, expected, observed, problem };
   }
 
@@ -367,14 +372,16 @@ describe('the authorization matrix on PostgreSQL, served as the airlock_app role
       for (const role of roles) {
         cells.push(await runCell(procedure, `own.${role}`, row.own[role], await rows('a'), { kind: 'key', bearer: tenants.a.keys[role] }, 'a'));
         if (row.foreign[role] === 'n/a') continue;
-        cells.push(await runCell(procedure, `foreign.${role}`, row.foreign[role], await rows('b'), { kind: 'key', bearer: tenants.a.keys[role] }, 'a'));
+        const home = row.own[role] === 'allow';
+        cells.push(await runCell(procedure, `foreign.${role}`, row.foreign[role], await rows('b'), { kind: 'key', bearer: tenants.a.keys[role] }, 'a', home));
       }
       // Agents act on their own rows, so an agent's target (or its own tenant, for a foreign call) is always fresh.
       const own = await seed(tenants.a.id);
       cells.push(await runCell(procedure, 'agent.own', row.agent.own, { tenant: 'a', seed: own }, { kind: 'agent', ...own.agent }, 'a'));
       if (row.agent.foreign !== 'n/a') {
         const callerSeed = await seed(tenants.a.id);
-        cells.push(await runCell(procedure, 'agent.foreign', row.agent.foreign, { tenant: 'b', seed: await seed(tenants.b.id) }, { kind: 'agent', ...callerSeed.agent }, 'a'));
+        const target = { tenant: 'b' as const, seed: await seed(tenants.b.id) };
+        cells.push(await runCell(procedure, 'agent.foreign', row.agent.foreign, target, { kind: 'agent', ...callerSeed.agent }, 'a', row.agent.own === 'allow'));
       }
       cells.push(await runCell(procedure, 'anonymous', row.anonymous, await rows('a'), { kind: 'none' }, null));
     }
