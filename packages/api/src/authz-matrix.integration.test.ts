@@ -18,7 +18,8 @@ import { formatResource, parseScope } from '@airlock/scopes';
 import { createTestDatabase } from '@airlock/testing';
 import { createApiKey } from './auth/api-keys.ts';
 import { randomToken, sha256Hex } from './auth/secrets.ts';
-import { bootstrapTenant, connectPostgres, createHttpHandler, type Database, Dispatcher, migrate, roles, type Role, signerFromSecretKey } from './index.ts';
+import { bootstrapTenant, connectPostgres, createHttpHandler, type Database, Dispatcher, migrate, type Queryable, roles, type Role, signerFromSecretKey } from './index.ts';
+import { type AppRoleConnection, connectAsAppRole } from './storage/app-role.fixture.ts';
 import { appRouter } from './router.ts';
 
 const verdict = z.enum(['allow', 'deny', 'n/a']);
@@ -115,10 +116,9 @@ interface Cell {
 
 describe('the authorization matrix on PostgreSQL, served as the airlock_app role', () => {
   let owner: Database;
-  let app: Database | null = null;
+  let app: AppRoleConnection | null = null;
   let server: Server;
   let base: string;
-  let login = '';
   let recipient = '';
   const tenants: Record<'a' | 'b', { id: string; keys: Record<Role, string> }> = {
     a: { id: '', keys: { owner: '', admin: '', operator: '', auditor: '' } },
@@ -129,12 +129,7 @@ describe('the authorization matrix on PostgreSQL, served as the airlock_app role
     const url = await createTestDatabase(inject('postgresUrl'));
     owner = connectPostgres(url);
     await migrate(owner);
-    login = `airlock_matrix_${randomToken(6).toLowerCase().replace(/[^a-z0-9]/g, '0')}`;
-    // DDL takes no bind parameters: the generated role name is quoted as an identifier.
-    await owner.query(`CREATE ROLE ${pg.escapeIdentifier(login)} LOGIN IN ROLE airlock_app`);
-    const appUrl = new URL(url);
-    appUrl.username = login;
-    app = connectPostgres(appUrl.toString());
+    app = await connectAsAppRole(owner, url);
     for (const [name, tenant] of Object.entries(tenants)) {
       const boot = await bootstrapTenant(owner, { tenant: `matrix-${name}`, keyName: 'owner', expiresInDays: 30 });
       tenant.id = boot.tenantId;
@@ -145,7 +140,7 @@ describe('the authorization matrix on PostgreSQL, served as the airlock_app role
       }
     }
     recipient = (await generateDemoKey('Partner', 'partner@example.com')).armoredPublicKey;
-    const handler = createHttpHandler({ db: app, dispatcher: new Dispatcher(50), now: () => new Date(), logger: silent, signer }, { maxBodyBytes: 256 * 1024 });
+    const handler = createHttpHandler({ db: app.db, dispatcher: new Dispatcher(50), now: () => new Date(), logger: silent, signer }, { maxBodyBytes: 256 * 1024 });
     server = createServer((req, res) => void handler(req, res));
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
@@ -153,9 +148,7 @@ describe('the authorization matrix on PostgreSQL, served as the airlock_app role
 
   afterAll(async () => {
     server.close();
-    await app?.close();
-    await owner.query(`DROP OWNED BY ${pg.escapeIdentifier(login)}`).catch(() => undefined);
-    await owner.query(`DROP ROLE IF EXISTS ${pg.escapeIdentifier(login)}`).catch(() => undefined);
+    await app?.[Symbol.asyncDispose]();
     await owner.close();
   });
 
@@ -163,7 +156,7 @@ describe('the authorization matrix on PostgreSQL, served as the airlock_app role
     return `${prefix}-${randomToken(6).toLowerCase().replace(/[^a-z0-9]/g, '0')}`;
   }
 
-  async function insertAgent(tx: { query: Database['query'] }, tenantId: string) {
+  async function insertAgent(tx: Queryable, tenantId: string) {
     const keys = generateKeyPair();
     const [row] = await tx.query<{ id: string }>('INSERT INTO agents (tenant_id, public_key, hostname, version) VALUES ($1, $2, $3, $4) RETURNING id', [
       tenantId,

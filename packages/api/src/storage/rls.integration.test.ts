@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { encodeKey, generateKeyPair } from '@airlock/identity';
 import { createTestDatabase } from '@airlock/testing';
 import { bootstrapTenant } from '../bootstrap.ts';
+import { connectAsAppRole } from './app-role.fixture.ts';
 import { connectPostgres, type Database, openPglite, type Queryable } from './database.ts';
 import { migrate } from './migrate.ts';
 
@@ -161,23 +162,14 @@ describe('row-level security for the airlock_app login role', () => {
   it('shows an unscoped statement no tenant rows at all, the system scope every row', async () => {
     const url = await createTestDatabase(inject('postgresUrl'));
     const owner = connectPostgres(url);
-    const login = `airlock_rls_${Math.random().toString(36).slice(2, 10)}`;
-    let app: Database | null = null;
     try {
       await migrate(owner);
       await seedTenant(owner, 'alpha');
-      // DDL takes no bind parameters: the generated role name is quoted as an identifier.
-      await owner.query(`CREATE ROLE ${pg.escapeIdentifier(login)} LOGIN IN ROLE airlock_app`);
-      const appUrl = new URL(url);
-      appUrl.username = login;
-      app = connectPostgres(appUrl.toString());
-      expect(await app.query('SELECT id FROM agents')).toEqual([]);
-      expect(await app.query('SELECT id FROM tenants')).toEqual([]);
-      expect(await app.forSystem().query('SELECT id FROM agents')).toHaveLength(1);
+      await using app = await connectAsAppRole(owner, url);
+      expect(await app.db.query('SELECT id FROM agents')).toEqual([]);
+      expect(await app.db.query('SELECT id FROM tenants')).toEqual([]);
+      expect(await app.db.forSystem().query('SELECT id FROM agents')).toHaveLength(1);
     } finally {
-      await app?.close();
-      await owner.query(`DROP OWNED BY ${pg.escapeIdentifier(login)}`).catch(() => undefined);
-      await owner.query(`DROP ROLE IF EXISTS ${pg.escapeIdentifier(login)}`).catch(() => undefined);
       await owner.close();
     }
   });
