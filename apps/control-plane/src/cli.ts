@@ -415,7 +415,8 @@ export function buildProgram(): Command {
         const publicKey = options.publicKey === undefined ? (await loadSigner(config, { create: false })).publicKey : publicKeyOption(options.publicKey);
         const db = await openDatabase(config);
         try {
-          result = await verifyStoredAudit(db, publicKey);
+          // The whole chain, every tenant's events: system scope.
+          result = await verifyStoredAudit(db.forSystem(), publicKey);
         } finally {
           await db.close();
         }

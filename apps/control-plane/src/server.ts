@@ -73,9 +73,11 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   });
   const { port } = server.address() as AddressInfo;
   const url = `${config.tls ? 'https' : 'http'}://${config.host}:${port}`;
+  // Background work spans every tenant: it runs in the explicit system scope.
+  const system = db.forSystem();
   const prune = setInterval(() => {
     pruneNonces(db, new Date()).catch((error: unknown) => logger.warn({ error: String(error) }, 'nonce pruning failed'));
-    pruneSessions(db, new Date()).catch((error: unknown) => logger.warn({ error: String(error) }, 'session pruning failed'));
+    pruneSessions(system, new Date()).catch((error: unknown) => logger.warn({ error: String(error) }, 'session pruning failed'));
   }, 60_000);
   prune.unref();
   const scheduler = new Scheduler({ db, dispatcher, tickMs: config.schedulerTickMs, logger });
@@ -83,7 +85,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   // The served certificate (the first of the chain) is the one whose expiry is watched.
   const certificate = config.tls ? new X509Certificate(await readFile(config.tls.certFile)) : null;
   const alerts = new AlertEngine({
-    db,
+    db: system,
     secretBox,
     tickMs: config.alerts.tickMs,
     checkIntervalMs: config.alerts.checkIntervalMs,
@@ -94,7 +96,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     logger,
   });
   alerts.start();
-  const checkpoints = startCheckpoints(db, signer, config.checkpointIntervalMs, logger);
+  const checkpoints = startCheckpoints(system, signer, config.checkpointIntervalMs, logger);
   logger.info({ url, database: db.kind, keyId: signer.keyId }, 'control plane listening');
   return {
     url,

@@ -206,7 +206,7 @@ describe('the audit trail on real PostgreSQL', () => {
       appUrl.username = login;
       app = connectPostgres(appUrl.toString());
       expect(await migrate(app)).toEqual({ applied: [] });
-      await recordAudit(app, event(1));
+      await recordAudit(app.forSystem(), event(1));
       expect(await createCheckpoint(app, signer)).toMatchObject({ created: true });
       await expect(app.query("UPDATE audit_events SET action = 'x' WHERE seq = 1")).rejects.toThrow(/permission denied/);
       await expect(app.query('DELETE FROM audit_events WHERE seq = 1')).rejects.toThrow(/permission denied/);
@@ -218,7 +218,7 @@ describe('the audit trail on real PostgreSQL', () => {
       await expect(app.query('DELETE FROM audit_events WHERE seq = 1')).rejects.toThrow(/permission denied/);
       // Everything else the control plane does still works as the app role.
       await bootstrapTenant(app, { tenant: 'acme', keyName: 'boot', expiresInDays: 1 });
-      expect(await verifyStoredAudit(app, signer.publicKey)).toMatchObject({ ok: true, count: 2, checkpoints: 1 });
+      expect(await verifyStoredAudit(app.forSystem(), signer.publicKey)).toMatchObject({ ok: true, count: 2, checkpoints: 1 });
     } finally {
       await app?.close();
       await owner.query(`DROP OWNED BY ${role}`).catch(() => undefined);

@@ -1,6 +1,7 @@
 /**
  * What every procedure sees: storage, the dispatcher, the clock, and the raw request facts that
- * authentication needs. Who the caller is gets decided by the procedure builders in `trpc.ts`.
+ * authentication needs. Who the caller is gets decided by the procedure builders in `trpc.ts`, which
+ * also narrow `db` to the caller's tenant (row-level security) for admin and agent procedures.
  */
 import type { AgentPrincipal } from './auth/agent-auth.ts';
 import type { AuthSettings } from './auth/settings.ts';

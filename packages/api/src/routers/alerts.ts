@@ -14,6 +14,7 @@ import { ALERT_COLUMNS, type AlertRow, alertListing } from '../alerts/store.ts';
 import { originOf, parseWebhookUrl, sendWebhook } from '../alerts/webhook.ts';
 import { appendAudit, eventBy, recordAudit } from '../audit-log.ts';
 import { randomToken } from '../auth/secrets.ts';
+import { principalRef } from '../auth/principal.ts';
 import type { Context } from '../context.ts';
 import type { Queryable } from '../storage/database.ts';
 import { procedureFor } from '../trpc.ts';
@@ -21,10 +22,6 @@ import { procedureFor } from '../trpc.ts';
 function alertServices(ctx: Context): NonNullable<Context['alerts']> {
   if (!ctx.alerts) throw new OperationalError('alert destinations are not configured on this control plane (no alert key)');
   return ctx.alerts;
-}
-
-function actorName(ctx: { admin: { keyId: string } }): string {
-  return `api-key:${ctx.admin.keyId}`;
 }
 
 interface DestinationRow {
@@ -64,7 +61,7 @@ export const alertsRouter = {
         const [row] = await tx.query<{ id: string; kind: string }>(
           `UPDATE alerts SET state = 'acknowledged', acknowledged_at = $3, acknowledged_by = $4
            WHERE id = $1 AND tenant_id = $2 AND state = 'open' RETURNING id, kind`,
-          [input.id, ctx.admin.tenantId, ctx.now(), actorName(ctx)],
+          [input.id, ctx.admin.tenantId, ctx.now(), principalRef(ctx.admin)],
         );
         if (!row) throw await missingOr(tx, ctx.admin.tenantId, input.id, 'only an open alert can be acknowledged');
         await appendAudit(tx, eventBy(ctx.admin, ctx.request, { action: 'alert-acknowledge', target: row.id, outcome: 'success', meta: { kind: row.kind } }));
@@ -79,7 +76,7 @@ export const alertsRouter = {
         const [row] = await tx.query<{ id: string; kind: string }>(
           `UPDATE alerts SET state = 'resolved', resolved_at = $3, resolved_by = $4
            WHERE id = $1 AND tenant_id = $2 AND state <> 'resolved' RETURNING id, kind`,
-          [input.id, ctx.admin.tenantId, ctx.now(), actorName(ctx)],
+          [input.id, ctx.admin.tenantId, ctx.now(), principalRef(ctx.admin)],
         );
         if (!row) throw await missingOr(tx, ctx.admin.tenantId, input.id, 'the alert is already resolved');
         await appendAudit(tx, eventBy(ctx.admin, ctx.request, { action: 'alert-resolve', target: row.id, outcome: 'success', meta: { kind: row.kind } }));
