@@ -40,7 +40,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   const dispatcher = new Dispatcher();
   const handler = createHttpHandler(
     { db, dispatcher, now: () => new Date(), logger, signer },
-    { maxBodyBytes: config.maxBodyBytes },
+    { maxBodyBytes: config.maxBodyBytes, maxBatchSize: config.maxBatchSize, rateLimits: config.rateLimits },
   );
   const listener = (req: http.IncomingMessage, res: http.ServerResponse) => {
     handler(req, res).catch((error: unknown) => {

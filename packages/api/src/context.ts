@@ -4,6 +4,7 @@
  */
 import type { AgentPrincipal } from './auth/agent-auth.ts';
 import type { Dispatcher } from './dispatcher.ts';
+import type { RateLimits } from './rate-limits.ts';
 import type { Signer } from './signer.ts';
 import type { Database } from './storage/database.ts';
 
@@ -30,8 +31,10 @@ export interface Context extends ServerDeps {
   request: RequestFacts;
   /** Memoized agent authentication, so a batched request consumes its nonce once. */
   agentAuth?: Promise<AgentPrincipal>;
+  /** Request rate limits; set by the HTTP transport, absent for in-process callers. */
+  limits?: RateLimits;
 }
 
-export function createContext(deps: ServerDeps, request: RequestFacts): Context {
-  return { ...deps, request };
+export function createContext(deps: ServerDeps, request: RequestFacts, limits?: RateLimits): Context {
+  return limits ? { ...deps, request, limits } : { ...deps, request };
 }

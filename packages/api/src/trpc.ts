@@ -17,6 +17,7 @@ import { type ApiKeyPrincipal, authenticateApiKey } from './auth/api-keys.ts';
 import { type Permission, roleAllows } from './auth/permissions.ts';
 import { eventBy, recordAudit } from './audit-log.ts';
 import type { Context } from './context.ts';
+import { enforceLimit } from './rate-limits.ts';
 
 const codes: Record<AirlockError['errorClass'], TRPC_ERROR_CODE_KEY> = {
   user: 'BAD_REQUEST',
@@ -62,7 +63,11 @@ const mapErrors = t.middleware(async ({ ctx, next, path }) => {
 
 const base = t.procedure.use(mapErrors);
 
-export const publicProcedure = base.meta({ permission: 'public' });
+/** Unauthenticated calls count against their source IP's limit. */
+export const publicProcedure = base.meta({ permission: 'public' }).use(async ({ ctx, next, path }) => {
+  await enforceLimit(ctx, 'ip', path, null);
+  return next();
+});
 
 export function procedureFor(permission: Permission) {
   return base.meta({ permission }).use(async ({ ctx, next, path }) => {
@@ -71,6 +76,8 @@ export function procedureFor(permission: Permission) {
       admin = await authenticateApiKey(ctx.db, ctx.request.headers.get('authorization'), ctx.now());
     } catch (error) {
       if (error instanceof AuthenticationError) {
+        // A failed authentication counts against the source IP: a flood of bad keys ends in 429s.
+        await enforceLimit(ctx, 'ip', path, null, { failure: error.message });
         await recordAudit(ctx.db, {
           tenantId: null,
           actor: { type: 'anonymous', id: null },
@@ -83,6 +90,7 @@ export function procedureFor(permission: Permission) {
       }
       throw error;
     }
+    await enforceLimit(ctx, 'api-key', path, admin);
     if (!roleAllows(admin.role, permission)) {
       await recordAudit(
         ctx.db,
@@ -95,8 +103,13 @@ export function procedureFor(permission: Permission) {
 }
 
 export const agentProcedure = base.meta({ permission: 'agent' }).use(async ({ ctx, next, path }) => {
-  ctx.agentAuth ??= authenticateAgent(ctx.db, ctx.request, ctx.now()).catch(async (error: unknown) => {
+  ctx.agentAuth ??= authenticateAgent(ctx.db, ctx.request, ctx.now());
+  let agent: AgentPrincipal;
+  try {
+    agent = await ctx.agentAuth;
+  } catch (error) {
     if (error instanceof AgentAuthError) {
+      await enforceLimit(ctx, 'ip', path, null, { failure: error.reason });
       await recordAudit(ctx.db, {
         tenantId: error.tenantId,
         actor: { type: 'agent', id: error.claimedAgentId },
@@ -108,8 +121,8 @@ export const agentProcedure = base.meta({ permission: 'agent' }).use(async ({ ct
       });
     }
     throw error;
-  });
-  const agent: AgentPrincipal = await ctx.agentAuth;
+  }
+  await enforceLimit(ctx, 'agent', path, agent);
   return next({ ctx: { agent } });
 });
 
