@@ -6,6 +6,7 @@ import { inspectRecipientKey } from '@airlock/pgp';
 import { appendAudit, eventBy, listAuditEvents, recordAudit } from '../audit-log.ts';
 import { decideIntegration } from '../grants.ts';
 import { checkpointProcedures } from './audit-admin.ts';
+import { adminKeyProcedures } from './agent-keys.ts';
 import { enqueueRun, PREVIOUS_RUN_ACTIVE } from '../run-queue.ts';
 import { saveSchedule, validateSchedule } from '../scheduler.ts';
 import { procedureFor } from '../trpc.ts';
@@ -81,6 +82,8 @@ export const agentsRouter = {
         return { agentId: agent.id, cancelledRuns: cancelled.length };
       });
     }),
+
+  ...adminKeyProcedures,
 } satisfies TRPCRouterRecord;
 
 export const integrationsRouter = {

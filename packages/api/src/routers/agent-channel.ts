@@ -7,6 +7,7 @@ import { decideIntegration } from '../grants.ts';
 import type { Context } from '../context.ts';
 import type { AgentPrincipal } from '../auth/agent-auth.ts';
 import { agentProcedure } from '../trpc.ts';
+import { agentKeyProcedures } from './agent-keys.ts';
 
 interface QueuedRun {
   id: string;
@@ -60,13 +61,12 @@ async function claimJob(ctx: Context, agent: AgentPrincipal) {
 
 export const agentChannelRouter = {
   heartbeat: agentProcedure.input(heartbeatInput).mutation(async ({ ctx, input }) => {
-    await ctx.db.query('UPDATE agents SET version = $1, hostname = $2, last_seen_at = $3 WHERE id = $4', [
-      input.version,
-      input.hostname,
-      ctx.now(),
-      ctx.agent.agentId,
-    ]);
-    return { ok: true as const, serverTime: ctx.now().toISOString() };
+    const [agent] = await ctx.db.query<{ key_rotation_requested_at: Date | null }>(
+      'UPDATE agents SET version = $1, hostname = $2, last_seen_at = $3 WHERE id = $4 RETURNING key_rotation_requested_at',
+      [input.version, input.hostname, ctx.now(), ctx.agent.agentId],
+    );
+    // An admin asked for a new key: the agent rotates it with `agent.rotateKey`.
+    return { ok: true as const, serverTime: ctx.now().toISOString(), rotateKey: Boolean(agent?.key_rotation_requested_at) };
   }),
 
   /** Long-poll: answers at once when a run is queued, else waits up to `waitMs` for one. */
@@ -115,4 +115,6 @@ export const agentChannelRouter = {
     });
     return { ok: true as const };
   }),
+
+  ...agentKeyProcedures,
 } satisfies TRPCRouterRecord;
