@@ -106,7 +106,8 @@ describe('rate limits over HTTP', () => {
     expect(second.status).toBe(207);
     expect(Number(second.headers.get('retry-after'))).toBeGreaterThan(0);
     const items = (await second.json()) as { result?: unknown; error?: { data?: { httpStatus?: number } } }[];
-    expect(items.map((item) => (item.result ? 200 : item.error?.data?.httpStatus))).toEqual([200, 429, 429, 429]);
+    // The calls of a batch run concurrently, so which one got the last point is not fixed.
+    expect(items.map((item) => (item.result ? 200 : item.error?.data?.httpStatus)).sort()).toEqual([200, 429, 429, 429]);
     const third = await batch(base, 2, key);
     expect(third.status).toBe(429);
     expect(Number(third.headers.get('retry-after'))).toBeGreaterThan(0);
