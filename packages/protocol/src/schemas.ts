@@ -129,7 +129,9 @@ export type FieldScope = z.output<typeof fieldScope>;
 
 export const integrationSpec = z.strictObject({
   name: z.string().regex(/^[a-z0-9][a-z0-9._-]{0,62}$/, 'lowercase letters, digits, dot, dash, underscore; 1 to 63'),
-  agentId: uuid,
+  /** The agent that runs it; or `group`, whose runs go to any healthy member. Exactly one of the two. */
+  agentId: uuid.optional(),
+  group: z.string().regex(/^[a-z0-9][a-z0-9._-]{0,62}$/, 'lowercase letters, digits, dot, dash, underscore; 1 to 63').optional(),
   source: z.strictObject({ connector: connectorRef, config: z.record(z.string(), z.unknown()) }),
   destination: z.strictObject({ connector: connectorRef, config: z.record(z.string(), z.unknown()) }),
   recipients: z.array(armoredPublicKey).min(1).max(16),
@@ -141,7 +143,7 @@ export const integrationSpec = z.strictObject({
   concurrency: concurrencyOption.optional(),
   /** Fields not granted here are dropped on the agent before encryption. */
   fields: fieldScope.optional(),
-});
+}).refine((spec) => (spec.agentId === undefined) !== (spec.group === undefined), 'give exactly one of agentId and group');
 export type IntegrationSpec = z.infer<typeof integrationSpec>;
 export type IntegrationSpecInput = z.input<typeof integrationSpec>;
 

@@ -1,9 +1,10 @@
 /** What agents call, each request signed: heartbeats, the long-poll for work, and run reports. */
 import type { TRPCRouterRecord } from '@trpc/server';
-import { NotFoundError } from '@airlock/errors';
+import { AuthenticationError, NotFoundError } from '@airlock/errors';
 import { heartbeatInput, type IntegrationSpec, nextJobInput, nextJobOutput, runReport } from '@airlock/protocol';
-import { appendAudit, eventBy } from '../audit-log.ts';
+import { appendAudit, eventBy, recordAudit } from '../audit-log.ts';
 import { decideIntegration } from '../grants.ts';
+import { decideForGroup } from '../group-dispatch.ts';
 import type { Context } from '../context.ts';
 import type { AgentPrincipal } from '../auth/agent-auth.ts';
 import { agentProcedure } from '../trpc.ts';
@@ -13,6 +14,8 @@ interface QueuedRun {
   id: string;
   integration_id: string;
   integration_version: number;
+  /** Set when the run was queued for a group rather than for this agent. */
+  group_id: string | null;
   spec: IntegrationSpec;
 }
 
@@ -20,20 +23,27 @@ interface QueuedRun {
 const MAX_REFUSALS_PER_CLAIM = 100;
 
 /**
- * Hands out the agent's oldest queued run, after checking its scopes again: grants revoked or
- * expired since the run was queued fail the run (`not-allowed`, audited) and it never reaches the agent.
+ * Hands out the oldest queued run of the agent or of one of its groups (a group's run goes to
+ * whichever member asks first; SKIP LOCKED keeps two members from taking the same one), after
+ * checking its scopes again: grants revoked or expired since the run was queued fail the run
+ * (`not-allowed`, audited) and it never reaches an agent. A revoked agent gets nothing.
  */
 async function claimJob(ctx: Context, agent: AgentPrincipal) {
   for (let refused = 0; refused < MAX_REFUSALS_PER_CLAIM; refused++) {
     const claimed = await ctx.db.transaction(async (tx) => {
+      const [active] = await tx.query("SELECT 1 FROM agents WHERE id = $1 AND status = 'active'", [agent.agentId]);
+      if (!active) return { kind: 'revoked' as const };
       const [run] = await tx.query<QueuedRun>(
-        `SELECT id, integration_id, integration_version, spec FROM runs
-         WHERE agent_id = $1 AND tenant_id = $2 AND status = 'queued'
+        `SELECT id, integration_id, integration_version, group_id, spec FROM runs
+         WHERE tenant_id = $2 AND status = 'queued' AND (agent_id = $1 OR group_id IN (
+           SELECT m.group_id FROM agent_group_members m JOIN agent_groups g ON g.id = m.group_id WHERE m.agent_id = $1 AND g.tenant_id = $2))
          ORDER BY created_at LIMIT 1 FOR UPDATE SKIP LOCKED`,
         [agent.agentId, agent.tenantId],
       );
       if (!run) return { kind: 'empty' as const };
-      const decision = await decideIntegration(tx, agent, run.spec, ctx.now());
+      // A group's run needs the group's grants, whichever member takes it.
+      const decision =
+        run.group_id === null ? await decideIntegration(tx, agent, run.spec, ctx.now()) : await decideForGroup(tx, agent.tenantId, run.group_id, run.spec, ctx.now());
       if (!decision.allowed) {
         await tx.query("UPDATE runs SET status = 'failed', finished_at = $2, error_class = 'not-allowed' WHERE id = $1", [run.id, ctx.now()]);
         await appendAudit(tx, eventBy(agent, ctx.request, {
@@ -44,16 +54,21 @@ async function claimJob(ctx: Context, agent: AgentPrincipal) {
         }));
         return { kind: 'refused' as const };
       }
-      await tx.query("UPDATE runs SET status = 'running', claimed_at = $2 WHERE id = $1", [run.id, ctx.now()]);
+      await tx.query("UPDATE runs SET status = 'running', claimed_at = $2, agent_id = $3 WHERE id = $1", [run.id, ctx.now(), agent.agentId]);
       await appendAudit(tx, eventBy(agent, ctx.request, {
         action: 'run-dispatch',
         target: run.id,
         outcome: 'success',
-        meta: { integrationId: run.integration_id, integrationVersion: run.integration_version },
+        meta: { integrationId: run.integration_id, integrationVersion: run.integration_version, groupId: run.group_id },
       }));
       return { kind: 'job' as const, job: { runId: run.id, integrationId: run.integration_id, integrationVersion: run.integration_version, spec: run.spec } };
     });
     if (claimed.kind === 'empty') return null;
+    if (claimed.kind === 'revoked') {
+      // Revoked while this long-poll waited: end it refused, as the next request would be.
+      await recordAudit(ctx.db, eventBy(agent, ctx.request, { action: 'agent-request-refused', target: 'agent.nextJob', outcome: 'denied', meta: { reason: 'agent revoked' } }));
+      throw new AuthenticationError('agent request refused: agent revoked');
+    }
     if (claimed.kind === 'job') return claimed.job;
   }
   return null;
