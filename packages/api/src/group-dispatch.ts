@@ -5,11 +5,8 @@
  * again at dispatch. A run stays queued while no member is healthy, like a single agent's run
  * while that agent is offline; `run now` says so.
  */
-import { isAirlockError, NotAllowedError } from '@airlock/errors';
 import type { IntegrationSpec } from '@airlock/protocol';
-import { explain, formatScope, type Scope } from '@airlock/scopes';
-import { GRANT_COLUMNS, type GrantRow, grantFromRow, type IntegrationDecision } from './grants.ts';
-import { requiredScopes } from './required-scopes.ts';
+import { decideWithGrants, GRANT_COLUMNS, type GrantRow, grantFromRow, type IntegrationDecision } from './grants.ts';
 import type { Queryable } from './storage/database.ts';
 
 /** A member that made a signed request within this long is healthy: agents long-poll every 25 s. */
@@ -23,25 +20,12 @@ export async function decideForGroup(
   spec: Pick<IntegrationSpec, 'source' | 'destination' | 'afterDelivery'>,
   now: Date,
 ): Promise<IntegrationDecision> {
-  let needed: Scope[];
-  try {
-    needed = requiredScopes(spec);
-  } catch (error) {
-    if (!isAirlockError(error)) throw error;
-    return { allowed: false, scopes: [], reason: error.message, error };
-  }
-  const scopes = needed.map(formatScope);
   const rows = await q.query<GrantRow>(
     `SELECT ${GRANT_COLUMNS} FROM grants WHERE tenant_id = $1 AND subject_type = 'group' AND subject_id = $2 ORDER BY created_at, id`,
     [tenantId, groupId],
   );
-  const grants = rows.map((row) => grantFromRow(tenantId, row));
-  for (const scope of needed) {
-    // No agent: only grants to the group itself can apply.
-    const verdict = explain(grants, { ...scope, tenantId, agentId: '', groups: [groupId] }, now);
-    if (!verdict.allowed) return { allowed: false, scopes, reason: verdict.reason, error: new NotAllowedError(`not allowed: ${verdict.reason}`) };
-  }
-  return { allowed: true, scopes };
+  // No agent: only grants to the group itself can apply.
+  return decideWithGrants(rows.map((row) => grantFromRow(tenantId, row)), { tenantId, agentId: '', groups: [groupId] }, spec, now);
 }
 
 /** Active members of the group, and which of them are healthy now. */

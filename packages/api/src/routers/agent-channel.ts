@@ -26,13 +26,16 @@ const MAX_REFUSALS_PER_CLAIM = 100;
  * Hands out the oldest queued run of the agent or of one of its groups (a group's run goes to
  * whichever member asks first; SKIP LOCKED keeps two members from taking the same one), after
  * checking its scopes again: grants revoked or expired since the run was queued fail the run
- * (`not-allowed`, audited) and it never reaches an agent. A revoked agent gets nothing.
+ * (`not-allowed`, audited) and it never reaches an agent. A revoked agent, or a request signed with
+ * a key rotated away since, gets nothing.
  */
 async function claimJob(ctx: Context, agent: AgentPrincipal) {
   for (let refused = 0; refused < MAX_REFUSALS_PER_CLAIM; refused++) {
     const claimed = await ctx.db.transaction(async (tx) => {
-      const [active] = await tx.query("SELECT 1 FROM agents WHERE id = $1 AND status = 'active'", [agent.agentId]);
-      if (!active) return { kind: 'revoked' as const };
+      // Revoked, or its key rotated, while this long-poll waited: the request no longer stands.
+      const [current] = await tx.query<{ status: string; public_key: string }>('SELECT status, public_key FROM agents WHERE id = $1', [agent.agentId]);
+      if (current?.status !== 'active') return { kind: 'stale' as const, reason: 'agent revoked' };
+      if (current.public_key !== agent.publicKey) return { kind: 'stale' as const, reason: 'retired key' };
       const [run] = await tx.query<QueuedRun>(
         `SELECT id, integration_id, integration_version, group_id, spec FROM runs
          WHERE tenant_id = $2 AND status = 'queued' AND (agent_id = $1 OR group_id IN (
@@ -64,10 +67,10 @@ async function claimJob(ctx: Context, agent: AgentPrincipal) {
       return { kind: 'job' as const, job: { runId: run.id, integrationId: run.integration_id, integrationVersion: run.integration_version, spec: run.spec } };
     });
     if (claimed.kind === 'empty') return null;
-    if (claimed.kind === 'revoked') {
-      // Revoked while this long-poll waited: end it refused, as the next request would be.
-      await recordAudit(ctx.db, eventBy(agent, ctx.request, { action: 'agent-request-refused', target: 'agent.nextJob', outcome: 'denied', meta: { reason: 'agent revoked' } }));
-      throw new AuthenticationError('agent request refused: agent revoked');
+    if (claimed.kind === 'stale') {
+      // End the long-poll refused, as the agent's next request would be.
+      await recordAudit(ctx.db, eventBy(agent, ctx.request, { action: 'agent-request-refused', target: 'agent.nextJob', outcome: 'denied', meta: { reason: claimed.reason } }));
+      throw new AuthenticationError(`agent request refused: ${claimed.reason}`);
     }
     if (claimed.kind === 'job') return claimed.job;
   }
