@@ -1,9 +1,10 @@
 /**
  * An agent's key and life as real processes: `airlock-agent keys rotate` against `airlock serve`
  * on PostgreSQL (the old key is refused from the next request on, the new one runs a job end to
- * end), and `airlock agent revoke` on a running agent daemon (its next request is refused).
+ * end), a rotation an admin asks a running daemon for, and `airlock agent revoke` on a running
+ * daemon (its next request is refused).
  */
-import { readdir, readFile, stat } from 'node:fs/promises';
+import { mkdir, readdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -68,25 +69,29 @@ describe('agent key rotation and revocation with real processes', () => {
     expect((await system.decryptDelivered()).map((file) => file.sha256)).toEqual(system.sources.map((source) => source.sha256));
   });
 
-  it('refuses a running agent daemon\'s next request once it is revoked', async () => {
+  it('rotates a running daemon\'s key when an admin asks, and refuses its next request once it is revoked', async () => {
+    await system.airlock(['agent', 'rotate-key', system.agentId]);
     const daemon = system.startAgent();
-    // Wait until the daemon is long-polling: its heartbeat moved last-seen forward.
-    const before = Date.now();
-    const until = before + REFUSAL_TIMEOUT_MS;
-    for (;;) {
-      const agents = array(await system.airlockJson(['agent', 'list']), 'agent list').map((row, i) => object(row, `agents[${i}]`));
-      const seen = optionalString(agents.find((row) => row['id'] === system.agentId) ?? {}, 'lastSeenAt', 'agent');
-      if (seen !== null && Date.parse(seen) >= before - 1_000) break;
-      if (Date.now() > until) throw new Error('the agent daemon never reached the control plane');
+    // The daemon's first heartbeat carries the request; it rotates and goes on with the new key.
+    const until = Date.now() + REFUSAL_TIMEOUT_MS;
+    while ((await system.listAudit()).filter((event) => event.action === 'agent-key-rotate' && event.outcome === 'success').length < 2) {
+      if (Date.now() > until) throw new Error('the agent daemon never rotated its key');
       await sleep(250);
     }
+    const destinationDir = path.join(system.deliveredDir, 'daemon');
+    await mkdir(destinationDir, { mode: 0o700 });
+    const runId = await system.runNow((await system.createIntegration({ name: 'daemon-rotated', destinationDir })).id);
+    expect((await system.waitForRun(runId)).status).toBe('succeeded');
+    expect(await readdir(destinationDir)).toEqual(['rotate.csv.pgp']);
+    expect((await readdir(system.agentDir)).filter((name) => name.startsWith('agent.key'))).toEqual(['agent.key']);
+
     await sleep(500);
     const already = (await refusals()).length;
     await system.airlock(['agent', 'revoke', system.agentId]);
     for (;;) {
       const reasons = (await refusals()).slice(already);
       if (reasons.includes('agent revoked')) break;
-      if (Date.now() > until + REFUSAL_TIMEOUT_MS) throw new Error('the revoked daemon was never refused');
+      if (Date.now() > until + 2 * REFUSAL_TIMEOUT_MS) throw new Error('the revoked daemon was never refused');
       await sleep(250);
     }
     expect(daemon.isRunning()).toBe(true);

@@ -79,17 +79,18 @@ export function buildProgram(): Command {
       process.once('SIGINT', () => controller.abort());
       process.once('SIGTERM', () => controller.abort());
       logger.info({ agentId: identity.agentId, policyDigest: policy.digest }, 'agent started');
+      const keysOnDisk = {
+        reload: async () => clientsFor(identity)((await currentKeys(config.dataDir)).keyPair),
+        rotate: async () => {
+          const settled = await currentKeys(config.dataDir);
+          await rotateKey(config.dataDir, settled.identity, settled.keyPair, clientsFor(settled.identity));
+          return keysOnDisk.reload();
+        },
+      };
       const reports = await runDaemon(
         {
           client: createAgentClient(identity.controlPlaneUrl, identity.agentId, keyPair),
-          keys: {
-            reload: async () => clientsFor(identity)((await currentKeys(config.dataDir)).keyPair),
-            rotate: async () => {
-              const settled = await currentKeys(config.dataDir);
-              await rotateKey(config.dataDir, settled.identity, settled.keyPair, clientsFor(settled.identity));
-              return clientsFor(identity)((await currentKeys(config.dataDir)).keyPair);
-            },
-          },
+          keys: keysOnDisk,
           registry: builtInConnectors(policy.document.scripts),
           policy,
           secrets,
