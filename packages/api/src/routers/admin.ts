@@ -67,14 +67,12 @@ export const agentsRouter = {
   revoke: procedureFor('agents:write')
     .input(byId)
     .mutation(async ({ ctx, input }) => {
-      return ctx.db.transaction(async (tx) => {
+      const revoked = await ctx.db.transaction(async (tx) => {
         const [agent] = await tx.query<{ id: string }>(
           "UPDATE agents SET status = 'revoked' WHERE id = $1 AND tenant_id = $2 AND status = 'active' RETURNING id",
           [input.id, ctx.admin.tenantId],
         );
         if (!agent) throw new NotFoundError('no active agent with that id');
-        // Wakes its long-poll, which then ends refused instead of waiting out its time.
-        ctx.dispatcher.notify(agent.id);
         const cancelled = await tx.query<{ id: string }>(
           "UPDATE runs SET status = 'cancelled', finished_at = $2 WHERE agent_id = $1 AND status = 'queued' RETURNING id",
           [agent.id, ctx.now()],
@@ -85,6 +83,9 @@ export const agentsRouter = {
         );
         return { agentId: agent.id, cancelledRuns: cancelled.length };
       });
+      // Wakes its long-poll, which then ends refused instead of waiting out its time.
+      ctx.dispatcher.notify(revoked.agentId);
+      return revoked;
     }),
 
   ...adminKeyProcedures,
