@@ -9,9 +9,11 @@ import { createTRPCClient, httpLink, TRPCClientError } from '@trpc/client';
 import YAML from 'yaml';
 import type { AuditVerification } from '@airlock/audit';
 import { type AppRouter, bootstrapTenant, createCheckpoint, migrate, verifyStoredAudit } from '@airlock/api';
+import { registerUserCommands } from './user-commands.ts';
 import { decodePublicKey } from '@airlock/identity';
 import { ConflictError, describe, UserError } from '@airlock/errors';
 import { integrationSpec } from '@airlock/protocol';
+import { addAlertCommands } from './alert-commands.ts';
 import { type ExportFilter, exportAudit, openOutput, verifyExportFile } from './audit-commands.ts';
 import { loadClientConfig, loadServerConfig, loadSigner } from './config.ts';
 import { openDatabase, startServer } from './server.ts';
@@ -105,6 +107,8 @@ export function buildProgram(): Command {
         await db.close();
       }
     });
+
+  registerUserCommands(program);
 
   const token = program.command('token').description('enrollment tokens');
   token
@@ -460,6 +464,8 @@ export function buildProgram(): Command {
         await sink.close();
       }
     });
+
+  addAlertCommands(program, adminClient, output);
 
   return program;
 }

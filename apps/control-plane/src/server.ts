@@ -1,10 +1,12 @@
 /** Wires config, storage and transport: opens the database, migrates, and serves the API. */
+import { X509Certificate } from 'node:crypto';
 import { mkdir, readFile } from 'node:fs/promises';
 import http from 'node:http';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { pino } from 'pino';
 import {
+  AlertEngine,
   connectPostgres,
   createCheckpoint,
   createHttpHandler,
@@ -13,10 +15,11 @@ import {
   migrate,
   openPglite,
   pruneNonces,
+  pruneSessions,
   Scheduler,
   type Signer,
 } from '@airlock/api';
-import { loadSigner, type ServerConfig } from './config.ts';
+import { loadAlertKey, loadSigner, type ServerConfig } from './config.ts';
 
 export async function openDatabase(config: Pick<ServerConfig, 'databaseUrl' | 'dataDir'>): Promise<Database> {
   if (config.databaseUrl) return connectPostgres(config.databaseUrl);
@@ -34,12 +37,22 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   const logger = pino({ level: config.logLevel, base: { service: 'control-plane' } });
   // Before the database: a key file with loose permissions stops the start here.
   const signer = await loadSigner(config);
+  const secretBox = await loadAlertKey(config);
   const db = await openDatabase(config);
   const { applied } = await migrate(db);
   if (applied.length > 0) logger.info({ applied }, 'migrations applied');
   const dispatcher = new Dispatcher();
   const handler = createHttpHandler(
-    { db, dispatcher, now: () => new Date(), logger, signer },
+    // Only the cookie flag is configured here: the scrypt cost and lockout stay at their defaults.
+    {
+      db,
+      dispatcher,
+      now: () => new Date(),
+      logger,
+      signer,
+      auth: { secureCookies: config.tls !== null },
+      alerts: { secretBox, webhook: config.alerts.webhook },
+    },
     { maxBodyBytes: config.maxBodyBytes, maxBatchSize: config.maxBatchSize, rateLimits: config.rateLimits },
   );
   const listener = (req: http.IncomingMessage, res: http.ServerResponse) => {
@@ -62,10 +75,25 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   const url = `${config.tls ? 'https' : 'http'}://${config.host}:${port}`;
   const prune = setInterval(() => {
     pruneNonces(db, new Date()).catch((error: unknown) => logger.warn({ error: String(error) }, 'nonce pruning failed'));
+    pruneSessions(db, new Date()).catch((error: unknown) => logger.warn({ error: String(error) }, 'session pruning failed'));
   }, 60_000);
   prune.unref();
   const scheduler = new Scheduler({ db, dispatcher, tickMs: config.schedulerTickMs, logger });
   scheduler.start();
+  // The served certificate (the first of the chain) is the one whose expiry is watched.
+  const certificate = config.tls ? new X509Certificate(await readFile(config.tls.certFile)) : null;
+  const alerts = new AlertEngine({
+    db,
+    secretBox,
+    tickMs: config.alerts.tickMs,
+    checkIntervalMs: config.alerts.checkIntervalMs,
+    thresholds: config.alerts.thresholds,
+    policy: config.alerts.policy,
+    delivery: { maxAttempts: config.alerts.maxAttempts, webhook: config.alerts.webhook },
+    tlsCertificate: certificate ? { validTo: new Date(certificate.validTo), fingerprint256: certificate.fingerprint256 } : null,
+    logger,
+  });
+  alerts.start();
   const checkpoints = startCheckpoints(db, signer, config.checkpointIntervalMs, logger);
   logger.info({ url, database: db.kind, keyId: signer.keyId }, 'control plane listening');
   return {
@@ -75,6 +103,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
       clearInterval(prune);
       await checkpoints.stop();
       await scheduler.stop();
+      await alerts.stop();
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       await db.close();

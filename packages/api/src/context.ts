@@ -3,6 +3,9 @@
  * authentication needs. Who the caller is gets decided by the procedure builders in `trpc.ts`.
  */
 import type { AgentPrincipal } from './auth/agent-auth.ts';
+import type { AuthSettings } from './auth/settings.ts';
+import type { SecretBox } from './alerts/secret-box.ts';
+import type { WebhookOptions } from './alerts/webhook.ts';
 import type { Dispatcher } from './dispatcher.ts';
 import type { RateLimits } from './rate-limits.ts';
 import type { Signer } from './signer.ts';
@@ -24,17 +27,23 @@ export interface ServerDeps {
   now: () => Date;
   /** The control plane's signing key (audit checkpoints); its public half is served to agents. */
   signer: Signer;
+  /** Seals and opens alert webhook URLs and secrets; without it, destinations cannot be created or tested. */
+  alerts?: { secretBox: SecretBox; webhook: WebhookOptions };
   logger: { warn(meta: Record<string, unknown>, message: string): void; error(meta: Record<string, unknown>, message: string): void };
+  /** Admin login and session tunables; unset fields take the production defaults. */
+  auth?: Partial<AuthSettings>;
 }
 
 export interface Context extends ServerDeps {
   request: RequestFacts;
   /** Memoized agent authentication, so a batched request consumes its nonce once. */
   agentAuth?: Promise<AgentPrincipal>;
+  /** Headers added to the response (the session cookie). */
+  resHeaders: Headers;
   /** Request rate limits; set by the HTTP transport, absent for in-process callers. */
   limits?: RateLimits;
 }
 
-export function createContext(deps: ServerDeps, request: RequestFacts, limits?: RateLimits): Context {
-  return limits ? { ...deps, request, limits } : { ...deps, request };
+export function createContext(deps: ServerDeps, request: RequestFacts, resHeaders: Headers = new Headers(), limits?: RateLimits): Context {
+  return limits ? { ...deps, request, resHeaders, limits } : { ...deps, request, resHeaders };
 }

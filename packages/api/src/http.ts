@@ -73,7 +73,7 @@ export function createHttpHandler(deps: ServerDeps, options: HttpOptions) {
       endpoint: '/trpc',
       req: request,
       router: appRouter,
-      createContext: () => createContext(deps, facts, limits),
+      createContext: ({ resHeaders }) => createContext(deps, facts, resHeaders, limits),
       maxBatchSize: options.maxBatchSize ?? DEFAULT_MAX_BATCH_SIZE,
       responseMeta: ({ errors }) => {
         const retryAfter = retryAfterOf(errors);
@@ -83,10 +83,13 @@ export function createHttpHandler(deps: ServerDeps, options: HttpOptions) {
         if (error.code === 'INTERNAL_SERVER_ERROR') deps.logger.error({ path, error: error.message }, 'request failed');
       },
     });
-    const responseHeaders: Record<string, string> = {};
+    const responseHeaders: Record<string, string | string[]> = {};
     response.headers.forEach((value, name) => {
-      responseHeaders[name] = value;
+      if (name !== 'set-cookie') responseHeaders[name] = value;
     });
+    // Each cookie keeps its own header line: joined with commas they would not parse.
+    const cookies = response.headers.getSetCookie();
+    if (cookies.length > 0) responseHeaders['set-cookie'] = cookies;
     res.writeHead(response.status, responseHeaders);
     res.end(Buffer.from(await response.arrayBuffer()));
   };

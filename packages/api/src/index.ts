@@ -17,3 +17,12 @@ export { permissions, roles, type Permission, type Role } from './auth/permissio
 export { appendAudit, listAuditEvents, readAuditPages, recordAudit, writeAuditRecords, type AuditFilter } from './audit-log.ts';
 export { createCheckpoint, listCheckpoints, verifyStoredAudit } from './checkpoints.ts';
 export { signerFromSecretKey, verifierFor, type Signer } from './signer.ts';
+export { createAdminUserInTenant, listAdminUsers, tenantIdOf, unlockAdminUser, type AdminUser } from './auth/admin-users.ts';
+export { defaultAuthSettings, type AuthSettings } from './auth/settings.ts';
+export { pruneSessions } from './auth/sessions.ts';
+export { checkPasswordPolicy, MIN_PASSWORD_LENGTH } from './auth/passwords.ts';
+export type { AdminPrincipal } from './auth/principal.ts';
+export { AlertEngine, defaultThresholds, type AlertEngineOptions, type AlertThresholds, type TickResult } from './alerts/engine.ts';
+export { secretBoxFromKey, type SecretBox } from './alerts/secret-box.ts';
+export { DELIVERY_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, signAlertBody, verifyAlertSignature, type SignatureCheck } from './alerts/signature.ts';
+export { parseWebhookUrl, refusedAddress, type WebhookOptions } from './alerts/webhook.ts';

@@ -1,10 +1,13 @@
 /** The control plane's whole API. Add a router file under `routers/` and list it here. */
 import { agentChannelRouter } from './routers/agent-channel.ts';
 import { agentsRouter, auditRouter, integrationsRouter, runsRouter } from './routers/admin.ts';
+import { alertDestinationsRouter, alertsRouter } from './routers/alerts.ts';
 import { apiKeysRouter } from './routers/api-keys.ts';
 import { controlPlaneRouter } from './routers/control-plane.ts';
 import { enrollmentRouter } from './routers/enrollment.ts';
 import { scopeRouters } from './routers/grants.ts';
+import { sessionRouter } from './routers/session.ts';
+import { usersRouter } from './routers/users.ts';
 import { router } from './trpc.ts';
 
 export const appRouter = router({
@@ -17,6 +20,10 @@ export const appRouter = router({
   apiKeys: apiKeysRouter,
   controlPlane: controlPlaneRouter,
   ...scopeRouters,
+  session: sessionRouter,
+  users: usersRouter,
+  alerts: alertsRouter,
+  alertDestinations: alertDestinationsRouter,
 });
 
 export type AppRouter = typeof appRouter;

@@ -11,6 +11,7 @@ import { adminKeyProcedures } from './agent-keys.ts';
 import { enqueueRun, PREVIOUS_RUN_ACTIVE } from '../run-queue.ts';
 import { saveSchedule, validateSchedule } from '../scheduler.ts';
 import { procedureFor } from '../trpc.ts';
+import { principalRef } from '../auth/principal.ts';
 
 interface RunRow {
   id: string;
@@ -203,7 +204,7 @@ export const integrationsRouter = {
         const queued = await enqueueRun(tx, {
           integrationId: input.id,
           tenantId: ctx.admin.tenantId,
-          requestedBy: `api-key:${ctx.admin.keyId}`,
+          requestedBy: principalRef(ctx.admin),
           now: ctx.now(),
         });
         if (queued.kind === 'not-found') throw new NotFoundError('no integration with that id');
