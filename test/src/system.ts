@@ -445,6 +445,11 @@ export class AirlockSystem implements AsyncDisposable {
     return this.#node(AIRLOCK_BIN, args, env, options.allowFailure);
   }
 
+  /** Runs the agent CLI `airlock-agent <args>` as the operator on the agent host would. */
+  agentCommand(args: readonly string[], options: { allowFailure?: boolean } = {}): Promise<CommandResult> {
+    return this.#node(AGENT_BIN, args, this.#agentEnv(), options.allowFailure);
+  }
+
   /** `airlock <args> --json`, parsed. */
   async airlockJson(args: readonly string[]): Promise<unknown> {
     const result = await this.airlock([...args, '--json']);

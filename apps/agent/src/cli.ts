@@ -6,9 +6,10 @@ import { encodeKey } from '@airlock/identity';
 import { describe, UserError } from '@airlock/errors';
 import { loadAgentConfig } from './config.ts';
 import { builtInConnectors } from './connectors.ts';
-import { createAgentClient, createEnrollmentClient } from './control-channel.ts';
+import { type ControlPlaneClient, createAgentClient, createEnrollmentClient } from './control-channel.ts';
 import { AGENT_VERSION, runDaemon } from './daemon.ts';
-import { keyForEnrollment, loadIdentity, saveIdentity } from './identity-store.ts';
+import { type AgentIdentity, keyForEnrollment, saveIdentity } from './identity-store.ts';
+import { type ClientFor, rotateKey, settleKeys } from './key-rotation.ts';
 import { Outbox } from './outbox.ts';
 import { LocalPolicy } from './policy.ts';
 import { loadSecrets } from './secrets.ts';
@@ -24,6 +25,12 @@ interface CommonOptions {
 function print(json: boolean | undefined, value: unknown, human: () => string): void {
   process.stdout.write(json ? `${JSON.stringify(value)}\n` : `${human()}\n`);
 }
+
+const clientsFor = (identity: AgentIdentity): ClientFor => (keyPair) => createAgentClient(identity.controlPlaneUrl, identity.agentId, keyPair);
+const heartbeat = (client: ControlPlaneClient) => client.agent.heartbeat.mutate({ version: AGENT_VERSION, hostname: os.hostname() });
+
+/** The identity and the key the control plane holds, finishing a rotation a crash interrupted. */
+const currentKeys = (dataDir: string) => settleKeys(dataDir, clientsFor, heartbeat);
 
 function common(command: Command): Command {
   return command
@@ -64,7 +71,7 @@ export function buildProgram(): Command {
       const config = loadAgentConfig(options);
       const logger = pino({ level: config.logLevel, base: { service: 'agent' } }, pino.destination(2));
       const [{ identity, keyPair }, policy, secrets] = await Promise.all([
-        loadIdentity(config.dataDir),
+        currentKeys(config.dataDir),
         LocalPolicy.load(config.policyFile),
         loadSecrets(config.secretsFile),
       ]);
@@ -72,9 +79,18 @@ export function buildProgram(): Command {
       process.once('SIGINT', () => controller.abort());
       process.once('SIGTERM', () => controller.abort());
       logger.info({ agentId: identity.agentId, policyDigest: policy.digest }, 'agent started');
+      const keysOnDisk = {
+        reload: async () => clientsFor(identity)((await currentKeys(config.dataDir)).keyPair),
+        rotate: async () => {
+          const settled = await currentKeys(config.dataDir);
+          await rotateKey(config.dataDir, settled.identity, settled.keyPair, clientsFor(settled.identity));
+          return keysOnDisk.reload();
+        },
+      };
       const reports = await runDaemon(
         {
           client: createAgentClient(identity.controlPlaneUrl, identity.agentId, keyPair),
+          keys: keysOnDisk,
           registry: builtInConnectors(policy.document.scripts),
           policy,
           secrets,
@@ -96,7 +112,7 @@ export function buildProgram(): Command {
     .description('show this agent\'s identity, policy and whether the control plane answers')
     .action(async (options: CommonOptions) => {
       const config = loadAgentConfig(options);
-      const { identity, keyPair } = await loadIdentity(config.dataDir);
+      const { identity, keyPair } = await currentKeys(config.dataDir);
       const policy = await LocalPolicy.load(config.policyFile);
       let reachable = false;
       let problem: string | null = null;
@@ -118,7 +134,7 @@ export function buildProgram(): Command {
       if (!reachable) process.exitCode = 1;
     });
 
-  const keys = program.command('keys').description('the agent\'s OpenPGP signing key (kept in the data directory, mode 0600)');
+  const keys = program.command('keys').description('the agent\'s Ed25519 identity key and OpenPGP signing key (kept in the data directory, mode 0600)');
   common(keys.command('create-signing'))
     .description('create the signing key the agent signs deliveries with (output.sign); refuses to replace one')
     .option('--name <name>', 'user ID on the key', `Airlock agent on ${os.hostname()}`)
@@ -126,6 +142,14 @@ export function buildProgram(): Command {
       const config = loadAgentConfig(options);
       const key = await createSigningKey(config.dataDir, options.name);
       print(options.json, { fingerprint: key.fingerprint, file: signingKeyFile(config.dataDir) }, () => `signing key ${key.fingerprint} in ${signingKeyFile(config.dataDir)}`);
+    });
+  common(keys.command('rotate'))
+    .description('replace this agent\'s Ed25519 identity key without re-enrolling; the old key is refused from then on')
+    .action(async (options: CommonOptions) => {
+      const config = loadAgentConfig(options);
+      const { identity, keyPair } = await currentKeys(config.dataDir);
+      const result = await rotateKey(config.dataDir, identity, keyPair, clientsFor(identity));
+      print(options.json, { agentId: identity.agentId, ...result }, () => `agent ${identity.agentId} now uses key ${result.publicKey} (rotated ${result.rotatedAt})`);
     });
   common(keys.command('show-signing'))
     .description('print the public half of the signing key, for partners to verify signatures')

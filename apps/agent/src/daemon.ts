@@ -7,6 +7,7 @@ import { TRPCClientError } from '@trpc/client';
 import type { ConnectorRegistry, Logger } from '@airlock/connector-api';
 import type { Job, RunReport } from '@airlock/protocol';
 import type { ControlPlaneClient } from './control-channel.ts';
+import { isUnauthorized } from './key-rotation.ts';
 import type { Outbox } from './outbox.ts';
 import type { LocalPolicy } from './policy.ts';
 import type { RetryPolicy } from './retry.ts';
@@ -25,6 +26,8 @@ export interface DaemonDeps {
   /** Holds the ledger and the signing key. */
   dataDir: string;
   retry: RetryPolicy;
+  /** The agent's key on disk: re-read after a 401 (another process rotated it), rotated when an admin asks. */
+  keys?: { reload(): Promise<ControlPlaneClient>; rotate(): Promise<ControlPlaneClient> };
 }
 
 export interface DaemonOptions {
@@ -47,7 +50,8 @@ const sleep = (ms: number, signal?: AbortSignal) =>
   });
 
 export async function runDaemon(deps: DaemonDeps, options: DaemonOptions = {}): Promise<RunReport[]> {
-  const { client, logger } = deps;
+  const { logger } = deps;
+  let client = deps.client;
   const reports: RunReport[] = [];
   const sendReport = async (report: RunReport) => {
     try {
@@ -70,8 +74,12 @@ export async function runDaemon(deps: DaemonDeps, options: DaemonOptions = {}): 
     if (options.idleTimeoutMs !== undefined && Date.now() - started > options.idleTimeoutMs) break;
     try {
       if (Date.now() - lastHeartbeat > 60_000) {
-        await client.agent.heartbeat.mutate({ version: AGENT_VERSION, hostname: os.hostname() });
+        const beat = await client.agent.heartbeat.mutate({ version: AGENT_VERSION, hostname: os.hostname() });
         lastHeartbeat = Date.now();
+        if (beat.rotateKey && deps.keys) {
+          client = await deps.keys.rotate();
+          logger.info({}, 'agent key rotated at the control plane\'s request');
+        }
         const flushed = await deps.outbox.flush(sendReport);
         if (flushed > 0) logger.info({ flushed }, 'queued reports sent');
       }
@@ -88,6 +96,12 @@ export async function runDaemon(deps: DaemonDeps, options: DaemonOptions = {}): 
       const delay = Math.min(30_000, 500 * 2 ** Math.min(failures, 6)) * (0.5 + Math.random() / 2);
       const message = error instanceof TRPCClientError || error instanceof Error ? error.message : String(error);
       logger.warn({ error: message, retryInMs: Math.round(delay) }, 'control plane call failed');
+      if (isUnauthorized(error) && deps.keys) {
+        client = await deps.keys.reload().catch((reloadError: unknown) => {
+          logger.warn({ error: reloadError instanceof Error ? reloadError.message : String(reloadError) }, 'agent key reload failed');
+          return client;
+        });
+      }
       await sleep(delay, options.signal);
     }
   }

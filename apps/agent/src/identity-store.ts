@@ -2,7 +2,8 @@
  * The agent's identity on disk: `agent.json` (ids and the control plane URL) and `agent.key`, the
  * Ed25519 secret key, written with mode 0600 and never sent anywhere.
  */
-import { chmod, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { chmod, mkdir, open, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
 import { type AgentKeyPair, generateKeyPair, keyPairFromSecretKey } from '@airlock/identity';
@@ -16,7 +17,12 @@ const identitySchema = z.strictObject({
 });
 export type AgentIdentity = z.infer<typeof identitySchema>;
 
-const files = (dataDir: string) => ({ identity: path.join(dataDir, 'agent.json'), key: path.join(dataDir, 'agent.key') });
+const files = (dataDir: string) => ({
+  identity: path.join(dataDir, 'agent.json'),
+  key: path.join(dataDir, 'agent.key'),
+  /** A rotated key the control plane may or may not have accepted yet (see key-rotation.ts). */
+  pendingKey: path.join(dataDir, 'agent.key.pending'),
+});
 
 /**
  * The key for enrollment: a new one, or the one a failed enrollment left behind, so that a retry
@@ -68,4 +74,66 @@ export async function loadIdentity(dataDir: string): Promise<{ identity: AgentId
   const parsed = identitySchema.safeParse(JSON.parse(identityText));
   if (!parsed.success) throw new UserError(`${identityFile} is damaged: ${parsed.error.issues[0]?.message ?? 'invalid'}`);
   return { identity: parsed.data, keyPair: await readKey(keyFile) };
+}
+
+/**
+ * Writes a secret key so that `file` holds either the old bytes or the new ones, never a torn
+ * mix, even across a crash: a 0600 temp file in the same directory, fsynced, renamed over
+ * `file`, then the directory fsynced so the rename itself is durable.
+ */
+async function writeKeyAtomically(file: string, keyPair: AgentKeyPair): Promise<void> {
+  const temp = `${file}.${randomBytes(6).toString('hex')}.tmp`;
+  const handle = await open(temp, 'wx', 0o600);
+  try {
+    await handle.writeFile(`${Buffer.from(keyPair.secretKey).toString('base64')}\n`);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+  try {
+    await rename(temp, file);
+  } catch (error) {
+    await rm(temp, { force: true });
+    throw error;
+  }
+  await syncDirectory(path.dirname(file));
+}
+
+async function syncDirectory(dir: string): Promise<void> {
+  const handle = await open(dir, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+/** The key a rotation in progress generated, or null. */
+export async function loadPendingKey(dataDir: string): Promise<AgentKeyPair | null> {
+  const { pendingKey } = files(dataDir);
+  return (await exists(pendingKey)) ? readKey(pendingKey) : null;
+}
+
+export async function savePendingKey(dataDir: string, keyPair: AgentKeyPair): Promise<void> {
+  await writeKeyAtomically(files(dataDir).pendingKey, keyPair);
+}
+
+/** The control plane accepted the pending key: it becomes the agent's key, atomically. */
+export async function promotePendingKey(dataDir: string, expected: AgentKeyPair): Promise<void> {
+  const { key, pendingKey } = files(dataDir);
+  try {
+    await rename(pendingKey, key);
+  } catch (error) {
+    // Another process of this agent (the daemon, or the CLI) promoted it first.
+    const current = await readKey(key);
+    if (Buffer.compare(Buffer.from(current.publicKey), Buffer.from(expected.publicKey)) === 0) return;
+    throw error;
+  }
+  await syncDirectory(dataDir);
+}
+
+/** The control plane never took the pending key: forget it. */
+export async function discardPendingKey(dataDir: string): Promise<void> {
+  await rm(files(dataDir).pendingKey, { force: true });
+  await syncDirectory(dataDir);
 }

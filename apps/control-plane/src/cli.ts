@@ -30,12 +30,13 @@ function adminClient() {
 }
 
 /** Reads an integration spec from JSON or YAML. A recipient may be `{ file: path }`, relative to the spec. */
-export async function readIntegrationFile(file: string, agentId?: string): Promise<unknown> {
+export async function readIntegrationFile(file: string, agentId?: string, group?: string): Promise<unknown> {
   const text = await readFile(file, 'utf8');
   const parsed: unknown = file.endsWith('.json') ? JSON.parse(text) : YAML.parse(text);
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new UserError(`${file}: expected an object`);
   const spec: Record<string, unknown> = { ...parsed };
   if (agentId) spec['agentId'] = agentId;
+  if (group) spec['group'] = group;
   const recipients = spec['recipients'];
   if (Array.isArray(recipients)) {
     spec['recipients'] = await Promise.all(
@@ -126,9 +127,10 @@ export function buildProgram(): Command {
     .description('create an integration from a JSON or YAML file, or save a new version of it')
     .requiredOption('-f, --file <path>', 'the integration spec')
     .option('--agent <id>', 'the agent that runs it (overrides agentId in the file)')
+    .option('--group <name>', 'or the agent group whose healthy members run it (overrides group in the file)')
     .addOption(json)
-    .action(async (options: { file: string; agent?: string; json?: boolean }) => {
-      const parsed = integrationSpec.safeParse(await readIntegrationFile(options.file, options.agent));
+    .action(async (options: { file: string; agent?: string; group?: string; json?: boolean }) => {
+      const parsed = integrationSpec.safeParse(await readIntegrationFile(options.file, options.agent, options.group));
       if (!parsed.success) {
         throw new UserError(`${options.file}: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
       }
@@ -146,7 +148,7 @@ export function buildProgram(): Command {
         rows
           .map((r) => {
             const schedule = r.schedule ? `${r.schedule.cron} ${r.schedule.timezone}, next run ${r.nextRunAt ?? '-'}` : 'no schedule';
-            return `${r.id}  ${r.name}  v${r.version}  agent ${r.agentId}  ${schedule}`;
+            return `${r.id}  ${r.name}  v${r.version}  ${r.groupId ? `group ${r.groupId}` : `agent ${r.agentId ?? '-'}`}  ${schedule}`;
           })
           .join('\n'),
       );
@@ -162,12 +164,13 @@ export function buildProgram(): Command {
     .addOption(json)
     .action(async (integrationId: string, options: { wait?: boolean; timeout: string; json?: boolean }) => {
       const client = adminClient();
-      const { runId } = await client.integrations.runNow.mutate({ id: integrationId }).catch((error: unknown) => {
+      const { runId, waiting } = await client.integrations.runNow.mutate({ id: integrationId }).catch((error: unknown) => {
         // Refused for overlap: the server's reason, without the transport's wrapping.
         if (error instanceof TRPCClientError && error.data?.code === 'CONFLICT') throw new ConflictError(error.message);
         throw error;
       });
-      if (!options.wait) return output(Boolean(options.json), { runId }, () => `queued run ${runId}`);
+      if (waiting && !options.json) process.stderr.write(`airlock: ${waiting}\n`);
+      if (!options.wait) return output(Boolean(options.json), { runId, waiting }, () => `queued run ${runId}`);
       const deadline = Date.now() + Number(options.timeout) * 1000;
       for (;;) {
         const current = await client.runs.get.query({ id: runId });
@@ -225,6 +228,15 @@ export function buildProgram(): Command {
     .action(async (agentId: string, options: { json?: boolean }) => {
       const result = await adminClient().agents.revoke.mutate({ id: agentId });
       output(Boolean(options.json), result, () => `revoked agent ${result.agentId}; cancelled ${result.cancelledRuns} queued run(s)`);
+    });
+  agent
+    .command('rotate-key')
+    .description('ask an agent to replace its Ed25519 key; it does so at its next heartbeat (or run `airlock-agent keys rotate` on its host)')
+    .argument('<agentId>')
+    .addOption(json)
+    .action(async (agentId: string, options: { json?: boolean }) => {
+      const result = await adminClient().agents.requestKeyRotation.mutate({ id: agentId });
+      output(Boolean(options.json), result, () => `asked agent ${result.agentId} to rotate its key`);
     });
 
   const key = program.command('key').description('admin API keys (shown once, stored hashed, at most 90 days)');

@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
-import { type SecretBox, secretBoxFromKey, type Signer, signerFromSecretKey, verifierFor } from '@airlock/api';
+import { DEFAULT_MAX_BATCH_SIZE, DEFAULT_RATE_LIMITS, type SecretBox, secretBoxFromKey, type Signer, signerFromSecretKey, verifierFor } from '@airlock/api';
 import { UserError } from '@airlock/errors';
 import { encodeKey, generateKeyPair } from '@airlock/identity';
 
@@ -63,6 +63,16 @@ const serverSchema = z.object({
   AIRLOCK_ALERT_THROTTLE_MAX: z.coerce.number().int().min(1).max(10_000).default(20),
   AIRLOCK_ALERT_THROTTLE_WINDOW_MS: z.coerce.number().int().min(1_000).max(86_400_000).default(600_000),
   AIRLOCK_LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
+  /** Most calls in one batched tRPC request; larger batches get 400 before any call runs. Default 16. */
+  AIRLOCK_MAX_BATCH_SIZE: z.coerce.number().int().min(1).max(1_000).default(DEFAULT_MAX_BATCH_SIZE),
+  /** Operations per window per admin API key. Default 1_200. */
+  AIRLOCK_RATE_LIMIT_API_KEY: z.coerce.number().int().min(1).max(1_000_000).default(DEFAULT_RATE_LIMITS['api-key'].points),
+  /** Operations per window per agent. Default 600. */
+  AIRLOCK_RATE_LIMIT_AGENT: z.coerce.number().int().min(1).max(1_000_000).default(DEFAULT_RATE_LIMITS.agent.points),
+  /** Unauthenticated operations (public calls and failed authentications) per window per source IP. Default 120. */
+  AIRLOCK_RATE_LIMIT_IP: z.coerce.number().int().min(1).max(1_000_000).default(DEFAULT_RATE_LIMITS.ip.points),
+  /** The rate-limit window, in seconds, for all three limits. Default 60. */
+  AIRLOCK_RATE_LIMIT_WINDOW_SECONDS: z.coerce.number().int().min(1).max(86_400).default(60),
 });
 
 const clientSchema = z.object({
@@ -97,6 +107,12 @@ export function loadServerConfig(env: NodeJS.ProcessEnv = process.env) {
     schedulerTickMs: raw.AIRLOCK_SCHEDULER_TICK_MS,
     signingKeyFile: raw.AIRLOCK_SIGNING_KEY_FILE ? path.resolve(raw.AIRLOCK_SIGNING_KEY_FILE) : null,
     checkpointIntervalMs: raw.AIRLOCK_CHECKPOINT_INTERVAL_MS,
+    maxBatchSize: raw.AIRLOCK_MAX_BATCH_SIZE,
+    rateLimits: {
+      'api-key': { points: raw.AIRLOCK_RATE_LIMIT_API_KEY, durationSeconds: raw.AIRLOCK_RATE_LIMIT_WINDOW_SECONDS },
+      agent: { points: raw.AIRLOCK_RATE_LIMIT_AGENT, durationSeconds: raw.AIRLOCK_RATE_LIMIT_WINDOW_SECONDS },
+      ip: { points: raw.AIRLOCK_RATE_LIMIT_IP, durationSeconds: raw.AIRLOCK_RATE_LIMIT_WINDOW_SECONDS },
+    },
     alerts: {
       keyFile: raw.AIRLOCK_ALERT_KEY_FILE ? path.resolve(raw.AIRLOCK_ALERT_KEY_FILE) : null,
       tickMs: raw.AIRLOCK_ALERT_TICK_MS,

@@ -53,7 +53,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
       auth: { secureCookies: config.tls !== null },
       alerts: { secretBox, webhook: config.alerts.webhook },
     },
-    { maxBodyBytes: config.maxBodyBytes },
+    { maxBodyBytes: config.maxBodyBytes, maxBatchSize: config.maxBatchSize, rateLimits: config.rateLimits },
   );
   const listener = (req: http.IncomingMessage, res: http.ServerResponse) => {
     handler(req, res).catch((error: unknown) => {

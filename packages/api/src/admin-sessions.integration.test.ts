@@ -13,6 +13,7 @@ import {
   createAdminUserInTenant,
   createHttpHandler,
   type Database,
+  DEFAULT_RATE_LIMITS,
   Dispatcher,
   migrate,
   type Role,
@@ -78,7 +79,9 @@ describe('admin users and console sessions over HTTP on PostgreSQL', () => {
   async function listen(auth: Partial<AuthSettings> = {}): Promise<Endpoint> {
     const handler = createHttpHandler(
       { db, dispatcher: new Dispatcher(50), now: () => new Date(clock), logger: silent, signer, auth: { scrypt: fastScrypt, ...auth } },
-      { maxBodyBytes: 256 * 1024 },
+      // The request rate limit per IP is a coarser layer in front (rate-limits.integration.test.ts);
+      // opened wide here so these tests reach the login throttle underneath it.
+      { maxBodyBytes: 256 * 1024, rateLimits: { ...DEFAULT_RATE_LIMITS, ip: { points: 100_000, durationSeconds: 60 } } },
     );
     const server = createServer((req, res) => void handler(req, res));
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));

@@ -8,6 +8,7 @@ import type { AuthSettings } from './auth/settings.ts';
 import type { SecretBox } from './alerts/secret-box.ts';
 import type { WebhookOptions } from './alerts/webhook.ts';
 import type { Dispatcher } from './dispatcher.ts';
+import type { RateLimits } from './rate-limits.ts';
 import type { Signer } from './signer.ts';
 import type { Database } from './storage/database.ts';
 
@@ -40,8 +41,10 @@ export interface Context extends ServerDeps {
   agentAuth?: Promise<AgentPrincipal>;
   /** Headers added to the response (the session cookie). */
   resHeaders: Headers;
+  /** Request rate limits; set by the HTTP transport, absent for in-process callers. */
+  limits?: RateLimits;
 }
 
-export function createContext(deps: ServerDeps, request: RequestFacts, resHeaders: Headers = new Headers()): Context {
-  return { ...deps, request, resHeaders };
+export function createContext(deps: ServerDeps, request: RequestFacts, resHeaders: Headers = new Headers(), limits?: RateLimits): Context {
+  return limits ? { ...deps, request, resHeaders, limits } : { ...deps, request, resHeaders };
 }

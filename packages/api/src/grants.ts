@@ -61,15 +61,16 @@ export type IntegrationDecision =
   | { allowed: false; scopes: string[]; reason: string; error: AirlockError };
 
 /**
- * Whether the agent's live grants cover every scope the integration needs. A spec whose scopes
- * cannot be worked out (unknown connector, `..` in a path) is denied with that error.
+ * Whether `grants` cover every scope the integration needs, for a requester with this agent id and
+ * these groups. A spec whose scopes cannot be worked out (unknown connector, `..` in a path) is
+ * denied with that error.
  */
-export async function decideIntegration(
-  q: Queryable,
-  who: { tenantId: string; agentId: string },
+export function decideWithGrants(
+  grants: readonly Grant[],
+  requester: { tenantId: string; agentId: string; groups: string[] },
   spec: Pick<IntegrationSpec, 'source' | 'destination' | 'afterDelivery'>,
   now: Date,
-): Promise<IntegrationDecision> {
+): IntegrationDecision {
   let needed: Scope[];
   try {
     needed = requiredScopes(spec);
@@ -78,12 +79,22 @@ export async function decideIntegration(
     return { allowed: false, scopes: [], reason: error.message, error };
   }
   const scopes = needed.map(formatScope);
-  const { grants, groups } = await agentGrants(q, who.tenantId, who.agentId);
   for (const scope of needed) {
-    const verdict = explain(grants, { ...scope, tenantId: who.tenantId, agentId: who.agentId, groups }, now);
+    const verdict = explain(grants, { ...scope, ...requester }, now);
     if (!verdict.allowed) return { allowed: false, scopes, reason: verdict.reason, error: new NotAllowedError(`not allowed: ${verdict.reason}`) };
   }
   return { allowed: true, scopes };
+}
+
+/** Whether the agent's live grants (its own and its groups') cover every scope the integration needs. */
+export async function decideIntegration(
+  q: Queryable,
+  who: { tenantId: string; agentId: string },
+  spec: Pick<IntegrationSpec, 'source' | 'destination' | 'afterDelivery'>,
+  now: Date,
+): Promise<IntegrationDecision> {
+  const { grants, groups } = await agentGrants(q, who.tenantId, who.agentId);
+  return decideWithGrants(grants, { tenantId: who.tenantId, agentId: who.agentId, groups }, spec, now);
 }
 
 /** The canonical scopes granted to one subject, sorted: the before and after of an audited change. */

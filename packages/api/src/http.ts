@@ -5,11 +5,16 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { fetchRequestHandler } from '@trpc/server/adapters/fetch';
 import { createContext, type ServerDeps } from './context.ts';
+import { DEFAULT_MAX_BATCH_SIZE, DEFAULT_RATE_LIMITS, RateLimits, type RateLimitSettings, retryAfterOf } from './rate-limits.ts';
 import { appRouter } from './router.ts';
 
 export interface HttpOptions {
   /** Largest accepted request body, in bytes. */
   maxBodyBytes: number;
+  /** Most calls in one batched request; a larger batch is refused (400) before any call runs. Default 16. */
+  maxBatchSize?: number;
+  /** Operations per window per API key, agent and source IP. Default `DEFAULT_RATE_LIMITS`. */
+  rateLimits?: RateLimitSettings;
 }
 
 class BodyTooLarge extends Error {}
@@ -34,6 +39,7 @@ function send(res: ServerResponse, status: number, body: object, headers: Record
 }
 
 export function createHttpHandler(deps: ServerDeps, options: HttpOptions) {
+  const limits = new RateLimits(options.rateLimits ?? DEFAULT_RATE_LIMITS);
   return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const pathAndQuery = req.url ?? '/';
     const [, first] = new URL(pathAndQuery, 'http://control-plane').pathname.split('/');
@@ -67,7 +73,12 @@ export function createHttpHandler(deps: ServerDeps, options: HttpOptions) {
       endpoint: '/trpc',
       req: request,
       router: appRouter,
-      createContext: ({ resHeaders }) => createContext(deps, facts, resHeaders),
+      createContext: ({ resHeaders }) => createContext(deps, facts, resHeaders, limits),
+      maxBatchSize: options.maxBatchSize ?? DEFAULT_MAX_BATCH_SIZE,
+      responseMeta: ({ errors }) => {
+        const retryAfter = retryAfterOf(errors);
+        return retryAfter === null ? {} : { headers: new Headers({ 'retry-after': String(retryAfter) }) };
+      },
       onError: ({ error, path }) => {
         if (error.code === 'INTERNAL_SERVER_ERROR') deps.logger.error({ path, error: error.message }, 'request failed');
       },

@@ -82,7 +82,7 @@ export async function saveSchedule(
 }
 
 export type FireOutcome =
-  | { integrationId: string; outcome: 'queued'; runId: string; agentId: string; scheduledFor: Date }
+  | { integrationId: string; outcome: 'queued'; runId: string; agentId: string | null; wake: string[]; scheduledFor: Date }
   | { integrationId: string; outcome: 'skipped'; reason: string; scheduledFor: Date };
 
 export interface SchedulerOptions {
@@ -177,7 +177,7 @@ export class Scheduler {
         });
         if (!outcome) break;
         outcomes.push(outcome);
-        if (outcome.outcome === 'queued') this.#dispatcher?.notify(outcome.agentId);
+        if (outcome.outcome === 'queued') for (const agentId of outcome.wake) this.#dispatcher?.notify(agentId);
       } catch (error) {
         if (claimed === undefined) throw error;
         failed.push(claimed);
@@ -212,7 +212,7 @@ export class Scheduler {
             sourceIp: null,
             meta: { integrationId: due.integration_id, ...timing },
           }, now);
-          outcome = { ...base, outcome: 'queued', runId: result.runId, agentId: result.agentId };
+          outcome = { ...base, outcome: 'queued', runId: result.runId, agentId: result.agentId, wake: result.wake };
           break;
         case 'active':
           outcome = { ...base, outcome: 'skipped', reason: PREVIOUS_RUN_ACTIVE };

@@ -24,6 +24,7 @@ import type { Permission } from './auth/permissions.ts';
 import { principalAllows } from './auth/principal.ts';
 import { eventBy, recordAudit } from './audit-log.ts';
 import type { Context } from './context.ts';
+import { enforceLimit } from './rate-limits.ts';
 
 const codes: Record<AirlockError['errorClass'], TRPC_ERROR_CODE_KEY> = {
   user: 'BAD_REQUEST',
@@ -69,12 +70,17 @@ const mapErrors = t.middleware(async ({ ctx, next, path }) => {
 
 const base = t.procedure.use(mapErrors);
 
-export const publicProcedure = base.meta({ permission: 'public' });
+/** Unauthenticated calls count against their source IP's limit. */
+export const publicProcedure = base.meta({ permission: 'public' }).use(async ({ ctx, next, path }) => {
+  await enforceLimit(ctx, 'ip', path, null);
+  return next();
+});
 
 export function procedureFor(permission: Permission) {
   return base.meta({ permission }).use(async ({ ctx, next, path, type }) => {
     const admin = await authenticateAdmin(ctx, type, path);
     const db = ctx.db.forTenant(admin.tenantId);
+    if (admin.kind === 'api-key') await enforceLimit(ctx, 'api-key', path, admin);
     if (!principalAllows(admin, permission)) {
       const meta = { permission, role: admin.role, ...(admin.kind === 'api-key' && admin.permissions ? { keyPermissions: [...admin.permissions] } : {}) };
       await recordAudit(db, eventBy(admin, ctx.request, { action: 'permission-denied', target: path, outcome: 'denied', meta }));
@@ -85,8 +91,13 @@ export function procedureFor(permission: Permission) {
 }
 
 export const agentProcedure = base.meta({ permission: 'agent' }).use(async ({ ctx, next, path }) => {
-  ctx.agentAuth ??= authenticateAgent(ctx.db.forSystem(), ctx.request, ctx.now()).catch(async (error: unknown) => {
+  ctx.agentAuth ??= authenticateAgent(ctx.db.forSystem(), ctx.request, ctx.now());
+  let agent: AgentPrincipal;
+  try {
+    agent = await ctx.agentAuth;
+  } catch (error) {
     if (error instanceof AgentAuthError) {
+      await enforceLimit(ctx, 'ip', path, null, { failure: error.reason });
       await recordAudit(ctx.db.forSystem(), {
         tenantId: error.tenantId,
         actor: { type: 'agent', id: error.claimedAgentId },
@@ -98,8 +109,8 @@ export const agentProcedure = base.meta({ permission: 'agent' }).use(async ({ ct
       });
     }
     throw error;
-  });
-  const agent: AgentPrincipal = await ctx.agentAuth;
+  }
+  await enforceLimit(ctx, 'agent', path, agent);
   return next({ ctx: { agent, db: ctx.db.forTenant(agent.tenantId) } });
 });
 

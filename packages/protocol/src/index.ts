@@ -7,3 +7,4 @@ export * from './signing.ts';
 export * from './schemas.ts';
 export * from './admin-users.ts';
 export * from './alerts.ts';
+export * from './key-rotation.ts';

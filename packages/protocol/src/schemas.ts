@@ -127,9 +127,14 @@ export const fieldScope = z.strictObject({
 });
 export type FieldScope = z.output<typeof fieldScope>;
 
+/** A name of an agent group. */
+const groupRef = z.string().regex(/^[a-z0-9][a-z0-9._-]{0,62}$/, 'lowercase letters, digits, dot, dash, underscore; 1 to 63');
+
 export const integrationSpec = z.strictObject({
   name: z.string().regex(/^[a-z0-9][a-z0-9._-]{0,62}$/, 'lowercase letters, digits, dot, dash, underscore; 1 to 63'),
-  agentId: uuid,
+  /** The agent that runs it; or `group`, whose runs go to any healthy member. Exactly one of the two. */
+  agentId: uuid.optional(),
+  group: groupRef.optional(),
   source: z.strictObject({ connector: connectorRef, config: z.record(z.string(), z.unknown()) }),
   destination: z.strictObject({ connector: connectorRef, config: z.record(z.string(), z.unknown()) }),
   recipients: z.array(armoredPublicKey).min(1).max(16),
@@ -141,7 +146,7 @@ export const integrationSpec = z.strictObject({
   concurrency: concurrencyOption.optional(),
   /** Fields not granted here are dropped on the agent before encryption. */
   fields: fieldScope.optional(),
-});
+}).refine((spec) => (spec.agentId === undefined) !== (spec.group === undefined), 'give exactly one of agentId and group');
 export type IntegrationSpec = z.infer<typeof integrationSpec>;
 export type IntegrationSpecInput = z.input<typeof integrationSpec>;
 
@@ -258,7 +263,7 @@ export const listCheckpointsInput = z.strictObject({
 /** `<action> <resource>`, e.g. `read sftp://host:22/exports/**`. */
 const scopeText = z.string().trim().min(1).max(4096);
 /** An agent group's name: lowercase letters, digits, dot, dash, underscore; 1 to 63. */
-export const groupName = z.string().regex(/^[a-z0-9][a-z0-9._-]{0,62}$/, 'lowercase letters, digits, dot, dash, underscore; 1 to 63');
+export const groupName = groupRef;
 
 /** A grant names exactly one subject: an agent by id or a group by name. */
 export const addGrantInput = z

@@ -6,6 +6,7 @@
  */
 import { AuthenticationError, NotAllowedError } from '@airlock/errors';
 import { eventBy, recordAudit } from '../audit-log.ts';
+import { enforceLimit } from '../rate-limits.ts';
 import type { Context } from '../context.ts';
 import { authenticateApiKey } from './api-keys.ts';
 import type { AdminPrincipal } from './principal.ts';
@@ -29,6 +30,8 @@ export async function authenticateAdmin(ctx: Context, type: 'query' | 'mutation'
     return session.principal;
   } catch (error) {
     if (error instanceof AuthenticationError) {
+      // A failed authentication counts against the source IP: a flood of bad keys ends in 429s.
+      await enforceLimit(ctx, 'ip', path, null, { failure: error.message });
       await recordAudit(db, {
         tenantId: null,
         actor: { type: 'anonymous', id: null },

@@ -14,6 +14,8 @@ export interface AgentPrincipal {
   kind: 'agent';
   agentId: string;
   tenantId: string;
+  /** The base64 public key this request was verified with. */
+  publicKey: string;
 }
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
@@ -57,7 +59,9 @@ export async function authenticateAgent(db: Queryable, request: RequestFacts, no
     agentId: claimed,
   };
   if (!verifySignature(parts, signature, decodePublicKey(agent.public_key))) {
-    throw new AgentAuthError('bad signature', claimed, agent.tenant_id);
+    const retired = await db.query<{ public_key: string }>('SELECT public_key FROM agent_retired_keys WHERE agent_id = $1 ORDER BY retired_at DESC LIMIT 8', [claimed]);
+    const byRetiredKey = retired.some((row) => verifySignature(parts, signature, decodePublicKey(row.public_key)));
+    throw new AgentAuthError(byRetiredKey ? 'retired key' : 'bad signature', claimed, agent.tenant_id);
   }
   const expiresAt = new Date((created + MAX_CLOCK_SKEW_SECONDS + 1) * 1000);
   const inserted = await db.query(
@@ -66,7 +70,7 @@ export async function authenticateAgent(db: Queryable, request: RequestFacts, no
   );
   if (inserted.length === 0) throw new AgentAuthError('replayed', claimed, agent.tenant_id);
   await db.query('UPDATE agents SET last_seen_at = $1 WHERE id = $2', [now, claimed]);
-  return { kind: 'agent', agentId: claimed, tenantId: agent.tenant_id };
+  return { kind: 'agent', agentId: claimed, tenantId: agent.tenant_id, publicKey: agent.public_key };
 }
 
 /** Forgets nonces whose window has passed; a replay of them fails the time check instead. Every tenant's: system work. */

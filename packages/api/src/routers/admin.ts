@@ -4,8 +4,10 @@ import { ConflictError, NotFoundError, RecipientKeyError, UserError } from '@air
 import { byId, integrationSpec, listAuditInput, listRunsInput, type RunReport, type RunStatus } from '@airlock/protocol';
 import { inspectRecipientKey } from '@airlock/pgp';
 import { appendAudit, eventBy, listAuditEvents, recordAudit } from '../audit-log.ts';
-import { decideIntegration } from '../grants.ts';
+import { decideIntegration, groupByName } from '../grants.ts';
+import { decideForGroup, groupMembers, HEALTHY_WITHIN_MS } from '../group-dispatch.ts';
 import { checkpointProcedures } from './audit-admin.ts';
+import { adminKeyProcedures } from './agent-keys.ts';
 import { enqueueRun, PREVIOUS_RUN_ACTIVE } from '../run-queue.ts';
 import { saveSchedule, validateSchedule } from '../scheduler.ts';
 import { procedureFor } from '../trpc.ts';
@@ -15,7 +17,8 @@ interface RunRow {
   id: string;
   integration_id: string;
   integration_version: number;
-  agent_id: string;
+  /** Null while a group's run waits for a member. */
+  agent_id: string | null;
   status: RunStatus;
   requested_by: string;
   created_at: Date;
@@ -65,7 +68,7 @@ export const agentsRouter = {
   revoke: procedureFor('agents:write')
     .input(byId)
     .mutation(async ({ ctx, input }) => {
-      return ctx.db.transaction(async (tx) => {
+      const revoked = await ctx.db.transaction(async (tx) => {
         const [agent] = await tx.query<{ id: string }>(
           "UPDATE agents SET status = 'revoked' WHERE id = $1 AND tenant_id = $2 AND status = 'active' RETURNING id",
           [input.id, ctx.admin.tenantId],
@@ -81,7 +84,12 @@ export const agentsRouter = {
         );
         return { agentId: agent.id, cancelledRuns: cancelled.length };
       });
+      // Wakes its long-poll, which then ends refused instead of waiting out its time.
+      ctx.dispatcher.notify(revoked.agentId);
+      return revoked;
     }),
+
+  ...adminKeyProcedures,
 } satisfies TRPCRouterRecord;
 
 export const integrationsRouter = {
@@ -101,21 +109,27 @@ export const integrationsRouter = {
       if (new Set(fingerprints).size !== fingerprints.length) throw new UserError('a recipient key is listed twice');
       if (input.schedule) validateSchedule(input.schedule, ctx.now());
       const saved = await ctx.db.transaction(async (tx) => {
-        const [agent] = await tx.query('SELECT 1 FROM agents WHERE id = $1 AND tenant_id = $2 AND status = $3', [
-          input.agentId,
-          ctx.admin.tenantId,
-          'active',
-        ]);
-        if (!agent) throw new NotFoundError('no active agent with that id');
-        // Deny by default: every scope the integration needs must be covered by the agent's live grants.
-        const decision = await decideIntegration(tx, { tenantId: ctx.admin.tenantId, agentId: input.agentId }, input, ctx.now());
+        const tenantId = ctx.admin.tenantId;
+        let groupId: string | null = null;
+        if (input.group !== undefined) {
+          groupId = (await groupByName(tx, tenantId, input.group)).id;
+        } else {
+          const [agent] = await tx.query('SELECT 1 FROM agents WHERE id = $1 AND tenant_id = $2 AND status = $3', [input.agentId, tenantId, 'active']);
+          if (!agent) throw new NotFoundError('no active agent with that id');
+        }
+        // Deny by default: every scope the integration needs must be covered by the agent's (or the group's) live grants.
+        const decision =
+          groupId === null
+            ? await decideIntegration(tx, { tenantId, agentId: input.agentId ?? '' }, input, ctx.now())
+            : await decideForGroup(tx, tenantId, groupId, input, ctx.now());
         if (!decision.allowed) return { kind: 'denied' as const, decision };
         const [row] = await tx.query<{ id: string; version: number }>(
-          `INSERT INTO integrations (tenant_id, agent_id, name, spec) VALUES ($1, $2, $3, $4)
+          `INSERT INTO integrations (tenant_id, agent_id, group_id, name, spec) VALUES ($1, $2, $3, $4, $5)
            ON CONFLICT (tenant_id, name) DO UPDATE
-             SET agent_id = EXCLUDED.agent_id, spec = EXCLUDED.spec, version = integrations.version + 1, updated_at = now()
+             SET agent_id = EXCLUDED.agent_id, group_id = EXCLUDED.group_id, spec = EXCLUDED.spec,
+                 version = integrations.version + 1, updated_at = now()
            RETURNING id, version`,
-          [ctx.admin.tenantId, input.agentId, input.name, JSON.stringify(input)],
+          [tenantId, input.agentId ?? null, groupId, input.name, JSON.stringify(input)],
         );
         if (!row) throw new Error('integration upsert returned nothing');
         const nextRunAt = await saveSchedule(tx, { id: row.id, tenantId: ctx.admin.tenantId, schedule: input.schedule }, ctx.now());
@@ -126,6 +140,8 @@ export const integrationsRouter = {
           meta: {
             name: input.name,
             version: row.version,
+            agentId: input.agentId ?? null,
+            group: input.group ?? null,
             source: input.source.connector,
             destination: input.destination.connector,
             recipientFingerprints: fingerprints,
@@ -142,7 +158,7 @@ export const integrationsRouter = {
           action: 'scope-denied',
           target: input.name,
           outcome: 'denied',
-          meta: { agentId: input.agentId, integration: input.name, requiredScopes: decision.scopes, reason: decision.reason },
+          meta: { agentId: input.agentId ?? null, group: input.group ?? null, integration: input.name, requiredScopes: decision.scopes, reason: decision.reason },
         }));
         throw decision.error;
       }
@@ -153,7 +169,8 @@ export const integrationsRouter = {
     const rows = await ctx.db.query<{
       id: string;
       name: string;
-      agent_id: string;
+      agent_id: string | null;
+      group_id: string | null;
       version: number;
       updated_at: Date;
       cron: string | null;
@@ -161,7 +178,7 @@ export const integrationsRouter = {
       next_run_at: Date | null;
       last_fired_at: Date | null;
     }>(
-      `SELECT i.id, i.name, i.agent_id, i.version, i.updated_at, s.cron, s.timezone, s.next_run_at, s.last_fired_at
+      `SELECT i.id, i.name, i.agent_id, i.group_id, i.version, i.updated_at, s.cron, s.timezone, s.next_run_at, s.last_fired_at
        FROM integrations i LEFT JOIN integration_schedules s ON s.integration_id = i.id
        WHERE i.tenant_id = $1 ORDER BY i.name`,
       [ctx.admin.tenantId],
@@ -170,6 +187,7 @@ export const integrationsRouter = {
       id: row.id,
       name: row.name,
       agentId: row.agent_id,
+      groupId: row.group_id,
       version: row.version,
       updatedAt: row.updated_at.toISOString(),
       schedule: row.cron === null || row.timezone === null ? null : { cron: row.cron, timezone: row.timezone },
@@ -199,8 +217,14 @@ export const integrationsRouter = {
         const which = result.activeRunId ? ` (run ${result.activeRunId})` : '';
         throw new ConflictError(`not queued: a run of this integration is still queued or running${which}`);
       }
-      ctx.dispatcher.notify(result.agentId);
-      return { runId: result.runId };
+      for (const agentId of result.wake) ctx.dispatcher.notify(agentId);
+      if (result.groupId === null) return { runId: result.runId, waiting: null };
+      // Queued either way; the caller learns now when no member can take it yet.
+      const members = await groupMembers(ctx.db, ctx.admin.tenantId, result.groupId, ctx.now());
+      return {
+        runId: result.runId,
+        waiting: members.healthy.length > 0 ? null : `no healthy member of the group (${members.active.length} active, none seen in the last ${HEALTHY_WITHIN_MS / 1000} s): the run stays queued until one asks for work`,
+      };
     }),
 } satisfies TRPCRouterRecord;
 

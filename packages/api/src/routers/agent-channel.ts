@@ -1,17 +1,21 @@
 /** What agents call, each request signed: heartbeats, the long-poll for work, and run reports. */
 import type { TRPCRouterRecord } from '@trpc/server';
-import { NotFoundError } from '@airlock/errors';
+import { AuthenticationError, NotFoundError } from '@airlock/errors';
 import { heartbeatInput, type IntegrationSpec, nextJobInput, nextJobOutput, runReport } from '@airlock/protocol';
-import { appendAudit, eventBy } from '../audit-log.ts';
+import { appendAudit, eventBy, recordAudit } from '../audit-log.ts';
 import { decideIntegration } from '../grants.ts';
+import { decideForGroup } from '../group-dispatch.ts';
 import type { Context } from '../context.ts';
 import type { AgentPrincipal } from '../auth/agent-auth.ts';
 import { agentProcedure } from '../trpc.ts';
+import { agentKeyProcedures } from './agent-keys.ts';
 
 interface QueuedRun {
   id: string;
   integration_id: string;
   integration_version: number;
+  /** Set when the run was queued for a group rather than for this agent. */
+  group_id: string | null;
   spec: IntegrationSpec;
 }
 
@@ -19,20 +23,30 @@ interface QueuedRun {
 const MAX_REFUSALS_PER_CLAIM = 100;
 
 /**
- * Hands out the agent's oldest queued run, after checking its scopes again: grants revoked or
- * expired since the run was queued fail the run (`not-allowed`, audited) and it never reaches the agent.
+ * Hands out the oldest queued run of the agent or of one of its groups (a group's run goes to
+ * whichever member asks first; SKIP LOCKED keeps two members from taking the same one), after
+ * checking its scopes again: grants revoked or expired since the run was queued fail the run
+ * (`not-allowed`, audited) and it never reaches an agent. A revoked agent, or a request signed with
+ * a key rotated away since, gets nothing.
  */
 async function claimJob(ctx: Context, agent: AgentPrincipal) {
   for (let refused = 0; refused < MAX_REFUSALS_PER_CLAIM; refused++) {
     const claimed = await ctx.db.transaction(async (tx) => {
+      // Revoked, or its key rotated, while this long-poll waited: the request no longer stands.
+      const [current] = await tx.query<{ status: string; public_key: string }>('SELECT status, public_key FROM agents WHERE id = $1', [agent.agentId]);
+      if (current?.status !== 'active') return { kind: 'stale' as const, reason: 'agent revoked' };
+      if (current.public_key !== agent.publicKey) return { kind: 'stale' as const, reason: 'retired key' };
       const [run] = await tx.query<QueuedRun>(
-        `SELECT id, integration_id, integration_version, spec FROM runs
-         WHERE agent_id = $1 AND tenant_id = $2 AND status = 'queued'
+        `SELECT id, integration_id, integration_version, group_id, spec FROM runs
+         WHERE tenant_id = $2 AND status = 'queued' AND (agent_id = $1 OR group_id IN (
+           SELECT m.group_id FROM agent_group_members m JOIN agent_groups g ON g.id = m.group_id WHERE m.agent_id = $1 AND g.tenant_id = $2))
          ORDER BY created_at LIMIT 1 FOR UPDATE SKIP LOCKED`,
         [agent.agentId, agent.tenantId],
       );
       if (!run) return { kind: 'empty' as const };
-      const decision = await decideIntegration(tx, agent, run.spec, ctx.now());
+      // A group's run needs the group's grants, whichever member takes it.
+      const decision =
+        run.group_id === null ? await decideIntegration(tx, agent, run.spec, ctx.now()) : await decideForGroup(tx, agent.tenantId, run.group_id, run.spec, ctx.now());
       if (!decision.allowed) {
         await tx.query("UPDATE runs SET status = 'failed', finished_at = $2, error_class = 'not-allowed' WHERE id = $1", [run.id, ctx.now()]);
         await appendAudit(tx, eventBy(agent, ctx.request, {
@@ -43,16 +57,21 @@ async function claimJob(ctx: Context, agent: AgentPrincipal) {
         }));
         return { kind: 'refused' as const };
       }
-      await tx.query("UPDATE runs SET status = 'running', claimed_at = $2 WHERE id = $1", [run.id, ctx.now()]);
+      await tx.query("UPDATE runs SET status = 'running', claimed_at = $2, agent_id = $3 WHERE id = $1", [run.id, ctx.now(), agent.agentId]);
       await appendAudit(tx, eventBy(agent, ctx.request, {
         action: 'run-dispatch',
         target: run.id,
         outcome: 'success',
-        meta: { integrationId: run.integration_id, integrationVersion: run.integration_version },
+        meta: { integrationId: run.integration_id, integrationVersion: run.integration_version, groupId: run.group_id },
       }));
       return { kind: 'job' as const, job: { runId: run.id, integrationId: run.integration_id, integrationVersion: run.integration_version, spec: run.spec } };
     });
     if (claimed.kind === 'empty') return null;
+    if (claimed.kind === 'stale') {
+      // End the long-poll refused, as the agent's next request would be.
+      await recordAudit(ctx.db, eventBy(agent, ctx.request, { action: 'agent-request-refused', target: 'agent.nextJob', outcome: 'denied', meta: { reason: claimed.reason } }));
+      throw new AuthenticationError(`agent request refused: ${claimed.reason}`);
+    }
     if (claimed.kind === 'job') return claimed.job;
   }
   return null;
@@ -60,13 +79,12 @@ async function claimJob(ctx: Context, agent: AgentPrincipal) {
 
 export const agentChannelRouter = {
   heartbeat: agentProcedure.input(heartbeatInput).mutation(async ({ ctx, input }) => {
-    await ctx.db.query('UPDATE agents SET version = $1, hostname = $2, last_seen_at = $3 WHERE id = $4', [
-      input.version,
-      input.hostname,
-      ctx.now(),
-      ctx.agent.agentId,
-    ]);
-    return { ok: true as const, serverTime: ctx.now().toISOString() };
+    const [agent] = await ctx.db.query<{ key_rotation_requested_at: Date | null }>(
+      'UPDATE agents SET version = $1, hostname = $2, last_seen_at = $3 WHERE id = $4 RETURNING key_rotation_requested_at',
+      [input.version, input.hostname, ctx.now(), ctx.agent.agentId],
+    );
+    // An admin asked for a new key: the agent rotates it with `agent.rotateKey`.
+    return { ok: true as const, serverTime: ctx.now().toISOString(), rotateKey: Boolean(agent?.key_rotation_requested_at) };
   }),
 
   /** Long-poll: answers at once when a run is queued, else waits up to `waitMs` for one. */
@@ -115,4 +133,6 @@ export const agentChannelRouter = {
     });
     return { ok: true as const };
   }),
+
+  ...agentKeyProcedures,
 } satisfies TRPCRouterRecord;

@@ -1,0 +1,147 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { type AgentKeyPair, encodeKey, generateKeyPair, signRequest } from '@airlock/identity';
+import { generateDemoKey } from '@airlock/pgp';
+import { createTestDatabase } from '@airlock/testing';
+import { bootstrapTenant, connectPostgres, createHttpHandler, type Database, Dispatcher, migrate, signerFromSecretKey } from './index.ts';
+
+const silent = { warn: () => undefined, error: () => undefined };
+
+interface Reply {
+  status: number;
+  body: { result?: { data: Record<string, unknown> }; error?: { message: string } };
+}
+
+describe('integrations that target an agent group', () => {
+  let db: Database;
+  let server: Server;
+  let base: string;
+  let tenantId: string;
+  let admin: string;
+  let recipient: string;
+
+  async function post(path: string, input: unknown, headers: Record<string, string>): Promise<Reply> {
+    const response = await fetch(`${base}/trpc/${path}`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(input) });
+    return { status: response.status, body: (await response.json()) as Reply['body'] };
+  }
+  const asAdmin = (path: string, input: unknown) => post(path, input, { authorization: `Bearer ${admin}` });
+  function asAgent(path: string, input: unknown, agent: { id: string; keys: AgentKeyPair }) {
+    const headers = signRequest(agent.keys, { agentId: agent.id, method: 'POST', pathAndQuery: `/trpc/${path}`, body: JSON.stringify(input) });
+    return post(path, input, headers);
+  }
+  const nextJob = (agent: { id: string; keys: AgentKeyPair }) => asAgent('agent.nextJob', { waitMs: 0 }, agent);
+  const jobOf = (reply: Reply) => (reply.body.result?.data['job'] ?? null) as { runId: string } | null;
+
+  async function addAgent(name: string): Promise<{ id: string; keys: AgentKeyPair }> {
+    const keys = generateKeyPair();
+    const [row] = await db.query<{ id: string }>('INSERT INTO agents (tenant_id, public_key, hostname, version) VALUES ($1, $2, $3, $4) RETURNING id', [
+      tenantId,
+      encodeKey(keys.publicKey),
+      name,
+      '0',
+    ]);
+    return { id: row?.id ?? '', keys };
+  }
+
+  /** A group of the given agents, granted what `spec` needs, and a saved integration targeting it. */
+  async function groupIntegration(group: string, members: { id: string }[]): Promise<string> {
+    expect((await asAdmin('groups.create', { name: group })).status).toBe(200);
+    for (const member of members) expect((await asAdmin('groups.addAgent', { group, agentId: member.id })).status).toBe(200);
+    const saveSpec = {
+      name: `${group}-exports`,
+      group,
+      source: { connector: 'sftp@1', config: { host: 'files.example.com', port: 2222, path: '/exports/*.csv' } },
+      destination: { connector: 'local@1', config: { directory: '/srv/out' } },
+      recipients: [recipient],
+    };
+    expect((await asAdmin('integrations.save', saveSpec)).status).toBe(403);
+    await asAdmin('grants.add', { group, scope: 'read sftp://files.example.com:2222/exports/**' });
+    await asAdmin('grants.add', { group, scope: 'write file:///srv/out/**' });
+    const saved = await asAdmin('integrations.save', saveSpec);
+    expect(saved.status, JSON.stringify(saved.body)).toBe(200);
+    return String(saved.body.result?.data['id']);
+  }
+
+  const runRow = async (runId: string) =>
+    (await db.query<{ status: string; agent_id: string | null; group_id: string | null }>('SELECT status, agent_id, group_id FROM runs WHERE id = $1', [runId]))[0];
+
+  beforeAll(async () => {
+    db = connectPostgres(await createTestDatabase(inject('postgresUrl')), { maxConnections: 10 });
+    await migrate(db);
+    const boot = await bootstrapTenant(db, { tenant: 'groups', keyName: 'first', expiresInDays: 30 });
+    tenantId = boot.tenantId;
+    admin = boot.key;
+    recipient = (await generateDemoKey('Partner', 'partner@example.com')).armoredPublicKey;
+    const handler = createHttpHandler(
+      { db, dispatcher: new Dispatcher(50), now: () => new Date(), logger: silent, signer: signerFromSecretKey(generateKeyPair().secretKey) },
+      { maxBodyBytes: 256 * 1024 },
+    );
+    server = createServer((req, res) => void handler(req, res));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+
+  afterAll(async () => {
+    server?.close();
+    await db?.close();
+  });
+
+  it('sends the run to the healthy member when the other is revoked, and to nobody else', async () => {
+    const revoked = await addAgent('revoked');
+    const healthy = await addAgent('healthy');
+    const integrationId = await groupIntegration('pair', [revoked, healthy]);
+    expect((await asAgent('agent.heartbeat', { version: '0', hostname: 'healthy' }, healthy)).status).toBe(200);
+    expect((await asAdmin('agents.revoke', { id: revoked.id })).status).toBe(200);
+
+    const queued = await asAdmin('integrations.runNow', { id: integrationId });
+    expect(queued.body.result?.data).toMatchObject({ waiting: null });
+    const runId = String(queued.body.result?.data['runId']);
+    expect(await runRow(runId)).toMatchObject({ status: 'queued', agent_id: null });
+
+    expect((await nextJob(revoked)).status).toBe(401);
+    expect(await runRow(runId)).toMatchObject({ status: 'queued' });
+    expect(jobOf(await nextJob(healthy))?.runId).toBe(runId);
+    expect(await runRow(runId)).toMatchObject({ status: 'running', agent_id: healthy.id });
+    const [dispatch] = await db.query<{ actor_id: string; meta: { groupId: string } }>(
+      "SELECT actor_id, meta FROM audit_events WHERE action = 'run-dispatch' AND target = $1",
+      [runId],
+    );
+    expect(dispatch?.actor_id).toBe(healthy.id);
+    expect(dispatch?.meta.groupId).toBeTruthy();
+  });
+
+  it('keeps the run queued with a clear reason while no member is healthy, until one asks for work', async () => {
+    const gone = await addAgent('gone');
+    const stale = await addAgent('stale');
+    const integrationId = await groupIntegration('sleepy', [gone, stale]);
+    await asAdmin('agents.revoke', { id: gone.id });
+    await db.query("UPDATE agents SET last_seen_at = now() - interval '1 hour' WHERE id = $1", [stale.id]);
+
+    const queued = await asAdmin('integrations.runNow', { id: integrationId });
+    expect(queued.status).toBe(200);
+    expect(String(queued.body.result?.data['waiting'])).toMatch(/no healthy member of the group \(1 active, none seen in the last 90 s\)/);
+    const runId = String(queued.body.result?.data['runId']);
+    expect(await runRow(runId)).toMatchObject({ status: 'queued', agent_id: null });
+    // The stale member comes back: asking for work makes it healthy, and it takes the run.
+    expect(jobOf(await nextJob(stale))?.runId).toBe(runId);
+    expect(await runRow(runId)).toMatchObject({ status: 'running', agent_id: stale.id });
+  });
+
+  it('gives a group run to exactly one of two members asking at the same moment', async () => {
+    const members = [await addAgent('m1'), await addAgent('m2')];
+    const integrationId = await groupIntegration('racers', members);
+    const runId = String((await asAdmin('integrations.runNow', { id: integrationId })).body.result?.data['runId']);
+    const jobs = (await Promise.all(members.map((member) => nextJob(member)))).map(jobOf);
+    expect(jobs.filter((job) => job !== null).map((job) => job?.runId)).toEqual([runId]);
+  });
+
+  it('fails a queued group run whose group grant was revoked before any member took it', async () => {
+    const member = await addAgent('ungranted');
+    const integrationId = await groupIntegration('shrinking', [member]);
+    const runId = String((await asAdmin('integrations.runNow', { id: integrationId })).body.result?.data['runId']);
+    await db.query("DELETE FROM grants WHERE subject_type = 'group' AND subject_id = (SELECT id FROM agent_groups WHERE name = 'shrinking')");
+    expect(jobOf(await nextJob(member))).toBeNull();
+    expect(await db.query('SELECT status, error_class FROM runs WHERE id = $1', [runId])).toEqual([{ status: 'failed', error_class: 'not-allowed' }]);
+  });
+});
