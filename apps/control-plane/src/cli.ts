@@ -11,7 +11,7 @@ import type { AuditVerification } from '@airlock/audit';
 import { type AppRouter, bootstrapTenant, createCheckpoint, migrate, verifyStoredAudit } from '@airlock/api';
 import { decodePublicKey } from '@airlock/identity';
 import { ConflictError, describe, UserError } from '@airlock/errors';
-import { integrationSpec } from '@airlock/protocol';
+import { enrollCommand, integrationSpec } from '@airlock/protocol';
 import { type ExportFilter, exportAudit, openOutput, verifyExportFile } from './audit-commands.ts';
 import { loadClientConfig, loadServerConfig, loadSigner } from './config.ts';
 import { openDatabase, startServer } from './server.ts';
@@ -113,7 +113,8 @@ export function buildProgram(): Command {
     .addOption(json)
     .action(async (options: { ttl: string; json?: boolean }) => {
       const result = await adminClient().enrollment.createToken.mutate({ ttlMinutes: Number(options.ttl) });
-      output(Boolean(options.json), result, () => `${result.token}\n(expires ${result.expiresAt}; redeem with airlock-agent enroll)`);
+      const command = enrollCommand({ url: loadClientConfig().AIRLOCK_URL, token: result.token, controlPlaneKey: result.controlPlaneKey });
+      output(Boolean(options.json), { ...result, command }, () => `${command}\n(one-time token, expires ${result.expiresAt}; the command pins this control plane's key)`);
     });
 
   const integration = program.command('integration').description('integrations');

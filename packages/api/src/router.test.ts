@@ -25,7 +25,7 @@ describe('the router', () => {
 
   it('leaves only enrollment and the public signing key public, and the agent channel to signed agents', () => {
     const by = (permission: string) => procedures.filter((p) => p.permission === permission).map((p) => p.path).sort();
-    expect(by('public')).toEqual(['controlPlane.identity', 'enrollment.enroll']);
-    expect(by('agent')).toEqual(['agent.heartbeat', 'agent.nextJob', 'agent.reportRun']);
+    expect(by('public')).toEqual(['controlPlane.identity', 'custody.rotations', 'enrollment.enroll']);
+    expect(by('agent')).toEqual(['agent.heartbeat', 'agent.nextJob', 'agent.reportRun', 'custody.auditSegment', 'custody.checkpoint', 'custody.reportSecurityEvent']);
   });
 });

@@ -81,3 +81,5 @@ export function verifyDetached(message: Uint8Array, signature: Uint8Array, publi
   if (signature.length !== nacl.sign.signatureLength || publicKey.length !== nacl.sign.publicKeyLength) return false;
   return nacl.sign.detached.verify(message, signature, publicKey);
 }
+
+export { followRotations, isKeyFingerprint, keyFingerprint, openStatement, type ReceiptCheck, type Sign, signStatement, verifyReceipt } from './custody.ts';

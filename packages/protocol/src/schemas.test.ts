@@ -19,7 +19,7 @@ describe('protocol schemas', () => {
 
   it('refuses any field outside the allowlist', () => {
     expect(runReport.safeParse({ ...report, content: 'row 1' }).success).toBe(false);
-    const file = { sourcePath: '/x', bytesIn: 1, bytesOut: 2, plaintextSha256: 'a'.repeat(64), ciphertextSha256: 'b'.repeat(64), durationMs: 1 };
+    const file = { sourcePath: '/x', bytesIn: 1, bytesOut: 2, plaintextHmac: 'a'.repeat(64), ciphertextSha256: 'b'.repeat(64), durationMs: 1 };
     expect(runReport.safeParse({ ...report, files: [file] }).success).toBe(true);
     expect(runReport.safeParse({ ...report, files: [{ ...file, preview: 'x' }] }).success).toBe(false);
   });

@@ -2,6 +2,7 @@
 import type { TRPCRouterRecord } from '@trpc/server';
 import { NotFoundError } from '@airlock/errors';
 import { heartbeatInput, type IntegrationSpec, nextJobInput, nextJobOutput, runReport } from '@airlock/protocol';
+import { sealJob } from '../envelopes.ts';
 import { appendAudit, eventBy } from '../audit-log.ts';
 import { decideIntegration } from '../grants.ts';
 import type { Context } from '../context.ts';
@@ -77,8 +78,8 @@ export const agentChannelRouter = {
       const deadline = Date.now() + input.waitMs;
       for (;;) {
         const job = await claimJob(ctx, ctx.agent);
-        if (job) return { job };
-        if (Date.now() >= deadline || signal?.aborted) return { job: null };
+        if (job) return { envelope: sealJob(ctx, ctx.agent, job) };
+        if (Date.now() >= deadline || signal?.aborted) return { envelope: null };
         await ctx.dispatcher.wait(ctx.agent.agentId, signal);
       }
     }),
