@@ -2,11 +2,15 @@
 import os from 'node:os';
 import { Command, Option } from 'commander';
 import { pino } from 'pino';
-import { encodeKey } from '@airlock/identity';
-import { describe, UserError } from '@airlock/errors';
+import { decodePublicKey, encodeKey, isKeyFingerprint, keyFingerprint } from '@airlock/identity';
+import { describe, PolicyViolationError, UserError } from '@airlock/errors';
 import { loadAgentConfig } from './config.ts';
 import { builtInConnectors } from './connectors.ts';
 import { createAgentClient, createEnrollmentClient } from './control-channel.ts';
+import { loadPin, savePin } from './control-plane-pin.ts';
+import { NonceStore } from './nonce-store.ts';
+import { receiptSigner } from './receipts.ts';
+import { SecurityLog } from './security-log.ts';
 import { AGENT_VERSION, runDaemon } from './daemon.ts';
 import { keyForEnrollment, loadIdentity, saveIdentity } from './identity-store.ts';
 import { Outbox } from './outbox.ts';
@@ -40,13 +44,30 @@ export function buildProgram(): Command {
     .description('create this agent\'s Ed25519 key (kept here, mode 0600) and redeem a one-time enrollment token')
     .requiredOption('--url <url>', 'control plane URL, e.g. https://airlock.example.com')
     .option('--token <token>', 'one-time enrollment token (or set AIRLOCK_ENROLL_TOKEN)')
-    .action(async (options: CommonOptions & { url: string; token?: string }) => {
+    .requiredOption('--control-plane-key <fingerprint>', "the control plane's signing key, ed25519:<base64url SHA-256>, as `airlock token create` prints it")
+    .action(async (options: CommonOptions & { url: string; token?: string; controlPlaneKey: string }) => {
       const config = loadAgentConfig(options);
       const token = options.token ?? config.enrollToken;
       if (!token) throw new UserError('an enrollment token is required: --token or AIRLOCK_ENROLL_TOKEN');
+      if (!isKeyFingerprint(options.controlPlaneKey)) throw new UserError('--control-plane-key: expected ed25519:<43 base64url characters>');
       const url = new URL(options.url).origin;
       const keyPair = await keyForEnrollment(config.dataDir);
-      const result = await createEnrollmentClient(url).enrollment.enroll.mutate({
+      const client = createEnrollmentClient(url);
+      // Checked before the token is redeemed: a server without the pinned key never sees the token.
+      const served = await client.controlPlane.identity.query();
+      let servedKey: Uint8Array;
+      try {
+        servedKey = decodePublicKey(served.publicKey);
+      } catch {
+        servedKey = new Uint8Array();
+      }
+      if (servedKey.length === 0 || keyFingerprint(servedKey) !== options.controlPlaneKey) {
+        const reason = `${url} presents control-plane key ${servedKey.length === 0 ? '(none)' : keyFingerprint(servedKey)}, not the pinned ${options.controlPlaneKey}`;
+        await new SecurityLog(config.dataDir).record('control-plane-key-mismatch', reason);
+        throw new PolicyViolationError(`${reason}; the token was not used`);
+      }
+      await savePin(config.dataDir, servedKey);
+      const result = await client.enrollment.enroll.mutate({
         token,
         publicKey: encodeKey(keyPair.publicKey),
         hostname: os.hostname(),
@@ -63,8 +84,9 @@ export function buildProgram(): Command {
     .action(async (options: CommonOptions & { once?: boolean; idleTimeout: string }) => {
       const config = loadAgentConfig(options);
       const logger = pino({ level: config.logLevel, base: { service: 'agent' } }, pino.destination(2));
-      const [{ identity, keyPair }, policy, secrets] = await Promise.all([
+      const [{ identity, keyPair }, pin, policy, secrets] = await Promise.all([
         loadIdentity(config.dataDir),
+        loadPin(config.dataDir),
         LocalPolicy.load(config.policyFile),
         loadSecrets(config.secretsFile),
       ]);
@@ -82,11 +104,23 @@ export function buildProgram(): Command {
           logger,
           dataDir: config.dataDir,
           retry: config.retry,
+          identity,
+          pin,
+          nonces: new NonceStore(config.dataDir),
+          securityLog: new SecurityLog(config.dataDir),
+          receipts: receiptSigner(identity, keyPair),
+          witnessIntervalMs: config.witnessIntervalMs,
         },
         options.once ? { maxJobs: 1, idleTimeoutMs: Number(options.idleTimeout) * 1000, signal: controller.signal } : { signal: controller.signal },
       );
       if (options.once) {
-        const report = reports[0];
+        const outcome = reports[0];
+        if (outcome?.kind === 'refused') {
+          print(options.json, { refused: outcome.event }, () => `job refused (${outcome.event.kind}): ${outcome.event.reason}`);
+          process.exitCode = 1;
+          return;
+        }
+        const report = outcome?.report;
         print(options.json, report ?? null, () => (report ? `run ${report.runId} ${report.status}` : 'no job arrived'));
         if (!report || report.status !== 'succeeded') process.exitCode = 1;
       }
@@ -139,6 +173,14 @@ export function buildProgram(): Command {
         return;
       }
       print(options.json, { fingerprint: key.fingerprint, publicKey: key.armoredPublicKey }, () => `signing key ${key.fingerprint}`);
+    });
+
+  common(program.command('security'))
+    .description('show the local security log: every job, key change or audit history this agent refused')
+    .action(async (options: CommonOptions) => {
+      const config = loadAgentConfig(options);
+      const events = await new SecurityLog(config.dataDir).read();
+      print(options.json, events, () => events.map((e) => `${e.at}  ${e.kind.padEnd(26)}  ${e.runId ?? '-'}  ${e.reason}`).join('\n') || 'no security events');
     });
 
   const policy = program.command('policy').description('the local policy');
