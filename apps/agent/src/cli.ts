@@ -9,7 +9,7 @@ import { builtInConnectors } from './connectors.ts';
 import { createAgentClient, createEnrollmentClient } from './control-channel.ts';
 import { loadPin, savePin } from './control-plane-pin.ts';
 import { NonceStore } from './nonce-store.ts';
-import { receiptSigner } from './receipts.ts';
+import { checkReceipts, receiptSigner } from './receipts.ts';
 import { SecurityLog } from './security-log.ts';
 import { AGENT_VERSION, runDaemon } from './daemon.ts';
 import { keyForEnrollment, loadIdentity, saveIdentity } from './identity-store.ts';
@@ -181,6 +181,20 @@ export function buildProgram(): Command {
       const config = loadAgentConfig(options);
       const events = await new SecurityLog(config.dataDir).read();
       print(options.json, events, () => events.map((e) => `${e.at}  ${e.kind.padEnd(26)}  ${e.runId ?? '-'}  ${e.reason}`).join('\n') || 'no security events');
+    });
+
+  const receipts = program.command('receipts').description('the receipts this agent signed for its deliveries');
+  common(receipts.command('check'))
+    .description("check receipts a control plane holds (`airlock receipts export`) against this agent's key and its own log; each forgery is a security event")
+    .requiredOption('--file <jsonl>', 'one signed receipt per line')
+    .action(async (options: CommonOptions & { file: string }) => {
+      const config = loadAgentConfig(options);
+      const { keyPair } = await loadIdentity(config.dataDir);
+      const result = await checkReceipts(config.dataDir, options.file, keyPair.publicKey, new SecurityLog(config.dataDir));
+      print(options.json, result, () =>
+        [`${result.ok ? 'ok' : 'NOT OK'}: ${result.receipts - result.forged.length} of ${result.receipts} receipts are this agent's`, ...result.forged.map((f) => `  line ${f.line}: ${f.reason}`)].join('\n'),
+      );
+      if (!result.ok) process.exitCode = 1;
     });
 
   const policy = program.command('policy').description('the local policy');

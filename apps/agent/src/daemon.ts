@@ -12,7 +12,7 @@ import type { ControlPlaneClient } from './control-channel.ts';
 import { type ControlPlanePin, savePin } from './control-plane-pin.ts';
 import { EnvelopeRefusal, openEnvelope } from './envelope.ts';
 import type { NonceStore } from './nonce-store.ts';
-import type { ReceiptSigner } from './receipts.ts';
+import { keepReceipts, type ReceiptSigner } from './receipts.ts';
 import type { SecurityEvent, SecurityLog } from './security-log.ts';
 import { witnessAudit } from './witness.ts';
 import type { Outbox } from './outbox.ts';
@@ -159,6 +159,7 @@ export async function runDaemon(deps: DaemonDeps, options: DaemonOptions = {}): 
         await deps.securityLog.record('policy-violation', `the local policy refused the job's ${report.violation?.kind ?? 'request'}`, { runId: job.runId });
       }
       reports.push({ kind: 'run', report });
+      await keepReceipts(deps.dataDir, report);
       await deps.outbox.put(report);
       await deps.outbox.flush(sendReport);
       await sendEvents();

@@ -14,6 +14,7 @@ import { ConflictError, describe, UserError } from '@airlock/errors';
 import { enrollCommand, integrationSpec } from '@airlock/protocol';
 import { type ExportFilter, exportAudit, openOutput, verifyExportFile } from './audit-commands.ts';
 import { loadClientConfig, loadServerConfig, loadSigner } from './config.ts';
+import { verifyReceiptsFile, writeReceipts } from './receipt-commands.ts';
 import { openDatabase, startServer } from './server.ts';
 
 function output(json: boolean, value: unknown, human: () => string): void {
@@ -50,11 +51,11 @@ export async function readIntegrationFile(file: string, agentId?: string): Promi
 
 const json = new Option('--json', 'print JSON');
 
-function publicKeyOption(text: string): Uint8Array {
+function publicKeyOption(text: string, option = '--public-key'): Uint8Array {
   try {
     return decodePublicKey(text);
   } catch (error) {
-    throw new UserError('--public-key: expected a base64 Ed25519 public key', { cause: error });
+    throw new UserError(`${option}: expected a base64 Ed25519 public key`, { cause: error });
   }
 }
 
@@ -448,6 +449,39 @@ export function buildProgram(): Command {
       } finally {
         await sink.close();
       }
+    });
+
+  const receipts = program.command('receipts').description("the agents' signed delivery receipts");
+  receipts
+    .command('export')
+    .description("write a run's receipts as JSON Lines, one signed receipt per delivered file")
+    .argument('<runId>')
+    .option('--out <file>', 'write here (created 0600, never overwritten) instead of stdout')
+    .action(async (runId: string, options: { out?: string }) => {
+      const current = await adminClient().runs.get.query({ id: runId });
+      const sink = await openOutput(options.out);
+      try {
+        const count = writeReceipts([current.report], sink.out);
+        if (options.out !== undefined) process.stderr.write(`exported ${count} receipts to ${options.out}\n`);
+      } finally {
+        await sink.close();
+      }
+    });
+  receipts
+    .command('verify')
+    .description("check exported receipts offline against the agent's Ed25519 public key; exits 1 unless every one verifies")
+    .requiredOption('--file <jsonl>', 'receipts, one signed receipt per line (see `airlock receipts export`)')
+    .requiredOption('--agent-key <base64>', "the agent's public key (`airlock-agent status` prints it)")
+    .addOption(json)
+    .action(async (options: { file: string; agentKey: string; json?: boolean }) => {
+      const result = await verifyReceiptsFile(options.file, publicKeyOption(options.agentKey, '--agent-key'));
+      output(Boolean(options.json), result, () =>
+        [
+          `${result.ok ? 'ok' : 'NOT OK'}: ${result.verified.length} of ${result.receipts} receipts verify`,
+          ...result.failures.map((failure) => `  line ${failure.line}: ${failure.reason}`),
+        ].join('\n'),
+      );
+      if (!result.ok) process.exitCode = 1;
     });
 
   return program;

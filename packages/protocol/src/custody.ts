@@ -99,6 +99,7 @@ export const securityEventKinds = [
   'policy-violation',
   'audit-rewritten',
   'audit-truncated',
+  'receipt-forged',
 ] as const;
 export type SecurityEventKind = (typeof securityEventKinds)[number];
 
