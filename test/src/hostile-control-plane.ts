@@ -57,8 +57,10 @@ export class HostileControlPlane implements AsyncDisposable {
   ) {}
 
   static async start(behaviour: HostileBehaviour): Promise<HostileControlPlane> {
-    let self: HostileControlPlane | undefined;
+    // The handler needs the instance, which needs the listening server's port.
+    const holder: { self?: HostileControlPlane } = {};
     const server = createServer((request, response) => {
+      const self = holder.self;
       if (self === undefined) {
         response.writeHead(503).end();
         return;
@@ -70,7 +72,8 @@ export class HostileControlPlane implements AsyncDisposable {
     });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     const { port } = server.address() as AddressInfo;
-    self = new HostileControlPlane(server, `http://127.0.0.1:${port}`, behaviour);
+    const self = new HostileControlPlane(server, `http://127.0.0.1:${port}`, behaviour);
+    holder.self = self;
     return self;
   }
 
