@@ -2,14 +2,14 @@
  * `airlock`: the control plane's server commands (serve, migrate, bootstrap) and the admin
  * commands that talk to a running control plane with an API key from AIRLOCK_API_KEY.
  */
-import { readFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Command, Option } from 'commander';
 import { createTRPCClient, httpLink, TRPCClientError } from '@trpc/client';
 import YAML from 'yaml';
 import type { AuditVerification } from '@airlock/audit';
-import { type AppRouter, bootstrapTenant, createCheckpoint, migrate, verifyStoredAudit } from '@airlock/api';
-import { decodePublicKey } from '@airlock/identity';
+import { type AppRouter, bootstrapTenant, createCheckpoint, migrate, recordKeyRotation, verifyStoredAudit } from '@airlock/api';
+import { decodePublicKey, encodeKey, generateKeyPair, keyFingerprint } from '@airlock/identity';
 import { ConflictError, describe, UserError } from '@airlock/errors';
 import { enrollCommand, integrationSpec } from '@airlock/protocol';
 import { type ExportFilter, exportAudit, openOutput, verifyExportFile } from './audit-commands.ts';
@@ -449,6 +449,32 @@ export function buildProgram(): Command {
       } finally {
         await sink.close();
       }
+    });
+
+  program
+    .command('signing-key')
+    .description("the control plane's signing key, which agents pin")
+    .command('rotate')
+    .description('create a successor key and a rotation statement signed by the current key, which agents follow; then point AIRLOCK_SIGNING_KEY_FILE at the new key')
+    .requiredOption('--out <file>', 'where to write the new secret key (created 0600, never overwritten)')
+    .addOption(json)
+    .action(async (options: { out: string; json?: boolean }) => {
+      const config = loadServerConfig();
+      const current = await loadSigner(config, { create: false });
+      const next = generateKeyPair();
+      const file = path.resolve(options.out);
+      await writeFile(file, `${encodeKey(next.secretKey)}\n`, { mode: 0o600, flag: 'wx' });
+      const db = await openDatabase(config);
+      try {
+        await migrate(db);
+        await recordKeyRotation(db, current, next.publicKey);
+      } finally {
+        await db.close();
+      }
+      const result = { previous: keyFingerprint(current.publicKey), next: keyFingerprint(next.publicKey), keyFile: file };
+      output(Boolean(options.json), result, () =>
+        `rotated ${result.previous} -> ${result.next}; set AIRLOCK_SIGNING_KEY_FILE=${file} and restart every replica (agents follow the signed rotation)`,
+      );
     });
 
   const receipts = program.command('receipts').description("the agents' signed delivery receipts");

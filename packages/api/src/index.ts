@@ -16,3 +16,4 @@ export { permissions, roles, type Permission, type Role } from './auth/permissio
 export { appendAudit, listAuditEvents, readAuditPages, recordAudit, writeAuditRecords, type AuditFilter } from './audit-log.ts';
 export { createCheckpoint, listCheckpoints, verifyStoredAudit } from './checkpoints.ts';
 export { signerFromSecretKey, verifierFor, type Signer } from './signer.ts';
+export { recordKeyRotation } from './key-rotations.ts';
