@@ -140,12 +140,14 @@ export function buildProgram(): Command {
       } catch (error) {
         problem = error instanceof Error ? error.message : String(error);
       }
-      const status = { ...identity, publicKey: encodeKey(keyPair.publicKey), policyFile: config.policyFile, policyDigest: policy.digest, reachable, problem };
+      const pin = await loadPin(config.dataDir);
+      const status = { ...identity, publicKey: encodeKey(keyPair.publicKey), controlPlaneKey: pin.fingerprint, policyFile: config.policyFile, policyDigest: policy.digest, reachable, problem };
       print(options.json, status, () =>
         [
           `agent       ${identity.agentId}`,
           `tenant      ${identity.tenantId}`,
           `control     ${identity.controlPlaneUrl} (${reachable ? 'reachable' : `unreachable: ${problem ?? ''}`})`,
+          `pinned key  ${pin.fingerprint}`,
           `policy      ${config.policyFile} sha256:${policy.digest}`,
         ].join('\n'),
       );
