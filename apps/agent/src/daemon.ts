@@ -152,6 +152,13 @@ export async function runDaemon(deps: DaemonDeps, options: DaemonOptions = {}): 
         logger.error({ kind: error.kind, runId: error.claimedRunId, reason: error.message }, 'job refused: security event recorded');
         reports.push({ kind: 'refused', event });
         await sendEvents();
+        if (error.claimedRunId !== undefined) {
+          // Closes the run on an honest control plane (an envelope that expired in transit); any other refuses it.
+          const at = new Date().toISOString();
+          const failed: RunReport = { runId: error.claimedRunId, status: 'failed', startedAt: at, finishedAt: at, bytesIn: 0, bytesOut: 0, files: [], recipientFingerprints: [], skipped: 0, deferred: 0, errorClass: 'policy-violation', violation: { kind: 'envelope' } };
+          await deps.outbox.put(failed);
+          await deps.outbox.flush(sendReport);
+        }
         continue;
       }
       const report = await execute(job, deps, options.signal);

@@ -477,6 +477,17 @@ export function buildProgram(): Command {
       );
     });
 
+  program
+    .command('security-events')
+    .description('what agents refused and reported: forged or replayed envelopes, policy violations, audit alerts (metadata only)')
+    .option('--agent <id>', 'only this agent')
+    .option('--limit <n>', 'how many, newest first', '100')
+    .addOption(json)
+    .action(async (options: { agent?: string; limit: string; json?: boolean }) => {
+      const rows = await adminClient().custody.securityEvents.query({ agentId: options.agent, limit: Number(options.limit) });
+      output(Boolean(options.json), rows, () => rows.map((r) => `${r.at}  agent ${r.agentId}  ${r.kind.padEnd(26)}  ${r.runId ?? '-'}  ${r.reason}`).join('\n'));
+    });
+
   const receipts = program.command('receipts').description("the agents' signed delivery receipts");
   receipts
     .command('export')

@@ -221,7 +221,7 @@ export const runReport = z.strictObject({
   signerFingerprint: fingerprint.optional(),
   errorClass: errorClassSchema.optional(),
   /** For a policy violation: which side of the job the local policy refused. */
-  violation: z.strictObject({ kind: z.enum(['source', 'destination', 'file', 'connector', 'recipient']) }).optional(),
+  violation: z.strictObject({ kind: z.enum(['source', 'destination', 'file', 'connector', 'recipient', 'envelope']) }).optional(),
 });
 export type RunReport = z.infer<typeof runReport>;
 
