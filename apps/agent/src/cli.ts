@@ -54,10 +54,11 @@ export function buildProgram(): Command {
       const keyPair = await keyForEnrollment(config.dataDir);
       const client = createEnrollmentClient(url);
       // Checked before the token is redeemed: a server without the pinned key never sees the token.
-      const served = await client.controlPlane.identity.query();
+      const served: unknown = await client.controlPlane.identity.query();
+      const servedText: unknown = typeof served === 'object' && served !== null ? Reflect.get(served, 'publicKey') : undefined;
       let servedKey: Uint8Array;
       try {
-        servedKey = decodePublicKey(served.publicKey);
+        servedKey = decodePublicKey(typeof servedText === 'string' ? servedText : '');
       } catch {
         servedKey = new Uint8Array();
       }

@@ -5,7 +5,7 @@
  */
 import { PolicyViolationError } from '@airlock/errors';
 import { openStatement } from '@airlock/identity';
-import { type Job, jobEnvelopePayload, MAX_ENVELOPE_LIFETIME_MS, type SecurityEventKind, signedStatement } from '@airlock/protocol';
+import { type Job, jobEnvelopePayload, MAX_ENVELOPE_LIFETIME_MS, type SecurityEventKind, signedStatement, uuid } from '@airlock/protocol';
 import type { NonceStore } from './nonce-store.ts';
 
 /** Clocks of agent and control plane may disagree this much. */
@@ -22,14 +22,12 @@ export class EnvelopeRefusal extends PolicyViolationError {
   }
 }
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
-
 /** A run id the refused message claims, looked up without trusting anything else in it. */
 function claimedRunId(raw: unknown): string | undefined {
   const find = (value: unknown, depth: number): string | undefined => {
     if (depth > 3 || typeof value !== 'object' || value === null) return undefined;
     const runId: unknown = Reflect.get(value, 'runId');
-    if (typeof runId === 'string' && UUID.test(runId)) return runId;
+    if (typeof runId === 'string' && uuid.safeParse(runId).success) return runId;
     for (const key of ['job', 'payload']) {
       let inner: unknown = Reflect.get(value, key);
       if (typeof inner === 'string') {

@@ -5,9 +5,8 @@
  * verification never depends on how a parser orders keys or fills defaults.
  */
 import { z } from 'zod';
-import { integrationSpec } from './schemas.ts';
+import { integrationSpec, uuid } from './schemas.ts';
 
-const uuid = z.uuid();
 const sha256Hex = z.string().regex(/^[0-9a-f]{64}$/, 'expected a lowercase hex SHA-256');
 const openpgpFingerprint = z.string().regex(/^[0-9A-F]{40}$|^[0-9A-F]{64}$/, 'expected an uppercase hex OpenPGP fingerprint');
 const base64Ed25519Key = z.string().regex(/^[A-Za-z0-9+/]{43}=$/, 'expected a base64 Ed25519 public key');
