@@ -202,6 +202,7 @@ async function main(): Promise<Record<string, unknown>> {
         ? { kind: 'sftp', port: sshd.port, hostKey: sshd.hostKeyFingerprint, directory: delivered }
         : { kind: 'local', directory: delivered },
       recipientPublicKey: recipient.armoredPublicKey,
+      recipientFingerprint: recipient.fingerprint,
     });
     const profileDir = values.profile ? path.join(scratch, 'profile') : null;
     if (profileDir !== null) await mkdir(profileDir);

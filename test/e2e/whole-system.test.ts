@@ -2,8 +2,8 @@
  * The whole system as an operator runs it: the control plane on PostgreSQL, OpenSSH, an enrolled
  * agent process, gpg. One integration run moves three files and every layer agrees on what happened.
  */
-import { randomBytes } from 'node:crypto';
-import { mkdir, readdir, stat } from 'node:fs/promises';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdir, readdir, readFile, stat } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -47,7 +47,9 @@ describe('whole system: control plane on PostgreSQL, sshd, agent, gpg', () => {
     for (const file of run.report?.files ?? []) {
       const source = csvSources.find((candidate) => path.basename(file.sourcePath) === candidate.name);
       expect(source, file.sourcePath).toBeDefined();
-      expect(file.plaintextSha256).toBe(source?.sha256);
+      // Keyed on the agent: the control plane cannot test a guess of the content against it.
+      expect(file.plaintextHmac).toMatch(/^[0-9a-f]{64}$/);
+      expect(file.plaintextHmac).not.toBe(source?.sha256);
       expect(file.bytesIn).toBe(source?.bytes);
     }
 
@@ -61,8 +63,14 @@ describe('whole system: control plane on PostgreSQL, sshd, agent, gpg', () => {
       expect(file.source, file.ciphertext).toBeDefined();
       expect(file.sha256).toBe(file.source?.sha256);
       const reported = run.report?.files.find((entry) => path.basename(entry.sourcePath) === file.source?.name);
-      expect(reported?.plaintextSha256).toBe(file.sha256);
+      expect(reported?.ciphertextSha256).toBe(createHash('sha256').update(await readFile(file.ciphertext)).digest('hex'));
     }
+
+    // Every delivered file has a receipt the agent signed, and it verifies offline against the agent's key.
+    const receipts = path.join(system.workDir, 'receipts.jsonl');
+    await system.airlock(['receipts', 'export', runId, '--out', receipts]);
+    const verified = await system.airlock(['receipts', 'verify', '--file', receipts, '--agent-key', await system.agentPublicKey(), '--json']);
+    expect(JSON.parse(verified.stdout)).toMatchObject({ ok: true, receipts: 3 });
 
     // The agent's own secret key and the operator's secrets file are readable by their owner only.
     expect((await stat(path.join(system.agentDir, 'agent.key'))).mode & 0o777).toBe(0o600);

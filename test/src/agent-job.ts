@@ -29,6 +29,8 @@ export interface JobSpec {
   readonly source: SftpEndpoint & { path: string };
   readonly destination: DestinationSpec;
   readonly recipientPublicKey: string;
+  /** Its fingerprint, which the generated policy pins. */
+  readonly recipientFingerprint: string;
 }
 
 export interface PreparedJob {
@@ -57,6 +59,7 @@ export function prepareJob(spec: JobSpec): PreparedJob {
   const policy = {
     sources: { sftp: [{ host: '127.0.0.1', port: source.port, hostKey: source.hostKey, paths: [source.path] }] },
     destinations,
+    recipients: spec.recipientFingerprint === '' ? [] : [spec.recipientFingerprint],
   };
   const job: Job = {
     runId: randomUUID(),
@@ -95,6 +98,7 @@ export function chooseDestination(): DestinationChoice {
     source: { port: 22, hostKey: PROBE_HOST_KEY, path: '/probe/*' },
     destination: { kind: 'sftp', port: 22, hostKey: PROBE_HOST_KEY, directory: '/probe-out' },
     recipientPublicKey: '',
+    recipientFingerprint: '',
   });
   try {
     const policy = LocalPolicy.parse(probe.policyText, 'generated policy');

@@ -36,7 +36,7 @@ describe('inspectDeliveries', () => {
     files:
       ciphertextSha256 === null
         ? []
-        : [{ sourcePath: '/src/data.bin', bytesIn: 0, bytesOut: 0, plaintextSha256: expected.plaintextSha256, ciphertextSha256, durationMs: 1 }],
+        : [{ sourcePath: '/src/data.bin', bytesIn: 0, bytesOut: 0, plaintextHmac: 'c'.repeat(64), ciphertextSha256, durationMs: 1 }],
   });
 
   beforeAll(async () => {

@@ -111,6 +111,7 @@ async function runCase(fixture: Fixture, setup: CaseSetup, timeoutMs: number): P
     source: { ...setup.sourceEndpoint, path: setup.sourcePath },
     destination: setup.destination,
     recipientPublicKey: fixture.recipient.armoredPublicKey,
+    recipientFingerprint: fixture.recipient.fingerprint,
   });
   const signal = AbortSignal.timeout(timeoutMs);
   let timer: NodeJS.Timeout | undefined;

@@ -21,6 +21,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import YAML from 'yaml';
+import { encodeKey, keyPairFromSecretKey } from '@airlock/identity';
 import { generateDemoKey } from '@airlock/pgp';
 import { freePort, gpgDecrypt, startSftpServer, startSshd } from '@airlock/testing';
 import { inheritedEnv } from './config.ts';
@@ -82,10 +83,13 @@ export interface SftpEndpoint {
 
 export interface FileReportView {
   readonly sourcePath: string;
-  readonly plaintextSha256: string;
+  /** Keyed with a secret only the agent holds: it must never equal the plaintext's SHA-256. */
+  readonly plaintextHmac: string;
   readonly ciphertextSha256: string;
   readonly bytesIn: number;
   readonly bytesOut: number;
+  /** The agent's signed receipt, as JSON text (one line of a receipts export). */
+  readonly receipt: string | null;
 }
 
 export interface RunReportView {
@@ -113,8 +117,10 @@ export interface AuditEventView {
 
 export interface AgentRunResult {
   readonly code: number | null;
-  /** What `run --once --json` printed: the report, or null when no job arrived. */
+  /** What `run --once --json` printed: the report, or null when no job arrived or it was refused. */
   readonly report: RunReportView | null;
+  /** The security event, when the agent refused the job it was handed. */
+  readonly refused: { kind: string; reason: string } | null;
   readonly stdoutFile: string;
   readonly stderrFile: string;
 }
@@ -141,10 +147,11 @@ function parseFileReport(value: unknown, what: string): FileReportView {
   const file = object(value, what);
   return {
     sourcePath: string(file, 'sourcePath', what),
-    plaintextSha256: string(file, 'plaintextSha256', what),
+    plaintextHmac: string(file, 'plaintextHmac', what),
     ciphertextSha256: string(file, 'ciphertextSha256', what),
     bytesIn: number(file, 'bytesIn', what),
     bytesOut: number(file, 'bytesOut', what),
+    receipt: file['receipt'] === undefined ? null : JSON.stringify(object(file['receipt'], `${what}.receipt`)),
   };
 }
 
@@ -217,6 +224,8 @@ export class AirlockSystem implements AsyncDisposable {
   readonly recipientSecretKeyFile: string;
   readonly sources: SourceFile[] = [];
   controlPlaneUrl = '';
+  /** The control plane's key fingerprint, as `airlock token create` prints it and the agent pins it. */
+  controlPlaneKey = '';
   agentId = '';
   recipientFingerprint = '';
   sftp: SftpEndpoint | undefined;
@@ -394,11 +403,14 @@ export class AirlockSystem implements AsyncDisposable {
   }
 
   async #enrollAgent(): Promise<void> {
-    const token = string(object(await this.airlockJson(['token', 'create']), 'airlock token create'), 'token', 'airlock token create');
+    const created = object(await this.airlockJson(['token', 'create']), 'airlock token create');
+    const token = string(created, 'token', 'airlock token create');
+    this.controlPlaneKey = string(created, 'controlPlaneKey', 'airlock token create');
     this.#enrollToken = token;
-    // The token goes in the environment, not argv, where `ps` would show it.
+    // The token goes in the environment, not argv, where `ps` would show it; the pin is public.
     const env = { ...this.#agentEnv(), AIRLOCK_ENROLL_TOKEN: token };
-    const result = await this.#node(AGENT_BIN, ['enroll', '--url', this.controlPlaneUrl, '--dir', this.agentDir, '--json'], env);
+    const args = ['enroll', '--url', this.controlPlaneUrl, '--control-plane-key', this.controlPlaneKey, '--dir', this.agentDir, '--json'];
+    const result = await this.#node(AGENT_BIN, args, env);
     this.agentId = string(object(parseJsonLine(result.stdout, 'airlock-agent enroll'), 'airlock-agent enroll'), 'agentId', 'airlock-agent enroll');
     this.#step(`agent enrolled as ${this.agentId}`);
   }
@@ -408,12 +420,14 @@ export class AirlockSystem implements AsyncDisposable {
     const policy = {
       sources: { sftp: [{ host: sftp.host, port: sftp.port, hostKey: sftp.hostKeyFingerprint, paths: [`${sftp.exportsPath}/**`] }] },
       destinations: { local: [{ root: this.deliveredDir }] },
+      // The only key data may be encrypted to; an integration naming another is refused on the agent.
+      recipients: [this.recipientFingerprint],
     };
     await writeFile(this.policyFile, YAML.stringify(policy), { mode: 0o644 });
     const password = this.options.sftpPassword ?? this.#generatedPassword;
     const credential = password === undefined ? { privateKeyFile: this.#clientKeyFile } : { password };
     await writeFile(this.secretsFile, YAML.stringify({ [CREDENTIAL_REF]: credential }), { mode: 0o600 });
-    this.#step(`local policy allows ${sftp.exportsPath}/** → ${this.deliveredDir}`);
+    this.#step(`local policy allows ${sftp.exportsPath}/** → ${this.deliveredDir}, encrypted to ${this.recipientFingerprint} only`);
   }
 
   #endpoint(): SftpEndpoint {
@@ -562,7 +576,12 @@ export class AirlockSystem implements AsyncDisposable {
     const stdout = await readFile(stdoutFile, 'utf8');
     const printed = stdout.trim() === '' ? null : parseJsonLine(stdout, 'airlock-agent run --once');
     if (printed === null && outcome === 0) throw new Error('airlock-agent run --once exited 0 without a report');
-    return { code: outcome, report: printed === null ? null : parseRunReport(printed, 'agent report'), stdoutFile, stderrFile };
+    const refusal = printed === null ? undefined : object(printed, 'agent output')['refused'];
+    if (refusal !== undefined) {
+      const event = object(refusal, 'agent refusal');
+      return { code: outcome, report: null, refused: { kind: string(event, 'kind', 'refusal'), reason: string(event, 'reason', 'refusal') }, stdoutFile, stderrFile };
+    }
+    return { code: outcome, report: printed === null ? null : parseRunReport(printed, 'agent report'), refused: null, stdoutFile, stderrFile };
   }
 
   /** Starts the agent as a long-running daemon; it is stopped with the system. */
@@ -583,6 +602,12 @@ export class AirlockSystem implements AsyncDisposable {
   async agentLogFiles(): Promise<string[]> {
     const names = await readdir(this.logsDir);
     return names.filter((name) => name.startsWith('agent-')).map((name) => path.join(this.logsDir, name));
+  }
+
+  /** The agent's Ed25519 public key (base64), the half of `agent.key` that receipts verify against. */
+  async agentPublicKey(): Promise<string> {
+    const secretKey = Buffer.from((await readFile(path.join(this.agentDir, 'agent.key'), 'utf8')).trim(), 'base64');
+    return encodeKey(keyPairFromSecretKey(new Uint8Array(secretKey)).publicKey);
   }
 
   /** Names in the destination directory, hidden ones included. */

@@ -2,11 +2,15 @@
 import os from 'node:os';
 import { Command, Option } from 'commander';
 import { pino } from 'pino';
-import { encodeKey } from '@airlock/identity';
-import { describe, UserError } from '@airlock/errors';
+import { decodePublicKey, encodeKey, isKeyFingerprint, keyFingerprint } from '@airlock/identity';
+import { describe, PolicyViolationError, UserError } from '@airlock/errors';
 import { loadAgentConfig } from './config.ts';
 import { builtInConnectors } from './connectors.ts';
 import { type ControlPlaneClient, createAgentClient, createEnrollmentClient } from './control-channel.ts';
+import { loadPin, savePin } from './control-plane-pin.ts';
+import { NonceStore } from './nonce-store.ts';
+import { checkReceipts, receiptSigner } from './receipts.ts';
+import { SecurityLog } from './security-log.ts';
 import { AGENT_VERSION, runDaemon } from './daemon.ts';
 import { type AgentIdentity, keyForEnrollment, saveIdentity } from './identity-store.ts';
 import { type ClientFor, rotateKey, settleKeys } from './key-rotation.ts';
@@ -47,13 +51,31 @@ export function buildProgram(): Command {
     .description('create this agent\'s Ed25519 key (kept here, mode 0600) and redeem a one-time enrollment token')
     .requiredOption('--url <url>', 'control plane URL, e.g. https://airlock.example.com')
     .option('--token <token>', 'one-time enrollment token (or set AIRLOCK_ENROLL_TOKEN)')
-    .action(async (options: CommonOptions & { url: string; token?: string }) => {
+    .requiredOption('--control-plane-key <fingerprint>', "the control plane's signing key, ed25519:<base64url SHA-256>, as `airlock token create` prints it")
+    .action(async (options: CommonOptions & { url: string; token?: string; controlPlaneKey: string }) => {
       const config = loadAgentConfig(options);
       const token = options.token ?? config.enrollToken;
       if (!token) throw new UserError('an enrollment token is required: --token or AIRLOCK_ENROLL_TOKEN');
+      if (!isKeyFingerprint(options.controlPlaneKey)) throw new UserError('--control-plane-key: expected ed25519:<43 base64url characters>');
       const url = new URL(options.url).origin;
       const keyPair = await keyForEnrollment(config.dataDir);
-      const result = await createEnrollmentClient(url).enrollment.enroll.mutate({
+      const client = createEnrollmentClient(url);
+      // Checked before the token is redeemed: a server without the pinned key never sees the token.
+      const served: unknown = await client.controlPlane.identity.query();
+      const servedText: unknown = typeof served === 'object' && served !== null ? Reflect.get(served, 'publicKey') : undefined;
+      let servedKey: Uint8Array;
+      try {
+        servedKey = decodePublicKey(typeof servedText === 'string' ? servedText : '');
+      } catch {
+        servedKey = new Uint8Array();
+      }
+      if (servedKey.length === 0 || keyFingerprint(servedKey) !== options.controlPlaneKey) {
+        const reason = `${url} presents control-plane key ${servedKey.length === 0 ? '(none)' : keyFingerprint(servedKey)}, not the pinned ${options.controlPlaneKey}`;
+        await new SecurityLog(config.dataDir).record('control-plane-key-mismatch', reason);
+        throw new PolicyViolationError(`${reason}; the token was not used`);
+      }
+      await savePin(config.dataDir, servedKey);
+      const result = await client.enrollment.enroll.mutate({
         token,
         publicKey: encodeKey(keyPair.publicKey),
         hostname: os.hostname(),
@@ -70,8 +92,9 @@ export function buildProgram(): Command {
     .action(async (options: CommonOptions & { once?: boolean; idleTimeout: string }) => {
       const config = loadAgentConfig(options);
       const logger = pino({ level: config.logLevel, base: { service: 'agent' } }, pino.destination(2));
-      const [{ identity, keyPair }, policy, secrets] = await Promise.all([
+      const [{ identity, keyPair }, pin, policy, secrets] = await Promise.all([
         currentKeys(config.dataDir),
+        loadPin(config.dataDir),
         LocalPolicy.load(config.policyFile),
         loadSecrets(config.secretsFile),
       ]);
@@ -79,8 +102,13 @@ export function buildProgram(): Command {
       process.once('SIGINT', () => controller.abort());
       process.once('SIGTERM', () => controller.abort());
       logger.info({ agentId: identity.agentId, policyDigest: policy.digest }, 'agent started');
+      // Receipts are signed with whichever key the control plane holds now: a rotation updates it in place.
+      const activeKey = { ...keyPair };
       const keysOnDisk = {
-        reload: async () => clientsFor(identity)((await currentKeys(config.dataDir)).keyPair),
+        reload: async () => {
+          Object.assign(activeKey, (await currentKeys(config.dataDir)).keyPair);
+          return clientsFor(identity)(activeKey);
+        },
         rotate: async () => {
           const settled = await currentKeys(config.dataDir);
           await rotateKey(config.dataDir, settled.identity, settled.keyPair, clientsFor(settled.identity));
@@ -98,11 +126,23 @@ export function buildProgram(): Command {
           logger,
           dataDir: config.dataDir,
           retry: config.retry,
+          identity,
+          pin,
+          nonces: new NonceStore(config.dataDir),
+          securityLog: new SecurityLog(config.dataDir),
+          receipts: receiptSigner(identity, activeKey),
+          witnessIntervalMs: config.witnessIntervalMs,
         },
         options.once ? { maxJobs: 1, idleTimeoutMs: Number(options.idleTimeout) * 1000, signal: controller.signal } : { signal: controller.signal },
       );
       if (options.once) {
-        const report = reports[0];
+        const outcome = reports[0];
+        if (outcome?.kind === 'refused') {
+          print(options.json, { refused: outcome.event }, () => `job refused (${outcome.event.kind}): ${outcome.event.reason}`);
+          process.exitCode = 1;
+          return;
+        }
+        const report = outcome?.report;
         print(options.json, report ?? null, () => (report ? `run ${report.runId} ${report.status}` : 'no job arrived'));
         if (!report || report.status !== 'succeeded') process.exitCode = 1;
       }
@@ -122,12 +162,14 @@ export function buildProgram(): Command {
       } catch (error) {
         problem = error instanceof Error ? error.message : String(error);
       }
-      const status = { ...identity, publicKey: encodeKey(keyPair.publicKey), policyFile: config.policyFile, policyDigest: policy.digest, reachable, problem };
+      const pin = await loadPin(config.dataDir);
+      const status = { ...identity, publicKey: encodeKey(keyPair.publicKey), controlPlaneKey: pin.fingerprint, policyFile: config.policyFile, policyDigest: policy.digest, reachable, problem };
       print(options.json, status, () =>
         [
           `agent       ${identity.agentId}`,
           `tenant      ${identity.tenantId}`,
           `control     ${identity.controlPlaneUrl} (${reachable ? 'reachable' : `unreachable: ${problem ?? ''}`})`,
+          `pinned key  ${pin.fingerprint}`,
           `policy      ${config.policyFile} sha256:${policy.digest}`,
         ].join('\n'),
       );
@@ -163,6 +205,28 @@ export function buildProgram(): Command {
         return;
       }
       print(options.json, { fingerprint: key.fingerprint, publicKey: key.armoredPublicKey }, () => `signing key ${key.fingerprint}`);
+    });
+
+  common(program.command('security'))
+    .description('show the local security log: every job, key change or audit history this agent refused')
+    .action(async (options: CommonOptions) => {
+      const config = loadAgentConfig(options);
+      const events = await new SecurityLog(config.dataDir).read();
+      print(options.json, events, () => events.map((e) => `${e.at}  ${e.kind.padEnd(26)}  ${e.runId ?? '-'}  ${e.reason}`).join('\n') || 'no security events');
+    });
+
+  const receipts = program.command('receipts').description('the receipts this agent signed for its deliveries');
+  common(receipts.command('check'))
+    .description("check receipts a control plane holds (`airlock receipts export`) against this agent's key and its own log; each forgery is a security event")
+    .requiredOption('--file <jsonl>', 'one signed receipt per line')
+    .action(async (options: CommonOptions & { file: string }) => {
+      const config = loadAgentConfig(options);
+      const { keyPair } = await loadIdentity(config.dataDir);
+      const result = await checkReceipts(config.dataDir, options.file, keyPair.publicKey, new SecurityLog(config.dataDir));
+      print(options.json, result, () =>
+        [`${result.ok ? 'ok' : 'NOT OK'}: ${result.receipts - result.forged.length} of ${result.receipts} receipts are this agent's`, ...result.forged.map((f) => `  line ${f.line}: ${f.reason}`)].join('\n'),
+      );
+      if (!result.ok) process.exitCode = 1;
     });
 
   const policy = program.command('policy').description('the local policy');

@@ -25,6 +25,8 @@ const schema = z.object({
   AIRLOCK_AGENT_RETRY_MAX_DELAY_MS: z.coerce.number().int().min(0).max(3_600_000).default(DEFAULT_RETRY.maxDelayMs),
   /** No retry of a file starts after this many milliseconds since its first attempt. Default 120000. */
   AIRLOCK_AGENT_RETRY_MAX_TOTAL_MS: z.coerce.number().int().min(0).max(86_400_000).default(DEFAULT_RETRY.maxTotalMs),
+  /** How often the agent witnesses the control plane's audit chain, in milliseconds. Default 300000. */
+  AIRLOCK_AGENT_WITNESS_INTERVAL_MS: z.coerce.number().int().min(1_000).max(86_400_000).default(300_000),
 });
 
 export interface AgentConfig {
@@ -34,6 +36,7 @@ export interface AgentConfig {
   enrollToken: string | undefined;
   logLevel: z.infer<typeof schema>['AIRLOCK_LOG_LEVEL'];
   retry: RetryPolicy;
+  witnessIntervalMs: number;
 }
 
 export function loadAgentConfig(overrides: { dir?: string; policy?: string; secrets?: string } = {}, env: NodeJS.ProcessEnv = process.env): AgentConfig {
@@ -55,5 +58,6 @@ export function loadAgentConfig(overrides: { dir?: string; policy?: string; secr
       maxDelayMs: raw.AIRLOCK_AGENT_RETRY_MAX_DELAY_MS,
       maxTotalMs: raw.AIRLOCK_AGENT_RETRY_MAX_TOTAL_MS,
     },
+    witnessIntervalMs: raw.AIRLOCK_AGENT_WITNESS_INTERVAL_MS,
   };
 }

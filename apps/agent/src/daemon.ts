@@ -1,13 +1,21 @@
 /**
- * The agent's main loop: heartbeat, long-poll for a job, run it, report it. Errors back off with
- * jitter; the loop never opens a listening socket.
+ * The agent's main loop: heartbeat, witness the audit chain, long-poll for a job, open its signed
+ * envelope, run it, report it. A refused envelope or policy violation is written to the local
+ * security log and reported. Errors back off with jitter; the loop never opens a listening socket.
  */
 import os from 'node:os';
 import { TRPCClientError } from '@trpc/client';
 import type { ConnectorRegistry, Logger } from '@airlock/connector-api';
+import { followRotations, keyFingerprint } from '@airlock/identity';
 import type { Job, RunReport } from '@airlock/protocol';
 import type { ControlPlaneClient } from './control-channel.ts';
 import { isUnauthorized } from './key-rotation.ts';
+import { type ControlPlanePin, savePin } from './control-plane-pin.ts';
+import { EnvelopeRefusal, openEnvelope } from './envelope.ts';
+import type { NonceStore } from './nonce-store.ts';
+import { keepReceipts, type ReceiptSigner } from './receipts.ts';
+import type { SecurityEvent, SecurityLog } from './security-log.ts';
+import { witnessAudit } from './witness.ts';
 import type { Outbox } from './outbox.ts';
 import type { LocalPolicy } from './policy.ts';
 import type { RetryPolicy } from './retry.ts';
@@ -28,7 +36,17 @@ export interface DaemonDeps {
   retry: RetryPolicy;
   /** The agent's key on disk: re-read after a 401 (another process rotated it), rotated when an admin asks. */
   keys?: { reload(): Promise<ControlPlaneClient>; rotate(): Promise<ControlPlaneClient> };
+  identity: { agentId: string; tenantId: string };
+  /** The control plane's key as pinned at enrollment; replaced only by a rotation the pinned key signed. */
+  pin: ControlPlanePin;
+  nonces: NonceStore;
+  securityLog: SecurityLog;
+  receipts: ReceiptSigner;
+  /** How often to witness the audit chain. Default 5 minutes. */
+  witnessIntervalMs?: number;
 }
+
+export type DaemonOutcome = { kind: 'run'; report: RunReport } | { kind: 'refused'; event: SecurityEvent };
 
 export interface DaemonOptions {
   /** Stop after this many jobs (for scripted runs); default: run until aborted. */
@@ -49,10 +67,48 @@ const sleep = (ms: number, signal?: AbortSignal) =>
     signal?.addEventListener('abort', done, { once: true });
   });
 
-export async function runDaemon(deps: DaemonDeps, options: DaemonOptions = {}): Promise<RunReport[]> {
+/**
+ * Follows the control plane's signed key rotations from the pin. Returns true when the pin moved;
+ * a key the pinned one did not sign for is never adopted.
+ */
+async function followSignedRotations(deps: DaemonDeps): Promise<boolean> {
+  const statements: unknown[] = await deps.client.custody.rotations.query();
+  const next = followRotations(deps.pin.publicKey, statements);
+  if (Buffer.from(next).equals(Buffer.from(deps.pin.publicKey))) return false;
+  const previous = deps.pin.fingerprint;
+  deps.pin = await savePin(deps.dataDir, next, [...deps.pin.previous, previous]);
+  await deps.securityLog.record('control-plane-key-rotated', `followed a signed rotation from ${previous} to ${keyFingerprint(next)}`);
+  deps.logger.warn({ from: previous, to: deps.pin.fingerprint }, 'control-plane key rotated (signed by the pinned key)');
+  return true;
+}
+
+async function openJob(raw: unknown, deps: DaemonDeps): Promise<Job> {
+  const open = () => openEnvelope(raw, { pin: deps.pin.publicKey, agentId: deps.identity.agentId, tenantId: deps.identity.tenantId, nonces: deps.nonces, now: new Date() });
+  try {
+    return await open();
+  } catch (error) {
+    if (!(error instanceof EnvelopeRefusal) || error.kind !== 'envelope-bad-signature') throw error;
+    // Perhaps signed by a successor key: only a chain of signatures from the pin may vouch for it.
+    if (!(await followSignedRotations(deps))) throw error;
+    return open();
+  }
+}
+
+async function witness(deps: DaemonDeps): Promise<void> {
+  const source = {
+    checkpoint: () => deps.client.custody.checkpoint.query(),
+    segment: (afterSeq: number, untilSeq: number, limit: number) => deps.client.custody.auditSegment.query({ afterSeq, untilSeq, limit }),
+  };
+  const round = () => witnessAudit({ source, pin: deps.pin.publicKey, dataDir: deps.dataDir, securityLog: deps.securityLog, logger: deps.logger });
+  const result = await round();
+  if (result.status === 'alert' && result.kind === 'control-plane-key-mismatch' && (await followSignedRotations(deps))) await round();
+}
+
+export async function runDaemon(deps: DaemonDeps, options: DaemonOptions = {}): Promise<DaemonOutcome[]> {
   const { logger } = deps;
   let client = deps.client;
-  const reports: RunReport[] = [];
+  const reports: DaemonOutcome[] = [];
+  const sendEvents = () => deps.securityLog.flush(async (event) => void (await client.custody.reportSecurityEvent.mutate(event)));
   const sendReport = async (report: RunReport) => {
     try {
       await client.agent.reportRun.mutate(report);
@@ -68,6 +124,7 @@ export async function runDaemon(deps: DaemonDeps, options: DaemonOptions = {}): 
   };
   let failures = 0;
   let lastHeartbeat = 0;
+  let lastWitness = 0;
   const started = Date.now();
   while (!options.signal?.aborted) {
     if (options.maxJobs !== undefined && reports.length >= options.maxJobs) break;
@@ -78,18 +135,50 @@ export async function runDaemon(deps: DaemonDeps, options: DaemonOptions = {}): 
         lastHeartbeat = Date.now();
         if (beat.rotateKey && deps.keys) {
           client = await deps.keys.rotate();
+          deps.client = client;
           logger.info({}, 'agent key rotated at the control plane\'s request');
         }
         const flushed = await deps.outbox.flush(sendReport);
         if (flushed > 0) logger.info({ flushed }, 'queued reports sent');
+        await sendEvents();
       }
-      const { job } = await client.agent.nextJob.mutate({ waitMs: 25_000 }, { signal: options.signal });
+      if (Date.now() - lastWitness > (deps.witnessIntervalMs ?? 5 * 60_000)) {
+        lastWitness = Date.now();
+        await witness(deps);
+        await sendEvents();
+      }
+      // Read as unknown: whatever came back is untrusted until its envelope is opened.
+      const answer: unknown = await client.agent.nextJob.mutate({ waitMs: 25_000 }, { signal: options.signal });
       failures = 0;
-      if (!job) continue;
+      const raw: unknown = typeof answer === 'object' && answer !== null && 'envelope' in answer ? answer.envelope : answer;
+      if (raw === null || raw === undefined) continue;
+      let job: Job;
+      try {
+        job = await openJob(raw, deps);
+      } catch (error) {
+        if (!(error instanceof EnvelopeRefusal)) throw error;
+        const event = await deps.securityLog.record(error.kind, error.message, error.claimedRunId === undefined ? {} : { runId: error.claimedRunId });
+        logger.error({ kind: error.kind, runId: error.claimedRunId, reason: error.message }, 'job refused: security event recorded');
+        reports.push({ kind: 'refused', event });
+        await sendEvents();
+        if (error.claimedRunId !== undefined) {
+          // Closes the run on an honest control plane (an envelope that expired in transit); any other refuses it.
+          const at = new Date().toISOString();
+          const failed: RunReport = { runId: error.claimedRunId, status: 'failed', startedAt: at, finishedAt: at, bytesIn: 0, bytesOut: 0, files: [], recipientFingerprints: [], skipped: 0, deferred: 0, errorClass: 'policy-violation', violation: { kind: 'envelope' } };
+          await deps.outbox.put(failed);
+          await deps.outbox.flush(sendReport);
+        }
+        continue;
+      }
       const report = await execute(job, deps, options.signal);
-      reports.push(report);
+      if (report.errorClass === 'policy-violation') {
+        await deps.securityLog.record('policy-violation', `the local policy refused the job's ${report.violation?.kind ?? 'request'}`, { runId: job.runId });
+      }
+      reports.push({ kind: 'run', report });
+      await keepReceipts(deps.dataDir, report);
       await deps.outbox.put(report);
       await deps.outbox.flush(sendReport);
+      await sendEvents();
     } catch (error) {
       if (options.signal?.aborted) break;
       failures += 1;
@@ -101,6 +190,7 @@ export async function runDaemon(deps: DaemonDeps, options: DaemonOptions = {}): 
           logger.warn({ error: reloadError instanceof Error ? reloadError.message : String(reloadError) }, 'agent key reload failed');
           return client;
         });
+        deps.client = client;
       }
       await sleep(delay, options.signal);
     }
@@ -110,8 +200,8 @@ export async function runDaemon(deps: DaemonDeps, options: DaemonOptions = {}): 
 
 async function execute(job: Job, deps: DaemonDeps, signal?: AbortSignal): Promise<RunReport> {
   deps.logger.info({ runId: job.runId, integrationId: job.integrationId, version: job.integrationVersion }, 'run started');
-  const { registry, policy, secrets, logger, dataDir, retry } = deps;
-  const report = await runJob(job, { registry, policy, secrets, logger, dataDir, retry, signal });
+  const { registry, policy, secrets, logger, dataDir, retry, receipts } = deps;
+  const report = await runJob(job, { registry, policy, secrets, logger, dataDir, retry, signal, receipts });
   deps.logger.info(
     { runId: job.runId, status: report.status, files: report.files.length, skipped: report.skipped, deferred: report.deferred, bytesIn: report.bytesIn, bytesOut: report.bytesOut, errorClass: report.errorClass },
     'run finished',

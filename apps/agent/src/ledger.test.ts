@@ -17,7 +17,7 @@ const entry = (file: string, size: number, mtimeMs: number) => ({
   path: file,
   size,
   mtimeMs,
-  plaintextSha256: 'a'.repeat(64),
+  plaintextHmac: 'a'.repeat(64),
   deliveredAt: new Date().toISOString(),
   runId: randomUUID(),
 });

@@ -2,7 +2,7 @@
  * The delivery ledger: which source files this agent has already delivered for an integration, so
  * that a later run does not send them again. One JSON Lines file per integration in
  * `<dataDir>/ledger/<integrationId>.jsonl` (mode 0600), appended and fsynced after each committed
- * delivery. Metadata only: source path, size, mtime and plaintext SHA-256, never content.
+ * delivery. Metadata only: source path, size, mtime and a keyed plaintext digest, never content.
  *
  * The rule: a listed file is skipped when the ledger holds an entry with the same path, size and
  * mtime. A file at a known path with a different size or mtime has changed and is sent again; its
@@ -20,7 +20,10 @@ const entrySchema = z.strictObject({
   path: z.string().min(1),
   size: z.number().int().nonnegative(),
   mtimeMs: z.number(),
-  plaintextSha256: z.string().regex(/^[0-9a-f]{64}$/),
+  /** HMAC-SHA256 under the agent's receipt key. */
+  plaintextHmac: z.string().regex(/^[0-9a-f]{64}$/).optional(),
+  /** Entries written before plaintext digests were keyed. */
+  plaintextSha256: z.string().regex(/^[0-9a-f]{64}$/).optional(),
   deliveredAt: z.iso.datetime(),
   runId: z.string(),
 });

@@ -60,6 +60,7 @@ describe('the data path with local folders and real gpg', () => {
     for (const dir of Object.values(dirs)) await mkdir(dir, { recursive: true });
     const policy = LocalPolicy.parse(
       JSON.stringify({
+        recipients: [recipient.fingerprint],
         sources: { local: [{ paths: [`${dirs.in}/**`], allowArchiveTo: [dirs.done] }] },
         destinations: { local: [{ root: dirs.out }] },
       }),

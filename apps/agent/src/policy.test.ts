@@ -127,3 +127,31 @@ sources:
     expect(() => LocalPolicy.parse('sources:\n  local:\n    - paths: ["/in/**"]\n      allowShred: true\n')).toThrow();
   });
 });
+
+describe('recipient pins', () => {
+  const partner = 'A'.repeat(40);
+  const archive = 'B'.repeat(40);
+  const pinned = LocalPolicy.parse(`
+recipients: ["${partner.toLowerCase().replace(/(.{4})/g, '$1 ')}"]
+destinations:
+  local:
+    - root: /srv/out
+    - root: /srv/archive
+      recipients: ["${archive}"]
+`);
+  const local = (path: string): ResourceClaim => ({ scheme: 'file', path });
+
+  it('allows a key pinned globally, in gpg spacing and case', () => {
+    expect(refusal(() => pinned.checkRecipients([partner], [local('/srv/out/x')]))).toBeUndefined();
+  });
+
+  it('allows a per-destination key only for that destination', () => {
+    expect(refusal(() => pinned.checkRecipients([partner, archive], [local('/srv/archive/x')]))).toBeUndefined();
+    expect(refusal(() => pinned.checkRecipients([archive], [local('/srv/out/x')]))?.kind).toBe('recipient');
+  });
+
+  it('refuses any key that is not pinned, and every key when nothing is pinned', () => {
+    expect(refusal(() => pinned.checkRecipients([partner, 'C'.repeat(40)], [local('/srv/out/x')]))?.message).toContain('C'.repeat(40));
+    expect(refusal(() => policy.checkRecipients([partner], [local('/srv/out/x')]))?.kind).toBe('recipient');
+  });
+});

@@ -17,10 +17,12 @@
  *   destinations:
  *     local:
  *       - root: /srv/out
+ *         recipients: ["<OpenPGP fingerprint>"] # more keys allowed for this destination only
  *     sftp:
  *       - host: partner.example.com
  *         hostKey: "SHA256:..."
  *         roots: ["/incoming"]
+ *   recipients: ["<OpenPGP fingerprint>"] # keys data may be encrypted to, for every destination
  *   scripts:                              # export scripts a job may run, exactly as written here
  *     - name: nightly-export
  *       command: /opt/erp/bin/export      # run without a shell
@@ -53,6 +55,13 @@ const sftpServer = {
   hostKey: z.string().regex(/^SHA256:[A-Za-z0-9+/]{43}$/, 'a pinned OpenSSH SHA256 fingerprint'),
 };
 
+/** An OpenPGP primary-key fingerprint; spaces and case as gpg prints them are accepted. */
+const recipientFingerprint = z
+  .string()
+  .transform((text) => text.replace(/\s+/g, '').toUpperCase())
+  .pipe(z.string().regex(/^[0-9A-F]{40}$|^[0-9A-F]{64}$/, 'an OpenPGP fingerprint (40 or 64 hex digits)'));
+const recipientPins = { recipients: z.array(recipientFingerprint).default([]) };
+
 const policySchema = z.strictObject({
   sources: z
     .strictObject({
@@ -66,14 +75,16 @@ const policySchema = z.strictObject({
     .default({ sftp: [], local: [] }),
   destinations: z
     .strictObject({
-      local: z.array(z.strictObject({ root: absolute })).default([]),
+      local: z.array(z.strictObject({ root: absolute, ...recipientPins })).default([]),
       sftp: z
         .array(
-          z.strictObject({ ...sftpServer, roots: z.array(absolute).min(1) }),
+          z.strictObject({ ...sftpServer, roots: z.array(absolute).min(1), ...recipientPins }),
         )
         .default([]),
     })
     .default({ local: [], sftp: [] }),
+  /** Recipient keys allowed for every destination; a destination entry may add its own. */
+  ...recipientPins,
   scripts: z.array(approvedScript).default([]),
 });
 export type PolicyDocument = z.infer<typeof policySchema>;
@@ -99,7 +110,7 @@ function describeAction(afterDelivery: AfterDelivery): string {
   return afterDelivery.action === 'archive' ? `archiving to ${afterDelivery.archiveDirectory ?? '(none)'}` : afterDelivery.action;
 }
 
-export type ViolationKind = 'source' | 'destination' | 'file';
+export type ViolationKind = 'source' | 'destination' | 'file' | 'recipient';
 
 export class PolicyRefusal extends PolicyViolationError {
   constructor(
@@ -191,18 +202,35 @@ export class LocalPolicy {
     }
   }
 
+  /** The destination entries whose roots hold the claimed path, with the recipients each adds. */
+  #destinationEntries(claim: ResourceClaim): Array<{ recipients: readonly string[] }> {
+    const entries =
+      claim.scheme === 'file'
+        ? this.document.destinations.local.map((entry) => ({ roots: [entry.root], recipients: entry.recipients }))
+        : claim.scheme === 'sftp'
+          ? this.document.destinations.sftp.filter((entry) => `${entry.host}:${entry.port}` === claim.authority && entry.hostKey === claim.hostKey)
+          : [];
+    return entries.filter((entry) => entry.roots.some((root) => isWithin(root, claim.path)));
+  }
+
   checkDestination(claims: ResourceClaim[]): void {
     for (const claim of claims) {
-      const roots =
-        claim.scheme === 'file'
-          ? this.document.destinations.local.map((entry) => entry.root)
-          : claim.scheme === 'sftp'
-            ? this.document.destinations.sftp
-                .filter((entry) => `${entry.host}:${entry.port}` === claim.authority && entry.hostKey === claim.hostKey)
-                .flatMap((entry) => entry.roots)
-            : [];
-      if (!roots.some((root) => isWithin(root, claim.path))) {
+      if (this.#destinationEntries(claim).length === 0) {
         throw new PolicyRefusal('destination', `writing to ${describeClaim(claim)} is outside the local policy`);
+      }
+    }
+  }
+
+  /**
+   * Before a byte is read: every recipient key must be pinned here, globally or for the destination.
+   * Recipient keys come from the control plane, so without this a compromised one could swap in its own.
+   */
+  checkRecipients(fingerprints: readonly string[], destination: ResourceClaim[]): void {
+    for (const claim of destination) {
+      const allowed = new Set([...this.document.recipients, ...this.#destinationEntries(claim).flatMap((entry) => entry.recipients)]);
+      const unpinned = fingerprints.filter((fingerprint) => !allowed.has(fingerprint.toUpperCase()));
+      if (unpinned.length > 0) {
+        throw new PolicyRefusal('recipient', `recipient key ${unpinned.join(', ')} is not pinned in the local policy for ${describeClaim(claim)}`);
       }
     }
   }

@@ -38,7 +38,7 @@ describe('export scripts and field scopes through the data path, checked with gp
   });
 
   const policy = (scripts: unknown[]) =>
-    LocalPolicy.parse(JSON.stringify({ destinations: { local: [{ root: out }] }, scripts }));
+    LocalPolicy.parse(JSON.stringify({ destinations: { local: [{ root: out }] }, scripts, recipients: [recipient.fingerprint] }));
   const approved = () => ({ name: 'erp-export', command: scriptFile, sha256: scriptHash, cwd: work, args: ['{region}'], params: { region: { pattern: '[A-Z]{2}' } } });
   const job = (options: Partial<IntegrationSpecInput>): Job =>
     jobSchema.parse({
@@ -64,7 +64,7 @@ describe('export scripts and field scopes through the data path, checked with gp
     const report = await run(job({}), [approved()]);
     expect(report).toMatchObject({ status: 'succeeded' });
     const expected = 'id,region\n1,EU\n2,EU\n';
-    expect(report.files).toMatchObject([{ sourcePath: '/erp-export', plaintextSha256: sha256(expected) }]);
+    expect(report.files).toMatchObject([{ sourcePath: '/erp-export', plaintextHmac: expect.stringMatching(/^[0-9a-f]{64}$/) }]);
     expect(await gpgDecrypt(path.join(out, 'customers.csv.pgp'), recipient.armoredSecretKey)).toEqual({ sha256: sha256(expected), bytes: expected.length });
     await rm(path.join(out, 'customers.csv.pgp'));
   });
@@ -109,7 +109,7 @@ describe('export scripts and field scopes through the data path, checked with gp
     };
     await writeFile(path.join(source, 'ledger.csv'), lines(true));
     const expected = lines(false);
-    const p = LocalPolicy.parse(JSON.stringify({ sources: { local: [{ paths: [`${source}/*.csv`] }] }, destinations: { local: [{ root: out }] } }));
+    const p = LocalPolicy.parse(JSON.stringify({ sources: { local: [{ paths: [`${source}/*.csv`] }] }, destinations: { local: [{ root: out }] }, recipients: [recipient.fingerprint] }));
     const report = await runJob(
       job({
         source: { connector: 'local@1', config: { path: `${source}/*.csv` } },

@@ -56,7 +56,7 @@ describe('symlinks around a granted local folder', () => {
     expect(links.length).toBeGreaterThanOrEqual(15);
 
     const recipient = await generateDemoKey('Partner', 'partner@example.com');
-    const policy = LocalPolicy.parse(JSON.stringify({ sources: { local: [{ paths: [`${root}/**`] }] }, destinations: { local: [{ root: out }] } }));
+    const policy = LocalPolicy.parse(JSON.stringify({ sources: { local: [{ paths: [`${root}/**`] }] }, destinations: { local: [{ root: out, recipients: [recipient.fingerprint] }] } }));
     const report = await runJob(
       jobSchema.parse({
         runId: randomUUID(),

@@ -1,9 +1,9 @@
 /**
- * One file through the data path: source → [field filter] → sha256 → OpenPGP encrypt (+ sign) → sha256 →
+ * One file through the data path: source → [field filter] → HMAC-SHA256 → OpenPGP encrypt (+ sign) → sha256 →
  * destination (temporary name, fsync, rename). One stream with backpressure end to end: plaintext
  * exists only in memory, in flight, and memory does not grow with the file's size.
  */
-import { createHash } from 'node:crypto';
+import { createHash, createHmac, type Hash, type Hmac } from 'node:crypto';
 import { type Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { DestinationSession, SourceFile, SourceSession } from '@airlock/connector-api';
@@ -22,9 +22,14 @@ class Count extends Transform {
   }
 }
 
-/** Counts and hashes the bytes that pass, without keeping them. */
+/** Counts and hashes the bytes that pass, without keeping them; with a key, the hash is an HMAC. */
 class Measure extends Count {
-  readonly #hash = createHash('sha256');
+  readonly #hash: Hash | Hmac;
+
+  constructor(key?: Uint8Array) {
+    super();
+    this.#hash = key === undefined ? createHash('sha256') : createHmac('sha256', key);
+  }
 
   override _transform(chunk: Buffer, encoding: BufferEncoding, callback: (error?: Error | null, data?: Buffer) => void): void {
     this.#hash.update(chunk);
@@ -49,6 +54,8 @@ export interface FileTransfer {
   encrypt: Pick<EncryptOptions, 'armor' | 'profile' | 'signingKey'>;
   /** Fields that may leave; the rest are dropped here, before encryption. */
   fields?: FieldScope;
+  /** Keys the plaintext digest (HMAC-SHA256), so the report cannot confirm a guess about the file. */
+  plaintextKey: Uint8Array;
   signal: AbortSignal;
 }
 
@@ -61,9 +68,9 @@ export async function transferFile(t: FileTransfer): Promise<FileReport> {
   const pending = await t.destination.begin(t.name);
   try {
     const plaintext = await t.source.open(t.file);
-    // Only the bytes that go on to encryption are hashed; the raw read is counted.
+    // Only the bytes that go on to encryption are hashed (keyed); the raw read is counted.
     const read = new Count();
-    const plain = new Measure();
+    const plain = new Measure(t.plaintextKey);
     const cipher = new Measure();
     // The source may already be flowing: its pipeline, and so its error handling, is attached
     // before anything else is awaited, or an early error would be thrown with nobody listening.
@@ -88,7 +95,7 @@ export async function transferFile(t: FileTransfer): Promise<FileReport> {
       sourcePath: t.file.path,
       bytesIn: read.bytes,
       bytesOut: cipher.bytes,
-      plaintextSha256: plain.digest(),
+      plaintextHmac: plain.digest(),
       ciphertextSha256: cipher.digest(),
       durationMs: Date.now() - started,
     };

@@ -14,9 +14,10 @@ import { runJob } from './transfer.ts';
 const quiet: Logger = { debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined };
 const sha256 = (data: Buffer | string) => createHash('sha256').update(data).digest('hex');
 
-function policyFor(server: { port: number; hostKeyFingerprint: string }, readPaths: string[], roots: string[]): LocalPolicy {
+function policyFor(server: { port: number; hostKeyFingerprint: string }, readPaths: string[], roots: string[], recipients: string[]): LocalPolicy {
   return LocalPolicy.parse(
     JSON.stringify({
+      recipients,
       sources: { sftp: [{ host: '127.0.0.1', port: server.port, hostKey: server.hostKeyFingerprint, paths: readPaths }] },
       destinations: { local: roots.map((root) => ({ root })) },
     }),
@@ -76,7 +77,7 @@ describe('the data path against real OpenSSH and GnuPG', () => {
   });
 
   it('streams selected files through OpenPGP into the destination, and gpg decrypts them', async () => {
-    const policy = policyFor(sshd, [`${sshd.root}/exports/**`], [out]);
+    const policy = policyFor(sshd, [`${sshd.root}/exports/**`], [out], [recipient.fingerprint]);
     const report = await runJob(job(sourceConfig(), out, recipient), { registry: builtInConnectors(), policy, secrets, logger: quiet });
     expect(report).toMatchObject({ status: 'succeeded', recipientFingerprints: [recipient.fingerprint] });
     expect(report.files.map((f) => path.basename(f.sourcePath))).toEqual(['a.csv', 'b.csv']);
@@ -84,7 +85,7 @@ describe('the data path against real OpenSSH and GnuPG', () => {
     for (const file of report.files) {
       const name = path.basename(file.sourcePath) as 'a.csv' | 'b.csv';
       const plain = files[`exports/${name}`];
-      expect(file.plaintextSha256).toBe(sha256(plain));
+      expect(file.plaintextHmac).toMatch(/^[0-9a-f]{64}$/);
       const decrypted = await gpgDecrypt(path.join(out, `${name}.pgp`), recipient.armoredSecretKey);
       expect(decrypted).toEqual({ sha256: sha256(plain), bytes: Buffer.byteLength(plain) });
     }
@@ -96,6 +97,7 @@ describe('the data path against real OpenSSH and GnuPG', () => {
     await (await import('node:fs/promises')).mkdir(incoming);
     const policy = LocalPolicy.parse(
       JSON.stringify({
+        recipients: [recipient.fingerprint],
         sources: { sftp: [{ host: '127.0.0.1', port: sshd.port, hostKey: sshd.hostKeyFingerprint, paths: [`${sshd.root}/exports/**`] }] },
         destinations: { sftp: [{ host: '127.0.0.1', port: sshd.port, hostKey: sshd.hostKeyFingerprint, roots: [incoming] }] },
       }),
@@ -118,6 +120,7 @@ describe('the data path against real OpenSSH and GnuPG', () => {
     const wrongPin = `SHA256:${Buffer.alloc(32, 7).toString('base64').replace(/=+$/, '')}`;
     const policy = LocalPolicy.parse(
       JSON.stringify({
+        recipients: [recipient.fingerprint],
         sources: { sftp: [{ host: '127.0.0.1', port: sshd.port, hostKey: wrongPin, paths: [`${sshd.root}/exports/**`] }] },
         destinations: { local: [{ root: dest }] },
       }),
@@ -128,7 +131,7 @@ describe('the data path against real OpenSSH and GnuPG', () => {
   });
 
   it('refuses a job outside the local policy before connecting', async () => {
-    const policy = policyFor(sshd, [`${sshd.root}/exports/**`], [out]);
+    const policy = policyFor(sshd, [`${sshd.root}/exports/**`], [out], [recipient.fingerprint]);
     let asked = 0;
     const counting = (ref: string) => ((asked += 1), secrets(ref));
     const outside = await runJob(job({ ...sourceConfig(), path: `${sshd.root}/private/*.csv` }, out, recipient), {
@@ -149,7 +152,7 @@ describe('the data path against real OpenSSH and GnuPG', () => {
   });
 
   it('refuses recipient keys that are not public keys before any byte moves', async () => {
-    const policy = policyFor(sshd, [`${sshd.root}/exports/**`], [out]);
+    const policy = policyFor(sshd, [`${sshd.root}/exports/**`], [out], [recipient.fingerprint]);
     const bad = job(sourceConfig(), out, recipient);
     bad.spec.recipients = [recipient.armoredSecretKey.replace('PRIVATE', 'PUBLIC')];
     let asked = 0;
@@ -174,7 +177,7 @@ describe('a hostile SFTP server', () => {
       const extraNames = ['../x', '/etc/passwd', '..', 'a/b', '../../x.pgp', 'sub/../../escape.csv', '.', 'nul\u0000.csv'];
       await using server = await startSftpServer({ root: served, password, hostile: { extraNames } });
       const recipient = await generateDemoKey('Partner', 'partner@example.com');
-      const policy = policyFor(server, ['/exports/**'], [out]);
+      const policy = policyFor(server, ['/exports/**'], [out], [recipient.fingerprint]);
       const report = await runJob(
         job({ host: '127.0.0.1', port: server.port, hostKey: server.hostKeyFingerprint, username: 'u', credentialRef: 'p', path: '/exports/*' }, out, recipient),
         { registry: builtInConnectors(), policy, secrets: async () => ({ password }), logger: quiet },

@@ -1,4 +1,4 @@
-import { createHash, randomUUID } from 'node:crypto';
+import { createHash, createHmac, randomUUID } from 'node:crypto';
 import { mkdtemp, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -9,6 +9,7 @@ import { AuthenticationError, OperationalError } from '@airlock/errors';
 import { type DemoKey, generateDemoKey } from '@airlock/pgp';
 import { job as jobSchema, type IntegrationSpecInput, type Job } from '@airlock/protocol';
 import { LocalPolicy } from './policy.ts';
+import { plaintextKey } from './receipts.ts';
 import type { RetryPolicy } from './retry.ts';
 import { runJob, type TransferDeps } from './transfer.ts';
 
@@ -27,7 +28,7 @@ afterAll(async () => {
 });
 
 function policy(entry: Record<string, unknown> = {}): LocalPolicy {
-  return LocalPolicy.parse(JSON.stringify({ sources: { local: [{ paths: ['/in/**'], ...entry }] }, destinations: { local: [{ root: '/out' }] } }));
+  return LocalPolicy.parse(JSON.stringify({ sources: { local: [{ paths: ['/in/**'], ...entry }] }, destinations: { local: [{ root: '/out' }] }, recipients: [recipient.fingerprint] }));
 }
 
 function makeJob(options: Partial<IntegrationSpecInput> = {}, integrationId: string = randomUUID()): Job {
@@ -75,7 +76,9 @@ describe('runJob retries', () => {
     expect(destination.aborts.count).toBe(2);
     const delivered = destination.delivered.get('a.csv.pgp');
     expect(delivered && sha256(delivered)).toBe(report.files[0]?.ciphertextSha256);
-    expect(report.files[0]?.plaintextSha256).toBe(sha256('alpha'));
+    // Keyed: the report never carries a digest a guess could be checked against.
+    expect(report.files[0]?.plaintextHmac).toMatch(/^[0-9a-f]{64}$/);
+    expect(report.files[0]?.plaintextHmac).not.toBe(sha256('alpha'));
   });
 
   it('gives up after the configured attempts', async () => {
@@ -153,7 +156,7 @@ describe('runJob selection', () => {
     const report = await third.report;
     expect(report).toMatchObject({ status: 'succeeded', skipped: 1 });
     expect(report.files.map((f) => f.sourcePath)).toEqual(['/in/b.csv']);
-    expect(report.files[0]?.plaintextSha256).toBe(sha256('bravo, corrected'));
+    expect(report.files[0]?.plaintextHmac).toBe(createHmac('sha256', await plaintextKey(dataDir)).update('bravo, corrected').digest('hex'));
     // Metadata only in the ledger, and only its owner can read it.
     expect((await stat(path.join(dataDir, 'ledger', `${integrationId}.jsonl`))).mode & 0o777).toBe(0o600);
   });

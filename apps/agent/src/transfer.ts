@@ -6,6 +6,7 @@
  * `concurrency` at once, each retried on transient errors. Only after a committed delivery is it
  * recorded in the ledger and the source post-action (delete, archive) run.
  */
+import { randomBytes } from 'node:crypto';
 import type { BoundSource, ConnectorContext, ConnectorRegistry, DestinationSession, Logger, SourceFile, SourceSession } from '@airlock/connector-api';
 import { matchPath, normalizePath } from '@airlock/connector-api';
 import { classify, UserError } from '@airlock/errors';
@@ -15,6 +16,7 @@ import { jobOptions, renderName } from './job-options.ts';
 import { Ledger } from './ledger.ts';
 import { forEachLimit } from './limit.ts';
 import { type LocalPolicy, PolicyRefusal } from './policy.ts';
+import { plaintextKey, type ReceiptSigner } from './receipts.ts';
 import { DEFAULT_RETRY, type RetryPolicy, withRetry } from './retry.ts';
 import type { SecretResolver } from './secrets.ts';
 import { selectStable } from './selection.ts';
@@ -31,6 +33,8 @@ export interface TransferDeps {
   retry?: RetryPolicy;
   signal?: AbortSignal;
   now?: () => Date;
+  /** Signs a receipt for each delivered file; without it, files carry no receipt. */
+  receipts?: ReceiptSigner;
 }
 
 type AfterDelivery = IntegrationOptions['afterDelivery'];
@@ -113,7 +117,10 @@ export async function runJob(job: Job, deps: TransferDeps): Promise<RunReport> {
     deps.policy.checkSource(source.claims(), options.afterDelivery);
     deps.policy.checkDestination(destination.claims());
     recipients = await loadRecipients(job.spec.recipients, now());
+    deps.policy.checkRecipients(recipients.map((r) => r.fingerprint), destination.claims());
     checkProfile(recipients, options.output.profile);
+    // Without a data directory there is nowhere to keep a key: a one-run key still hides the plaintext digest.
+    const hmacKey = deps.dataDir === undefined ? randomBytes(32) : await plaintextKey(deps.dataDir);
     signer = await signingKey(options, deps.dataDir);
     if (deps.dataDir !== undefined) ledger = await Ledger.open(deps.dataDir, job.integrationId);
 
@@ -157,6 +164,7 @@ export async function runJob(job: Job, deps: TransferDeps): Promise<RunReport> {
               recipients,
               encrypt: { armor: options.output.armor, profile: options.output.profile, ...(signer ? { signingKey: signer } : {}) },
               ...(job.spec.fields ? { fields: job.spec.fields } : {}),
+              plaintextKey: hmacKey,
               signal,
             });
           if (attempt === 1) return transfer(from, into);
@@ -178,14 +186,30 @@ export async function runJob(job: Job, deps: TransferDeps): Promise<RunReport> {
         counts.deferred += 1;
         return;
       }
-      delivered[index] = report;
+      const deliveredAt = now();
+      const receipt = deps.receipts?.sign({
+        runId: job.runId,
+        integrationId: job.integrationId,
+        integrationVersion: job.integrationVersion,
+        sourcePath: report.sourcePath,
+        name,
+        bytesIn: report.bytesIn,
+        plaintextHmac: report.plaintextHmac,
+        ciphertextSha256: report.ciphertextSha256,
+        bytesOut: report.bytesOut,
+        recipientFingerprints: recipients.map((r) => r.fingerprint),
+        policyDigest: deps.policy.digest,
+        startedAt: new Date(deliveredAt.getTime() - report.durationMs).toISOString(),
+        deliveredAt: deliveredAt.toISOString(),
+      });
+      delivered[index] = receipt === undefined ? report : { ...report, receipt };
       logger.info({ runId: job.runId, bytesIn: report.bytesIn, bytesOut: report.bytesOut, durationMs: report.durationMs }, 'file delivered');
       if (!file.generated) await ledger?.record({
         path: file.path,
         size: file.size,
         mtimeMs: file.mtimeMs,
-        plaintextSha256: report.plaintextSha256,
-        deliveredAt: now().toISOString(),
+        plaintextHmac: report.plaintextHmac,
+        deliveredAt: deliveredAt.toISOString(),
         runId: job.runId,
       });
       if (postAction) await retried('post-action', () => postAction(file));

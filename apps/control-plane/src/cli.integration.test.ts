@@ -6,7 +6,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bootstrapTenant, recordAudit } from '@airlock/api';
-import { encodeKey, generateKeyPair } from '@airlock/identity';
+import { encodeKey, generateKeyPair, keyFingerprint } from '@airlock/identity';
 import { generateDemoKey } from '@airlock/pgp';
 import { integrationSpec } from '@airlock/protocol';
 import { readIntegrationFile } from './cli.ts';
@@ -221,7 +221,7 @@ describe('airlock CLI', () => {
       const signer = await loadSigner(loadServerConfig(env));
       const response = await fetch(`${server.url}/trpc/controlPlane.identity`);
       const body = (await response.json()) as { result: { data: { publicKey: string; keyId: string } } };
-      expect(body.result.data).toEqual({ publicKey: encodeKey(signer.publicKey), keyId: signer.keyId });
+      expect(body.result.data).toEqual({ publicKey: encodeKey(signer.publicKey), keyId: signer.keyId, fingerprint: keyFingerprint(signer.publicKey) });
     } finally {
       await server.close();
     }

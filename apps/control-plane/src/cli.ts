@@ -2,20 +2,21 @@
  * `airlock`: the control plane's server commands (serve, migrate, bootstrap) and the admin
  * commands that talk to a running control plane with an API key from AIRLOCK_API_KEY.
  */
-import { readFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Command, Option } from 'commander';
 import { createTRPCClient, httpLink, TRPCClientError } from '@trpc/client';
 import YAML from 'yaml';
 import type { AuditVerification } from '@airlock/audit';
-import { type AppRouter, bootstrapTenant, createCheckpoint, migrate, verifyStoredAudit } from '@airlock/api';
+import { type AppRouter, bootstrapTenant, createCheckpoint, migrate, recordKeyRotation, verifyStoredAudit } from '@airlock/api';
 import { registerUserCommands } from './user-commands.ts';
-import { decodePublicKey } from '@airlock/identity';
+import { decodePublicKey, encodeKey, generateKeyPair, keyFingerprint } from '@airlock/identity';
 import { ConflictError, describe, UserError } from '@airlock/errors';
-import { integrationSpec } from '@airlock/protocol';
+import { enrollCommand, integrationSpec } from '@airlock/protocol';
 import { addAlertCommands } from './alert-commands.ts';
 import { type ExportFilter, exportAudit, openOutput, verifyExportFile } from './audit-commands.ts';
 import { loadClientConfig, loadServerConfig, loadSigner } from './config.ts';
+import { verifyReceiptsFile, writeReceipts } from './receipt-commands.ts';
 import { openDatabase, startServer } from './server.ts';
 
 function output(json: boolean, value: unknown, human: () => string): void {
@@ -53,11 +54,11 @@ export async function readIntegrationFile(file: string, agentId?: string, group?
 
 const json = new Option('--json', 'print JSON');
 
-function publicKeyOption(text: string): Uint8Array {
+function publicKeyOption(text: string, option = '--public-key'): Uint8Array {
   try {
     return decodePublicKey(text);
   } catch (error) {
-    throw new UserError('--public-key: expected a base64 Ed25519 public key', { cause: error });
+    throw new UserError(`${option}: expected a base64 Ed25519 public key`, { cause: error });
   }
 }
 
@@ -118,7 +119,8 @@ export function buildProgram(): Command {
     .addOption(json)
     .action(async (options: { ttl: string; json?: boolean }) => {
       const result = await adminClient().enrollment.createToken.mutate({ ttlMinutes: Number(options.ttl) });
-      output(Boolean(options.json), result, () => `${result.token}\n(expires ${result.expiresAt}; redeem with airlock-agent enroll)`);
+      const command = enrollCommand({ url: loadClientConfig().AIRLOCK_URL, token: result.token, controlPlaneKey: result.controlPlaneKey });
+      output(Boolean(options.json), { ...result, command }, () => `${command}\n(one-time token, expires ${result.expiresAt}; the command pins this control plane's key)`);
     });
 
   const integration = program.command('integration').description('integrations');
@@ -467,6 +469,75 @@ export function buildProgram(): Command {
     });
 
   addAlertCommands(program, adminClient, output);
+  program
+    .command('signing-key')
+    .description("the control plane's signing key, which agents pin")
+    .command('rotate')
+    .description('create a successor key and a rotation statement signed by the current key, which agents follow; then point AIRLOCK_SIGNING_KEY_FILE at the new key')
+    .requiredOption('--out <file>', 'where to write the new secret key (created 0600, never overwritten)')
+    .addOption(json)
+    .action(async (options: { out: string; json?: boolean }) => {
+      const config = loadServerConfig();
+      const current = await loadSigner(config, { create: false });
+      const next = generateKeyPair();
+      const file = path.resolve(options.out);
+      await writeFile(file, `${encodeKey(next.secretKey)}\n`, { mode: 0o600, flag: 'wx' });
+      const db = await openDatabase(config);
+      try {
+        await migrate(db);
+        await recordKeyRotation(db, current, next.publicKey);
+      } finally {
+        await db.close();
+      }
+      const result = { previous: keyFingerprint(current.publicKey), next: keyFingerprint(next.publicKey), keyFile: file };
+      output(Boolean(options.json), result, () =>
+        `rotated ${result.previous} -> ${result.next}; set AIRLOCK_SIGNING_KEY_FILE=${file} and restart every replica (agents follow the signed rotation)`,
+      );
+    });
+
+  program
+    .command('security-events')
+    .description('what agents refused and reported: forged or replayed envelopes, policy violations, audit alerts (metadata only)')
+    .option('--agent <id>', 'only this agent')
+    .option('--limit <n>', 'how many, newest first', '100')
+    .addOption(json)
+    .action(async (options: { agent?: string; limit: string; json?: boolean }) => {
+      const rows = await adminClient().custody.securityEvents.query({ agentId: options.agent, limit: Number(options.limit) });
+      output(Boolean(options.json), rows, () => rows.map((r) => `${r.at}  agent ${r.agentId}  ${r.kind.padEnd(26)}  ${r.runId ?? '-'}  ${r.reason}`).join('\n'));
+    });
+
+  const receipts = program.command('receipts').description("the agents' signed delivery receipts");
+  receipts
+    .command('export')
+    .description("write a run's receipts as JSON Lines, one signed receipt per delivered file")
+    .argument('<runId>')
+    .option('--out <file>', 'write here (created 0600, never overwritten) instead of stdout')
+    .action(async (runId: string, options: { out?: string }) => {
+      const current = await adminClient().runs.get.query({ id: runId });
+      const sink = await openOutput(options.out);
+      try {
+        const count = writeReceipts([current.report], sink.out);
+        if (options.out !== undefined) process.stderr.write(`exported ${count} receipts to ${options.out}\n`);
+      } finally {
+        await sink.close();
+      }
+    });
+  receipts
+    .command('verify')
+    .description("check exported receipts offline against the agent's Ed25519 public key; exits 1 unless every one verifies")
+    .requiredOption('--file <jsonl>', 'receipts, one signed receipt per line (see `airlock receipts export`)')
+    .requiredOption('--agent-key <base64>', "the agent's public key (`airlock-agent status` prints it)")
+    .addOption(json)
+    .action(async (options: { file: string; agentKey: string; json?: boolean }) => {
+      const result = await verifyReceiptsFile(options.file, publicKeyOption(options.agentKey, '--agent-key'));
+      output(Boolean(options.json), result, () =>
+        [
+          `${result.ok ? 'ok' : 'NOT OK'}: ${result.verified.length} of ${result.receipts} receipts verify`,
+          ...result.failures.map((failure) => `  line ${failure.line}: ${failure.reason}`),
+        ].join('\n'),
+      );
+      if (!result.ok) process.exitCode = 1;
+    });
 
   return program;
 }

@@ -4,7 +4,7 @@ import path from 'node:path';
 import pg from 'pg';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import { type AuditEventInput, type AuditRecord, chainEvent, checkpointSignedBy, type ChainHead, hashEvent, verifyChain } from '@airlock/audit';
-import { encodeKey, generateKeyPair } from '@airlock/identity';
+import { encodeKey, generateKeyPair, keyFingerprint } from '@airlock/identity';
 import { createTestDatabase, seededRandom } from '@airlock/testing';
 import { createApiKey } from './auth/api-keys.ts';
 import { createContext } from './context.ts';
@@ -138,7 +138,7 @@ describe.each(Object.entries(backends))('audit checkpoints on %s', (_name, open)
         return appRouter.createCaller(createContext({ db, dispatcher: new Dispatcher(50), now: () => new Date(), logger: silent, signer }, request));
       };
 
-      expect(await caller(null).controlPlane.identity()).toEqual({ publicKey: encodeKey(signer.publicKey), keyId: signer.keyId });
+      expect(await caller(null).controlPlane.identity()).toEqual({ publicKey: encodeKey(signer.publicKey), keyId: signer.keyId, fingerprint: keyFingerprint(signer.publicKey) });
 
       const audit = caller(auditor.key).audit;
       expect(await audit.latestCheckpoint()).toMatchObject({ seq: 4, keyId: signer.keyId });

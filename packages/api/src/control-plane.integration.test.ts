@@ -5,7 +5,7 @@ import path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { verifyChain } from '@airlock/audit';
-import { type AgentKeyPair, encodeKey, generateKeyPair, signRequest } from '@airlock/identity';
+import { type AgentKeyPair, encodeKey, generateKeyPair, openStatement, signRequest } from '@airlock/identity';
 import { generateDemoKey } from '@airlock/pgp';
 import { createTestDatabase } from '@airlock/testing';
 import { signerFromSecretKey } from './signer.ts';
@@ -189,8 +189,11 @@ describe.each(Object.entries(backends))('control plane over HTTP on %s', (_name,
     expect(data<{ version: number }>(await call(base, 'integrations.save', spec, admin)).version).toBe(2);
     const waiting = signedCall('agent.nextJob', { waitMs: 5000 });
     const { runId } = data<{ runId: string }>(await call(base, 'integrations.runNow', { id: saved.id }, admin));
-    const job = data<{ job: { runId: string; integrationVersion: number } | null }>((await waiting).result).job;
-    expect(job).toMatchObject({ runId, integrationVersion: 2 });
+    const { envelope } = data<{ envelope: unknown }>((await waiting).result);
+    // The job arrives only as an envelope signed by the control plane's key, naming this agent and tenant.
+    const job = openStatement('job', envelope, signer.publicKey);
+    expect(job).toMatchObject({ v: 1, runId, integrationVersion: 2, agentId: agent.id, tenantId: expect.any(String) });
+    expect(openStatement('job', envelope, generateKeyPair().publicKey)).toBeUndefined();
     const report = {
       runId,
       status: 'failed',

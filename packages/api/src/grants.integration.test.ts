@@ -2,7 +2,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { verifyChain } from '@airlock/audit';
-import { type AgentKeyPair, encodeKey, generateKeyPair, signRequest } from '@airlock/identity';
+import { type AgentKeyPair, encodeKey, generateKeyPair, openStatement, signRequest } from '@airlock/identity';
 import { generateDemoKey } from '@airlock/pgp';
 import { createTestDatabase } from '@airlock/testing';
 import { createApiKey } from './auth/api-keys.ts';
@@ -61,7 +61,12 @@ describe('control-plane scopes on PostgreSQL', () => {
   async function nextJob(agent: { id: string; keys: AgentKeyPair }) {
     const input = { waitMs: 0 };
     const headers = signRequest(agent.keys, { agentId: agent.id, method: 'POST', pathAndQuery: '/trpc/agent.nextJob', body: JSON.stringify(input) });
-    return data<{ job: { runId: string } | null }>(await send(base, 'agent.nextJob', input, headers, 'POST')).job;
+    const { envelope } = data<{ envelope: unknown }>(await send(base, 'agent.nextJob', input, headers, 'POST'));
+    if (envelope === null) return null;
+    // Only what the control plane's key signed counts as a job.
+    const payload = openStatement('job', envelope, signer.publicKey);
+    if (typeof payload !== 'object' || payload === null) throw new Error('the envelope is not signed by the control plane');
+    return payload;
   }
 
   function spec(agentId: string, name: string, path = '/exports/daily/*.csv', extra: Record<string, unknown> = {}) {

@@ -26,3 +26,4 @@ export { AlertEngine, defaultThresholds, type AlertEngineOptions, type AlertThre
 export { secretBoxFromKey, type SecretBox } from './alerts/secret-box.ts';
 export { DELIVERY_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, signAlertBody, verifyAlertSignature, type SignatureCheck } from './alerts/signature.ts';
 export { parseWebhookUrl, refusedAddress, type WebhookOptions } from './alerts/webhook.ts';
+export { recordKeyRotation } from './key-rotations.ts';

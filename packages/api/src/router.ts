@@ -4,6 +4,7 @@ import { agentsRouter, auditRouter, integrationsRouter, runsRouter } from './rou
 import { alertDestinationsRouter, alertsRouter } from './routers/alerts.ts';
 import { apiKeysRouter } from './routers/api-keys.ts';
 import { controlPlaneRouter } from './routers/control-plane.ts';
+import { custodyRouter } from './routers/custody.ts';
 import { enrollmentRouter } from './routers/enrollment.ts';
 import { scopeRouters } from './routers/grants.ts';
 import { sessionRouter } from './routers/session.ts';
@@ -19,6 +20,7 @@ export const appRouter = router({
   audit: auditRouter,
   apiKeys: apiKeysRouter,
   controlPlane: controlPlaneRouter,
+  custody: custodyRouter,
   ...scopeRouters,
   session: sessionRouter,
   users: usersRouter,

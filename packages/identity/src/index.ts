@@ -82,3 +82,5 @@ export function verifyDetached(message: Uint8Array, signature: Uint8Array, publi
   return nacl.sign.detached.verify(message, signature, publicKey);
 }
 export { keyRotationProof, verifyKeyRotationProof } from './key-rotation.ts';
+
+export { followRotations, isKeyFingerprint, keyFingerprint, openStatement, type ReceiptCheck, type Sign, signStatement, verifyReceipt } from './custody.ts';

@@ -8,3 +8,4 @@ export * from './schemas.ts';
 export * from './admin-users.ts';
 export * from './alerts.ts';
 export * from './key-rotation.ts';
+export * from './custody.ts';

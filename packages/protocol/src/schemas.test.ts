@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { canonicalRequest, enrollInput, integrationOptions, integrationSpec, runReport } from './index.ts';
+import { canonicalRequest, enrollCommand, enrollInput, integrationOptions, integrationSpec, runReport } from './index.ts';
 
 const report = {
   runId: '6f1f1a52-7d1c-4a8e-9b7e-0a4c7c1f2b3d',
@@ -19,7 +19,7 @@ describe('protocol schemas', () => {
 
   it('refuses any field outside the allowlist', () => {
     expect(runReport.safeParse({ ...report, content: 'row 1' }).success).toBe(false);
-    const file = { sourcePath: '/x', bytesIn: 1, bytesOut: 2, plaintextSha256: 'a'.repeat(64), ciphertextSha256: 'b'.repeat(64), durationMs: 1 };
+    const file = { sourcePath: '/x', bytesIn: 1, bytesOut: 2, plaintextHmac: 'a'.repeat(64), ciphertextSha256: 'b'.repeat(64), durationMs: 1 };
     expect(runReport.safeParse({ ...report, files: [file] }).success).toBe(true);
     expect(runReport.safeParse({ ...report, files: [{ ...file, preview: 'x' }] }).success).toBe(false);
   });
@@ -110,5 +110,15 @@ describe('integration options', () => {
   it('reports skipped and deferred counts, zero by default', () => {
     expect(runReport.parse(report)).toMatchObject({ skipped: 0, deferred: 0 });
     expect(runReport.safeParse({ ...report, skipped: -1 }).success).toBe(false);
+  });
+});
+
+describe('enroll command', () => {
+  it('carries the control-plane key pin, and quotes what a shell would split', () => {
+    const pin = `ed25519:${'A'.repeat(43)}`;
+    expect(enrollCommand({ url: 'https://airlock.example.com', token: 'aet_abc', controlPlaneKey: pin })).toBe(
+      `airlock-agent enroll --url https://airlock.example.com --token aet_abc --control-plane-key ${pin}`,
+    );
+    expect(enrollCommand({ url: "https://x/a b'c", token: 't', controlPlaneKey: pin })).toContain(`'https://x/a b'\\''c'`);
   });
 });

@@ -194,16 +194,18 @@ export const job = z.strictObject({
   spec: integrationSpec,
 });
 export type Job = z.infer<typeof job>;
-export const nextJobOutput = z.strictObject({ job: job.nullable() });
 
 /** One delivered file. Metadata only: sizes, hashes and durations. */
 export const fileReport = z.strictObject({
   sourcePath: z.string().max(4096),
   bytesIn: z.number().int().nonnegative(),
   bytesOut: z.number().int().nonnegative(),
-  plaintextSha256: sha256Hex,
+  /** HMAC-SHA256 of the plaintext under a key that stays on the agent: never a bare digest anyone could match a guess against. */
+  plaintextHmac: sha256Hex,
   ciphertextSha256: sha256Hex,
   durationMs: z.number().int().nonnegative(),
+  /** The agent's signed receipt for this file (see `receiptPayload`). */
+  receipt: z.strictObject({ payload: z.string().min(2).max(64 * 1024), signature: z.string().regex(/^[A-Za-z0-9+/]{86}==$/) }).optional(),
 });
 export type FileReport = z.infer<typeof fileReport>;
 
@@ -224,7 +226,7 @@ export const runReport = z.strictObject({
   signerFingerprint: fingerprint.optional(),
   errorClass: errorClassSchema.optional(),
   /** For a policy violation: which side of the job the local policy refused. */
-  violation: z.strictObject({ kind: z.enum(['source', 'destination', 'file', 'connector']) }).optional(),
+  violation: z.strictObject({ kind: z.enum(['source', 'destination', 'file', 'connector', 'recipient', 'envelope']) }).optional(),
 });
 export type RunReport = z.infer<typeof runReport>;
 

@@ -3,6 +3,7 @@ import type { TRPCRouterRecord } from '@trpc/server';
 import { AuthenticationError, NotFoundError } from '@airlock/errors';
 import { heartbeatInput, type IntegrationSpec, nextJobInput, nextJobOutput, runReport } from '@airlock/protocol';
 import { appendAudit, eventBy, recordAudit } from '../audit-log.ts';
+import { sealJob } from '../envelopes.ts';
 import { decideIntegration } from '../grants.ts';
 import { decideForGroup } from '../group-dispatch.ts';
 import type { Context } from '../context.ts';
@@ -95,8 +96,8 @@ export const agentChannelRouter = {
       const deadline = Date.now() + input.waitMs;
       for (;;) {
         const job = await claimJob(ctx, ctx.agent);
-        if (job) return { job };
-        if (Date.now() >= deadline || signal?.aborted) return { job: null };
+        if (job) return { envelope: sealJob(ctx, ctx.agent, job) };
+        if (Date.now() >= deadline || signal?.aborted) return { envelope: null };
         await ctx.dispatcher.wait(ctx.agent.agentId, signal);
       }
     }),

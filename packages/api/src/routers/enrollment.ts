@@ -1,5 +1,6 @@
 import type { TRPCRouterRecord } from '@trpc/server';
 import { AuthenticationError, ConflictError } from '@airlock/errors';
+import { keyFingerprint } from '@airlock/identity';
 import { createEnrollmentTokenInput, enrollInput, enrollOutput } from '@airlock/protocol';
 import { appendAudit, eventBy, recordAudit } from '../audit-log.ts';
 import { randomToken, sha256Hex } from '../auth/secrets.ts';
@@ -28,7 +29,8 @@ export const enrollmentRouter = {
         }));
         return row?.id ?? '';
       });
-      return { id, token, expiresAt: expiresAt.toISOString() };
+      // The agent checks this pin against the key the server presents before it redeems the token.
+      return { id, token, expiresAt: expiresAt.toISOString(), controlPlaneKey: keyFingerprint(ctx.signer.publicKey) };
     }),
 
   /** Redeems a token for a new agent identity. One conditional UPDATE makes exactly one racer win. */

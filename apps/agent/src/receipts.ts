@@ -1,0 +1,108 @@
+/**
+ * Delivery receipts: for each delivered file, a statement signed with the agent's Ed25519 key
+ * (ciphertext digest and size, recipients, policy digest, integration version, times). The
+ * plaintext appears only as an HMAC under `<dataDir>/receipt-hmac.key` (32 random bytes, mode 0600,
+ * never sent), so a receipt cannot confirm a guess about a small or predictable file. The agent keeps
+ * its own copy of each receipt in `<dataDir>/receipts.jsonl`.
+ */
+import { randomBytes } from 'node:crypto';
+import { chmod, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { UserError } from '@airlock/errors';
+import { type AgentKeyPair, signDetached, signStatement, verifyReceipt } from '@airlock/identity';
+import { type ReceiptPayload, type RunReport, type SignedStatement, signedStatement } from '@airlock/protocol';
+import { appendLine, readIfExists } from './files.ts';
+import type { SecurityLog } from './security-log.ts';
+
+export const plaintextKeyFile = (dataDir: string) => path.join(dataDir, 'receipt-hmac.key');
+
+/** The HMAC key, created on first use. */
+export async function plaintextKey(dataDir: string): Promise<Buffer> {
+  const file = plaintextKeyFile(dataDir);
+  try {
+    const mode = (await stat(file)).mode & 0o777;
+    if ((mode & 0o077) !== 0) throw new UserError(`${file} is readable by others (mode ${mode.toString(8)}): chmod 600 it`);
+  } catch (error) {
+    if (!(error instanceof Error && Reflect.get(error, 'code') === 'ENOENT')) throw error;
+    await mkdir(dataDir, { recursive: true, mode: 0o700 });
+    try {
+      // `wx`: a concurrent first use keeps the key that was written first.
+      await writeFile(file, `${randomBytes(32).toString('base64')}\n`, { mode: 0o600, flag: 'wx' });
+      await chmod(file, 0o600);
+    } catch (writeError) {
+      if (!(writeError instanceof Error && Reflect.get(writeError, 'code') === 'EEXIST')) throw writeError;
+    }
+  }
+  const key = Buffer.from((await readFile(file, 'utf8')).trim(), 'base64');
+  if (key.length !== 32) throw new UserError(`${file} is damaged`);
+  return key;
+}
+
+export interface ReceiptSigner {
+  readonly agentId: string;
+  readonly tenantId: string;
+  sign(receipt: Omit<ReceiptPayload, 'v' | 'agentId' | 'tenantId'>): SignedStatement;
+}
+
+export function receiptSigner(identity: { agentId: string; tenantId: string }, keyPair: AgentKeyPair): ReceiptSigner {
+  return {
+    agentId: identity.agentId,
+    tenantId: identity.tenantId,
+    sign: (receipt) =>
+      signStatement('receipt', { v: 1, agentId: identity.agentId, tenantId: identity.tenantId, ...receipt }, (message) => signDetached(message, keyPair.secretKey)),
+  };
+}
+
+export const receiptsLogFile = (dataDir: string) => path.join(dataDir, 'receipts.jsonl');
+
+/** Keeps this agent's own copy of every receipt it signed (append-only, 0600), to hold a control plane's copies against. */
+export async function keepReceipts(dataDir: string, report: RunReport): Promise<void> {
+  for (const file of report.files) if (file.receipt !== undefined) await appendLine(receiptsLogFile(dataDir), JSON.stringify(file.receipt));
+}
+
+export interface ReceiptsCheck {
+  ok: boolean;
+  receipts: number;
+  /** Lines that this agent did not sign, or signed differently. */
+  forged: Array<{ line: number; reason: string }>;
+}
+
+/**
+ * Checks receipts someone else holds (a control plane's export) against this agent's key and its own
+ * log. Each forgery is a security event: a receipt this agent never issued means someone claims a
+ * delivery in its name.
+ */
+export async function checkReceipts(dataDir: string, file: string, publicKey: Uint8Array, securityLog: SecurityLog): Promise<ReceiptsCheck> {
+  // Compared by payload text and signature, not by the line: a database may reorder a JSON object's keys.
+  const identify = (statement: unknown) => {
+    const parsed = signedStatement.safeParse(statement);
+    return parsed.success ? `${parsed.data.payload}\n${parsed.data.signature}` : '';
+  };
+  const own = new Set<string>();
+  for (const line of ((await readIfExists(receiptsLogFile(dataDir))) ?? '').split('\n')) {
+    try {
+      if (line.trim() !== '') own.add(identify(JSON.parse(line)));
+    } catch {
+      continue;
+    }
+  }
+  const text = await readFile(file, 'utf8');
+  const result: ReceiptsCheck = { ok: true, receipts: 0, forged: [] };
+  for (const [index, line] of text.split('\n').entries()) {
+    if (line.trim() === '') continue;
+    result.receipts += 1;
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(line);
+    } catch {
+      result.forged.push({ line: index + 1, reason: 'not JSON' });
+      continue;
+    }
+    const check = verifyReceipt(parsed, publicKey);
+    if (!check.ok) result.forged.push({ line: index + 1, reason: check.reason });
+    else if (!own.has(identify(parsed))) result.forged.push({ line: index + 1, reason: 'validly signed, but not in this agent\'s receipts log' });
+  }
+  for (const forged of result.forged) await securityLog.record('receipt-forged', `${path.basename(file)} line ${forged.line}: ${forged.reason}`);
+  result.ok = result.receipts > 0 && result.forged.length === 0;
+  return result;
+}

@@ -1,0 +1,65 @@
+/**
+ * Custody, the agent's side of it: agents report what they refused (security events) and witness
+ * the audit chain (the latest signed checkpoint and the records leading to it). The signed rotations
+ * of the control plane's key are public, like the key itself.
+ */
+import type { TRPCRouterRecord } from '@trpc/server';
+import { z } from 'zod';
+import { auditSegmentInput, securityEventInput, signedStatement } from '@airlock/protocol';
+import { appendAudit, eventBy, listAuditEvents } from '../audit-log.ts';
+import { listCheckpoints } from '../checkpoints.ts';
+import { agentProcedure, procedureFor, publicProcedure } from '../trpc.ts';
+
+/** Checkpoints read to find the newest one of the current key (rotations leave a few of older keys). */
+const CHECKPOINT_LOOKBACK = 20;
+
+export const custodyRouter = {
+  /** Every signed rotation of the control plane's key, oldest first. */
+  rotations: publicProcedure.query(async ({ ctx }) => {
+    const rows = await ctx.db.query<{ statement: unknown }>('SELECT statement FROM control_plane_key_rotations ORDER BY seq');
+    return rows.map((row) => signedStatement.parse(row.statement));
+  }),
+
+  reportSecurityEvent: agentProcedure.input(securityEventInput).mutation(async ({ ctx, input }) => {
+    const agent = ctx.agent;
+    await ctx.db.transaction(async (tx) => {
+      const inserted = await tx.query(
+        `INSERT INTO agent_security_events (id, tenant_id, agent_id, kind, at, run_id, reason) VALUES ($1, $2, $3, $4, $5, $6, $7)
+         ON CONFLICT (id) DO NOTHING RETURNING id`,
+        [input.id, agent.tenantId, agent.agentId, input.kind, input.at, input.runId ?? null, input.reason],
+      );
+      if (inserted.length === 0) return;
+      await appendAudit(tx, eventBy(agent, ctx.request, {
+        action: 'agent-security-event',
+        target: input.runId ?? agent.agentId,
+        outcome: 'denied',
+        meta: { kind: input.kind, reason: input.reason, eventId: input.id },
+      }));
+    });
+    return { ok: true as const };
+  }),
+
+  /** The newest checkpoint signed by the current key, or null before the first one. */
+  checkpoint: agentProcedure.query(async ({ ctx }) => {
+    const checkpoints = await listCheckpoints(ctx.db, { limit: CHECKPOINT_LOOKBACK });
+    return checkpoints.find((checkpoint) => checkpoint.keyId === ctx.signer.keyId) ?? null;
+  }),
+
+  /** Records after `afterSeq` up to `untilSeq`, a page at a time, so a witness can recompute the chain. */
+  auditSegment: agentProcedure.input(auditSegmentInput).query(async ({ ctx, input }) => {
+    const limit = Math.min(input.limit, Math.max(0, input.untilSeq - input.afterSeq));
+    if (limit === 0) return [];
+    return listAuditEvents(ctx.db, { tenantId: null, afterSeq: input.afterSeq, limit });
+  }),
+
+  securityEvents: procedureFor('audit:read')
+    .input(z.strictObject({ agentId: z.uuid().optional(), limit: z.number().int().min(1).max(1000).default(100) }))
+    .query(async ({ ctx, input }) => {
+      const rows = await ctx.db.query<{ id: string; agent_id: string; kind: string; at: Date; run_id: string | null; reason: string }>(
+        `SELECT id, agent_id, kind, at, run_id, reason FROM agent_security_events
+         WHERE tenant_id = $1 AND ($2::uuid IS NULL OR agent_id = $2) ORDER BY at DESC LIMIT $3`,
+        [ctx.admin.tenantId, input.agentId ?? null, input.limit],
+      );
+      return rows.map((row) => ({ id: row.id, agentId: row.agent_id, kind: row.kind, at: row.at.toISOString(), runId: row.run_id, reason: row.reason }));
+    }),
+} satisfies TRPCRouterRecord;
