@@ -12,7 +12,7 @@ import { NonceStore } from './nonce-store.ts';
 import { checkReceipts, receiptSigner } from './receipts.ts';
 import { SecurityLog } from './security-log.ts';
 import { AGENT_VERSION, runDaemon } from './daemon.ts';
-import { type AgentIdentity, keyForEnrollment, saveIdentity } from './identity-store.ts';
+import { type AgentIdentity, keyForEnrollment, loadIdentity, saveIdentity } from './identity-store.ts';
 import { type ClientFor, rotateKey, settleKeys } from './key-rotation.ts';
 import { Outbox } from './outbox.ts';
 import { LocalPolicy } from './policy.ts';

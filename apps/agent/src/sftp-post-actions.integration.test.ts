@@ -49,6 +49,7 @@ describe('SFTP source post-actions in a run', () => {
       JSON.stringify({
         sources: { sftp: [{ host: '127.0.0.1', port: sshd.port, hostKey: sshd.hostKeyFingerprint, paths: [`${drop()}/*.csv`], ...rights }] },
         destinations: { local: [{ root: out }] },
+        recipients: [recipient.fingerprint],
       }),
     );
   }

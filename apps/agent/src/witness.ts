@@ -7,7 +7,7 @@
  */
 import path from 'node:path';
 import { z } from 'zod';
-import { type AuditRecord, type Checkpoint, checkpointExtends, checkpointSignedBy } from '@airlock/audit';
+import { type ChainLink, type Checkpoint, checkpointExtends, checkpointSignedBy } from '@airlock/audit';
 import type { Logger } from '@airlock/connector-api';
 import { verifyDetached } from '@airlock/identity';
 import { readIfExists, replaceFile } from './files.ts';
@@ -28,7 +28,7 @@ const PAGE = 1000;
 
 export interface WitnessSource {
   checkpoint(): Promise<unknown>;
-  segment(afterSeq: number, untilSeq: number, limit: number): Promise<readonly AuditRecord[]>;
+  segment(afterSeq: number, untilSeq: number, limit: number): Promise<readonly ChainLink[]>;
 }
 
 export type WitnessResult =
@@ -46,7 +46,7 @@ async function compare(previous: Checkpoint, next: Checkpoint, source: WitnessSo
   if (next.seq < previous.seq) {
     return { status: 'alert', kind: 'audit-truncated', reason: `the newest checkpoint is at ${next.seq}, behind ${previous.seq} which this agent witnessed` };
   }
-  const records: AuditRecord[] = [];
+  const records: ChainLink[] = [];
   let after = previous.seq;
   while (after < next.seq && records.length < MAX_SEGMENT_RECORDS) {
     const page = await source.segment(after, next.seq, PAGE);

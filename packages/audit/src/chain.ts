@@ -15,6 +15,24 @@ export interface AuditRecord extends AuditEventInput {
 
 export type UnhashedAuditRecord = Omit<AuditRecord, 'hash'>;
 
+/**
+ * A record a witness may not read (another tenant's): its place in the chain, without its content.
+ * Only a witness accepts one (`VerifyOptions.allowWithheld`); it checks the links around it, and
+ * the record's content is the business of that record's own tenant and of `airlock audit verify`.
+ */
+export interface WithheldRecord {
+  seq: number;
+  prevHash: string;
+  hash: string;
+  withheld: true;
+}
+
+export type ChainLink = AuditRecord | WithheldRecord;
+
+export function isWithheld(link: ChainLink): link is WithheldRecord {
+  return 'withheld' in link && link.withheld === true;
+}
+
 /** The `prevHash` of the first record. */
 export const GENESIS_HASH = '0'.repeat(64);
 
@@ -88,6 +106,8 @@ export interface VerifyOptions {
    * checkpoint or a witness's head taken earlier exposes that.
    */
   after?: ChainHead;
+  /** Accept withheld records (a witness's view of other tenants' events); never for a full verify. */
+  allowWithheld?: boolean;
 }
 
 /**
@@ -102,15 +122,17 @@ export class ChainVerifier {
   #count = 0;
   #head: ChainHead | null;
   #failure: { ok: false; seq: number; reason: string } | null = null;
+  readonly #allowWithheld: boolean;
 
   constructor(options: VerifyOptions = {}) {
+    this.#allowWithheld = options.allowWithheld ?? false;
     this.#expectedSeq = options.after ? options.after.seq + 1 : 1;
     this.#prevHash = options.after ? options.after.hash : GENESIS_HASH;
     this.#head = options.after ?? null;
   }
 
   /** Checks the next record; false once the chain is broken (later records are then ignored). */
-  add(record: AuditRecord): boolean {
+  add(record: ChainLink): boolean {
     if (this.#failure) return false;
     const reason = this.#check(record);
     if (reason !== null) {
@@ -128,11 +150,12 @@ export class ChainVerifier {
     return this.#failure ?? { ok: true, count: this.#count, head: this.#head };
   }
 
-  #check(record: AuditRecord): string | null {
+  #check(record: ChainLink): string | null {
     if (!Number.isSafeInteger(record.seq)) return 'seq is not an integer';
     if (record.seq !== this.#expectedSeq) return `expected seq ${this.#expectedSeq}, found ${record.seq}`;
     if (record.prevHash !== this.#prevHash) return 'prevHash does not match the previous record';
     if (!HEX64.test(record.hash)) return 'hash is not 64 lowercase hex digits';
+    if (isWithheld(record)) return this.#allowWithheld ? null : 'a withheld record cannot be verified';
     let recomputed: string;
     try {
       recomputed = hashEvent(record.prevHash, record);
@@ -144,7 +167,7 @@ export class ChainVerifier {
 }
 
 /** Verifies a whole chain (or a segment after `options.after`) held in memory or produced by a generator. */
-export function verifyChain(records: Iterable<AuditRecord>, options: VerifyOptions = {}): ChainVerification {
+export function verifyChain(records: Iterable<ChainLink>, options: VerifyOptions = {}): ChainVerification {
   const verifier = new ChainVerifier(options);
   for (const record of records) {
     if (!verifier.add(record)) break;

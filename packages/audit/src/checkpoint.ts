@@ -6,7 +6,7 @@
  */
 import { createHash } from 'node:crypto';
 import { canonicalJson } from './canonical.ts';
-import { type AuditRecord, type ChainHead, type ChainVerification, ChainVerifier, verifyChain } from './chain.ts';
+import { type AuditRecord, type ChainHead, type ChainLink, type ChainVerification, ChainVerifier, verifyChain } from './chain.ts';
 
 export interface Checkpoint {
   readonly version: 1;
@@ -117,10 +117,10 @@ export class AuditVerifier {
  * For a witness: does `next` extend `previous`? `segment` holds the records after `previous` up to
  * and including `next.seq`, as the control plane served them.
  */
-export function checkpointExtends(previous: Checkpoint, next: Checkpoint, segment: Iterable<AuditRecord>): { ok: true } | { ok: false; reason: string } {
+export function checkpointExtends(previous: Checkpoint, next: Checkpoint, segment: Iterable<ChainLink>): { ok: true } | { ok: false; reason: string } {
   if (next.seq < previous.seq) return { ok: false, reason: `checkpoint went back from ${previous.seq} to ${next.seq}` };
   if (next.seq === previous.seq) return next.hash === previous.hash ? { ok: true } : { ok: false, reason: `checkpoint ${next.seq} changed its hash` };
-  const chain = verifyChain(segment, { after: { seq: previous.seq, hash: previous.hash } });
+  const chain = verifyChain(segment, { after: { seq: previous.seq, hash: previous.hash }, allowWithheld: true });
   if (!chain.ok) return { ok: false, reason: `records after ${previous.seq}: ${chain.reason}` };
   if (chain.head?.seq !== next.seq || chain.head.hash !== next.hash) return { ok: false, reason: `records after ${previous.seq} do not lead to checkpoint ${next.seq}` };
   return { ok: true };

@@ -49,8 +49,8 @@ export const agentKeyProcedures = {
         // Another rotation won between this request's authentication and the lock.
         if (!row || row.public_key !== agent.publicKey) return 'key changed' as const;
         const fresh = await tx.query(
-          'INSERT INTO request_nonces (agent_id, nonce, expires_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING RETURNING 1',
-          [agent.agentId, `rotation:${input.nonce}`, new Date((input.created + MAX_CLOCK_SKEW_SECONDS + 1) * 1000)],
+          'INSERT INTO request_nonces (agent_id, tenant_id, nonce, expires_at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING RETURNING 1',
+          [agent.agentId, agent.tenantId, `rotation:${input.nonce}`, new Date((input.created + MAX_CLOCK_SKEW_SECONDS + 1) * 1000)],
         );
         if (fresh.length === 0) return 'proof replayed' as const;
         await tx.query('INSERT INTO agent_retired_keys (agent_id, tenant_id, public_key, retired_at) VALUES ($1, $2, $3, $4)', [

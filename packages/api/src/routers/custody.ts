@@ -5,6 +5,7 @@
  */
 import type { TRPCRouterRecord } from '@trpc/server';
 import { z } from 'zod';
+import type { ChainLink } from '@airlock/audit';
 import { auditSegmentInput, securityEventInput, signedStatement } from '@airlock/protocol';
 import { appendAudit, eventBy, listAuditEvents } from '../audit-log.ts';
 import { listCheckpoints } from '../checkpoints.ts';
@@ -49,7 +50,12 @@ export const custodyRouter = {
   auditSegment: agentProcedure.input(auditSegmentInput).query(async ({ ctx, input }) => {
     const limit = Math.min(input.limit, Math.max(0, input.untilSeq - input.afterSeq));
     if (limit === 0) return [];
-    return listAuditEvents(ctx.db, { tenantId: null, afterSeq: input.afterSeq, limit });
+    // The chain spans every tenant; an agent reads its own tenant's records whole and only the links
+    // (seq, prevHash, hash) of the rest, so witnessing leaks nothing across tenants.
+    const records = await listAuditEvents(ctx.db.forSystem(), { tenantId: null, afterSeq: input.afterSeq, limit });
+    return records.map((record): ChainLink =>
+      record.tenantId === ctx.agent.tenantId ? record : { seq: record.seq, prevHash: record.prevHash, hash: record.hash, withheld: true },
+    );
   }),
 
   securityEvents: procedureFor('audit:read')
