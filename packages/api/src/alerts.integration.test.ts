@@ -3,7 +3,7 @@ import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { type AgentKeyPair, encodeKey, generateKeyPair, signRequest } from '@airlock/identity';
+import { type AgentKeyPair, encodeKey, generateKeyPair, openStatement, signRequest } from '@airlock/identity';
 import { generateDemoKey } from '@airlock/pgp';
 import { createTestDatabase } from '@airlock/testing';
 import { AlertEngine, type AlertEngineOptions } from './alerts/engine.ts';
@@ -340,8 +340,8 @@ describe('alerts on PostgreSQL with a loopback webhook receiver', () => {
 
     async function failRun(extra: Record<string, unknown>): Promise<string> {
       const { runId } = data<{ runId: string }>(await t.mutate('integrations.runNow', { id: integrationId }));
-      const { job } = data<{ job: { runId: string } | null }>(await agentCall(agent, 'agent.nextJob', { waitMs: 0 }));
-      expect(job?.runId).toBe(runId);
+      const { envelope } = data<{ envelope: unknown }>(await agentCall(agent, 'agent.nextJob', { waitMs: 0 }));
+      expect(openStatement('job', envelope, signer.publicKey)).toMatchObject({ runId });
       const at = new Date().toISOString();
       data(await agentCall(agent, 'agent.reportRun', { runId, status: 'failed', startedAt: at, finishedAt: at, bytesIn: 0, bytesOut: 0, files: [], recipientFingerprints: [], ...extra }));
       return runId;
