@@ -305,5 +305,5 @@ describe('the audit trail on real PostgreSQL', () => {
       await client.end();
       await db.close();
     }
-  }, 300_000);
+  }, 600_000);
 });
