@@ -40,6 +40,12 @@ describe('canonicalJson', () => {
     expect(canonicalJson({ b: 1, a: { d: [1, 'x', null], c: true } })).toBe('{"a":{"c":true,"d":[1,"x",null]},"b":1}');
   });
 
+  it('writes a lone surrogate as U+FFFD, which PostgreSQL accepts, and keeps valid pairs', () => {
+    expect(canonicalJson({ name: 'a\ud800b' })).toBe('{"name":"a\ufffdb"}');
+    expect(canonicalJson({ name: 'x\udc00' })).toBe('{"name":"x\ufffd"}');
+    expect(canonicalJson({ name: '"\ud83d\ude00"' })).toBe(JSON.stringify({ name: '"\ud83d\ude00"' }));
+  });
+
   it('is independent of insertion order', () => {
     expect(canonicalJson({ x: 1, y: 2 })).toBe(canonicalJson({ y: 2, x: 1 }));
   });

@@ -39,8 +39,12 @@ function fail(walk: Walk, message: string): never {
 // eslint-disable-next-line no-control-regex -- control characters are exactly what must be escaped
 const PLAIN = /^[^"\\\u0000-\u001f\ud800-\udfff]*$/;
 
+// A lone surrogate becomes U+FFFD: PostgreSQL's jsonb refuses one, and a hostile file name must
+// not be able to make its audit record, and so the action, fail.
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g;
+
 function quote(text: string): string {
-  return PLAIN.test(text) ? `"${text}"` : JSON.stringify(text);
+  return PLAIN.test(text) ? `"${text}"` : JSON.stringify(text.replace(LONE_SURROGATE, '\ufffd'));
 }
 
 /** Object.keys in code-unit order; most objects are built already sorted, so check before sorting. */
