@@ -97,12 +97,13 @@ export const apiKeysRouter = {
     .input(byId)
     .mutation(async ({ ctx, input }) => {
       return ctx.db.transaction(async (tx) => {
-        const [key] = await tx.query<{ id: string; role: Role }>(
-          'UPDATE api_keys SET revoked_at = $3 WHERE id = $1 AND tenant_id = $2 AND revoked_at IS NULL RETURNING id, role',
+        const [key] = await tx.query<{ id: string; role: Role; permissions: Permission[] | null }>(
+          'UPDATE api_keys SET revoked_at = $3 WHERE id = $1 AND tenant_id = $2 AND revoked_at IS NULL RETURNING id, role, permissions',
           [input.id, ctx.admin.tenantId, ctx.now()],
         );
         if (!key) throw new NotFoundError('no live API key with that id');
-        if (!roleCovers(ctx.admin.role, key.role)) throw new NotAllowedError(`a ${ctx.admin.role} cannot revoke a ${key.role} key`);
+        // The same bar as creating or rotating it: a narrowed key cannot revoke a broader one.
+        if (!canGrant(ctx.admin, key.role, key.permissions)) throw new NotAllowedError(`a ${ctx.admin.role} cannot revoke a ${key.role} key`);
         await appendAudit(tx, eventBy(ctx.admin, ctx.request, { action: 'api-key-revoke', target: key.id, outcome: 'success', meta: { role: key.role } }));
         return { id: key.id };
       });
