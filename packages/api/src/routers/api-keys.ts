@@ -9,7 +9,7 @@ import { z } from 'zod';
 import { byId, createApiKeyInput } from '@airlock/protocol';
 import { appendAudit, eventBy } from '../audit-log.ts';
 import { createApiKey } from '../auth/api-keys.ts';
-import { type Permission, permissions, type Role, roleCovers } from '../auth/permissions.ts';
+import { type Permission, permissions, type Role } from '../auth/permissions.ts';
 import { canGrant } from '../auth/principal.ts';
 import { procedureFor } from '../trpc.ts';
 
