@@ -11,7 +11,7 @@ import { runFaultSuite } from '../src/faults.ts';
 const DOWNLOAD_CUTS = 20;
 
 describe('faults on the data path', () => {
-  it('never leaves a partial, corrupt or misreported delivery', { timeout: 60_000 }, async () => {
+  it('never leaves a partial, corrupt or misreported delivery', { timeout: 240_000 }, async () => {
     const seed = randomInt(2 ** 31);
     const lines: string[] = [];
     const result = await runFaultSuite({

@@ -1,12 +1,13 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { type AgentKeyPair, encodeKey, generateKeyPair, signRequest } from '@airlock/identity';
+import { type AgentKeyPair, encodeKey, generateKeyPair, openStatement, signRequest } from '@airlock/identity';
 import { generateDemoKey } from '@airlock/pgp';
 import { createTestDatabase } from '@airlock/testing';
 import { bootstrapTenant, connectPostgres, createHttpHandler, type Database, Dispatcher, migrate, signerFromSecretKey } from './index.ts';
 
 const silent = { warn: () => undefined, error: () => undefined };
+const signer = signerFromSecretKey(generateKeyPair().secretKey);
 
 interface Reply {
   status: number;
@@ -31,7 +32,11 @@ describe('integrations that target an agent group', () => {
     return post(path, input, headers);
   }
   const nextJob = (agent: { id: string; keys: AgentKeyPair }) => asAgent('agent.nextJob', { waitMs: 0 }, agent);
-  const jobOf = (reply: Reply) => (reply.body.result?.data['job'] ?? null) as { runId: string } | null;
+  // The job arrives as an envelope signed by the control plane; a test that can't open it sees no job.
+  const jobOf = (reply: Reply) => {
+    const opened = openStatement('job', reply.body.result?.data['envelope'], signer.publicKey);
+    return typeof opened === 'object' && opened !== null && 'runId' in opened && typeof opened.runId === 'string' ? { runId: opened.runId } : null;
+  };
 
   async function addAgent(name: string): Promise<{ id: string; keys: AgentKeyPair }> {
     const keys = generateKeyPair();
@@ -74,7 +79,7 @@ describe('integrations that target an agent group', () => {
     admin = boot.key;
     recipient = (await generateDemoKey('Partner', 'partner@example.com')).armoredPublicKey;
     const handler = createHttpHandler(
-      { db, dispatcher: new Dispatcher(50), now: () => new Date(), logger: silent, signer: signerFromSecretKey(generateKeyPair().secretKey) },
+      { db, dispatcher: new Dispatcher(50), now: () => new Date(), logger: silent, signer },
       { maxBodyBytes: 256 * 1024 },
     );
     server = createServer((req, res) => void handler(req, res));

@@ -56,6 +56,37 @@ async function seedTenant(db: Database, name: string): Promise<string> {
       `${name}-token-hash`,
     ]);
     await tx.query(`INSERT INTO request_nonces (agent_id, tenant_id, nonce, expires_at) VALUES ($1, $2, $3, now() + interval '5 minutes')`, [agent?.id, tenantId, `${name}-nonce`]);
+    const [user] = await tx.query<{ id: string }>(
+      `INSERT INTO admin_users (tenant_id, email, password_hash, role) VALUES ($1, $2, 'scrypt$unusable', 'auditor') RETURNING id`,
+      [tenantId, `${name}@example.com`],
+    );
+    await tx.query(
+      `INSERT INTO admin_sessions (user_id, tenant_id, token_sha256, created_at, last_seen_at, idle_expires_at, expires_at)
+       VALUES ($1, $2, $3, now(), now(), now() + interval '5 minutes', now() + interval '1 hour')`,
+      [user?.id, tenantId, `${name}-session-hash`],
+    );
+    await tx.query('INSERT INTO agent_retired_keys (agent_id, tenant_id, public_key, retired_at) VALUES ($1, $2, $3, now())', [
+      agent?.id,
+      tenantId,
+      encodeKey(generateKeyPair().publicKey),
+    ]);
+    const [destination] = await tx.query<{ id: string }>(
+      `INSERT INTO alert_destinations (id, tenant_id, name, origin, url_sealed, secret_sealed, min_severity) VALUES (gen_random_uuid(), $1, $2, 'https://hooks.example.com', 'sealed', 'sealed', 'info') RETURNING id`,
+      [tenantId, `${name}-hook`],
+    );
+    const [alert] = await tx.query<{ id: string }>(
+      `INSERT INTO alerts (tenant_id, kind, severity, dedupe_key, summary, details, first_seen_at, last_seen_at) VALUES ($1, 'scope-denied', 'warning', $2, 'test', '{}', now(), now()) RETURNING id`,
+      [tenantId, `${name}-dedupe`],
+    );
+    await tx.query('INSERT INTO alert_deliveries (tenant_id, alert_id, destination_id, next_attempt_at, created_at) VALUES ($1, $2, $3, now(), now())', [
+      tenantId,
+      alert?.id,
+      destination?.id,
+    ]);
+    await tx.query(`INSERT INTO agent_security_events (id, tenant_id, agent_id, kind, at, reason) VALUES (gen_random_uuid(), $1, $2, 'envelope-replayed', now(), 'test')`, [
+      tenantId,
+      agent?.id,
+    ]);
   });
   return tenantId;
 }
