@@ -14,7 +14,9 @@ import {
   openPglite,
   pruneNonces,
   Scheduler,
+  type ServerDeps,
   type Signer,
+  createStaticHandler,
 } from '@airlock/api';
 import { loadSigner, type ServerConfig } from './config.ts';
 
@@ -38,10 +40,9 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   const { applied } = await migrate(db);
   if (applied.length > 0) logger.info({ applied }, 'migrations applied');
   const dispatcher = new Dispatcher();
-  const handler = createHttpHandler(
-    { db, dispatcher, now: () => new Date(), logger, signer },
-    { maxBodyBytes: config.maxBodyBytes },
-  );
+  const deps: ServerDeps = { db, dispatcher, now: () => new Date(), logger, signer, publicUrl: config.publicUrl };
+  const consoleFiles = config.consoleDir ? await createStaticHandler(config.consoleDir) : undefined;
+  const handler = createHttpHandler(deps, { maxBodyBytes: config.maxBodyBytes, console: consoleFiles });
   const listener = (req: http.IncomingMessage, res: http.ServerResponse) => {
     handler(req, res).catch((error: unknown) => {
       logger.error({ error: error instanceof Error ? error.message : String(error) }, 'request handler failed');
@@ -60,6 +61,8 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   });
   const { port } = server.address() as AddressInfo;
   const url = `${config.tls ? 'https' : 'http'}://${config.host}:${port}`;
+  // Known only now that the port is bound (AIRLOCK_PORT=0).
+  deps.publicUrl ??= url;
   const prune = setInterval(() => {
     pruneNonces(db, new Date()).catch((error: unknown) => logger.warn({ error: String(error) }, 'nonce pruning failed'));
   }, 60_000);
@@ -67,7 +70,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   const scheduler = new Scheduler({ db, dispatcher, tickMs: config.schedulerTickMs, logger });
   scheduler.start();
   const checkpoints = startCheckpoints(db, signer, config.checkpointIntervalMs, logger);
-  logger.info({ url, database: db.kind, keyId: signer.keyId }, 'control plane listening');
+  logger.info({ url, database: db.kind, keyId: signer.keyId, console: config.consoleDir }, 'control plane listening');
   return {
     url,
     db,

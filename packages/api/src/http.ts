@@ -6,10 +6,13 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { fetchRequestHandler } from '@trpc/server/adapters/fetch';
 import { createContext, type ServerDeps } from './context.ts';
 import { appRouter } from './router.ts';
+import { securityHeaders, type StaticHandler } from './static-files.ts';
 
 export interface HttpOptions {
   /** Largest accepted request body, in bytes. */
   maxBodyBytes: number;
+  /** Serves the console's build for every path outside /trpc and /healthz; unset: 404. */
+  console?: StaticHandler;
 }
 
 class BodyTooLarge extends Error {}
@@ -29,17 +32,21 @@ async function readBody(req: IncomingMessage, limit: number): Promise<Uint8Array
 }
 
 function send(res: ServerResponse, status: number, body: object, headers: Record<string, string> = {}): void {
-  res.writeHead(status, { 'content-type': 'application/json', ...headers });
+  res.writeHead(status, { ...securityHeaders, 'content-type': 'application/json', ...headers });
   res.end(JSON.stringify(body));
 }
 
 export function createHttpHandler(deps: ServerDeps, options: HttpOptions) {
   return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const pathAndQuery = req.url ?? '/';
-    const [, first] = new URL(pathAndQuery, 'http://control-plane').pathname.split('/');
-    if (first === 'healthz') return send(res, 200, { ok: true });
-    if (first !== 'trpc') return send(res, 404, { error: 'not found' });
+    const { pathname } = new URL(pathAndQuery, 'http://control-plane');
+    const [, first] = pathname.split('/');
     const method = req.method ?? 'GET';
+    if (first === 'healthz') return send(res, 200, { ok: true });
+    if (first !== 'trpc') {
+      if (options.console) return options.console(method, pathname, res);
+      return send(res, 404, { error: 'not found' });
+    }
     let body: Uint8Array;
     try {
       body = method === 'GET' || method === 'HEAD' ? new Uint8Array() : await readBody(req, options.maxBodyBytes);
@@ -72,7 +79,7 @@ export function createHttpHandler(deps: ServerDeps, options: HttpOptions) {
         if (error.code === 'INTERNAL_SERVER_ERROR') deps.logger.error({ path, error: error.message }, 'request failed');
       },
     });
-    const responseHeaders: Record<string, string> = {};
+    const responseHeaders: Record<string, string> = { ...securityHeaders };
     response.headers.forEach((value, name) => {
       responseHeaders[name] = value;
     });

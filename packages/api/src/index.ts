@@ -5,6 +5,8 @@
  */
 export { appRouter, type AppRouter } from './router.ts';
 export { createHttpHandler, type HttpOptions } from './http.ts';
+export { createStaticHandler, securityHeaders, type StaticHandler } from './static-files.ts';
+export { enrollCommand } from './enroll-command.ts';
 export { createContext, type Context, type RequestFacts, type ServerDeps } from './context.ts';
 export { Dispatcher } from './dispatcher.ts';
 export { Scheduler, type FireOutcome, type SchedulerOptions, latestFireTime, nextFireTime, validateSchedule } from './scheduler.ts';

@@ -2,6 +2,7 @@
 import { agentChannelRouter } from './routers/agent-channel.ts';
 import { agentsRouter, auditRouter, integrationsRouter, runsRouter } from './routers/admin.ts';
 import { apiKeysRouter } from './routers/api-keys.ts';
+import { consoleRouter } from './routers/console.ts';
 import { controlPlaneRouter } from './routers/control-plane.ts';
 import { enrollmentRouter } from './routers/enrollment.ts';
 import { scopeRouters } from './routers/grants.ts';
@@ -16,6 +17,7 @@ export const appRouter = router({
   audit: auditRouter,
   apiKeys: apiKeysRouter,
   controlPlane: controlPlaneRouter,
+  console: consoleRouter,
   ...scopeRouters,
 });
 

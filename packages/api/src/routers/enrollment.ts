@@ -3,6 +3,7 @@ import { AuthenticationError, ConflictError } from '@airlock/errors';
 import { createEnrollmentTokenInput, enrollInput, enrollOutput } from '@airlock/protocol';
 import { appendAudit, eventBy, recordAudit } from '../audit-log.ts';
 import { randomToken, sha256Hex } from '../auth/secrets.ts';
+import { enrollCommand } from '../enroll-command.ts';
 import { procedureFor, publicProcedure } from '../trpc.ts';
 
 export const enrollmentRouter = {
@@ -27,7 +28,8 @@ export const enrollmentRouter = {
         }));
         return row?.id ?? '';
       });
-      return { id, token, expiresAt: expiresAt.toISOString() };
+      const controlPlaneUrl = ctx.publicUrl ?? new URL(ctx.request.pathAndQuery, `http://${ctx.request.headers.get('host') ?? '127.0.0.1'}`).origin;
+      return { id, token, expiresAt: expiresAt.toISOString(), command: enrollCommand({ controlPlaneUrl, token }) };
     }),
 
   /** Redeems a token for a new agent identity. One conditional UPDATE makes exactly one racer win. */
