@@ -5,9 +5,11 @@
  */
 import type { TRPCRouterRecord } from '@trpc/server';
 import { z } from 'zod';
-import { isAirlockError } from '@airlock/errors';
+import { isAirlockError, NotFoundError } from '@airlock/errors';
 import { inspectRecipientKey } from '@airlock/pgp';
-import { armoredPublicKey, connectorRef } from '@airlock/protocol';
+import { armoredPublicKey, byId, connectorRef, type IntegrationSpec } from '@airlock/protocol';
+import { permissions, roleAllows } from '../auth/permissions.ts';
+import { verifyStoredAudit } from '../checkpoints.ts';
 import { checkConnectorConfig, connectorCatalog } from '../connector-catalog.ts';
 import { procedureFor } from '../trpc.ts';
 
@@ -16,6 +18,12 @@ export const ONLINE_WINDOW_MS = 150_000;
 const HOUR_MS = 3_600_000;
 
 export const consoleRouter = {
+  /** What the caller may do, so the console shows only the controls that would work. The server checks each call anyway. */
+  permissions: procedureFor('agents:read').query(({ ctx }) => ({
+    role: ctx.admin.role,
+    permissions: permissions.filter((permission) => roleAllows(ctx.admin.role, permission)),
+  })),
+
   connectors: procedureFor('integrations:read').query(() => connectorCatalog()),
 
   checkConfig: procedureFor('integrations:read')
@@ -42,6 +50,24 @@ export const consoleRouter = {
         return { ok: false as const, problem: 'not a usable OpenPGP public key' };
       }
     }),
+
+  /** The saved spec of one integration, for the edit form. Recipient keys are public keys. */
+  integration: procedureFor('integrations:read')
+    .input(byId)
+    .query(async ({ ctx, input }) => {
+      const [row] = await ctx.db.query<{ id: string; version: number; spec: IntegrationSpec }>(
+        'SELECT id, version, spec FROM integrations WHERE id = $1 AND tenant_id = $2',
+        [input.id, ctx.admin.tenantId],
+      );
+      if (!row) throw new NotFoundError('no integration with that id');
+      return { id: row.id, version: row.version, spec: row.spec };
+    }),
+
+  /** Walks the whole audit chain and checks it against the signed checkpoints, as `airlock audit verify` does. */
+  verifyAudit: procedureFor('audit:read').query(async ({ ctx }) => {
+    const result = await verifyStoredAudit(ctx.db, ctx.signer.publicKey);
+    return { ...result, checkedAt: ctx.now().toISOString() };
+  }),
 
   /** Agents with status, last heartbeat, version, host and groups. */
   agents: procedureFor('agents:read').query(async ({ ctx }) => {
