@@ -4,7 +4,7 @@
  */
 import { type AuditEventInput, type AuditRecord, assertAuditable, hashEvent, redactMeta } from '@airlock/audit';
 import type { AgentPrincipal } from './auth/agent-auth.ts';
-import type { ApiKeyPrincipal } from './auth/api-keys.ts';
+import type { AdminPrincipal } from './auth/principal.ts';
 import type { RequestFacts } from './context.ts';
 import type { Database, Queryable } from './storage/database.ts';
 
@@ -60,13 +60,20 @@ export async function writeAuditRecords(tx: Queryable, records: readonly AuditRe
 
 /** An event done by an authenticated caller: tenant, actor and source address come from the request. */
 export function eventBy(
-  principal: ApiKeyPrincipal | AgentPrincipal,
+  principal: AdminPrincipal | AgentPrincipal,
   request: RequestFacts,
   event: Pick<AuditEventInput, 'action' | 'target' | 'outcome' | 'meta'>,
 ): AuditEventInput {
-  const actor: AuditEventInput['actor'] =
-    principal.kind === 'agent' ? { type: 'agent', id: principal.agentId } : { type: 'api-key', id: principal.keyId };
-  return { ...event, tenantId: principal.tenantId, actor, sourceIp: request.sourceIp };
+  const base = { ...event, tenantId: principal.tenantId, sourceIp: request.sourceIp };
+  switch (principal.kind) {
+    case 'agent':
+      return { ...base, actor: { type: 'agent', id: principal.agentId } };
+    case 'api-key':
+      return { ...base, actor: { type: 'api-key', id: principal.keyId } };
+    case 'user':
+      // The email as well as the id: the record stays readable after the account is gone.
+      return { ...base, actor: { type: 'admin', id: principal.userId }, meta: { ...event.meta, actorEmail: principal.email } };
+  }
 }
 
 /** Records an event on its own, for refusals where there is no action to roll back. */

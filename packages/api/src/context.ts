@@ -3,6 +3,7 @@
  * authentication needs. Who the caller is gets decided by the procedure builders in `trpc.ts`.
  */
 import type { AgentPrincipal } from './auth/agent-auth.ts';
+import type { AuthSettings } from './auth/settings.ts';
 import type { Dispatcher } from './dispatcher.ts';
 import type { Signer } from './signer.ts';
 import type { Database } from './storage/database.ts';
@@ -26,14 +27,18 @@ export interface ServerDeps {
   /** The URL agents reach this control plane at, for the enroll command; null until known. */
   publicUrl?: string | null;
   logger: { warn(meta: Record<string, unknown>, message: string): void; error(meta: Record<string, unknown>, message: string): void };
+  /** Admin login and session tunables; unset fields take the production defaults. */
+  auth?: Partial<AuthSettings>;
 }
 
 export interface Context extends ServerDeps {
   request: RequestFacts;
   /** Memoized agent authentication, so a batched request consumes its nonce once. */
   agentAuth?: Promise<AgentPrincipal>;
+  /** Headers added to the response (the session cookie). */
+  resHeaders: Headers;
 }
 
-export function createContext(deps: ServerDeps, request: RequestFacts): Context {
-  return { ...deps, request };
+export function createContext(deps: ServerDeps, request: RequestFacts, resHeaders: Headers = new Headers()): Context {
+  return { ...deps, request, resHeaders };
 }

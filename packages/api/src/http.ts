@@ -74,15 +74,18 @@ export function createHttpHandler(deps: ServerDeps, options: HttpOptions) {
       endpoint: '/trpc',
       req: request,
       router: appRouter,
-      createContext: () => createContext(deps, facts),
+      createContext: ({ resHeaders }) => createContext(deps, facts, resHeaders),
       onError: ({ error, path }) => {
         if (error.code === 'INTERNAL_SERVER_ERROR') deps.logger.error({ path, error: error.message }, 'request failed');
       },
     });
-    const responseHeaders: Record<string, string> = { ...securityHeaders };
+    const responseHeaders: Record<string, string | string[]> = { ...securityHeaders };
     response.headers.forEach((value, name) => {
-      responseHeaders[name] = value;
+      if (name !== 'set-cookie') responseHeaders[name] = value;
     });
+    // Each cookie keeps its own header line: joined with commas they would not parse.
+    const cookies = response.headers.getSetCookie();
+    if (cookies.length > 0) responseHeaders['set-cookie'] = cookies;
     res.writeHead(response.status, responseHeaders);
     res.end(Buffer.from(await response.arrayBuffer()));
   };

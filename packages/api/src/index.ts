@@ -18,3 +18,7 @@ export { permissions, roles, type Permission, type Role } from './auth/permissio
 export { appendAudit, listAuditEvents, readAuditPages, recordAudit, writeAuditRecords, type AuditFilter } from './audit-log.ts';
 export { createCheckpoint, listCheckpoints, verifyStoredAudit } from './checkpoints.ts';
 export { signerFromSecretKey, verifierFor, type Signer } from './signer.ts';
+export { createAdminUserInTenant, listAdminUsers, tenantIdOf, unlockAdminUser, type AdminUser } from './auth/admin-users.ts';
+export { defaultAuthSettings, type AuthSettings } from './auth/settings.ts';
+export { pruneSessions } from './auth/sessions.ts';
+export type { AdminPrincipal } from './auth/principal.ts';

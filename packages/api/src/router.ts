@@ -6,6 +6,8 @@ import { consoleRouter } from './routers/console.ts';
 import { controlPlaneRouter } from './routers/control-plane.ts';
 import { enrollmentRouter } from './routers/enrollment.ts';
 import { scopeRouters } from './routers/grants.ts';
+import { sessionRouter } from './routers/session.ts';
+import { usersRouter } from './routers/users.ts';
 import { router } from './trpc.ts';
 
 export const appRouter = router({
@@ -19,6 +21,8 @@ export const appRouter = router({
   controlPlane: controlPlaneRouter,
   console: consoleRouter,
   ...scopeRouters,
+  session: sessionRouter,
+  users: usersRouter,
 });
 
 export type AppRouter = typeof appRouter;

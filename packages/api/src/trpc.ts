@@ -3,7 +3,8 @@
  * a procedure built from `t.procedure` directly has no declared permission and the router test fails.
  *
  * - `publicProcedure`: no caller identity (enrollment, which authenticates with its one-time token).
- * - `procedureFor(permission)`: an admin API key whose role holds `permission`; narrows ctx.admin.
+ * - `procedureFor(permission)`: an admin (API key or console session) that may use `permission`;
+ *   narrows ctx.admin to an AdminPrincipal, whose `kind` says which.
  * - `agentProcedure`: a signed agent request; narrows ctx.agent.
  *
  * Errors from @airlock/errors map to tRPC codes here and nowhere else.
@@ -11,10 +12,11 @@
 import { initTRPC, TRPCError } from '@trpc/server';
 import type { TRPC_ERROR_CODE_KEY } from '@trpc/server';
 import { ZodError } from 'zod';
-import { type AirlockError, AuthenticationError, isAirlockError, NotAllowedError } from '@airlock/errors';
+import { type AirlockError, isAirlockError, NotAllowedError } from '@airlock/errors';
+import { authenticateAdmin } from './auth/admin-auth.ts';
 import { AgentAuthError, type AgentPrincipal, authenticateAgent } from './auth/agent-auth.ts';
-import { type ApiKeyPrincipal, authenticateApiKey } from './auth/api-keys.ts';
-import { type Permission, roleAllows } from './auth/permissions.ts';
+import type { Permission } from './auth/permissions.ts';
+import { principalAllows } from './auth/principal.ts';
 import { eventBy, recordAudit } from './audit-log.ts';
 import type { Context } from './context.ts';
 
@@ -65,30 +67,12 @@ const base = t.procedure.use(mapErrors);
 export const publicProcedure = base.meta({ permission: 'public' });
 
 export function procedureFor(permission: Permission) {
-  return base.meta({ permission }).use(async ({ ctx, next, path }) => {
-    let admin: ApiKeyPrincipal;
-    try {
-      admin = await authenticateApiKey(ctx.db, ctx.request.headers.get('authorization'), ctx.now());
-    } catch (error) {
-      if (error instanceof AuthenticationError) {
-        await recordAudit(ctx.db, {
-          tenantId: null,
-          actor: { type: 'anonymous', id: null },
-          action: 'admin-auth-failed',
-          target: path,
-          outcome: 'denied',
-          sourceIp: ctx.request.sourceIp,
-          meta: { reason: error.message },
-        });
-      }
-      throw error;
-    }
-    if (!roleAllows(admin.role, permission)) {
-      await recordAudit(
-        ctx.db,
-        eventBy(admin, ctx.request, { action: 'permission-denied', target: path, outcome: 'denied', meta: { permission, role: admin.role } }),
-      );
-      throw new NotAllowedError(`role ${admin.role} lacks ${permission}`);
+  return base.meta({ permission }).use(async ({ ctx, next, path, type }) => {
+    const admin = await authenticateAdmin(ctx, type, path);
+    if (!principalAllows(admin, permission)) {
+      const meta = { permission, role: admin.role, ...(admin.kind === 'api-key' && admin.permissions ? { keyPermissions: [...admin.permissions] } : {}) };
+      await recordAudit(ctx.db, eventBy(admin, ctx.request, { action: 'permission-denied', target: path, outcome: 'denied', meta }));
+      throw new NotAllowedError(admin.kind === 'api-key' && admin.permissions ? `this API key is not allowed ${permission}` : `role ${admin.role} lacks ${permission}`);
     }
     return next({ ctx: { admin } });
   });

@@ -5,3 +5,4 @@
  */
 export * from './signing.ts';
 export * from './schemas.ts';
+export * from './admin-users.ts';

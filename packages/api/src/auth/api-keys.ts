@@ -4,7 +4,7 @@
  */
 import { AuthenticationError, UserError } from '@airlock/errors';
 import type { Queryable } from '../storage/database.ts';
-import type { Role } from './permissions.ts';
+import { type Permission, type Role, roleAllows } from './permissions.ts';
 import { hashesEqual, randomToken, sha256Hex } from './secrets.ts';
 
 const KEY_PATTERN = /^alk_([a-z0-9]{12})_([A-Za-z0-9_-]{43})$/;
@@ -15,23 +15,28 @@ export interface ApiKeyPrincipal {
   keyId: string;
   tenantId: string;
   role: Role;
+  /** Null: every permission of the role; otherwise only these (each also held by the role). */
+  permissions: readonly Permission[] | null;
 }
 
 export async function createApiKey(
   tx: Queryable,
-  input: { tenantId: string; name: string; role: Role; expiresInDays: number },
+  input: { tenantId: string; name: string; role: Role; expiresInDays: number; permissions?: readonly Permission[] | null },
   now: Date,
 ): Promise<{ id: string; key: string; prefix: string; expiresAt: Date }> {
   if (!Number.isInteger(input.expiresInDays) || input.expiresInDays < 1 || input.expiresInDays > MAX_API_KEY_DAYS) {
     throw new UserError(`an API key expires in 1 to ${MAX_API_KEY_DAYS} days`);
   }
+  const permissions = input.permissions ? [...new Set(input.permissions)].sort() : null;
+  const outside = permissions?.filter((permission) => !roleAllows(input.role, permission)) ?? [];
+  if (outside.length > 0) throw new UserError(`role ${input.role} does not hold ${outside.join(', ')}`);
   const prefix = randomToken(9).toLowerCase().replace(/[^a-z0-9]/g, '0').slice(0, 12);
   const key = `alk_${prefix}_${randomToken(32)}`;
   const expiresAt = new Date(now.getTime() + input.expiresInDays * 86_400_000);
   const [row] = await tx.query<{ id: string }>(
-    `INSERT INTO api_keys (tenant_id, prefix, secret_sha256, name, role, created_at, expires_at)
-     VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id`,
-    [input.tenantId, prefix, sha256Hex(key), input.name, input.role, now, expiresAt],
+    `INSERT INTO api_keys (tenant_id, prefix, secret_sha256, name, role, created_at, expires_at, permissions)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id`,
+    [input.tenantId, prefix, sha256Hex(key), input.name, input.role, now, expiresAt, permissions],
   );
   if (!row) throw new Error('API key insert returned nothing');
   return { id: row.id, key, prefix, expiresAt };
@@ -42,13 +47,21 @@ export async function authenticateApiKey(db: Queryable, authorization: string | 
   const key = match?.[1];
   const parts = key === undefined ? null : KEY_PATTERN.exec(key);
   if (!key || !parts) throw new AuthenticationError('missing or malformed API key');
-  const [row] = await db.query<{ id: string; tenant_id: string; role: Role; secret_sha256: string; expires_at: Date; revoked_at: Date | null }>(
-    'SELECT id, tenant_id, role, secret_sha256, expires_at, revoked_at FROM api_keys WHERE prefix = $1',
+  const [row] = await db.query<{
+    id: string;
+    tenant_id: string;
+    role: Role;
+    secret_sha256: string;
+    expires_at: Date;
+    revoked_at: Date | null;
+    permissions: Permission[] | null;
+  }>(
+    'SELECT id, tenant_id, role, secret_sha256, expires_at, revoked_at, permissions FROM api_keys WHERE prefix = $1',
     [parts[1]],
   );
   if (!row || !hashesEqual(sha256Hex(key), row.secret_sha256)) throw new AuthenticationError('unknown API key');
   if (row.revoked_at) throw new AuthenticationError('API key revoked');
   if (row.expires_at.getTime() <= now.getTime()) throw new AuthenticationError('API key expired');
   await db.query('UPDATE api_keys SET last_used_at = $1 WHERE id = $2', [now, row.id]);
-  return { kind: 'api-key', keyId: row.id, tenantId: row.tenant_id, role: row.role };
+  return { kind: 'api-key', keyId: row.id, tenantId: row.tenant_id, role: row.role, permissions: row.permissions };
 }

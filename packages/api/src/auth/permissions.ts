@@ -15,6 +15,8 @@ export const permissions = [
   'scopes:write',
   'keys:read',
   'keys:write',
+  'users:read',
+  'users:write',
 ] as const;
 export type Permission = (typeof permissions)[number];
 

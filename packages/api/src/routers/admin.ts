@@ -9,6 +9,7 @@ import { checkpointProcedures } from './audit-admin.ts';
 import { enqueueRun, PREVIOUS_RUN_ACTIVE } from '../run-queue.ts';
 import { saveSchedule, validateSchedule } from '../scheduler.ts';
 import { procedureFor } from '../trpc.ts';
+import { principalRef } from '../auth/principal.ts';
 
 interface RunRow {
   id: string;
@@ -188,7 +189,7 @@ export const integrationsRouter = {
         const queued = await enqueueRun(tx, {
           integrationId: input.id,
           tenantId: ctx.admin.tenantId,
-          requestedBy: `api-key:${ctx.admin.keyId}`,
+          requestedBy: principalRef(ctx.admin),
           now: ctx.now(),
         });
         if (queued.kind === 'not-found') throw new NotFoundError('no integration with that id');

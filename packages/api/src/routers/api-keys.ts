@@ -5,10 +5,12 @@
  */
 import type { TRPCRouterRecord } from '@trpc/server';
 import { NotAllowedError, NotFoundError } from '@airlock/errors';
+import { z } from 'zod';
 import { byId, createApiKeyInput } from '@airlock/protocol';
 import { appendAudit, eventBy } from '../audit-log.ts';
 import { createApiKey } from '../auth/api-keys.ts';
-import { type Role, roleCovers } from '../auth/permissions.ts';
+import { type Permission, permissions, type Role, roleCovers } from '../auth/permissions.ts';
+import { canGrant } from '../auth/principal.ts';
 import { procedureFor } from '../trpc.ts';
 
 interface KeyRow {
@@ -20,12 +22,16 @@ interface KeyRow {
   expires_at: Date;
   last_used_at: Date | null;
   revoked_at: Date | null;
+  permissions: Permission[] | null;
 }
+
+/** Optional narrowing: the key may use only these of its role's permissions. */
+const createInput = createApiKeyInput.extend({ permissions: z.array(z.enum(permissions)).min(1).max(permissions.length).optional() });
 
 export const apiKeysRouter = {
   list: procedureFor('keys:read').query(async ({ ctx }) => {
     const rows = await ctx.db.query<KeyRow>(
-      `SELECT id, prefix, name, role, created_at, expires_at, last_used_at, revoked_at
+      `SELECT id, prefix, name, role, created_at, expires_at, last_used_at, revoked_at, permissions
        FROM api_keys WHERE tenant_id = $1 ORDER BY created_at`,
       [ctx.admin.tenantId],
     );
@@ -38,13 +44,16 @@ export const apiKeysRouter = {
       expiresAt: row.expires_at.toISOString(),
       lastUsedAt: row.last_used_at?.toISOString() ?? null,
       revokedAt: row.revoked_at?.toISOString() ?? null,
+      permissions: row.permissions,
     }));
   }),
 
   create: procedureFor('keys:write')
-    .input(createApiKeyInput)
+    .input(createInput)
     .mutation(async ({ ctx, input }) => {
-      if (!roleCovers(ctx.admin.role, input.role)) throw new NotAllowedError(`a ${ctx.admin.role} cannot create a ${input.role} key`);
+      if (!canGrant(ctx.admin, input.role, input.permissions ?? null)) {
+        throw new NotAllowedError(`a ${ctx.admin.role} cannot create a ${input.role} key${input.permissions ? ' with those permissions' : ''}`);
+      }
       return ctx.db.transaction(async (tx) => {
         const key = await createApiKey(tx, { tenantId: ctx.admin.tenantId, ...input }, ctx.now());
         await appendAudit(
@@ -53,7 +62,7 @@ export const apiKeysRouter = {
             action: 'api-key-create',
             target: key.id,
             outcome: 'success',
-            meta: { role: input.role, prefix: key.prefix, expiresAt: key.expiresAt.toISOString() },
+            meta: { role: input.role, prefix: key.prefix, expiresAt: key.expiresAt.toISOString(), permissions: input.permissions ?? null },
           }),
         );
         return { id: key.id, key: key.key, expiresAt: key.expiresAt.toISOString() };
@@ -65,13 +74,17 @@ export const apiKeysRouter = {
     .input(byId.extend({ expiresInDays: createApiKeyInput.shape.expiresInDays }))
     .mutation(async ({ ctx, input }) => {
       return ctx.db.transaction(async (tx) => {
-        const [old] = await tx.query<{ id: string; name: string; role: Role }>(
-          'UPDATE api_keys SET revoked_at = $3 WHERE id = $1 AND tenant_id = $2 AND revoked_at IS NULL RETURNING id, name, role',
+        const [old] = await tx.query<{ id: string; name: string; role: Role; permissions: Permission[] | null }>(
+          'UPDATE api_keys SET revoked_at = $3 WHERE id = $1 AND tenant_id = $2 AND revoked_at IS NULL RETURNING id, name, role, permissions',
           [input.id, ctx.admin.tenantId, ctx.now()],
         );
         if (!old) throw new NotFoundError('no live API key with that id');
-        if (!roleCovers(ctx.admin.role, old.role)) throw new NotAllowedError(`a ${ctx.admin.role} cannot rotate a ${old.role} key`);
-        const key = await createApiKey(tx, { tenantId: ctx.admin.tenantId, name: old.name, role: old.role, expiresInDays: input.expiresInDays }, ctx.now());
+        if (!canGrant(ctx.admin, old.role, old.permissions)) throw new NotAllowedError(`a ${ctx.admin.role} cannot rotate a ${old.role} key`);
+        const key = await createApiKey(
+          tx,
+          { tenantId: ctx.admin.tenantId, name: old.name, role: old.role, expiresInDays: input.expiresInDays, permissions: old.permissions },
+          ctx.now(),
+        );
         await appendAudit(
           tx,
           eventBy(ctx.admin, ctx.request, { action: 'api-key-rotate', target: old.id, outcome: 'success', meta: { replacedBy: key.id, prefix: key.prefix } }),

@@ -5,6 +5,7 @@ import { appendAudit, eventBy, recordAudit } from '../audit-log.ts';
 import { randomToken, sha256Hex } from '../auth/secrets.ts';
 import { enrollCommand } from '../enroll-command.ts';
 import { procedureFor, publicProcedure } from '../trpc.ts';
+import { principalRef } from '../auth/principal.ts';
 
 export const enrollmentRouter = {
   /** A one-time token for `airlock-agent enroll`, shown once, stored hashed, valid at most 30 minutes. */
@@ -18,7 +19,7 @@ export const enrollmentRouter = {
         const [row] = await tx.query<{ id: string }>(
           `INSERT INTO enrollment_tokens (tenant_id, token_sha256, created_by, created_at, expires_at)
            VALUES ($1, $2, $3, $4, $5) RETURNING id`,
-          [ctx.admin.tenantId, sha256Hex(token), ctx.admin.keyId, now, expiresAt],
+          [ctx.admin.tenantId, sha256Hex(token), principalRef(ctx.admin), now, expiresAt],
         );
         await appendAudit(tx, eventBy(ctx.admin, ctx.request, {
           action: 'enrollment-token-create',

@@ -20,6 +20,7 @@ import { appendAudit, eventBy } from '../audit-log.ts';
 import { agentGrants, explainFor, GRANT_COLUMNS, type GrantRow, groupByName, requireAgent, subjectScopes } from '../grants.ts';
 import { requiredScopes } from '../required-scopes.ts';
 import { procedureFor } from '../trpc.ts';
+import { principalRef } from '../auth/principal.ts';
 
 function grantView(row: GrantRow & { group_name: string | null }, now: Date) {
   return {
@@ -82,7 +83,7 @@ export const grantsRouter = {
         const [row] = await tx.query<GrantRow>(
           `INSERT INTO grants (tenant_id, subject_type, subject_id, action, resource, expires_at, created_at, created_by)
            VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING ${GRANT_COLUMNS}`,
-          [tenantId, subject.type, subject.id, scope.action, resource, expiresAt, ctx.now(), `api-key:${ctx.admin.keyId}`],
+          [tenantId, subject.type, subject.id, scope.action, resource, expiresAt, ctx.now(), principalRef(ctx.admin)],
         );
         if (!row) throw new Error('grant insert returned nothing');
         const after = await subjectScopes(tx, tenantId, subject);

@@ -1,0 +1,162 @@
+/**
+ * Password login for admin users. Guessing is bounded three ways, each counted before the password
+ * is checked so parallel guesses cannot slip past a limit: per account (5 failures, then a lock of
+ * 1 min doubling to 1 h), per unknown email (the same, so a lock reveals nothing), and per source
+ * address. An unknown email is checked against a dummy hash, so it takes as long as a known one,
+ * and every refusal has the same two messages whether the account exists or not.
+ */
+import { AuthenticationError } from '@airlock/errors';
+import { appendAudit, recordAudit } from '../audit-log.ts';
+import type { Database, Queryable } from '../storage/database.ts';
+import { MAX_EMAIL_LENGTH, normalizeEmail } from './admin-users.ts';
+import { hashPassword, needsRehash, type ScryptParams, verifyPassword } from './passwords.ts';
+import type { Role } from './permissions.ts';
+import { randomToken } from './secrets.ts';
+import { createSession, type Session } from './sessions.ts';
+import type { AuthSettings, Backoff } from './settings.ts';
+
+export const BAD_CREDENTIALS = 'invalid email or password';
+export const TOO_MANY_ATTEMPTS = 'too many failed logins; try again later';
+
+/** Why a login failed, as the audit trail records it (never shown to the caller). */
+export type LoginFailure = 'bad-password' | 'unknown-email' | 'disabled' | 'locked' | 'ip-throttled';
+
+const dummyHashes = new Map<string, Promise<string>>();
+
+/** A hash of a random password at the current cost: what an unknown email is checked against. */
+function dummyHash(params: ScryptParams): Promise<string> {
+  const key = `${params.N}:${params.r}:${params.p}`;
+  let hash = dummyHashes.get(key);
+  if (!hash) {
+    hash = hashPassword(randomToken(), params);
+    dummyHashes.set(key, hash);
+  }
+  return hash;
+}
+
+const seconds = (ms: number) => ms / 1000;
+
+/** Counts one attempt against an account; false when the account is locked (nothing counted). */
+async function claimAccountAttempt(db: Queryable, userId: string, backoff: Backoff, now: Date): Promise<boolean> {
+  const rows = await db.query(
+    `UPDATE admin_users SET failed_attempts = failed_attempts + 1, locked_until = CASE
+       WHEN failed_attempts + 1 >= $3
+       THEN $2::timestamptz + make_interval(secs => least($4::double precision * power(2, least(failed_attempts + 1 - $3, 20)), $5::double precision))
+       ELSE NULL END
+     WHERE id = $1 AND (locked_until IS NULL OR locked_until <= $2)
+     RETURNING failed_attempts`,
+    [userId, now, backoff.threshold, seconds(backoff.baseMs), seconds(backoff.maxMs)],
+  );
+  return rows.length > 0;
+}
+
+/**
+ * Counts one attempt against a throttle key (`ip:<address>` or `email:<address>`); false when it is
+ * locked. With `windowMs`, a key whose last failure is older than that starts again from one.
+ */
+async function claimThrottledAttempt(db: Queryable, key: string, backoff: Backoff, windowMs: number | null, now: Date): Promise<boolean> {
+  await db.query('INSERT INTO login_throttle (key, failures, last_failure_at) VALUES ($1, 0, $2) ON CONFLICT (key) DO NOTHING', [key, now]);
+  const rows = await db.query(
+    `UPDATE login_throttle SET
+       failures = CASE WHEN last_failure_at < $2::timestamptz - make_interval(secs => $6::double precision) THEN 1 ELSE failures + 1 END,
+       last_failure_at = $2,
+       locked_until = CASE
+         WHEN (CASE WHEN last_failure_at < $2::timestamptz - make_interval(secs => $6::double precision) THEN 1 ELSE failures + 1 END) >= $3
+         THEN $2::timestamptz + make_interval(secs => least(
+           $4::double precision * power(2, least((CASE WHEN last_failure_at < $2::timestamptz - make_interval(secs => $6::double precision) THEN 1 ELSE failures + 1 END) - $3, 20)),
+           $5::double precision))
+         ELSE NULL END
+     WHERE key = $1 AND (locked_until IS NULL OR locked_until <= $2)
+     RETURNING failures`,
+    // No window: a century, longer than any key will live.
+    [key, now, backoff.threshold, seconds(backoff.baseMs), seconds(backoff.maxMs), seconds(windowMs ?? 100 * 365 * 86_400_000)],
+  );
+  return rows.length > 0;
+}
+
+/** A successful login from an address takes back the attempt it was counted as. */
+async function releaseThrottledAttempt(db: Queryable, key: string, backoff: Backoff): Promise<void> {
+  await db.query(
+    `UPDATE login_throttle SET failures = greatest(failures - 1, 0),
+       locked_until = CASE WHEN failures - 1 < $2 THEN NULL ELSE locked_until END
+     WHERE key = $1`,
+    [key, backoff.threshold],
+  );
+}
+
+export interface LoginRequest {
+  db: Database;
+  settings: AuthSettings;
+  sourceIp: string | null;
+  now: Date;
+}
+
+interface Candidate {
+  id: string;
+  tenant_id: string;
+  email: string;
+  role: Role;
+  password_hash: string;
+  disabled: boolean;
+}
+
+/** Checks the credentials and opens a session, or audits the failure and throws AuthenticationError. */
+export async function login(request: LoginRequest, input: { email: string; password: string }): Promise<{ token: string; session: Session }> {
+  const { db, settings, now } = request;
+  const email = normalizeEmail(input.email).slice(0, MAX_EMAIL_LENGTH);
+  const [user] = await db.query<Candidate>(
+    'SELECT id, tenant_id, email, role, password_hash, disabled FROM admin_users WHERE email = $1',
+    [email],
+  );
+  const ipKey = `ip:${request.sourceIp ?? 'unknown'}`;
+
+  const refuse = async (reason: LoginFailure): Promise<never> => {
+    await recordAudit(db, {
+      tenantId: user?.tenant_id ?? null,
+      actor: { type: 'anonymous', id: null },
+      action: 'login-failed',
+      target: email,
+      outcome: 'denied',
+      sourceIp: request.sourceIp,
+      meta: { reason, knownAccount: user !== undefined },
+    });
+    throw new AuthenticationError(reason === 'locked' || reason === 'ip-throttled' ? TOO_MANY_ATTEMPTS : BAD_CREDENTIALS);
+  };
+
+  if (!(await claimThrottledAttempt(db, ipKey, settings.ipThrottle, settings.ipThrottle.windowMs, now))) return refuse('ip-throttled');
+  const claimed = user
+    ? await claimAccountAttempt(db, user.id, settings.accountLockout, now)
+    : await claimThrottledAttempt(db, `email:${email}`, settings.accountLockout, null, now);
+  if (!claimed) return refuse('locked');
+  const matches = await verifyPassword(input.password, user?.password_hash ?? (await dummyHash(settings.scrypt)));
+  if (!user) return refuse('unknown-email');
+  if (!matches) return refuse('bad-password');
+  // Checked after the password, so a disabled account answers exactly like a wrong password.
+  if (user.disabled) return refuse('disabled');
+
+  const rehash = needsRehash(user.password_hash, settings.scrypt) ? await hashPassword(input.password, settings.scrypt) : null;
+  const opened = await db.transaction(async (tx) => {
+    await tx.query(
+      `UPDATE admin_users SET failed_attempts = 0, locked_until = NULL, last_login_at = $2, password_hash = coalesce($3, password_hash)
+       WHERE id = $1`,
+      [user.id, now, rehash],
+    );
+    const result = await createSession(tx, { id: user.id, email: user.email, role: user.role, tenantId: user.tenant_id }, settings, request.sourceIp, now);
+    await appendAudit(
+      tx,
+      {
+        tenantId: user.tenant_id,
+        actor: { type: 'admin', id: user.id },
+        action: 'login',
+        target: user.email,
+        outcome: 'success',
+        sourceIp: request.sourceIp,
+        meta: { sessionId: result.session.principal.sessionId, rehashed: rehash !== null },
+      },
+      now,
+    );
+    return result;
+  });
+  await releaseThrottledAttempt(db, ipKey, settings.ipThrottle);
+  return opened;
+}

@@ -1,0 +1,98 @@
+/**
+ * Console users of the caller's tenant: list, create, change role, disable, unlock. Owners and
+ * admins only; nobody creates or manages a user above their own role, and a narrowed API key
+ * cannot create a user who could do more than the key. Disabling a user ends their sessions.
+ */
+import type { TRPCRouterRecord } from '@trpc/server';
+import { NotAllowedError } from '@airlock/errors';
+import { byId, createAdminUserInput, setAdminUserRoleInput } from '@airlock/protocol';
+import { appendAudit, eventBy } from '../audit-log.ts';
+import { type AdminUser, type AuditAuthor, createAdminUser, listAdminUsers, lockAdminUser, unlockAdminUser, USER_COLUMNS, userFromRow, type UserRow } from '../auth/admin-users.ts';
+import { type AdminPrincipal, canGrant } from '../auth/principal.ts';
+import { resolveAuthSettings } from '../auth/settings.ts';
+import type { RequestFacts } from '../context.ts';
+import { procedureFor } from '../trpc.ts';
+
+function authorOf(admin: AdminPrincipal, request: RequestFacts): AuditAuthor {
+  const { actor, sourceIp, meta } = eventBy(admin, request, { action: 'admin-user-change', target: null, outcome: 'success', meta: {} });
+  return { actor, sourceIp, meta };
+}
+
+function assertManages(admin: AdminPrincipal, user: AdminUser, verb: string): void {
+  if (admin.kind === 'user' && admin.userId === user.id) throw new NotAllowedError(`you cannot ${verb} your own account`);
+  if (!canGrant(admin, user.role)) throw new NotAllowedError(`a ${admin.role} cannot ${verb} a ${user.role}`);
+}
+
+const state = (user: AdminUser) => ({ email: user.email, role: user.role, disabled: user.disabled });
+
+export const usersRouter = {
+  list: procedureFor('users:read').query(({ ctx }) => listAdminUsers(ctx.db, ctx.admin.tenantId)),
+
+  create: procedureFor('users:write')
+    .input(createAdminUserInput)
+    .mutation(async ({ ctx, input }) => {
+      if (!canGrant(ctx.admin, input.role)) throw new NotAllowedError(`a ${ctx.admin.role} cannot create a ${input.role}`);
+      const scrypt = resolveAuthSettings(ctx.auth).scrypt;
+      return ctx.db.transaction((tx) => createAdminUser(tx, { tenantId: ctx.admin.tenantId, ...input }, authorOf(ctx.admin, ctx.request), scrypt, ctx.now()));
+    }),
+
+  setRole: procedureFor('users:write')
+    .input(setAdminUserRoleInput)
+    .mutation(async ({ ctx, input }) => {
+      return ctx.db.transaction(async (tx) => {
+        const before = await lockAdminUser(tx, ctx.admin.tenantId, { id: input.id });
+        assertManages(ctx.admin, before, 'change the role of');
+        if (!canGrant(ctx.admin, input.role)) throw new NotAllowedError(`a ${ctx.admin.role} cannot promote to ${input.role}`);
+        const [row] = await tx.query<UserRow>(
+          `UPDATE admin_users SET role = $2, updated_at = $3 WHERE id = $1 RETURNING ${USER_COLUMNS}`,
+          [before.id, input.role, ctx.now()],
+        );
+        if (!row) throw new Error('role update returned nothing');
+        const after = userFromRow(row);
+        await appendAudit(
+          tx,
+          eventBy(ctx.admin, ctx.request, { action: 'admin-user-set-role', target: after.id, outcome: 'success', meta: { before: state(before), after: state(after) } }),
+          ctx.now(),
+        );
+        return after;
+      });
+    }),
+
+  disable: procedureFor('users:write')
+    .input(byId)
+    .mutation(async ({ ctx, input }) => {
+      return ctx.db.transaction(async (tx) => {
+        const before = await lockAdminUser(tx, ctx.admin.tenantId, { id: input.id });
+        assertManages(ctx.admin, before, 'disable');
+        const [row] = await tx.query<UserRow>(
+          `UPDATE admin_users SET disabled = true, updated_at = $2 WHERE id = $1 RETURNING ${USER_COLUMNS}`,
+          [before.id, ctx.now()],
+        );
+        if (!row) throw new Error('disable returned nothing');
+        const ended = await tx.query('DELETE FROM admin_sessions WHERE user_id = $1 RETURNING id', [before.id]);
+        const after = userFromRow(row);
+        await appendAudit(
+          tx,
+          eventBy(ctx.admin, ctx.request, {
+            action: 'admin-user-disable',
+            target: after.id,
+            outcome: 'success',
+            meta: { before: state(before), after: state(after), sessionsEnded: ended.length },
+          }),
+          ctx.now(),
+        );
+        return after;
+      });
+    }),
+
+  unlock: procedureFor('users:write')
+    .input(byId)
+    .mutation(async ({ ctx, input }) => {
+      return ctx.db.transaction(async (tx) => {
+        // Not assertManages: unlocking one's own account (locked by someone else's guessing) is fine.
+        const user = await lockAdminUser(tx, ctx.admin.tenantId, { id: input.id });
+        if (!canGrant(ctx.admin, user.role)) throw new NotAllowedError(`a ${ctx.admin.role} cannot unlock a ${user.role}`);
+        return unlockAdminUser(tx, ctx.admin.tenantId, { id: input.id }, authorOf(ctx.admin, ctx.request), ctx.now());
+      });
+    }),
+} satisfies TRPCRouterRecord;
