@@ -8,7 +8,7 @@ import { z } from 'zod';
 import { isAirlockError, NotFoundError } from '@airlock/errors';
 import { inspectRecipientKey } from '@airlock/pgp';
 import { armoredPublicKey, byId, connectorRef, type IntegrationSpec } from '@airlock/protocol';
-import { permissions, roleAllows } from '../auth/permissions.ts';
+import { effectivePermissions } from '../auth/principal.ts';
 import { verifyStoredAudit } from '../checkpoints.ts';
 import { checkConnectorConfig, connectorCatalog } from '../connector-catalog.ts';
 import { procedureFor } from '../trpc.ts';
@@ -21,7 +21,7 @@ export const consoleRouter = {
   /** What the caller may do, so the console shows only the controls that would work. The server checks each call anyway. */
   permissions: procedureFor('agents:read').query(({ ctx }) => ({
     role: ctx.admin.role,
-    permissions: permissions.filter((permission) => roleAllows(ctx.admin.role, permission)),
+    permissions: effectivePermissions(ctx.admin),
   })),
 
   connectors: procedureFor('integrations:read').query(() => connectorCatalog()),
