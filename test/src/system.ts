@@ -35,7 +35,7 @@ const SSHD = '/usr/sbin/sshd';
 const HEALTH_TIMEOUT_MS = 30_000;
 const COMMAND_TIMEOUT_MS = 60_000;
 /** The name of the agent's secrets entry that integrations refer to. */
-const CREDENTIAL_REF = 'demo-sftp';
+export const CREDENTIAL_REF = 'demo-sftp';
 
 export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error';
 
@@ -56,6 +56,10 @@ export interface StartSystemOptions {
   /** Log level of the control plane and the agent. Default `info`. */
   logLevel?: LogLevel;
   tenant?: string;
+  /** The console's build for the control plane to serve (AIRLOCK_CONSOLE_DIR); unset: its default. */
+  consoleDir?: string;
+  /** Enroll the agent with the CLI at start (default). False leaves it to `enrollWithCommand`. */
+  enrollAgent?: boolean;
   /** Progress, one short line per step. */
   onStep?: (message: string) => void;
 }
@@ -277,7 +281,7 @@ export class AirlockSystem implements AsyncDisposable {
     // and let both settle before failing, so `stop()` sees every process either of them started.
     const started = await Promise.allSettled([this.#startSftp(), this.#startControlPlane()]);
     for (const result of started) if (result.status === 'rejected') throw result.reason;
-    await this.#enrollAgent();
+    if (this.options.enrollAgent !== false) await this.#enrollAgent();
     await this.#writeAgentFiles();
   }
 
@@ -357,6 +361,7 @@ export class AirlockSystem implements AsyncDisposable {
       AIRLOCK_LOG_LEVEL: this.options.logLevel ?? 'info',
     };
     if (this.options.databaseUrl !== undefined) env['DATABASE_URL'] = this.options.databaseUrl;
+    if (this.options.consoleDir !== undefined) env['AIRLOCK_CONSOLE_DIR'] = this.options.consoleDir;
     return env;
   }
 
@@ -414,6 +419,31 @@ export class AirlockSystem implements AsyncDisposable {
     const credential = password === undefined ? { privateKeyFile: this.#clientKeyFile } : { password };
     await writeFile(this.secretsFile, YAML.stringify({ [CREDENTIAL_REF]: credential }), { mode: 0o600 });
     this.#step(`local policy allows ${sftp.exportsPath}/** → ${this.deliveredDir}`);
+  }
+
+  /**
+   * Runs an `airlock-agent enroll ...` command as an admin copied it (from the console's wizard),
+   * given as argv, with this system's agent directory; adopts the enrolled agent.
+   */
+  async enrollWithCommand(argv: readonly string[]): Promise<string> {
+    const [program, ...args] = argv;
+    if (program !== 'airlock-agent' || args[0] !== 'enroll') throw new Error(`not an airlock-agent enroll command: ${argv.join(' ')}`);
+    const result = await this.#node(AGENT_BIN, [...args, '--dir', this.agentDir, '--json'], this.#agentEnv());
+    this.agentId = string(object(parseJsonLine(result.stdout, 'airlock-agent enroll'), 'airlock-agent enroll'), 'agentId', 'airlock-agent enroll');
+    this.#step(`agent enrolled as ${this.agentId}`);
+    return this.agentId;
+  }
+
+  /** Creates a console user through the admin API with the owner key; the password is the caller's. */
+  async createConsoleUser(user: { email: string; role: 'owner' | 'admin' | 'operator' | 'auditor'; password: string }): Promise<void> {
+    const response = await fetch(`${this.controlPlaneUrl}/trpc/users.create`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${this.#apiKey}`, 'content-type': 'application/json' },
+      body: JSON.stringify(user),
+      signal: AbortSignal.timeout(COMMAND_TIMEOUT_MS),
+    });
+    if (!response.ok) throw new Error(`users.create answered ${response.status}: ${(await response.text()).slice(0, 500)}`);
+    this.#step(`console user ${user.email} (${user.role}) created`);
   }
 
   #endpoint(): SftpEndpoint {

@@ -8,6 +8,12 @@ import { Link } from '../router.tsx';
 import { Can, useSession } from '../session.tsx';
 import { errorMessage, useTRPC } from '../trpc.ts';
 
+/** A field's error goes away as soon as the field is edited; the next save checks again. */
+function withoutKey(errors: FormErrors, name: string): FormErrors {
+  const { [name]: _dropped, ...rest } = errors;
+  return rest;
+}
+
 type Editing = { kind: 'new' } | { kind: 'edit'; id: string } | null;
 
 export function IntegrationsPage() {
@@ -295,7 +301,10 @@ function EditorForm({ initial, isNew, onDone }: { initial: Draft; isNew: boolean
               </select>
             </Field>
             {draft.sourceRef && (
-              <SchemaForm schema={sourceSchema} values={draft.source} errors={errors.source} onChange={(name, value) => update({ source: { ...draft.source, [name]: value } })} />
+              <SchemaForm schema={sourceSchema} values={draft.source} errors={errors.source} onChange={(name, value) => {
+                  update({ source: { ...draft.source, [name]: value } });
+                  setErrors((current) => ({ ...current, source: withoutKey(current.source, name) }));
+                }} />
             )}
           </fieldset>
           <fieldset>
@@ -315,7 +324,10 @@ function EditorForm({ initial, isNew, onDone }: { initial: Draft; isNew: boolean
                 schema={destinationSchema}
                 values={draft.destination}
                 errors={errors.destination}
-                onChange={(name, value) => update({ destination: { ...draft.destination, [name]: value } })}
+                onChange={(name, value) => {
+                  update({ destination: { ...draft.destination, [name]: value } });
+                  setErrors((current) => ({ ...current, destination: withoutKey(current.destination, name) }));
+                }}
               />
             )}
           </fieldset>
