@@ -12,7 +12,8 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { Browser, Page } from 'playwright-core';
 import { createTestDatabase } from '@airlock/testing';
-import { type AxeViolation, buildConsole, launchChromium, screenshot, seriousViolations } from '../src/browser.ts';
+import { type AxeViolation, launchChromium, screenshot, seriousViolations } from '../src/browser.ts';
+import { buildConsole } from '../src/console-build.ts';
 import { type AirlockSystem, CREDENTIAL_REF, REPO_ROOT, startSystem } from '../src/system.ts';
 
 const ARTIFACTS = path.join(REPO_ROOT, 'test/artifacts/console');
@@ -98,6 +99,14 @@ describe('console in Chromium: owner flow and auditor limits', () => {
     await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: label, exact: true }).click();
     await page.getByRole('heading', { level: 1, name: label }).waitFor();
   }
+
+  it('has an accessibility check that finds a planted violation', async () => {
+    const page = await openPage();
+    await page.setContent('<!doctype html><html lang="en"><head><title>probe</title></head><body><main><img src="data:,"><input type="text"></main></body></html>');
+    const found = (await seriousViolations(page)).map((violation) => violation.id).sort();
+    expect(found).toEqual(expect.arrayContaining(['image-alt', 'label']));
+    await page.context().close();
+  });
 
   it('signs in, enrolls through the wizard, creates and runs an integration, and finds its audit trail', async () => {
     const page = await openPage();

@@ -1,5 +1,5 @@
 /**
- * The console in a real browser for the e2e tests: builds it with Vite, drives Debian's Chromium
+ * The console in a real browser for the e2e tests: drives Debian's Chromium
  * through playwright-core (never a downloaded browser), checks each page with axe-core and keeps
  * screenshots as artifacts.
  */
@@ -8,24 +8,9 @@ import { mkdir, readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
-import { inheritedEnv } from './config.ts';
-import { runCommand } from './processes.ts';
-import { REPO_ROOT } from './system.ts';
 
 const require = createRequire(import.meta.url);
 export const CHROMIUM = '/usr/bin/chromium';
-const BUILD_TIMEOUT_MS = 120_000;
-
-/** Builds apps/console into `outDir` (not its own dist/, which a parallel typecheck may be rewriting). */
-export async function buildConsole(outDir: string): Promise<void> {
-  const vite = path.join(REPO_ROOT, 'node_modules/vite/bin/vite.js');
-  const result = await runCommand(process.execPath, [vite, 'build', '--outDir', outDir, '--emptyOutDir', '--logLevel', 'warn'], {
-    env: inheritedEnv(),
-    cwd: path.join(REPO_ROOT, 'apps/console'),
-    timeoutMs: BUILD_TIMEOUT_MS,
-  });
-  if (result.code !== 0) throw new Error(`vite build failed: ${result.stderr.trim()}`);
-}
 
 export async function launchChromium(): Promise<Browser> {
   if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} not found: install Debian's chromium (scripts/setup.sh --system does)`);

@@ -60,23 +60,26 @@ export function BytesChart({ series }: { series: ReadonlyArray<{ hour: string; b
         })}
       </svg>
       <figcaption className="muted">Ciphertext bytes delivered per hour (finished runs), last 24 hours.</figcaption>
-      <table className="visually-hidden">
-        <caption>Bytes delivered per hour</caption>
-        <thead>
-          <tr>
-            <th scope="col">Hour</th>
-            <th scope="col">Bytes</th>
-          </tr>
-        </thead>
-        <tbody>
-          {series.map((point) => (
-            <tr key={point.hour}>
-              <td>{hourLabel(point.hour)}</td>
-              <td>{formatBytes(point.bytes)}</td>
+      {/* Wrapped: a table ignores overflow, so a hidden one would still stretch the page. */}
+      <div className="visually-hidden">
+        <table>
+          <caption>Bytes delivered per hour</caption>
+          <thead>
+            <tr>
+              <th scope="col">Hour</th>
+              <th scope="col">Bytes</th>
             </tr>
-          ))}
-        </tbody>
-      </table>
+          </thead>
+          <tbody>
+            {series.map((point) => (
+              <tr key={point.hour}>
+                <td>{hourLabel(point.hour)}</td>
+                <td>{formatBytes(point.bytes)}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      </div>
     </figure>
   );
 }
