@@ -17,6 +17,8 @@ import { procedureFor } from '../trpc.ts';
 export const ONLINE_WINDOW_MS = 150_000;
 const HOUR_MS = 3_600_000;
 
+let verifying: ReturnType<typeof verifyStoredAudit> | null = null;
+
 export const consoleRouter = {
   /** What the caller may do, so the console shows only the controls that would work. The server checks each call anyway. */
   permissions: procedureFor('agents:read').query(({ ctx }) => ({
@@ -63,9 +65,15 @@ export const consoleRouter = {
       return { id: row.id, version: row.version, spec: row.spec };
     }),
 
-  /** Walks the whole audit chain and checks it against the signed checkpoints, as `airlock audit verify` does. */
+  /**
+   * Walks the whole audit chain and checks it against the signed checkpoints, as `airlock audit
+   * verify` does. Concurrent requests share one walk, so repeated clicks cannot pile up full reads.
+   */
   verifyAudit: procedureFor('audit:read').query(async ({ ctx }) => {
-    const result = await verifyStoredAudit(ctx.db, ctx.signer.publicKey);
+    verifying ??= verifyStoredAudit(ctx.db, ctx.signer.publicKey).finally(() => {
+      verifying = null;
+    });
+    const result = await verifying;
     return { ...result, checkedAt: ctx.now().toISOString() };
   }),
 
