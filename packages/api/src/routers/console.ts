@@ -17,7 +17,8 @@ import { procedureFor } from '../trpc.ts';
 export const ONLINE_WINDOW_MS = 150_000;
 const HOUR_MS = 3_600_000;
 
-let verifying: ReturnType<typeof verifyStoredAudit> | null = null;
+/** The walk in progress per database, shared by concurrent requests. */
+const verifying = new WeakMap<object, ReturnType<typeof verifyStoredAudit>>();
 
 export const consoleRouter = {
   /** What the caller may do, so the console shows only the controls that would work. The server checks each call anyway. */
@@ -70,10 +71,12 @@ export const consoleRouter = {
    * verify` does. Concurrent requests share one walk, so repeated clicks cannot pile up full reads.
    */
   verifyAudit: procedureFor('audit:read').query(async ({ ctx }) => {
-    verifying ??= verifyStoredAudit(ctx.db, ctx.signer.publicKey).finally(() => {
-      verifying = null;
-    });
-    const result = await verifying;
+    let walk = verifying.get(ctx.db);
+    if (!walk) {
+      walk = verifyStoredAudit(ctx.db, ctx.signer.publicKey).finally(() => verifying.delete(ctx.db));
+      verifying.set(ctx.db, walk);
+    }
+    const result = await walk;
     return { ...result, checkedAt: ctx.now().toISOString() };
   }),
 
