@@ -26,6 +26,6 @@ describe('the router', () => {
   it('leaves only enrollment, console login and the public signing key public, and the agent channel to signed agents', () => {
     const by = (permission: string) => procedures.filter((p) => p.permission === permission).map((p) => p.path).sort();
     expect(by('public')).toEqual(['controlPlane.identity', 'enrollment.enroll', 'session.login', 'session.logout', 'session.me']);
-    expect(by('agent')).toEqual(['agent.heartbeat', 'agent.nextJob', 'agent.reportRun']);
+    expect(by('agent')).toEqual(['agent.heartbeat', 'agent.nextJob', 'agent.progress', 'agent.reportRun']);
   });
 });
