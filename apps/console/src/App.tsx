@@ -9,6 +9,7 @@ import { LoginPage } from './pages/Login.tsx';
 import { OverviewPage } from './pages/Overview.tsx';
 import { RunsPage } from './pages/Runs.tsx';
 import { ScopesPage } from './pages/Scopes.tsx';
+import { UsersPage } from './pages/Users.tsx';
 import { Link, useLocation } from './router.tsx';
 import { type Permission, SessionProvider, useMe, useSession } from './session.tsx';
 
@@ -26,6 +27,7 @@ const pages: Page[] = [
   { path: '/runs', label: 'Runs', permission: 'runs:read', render: () => <RunsPage /> },
   { path: '/scopes', label: 'Scopes', permission: 'scopes:read', render: () => <ScopesPage /> },
   { path: '/audit', label: 'Audit', permission: 'audit:read', render: () => <AuditPage /> },
+  { path: '/users', label: 'Users', permission: 'users:read', render: () => <UsersPage /> },
   { path: '/api-keys', label: 'API keys', permission: 'keys:read', render: () => <ApiKeysPage /> },
 ];
 

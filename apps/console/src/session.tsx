@@ -6,21 +6,10 @@
 import { createContext, type ReactNode, useContext, useEffect } from 'react';
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { ErrorState, Loading } from './components/ui.tsx';
+import type { Permission } from '@airlock/api';
 import { setCsrfToken, useTRPC } from './trpc.ts';
 
-export type Permission =
-  | 'agents:read'
-  | 'agents:enroll'
-  | 'agents:write'
-  | 'integrations:read'
-  | 'integrations:write'
-  | 'runs:read'
-  | 'runs:create'
-  | 'audit:read'
-  | 'scopes:read'
-  | 'scopes:write'
-  | 'keys:read'
-  | 'keys:write';
+export type { Permission } from '@airlock/api';
 
 export interface SessionUser {
   id: string;
