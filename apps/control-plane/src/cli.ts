@@ -9,6 +9,7 @@ import { createTRPCClient, httpLink, TRPCClientError } from '@trpc/client';
 import YAML from 'yaml';
 import type { AuditVerification } from '@airlock/audit';
 import { type AppRouter, bootstrapTenant, createCheckpoint, migrate, verifyStoredAudit } from '@airlock/api';
+import { registerUserCommands } from './user-commands.ts';
 import { decodePublicKey } from '@airlock/identity';
 import { ConflictError, describe, UserError } from '@airlock/errors';
 import { integrationSpec } from '@airlock/protocol';
@@ -104,6 +105,8 @@ export function buildProgram(): Command {
         await db.close();
       }
     });
+
+  registerUserCommands(program);
 
   const token = program.command('token').description('enrollment tokens');
   token

@@ -13,6 +13,7 @@ import {
   migrate,
   openPglite,
   pruneNonces,
+  pruneSessions,
   Scheduler,
   type ServerDeps,
   type Signer,
@@ -40,7 +41,16 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   const { applied } = await migrate(db);
   if (applied.length > 0) logger.info({ applied }, 'migrations applied');
   const dispatcher = new Dispatcher();
-  const deps: ServerDeps = { db, dispatcher, now: () => new Date(), logger, signer, publicUrl: config.publicUrl };
+  const deps: ServerDeps = {
+    db,
+    dispatcher,
+    now: () => new Date(),
+    logger,
+    signer,
+    publicUrl: config.publicUrl,
+    // Only the cookie flag is configured here: the scrypt cost and lockout stay at their defaults.
+    auth: { secureCookies: config.tls !== null },
+  };
   const consoleFiles = config.consoleDir ? await createStaticHandler(config.consoleDir) : undefined;
   const handler = createHttpHandler(deps, { maxBodyBytes: config.maxBodyBytes, console: consoleFiles });
   const listener = (req: http.IncomingMessage, res: http.ServerResponse) => {
@@ -65,6 +75,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   deps.publicUrl ??= url;
   const prune = setInterval(() => {
     pruneNonces(db, new Date()).catch((error: unknown) => logger.warn({ error: String(error) }, 'nonce pruning failed'));
+    pruneSessions(db, new Date()).catch((error: unknown) => logger.warn({ error: String(error) }, 'session pruning failed'));
   }, 60_000);
   prune.unref();
   const scheduler = new Scheduler({ db, dispatcher, tickMs: config.schedulerTickMs, logger });

@@ -21,4 +21,5 @@ export { signerFromSecretKey, verifierFor, type Signer } from './signer.ts';
 export { createAdminUserInTenant, listAdminUsers, tenantIdOf, unlockAdminUser, type AdminUser } from './auth/admin-users.ts';
 export { defaultAuthSettings, type AuthSettings } from './auth/settings.ts';
 export { pruneSessions } from './auth/sessions.ts';
+export { checkPasswordPolicy, MIN_PASSWORD_LENGTH } from './auth/passwords.ts';
 export type { AdminPrincipal } from './auth/principal.ts';

@@ -2,7 +2,8 @@
  * The tRPC building blocks every router uses. Add a procedure with one of the builders below;
  * a procedure built from `t.procedure` directly has no declared permission and the router test fails.
  *
- * - `publicProcedure`: no caller identity (enrollment, which authenticates with its one-time token).
+ * - `publicProcedure`: no caller identity (enrollment, which authenticates with its one-time token;
+ *   console login, me and logout, which read the session cookie themselves).
  * - `procedureFor(permission)`: an admin (API key or console session) that may use `permission`;
  *   narrows ctx.admin to an AdminPrincipal, whose `kind` says which.
  * - `agentProcedure`: a signed agent request; narrows ctx.agent.
