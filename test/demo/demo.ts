@@ -42,6 +42,8 @@ async function demo(): Promise<void> {
   const started = Date.now();
   const workDir = path.join(REPO_ROOT, '.airlock-demo', timestamp());
   say(`Airlock demo in ${path.relative(process.cwd(), workDir) || workDir}`);
+  // A fresh password per demo, printed once below; it never leaves this machine's terminal.
+  const login = { email: CONSOLE_EMAIL, role: 'owner' as const, password: randomBytes(18).toString('base64url') };
   const consoleDir = path.join(workDir, 'console');
   await buildConsole(consoleDir);
   say('  ✓ console built');
@@ -49,14 +51,12 @@ async function demo(): Promise<void> {
     files: sampleFiles(),
     workDir,
     consoleDir,
+    consoleUsers: [login],
     sftp: 'sshd-or-in-process',
     onStep: (line) => say(`  ✓ ${line}`),
   });
   running = system;
   try {
-    // A fresh password per demo, printed once below; it never leaves this machine's terminal.
-    const login = { email: CONSOLE_EMAIL, password: randomBytes(18).toString('base64url') };
-    await system.createConsoleUser({ ...login, role: 'owner' });
     const integration = await system.createIntegration({ name: 'demo-exports' });
     say(`  ✓ integration ${integration.id} (v${integration.version}) saved`);
     system.startAgent();

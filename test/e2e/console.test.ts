@@ -52,10 +52,9 @@ describe('console in Chromium: owner flow and auditor limits', () => {
       databaseUrl,
       consoleDir,
       enrollAgent: false,
+      consoleUsers: [owner, auditor],
       files: { 'orders.csv': 'id,total\n1,10.00\n2,32.50\n', 'big.csv': randomBytes(3 * 1024 * 1024).toString('base64') },
     });
-    await system.createConsoleUser(owner);
-    await system.createConsoleUser(auditor);
     browser = await launchChromium();
     console.log(`console screenshots: ${ARTIFACTS}`);
   });
@@ -218,6 +217,9 @@ describe('console in Chromium: owner flow and auditor limits', () => {
     await go(page, 'API keys');
     await page.getByRole('rowheader', { name: 'bootstrap', exact: true }).waitFor();
     await record(page, '10-api-keys');
+    await go(page, 'Users');
+    await page.getByRole('rowheader', { name: auditor.email }).waitFor();
+    await record(page, '10-users');
     await go(page, 'Overview');
     await page.getByRole('img', { name: /Ciphertext bytes delivered per hour/ }).waitFor();
     await record(page, '11-overview-after-run');
@@ -259,7 +261,7 @@ describe('console in Chromium: owner flow and auditor limits', () => {
   });
 
   it('has no serious accessibility violation on any page and no CSP refusal', () => {
-    expect(violations.size).toBeGreaterThanOrEqual(12);
+    expect(violations.size).toBeGreaterThanOrEqual(13);
     for (const [name, found] of violations) expect(found, name).toEqual([]);
     expect(cspErrors).toEqual([]);
   });

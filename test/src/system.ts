@@ -58,10 +58,18 @@ export interface StartSystemOptions {
   tenant?: string;
   /** The console's build for the control plane to serve (AIRLOCK_CONSOLE_DIR); unset: its default. */
   consoleDir?: string;
+  /** Console users made with `airlock user create` before the server starts; passwords go in on stdin. */
+  consoleUsers?: readonly ConsoleUser[];
   /** Enroll the agent with the CLI at start (default). False leaves it to `enrollWithCommand`. */
   enrollAgent?: boolean;
   /** Progress, one short line per step. */
   onStep?: (message: string) => void;
+}
+
+export interface ConsoleUser {
+  email: string;
+  role: 'owner' | 'admin' | 'operator' | 'auditor';
+  password: string;
 }
 
 export interface SourceFile {
@@ -371,6 +379,11 @@ export class AirlockSystem implements AsyncDisposable {
     // PGlite is single-process: bootstrap must have closed the data dir before `serve` opens it.
     const bootstrap = await this.#node(AIRLOCK_BIN, ['bootstrap', '--tenant', this.options.tenant ?? 'demo', '--json'], env);
     this.#apiKey = string(object(parseJsonLine(bootstrap.stdout, 'airlock bootstrap'), 'airlock bootstrap'), 'key', 'airlock bootstrap');
+    for (const user of this.options.consoleUsers ?? []) {
+      const args = ['user', 'create', '--tenant', this.options.tenant ?? 'demo', '--email', user.email, '--role', user.role, '--password-stdin'];
+      await this.#node(AIRLOCK_BIN, args, env, false, user.password);
+      this.#step(`console user ${user.email} (${user.role}) created`);
+    }
     const service = startService('control plane', process.execPath, [AIRLOCK_BIN, 'serve'], {
       env,
       cwd: this.workDir,
@@ -434,18 +447,6 @@ export class AirlockSystem implements AsyncDisposable {
     return this.agentId;
   }
 
-  /** Creates a console user through the admin API with the owner key; the password is the caller's. */
-  async createConsoleUser(user: { email: string; role: 'owner' | 'admin' | 'operator' | 'auditor'; password: string }): Promise<void> {
-    const response = await fetch(`${this.controlPlaneUrl}/trpc/users.create`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${this.#apiKey}`, 'content-type': 'application/json' },
-      body: JSON.stringify(user),
-      signal: AbortSignal.timeout(COMMAND_TIMEOUT_MS),
-    });
-    if (!response.ok) throw new Error(`users.create answered ${response.status}: ${(await response.text()).slice(0, 500)}`);
-    this.#step(`console user ${user.email} (${user.role}) created`);
-  }
-
   #endpoint(): SftpEndpoint {
     if (this.sftp === undefined) throw new Error('the SFTP server is not started');
     return this.sftp;
@@ -455,8 +456,8 @@ export class AirlockSystem implements AsyncDisposable {
     return { ...inheritedEnv(), AIRLOCK_LOG_LEVEL: this.options.logLevel ?? 'info' };
   }
 
-  async #node(bin: string, args: readonly string[], env: NodeJS.ProcessEnv, allowFailure = false): Promise<CommandResult> {
-    const result = await runCommand(process.execPath, [bin, ...args], { env, cwd: this.workDir, timeoutMs: COMMAND_TIMEOUT_MS });
+  async #node(bin: string, args: readonly string[], env: NodeJS.ProcessEnv, allowFailure = false, input?: string): Promise<CommandResult> {
+    const result = await runCommand(process.execPath, [bin, ...args], { env, cwd: this.workDir, timeoutMs: COMMAND_TIMEOUT_MS, ...(input === undefined ? {} : { input }) });
     if (result.code !== 0 && !allowFailure) {
       const name = `${path.basename(bin, '.js')} ${args.join(' ')}`;
       throw new Error(`${name} exited with ${String(result.code)}: ${result.stderr.trim() || '(no stderr)'}`);
