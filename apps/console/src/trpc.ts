@@ -2,7 +2,7 @@
  * The tRPC client: same origin, batched, with the session cookie and the CSRF header the control
  * plane requires on every call made with that cookie.
  */
-import { QueryClient } from '@tanstack/react-query';
+import { QueryCache, QueryClient } from '@tanstack/react-query';
 import { createTRPCClient, httpBatchLink, TRPCClientError } from '@trpc/client';
 import { createTRPCContext } from '@trpc/tanstack-react-query';
 import type { AppRouter } from '@airlock/api';
@@ -52,6 +52,14 @@ export function errorMessage(error: unknown): string {
 
 export function createQueryClient(): QueryClient {
   return new QueryClient({
+    // A query refused as unauthenticated means the session ended (idle, signed out elsewhere,
+    // user disabled): start over, where session.me answers null and the sign-in page shows.
+    // Mutations are left alone, so a failed sign-in keeps its message.
+    queryCache: new QueryCache({
+      onError: (error) => {
+        if (isUnauthorized(error)) window.location.assign('/');
+      },
+    }),
     defaultOptions: {
       queries: {
         staleTime: 5_000,
