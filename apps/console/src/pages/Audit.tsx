@@ -142,7 +142,7 @@ export function AuditPage() {
                       <tr key={event.seq}>
                         <td className="mono">{event.seq}</td>
                         <td>{formatTime(event.at)}</td>
-                        <td className="mono">{event.action}</td>
+                        <td className="mono nowrap">{event.action}</td>
                         <td>
                           <Badge tone={event.outcome === 'success' ? 'ok' : event.outcome === 'denied' ? 'bad' : 'warn'}>{event.outcome}</Badge>
                         </td>
