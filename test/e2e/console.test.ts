@@ -10,6 +10,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import pg from 'pg';
 import type { Browser, Page } from 'playwright-core';
 import { createTestDatabase } from '@airlock/testing';
 import { type AxeViolation, launchChromium, screenshot, seriousViolations } from '../src/browser.ts';
@@ -39,6 +40,7 @@ describe('console in Chromium: owner flow and auditor limits', () => {
   let system: AirlockSystem;
   let browser: Browser;
   let consoleDir: string;
+  let databaseUrl: string;
   let integrationId = '';
   const owner = { email: 'owner@example.test', role: 'owner' as const, password: randomBytes(18).toString('base64url') };
   const auditor = { email: 'auditor@example.test', role: 'auditor' as const, password: randomBytes(18).toString('base64url') };
@@ -47,7 +49,7 @@ describe('console in Chromium: owner flow and auditor limits', () => {
 
   beforeAll(async () => {
     consoleDir = await mkdtemp(path.join(tmpdir(), 'airlock-console-'));
-    const [databaseUrl] = await Promise.all([createTestDatabase(inject('postgresUrl')), buildConsole(consoleDir)]);
+    [databaseUrl] = await Promise.all([createTestDatabase(inject('postgresUrl')), buildConsole(consoleDir)]);
     system = await startSystem({
       databaseUrl,
       consoleDir,
@@ -201,6 +203,16 @@ describe('console in Chromium: owner flow and auditor limits', () => {
     const run = await system.showRun(runId);
     expect(run.status).toBe('succeeded');
     integrationId = run.integrationId;
+    // The agent reported live progress while the run was in flight: counters only, the last one kept.
+    const client = new pg.Client({ connectionString: databaseUrl });
+    await client.connect();
+    try {
+      const { rows } = await client.query<{ progress: Record<string, unknown> | null }>('SELECT progress FROM runs WHERE id = $1', [runId]);
+      expect(rows[0]?.progress).toMatchObject({ filesTotal: 2 });
+      expect(Object.keys(rows[0]?.progress ?? {}).sort()).toEqual(['bytesIn', 'bytesOut', 'filesDone', 'filesTotal']);
+    } finally {
+      await client.end();
+    }
     await record(page, '08-runs');
 
     // 6. Find its audit events, and verify the chain.
