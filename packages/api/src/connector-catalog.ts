@@ -4,9 +4,6 @@
  * definition to the list below; agents run only what their own registry and local policy allow.
  */
 import { z } from 'zod';
-import { localFolderDestination, localFolderSource } from '@airlock/connector-local';
-import { scriptSource } from '@airlock/connector-script';
-import { sftpDestination, sftpSource } from '@airlock/connector-sftp';
 
 export interface ConnectorDescription {
   kind: 'source' | 'destination';
@@ -17,19 +14,28 @@ export interface ConnectorDescription {
   configSchema: Record<string, unknown>;
 }
 
-// The script source's approved list lives in each agent's local policy; only its config shape matters here.
-const definitions = [sftpSource, localFolderSource, scriptSource([]), sftpDestination, localFolderDestination];
+/**
+ * Loaded on first use: the connector packages (ssh2 and all) are only needed for the console's
+ * forms, not by every `airlock` command that imports this package.
+ */
+async function loadDefinitions() {
+  const [local, script, sftp] = await Promise.all([import('@airlock/connector-local'), import('@airlock/connector-script'), import('@airlock/connector-sftp')]);
+  // The script source's approved list lives in each agent's local policy; only its config shape matters here.
+  return [sftp.sftpSource, local.localFolderSource, script.scriptSource([]), sftp.sftpDestination, local.localFolderDestination];
+}
 
-let cached: ConnectorDescription[] | null = null;
+let definitions: ReturnType<typeof loadDefinitions> | null = null;
+let catalog: ConnectorDescription[] | null = null;
 
-export function connectorCatalog(): ConnectorDescription[] {
-  cached ??= definitions.map((definition) => ({
+export async function connectorCatalog(): Promise<ConnectorDescription[]> {
+  definitions ??= loadDefinitions();
+  catalog ??= (await definitions).map((definition) => ({
     kind: definition.kind,
     ref: `${definition.id}@${definition.version}`,
     title: definition.title,
     configSchema: z.toJSONSchema(definition.config, { io: 'input', unrepresentable: 'any' }),
   }));
-  return cached;
+  return catalog;
 }
 
 export interface ConfigIssue {
@@ -39,8 +45,9 @@ export interface ConfigIssue {
 }
 
 /** Checks a config against its connector's zod schema: the same check the agent makes when it binds the job. */
-export function checkConnectorConfig(kind: 'source' | 'destination', ref: string, config: unknown): ConfigIssue[] {
-  const definition = definitions.find((candidate) => candidate.kind === kind && `${candidate.id}@${candidate.version}` === ref);
+export async function checkConnectorConfig(kind: 'source' | 'destination', ref: string, config: unknown): Promise<ConfigIssue[]> {
+  definitions ??= loadDefinitions();
+  const definition = (await definitions).find((candidate) => candidate.kind === kind && `${candidate.id}@${candidate.version}` === ref);
   if (!definition) return [{ path: '', message: `no ${kind} connector ${ref}` }];
   const parsed = definition.config.safeParse(config);
   if (parsed.success) return [];
