@@ -440,8 +440,14 @@ export class AirlockSystem implements AsyncDisposable {
    */
   async enrollWithCommand(argv: readonly string[]): Promise<string> {
     const [program, ...args] = argv;
-    if (program !== 'airlock-agent' || args[0] !== 'enroll') throw new Error(`not an airlock-agent enroll command: ${argv.join(' ')}`);
-    const result = await this.#node(AGENT_BIN, [...args, '--dir', this.agentDir, '--json'], this.#agentEnv());
+    if (program !== 'airlock-agent' || args[0] !== 'enroll') throw new Error(`not an airlock-agent enroll command: ${String(program)} ${String(args[0])}`);
+    const result = await runCommand(process.execPath, [AGENT_BIN, ...args, '--dir', this.agentDir, '--json'], {
+      env: this.#agentEnv(),
+      cwd: this.workDir,
+      timeoutMs: COMMAND_TIMEOUT_MS,
+    });
+    // Not the argv in the message: it holds the enrollment token.
+    if (result.code !== 0) throw new Error(`airlock-agent enroll exited with ${String(result.code)}: ${result.stderr.trim() || '(no stderr)'}`);
     this.agentId = string(object(parseJsonLine(result.stdout, 'airlock-agent enroll'), 'airlock-agent enroll'), 'agentId', 'airlock-agent enroll');
     this.#step(`agent enrolled as ${this.agentId}`);
     return this.agentId;
