@@ -7,7 +7,7 @@ import type { TRPCRouterRecord } from '@trpc/server';
 import { z } from 'zod';
 import { isAirlockError, NotFoundError } from '@airlock/errors';
 import { inspectRecipientKey } from '@airlock/pgp';
-import { armoredPublicKey, byId, connectorRef, type IntegrationSpec } from '@airlock/protocol';
+import { armoredPublicKey, byId, connectorRef, type IntegrationSpec, runStatus, type RunStatus } from '@airlock/protocol';
 import { effectivePermissions } from '../auth/principal.ts';
 import { verifyStoredAudit } from '../checkpoints.ts';
 import { checkConnectorConfig, connectorCatalog } from '../connector-catalog.ts';
@@ -139,8 +139,11 @@ export const consoleRouter = {
       const hour = since.getTime() + i * HOUR_MS;
       return { hour: new Date(hour).toISOString(), bytes: bytesByHour.get(hour) ?? 0 };
     });
-    const runs = { queued: 0, running: 0, succeeded: 0, failed: 0, cancelled: 0 };
-    for (const row of byStatus) if (row.status in runs) runs[row.status as keyof typeof runs] = row.count;
+    const runs: Record<RunStatus, number> = { queued: 0, running: 0, succeeded: 0, failed: 0, cancelled: 0 };
+    for (const row of byStatus) {
+      const status = runStatus.safeParse(row.status);
+      if (status.success) runs[status.data] = row.count;
+    }
     return { agents: agents ?? { online: 0, offline: 0, revoked: 0 }, runs, bytesByHour: series };
   }),
 } satisfies TRPCRouterRecord;
