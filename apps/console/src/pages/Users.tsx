@@ -3,14 +3,10 @@ import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { Badge, ConfirmButton, Empty, Field, Notice, PageHeader, QueryView } from '../components/ui.tsx';
 import { formatAgo, formatTime } from '../format.ts';
 import { Can, useSession } from '../session.tsx';
+import type { Role } from '@airlock/api';
+import { isRole, ROLES } from '../roles.ts';
 import { errorMessage, useTRPC } from '../trpc.ts';
 
-const ROLES = ['owner', 'admin', 'operator', 'auditor'] as const;
-type Role = (typeof ROLES)[number];
-
-function isRole(value: string): value is Role {
-  return (ROLES as readonly string[]).includes(value);
-}
 
 /** Passwords need at least 12 characters; the server hashes them with scrypt and never stores them. */
 const MIN_PASSWORD = 12;
