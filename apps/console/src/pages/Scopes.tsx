@@ -30,7 +30,11 @@ function Grants() {
   const grants = useQuery(trpc.grants.list.queryOptions({}));
   const agents = useAgents();
   const [message, setMessage] = useState<{ tone: 'ok' | 'bad'; text: string } | null>(null);
-  const refresh = () => void queryClient.invalidateQueries({ queryKey: trpc.grants.list.queryKey() });
+  // Grants feed the explain tool and the report too: refresh everything scope-related.
+  const refresh = () => {
+    void queryClient.invalidateQueries({ queryKey: trpc.grants.pathKey() });
+    void queryClient.invalidateQueries({ queryKey: trpc.reports.pathKey() });
+  };
   const revoke = useMutation(
     trpc.grants.revoke.mutationOptions({
       onSuccess: (result) => {
@@ -228,7 +232,9 @@ function LeastPrivilege() {
                   <h3>
                     {agent.hostname} <span className="muted small">{agent.runs} run(s)</span>
                   </h3>
-                  {agent.unused.length > 0 ? (
+                  {agent.unused.length === 0 && agent.used.length === 0 ? (
+                    <p className="muted">No grants.</p>
+                  ) : agent.unused.length > 0 ? (
                     <>
                       <p>
                         <Badge tone="warn">unused</Badge> granted, never needed: consider revoking
