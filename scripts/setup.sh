@@ -41,3 +41,6 @@ if [ "${CI:-}" = "true" ] || [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$lock_
   npm ci --no-audit --no-fund --loglevel=error
   echo "$lock_sum" > "$stamp"
 fi
+
+# The agent's bin runs this bundle while it is newer than its sources (apps/agent/src/bundle.ts).
+npm run -s -w @airlock/agent build

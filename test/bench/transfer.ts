@@ -17,6 +17,7 @@ import { mkdir, mkdtemp, readdir, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { bundleNode } from '@airlock/agent/bundle';
 import { generateDemoKey } from '@airlock/pgp';
 import { gpgDecrypt, startSshd } from '@airlock/testing';
 import { chooseDestination, prepareJob, type PreparedJob, type RunReport } from '../src/agent-job.ts';
@@ -82,14 +83,16 @@ function numberField(value: Record<string, unknown>, key: string): number {
   return found;
 }
 
-/** Runs bench/airlock-child.ts; reads its VmHWM from /proc after it reports and before it exits. */
+/**
+ * Runs bench/airlock-child.ts compiled the way the agent's bin runs (`@airlock/agent/bundle`), not
+ * through the tsx loader; reads its VmHWM from /proc after it reports and before it exits.
+ */
 async function runAirlockChild(prepared: PreparedJob, privateKey: string, profileDir: string | null): Promise<ChildResult> {
-  const args = [
-    '--import',
-    'tsx',
-    ...(profileDir === null ? [] : ['--cpu-prof', '--cpu-prof-dir', profileDir]),
-    path.join(here, 'airlock-child.ts'),
-  ];
+  // Inside the repository, so the bundle's third-party imports resolve from node_modules; dist/ is
+  // neither committed nor linted.
+  const compiled = path.join(here, 'dist', 'airlock-child.js');
+  await bundleNode(path.join(here, 'airlock-child.ts'), compiled);
+  const args = [...(profileDir === null ? [] : ['--cpu-prof', '--cpu-prof-dir', profileDir]), compiled];
   const started = process.hrtime.bigint();
   const child = spawn(process.execPath, args, { cwd: here, env: inheritedEnv(), stdio: ['pipe', 'pipe', 'pipe'] });
   const forgetChild = cleanUpOnExit(() => child.kill('SIGKILL'));

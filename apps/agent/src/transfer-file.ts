@@ -12,15 +12,23 @@ import { encryptStream, type EncryptOptions, type RecipientKey } from '@airlock/
 import { fieldFilter, type FieldScope } from '@airlock/field-scopes';
 import type { FileReport } from '@airlock/protocol';
 
-/** Counts and hashes the bytes that pass, without keeping them. */
-class Measure extends Transform {
-  readonly #hash = createHash('sha256');
+/** Counts the bytes that pass, without keeping them. */
+class Count extends Transform {
   bytes = 0;
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null, data?: Buffer) => void): void {
-    this.#hash.update(chunk);
     this.bytes += chunk.length;
     callback(null, chunk);
+  }
+}
+
+/** Counts and hashes the bytes that pass, without keeping them. */
+class Measure extends Count {
+  readonly #hash = createHash('sha256');
+
+  override _transform(chunk: Buffer, encoding: BufferEncoding, callback: (error?: Error | null, data?: Buffer) => void): void {
+    this.#hash.update(chunk);
+    super._transform(chunk, encoding, callback);
   }
 
   digest(): string {
@@ -53,7 +61,8 @@ export async function transferFile(t: FileTransfer): Promise<FileReport> {
   const pending = await t.destination.begin(t.name);
   try {
     const plaintext = await t.source.open(t.file);
-    const read = new Measure();
+    // Only the bytes that go on to encryption are hashed; the raw read is counted.
+    const read = new Count();
     const plain = new Measure();
     const cipher = new Measure();
     // The source may already be flowing: its pipeline, and so its error handling, is attached

@@ -13,6 +13,7 @@ import { registerUserCommands } from './user-commands.ts';
 import { decodePublicKey } from '@airlock/identity';
 import { ConflictError, describe, UserError } from '@airlock/errors';
 import { integrationSpec } from '@airlock/protocol';
+import { addAlertCommands } from './alert-commands.ts';
 import { type ExportFilter, exportAudit, openOutput, verifyExportFile } from './audit-commands.ts';
 import { loadClientConfig, loadServerConfig, loadSigner } from './config.ts';
 import { openDatabase, startServer } from './server.ts';
@@ -414,7 +415,8 @@ export function buildProgram(): Command {
         const publicKey = options.publicKey === undefined ? (await loadSigner(config, { create: false })).publicKey : publicKeyOption(options.publicKey);
         const db = await openDatabase(config);
         try {
-          result = await verifyStoredAudit(db, publicKey);
+          // The whole chain, every tenant's events: system scope.
+          result = await verifyStoredAudit(db.forSystem(), publicKey);
         } finally {
           await db.close();
         }
@@ -451,6 +453,8 @@ export function buildProgram(): Command {
         await sink.close();
       }
     });
+
+  addAlertCommands(program, adminClient, output);
 
   return program;
 }

@@ -1,9 +1,9 @@
-import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { encodeKey, generateKeyPair } from '@airlock/identity';
-import { loadClientConfig, loadServerConfig, loadSigner } from './config.ts';
+import { loadAlertKey, loadClientConfig, loadServerConfig, loadSigner } from './config.ts';
 
 describe('control plane config', () => {
   it('has safe defaults: loopback, embedded database, 1 MiB bodies, no TLS, a 5 s scheduler tick', () => {
@@ -68,6 +68,32 @@ describe('control plane config', () => {
       expect((await load()).publicKey).toEqual(good.publicKey);
     } finally {
       await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('has alert defaults (https only, 6 attempts) and reads the alert settings', () => {
+    expect(loadServerConfig({}).alerts).toMatchObject({ keyFile: null, webhook: { allowHttp: false, timeoutMs: 10_000 }, maxAttempts: 6 });
+    const config = loadServerConfig({ AIRLOCK_ALERT_ALLOW_HTTP: 'true', AIRLOCK_ALERT_BURST_COUNT: '5', AIRLOCK_ALERT_KEY_EXPIRY_DAYS: '3' });
+    expect(config.alerts).toMatchObject({ webhook: { allowHttp: true }, thresholds: { burst: { count: 5 }, apiKeyExpiryMs: 3 * 86_400_000 } });
+    expect(() => loadServerConfig({ AIRLOCK_ALERT_ALLOW_HTTP: 'yes' })).toThrow(/AIRLOCK_ALERT_ALLOW_HTTP/);
+  });
+
+  it('generates the alert key once, 0600, and refuses a readable or malformed one', async () => {
+    const dataDir = await mkdtemp(path.join(os.tmpdir(), 'airlock-alert-key-'));
+    try {
+      const config = loadServerConfig({ AIRLOCK_DATA_DIR: dataDir });
+      const sealed = (await loadAlertKey(config)).seal('whsec_x', 'row');
+      const file = path.join(dataDir, 'alert.key');
+      expect((await stat(file)).mode & 0o777).toBe(0o600);
+      expect((await loadAlertKey(config)).open(sealed, 'row')).toBe('whsec_x');
+      const explicit = loadServerConfig({ AIRLOCK_ALERT_KEY_FILE: file });
+      await chmod(file, 0o644);
+      await expect(loadAlertKey(explicit)).rejects.toThrow(/chmod 600/);
+      await writeFile(file, 'c2hvcnQ=', { mode: 0o600 });
+      await chmod(file, 0o600);
+      await expect(loadAlertKey(explicit)).rejects.toThrow(/32 bytes/);
+    } finally {
+      await rm(dataDir, { recursive: true, force: true });
     }
   });
 });

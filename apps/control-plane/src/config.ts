@@ -8,7 +8,7 @@ import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
-import { type Signer, signerFromSecretKey, verifierFor } from '@airlock/api';
+import { type SecretBox, secretBoxFromKey, type Signer, signerFromSecretKey, verifierFor } from '@airlock/api';
 import { UserError } from '@airlock/errors';
 import { encodeKey, generateKeyPair } from '@airlock/identity';
 
@@ -42,6 +42,35 @@ const serverSchema = z.object({
   AIRLOCK_CONSOLE_DIR: z.string().min(1).optional(),
   /** The URL agents and admins reach this control plane at, shown in enroll commands. Default: the listen URL. */
   AIRLOCK_PUBLIC_URL: z.string().url().optional(),
+  /**
+   * The key that seals alert webhook URLs and HMAC secrets in the database: a file holding 32 random
+   * bytes in base64, mode 0600. Secret; every replica needs the same one. Unset:
+   * `<AIRLOCK_DATA_DIR>/alert.key`, generated on first start.
+   */
+  AIRLOCK_ALERT_KEY_FILE: z.string().min(1).optional(),
+  /** How often the alert engine reads new audit events and sends due webhooks, in ms. Default 5_000. */
+  AIRLOCK_ALERT_TICK_MS: z.coerce.number().int().min(100).max(60_000).default(5_000),
+  /** How often agents, API keys and the TLS certificate are checked, in ms. Default 60_000. */
+  AIRLOCK_ALERT_CHECK_INTERVAL_MS: z.coerce.number().int().min(1_000).max(86_400_000).default(60_000),
+  /** Allow http:// webhooks to non-loopback hosts (closed networks only). Default false. */
+  AIRLOCK_ALERT_ALLOW_HTTP: z.enum(['true', 'false']).default('false'),
+  /** One webhook request, connect to last byte, in ms. Default 10_000. */
+  AIRLOCK_ALERT_TIMEOUT_MS: z.coerce.number().int().min(100).max(60_000).default(10_000),
+  /** Attempts per webhook delivery before it is given up. Default 6. */
+  AIRLOCK_ALERT_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(20).default(6),
+  /** Burst alerts (refused agent requests, failed logins): events within the window, and the window in ms. Defaults 10 and 300_000. */
+  AIRLOCK_ALERT_BURST_COUNT: z.coerce.number().int().min(1).max(100_000).default(10),
+  AIRLOCK_ALERT_BURST_WINDOW_MS: z.coerce.number().int().min(1_000).max(86_400_000).default(300_000),
+  /** An active agent not seen for this long is offline, in ms. Default 900_000. */
+  AIRLOCK_ALERT_AGENT_OFFLINE_MS: z.coerce.number().int().min(10_000).max(30 * 86_400_000).default(900_000),
+  /** Warn this many days before an API key or the TLS certificate expires. Defaults 7 and 14. */
+  AIRLOCK_ALERT_KEY_EXPIRY_DAYS: z.coerce.number().int().min(1).max(90).default(7),
+  AIRLOCK_ALERT_TLS_EXPIRY_DAYS: z.coerce.number().int().min(1).max(365).default(14),
+  /** Repeats of one alert within this many ms are counted, not sent again. Default 3_600_000. */
+  AIRLOCK_ALERT_DEDUPE_WINDOW_MS: z.coerce.number().int().min(1_000).max(30 * 86_400_000).default(3_600_000),
+  /** At most this many deliveries per destination per window (ms); the rest are recorded as throttled. Defaults 20 and 600_000. */
+  AIRLOCK_ALERT_THROTTLE_MAX: z.coerce.number().int().min(1).max(10_000).default(20),
+  AIRLOCK_ALERT_THROTTLE_WINDOW_MS: z.coerce.number().int().min(1_000).max(86_400_000).default(600_000),
   AIRLOCK_LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
 });
 
@@ -79,6 +108,23 @@ export function loadServerConfig(env: NodeJS.ProcessEnv = process.env) {
     checkpointIntervalMs: raw.AIRLOCK_CHECKPOINT_INTERVAL_MS,
     consoleDir: consoleDir(raw.AIRLOCK_CONSOLE_DIR),
     publicUrl: raw.AIRLOCK_PUBLIC_URL ? new URL(raw.AIRLOCK_PUBLIC_URL).origin : null,
+    alerts: {
+      keyFile: raw.AIRLOCK_ALERT_KEY_FILE ? path.resolve(raw.AIRLOCK_ALERT_KEY_FILE) : null,
+      tickMs: raw.AIRLOCK_ALERT_TICK_MS,
+      checkIntervalMs: raw.AIRLOCK_ALERT_CHECK_INTERVAL_MS,
+      webhook: { allowHttp: raw.AIRLOCK_ALERT_ALLOW_HTTP === 'true', timeoutMs: raw.AIRLOCK_ALERT_TIMEOUT_MS },
+      maxAttempts: raw.AIRLOCK_ALERT_MAX_ATTEMPTS,
+      thresholds: {
+        burst: { count: raw.AIRLOCK_ALERT_BURST_COUNT, windowMs: raw.AIRLOCK_ALERT_BURST_WINDOW_MS },
+        agentOfflineMs: raw.AIRLOCK_ALERT_AGENT_OFFLINE_MS,
+        apiKeyExpiryMs: raw.AIRLOCK_ALERT_KEY_EXPIRY_DAYS * 86_400_000,
+        tlsExpiryMs: raw.AIRLOCK_ALERT_TLS_EXPIRY_DAYS * 86_400_000,
+      },
+      policy: {
+        dedupeWindowMs: raw.AIRLOCK_ALERT_DEDUPE_WINDOW_MS,
+        throttle: { maxDeliveries: raw.AIRLOCK_ALERT_THROTTLE_MAX, windowMs: raw.AIRLOCK_ALERT_THROTTLE_WINDOW_MS },
+      },
+    },
   };
 }
 
@@ -135,6 +181,32 @@ export async function loadSigner(config: Pick<ServerConfig, 'signingKeyFile' | '
     if (!hasCode(error, 'EEXIST')) throw error;
   }
   return readSigningKey(file);
+}
+
+const ALERT_KEY_FILE = 'alert.key';
+
+async function readAlertKey(file: string): Promise<SecretBox> {
+  // Whoever reads this key and the database can open every webhook URL and signing secret.
+  const { mode } = await stat(file);
+  if ((mode & 0o077) !== 0) throw new UserError(`${file}: mode ${(mode & 0o777).toString(8)} lets other users read the alert key; chmod 600 it`);
+  const text = (await readFile(file, 'utf8')).trim();
+  const key = Buffer.from(text, 'base64');
+  if (key.length !== 32 || key.toString('base64') !== text) throw new UserError(`${file}: expected 32 bytes in base64`);
+  return secretBoxFromKey(new Uint8Array(key));
+}
+
+/** The alert key: from AIRLOCK_ALERT_KEY_FILE, else from the data directory, generated there on first start. */
+export async function loadAlertKey(config: Pick<ServerConfig, 'alerts' | 'dataDir'>): Promise<SecretBox> {
+  if (config.alerts.keyFile) return readAlertKey(config.alerts.keyFile);
+  const file = path.join(config.dataDir, ALERT_KEY_FILE);
+  await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
+  try {
+    // `wx`: a second replica starting at the same moment keeps the first one's key.
+    await writeFile(file, `${randomBytes(32).toString('base64')}\n`, { mode: 0o600, flag: 'wx' });
+  } catch (error) {
+    if (!hasCode(error, 'EEXIST')) throw error;
+  }
+  return readAlertKey(file);
 }
 
 export function loadClientConfig(env: NodeJS.ProcessEnv = process.env): ClientConfig {

@@ -1,10 +1,12 @@
 /** Wires config, storage and transport: opens the database, migrates, and serves the API. */
+import { X509Certificate } from 'node:crypto';
 import { mkdir, readFile } from 'node:fs/promises';
 import http from 'node:http';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { pino } from 'pino';
 import {
+  AlertEngine,
   connectPostgres,
   createCheckpoint,
   createHttpHandler,
@@ -19,7 +21,7 @@ import {
   type Signer,
   createStaticHandler,
 } from '@airlock/api';
-import { loadSigner, type ServerConfig } from './config.ts';
+import { loadAlertKey, loadSigner, type ServerConfig } from './config.ts';
 
 export async function openDatabase(config: Pick<ServerConfig, 'databaseUrl' | 'dataDir'>): Promise<Database> {
   if (config.databaseUrl) return connectPostgres(config.databaseUrl);
@@ -37,6 +39,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   const logger = pino({ level: config.logLevel, base: { service: 'control-plane' } });
   // Before the database: a key file with loose permissions stops the start here.
   const signer = await loadSigner(config);
+  const secretBox = await loadAlertKey(config);
   const db = await openDatabase(config);
   const { applied } = await migrate(db);
   if (applied.length > 0) logger.info({ applied }, 'migrations applied');
@@ -50,6 +53,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     publicUrl: config.publicUrl,
     // Only the cookie flag is configured here: the scrypt cost and lockout stay at their defaults.
     auth: { secureCookies: config.tls !== null },
+    alerts: { secretBox, webhook: config.alerts.webhook },
   };
   const consoleFiles = config.consoleDir ? await createStaticHandler(config.consoleDir) : undefined;
   const handler = createHttpHandler(deps, { maxBodyBytes: config.maxBodyBytes, console: consoleFiles });
@@ -73,14 +77,30 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   const url = `${config.tls ? 'https' : 'http'}://${config.host}:${port}`;
   // Known only now that the port is bound (AIRLOCK_PORT=0).
   deps.publicUrl ??= url;
+  // Background work spans every tenant: it runs in the explicit system scope.
+  const system = db.forSystem();
   const prune = setInterval(() => {
     pruneNonces(db, new Date()).catch((error: unknown) => logger.warn({ error: String(error) }, 'nonce pruning failed'));
-    pruneSessions(db, new Date()).catch((error: unknown) => logger.warn({ error: String(error) }, 'session pruning failed'));
+    pruneSessions(system, new Date()).catch((error: unknown) => logger.warn({ error: String(error) }, 'session pruning failed'));
   }, 60_000);
   prune.unref();
   const scheduler = new Scheduler({ db, dispatcher, tickMs: config.schedulerTickMs, logger });
   scheduler.start();
-  const checkpoints = startCheckpoints(db, signer, config.checkpointIntervalMs, logger);
+  // The served certificate (the first of the chain) is the one whose expiry is watched.
+  const certificate = config.tls ? new X509Certificate(await readFile(config.tls.certFile)) : null;
+  const alerts = new AlertEngine({
+    db: system,
+    secretBox,
+    tickMs: config.alerts.tickMs,
+    checkIntervalMs: config.alerts.checkIntervalMs,
+    thresholds: config.alerts.thresholds,
+    policy: config.alerts.policy,
+    delivery: { maxAttempts: config.alerts.maxAttempts, webhook: config.alerts.webhook },
+    tlsCertificate: certificate ? { validTo: new Date(certificate.validTo), fingerprint256: certificate.fingerprint256 } : null,
+    logger,
+  });
+  alerts.start();
+  const checkpoints = startCheckpoints(system, signer, config.checkpointIntervalMs, logger);
   logger.info({ url, database: db.kind, keyId: signer.keyId, console: config.consoleDir }, 'control plane listening');
   return {
     url,
@@ -89,6 +109,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
       clearInterval(prune);
       await checkpoints.stop();
       await scheduler.stop();
+      await alerts.stop();
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       await db.close();

@@ -31,7 +31,7 @@ async function withDatabase<T>(fn: (db: Database) => Promise<T>): Promise<T> {
   const db = await openDatabase(loadServerConfig());
   try {
     await migrate(db);
-    return await fn(db);
+    return await fn(db.forSystem());
   } finally {
     await db.close();
   }

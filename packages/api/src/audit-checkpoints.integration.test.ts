@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import { afterAll, describe, expect, inject, it } from 'vitest';
-import { type AuditEventInput, type AuditRecord, chainEvent, checkpointSignedBy, type ChainHead } from '@airlock/audit';
+import { type AuditEventInput, type AuditRecord, chainEvent, checkpointSignedBy, type ChainHead, hashEvent, verifyChain } from '@airlock/audit';
 import { encodeKey, generateKeyPair } from '@airlock/identity';
 import { createTestDatabase, seededRandom } from '@airlock/testing';
 import { createApiKey } from './auth/api-keys.ts';
@@ -11,6 +11,7 @@ import { createContext } from './context.ts';
 import { appRouter } from './router.ts';
 import { signerFromSecretKey, verifierFor } from './signer.ts';
 import {
+  appendAudit,
   bootstrapTenant,
   connectPostgres,
   createCheckpoint,
@@ -76,6 +77,45 @@ describe.each(Object.entries(backends))('audit checkpoints on %s', (_name, open)
       const other = generateKeyPair();
       expect(await verifyStoredAudit(db, other.publicKey)).toMatchObject({ ok: true, count: 12, checkpoints: 0 });
       await expect(db.query('DELETE FROM audit_checkpoints')).rejects.toThrow(/append-only/);
+    } finally {
+      await db.close();
+    }
+  });
+
+  it('chains in the database exactly as hashEvent does, for odd text, concurrent appends and a failed transaction', async () => {
+    const db = await open();
+    try {
+      await migrate(db);
+      const odd = event(0, {
+        meta: { z: [1, 2.5, -0, 1e21, null, true], a: { é: 'ü"\\\n\u2028😀\u0001', b: {} }, '': 'empty key' },
+        actor: { type: 'system', id: null },
+        target: 'ünïcode "target"',
+      });
+      const appended = [await recordAudit(db, odd)];
+      appended.push(...(await Promise.all(Array.from({ length: 20 }, (_, i) => recordAudit(db, event(i + 1))))));
+      // Fail closed: an append rolled back with its transaction leaves neither a record nor a moved head.
+      await expect(
+        db.transaction(async (tx) => {
+          await appendAudit(tx, event(99));
+          throw new Error('the action failed');
+        }),
+      ).rejects.toThrow('the action failed');
+      // Concurrent standalone records: a bad one fails alone, the others are committed.
+      const mixed = await Promise.allSettled([
+        recordAudit(db, event(100)),
+        recordAudit(db, event(101, { tenantId: 'not-a-uuid' })),
+        recordAudit(db, event(102)),
+      ]);
+      expect(mixed.map((result) => result.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
+      for (const result of mixed) if (result.status === 'fulfilled') appended.push(result.value);
+      const bySeq = appended.sort((a, b) => a.seq - b.seq);
+      expect(bySeq.map((record) => record.seq)).toEqual(Array.from({ length: 23 }, (_, i) => i + 1));
+      for (const record of bySeq) {
+        const { hash: _hash, ...unhashed } = record;
+        expect(record.hash).toBe(hashEvent(record.prevHash, unhashed));
+      }
+      expect(verifyChain(bySeq)).toMatchObject({ ok: true, count: 23 });
+      expect(await verifyStoredAudit(db, signer.publicKey, { pageSize: 7 })).toMatchObject({ ok: true, count: 23 });
     } finally {
       await db.close();
     }
@@ -166,7 +206,7 @@ describe('the audit trail on real PostgreSQL', () => {
       appUrl.username = login;
       app = connectPostgres(appUrl.toString());
       expect(await migrate(app)).toEqual({ applied: [] });
-      await recordAudit(app, event(1));
+      await recordAudit(app.forSystem(), event(1));
       expect(await createCheckpoint(app, signer)).toMatchObject({ created: true });
       await expect(app.query("UPDATE audit_events SET action = 'x' WHERE seq = 1")).rejects.toThrow(/permission denied/);
       await expect(app.query('DELETE FROM audit_events WHERE seq = 1')).rejects.toThrow(/permission denied/);
@@ -178,7 +218,7 @@ describe('the audit trail on real PostgreSQL', () => {
       await expect(app.query('DELETE FROM audit_events WHERE seq = 1')).rejects.toThrow(/permission denied/);
       // Everything else the control plane does still works as the app role.
       await bootstrapTenant(app, { tenant: 'acme', keyName: 'boot', expiresInDays: 1 });
-      expect(await verifyStoredAudit(app, signer.publicKey)).toMatchObject({ ok: true, count: 2, checkpoints: 1 });
+      expect(await verifyStoredAudit(app.forSystem(), signer.publicKey)).toMatchObject({ ok: true, count: 2, checkpoints: 1 });
     } finally {
       await app?.close();
       await owner.query(`DROP OWNED BY ${role}`).catch(() => undefined);

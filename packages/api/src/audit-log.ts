@@ -2,7 +2,7 @@
  * Appends to the hash-chained audit trail. An append runs inside the caller's transaction, so a
  * privileged action whose audit record cannot be written is rolled back with it (fail closed).
  */
-import { type AuditEventInput, type AuditRecord, assertAuditable, hashEvent, redactMeta } from '@airlock/audit';
+import { type AuditEventInput, type AuditRecord, assertAuditable, canonicalRecordParts, redactMeta } from '@airlock/audit';
 import type { AgentPrincipal } from './auth/agent-auth.ts';
 import type { AdminPrincipal } from './auth/principal.ts';
 import type { RequestFacts } from './context.ts';
@@ -11,15 +11,28 @@ import type { Database, Queryable } from './storage/database.ts';
 export async function appendAudit(tx: Queryable, event: AuditEventInput, now: Date = new Date()): Promise<AuditRecord> {
   assertAuditable(event.action);
   redactMeta(event.meta);
-  // The head row lock orders appends, so the chain has no forks even with several replicas.
-  const [head] = await tx.query<{ seq: string; hash: string }>(
-    'SELECT seq::text AS seq, hash FROM audit_head WHERE singleton FOR UPDATE',
+  const at = now.toISOString();
+  const { before, after } = canonicalRecordParts({ ...event, at });
+  // One statement: audit_append (migration 0010) takes the head row lock, which orders appends so
+  // the chain has no forks even with several replicas, and hashes as hashEvent does.
+  const [row] = await tx.query<{ seq: string; prev_hash: string; hash: string }>(
+    'SELECT seq::text AS seq, prev_hash, hash FROM audit_append($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)',
+    [
+      event.tenantId,
+      at,
+      event.actor.type,
+      event.actor.id,
+      event.action,
+      event.target,
+      event.outcome,
+      event.sourceIp,
+      JSON.stringify(event.meta),
+      before,
+      after,
+    ],
   );
-  if (!head) throw new Error('audit head missing: run migrations');
-  const unhashed = { ...event, seq: Number(head.seq) + 1, at: now.toISOString(), prevHash: head.hash };
-  const record: AuditRecord = { ...unhashed, hash: hashEvent(head.hash, unhashed) };
-  await writeAuditRecords(tx, [record]);
-  return record;
+  if (!row) throw new Error('audit_append returned no row');
+  return { ...event, seq: Number(row.seq), at, prevHash: row.prev_hash, hash: row.hash };
 }
 
 const COLUMN_COUNT = 12;
@@ -78,7 +91,8 @@ export function eventBy(
 
 /** Records an event on its own, for refusals where there is no action to roll back. */
 export async function recordAudit(db: Database, event: AuditEventInput): Promise<AuditRecord> {
-  return db.transaction((tx) => appendAudit(tx, event));
+  // One statement is its own transaction: the head lock is released at its commit, a round trip sooner.
+  return appendAudit(db, event);
 }
 
 /** One record as the database sends it: a JSON array, in the column order of `RECORD_JSON`. */
@@ -103,16 +117,14 @@ const RECORD_JSON = `json_build_array(seq, tenant_id, to_char(at AT TIME ZONE 'U
   actor_type, actor_id, action, target, outcome, source_ip, meta, prev_hash, hash)`;
 
 /**
- * Runs `SELECT * FROM audit_events <rest>` and returns its rows as records. A page comes back as
- * one JSON text that is parsed in one go: reading rows field by field through the driver took
- * longer than verifying them.
+ * Runs `SELECT ... FROM audit_events <rest>` and returns its rows as records. Each row comes back
+ * as one JSON text, and a page is parsed in one go: reading rows field by field through the driver
+ * took longer than verifying them. Rows, not one aggregate: `json_agg(... ORDER BY seq)` sorted
+ * every page again (on disk, past work_mem), while the rows arrive in the index's order for free.
  */
 async function queryRecords(db: Queryable, rest: string, params: readonly unknown[]): Promise<AuditRecord[]> {
-  const [result] = await db.query<{ page: string }>(
-    `SELECT coalesce(json_agg(${RECORD_JSON} ORDER BY seq), '[]')::text AS page FROM (SELECT * FROM audit_events ${rest}) e`,
-    params,
-  );
-  const tuples = JSON.parse(result?.page ?? '[]') as AuditTuple[];
+  const rows = await db.query<{ r: string }>(`SELECT ${RECORD_JSON}::text AS r FROM audit_events ${rest}`, params);
+  const tuples = JSON.parse(`[${rows.map((row) => row.r).join(',')}]`) as AuditTuple[];
   return tuples.map(recordFromTuple);
 }
 

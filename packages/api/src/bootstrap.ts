@@ -13,7 +13,8 @@ export async function bootstrapTenant(
   input: { tenant: string; keyName: string; expiresInDays: number },
   now: Date = new Date(),
 ): Promise<{ tenantId: string; key: string; expiresAt: string }> {
-  return db.transaction(async (tx) => {
+  // System scope: it creates the tenant, so there is no tenant to be confined to yet.
+  return db.forSystem().transaction(async (tx) => {
     await tx.query('INSERT INTO tenants (name) VALUES ($1) ON CONFLICT (name) DO NOTHING', [input.tenant]);
     const [tenant] = await tx.query<{ id: string }>('SELECT id FROM tenants WHERE name = $1 FOR UPDATE', [input.tenant]);
     if (!tenant) throw new Error('tenant insert returned nothing');

@@ -143,8 +143,7 @@ describe('console procedures on PostgreSQL', () => {
   });
 
   it('verifies the audit chain for an auditor', async () => {
-    const verified = data<{ ok: boolean; count: number }>(await query('console.verifyAudit', undefined, auditor));
-    expect(verified.ok).toBe(true);
-    expect(verified.count).toBeGreaterThan(5);
+    const verified = data<Record<string, unknown>>(await query('console.verifyAudit', undefined, auditor));
+    expect(verified).toEqual({ ok: true, checkpoints: 0, checkedAt: expect.any(String) });
   });
 });

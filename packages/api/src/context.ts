@@ -1,9 +1,12 @@
 /**
  * What every procedure sees: storage, the dispatcher, the clock, and the raw request facts that
- * authentication needs. Who the caller is gets decided by the procedure builders in `trpc.ts`.
+ * authentication needs. Who the caller is gets decided by the procedure builders in `trpc.ts`, which
+ * also narrow `db` to the caller's tenant (row-level security) for admin and agent procedures.
  */
 import type { AgentPrincipal } from './auth/agent-auth.ts';
 import type { AuthSettings } from './auth/settings.ts';
+import type { SecretBox } from './alerts/secret-box.ts';
+import type { WebhookOptions } from './alerts/webhook.ts';
 import type { Dispatcher } from './dispatcher.ts';
 import type { Signer } from './signer.ts';
 import type { Database } from './storage/database.ts';
@@ -26,6 +29,8 @@ export interface ServerDeps {
   signer: Signer;
   /** The URL agents reach this control plane at, for the enroll command; null until known. */
   publicUrl?: string | null;
+  /** Seals and opens alert webhook URLs and secrets; without it, destinations cannot be created or tested. */
+  alerts?: { secretBox: SecretBox; webhook: WebhookOptions };
   logger: { warn(meta: Record<string, unknown>, message: string): void; error(meta: Record<string, unknown>, message: string): void };
   /** Admin login and session tunables; unset fields take the production defaults. */
   auth?: Partial<AuthSettings>;

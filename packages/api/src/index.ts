@@ -23,3 +23,7 @@ export { defaultAuthSettings, type AuthSettings } from './auth/settings.ts';
 export { pruneSessions } from './auth/sessions.ts';
 export { checkPasswordPolicy, MIN_PASSWORD_LENGTH } from './auth/passwords.ts';
 export type { AdminPrincipal } from './auth/principal.ts';
+export { AlertEngine, defaultThresholds, type AlertEngineOptions, type AlertThresholds, type TickResult } from './alerts/engine.ts';
+export { secretBoxFromKey, type SecretBox } from './alerts/secret-box.ts';
+export { DELIVERY_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, signAlertBody, verifyAlertSignature, type SignatureCheck } from './alerts/signature.ts';
+export { parseWebhookUrl, refusedAddress, type WebhookOptions } from './alerts/webhook.ts';

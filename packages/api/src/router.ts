@@ -1,6 +1,7 @@
 /** The control plane's whole API. Add a router file under `routers/` and list it here. */
 import { agentChannelRouter } from './routers/agent-channel.ts';
 import { agentsRouter, auditRouter, integrationsRouter, runsRouter } from './routers/admin.ts';
+import { alertDestinationsRouter, alertsRouter } from './routers/alerts.ts';
 import { apiKeysRouter } from './routers/api-keys.ts';
 import { consoleRouter } from './routers/console.ts';
 import { controlPlaneRouter } from './routers/control-plane.ts';
@@ -23,6 +24,8 @@ export const appRouter = router({
   ...scopeRouters,
   session: sessionRouter,
   users: usersRouter,
+  alerts: alertsRouter,
+  alertDestinations: alertDestinationsRouter,
 });
 
 export type AppRouter = typeof appRouter;

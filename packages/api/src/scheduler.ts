@@ -124,7 +124,8 @@ export class Scheduler {
   #stopped = true;
 
   constructor(options: SchedulerOptions) {
-    this.#db = options.db;
+    // System scope: due schedules of every tenant are claimed in one query.
+    this.#db = options.db.forSystem();
     this.#dispatcher = options.dispatcher;
     this.#now = options.now ?? (() => new Date());
     this.#tickMs = options.tickMs ?? 5_000;

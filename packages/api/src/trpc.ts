@@ -8,6 +8,10 @@
  *   narrows ctx.admin to an AdminPrincipal, whose `kind` says which.
  * - `agentProcedure`: a signed agent request; narrows ctx.agent.
  *
+ * Both authenticated builders replace ctx.db with the caller's tenant view (`db.forTenant`), so
+ * row-level security confines every statement of the procedure to that tenant; only the
+ * credential lookups before it run in the system scope.
+ *
  * Errors from @airlock/errors map to tRPC codes here and nowhere else.
  */
 import { initTRPC, TRPCError } from '@trpc/server';
@@ -70,19 +74,20 @@ export const publicProcedure = base.meta({ permission: 'public' });
 export function procedureFor(permission: Permission) {
   return base.meta({ permission }).use(async ({ ctx, next, path, type }) => {
     const admin = await authenticateAdmin(ctx, type, path);
+    const db = ctx.db.forTenant(admin.tenantId);
     if (!principalAllows(admin, permission)) {
       const meta = { permission, role: admin.role, ...(admin.kind === 'api-key' && admin.permissions ? { keyPermissions: [...admin.permissions] } : {}) };
-      await recordAudit(ctx.db, eventBy(admin, ctx.request, { action: 'permission-denied', target: path, outcome: 'denied', meta }));
+      await recordAudit(db, eventBy(admin, ctx.request, { action: 'permission-denied', target: path, outcome: 'denied', meta }));
       throw new NotAllowedError(admin.kind === 'api-key' && admin.permissions ? `this API key is not allowed ${permission}` : `role ${admin.role} lacks ${permission}`);
     }
-    return next({ ctx: { admin } });
+    return next({ ctx: { admin, db } });
   });
 }
 
 export const agentProcedure = base.meta({ permission: 'agent' }).use(async ({ ctx, next, path }) => {
-  ctx.agentAuth ??= authenticateAgent(ctx.db, ctx.request, ctx.now()).catch(async (error: unknown) => {
+  ctx.agentAuth ??= authenticateAgent(ctx.db.forSystem(), ctx.request, ctx.now()).catch(async (error: unknown) => {
     if (error instanceof AgentAuthError) {
-      await recordAudit(ctx.db, {
+      await recordAudit(ctx.db.forSystem(), {
         tenantId: error.tenantId,
         actor: { type: 'agent', id: error.claimedAgentId },
         action: 'agent-request-refused',
@@ -95,7 +100,7 @@ export const agentProcedure = base.meta({ permission: 'agent' }).use(async ({ ct
     throw error;
   });
   const agent: AgentPrincipal = await ctx.agentAuth;
-  return next({ ctx: { agent } });
+  return next({ ctx: { agent, db: ctx.db.forTenant(agent.tenantId) } });
 });
 
 export interface ProcedureMeta {

@@ -20,6 +20,25 @@ export const GENESIS_HASH = '0'.repeat(64);
 
 const HEX64 = /^[0-9a-f]{64}$/;
 
+/** The fields a record's hash covers that are known before the chain head is: all but `seq` and `prevHash`. */
+export type UnchainedAuditRecord = Omit<UnhashedAuditRecord, 'seq' | 'prevHash'>;
+
+/**
+ * `canonicalRecordJson` around the two fields only the chain head decides, split so the database
+ * can fill them in while it holds the head lock (migration 0010, `audit_append`):
+ * `before + '"' + prevHash + '","seq":' + seq + after`. Keys sort as action, actor, at, meta,
+ * outcome, prevHash, seq, sourceIp, target, tenantId, which puts the two side by side.
+ */
+export function canonicalRecordParts(event: UnchainedAuditRecord): { before: string; after: string } {
+  const j = canonicalJson;
+  return {
+    before:
+      `{"action":${j(event.action)},"actor":{"id":${j(event.actor.id)},"type":${j(event.actor.type)}},"at":${j(event.at)},` +
+      `"meta":${j(event.meta)},"outcome":${j(event.outcome)},"prevHash":`,
+    after: `,"sourceIp":${j(event.sourceIp)},"target":${j(event.target)},"tenantId":${j(event.tenantId)}}`,
+  };
+}
+
 /**
  * The canonical JSON of every field a record's hash covers (all but `hash`; of `actor` only `type`
  * and `id`), i.e. `canonicalJson` of that object, written field by field in code-unit key order:
@@ -27,12 +46,8 @@ const HEX64 = /^[0-9a-f]{64}$/;
  * of its time. The test "writes the same bytes as canonicalJson" holds the two together.
  */
 export function canonicalRecordJson(event: UnhashedAuditRecord): string {
-  const j = canonicalJson;
-  return (
-    `{"action":${j(event.action)},"actor":{"id":${j(event.actor.id)},"type":${j(event.actor.type)}},"at":${j(event.at)},` +
-    `"meta":${j(event.meta)},"outcome":${j(event.outcome)},"prevHash":${j(event.prevHash)},"seq":${j(event.seq)},` +
-    `"sourceIp":${j(event.sourceIp)},"target":${j(event.target)},"tenantId":${j(event.tenantId)}}`
-  );
+  const { before, after } = canonicalRecordParts(event);
+  return `${before}${canonicalJson(event.prevHash)},"seq":${canonicalJson(event.seq)}${after}`;
 }
 
 /** SHA-256 hex over `prevHash + '\n' + canonicalJson(fields)`. */

@@ -6,7 +6,7 @@ import ssh2 from 'ssh2';
 import SftpClient from 'ssh2-sftp-client';
 import type { ClientErrorExtensions, SFTPWrapper, Stats } from 'ssh2';
 import type { ConnectorContext } from '@airlock/connector-api';
-import { AuthenticationError, HostKeyMismatchError, OperationalError, UnexpectedError, UserError, isAirlockError } from '@airlock/errors';
+import { AuthenticationError, ConflictError, HostKeyMismatchError, OperationalError, UnexpectedError, UserError, isAirlockError } from '@airlock/errors';
 import { fingerprintOf, fingerprintsEqual } from './fingerprint.ts';
 import { sftpSecrets, type SftpConnectionConfig, type SftpSecrets } from './schema.ts';
 
@@ -134,6 +134,21 @@ export function callVoid(sftp: SFTPWrapper, start: (callback: (error: Error | nu
 }
 
 export const sftpStat = (sftp: SFTPWrapper, path: string): Promise<Stats> => call<Stats>(sftp, (cb) => sftp.lstat(path, cb));
+
+/**
+ * Refuses, with `ConflictError`, a name that already exists (as anything, symlinks included). Called
+ * before a RENAME, and again after one fails, since most servers answer a RENAME onto an existing
+ * name with a bare FAILURE.
+ */
+export async function refuseExisting(connection: SftpConnection, path: string, cause?: unknown): Promise<void> {
+  try {
+    await sftpStat(connection.sftp, path);
+  } catch (error) {
+    if (isNoSuchFile(error)) return;
+    throw error;
+  }
+  throw new ConflictError(`${path} already exists on ${connection.authority}`, { cause });
+}
 
 export interface SftpConnection {
   readonly sftp: SFTPWrapper;

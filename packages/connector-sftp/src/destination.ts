@@ -12,7 +12,7 @@ import {
   type DestinationSession,
   type PendingDelivery,
 } from '@airlock/connector-api';
-import { ConflictError, OperationalError, UserError } from '@airlock/errors';
+import { OperationalError, UserError } from '@airlock/errors';
 import {
   authorityOf,
   call,
@@ -20,6 +20,7 @@ import {
   channelIsOpen,
   connectSftp,
   isNoSuchFile,
+  refuseExisting,
   remoteError,
   sftpStat,
   type SftpConnection,
@@ -85,25 +86,14 @@ class SftpDelivery extends AtomicDelivery<SftpWriteStream> {
    */
   protected async publish(): Promise<void> {
     const { sftp } = this.connection;
-    await this.#refuseExisting();
+    await refuseExisting(this.connection, this.finalPath);
     try {
       await callVoid(sftp, (cb) => sftp.rename(this.tempPath, this.finalPath, cb));
     } catch (error) {
-      // Most servers answer a RENAME onto an existing name with a bare FAILURE: say which it was.
-      await this.#refuseExisting(error);
+      await refuseExisting(this.connection, this.finalPath, error);
       throw error;
     }
     this.#tempExists = false;
-  }
-
-  async #refuseExisting(cause?: unknown): Promise<void> {
-    try {
-      await sftpStat(this.connection.sftp, this.finalPath);
-    } catch (error) {
-      if (isNoSuchFile(error)) return;
-      throw error;
-    }
-    throw new ConflictError(`${this.finalPath} already exists on ${this.connection.authority}`, { cause });
   }
 
   /** Best effort: closes the handle and removes the partial file; never touches the final name. */

@@ -14,9 +14,19 @@ import {
   type SourceFile,
   type SourceSession,
 } from '@airlock/connector-api';
-import { NotAllowedError, UserError } from '@airlock/errors';
+import { ConflictError, NotAllowedError, UserError } from '@airlock/errors';
 import type { FileEntry, Stats } from 'ssh2';
-import { authorityOf, call, connectSftp, remoteError, sftpStat, type SftpConnection } from './connection.ts';
+import {
+  authorityOf,
+  call,
+  callVoid,
+  connectSftp,
+  isNoSuchFile,
+  refuseExisting,
+  remoteError,
+  sftpStat,
+  type SftpConnection,
+} from './connection.ts';
 import { childPath, isDirectory, isRegular } from './paths.ts';
 import { SftpReadStream } from './reader.ts';
 import { sftpSecrets, sftpSourceConfig, type SftpSourceConfig } from './schema.ts';
@@ -118,11 +128,7 @@ class SftpSourceSession implements SourceSession {
   }
 
   async open(file: SourceFile): Promise<Readable> {
-    const { base } = splitGlob(this.#config.path);
-    // The host hands back what list() returned, but it is checked again right before it is read.
-    if (!isWithin(base, file.path) || !matchPath(this.#config.path, file.path)) {
-      throw new NotAllowedError(`${JSON.stringify(file.path)} is not selected by ${this.#config.path}`);
-    }
+    this.#checkSelected(file);
     this.#ctx.signal.throwIfAborted();
     // Streamed straight from the server into the host's pipeline: plaintext never touches the disk.
     return SftpReadStream.open(this.#connection.sftp, {
@@ -130,6 +136,78 @@ class SftpSourceSession implements SourceSession {
       authority: this.#authority(),
       maxReadLength: this.#connection.capabilities.maxReadLength,
     });
+  }
+
+  /**
+   * Post-actions touch only the file that was read: still selected, still a regular file (lstat: a
+   * symlink put in its place is refused), with the size and mtime it was listed with.
+   */
+  async #checkUnchanged(file: SourceFile): Promise<void> {
+    this.#checkSelected(file);
+    this.#ctx.signal.throwIfAborted();
+    let stats: Stats;
+    try {
+      stats = await sftpStat(this.#connection.sftp, file.path);
+    } catch (error) {
+      if (isNoSuchFile(error)) throw new ConflictError(`${file.path} on ${this.#authority()} is gone`, { cause: error });
+      throw this.#remoteError('stat of', file.path, error);
+    }
+    if (!isRegular(stats.mode)) throw new ConflictError(`${file.path} on ${this.#authority()} is no longer a regular file`);
+    if (stats.size !== file.size || stats.mtime * 1000 !== file.mtimeMs) {
+      throw new ConflictError(`${file.path} on ${this.#authority()} changed since it was read; left in place`);
+    }
+  }
+
+  /** The host hands back what list() returned, but every use is checked again. */
+  #checkSelected(file: SourceFile): void {
+    const { base } = splitGlob(this.#config.path);
+    // `name` becomes part of the archive path: it must be the last component of `path`.
+    const named = isSafeName(file.name) && file.path.endsWith(`/${file.name}`);
+    if (!named || !isWithin(base, file.path) || !matchPath(this.#config.path, file.path)) {
+      throw new NotAllowedError(`${JSON.stringify(file.path)} is not selected by ${this.#config.path}`);
+    }
+  }
+
+  async remove(file: SourceFile): Promise<void> {
+    await this.#checkUnchanged(file);
+    const { sftp } = this.#connection;
+    try {
+      await callVoid(sftp, (cb) => sftp.unlink(file.path, cb));
+    } catch (error) {
+      throw this.#remoteError('removing', file.path, error);
+    }
+  }
+
+  /**
+   * Moves the file into `directory` with plain SFTP RENAME, which SFTPv3 defines as failing when
+   * the target exists (OpenSSH: link(2) + unlink(2)); never `posix-rename@openssh.com`, which would
+   * replace an earlier archived file. The directory must be a real one: no symlink on the way.
+   */
+  async archive(file: SourceFile, directory: string): Promise<void> {
+    const { sftp } = this.#connection;
+    let resolved: string;
+    let mode: number;
+    try {
+      resolved = await call<string>(sftp, (cb) => sftp.realpath(directory, cb));
+      mode = (await sftpStat(sftp, directory)).mode;
+    } catch (error) {
+      if (isNoSuchFile(error)) throw new UserError(`archive ${directory} on ${this.#authority()} does not exist`, { cause: error });
+      throw this.#remoteError('stat of archive directory', directory, error);
+    }
+    if (resolved !== directory || !isDirectory(mode)) {
+      throw new UserError(`archive ${directory} on ${this.#authority()} is not a directory (or resolves through a symlink)`);
+    }
+    const target = childPath(directory, file.name);
+    // An archived file the selection still matched would be picked up again under a new path.
+    if (matchPath(this.#config.path, target)) throw new UserError(`archive ${directory} lies inside the source selection`);
+    await this.#checkUnchanged(file);
+    await refuseExisting(this.#connection, target);
+    try {
+      await callVoid(sftp, (cb) => sftp.rename(file.path, target, cb));
+    } catch (error) {
+      await refuseExisting(this.#connection, target, error);
+      throw this.#remoteError('archiving', file.path, error);
+    }
   }
 
   async close(): Promise<void> {

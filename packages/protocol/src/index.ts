@@ -6,3 +6,4 @@
 export * from './signing.ts';
 export * from './schemas.ts';
 export * from './admin-users.ts';
+export * from './alerts.ts';

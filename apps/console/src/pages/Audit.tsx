@@ -214,11 +214,11 @@ function ChainStatus() {
           {verify.data &&
             (verify.data.ok ? (
               <Notice tone="ok">
-                Verified: {verify.data.count} event(s) hash-chained from genesis, {verify.data.checkpoints} checkpoint(s) match ({formatTime(verify.data.checkedAt)}).
+                Verified: the chain holds from genesis and {verify.data.checkpoints} signed checkpoint(s) match ({formatTime(verify.data.checkedAt)}).
               </Notice>
             ) : (
               <Notice tone="bad">
-                Broken at seq {verify.data.seq}: {verify.data.reason}
+                The chain does not verify ({formatTime(verify.data.checkedAt)}). Run <code>airlock audit verify</code> on the server for where and why.
               </Notice>
             ))}
         </div>

@@ -1,10 +1,10 @@
-import { useQuery } from '@tanstack/react-query';
+import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { BytesChart } from '../components/BytesChart.tsx';
-import { Badge, Empty, PageHeader, QueryView, runTone } from '../components/ui.tsx';
+import { Badge, Empty, Notice, PageHeader, QueryView, runTone, type Tone } from '../components/ui.tsx';
 import { formatAgo, formatBytes } from '../format.ts';
 import { Link } from '../router.tsx';
 import { Can } from '../session.tsx';
-import { useTRPC } from '../trpc.ts';
+import { errorMessage, useTRPC } from '../trpc.ts';
 
 const OUTCOMES = ['succeeded', 'failed', 'running', 'queued', 'cancelled'] as const;
 
@@ -56,6 +56,9 @@ export function OverviewPage() {
                 <h2 id="chart-heading">Bytes moved over time</h2>
                 {bytesTotal === 0 ? <Empty title="No data moved in the last 24 hours">Runs that deliver files show up here.</Empty> : <BytesChart series={data.bytesByHour} />}
               </section>
+              <Can permission="alerts:read">
+                <OpenAlerts />
+              </Can>
               <Attention />
             </>
           );
@@ -100,6 +103,49 @@ function Attention() {
             </>
           );
         }}
+      </QueryView>
+    </section>
+  );
+}
+
+const SEVERITY_TONE: Record<'info' | 'warning' | 'critical', Tone> = { critical: 'bad', warning: 'warn', info: 'info' };
+
+/** Alerts not yet resolved, newest first; acknowledging one says someone is on it. */
+function OpenAlerts() {
+  const trpc = useTRPC();
+  const queryClient = useQueryClient();
+  const alerts = useQuery({ ...trpc.alerts.list.queryOptions({ state: 'unresolved', limit: 20 }), refetchInterval: 15_000 });
+  const acknowledge = useMutation(
+    trpc.alerts.acknowledge.mutationOptions({ onSuccess: () => void queryClient.invalidateQueries({ queryKey: trpc.alerts.list.queryKey() }) }),
+  );
+  return (
+    <section className="panel" aria-labelledby="alerts-heading">
+      <h2 id="alerts-heading">Open alerts</h2>
+      {acknowledge.isError && <Notice tone="bad">{errorMessage(acknowledge.error)}</Notice>}
+      <QueryView query={alerts} label="Loading alerts">
+        {(list) =>
+          list.length === 0 ? (
+            <p className="muted">No open alerts.</p>
+          ) : (
+            <ul className="plain-list">
+              {list.map((alert) => (
+                <li key={alert.id}>
+                  <Badge tone={SEVERITY_TONE[alert.severity]}>{alert.severity}</Badge> {alert.summary}{' '}
+                  <span className="muted small">
+                    {alert.kind} · {alert.count > 1 ? `${alert.count} times, ` : ''}last {formatAgo(alert.lastSeenAt)} · {alert.state}
+                  </span>{' '}
+                  {alert.state === 'open' && (
+                    <Can permission="alerts:write">
+                      <button type="button" className="button secondary small" onClick={() => acknowledge.mutate({ id: alert.id })}>
+                        Acknowledge
+                      </button>
+                    </Can>
+                  )}
+                </li>
+              ))}
+            </ul>
+          )
+        }
       </QueryView>
     </section>
   );

@@ -15,19 +15,21 @@ import { resolveAuthSettings } from './settings.ts';
 export async function authenticateAdmin(ctx: Context, type: 'query' | 'mutation' | 'subscription', path: string): Promise<AdminPrincipal> {
   const authorization = ctx.request.headers.get('authorization');
   const token = authorization === null ? sessionTokenOf(ctx.request.headers) : null;
+  // Credentials are looked up before the caller's tenant is known: the one narrow system-scope read.
+  const db = ctx.db.forSystem();
   try {
-    if (token === null) return await authenticateApiKey(ctx.db, authorization, ctx.now());
-    const session = await resumeSession(ctx.db, token, resolveAuthSettings(ctx.auth), ctx.now());
+    if (token === null) return await authenticateApiKey(db, authorization, ctx.now());
+    const session = await resumeSession(db, token, resolveAuthSettings(ctx.auth), ctx.now());
     if (!session) throw new AuthenticationError('no valid session; log in again');
     const refusal = type === 'query' ? null : csrfRefusal(ctx.request, token);
     if (refusal) {
-      await recordAudit(ctx.db, eventBy(session.principal, ctx.request, { action: 'csrf-refused', target: path, outcome: 'denied', meta: { reason: refusal } }));
+      await recordAudit(db, eventBy(session.principal, ctx.request, { action: 'csrf-refused', target: path, outcome: 'denied', meta: { reason: refusal } }));
       throw new NotAllowedError('request refused: cross-site request check failed');
     }
     return session.principal;
   } catch (error) {
     if (error instanceof AuthenticationError) {
-      await recordAudit(ctx.db, {
+      await recordAudit(db, {
         tenantId: null,
         actor: { type: 'anonymous', id: null },
         action: 'admin-auth-failed',

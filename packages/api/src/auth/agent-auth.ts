@@ -2,12 +2,13 @@
  * Verifies signed agent requests: agent known and active, created time within the skew window,
  * signature over method, path and query, body digest, time and nonce, and the nonce unused.
  * The nonce is recorded only after the signature checks out, so nobody can burn an agent's nonces.
+ * The caller passes the system scope: the agent is looked up by id before its tenant is known.
  */
 import { AuthenticationError } from '@airlock/errors';
 import { decodePublicKey, sha256Hex, verifySignature } from '@airlock/identity';
 import { MAX_CLOCK_SKEW_SECONDS, NONCE_PATTERN, signedHeaders } from '@airlock/protocol';
 import type { RequestFacts } from '../context.ts';
-import type { Queryable } from '../storage/database.ts';
+import type { Database, Queryable } from '../storage/database.ts';
 
 export interface AgentPrincipal {
   kind: 'agent';
@@ -60,15 +61,15 @@ export async function authenticateAgent(db: Queryable, request: RequestFacts, no
   }
   const expiresAt = new Date((created + MAX_CLOCK_SKEW_SECONDS + 1) * 1000);
   const inserted = await db.query(
-    'INSERT INTO request_nonces (agent_id, nonce, expires_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING RETURNING 1',
-    [claimed, nonce, expiresAt],
+    'INSERT INTO request_nonces (agent_id, tenant_id, nonce, expires_at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING RETURNING 1',
+    [claimed, agent.tenant_id, nonce, expiresAt],
   );
   if (inserted.length === 0) throw new AgentAuthError('replayed', claimed, agent.tenant_id);
   await db.query('UPDATE agents SET last_seen_at = $1 WHERE id = $2', [now, claimed]);
   return { kind: 'agent', agentId: claimed, tenantId: agent.tenant_id };
 }
 
-/** Forgets nonces whose window has passed; a replay of them fails the time check instead. */
-export async function pruneNonces(db: Queryable, now: Date): Promise<void> {
-  await db.query('DELETE FROM request_nonces WHERE expires_at < $1', [now]);
+/** Forgets nonces whose window has passed; a replay of them fails the time check instead. Every tenant's: system work. */
+export async function pruneNonces(db: Database, now: Date): Promise<void> {
+  await db.forSystem().query('DELETE FROM request_nonces WHERE expires_at < $1', [now]);
 }

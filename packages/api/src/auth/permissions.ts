@@ -17,6 +17,8 @@ export const permissions = [
   'keys:write',
   'users:read',
   'users:write',
+  'alerts:read',
+  'alerts:write',
 ] as const;
 export type Permission = (typeof permissions)[number];
 
@@ -26,8 +28,8 @@ export type Role = (typeof roles)[number];
 const grants: Record<Role, readonly Permission[]> = {
   owner: permissions,
   admin: permissions,
-  operator: ['agents:read', 'integrations:read', 'runs:read', 'runs:create', 'scopes:read'],
-  auditor: ['agents:read', 'integrations:read', 'runs:read', 'audit:read', 'scopes:read'],
+  operator: ['agents:read', 'integrations:read', 'runs:read', 'runs:create', 'scopes:read', 'alerts:read'],
+  auditor: ['agents:read', 'integrations:read', 'runs:read', 'audit:read', 'scopes:read', 'alerts:read'],
 };
 
 /** Whether a caller with role `holder` may hand out a key with role `wanted`: never a higher one. */

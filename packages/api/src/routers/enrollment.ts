@@ -39,7 +39,8 @@ export const enrollmentRouter = {
     .output(enrollOutput)
     .mutation(async ({ ctx, input }) => {
       const now = ctx.now();
-      const result = await ctx.db.transaction(async (tx) => {
+      // System scope: the token is looked up by its hash before its tenant is known.
+      const result = await ctx.db.forSystem().transaction(async (tx) => {
         const [token] = await tx.query<{ id: string; tenant_id: string }>(
           `UPDATE enrollment_tokens SET used_at = $2
            WHERE token_sha256 = $1 AND used_at IS NULL AND expires_at > $2
@@ -66,7 +67,7 @@ export const enrollmentRouter = {
         return { agentId: agent.id, tenantId: token.tenant_id };
       });
       if (!result) {
-        await recordAudit(ctx.db, {
+        await recordAudit(ctx.db.forSystem(), {
           tenantId: null,
           actor: { type: 'anonymous', id: null },
           action: 'agent-enroll',

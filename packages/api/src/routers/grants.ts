@@ -153,10 +153,10 @@ export const groupsRouter = {
       return ctx.db.transaction(async (tx) => {
         const group = await groupByName(tx, tenantId, input.group);
         await requireAgent(tx, tenantId, input.agentId);
-        const added = await tx.query('INSERT INTO agent_group_members (group_id, agent_id) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING 1', [
-          group.id,
-          input.agentId,
-        ]);
+        const added = await tx.query(
+          'INSERT INTO agent_group_members (group_id, agent_id, tenant_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING RETURNING 1',
+          [group.id, input.agentId, tenantId],
+        );
         if (added.length === 0) throw new ConflictError(`agent ${input.agentId} is already in ${input.group}`);
         await appendAudit(tx, eventBy(ctx.admin, ctx.request, {
           action: 'group-add-agent',

@@ -19,7 +19,7 @@ export const sessionRouter = {
     // A forged cross-site login would sign the victim's browser in to the attacker's account.
     const refusal = originRefusal(ctx.request);
     if (refusal) {
-      await recordAudit(ctx.db, {
+      await recordAudit(ctx.db.forSystem(), {
         tenantId: null,
         actor: { type: 'anonymous', id: null },
         action: 'csrf-refused',
@@ -31,7 +31,7 @@ export const sessionRouter = {
       throw new NotAllowedError(CROSS_SITE);
     }
     const settings = resolveAuthSettings(ctx.auth);
-    const { token, session } = await login({ db: ctx.db, settings, sourceIp: ctx.request.sourceIp, now: ctx.now() }, input);
+    const { token, session } = await login({ db: ctx.db.forSystem(), settings, sourceIp: ctx.request.sourceIp, now: ctx.now() }, input);
     ctx.resHeaders.append('set-cookie', sessionCookie(token, settings.secureCookies));
     return session.view;
   }),
@@ -40,7 +40,7 @@ export const sessionRouter = {
     const token = sessionTokenOf(ctx.request.headers);
     if (token === null) return null;
     const settings = resolveAuthSettings(ctx.auth);
-    const session = await resumeSession(ctx.db, token, settings, ctx.now());
+    const session = await resumeSession(ctx.db.forSystem(), token, settings, ctx.now());
     if (!session) ctx.resHeaders.append('set-cookie', clearedSessionCookie(settings.secureCookies));
     return session?.view ?? null;
   }),
@@ -48,14 +48,14 @@ export const sessionRouter = {
   logout: publicProcedure.mutation(async ({ ctx }): Promise<{ ok: true }> => {
     const settings = resolveAuthSettings(ctx.auth);
     const token = sessionTokenOf(ctx.request.headers);
-    const session = token === null ? null : await resumeSession(ctx.db, token, settings, ctx.now());
+    const session = token === null ? null : await resumeSession(ctx.db.forSystem(), token, settings, ctx.now());
     if (token !== null && session) {
       const refusal = csrfRefusal(ctx.request, token);
       if (refusal) {
-        await recordAudit(ctx.db, eventBy(session.principal, ctx.request, { action: 'csrf-refused', target: 'session.logout', outcome: 'denied', meta: { reason: refusal } }));
+        await recordAudit(ctx.db.forSystem(), eventBy(session.principal, ctx.request, { action: 'csrf-refused', target: 'session.logout', outcome: 'denied', meta: { reason: refusal } }));
         throw new NotAllowedError(CROSS_SITE);
       }
-      await ctx.db.transaction(async (tx) => {
+      await ctx.db.forSystem().transaction(async (tx) => {
         await deleteSession(tx, session.principal.sessionId);
         await appendAudit(tx, eventBy(session.principal, ctx.request, { action: 'logout', target: session.principal.email, outcome: 'success', meta: { sessionId: session.principal.sessionId } }), ctx.now());
       });

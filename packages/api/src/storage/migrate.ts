@@ -4,7 +4,7 @@
  */
 import { readdir, readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
-import type { Database } from './database.ts';
+import { type Database, SYSTEM_SETTING } from './database.ts';
 
 const MIGRATIONS_DIR = fileURLToPath(new URL('../../migrations/', import.meta.url));
 
@@ -24,6 +24,8 @@ export async function migrate(db: Database): Promise<{ applied: string[] }> {
     const done = await db.transaction(async (tx) => {
       // Serializes concurrent starts of several replicas against one database.
       await tx.query('SELECT pg_advisory_xact_lock(7261001)');
+      // Migrations are system work: a data fix in one must see every tenant's rows under row-level security.
+      await tx.query('SELECT set_config($1, $2, true)', [SYSTEM_SETTING, 'on']);
       const existing = await tx.query('SELECT 1 FROM schema_migrations WHERE version = $1', [version]);
       if (existing.length > 0) return false;
       for (const statement of splitStatements(sql)) await tx.query(statement);

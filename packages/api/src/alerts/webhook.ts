@@ -1,0 +1,207 @@
+/**
+ * Sends one signed alert to a webhook, with the network rules that keep a tenant-supplied URL from
+ * reaching what it should not:
+ * - https only, except to loopback (local receivers, tests) or when `allowHttp` is configured;
+ * - no credentials in the URL, no redirects followed (a 3xx is a failure), a whole-request timeout
+ *   and a cap on how much of the response is read;
+ * - every address the host resolves to is checked, and the connection goes to the checked address
+ *   (no second lookup a rebinding DNS server could answer differently). Refused: link-local
+ *   (169.254/16 holds the cloud metadata endpoints, fe80::/10), cloud metadata addresses, the
+ *   unspecified, multicast and reserved ranges. Private ranges (10/8, 192.168/16, fc00::/7) stay
+ *   allowed because on-premises receivers (chat servers, SIEM collectors) live there.
+ */
+import dns from 'node:dns';
+import http from 'node:http';
+import https from 'node:https';
+import net from 'node:net';
+import { UserError } from '@airlock/errors';
+import { DELIVERY_HEADER, SIGNATURE_HEADER, signAlertBody, TIMESTAMP_HEADER } from './signature.ts';
+
+export interface WebhookOptions {
+  /** Allow http:// to non-loopback hosts. Default false; for closed networks only. */
+  allowHttp?: boolean;
+  /** Whole request, connect to last byte, in ms. Default 10_000. */
+  timeoutMs?: number;
+  /** Most response bytes read (the rest is dropped), for the error text. Default 4_096. */
+  maxResponseBytes?: number;
+}
+
+const refused = new net.BlockList();
+refused.addSubnet('0.0.0.0', 8, 'ipv4');
+refused.addSubnet('169.254.0.0', 16, 'ipv4');
+refused.addSubnet('100.100.100.200', 32, 'ipv4'); // Alibaba Cloud metadata
+refused.addSubnet('224.0.0.0', 4, 'ipv4');
+refused.addSubnet('240.0.0.0', 4, 'ipv4');
+refused.addSubnet('::', 128, 'ipv6');
+refused.addSubnet('fe80::', 10, 'ipv6');
+refused.addSubnet('ff00::', 8, 'ipv6');
+refused.addSubnet('fd00:ec2::254', 128, 'ipv6'); // AWS metadata over IPv6
+
+const loopback = new net.BlockList();
+loopback.addSubnet('127.0.0.0', 8, 'ipv4');
+loopback.addAddress('::1', 'ipv6');
+
+function family(address: string): 'ipv4' | 'ipv6' {
+  return net.isIPv4(address) ? 'ipv4' : 'ipv6';
+}
+
+/** IPv4-mapped IPv6 (::ffff:169.254.169.254) is judged as the IPv4 address it is. */
+function unmapped(address: string): string {
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
+  return mapped?.[1] ?? address;
+}
+
+export function isLoopback(address: string): boolean {
+  const plain = unmapped(address);
+  return loopback.check(plain, family(plain));
+}
+
+/** Why a resolved address may not be sent to, or null when it may. */
+export function refusedAddress(address: string): string | null {
+  const plain = unmapped(address);
+  if (!net.isIP(plain)) return `not an IP address: ${address}`;
+  if (refused.check(plain, family(plain))) return `address ${plain} is link-local, metadata, unspecified, multicast or reserved`;
+  return null;
+}
+
+function hostOf(url: URL): string {
+  // URL keeps the brackets of an IPv6 literal.
+  return url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
+}
+
+/**
+ * Checks a webhook URL's form when it is saved: scheme, no credentials, a host. Addresses are
+ * checked again at every send, since DNS can change in between.
+ */
+export function parseWebhookUrl(text: string, options: Pick<WebhookOptions, 'allowHttp'> = {}): URL {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch (error) {
+    throw new UserError('url: not a valid URL', { cause: error });
+  }
+  if (url.username !== '' || url.password !== '') throw new UserError('url: credentials in the URL are not allowed');
+  if (url.hash !== '') throw new UserError('url: a fragment is not allowed');
+  const host = hostOf(url);
+  if (url.protocol === 'http:') {
+    const local = host === 'localhost' || (net.isIP(host) !== 0 && isLoopback(host));
+    if (!local && !options.allowHttp) throw new UserError('url: must be https (http only to loopback)');
+  } else if (url.protocol !== 'https:') {
+    throw new UserError('url: must be https');
+  }
+  if (net.isIP(host) !== 0) {
+    const reason = refusedAddress(host);
+    if (reason) throw new UserError(`url: ${reason}`);
+  }
+  return url;
+}
+
+/** The URL's scheme, host and port: what listings and audit events show of it. */
+export function originOf(url: URL): string {
+  return url.origin;
+}
+
+export type SendResult = { ok: true; status: number; durationMs: number } | { ok: false; status: number | null; error: string; durationMs: number };
+
+type LookupCallback = (error: NodeJS.ErrnoException | null, address: string | dns.LookupAddress[], family?: number) => void;
+
+/**
+ * A `lookup` for http.request that resolves every address, refuses the request when any of them is
+ * refused (or, for plain http, when any is not loopback), and connects to the first one.
+ */
+function guardedLookup(requireLoopback: boolean) {
+  return (hostname: string, lookupOptions: dns.LookupOptions, callback: LookupCallback) => {
+    dns.lookup(hostname, { all: true, verbatim: true }, (error, addresses) => {
+      if (error) return callback(error, '');
+      const first = addresses[0];
+      if (!first) return callback(Object.assign(new Error(`${hostname}: no address`), { code: 'ENOTFOUND' }), '');
+      for (const { address } of addresses) {
+        const reason = refusedAddress(address) ?? (requireLoopback && !isLoopback(address) ? `address ${address} is not loopback (http)` : null);
+        if (reason) return callback(Object.assign(new Error(`refused: ${reason}`), { code: 'EREFUSEDADDRESS' }), '');
+      }
+      if (lookupOptions.all) return callback(null, [first]);
+      return callback(null, first.address, first.family);
+    });
+  };
+}
+
+/** POSTs `body` signed with `secret`. Never throws for network or HTTP failures: they are results. */
+export async function sendWebhook(
+  target: { url: string; secret: string; deliveryId: string },
+  body: string,
+  options: WebhookOptions & { now?: Date } = {},
+): Promise<SendResult> {
+  const started = Date.now();
+  const elapsed = () => Date.now() - started;
+  let url: URL;
+  try {
+    url = parseWebhookUrl(target.url, options);
+  } catch (error) {
+    return { ok: false, status: null, error: error instanceof Error ? error.message : String(error), durationMs: elapsed() };
+  }
+  const host = hostOf(url);
+  const plainHttp = url.protocol === 'http:';
+  const requireLoopback = plainHttp && !options.allowHttp;
+  if (net.isIP(host) !== 0 && requireLoopback && !isLoopback(host)) {
+    return { ok: false, status: null, error: `refused: address ${host} is not loopback (http)`, durationMs: elapsed() };
+  }
+  const timestamp = Math.floor((options.now ?? new Date()).getTime() / 1000);
+  const timeoutMs = options.timeoutMs ?? 10_000;
+  const maxResponseBytes = options.maxResponseBytes ?? 4_096;
+  const payload = Buffer.from(body, 'utf8');
+
+  return new Promise<SendResult>((resolve) => {
+    let settled = false;
+    const finish = (result: SendResult) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      resolve(result);
+    };
+    const request = (plainHttp ? http : https).request(
+      url,
+      {
+        method: 'POST',
+        lookup: guardedLookup(requireLoopback),
+        // No pooled sockets: each delivery resolves and checks its addresses afresh.
+        agent: false,
+        headers: {
+          'content-type': 'application/json',
+          'content-length': String(payload.length),
+          'user-agent': 'airlock-alerts/1',
+          [TIMESTAMP_HEADER]: String(timestamp),
+          [SIGNATURE_HEADER]: signAlertBody(target.secret, timestamp, body),
+          [DELIVERY_HEADER]: target.deliveryId,
+        },
+      },
+      (response) => {
+        const status = response.statusCode ?? 0;
+        const chunks: Buffer[] = [];
+        let size = 0;
+        const settle = () => {
+          if (status >= 200 && status < 300) return finish({ ok: true, status, durationMs: elapsed() });
+          // The receiver's words, shortened: they land in the audit trail.
+          const reason = status >= 300 && status < 400 ? 'redirects are not followed' : Buffer.concat(chunks).toString('utf8').replace(/\s+/g, ' ').trim().slice(0, 120);
+          finish({ ok: false, status, error: `HTTP ${status}${reason ? `: ${reason}` : ''}`, durationMs: elapsed() });
+        };
+        response.on('data', (chunk: Buffer) => {
+          if (size >= maxResponseBytes) return;
+          chunks.push(chunk.subarray(0, maxResponseBytes - size));
+          size += chunk.length;
+          // Enough read: stop the server from streaming an unbounded body at us.
+          if (size >= maxResponseBytes) {
+            response.destroy();
+            settle();
+          }
+        });
+        response.on('end', settle);
+        response.on('error', settle);
+      },
+    );
+    const timer = setTimeout(() => {
+      request.destroy(new Error(`timed out after ${timeoutMs} ms`));
+    }, timeoutMs);
+    request.on('error', (error) => finish({ ok: false, status: null, error: error.message, durationMs: elapsed() }));
+    request.end(payload);
+  });
+}
