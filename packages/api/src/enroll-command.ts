@@ -18,7 +18,9 @@ export function shellQuote(word: string): string {
   return `'${word.replaceAll("'", `'"'"'`)}'`;
 }
 
-export function enrollCommand(options: { controlPlaneUrl: string; token: string }): EnrollCommand {
+export function enrollCommand(options: { controlPlaneUrl: string; token: string; controlPlaneKey?: string }): EnrollCommand {
   const argv = ['airlock-agent', 'enroll', '--url', options.controlPlaneUrl, '--token', options.token];
+  // The signing key the agent pins before it redeems the token, when the agent supports pinning.
+  if (options.controlPlaneKey !== undefined) argv.push('--control-plane-key', options.controlPlaneKey);
   return { argv, text: argv.map(shellQuote).join(' ') };
 }
