@@ -122,7 +122,8 @@ describe('console procedures on PostgreSQL', () => {
     const spec = { name: 'progress', agentId: agent.id, source: { connector: 'local@1', config: { path: '/srv/in/*.csv' } }, destination: { connector: 'local@1', config: { directory: '/srv/out' } }, recipients: [recipient] };
     const saved = data<{ id: string }>(await mutate('integrations.save', spec));
     const { runId } = data<{ runId: string }>(await mutate('integrations.runNow', { id: saved.id }));
-    expect(data<{ accepted: boolean }>(await signed('agent.progress', { runId, bytesIn: 10, bytesOut: 0, filesDone: 0 })).accepted).toBe(false);
+    // Not running yet: refused, nothing recorded.
+    expect((await signed('agent.progress', { runId, bytesIn: 10, bytesOut: 0, filesDone: 0 })).status).toBe(404);
     data(await signed('agent.nextJob', { waitMs: 0 }));
     expect(data<{ accepted: boolean }>(await signed('agent.progress', { runId, bytesIn: 4096, bytesOut: 1024, filesDone: 1, filesTotal: 3 })).accepted).toBe(true);
     const run = data<{ status: string; progress: { bytesIn: number; filesTotal: number; at: string } | null }>(await query('runs.get', { id: runId }));

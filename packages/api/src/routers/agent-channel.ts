@@ -85,7 +85,7 @@ export const agentChannelRouter = {
 
   /**
    * Best effort: the counters of a run in flight, for the console's live view. Not audited (the
-   * receipt is); a run that is not running for this agent is ignored rather than refused.
+   * receipt is); a run that is not running for this agent is refused, and the agent drops the report.
    */
   progress: agentProcedure.input(runProgress).mutation(async ({ ctx, input }) => {
     const { runId, ...counters } = input;
@@ -93,7 +93,8 @@ export const agentChannelRouter = {
       "UPDATE runs SET progress = $1, progress_at = $2 WHERE id = $3 AND agent_id = $4 AND status = 'running' RETURNING id",
       [JSON.stringify(counters), ctx.now(), runId, ctx.agent.agentId],
     );
-    return { accepted: updated.length > 0 };
+    if (updated.length === 0) throw new NotFoundError('no running run with that id for this agent');
+    return { accepted: true as const };
   }),
 
   reportRun: agentProcedure.input(runReport).mutation(async ({ ctx, input }) => {
