@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The test command (`npm test`): sets up, then runs lint, typecheck and every test tier through
 # turbo. Integration and system tests use real PostgreSQL, OpenSSH sshd and gpg; with CI=true a
-# missing one is an error, never a silent fallback.
+# missing one is an error, never a silent fallback. The console is built and checked by its own
+# lint and typecheck tasks; its browser tests (test/e2e/console.test.ts, Debian's Chromium) run in
+# the system tests' `test` task, and alone with `npm run test:e2e:console`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh --system

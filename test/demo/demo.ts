@@ -1,20 +1,27 @@
 /**
  * The product demo: a control plane on embedded PGlite, an SFTP server with three CSV files, an
  * enrolled agent, one integration run end to end, every delivered file decrypted with gpg and
- * checked against its source, and the audit trail. Run from the repo root:
+ * checked against its source, and the audit trail. The console is built and served by the control
+ * plane, with an owner login generated for this demo. Run from the repo root:
  *
- *   node --import tsx test/demo/demo.ts [--json]
+ *   node --import tsx test/demo/demo.ts [--json] [--serve]
  *
+ * `--serve` keeps everything running after the checks, so the console can be explored, until Ctrl-C.
  * Everything lives in `.airlock-demo/<timestamp>/`, which stays on disk afterwards. With `--json`
  * the progress goes to stderr and stdout's last line is one JSON object: the delivered ciphertext,
- * the demo recipient's secret key file, and each plaintext source with its SHA-256.
+ * the demo recipient's secret key file, each plaintext source with its SHA-256, and the console's
+ * URL and login.
  */
+import { randomBytes } from 'node:crypto';
 import path from 'node:path';
+import { buildConsole } from '../src/console-build.ts';
 import { type AirlockSystem, REPO_ROOT, startSystem, timestamp } from '../src/system.ts';
 
 const RUN_TIMEOUT_MS = 30_000;
 
 const json = process.argv.slice(2).includes('--json');
+const serve = process.argv.slice(2).includes('--serve');
+const CONSOLE_EMAIL = 'admin@airlock-demo.example';
 const say = (line: string): void => {
   (json ? process.stderr : process.stdout).write(`${line}\n`);
 };
@@ -35,9 +42,16 @@ async function demo(): Promise<void> {
   const started = Date.now();
   const workDir = path.join(REPO_ROOT, '.airlock-demo', timestamp());
   say(`Airlock demo in ${path.relative(process.cwd(), workDir) || workDir}`);
+  // A fresh password per demo, printed once below; it never leaves this machine's terminal.
+  const login = { email: CONSOLE_EMAIL, role: 'owner' as const, password: randomBytes(18).toString('base64url') };
+  const consoleDir = path.join(workDir, 'console');
+  await buildConsole(consoleDir);
+  say('  ✓ console built');
   const system = await startSystem({
     files: sampleFiles(),
     workDir,
+    consoleDir,
+    consoleUsers: [login],
     sftp: 'sshd-or-in-process',
     onStep: (line) => say(`  ✓ ${line}`),
   });
@@ -68,6 +82,12 @@ async function demo(): Promise<void> {
     say('\nAudit trail:');
     say(audit.stdout.trimEnd());
 
+    say(`\nConsole: ${system.controlPlaneUrl}/  (sign in as ${login.email}, password ${login.password})`);
+    if (!serve) say('The console stops with the demo; `npm run demo -- --serve` keeps it up.');
+    if (serve) {
+      say('Serving until Ctrl-C.');
+      await new Promise<never>(() => undefined);
+    }
     await system.stop();
     running = undefined;
     say(`\nDone in ${((Date.now() - started) / 1000).toFixed(1)} s. Everything is in ${workDir}`);
@@ -80,6 +100,7 @@ async function demo(): Promise<void> {
           delivered: decrypted.map((file) => file.ciphertext),
           recipientSecretKey: system.recipientSecretKeyFile,
           sources: system.sources.map((source) => ({ path: source.path, sha256: source.sha256 })),
+          console: { url: `${system.controlPlaneUrl}/`, email: login.email, password: login.password },
         })}\n`,
       );
     }

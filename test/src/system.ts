@@ -36,7 +36,7 @@ const SSHD = '/usr/sbin/sshd';
 const HEALTH_TIMEOUT_MS = 30_000;
 const COMMAND_TIMEOUT_MS = 60_000;
 /** The name of the agent's secrets entry that integrations refer to. */
-const CREDENTIAL_REF = 'demo-sftp';
+export const CREDENTIAL_REF = 'demo-sftp';
 
 export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error';
 
@@ -57,8 +57,20 @@ export interface StartSystemOptions {
   /** Log level of the control plane and the agent. Default `info`. */
   logLevel?: LogLevel;
   tenant?: string;
+  /** The console's build for the control plane to serve (AIRLOCK_CONSOLE_DIR); unset: its default. */
+  consoleDir?: string;
+  /** Console users made with `airlock user create` before the server starts; passwords go in on stdin. */
+  consoleUsers?: readonly ConsoleUser[];
+  /** Enroll the agent with the CLI at start (default). False leaves it to `enrollWithCommand`. */
+  enrollAgent?: boolean;
   /** Progress, one short line per step. */
   onStep?: (message: string) => void;
+}
+
+export interface ConsoleUser {
+  email: string;
+  role: 'owner' | 'admin' | 'operator' | 'auditor';
+  password: string;
 }
 
 export interface SourceFile {
@@ -286,7 +298,7 @@ export class AirlockSystem implements AsyncDisposable {
     // and let both settle before failing, so `stop()` sees every process either of them started.
     const started = await Promise.allSettled([this.#startSftp(), this.#startControlPlane()]);
     for (const result of started) if (result.status === 'rejected') throw result.reason;
-    await this.#enrollAgent();
+    if (this.options.enrollAgent !== false) await this.#enrollAgent();
     await this.#writeAgentFiles();
   }
 
@@ -366,6 +378,7 @@ export class AirlockSystem implements AsyncDisposable {
       AIRLOCK_LOG_LEVEL: this.options.logLevel ?? 'info',
     };
     if (this.options.databaseUrl !== undefined) env['DATABASE_URL'] = this.options.databaseUrl;
+    if (this.options.consoleDir !== undefined) env['AIRLOCK_CONSOLE_DIR'] = this.options.consoleDir;
     return env;
   }
 
@@ -375,6 +388,11 @@ export class AirlockSystem implements AsyncDisposable {
     // PGlite is single-process: bootstrap must have closed the data dir before `serve` opens it.
     const bootstrap = await this.#node(AIRLOCK_BIN, ['bootstrap', '--tenant', this.options.tenant ?? 'demo', '--json'], env);
     this.#apiKey = string(object(parseJsonLine(bootstrap.stdout, 'airlock bootstrap'), 'airlock bootstrap'), 'key', 'airlock bootstrap');
+    for (const user of this.options.consoleUsers ?? []) {
+      const args = ['user', 'create', '--tenant', this.options.tenant ?? 'demo', '--email', user.email, '--role', user.role, '--password-stdin'];
+      await this.#node(AIRLOCK_BIN, args, env, false, user.password);
+      this.#step(`console user ${user.email} (${user.role}) created`);
+    }
     const service = startService('control plane', process.execPath, [AIRLOCK_BIN, 'serve'], {
       env,
       cwd: this.workDir,
@@ -430,6 +448,25 @@ export class AirlockSystem implements AsyncDisposable {
     this.#step(`local policy allows ${sftp.exportsPath}/** → ${this.deliveredDir}, encrypted to ${this.recipientFingerprint} only`);
   }
 
+  /**
+   * Runs an `airlock-agent enroll ...` command as an admin copied it (from the console's wizard),
+   * given as argv, with this system's agent directory; adopts the enrolled agent.
+   */
+  async enrollWithCommand(argv: readonly string[]): Promise<string> {
+    const [program, ...args] = argv;
+    if (program !== 'airlock-agent' || args[0] !== 'enroll') throw new Error(`not an airlock-agent enroll command: ${String(program)} ${String(args[0])}`);
+    const result = await runCommand(process.execPath, [AGENT_BIN, ...args, '--dir', this.agentDir, '--json'], {
+      env: this.#agentEnv(),
+      cwd: this.workDir,
+      timeoutMs: COMMAND_TIMEOUT_MS,
+    });
+    // Not the argv in the message: it holds the enrollment token.
+    if (result.code !== 0) throw new Error(`airlock-agent enroll exited with ${String(result.code)}: ${result.stderr.trim() || '(no stderr)'}`);
+    this.agentId = string(object(parseJsonLine(result.stdout, 'airlock-agent enroll'), 'airlock-agent enroll'), 'agentId', 'airlock-agent enroll');
+    this.#step(`agent enrolled as ${this.agentId}`);
+    return this.agentId;
+  }
+
   #endpoint(): SftpEndpoint {
     if (this.sftp === undefined) throw new Error('the SFTP server is not started');
     return this.sftp;
@@ -439,8 +476,8 @@ export class AirlockSystem implements AsyncDisposable {
     return { ...inheritedEnv(), AIRLOCK_LOG_LEVEL: this.options.logLevel ?? 'info' };
   }
 
-  async #node(bin: string, args: readonly string[], env: NodeJS.ProcessEnv, allowFailure = false): Promise<CommandResult> {
-    const result = await runCommand(process.execPath, [bin, ...args], { env, cwd: this.workDir, timeoutMs: COMMAND_TIMEOUT_MS });
+  async #node(bin: string, args: readonly string[], env: NodeJS.ProcessEnv, allowFailure = false, input?: string): Promise<CommandResult> {
+    const result = await runCommand(process.execPath, [bin, ...args], { env, cwd: this.workDir, timeoutMs: COMMAND_TIMEOUT_MS, ...(input === undefined ? {} : { input }) });
     if (result.code !== 0 && !allowFailure) {
       const name = `${path.basename(bin, '.js')} ${args.join(' ')}`;
       throw new Error(`${name} exited with ${String(result.code)}: ${result.stderr.trim() || '(no stderr)'}`);

@@ -7,7 +7,7 @@ import os from 'node:os';
 import { TRPCClientError } from '@trpc/client';
 import type { ConnectorRegistry, Logger } from '@airlock/connector-api';
 import { followRotations, keyFingerprint } from '@airlock/identity';
-import type { Job, RunReport } from '@airlock/protocol';
+import type { Job, RunProgress, RunReport } from '@airlock/protocol';
 import type { ControlPlaneClient } from './control-channel.ts';
 import { isUnauthorized } from './key-rotation.ts';
 import { type ControlPlanePin, savePin } from './control-plane-pin.ts';
@@ -201,7 +201,8 @@ export async function runDaemon(deps: DaemonDeps, options: DaemonOptions = {}): 
 async function execute(job: Job, deps: DaemonDeps, signal?: AbortSignal): Promise<RunReport> {
   deps.logger.info({ runId: job.runId, integrationId: job.integrationId, version: job.integrationVersion }, 'run started');
   const { registry, policy, secrets, logger, dataDir, retry, receipts } = deps;
-  const report = await runJob(job, { registry, policy, secrets, logger, dataDir, retry, signal, receipts });
+  const progress = (update: RunProgress) => deps.client.agent.progress.mutate(update);
+  const report = await runJob(job, { registry, policy, secrets, logger, dataDir, retry, signal, receipts, progress });
   deps.logger.info(
     { runId: job.runId, status: report.status, files: report.files.length, skipped: report.skipped, deferred: report.deferred, bytesIn: report.bytesIn, bytesOut: report.bytesOut, errorClass: report.errorClass },
     'run finished',

@@ -22,6 +22,7 @@ import type { SecretResolver } from './secrets.ts';
 import { selectStable } from './selection.ts';
 import { signingKeyFor } from './signing-key.ts';
 import { SourceChangedError, transferFile } from './transfer-file.ts';
+import { type ProgressSink, trackProgress } from './progress.ts';
 
 export interface TransferDeps {
   registry: ConnectorRegistry;
@@ -35,6 +36,8 @@ export interface TransferDeps {
   now?: () => Date;
   /** Signs a receipt for each delivered file; without it, files carry no receipt. */
   receipts?: ReceiptSigner;
+  /** Where live progress goes (the control plane's agent.progress); unset: none is reported. */
+  progress?: ProgressSink;
 }
 
 type AfterDelivery = IntegrationOptions['afterDelivery'];
@@ -87,6 +90,7 @@ export async function runJob(job: Job, deps: TransferDeps): Promise<RunReport> {
   const onAbort = () => controller.abort();
   deps.signal?.addEventListener('abort', onAbort, { once: true });
   const signal = controller.signal;
+  const progress = trackProgress(job.runId, deps.progress, logger);
   const delivered: Array<FileReport | undefined> = [];
   const counts = { skipped: 0, deferred: 0 };
   let recipients: RecipientKey[] = [];
@@ -127,7 +131,7 @@ export async function runJob(job: Job, deps: TransferDeps): Promise<RunReport> {
     const ctx: ConnectorContext = { signal, logger, secret: deps.secrets };
     const into = await destination.connect(ctx);
     destinationSession = into;
-    const from = await source.connect(ctx);
+    const from = progress.watch(await source.connect(ctx));
     sourceSession = from;
     const postAction = postActionFor(from, source.ref, options.afterDelivery);
 
@@ -139,6 +143,7 @@ export async function runJob(job: Job, deps: TransferDeps): Promise<RunReport> {
     const done = selected.files.filter(deliveredBefore);
     const todo = selected.files.filter((file) => !deliveredBefore(file));
     counts.skipped = done.length;
+    progress.total(todo.length);
     const names = todo.map((file) => renderName(options.output.nameTemplate, file, { runId: job.runId, date: started }));
     if (new Set(names).size !== names.length) {
       throw new UserError(`name template ${JSON.stringify(options.output.nameTemplate)} gives several files the same name`);
@@ -203,6 +208,7 @@ export async function runJob(job: Job, deps: TransferDeps): Promise<RunReport> {
         deliveredAt: deliveredAt.toISOString(),
       });
       delivered[index] = receipt === undefined ? report : { ...report, receipt };
+      progress.fileDone(delivered[index] ?? report);
       logger.info({ runId: job.runId, bytesIn: report.bytesIn, bytesOut: report.bytesOut, durationMs: report.durationMs }, 'file delivered');
       if (!file.generated) await ledger?.record({
         path: file.path,
@@ -227,6 +233,7 @@ export async function runJob(job: Job, deps: TransferDeps): Promise<RunReport> {
     };
   } finally {
     deps.signal?.removeEventListener('abort', onAbort);
+    progress.stop();
     await sourceSession?.close().catch(() => undefined);
     await destinationSession?.close().catch(() => undefined);
     await ledger?.close().catch(() => undefined);

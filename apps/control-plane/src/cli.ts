@@ -119,7 +119,7 @@ export function buildProgram(): Command {
     .addOption(json)
     .action(async (options: { ttl: string; json?: boolean }) => {
       const result = await adminClient().enrollment.createToken.mutate({ ttlMinutes: Number(options.ttl) });
-      const command = enrollCommand({ url: loadClientConfig().AIRLOCK_URL, token: result.token, controlPlaneKey: result.controlPlaneKey });
+      const command = enrollCommand({ url: loadClientConfig().AIRLOCK_URL, token: result.token, controlPlaneKey: result.controlPlaneKey }).text;
       output(Boolean(options.json), { ...result, command }, () => `${command}\n(one-time token, expires ${result.expiresAt}; the command pins this control plane's key)`);
     });
 

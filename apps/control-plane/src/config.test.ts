@@ -34,6 +34,17 @@ describe('control plane config', () => {
     expect(loadServerConfig({ AIRLOCK_TLS_CERT: '/c.pem', AIRLOCK_TLS_KEY: '/k.pem' }).tls).toEqual({ certFile: '/c.pem', keyFile: '/k.pem' });
   });
 
+  it('serves the console from AIRLOCK_CONSOLE_DIR, none with `off`, and takes the public URL as an origin', () => {
+    expect(loadServerConfig({ AIRLOCK_CONSOLE_DIR: 'build/console' }).consoleDir).toBe(path.resolve('build/console'));
+    expect(loadServerConfig({ AIRLOCK_CONSOLE_DIR: 'off' }).consoleDir).toBeNull();
+    // The default is apps/console/dist, and only when it holds a build.
+    const fallback = loadServerConfig({}).consoleDir;
+    if (fallback !== null) expect(fallback).toMatch(/apps\/console\/dist$/);
+    expect(loadServerConfig({ AIRLOCK_PUBLIC_URL: 'https://airlock.example.com/some/path' }).publicUrl).toBe('https://airlock.example.com');
+    expect(loadServerConfig({}).publicUrl).toBeNull();
+    expect(() => loadServerConfig({ AIRLOCK_PUBLIC_URL: 'airlock.example.com' })).toThrow(/AIRLOCK_PUBLIC_URL/);
+  });
+
   it('reads the admin URL and key', () => {
     expect(loadClientConfig({ AIRLOCK_API_KEY: 'alk_x' })).toEqual({ AIRLOCK_URL: 'http://127.0.0.1:7443', AIRLOCK_API_KEY: 'alk_x' });
     expect(() => loadClientConfig({ AIRLOCK_URL: 'nope' })).toThrow(/AIRLOCK_URL/);

@@ -3,8 +3,10 @@
  * and failing with every problem listed. Nothing else reads process.env.
  */
 import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { DEFAULT_MAX_BATCH_SIZE, DEFAULT_RATE_LIMITS, type SecretBox, secretBoxFromKey, type Signer, signerFromSecretKey, verifierFor } from '@airlock/api';
 import { UserError } from '@airlock/errors';
@@ -33,6 +35,13 @@ const serverSchema = z.object({
   AIRLOCK_SIGNING_KEY_FILE: z.string().min(1).optional(),
   /** How often the server signs a checkpoint of the audit chain if it moved, in ms. Default 60_000. */
   AIRLOCK_CHECKPOINT_INTERVAL_MS: z.coerce.number().int().min(1_000).max(86_400_000).default(60_000),
+  /**
+   * The console's built files (`vite build` output), served from the API's origin. Default: the
+   * repository's `apps/console/dist` when it holds a build; `off` serves no console.
+   */
+  AIRLOCK_CONSOLE_DIR: z.string().min(1).optional(),
+  /** The URL agents and admins reach this control plane at, shown in enroll commands. Default: the listen URL. */
+  AIRLOCK_PUBLIC_URL: z.string().url().optional(),
   /**
    * The key that seals alert webhook URLs and HMAC secrets in the database: a file holding 32 random
    * bytes in base64, mode 0600. Secret; every replica needs the same one. Unset:
@@ -113,6 +122,8 @@ export function loadServerConfig(env: NodeJS.ProcessEnv = process.env) {
       agent: { points: raw.AIRLOCK_RATE_LIMIT_AGENT, durationSeconds: raw.AIRLOCK_RATE_LIMIT_WINDOW_SECONDS },
       ip: { points: raw.AIRLOCK_RATE_LIMIT_IP, durationSeconds: raw.AIRLOCK_RATE_LIMIT_WINDOW_SECONDS },
     },
+    consoleDir: consoleDir(raw.AIRLOCK_CONSOLE_DIR),
+    publicUrl: raw.AIRLOCK_PUBLIC_URL ? new URL(raw.AIRLOCK_PUBLIC_URL).origin : null,
     alerts: {
       keyFile: raw.AIRLOCK_ALERT_KEY_FILE ? path.resolve(raw.AIRLOCK_ALERT_KEY_FILE) : null,
       tickMs: raw.AIRLOCK_ALERT_TICK_MS,
@@ -131,6 +142,14 @@ export function loadServerConfig(env: NodeJS.ProcessEnv = process.env) {
       },
     },
   };
+}
+
+const BUILT_CONSOLE = fileURLToPath(new URL('../../console/dist', import.meta.url));
+
+function consoleDir(configured: string | undefined): string | null {
+  if (configured === 'off') return null;
+  if (configured) return path.resolve(configured);
+  return existsSync(path.join(BUILT_CONSOLE, 'index.html')) ? BUILT_CONSOLE : null;
 }
 
 const SIGNING_KEY_FILE = 'signing.key';

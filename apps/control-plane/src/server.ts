@@ -17,7 +17,9 @@ import {
   pruneNonces,
   pruneSessions,
   Scheduler,
+  type ServerDeps,
   type Signer,
+  createStaticHandler,
 } from '@airlock/api';
 import { loadAlertKey, loadSigner, type ServerConfig } from './config.ts';
 
@@ -42,19 +44,24 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   const { applied } = await migrate(db);
   if (applied.length > 0) logger.info({ applied }, 'migrations applied');
   const dispatcher = new Dispatcher();
-  const handler = createHttpHandler(
+  const deps: ServerDeps = {
+    db,
+    dispatcher,
+    now: () => new Date(),
+    logger,
+    signer,
+    publicUrl: config.publicUrl,
     // Only the cookie flag is configured here: the scrypt cost and lockout stay at their defaults.
-    {
-      db,
-      dispatcher,
-      now: () => new Date(),
-      logger,
-      signer,
-      auth: { secureCookies: config.tls !== null },
-      alerts: { secretBox, webhook: config.alerts.webhook },
-    },
-    { maxBodyBytes: config.maxBodyBytes, maxBatchSize: config.maxBatchSize, rateLimits: config.rateLimits },
-  );
+    auth: { secureCookies: config.tls !== null },
+    alerts: { secretBox, webhook: config.alerts.webhook },
+  };
+  const consoleFiles = config.consoleDir ? await createStaticHandler(config.consoleDir) : undefined;
+  const handler = createHttpHandler(deps, {
+    maxBodyBytes: config.maxBodyBytes,
+    maxBatchSize: config.maxBatchSize,
+    rateLimits: config.rateLimits,
+    console: consoleFiles,
+  });
   const listener = (req: http.IncomingMessage, res: http.ServerResponse) => {
     handler(req, res).catch((error: unknown) => {
       logger.error({ error: error instanceof Error ? error.message : String(error) }, 'request handler failed');
@@ -73,6 +80,8 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   });
   const { port } = server.address() as AddressInfo;
   const url = `${config.tls ? 'https' : 'http'}://${config.host}:${port}`;
+  // Known only now that the port is bound (AIRLOCK_PORT=0).
+  deps.publicUrl ??= url;
   // Background work spans every tenant: it runs in the explicit system scope.
   const system = db.forSystem();
   const prune = setInterval(() => {
@@ -97,7 +106,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   });
   alerts.start();
   const checkpoints = startCheckpoints(system, signer, config.checkpointIntervalMs, logger);
-  logger.info({ url, database: db.kind, keyId: signer.keyId }, 'control plane listening');
+  logger.info({ url, database: db.kind, keyId: signer.keyId, console: config.consoleDir }, 'control plane listening');
   return {
     url,
     db,

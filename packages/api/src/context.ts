@@ -28,6 +28,8 @@ export interface ServerDeps {
   now: () => Date;
   /** The control plane's signing key (audit checkpoints); its public half is served to agents. */
   signer: Signer;
+  /** The URL agents reach this control plane at, for the enroll command; null until known. */
+  publicUrl?: string | null;
   /** Seals and opens alert webhook URLs and secrets; without it, destinations cannot be created or tested. */
   alerts?: { secretBox: SecretBox; webhook: WebhookOptions };
   logger: { warn(meta: Record<string, unknown>, message: string): void; error(meta: Record<string, unknown>, message: string): void };

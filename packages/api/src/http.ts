@@ -7,6 +7,7 @@ import { fetchRequestHandler } from '@trpc/server/adapters/fetch';
 import { createContext, type ServerDeps } from './context.ts';
 import { DEFAULT_MAX_BATCH_SIZE, DEFAULT_RATE_LIMITS, RateLimits, type RateLimitSettings, retryAfterOf } from './rate-limits.ts';
 import { appRouter } from './router.ts';
+import { securityHeaders, type StaticHandler } from './static-files.ts';
 
 export interface HttpOptions {
   /** Largest accepted request body, in bytes. */
@@ -15,6 +16,8 @@ export interface HttpOptions {
   maxBatchSize?: number;
   /** Operations per window per API key, agent and source IP. Default `DEFAULT_RATE_LIMITS`. */
   rateLimits?: RateLimitSettings;
+  /** Serves the console's build for every path outside /trpc and /healthz; unset: 404. */
+  console?: StaticHandler;
 }
 
 class BodyTooLarge extends Error {}
@@ -34,7 +37,7 @@ async function readBody(req: IncomingMessage, limit: number): Promise<Uint8Array
 }
 
 function send(res: ServerResponse, status: number, body: object, headers: Record<string, string> = {}): void {
-  res.writeHead(status, { 'content-type': 'application/json', ...headers });
+  res.writeHead(status, { ...securityHeaders, 'content-type': 'application/json', ...headers });
   res.end(JSON.stringify(body));
 }
 
@@ -42,10 +45,14 @@ export function createHttpHandler(deps: ServerDeps, options: HttpOptions) {
   const limits = new RateLimits(options.rateLimits ?? DEFAULT_RATE_LIMITS);
   return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const pathAndQuery = req.url ?? '/';
-    const [, first] = new URL(pathAndQuery, 'http://control-plane').pathname.split('/');
-    if (first === 'healthz') return send(res, 200, { ok: true });
-    if (first !== 'trpc') return send(res, 404, { error: 'not found' });
+    const { pathname } = new URL(pathAndQuery, 'http://control-plane');
+    const [, first] = pathname.split('/');
     const method = req.method ?? 'GET';
+    if (first === 'healthz') return send(res, 200, { ok: true });
+    if (first !== 'trpc') {
+      if (options.console) return options.console(method, pathname, res);
+      return send(res, 404, { error: 'not found' });
+    }
     let body: Uint8Array;
     try {
       body = method === 'GET' || method === 'HEAD' ? new Uint8Array() : await readBody(req, options.maxBodyBytes);
@@ -83,7 +90,7 @@ export function createHttpHandler(deps: ServerDeps, options: HttpOptions) {
         if (error.code === 'INTERNAL_SERVER_ERROR') deps.logger.error({ path, error: error.message }, 'request failed');
       },
     });
-    const responseHeaders: Record<string, string | string[]> = {};
+    const responseHeaders: Record<string, string | string[]> = { ...securityHeaders };
     response.headers.forEach((value, name) => {
       if (name !== 'set-cookie') responseHeaders[name] = value;
     });

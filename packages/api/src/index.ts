@@ -6,6 +6,7 @@
 export { appRouter, type AppRouter } from './router.ts';
 export { createHttpHandler, type HttpOptions } from './http.ts';
 export { DEFAULT_MAX_BATCH_SIZE, DEFAULT_RATE_LIMITS, RateLimits, type LimitKind, type RateLimit, type RateLimitSettings } from './rate-limits.ts';
+export { createStaticHandler, securityHeaders, type StaticHandler } from './static-files.ts';
 export { createContext, type Context, type RequestFacts, type ServerDeps } from './context.ts';
 export { Dispatcher } from './dispatcher.ts';
 export { Scheduler, type FireOutcome, type SchedulerOptions, latestFireTime, nextFireTime, validateSchedule } from './scheduler.ts';

@@ -29,6 +29,7 @@ describe('the router', () => {
     expect(by('agent')).toEqual([
       'agent.heartbeat',
       'agent.nextJob',
+      'agent.progress',
       'agent.reportRun',
       'agent.rotateKey',
       'custody.auditSegment',

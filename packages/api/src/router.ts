@@ -3,6 +3,7 @@ import { agentChannelRouter } from './routers/agent-channel.ts';
 import { agentsRouter, auditRouter, integrationsRouter, runsRouter } from './routers/admin.ts';
 import { alertDestinationsRouter, alertsRouter } from './routers/alerts.ts';
 import { apiKeysRouter } from './routers/api-keys.ts';
+import { consoleRouter } from './routers/console.ts';
 import { controlPlaneRouter } from './routers/control-plane.ts';
 import { custodyRouter } from './routers/custody.ts';
 import { enrollmentRouter } from './routers/enrollment.ts';
@@ -21,6 +22,7 @@ export const appRouter = router({
   apiKeys: apiKeysRouter,
   controlPlane: controlPlaneRouter,
   custody: custodyRouter,
+  console: consoleRouter,
   ...scopeRouters,
   session: sessionRouter,
   users: usersRouter,

@@ -126,7 +126,18 @@ function shellWord(word: string): string {
   return SHELL_SAFE.test(word) ? word : `'${word.replaceAll("'", `'\\''`)}'`;
 }
 
-/** The one command an on-prem admin runs to enroll an agent: it pins the control plane's key before the token is redeemed. */
-export function enrollCommand(options: { url: string; token: string; controlPlaneKey: string }): string {
-  return ['airlock-agent', 'enroll', '--url', options.url, '--token', options.token, '--control-plane-key', options.controlPlaneKey].map(shellWord).join(' ');
+export interface EnrollCommand {
+  /** The program and its arguments, for anything that runs it without a shell. */
+  argv: string[];
+  /** The same argv as one line for a POSIX shell, each argument quoted when it needs to be. */
+  text: string;
+}
+
+/**
+ * The one command an on-prem admin runs to enroll an agent (the CLI prints it, the console shows
+ * it): it pins the control plane's key, which the agent checks before the token is redeemed.
+ */
+export function enrollCommand(options: { url: string; token: string; controlPlaneKey: string }): EnrollCommand {
+  const argv = ['airlock-agent', 'enroll', '--url', options.url, '--token', options.token, '--control-plane-key', options.controlPlaneKey];
+  return { argv, text: argv.map(shellWord).join(' ') };
 }

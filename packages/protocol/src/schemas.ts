@@ -301,3 +301,20 @@ export const runStatus = z.enum(['queued', 'running', 'succeeded', 'failed', 'ca
 export type RunStatus = z.infer<typeof runStatus>;
 
 export { shortText };
+
+// ---- console and live progress -----------------------------------------------------------------
+
+export { armoredPublicKey };
+
+/** A running run's counters so far, sent by the agent now and then. Metadata only, never names or contents. */
+export const runProgress = z.strictObject({
+  runId: uuid,
+  /** Plaintext bytes read from the source so far. */
+  bytesIn: z.number().int().nonnegative(),
+  /** Ciphertext bytes written to the destination so far. */
+  bytesOut: z.number().int().nonnegative(),
+  filesDone: z.number().int().nonnegative(),
+  /** Files selected for this run, when known. */
+  filesTotal: z.number().int().nonnegative().optional(),
+});
+export type RunProgress = z.infer<typeof runProgress>;

@@ -1,7 +1,7 @@
 /** The admins' API: agents, integrations, runs and the audit trail, always within the caller's tenant. */
 import type { TRPCRouterRecord } from '@trpc/server';
 import { ConflictError, NotFoundError, RecipientKeyError, UserError } from '@airlock/errors';
-import { byId, integrationSpec, listAuditInput, listRunsInput, type RunReport, type RunStatus } from '@airlock/protocol';
+import { byId, integrationSpec, listAuditInput, listRunsInput, type RunProgress, type RunReport, type RunStatus } from '@airlock/protocol';
 import { inspectRecipientKey } from '@airlock/pgp';
 import { appendAudit, eventBy, listAuditEvents, recordAudit } from '../audit-log.ts';
 import { decideIntegration, groupByName } from '../grants.ts';
@@ -26,6 +26,8 @@ interface RunRow {
   finished_at: Date | null;
   error_class: string | null;
   report: RunReport | null;
+  progress: Omit<RunProgress, 'runId'> | null;
+  progress_at: Date | null;
 }
 
 
@@ -42,6 +44,7 @@ function runView(row: RunRow) {
     finishedAt: row.finished_at?.toISOString() ?? null,
     errorClass: row.error_class,
     report: row.report,
+    progress: row.progress ? { ...row.progress, at: row.progress_at?.toISOString() ?? null } : null,
   };
 }
 
@@ -233,7 +236,7 @@ export const runsRouter = {
     .input(listRunsInput)
     .query(async ({ ctx, input }) => {
       const rows = await ctx.db.query<RunRow>(
-        `SELECT id, integration_id, integration_version, agent_id, status, requested_by, created_at, claimed_at, finished_at, error_class, report
+        `SELECT id, integration_id, integration_version, agent_id, status, requested_by, created_at, claimed_at, finished_at, error_class, report, progress, progress_at
          FROM runs WHERE tenant_id = $1 AND ($2::uuid IS NULL OR integration_id = $2)
          ORDER BY created_at DESC LIMIT $3`,
         [ctx.admin.tenantId, input.integrationId ?? null, input.limit],
@@ -245,7 +248,7 @@ export const runsRouter = {
     .input(byId)
     .query(async ({ ctx, input }) => {
       const [row] = await ctx.db.query<RunRow>(
-        `SELECT id, integration_id, integration_version, agent_id, status, requested_by, created_at, claimed_at, finished_at, error_class, report
+        `SELECT id, integration_id, integration_version, agent_id, status, requested_by, created_at, claimed_at, finished_at, error_class, report, progress, progress_at
          FROM runs WHERE id = $1 AND tenant_id = $2`,
         [input.id, ctx.admin.tenantId],
       );

@@ -1,7 +1,7 @@
 /** What agents call, each request signed: heartbeats, the long-poll for work, and run reports. */
 import type { TRPCRouterRecord } from '@trpc/server';
 import { AuthenticationError, NotFoundError } from '@airlock/errors';
-import { heartbeatInput, type IntegrationSpec, nextJobInput, nextJobOutput, runReport } from '@airlock/protocol';
+import { heartbeatInput, type IntegrationSpec, nextJobInput, nextJobOutput, runProgress, runReport } from '@airlock/protocol';
 import { appendAudit, eventBy, recordAudit } from '../audit-log.ts';
 import { sealJob } from '../envelopes.ts';
 import { decideIntegration } from '../grants.ts';
@@ -101,6 +101,20 @@ export const agentChannelRouter = {
         await ctx.dispatcher.wait(ctx.agent.agentId, signal);
       }
     }),
+
+  /**
+   * Best effort: the counters of a run in flight, for the console's live view. Not audited (the
+   * receipt is); a run that is not running for this agent is refused, and the agent drops the report.
+   */
+  progress: agentProcedure.input(runProgress).mutation(async ({ ctx, input }) => {
+    const { runId, ...counters } = input;
+    const updated = await ctx.db.query<{ id: string }>(
+      "UPDATE runs SET progress = $1, progress_at = $2 WHERE id = $3 AND agent_id = $4 AND status = 'running' RETURNING id",
+      [JSON.stringify(counters), ctx.now(), runId, ctx.agent.agentId],
+    );
+    if (updated.length === 0) throw new NotFoundError('no running run with that id for this agent');
+    return { accepted: true as const };
+  }),
 
   reportRun: agentProcedure.input(runReport).mutation(async ({ ctx, input }) => {
     const agent = ctx.agent;

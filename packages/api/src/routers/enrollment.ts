@@ -1,7 +1,7 @@
 import type { TRPCRouterRecord } from '@trpc/server';
 import { AuthenticationError, ConflictError } from '@airlock/errors';
 import { keyFingerprint } from '@airlock/identity';
-import { createEnrollmentTokenInput, enrollInput, enrollOutput } from '@airlock/protocol';
+import { createEnrollmentTokenInput, enrollCommand, enrollInput, enrollOutput } from '@airlock/protocol';
 import { appendAudit, eventBy, recordAudit } from '../audit-log.ts';
 import { randomToken, sha256Hex } from '../auth/secrets.ts';
 import { procedureFor, publicProcedure } from '../trpc.ts';
@@ -30,7 +30,9 @@ export const enrollmentRouter = {
         return row?.id ?? '';
       });
       // The agent checks this pin against the key the server presents before it redeems the token.
-      return { id, token, expiresAt: expiresAt.toISOString(), controlPlaneKey: keyFingerprint(ctx.signer.publicKey) };
+      const controlPlaneKey = keyFingerprint(ctx.signer.publicKey);
+      const url = ctx.publicUrl ?? new URL(ctx.request.pathAndQuery, `http://${ctx.request.headers.get('host') ?? '127.0.0.1'}`).origin;
+      return { id, token, expiresAt: expiresAt.toISOString(), controlPlaneKey, command: enrollCommand({ url, token, controlPlaneKey }) };
     }),
 
   /** Redeems a token for a new agent identity. One conditional UPDATE makes exactly one racer win. */

@@ -1,0 +1,103 @@
+/** The shell: sign-in gate, navigation by role, and the page for the current path. */
+import { type ReactNode, useEffect, useRef } from 'react';
+import { ErrorState, Loading } from './components/ui.tsx';
+import { ApiKeysPage } from './pages/ApiKeys.tsx';
+import { AgentsPage } from './pages/Agents.tsx';
+import { AuditPage } from './pages/Audit.tsx';
+import { IntegrationsPage } from './pages/Integrations.tsx';
+import { LoginPage } from './pages/Login.tsx';
+import { OverviewPage } from './pages/Overview.tsx';
+import { RunsPage } from './pages/Runs.tsx';
+import { ScopesPage } from './pages/Scopes.tsx';
+import { UsersPage } from './pages/Users.tsx';
+import { Link, useLocation } from './router.tsx';
+import { type Permission, SessionProvider, useMe, useSession } from './session.tsx';
+
+interface Page {
+  path: string;
+  label: string;
+  permission: Permission;
+  render: () => ReactNode;
+}
+
+const pages: Page[] = [
+  { path: '/', label: 'Overview', permission: 'runs:read', render: () => <OverviewPage /> },
+  { path: '/agents', label: 'Agents', permission: 'agents:read', render: () => <AgentsPage /> },
+  { path: '/integrations', label: 'Integrations', permission: 'integrations:read', render: () => <IntegrationsPage /> },
+  { path: '/runs', label: 'Runs', permission: 'runs:read', render: () => <RunsPage /> },
+  { path: '/scopes', label: 'Scopes', permission: 'scopes:read', render: () => <ScopesPage /> },
+  { path: '/audit', label: 'Audit', permission: 'audit:read', render: () => <AuditPage /> },
+  { path: '/users', label: 'Users', permission: 'users:read', render: () => <UsersPage /> },
+  { path: '/api-keys', label: 'API keys', permission: 'keys:read', render: () => <ApiKeysPage /> },
+];
+
+export function App() {
+  const me = useMe();
+  if (me.isPending) return <Loading label="Checking your session" />;
+  if (me.isError) return <ErrorState error={me.error} retry={() => void me.refetch()} />;
+  if (!me.data) return <LoginPage />;
+  return (
+    <SessionProvider user={me.data.user} expiresAt={me.data.expiresAt}>
+      <Shell />
+    </SessionProvider>
+  );
+}
+
+function Shell() {
+  const { path } = useLocation();
+  const { user, can, logout } = useSession();
+  const main = useRef<HTMLElement>(null);
+  const page = pages.find((candidate) => candidate.path === path);
+  const visible = pages.filter((candidate) => can(candidate.permission));
+  useEffect(() => {
+    document.title = `${page?.label ?? 'Not found'} · Airlock console`;
+    // Moves focus to the new page's content so keyboard and screen reader users land there.
+    main.current?.focus();
+  }, [page]);
+  return (
+    <div className="shell">
+      <a className="skip-link" href="#main">
+        Skip to content
+      </a>
+      <header className="topbar">
+        <div className="brand">
+          <img src="/favicon.svg" alt="" width={24} height={24} />
+          <span>Airlock</span>
+        </div>
+        <div className="user">
+          <span>{user.email}</span> <span className="badge badge-neutral">{user.role}</span>
+          <button type="button" className="button secondary small" onClick={logout}>
+            Sign out
+          </button>
+        </div>
+      </header>
+      <nav className="sidebar" aria-label="Main">
+        <ul>
+          {visible.map((candidate) => (
+            <li key={candidate.path}>
+              <Link to={candidate.path} current={candidate.path === path}>
+                {candidate.label}
+              </Link>
+            </li>
+          ))}
+        </ul>
+      </nav>
+      <main id="main" ref={main} tabIndex={-1}>
+        {page ? (
+          can(page.permission) ? (
+            page.render()
+          ) : (
+            <ErrorState error={new Error('Your role does not include this page.')} />
+          )
+        ) : (
+          <>
+            <h1>Not found</h1>
+            <p>
+              There is no page at <code>{path}</code>. <Link to="/">Go to the overview</Link>.
+            </p>
+          </>
+        )}
+      </main>
+    </div>
+  );
+}

@@ -1,0 +1,72 @@
+/**
+ * The tRPC client: same origin, batched, with the session cookie and the CSRF header the control
+ * plane requires on every call made with that cookie.
+ */
+import { QueryCache, QueryClient } from '@tanstack/react-query';
+import { createTRPCClient, httpBatchLink, TRPCClientError } from '@trpc/client';
+import { createTRPCContext } from '@trpc/tanstack-react-query';
+import type { AppRouter } from '@airlock/api';
+
+export const CSRF_HEADER = 'x-airlock-csrf';
+
+let csrfToken: string | null = null;
+
+/** Set from `session.login` and `session.me`; sent on every request so mutations pass the CSRF check. */
+export function setCsrfToken(token: string | null): void {
+  csrfToken = token;
+}
+
+export const trpcClient = createTRPCClient<AppRouter>({
+  links: [
+    httpBatchLink({
+      url: '/trpc',
+      headers: () => (csrfToken ? { [CSRF_HEADER]: csrfToken } : {}),
+      fetch: (url, options) => fetch(url, { ...options, credentials: 'same-origin' }),
+    }),
+  ],
+});
+
+export const { TRPCProvider, useTRPC } = createTRPCContext<AppRouter>();
+
+function httpStatusOf(error: unknown): number | undefined {
+  if (!(error instanceof TRPCClientError)) return undefined;
+  const data: unknown = error.data;
+  if (typeof data === 'object' && data !== null && 'httpStatus' in data && typeof data.httpStatus === 'number') return data.httpStatus;
+  return undefined;
+}
+
+export function isUnauthorized(error: unknown): boolean {
+  return httpStatusOf(error) === 401;
+}
+
+export function isForbidden(error: unknown): boolean {
+  return httpStatusOf(error) === 403;
+}
+
+/** A message fit to show: the server's own for user errors, a generic one otherwise. */
+export function errorMessage(error: unknown): string {
+  if (error instanceof TRPCClientError) return error.message;
+  if (error instanceof Error) return error.message;
+  return 'something went wrong';
+}
+
+export function createQueryClient(): QueryClient {
+  return new QueryClient({
+    // A query refused as unauthenticated means the session ended (idle, signed out elsewhere,
+    // user disabled): start over, where session.me answers null and the sign-in page shows.
+    // Mutations are left alone, so a failed sign-in keeps its message.
+    queryCache: new QueryCache({
+      onError: (error) => {
+        if (isUnauthorized(error)) window.location.assign('/');
+      },
+    }),
+    defaultOptions: {
+      queries: {
+        staleTime: 5_000,
+        // Refusals are answers, not glitches: retrying a 401 or 403 only delays the message.
+        retry: (count, error) => count < 2 && !isUnauthorized(error) && !isForbidden(error),
+        refetchOnWindowFocus: true,
+      },
+    },
+  });
+}

@@ -1,0 +1,152 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import * as openpgp from 'openpgp';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { type AgentKeyPair, encodeKey, generateKeyPair, signRequest } from '@airlock/identity';
+import { generateDemoKey } from '@airlock/pgp';
+import { createTestDatabase } from '@airlock/testing';
+import { createApiKey } from './auth/api-keys.ts';
+import { bootstrapTenant, connectPostgres, createHttpHandler, type Database, Dispatcher, migrate, signerFromSecretKey } from './index.ts';
+
+const silent = { warn: () => undefined, error: () => undefined };
+const signer = signerFromSecretKey(generateKeyPair().secretKey);
+
+interface Call {
+  status: number;
+  body: { result?: { data: unknown }; error?: { message: string } };
+}
+
+async function send(base: string, path: string, input: unknown, headers: Record<string, string>, method: 'GET' | 'POST'): Promise<Call> {
+  const url = method === 'GET' ? `${base}/trpc/${path}${input === undefined ? '' : `?input=${encodeURIComponent(JSON.stringify(input))}`}` : `${base}/trpc/${path}`;
+  const response = await fetch(url, { method, headers: { 'content-type': 'application/json', ...headers }, ...(method === 'POST' ? { body: JSON.stringify(input) } : {}) });
+  return { status: response.status, body: (await response.json()) as Call['body'] };
+}
+
+function data<T>(result: Call): T {
+  if (result.status !== 200) throw new Error(`HTTP ${result.status}: ${JSON.stringify(result.body)}`);
+  return result.body.result?.data as T;
+}
+
+const userIDs = [{ name: 'Partner', email: 'partner@example.com' }];
+
+describe('console procedures on PostgreSQL', () => {
+  let db: Database;
+  let server: Server;
+  let base: string;
+  let owner: Record<string, string>;
+  let auditor: Record<string, string>;
+  let agent: { id: string; keys: AgentKeyPair };
+  let recipient: string;
+
+  const query = (path: string, input?: unknown, who = owner) => send(base, path, input, who, 'GET');
+  const mutate = (path: string, input: unknown, who = owner) => send(base, path, input, who, 'POST');
+  const signed = (path: string, input: unknown) =>
+    send(base, path, input, signRequest(agent.keys, { agentId: agent.id, method: 'POST', pathAndQuery: `/trpc/${path}`, body: JSON.stringify(input) }), 'POST');
+
+  beforeAll(async () => {
+    db = connectPostgres(await createTestDatabase(inject('postgresUrl')), { maxConnections: 10 });
+    await migrate(db);
+    const boot = await bootstrapTenant(db, { tenant: 'acme', keyName: 'first', expiresInDays: 30 });
+    owner = { authorization: `Bearer ${boot.key}` };
+    const handler = createHttpHandler(
+      { db, dispatcher: new Dispatcher(50), now: () => new Date(), logger: silent, signer, publicUrl: 'https://airlock.example.com' },
+      { maxBodyBytes: 256 * 1024 },
+    );
+    server = createServer((req, res) => void handler(req, res));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const [tenant] = await db.query<{ id: string }>("SELECT id FROM tenants WHERE name = 'acme'");
+    const key = await createApiKey(db, { tenantId: tenant?.id ?? '', name: 'audit', role: 'auditor', expiresInDays: 1 }, new Date());
+    auditor = { authorization: `Bearer ${key.key}` };
+    recipient = (await generateDemoKey('Partner', 'partner@example.com')).armoredPublicKey;
+  });
+
+  afterAll(async () => {
+    server.close();
+    await db.close();
+  });
+
+  it('creates an enroll token with the one command to run, naming the public URL', async () => {
+    const created = data<{ token: string; controlPlaneKey: string; command: { argv: string[]; text: string } }>(await mutate('enrollment.createToken', { ttlMinutes: 5 }));
+    const pin = ['--control-plane-key', created.controlPlaneKey];
+    expect(created.controlPlaneKey).toMatch(/^ed25519:[A-Za-z0-9_-]{43}$/);
+    expect(created.command.argv).toEqual(['airlock-agent', 'enroll', '--url', 'https://airlock.example.com', '--token', created.token, ...pin]);
+    expect(created.command.text).toBe(`airlock-agent enroll --url https://airlock.example.com --token ${created.token} ${pin.join(' ')}`);
+    const keys = generateKeyPair();
+    const enrolled = data<{ agentId: string }>(
+      await send(base, 'enrollment.enroll', { token: created.token, publicKey: encodeKey(keys.publicKey), hostname: 'edge-1', version: '0.1.0' }, {}, 'POST'),
+    );
+    agent = { id: enrolled.agentId, keys };
+  });
+
+  it('serves each connector config as JSON Schema and checks configs with the zod schema', async () => {
+    const connectors = data<Array<{ kind: string; ref: string; configSchema: { properties?: Record<string, unknown>; required?: string[] } }>>(await query('console.connectors'));
+    const sftp = connectors.find((c) => c.kind === 'source' && c.ref === 'sftp@1');
+    expect(sftp?.configSchema.required).toEqual(expect.arrayContaining(['host', 'hostKey', 'username', 'credentialRef', 'path']));
+    expect(Object.keys(sftp?.configSchema.properties ?? {})).toContain('port');
+    expect(connectors.map((c) => `${c.kind}:${c.ref}`).sort()).toEqual(['destination:local@1', 'destination:sftp@1', 'source:local@1', 'source:script@1', 'source:sftp@1']);
+
+    const checked = data<{ issues: Array<{ path: string; message: string }> }>(
+      await query('console.checkConfig', { kind: 'destination', connector: 'local@1', config: { directory: 'relative/dir', extra: 1 } }),
+    );
+    expect(checked.issues.map((issue) => issue.path).sort()).toEqual(['', 'directory']);
+    const fine = data<{ issues: unknown[] }>(await query('console.checkConfig', { kind: 'destination', connector: 'local@1', config: { directory: '/srv/out' } }));
+    expect(fine.issues).toEqual([]);
+    const unknown = data<{ issues: Array<{ message: string }> }>(await query('console.checkConfig', { kind: 'source', connector: 'ftp@1', config: {} }));
+    expect(unknown.issues[0]?.message).toMatch(/no source connector ftp@1/);
+  });
+
+  it('inspects recipient keys with the agent policy: facts for a good key, a refusal for weak or expired ones', async () => {
+    const good = data<{ ok: boolean; fingerprint: string; algorithm: string; expires: string | null }>(await mutate('console.inspectRecipient', { armored: recipient }));
+    expect(good).toMatchObject({ ok: true, fingerprint: expect.stringMatching(/^[0-9A-F]{40}$/), expires: null });
+
+    const weak = await openpgp.generateKey({ type: 'rsa', rsaBits: 1024, userIDs, config: { v6Keys: false, minRSABits: 1024 } });
+    const refusedWeak = data<{ ok: boolean; problem: string }>(await mutate('console.inspectRecipient', { armored: weak.publicKey }));
+    expect(refusedWeak).toEqual({ ok: false, problem: expect.stringMatching(/weaker than 2048 bits/) });
+
+    const expiring = await openpgp.generateKey({ type: 'ecc', curve: 'curve25519Legacy', userIDs, keyExpirationTime: 1, date: new Date(Date.now() - 60_000), config: { v6Keys: false } });
+    const refusedExpired = data<{ ok: boolean; problem: string }>(await mutate('console.inspectRecipient', { armored: expiring.publicKey }));
+    expect(refusedExpired).toEqual({ ok: false, problem: expect.stringMatching(/expired/) });
+  });
+
+  it('tells each caller its own permissions, and refuses an auditor any write', async () => {
+    const mine = data<{ role: string; permissions: string[] }>(await query('console.permissions', undefined, auditor));
+    expect(mine.role).toBe('auditor');
+    expect(mine.permissions).toContain('audit:read');
+    expect(mine.permissions).not.toContain('integrations:write');
+    expect((await mutate('enrollment.createToken', { ttlMinutes: 5 }, auditor)).status).toBe(403);
+    expect((await mutate('agents.revoke', { id: agent.id }, auditor)).status).toBe(403);
+  });
+
+  it('shows live progress of a running run and the overview of the day', async () => {
+    await mutate('grants.add', { agentId: agent.id, scope: 'read file:///srv/in/**' });
+    await mutate('grants.add', { agentId: agent.id, scope: 'write file:///srv/out/**' });
+    const spec = { name: 'progress', agentId: agent.id, source: { connector: 'local@1', config: { path: '/srv/in/*.csv' } }, destination: { connector: 'local@1', config: { directory: '/srv/out' } }, recipients: [recipient] };
+    const saved = data<{ id: string }>(await mutate('integrations.save', spec));
+    const { runId } = data<{ runId: string }>(await mutate('integrations.runNow', { id: saved.id }));
+    // Not running yet: refused, nothing recorded.
+    expect((await signed('agent.progress', { runId, bytesIn: 10, bytesOut: 0, filesDone: 0 })).status).toBe(404);
+    data(await signed('agent.nextJob', { waitMs: 0 }));
+    expect(data<{ accepted: boolean }>(await signed('agent.progress', { runId, bytesIn: 4096, bytesOut: 1024, filesDone: 1, filesTotal: 3 })).accepted).toBe(true);
+    const run = data<{ status: string; progress: { bytesIn: number; filesTotal: number; at: string } | null }>(await query('runs.get', { id: runId }));
+    expect(run.status).toBe('running');
+    expect(run.progress).toMatchObject({ bytesIn: 4096, bytesOut: 1024, filesDone: 1, filesTotal: 3, at: expect.any(String) });
+    // Counters only: a report carrying anything else is refused by the schema.
+    expect((await signed('agent.progress', { runId, bytesIn: 1, bytesOut: 1, filesDone: 1, path: '/srv/in/secret.csv' })).status).toBe(400);
+
+    const finishedAt = new Date().toISOString();
+    data(await signed('agent.reportRun', { runId, status: 'succeeded', startedAt: finishedAt, finishedAt, bytesIn: 5000, bytesOut: 6000, files: [], recipientFingerprints: [] }));
+    const overview = data<{ agents: { online: number; offline: number }; runs: Record<string, number>; bytesByHour: Array<{ bytes: number }> }>(await query('console.overview'));
+    expect(overview.runs['succeeded']).toBe(1);
+    expect(overview.bytesByHour).toHaveLength(24);
+    expect(overview.bytesByHour.reduce((sum, point) => sum + point.bytes, 0)).toBe(6000);
+    expect(overview.agents.online + overview.agents.offline).toBe(1);
+    const agents = data<Array<{ id: string; groups: string[]; online: boolean }>>(await query('console.agents'));
+    expect(agents).toEqual([expect.objectContaining({ id: agent.id, groups: [] })]);
+  });
+
+  it('verifies the audit chain for an auditor', async () => {
+    const verified = data<Record<string, unknown>>(await query('console.verifyAudit', undefined, auditor));
+    expect(verified).toEqual({ ok: true, checkpoints: 0, checkedAt: expect.any(String) });
+  });
+});
