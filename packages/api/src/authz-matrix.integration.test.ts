@@ -455,17 +455,18 @@ describe('the authorization matrix on PostgreSQL, served as the airlock_app role
     const hidden = (await markersOf(foreign ? victim : other)).filter((marker) => !sent.includes(marker));
     const leaked = hidden.filter((marker) => reply.text.includes(marker));
     const observed = reply.status === 200 ? 'allow' : `deny:${reply.code ?? ''}`;
+    const namesRow = [...used].some((name) => ROW_PLACEHOLDERS.has(name));
     let problem: string | null = null;
     if (leaked.length > 0) problem = `leaked ${leaked.length} value(s) of another tenant`;
     else if (expected === 'allow' && reply.status !== 200) problem = `unexpected deny (${reply.code ?? ''}): ${reply.text.slice(0, 300)}`;
     else if (expected === 'deny' && reply.status === 200) {
-      const namesRows = [...used].some((name) => ROW_PLACEHOLDERS.has(name) || BOUND_PLACEHOLDERS.has(name));
+      const boundToRow = namesRow || [...used].some((name) => BOUND_PLACEHOLDERS.has(name));
       if (!foreign) problem = 'unexpected allow';
       else if (changed) problem = "unexpected allow: changed the other tenant's rows";
-      else if (type === 'mutation' && namesRows) problem = "unexpected allow: a mutation on another tenant's row succeeded";
+      else if (type === 'mutation' && boundToRow) problem = "unexpected allow: a mutation on another tenant's row succeeded";
     } else if (expected === 'deny' && !DENY_CODES.has(reply.code ?? '')) problem = `inconclusive: ${reply.code ?? ''} ${reply.text.slice(0, 300)}`;
     else if (expected === 'deny' && changed) problem = 'denied but changed rows';
-    else if (expected === 'deny' && foreign && allowedAtHome && type === 'mutation' && [...used].some((name) => ROW_PLACEHOLDERS.has(name)) && reply.code !== 'NOT_FOUND') {
+    else if (expected === 'deny' && foreign && allowedAtHome && type === 'mutation' && namesRow && reply.code !== 'NOT_FOUND') {
       problem = `a foreign row must look absent (NOT_FOUND), got ${reply.code ?? ''}`;
     }
     return { procedure, cell, expected, observed, problem };
