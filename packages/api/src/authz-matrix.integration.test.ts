@@ -6,19 +6,35 @@
  * in `seed`). The server runs as a login role in `airlock_app`, as in production, so row-level
  * security is live for every call.
  */
+import { randomBytes, randomUUID } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { readFileSync } from 'node:fs';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { z } from 'zod';
-import { type AgentKeyPair, encodeKey, generateKeyPair, signRequest } from '@airlock/identity';
+import { type AgentKeyPair, encodeKey, generateKeyPair, keyRotationProof, signRequest } from '@airlock/identity';
 import { generateDemoKey } from '@airlock/pgp';
 import { formatResource, parseScope } from '@airlock/scopes';
 import { createTestDatabase } from '@airlock/testing';
+import { sealDestination } from './alerts/delivery.ts';
+import { appendAudit } from './audit-log.ts';
 import { createApiKey } from './auth/api-keys.ts';
+import { hashPassword } from './auth/passwords.ts';
 import { randomToken, sha256Hex } from './auth/secrets.ts';
-import { bootstrapTenant, connectPostgres, createHttpHandler, type Database, Dispatcher, migrate, type Queryable, roles, type Role, signerFromSecretKey } from './index.ts';
+import {
+  bootstrapTenant,
+  connectPostgres,
+  createHttpHandler,
+  type Database,
+  Dispatcher,
+  migrate,
+  type Queryable,
+  roles,
+  type Role,
+  secretBoxFromKey,
+  signerFromSecretKey,
+} from './index.ts';
 import { type AppRoleConnection, connectAsAppRole } from './storage/app-role.fixture.ts';
 import { appRouter } from './router.ts';
 
@@ -89,9 +105,35 @@ describe('the authorization matrix table', () => {
 
 const silent = { warn: () => undefined, error: () => undefined };
 const signer = signerFromSecretKey(generateKeyPair().secretKey);
+const secretBox = secretBoxFromKey(randomBytes(32));
+/** Cheap enough for a seeded user per call; the hash names its own cost, so logins verify with it. */
+const fastScrypt = { N: 2 ** 10, r: 8, p: 1 };
+const USER_PASSWORD = 'matrix-password-0123';
+/** Far above the ~500 calls of one run, so no cell is refused for its rate. */
+const NO_RATE_LIMIT = { points: 100_000, durationSeconds: 60 };
 const DENY_CODES = new Set(['UNAUTHORIZED', 'FORBIDDEN', 'NOT_FOUND']);
 /** Placeholders that name a row of the target tenant: a mutation naming one of another tenant's must fail. */
-const ROW_PLACEHOLDERS = new Set(['agent', 'spareAgent', 'group', 'groupName', 'grant', 'integration', 'busyIntegration', 'queuedRun', 'runningRun', 'key', 'enrollmentToken']);
+const ROW_PLACEHOLDERS = new Set([
+  'agent',
+  'spareAgent',
+  'group',
+  'groupName',
+  'grant',
+  'integration',
+  'busyIntegration',
+  'queuedRun',
+  'runningRun',
+  'key',
+  'enrollmentToken',
+  'user',
+  'alert',
+  'destination',
+]);
+/**
+ * Placeholders bound to a row of the target tenant without naming it (a proof signed over its id):
+ * a foreign caller must not get one accepted, but the refusal is a failed proof, not an absent row.
+ */
+const BOUND_PLACEHOLDERS = new Set(['rotationProof']);
 
 interface Seed {
   values: Record<string, string>;
@@ -120,6 +162,11 @@ describe('the authorization matrix on PostgreSQL, served as the airlock_app role
   let server: Server;
   let base: string;
   let recipient = '';
+  let passwordHash = '';
+  let receiver: Server;
+  let webhookUrl = '';
+  /** Test alerts the loopback receiver got: one per allowed `alertDestinations.test` call. */
+  let deliveries = 0;
   const tenants: Record<'a' | 'b', { id: string; keys: Record<Role, string> }> = {
     a: { id: '', keys: { owner: '', admin: '', operator: '', auditor: '' } },
     b: { id: '', keys: { owner: '', admin: '', operator: '', auditor: '' } },
@@ -140,7 +187,28 @@ describe('the authorization matrix on PostgreSQL, served as the airlock_app role
       }
     }
     recipient = (await generateDemoKey('Partner', 'partner@example.com')).armoredPublicKey;
-    const handler = createHttpHandler({ db: app.db, dispatcher: new Dispatcher(50), now: () => new Date(), logger: silent, signer }, { maxBodyBytes: 256 * 1024 });
+    passwordHash = await hashPassword(USER_PASSWORD, fastScrypt);
+    receiver = createServer((req, res) => {
+      req.resume();
+      req.on('end', () => {
+        deliveries += 1;
+        res.writeHead(200).end('ok');
+      });
+    });
+    await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
+    webhookUrl = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hook`;
+    const handler = createHttpHandler(
+      {
+        db: app.db,
+        dispatcher: new Dispatcher(50),
+        now: () => new Date(),
+        logger: silent,
+        signer,
+        alerts: { secretBox, webhook: { timeoutMs: 5_000 } },
+        auth: { scrypt: fastScrypt },
+      },
+      { maxBodyBytes: 256 * 1024, rateLimits: { 'api-key': NO_RATE_LIMIT, agent: NO_RATE_LIMIT, ip: NO_RATE_LIMIT } },
+    );
     server = createServer((req, res) => void handler(req, res));
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
@@ -148,6 +216,7 @@ describe('the authorization matrix on PostgreSQL, served as the airlock_app role
 
   afterAll(async () => {
     server.close();
+    receiver.close();
     await app?.[Symbol.asyncDispose]();
     await owner.close();
   });
@@ -171,6 +240,8 @@ describe('the authorization matrix on PostgreSQL, served as the airlock_app role
   /** Fresh rows of every kind in one tenant, written directly (system scope), for one call. */
   async function seed(tenantId: string): Promise<Seed> {
     return owner.forSystem().transaction(async (tx) => {
+      const [head] = await tx.query<{ seq: string }>('SELECT seq::text AS seq FROM audit_head');
+      if (!head) throw new Error('no audit head');
       const agent = await insertAgent(tx, tenantId);
       const spare = await insertAgent(tx, tenantId);
       const groupName = unique('grp');
@@ -218,6 +289,28 @@ describe('the authorization matrix on PostgreSQL, served as the airlock_app role
         `INSERT INTO enrollment_tokens (tenant_id, token_sha256, created_by, expires_at) VALUES ($1, $2, 'seed', now() + interval '10 minutes')`,
         [tenantId, sha256Hex(token)],
       );
+      const [user] = await tx.query<{ id: string; email: string }>(
+        `INSERT INTO admin_users (tenant_id, email, password_hash, role) VALUES ($1, $2, $3, 'auditor') RETURNING id, email`,
+        [tenantId, `${unique('user')}@example.com`, passwordHash],
+      );
+      const [alert] = await tx.query<{ id: string }>(
+        `INSERT INTO alerts (tenant_id, kind, severity, dedupe_key, target, summary, details, first_seen_at, last_seen_at)
+         VALUES ($1, 'scope-denied', 'warning', $2, $3, 'seeded alert', '{}', now(), now()) RETURNING id`,
+        [tenantId, `scope-denied:${agent.id}`, agent.id],
+      );
+      const destination = randomUUID();
+      const sealed = sealDestination(secretBox, destination, { url: webhookUrl, secret: `whsec_${randomToken(32)}` });
+      await tx.query(
+        `INSERT INTO alert_destinations (id, tenant_id, name, origin, url_sealed, secret_sealed, min_severity) VALUES ($1, $2, $3, $4, $5, $6, 'info')`,
+        [destination, tenantId, unique('dest'), new URL(webhookUrl).origin, sealed.urlSealed, sealed.secretSealed],
+      );
+      await tx.query(
+        `INSERT INTO agent_security_events (id, tenant_id, agent_id, kind, at, reason) VALUES ($1, $2, $3, 'envelope-bad-signature', now(), 'seeded')`,
+        [randomUUID(), tenantId, agent.id],
+      );
+      // A record of this tenant after auditSeq, so a witness's segment has one to show or withhold.
+      await appendAudit(tx, { tenantId, actor: { type: 'system', id: 'seed' }, action: 'agent-key-rotation-request', target: agent.id, outcome: 'success', sourceIp: null, meta: {} });
+      const rotation = keyRotationProof(generateKeyPair(), agent.id);
       const values: Record<string, string | undefined> = {
         agent: agent.id,
         spareAgent: spare.id,
@@ -233,6 +326,19 @@ describe('the authorization matrix on PostgreSQL, served as the airlock_app role
         newPublicKey: encodeKey(generateKeyPair().publicKey),
         recipient,
         unique: unique('n'),
+        user: user?.id,
+        userEmail: user?.email,
+        userPassword: USER_PASSWORD,
+        alert: alert?.id,
+        destination,
+        webhookUrl,
+        uuid: randomUUID(),
+        now: new Date().toISOString(),
+        rotationKey: rotation.newPublicKey,
+        rotationCreated: String(rotation.created),
+        rotationNonce: rotation.nonce,
+        rotationProof: rotation.proof,
+        auditSeq: head.seq,
       };
       const complete: Record<string, string> = {};
       for (const [name, value] of Object.entries(values)) {
@@ -243,8 +349,15 @@ describe('the authorization matrix on PostgreSQL, served as the airlock_app role
     });
   }
 
-  /** The input template with its {placeholders} filled from `values`; also which row placeholders it used. */
+  /** The input template with its {placeholders} filled from `values` ({#name}, a whole string, as a number); also which placeholders it used. */
   function fill(template: unknown, values: Record<string, string>, used: Set<string>): unknown {
+    const numeric = typeof template === 'string' ? /^\{#(\w+)\}$/.exec(template) : null;
+    if (numeric?.[1] !== undefined) {
+      const value = values[numeric[1]];
+      if (value === undefined) throw new Error(`unknown placeholder ${numeric[0]}`);
+      used.add(numeric[1]);
+      return Number(value);
+    }
     if (typeof template === 'string') {
       return template.replace(/\{(\w+)\}/g, (whole, name: string) => {
         const value = values[name];
@@ -285,7 +398,10 @@ describe('the authorization matrix on PostgreSQL, served as the airlock_app role
        UNION ALL SELECT id::text FROM runs WHERE tenant_id = $1 UNION ALL SELECT id::text FROM grants WHERE tenant_id = $1
        UNION ALL SELECT id::text FROM agent_groups WHERE tenant_id = $1 UNION ALL SELECT name FROM agent_groups WHERE tenant_id = $1
        UNION ALL SELECT id::text FROM api_keys WHERE tenant_id = $1 UNION ALL SELECT prefix FROM api_keys WHERE tenant_id = $1
-       UNION ALL SELECT id::text FROM enrollment_tokens WHERE tenant_id = $1 UNION ALL SELECT $1::text`,
+       UNION ALL SELECT id::text FROM enrollment_tokens WHERE tenant_id = $1 UNION ALL SELECT id::text FROM admin_users WHERE tenant_id = $1
+       UNION ALL SELECT email FROM admin_users WHERE tenant_id = $1 UNION ALL SELECT id::text FROM alerts WHERE tenant_id = $1
+       UNION ALL SELECT id::text FROM alert_destinations WHERE tenant_id = $1 UNION ALL SELECT name FROM alert_destinations WHERE tenant_id = $1
+       UNION ALL SELECT id::text FROM agent_security_events WHERE tenant_id = $1 UNION ALL SELECT $1::text`,
       [tenantId],
     );
     return rows.map((row) => row.marker);
@@ -339,17 +455,18 @@ describe('the authorization matrix on PostgreSQL, served as the airlock_app role
     const hidden = (await markersOf(foreign ? victim : other)).filter((marker) => !sent.includes(marker));
     const leaked = hidden.filter((marker) => reply.text.includes(marker));
     const observed = reply.status === 200 ? 'allow' : `deny:${reply.code ?? ''}`;
+    const namesRow = [...used].some((name) => ROW_PLACEHOLDERS.has(name));
     let problem: string | null = null;
     if (leaked.length > 0) problem = `leaked ${leaked.length} value(s) of another tenant`;
     else if (expected === 'allow' && reply.status !== 200) problem = `unexpected deny (${reply.code ?? ''}): ${reply.text.slice(0, 300)}`;
     else if (expected === 'deny' && reply.status === 200) {
-      const namesRows = [...used].some((name) => ROW_PLACEHOLDERS.has(name));
+      const boundToRow = namesRow || [...used].some((name) => BOUND_PLACEHOLDERS.has(name));
       if (!foreign) problem = 'unexpected allow';
       else if (changed) problem = "unexpected allow: changed the other tenant's rows";
-      else if (type === 'mutation' && namesRows) problem = "unexpected allow: a mutation on another tenant's row succeeded";
+      else if (type === 'mutation' && boundToRow) problem = "unexpected allow: a mutation on another tenant's row succeeded";
     } else if (expected === 'deny' && !DENY_CODES.has(reply.code ?? '')) problem = `inconclusive: ${reply.code ?? ''} ${reply.text.slice(0, 300)}`;
     else if (expected === 'deny' && changed) problem = 'denied but changed rows';
-    else if (expected === 'deny' && foreign && allowedAtHome && type === 'mutation' && reply.code !== 'NOT_FOUND') {
+    else if (expected === 'deny' && foreign && allowedAtHome && type === 'mutation' && namesRow && reply.code !== 'NOT_FOUND') {
       problem = `a foreign row must look absent (NOT_FOUND), got ${reply.code ?? ''}`;
     }
     return { procedure, cell, expected, observed, problem };
@@ -399,5 +516,9 @@ describe('the authorization matrix on PostgreSQL, served as the airlock_app role
     // Both outcomes occur, so neither check above passed by never being reached.
     expect(summary.allowed).toBeGreaterThan(50);
     expect(summary.denied).toBeGreaterThan(150);
+    // An allowed destination test really reached the receiver, and nothing else did.
+    const tested = cells.filter((c) => c.procedure === 'alertDestinations.test' && c.observed === 'allow').length;
+    expect(tested).toBeGreaterThan(0);
+    expect(deliveries).toBe(tested);
   }, 300_000);
 });
