@@ -45,7 +45,7 @@ describe('airlock alert (server process with its alert engine, embedded database
     await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
     hookUrl = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/services/T1/B1/path-credential`;
     server = await startServer(
-      loadServerConfig({ AIRLOCK_PORT: '0', AIRLOCK_DATA_DIR: path.join(work, 'db'), AIRLOCK_LOG_LEVEL: 'silent', AIRLOCK_ALERT_TICK_MS: '250' }),
+      loadServerConfig({ AIRLOCK_PORT: '0', AIRLOCK_DATA_DIR: path.join(work, 'db'), AIRLOCK_LOG_LEVEL: 'silent', AIRLOCK_ALERT_TICK_MS: '250', AIRLOCK_ALERT_ALLOW_LOOPBACK: 'true' }),
     );
     const boot = await bootstrapTenant(server.db, { tenant: 'acme', keyName: 'cli', expiresInDays: 30 });
     tenantId = boot.tenantId;

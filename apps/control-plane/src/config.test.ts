@@ -87,6 +87,8 @@ describe('control plane config', () => {
     const config = loadServerConfig({ AIRLOCK_ALERT_ALLOW_HTTP: 'true', AIRLOCK_ALERT_BURST_COUNT: '5', AIRLOCK_ALERT_KEY_EXPIRY_DAYS: '3' });
     expect(config.alerts).toMatchObject({ webhook: { allowHttp: true }, thresholds: { burst: { count: 5 }, apiKeyExpiryMs: 3 * 86_400_000 } });
     expect(() => loadServerConfig({ AIRLOCK_ALERT_ALLOW_HTTP: 'yes' })).toThrow(/AIRLOCK_ALERT_ALLOW_HTTP/);
+    expect(loadServerConfig({}).alerts.webhook.allowLoopback).toBe(false);
+    expect(loadServerConfig({ AIRLOCK_ALERT_ALLOW_LOOPBACK: 'true' }).alerts.webhook.allowLoopback).toBe(true);
   });
 
   it('generates the alert key once, 0600, and refuses a readable or malformed one', async () => {

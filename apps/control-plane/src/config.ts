@@ -54,6 +54,7 @@ const serverSchema = z.object({
   AIRLOCK_ALERT_CHECK_INTERVAL_MS: z.coerce.number().int().min(1_000).max(86_400_000).default(60_000),
   /** Allow http:// webhooks to non-loopback hosts (closed networks only). Default false. */
   AIRLOCK_ALERT_ALLOW_HTTP: z.enum(['true', 'false']).default('false'),
+  AIRLOCK_ALERT_ALLOW_LOOPBACK: z.enum(['true', 'false']).default('false'),
   /** One webhook request, connect to last byte, in ms. Default 10_000. */
   AIRLOCK_ALERT_TIMEOUT_MS: z.coerce.number().int().min(100).max(60_000).default(10_000),
   /** Attempts per webhook delivery before it is given up. Default 6. */
@@ -128,7 +129,7 @@ export function loadServerConfig(env: NodeJS.ProcessEnv = process.env) {
       keyFile: raw.AIRLOCK_ALERT_KEY_FILE ? path.resolve(raw.AIRLOCK_ALERT_KEY_FILE) : null,
       tickMs: raw.AIRLOCK_ALERT_TICK_MS,
       checkIntervalMs: raw.AIRLOCK_ALERT_CHECK_INTERVAL_MS,
-      webhook: { allowHttp: raw.AIRLOCK_ALERT_ALLOW_HTTP === 'true', timeoutMs: raw.AIRLOCK_ALERT_TIMEOUT_MS },
+      webhook: { allowHttp: raw.AIRLOCK_ALERT_ALLOW_HTTP === 'true', allowLoopback: raw.AIRLOCK_ALERT_ALLOW_LOOPBACK === 'true', timeoutMs: raw.AIRLOCK_ALERT_TIMEOUT_MS },
       maxAttempts: raw.AIRLOCK_ALERT_MAX_ATTEMPTS,
       thresholds: {
         burst: { count: raw.AIRLOCK_ALERT_BURST_COUNT, windowMs: raw.AIRLOCK_ALERT_BURST_WINDOW_MS },

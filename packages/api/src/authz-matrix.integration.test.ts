@@ -204,7 +204,7 @@ describe('the authorization matrix on PostgreSQL, served as the airlock_app role
         now: () => new Date(),
         logger: silent,
         signer,
-        alerts: { secretBox, webhook: { timeoutMs: 5_000 } },
+        alerts: { secretBox, webhook: { timeoutMs: 5_000, allowLoopback: true } },
         auth: { scrypt: fastScrypt },
       },
       { maxBodyBytes: 256 * 1024, rateLimits: { 'api-key': NO_RATE_LIMIT, agent: NO_RATE_LIMIT, ip: NO_RATE_LIMIT } },

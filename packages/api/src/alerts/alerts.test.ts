@@ -32,9 +32,14 @@ describe('alert webhook signatures', () => {
 describe('webhook URLs', () => {
   it('accept https anywhere and http only to loopback unless allowed', () => {
     expect(parseWebhookUrl('https://hooks.example.com/services/x').origin).toBe('https://hooks.example.com');
-    expect(parseWebhookUrl('http://127.0.0.1:8080/hook').origin).toBe('http://127.0.0.1:8080');
-    expect(parseWebhookUrl('http://[::1]:8080/hook').origin).toBe('http://[::1]:8080');
-    expect(parseWebhookUrl('http://localhost/hook').origin).toBe('http://localhost');
+    const loopback = { allowLoopback: true };
+    expect(parseWebhookUrl('http://127.0.0.1:8080/hook', loopback).origin).toBe('http://127.0.0.1:8080');
+    expect(parseWebhookUrl('http://[::1]:8080/hook', loopback).origin).toBe('http://[::1]:8080');
+    expect(parseWebhookUrl('http://localhost/hook', loopback).origin).toBe('http://localhost');
+    // The control plane's own host is off limits unless the operator allows it, over https too.
+    for (const url of ['http://127.0.0.1:8080/hook', 'https://127.0.0.1:5432/', 'https://[::1]/', 'https://[::ffff:127.0.0.1]/', 'http://localhost/hook']) {
+      expect(() => parseWebhookUrl(url)).toThrow(/loopback/);
+    }
     expect(() => parseWebhookUrl('http://hooks.example.com/x')).toThrow(/must be https/);
     expect(parseWebhookUrl('http://hooks.example.com/x', { allowHttp: true }).protocol).toBe('http:');
   });

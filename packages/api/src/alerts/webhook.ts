@@ -1,9 +1,12 @@
 /**
  * Sends one signed alert to a webhook, with the network rules that keep a tenant-supplied URL from
  * reaching what it should not:
- * - https only, except to loopback (local receivers, tests) or when `allowHttp` is configured;
+ * - loopback (the control plane's own host) only when `allowLoopback` is configured: a tenant's
+ *   URL must not reach the services beside the control plane; with it, http to loopback is allowed;
+ * - https only, except to loopback as above or when `allowHttp` is configured;
  * - no credentials in the URL, no redirects followed (a 3xx is a failure), a whole-request timeout
- *   and a cap on how much of the response is read;
+ *   and a cap on how much of the response is read; the response body is never shown back, so a
+ *   destination cannot be used to read what answers at its address;
  * - every address the host resolves to is checked, and the connection goes to the checked address
  *   (no second lookup a rebinding DNS server could answer differently). Refused: link-local
  *   (169.254/16 holds the cloud metadata endpoints, fe80::/10), cloud metadata addresses, the
@@ -20,9 +23,11 @@ import { DELIVERY_HEADER, SIGNATURE_HEADER, signAlertBody, TIMESTAMP_HEADER } fr
 export interface WebhookOptions {
   /** Allow http:// to non-loopback hosts. Default false; for closed networks only. */
   allowHttp?: boolean;
+  /** Allow loopback addresses (and http to them). Default false; for single-host setups and tests. */
+  allowLoopback?: boolean;
   /** Whole request, connect to last byte, in ms. Default 10_000. */
   timeoutMs?: number;
-  /** Most response bytes read (the rest is dropped), for the error text. Default 4_096. */
+  /** Most response bytes read before the connection is dropped (the body is never used). Default 4_096. */
   maxResponseBytes?: number;
 }
 
@@ -73,7 +78,7 @@ function hostOf(url: URL): string {
  * Checks a webhook URL's form when it is saved: scheme, no credentials, a host. Addresses are
  * checked again at every send, since DNS can change in between.
  */
-export function parseWebhookUrl(text: string, options: Pick<WebhookOptions, 'allowHttp'> = {}): URL {
+export function parseWebhookUrl(text: string, options: Pick<WebhookOptions, 'allowHttp' | 'allowLoopback'> = {}): URL {
   let url: URL;
   try {
     url = new URL(text);
@@ -83,8 +88,9 @@ export function parseWebhookUrl(text: string, options: Pick<WebhookOptions, 'all
   if (url.username !== '' || url.password !== '') throw new UserError('url: credentials in the URL are not allowed');
   if (url.hash !== '') throw new UserError('url: a fragment is not allowed');
   const host = hostOf(url);
+  const local = host === 'localhost' || (net.isIP(host) !== 0 && isLoopback(host));
+  if (local && !options.allowLoopback) throw new UserError('url: loopback addresses are refused (AIRLOCK_ALERT_ALLOW_LOOPBACK)');
   if (url.protocol === 'http:') {
-    const local = host === 'localhost' || (net.isIP(host) !== 0 && isLoopback(host));
     if (!local && !options.allowHttp) throw new UserError('url: must be https (http only to loopback)');
   } else if (url.protocol !== 'https:') {
     throw new UserError('url: must be https');
@@ -107,16 +113,19 @@ type LookupCallback = (error: NodeJS.ErrnoException | null, address: string | dn
 
 /**
  * A `lookup` for http.request that resolves every address, refuses the request when any of them is
- * refused (or, for plain http, when any is not loopback), and connects to the first one.
+ * refused (loopback too, unless allowed; for plain http, anything but loopback), and connects to the first one.
  */
-function guardedLookup(requireLoopback: boolean) {
+function guardedLookup(requireLoopback: boolean, allowLoopback: boolean) {
   return (hostname: string, lookupOptions: dns.LookupOptions, callback: LookupCallback) => {
     dns.lookup(hostname, { all: true, verbatim: true }, (error, addresses) => {
       if (error) return callback(error, '');
       const first = addresses[0];
       if (!first) return callback(Object.assign(new Error(`${hostname}: no address`), { code: 'ENOTFOUND' }), '');
       for (const { address } of addresses) {
-        const reason = refusedAddress(address) ?? (requireLoopback && !isLoopback(address) ? `address ${address} is not loopback (http)` : null);
+        const reason =
+          refusedAddress(address) ??
+          (!allowLoopback && isLoopback(address) ? `address ${address} is loopback` : null) ??
+          (requireLoopback && !isLoopback(address) ? `address ${address} is not loopback (http)` : null);
         if (reason) return callback(Object.assign(new Error(`refused: ${reason}`), { code: 'EREFUSEDADDRESS' }), '');
       }
       if (lookupOptions.all) return callback(null, [first]);
@@ -162,7 +171,7 @@ export async function sendWebhook(
       url,
       {
         method: 'POST',
-        lookup: guardedLookup(requireLoopback),
+        lookup: guardedLookup(requireLoopback, options.allowLoopback ?? false),
         // No pooled sockets: each delivery resolves and checks its addresses afresh.
         agent: false,
         headers: {
@@ -176,17 +185,15 @@ export async function sendWebhook(
       },
       (response) => {
         const status = response.statusCode ?? 0;
-        const chunks: Buffer[] = [];
         let size = 0;
         const settle = () => {
           if (status >= 200 && status < 300) return finish({ ok: true, status, durationMs: elapsed() });
-          // The receiver's words, shortened: they land in the audit trail.
-          const reason = status >= 300 && status < 400 ? 'redirects are not followed' : Buffer.concat(chunks).toString('utf8').replace(/\s+/g, ' ').trim().slice(0, 120);
-          finish({ ok: false, status, error: `HTTP ${status}${reason ? `: ${reason}` : ''}`, durationMs: elapsed() });
+          // Only the status: the body stays unread by anyone, so a destination is no probe.
+          const reason = status >= 300 && status < 400 ? ': redirects are not followed' : '';
+          finish({ ok: false, status, error: `HTTP ${status}${reason}`, durationMs: elapsed() });
         };
         response.on('data', (chunk: Buffer) => {
           if (size >= maxResponseBytes) return;
-          chunks.push(chunk.subarray(0, maxResponseBytes - size));
           size += chunk.length;
           // Enough read: stop the server from streaming an unbounded body at us.
           if (size >= maxResponseBytes) {
