@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { chmod, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { UserError } from '@airlock/errors';
-import { type AgentKeyPair, signDetached, signStatement, verifyReceipt } from '@airlock/identity';
+import { type AgentKeyPair, signDetached, signStatement, verifyReceiptLines } from '@airlock/identity';
 import { type ReceiptPayload, type RunReport, type SignedStatement, signedStatement } from '@airlock/protocol';
 import { appendLine, readIfExists } from './files.ts';
 import type { SecurityLog } from './security-log.ts';
@@ -86,23 +86,9 @@ export async function checkReceipts(dataDir: string, file: string, publicKey: Ui
       continue;
     }
   }
-  const text = await readFile(file, 'utf8');
-  const result: ReceiptsCheck = { ok: true, receipts: 0, forged: [] };
-  for (const [index, line] of text.split('\n').entries()) {
-    if (line.trim() === '') continue;
-    result.receipts += 1;
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(line);
-    } catch {
-      result.forged.push({ line: index + 1, reason: 'not JSON' });
-      continue;
-    }
-    const check = verifyReceipt(parsed, publicKey);
-    if (!check.ok) result.forged.push({ line: index + 1, reason: check.reason });
-    else if (!own.has(identify(parsed))) result.forged.push({ line: index + 1, reason: 'validly signed, but not in this agent\'s receipts log' });
-  }
-  for (const forged of result.forged) await securityLog.record('receipt-forged', `${path.basename(file)} line ${forged.line}: ${forged.reason}`);
-  result.ok = result.receipts > 0 && result.forged.length === 0;
-  return result;
+  const { receipts, verified, failures } = verifyReceiptLines(await readFile(file, 'utf8'), publicKey);
+  const unknown = verified.filter((v) => !own.has(identify(v.statement))).map((v) => ({ line: v.line, reason: "validly signed, but not in this agent's receipts log" }));
+  const forged = [...failures, ...unknown].sort((a, b) => a.line - b.line);
+  for (const entry of forged) await securityLog.record('receipt-forged', `${path.basename(file)} line ${entry.line}: ${entry.reason}`);
+  return { ok: receipts > 0 && forged.length === 0, receipts, forged };
 }

@@ -6,7 +6,7 @@
 import { readFile } from 'node:fs/promises';
 import type { Writable } from 'node:stream';
 import { UserError } from '@airlock/errors';
-import { verifyReceipt } from '@airlock/identity';
+import { verifyReceiptLines } from '@airlock/identity';
 import type { ReceiptPayload } from '@airlock/protocol';
 
 export interface ReceiptVerification {
@@ -40,21 +40,6 @@ export async function verifyReceiptsFile(file: string, agentPublicKey: Uint8Arra
   } catch {
     throw new UserError(`cannot read ${file}`);
   }
-  const result: ReceiptVerification = { ok: true, receipts: 0, verified: [], failures: [] };
-  for (const [index, line] of text.split('\n').entries()) {
-    if (line.trim() === '') continue;
-    result.receipts += 1;
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(line);
-    } catch {
-      result.failures.push({ line: index + 1, reason: 'not JSON' });
-      continue;
-    }
-    const check = verifyReceipt(parsed, agentPublicKey);
-    if (check.ok) result.verified.push(check.receipt);
-    else result.failures.push({ line: index + 1, reason: check.reason });
-  }
-  result.ok = result.receipts > 0 && result.failures.length === 0;
-  return result;
+  const { receipts, verified, failures } = verifyReceiptLines(text, agentPublicKey);
+  return { ok: receipts > 0 && failures.length === 0, receipts, verified: verified.map((v) => v.receipt), failures };
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { encodeKey, followRotations, generateKeyPair, isKeyFingerprint, keyFingerprint, openStatement, signDetached, signStatement, verifyReceipt } from './index.ts';
+import { encodeKey, followRotations, generateKeyPair, isKeyFingerprint, keyFingerprint, openStatement, signDetached, signStatement, verifyReceipt, verifyReceiptLines } from './index.ts';
 
 const signer = (secretKey: Uint8Array) => (message: Uint8Array) => signDetached(message, secretKey);
 
@@ -69,5 +69,12 @@ describe('receipts', () => {
     expect(verifyReceipt(signed, agent.publicKey)).toEqual({ ok: true, receipt });
     expect(verifyReceipt(signed, generateKeyPair().publicKey).ok).toBe(false);
     expect(verifyReceipt(signStatement('receipt', { ...receipt, plaintextSha256: 'e'.repeat(64) }, signer(agent.secretKey)), agent.publicKey).ok).toBe(false);
+
+    // An export: blank lines skipped, each other line judged on its own, by its line number.
+    const forged = signStatement('receipt', receipt, signer(generateKeyPair().secretKey));
+    const lines = verifyReceiptLines([JSON.stringify(signed), '', 'not json', JSON.stringify(forged)].join('\n'), agent.publicKey);
+    expect(lines.receipts).toBe(3);
+    expect(lines.verified).toEqual([{ line: 1, statement: signed, receipt }]);
+    expect(lines.failures.map((failure) => failure.line)).toEqual([3, 4]);
   });
 });

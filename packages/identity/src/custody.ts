@@ -84,3 +84,30 @@ export function verifyReceipt(statement: unknown, agentPublicKey: Uint8Array): R
   if (!parsed.success) return { ok: false, reason: `not a receipt: ${parsed.error.issues[0]?.message ?? 'invalid'}` };
   return { ok: true, receipt: parsed.data };
 }
+
+export interface ReceiptLines {
+  /** Non-blank lines read. */
+  receipts: number;
+  verified: Array<{ line: number; statement: unknown; receipt: ReceiptPayload }>;
+  failures: Array<{ line: number; reason: string }>;
+}
+
+/** Checks a receipts export (JSON Lines, one signed receipt per line) against the agent's key. */
+export function verifyReceiptLines(text: string, agentPublicKey: Uint8Array): ReceiptLines {
+  const result: ReceiptLines = { receipts: 0, verified: [], failures: [] };
+  for (const [index, line] of text.split('\n').entries()) {
+    if (line.trim() === '') continue;
+    result.receipts += 1;
+    let statement: unknown;
+    try {
+      statement = JSON.parse(line);
+    } catch {
+      result.failures.push({ line: index + 1, reason: 'not JSON' });
+      continue;
+    }
+    const check = verifyReceipt(statement, agentPublicKey);
+    if (check.ok) result.verified.push({ line: index + 1, statement, receipt: check.receipt });
+    else result.failures.push({ line: index + 1, reason: check.reason });
+  }
+  return result;
+}

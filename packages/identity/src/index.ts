@@ -83,4 +83,4 @@ export function verifyDetached(message: Uint8Array, signature: Uint8Array, publi
 }
 export { keyRotationProof, verifyKeyRotationProof } from './key-rotation.ts';
 
-export { followRotations, isKeyFingerprint, keyFingerprint, openStatement, type ReceiptCheck, type Sign, signStatement, verifyReceipt } from './custody.ts';
+export { followRotations, isKeyFingerprint, keyFingerprint, openStatement, type ReceiptCheck, type ReceiptLines, type Sign, signStatement, verifyReceipt, verifyReceiptLines } from './custody.ts';
