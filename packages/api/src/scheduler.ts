@@ -17,6 +17,7 @@ import { appendAudit } from './audit-log.ts';
 import type { Dispatcher } from './dispatcher.ts';
 import { enqueueRun, PREVIOUS_RUN_ACTIVE } from './run-queue.ts';
 import type { Database, Queryable } from './storage/database.ts';
+import { Ticker } from './ticker.ts';
 
 type CronSchedule = Pick<ScheduleSpec, 'cron' | 'timezone'>;
 
@@ -115,20 +116,17 @@ export class Scheduler {
   readonly #db: Database;
   readonly #dispatcher: Dispatcher | undefined;
   readonly #now: () => Date;
-  readonly #tickMs: number;
+  readonly #ticker: Ticker;
   readonly #lateAfterMs: number;
   readonly #maxPerTick: number;
   readonly #logger: SchedulerOptions['logger'];
-  #timer: NodeJS.Timeout | undefined;
-  #running: Promise<unknown> | undefined;
-  #stopped = true;
 
   constructor(options: SchedulerOptions) {
     // System scope: due schedules of every tenant are claimed in one query.
     this.#db = options.db.forSystem();
     this.#dispatcher = options.dispatcher;
     this.#now = options.now ?? (() => new Date());
-    this.#tickMs = options.tickMs ?? 5_000;
+    this.#ticker = new Ticker(() => this.tick(), options.tickMs ?? 5_000, (error: unknown) => this.#logger.warn({ error: String(error) }, 'scheduler tick failed'));
     this.#lateAfterMs = options.lateAfterMs ?? 60_000;
     this.#maxPerTick = options.maxPerTick ?? 100;
     this.#logger = options.logger;
@@ -136,23 +134,12 @@ export class Scheduler {
 
   /** Ticks now and then every `tickMs` until `stop()`. Ticks never overlap within one scheduler. */
   start(): void {
-    if (!this.#stopped) return;
-    this.#stopped = false;
-    const loop = () => {
-      this.#running = this.tick()
-        .catch((error: unknown) => this.#logger.warn({ error: String(error) }, 'scheduler tick failed'))
-        .finally(() => {
-          if (!this.#stopped) this.#timer = setTimeout(loop, this.#tickMs);
-        });
-    };
-    loop();
+    this.#ticker.start();
   }
 
   /** Stops ticking and waits for a tick in progress, so the database can be closed after it. */
   async stop(): Promise<void> {
-    this.#stopped = true;
-    clearTimeout(this.#timer);
-    await this.#running;
+    await this.#ticker.stop();
   }
 
   /** Handles every schedule due at the clock's now, each in its own transaction. */

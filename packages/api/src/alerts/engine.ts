@@ -15,6 +15,7 @@ import { type DeliveryOptions, type DeliveryOutcome, defaultDeliveryOptions, del
 import { type AlertCandidate, alertForEvent, burstRules } from './rules.ts';
 import type { SecretBox } from './secret-box.ts';
 import { type AlertPolicy, defaultAlertPolicy, raiseAlert } from './store.ts';
+import { Ticker } from '../ticker.ts';
 
 export interface AlertThresholds {
   /** A burst alert needs at least `count` events of its action within `windowMs`. Defaults 10 and 300_000. */
@@ -67,7 +68,7 @@ export class AlertEngine {
   readonly #db: Database;
   readonly #box: SecretBox;
   readonly #now: () => Date;
-  readonly #tickMs: number;
+  readonly #ticker: Ticker;
   readonly #checkIntervalMs: number;
   readonly #maxEvents: number;
   readonly #thresholds: AlertThresholds;
@@ -75,15 +76,12 @@ export class AlertEngine {
   readonly #delivery: DeliveryOptions;
   readonly #tls: AlertEngineOptions['tlsCertificate'];
   readonly #logger: AlertEngineOptions['logger'];
-  #timer: NodeJS.Timeout | undefined;
-  #running: Promise<unknown> | undefined;
-  #stopped = true;
 
   constructor(options: AlertEngineOptions) {
     this.#db = options.db;
     this.#box = options.secretBox;
     this.#now = options.now ?? (() => new Date());
-    this.#tickMs = options.tickMs ?? 5_000;
+    this.#ticker = new Ticker(() => this.tick(), options.tickMs ?? 5_000, (error: unknown) => this.#logger.warn({ error: error instanceof Error ? error.message : String(error) }, 'alert engine tick failed'));
     this.#checkIntervalMs = options.checkIntervalMs ?? 60_000;
     this.#maxEvents = options.maxEventsPerTick ?? 5_000;
     this.#thresholds = { ...defaultThresholds, ...options.thresholds };
@@ -95,23 +93,12 @@ export class AlertEngine {
 
   /** Ticks now and then every `tickMs` until `stop()`. Ticks never overlap within one engine. */
   start(): void {
-    if (!this.#stopped) return;
-    this.#stopped = false;
-    const loop = () => {
-      this.#running = this.tick()
-        .catch((error: unknown) => this.#logger.warn({ error: error instanceof Error ? error.message : String(error) }, 'alert engine tick failed'))
-        .finally(() => {
-          if (!this.#stopped) this.#timer = setTimeout(loop, this.#tickMs);
-        });
-    };
-    loop();
+    this.#ticker.start();
   }
 
   /** Stops ticking and waits for a tick in progress, so the database can be closed after it. */
   async stop(): Promise<void> {
-    this.#stopped = true;
-    clearTimeout(this.#timer);
-    await this.#running;
+    await this.#ticker.stop();
   }
 
   async tick(): Promise<TickResult> {
