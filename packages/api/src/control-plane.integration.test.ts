@@ -11,6 +11,7 @@ import { createTestDatabase } from '@airlock/testing';
 import { signerFromSecretKey } from './signer.ts';
 import { createApiKey } from './auth/api-keys.ts';
 import { bootstrapTenant, listAuditEvents, connectPostgres, openPglite, createHttpHandler, type Database, Dispatcher, migrate } from './index.ts';
+import { type Call, data, send } from './trpc-http.fixture.ts';
 
 const silent = { warn: () => undefined, error: () => undefined };
 const signer = signerFromSecretKey(generateKeyPair().secretKey);
@@ -22,24 +23,7 @@ async function listen(db: Database, now: () => Date = () => new Date()): Promise
   return { server, base: `http://127.0.0.1:${(server.address() as AddressInfo).port}` };
 }
 
-interface Call {
-  status: number;
-  body: { result?: { data: unknown }; error?: { message: string; data?: { code: string } } };
-}
-
-async function call(base: string, path: string, input: unknown, headers: Record<string, string> = {}): Promise<Call> {
-  const response = await fetch(`${base}/trpc/${path}`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', ...headers },
-    body: JSON.stringify(input),
-  });
-  return { status: response.status, body: (await response.json()) as Call['body'] };
-}
-
-function data<T>(result: Call): T {
-  if (result.status !== 200) throw new Error(`HTTP ${result.status}: ${JSON.stringify(result.body)}`);
-  return result.body.result?.data as T;
-}
+const call = (base: string, path: string, input: unknown, headers: Record<string, string> = {}): Promise<Call> => send(base, path, input, headers, 'POST');
 
 const scratch: string[] = [];
 const backends = {

@@ -7,29 +7,10 @@ import { generateDemoKey } from '@airlock/pgp';
 import { createTestDatabase } from '@airlock/testing';
 import { createApiKey } from './auth/api-keys.ts';
 import { bootstrapTenant, connectPostgres, createHttpHandler, type Database, Dispatcher, listAuditEvents, migrate, signerFromSecretKey } from './index.ts';
+import { data, send } from './trpc-http.fixture.ts';
 
 const silent = { warn: () => undefined, error: () => undefined };
 const signer = signerFromSecretKey(generateKeyPair().secretKey);
-
-interface Call {
-  status: number;
-  body: { result?: { data: unknown }; error?: { message: string; data?: { code: string } } };
-}
-
-async function send(base: string, path: string, input: unknown, headers: Record<string, string>, method: 'GET' | 'POST'): Promise<Call> {
-  const url = method === 'GET' ? `${base}/trpc/${path}?input=${encodeURIComponent(JSON.stringify(input))}` : `${base}/trpc/${path}`;
-  const response = await fetch(url, {
-    method,
-    headers: { 'content-type': 'application/json', ...headers },
-    ...(method === 'POST' ? { body: JSON.stringify(input) } : {}),
-  });
-  return { status: response.status, body: (await response.json()) as Call['body'] };
-}
-
-function data<T>(result: Call): T {
-  if (result.status !== 200) throw new Error(`HTTP ${result.status}: ${JSON.stringify(result.body)}`);
-  return result.body.result?.data as T;
-}
 
 interface Verdict {
   scope: string;
