@@ -1,28 +1,14 @@
-import { execFile } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer, type IncomingHttpHeaders } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bootstrapTenant, recordAudit, verifyAlertSignature } from '@airlock/api';
 import { loadServerConfig } from './config.ts';
 import { type RunningServer, startServer } from './server.ts';
-
-const run = promisify(execFile);
-const bin = path.resolve(import.meta.dirname, '../bin/airlock.js');
-
-async function airlock(args: string[], env: Record<string, string>) {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [bin, ...args], { env: { PATH: process.env['PATH'] ?? '', ...env } });
-    return { code: 0, stdout, stderr };
-  } catch (error) {
-    const failed = error as { code: number; stdout: string; stderr: string };
-    return { code: failed.code, stdout: failed.stdout, stderr: failed.stderr };
-  }
-}
+import { airlock } from './testing/cli.ts';
 
 describe('airlock alert (server process with its alert engine, embedded database, loopback webhook)', () => {
   let work: string;

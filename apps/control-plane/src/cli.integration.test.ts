@@ -12,19 +12,9 @@ import { integrationSpec } from '@airlock/protocol';
 import { readIntegrationFile } from './cli.ts';
 import { loadServerConfig, loadSigner } from './config.ts';
 import { startServer } from './server.ts';
+import { airlock } from './testing/cli.ts';
 
 const run = promisify(execFile);
-const bin = path.resolve(import.meta.dirname, '../bin/airlock.js');
-
-async function airlock(args: string[], env: Record<string, string>) {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [bin, ...args], { env: { PATH: process.env['PATH'] ?? '', ...env } });
-    return { code: 0, stdout, stderr };
-  } catch (error) {
-    const failed = error as { code: number; stdout: string; stderr: string };
-    return { code: failed.code, stdout: failed.stdout, stderr: failed.stderr };
-  }
-}
 
 describe('airlock CLI', () => {
   let work: string;

@@ -1,27 +1,12 @@
-import { spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadServerConfig } from './config.ts';
 import { startServer } from './server.ts';
+import { airlock } from './testing/cli.ts';
 
-const bin = path.resolve(import.meta.dirname, '../bin/airlock.js');
 const PASSWORD = 'a long enough console password';
-
-/** Runs the CLI with `stdin` piped in; bounded by a timeout. */
-function airlock(args: string[], env: Record<string, string>, stdin = ''): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [bin, ...args], { env: { PATH: process.env['PATH'] ?? '', ...env }, timeout: 120_000 });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-    child.stdin.end(stdin);
-  });
-}
 
 async function login(base: string, email: string, password: string): Promise<{ status: number; cookie: string | undefined }> {
   const response = await fetch(`${base}/trpc/session.login`, {
