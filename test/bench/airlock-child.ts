@@ -7,6 +7,7 @@
 import { createInterface } from 'node:readline';
 import { runJob } from '@airlock/agent';
 import { agentDeps, type PreparedJob } from '../src/agent-job.ts';
+import { machineBusySeconds } from './machine-cpu.ts';
 import { peakRssKb } from './memory.ts';
 
 const EXIT_WAIT_MS = 30_000;
@@ -35,11 +36,17 @@ const logger = {
 };
 const baselineRssKb = Math.round(process.memoryUsage.rss() / 1024);
 const started = process.hrtime.bigint();
+const cpuBefore = process.cpuUsage();
+const machineBefore = await machineBusySeconds();
 const report = await runJob(prepared.job, agentDeps(prepared, privateKey, logger));
 const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+// Every thread of the process: the main thread and the seal worker.
+const cpu = process.cpuUsage(cpuBefore);
+const cpuSeconds = (cpu.user + cpu.system) / 1e6;
+const machineCpuSeconds = (await machineBusySeconds()) - machineBefore;
 
 process.stdout.write(
-  `${JSON.stringify({ report, seconds, baselineRssKb, maxRssKb: process.resourceUsage().maxRSS, vmHwmKb: await peakRssKb('self') })}\n`,
+  `${JSON.stringify({ report, seconds, cpuSeconds, machineCpuSeconds, baselineRssKb, maxRssKb: process.resourceUsage().maxRSS, vmHwmKb: await peakRssKb('self') })}\n`,
 );
 // Bounded: the parent closes stdin once it has read our VmHWM, or we leave anyway.
 await Promise.race([lines.next(), new Promise((resolve) => setTimeout(resolve, EXIT_WAIT_MS).unref())]);

@@ -24,27 +24,15 @@ function parseProfile(text: string): { nodes: ProfileNode[]; samples: number[]; 
   return { nodes: nodes as ProfileNode[], samples: samples as number[], timeDeltas: timeDeltas as number[] };
 }
 
-/** The top `limit` functions by self time, aggregated by name and location. */
-export async function topSelfTime(file: string, limit: number): Promise<SelfTime[]> {
-  const { nodes, samples, timeDeltas } = parseProfile(await readFile(file, 'utf8'));
-  const keyOf = new Map<number, string>();
+/**
+ * The top `limit` functions by self time, aggregated by name and location over every profile given
+ * (one per thread: the main thread and the seal workers).
+ */
+export async function topSelfTime(files: readonly string[], limit: number): Promise<SelfTime[]> {
   const labels = new Map<string, { function: string; where: string }>();
-  for (const node of nodes) {
-    const { functionName, url, lineNumber } = node.callFrame;
-    const where = url === '' ? '' : `${url.replace(/^file:\/\//, '').replace(/^.*\/node_modules\//, '')}:${lineNumber + 1}`;
-    const name = functionName === '' ? '(anonymous)' : functionName;
-    const key = `${name} ${where}`;
-    keyOf.set(node.id, key);
-    labels.set(key, { function: name, where });
-  }
   const totals = new Map<string, number>();
   let all = 0;
-  for (let i = 0; i < samples.length; i += 1) {
-    const key = keyOf.get(samples[i] ?? -1);
-    const delta = timeDeltas[i] ?? 0;
-    all += delta;
-    if (key !== undefined) totals.set(key, (totals.get(key) ?? 0) + delta);
-  }
+  for (const file of files) all += addProfile(parseProfile(await readFile(file, 'utf8')), labels, totals);
   return [...totals.entries()]
     .sort((a, b) => b[1] - a[1])
     .slice(0, limit)
@@ -54,4 +42,29 @@ export async function topSelfTime(file: string, limit: number): Promise<SelfTime
       self_ms: Math.round(micros / 1000),
       self_pct: all === 0 ? 0 : Math.round((1000 * micros) / all) / 10,
     }));
+}
+
+/** Adds one profile's self times to `totals`; returns its total sampled time in microseconds. */
+function addProfile(
+  { nodes, samples, timeDeltas }: ReturnType<typeof parseProfile>,
+  labels: Map<string, { function: string; where: string }>,
+  totals: Map<string, number>,
+): number {
+  const keyOf = new Map<number, string>();
+  for (const node of nodes) {
+    const { functionName, url, lineNumber } = node.callFrame;
+    const where = url === '' ? '' : `${url.replace(/^file:\/\//, '').replace(/^.*\/node_modules\//, '')}:${lineNumber + 1}`;
+    const name = functionName === '' ? '(anonymous)' : functionName;
+    const key = `${name} ${where}`;
+    keyOf.set(node.id, key);
+    labels.set(key, { function: name, where });
+  }
+  let all = 0;
+  for (let i = 0; i < samples.length; i += 1) {
+    const key = keyOf.get(samples[i] ?? -1);
+    const delta = timeDeltas[i] ?? 0;
+    all += delta;
+    if (key !== undefined) totals.set(key, (totals.get(key) ?? 0) + delta);
+  }
+  return all;
 }

@@ -27,6 +27,7 @@ import { cleanUpOnExit, runCommand } from '../src/processes.ts';
 import { writeRandomFile } from '../src/random-file.ts';
 import { topSelfTime, type SelfTime } from './cpu-profile.ts';
 import { setUpCli } from './cli.ts';
+import { machineBusySeconds } from './machine-cpu.ts';
 import { peakRssKb } from './memory.ts';
 import { parseSize } from './sizes.ts';
 
@@ -46,13 +47,16 @@ const size = parseSize(values.size);
 /** Every step is bounded: a minute, plus a second per 8 MiB (far slower than any sane loopback). */
 const stepTimeoutMs = 60_000 + Math.ceil(size / (8 * 1024 * 1024)) * 1_000;
 
-async function timed(what: string, work: () => Promise<void>): Promise<number> {
+/** Wall time of `work`, and the CPU time the whole machine spent meanwhile. */
+async function timed(what: string, work: () => Promise<void>): Promise<{ seconds: number; machineCpu: number }> {
   log(`${what}...`);
+  const busyBefore = await machineBusySeconds();
   const started = process.hrtime.bigint();
   await work();
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-  log(`${what}: ${seconds.toFixed(2)} s`);
-  return seconds;
+  const machineCpu = (await machineBusySeconds()) - busyBefore;
+  log(`${what}: ${seconds.toFixed(2)} s, machine CPU ${machineCpu.toFixed(2)} s`);
+  return { seconds, machineCpu };
 }
 
 async function expectSize(file: string): Promise<void> {
@@ -71,6 +75,8 @@ async function gpg(home: string, args: readonly string[]): Promise<void> {
 interface ChildResult {
   report: RunReport;
   seconds: number;
+  cpuSeconds: number;
+  machineCpuSeconds: number;
   processSeconds: number;
   baselineRssKb: number;
   peakRssKb: number;
@@ -133,13 +139,18 @@ async function runAirlockChild(prepared: PreparedJob, privateKey: string, profil
   const ownHwm = typeof fields['vmHwmKb'] === 'number' ? fields['vmHwmKb'] : 0;
   let profile: SelfTime[] | null = null;
   if (profileDir !== null) {
-    const file = (await readdir(profileDir)).find((name) => name.endsWith('.cpuprofile'));
-    if (file !== undefined) profile = await topSelfTime(path.join(profileDir, file), 20);
+    const files = (await readdir(profileDir)).filter((name) => name.endsWith('.cpuprofile'));
+    profile = await topSelfTime(
+      files.map((name) => path.join(profileDir, name)),
+      20,
+    );
   }
   return {
     // The child's report is runJob's own RunReport, passed through JSON.
     report: fields['report'] as RunReport,
     seconds: numberField(fields, 'seconds'),
+    cpuSeconds: numberField(fields, 'cpuSeconds'),
+    machineCpuSeconds: numberField(fields, 'machineCpuSeconds'),
     processSeconds,
     baselineRssKb: numberField(fields, 'baselineRssKb'),
     peakRssKb: Math.max(numberField(fields, 'maxRssKb'), ownHwm, hwmKb ?? 0),
@@ -174,7 +185,7 @@ async function main(): Promise<Record<string, unknown>> {
 
     // 1. OpenSSH alone.
     const fetched = path.join(scratch, 'get.bin');
-    const opensshGet = await timed('openssh sftp get', () => sftpBatch(client, [{ op: 'get', remote: source, local: fetched }], stepTimeoutMs));
+    const { seconds: opensshGet, machineCpu: opensshGetCpu } = await timed('openssh sftp get', () => sftpBatch(client, [{ op: 'get', remote: source, local: fetched }], stepTimeoutMs));
     await expectSize(fetched);
     await rm(fetched);
 
@@ -183,7 +194,7 @@ async function main(): Promise<Record<string, unknown>> {
     const stagedPgp = path.join(scratch, 'staged.bin.pgp');
     const stagedRemote = path.join(sshd.root, 'staged-out');
     await mkdir(stagedRemote);
-    const stagedScript = await timed('staged script (sftp get, gpg --encrypt, sftp put)', async () => {
+    const { seconds: stagedScript, machineCpu: stagedScriptCpu } = await timed('staged script (sftp get, gpg --encrypt, sftp put)', async () => {
       await sftpBatch(client, [{ op: 'get', remote: source, local: staged }], stepTimeoutMs);
       await gpg(gnupgHome, ['--trust-model', 'always', '--compress-algo', 'none', '-r', recipient.fingerprint, '-o', stagedPgp, '--encrypt', staged]);
       await sftpBatch(client, [{ op: 'put', local: stagedPgp, remote: `${stagedRemote}/staged.bin.pgp` }], stepTimeoutMs);
@@ -226,6 +237,13 @@ async function main(): Promise<Record<string, unknown>> {
       staged_script_s: round(stagedScript),
       airlock_s: round(airlock.seconds),
       airlock_process_s: round(airlock.processSeconds),
+      airlock_cpu_s: round(airlock.cpuSeconds),
+      // CPU time the whole machine spent (sshd, gpg and sftp included) during each of the three.
+      machine_cpu_s: {
+        openssh_get: round(opensshGetCpu, 2),
+        staged_script: round(stagedScriptCpu, 2),
+        airlock: round(airlock.machineCpuSeconds, 2),
+      },
       ratio_vs_staged: round(stagedScript / airlock.seconds),
       ratio_vs_openssh_get: round(opensshGet / airlock.seconds),
       airlock_mib_per_s: round(size / 1024 / 1024 / airlock.seconds, 1),
