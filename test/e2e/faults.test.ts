@@ -41,6 +41,8 @@ describe('faults on the data path', () => {
     expect(result.partial_files).toBe(0);
     expect(result.corrupt_files).toBe(0);
     expect(result.misreported).toBe(0);
+    // Every aborted delivery removed its own partial file, over a fresh connection if the cut took its own.
+    expect(result.temp_leftovers).toBe(0);
     // A cut mid-download fails the run with nothing delivered, unless a retry delivered the whole file.
     expect(result.results.filter((r) => r.kind === 'download-cut' && r.finalFiles > 0 && r.status !== 'succeeded')).toEqual([]);
   });
