@@ -1,9 +1,9 @@
 /**
  * Fault injection against the agent's real data path (`runJob`, built-in connectors, real OpenSSH
  * sshd, real gpg), all on loopback: the connection cut at seeded random byte offsets, the SFTP
- * server killed mid-file and restarted, a destination that runs out of space. After every run the destination is
- * judged (see deliveries.ts): nothing wrong may be visible under a final name, and the report must
- * not claim what is not on disk. Used by `npm run test:faults` and by test/e2e/faults.test.ts.
+ * server killed mid-file and restarted, a destination that runs out of space. After every run the
+ * destination is judged (see deliveries.ts): nothing wrong may be visible under a final name, no
+ * partial file may be left behind, and the report must not claim what is not on disk. Used by `npm run test:faults` and by test/e2e/faults.test.ts.
  */
 import { execFileSync } from 'node:child_process';
 import { rmSync } from 'node:fs';
@@ -91,7 +91,12 @@ const DISK_FULL_FILE = 3 * 1024 * 1024;
  * Retries for the server-killed case: enough attempts and backoff to outlast an sshd restart, so
  * the run must end delivered. (Full jitter: the expected total wait is about 3 s.)
  */
-const SERVER_RESTART_RETRY: NonNullable<TransferDeps['retry']> = { attempts: 6, baseDelayMs: 250, maxDelayMs: 2_000, maxTotalMs: 10_000 };
+const SERVER_RESTART_RETRY: NonNullable<TransferDeps['retry']> = {
+  attempts: 6,
+  baseDelayMs: 250,
+  maxDelayMs: 2_000,
+  maxTotalMs: 10_000,
+};
 /** Past this many uncaught errors something is looping: let the next one end the process. */
 const MAX_UNCAUGHT = 100;
 
@@ -137,10 +142,9 @@ async function runCase(fixture: Fixture, setup: CaseSetup, timeoutMs: number): P
       if (message === 'transient failure; retrying') retries += 1;
     },
   };
+  const deps = { ...agentDeps(prepared, fixture.sshd.privateKey, logger), ...(setup.retry ? { retry: setup.retry } : {}), signal };
   const outcome = await Promise.race([
-    runJob(prepared.job, { ...agentDeps(prepared, fixture.sshd.privateKey, logger), ...(setup.retry ? { retry: setup.retry } : {}), signal }).catch(
-      (error: unknown) => new Error('runJob threw', { cause: error }),
-    ),
+    runJob(prepared.job, deps).catch((error: unknown) => new Error('runJob threw', { cause: error })),
     hung,
   ]);
   clearTimeout(timer);

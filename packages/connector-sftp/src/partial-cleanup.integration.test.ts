@@ -27,6 +27,7 @@ const config = (port: number) => ({
 
 describe('removePartialFile', () => {
   it('gives up within its time bound on a server that accepts but never answers, and logs what stays', async () => {
+    // Not the configured handshake timeout (20 s) but the removal's own bound (1.5 s) applies.
     const ctx = mockContext({ privateKey: sshd.privateKey });
     const gone = await connectSftp(ctx, config(sshd.port));
     await gone.end();

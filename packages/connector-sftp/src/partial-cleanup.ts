@@ -10,8 +10,8 @@ import { classify } from '@airlock/errors';
 import { authorityOf, callVoid, channelIsOpen, connectSftp, isNoSuchFile, type SftpConnection } from './connection.ts';
 import type { SftpConnectionConfig } from './schema.ts';
 
-/** How long the fallback may take, connecting included; ending the connection adds at most 5 s. */
-export const FRESH_REMOVAL_TIMEOUT_MS = 10_000;
+/** How long the removal may take, a fresh connection included; ending a connection adds at most 5 s. */
+export const REMOVAL_TIMEOUT_MS = 10_000;
 
 export interface PartialFile {
   /** The connection the file was written over; it may be gone. */
@@ -40,15 +40,15 @@ async function unlink(connection: SftpConnection, path: string): Promise<void> {
   }
 }
 
-/** Removes `path` over one new connection, within `timeoutMs`. */
+/** Removes `path` over one new connection, given up when `signal` aborts. */
 async function unlinkOverFreshConnection(
   ctx: ConnectorContext,
   config: SftpConnectionConfig,
   path: string,
+  signal: AbortSignal,
   timeoutMs: number,
 ): Promise<void> {
   // The run's own signal may be what ended the delivery; the cleanup has its own bound instead.
-  const signal = AbortSignal.timeout(timeoutMs);
   const connection = await connectSftp(
     { signal, logger: ctx.logger, secret: (ref) => ctx.secret(ref) },
     { ...config, connectTimeoutMs: Math.min(config.connectTimeoutMs, timeoutMs) },
@@ -62,29 +62,31 @@ async function unlinkOverFreshConnection(
 
 /**
  * Closes the handle (if open) and removes the partial file over its own connection while that
- * connection is up; when it is gone, or goes during the attempt, over one fresh connection.
+ * connection is up; when it is gone, or goes during the attempt, over one fresh connection. All of
+ * it within `timeoutMs`, plus the few seconds that ending a connection may wait.
  */
 export async function removePartialFile(
   ctx: ConnectorContext,
   config: SftpConnectionConfig,
   file: PartialFile,
-  timeoutMs: number = FRESH_REMOVAL_TIMEOUT_MS,
+  timeoutMs: number = REMOVAL_TIMEOUT_MS,
 ): Promise<void> {
   const { connection, path, handle } = file;
   const meta = { authority: authorityOf(config), path };
   const { sftp } = connection;
+  const signal = AbortSignal.timeout(timeoutMs);
   try {
     if (channelIsOpen(sftp)) {
-      if (handle !== undefined) await callVoid(sftp, (cb) => sftp.close(handle, cb)).catch(() => undefined);
+      if (handle !== undefined) await boundedBy(signal, callVoid(sftp, (cb) => sftp.close(handle, cb))).catch(() => undefined);
       try {
-        await unlink(connection, path);
+        await boundedBy(signal, unlink(connection, path));
         return;
       } catch (error) {
-        // The server answered and refused: a new connection would be refused alike.
+        // The server answered and refused, or stalled: a new connection would fare no better.
         if (channelIsOpen(sftp)) throw error;
       }
     }
-    await unlinkOverFreshConnection(ctx, config, path, timeoutMs);
+    await unlinkOverFreshConnection(ctx, config, path, signal, timeoutMs);
     ctx.logger.info(meta, 'partial file removed over a new connection');
   } catch (error) {
     ctx.logger.warn(
