@@ -2,7 +2,8 @@
  * `npm run -s test:faults -- --json [--seed N] [--cuts 24] [--kills 3] [--size 2MiB] [--no-disk-full]`
  *
  * Runs the fault suite (src/faults.ts) and prints one JSON object on stdout; progress, the seed and
- * every cut offset go to stderr. Exits 1 when anything wrong was visible or reported.
+ * every cut offset go to stderr. Exits 1 when anything wrong was visible or reported, or a partial
+ * file was left behind.
  */
 import { randomInt } from 'node:crypto';
 import { parseArgs } from 'node:util';
@@ -42,5 +43,6 @@ const result = await runFaultSuite({
   log: (line) => process.stderr.write(`${line}\n`),
 });
 process.stdout.write(`${values.json ? JSON.stringify(result) : JSON.stringify(result, null, 2)}\n`);
-const failed = result.partial_files + result.corrupt_files + result.misreported + result.bad_outcomes + result.uncaught_errors.length > 0;
+const failed =
+  result.partial_files + result.corrupt_files + result.misreported + result.temp_leftovers + result.bad_outcomes + result.uncaught_errors.length > 0;
 process.exitCode = failed ? 1 : 0;

@@ -1,9 +1,9 @@
 /**
  * Fault injection against the agent's real data path (`runJob`, built-in connectors, real OpenSSH
  * sshd, real gpg), all on loopback: the connection cut at seeded random byte offsets, the SFTP
- * server killed mid-file, a destination that runs out of space. After every run the destination is
- * judged (see deliveries.ts): nothing wrong may be visible under a final name, and the report must
- * not claim what is not on disk. Used by `npm run test:faults` and by test/e2e/faults.test.ts.
+ * server killed mid-file and restarted, a destination that runs out of space. After every run the
+ * destination is judged (see deliveries.ts): nothing wrong may be visible under a final name, no
+ * partial file may be left behind, and the report must not claim what is not on disk. Used by `npm run test:faults` and by test/e2e/faults.test.ts.
  */
 import { execFileSync } from 'node:child_process';
 import { rmSync } from 'node:fs';
@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { runJob } from '@airlock/agent';
 import { type DemoKey, generateDemoKey } from '@airlock/pgp';
-import { seededRandom, startSshd, type TestSshd } from '@airlock/testing';
+import { type CutProxyOptions, type Direction, seededRandom, startCutProxy, startSshd, type TestSshd } from '@airlock/testing';
 import {
   agentDeps,
   chooseDestination,
@@ -21,9 +21,9 @@ import {
   quietLogger,
   type RunReport,
   type SftpEndpoint,
+  type TransferDeps,
 } from './agent-job.ts';
 import { inheritedEnv } from './config.ts';
-import { type CutProxyOptions, type Direction, startCutProxy } from './cut-proxy.ts';
 import { type DeliveryCheck, type ExpectedFile, inspectDeliveries } from './deliveries.ts';
 import { cleanUpOnExit, runCommand } from './processes.ts';
 import { writeRandomFile } from './random-file.ts';
@@ -58,6 +58,8 @@ export interface FaultCase extends DeliveryCheck {
   readonly errorClass: string | null;
   /** The agent's own account of why the run failed, from its log (metadata only). */
   readonly reason: string | null;
+  /** Transient failures the agent retried during the run. */
+  readonly retries: number;
   /** False when the run hung, threw, or failed without saying why. */
   readonly outcomeOk: boolean;
   readonly durationMs: number;
@@ -85,6 +87,16 @@ export interface FaultSuiteResult {
 /** The full-disk case: a tmpfs this size, and a file larger than it. */
 const DISK_FULL_TMPFS = '2m';
 const DISK_FULL_FILE = 3 * 1024 * 1024;
+/**
+ * Retries for the server-killed case: enough attempts and backoff to outlast an sshd restart, so
+ * the run must end delivered. (Full jitter: the expected total wait is about 3 s.)
+ */
+const SERVER_RESTART_RETRY: NonNullable<TransferDeps['retry']> = {
+  attempts: 6,
+  baseDelayMs: 250,
+  maxDelayMs: 2_000,
+  maxTotalMs: 10_000,
+};
 /** Past this many uncaught errors something is looping: let the next one end the process. */
 const MAX_UNCAUGHT = 100;
 
@@ -103,6 +115,8 @@ interface CaseSetup {
   readonly destination: DestinationSpec;
   /** The directory on this machine where the destination's files land. */
   readonly inspect: string;
+  /** Replaces the harness's short retry policy. */
+  readonly retry?: TransferDeps['retry'];
 }
 
 async function runCase(fixture: Fixture, setup: CaseSetup, timeoutMs: number): Promise<FaultCase> {
@@ -120,16 +134,17 @@ async function runCase(fixture: Fixture, setup: CaseSetup, timeoutMs: number): P
     timer = setTimeout(() => resolve('hung'), timeoutMs + 10_000);
   });
   let reason: string | null = null;
+  let retries = 0;
   const logger = {
     ...quietLogger,
     warn: (meta: Record<string, unknown>, message: string) => {
       if (message === 'run failed' && typeof meta['error'] === 'string') reason = meta['error'];
+      if (message === 'transient failure; retrying') retries += 1;
     },
   };
+  const deps = { ...agentDeps(prepared, fixture.sshd.privateKey, logger), ...(setup.retry ? { retry: setup.retry } : {}), signal };
   const outcome = await Promise.race([
-    runJob(prepared.job, { ...agentDeps(prepared, fixture.sshd.privateKey, logger), signal }).catch(
-      (error: unknown) => new Error('runJob threw', { cause: error }),
-    ),
+    runJob(prepared.job, deps).catch((error: unknown) => new Error('runJob threw', { cause: error })),
     hung,
   ]);
   clearTimeout(timer);
@@ -144,7 +159,9 @@ async function runCase(fixture: Fixture, setup: CaseSetup, timeoutMs: number): P
     status,
     errorClass,
     reason,
-    outcomeOk: status === 'succeeded' || (status === 'failed' && errorClass !== null),
+    retries,
+    // The killed server comes back within the retry budget: giving up is a bad outcome there.
+    outcomeOk: status === 'succeeded' || (status === 'failed' && errorClass !== null && setup.kind !== 'server-killed'),
     durationMs: Date.now() - started,
     ...check,
   };
@@ -156,7 +173,7 @@ function describeCase(index: number, result: FaultCase): string {
     `#${index} ${result.kind}`,
     result.at === null ? '' : `at=${result.at}`,
     `-> ${result.status}${result.errorClass === null ? '' : ` (${result.errorClass}: ${result.reason ?? 'no reason logged'})`}`,
-    `final=${result.finalFiles} temp=${result.tempLeftovers}`,
+    `final=${result.finalFiles} temp=${result.tempLeftovers} retries=${result.retries}`,
     problems.length > 0 ? `PROBLEMS: ${problems.join(',')}` : '',
     `${result.durationMs} ms`,
   ]
@@ -325,7 +342,10 @@ export async function runFaultSuite(options: FaultSuiteOptions): Promise<FaultSu
 
 /**
  * A second sshd serves the same file (it serves the real file system); a proxy in front of it holds
- * the stream at byte `at` while the server and its session processes are killed.
+ * the stream at byte `at` while the server and its session processes are killed, then the server
+ * is started again on the same port and keys, as a crash and a supervisor's restart would. The run
+ * must ride it out: the connection loss and the refused connections while sshd restarts are
+ * transient, and a retry delivers the whole file.
  */
 async function serverKilledCase(
   fixture: Fixture,
@@ -334,21 +354,28 @@ async function serverKilledCase(
   timeoutMs: number,
 ): Promise<FaultCase> {
   // `return await` below: the fixtures must outlive the run, not just the call that starts it.
-  await using doomed = await startSshd();
+  // It accepts the job's one client key, which the destination (the fixture's sshd) accepts too.
+  await using doomed = await startSshd({ authorizedKeys: [fixture.sshd.publicKey] });
   await using proxy = await startCutProxy({
     targetPort: doomed.port,
     direction: 'download',
-    onBytes: { at, run: () => killServer(doomed.port) },
+    onBytes: {
+      at,
+      run: async () => {
+        await killServer(doomed.port);
+        await doomed.restart();
+      },
+    },
   });
-  // The doomed server authorizes only its own client key, so the job authenticates with that one.
   return await runCase(
-    { ...fixture, sshd: doomed },
+    fixture,
     {
       kind: 'server-killed',
       at,
       sourceEndpoint: { port: proxy.port, hostKey: doomed.hostKeyFingerprint },
       sourcePath: fixture.source.path,
       expected: fixture.source.expected,
+      retry: SERVER_RESTART_RETRY,
       ...target,
     },
     timeoutMs,

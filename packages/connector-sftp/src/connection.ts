@@ -176,7 +176,11 @@ export async function connectSftp(ctx: ConnectorContext, config: SftpConnectionC
   const client: unknown = Reflect.get(sftpClient, 'client');
   if (!(client instanceof Client)) throw new UnexpectedError('ssh2-sftp-client no longer exposes its ssh2 client');
   let offeredKey: string | undefined;
-  let lastError: (Error & ClientErrorExtensions) | undefined;
+  // Sticky: once the server has refused the credential, a reset or close that follows (servers
+  // often drop the connection right after the last USERAUTH_FAILURE) must not turn the refusal
+  // into a retryable failure. ssh2 gives this level only to a refusal by the server, or to a key it
+  // cannot sign with; a connection lost during authentication comes as 'client-socket' or no error.
+  let credentialRefused = false;
   let closed = false;
   const whenClosed = new Promise<void>((resolve) => {
     client.once('close', () => {
@@ -187,7 +191,7 @@ export async function connectSftp(ctx: ConnectorContext, config: SftpConnectionC
   });
   // A listener must stay for the connection's lifetime: an unhandled 'error' would crash the agent.
   client.on('error', (error: Error & ClientErrorExtensions) => {
-    lastError = error;
+    if (error.level === 'client-authentication') credentialRefused = true;
     // ssh2's messages carry no secrets, but they are still kept at debug level.
     ctx.logger.debug({ authority, level: error.level, error: describeError(error) }, 'sftp connection error');
   });
@@ -241,7 +245,7 @@ export async function connectSftp(ctx: ConnectorContext, config: SftpConnectionC
         cause: error,
       });
     }
-    if (lastError?.level === 'client-authentication') {
+    if (credentialRefused) {
       throw new AuthenticationError(`authentication as ${JSON.stringify(config.username)} to ${authority} failed`, {
         cause: error,
       });

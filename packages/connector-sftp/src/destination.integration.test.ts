@@ -8,7 +8,7 @@ import { pipeline } from 'node:stream/promises';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { DestinationSession, PendingDelivery } from '@airlock/connector-api';
 import { ConflictError, HostKeyMismatchError, NotAllowedError, UserError } from '@airlock/errors';
-import { generateSshKeyPair, sshKeygenFingerprint, startSftpServer, startSshd, type TestSshd } from '@airlock/testing';
+import { generateSshKeyPair, sshKeygenFingerprint, startCutProxy, startSftpServer, startSshd, type TestSshd } from '@airlock/testing';
 import { sftpDestination, SftpWriteStream } from './index.ts';
 import { mockContext, sha256Of } from './test-context.ts';
 
@@ -132,6 +132,57 @@ describe('sftp destination against OpenSSH', () => {
     expect(await readFile(existing, 'utf8')).toBe('the earlier delivery');
     expect(await readdir(out)).toEqual(['taken.pgp']);
     await delivery.abort();
+  });
+
+  describe('when the upload\'s connection is cut', () => {
+    const CUT_AFTER = 512 * 1024;
+
+    /** Starts a delivery through a proxy that cuts every connection after CUT_AFTER uploaded bytes, and cuts it. */
+    async function cutDelivery(proxyPort: number, ctx: ReturnType<typeof mockContext>): Promise<{ delivery: PendingDelivery; close: () => Promise<void> }> {
+      const cutSession = await sftpDestination.bind(sshdConfig({ port: proxyPort })).connect(ctx);
+      const delivery = await cutSession.begin('cut.pgp');
+      await expect(writeAll(delivery, randomBytes(4 * CUT_AFTER))).rejects.toMatchObject({ name: 'OperationalError', retryable: true });
+      return { delivery, close: () => cutSession.close() };
+    }
+
+    it('abort removes exactly its partial file over a new connection', async () => {
+      // Someone else's temporary file: never swept.
+      await writeFile(path.join(out, '.other.pgp.0123456789abcdef.airlock-partial'), 'not ours');
+      await using proxy = await startCutProxy({ targetPort: sshd.port, direction: 'upload', cutAfter: CUT_AFTER });
+      const ctx = mockContext({ privateKey: sshd.privateKey });
+      const { delivery, close } = await cutDelivery(proxy.port, ctx);
+      try {
+        expect(proxy.cuts).toBe(1);
+        const partial = (await readdir(out)).filter((name) => name.startsWith('.cut.pgp.'));
+        expect(partial).toHaveLength(1);
+        await delivery.abort();
+        expect(await readdir(out)).toEqual(['.other.pgp.0123456789abcdef.airlock-partial']);
+        expect(ctx.lines.filter((line) => line.message === 'partial file removed over a new connection')).toHaveLength(1);
+        // The removal's connection is short: it got through the same proxy uncut.
+        expect(proxy.cuts).toBe(1);
+      } finally {
+        await close();
+      }
+    });
+
+    it('abort neither throws nor hangs when the server stays unreachable, and says what it left', async () => {
+      const proxy = await startCutProxy({ targetPort: sshd.port, direction: 'upload', cutAfter: CUT_AFTER });
+      const ctx = mockContext({ privateKey: sshd.privateKey });
+      const { delivery, close } = await cutDelivery(proxy.port, ctx);
+      try {
+        await proxy.close();
+        const started = Date.now();
+        await expect(delivery.abort()).resolves.toBeUndefined();
+        expect(Date.now() - started).toBeLessThan(15_000);
+        const [left] = await readdir(out);
+        expect(left).toMatch(/^\.cut\.pgp\.[0-9a-f]{16}\.airlock-partial$/);
+        const warnings = ctx.lines.filter((line) => line.level === 'warn');
+        expect(warnings).toHaveLength(1);
+        expect(warnings[0]?.meta).toMatchObject({ authority: `127.0.0.1:${proxy.port}`, path: path.join(out, left ?? ''), errorClass: 'operational' });
+      } finally {
+        await close();
+      }
+    });
   });
 
   it.each(['../escape.pgp', '/etc/passwd', 'a/b', '..', '.', '', 'nul\u0000.pgp'])('refuses the unsafe name %j', async (name) => {

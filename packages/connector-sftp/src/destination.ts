@@ -17,14 +17,13 @@ import {
   authorityOf,
   call,
   callVoid,
-  channelIsOpen,
   connectSftp,
-  isNoSuchFile,
   refuseExisting,
   remoteError,
   sftpStat,
   type SftpConnection,
 } from './connection.ts';
+import { removePartialFile } from './partial-cleanup.ts';
 import { childPath, isDirectory } from './paths.ts';
 import { SftpWriteStream } from './writer.ts';
 import { sftpDestinationConfig, sftpSecrets, type SftpDestinationConfig } from './schema.ts';
@@ -32,9 +31,11 @@ import { sftpDestinationConfig, sftpSecrets, type SftpDestinationConfig } from '
 class SftpDelivery extends AtomicDelivery<SftpWriteStream> {
   #handleOpen = true;
   #tempExists = true;
+  #cleaning: Promise<void> | undefined;
 
   constructor(
     private readonly ctx: ConnectorContext,
+    private readonly config: SftpDestinationConfig,
     private readonly connection: SftpConnection,
     private readonly handle: Buffer,
     private readonly tempPath: string,
@@ -96,31 +97,22 @@ class SftpDelivery extends AtomicDelivery<SftpWriteStream> {
     this.#tempExists = false;
   }
 
-  /** Best effort: closes the handle and removes the partial file; never touches the final name. */
-  protected async cleanUp(): Promise<void> {
+  /**
+   * Best effort, never throws: closes the handle and removes the partial file, over a fresh
+   * connection if the delivery's own is gone; never touches the final name.
+   */
+  protected cleanUp(): Promise<void> {
+    // Tried once, and shared: a second abort, or one racing a failed commit, waits for the first.
+    this.#cleaning ??= this.#removePartial();
+    return this.#cleaning;
+  }
+
+  async #removePartial(): Promise<void> {
     if (!this.stream.destroyed) this.stream.destroy();
-    const { sftp } = this.connection;
-    if (!channelIsOpen(sftp)) {
-      if (this.#tempExists) {
-        this.ctx.logger.warn(
-          { authority: this.connection.authority, path: this.tempPath },
-          'connection lost: the partial file stays on the server under its temporary name',
-        );
-      }
-      return;
-    }
-    if (this.#handleOpen) {
-      this.#handleOpen = false;
-      await callVoid(sftp, (cb) => sftp.close(this.handle, cb)).catch(() => undefined);
-    }
-    if (this.#tempExists) {
-      try {
-        await callVoid(sftp, (cb) => sftp.unlink(this.tempPath, cb));
-      } catch (error) {
-        if (!isNoSuchFile(error)) throw this.#error('removing partial file', this.tempPath, error);
-      }
-      this.#tempExists = false;
-    }
+    if (!this.#tempExists) return;
+    const handle = this.#handleOpen ? this.handle : undefined;
+    this.#handleOpen = false;
+    await removePartialFile(this.ctx, this.config, { connection: this.connection, path: this.tempPath, ...(handle ? { handle } : {}) });
   }
 }
 
@@ -176,11 +168,10 @@ async function connect(ctx: ConnectorContext, config: SftpDestinationConfig): Pr
         // The server applies its umask at creation; the configured mode is what the admin asked for.
         await callVoid(sftp, (cb) => sftp.fchmod(handle, fileMode, cb));
       } catch (error) {
-        await callVoid(sftp, (cb) => sftp.close(handle, cb)).catch(() => undefined);
-        await callVoid(sftp, (cb) => sftp.unlink(tempPath, cb)).catch(() => undefined);
+        await removePartialFile(ctx, config, { connection, path: tempPath, handle });
         throw remoteError('setting the mode of', tempPath, connection.authority, error);
       }
-      const delivery = new SftpDelivery(ctx, connection, handle, tempPath, finalPath, (d) => pending.delete(d));
+      const delivery = new SftpDelivery(ctx, config, connection, handle, tempPath, finalPath, (d) => pending.delete(d));
       pending.add(delivery);
       return delivery;
     },

@@ -15,3 +15,4 @@ export {
 export { generateSshKeyPair, publicKeyLine, sshKeygenFingerprint, sshKeygenHostVerifier } from './ssh-keys.ts';
 export { gpgDecrypt } from './gpg.ts';
 export { seededRandom } from './random.ts';
+export { startCutProxy, type CutProxy, type CutProxyOptions, type Direction } from './cut-proxy.ts';

@@ -46,6 +46,31 @@ describe('startSshd', () => {
     }
   });
 
+  it('comes back after a crash on the same port and host key, accepting the extra authorized key', async () => {
+    const other = generateSshKeyPair();
+    await using sshd = await startSshd({ files: { 'f.txt': 'again' }, authorizedKeys: [other.public] });
+    const login = async (privateKey: string): Promise<string> => {
+      const client = new SftpClient('test', {});
+      await client.connect({
+        host: sshd.host,
+        port: sshd.port,
+        username: sshd.username,
+        privateKey,
+        hostVerifier: sshKeygenHostVerifier(sshd.hostKeyFingerprint),
+      });
+      try {
+        return (await client.get(`${sshd.root}/f.txt`)).toString();
+      } finally {
+        await client.end();
+      }
+    };
+    expect(sshd.publicKey).toMatch(/^ssh-ed25519 /);
+    expect(await login(other.private)).toBe('again');
+    await sshd.restart();
+    expect(await login(sshd.privateKey)).toBe('again');
+    expect(await login(other.private)).toBe('again');
+  });
+
   it('reports the fingerprint ssh-keygen computes', async () => {
     const pair = generateSshKeyPair();
     expect(await sshKeygenFingerprint(pair.public)).toMatch(/^SHA256:[A-Za-z0-9+/]{43}$/);

@@ -2,7 +2,7 @@
  * A real OpenSSH `sshd` serving SFTP on a free loopback port, with a fresh host key and a fresh
  * client key. Used by integration and e2e tests wherever "a real SFTP server" is meant.
  */
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -27,6 +27,8 @@ export interface TestSshd extends AsyncDisposable {
   readonly username: 'root';
   /** OpenSSH private key text of the client key. */
   readonly privateKey: string;
+  /** OpenSSH public key line of the client key. */
+  readonly publicKey: string;
   /** Absolute path of the served directory (the server's own file system, no chroot). */
   readonly root: string;
   /** sshd's stderr so far. */
@@ -36,12 +38,19 @@ export interface TestSshd extends AsyncDisposable {
    * password. Returns the user name.
    */
   createSftpUser(password: string): Promise<string>;
+  /**
+   * Starts sshd again on the same port with the same keys, config and files, as after a crash:
+   * first kills it (SIGKILL) if it still runs, then waits until it accepts connections again.
+   */
+  restart(): Promise<void>;
   stop(): Promise<void>;
 }
 
 export interface StartSshdOptions {
   /** Files to serve, by relative path (subdirectories are created). */
   files?: Record<string, string | Buffer>;
+  /** More client public keys (OpenSSH lines) to accept, besides the fixture's own. */
+  authorizedKeys?: readonly string[];
 }
 
 export async function writeFiles(root: string, files: Record<string, string | Buffer>): Promise<void> {
@@ -77,7 +86,10 @@ export async function startSshd(options: StartSshdOptions = {}): Promise<TestSsh
   await generateEd25519(hostKey, 'airlock-test-host');
   await generateEd25519(clientKey, 'airlock-test-client');
   const authorizedKeys = path.join(keys, 'authorized_keys');
-  await writeFile(authorizedKeys, await readFile(`${clientKey}.pub`), { mode: 0o644 });
+  const publicKey = (await readFile(`${clientKey}.pub`, 'utf8')).trim();
+  await writeFile(authorizedKeys, [publicKey, ...(options.authorizedKeys ?? [])].map((line) => `${line.trim()}\n`).join(''), {
+    mode: 0o644,
+  });
   const hostKeyFingerprint = await fingerprintOfFile(`${hostKey}.pub`);
   const privateKey = await readFile(clientKey, 'utf8');
 
@@ -108,25 +120,40 @@ export async function startSshd(options: StartSshdOptions = {}): Promise<TestSsh
     { mode: 0o600 },
   );
 
-  const child = spawn(SSHD, ['-D', '-e', '-f', config], { stdio: ['ignore', 'ignore', 'pipe'] });
-  const forgetChild = killOnExit(child);
   let stderr = '';
-  child.stderr.setEncoding('utf8');
-  child.stderr.on('data', (chunk: string) => {
-    stderr += chunk;
-  });
-  const exited = new Promise<void>((resolve) => {
-    child.once('exit', () => resolve());
-  });
-  child.once('error', (error) => {
-    stderr += `\nspawn error: ${error.message}`;
-  });
-
   let stopped = false;
+  let child: ChildProcess;
+  let exited: Promise<void>;
+  let forgetChild: () => void;
+  const launch = (): void => {
+    const started = spawn(SSHD, ['-D', '-e', '-f', config], { stdio: ['ignore', 'ignore', 'pipe'] });
+    child = started;
+    forgetChild = killOnExit(started);
+    started.stderr.setEncoding('utf8');
+    started.stderr.on('data', (chunk: string) => {
+      stderr += chunk;
+    });
+    exited = new Promise<void>((resolve) => {
+      started.once('exit', () => resolve());
+    });
+    started.once('error', (error) => {
+      stderr += `\nspawn error: ${error.message}`;
+    });
+  };
+  const running = (): boolean => child.exitCode === null && child.signalCode === null;
+  const ready = (): Promise<void> =>
+    Promise.race([
+      waitForPort('127.0.0.1', port, READY_TIMEOUT_MS, () => `sshd log:\n${stderr}`),
+      exited.then(() => {
+        throw new Error(`sshd exited at start-up:\n${stderr}`);
+      }),
+    ]);
+  launch();
+
   const stop = async (): Promise<void> => {
     if (stopped) return;
     stopped = true;
-    if (child.exitCode === null && child.signalCode === null) {
+    if (running()) {
       child.kill('SIGTERM');
       const timer = setTimeout(() => child.kill('SIGKILL'), 3_000);
       await exited;
@@ -137,13 +164,17 @@ export async function startSshd(options: StartSshdOptions = {}): Promise<TestSsh
     forgetDir();
   };
 
+  const restart = async (): Promise<void> => {
+    if (stopped) throw new Error('sshd was stopped; it cannot be restarted');
+    if (running()) child.kill('SIGKILL');
+    await exited;
+    forgetChild();
+    launch();
+    await ready();
+  };
+
   try {
-    await Promise.race([
-      waitForPort('127.0.0.1', port, READY_TIMEOUT_MS, () => `sshd log:\n${stderr}`),
-      exited.then(() => {
-        throw new Error(`sshd exited at start-up:\n${stderr}`);
-      }),
-    ]);
+    await ready();
   } catch (error) {
     await stop();
     throw error;
@@ -155,12 +186,14 @@ export async function startSshd(options: StartSshdOptions = {}): Promise<TestSsh
     hostKeyFingerprint,
     username: 'root',
     privateKey,
+    publicKey,
     root,
     logs: () => stderr,
     createSftpUser: async (password) => {
       await ensureSftpUser(password);
       return SFTP_TEST_USER;
     },
+    restart,
     stop,
     [Symbol.asyncDispose]: stop,
   };
