@@ -48,7 +48,21 @@ export interface FaultSuiteOptions {
   readonly log: (line: string) => void;
 }
 
-export type FaultKind = 'calibration' | 'download-cut' | 'upload-cut' | 'server-killed' | 'disk-full';
+/**
+ * `*-cut`: every connection is cut at the offset, so retries cannot help and the run must fail
+ * cleanly. `*-cut-once`: only the first connection is, so a retry must deliver.
+ */
+export type FaultKind =
+  | 'calibration'
+  | 'download-cut'
+  | 'download-cut-once'
+  | 'upload-cut'
+  | 'upload-cut-once'
+  | 'server-killed'
+  | 'disk-full';
+
+/** Faults the agent must ride out: the run has to end `succeeded`. */
+const MUST_DELIVER: ReadonlySet<FaultKind> = new Set(['download-cut-once', 'upload-cut-once', 'server-killed']);
 
 export interface FaultCase extends DeliveryCheck {
   readonly kind: FaultKind;
@@ -160,8 +174,8 @@ async function runCase(fixture: Fixture, setup: CaseSetup, timeoutMs: number): P
     errorClass,
     reason,
     retries,
-    // The killed server comes back within the retry budget: giving up is a bad outcome there.
-    outcomeOk: status === 'succeeded' || (status === 'failed' && errorClass !== null && setup.kind !== 'server-killed'),
+    // Where the fault passes within the retry budget, giving up is a bad outcome.
+    outcomeOk: status === 'succeeded' || (status === 'failed' && errorClass !== null && !MUST_DELIVER.has(setup.kind)),
     durationMs: Date.now() - started,
     ...check,
   };
@@ -282,8 +296,13 @@ export async function runFaultSuite(options: FaultSuiteOptions): Promise<FaultSu
 
     if (options.downloadCuts > 0 || options.serverKills > 0) {
       const total = await calibrate('download');
-      for (const at of cutOffsets(total, options.downloadCuts)) {
-        await throughProxy({ targetPort: sshd.port, direction: 'download', cutAfter: at }, 'download-cut', at);
+      for (const [index, at] of cutOffsets(total, options.downloadCuts).entries()) {
+        const once = index % 2 === 0;
+        await throughProxy(
+          { targetPort: sshd.port, direction: 'download', cutAfter: at, ...(once ? { cutConnections: 1 } : {}) },
+          once ? 'download-cut-once' : 'download-cut',
+          at,
+        );
       }
       for (const at of cutOffsets(total, options.serverKills)) {
         record(await serverKilledCase(fixture, at, await freshDestination(direct), options.caseTimeoutMs));
@@ -295,8 +314,13 @@ export async function runFaultSuite(options: FaultSuiteOptions): Promise<FaultSu
         skipped.push({ kind: 'upload-cut', reason: choice.why });
       } else {
         const total = await calibrate('upload');
-        for (const at of cutOffsets(total, options.uploadCuts)) {
-          await throughProxy({ targetPort: sshd.port, direction: 'upload', cutAfter: at }, 'upload-cut', at);
+        for (const [index, at] of cutOffsets(total, options.uploadCuts).entries()) {
+          const once = index % 2 === 0;
+          await throughProxy(
+            { targetPort: sshd.port, direction: 'upload', cutAfter: at, ...(once ? { cutConnections: 1 } : {}) },
+            once ? 'upload-cut-once' : 'upload-cut',
+            at,
+          );
         }
       }
     }

@@ -6,7 +6,7 @@
  * touched. Best effort: it never throws, and what it cannot remove is logged as metadata.
  */
 import type { ConnectorContext } from '@airlock/connector-api';
-import { classify } from '@airlock/errors';
+import { classify, OperationalError } from '@airlock/errors';
 import { authorityOf, callVoid, channelIsOpen, connectSftp, isNoSuchFile, type SftpConnection } from './connection.ts';
 import type { SftpConnectionConfig } from './schema.ts';
 
@@ -21,10 +21,10 @@ export interface PartialFile {
   readonly handle?: Buffer;
 }
 
-/** Rejects with the signal's reason once it aborts; otherwise settles as `work` does. */
+/** Rejects once `signal` aborts (the time is up: a transient failure); otherwise settles as `work` does. */
 function boundedBy<T>(signal: AbortSignal, work: Promise<T>): Promise<T> {
   return new Promise<T>((resolve, reject) => {
-    const onAbort = (): void => reject(signal.reason);
+    const onAbort = (): void => reject(new OperationalError('removing the partial file took too long', { cause: signal.reason }));
     if (signal.aborted) onAbort();
     signal.addEventListener('abort', onAbort, { once: true });
     work.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));

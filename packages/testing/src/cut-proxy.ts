@@ -12,8 +12,10 @@ export interface CutProxyOptions {
   readonly targetPort: number;
   /** Which byte count the trigger watches: server→client (`download`) or client→server (`upload`). */
   readonly direction: Direction;
-  /** Cut every connection after this many bytes in `direction`; never, if undefined. */
+  /** Cut a connection after this many bytes in `direction`; never, if undefined. */
   readonly cutAfter?: number;
+  /** How many connections are cut at `cutAfter`, in order; later ones pass whole. Default: every one. */
+  readonly cutConnections?: number;
   /**
    * Called once, when a connection passes `at` bytes in `direction`; that direction is held until
    * `run` settles, so whatever it breaks is broken at exactly that byte.
@@ -52,7 +54,7 @@ export async function startCutProxy(options: CutProxyOptions): Promise<CutProxy>
         let data = chunk;
         if (direction === options.direction) {
           const limit = options.cutAfter;
-          if (limit !== undefined && watched + data.length >= limit) {
+          if (limit !== undefined && watched + data.length >= limit && cuts < (options.cutConnections ?? Infinity)) {
             // Forward exactly up to the limit, then drop the connection on both sides.
             data = data.subarray(0, limit - watched);
             cut = true;
