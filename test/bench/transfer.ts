@@ -244,6 +244,14 @@ async function main(): Promise<Record<string, unknown>> {
         staged_script: round(stagedScriptCpu, 2),
         airlock: round(airlock.machineCpuSeconds, 2),
       },
+      // The sshd processes share this machine's cores with the agent: the agent's run cannot take
+      // less wall time than the CPU it needs spread over every core, which caps both ratios.
+      cpu_bound: {
+        cores: cpus().length,
+        airlock_wall_floor_s: round(airlock.machineCpuSeconds / cpus().length),
+        ratio_vs_staged_ceiling: round(stagedScript / (airlock.machineCpuSeconds / cpus().length)),
+        ratio_vs_openssh_get_ceiling: round(opensshGet / (airlock.machineCpuSeconds / cpus().length)),
+      },
       ratio_vs_staged: round(stagedScript / airlock.seconds),
       ratio_vs_openssh_get: round(opensshGet / airlock.seconds),
       airlock_mib_per_s: round(size / 1024 / 1024 / airlock.seconds, 1),
