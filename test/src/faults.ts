@@ -294,16 +294,21 @@ export async function runFaultSuite(options: FaultSuiteOptions): Promise<FaultSu
       return Array.from({ length: count }, () => first + Math.floor(random() * (total - first)));
     };
 
-    if (options.downloadCuts > 0 || options.serverKills > 0) {
-      const total = await calibrate('download');
-      for (const [index, at] of cutOffsets(total, options.downloadCuts).entries()) {
+    /** `count` cuts at random offsets in `direction`; every other one cuts only the first connection. */
+    const cutCases = async (direction: Direction, total: number, count: number): Promise<void> => {
+      for (const [index, at] of cutOffsets(total, count).entries()) {
         const once = index % 2 === 0;
         await throughProxy(
-          { targetPort: sshd.port, direction: 'download', cutAfter: at, ...(once ? { cutConnections: 1 } : {}) },
-          once ? 'download-cut-once' : 'download-cut',
+          { targetPort: sshd.port, direction, cutAfter: at, ...(once ? { cutConnections: 1 } : {}) },
+          once ? `${direction}-cut-once` : `${direction}-cut`,
           at,
         );
       }
+    };
+
+    if (options.downloadCuts > 0 || options.serverKills > 0) {
+      const total = await calibrate('download');
+      await cutCases('download', total, options.downloadCuts);
       for (const at of cutOffsets(total, options.serverKills)) {
         record(await serverKilledCase(fixture, at, await freshDestination(direct), options.caseTimeoutMs));
       }
@@ -313,15 +318,7 @@ export async function runFaultSuite(options: FaultSuiteOptions): Promise<FaultSu
       if (!sftpDestination) {
         skipped.push({ kind: 'upload-cut', reason: choice.why });
       } else {
-        const total = await calibrate('upload');
-        for (const [index, at] of cutOffsets(total, options.uploadCuts).entries()) {
-          const once = index % 2 === 0;
-          await throughProxy(
-            { targetPort: sshd.port, direction: 'upload', cutAfter: at, ...(once ? { cutConnections: 1 } : {}) },
-            once ? 'upload-cut-once' : 'upload-cut',
-            at,
-          );
-        }
+        await cutCases('upload', await calibrate('upload'), options.uploadCuts);
       }
     }
 
