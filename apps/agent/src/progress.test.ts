@@ -32,6 +32,19 @@ describe('trackProgress', () => {
     for (const report of sent) expect(Object.keys(report).filter((key) => !counters.has(key))).toEqual([]);
   });
 
+  it('counts a retried file once: the new attempt replaces the bytes of the last', async () => {
+    const sent: RunProgress[] = [];
+    const tracker = trackProgress(RUN, async (progress) => void sent.push(progress), quiet, 20);
+    const other: SourceFile = { ...file, path: '/b.csv', name: 'b.csv' };
+    const watched = tracker.watch(session(['0123456789']));
+    await text(await watched.open(other));
+    await text(await watched.open(file));
+    await text(await watched.open(file));
+    await sleep(60);
+    tracker.stop();
+    expect(sent.at(-1)?.bytesIn).toBe(20);
+  });
+
   it('never lets a failing sink reach the transfer, and sends nothing after stop', async () => {
     let calls = 0;
     const tracker = trackProgress(RUN, async () => {

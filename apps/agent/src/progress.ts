@@ -1,6 +1,6 @@
 /**
- * Live progress of a run for the console: bytes read so far (counted as they stream), files and
- * ciphertext bytes delivered, sent to the control plane at most once per interval. Best effort:
+ * Live progress of a run for the console: bytes read so far (counted as they stream; a retried
+ * file counts its latest attempt only), files and ciphertext bytes delivered, sent to the control plane at most once per interval. Best effort:
  * a report that fails is dropped, never retried, and never holds up the transfer. Counters only,
  * never names, paths or contents.
  */
@@ -42,6 +42,8 @@ class Counter extends Transform {
 export function trackProgress(runId: string, sink: ProgressSink | undefined, logger: Logger, intervalMs = PROGRESS_INTERVAL_MS): RunProgressTracker {
   if (!sink) return inert;
   const state = { bytesIn: 0, bytesOut: 0, filesDone: 0, filesTotal: undefined as number | undefined };
+  /** Bytes read by each file's latest attempt: a retry starts from byte 0 and replaces the last one's count. */
+  const readByFile = new Map<string, number>();
   let sentAt = 0;
   let inFlight = false;
   let dirty = false;
@@ -75,7 +77,12 @@ export function trackProgress(runId: string, sink: ProgressSink | undefined, log
         close: () => session.close(),
         open: async (file) => {
           const stream: Readable = await session.open(file);
+          const attempt = { bytes: 0 };
+          state.bytesIn -= readByFile.get(file.path) ?? 0;
+          readByFile.set(file.path, 0);
           const counter = new Counter((count) => {
+            attempt.bytes += count;
+            readByFile.set(file.path, attempt.bytes);
             state.bytesIn += count;
             changed();
           });
