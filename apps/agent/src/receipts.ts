@@ -70,7 +70,8 @@ export interface ReceiptsCheck {
 /**
  * Checks receipts someone else holds (a control plane's export) against this agent's key and its own
  * log. Each forgery is a security event: a receipt this agent never issued means someone claims a
- * delivery in its name.
+ * delivery in its name. A receipt signed before a key rotation does not verify under the current
+ * key; it is still this agent's when its own log holds it, payload and signature alike.
  */
 export async function checkReceipts(dataDir: string, file: string, publicKey: Uint8Array, securityLog: SecurityLog): Promise<ReceiptsCheck> {
   // Compared by payload text and signature, not by the line: a database may reorder a JSON object's keys.
@@ -78,17 +79,24 @@ export async function checkReceipts(dataDir: string, file: string, publicKey: Ui
     const parsed = signedStatement.safeParse(statement);
     return parsed.success ? `${parsed.data.payload}\n${parsed.data.signature}` : '';
   };
+  const parseLine = (line: string | undefined): unknown => {
+    try {
+      return line === undefined ? undefined : JSON.parse(line);
+    } catch {
+      return undefined;
+    }
+  };
   const own = new Set<string>();
   for (const line of ((await readIfExists(receiptsLogFile(dataDir))) ?? '').split('\n')) {
-    try {
-      if (line.trim() !== '') own.add(identify(JSON.parse(line)));
-    } catch {
-      continue;
-    }
+    if (line.trim() !== '') own.add(identify(parseLine(line)));
   }
-  const { receipts, verified, failures } = verifyReceiptLines(await readFile(file, 'utf8'), publicKey);
+  own.delete('');
+  const text = await readFile(file, 'utf8');
+  const lines = text.split('\n');
+  const { receipts, verified, failures } = verifyReceiptLines(text, publicKey);
+  const signedEarlier = (line: number) => own.has(identify(parseLine(lines[line - 1])));
   const unknown = verified.filter((v) => !own.has(identify(v.statement))).map((v) => ({ line: v.line, reason: "validly signed, but not in this agent's receipts log" }));
-  const forged = [...failures, ...unknown].sort((a, b) => a.line - b.line);
+  const forged = [...failures.filter((f) => !signedEarlier(f.line)), ...unknown].sort((a, b) => a.line - b.line);
   for (const entry of forged) await securityLog.record('receipt-forged', `${path.basename(file)} line ${entry.line}: ${entry.reason}`);
   return { ok: receipts > 0 && forged.length === 0, receipts, forged };
 }
