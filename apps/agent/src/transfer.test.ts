@@ -174,6 +174,33 @@ describe('runJob options', () => {
     }
   });
 
+  it('lets a slow destination hold the source back: what is read stays a bounded distance ahead of what is written', async () => {
+    const size = 24 * 1024 * 1024;
+    let read = 0;
+    let written = 0;
+    let lead = 0;
+    const source = memorySource({ '/in/big.csv': Buffer.alloc(size, 7) }, { onRead: (bytes) => void (read += bytes) });
+    const destination = memoryDestination({
+      writeDelayMs: 1,
+      onWrite: (bytes) => {
+        written += bytes;
+        lead = Math.max(lead, read - written);
+      },
+    });
+    const report = await runJob(makeJob(), {
+      registry: new ConnectorRegistry().add(source, destination),
+      policy: policy(),
+      secrets: noSecrets,
+      logger: quietLogger,
+      retry: fastRetry,
+    });
+    expect(report.status).toBe('succeeded');
+    expect(read).toBe(size);
+    // Stream buffers and the encryption's own, a few MiB at most; not the 24 MiB file.
+    expect(lead).toBeGreaterThan(0);
+    expect(lead).toBeLessThan(4 * 1024 * 1024);
+  });
+
   it('names deliveries from the template and refuses unsafe or colliding names before any byte moves', async () => {
     const named = setup({ '/in/a.tar.csv': 'a' });
     const job = makeJob({ output: { nameTemplate: '{stem}_{date}.{ext}.asc', armor: true } });

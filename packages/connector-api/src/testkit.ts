@@ -38,6 +38,8 @@ export interface MemorySourceHooks {
   withoutPostActions?: boolean;
   /** Chunk size of the streams `open` returns. Default 64 KiB. */
   chunkSize?: number;
+  /** Called as each chunk is taken from a stream `open` returned, with its size. */
+  onRead?(bytes: number): void;
 }
 
 export interface MemorySource extends RegisteredSource {
@@ -110,7 +112,15 @@ export function memorySource(initial: Record<string, string | Uint8Array> = {}, 
           opened.push(file.path);
           const chunkSize = hooks.chunkSize ?? 65_536;
           const chunks = Array.from({ length: Math.ceil(stored.data.length / chunkSize) }, (_, i) => stored.data.subarray(i * chunkSize, (i + 1) * chunkSize));
-          return Readable.from(chunks);
+          // A generator runs only when the consumer asks for the next chunk: `onRead` counts what was pulled.
+          return Readable.from(
+            (function* () {
+              for (const chunk of chunks) {
+                hooks.onRead?.(chunk.length);
+                yield chunk;
+              }
+            })(),
+          );
         },
         close: () => Promise.resolve(),
       };
@@ -140,6 +150,10 @@ export function memorySource(initial: Record<string, string | Uint8Array> = {}, 
 export interface MemoryDestinationHooks {
   /** Called before each commit with the delivery's name and its 1-based attempt for that name. Throw to fail it. */
   onCommit?(name: string, attempt: number): void;
+  /** Each write is acknowledged this long after it arrives: a slow destination. Default 0. */
+  writeDelayMs?: number;
+  /** Called as each chunk is written, with its size. */
+  onWrite?(bytes: number): void;
 }
 
 export interface MemoryDestination extends RegisteredDestination {
@@ -182,7 +196,9 @@ export function memoryDestination(hooks: MemoryDestinationHooks = {}): MemoryDes
           const stream = new Writable({
             write(chunk: Buffer, _encoding, callback) {
               chunks.push(Buffer.from(chunk));
-              callback();
+              hooks.onWrite?.(chunk.length);
+              if (hooks.writeDelayMs === undefined) callback();
+              else setTimeout(callback, hooks.writeDelayMs);
             },
           });
           return {
