@@ -16,6 +16,8 @@ export interface HttpOptions {
   maxBatchSize?: number;
   /** Operations per window per API key, agent and source IP. Default `DEFAULT_RATE_LIMITS`. */
   rateLimits?: RateLimitSettings;
+  /** How often the refusals after a subject's first are audited as one row. Default `DEFAULT_REFUSAL_SUMMARY_MS`. */
+  refusalSummaryMs?: number;
   /** Serves the console's build for every path outside /trpc and /healthz; unset: 404. */
   console?: StaticHandler;
 }
@@ -42,7 +44,7 @@ function send(res: ServerResponse, status: number, body: object, headers: Record
 }
 
 export function createHttpHandler(deps: ServerDeps, options: HttpOptions) {
-  const limits = new RateLimits(options.rateLimits ?? DEFAULT_RATE_LIMITS);
+  const limits = new RateLimits(options.rateLimits ?? DEFAULT_RATE_LIMITS, options.refusalSummaryMs);
   return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const pathAndQuery = req.url ?? '/';
     const { pathname } = new URL(pathAndQuery, 'http://control-plane');

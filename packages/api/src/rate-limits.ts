@@ -5,6 +5,11 @@
  *   authentication, so a flood of bad credentials from one address ends in 429s.
  * Counters live in this process's memory (rate-limiter-flexible): with several replicas each
  * counts on its own, so the effective limit is the configured one times the replica count.
+ *
+ * Refusals are audited without letting a flood write one audit row per request: the first refusal
+ * of a subject is audited at once, the ones after it are counted, and their number is audited as
+ * one summary row when the summary period ends. Every refusal is in some row's `refusals` count;
+ * a process that stops mid-period loses that period's count.
  */
 import { TRPCError } from '@trpc/server';
 import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
@@ -31,6 +36,9 @@ export const DEFAULT_RATE_LIMITS: RateLimitSettings = {
   ip: { points: 120, durationSeconds: 60 },
 };
 
+/** How long the refusals after a subject's first are counted before one row audits their number. */
+export const DEFAULT_REFUSAL_SUMMARY_MS = 10_000;
+
 /** The largest tRPC batch accepted; larger ones are refused (400) before any call runs. */
 export const DEFAULT_MAX_BATCH_SIZE = 16;
 
@@ -49,8 +57,13 @@ export type LimitVerdict = { allowed: true } | { allowed: false; retryAfterSecon
 
 export class RateLimits {
   readonly #limiters: Record<LimitKind, RateLimiterMemory>;
+  /** Open summary periods by limit and subject: how many refusals came after the audited first. */
+  readonly #refusals = new Map<string, { suppressed: number }>();
 
-  constructor(readonly settings: RateLimitSettings = DEFAULT_RATE_LIMITS) {
+  constructor(
+    readonly settings: RateLimitSettings = DEFAULT_RATE_LIMITS,
+    readonly refusalSummaryMs: number = DEFAULT_REFUSAL_SUMMARY_MS,
+  ) {
     const limiter = (kind: LimitKind) =>
       new RateLimiterMemory({ keyPrefix: kind, points: settings[kind].points, duration: settings[kind].durationSeconds });
     this.#limiters = { 'api-key': limiter('api-key'), agent: limiter('agent'), ip: limiter('ip') };
@@ -66,12 +79,35 @@ export class RateLimits {
       return { allowed: false, retryAfterSeconds: Math.max(1, Math.ceil(rejection.msBeforeNext / 1000)), limit: this.settings[kind] };
     }
   }
+
+  /**
+   * Whether a refusal is the first of `subject` in a summary period, to be audited now. Later ones
+   * are only counted; when the period ends, `summarize` gets their number (if any).
+   */
+  firstRefusal(kind: LimitKind, subject: string, summarize: (suppressed: number) => void): boolean {
+    const key = `${kind}\u0000${subject}`;
+    const open = this.#refusals.get(key);
+    if (open !== undefined) {
+      open.suppressed += 1;
+      return false;
+    }
+    const period = { suppressed: 0 };
+    this.#refusals.set(key, period);
+    // Unreferenced: a pending summary never keeps the process alive.
+    setTimeout(() => {
+      this.#refusals.delete(key);
+      if (period.suppressed > 0) summarize(period.suppressed);
+    }, this.refusalSummaryMs).unref();
+    return true;
+  }
 }
 
 /**
  * Counts one operation against `kind`'s limit for `subject` (a key id, an agent id or an IP). Over
- * the limit, the refusal is audited (`rate-limited`: which limit and whom, never a credential) and
- * a TOO_MANY_REQUESTS error is thrown. In-process callers without `ctx.limits` are not counted.
+ * the limit, a TOO_MANY_REQUESTS error is thrown and the refusal is audited (`rate-limited`: which
+ * limit and whom, never a credential, and `refusals`, how many the row stands for): the first of a
+ * summary period at once, the rest as one summary row. In-process callers without `ctx.limits` are
+ * not counted.
  */
 export async function enforceLimit(
   ctx: Context,
@@ -92,12 +128,20 @@ export async function enforceLimit(
     retryAfterSeconds: verdict.retryAfterSeconds,
     ...extra,
   };
-  const event = { action: 'rate-limited', target, outcome: 'denied' as const, meta };
-  // Refusals may come before the caller's tenant is known: recorded in the system scope.
-  await recordAudit(
-    ctx.db.forSystem(),
-    who ? eventBy(who, ctx.request, event) : { ...event, tenantId: null, actor: { type: 'anonymous', id: null }, sourceIp: ctx.request.sourceIp },
-  );
+  const audit = (refusals: number, summary: boolean) => {
+    const event = { action: 'rate-limited', target, outcome: 'denied' as const, meta: { ...meta, refusals, ...(summary ? { summary: true } : {}) } };
+    // Refusals may come before the caller's tenant is known: recorded in the system scope.
+    return recordAudit(
+      ctx.db.forSystem(),
+      who ? eventBy(who, ctx.request, event) : { ...event, tenantId: null, actor: { type: 'anonymous', id: null }, sourceIp: ctx.request.sourceIp },
+    );
+  };
+  const first = ctx.limits.firstRefusal(kind, subject, (suppressed) => {
+    audit(suppressed, true).catch((error: unknown) =>
+      ctx.logger.error({ limit: kind, subject, refusals: suppressed, error: error instanceof Error ? error.message : String(error) }, 'rate-limit summary not audited'),
+    );
+  });
+  if (first) await audit(1, false);
   const cause = new RateLimited(kind, verdict.retryAfterSeconds);
   throw new TRPCError({ code: 'TOO_MANY_REQUESTS', message: cause.message, cause });
 }
