@@ -128,7 +128,8 @@ export async function enforceLimit(
     retryAfterSeconds: verdict.retryAfterSeconds,
     ...extra,
   };
-  const audit = (refusals: number, summary: boolean) => {
+  // Async, so that even a synchronous failure (a closed pool) reaches the catch below.
+  const audit = async (refusals: number, summary: boolean) => {
     const event = { action: 'rate-limited', target, outcome: 'denied' as const, meta: { ...meta, refusals, ...(summary ? { summary: true } : {}) } };
     // Refusals may come before the caller's tenant is known: recorded in the system scope.
     return recordAudit(
