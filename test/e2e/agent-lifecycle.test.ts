@@ -2,7 +2,8 @@
  * An agent's key and life as real processes: `airlock-agent keys rotate` against `airlock serve`
  * on PostgreSQL (the old key is refused from the next request on, the new one runs a job end to
  * end), a rotation an admin asks a running daemon for, and `airlock agent revoke` on a running
- * daemon (its next request is refused).
+ * daemon (its next request is refused), and a daemon killed mid-run (the restarted daemon closes
+ * the run it lost, and the integration runs again).
  */
 import { mkdir, readdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
@@ -67,6 +68,37 @@ describe('agent key rotation and revocation with real processes', () => {
     expect(agent.report?.runId).toBe(runId);
     expect((await system.waitForRun(runId)).status).toBe('succeeded');
     expect((await system.decryptDelivered()).map((file) => file.sha256)).toEqual(system.sources.map((source) => source.sha256));
+  });
+
+  it('closes the run a killed daemon was in once the daemon is back, and runs the integration again', async () => {
+    const destinationDir = path.join(system.deliveredDir, 'crash');
+    await mkdir(destinationDir, { mode: 0o700 });
+    const integration = await system.createIntegration({ name: 'crash', destinationDir });
+    const crashing = system.startAgent();
+    const lost = await system.runNow(integration.id);
+    // The default stability check holds the run for 2 s after it starts: kill the daemon inside it.
+    const until = Date.now() + REFUSAL_TIMEOUT_MS;
+    const started = (line: string) => line.includes(lost) && line.includes('run started');
+    while (!(await readFile(crashing.logFile, 'utf8')).split('\n').some(started)) {
+      if (Date.now() > until) throw new Error('the daemon never started the run');
+      await sleep(50);
+    }
+    process.kill(crashing.pid ?? 0, 'SIGKILL');
+    await crashing.exited;
+    expect((await system.showRun(lost)).status).toBe('running');
+
+    const back = system.startAgent();
+    const closed = await system.waitForRun(lost);
+    expect(closed).toMatchObject({ status: 'failed', errorClass: 'operational' });
+    const abandoned = array(await system.airlockJson(['audit', 'list', '--action', 'run-abandoned', '--limit', '10']), 'audit list').map((event, i) =>
+      object(event, `audit[${i}]`),
+    );
+    expect(abandoned.map((event) => [event['target'], object(event['meta'], 'meta')['reason']])).toEqual([[lost, 'agent-restarted']]);
+
+    const again = await system.runNow(integration.id);
+    expect((await system.waitForRun(again)).status).toBe('succeeded');
+    expect(await readdir(destinationDir)).toEqual(['rotate.csv.pgp']);
+    await back.stop();
   });
 
   it('rotates a running daemon\'s key when an admin asks, and refuses its next request once it is revoked', async () => {

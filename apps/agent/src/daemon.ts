@@ -147,8 +147,11 @@ export async function runDaemon(deps: DaemonDeps, options: DaemonOptions = {}): 
         await witness(deps);
         await sendEvents();
       }
+      // Jobs run one at a time, so between jobs nothing runs: with no report waiting either, any run
+      // the control plane still holds open for this agent was lost (a restart mid-run) and is closed.
+      const idle = await deps.outbox.isEmpty();
       // Read as unknown: whatever came back is untrusted until its envelope is opened.
-      const answer: unknown = await client.agent.nextJob.mutate({ waitMs: 25_000 }, { signal: options.signal });
+      const answer: unknown = await client.agent.nextJob.mutate({ waitMs: 25_000, idle }, { signal: options.signal });
       failures = 0;
       const raw: unknown = typeof answer === 'object' && answer !== null && 'envelope' in answer ? answer.envelope : answer;
       if (raw === null || raw === undefined) continue;
@@ -198,11 +201,28 @@ export async function runDaemon(deps: DaemonDeps, options: DaemonOptions = {}): 
   return reports;
 }
 
+/**
+ * While a job runs, the agent is heard of at least this often, even when no bytes move: the control
+ * plane gives up a run whose agent stays silent (`ABANDON_SILENT_AFTER_MS`, 15 minutes).
+ */
+export const KEEPALIVE_MS = 60_000;
+
 async function execute(job: Job, deps: DaemonDeps, signal?: AbortSignal): Promise<RunReport> {
   deps.logger.info({ runId: job.runId, integrationId: job.integrationId, version: job.integrationVersion }, 'run started');
   const { registry, policy, secrets, logger, dataDir, retry, receipts } = deps;
   const progress = (update: RunProgress) => deps.client.agent.progress.mutate(update);
-  const report = await runJob(job, { registry, policy, secrets, logger, dataDir, retry, signal, receipts, progress });
+  const keepalive = setInterval(() => {
+    deps.client.agent.heartbeat.mutate({ version: AGENT_VERSION, hostname: os.hostname() }).catch((error: unknown) => {
+      deps.logger.debug({ error: error instanceof Error ? error.message : String(error) }, 'keepalive failed');
+    });
+  }, KEEPALIVE_MS);
+  keepalive.unref();
+  let report: RunReport;
+  try {
+    report = await runJob(job, { registry, policy, secrets, logger, dataDir, retry, signal, receipts, progress });
+  } finally {
+    clearInterval(keepalive);
+  }
   deps.logger.info(
     { runId: job.runId, status: report.status, files: report.files.length, skipped: report.skipped, deferred: report.deferred, bytesIn: report.bytesIn, bytesOut: report.bytesOut, errorClass: report.errorClass },
     'run finished',

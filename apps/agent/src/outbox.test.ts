@@ -43,9 +43,21 @@ describe('the report outbox', () => {
       }),
     ).rejects.toThrow(/unreachable/);
     expect(sent).toEqual([reports[0]?.runId]);
+    // Reports still waiting: the agent is not idle, so its open runs must not be closed as lost.
+    expect(await outbox.isEmpty()).toBe(false);
     expect(await outbox.flush(async (r) => void sent.push(r.runId))).toBe(2);
     expect(sent).toEqual(reports.map((r) => r.runId));
     expect(await readdir(path.join(dir, 'outbox'))).toEqual([]);
+    expect(await outbox.isEmpty()).toBe(true);
+  });
+
+  it('is empty before its directory exists, and a half-written report does not count', async () => {
+    const outbox = new Outbox(dir);
+    expect(await outbox.isEmpty()).toBe(true);
+    await outbox.put(report());
+    await outbox.flush(async () => undefined);
+    await writeFile(path.join(dir, 'outbox', '.000000000000001-x.json.tmp'), '{');
+    expect(await outbox.isEmpty()).toBe(true);
   });
 
   it('drops a damaged report instead of blocking the queue', async () => {

@@ -28,14 +28,14 @@ export class Outbox {
     await rename(temp, path.join(this.#dir, name));
   }
 
+  /** Whether no report is waiting. */
+  async isEmpty(): Promise<boolean> {
+    return (await this.#waiting()).length === 0;
+  }
+
   /** Sends every waiting report in order; stops at the first failure and keeps the rest. */
   async flush(send: (report: RunReport) => Promise<void>): Promise<number> {
-    let names: string[];
-    try {
-      names = (await readdir(this.#dir)).filter((name) => name.endsWith('.json') && !name.startsWith('.')).sort();
-    } catch {
-      return 0;
-    }
+    const names = await this.#waiting();
     let sent = 0;
     for (const name of names) {
       const file = path.join(this.#dir, name);
@@ -51,5 +51,14 @@ export class Outbox {
       sent += 1;
     }
     return sent;
+  }
+
+  /** The waiting reports' file names, oldest first. */
+  async #waiting(): Promise<string[]> {
+    try {
+      return (await readdir(this.#dir)).filter((name) => name.endsWith('.json') && !name.startsWith('.')).sort();
+    } catch {
+      return [];
+    }
   }
 }

@@ -5,6 +5,8 @@ import { type AgentKeyPair, encodeKey, generateKeyPair, openStatement, signReque
 import { generateDemoKey } from '@airlock/pgp';
 import { createTestDatabase } from '@airlock/testing';
 import { bootstrapTenant, connectPostgres, createHttpHandler, type Database, Dispatcher, migrate, signerFromSecretKey } from './index.ts';
+import { ABANDON_SILENT_AFTER_MS } from './run-queue.ts';
+import { Scheduler } from './scheduler.ts';
 
 const silent = { warn: () => undefined, error: () => undefined };
 const signer = signerFromSecretKey(generateKeyPair().secretKey);
@@ -31,7 +33,7 @@ describe('integrations that target an agent group', () => {
     const headers = signRequest(agent.keys, { agentId: agent.id, method: 'POST', pathAndQuery: `/trpc/${path}`, body: JSON.stringify(input) });
     return post(path, input, headers);
   }
-  const nextJob = (agent: { id: string; keys: AgentKeyPair }) => asAgent('agent.nextJob', { waitMs: 0 }, agent);
+  const nextJob = (agent: { id: string; keys: AgentKeyPair }, idle = false) => asAgent('agent.nextJob', { waitMs: 0, idle }, agent);
   // The job arrives as an envelope signed by the control plane; a test that can't open it sees no job.
   const jobOf = (reply: Reply) => {
     const opened = openStatement('job', reply.body.result?.data['envelope'], signer.publicKey);
@@ -148,5 +150,53 @@ describe('integrations that target an agent group', () => {
     await db.query("DELETE FROM grants WHERE subject_type = 'group' AND subject_id = (SELECT id FROM agent_groups WHERE name = 'shrinking')");
     expect(jobOf(await nextJob(member))).toBeNull();
     expect(await db.query('SELECT status, error_class FROM runs WHERE id = $1', [runId])).toEqual([{ status: 'failed', error_class: 'not-allowed' }]);
+  });
+
+  const abandoned = (runId: string) =>
+    db.query<{ actor_type: string; actor_id: string; outcome: string; meta: { reason: string } }>(
+      "SELECT actor_type, actor_id, outcome, meta FROM audit_events WHERE action = 'run-abandoned' AND target = $1",
+      [runId],
+    );
+
+  it('closes the run a member lost when it restarts, and the next run goes to whichever member asks', async () => {
+    const [crashed, other] = [await addAgent('crashed'), await addAgent('other')];
+    const integrationId = await groupIntegration('restarts', [crashed, other]);
+    const runId = String((await asAdmin('integrations.runNow', { id: integrationId })).body.result?.data['runId']);
+    expect(jobOf(await nextJob(crashed))?.runId).toBe(runId);
+    // Not idle (a report still waiting, say): the run stays open.
+    expect(jobOf(await nextJob(crashed))).toBeNull();
+    expect(await runRow(runId)).toMatchObject({ status: 'running' });
+    expect((await asAdmin('integrations.runNow', { id: integrationId })).status).toBe(409);
+
+    // Back after a crash, idle: the lost run is closed, audited, and the integration can run again.
+    expect(jobOf(await nextJob(crashed, true))).toBeNull();
+    expect(await db.query('SELECT status, error_class FROM runs WHERE id = $1', [runId])).toEqual([{ status: 'failed', error_class: 'operational' }]);
+    expect(await abandoned(runId)).toEqual([{ actor_type: 'agent', actor_id: crashed.id, outcome: 'failure', meta: expect.objectContaining({ reason: 'agent-restarted' }) }]);
+    const next = String((await asAdmin('integrations.runNow', { id: integrationId })).body.result?.data['runId']);
+    expect(next).not.toBe(runId);
+    expect(jobOf(await nextJob(other, true))?.runId).toBe(next);
+    // Another member's idleness closes nothing of the run it does not hold.
+    expect(jobOf(await nextJob(crashed, true))).toBeNull();
+    expect(await runRow(next)).toMatchObject({ status: 'running', agent_id: other.id });
+  });
+
+  it('closes a run whose agent stays silent, and only that one', async () => {
+    const [silent, alive] = [await addAgent('silent'), await addAgent('alive')];
+    const quiet = await groupIntegration('quiet', [silent]);
+    const busy = await groupIntegration('busy', [alive]);
+    const lost = String((await asAdmin('integrations.runNow', { id: quiet })).body.result?.data['runId']);
+    const running = String((await asAdmin('integrations.runNow', { id: busy })).body.result?.data['runId']);
+    expect(jobOf(await nextJob(silent))?.runId).toBe(lost);
+    expect(jobOf(await nextJob(alive))?.runId).toBe(running);
+    const later = new Date(Date.now() + ABANDON_SILENT_AFTER_MS + 60_000);
+    // The live agent is still heard of (a keepalive) just before the check; the other is not.
+    await db.query('UPDATE agents SET last_seen_at = $1 WHERE id = $2', [new Date(later.getTime() - 60_000), alive.id]);
+    const scheduler = new Scheduler({ db, now: () => later, logger: silent });
+    const closed = await scheduler.abandonSilentRuns();
+    expect(closed.map((run) => run.id)).toContain(lost);
+    expect(closed.map((run) => run.id)).not.toContain(running);
+    expect(await runRow(lost)).toMatchObject({ status: 'failed' });
+    expect(await runRow(running)).toMatchObject({ status: 'running' });
+    expect(await abandoned(lost)).toEqual([{ actor_type: 'system', actor_id: 'scheduler', outcome: 'failure', meta: expect.objectContaining({ reason: 'agent-silent' }) }]);
   });
 });

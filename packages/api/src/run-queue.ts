@@ -39,3 +39,65 @@ export async function enqueueRun(
   // Null when the active run finished between the insert and this read; still a refusal.
   return { kind: 'active', activeRunId: integration.active_run_id };
 }
+
+/** Why a claimed run was closed without a report. */
+export type AbandonReason =
+  /** The agent asked for work saying it runs nothing and has no unsent report: it stopped mid-run. */
+  | 'agent-restarted'
+  /** Neither the agent nor the run was heard of for `ABANDON_SILENT_AFTER_MS`. */
+  | 'agent-silent';
+
+/**
+ * Silence after which a claimed run is given up. A live agent is heard of at least every minute
+ * while it runs a job (progress, or a heartbeat when no bytes move), so this is a lost agent.
+ */
+export const ABANDON_SILENT_AFTER_MS = 15 * 60_000;
+
+export interface AbandonedRun {
+  id: string;
+  tenantId: string;
+  integrationId: string;
+  agentId: string;
+  groupId: string | null;
+}
+
+/**
+ * Closes claimed runs that will never be reported: those of one agent (`agent-restarted`), or of
+ * every agent silent since `silentSince` (`agent-silent`). They end `failed`, class `operational`
+ * (a later run may succeed); the integration can run again at once. Files the lost run delivered
+ * are in the agent's ledger, so the next run does not send them again. The caller audits each with
+ * `abandonedEvent`.
+ */
+export async function abandonRuns(
+  tx: Queryable,
+  which: { agentId: string } | { silentSince: Date },
+  now: Date,
+): Promise<AbandonedRun[]> {
+  const rows =
+    'agentId' in which
+      ? await tx.query<{ id: string; tenant_id: string; integration_id: string; agent_id: string; group_id: string | null }>(
+          `UPDATE runs SET status = 'failed', finished_at = $2, error_class = 'operational'
+           WHERE agent_id = $1 AND status = 'running'
+           RETURNING id, tenant_id, integration_id, agent_id, group_id`,
+          [which.agentId, now],
+        )
+      : await tx.query<{ id: string; tenant_id: string; integration_id: string; agent_id: string; group_id: string | null }>(
+          `UPDATE runs r SET status = 'failed', finished_at = $2, error_class = 'operational'
+           FROM agents a
+           WHERE a.id = r.agent_id AND r.status = 'running'
+             AND greatest(r.claimed_at, r.progress_at, a.last_seen_at) < $1
+           RETURNING r.id, r.tenant_id, r.integration_id, r.agent_id, r.group_id`,
+          [which.silentSince, now],
+        );
+  return rows.map((row) => ({ id: row.id, tenantId: row.tenant_id, integrationId: row.integration_id, agentId: row.agent_id, groupId: row.group_id }));
+}
+
+/** The audit event for one abandoned run; the caller supplies the actor. */
+export function abandonedEvent(run: AbandonedRun, reason: AbandonReason) {
+  return {
+    action: 'run-abandoned',
+    target: run.id,
+    outcome: 'failure' as const,
+    meta: { integrationId: run.integrationId, agentId: run.agentId, groupId: run.groupId, reason },
+  };
+}

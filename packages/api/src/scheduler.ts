@@ -15,7 +15,7 @@ import { UserError } from '@airlock/errors';
 import { isTimeZone, type ScheduleSpec } from '@airlock/protocol';
 import { appendAudit } from './audit-log.ts';
 import type { Dispatcher } from './dispatcher.ts';
-import { enqueueRun, PREVIOUS_RUN_ACTIVE } from './run-queue.ts';
+import { ABANDON_SILENT_AFTER_MS, abandonedEvent, abandonRuns, type AbandonedRun, enqueueRun, PREVIOUS_RUN_ACTIVE } from './run-queue.ts';
 import type { Database, Queryable } from './storage/database.ts';
 import { Ticker } from './ticker.ts';
 
@@ -97,6 +97,8 @@ export interface SchedulerOptions {
   lateAfterMs?: number;
   /** Most schedules one tick handles; the rest wait for the next tick. Default 100. */
   maxPerTick?: number;
+  /** A claimed run whose agent was not heard of for this long, in ms, is closed as abandoned. Default `ABANDON_SILENT_AFTER_MS`. */
+  abandonSilentAfterMs?: number;
   logger: { warn(meta: Record<string, unknown>, message: string): void; error(meta: Record<string, unknown>, message: string): void };
 }
 
@@ -119,6 +121,7 @@ export class Scheduler {
   readonly #ticker: Ticker;
   readonly #lateAfterMs: number;
   readonly #maxPerTick: number;
+  readonly #abandonSilentAfterMs: number;
   readonly #logger: SchedulerOptions['logger'];
 
   constructor(options: SchedulerOptions) {
@@ -129,6 +132,7 @@ export class Scheduler {
     this.#ticker = new Ticker(() => this.tick(), options.tickMs ?? 5_000, (error: unknown) => this.#logger.warn({ error: String(error) }, 'scheduler tick failed'));
     this.#lateAfterMs = options.lateAfterMs ?? 60_000;
     this.#maxPerTick = options.maxPerTick ?? 100;
+    this.#abandonSilentAfterMs = options.abandonSilentAfterMs ?? ABANDON_SILENT_AFTER_MS;
     this.#logger = options.logger;
   }
 
@@ -142,9 +146,13 @@ export class Scheduler {
     await this.#ticker.stop();
   }
 
-  /** Handles every schedule due at the clock's now, each in its own transaction. */
+  /**
+   * Closes the runs of agents gone silent (so their integrations can run again), then handles every
+   * schedule due at the clock's now, each in its own transaction.
+   */
   async tick(): Promise<FireOutcome[]> {
     const now = this.#now();
+    await this.abandonSilentRuns(now);
     const outcomes: FireOutcome[] = [];
     // Schedules that failed this tick are left for the next one, so one bad row cannot stall the rest.
     const failed: string[] = [];
@@ -172,6 +180,17 @@ export class Scheduler {
       }
     }
     return outcomes;
+  }
+
+  /** Closes, and audits, the claimed runs of every agent not heard of for `abandonSilentAfterMs`. */
+  async abandonSilentRuns(now: Date = this.#now()): Promise<AbandonedRun[]> {
+    return this.#db.transaction(async (tx) => {
+      const runs = await abandonRuns(tx, { silentSince: new Date(now.getTime() - this.#abandonSilentAfterMs) }, now);
+      for (const run of runs) {
+        await appendAudit(tx, { ...abandonedEvent(run, 'agent-silent'), tenantId: run.tenantId, actor: SCHEDULER_ACTOR, sourceIp: null }, now);
+      }
+      return runs;
+    });
   }
 
   async #fire(tx: Queryable, due: DueRow, now: Date): Promise<FireOutcome> {

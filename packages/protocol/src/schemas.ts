@@ -185,6 +185,11 @@ export const heartbeatInput = z.strictObject({
 export const nextJobInput = z.strictObject({
   /** How long the control plane may hold the request open waiting for work. */
   waitMs: z.number().int().min(0).max(30_000).default(25_000),
+  /**
+   * The agent runs nothing and holds no unsent report: a run still open for it was lost (the agent
+   * stopped mid-run) and is closed as failed before new work is handed out.
+   */
+  idle: z.boolean().default(false),
 });
 
 export const job = z.strictObject({

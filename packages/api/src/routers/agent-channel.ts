@@ -6,6 +6,7 @@ import { appendAudit, eventBy, recordAudit } from '../audit-log.ts';
 import { sealJob } from '../envelopes.ts';
 import { decideIntegration } from '../grants.ts';
 import { decideForGroup } from '../group-dispatch.ts';
+import { abandonedEvent, abandonRuns } from '../run-queue.ts';
 import type { Context } from '../context.ts';
 import type { AgentPrincipal } from '../auth/agent-auth.ts';
 import { agentProcedure } from '../trpc.ts';
@@ -88,11 +89,22 @@ export const agentChannelRouter = {
     return { ok: true as const, serverTime: ctx.now().toISOString(), rotateKey: Boolean(agent?.key_rotation_requested_at) };
   }),
 
-  /** Long-poll: answers at once when a run is queued, else waits up to `waitMs` for one. */
+  /**
+   * Long-poll: answers at once when a run is queued, else waits up to `waitMs` for one. An idle
+   * agent first closes the runs it lost (it stopped mid-run), so they neither stay running forever
+   * nor block their integration.
+   */
   nextJob: agentProcedure
     .input(nextJobInput)
     .output(nextJobOutput)
     .mutation(async ({ ctx, input, signal }) => {
+      if (input.idle) {
+        await ctx.db.transaction(async (tx) => {
+          for (const run of await abandonRuns(tx, { agentId: ctx.agent.agentId }, ctx.now())) {
+            await appendAudit(tx, eventBy(ctx.agent, ctx.request, abandonedEvent(run, 'agent-restarted')));
+          }
+        });
+      }
       const deadline = Date.now() + input.waitMs;
       for (;;) {
         const job = await claimJob(ctx, ctx.agent);
