@@ -73,15 +73,16 @@ export async function abandonRuns(
   which: { agentId: string } | { silentSince: Date },
   now: Date,
 ): Promise<AbandonedRun[]> {
+  type Row = { id: string; tenant_id: string; integration_id: string; agent_id: string; group_id: string | null };
   const rows =
     'agentId' in which
-      ? await tx.query<{ id: string; tenant_id: string; integration_id: string; agent_id: string; group_id: string | null }>(
+      ? await tx.query<Row>(
           `UPDATE runs SET status = 'failed', finished_at = $2, error_class = 'operational'
            WHERE agent_id = $1 AND status = 'running'
            RETURNING id, tenant_id, integration_id, agent_id, group_id`,
           [which.agentId, now],
         )
-      : await tx.query<{ id: string; tenant_id: string; integration_id: string; agent_id: string; group_id: string | null }>(
+      : await tx.query<Row>(
           `UPDATE runs r SET status = 'failed', finished_at = $2, error_class = 'operational'
            FROM agents a
            WHERE a.id = r.agent_id AND r.status = 'running'

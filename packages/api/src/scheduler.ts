@@ -152,7 +152,8 @@ export class Scheduler {
    */
   async tick(): Promise<FireOutcome[]> {
     const now = this.#now();
-    await this.abandonSilentRuns(now);
+    // A failure here must not hold up the schedules; the next tick tries again.
+    await this.abandonSilentRuns(now).catch((error: unknown) => this.#logger.error({ error: String(error) }, 'closing abandoned runs failed'));
     const outcomes: FireOutcome[] = [];
     // Schedules that failed this tick are left for the next one, so one bad row cannot stall the rest.
     const failed: string[] = [];
