@@ -181,12 +181,12 @@ describe('integrations that target an agent group', () => {
   });
 
   it('closes a run whose agent stays silent, and only that one', async () => {
-    const [silent, alive] = [await addAgent('silent'), await addAgent('alive')];
-    const quiet = await groupIntegration('quiet', [silent]);
+    const [mute, alive] = [await addAgent('mute'), await addAgent('alive')];
+    const quiet = await groupIntegration('quiet', [mute]);
     const busy = await groupIntegration('busy', [alive]);
     const lost = String((await asAdmin('integrations.runNow', { id: quiet })).body.result?.data['runId']);
     const running = String((await asAdmin('integrations.runNow', { id: busy })).body.result?.data['runId']);
-    expect(jobOf(await nextJob(silent))?.runId).toBe(lost);
+    expect(jobOf(await nextJob(mute))?.runId).toBe(lost);
     expect(jobOf(await nextJob(alive))?.runId).toBe(running);
     const later = new Date(Date.now() + ABANDON_SILENT_AFTER_MS + 60_000);
     // The live agent is still heard of (a keepalive) just before the check; the other is not.
