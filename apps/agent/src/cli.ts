@@ -10,6 +10,7 @@ import { type ControlPlaneClient, createAgentClient, createEnrollmentClient } fr
 import { loadPin, savePin } from './control-plane-pin.ts';
 import { NonceStore } from './nonce-store.ts';
 import { checkReceipts, receiptSigner } from './receipts.ts';
+import { acquireRunLock } from './run-lock.ts';
 import { SecurityLog } from './security-log.ts';
 import { AGENT_VERSION, runDaemon } from './daemon.ts';
 import { type AgentIdentity, keyForEnrollment, loadIdentity, saveIdentity } from './identity-store.ts';
@@ -98,6 +99,7 @@ export function buildProgram(): Command {
         LocalPolicy.load(config.policyFile),
         loadSecrets(config.secretsFile),
       ]);
+      const lock = await acquireRunLock(config.dataDir);
       const controller = new AbortController();
       process.once('SIGINT', () => controller.abort());
       process.once('SIGTERM', () => controller.abort());
@@ -134,7 +136,7 @@ export function buildProgram(): Command {
           witnessIntervalMs: config.witnessIntervalMs,
         },
         options.once ? { maxJobs: 1, idleTimeoutMs: Number(options.idleTimeout) * 1000, signal: controller.signal } : { signal: controller.signal },
-      );
+      ).finally(() => lock.release());
       if (options.once) {
         const outcome = reports[0];
         if (outcome?.kind === 'refused') {

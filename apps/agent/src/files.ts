@@ -15,12 +15,17 @@ export async function replaceFile(file: string, text: string): Promise<void> {
   await rename(temporary, file);
 }
 
+/** The system error code of a failed file operation (`ENOENT`, `EEXIST`, ...), if it has one. */
+export function errnoCode(error: unknown): unknown {
+  return error instanceof Error ? Reflect.get(error, 'code') : undefined;
+}
+
 /** The file's text, or undefined when it does not exist. */
 export async function readIfExists(file: string): Promise<string | undefined> {
   try {
     return await readFile(file, 'utf8');
   } catch (error) {
-    if (error instanceof Error && Reflect.get(error, 'code') === 'ENOENT') return undefined;
+    if (errnoCode(error) === 'ENOENT') return undefined;
     throw error;
   }
 }

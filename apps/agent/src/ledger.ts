@@ -15,6 +15,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import { assertSafeName } from '@airlock/connector-api';
 import type { SourceFile } from '@airlock/connector-api';
+import { errnoCode } from './files.ts';
 
 const entrySchema = z.strictObject({
   path: z.string().min(1),
@@ -52,7 +53,7 @@ export class Ledger {
     const entries = new Map<string, LedgerEntry>();
     let lines = 0;
     const text = await readFile(file, 'utf8').catch((error: unknown) => {
-      if (error instanceof Error && Reflect.get(error, 'code') === 'ENOENT') return '';
+      if (errnoCode(error) === 'ENOENT') return '';
       throw error;
     });
     for (const line of text.split('\n')) {

@@ -11,7 +11,7 @@ import path from 'node:path';
 import { UserError } from '@airlock/errors';
 import { type AgentKeyPair, signDetached, signStatement, verifyReceiptLines } from '@airlock/identity';
 import { type ReceiptPayload, type RunReport, type SignedStatement, signedStatement } from '@airlock/protocol';
-import { appendLine, readIfExists } from './files.ts';
+import { appendLine, errnoCode, readIfExists } from './files.ts';
 import type { SecurityLog } from './security-log.ts';
 
 export const plaintextKeyFile = (dataDir: string) => path.join(dataDir, 'receipt-hmac.key');
@@ -23,7 +23,7 @@ export async function plaintextKey(dataDir: string): Promise<Buffer> {
     const mode = (await stat(file)).mode & 0o777;
     if ((mode & 0o077) !== 0) throw new UserError(`${file} is readable by others (mode ${mode.toString(8)}): chmod 600 it`);
   } catch (error) {
-    if (!(error instanceof Error && Reflect.get(error, 'code') === 'ENOENT')) throw error;
+    if (errnoCode(error) !== 'ENOENT') throw error;
     await mkdir(dataDir, { recursive: true, mode: 0o700 });
     try {
       // `wx`: a concurrent first use keeps the key that was written first.

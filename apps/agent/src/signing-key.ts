@@ -8,13 +8,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { ConflictError, UserError } from '@airlock/errors';
 import { generateSigningKey, readSigningKey, type SigningKey } from '@airlock/pgp';
+import { errnoCode } from './files.ts';
 
 export function signingKeyFile(dataDir: string): string {
   return path.join(dataDir, 'signing-key.asc');
-}
-
-function errnoCode(error: unknown): unknown {
-  return error instanceof Error ? Reflect.get(error, 'code') : undefined;
 }
 
 /** Creates the key; refuses to replace an existing one, which partners may already trust. */
