@@ -1,5 +1,4 @@
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { type Server } from 'node:http';
 import { afterAll, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
 import { createTestDatabase } from '@airlock/testing';
 import { generateKeyPair } from '@airlock/identity';
@@ -18,6 +17,7 @@ import {
   migrate,
   type Role,
 } from './index.ts';
+import { listenOnLoopback } from './trpc-http.fixture.ts';
 
 const silent = { warn: () => undefined, error: () => undefined };
 const signer = signerFromSecretKey(generateKeyPair().secretKey);
@@ -83,11 +83,9 @@ describe('admin users and console sessions over HTTP on PostgreSQL', () => {
       // opened wide here so these tests reach the login throttle underneath it.
       { maxBodyBytes: 256 * 1024, rateLimits: { ...DEFAULT_RATE_LIMITS, ip: { points: 100_000, durationSeconds: 60 } } },
     );
-    const server = createServer((req, res) => void handler(req, res));
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { server, base } = await listenOnLoopback(handler);
     servers.push(server);
-    const host = `127.0.0.1:${(server.address() as AddressInfo).port}`;
-    return { base: `http://${host}`, host };
+    return { base, host: new URL(base).host };
   }
 
   async function newUser(role: Role, password = PASSWORD): Promise<{ id: string; email: string }> {

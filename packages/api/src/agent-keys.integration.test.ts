@@ -1,9 +1,9 @@
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { type Server } from 'node:http';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { type AgentKeyPair, encodeKey, generateKeyPair, keyRotationProof, signRequest } from '@airlock/identity';
 import { createTestDatabase } from '@airlock/testing';
 import { bootstrapTenant, connectPostgres, createHttpHandler, type Database, Dispatcher, migrate, signerFromSecretKey } from './index.ts';
+import { listenOnLoopback } from './trpc-http.fixture.ts';
 
 const silent = { warn: () => undefined, error: () => undefined };
 
@@ -51,9 +51,7 @@ describe('agent key rotation over HTTP', () => {
       { db, dispatcher: new Dispatcher(50), now: () => new Date(), logger: silent, signer: signerFromSecretKey(generateKeyPair().secretKey) },
       { maxBodyBytes: 64 * 1024 },
     );
-    server = createServer((req, res) => void handler(req, res));
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    ({ server: server, base: base } = await listenOnLoopback(handler));
   });
 
   afterAll(async () => {

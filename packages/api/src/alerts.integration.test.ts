@@ -21,7 +21,7 @@ import {
   signerFromSecretKey,
   verifyAlertSignature,
 } from './index.ts';
-import { data, send } from './trpc-http.fixture.ts';
+import { data, listenOnLoopback, send } from './trpc-http.fixture.ts';
 
 const silent = { warn: () => undefined, error: () => undefined };
 const signer = signerFromSecretKey(generateKeyPair().secretKey);
@@ -183,9 +183,7 @@ describe('alerts on PostgreSQL with a loopback webhook receiver', () => {
       { db, dispatcher: new Dispatcher(50), now: clock, logger: silent, signer, alerts: { secretBox: box, webhook: { timeoutMs: 2_000, allowLoopback: true } } },
       { maxBodyBytes: 256 * 1024 },
     );
-    server = createServer((req, res) => void handler(req, res));
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    ({ server: server, base: base } = await listenOnLoopback(handler));
     recipient = (await generateDemoKey('Partner', 'partner@example.com')).armoredPublicKey;
   });
 

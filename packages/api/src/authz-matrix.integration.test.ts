@@ -37,6 +37,7 @@ import {
 } from './index.ts';
 import { type AppRoleConnection, connectAsAppRole } from './storage/app-role.fixture.ts';
 import { appRouter } from './router.ts';
+import { listenOnLoopback } from './trpc-http.fixture.ts';
 
 const verdict = z.enum(['allow', 'deny', 'n/a']);
 type Verdict = z.infer<typeof verdict>;
@@ -209,9 +210,7 @@ describe('the authorization matrix on PostgreSQL, served as the airlock_app role
       },
       { maxBodyBytes: 256 * 1024, rateLimits: { 'api-key': NO_RATE_LIMIT, agent: NO_RATE_LIMIT, ip: NO_RATE_LIMIT } },
     );
-    server = createServer((req, res) => void handler(req, res));
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    ({ server: server, base: base } = await listenOnLoopback(handler));
   });
 
   afterAll(async () => {

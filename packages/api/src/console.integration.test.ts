@@ -1,5 +1,4 @@
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { type Server } from 'node:http';
 import * as openpgp from 'openpgp';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { type AgentKeyPair, encodeKey, generateKeyPair, signRequest } from '@airlock/identity';
@@ -7,7 +6,7 @@ import { generateDemoKey } from '@airlock/pgp';
 import { createTestDatabase } from '@airlock/testing';
 import { createApiKey } from './auth/api-keys.ts';
 import { bootstrapTenant, connectPostgres, createHttpHandler, type Database, Dispatcher, migrate, signerFromSecretKey } from './index.ts';
-import { data, send } from './trpc-http.fixture.ts';
+import { data, listenOnLoopback, send } from './trpc-http.fixture.ts';
 
 const silent = { warn: () => undefined, error: () => undefined };
 const signer = signerFromSecretKey(generateKeyPair().secretKey);
@@ -37,9 +36,7 @@ describe('console procedures on PostgreSQL', () => {
       { db, dispatcher: new Dispatcher(50), now: () => new Date(), logger: silent, signer, publicUrl: 'https://airlock.example.com' },
       { maxBodyBytes: 256 * 1024 },
     );
-    server = createServer((req, res) => void handler(req, res));
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    ({ server: server, base: base } = await listenOnLoopback(handler));
     const [tenant] = await db.query<{ id: string }>("SELECT id FROM tenants WHERE name = 'acme'");
     const key = await createApiKey(db, { tenantId: tenant?.id ?? '', name: 'audit', role: 'auditor', expiresInDays: 1 }, new Date());
     auditor = { authorization: `Bearer ${key.key}` };

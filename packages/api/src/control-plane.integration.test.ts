@@ -1,8 +1,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer, type Server } from 'node:http';
+import { type Server } from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
-import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { verifyChain } from '@airlock/audit';
 import { type AgentKeyPair, encodeKey, generateKeyPair, openStatement, signRequest } from '@airlock/identity';
@@ -11,16 +10,14 @@ import { createTestDatabase } from '@airlock/testing';
 import { signerFromSecretKey } from './signer.ts';
 import { createApiKey } from './auth/api-keys.ts';
 import { bootstrapTenant, listAuditEvents, connectPostgres, openPglite, createHttpHandler, type Database, Dispatcher, migrate } from './index.ts';
-import { type Call, data, send } from './trpc-http.fixture.ts';
+import { type Call, data, listenOnLoopback, send } from './trpc-http.fixture.ts';
 
 const silent = { warn: () => undefined, error: () => undefined };
 const signer = signerFromSecretKey(generateKeyPair().secretKey);
 
 async function listen(db: Database, now: () => Date = () => new Date()): Promise<{ server: Server; base: string }> {
   const handler = createHttpHandler({ db, dispatcher: new Dispatcher(50), now, logger: silent, signer }, { maxBodyBytes: 256 * 1024 });
-  const server = createServer((req, res) => void handler(req, res));
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return { server, base: `http://127.0.0.1:${(server.address() as AddressInfo).port}` };
+  return listenOnLoopback(handler);
 }
 
 const call = (base: string, path: string, input: unknown, headers: Record<string, string> = {}): Promise<Call> => send(base, path, input, headers, 'POST');

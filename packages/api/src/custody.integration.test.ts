@@ -1,11 +1,11 @@
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { type Server } from 'node:http';
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { checkpointExtends, checkpointSignedBy, type AuditRecord, type Checkpoint } from '@airlock/audit';
 import { type AgentKeyPair, encodeKey, followRotations, generateKeyPair, keyFingerprint, signRequest, verifyDetached } from '@airlock/identity';
 import { createTestDatabase } from '@airlock/testing';
 import { bootstrapTenant, connectPostgres, createCheckpoint, createHttpHandler, type Database, Dispatcher, migrate, recordKeyRotation, signerFromSecretKey } from './index.ts';
+import { listenOnLoopback } from './trpc-http.fixture.ts';
 
 const silent = { warn: () => undefined, error: () => undefined };
 const signer = signerFromSecretKey(generateKeyPair().secretKey);
@@ -35,9 +35,7 @@ describe('custody endpoints', () => {
     const boot = await bootstrapTenant(db, { tenant: 'acme', keyName: 'first', expiresInDays: 30 });
     admin = { authorization: `Bearer ${boot.key}` };
     const handler = createHttpHandler({ db, dispatcher: new Dispatcher(50), now: () => new Date(), logger: silent, signer }, { maxBodyBytes: 256 * 1024 });
-    server = createServer((req, res) => void handler(req, res));
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    ({ server: server, base: base } = await listenOnLoopback(handler));
     const created = (await request('enrollment.createToken', { input: { ttlMinutes: 5 }, headers: admin })) as { token: string; controlPlaneKey: string };
     // The pin an admin hands the on-prem side is the fingerprint of the key the server presents.
     expect(created.controlPlaneKey).toBe(keyFingerprint(signer.publicKey));

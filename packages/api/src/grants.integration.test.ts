@@ -1,5 +1,4 @@
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { type Server } from 'node:http';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { verifyChain } from '@airlock/audit';
 import { type AgentKeyPair, encodeKey, generateKeyPair, openStatement, signRequest } from '@airlock/identity';
@@ -7,7 +6,7 @@ import { generateDemoKey } from '@airlock/pgp';
 import { createTestDatabase } from '@airlock/testing';
 import { createApiKey } from './auth/api-keys.ts';
 import { bootstrapTenant, connectPostgres, createHttpHandler, type Database, Dispatcher, listAuditEvents, migrate, signerFromSecretKey } from './index.ts';
-import { data, send } from './trpc-http.fixture.ts';
+import { data, listenOnLoopback, send } from './trpc-http.fixture.ts';
 
 const silent = { warn: () => undefined, error: () => undefined };
 const signer = signerFromSecretKey(generateKeyPair().secretKey);
@@ -75,9 +74,7 @@ describe('control-plane scopes on PostgreSQL', () => {
     const boot = await bootstrapTenant(db, { tenant: 'acme', keyName: 'first', expiresInDays: 30 });
     admin = { authorization: `Bearer ${boot.key}` };
     const handler = createHttpHandler({ db, dispatcher: new Dispatcher(50), now: () => clock(), logger: silent, signer }, { maxBodyBytes: 256 * 1024 });
-    server = createServer((req, res) => void handler(req, res));
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    ({ server: server, base: base } = await listenOnLoopback(handler));
     recipient = (await generateDemoKey('Partner', 'partner@example.com')).armoredPublicKey;
   });
 

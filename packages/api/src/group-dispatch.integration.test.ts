@@ -1,5 +1,4 @@
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { type Server } from 'node:http';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { type AgentKeyPair, encodeKey, generateKeyPair, openStatement, signRequest } from '@airlock/identity';
 import { generateDemoKey } from '@airlock/pgp';
@@ -7,6 +6,7 @@ import { createTestDatabase } from '@airlock/testing';
 import { bootstrapTenant, connectPostgres, createHttpHandler, type Database, Dispatcher, migrate, signerFromSecretKey } from './index.ts';
 import { ABANDON_SILENT_AFTER_MS } from './run-queue.ts';
 import { Scheduler } from './scheduler.ts';
+import { listenOnLoopback } from './trpc-http.fixture.ts';
 
 const silent = { warn: () => undefined, error: () => undefined };
 const signer = signerFromSecretKey(generateKeyPair().secretKey);
@@ -84,9 +84,7 @@ describe('integrations that target an agent group', () => {
       { db, dispatcher: new Dispatcher(50), now: () => new Date(), logger: silent, signer },
       { maxBodyBytes: 256 * 1024 },
     );
-    server = createServer((req, res) => void handler(req, res));
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    ({ server: server, base: base } = await listenOnLoopback(handler));
   });
 
   afterAll(async () => {

@@ -1,11 +1,11 @@
 import { randomBytes } from 'node:crypto';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { type Server } from 'node:http';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { type AgentKeyPair, encodeKey, generateKeyPair, signRequest } from '@airlock/identity';
 import { createTestDatabase } from '@airlock/testing';
 import { createApiKey } from './auth/api-keys.ts';
 import { bootstrapTenant, connectPostgres, createHttpHandler, type Database, Dispatcher, type HttpOptions, migrate, signerFromSecretKey } from './index.ts';
+import { listenOnLoopback } from './trpc-http.fixture.ts';
 
 const silent = { warn: () => undefined, error: () => undefined };
 const signer = signerFromSecretKey(generateKeyPair().secretKey);
@@ -26,10 +26,9 @@ describe('rate limits over HTTP', () => {
       { db, dispatcher: new Dispatcher(50), now: () => new Date(), logger: silent, signer },
       { maxBodyBytes: 64 * 1024, refusalSummaryMs: SUMMARY_MS, ...options },
     );
-    const server = createServer((req, res) => void handler(req, res));
+    const { server, base } = await listenOnLoopback(handler);
     servers.push(server);
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    return base;
   }
 
   async function newKey(): Promise<string> {

@@ -1,4 +1,16 @@
-/** Tests' tRPC calls over real HTTP: one request, its status and body, and the data of a success. */
+/**
+ * Tests' tRPC calls over real HTTP: a server on a free loopback port, one request with its status
+ * and body, and the data of a success.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+/** Serves `handler` (`createHttpHandler`'s) on a free loopback port; `base` is its http:// origin. */
+export async function listenOnLoopback(handler: (req: IncomingMessage, res: ServerResponse) => Promise<void>): Promise<{ server: Server; base: string }> {
+  const server = createServer((req, res) => void handler(req, res));
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return { server, base: `http://127.0.0.1:${(server.address() as AddressInfo).port}` };
+}
 
 export interface Call {
   status: number;
