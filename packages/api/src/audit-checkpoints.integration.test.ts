@@ -10,12 +10,12 @@ import { createApiKey } from './auth/api-keys.ts';
 import { createContext } from './context.ts';
 import { appRouter } from './router.ts';
 import { signerFromSecretKey, verifierFor } from './signer.ts';
+import { connectAsAppRole } from './storage/app-role.fixture.ts';
 import {
   appendAudit,
   bootstrapTenant,
   connectPostgres,
   createCheckpoint,
-  type Database,
   Dispatcher,
   migrate,
   openPglite,
@@ -195,16 +195,10 @@ describe('the audit trail on real PostgreSQL', () => {
   it('lets the app role append to the trail but never change or remove it', async () => {
     const url = await createTestDatabase(inject('postgresUrl'));
     const owner = connectPostgres(url);
-    const login = `airlock_login_${Math.random().toString(36).slice(2, 10)}`;
-    // DDL takes no bind parameters: the generated role name is quoted as an identifier.
-    const role = pg.escapeIdentifier(login);
-    let app: Database | null = null;
     try {
       await migrate(owner);
-      await owner.query(`CREATE ROLE ${role} LOGIN IN ROLE airlock_app`);
-      const appUrl = new URL(url);
-      appUrl.username = login;
-      app = connectPostgres(appUrl.toString());
+      await using appRole = await connectAsAppRole(owner, url);
+      const app = appRole.db;
       expect(await migrate(app)).toEqual({ applied: [] });
       await recordAudit(app.forSystem(), event(1));
       expect(await createCheckpoint(app, signer)).toMatchObject({ created: true });
@@ -220,9 +214,6 @@ describe('the audit trail on real PostgreSQL', () => {
       await bootstrapTenant(app, { tenant: 'acme', keyName: 'boot', expiresInDays: 1 });
       expect(await verifyStoredAudit(app.forSystem(), signer.publicKey)).toMatchObject({ ok: true, count: 2, checkpoints: 1 });
     } finally {
-      await app?.close();
-      await owner.query(`DROP OWNED BY ${role}`).catch(() => undefined);
-      await owner.query(`DROP ROLE IF EXISTS ${role}`).catch(() => undefined);
       await owner.close();
     }
   });
