@@ -4,7 +4,7 @@
  * security log and reported. Errors back off with jitter; the loop never opens a listening socket.
  */
 import os from 'node:os';
-import { TRPCClientError } from '@trpc/client';
+import { remoteErrorClass } from '@airlock/errors';
 import type { ConnectorRegistry, Logger } from '@airlock/connector-api';
 import { followRotations, keyFingerprint } from '@airlock/identity';
 import type { Job, RunProgress, RunReport } from '@airlock/protocol';
@@ -114,9 +114,9 @@ export async function runDaemon(deps: DaemonDeps, options: DaemonOptions = {}): 
       await client.agent.reportRun.mutate(report);
     } catch (error) {
       // The control plane refused this report for good (unknown or finished run): keeping it would block the queue.
-      const status = error instanceof TRPCClientError ? (error.data as { httpStatus?: number } | undefined)?.httpStatus : undefined;
-      if (status === 400 || status === 404) {
-        logger.warn({ runId: report.runId, status }, 'report refused by the control plane; dropped');
+      const refused = remoteErrorClass(error);
+      if (refused === 'user' || refused === 'not-found') {
+        logger.warn({ runId: report.runId, errorClass: refused }, 'report refused by the control plane; dropped');
         return;
       }
       throw error;
@@ -186,7 +186,7 @@ export async function runDaemon(deps: DaemonDeps, options: DaemonOptions = {}): 
       if (options.signal?.aborted) break;
       failures += 1;
       const delay = Math.min(30_000, 500 * 2 ** Math.min(failures, 6)) * (0.5 + Math.random() / 2);
-      const message = error instanceof TRPCClientError || error instanceof Error ? error.message : String(error);
+      const message = error instanceof Error ? error.message : String(error);
       logger.warn({ error: message, retryInMs: Math.round(delay) }, 'control plane call failed');
       if (isUnauthorized(error) && deps.keys) {
         client = await deps.keys.reload().catch((reloadError: unknown) => {

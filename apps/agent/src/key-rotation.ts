@@ -5,24 +5,16 @@
  * start asks the control plane which one it holds (`settleKeys`), so the agent never loses the
  * only key that works.
  */
-import { TRPCClientError } from '@trpc/client';
-import { AuthenticationError, OperationalError } from '@airlock/errors';
+import { AuthenticationError, OperationalError, remoteErrorClass } from '@airlock/errors';
 import { type AgentKeyPair, encodeKey, generateKeyPair, keyRotationProof } from '@airlock/identity';
 import type { ControlPlaneClient } from './control-channel.ts';
 import { type AgentIdentity, discardPendingKey, loadIdentity, loadPendingKey, promotePendingKey, savePendingKey } from './identity-store.ts';
 
 export type ClientFor = (keyPair: AgentKeyPair) => ControlPlaneClient;
 
-function httpStatus(error: unknown): number | undefined {
-  if (!(error instanceof TRPCClientError)) return undefined;
-  const data: unknown = error.data;
-  if (typeof data !== 'object' || data === null || !('httpStatus' in data)) return undefined;
-  return typeof data.httpStatus === 'number' ? data.httpStatus : undefined;
-}
-
 /** Whether the control plane refused the request's credentials (as opposed to being unreachable). */
 export function isUnauthorized(error: unknown): boolean {
-  return httpStatus(error) === 401;
+  return remoteErrorClass(error) === 'authentication';
 }
 
 /** Whether the control plane accepts requests signed with `keyPair`; throws when it cannot tell. */
@@ -77,8 +69,9 @@ export async function rotateKey(
   try {
     ({ rotatedAt } = await clientFor(current).agent.rotateKey.mutate(keyRotationProof(next, identity.agentId)));
   } catch (error) {
-    const status = httpStatus(error);
-    if (status !== undefined && status >= 400 && status < 500) {
+    // Refused outright, the server did not swap the key; anything else leaves the outcome unknown.
+    const refused = remoteErrorClass(error);
+    if (refused !== undefined && refused !== 'operational' && refused !== 'unexpected') {
       await discardPendingKey(dataDir);
       throw error;
     }

@@ -4,6 +4,7 @@
  */
 import { QueryCache, QueryClient } from '@tanstack/react-query';
 import { createTRPCClient, httpBatchLink, TRPCClientError } from '@trpc/client';
+import { remoteErrorClass } from '@airlock/errors';
 import { createTRPCContext } from '@trpc/tanstack-react-query';
 import type { AppRouter } from '@airlock/api';
 
@@ -28,19 +29,13 @@ export const trpcClient = createTRPCClient<AppRouter>({
 
 export const { TRPCProvider, useTRPC } = createTRPCContext<AppRouter>();
 
-function httpStatusOf(error: unknown): number | undefined {
-  if (!(error instanceof TRPCClientError)) return undefined;
-  const data: unknown = error.data;
-  if (typeof data === 'object' && data !== null && 'httpStatus' in data && typeof data.httpStatus === 'number') return data.httpStatus;
-  return undefined;
-}
-
 export function isUnauthorized(error: unknown): boolean {
-  return httpStatusOf(error) === 401;
+  return remoteErrorClass(error) === 'authentication';
 }
 
 export function isForbidden(error: unknown): boolean {
-  return httpStatusOf(error) === 403;
+  const errorClass = remoteErrorClass(error);
+  return errorClass === 'not-allowed' || errorClass === 'policy-violation';
 }
 
 /** A message fit to show: the server's own for user errors, a generic one otherwise. */

@@ -5,13 +5,13 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Command, Option } from 'commander';
-import { createTRPCClient, httpLink, TRPCClientError } from '@trpc/client';
+import { createTRPCClient, httpLink } from '@trpc/client';
 import YAML from 'yaml';
 import type { AuditVerification } from '@airlock/audit';
 import { type AppRouter, bootstrapTenant, createCheckpoint, migrate, recordKeyRotation, verifyStoredAudit } from '@airlock/api';
 import { registerUserCommands } from './user-commands.ts';
 import { decodePublicKey, encodeKey, generateKeyPair, keyFingerprint } from '@airlock/identity';
-import { ConflictError, describe, UserError } from '@airlock/errors';
+import { describe, fromRemote, remoteErrorClass, UserError } from '@airlock/errors';
 import { enrollCommand, integrationSpec } from '@airlock/protocol';
 import { addAlertCommands } from './alert-commands.ts';
 import { type ExportFilter, exportAudit, openOutput, verifyExportFile } from './audit-commands.ts';
@@ -168,8 +168,7 @@ export function buildProgram(): Command {
       const client = adminClient();
       const { runId, waiting } = await client.integrations.runNow.mutate({ id: integrationId }).catch((error: unknown) => {
         // Refused for overlap: the server's reason, without the transport's wrapping.
-        if (error instanceof TRPCClientError && error.data?.code === 'CONFLICT') throw new ConflictError(error.message);
-        throw error;
+        throw remoteErrorClass(error) === 'conflict' ? fromRemote(error) : error;
       });
       if (waiting && !options.json) process.stderr.write(`airlock: ${waiting}\n`);
       if (!options.wait) return output(Boolean(options.json), { runId, waiting }, () => `queued run ${runId}`);

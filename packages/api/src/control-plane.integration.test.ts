@@ -84,6 +84,16 @@ describe.each(Object.entries(backends))('control plane over HTTP on %s', (_name,
     await db.close();
   });
 
+  it('sends every error with its class, whatever its HTTP status', async () => {
+    const invalid = await call(base, 'enrollment.createToken', { ttlMinutes: -1 }, admin);
+    expect([invalid.status, invalid.body.error?.data?.errorClass]).toEqual([400, 'user']);
+    const anonymous = await call(base, 'enrollment.createToken', { ttlMinutes: 5 });
+    expect([anonymous.status, anonymous.body.error?.data?.errorClass]).toEqual([401, 'authentication']);
+    const missing = await send(base, 'runs.get', { id: '00000000-0000-4000-8000-000000000000' }, admin, 'GET');
+    expect([missing.status, missing.body.error?.data?.errorClass]).toEqual([404, 'not-found']);
+    expect(JSON.stringify(missing.body)).not.toContain('stack');
+  });
+
   it('lets exactly one of 20 concurrent redemptions of a token win', async () => {
     const { token } = data<{ token: string }>(await call(base, 'enrollment.createToken', { ttlMinutes: 5 }, admin));
     const attempts = await Promise.all(

@@ -14,7 +14,7 @@ export async function listenOnLoopback(handler: (req: IncomingMessage, res: Serv
 
 export interface Call {
   status: number;
-  body: { result?: { data: unknown }; error?: { message: string; data?: { code: string } } };
+  body: { result?: { data: unknown }; error?: { message: string; data?: { code: string; errorClass?: string } } };
 }
 
 /** A query goes as GET with its input in the URL, a mutation as POST with it in the body. */

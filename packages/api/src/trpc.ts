@@ -17,7 +17,7 @@
 import { initTRPC, TRPCError } from '@trpc/server';
 import type { TRPC_ERROR_CODE_KEY } from '@trpc/server';
 import { ZodError } from 'zod';
-import { type AirlockError, isAirlockError, NotAllowedError } from '@airlock/errors';
+import { type AirlockError, type ErrorClass, isAirlockError, NotAllowedError } from '@airlock/errors';
 import { authenticateAdmin } from './auth/admin-auth.ts';
 import { AgentAuthError, type AgentPrincipal, authenticateAgent } from './auth/agent-auth.ts';
 import type { Permission } from './auth/permissions.ts';
@@ -39,13 +39,34 @@ const codes: Record<AirlockError['errorClass'], TRPC_ERROR_CODE_KEY> = {
   conflict: 'CONFLICT',
 };
 
+/** The class of an error that did not come from an AirlockError (tRPC's own refusals, middleware). */
+const classOfCode: Partial<Record<TRPC_ERROR_CODE_KEY, ErrorClass>> = {
+  PARSE_ERROR: 'user',
+  BAD_REQUEST: 'user',
+  PAYLOAD_TOO_LARGE: 'user',
+  UNPROCESSABLE_CONTENT: 'user',
+  METHOD_NOT_SUPPORTED: 'user',
+  UNAUTHORIZED: 'authentication',
+  FORBIDDEN: 'not-allowed',
+  NOT_FOUND: 'not-found',
+  CONFLICT: 'conflict',
+  TOO_MANY_REQUESTS: 'operational',
+  SERVICE_UNAVAILABLE: 'operational',
+  TIMEOUT: 'operational',
+  CLIENT_CLOSED_REQUEST: 'operational',
+};
+
 const t = initTRPC.context<Context>().meta<ProcedureMeta>().create({
+  // Every error crosses the wire with its class (`data.errorClass`), which clients read back with
+  // `remoteErrorClass` from @airlock/errors; the stack never leaves the server.
   errorFormatter({ shape, error }) {
+    const errorClass = isAirlockError(error.cause) ? error.cause.errorClass : (classOfCode[error.code] ?? 'unexpected');
+    const data = { ...shape.data, stack: undefined, errorClass };
     if (error.cause instanceof ZodError) {
       const issues = error.cause.issues.map((issue) => `${issue.path.join('.') || '(input)'}: ${issue.message}`);
-      return { ...shape, message: `invalid input: ${issues.join('; ')}`, data: { ...shape.data, stack: undefined } };
+      return { ...shape, message: `invalid input: ${issues.join('; ')}`, data };
     }
-    return { ...shape, data: { ...shape.data, stack: undefined } };
+    return { ...shape, data };
   },
 });
 
