@@ -4,6 +4,7 @@
  * its byte limit, whatever the quoting, and errors carry positions only: a parser that quotes the
  * offending text would put customer data in logs.
  */
+import { HeldBytes } from './held-bytes.ts';
 import { DataContractError } from './rules.ts';
 
 const LF = 0x0a;
@@ -36,7 +37,7 @@ export class CsvReader {
   readonly #name: (record: number) => string;
   #state = FIELD_START;
   /** Earlier chunks' bytes of the current record. */
-  #held: Buffer[] = [];
+  readonly #held = new HeldBytes();
   /** Bytes of the current record so far, line break excluded. */
   #length = 0;
   #starts: number[] = [];
@@ -68,9 +69,8 @@ export class CsvReader {
   #endRecord(tail: Buffer, lineBreak: CsvRecord['lineBreak']): CsvRecord | null {
     const blank = this.#length === 0;
     if (!blank) this.#endField();
-    const bytes = blank ? Buffer.alloc(0) : Buffer.concat([...this.#held, tail]).subarray(0, this.#length);
+    const bytes = this.#held.take(tail).subarray(0, this.#length);
     const record = { bytes, starts: this.#starts, ends: this.#ends, quoted: this.#quoted, lineBreak };
-    this.#held = [];
     this.#length = 0;
     this.#starts = [];
     this.#ends = [];
@@ -134,7 +134,7 @@ export class CsvReader {
         from = i + 1;
       }
     }
-    if (from < chunk.length) this.#held.push(chunk.subarray(from));
+    if (from < chunk.length) this.#held.append(chunk.subarray(from));
     return records;
   }
 

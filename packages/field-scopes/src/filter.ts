@@ -8,7 +8,8 @@ import { UnexpectedError } from '@airlock/errors';
 import type { FieldScope } from './contract.ts';
 import { CsvReader, type CsvRecord } from './csv.ts';
 import { decode, firstInvalidByte } from './encoding.ts';
-import { checkJson, checkText, DataContractError } from './rules.ts';
+import { HeldBytes } from './held-bytes.ts';
+import { checkJson, checkText, type CompiledRule, compileRules, DataContractError } from './rules.ts';
 
 export { DataContractError } from './rules.ts';
 
@@ -61,7 +62,7 @@ interface CsvLayout {
   columns: number;
   /** Positions of the granted columns, in output order. */
   keep: number[];
-  rules: Array<{ field: string; rule: FieldScope['rules'][string]; index: number }>;
+  rules: Array<{ compiled: CompiledRule; index: number }>;
   lineBreak: Buffer;
 }
 
@@ -83,7 +84,7 @@ function checkEncoding(record: CsvRecord, name: string, scope: FieldScope): void
   throw new DataContractError(`${name}, column ${column}: not valid ${scope.encoding}`);
 }
 
-function csvLayout(scope: FieldScope, record: CsvRecord): CsvLayout {
+function csvLayout(scope: FieldScope, rules: CompiledRule[], record: CsvRecord): CsvLayout {
   checkEncoding(record, 'header', scope);
   const header = record.starts.map((_start, i) => cellText(record, i, scope));
   if (new Set(header).size !== header.length) throw new DataContractError('header: a column is named twice');
@@ -107,9 +108,7 @@ function csvLayout(scope: FieldScope, record: CsvRecord): CsvLayout {
   return {
     columns: header.length,
     keep,
-    rules: Object.entries(scope.rules)
-      .map(([field, rule]) => ({ field, rule, index: header.indexOf(field) }))
-      .filter((entry) => entry.index >= 0),
+    rules: rules.map((compiled) => ({ compiled, index: header.indexOf(compiled.field) })).filter((entry) => entry.index >= 0),
     lineBreak: record.lineBreak === 'crlf' ? CRLF : LF,
   };
 }
@@ -129,11 +128,12 @@ function csvFilter(scope: FieldScope): Transform {
   // The schema allows only delimiters that are one byte, the same in every supported encoding.
   const delimiter = Buffer.from([scope.delimiter.charCodeAt(0)]);
   const reader = new CsvReader(scope.delimiter.charCodeAt(0), scope.maxLineBytes, recordName);
+  const rules = compileRules(scope.rules);
   let layout: CsvLayout | null = null;
   let row = 0;
   const handle = (record: CsvRecord): Buffer => {
     if (layout === null) {
-      layout = csvLayout(scope, record);
+      layout = csvLayout(scope, rules, record);
       return keptBytes(record, layout, delimiter);
     }
     row += 1;
@@ -142,7 +142,7 @@ function csvFilter(scope: FieldScope): Transform {
       throw new DataContractError(`${name}: has ${record.starts.length} fields, the header has ${layout.columns}`);
     }
     checkEncoding(record, name, scope);
-    for (const { field, rule, index } of layout.rules) checkText(cellText(record, index, scope), field, rule, name);
+    for (const { compiled, index } of layout.rules) checkText(cellText(record, index, scope), compiled, name);
     return keptBytes(record, layout, delimiter);
   };
   return byteFilter(scope, {
@@ -221,8 +221,8 @@ function members(line: Buffer, scope: FieldScope): Member[] {
 
 function jsonlFilter(scope: FieldScope): Transform {
   const inScope = new Set([...scope.allow, ...scope.required, ...Object.keys(scope.rules)]);
-  let held: Buffer[] = [];
-  let heldBytes = 0;
+  const rules = compileRules(scope.rules);
+  const held = new HeldBytes();
   let row = 0;
   let records = 0;
   let matched = false;
@@ -253,9 +253,9 @@ function jsonlFilter(scope: FieldScope): Transform {
     for (const field of scope.required) {
       if (!fields.has(field)) throw new DataContractError(`${name}: required field ${JSON.stringify(field)} is missing`);
     }
-    for (const [field, rule] of Object.entries(scope.rules)) {
-      const member = fields.get(field);
-      if (member !== undefined) checkJson(parsed.get(field), decode(line, member.valueStart, member.valueEnd, scope.encoding), field, rule, name);
+    for (const compiled of rules) {
+      const member = fields.get(compiled.field);
+      if (member !== undefined) checkJson(parsed.get(compiled.field), decode(line, member.valueStart, member.valueEnd, scope.encoding), compiled, name);
     }
     const parts: Buffer[] = [Buffer.from('{')];
     for (const field of scope.allow) {
@@ -275,25 +275,23 @@ function jsonlFilter(scope: FieldScope): Transform {
       let from = 0;
       for (let at = bytes.indexOf(NEWLINE, from); at >= 0; at = bytes.indexOf(NEWLINE, from)) {
         // The limit applies to the line however it arrived: held bytes count with the new ones.
-        if (heldBytes + at - from > scope.maxLineBytes) throw tooLong();
-        const line = held.length === 0 ? bytes.subarray(from, at) : Buffer.concat([...held, bytes.subarray(from, at)]);
-        held = [];
-        heldBytes = 0;
+        if (held.length + at - from > scope.maxLineBytes) throw tooLong();
+        const line = held.take(bytes.subarray(from, at));
         from = at + 1;
         const kept = handle(line);
         if (kept !== null) out.push(kept);
       }
       if (from < bytes.length) {
-        held.push(bytes.subarray(from));
-        heldBytes += bytes.length - from;
-        if (heldBytes > scope.maxLineBytes) throw tooLong();
+        // Checked before holding, so no more than the limit is ever held.
+        if (held.length + bytes.length - from > scope.maxLineBytes) throw tooLong();
+        held.append(bytes.subarray(from));
       }
       return out;
     },
     end() {
       const out: Buffer[] = [];
-      if (heldBytes > 0) {
-        const kept = handle(Buffer.concat(held));
+      if (held.length > 0) {
+        const kept = handle(held.take(Buffer.alloc(0)));
         if (kept !== null) out.push(kept);
       }
       if (records > 0 && !matched) {

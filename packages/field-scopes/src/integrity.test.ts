@@ -88,6 +88,38 @@ describe('JSON Lines values leave byte for byte', () => {
   });
 });
 
+describe('JSON Lines structure', () => {
+  it('[integrity #6] keeps nested values, escapes and spacing inside a kept value as written', async () => {
+    const input = '{ "a" : { "s": "}]\\"{[", "n": [1.50, 2e-0] } , "\\u0062" :"x\\u00e9", "c": 3 }\r\n';
+    expect(await text({ format: 'jsonl', allow: ['a', 'b'] }, input)).toBe('{"a":{ "s": "}]\\"{[", "n": [1.50, 2e-0] },"\\u0062":"x\\u00e9"}\n');
+  });
+
+  it('refuses a granted field named twice in one record, and a pattern that is not a regular expression', async () => {
+    await expect(text({ format: 'jsonl', allow: ['id'] }, '{"id":1,"id":2}\n')).rejects.toThrow(/^row 1: field "id" appears twice$/);
+    await expect(text({ format: 'jsonl', allow: ['id'] }, '{"id":1,"x":1,"x":2}\n')).resolves.toBe('{"id":1}\n');
+    expect(fieldScope.safeParse({ format: 'csv', allow: ['id'], rules: { id: { pattern: '[' } } }).success).toBe(false);
+    const scope = { ...fieldScope.parse({ format: 'csv', allow: ['id'] }), rules: { id: { type: 'string' as const, nullable: false, pattern: '[' } } };
+    expect(() => fieldFilter(scope)).toThrow(/pattern of field "id" is not a valid regular expression/);
+  });
+});
+
+describe('CSV structure errors name the position only', () => {
+  it.each([
+    ['id,name\n1,"Al"ice\n', /^row 1, column 2: text after the closing quote$/],
+    ['id,name\n1,Al\rice\n', /^row 1, column 2: a carriage return without a line feed$/],
+    ['i"d,name\n1,x\n', /^header, column 1: a quote inside an unquoted field$/],
+    ['id,name\n1,"Alice\n', /^row 1, column 2: a quoted field is not closed at the end of the input$/],
+  ])('%j', async (input, expected) => {
+    const error = await failure(text({ format: 'csv', allow: ['id'] }, input));
+    expect(error).toBeInstanceOf(DataContractError);
+    expect(error instanceof Error ? error.message : '').toMatch(expected);
+  });
+
+  it('keeps quoted cells, quoted header names and a last line without a line break as written', async () => {
+    expect(await text({ format: 'csv', allow: ['name', 'id'], delimiter: ';' }, '"id";"name"\n1;"a;""b"""\n2;c')).toBe('"name";"id"\n"a;""b""";1\nc;2\n');
+  });
+});
+
 describe('input encodings', () => {
   const latin1Csv = Buffer.from('id,name\n1,Zoë\n2,Ünal\n', 'latin1');
   it('[integrity #7] keeps Latin-1 CSV bytes unchanged when the scope declares latin1', async () => {

@@ -27,16 +27,28 @@ export function isDate(value: string): boolean {
   return (hour ?? 0) <= 23 && (minute ?? 0) <= 59 && (second ?? 0) <= 59 && (offsetHours ?? 0) <= 23 && (offsetMinutes ?? 0) <= 59;
 }
 
-const fail = (row: string, field: string, what: string) => new DataContractError(`${row}: field ${JSON.stringify(field)} ${what}`);
-
-/** Length and pattern, the rules every text value meets. */
-function checkShape(value: string, field: string, rule: FieldRule, row: string): void {
-  if (rule.maxLength !== undefined && value.length > rule.maxLength) throw fail(row, field, `is longer than ${rule.maxLength}`);
-  if (rule.pattern !== undefined && !new RegExp(`^(?:${rule.pattern})$`, 'u').test(value)) throw fail(row, field, 'does not match its pattern');
+/** A field's rule with its pattern compiled once, not per value. */
+export interface CompiledRule {
+  field: string;
+  rule: FieldRule;
+  pattern: RegExp | undefined;
 }
 
+export function compileRules(rules: Record<string, FieldRule>): CompiledRule[] {
+  return Object.entries(rules).map(([field, rule]) => {
+    if (rule.pattern === undefined) return { field, rule, pattern: undefined };
+    try {
+      return { field, rule, pattern: new RegExp(`^(?:${rule.pattern})$`, 'u') };
+    } catch {
+      throw new UserError(`rules: the pattern of field ${JSON.stringify(field)} is not a valid regular expression`);
+    }
+  });
+}
+
+const fail = (row: string, field: string, what: string) => new DataContractError(`${row}: field ${JSON.stringify(field)} ${what}`);
+
 /** A CSV cell, unquoted and decoded. */
-export function checkText(value: string, field: string, rule: FieldRule, row: string): void {
+export function checkText(value: string, { field, rule, pattern }: CompiledRule, row: string): void {
   if (value === '') {
     if (rule.nullable) return;
     throw fail(row, field, 'is empty');
@@ -48,11 +60,13 @@ export function checkText(value: string, field: string, rule: FieldRule, row: st
     (rule.type === 'boolean' && /^(true|false)$/i.test(value)) ||
     (rule.type === 'date' && isDate(value));
   if (!ok) throw fail(row, field, `is not a ${rule.type}`);
-  checkShape(value, field, rule, row);
+  if (rule.maxLength !== undefined && value.length > rule.maxLength) throw fail(row, field, `is longer than ${rule.maxLength}`);
+  if (pattern !== undefined && !pattern.test(value)) throw fail(row, field, 'does not match its pattern');
 }
 
 /** A top-level JSON value: `value` as parsed, `literal` its source text (numbers are judged on it). */
-export function checkJson(value: unknown, literal: string, field: string, rule: FieldRule, row: string): void {
+export function checkJson(value: unknown, literal: string, compiled: CompiledRule, row: string): void {
+  const { field, rule } = compiled;
   if (value === null) {
     if (rule.nullable) return;
     throw fail(row, field, 'is null');
@@ -64,5 +78,5 @@ export function checkJson(value: unknown, literal: string, field: string, rule: 
     (rule.type === 'boolean' && typeof value === 'boolean') ||
     (rule.type === 'date' && typeof value === 'string' && isDate(value));
   if (!ok) throw fail(row, field, `is not a ${rule.type}`);
-  if (typeof value === 'string') checkText(value, field, { ...rule, type: 'string' }, row);
+  if (typeof value === 'string') checkText(value, { ...compiled, rule: { ...rule, type: 'string' } }, row);
 }

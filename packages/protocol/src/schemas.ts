@@ -105,7 +105,19 @@ export const concurrencyOption = z.number().int().min(1).max(8);
 export const fieldRule = z.strictObject({
   type: z.enum(['string', 'integer', 'number', 'boolean', 'date']).default('string'),
   /** A regular expression the whole value must match (anchored for you). */
-  pattern: z.string().min(1).max(500).optional(),
+  pattern: z
+    .string()
+    .min(1)
+    .max(500)
+    .refine((pattern) => {
+      try {
+        new RegExp(pattern, 'u');
+        return true;
+      } catch {
+        return false;
+      }
+    }, 'not a valid regular expression')
+    .optional(),
   maxLength: z.number().int().min(1).optional(),
   /** Whether an empty value (CSV) or null (JSON) is accepted. */
   nullable: z.boolean().default(false),
