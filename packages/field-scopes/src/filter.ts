@@ -68,7 +68,7 @@ interface CsvLayout {
 
 const recordName = (record: number) => (record === 0 ? 'header' : `row ${record}`);
 
-/** Field i of a record as text: validated, decoded and, if quoted, unquoted. */
+/** Field i of a record as text, decoded and unquoted; the record's encoding is checked before. */
 function cellText(record: CsvRecord, i: number, scope: FieldScope): string {
   const quoted = record.quoted[i] === true;
   const start = (record.starts[i] ?? 0) + (quoted ? 1 : 0);
