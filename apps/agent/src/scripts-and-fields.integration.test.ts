@@ -98,6 +98,24 @@ describe('export scripts and field scopes through the data path, checked with gp
     expect(await readdir(out)).toEqual([]);
   });
 
+  it('[integrity #4] a malformed CSV fails as a user error, and neither the log nor the report quotes a cell', async () => {
+    const source = path.join(work, 'malformed');
+    await mkdir(source);
+    await writeFile(path.join(source, 'stray-quote.csv'), 'id,secret\n1,SECRET"VALUE\n');
+    const logged: string[] = [];
+    const record = (level: string) => (meta: Record<string, unknown>, message: string) => void logged.push(JSON.stringify({ level, meta, message }));
+    const logger = { debug: record('debug'), info: record('info'), warn: record('warn'), error: record('error') };
+    const p = LocalPolicy.parse(JSON.stringify({ sources: { local: [{ paths: [`${source}/*.csv`] }] }, destinations: { local: [{ root: out }] }, recipients: [recipient.fingerprint] }));
+    const report = await runJob(
+      job({ source: { connector: 'local@1', config: { path: `${source}/*.csv` } }, fields: { format: 'csv', allow: ['id'] }, selection: { stableForMs: 0 } }),
+      { registry: builtInConnectors(), policy: p, secrets: noSecrets, logger },
+    );
+    expect(report).toMatchObject({ status: 'failed', errorClass: 'user' });
+    expect(logged.join('\n')).toMatch(/row 1, column 2: a quote inside an unquoted field/);
+    expect(`${logged.join('\n')}${JSON.stringify(report)}`).not.toMatch(/SECRET|VALUE/);
+    expect(await readdir(out)).toEqual([]);
+  });
+
   it('filters a large CSV from a folder on the way to gpg: excluded columns never reach the ciphertext', async () => {
     const source = path.join(work, 'large');
     await mkdir(source);

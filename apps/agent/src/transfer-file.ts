@@ -9,7 +9,7 @@ import { pipeline } from 'node:stream/promises';
 import type { DestinationSession, SourceFile, SourceSession } from '@airlock/connector-api';
 import { asOperational, ConflictError } from '@airlock/errors';
 import { encryptStream, type EncryptOptions, type RecipientKey } from '@airlock/pgp';
-import { fieldFilter, type FieldScope } from '@airlock/field-scopes';
+import { DataContractError, fieldFilter, type FieldScope } from '@airlock/field-scopes';
 import type { FileReport } from '@airlock/protocol';
 
 /** Counts the bytes that pass, without keeping them. */
@@ -66,6 +66,7 @@ export interface FileTransfer {
 export async function transferFile(t: FileTransfer): Promise<FileReport> {
   const started = Date.now();
   const pending = await t.destination.begin(t.name);
+  let contractError: DataContractError | undefined;
   try {
     const plaintext = await t.source.open(t.file);
     // Only the bytes that go on to encryption are hashed (keyed); the raw read is counted.
@@ -74,8 +75,14 @@ export async function transferFile(t: FileTransfer): Promise<FileReport> {
     const cipher = new Measure();
     // The source may already be flowing: its pipeline, and so its error handling, is attached
     // before anything else is awaited, or an early error would be thrown with nobody listening.
-    const reading = t.fields
-      ? pipeline(plaintext, read, fieldFilter(t.fields), plain, { signal: t.signal })
+    const filter = t.fields ? fieldFilter(t.fields) : undefined;
+    // A file that breaks its data contract also breaks the encryption that reads it; the run must
+    // report the contract (a user error naming row and rule), whichever side fails first.
+    filter?.once('error', (error) => {
+      if (error instanceof DataContractError) contractError = error;
+    });
+    const reading = filter
+      ? pipeline(plaintext, read, filter, plain, { signal: t.signal })
       : pipeline(plaintext, read, plain, { signal: t.signal });
     reading.catch(() => undefined);
     let ciphertext: Readable;
@@ -101,6 +108,6 @@ export async function transferFile(t: FileTransfer): Promise<FileReport> {
     };
   } catch (error) {
     await pending.abort();
-    throw asOperational(error);
+    throw asOperational(contractError ?? error);
   }
 }

@@ -105,7 +105,19 @@ export const concurrencyOption = z.number().int().min(1).max(8);
 export const fieldRule = z.strictObject({
   type: z.enum(['string', 'integer', 'number', 'boolean', 'date']).default('string'),
   /** A regular expression the whole value must match (anchored for you). */
-  pattern: z.string().min(1).max(500).optional(),
+  pattern: z
+    .string()
+    .min(1)
+    .max(500)
+    .refine((pattern) => {
+      try {
+        new RegExp(pattern, 'u');
+        return true;
+      } catch {
+        return false;
+      }
+    }, 'not a valid regular expression')
+    .optional(),
   maxLength: z.number().int().min(1).optional(),
   /** Whether an empty value (CSV) or null (JSON) is accepted. */
   nullable: z.boolean().default(false),
@@ -122,9 +134,18 @@ export const fieldScope = z.strictObject({
   required: z.array(z.string().min(1).max(200)).default([]),
   /** Rules per field; a row that breaks one fails the run with the row number and rule, never its content. */
   rules: z.record(z.string().min(1).max(200), fieldRule).default({}),
-  /** Longest accepted JSON line, in bytes; default 16 MiB. */
+  /** Longest accepted record (a JSON line; a CSV record with its quoted line breaks), in bytes; default 16 MiB. */
   maxLineBytes: z.number().int().min(1024).max(1 << 30).default(16 * 1024 * 1024),
-});
+  /** The bytes' encoding; the output keeps it, so granted values leave unchanged. Default UTF-8. */
+  encoding: z.enum(['utf-8', 'latin1', 'windows-1252']).default('utf-8'),
+}).refine(
+  // The CSV reader splits bytes, so the delimiter must be one byte, the same in every supported encoding.
+  (scope) => {
+    const code = scope.delimiter.charCodeAt(0);
+    return !'"\r\n'.includes(scope.delimiter) && (code < 0x80 || (scope.encoding !== 'utf-8' && code >= 0xa0 && code <= 0xff));
+  },
+  { message: 'the delimiter must be one ASCII character (Latin-1 encodings: or one of U+00A0 to U+00FF), not a quote or line break', path: ['delimiter'] },
+);
 export type FieldScope = z.output<typeof fieldScope>;
 
 /** A name of an agent group. */
