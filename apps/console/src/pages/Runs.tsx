@@ -233,8 +233,8 @@ function SkippedNames({ skipped }: { skipped: NonNullable<ReportLike['skippedNam
       <table>
         <caption>
           Left in place because of their name ({skipped.count}
-          {skipped.count > skipped.entries.length ? `, first ${skipped.entries.length} shown` : ''}). Bytes that are not UTF-8 appear as %XX; rename the files on the source to have
-          them sent.
+          {skipped.count > skipped.entries.length ? `, first ${skipped.entries.length} shown` : ''}). Bytes that are not UTF-8 appear
+          as %XX, or as � where the source gave no bytes; rename the files on the source to have them sent.
         </caption>
         <thead>
           <tr>
