@@ -224,7 +224,7 @@ async function execute(job: Job, deps: DaemonDeps, signal?: AbortSignal): Promis
     clearInterval(keepalive);
   }
   deps.logger.info(
-    { runId: job.runId, status: report.status, files: report.files.length, skipped: report.skipped, deferred: report.deferred, bytesIn: report.bytesIn, bytesOut: report.bytesOut, errorClass: report.errorClass },
+    { runId: job.runId, status: report.status, files: report.files.length, skipped: report.skipped, deferred: report.deferred, skippedNames: report.skippedNames?.count ?? 0, bytesIn: report.bytesIn, bytesOut: report.bytesOut, errorClass: report.errorClass },
     'run finished',
   );
   return report;

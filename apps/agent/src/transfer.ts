@@ -21,6 +21,7 @@ import { DEFAULT_RETRY, type RetryPolicy, withRetry } from './retry.ts';
 import type { SecretResolver } from './secrets.ts';
 import { selectStable } from './selection.ts';
 import { signingKeyFor } from './signing-key.ts';
+import { skippedNames } from './skipped-names.ts';
 import { SourceChangedError, transferFile } from './transfer-file.ts';
 import { type ProgressSink, trackProgress } from './progress.ts';
 
@@ -93,6 +94,7 @@ export async function runJob(job: Job, deps: TransferDeps): Promise<RunReport> {
   const progress = trackProgress(job.runId, deps.progress, logger);
   const delivered: Array<FileReport | undefined> = [];
   const counts = { skipped: 0, deferred: 0 };
+  const passedOver = skippedNames(job.runId, logger);
   let recipients: RecipientKey[] = [];
   let signer: SigningKey | undefined;
   let ledger: Ledger | undefined;
@@ -110,6 +112,7 @@ export async function runJob(job: Job, deps: TransferDeps): Promise<RunReport> {
       files,
       recipientFingerprints: recipients.map((r) => r.fingerprint),
       ...counts,
+      ...passedOver.report(),
       ...(signer ? { signerFingerprint: signer.fingerprint } : {}),
     };
   };
@@ -128,7 +131,7 @@ export async function runJob(job: Job, deps: TransferDeps): Promise<RunReport> {
     signer = await signingKey(options, deps.dataDir);
     if (deps.dataDir !== undefined) ledger = await Ledger.open(deps.dataDir, job.integrationId);
 
-    const ctx: ConnectorContext = { signal, logger, secret: deps.secrets };
+    const ctx: ConnectorContext = { signal, logger, secret: deps.secrets, skipped: (entry) => passedOver.add(entry) };
     const into = await destination.connect(ctx);
     destinationSession = into;
     const from = progress.watch(await source.connect(ctx));

@@ -127,6 +127,26 @@ describe('console procedures on PostgreSQL', () => {
     expect(agents).toEqual([expect.objectContaining({ id: agent.id, groups: [] })]);
   });
 
+  it('[integrity #14] stores the names a run skipped with its report, shows them with the run and counts them in the audit', async () => {
+    const spec = { name: 'names', agentId: agent.id, source: { connector: 'local@1', config: { path: '/srv/in/*.csv' } }, destination: { connector: 'local@1', config: { directory: '/srv/out' } }, recipients: [recipient] };
+    const saved = data<{ id: string }>(await mutate('integrations.save', spec));
+    const { runId } = data<{ runId: string }>(await mutate('integrations.runNow', { id: saved.id }));
+    data(await signed('agent.nextJob', { waitMs: 0 }));
+    const at = new Date().toISOString();
+    const skippedNames = { count: 120, entries: [{ directory: '/srv/in', name: 'M%FCller.csv', reason: 'name-not-utf8' }] };
+    const report = { runId, status: 'succeeded', startedAt: at, finishedAt: at, bytesIn: 5, bytesOut: 9, files: [], recipientFingerprints: [] };
+    // Only the known fields of an entry: anything else is refused and the run stays open.
+    const extra = { ...skippedNames, entries: [{ ...skippedNames.entries[0], size: 5 }] };
+    expect((await signed('agent.reportRun', { ...report, skippedNames: extra })).status).toBe(400);
+    data(await signed('agent.reportRun', { ...report, skippedNames }));
+
+    const run = data<{ status: string; report: { skippedNames?: unknown } | null }>(await query('runs.get', { id: runId }));
+    expect(run.status).toBe('succeeded');
+    expect(run.report?.skippedNames).toEqual(skippedNames);
+    const events = data<Array<{ action: string; target: string; meta: Record<string, unknown> }>>(await query('audit.list', { action: 'run-complete', target: runId }, auditor));
+    expect(events.map((event) => event.meta['skippedNames'])).toEqual([120]);
+  });
+
   it('verifies the audit chain for an auditor', async () => {
     const verified = data<Record<string, unknown>>(await query('console.verifyAudit', undefined, auditor));
     expect(verified).toEqual({ ok: true, checkpoints: 0, checkedAt: expect.any(String) });

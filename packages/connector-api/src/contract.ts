@@ -19,6 +19,20 @@ export interface ConnectorContext {
    * the control plane; the connector validates the shape it needs.
    */
   secret(ref: string): Promise<Readonly<Record<string, string>>>;
+  /**
+   * Receives each entry a source passes over (through `skipEntry`), for the run's report. A host
+   * that leaves it out gets a warning in the log per entry instead.
+   */
+  readonly skipped?: (entry: SkippedEntry) => void;
+}
+
+/** A directory entry the selection would have taken but the source left alone, and why. */
+export interface SkippedEntry {
+  /** Where it was listed: an absolute path. */
+  readonly directory: string;
+  /** Its name as `printableName` renders it: for people, never to open anything with. */
+  readonly name: string;
+  readonly reason: 'name-not-utf8';
 }
 
 /**

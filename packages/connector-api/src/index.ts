@@ -7,6 +7,7 @@
  */
 export * from './contract.ts';
 export * from './paths.ts';
+export * from './names.ts';
 export * from './registry.ts';
 export * from './schemas.ts';
 export * from './delivery.ts';

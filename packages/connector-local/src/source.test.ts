@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { ConnectorContext, SourceSession } from '@airlock/connector-api';
+import type { ConnectorContext, SkippedEntry, SourceSession } from '@airlock/connector-api';
 import { ConflictError, NotAllowedError, UserError } from '@airlock/errors';
 import { localFolderSource } from './index.ts';
 
@@ -139,6 +139,29 @@ describe('localFolderSource', () => {
 
   it('refuses a glob under a file', async () => {
     await expect(connect(`${src}/a.csv/*`)).rejects.toThrow(UserError);
+  });
+
+  it('[integrity #14] passes over names that are not UTF-8 (files and directories it would enter) and hands them to the host', async () => {
+    const raw = (...parts: Array<string | number[]>) => Buffer.concat([Buffer.from(`${src}/`), ...parts.map((part) => Buffer.from(part))]);
+    await writeFile(raw('M', [0xfc], 'ller.csv'), 'not to be read');
+    await writeFile(raw([0xfc], '.txt'), 'not selected');
+    await mkdir(raw([0xe9]));
+    await writeFile(Buffer.concat([raw([0xe9]), Buffer.from('/x.csv')]), 'unreachable');
+    // Valid UTF-8, even with a U+FFFD in it, is an ordinary name when the bytes are at hand.
+    await writeFile(path.join(src, 'r\uFFFDsum\u00e9.csv'), 'valid');
+
+    const skipped: SkippedEntry[] = [];
+    const session = await localFolderSource.bind({ path: `${src}/**/*.csv` }).connect({ ...ctx, skipped: (entry) => void skipped.push(entry) });
+    const files = await session.list();
+    expect(files.map((file) => path.relative(src, file.path))).toEqual(['a.csv', 'b.csv', 'nested/c.csv', 'nested/deeper/d.csv', 'r\uFFFDsum\u00e9.csv']);
+    expect(skipped.sort((a, b) => (a.name < b.name ? -1 : 1))).toEqual([
+      { directory: src, name: '%E9', reason: 'name-not-utf8' },
+      { directory: src, name: 'M%FCller.csv', reason: 'name-not-utf8' },
+    ]);
+    const valid = files.find((file) => file.name === 'r\uFFFDsum\u00e9.csv');
+    if (valid === undefined) throw new Error('the valid name was not listed');
+    expect(await read(await session.open(valid))).toBe('valid');
+    await session.close();
   });
 });
 

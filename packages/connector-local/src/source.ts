@@ -4,8 +4,19 @@ import { link, lstat, open, readdir, realpath, rename, unlink } from 'node:fs/pr
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { z } from 'zod';
-import { absolutePath, defineSource, isSafeName, isWithin, joinInside, matchPath, normalizePath, splitGlob } from '@airlock/connector-api';
-import type { SourceFile, SourceSession } from '@airlock/connector-api';
+import {
+  absolutePath,
+  checkListedName,
+  defineSource,
+  isSafeName,
+  isWithin,
+  joinInside,
+  matchPath,
+  normalizePath,
+  skipEntry,
+  splitGlob,
+} from '@airlock/connector-api';
+import type { SkippedEntry, SourceFile, SourceSession } from '@airlock/connector-api';
 import { ConflictError, NotAllowedError, UserError } from '@airlock/errors';
 import { errnoCode, fsError } from './fs-errors.ts';
 
@@ -66,25 +77,36 @@ function childPath(directory: string, name: string): string {
   return directory === '/' ? `/${name}` : `${directory}/${name}`;
 }
 
+type Skip = (entry: SkippedEntry) => void;
+
 async function walk(
   selection: Extract<Selection, { kind: 'tree' }>,
   directory: string,
   level: number,
   out: SourceFile[],
+  skip: Skip,
 ): Promise<void> {
-  let entries: Dirent[];
+  let entries: Dirent<Buffer>[];
   try {
-    entries = await readdir(directory, { withFileTypes: true });
+    // Names as bytes: a decoded name that was not UTF-8 would name another file, or none.
+    entries = await readdir(directory, { withFileTypes: true, encoding: 'buffer' });
   } catch (error) {
     throw fsError('list', directory, error);
   }
   for (const entry of entries) {
+    const listed = checkListedName(entry.name);
     // A name we could not safely join or report is skipped, never guessed at.
-    if (!isSafeName(entry.name)) continue;
-    const candidate = childPath(directory, entry.name);
+    if (listed.kind === 'unsafe') continue;
+    if (listed.kind === 'not-utf8') {
+      const standIn = childPath(directory, listed.standIn);
+      const wanted = entry.isDirectory() ? level < selection.depth : entry.isFile() && selects(selection, standIn);
+      if (wanted) skip({ directory, name: listed.printable, reason: 'name-not-utf8' });
+      continue;
+    }
+    const candidate = childPath(directory, listed.name);
     // Dirent types come from the directory entry itself: a symlink is reported as one and never followed.
     if (entry.isDirectory()) {
-      if (level < selection.depth) await walk(selection, candidate, level + 1, out);
+      if (level < selection.depth) await walk(selection, candidate, level + 1, out, skip);
       continue;
     }
     if (!entry.isFile() || !selects(selection, candidate)) continue;
@@ -106,13 +128,13 @@ async function regularFile(target: string): Promise<SourceFile | null> {
   }
 }
 
-async function listSelection(selection: Selection): Promise<SourceFile[]> {
+async function listSelection(selection: Selection, skip: Skip): Promise<SourceFile[]> {
   if (selection.kind === 'file') {
     const file = await regularFile(selection.path);
     return file === null ? [] : [file];
   }
   const files: SourceFile[] = [];
-  await walk(selection, selection.base, 0, files);
+  await walk(selection, selection.base, 0, files, skip);
   return files.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
 }
 
@@ -192,7 +214,7 @@ export const localFolderSource = defineSource<LocalFolderSourceConfig>({
       async list() {
         // The base could have been replaced by a symlink since connect.
         await isRealDirectory(selection.kind === 'file' ? selection.path : selection.base);
-        return listSelection(selection);
+        return listSelection(selection, (entry) => skipEntry(ctx, entry));
       },
       async open(file) {
         await checkSelected(file);

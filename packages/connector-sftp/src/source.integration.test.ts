@@ -3,7 +3,7 @@ import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { isWithin } from '@airlock/connector-api';
+import { isWithin, type SkippedEntry } from '@airlock/connector-api';
 import { AuthenticationError, HostKeyMismatchError, NotAllowedError, UserError } from '@airlock/errors';
 import { generateSshKeyPair, sshKeygenFingerprint, startSftpServer, startSshd, type TestSshd } from '@airlock/testing';
 import { sftpSource } from './index.ts';
@@ -107,6 +107,45 @@ describe('sftp source against OpenSSH', () => {
     await expect(attempt).rejects.toThrow(UserError);
     await expect(attempt).rejects.toThrow(/test-sftp/);
     await expect(attempt).rejects.not.toThrow(/very-secret-value/);
+  });
+
+  it('[integrity #14] passes over names that are not UTF-8 (files and directories it would enter) and hands them to the host', async () => {
+    const dir = path.join(sshd.root, 'names');
+    const raw = (...parts: Array<string | number[]>) => Buffer.concat([Buffer.from(`${dir}/`), ...parts.map((part) => Buffer.from(part))]);
+    await mkdir(path.join(dir, 'sub'), { recursive: true });
+    await writeFile(path.join(dir, 'ok.csv'), 'ok');
+    await writeFile(raw('M', [0xfc], 'ller.csv'), 'not to be read');
+    await writeFile(raw([0xfc], '.txt'), 'not selected');
+    await mkdir(raw([0xe9]));
+    await writeFile(Buffer.concat([raw([0xe9]), Buffer.from('/x.csv')]), 'unreachable');
+    await writeFile(path.join(dir, 'sub', 'y.csv'), 'y');
+
+    const skipped: SkippedEntry[] = [];
+    const ctx = { ...mockContext({ privateKey: sshd.privateKey }), skipped: (entry: SkippedEntry) => void skipped.push(entry) };
+    const session = await sftpSource.bind(sshdConfig({ path: `${dir}/**/*.csv` })).connect(ctx);
+    try {
+      expect((await session.list()).map((file) => file.path)).toEqual([`${dir}/ok.csv`, `${dir}/sub/y.csv`]);
+      expect(skipped.sort((a, b) => (a.name < b.name ? -1 : 1))).toEqual([
+        { directory: dir, name: 'M\uFFFDller.csv', reason: 'name-not-utf8' },
+        { directory: dir, name: '\uFFFD', reason: 'name-not-utf8' },
+      ]);
+      // The host is told; the connector itself logs nothing more.
+      expect(ctx.lines.filter((line) => line.level === 'warn')).toEqual([]);
+    } finally {
+      await session.close();
+    }
+
+    // A host that takes no report still hears of it, in the log.
+    const bare = mockContext({ privateKey: sshd.privateKey });
+    const single = await sftpSource.bind(sshdConfig({ path: `${dir}/*.csv` })).connect(bare);
+    try {
+      expect((await single.list()).map((file) => file.name)).toEqual(['ok.csv']);
+      expect(bare.lines.filter((line) => line.level === 'warn').map((line) => line.meta)).toEqual([
+        { directory: dir, name: 'M\uFFFDller.csv', reason: 'name-not-utf8' },
+      ]);
+    } finally {
+      await single.close();
+    }
   });
 });
 

@@ -5,10 +5,12 @@
  */
 import type { Readable } from 'node:stream';
 import {
+  checkListedName,
   defineSource,
   isSafeName,
   isWithin,
   matchPath,
+  skipEntry,
   splitGlob,
   type ConnectorContext,
   type SourceFile,
@@ -81,23 +83,27 @@ class SftpSourceSession implements SourceSession {
         if (visited > MAX_ENTRIES) {
           throw new UserError(`${this.#config.path} on ${this.#authority()} selects more than ${MAX_ENTRIES} entries; narrow the path`);
         }
+        // ssh2 decodes names as UTF-8, replacing what is not: such a name would open another file, or none.
+        const listed = checkListedName(entry.filename);
         // A hostile server may send `..`, `/etc/passwd` or `a/b`: such a name never becomes a path.
-        if (!isSafeName(entry.filename)) {
+        if (listed.kind === 'unsafe') {
           unsafeCount += 1;
           if (unsafe.length < 10) unsafe.push(JSON.stringify(entry.filename));
           continue;
         }
-        const path = childPath(dir, entry.filename);
+        const name = listed.kind === 'name' ? listed.name : listed.standIn;
+        const path = childPath(dir, name);
         if (!isWithin(base, path)) continue;
-        if (isRegular(entry.attrs.mode)) {
-          if (matchPath(this.#config.path, path)) {
-            files.push({ path, name: entry.filename, size: entry.attrs.size, mtimeMs: entry.attrs.mtime * 1000 });
-          }
-        } else if (isDirectory(entry.attrs.mode) && depth + 1 < maxDepth) {
-          // Without `**`, only descend into directories the glob's next component can match.
-          const prefix = [base === '/' ? '' : base, ...glob.slice(0, depth + 1)].join('/');
-          if (recursive || matchPath(prefix, path)) await walk(path, depth + 1);
+        // Without `**`, only descend into directories the glob's next component can match.
+        const prefix = [base === '/' ? '' : base, ...glob.slice(0, depth + 1)].join('/');
+        const selected = isRegular(entry.attrs.mode) && matchPath(this.#config.path, path);
+        const entered = isDirectory(entry.attrs.mode) && depth + 1 < maxDepth && (recursive || matchPath(prefix, path));
+        if (listed.kind === 'not-utf8') {
+          if (selected || entered) skipEntry(this.#ctx, { directory: dir, name: listed.printable, reason: 'name-not-utf8' });
+          continue;
         }
+        if (selected) files.push({ path, name, size: entry.attrs.size, mtimeMs: entry.attrs.mtime * 1000 });
+        else if (entered) await walk(path, depth + 1);
         // Symlinks, devices, sockets and FIFOs are never selected.
       }
     };

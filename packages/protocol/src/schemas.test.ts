@@ -111,6 +111,17 @@ describe('integration options', () => {
     expect(runReport.parse(report)).toMatchObject({ skipped: 0, deferred: 0 });
     expect(runReport.safeParse({ ...report, skipped: -1 }).success).toBe(false);
   });
+
+  it('[integrity #14] carries skipped names with a count, bounded, and only with a known reason', () => {
+    const entry = { directory: '/srv/in', name: 'M%FCller.csv', reason: 'name-not-utf8' };
+    expect(runReport.parse({ ...report, skippedNames: { count: 250, entries: [entry] } }).skippedNames).toEqual({ count: 250, entries: [entry] });
+    expect(runReport.parse(report).skippedNames).toBeUndefined();
+    const parses = (skippedNames: unknown) => runReport.safeParse({ ...report, skippedNames }).success;
+    expect(parses({ count: 101, entries: Array.from({ length: 101 }, () => entry) })).toBe(false);
+    expect(parses({ count: 1, entries: [entry, entry] })).toBe(false);
+    expect(parses({ count: 1, entries: [{ ...entry, reason: 'other' }] })).toBe(false);
+    expect(parses({ count: 1, entries: [{ ...entry, content: 'x' }] })).toBe(false);
+  });
 });
 
 describe('enroll command', () => {

@@ -235,6 +235,19 @@ export const fileReport = z.strictObject({
 });
 export type FileReport = z.infer<typeof fileReport>;
 
+/** A listed entry the agent left in place because of its name. Names are metadata, never contents. */
+export const skippedName = z.strictObject({
+  /** The directory it was listed in. */
+  directory: z.string().max(4096),
+  /** Rendered for people: bytes that are not UTF-8, `%` and control characters percent-encoded (`M%FCller.csv`). */
+  name: z.string().max(1024),
+  reason: z.enum(['name-not-utf8']),
+});
+export type SkippedName = z.infer<typeof skippedName>;
+
+/** At most this many skipped names travel in one report; `count` has them all. */
+export const MAX_SKIPPED_NAMES = 100;
+
 export const runReport = z.strictObject({
   runId: uuid,
   status: z.enum(['succeeded', 'failed']),
@@ -248,6 +261,18 @@ export const runReport = z.strictObject({
   skipped: z.number().int().nonnegative().default(0),
   /** Files left for a later run because they were still changing. */
   deferred: z.number().int().nonnegative().default(0),
+  /**
+   * Entries the selection would have taken but whose name the agent cannot handle (see
+   * `skippedName`): left in place, and reported by every run until renamed. Absent when none.
+   */
+  skippedNames: z
+    .strictObject({
+      count: z.number().int().positive(),
+      /** The first ones, sorted by directory and name. */
+      entries: z.array(skippedName).min(1).max(MAX_SKIPPED_NAMES),
+    })
+    .refine((skipped) => skipped.count >= skipped.entries.length, 'count must cover every entry listed')
+    .optional(),
   /** The agent's signing key, when the output was signed. */
   signerFingerprint: fingerprint.optional(),
   errorClass: errorClassSchema.optional(),

@@ -151,6 +151,7 @@ interface ReportLike {
   signerFingerprint?: string;
   skipped: number;
   deferred: number;
+  skippedNames?: { count: number; entries: Array<{ directory: string; name: string; reason: string }> };
   files: Array<{ sourcePath: string; bytesIn: number; bytesOut: number; plaintextHmac: string; ciphertextSha256: string; durationMs: number }>;
 }
 
@@ -184,8 +185,10 @@ function Receipt({ report }: { report: ReportLike }) {
         <dt>Skipped / deferred</dt>
         <dd>
           {report.skipped} already delivered, {report.deferred} still changing
+          {report.skippedNames && <>, {report.skippedNames.count} left in place because of their name</>}
         </dd>
       </dl>
+      {report.skippedNames && <SkippedNames skipped={report.skippedNames} />}
       {report.files.length === 0 ? (
         <p className="muted">No file was delivered in this run.</p>
       ) : (
@@ -219,6 +222,39 @@ function Receipt({ report }: { report: ReportLike }) {
           </table>
         </div>
       )}
+    </div>
+  );
+}
+
+/** Files the agent would have sent but could not name safely: they stay on the source until renamed. */
+function SkippedNames({ skipped }: { skipped: NonNullable<ReportLike['skippedNames']> }) {
+  return (
+    <div className="table-wrap">
+      <table>
+        <caption>
+          Left in place because of their name ({skipped.count}
+          {skipped.count > skipped.entries.length ? `, first ${skipped.entries.length} shown` : ''}). Bytes that are not UTF-8 appear
+          as %XX, or as � where the source gave no bytes; rename the files on the source to have them sent.
+        </caption>
+        <thead>
+          <tr>
+            <th scope="col">Directory</th>
+            <th scope="col">Name</th>
+            <th scope="col">Reason</th>
+          </tr>
+        </thead>
+        <tbody>
+          {skipped.entries.map((entry) => (
+            <tr key={`${entry.directory}/${entry.name}`}>
+              <td className="mono">{entry.directory}</td>
+              <th scope="row" className="mono">
+                {entry.name}
+              </th>
+              <td>{entry.reason === 'name-not-utf8' ? 'name is not valid UTF-8' : entry.reason}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
     </div>
   );
 }

@@ -144,6 +144,7 @@ export const agentChannelRouter = {
         meta: {
           errorClass: input.errorClass ?? null,
           files: input.files.length,
+          skippedNames: input.skippedNames?.count ?? 0,
           bytesIn: input.bytesIn,
           bytesOut: input.bytesOut,
           recipientFingerprints: input.recipientFingerprints,
