@@ -133,7 +133,7 @@ function cipherWarning(preferred: readonly number[]): string | undefined {
   const { aes128, aes256 } = openpgp.enums.symmetric;
   if (preferred.includes(aes256) || preferred.includes(aes128)) return undefined;
   const listed = preferred.map((id) => CIPHER_NAMES.get(id) ?? `cipher ${id}`).join(', ');
-  return `${preferred.length === 0 ? 'states no cipher preferences' : `prefers only ${listed}`}; Airlock never uses 3DES, CAST5 or IDEA and will encrypt to it with AES-128, which RFC 9580 requires every OpenPGP implementation to support (GnuPG has read it since 1.0.4)`;
+  return `${preferred.length === 0 ? 'states no cipher preferences' : `prefers only ${listed}`}; Airlock never uses 3DES, CAST5 or IDEA and will encrypt to it with AES-128, which RFC 9580 requires every OpenPGP implementation to support`;
 }
 
 /** Openpgp's expiry APIs answer with a Date, Infinity (never) or null (no valid self-signature). */
