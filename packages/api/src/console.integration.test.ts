@@ -139,6 +139,12 @@ describe('console procedures on PostgreSQL', () => {
     expect(saved.recipientFingerprints).toEqual([a.fingerprint, b.fingerprint]);
     const same = await mutate('integrations.save', { ...spec, recipients: [...spec.recipients, b.armoredPublicKey] });
     expect(same.status).toBe(400);
+    expect(JSON.stringify(same.body)).toMatch(/listed twice/);
+    // Seventeen keys in one file: more than a receipt can name, refused before anything is saved.
+    const many = await Promise.all(Array.from({ length: 17 }, (_, i) => generateDemoKey(`K${i}`, `k${i}@example.com`)));
+    const tooMany = await mutate('integrations.save', { ...spec, recipients: [many.map((key) => key.armoredPublicKey).join('\n')] });
+    expect(tooMany.status).toBe(400);
+    expect(JSON.stringify(tooMany.body)).toMatch(/17 recipient keys; at most 16/);
   });
 
   it('tells each caller its own permissions, and refuses an auditor any write', async () => {

@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import * as openpgp from 'openpgp';
 import { describe, expect, it } from 'vitest';
 import { RecipientKeyError } from '@airlock/errors';
-import { generateDemoKey, inspectRecipientKey, inspectRecipientKeys, loadRecipients, sessionCipher } from './index.ts';
+import { generateDemoKey, inspectRecipientKey, inspectRecipientKeys, loadRecipients, MAX_RECIPIENTS, sessionCipher } from './index.ts';
 
 const userIDs = [{ name: 'Recipient', email: 'recipient@example.com' }];
 
@@ -173,6 +173,12 @@ describe('a key file holding several keys', () => {
     await expect(loadRecipients([`${a.armoredPublicKey}\n${b.armoredPublicKey}`, b.armoredPublicKey])).rejects.toThrow(
       new RegExp(`${b.fingerprint}: listed more than once`),
     );
+  });
+
+  it('[integrity #10] refuses more keys, across all files, than a receipt can name', async () => {
+    const keys = await Promise.all(Array.from({ length: MAX_RECIPIENTS + 1 }, (_, i) => generateDemoKey(`K${i}`, `k${i}@example.com`)));
+    const [first, ...rest] = keys.map((key) => key.armoredPublicKey);
+    await expect(loadRecipients([first ?? '', rest.join('\n')])).rejects.toThrow(`${MAX_RECIPIENTS + 1} recipient keys given; at most ${MAX_RECIPIENTS}`);
   });
 
   it('[integrity #10] the single-key inspection names every key it refuses to pick from', async () => {
