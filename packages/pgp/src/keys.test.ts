@@ -160,6 +160,13 @@ describe('a key file holding several keys', () => {
     await expect(loadRecipients([file], later)).rejects.toThrow(new RegExp(`${expiring.publicKey.getFingerprint().toUpperCase()}: expired`));
   });
 
+  it('[integrity #10] reads every block of a file with Windows line endings and text around the blocks', async () => {
+    const a = await generateDemoKey('A', 'a@example.com');
+    const b = await generateDemoKey('B', 'b@example.com');
+    const file = `Partner keys, rotated 2026\n${a.armoredPublicKey}\nand the backup key:\n${b.armoredPublicKey}`.replace(/\n/g, '\r\n');
+    expect((await inspectRecipientKeys(file)).map((k) => k.fingerprint)).toEqual([a.fingerprint, b.fingerprint]);
+  });
+
   it('[integrity #10] refuses a file with an armor block that never ends, instead of dropping it', async () => {
     const a = await generateDemoKey('A', 'a@example.com');
     const b = await generateDemoKey('B', 'b@example.com');

@@ -143,18 +143,32 @@ function expiryOf(value: Date | number | null): Date | null | 'invalid' {
   return null;
 }
 
-/** One armor block, from its BEGIN line to the END line of the same kind. */
-const ARMOR_BLOCK = /-----BEGIN PGP ([A-Z0-9 ,/]+)-----[\s\S]*?-----END PGP \1-----/g;
+const ARMOR_BEGIN = /^-----BEGIN PGP ([A-Z0-9 ,/]+)-----$/;
 
 /**
- * Every armor block in the text. openpgp reads only the first block of a text and ignores the rest,
- * so a file made with `cat a.asc b.asc` would silently lose its second key; a block without its END
- * line is refused for the same reason.
+ * Every armor block in the text, each from its BEGIN line to the END line of the same kind. openpgp
+ * reads only the first block of a text and ignores the rest, so a file made with `cat a.asc b.asc`
+ * would silently lose its second key; a block without its END line is refused for the same reason.
+ * One pass over the lines, so a hostile paste cannot make it slow.
  */
 function armorBlocks(text: string): string[] {
-  const blocks = Array.from(text.matchAll(ARMOR_BLOCK), (match) => match[0]);
-  const begins = text.match(/-----BEGIN PGP /g)?.length ?? 0;
-  if (begins !== blocks.length) throw new RecipientKeyError('recipient key text has an armor block without its matching END line');
+  const blocks: string[] = [];
+  let open: { end: string; lines: string[] } | undefined;
+  for (const raw of text.split('\n')) {
+    const line = raw.trimEnd();
+    const begin = ARMOR_BEGIN.exec(line);
+    if (open === undefined) {
+      if (begin) open = { end: `-----END PGP ${begin[1] ?? ''}-----`, lines: [line] };
+      continue;
+    }
+    if (begin) throw new RecipientKeyError('recipient key text has an armor block without its matching END line');
+    open.lines.push(line);
+    if (line === open.end) {
+      blocks.push(open.lines.join('\n'));
+      open = undefined;
+    }
+  }
+  if (open !== undefined) throw new RecipientKeyError('recipient key text has an armor block without its matching END line');
   return blocks.length === 0 ? [text] : blocks;
 }
 
