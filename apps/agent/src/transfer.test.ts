@@ -223,6 +223,21 @@ describe('runJob options', () => {
     expect(source.opened).toEqual([]);
   });
 
+  it('[integrity #10] a recipient file holding two keys needs both pinned, and the unpinned one is named', async () => {
+    const second = await generateDemoKey('Second', 'second@example.com');
+    const file = `${recipient.armoredPublicKey}\n${second.armoredPublicKey}`;
+    const logged: Array<Record<string, unknown>> = [];
+    const { source, run } = setup({ '/in/a.csv': 'a' }, {}, { logger: { ...quietLogger, warn: (meta) => logged.push(meta) } });
+    expect(await run(makeJob({ recipients: [file] }))).toMatchObject({ status: 'failed', errorClass: 'policy-violation', violation: { kind: 'recipient' } });
+    expect(source.opened).toEqual([]);
+    expect(String(logged[0]?.['error'])).toContain(`recipient key ${second.fingerprint} is not pinned`);
+
+    const bothPinned = LocalPolicy.parse(JSON.stringify({ sources: { local: [{ paths: ['/in/**'] }] }, destinations: { local: [{ root: '/out' }] }, recipients: [recipient.fingerprint, second.fingerprint] }));
+    const report = await setup({ '/in/a.csv': 'a' }, {}, { policy: bothPinned }).run(makeJob({ recipients: [file] }));
+    expect(report.status).toBe('succeeded');
+    expect(report.recipientFingerprints).toEqual([recipient.fingerprint, second.fingerprint]);
+  });
+
   it('signs with the agent key, created on first use with mode 0600, and reports its fingerprint', async () => {
     const unsigned = setup({ '/in/a.csv': 'a' });
     expect(await unsigned.run(makeJob({ output: { sign: true } }))).toMatchObject({ status: 'failed', errorClass: 'user' });

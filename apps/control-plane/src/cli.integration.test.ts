@@ -121,6 +121,32 @@ describe('airlock CLI', () => {
     }
   });
 
+  it('[integrity #10] integration create prints every recipient fingerprint of a key file that holds two keys', async () => {
+    const server = await startServer(loadServerConfig({ AIRLOCK_PORT: '0', AIRLOCK_DATA_DIR: path.join(work, 'two-keys-db'), AIRLOCK_LOG_LEVEL: 'silent' }));
+    try {
+      const { tenantId, key } = await bootstrapTenant(server.db, { tenant: 'acme', keyName: 'cli', expiresInDays: 1 });
+      const [agent] = await server.db.query<{ id: string }>(
+        "INSERT INTO agents (tenant_id, public_key, hostname, version) VALUES ($1, 'cli-two-keys', 'host-k', '1') RETURNING id",
+        [tenantId],
+      );
+      const env = { AIRLOCK_URL: server.url, AIRLOCK_API_KEY: key };
+      for (const scope of ['read file:///in/*.csv', 'write file:///out/**']) {
+        expect((await airlock(['grant', 'add', '--agent', agent?.id ?? '', scope], env)).code).toBe(0);
+      }
+      const a = await generateDemoKey('A', 'a@example.com');
+      const b = await generateDemoKey('B', 'b@example.com');
+      await writeFile(path.join(work, 'team.asc'), `${a.armoredPublicKey}\n${b.armoredPublicKey}`);
+      const file = path.join(work, 'team.yaml');
+      await writeFile(file, 'name: team\nsource: { connector: local@1, config: { path: /in/*.csv } }\ndestination: { connector: local@1, config: { directory: /out } }\nrecipients: [{ file: team.asc }]\n');
+      const created = await airlock(['integration', 'create', '-f', file, '--agent', agent?.id ?? ''], env);
+      expect(created.code, created.stderr).toBe(0);
+      expect(created.stdout).toContain(`recipient ${a.fingerprint}`);
+      expect(created.stdout).toContain(`recipient ${b.fingerprint}`);
+    } finally {
+      await server.close();
+    }
+  });
+
   it('grants, explains, revokes and reports scopes, with one-line refusals', async () => {
     const server = await startServer(loadServerConfig({ AIRLOCK_PORT: '0', AIRLOCK_DATA_DIR: path.join(work, 'grants-db'), AIRLOCK_LOG_LEVEL: 'silent' }));
     try {

@@ -137,8 +137,13 @@ export function buildProgram(): Command {
         throw new UserError(`${options.file}: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
       }
       const result = await adminClient().integrations.save.mutate(parsed.data);
+      // Every recipient key, one per line: a key file may hold several keys, and each is a recipient the agents must pin.
       output(Boolean(options.json), result, () =>
-        `integration ${result.id} version ${result.version}${result.nextRunAt ? `, next run ${result.nextRunAt}` : ''}`,
+        [
+          `integration ${result.id} version ${result.version}${result.nextRunAt ? `, next run ${result.nextRunAt}` : ''}`,
+          ...result.recipientFingerprints.map((fingerprint) => `  recipient ${fingerprint}`),
+          ...result.recipientWarnings.map((warning) => `  warning: ${warning}`),
+        ].join('\n'),
       );
     });
   integration

@@ -79,8 +79,8 @@ describe('console procedures on PostgreSQL', () => {
   });
 
   it('inspects recipient keys with the agent policy: facts for a good key, a refusal for weak or expired ones', async () => {
-    const good = data<{ ok: boolean; fingerprint: string; algorithm: string; expires: string | null }>(await mutate('console.inspectRecipient', { armored: recipient }));
-    expect(good).toMatchObject({ ok: true, fingerprint: expect.stringMatching(/^[0-9A-F]{40}$/), expires: null });
+    const good = data<{ ok: boolean; keys: Array<{ fingerprint: string; algorithm: string; expires: string | null }> }>(await mutate('console.inspectRecipient', { armored: recipient }));
+    expect(good).toMatchObject({ ok: true, keys: [{ fingerprint: expect.stringMatching(/^[0-9A-F]{40}$/), expires: null, warnings: [] }] });
 
     const weak = await openpgp.generateKey({ type: 'rsa', rsaBits: 1024, userIDs, config: { v6Keys: false, minRSABits: 1024 } });
     const refusedWeak = data<{ ok: boolean; problem: string }>(await mutate('console.inspectRecipient', { armored: weak.publicKey }));
@@ -89,6 +89,62 @@ describe('console procedures on PostgreSQL', () => {
     const expiring = await openpgp.generateKey({ type: 'ecc', curve: 'curve25519Legacy', userIDs, keyExpirationTime: 1, date: new Date(Date.now() - 60_000), config: { v6Keys: false } });
     const refusedExpired = data<{ ok: boolean; problem: string }>(await mutate('console.inspectRecipient', { armored: expiring.publicKey }));
     expect(refusedExpired).toEqual({ ok: false, problem: expect.stringMatching(/expired/) });
+  });
+
+  it('[integrity #10] inspecting a key file lists every key in it, each with its own armored key', async () => {
+    const a = await generateDemoKey('A', 'a@example.com');
+    const b = await generateDemoKey('B', 'b@example.com');
+    const inspected = data<{ ok: boolean; keys: Array<{ fingerprint: string; armored: string }> }>(
+      await mutate('console.inspectRecipient', { armored: `${a.armoredPublicKey}\n${b.armoredPublicKey}` }),
+    );
+    expect(inspected.ok).toBe(true);
+    expect(inspected.keys.map((key) => key.fingerprint)).toEqual([a.fingerprint, b.fingerprint]);
+    // Each entry stands alone: inspected again, it is exactly that one key.
+    for (const [index, key] of inspected.keys.entries()) {
+      const again = data<{ keys: Array<{ fingerprint: string }> }>(await mutate('console.inspectRecipient', { armored: key.armored }));
+      expect(again.keys.map((k) => k.fingerprint)).toEqual([[a, b][index]?.fingerprint]);
+    }
+  });
+
+  it('[integrity #13] inspecting a key that prefers only old ciphers says which cipher it will get', async () => {
+    const old = await openpgp.generateKey({ type: 'rsa', rsaBits: 2048, userIDs, format: 'object', config: { v6Keys: false } });
+    const userID = old.privateKey.users[0]?.userID;
+    const selfSignature = old.privateKey.users[0]?.selfCertifications[0];
+    const primary = old.privateKey.keyPacket;
+    if (!userID || !selfSignature || !(primary instanceof openpgp.SecretKeyPacket)) throw new Error('unexpected key shape');
+    // Re-sign the user ID with a 3DES/CAST5-only preference list, as `gpg --edit-key ... setpref 3DES CAST5` does.
+    selfSignature.preferredSymmetricAlgorithms = [openpgp.enums.symmetric.tripledes, openpgp.enums.symmetric.cast5];
+    // openpgp adds a fresh salt notation to every signature it makes and refuses to sign over an old one.
+    selfSignature.rawNotations = selfSignature.rawNotations.filter((notation) => !notation.name.startsWith('salt@'));
+    // openpgp's typings leave out the config argument its runtime needs here.
+    await Reflect.apply(selfSignature.sign, selfSignature, [primary, { userID, key: primary }, selfSignature.created ?? undefined, false, openpgp.config]);
+    const inspected = data<{ ok: boolean; keys: Array<{ warnings: string[] }> }>(await mutate('console.inspectRecipient', { armored: old.privateKey.toPublic().armor() }));
+    expect(inspected.ok).toBe(true);
+    expect(inspected.keys[0]?.warnings).toEqual([expect.stringMatching(/prefers only 3DES, CAST5.*AES-128/)]);
+  });
+
+  it('[integrity #10] saving an integration with a two-key file pins both fingerprints and refuses more keys than a receipt names', async () => {
+    await mutate('grants.add', { agentId: agent.id, scope: 'read file:///srv/in/**' });
+    await mutate('grants.add', { agentId: agent.id, scope: 'write file:///srv/out/**' });
+    const a = await generateDemoKey('A', 'a@example.com');
+    const b = await generateDemoKey('B', 'b@example.com');
+    const spec = {
+      name: 'two-keys',
+      agentId: agent.id,
+      source: { connector: 'local@1', config: { path: '/srv/in/*.csv' } },
+      destination: { connector: 'local@1', config: { directory: '/srv/out' } },
+      recipients: [`${a.armoredPublicKey}\n${b.armoredPublicKey}`],
+    };
+    const saved = data<{ recipientFingerprints: string[] }>(await mutate('integrations.save', spec));
+    expect(saved.recipientFingerprints).toEqual([a.fingerprint, b.fingerprint]);
+    const same = await mutate('integrations.save', { ...spec, recipients: [...spec.recipients, b.armoredPublicKey] });
+    expect(same.status).toBe(400);
+    expect(JSON.stringify(same.body)).toMatch(/listed twice/);
+    // Seventeen keys in one file: more than a receipt can name, refused before anything is saved.
+    const many = await Promise.all(Array.from({ length: 17 }, (_, i) => generateDemoKey(`K${i}`, `k${i}@example.com`)));
+    const tooMany = await mutate('integrations.save', { ...spec, recipients: [many.map((key) => key.armoredPublicKey).join('\n')] });
+    expect(tooMany.status).toBe(400);
+    expect(JSON.stringify(tooMany.body)).toMatch(/17 recipient keys; at most 16/);
   });
 
   it('tells each caller its own permissions, and refuses an auditor any write', async () => {

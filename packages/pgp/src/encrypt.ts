@@ -3,7 +3,7 @@ import { Readable } from 'node:stream';
 import type { ReadableStream as NodeWebReadableStream } from 'node:stream/web';
 import * as openpgp from 'openpgp';
 import { RecipientKeyError } from '@airlock/errors';
-import { checkProfile, type MessageProfile, type RecipientKey } from './keys.ts';
+import { checkProfile, type MessageProfile, type RecipientKey, sessionCipher } from './keys.ts';
 import type { SigningKey } from './signing.ts';
 import { webStreamFrom } from './streams.ts';
 
@@ -33,11 +33,10 @@ const MESSAGE_CONFIG: openpgp.PartialConfig = {
 /**
  * openpgp.js picks SEIPDv2 on its own as soon as every key advertises it. For RFC 4880 output a
  * session key without an AEAD algorithm pins SEIPDv1 (with MDC), whatever the keys say. The cipher
- * is AES-256 when every recipient lists it, else AES-128, which every OpenPGP implementation has.
+ * is the one the key inspection announced (`sessionCipher`).
  */
 function rfc4880SessionKey(recipients: readonly RecipientKey[]): openpgp.SessionKey {
-  const aes256 = recipients.every((r) => r.preferredSymmetricAlgorithms.includes(openpgp.enums.symmetric.aes256));
-  return aes256 ? { data: randomBytes(32), algorithm: 'aes256' } : { data: randomBytes(16), algorithm: 'aes128' };
+  return sessionCipher(recipients) === 'aes256' ? { data: randomBytes(32), algorithm: 'aes256' } : { data: randomBytes(16), algorithm: 'aes128' };
 }
 
 /**

@@ -3,7 +3,7 @@
  * byte moves, message profiles, the agent's signing key, and encryption that never holds a whole
  * file in memory.
  */
-export { MIN_FINITE_FIELD_BITS, checkProfile, inspectRecipientKey, loadRecipients } from './keys.ts';
+export { MAX_RECIPIENTS, MIN_FINITE_FIELD_BITS, checkProfile, inspectRecipientKey, inspectRecipientKeys, loadRecipients, sessionCipher } from './keys.ts';
 export type { MessageProfile, RecipientKey } from './keys.ts';
 export { encryptStream } from './encrypt.ts';
 export type { EncryptOptions } from './encrypt.ts';

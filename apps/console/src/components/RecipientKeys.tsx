@@ -1,22 +1,17 @@
 /**
  * Recipient keys for an integration: pasted or uploaded, each checked by the server with the same
- * policy the agent applies (packages/pgp), and shown with fingerprint, algorithm and expiry. A weak,
- * expired or revoked key is refused here and never added to the form.
+ * policy the agent applies (packages/pgp), and shown with fingerprint, algorithm, expiry and any
+ * warning (such as the cipher a key will get). A weak, expired or revoked key is refused here and
+ * never added to the form. A file holding several keys adds each as its own recipient, and says so.
  */
 import { useId, useState } from 'react';
 import { useMutation } from '@tanstack/react-query';
 import { formatFingerprint, formatTime } from '../format.ts';
 import { errorMessage, useTRPC } from '../trpc.ts';
-import { Notice } from './ui.tsx';
+import { addRecipientKeys, type RecipientEntry } from './recipient-entries.ts';
+import { Badge, Notice } from './ui.tsx';
 
-export interface RecipientEntry {
-  armored: string;
-  fingerprint: string;
-  algorithm: string;
-  bits: number | null;
-  expires: string | null;
-  userIds: string[];
-}
+export type { RecipientEntry };
 
 /** Public keys are small; a bigger file is not one. */
 const MAX_KEY_FILE_BYTES = 64 * 1024;
@@ -27,15 +22,19 @@ export function RecipientKeys({ value, onChange, disabled }: { value: RecipientE
   const fileId = useId();
   const [text, setText] = useState('');
   const [problem, setProblem] = useState<string | null>(null);
+  const [added, setAdded] = useState<string | null>(null);
   const inspect = useMutation(trpc.console.inspectRecipient.mutationOptions());
 
   const add = async (armored: string) => {
     setProblem(null);
+    setAdded(null);
     try {
       const result = await inspect.mutateAsync({ armored });
       if (!result.ok) return setProblem(`Refused: ${result.problem}`);
-      if (value.some((entry) => entry.fingerprint === result.fingerprint)) return setProblem(`Key ${formatFingerprint(result.fingerprint)} is already listed.`);
-      onChange([...value, { armored, fingerprint: result.fingerprint, algorithm: result.algorithm, bits: result.bits, expires: result.expires, userIds: result.userIds }]);
+      const merged = addRecipientKeys(value, result.keys);
+      if (!merged.ok) return setProblem(merged.problem);
+      onChange(merged.next);
+      setAdded(merged.note);
       setText('');
     } catch (error) {
       setProblem(errorMessage(error));
@@ -58,6 +57,11 @@ export function RecipientKeys({ value, onChange, disabled }: { value: RecipientE
                   {entry.userIds.join(', ') || 'no user ID'} · {entry.algorithm}
                   {entry.bits ? ` ${entry.bits}` : ''} · {entry.expires ? `expires ${formatTime(entry.expires)}` : 'does not expire'}
                 </div>
+                {entry.warnings.map((warning) => (
+                  <div key={warning} className="small">
+                    <Badge tone="warn">note</Badge> {warning}
+                  </div>
+                ))}
               </div>
               <button
                 type="button"
@@ -103,6 +107,7 @@ export function RecipientKeys({ value, onChange, disabled }: { value: RecipientE
           }}
         />
       </div>
+      {added && <Notice tone="info">{added}</Notice>}
       {problem && <Notice tone="bad">{problem}</Notice>}
     </fieldset>
   );

@@ -163,9 +163,8 @@ function IntegrationEditor({ editing, onDone }: { editing: NonNullable<Editing>;
         destinationRef: destination.connector,
         destination: destination.config,
         // A saved key that no longer passes (expired since) is dropped here and must be replaced to save again.
-        recipients: checked.flatMap(({ armored, result }) =>
-          result.ok ? [{ armored, fingerprint: result.fingerprint, algorithm: result.algorithm, bits: result.bits, expires: result.expires, userIds: result.userIds }] : [],
-        ),
+        // A saved file with several keys comes back as one entry per key, each shown.
+        recipients: checked.flatMap(({ result }) => (result.ok ? result.keys : [])),
         scheduled: schedule !== undefined,
         cron: schedule?.cron ?? '0 * * * *',
         timezone: schedule?.timezone ?? 'UTC',

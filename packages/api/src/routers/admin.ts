@@ -2,7 +2,7 @@
 import type { TRPCRouterRecord } from '@trpc/server';
 import { ConflictError, NotFoundError, RecipientKeyError, UserError } from '@airlock/errors';
 import { byId, integrationSpec, listAuditInput, listRunsInput, type RunProgress, type RunReport, type RunStatus } from '@airlock/protocol';
-import { inspectRecipientKey } from '@airlock/pgp';
+import { inspectRecipientKeys, MAX_RECIPIENTS } from '@airlock/pgp';
 import { appendAudit, eventBy, listAuditEvents, recordAudit } from '../audit-log.ts';
 import { decideIntegration, groupByName } from '../grants.ts';
 import { decideForGroup, groupMembers, HEALTHY_WITHIN_MS } from '../group-dispatch.ts';
@@ -100,16 +100,22 @@ export const integrationsRouter = {
   save: procedureFor('integrations:write')
     .input(integrationSpec)
     .mutation(async ({ ctx, input }) => {
+      // Every key of every recipient file: a file with two keys is two recipients, each checked and pinned by the agent.
       const fingerprints: string[] = [];
+      const recipientWarnings: string[] = [];
       for (const armored of input.recipients) {
         try {
-          fingerprints.push((await inspectRecipientKey(armored, ctx.now())).fingerprint);
+          for (const key of await inspectRecipientKeys(armored, ctx.now())) {
+            fingerprints.push(key.fingerprint);
+            recipientWarnings.push(...key.warnings.map((warning) => `recipient key ${key.fingerprint}: ${warning}`));
+          }
         } catch (error) {
           if (error instanceof RecipientKeyError) throw error;
           throw new UserError('a recipient is not a usable OpenPGP public key', { cause: error });
         }
       }
       if (new Set(fingerprints).size !== fingerprints.length) throw new UserError('a recipient key is listed twice');
+      if (fingerprints.length > MAX_RECIPIENTS) throw new UserError(`${fingerprints.length} recipient keys; at most ${MAX_RECIPIENTS} are allowed`);
       if (input.schedule) validateSchedule(input.schedule, ctx.now());
       const saved = await ctx.db.transaction(async (tx) => {
         const tenantId = ctx.admin.tenantId;
@@ -165,7 +171,7 @@ export const integrationsRouter = {
         }));
         throw decision.error;
       }
-      return { id: saved.id, version: saved.version, recipientFingerprints: saved.recipientFingerprints, nextRunAt: saved.nextRunAt };
+      return { id: saved.id, version: saved.version, recipientFingerprints: saved.recipientFingerprints, recipientWarnings, nextRunAt: saved.nextRunAt };
     }),
 
   list: procedureFor('integrations:read').query(async ({ ctx }) => {

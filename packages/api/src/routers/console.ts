@@ -6,7 +6,7 @@
 import type { TRPCRouterRecord } from '@trpc/server';
 import { z } from 'zod';
 import { isAirlockError, NotFoundError } from '@airlock/errors';
-import { inspectRecipientKey } from '@airlock/pgp';
+import { inspectRecipientKeys } from '@airlock/pgp';
 import { armoredPublicKey, byId, connectorRef, type IntegrationSpec, runStatus, type RunStatus } from '@airlock/protocol';
 import { effectivePermissions } from '../auth/principal.ts';
 import { verifyStoredAudit } from '../checkpoints.ts';
@@ -33,20 +33,28 @@ export const consoleRouter = {
     .input(z.strictObject({ kind: z.enum(['source', 'destination']), connector: connectorRef, config: z.record(z.string(), z.unknown()) }))
     .query(async ({ input }) => ({ issues: await checkConnectorConfig(input.kind, input.connector, input.config) })),
 
-  /** The recipient policy of packages/pgp applied to a pasted key: the facts to show, or why it is refused. */
+  /**
+   * The recipient policy of packages/pgp applied to a pasted key file: the facts to show for every
+   * key in it, or why it is refused. A file may hold several keys; each comes back with its own
+   * armored text, so the console lists (and can remove) each one as the recipient it is.
+   */
   inspectRecipient: procedureFor('integrations:read')
     .input(z.strictObject({ armored: armoredPublicKey }))
     .mutation(async ({ ctx, input }) => {
       try {
-        const key = await inspectRecipientKey(input.armored, ctx.now());
+        const keys = await inspectRecipientKeys(input.armored, ctx.now());
         return {
           ok: true as const,
-          fingerprint: key.fingerprint,
-          algorithm: key.algorithm,
-          bits: key.bits ?? null,
-          created: key.created.toISOString(),
-          expires: key.expires?.toISOString() ?? null,
-          userIds: key.userIds,
+          keys: keys.map((key) => ({
+            armored: key.key.armor(),
+            fingerprint: key.fingerprint,
+            algorithm: key.algorithm,
+            bits: key.bits ?? null,
+            created: key.created.toISOString(),
+            expires: key.expires?.toISOString() ?? null,
+            userIds: key.userIds,
+            warnings: [...key.warnings],
+          })),
         };
       } catch (error) {
         if (isAirlockError(error) && error.errorClass === 'recipient-key') return { ok: false as const, problem: error.message };
