@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { errorClasses } from '@airlock/errors';
+import { displayText, text } from './text.ts';
 
 export const uuid = z.uuid();
 const sha256Hex = z.string().regex(/^[0-9a-f]{64}$/, 'expected a lowercase hex SHA-256');
@@ -49,10 +50,7 @@ export type ScheduleSpec = z.infer<typeof scheduleSpec>;
 /** The placeholders a delivered file's name may use. */
 export const nameTemplatePlaceholders = ['name', 'stem', 'ext', 'date', 'runId'] as const;
 
-const nameTemplate = z
-  .string()
-  .min(1)
-  .max(255)
+const nameTemplate = displayText({ min: 1, max: 255 })
   .refine(
     (template) =>
       [...template.matchAll(/\{([^{}]*)\}/g)].every((match) => (nameTemplatePlaceholders as readonly string[]).includes(match[1] ?? '')) &&
@@ -170,16 +168,16 @@ export const enrollInput = z.strictObject({
   token: z.string().regex(/^aet_[A-Za-z0-9_-]{32,64}$/, 'not an enrollment token'),
   /** The agent's Ed25519 public key, base64 (32 bytes). */
   publicKey: z.string().regex(/^[A-Za-z0-9+/]{43}=$/, 'expected a base64 Ed25519 public key'),
-  hostname: z.string().min(1).max(255),
-  version: z.string().min(1).max(64),
+  hostname: displayText({ min: 1, max: 255 }),
+  version: displayText({ min: 1, max: 64 }),
 });
 export const enrollOutput = z.strictObject({ agentId: uuid, tenantId: uuid });
 
 // ---- agent channel ----------------------------------------------------------------------------
 
 export const heartbeatInput = z.strictObject({
-  version: z.string().min(1).max(64),
-  hostname: z.string().min(1).max(255),
+  version: displayText({ min: 1, max: 64 }),
+  hostname: displayText({ min: 1, max: 255 }),
 });
 
 export const nextJobInput = z.strictObject({
@@ -245,11 +243,11 @@ export const listRunsInput = z.strictObject({
 });
 
 export const listAuditInput = z.strictObject({
-  action: z.string().max(100).optional(),
+  action: text({ max: 100 }).optional(),
   outcome: z.enum(['success', 'failure', 'denied']).optional(),
   /** `type` or `type:id`, e.g. `api-key:3f2c...`. */
-  actor: z.string().regex(/^(admin|api-key|agent|system|anonymous)(:.{1,200})?$/, 'expected type or type:id').optional(),
-  target: z.string().max(500).optional(),
+  actor: text({ max: 300 }).regex(/^(admin|api-key|agent|system|anonymous)(:.{1,200})?$/, 'expected type or type:id').optional(),
+  target: text({ max: 500 }).optional(),
   /** ISO 8601 with an offset; events at or after `since` and before `until`. */
   since: z.iso.datetime({ offset: true }).optional(),
   until: z.iso.datetime({ offset: true }).optional(),
@@ -268,7 +266,7 @@ export const listCheckpointsInput = z.strictObject({
 // Scope text is parsed by the control plane with @airlock/scopes; here only its size and shape.
 
 /** `<action> <resource>`, e.g. `read sftp://host:22/exports/**`. */
-const scopeText = z.string().trim().min(1).max(4096);
+const scopeText = text({ min: 1, max: 4096, trim: true });
 /** An agent group's name: lowercase letters, digits, dot, dash, underscore; 1 to 63. */
 export const groupName = groupRef;
 
@@ -297,7 +295,7 @@ export const leastPrivilegeInput = z.strictObject({
 
 /** A new admin API key: a role no higher than the caller's, and a mandatory expiry of at most 90 days. */
 export const createApiKeyInput = z.strictObject({
-  name: z.string().min(1).max(100),
+  name: displayText({ min: 1, max: 100 }),
   role: z.enum(['owner', 'admin', 'operator', 'auditor']),
   expiresInDays: z.number().int().min(1).max(90),
 });
