@@ -55,10 +55,12 @@ function hex(code: number): string {
 /**
  * The text with every character `isDisplayText` refuses written as an escape (`\x1b`, `\u202e`),
  * so it prints as one line and in its stored order. For display only: the escape is not reversible.
+ * With `json`, every escape is JSON's `\uXXXX`, so JSON text stays JSON that parses to the same value.
  */
-export function escapeUnprintable(value: string): string {
+export function escapeUnprintable(value: string, options: { json?: boolean } = {}): string {
   return value.replace(UNPRINTABLE, (char) => {
     const code = char.codePointAt(0) ?? 0;
+    if (options.json) return `\\u${code.toString(16).padStart(4, '0')}`;
     return code <= 0xff ? `\\x${hex(code)}` : `\\u${hex(code)}`;
   });
 }
