@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { errorClasses } from '@airlock/errors';
-import { displayText, text } from './text.ts';
+import { displayText, isStorableJson, text } from './text.ts';
 
 export const uuid = z.uuid();
 const sha256Hex = z.string().regex(/^[0-9a-f]{64}$/, 'expected a lowercase hex SHA-256');
@@ -125,6 +125,9 @@ export const fieldScope = z.strictObject({
 });
 export type FieldScope = z.output<typeof fieldScope>;
 
+/** A connector's settings, checked in full by the connector's own schema; here only that PostgreSQL can store them. */
+const connectorConfig = z.record(z.string(), z.unknown()).refine(isStorableJson, 'must not contain NUL or unpaired surrogate characters');
+
 /** A name of an agent group. */
 const groupRef = z.string().regex(/^[a-z0-9][a-z0-9._-]{0,62}$/, 'lowercase letters, digits, dot, dash, underscore; 1 to 63');
 
@@ -133,8 +136,8 @@ export const integrationSpec = z.strictObject({
   /** The agent that runs it; or `group`, whose runs go to any healthy member. Exactly one of the two. */
   agentId: uuid.optional(),
   group: groupRef.optional(),
-  source: z.strictObject({ connector: connectorRef, config: z.record(z.string(), z.unknown()) }),
-  destination: z.strictObject({ connector: connectorRef, config: z.record(z.string(), z.unknown()) }),
+  source: z.strictObject({ connector: connectorRef, config: connectorConfig }),
+  destination: z.strictObject({ connector: connectorRef, config: connectorConfig }),
   recipients: z.array(armoredPublicKey).min(1).max(16),
   schedule: scheduleSpec.optional(),
 

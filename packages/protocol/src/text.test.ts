@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { createAlertDestinationInput, createApiKeyInput, enrollInput, heartbeatInput, listAuditInput, securityEventInput } from './index.ts';
+import { createAlertDestinationInput, createApiKeyInput, enrollInput, heartbeatInput, integrationSpec, listAuditInput, securityEventInput } from './index.ts';
 import { escapeUnprintable, truncateText } from './text.ts';
 
 const enroll = { token: `aet_${'a'.repeat(43)}`, publicKey: `${'A'.repeat(43)}=`, hostname: 'h', version: '1' };
@@ -46,6 +46,21 @@ describe('storable text', () => {
       expect(createAlertDestinationInput.safeParse({ name: bad, url: 'https://hooks.example/x' }).success).toBe(false);
     }
     expect(listAuditInput.safeParse({ target: 'a😀b' }).success).toBe(true);
+  });
+
+  it('[integrity #19] integration connector settings refuse NUL and unpaired surrogates anywhere, keys included', () => {
+    const spec = {
+      name: 'nightly',
+      agentId: '6f1f1a52-7d1c-4a8e-9b7e-0a4c7c1f2b3d',
+      source: { connector: 'sftp@1', config: { host: 'files.example', paths: ['/out/😀.csv'] } },
+      destination: { connector: 'local@1', config: {} },
+      recipients: ['-----BEGIN PGP PUBLIC KEY BLOCK-----'],
+    };
+    expect(integrationSpec.safeParse(spec).success).toBe(true);
+    for (const config of [{ host: 'a\u0000b' }, { paths: [{ deep: ['x\ud800'] }] }, { ['k\u0000']: 'v' }]) {
+      expect(integrationSpec.safeParse({ ...spec, source: { connector: 'sftp@1', config } }).success).toBe(false);
+      expect(integrationSpec.safeParse({ ...spec, destination: { connector: 'local@1', config } }).success).toBe(false);
+    }
   });
 
   it('[integrity #19] truncates by code point, never leaving half a surrogate pair', () => {

@@ -23,6 +23,24 @@ export function isStorableText(value: string): boolean {
   return !NOT_STORABLE.test(value);
 }
 
+/** Whether every string in a JSON-like value, keys included, is storable text (walked without recursion). */
+export function isStorableJson(value: unknown): boolean {
+  const pending: unknown[] = [value];
+  for (let next = pending.pop(); pending.length > 0 || next !== undefined; next = pending.pop()) {
+    if (typeof next === 'string') {
+      if (!isStorableText(next)) return false;
+    } else if (Array.isArray(next)) {
+      pending.push(...next);
+    } else if (typeof next === 'object' && next !== null) {
+      for (const [key, entry] of Object.entries(next)) {
+        if (!isStorableText(key)) return false;
+        pending.push(entry);
+      }
+    }
+  }
+  return true;
+}
+
 /** Whether the text is storable and prints as itself: no control, separator or bidi character. */
 export function isDisplayText(value: string): boolean {
   return !HAS_UNPRINTABLE.test(value);
