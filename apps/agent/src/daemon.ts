@@ -108,7 +108,7 @@ export async function runDaemon(deps: DaemonDeps, options: DaemonOptions = {}): 
   const { logger } = deps;
   let client = deps.client;
   const reports: DaemonOutcome[] = [];
-  const sendEvents = () => deps.securityLog.flush(async (event) => void (await client.custody.reportSecurityEvent.mutate(event)));
+  const sendEvents = () => deps.securityLog.flush(async (event) => void (await client.custody.reportSecurityEvent.mutate(event)), (fields, message) => logger.warn(fields, message));
   const sendReport = async (report: RunReport) => {
     try {
       await client.agent.reportRun.mutate(report);

@@ -7,13 +7,38 @@
 import { randomUUID } from 'node:crypto';
 import path from 'node:path';
 import { z } from 'zod';
-import { type SecurityEventInput, securityEventInput, type SecurityEventKind } from '@airlock/protocol';
+import { escapeUnprintable, type SecurityEventInput, securityEventInput, type SecurityEventKind, truncateText } from '@airlock/protocol';
 import { appendLine, readIfExists, replaceFile } from './files.ts';
 
 /** Events sent per flush; the rest wait for the next one. */
 const FLUSH_BATCH = 100;
 
 export type SecurityEvent = SecurityEventInput;
+
+const REASON_MAX = 500;
+
+/** A line of the log as written, before its reason is made reportable (older agents wrote it raw). */
+const storedEvent = securityEventInput.extend({ reason: z.string() });
+
+/**
+ * The reason as the control plane accepts it: one printable line of at most 500 code points.
+ * Reasons quote what was refused (a file name, a server's message), which an attacker may choose.
+ */
+function reportableReason(reason: string): string {
+  const clean = truncateText(escapeUnprintable(reason), REASON_MAX);
+  return clean === '' ? '(no reason given)' : clean;
+}
+
+/** The HTTP status a refused call carries (tRPC client errors keep it in `data.httpStatus`). */
+function httpStatusOf(error: unknown): number | undefined {
+  if (typeof error !== 'object' || error === null) return undefined;
+  const data: unknown = Reflect.get(error, 'data');
+  if (typeof data !== 'object' || data === null) return undefined;
+  const status: unknown = Reflect.get(data, 'httpStatus');
+  return typeof status === 'number' ? status : undefined;
+}
+
+export type Warn = (fields: Record<string, unknown>, message: string) => void;
 
 export class SecurityLog {
   readonly file: string;
@@ -30,7 +55,7 @@ export class SecurityLog {
       kind,
       at: (options.now ?? new Date()).toISOString(),
       ...(options.runId !== undefined ? { runId: options.runId } : {}),
-      reason: reason.slice(0, 500),
+      reason: reportableReason(reason),
     };
     await appendLine(this.file, JSON.stringify(event));
     return event;
@@ -43,8 +68,8 @@ export class SecurityLog {
     for (const line of text.split('\n')) {
       if (line.trim() === '') continue;
       try {
-        const parsed = securityEventInput.safeParse(JSON.parse(line));
-        if (parsed.success) events.push(parsed.data);
+        const parsed = storedEvent.safeParse(JSON.parse(line));
+        if (parsed.success) events.push({ ...parsed.data, reason: reportableReason(parsed.data.reason) });
       } catch {
         continue;
       }
@@ -52,14 +77,24 @@ export class SecurityLog {
     return events;
   }
 
-  /** Sends what the control plane has not acknowledged, in order; stops at the first failure. */
-  async flush(send: (event: SecurityEvent) => Promise<void>): Promise<number> {
+  /**
+   * Sends what the control plane has not acknowledged, in order; stops at the first failure, which
+   * is thrown. An event refused as bad input (400) would be refused forever and hold up every event
+   * behind it, so it is passed over with a warning; it stays in this log.
+   */
+  async flush(send: (event: SecurityEvent) => Promise<void>, warn: Warn): Promise<number> {
     const events = await this.read();
     const cursorText = await readIfExists(this.#cursorFile);
     const cursor = cursorText === undefined ? 0 : z.object({ sent: z.number().int().nonnegative() }).parse(JSON.parse(cursorText)).sent;
     let sent = cursor;
     for (const event of events.slice(cursor, cursor + FLUSH_BATCH)) {
-      await send(event);
+      try {
+        await send(event);
+      } catch (error) {
+        const status = httpStatusOf(error);
+        if (status !== 400) throw error;
+        warn({ eventId: event.id, kind: event.kind, status }, 'security event refused by the control plane as bad input; not reported (kept in security.log)');
+      }
       sent += 1;
       await replaceFile(this.#cursorFile, `${JSON.stringify({ sent })}\n`);
     }

@@ -5,8 +5,7 @@ import type { TRPCClient } from '@trpc/client';
 import type { AppRouter } from '@airlock/api';
 import { UserError } from '@airlock/errors';
 import { alertKinds, alertSeverities } from '@airlock/protocol';
-
-type Output = (json: boolean, value: unknown, human: () => string) => void;
+import type { Output } from './output.ts';
 
 function kindsOption(text: string, previous: string[] = []): string[] {
   return [...previous, ...text.split(',').map((kind) => kind.trim()).filter((kind) => kind !== '')];
@@ -24,7 +23,7 @@ export function addAlertCommands(program: Command, client: () => TRPCClient<AppR
     .action(async (options: { state?: 'open' | 'acknowledged' | 'resolved' | 'unresolved'; kind?: (typeof alertKinds)[number]; limit: string; json?: boolean }) => {
       const rows = await client().alerts.list.query({ state: options.state, kind: options.kind, limit: Number(options.limit) });
       output(Boolean(options.json), rows, () =>
-        rows.map((r) => `${r.id}  ${r.lastSeenAt}  ${r.severity.padEnd(8)}  ${r.state.padEnd(12)}  ×${String(r.count).padEnd(4)}  ${r.kind}  ${r.summary}`).join('\n'),
+        rows.map((r) => `${r.id}  ${r.lastSeenAt}  ${r.severity.padEnd(8)}  ${r.state.padEnd(12)}  ×${String(r.count).padEnd(4)}  ${r.kind}  ${r.summary}`),
       );
     });
   alert
@@ -65,7 +64,7 @@ export function addAlertCommands(program: Command, client: () => TRPCClient<AppR
       });
       const result = await client().alertDestinations.create.mutate({ name: options.name, url, kinds, minSeverity: options.minSeverity, enabled: !options.disabled });
       output(Boolean(options.json), result, () =>
-        `webhook ${result.id} to ${result.origin}\nsigning secret (shown once; receivers verify X-Airlock-Signature with it):\n${result.signingSecret}`,
+        [`webhook ${result.id} to ${result.origin}`, 'signing secret (shown once; receivers verify X-Airlock-Signature with it):', result.signingSecret],
       );
     });
   webhook
@@ -74,9 +73,7 @@ export function addAlertCommands(program: Command, client: () => TRPCClient<AppR
     .action(async (options: { json?: boolean }) => {
       const rows = await client().alertDestinations.list.query();
       output(Boolean(options.json), rows, () =>
-        rows
-          .map((r) => `${r.id}  ${r.enabled ? 'enabled ' : 'disabled'}  ≥${r.minSeverity.padEnd(8)}  ${r.name}  ${r.origin}  ${r.kinds.length > 0 ? r.kinds.join(',') : 'all kinds'}`)
-          .join('\n'),
+        rows.map((r) => `${r.id}  ${r.enabled ? 'enabled ' : 'disabled'}  ≥${r.minSeverity.padEnd(8)}  ${r.name}  ${r.origin}  ${r.kinds.length > 0 ? r.kinds.join(',') : 'all kinds'}`),
       );
     });
   for (const [name, enabled] of [['enable', true], ['disable', false]] as const) {

@@ -16,12 +16,9 @@ import { enrollCommand, integrationSpec } from '@airlock/protocol';
 import { addAlertCommands } from './alert-commands.ts';
 import { type ExportFilter, exportAudit, openOutput, verifyExportFile } from './audit-commands.ts';
 import { loadClientConfig, loadServerConfig, loadSigner } from './config.ts';
+import { output, printableJson, printableLine } from './output.ts';
 import { verifyReceiptsFile, writeReceipts } from './receipt-commands.ts';
 import { openDatabase, startServer } from './server.ts';
-
-function output(json: boolean, value: unknown, human: () => string): void {
-  process.stdout.write(json ? `${JSON.stringify(value)}\n` : `${human()}\n`);
-}
 
 function adminClient() {
   const config = loadClientConfig();
@@ -102,7 +99,7 @@ export function buildProgram(): Command {
         await migrate(db);
         const result = await bootstrapTenant(db, { tenant: options.tenant, keyName: options.name, expiresInDays: Number(options.days) });
         output(Boolean(options.json), result, () =>
-          [`tenant ${options.tenant} (${result.tenantId})`, `owner API key (shown once, expires ${result.expiresAt}):`, result.key].join('\n'),
+          [`tenant ${options.tenant} (${result.tenantId})`, `owner API key (shown once, expires ${result.expiresAt}):`, result.key],
         );
       } finally {
         await db.close();
@@ -120,7 +117,7 @@ export function buildProgram(): Command {
     .action(async (options: { ttl: string; json?: boolean }) => {
       const result = await adminClient().enrollment.createToken.mutate({ ttlMinutes: Number(options.ttl) });
       const command = enrollCommand({ url: loadClientConfig().AIRLOCK_URL, token: result.token, controlPlaneKey: result.controlPlaneKey }).text;
-      output(Boolean(options.json), { ...result, command }, () => `${command}\n(one-time token, expires ${result.expiresAt}; the command pins this control plane's key)`);
+      output(Boolean(options.json), { ...result, command }, () => [command, `(one-time token, expires ${result.expiresAt}; the command pins this control plane's key)`]);
     });
 
   const integration = program.command('integration').description('integrations');
@@ -156,8 +153,7 @@ export function buildProgram(): Command {
           .map((r) => {
             const schedule = r.schedule ? `${r.schedule.cron} ${r.schedule.timezone}, next run ${r.nextRunAt ?? '-'}` : 'no schedule';
             return `${r.id}  ${r.name}  v${r.version}  ${r.groupId ? `group ${r.groupId}` : `agent ${r.agentId ?? '-'}`}  ${schedule}`;
-          })
-          .join('\n'),
+          }),
       );
     });
 
@@ -175,7 +171,7 @@ export function buildProgram(): Command {
         // Refused for overlap: the server's reason, without the transport's wrapping.
         throw remoteErrorClass(error) === 'conflict' ? fromRemote(error) : error;
       });
-      if (waiting && !options.json) process.stderr.write(`airlock: ${waiting}\n`);
+      if (waiting && !options.json) process.stderr.write(`airlock: ${printableLine(waiting)}\n`);
       if (!options.wait) return output(Boolean(options.json), { runId, waiting }, () => `queued run ${runId}`);
       const deadline = Date.now() + Number(options.timeout) * 1000;
       for (;;) {
@@ -197,7 +193,7 @@ export function buildProgram(): Command {
     .action(async (options: { integration?: string; limit: string; json?: boolean }) => {
       const rows = await adminClient().runs.list.query({ integrationId: options.integration, limit: Number(options.limit) });
       output(Boolean(options.json), rows, () =>
-        rows.map((r) => `${r.id}  ${r.status.padEnd(9)}  ${r.createdAt}  ${r.report ? `${r.report.files.length} files, ${r.report.bytesOut} bytes out` : ''}`).join('\n'),
+        rows.map((r) => `${r.id}  ${r.status.padEnd(9)}  ${r.createdAt}  ${r.report ? `${r.report.files.length} files, ${r.report.bytesOut} bytes out` : ''}`),
       );
     });
   run
@@ -215,7 +211,7 @@ export function buildProgram(): Command {
     .addOption(json)
     .action(async (runId: string, options: { json?: boolean }) => {
       const current = await adminClient().runs.get.query({ id: runId });
-      output(Boolean(options.json), current, () => JSON.stringify(current, null, 2));
+      output(Boolean(options.json), current, () => printableJson(current, 2).split('\n'));
     });
 
   const agent = program.command('agent').description('agents');
@@ -224,7 +220,7 @@ export function buildProgram(): Command {
     .addOption(json)
     .action(async (options: { json?: boolean }) => {
       const rows = await adminClient().agents.list.query();
-      output(Boolean(options.json), rows, () => rows.map((r) => `${r.id}  ${r.hostname}  ${r.status}  last seen ${r.lastSeenAt ?? 'never'}`).join('\n'));
+      output(Boolean(options.json), rows, () => rows.map((r) => `${r.id}  ${r.hostname}  ${r.status}  last seen ${r.lastSeenAt ?? 'never'}`));
     });
   agent
     .command('revoke')
@@ -254,7 +250,7 @@ export function buildProgram(): Command {
     .addOption(json)
     .action(async (options: { name: string; role: 'owner' | 'admin' | 'operator' | 'auditor'; days: string; json?: boolean }) => {
       const result = await adminClient().apiKeys.create.mutate({ name: options.name, role: options.role, expiresInDays: Number(options.days) });
-      output(Boolean(options.json), result, () => `API key ${result.id} (shown once, expires ${result.expiresAt}):\n${result.key}`);
+      output(Boolean(options.json), result, () => [`API key ${result.id} (shown once, expires ${result.expiresAt}):`, result.key]);
     });
   key
     .command('list')
@@ -262,7 +258,7 @@ export function buildProgram(): Command {
     .action(async (options: { json?: boolean }) => {
       const rows = await adminClient().apiKeys.list.query();
       output(Boolean(options.json), rows, () =>
-        rows.map((r) => `${r.id}  alk_${r.prefix}_…  ${r.role.padEnd(8)}  ${r.name}  expires ${r.expiresAt}${r.revokedAt ? '  REVOKED' : ''}`).join('\n'),
+        rows.map((r) => `${r.id}  alk_${r.prefix}_…  ${r.role.padEnd(8)}  ${r.name}  expires ${r.expiresAt}${r.revokedAt ? '  REVOKED' : ''}`),
       );
     });
   key
@@ -273,7 +269,7 @@ export function buildProgram(): Command {
     .addOption(json)
     .action(async (keyId: string, options: { days: string; json?: boolean }) => {
       const result = await adminClient().apiKeys.rotate.mutate({ id: keyId, expiresInDays: Number(options.days) });
-      output(Boolean(options.json), result, () => `API key ${result.id} (shown once, expires ${result.expiresAt}):\n${result.key}`);
+      output(Boolean(options.json), result, () => [`API key ${result.id} (shown once, expires ${result.expiresAt}):`, result.key]);
     });
   key
     .command('revoke')
@@ -310,8 +306,7 @@ export function buildProgram(): Command {
             const subject = r.subject.type === 'group' ? `group ${r.subject.name ?? r.subject.id}` : `agent ${r.subject.id}`;
             const expiry = r.expiresAt ? `  ${r.expired ? 'expired' : 'until'} ${r.expiresAt}` : '';
             return `${r.id}  ${subject}  ${r.scope}${expiry}`;
-          })
-          .join('\n'),
+          }),
       );
     });
   grant
@@ -364,18 +359,14 @@ export function buildProgram(): Command {
     .action(async (options: { days: string; json?: boolean }) => {
       const report = await adminClient().reports.leastPrivilege.query({ days: Number(options.days) });
       output(Boolean(options.json), report, () =>
-        report.agents
-          .map((agent) =>
-            [
-              `agent ${agent.agentId} (${agent.hostname}): ${agent.runs} run(s) in ${report.days} days`,
-              ...agent.unused.map((g) => `  unused  ${g.grantId}  ${g.scope}`),
-              ...agent.used
-                .filter((g) => g.suggested.length !== 1 || g.suggested[0] !== g.scope)
-                .map((g) => `  narrow  ${g.grantId}  ${g.scope}  ->  ${g.suggested.join(', ')}`),
-              ...agent.uncovered.map((scope) => `  ungranted  ${scope}`),
-            ].join('\n'),
-          )
-          .join('\n'),
+        report.agents.flatMap((agent) => [
+          `agent ${agent.agentId} (${agent.hostname}): ${agent.runs} run(s) in ${report.days} days`,
+          ...agent.unused.map((g) => `  unused  ${g.grantId}  ${g.scope}`),
+          ...agent.used
+            .filter((g) => g.suggested.length !== 1 || g.suggested[0] !== g.scope)
+            .map((g) => `  narrow  ${g.grantId}  ${g.scope}  ->  ${g.suggested.join(', ')}`),
+          ...agent.uncovered.map((scope) => `  ungranted  ${scope}`),
+        ]),
       );
     });
 
@@ -395,7 +386,7 @@ export function buildProgram(): Command {
         limit: Number(options.limit),
       });
       output(Boolean(options.json), rows, () =>
-        rows.map((r) => `${String(r.seq).padStart(5)}  ${r.at}  ${r.outcome.padEnd(7)}  ${r.action}  ${r.actor.type}:${r.actor.id ?? '-'}  ${r.target ?? ''}`).join('\n'),
+        rows.map((r) => `${String(r.seq).padStart(5)}  ${r.at}  ${r.outcome.padEnd(7)}  ${r.action}  ${r.actor.type}:${r.actor.id ?? '-'}  ${r.target ?? ''}`),
       );
     });
 
@@ -507,7 +498,7 @@ export function buildProgram(): Command {
     .addOption(json)
     .action(async (options: { agent?: string; limit: string; json?: boolean }) => {
       const rows = await adminClient().custody.securityEvents.query({ agentId: options.agent, limit: Number(options.limit) });
-      output(Boolean(options.json), rows, () => rows.map((r) => `${r.at}  agent ${r.agentId}  ${r.kind.padEnd(26)}  ${r.runId ?? '-'}  ${r.reason}`).join('\n'));
+      output(Boolean(options.json), rows, () => rows.map((r) => `${r.at}  agent ${r.agentId}  ${r.kind.padEnd(26)}  ${r.runId ?? '-'}  ${r.reason}`));
     });
 
   const receipts = program.command('receipts').description("the agents' signed delivery receipts");
@@ -538,7 +529,7 @@ export function buildProgram(): Command {
         [
           `${result.ok ? 'ok' : 'NOT OK'}: ${result.verified.length} of ${result.receipts} receipts verify`,
           ...result.failures.map((failure) => `  line ${failure.line}: ${failure.reason}`),
-        ].join('\n'),
+        ],
       );
       if (!result.ok) process.exitCode = 1;
     });
@@ -550,7 +541,7 @@ export async function main(argv: string[]): Promise<void> {
   try {
     await buildProgram().parseAsync(argv);
   } catch (error) {
-    process.stderr.write(`airlock: ${describe(error)}\n`);
+    process.stderr.write(`airlock: ${printableLine(describe(error))}\n`);
     process.exitCode = 1;
   }
 }

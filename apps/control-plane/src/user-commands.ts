@@ -9,6 +9,7 @@ import { type AdminUser, checkPasswordPolicy, createAdminUserInTenant, listAdmin
 import type { Database, Role } from '@airlock/api';
 import { UserError } from '@airlock/errors';
 import { loadServerConfig } from './config.ts';
+import { output as print } from './output.ts';
 import { openDatabase } from './server.ts';
 
 const MAX_STDIN_BYTES = 4096;
@@ -42,10 +43,6 @@ function describeUser(user: AdminUser): string {
   return `${user.id}  ${user.email}  ${user.role.padEnd(8)}  last login ${user.lastLoginAt ?? 'never'}${state}`;
 }
 
-function print(json: boolean, value: unknown, human: () => string): void {
-  process.stdout.write(json ? `${JSON.stringify(value)}\n` : `${human()}\n`);
-}
-
 export function registerUserCommands(program: Command): void {
   const json = new Option('--json', 'print JSON');
   const user = program.command('user').description('console admin accounts (on the server, against its database)');
@@ -70,7 +67,7 @@ export function registerUserCommands(program: Command): void {
     .addOption(json)
     .action(async (options: { tenant: string; json?: boolean }) => {
       const users = await withDatabase(async (db) => listAdminUsers(db, await tenantIdOf(db, options.tenant)));
-      print(Boolean(options.json), users, () => users.map(describeUser).join('\n'));
+      print(Boolean(options.json), users, () => users.map(describeUser));
     });
   user
     .command('unlock')

@@ -503,7 +503,7 @@ describe('alerts on PostgreSQL with a loopback webhook receiver', () => {
     try {
       const started = Date.now();
       const hung = await sendWebhook({ url: await listen(silentServer), secret: 'whsec_x', deliveryId: randomUUID() }, '{}', { timeoutMs: 300, allowLoopback: true });
-      expect(hung).toMatchObject({ ok: false, status: null, error: 'timed out after 300 ms' });
+      expect(hung).toMatchObject({ ok: false, status: null, error: 'timed out' });
       expect(Date.now() - started).toBeLessThan(5_000);
       const flooded = await sendWebhook({ url: await listen(flood), secret: 'whsec_x', deliveryId: randomUUID() }, '{}', { timeoutMs: 5_000, maxResponseBytes: 1_024, allowLoopback: true });
       expect(flooded).toMatchObject({ ok: false, status: 500 });

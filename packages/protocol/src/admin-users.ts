@@ -1,5 +1,6 @@
 /** Inputs of console login and admin-user management. */
 import { z } from 'zod';
+import { text } from './text.ts';
 
 const adminRole = z.enum(['owner', 'admin', 'operator', 'auditor']);
 
@@ -12,11 +13,20 @@ export const loginInput = z.strictObject({
   password: z.string().min(1).max(4096),
 });
 
+/**
+ * What a login's email and password must be to be checked at all. A login that fails this is still
+ * counted and audited, then refused as bad input: the text could not even be stored in the audit trail.
+ */
+export const loginCredentials = z.strictObject({
+  email: text({ min: 1, max: 1024 }),
+  password: text({ min: 1, max: 4096 }),
+});
+
 export const createAdminUserInput = z.strictObject({
   email: z.email().max(254),
   role: adminRole,
   /** At least 12 characters; hashed with scrypt and never stored or logged as given. */
-  password: z.string().min(12).max(1024),
+  password: text({ min: 12, max: 1024 }),
 });
 
 export const setAdminUserRoleInput = z.strictObject({ id: z.uuid(), role: adminRole });

@@ -1,5 +1,6 @@
 /** Alerts and their webhook destinations: the kinds, severities and admin inputs. */
 import { z } from 'zod';
+import { displayText } from './text.ts';
 
 /** What can raise an alert. Adding a kind here needs a rule in packages/api/src/alerts. */
 export const alertKinds = [
@@ -29,9 +30,9 @@ export const listAlertsInput = z.strictObject({
 });
 
 export const createAlertDestinationInput = z.strictObject({
-  name: z.string().min(1).max(100),
+  name: displayText({ min: 1, max: 100 }),
   /** https, or http to loopback; checked again (addresses included) at every send. */
-  url: z.string().min(1).max(2048),
+  url: displayText({ min: 1, max: 2048 }),
   /** Empty: every kind. */
   kinds: z.array(z.enum(alertKinds)).max(alertKinds.length).default([]),
   minSeverity: z.enum(alertSeverities).default('warning'),

@@ -6,6 +6,7 @@
  */
 import { z } from 'zod';
 import { integrationSpec, uuid } from './schemas.ts';
+import { displayText } from './text.ts';
 
 const sha256Hex = z.string().regex(/^[0-9a-f]{64}$/, 'expected a lowercase hex SHA-256');
 const openpgpFingerprint = z.string().regex(/^[0-9A-F]{40}$|^[0-9A-F]{64}$/, 'expected an uppercase hex OpenPGP fingerprint');
@@ -109,7 +110,8 @@ export const securityEventInput = z.strictObject({
   at: z.iso.datetime(),
   /** The run the refused envelope claimed, if it named one. */
   runId: uuid.optional(),
-  reason: z.string().min(1).max(500),
+  /** One line, shown to admins as is: no control or bidi characters (the agent escapes them before sending). */
+  reason: displayText({ min: 1, max: 500 }),
 });
 export type SecurityEventInput = z.infer<typeof securityEventInput>;
 

@@ -4,6 +4,7 @@
  * to the protocol, so keep reports to an allowlist of metadata fields.
  */
 export * from './signing.ts';
+export * from './text.ts';
 export * from './schemas.ts';
 export * from './admin-users.ts';
 export * from './alerts.ts';

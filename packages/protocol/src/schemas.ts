@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { errorClasses } from '@airlock/errors';
+import { displayText, isStorableJson, text } from './text.ts';
 
 export const uuid = z.uuid();
 const sha256Hex = z.string().regex(/^[0-9a-f]{64}$/, 'expected a lowercase hex SHA-256');
@@ -49,10 +50,7 @@ export type ScheduleSpec = z.infer<typeof scheduleSpec>;
 /** The placeholders a delivered file's name may use. */
 export const nameTemplatePlaceholders = ['name', 'stem', 'ext', 'date', 'runId'] as const;
 
-const nameTemplate = z
-  .string()
-  .min(1)
-  .max(255)
+const nameTemplate = displayText({ min: 1, max: 255 })
   .refine(
     (template) =>
       [...template.matchAll(/\{([^{}]*)\}/g)].every((match) => (nameTemplatePlaceholders as readonly string[]).includes(match[1] ?? '')) &&
@@ -148,6 +146,9 @@ export const fieldScope = z.strictObject({
 );
 export type FieldScope = z.output<typeof fieldScope>;
 
+/** A connector's settings, checked in full by the connector's own schema; here only that PostgreSQL can store them. */
+const connectorConfig = z.record(z.string(), z.unknown()).refine(isStorableJson, 'must not contain NUL or unpaired surrogate characters');
+
 /** A name of an agent group. */
 const groupRef = z.string().regex(/^[a-z0-9][a-z0-9._-]{0,62}$/, 'lowercase letters, digits, dot, dash, underscore; 1 to 63');
 
@@ -156,8 +157,8 @@ export const integrationSpec = z.strictObject({
   /** The agent that runs it; or `group`, whose runs go to any healthy member. Exactly one of the two. */
   agentId: uuid.optional(),
   group: groupRef.optional(),
-  source: z.strictObject({ connector: connectorRef, config: z.record(z.string(), z.unknown()) }),
-  destination: z.strictObject({ connector: connectorRef, config: z.record(z.string(), z.unknown()) }),
+  source: z.strictObject({ connector: connectorRef, config: connectorConfig }),
+  destination: z.strictObject({ connector: connectorRef, config: connectorConfig }),
   recipients: z.array(armoredPublicKey).min(1).max(16),
   schedule: scheduleSpec.optional(),
 
@@ -191,16 +192,16 @@ export const enrollInput = z.strictObject({
   token: z.string().regex(/^aet_[A-Za-z0-9_-]{32,64}$/, 'not an enrollment token'),
   /** The agent's Ed25519 public key, base64 (32 bytes). */
   publicKey: z.string().regex(/^[A-Za-z0-9+/]{43}=$/, 'expected a base64 Ed25519 public key'),
-  hostname: z.string().min(1).max(255),
-  version: z.string().min(1).max(64),
+  hostname: displayText({ min: 1, max: 255 }),
+  version: displayText({ min: 1, max: 64 }),
 });
 export const enrollOutput = z.strictObject({ agentId: uuid, tenantId: uuid });
 
 // ---- agent channel ----------------------------------------------------------------------------
 
 export const heartbeatInput = z.strictObject({
-  version: z.string().min(1).max(64),
-  hostname: z.string().min(1).max(255),
+  version: displayText({ min: 1, max: 64 }),
+  hostname: displayText({ min: 1, max: 255 }),
 });
 
 export const nextJobInput = z.strictObject({
@@ -291,11 +292,11 @@ export const listRunsInput = z.strictObject({
 });
 
 export const listAuditInput = z.strictObject({
-  action: z.string().max(100).optional(),
+  action: text({ max: 100 }).optional(),
   outcome: z.enum(['success', 'failure', 'denied']).optional(),
   /** `type` or `type:id`, e.g. `api-key:3f2c...`. */
-  actor: z.string().regex(/^(admin|api-key|agent|system|anonymous)(:.{1,200})?$/, 'expected type or type:id').optional(),
-  target: z.string().max(500).optional(),
+  actor: text({ max: 300 }).regex(/^(admin|api-key|agent|system|anonymous)(:.{1,200})?$/, 'expected type or type:id').optional(),
+  target: text({ max: 500 }).optional(),
   /** ISO 8601 with an offset; events at or after `since` and before `until`. */
   since: z.iso.datetime({ offset: true }).optional(),
   until: z.iso.datetime({ offset: true }).optional(),
@@ -314,7 +315,7 @@ export const listCheckpointsInput = z.strictObject({
 // Scope text is parsed by the control plane with @airlock/scopes; here only its size and shape.
 
 /** `<action> <resource>`, e.g. `read sftp://host:22/exports/**`. */
-const scopeText = z.string().trim().min(1).max(4096);
+const scopeText = text({ min: 1, max: 4096, trim: true });
 /** An agent group's name: lowercase letters, digits, dot, dash, underscore; 1 to 63. */
 export const groupName = groupRef;
 
@@ -343,7 +344,7 @@ export const leastPrivilegeInput = z.strictObject({
 
 /** A new admin API key: a role no higher than the caller's, and a mandatory expiry of at most 90 days. */
 export const createApiKeyInput = z.strictObject({
-  name: z.string().min(1).max(100),
+  name: displayText({ min: 1, max: 100 }),
   role: z.enum(['owner', 'admin', 'operator', 'auditor']),
   expiresInDays: z.number().int().min(1).max(90),
 });

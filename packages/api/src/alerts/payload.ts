@@ -3,7 +3,7 @@
  * or Mattermost incoming webhook shows it as is, plus an `airlock` object with the structured fields
  * for receivers that act on alerts. Only alert metadata: never secrets or file contents.
  */
-import type { AlertKind, AlertSeverity, AlertState } from '@airlock/protocol';
+import { type AlertKind, type AlertSeverity, type AlertState, truncateText } from '@airlock/protocol';
 
 export interface AlertView {
   id: string;
@@ -33,7 +33,7 @@ export function alertPayload(alert: AlertView, delivery: { id: string; test: boo
   return JSON.stringify({
     text: escapeMrkdwn(title),
     blocks: [
-      { type: 'header', text: { type: 'plain_text', text: `${delivery.test ? 'Test: ' : ''}Airlock alert: ${alert.kind}`.slice(0, 150) } },
+      { type: 'header', text: { type: 'plain_text', text: truncateText(`${delivery.test ? 'Test: ' : ''}Airlock alert: ${alert.kind}`, 150) } },
       { type: 'section', text: { type: 'mrkdwn', text: `${ICONS[alert.severity]} ${escapeMrkdwn(alert.summary)}` } },
       {
         type: 'section',

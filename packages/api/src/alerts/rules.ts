@@ -11,7 +11,7 @@
  * and raise nothing.
  */
 import type { AuditRecord } from '@airlock/audit';
-import type { AlertKind, AlertSeverity } from '@airlock/protocol';
+import { type AlertKind, type AlertSeverity, truncateText } from '@airlock/protocol';
 
 export interface AlertCandidate {
   tenantId: string;
@@ -56,7 +56,7 @@ function minutes(ms: number): string {
 }
 
 function text(value: unknown): string | null {
-  return typeof value === 'string' ? value.slice(0, 500) : null;
+  return typeof value === 'string' ? truncateText(value, 500) : null;
 }
 
 function metaOf(record: AuditRecord): Record<string, unknown> {

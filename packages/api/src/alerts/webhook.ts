@@ -11,7 +11,12 @@
  *   (no second lookup a rebinding DNS server could answer differently). Refused: link-local
  *   (169.254/16 holds the cloud metadata endpoints, fe80::/10), cloud metadata addresses, the
  *   unspecified, multicast and reserved ranges. Private ranges (10/8, 192.168/16, fc00::/7) stay
- *   allowed because on-premises receivers (chat servers, SIEM collectors) live there.
+ *   allowed because on-premises receivers (chat servers, SIEM collectors) live there. An IPv6 address
+ *   that embeds an IPv4 one is judged as that IPv4 address (IPv4-mapped, NAT64 64:ff9b::/96), and the
+ *   deprecated IPv4-compatible form (::/96) is refused outright;
+ * - a failure is reported as its class only ("could not connect", "timed out", "refused by policy",
+ *   "HTTP <status>"), never the system's error text, so a tenant cannot map the network behind the
+ *   control plane from what a test or a delivery says.
  */
 import dns from 'node:dns';
 import http from 'node:http';
@@ -42,6 +47,13 @@ refused.addSubnet('fe80::', 10, 'ipv6');
 refused.addSubnet('ff00::', 8, 'ipv6');
 refused.addSubnet('fd00:ec2::254', 128, 'ipv6'); // AWS metadata over IPv6
 
+/** NAT64's well-known prefix: the last 32 bits are the IPv4 address a translator connects to. */
+const nat64 = new net.BlockList();
+nat64.addSubnet('64:ff9b::', 96, 'ipv6');
+/** IPv4-compatible IPv6 (RFC 4291, deprecated), which also holds :: and ::1. */
+const ipv4Compatible = new net.BlockList();
+ipv4Compatible.addSubnet('::', 96, 'ipv6');
+
 const loopback = new net.BlockList();
 loopback.addSubnet('127.0.0.0', 8, 'ipv4');
 loopback.addAddress('::1', 'ipv6');
@@ -56,6 +68,20 @@ function unmapped(address: string): string {
   return mapped?.[1] ?? address;
 }
 
+/** The IPv4 address in the last 32 bits of an IPv6 address. */
+function lastIPv4(address: string): string {
+  // SocketAddress normalizes every spelling (a trailing dotted quad, `::`) to hextets.
+  const parsed = new net.SocketAddress({ address, family: 'ipv6' }).address;
+  const [head = '', tail = ''] = parsed.split('::');
+  const groups = [...(head ? head.split(':') : [])];
+  const rest = tail ? tail.split(':') : [];
+  while (groups.length + rest.length < 8) groups.push('0');
+  const all = [...groups, ...rest].map((group) => Number.parseInt(group, 16));
+  const high = all[6] ?? 0;
+  const low = all[7] ?? 0;
+  return [high >> 8, high & 0xff, low >> 8, low & 0xff].join('.');
+}
+
 export function isLoopback(address: string): boolean {
   const plain = unmapped(address);
   return loopback.check(plain, family(plain));
@@ -66,6 +92,14 @@ export function refusedAddress(address: string): string | null {
   const plain = unmapped(address);
   if (!net.isIP(plain)) return `not an IP address: ${address}`;
   if (refused.check(plain, family(plain))) return `address ${plain} is link-local, metadata, unspecified, multicast or reserved`;
+  if (family(plain) === 'ipv6' && plain !== '::1' && ipv4Compatible.check(plain, 'ipv6')) return `address ${plain} is IPv4-compatible IPv6, which is deprecated`;
+  if (family(plain) === 'ipv6' && nat64.check(plain, 'ipv6')) {
+    const embedded = lastIPv4(plain);
+    // A translator's "loopback" is not this host's: never the allowed loopback of single-host setups.
+    if (loopback.check(embedded, 'ipv4')) return `address ${plain} is NAT64 of a loopback address`;
+    const reason = refusedAddress(embedded);
+    return reason === null ? null : `NAT64 address ${plain}: ${reason}`;
+  }
   return null;
 }
 
@@ -107,7 +141,17 @@ export function originOf(url: URL): string {
   return url.origin;
 }
 
+/** What a failed send is reported as: its class, never a system error's text. */
+export type WebhookFailure = 'could not connect' | 'timed out' | 'refused by policy' | `HTTP ${number}` | `HTTP ${number}: redirects are not followed`;
+
 export type SendResult = { ok: true; status: number; durationMs: number } | { ok: false; status: number | null; error: string; durationMs: number };
+
+const REFUSED_ADDRESS = 'EREFUSEDADDRESS';
+
+/** Every failure text goes through here, so only a class can reach a result. */
+function failure(kind: WebhookFailure): WebhookFailure {
+  return kind;
+}
 
 type LookupCallback = (error: NodeJS.ErrnoException | null, address: string | dns.LookupAddress[], family?: number) => void;
 
@@ -126,7 +170,7 @@ function guardedLookup(requireLoopback: boolean, allowLoopback: boolean) {
           refusedAddress(address) ??
           (!allowLoopback && isLoopback(address) ? `address ${address} is loopback` : null) ??
           (requireLoopback && !isLoopback(address) ? `address ${address} is not loopback (http)` : null);
-        if (reason) return callback(Object.assign(new Error(`refused: ${reason}`), { code: 'EREFUSEDADDRESS' }), '');
+        if (reason) return callback(Object.assign(new Error(`refused: ${reason}`), { code: REFUSED_ADDRESS }), '');
       }
       if (lookupOptions.all) return callback(null, [first]);
       return callback(null, first.address, first.family);
@@ -145,14 +189,14 @@ export async function sendWebhook(
   let url: URL;
   try {
     url = parseWebhookUrl(target.url, options);
-  } catch (error) {
-    return { ok: false, status: null, error: error instanceof Error ? error.message : String(error), durationMs: elapsed() };
+  } catch {
+    return { ok: false, status: null, error: failure('refused by policy'), durationMs: elapsed() };
   }
   const host = hostOf(url);
   const plainHttp = url.protocol === 'http:';
   const requireLoopback = plainHttp && !options.allowHttp;
   if (net.isIP(host) !== 0 && requireLoopback && !isLoopback(host)) {
-    return { ok: false, status: null, error: `refused: address ${host} is not loopback (http)`, durationMs: elapsed() };
+    return { ok: false, status: null, error: failure('refused by policy'), durationMs: elapsed() };
   }
   const timestamp = Math.floor((options.now ?? new Date()).getTime() / 1000);
   const timeoutMs = options.timeoutMs ?? 10_000;
@@ -161,6 +205,7 @@ export async function sendWebhook(
 
   return new Promise<SendResult>((resolve) => {
     let settled = false;
+    let timedOut = false;
     const finish = (result: SendResult) => {
       if (settled) return;
       settled = true;
@@ -190,7 +235,7 @@ export async function sendWebhook(
           if (status >= 200 && status < 300) return finish({ ok: true, status, durationMs: elapsed() });
           // Only the status: the body stays unread by anyone, so a destination is no probe.
           const reason = status >= 300 && status < 400 ? ': redirects are not followed' : '';
-          finish({ ok: false, status, error: `HTTP ${status}${reason}`, durationMs: elapsed() });
+          finish({ ok: false, status, error: failure(`HTTP ${status}${reason}`), durationMs: elapsed() });
         };
         response.on('data', (chunk: Buffer) => {
           if (size >= maxResponseBytes) return;
@@ -206,9 +251,13 @@ export async function sendWebhook(
       },
     );
     const timer = setTimeout(() => {
+      timedOut = true;
       request.destroy(new Error(`timed out after ${timeoutMs} ms`));
     }, timeoutMs);
-    request.on('error', (error) => finish({ ok: false, status: null, error: error.message, durationMs: elapsed() }));
+    request.on('error', (error) => {
+      const refusedByPolicy = Reflect.get(error, 'code') === REFUSED_ADDRESS;
+      finish({ ok: false, status: null, error: failure(timedOut ? 'timed out' : refusedByPolicy ? 'refused by policy' : 'could not connect'), durationMs: elapsed() });
+    });
     request.end(payload);
   });
 }

@@ -5,7 +5,8 @@
  * address. An unknown email is checked against a dummy hash, so it takes as long as a known one,
  * and every refusal has the same two messages whether the account exists or not.
  */
-import { AuthenticationError } from '@airlock/errors';
+import { AuthenticationError, UserError } from '@airlock/errors';
+import { escapeUnprintable, truncateText } from '@airlock/protocol';
 import { appendAudit, recordAudit } from '../audit-log.ts';
 import type { Database, Queryable } from '../storage/database.ts';
 import { MAX_EMAIL_LENGTH, normalizeEmail } from './admin-users.ts';
@@ -105,7 +106,7 @@ interface Candidate {
 /** Checks the credentials and opens a session, or audits the failure and throws AuthenticationError. */
 export async function login(request: LoginRequest, input: { email: string; password: string }): Promise<{ token: string; session: Session }> {
   const { db, settings, now } = request;
-  const email = normalizeEmail(input.email).slice(0, MAX_EMAIL_LENGTH);
+  const email = truncateText(normalizeEmail(input.email), MAX_EMAIL_LENGTH);
   const [user] = await db.query<Candidate>(
     'SELECT id, tenant_id, email, role, password_hash, disabled FROM admin_users WHERE email = $1',
     [email],
@@ -161,4 +162,25 @@ export async function login(request: LoginRequest, input: { email: string; passw
   });
   await releaseThrottledAttempt(db, ipKey, settings.ipThrottle);
   return opened;
+}
+
+/**
+ * A login whose email or password PostgreSQL cannot store (NUL, an unpaired surrogate): counted
+ * against its source address like any failed attempt and audited with the email escaped, then
+ * refused as bad input. Otherwise such a request would fail inside the database, uncounted and
+ * unaudited, and could be repeated at no cost.
+ */
+export async function refuseMalformedLogin(request: LoginRequest, email: string): Promise<never> {
+  const { db, settings, now } = request;
+  const counted = await claimThrottledAttempt(db, `ip:${request.sourceIp ?? 'unknown'}`, settings.ipThrottle, settings.ipThrottle.windowMs, now);
+  await recordAudit(db, {
+    tenantId: null,
+    actor: { type: 'anonymous', id: null },
+    action: 'login-failed',
+    target: truncateText(escapeUnprintable(email), MAX_EMAIL_LENGTH),
+    outcome: 'denied',
+    sourceIp: request.sourceIp,
+    meta: { reason: 'malformed-input', knownAccount: false, ipThrottled: !counted },
+  });
+  throw new UserError('invalid input: email and password must not contain NUL or unpaired surrogate characters');
 }

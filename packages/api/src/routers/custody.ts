@@ -21,20 +21,28 @@ export const custodyRouter = {
     return rows.map((row) => signedStatement.parse(row.statement));
   }),
 
+  /**
+   * Event ids are the agent's own, so they are unique per agent only. A named run is kept only when
+   * it is one of this agent's runs: an agent must not attach its reports to another agent's (or
+   * tenant's) run. The event is still stored without it, and the audit keeps the claim.
+   */
   reportSecurityEvent: agentProcedure.input(securityEventInput).mutation(async ({ ctx, input }) => {
     const agent = ctx.agent;
     await ctx.db.transaction(async (tx) => {
+      const own = input.runId === undefined ? [] : await tx.query('SELECT 1 FROM runs WHERE id = $1 AND agent_id = $2', [input.runId, agent.agentId]);
+      const runId = own.length > 0 ? (input.runId ?? null) : null;
       const inserted = await tx.query(
         `INSERT INTO agent_security_events (id, tenant_id, agent_id, kind, at, run_id, reason) VALUES ($1, $2, $3, $4, $5, $6, $7)
-         ON CONFLICT (id) DO NOTHING RETURNING id`,
-        [input.id, agent.tenantId, agent.agentId, input.kind, input.at, input.runId ?? null, input.reason],
+         ON CONFLICT (agent_id, id) DO NOTHING RETURNING id`,
+        [input.id, agent.tenantId, agent.agentId, input.kind, input.at, runId, input.reason],
       );
       if (inserted.length === 0) return;
+      const dropped: Record<string, string> = input.runId !== undefined && runId === null ? { claimedRunId: input.runId, runIdDropped: 'not a run of this agent' } : {};
       await appendAudit(tx, eventBy(agent, ctx.request, {
         action: 'agent-security-event',
-        target: input.runId ?? agent.agentId,
+        target: runId ?? agent.agentId,
         outcome: 'denied',
-        meta: { kind: input.kind, reason: input.reason, eventId: input.id },
+        meta: { kind: input.kind, reason: input.reason, eventId: input.id, ...dropped },
       }));
     });
     return { ok: true as const };

@@ -5,9 +5,9 @@
  */
 import type { TRPCRouterRecord } from '@trpc/server';
 import { NotAllowedError } from '@airlock/errors';
-import { loginInput } from '@airlock/protocol';
+import { loginCredentials, loginInput } from '@airlock/protocol';
 import { appendAudit, eventBy, recordAudit } from '../audit-log.ts';
-import { login } from '../auth/login.ts';
+import { login, refuseMalformedLogin } from '../auth/login.ts';
 import { clearedSessionCookie, csrfRefusal, deleteSession, originRefusal, resumeSession, sessionCookie, sessionTokenOf, type SessionView } from '../auth/sessions.ts';
 import { resolveAuthSettings } from '../auth/settings.ts';
 import { publicProcedure } from '../trpc.ts';
@@ -31,6 +31,9 @@ export const sessionRouter = {
       throw new NotAllowedError(CROSS_SITE);
     }
     const settings = resolveAuthSettings(ctx.auth);
+    if (!loginCredentials.safeParse(input).success) {
+      return refuseMalformedLogin({ db: ctx.db.forSystem(), settings, sourceIp: ctx.request.sourceIp, now: ctx.now() }, input.email);
+    }
     const { token, session } = await login({ db: ctx.db.forSystem(), settings, sourceIp: ctx.request.sourceIp, now: ctx.now() }, input);
     ctx.resHeaders.append('set-cookie', sessionCookie(token, settings.secureCookies));
     return session.view;
