@@ -5,9 +5,9 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { securityEventInput } from '@airlock/protocol';
 import { type SecurityEvent, SecurityLog } from './security-log.ts';
 
-/** What a tRPC client throws for an answer with this HTTP status. */
-function refusal(httpStatus: number): Error {
-  return Object.assign(new Error(`refused with ${httpStatus}`), { data: { httpStatus } });
+/** What a tRPC client throws for an answer of this class and HTTP status. */
+function refusal(errorClass: string, httpStatus: number): Error {
+  return Object.assign(new Error(`refused with ${httpStatus}`), { data: { errorClass, httpStatus } });
 }
 
 describe('security log', () => {
@@ -31,18 +31,18 @@ describe('security log', () => {
     const second = await log.record('policy-violation', 'second');
     const sent: string[] = [];
     const send = async (event: SecurityEvent) => {
-      if (event.id === first.id) throw refusal(400);
+      if (event.id === first.id) throw refusal('user', 400);
       sent.push(event.id);
     };
     expect(await log.flush(send, warn)).toBe(2);
     expect(sent).toEqual([second.id]);
-    expect(warnings).toEqual([expect.objectContaining({ eventId: first.id, status: 400 })]);
+    expect(warnings).toEqual([expect.objectContaining({ eventId: first.id, errorClass: 'user' })]);
     expect(await log.flush(send, warn)).toBe(0);
   });
 
   it('[integrity #19] keeps an event behind a transient failure and sends it once the control plane answers', async () => {
     const event = await log.record('policy-violation', 'kept');
-    let failing: Error | null = refusal(503);
+    let failing: Error | null = refusal('operational', 503);
     const sent: string[] = [];
     const send = async (next: SecurityEvent) => {
       if (failing) throw failing;

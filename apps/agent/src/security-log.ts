@@ -7,6 +7,7 @@
 import { randomUUID } from 'node:crypto';
 import path from 'node:path';
 import { z } from 'zod';
+import { remoteErrorClass } from '@airlock/errors';
 import { escapeUnprintable, type SecurityEventInput, securityEventInput, type SecurityEventKind, truncateText } from '@airlock/protocol';
 import { appendLine, readIfExists, replaceFile } from './files.ts';
 
@@ -27,15 +28,6 @@ const storedEvent = securityEventInput.extend({ reason: z.string() });
 function reportableReason(reason: string): string {
   const clean = truncateText(escapeUnprintable(reason), REASON_MAX);
   return clean === '' ? '(no reason given)' : clean;
-}
-
-/** The HTTP status a refused call carries (tRPC client errors keep it in `data.httpStatus`). */
-function httpStatusOf(error: unknown): number | undefined {
-  if (typeof error !== 'object' || error === null) return undefined;
-  const data: unknown = Reflect.get(error, 'data');
-  if (typeof data !== 'object' || data === null) return undefined;
-  const status: unknown = Reflect.get(data, 'httpStatus');
-  return typeof status === 'number' ? status : undefined;
 }
 
 export type Warn = (fields: Record<string, unknown>, message: string) => void;
@@ -79,7 +71,7 @@ export class SecurityLog {
 
   /**
    * Sends what the control plane has not acknowledged, in order; stops at the first failure, which
-   * is thrown. An event refused as bad input (400) would be refused forever and hold up every event
+   * is thrown. An event refused as bad input (class `user`) would be refused forever and hold up every event
    * behind it, so it is passed over with a warning; it stays in this log.
    */
   async flush(send: (event: SecurityEvent) => Promise<void>, warn: Warn): Promise<number> {
@@ -91,9 +83,9 @@ export class SecurityLog {
       try {
         await send(event);
       } catch (error) {
-        const status = httpStatusOf(error);
-        if (status !== 400) throw error;
-        warn({ eventId: event.id, kind: event.kind, status }, 'security event refused by the control plane as bad input; not reported (kept in security.log)');
+        const errorClass = remoteErrorClass(error);
+        if (errorClass !== 'user') throw error;
+        warn({ eventId: event.id, kind: event.kind, errorClass }, 'security event refused by the control plane as bad input; not reported (kept in security.log)');
       }
       sent += 1;
       await replaceFile(this.#cursorFile, `${JSON.stringify({ sent })}\n`);
