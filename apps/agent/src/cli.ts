@@ -6,7 +6,7 @@ import { decodePublicKey, encodeKey, isKeyFingerprint, keyFingerprint } from '@a
 import { describe, PolicyViolationError, UserError } from '@airlock/errors';
 import { loadAgentConfig } from './config.ts';
 import { builtInConnectors } from './connectors.ts';
-import { type ControlPlaneClient, createAgentClient, createEnrollmentClient } from './control-channel.ts';
+import { type ControlPlaneClient, createAgentClient, createEnrollmentClient, reportedHostname } from './control-channel.ts';
 import { loadPin, savePin } from './control-plane-pin.ts';
 import { NonceStore } from './nonce-store.ts';
 import { checkReceipts, receiptSigner } from './receipts.ts';
@@ -32,7 +32,7 @@ function print(json: boolean | undefined, value: unknown, human: () => string): 
 }
 
 const clientsFor = (identity: AgentIdentity): ClientFor => (keyPair) => createAgentClient(identity.controlPlaneUrl, identity.agentId, keyPair);
-const heartbeat = (client: ControlPlaneClient) => client.agent.heartbeat.mutate({ version: AGENT_VERSION, hostname: os.hostname() });
+const heartbeat = (client: ControlPlaneClient) => client.agent.heartbeat.mutate({ version: AGENT_VERSION, hostname: reportedHostname() });
 
 /** The identity and the key the control plane holds, finishing a rotation a crash interrupted. */
 const currentKeys = (dataDir: string) => settleKeys(dataDir, clientsFor, heartbeat);
@@ -79,7 +79,7 @@ export function buildProgram(): Command {
       const result = await client.enrollment.enroll.mutate({
         token,
         publicKey: encodeKey(keyPair.publicKey),
-        hostname: os.hostname(),
+        hostname: reportedHostname(),
         version: AGENT_VERSION,
       });
       await saveIdentity(config.dataDir, { ...result, controlPlaneUrl: url, enrolledAt: new Date().toISOString() });
@@ -159,7 +159,7 @@ export function buildProgram(): Command {
       let reachable = false;
       let problem: string | null = null;
       try {
-        await createAgentClient(identity.controlPlaneUrl, identity.agentId, keyPair).agent.heartbeat.mutate({ version: AGENT_VERSION, hostname: os.hostname() });
+        await createAgentClient(identity.controlPlaneUrl, identity.agentId, keyPair).agent.heartbeat.mutate({ version: AGENT_VERSION, hostname: reportedHostname() });
         reachable = true;
       } catch (error) {
         problem = error instanceof Error ? error.message : String(error);

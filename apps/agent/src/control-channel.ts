@@ -2,10 +2,12 @@
  * The agent's only link to the control plane: outbound HTTPS calls, each signed with the agent's
  * Ed25519 key over method, path and query, body digest, time and nonce. There is no listener.
  */
+import os from 'node:os';
 import { createTRPCClient, httpLink } from '@trpc/client';
 import type { AppRouter } from '@airlock/api';
 import { type AgentKeyPair, signRequest } from '@airlock/identity';
 import { UnexpectedError } from '@airlock/errors';
+import { escapeUnprintable, truncateText } from '@airlock/protocol';
 
 export type ControlPlaneClient = ReturnType<typeof createAgentClient>;
 
@@ -30,4 +32,12 @@ export function createAgentClient(controlPlaneUrl: string, agentId: string, keyP
 /** Enrollment is the one unsigned call: the one-time token is the credential. */
 export function createEnrollmentClient(controlPlaneUrl: string) {
   return createTRPCClient<AppRouter>({ links: [httpLink({ url: `${controlPlaneUrl}/trpc` })] });
+}
+
+/**
+ * The host name as the agent reports it: escaped and cut to what the control plane accepts, since
+ * a name with control characters would be refused on every heartbeat and the agent would go dark.
+ */
+export function reportedHostname(name = os.hostname()): string {
+  return truncateText(escapeUnprintable(name), 255) || 'unknown';
 }

@@ -3,12 +3,11 @@
  * envelope, run it, report it. A refused envelope or policy violation is written to the local
  * security log and reported. Errors back off with jitter; the loop never opens a listening socket.
  */
-import os from 'node:os';
 import { remoteErrorClass } from '@airlock/errors';
 import type { ConnectorRegistry, Logger } from '@airlock/connector-api';
 import { followRotations, keyFingerprint } from '@airlock/identity';
 import type { Job, RunProgress, RunReport } from '@airlock/protocol';
-import type { ControlPlaneClient } from './control-channel.ts';
+import { type ControlPlaneClient, reportedHostname } from './control-channel.ts';
 import { isUnauthorized } from './key-rotation.ts';
 import { type ControlPlanePin, savePin } from './control-plane-pin.ts';
 import { EnvelopeRefusal, openEnvelope } from './envelope.ts';
@@ -131,7 +130,7 @@ export async function runDaemon(deps: DaemonDeps, options: DaemonOptions = {}): 
     if (options.idleTimeoutMs !== undefined && Date.now() - started > options.idleTimeoutMs) break;
     try {
       if (Date.now() - lastHeartbeat > 60_000) {
-        const beat = await client.agent.heartbeat.mutate({ version: AGENT_VERSION, hostname: os.hostname() });
+        const beat = await client.agent.heartbeat.mutate({ version: AGENT_VERSION, hostname: reportedHostname() });
         lastHeartbeat = Date.now();
         if (beat.rotateKey && deps.keys) {
           client = await deps.keys.rotate();
@@ -212,7 +211,7 @@ async function execute(job: Job, deps: DaemonDeps, signal?: AbortSignal): Promis
   const { registry, policy, secrets, logger, dataDir, retry, receipts } = deps;
   const progress = (update: RunProgress) => deps.client.agent.progress.mutate(update);
   const keepalive = setInterval(() => {
-    deps.client.agent.heartbeat.mutate({ version: AGENT_VERSION, hostname: os.hostname() }).catch((error: unknown) => {
+    deps.client.agent.heartbeat.mutate({ version: AGENT_VERSION, hostname: reportedHostname() }).catch((error: unknown) => {
       deps.logger.debug({ error: error instanceof Error ? error.message : String(error) }, 'keepalive failed');
     });
   }, KEEPALIVE_MS);
