@@ -147,7 +147,7 @@ const onDisk = (dataDir: string) => !/^[a-z]+:\/\//.test(dataDir);
  * memory (the audit chain forks, new rows stay unseen) or aborts. The directory is locked before
  * PGlite opens it and released when the database is closed.
  */
-export async function openPglite(dataDir: string, use: EmbeddedDatabaseUse = { command: 'another process' }): Promise<Database> {
+export async function openPglite(dataDir: string, use: EmbeddedDatabaseUse = { command: 'an airlock process' }): Promise<Database> {
   let lock: DataDirLock | undefined;
   if (onDisk(dataDir)) {
     await mkdir(dataDir, { recursive: true, mode: 0o700 });
