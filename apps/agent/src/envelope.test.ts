@@ -82,4 +82,17 @@ describe('job envelopes', () => {
     expect(await refusal(envelope({ agentId: other }))).toBe('envelope-other-agent');
     expect(await refusal(envelope({ tenantId: other }))).toBe('envelope-other-agent');
   });
+
+  it('refuses an envelope whose spec names another agent or only a group: a group run must be sealed for its claimant', async () => {
+    const spec = (fields: Record<string, unknown>) => ({
+      name: 'nightly',
+      ...fields,
+      source: { connector: 'local@1', config: { path: '/in/*.csv' } },
+      destination: { connector: 'local@1', config: { directory: '/out' } },
+      recipients: ['-----BEGIN PGP PUBLIC KEY BLOCK-----'],
+    });
+    expect(await refusal(envelope({ spec: spec({ agentId: randomUUID() }) }))).toBe('envelope-other-agent');
+    expect(await refusal(envelope({ spec: spec({ group: 'pair' }) }))).toBe('envelope-other-agent');
+    expect(await refusal(envelope({ spec: spec({ agentId }) }))).toBe('accepted');
+  });
 });

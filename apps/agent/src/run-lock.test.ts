@@ -22,7 +22,7 @@ describe('acquireRunLock', () => {
 
   it('lets one run hold the data directory and names it to a second', async () => {
     const lock = await acquireRunLock(dataDir);
-    expect((await readFile(lock.file, 'utf8')).trim()).toBe(String(process.pid));
+    expect((await readFile(lock.file, 'utf8')).split('\n')[0]).toBe(String(process.pid));
     // A live process other than this one holds it: the parent of this test process.
     await writeFile(lock.file, `${process.ppid}\n`);
     await expect(acquireRunLock(dataDir)).rejects.toThrow(UserError);
@@ -36,7 +36,7 @@ describe('acquireRunLock', () => {
     for (const content of [`${await deadPid()}\n`, 'garbage']) {
       await writeFile(path.join(dataDir, 'run.lock'), content);
       const lock = await acquireRunLock(dataDir);
-      expect((await readFile(lock.file, 'utf8')).trim()).toBe(String(process.pid));
+      expect((await readFile(lock.file, 'utf8')).split('\n')[0]).toBe(String(process.pid));
       await lock.release();
       await expect(readFile(lock.file, 'utf8')).rejects.toThrow();
     }

@@ -77,7 +77,7 @@ export function buildProgram(): Command {
     .description('apply database migrations and exit')
     .addOption(json)
     .action(async (options: { json?: boolean }) => {
-      const db = await openDatabase(loadServerConfig());
+      const db = await openDatabase(loadServerConfig(), { command: 'airlock migrate', instead: 'or leave it to the server, which applies migrations when it starts' });
       try {
         const result = await migrate(db);
         output(Boolean(options.json), result, () => (result.applied.length ? `applied ${result.applied.join(', ')}` : 'up to date'));
@@ -94,7 +94,7 @@ export function buildProgram(): Command {
     .option('--days <n>', 'days until the key expires (1 to 90)', '30')
     .addOption(json)
     .action(async (options: { tenant: string; name: string; days: string; json?: boolean }) => {
-      const db = await openDatabase(loadServerConfig());
+      const db = await openDatabase(loadServerConfig(), { command: 'airlock bootstrap', instead: 'bootstrap, then start it again (bootstrap before the first `airlock serve`)' });
       try {
         await migrate(db);
         const result = await bootstrapTenant(db, { tenant: options.tenant, keyName: options.name, expiresInDays: Number(options.days) });
@@ -397,7 +397,7 @@ export function buildProgram(): Command {
     .action(async (options: { json?: boolean }) => {
       const config = loadServerConfig();
       const signer = await loadSigner(config);
-      const db = await openDatabase(config);
+      const db = await openDatabase(config, { command: 'airlock audit checkpoint', instead: 'or leave it to the server, which signs the head every AIRLOCK_CHECKPOINT_INTERVAL_MS' });
       try {
         await migrate(db);
         const result = await createCheckpoint(db, signer);
@@ -422,7 +422,10 @@ export function buildProgram(): Command {
       } else {
         const config = loadServerConfig();
         const publicKey = options.publicKey === undefined ? (await loadSigner(config, { create: false })).publicKey : publicKeyOption(options.publicKey);
-        const db = await openDatabase(config);
+        const db = await openDatabase(config, {
+          command: 'airlock audit verify',
+          instead: 'or verify through the server: `airlock audit export --out audit.jsonl` (AIRLOCK_URL, AIRLOCK_API_KEY), then `airlock audit verify --from-file audit.jsonl --public-key <key>`',
+        });
         try {
           // The whole chain, every tenant's events: system scope.
           result = await verifyStoredAudit(db.forSystem(), publicKey);
@@ -476,9 +479,10 @@ export function buildProgram(): Command {
       const current = await loadSigner(config, { create: false });
       const next = generateKeyPair();
       const file = path.resolve(options.out);
-      await writeFile(file, `${encodeKey(next.secretKey)}\n`, { mode: 0o600, flag: 'wx' });
-      const db = await openDatabase(config);
+      // Opened before the key is written, so a refusal leaves no orphan key file behind.
+      const db = await openDatabase(config, { command: 'airlock signing-key rotate', instead: 'rotate, then start it again with the new key' });
       try {
+        await writeFile(file, `${encodeKey(next.secretKey)}\n`, { mode: 0o600, flag: 'wx' });
         await migrate(db);
         await recordKeyRotation(db, current, next.publicKey);
       } finally {

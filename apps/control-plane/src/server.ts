@@ -23,10 +23,24 @@ import {
 } from '@airlock/api';
 import { loadAlertKey, loadSigner, type ServerConfig } from './config.ts';
 
-export async function openDatabase(config: Pick<ServerConfig, 'databaseUrl' | 'dataDir'>): Promise<Database> {
+/**
+ * The command opening the database, and what it should do instead while another process holds the
+ * embedded one (a phrase that follows "stop it first"), e.g. the remote command that asks the server.
+ */
+export interface DatabaseUse {
+  command: string;
+  instead?: string;
+}
+
+export async function openDatabase(config: Pick<ServerConfig, 'databaseUrl' | 'dataDir'>, use: DatabaseUse): Promise<Database> {
   if (config.databaseUrl) return connectPostgres(config.databaseUrl);
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
-  return openPglite(config.dataDir);
+  return openPglite(config.dataDir, {
+    command: use.command,
+    refusal: (holder) =>
+      `the embedded database in ${config.dataDir} is in use by ${holder.command ?? 'another process'} (pid ${holder.pid}) and only one process may open it: ` +
+      `stop it first${use.instead === undefined ? '' : `, ${use.instead}`}`,
+  });
 }
 
 export interface RunningServer {
@@ -40,7 +54,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   // Before the database: a key file with loose permissions stops the start here.
   const signer = await loadSigner(config);
   const secretBox = await loadAlertKey(config);
-  const db = await openDatabase(config);
+  const db = await openDatabase(config, { command: 'airlock serve', instead: 'or give this server its own AIRLOCK_DATA_DIR' });
   const { applied } = await migrate(db);
   if (applied.length > 0) logger.info({ applied }, 'migrations applied');
   const dispatcher = new Dispatcher();

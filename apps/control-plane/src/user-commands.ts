@@ -28,8 +28,8 @@ export async function readPasswordFromStdin(stdin: NodeJS.ReadableStream = proce
   return Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
 }
 
-async function withDatabase<T>(fn: (db: Database) => Promise<T>): Promise<T> {
-  const db = await openDatabase(loadServerConfig());
+async function withDatabase<T>(command: string, fn: (db: Database) => Promise<T>): Promise<T> {
+  const db = await openDatabase(loadServerConfig(), { command, instead: 'or manage console users on the Users page of the running console' });
   try {
     await migrate(db);
     return await fn(db.forSystem());
@@ -58,7 +58,7 @@ export function registerUserCommands(program: Command): void {
       if (!options.passwordStdin) throw new UserError('give --password-stdin and pipe the password in; it is never taken from arguments');
       const password = await readPasswordFromStdin();
       checkPasswordPolicy(password);
-      const created = await withDatabase((db) => createAdminUserInTenant(db, { tenant: options.tenant, email: options.email, role: options.role, password }));
+      const created = await withDatabase('airlock user create', (db) => createAdminUserInTenant(db, { tenant: options.tenant, email: options.email, role: options.role, password }));
       print(Boolean(options.json), created, () => `created ${created.role} ${created.email} (${created.id}) in tenant ${options.tenant}`);
     });
   user
@@ -66,7 +66,7 @@ export function registerUserCommands(program: Command): void {
     .requiredOption('--tenant <name>', 'tenant name')
     .addOption(json)
     .action(async (options: { tenant: string; json?: boolean }) => {
-      const users = await withDatabase(async (db) => listAdminUsers(db, await tenantIdOf(db, options.tenant)));
+      const users = await withDatabase('airlock user list', async (db) => listAdminUsers(db, await tenantIdOf(db, options.tenant)));
       print(Boolean(options.json), users, () => users.map(describeUser));
     });
   user
@@ -76,7 +76,7 @@ export function registerUserCommands(program: Command): void {
     .requiredOption('--email <email>', 'the account')
     .addOption(json)
     .action(async (options: { tenant: string; email: string; json?: boolean }) => {
-      const unlocked = await withDatabase((db) =>
+      const unlocked = await withDatabase('airlock user unlock', (db) =>
         db.transaction(async (tx) =>
           unlockAdminUser(tx, await tenantIdOf(tx, options.tenant), { email: options.email }, { actor: { type: 'system', id: 'cli' }, sourceIp: null }, new Date()),
         ),

@@ -1,7 +1,8 @@
 /**
  * Job envelopes: the only form in which work reaches an agent. Each one is signed with the control
  * plane's key (which the agent pinned at enrollment), names one tenant, agent and run, expires soon,
- * and carries a nonce the agent refuses to see twice.
+ * and carries a nonce the agent refuses to see twice. A group's run is sealed for the member that
+ * claimed it.
  */
 import { randomBytes } from 'node:crypto';
 import { signStatement } from '@airlock/identity';
@@ -19,6 +20,17 @@ export interface ClaimedJob {
   spec: IntegrationSpec;
 }
 
+/**
+ * The spec as the envelope carries it. A group's run names the member that claimed it, because an
+ * agent accepts only envelopes bound to itself: that keeps a group envelope from being replayed to
+ * another member. A spec that names an agent is left as it is, so a mismatch is refused on the agent.
+ */
+function specForClaimant(spec: IntegrationSpec, agentId: string): IntegrationSpec {
+  if (spec.group === undefined) return spec;
+  const { group: _group, ...rest } = spec;
+  return { ...rest, agentId };
+}
+
 export function sealJob(ctx: { signer: Signer; now: () => Date }, agent: AgentPrincipal, job: ClaimedJob): SignedStatement {
   const issuedAt = ctx.now();
   const payload: JobEnvelopePayload = {
@@ -28,7 +40,7 @@ export function sealJob(ctx: { signer: Signer; now: () => Date }, agent: AgentPr
     runId: job.runId,
     integrationId: job.integrationId,
     integrationVersion: job.integrationVersion,
-    spec: job.spec,
+    spec: specForClaimant(job.spec, agent.agentId),
     issuedAt: issuedAt.toISOString(),
     expiresAt: new Date(issuedAt.getTime() + ENVELOPE_LIFETIME_MS).toISOString(),
     nonce: randomBytes(18).toString('base64url'),

@@ -2,6 +2,7 @@ import { type Server } from 'node:http';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { type AgentKeyPair, encodeKey, generateKeyPair, openStatement, signRequest } from '@airlock/identity';
 import { generateDemoKey } from '@airlock/pgp';
+import { jobEnvelopePayload } from '@airlock/protocol';
 import { createTestDatabase } from '@airlock/testing';
 import { bootstrapTenant, connectPostgres, createHttpHandler, type Database, Dispatcher, migrate, signerFromSecretKey } from './index.ts';
 import { ABANDON_SILENT_AFTER_MS } from './run-queue.ts';
@@ -139,6 +140,25 @@ describe('integrations that target an agent group', () => {
     const runId = String((await asAdmin('integrations.runNow', { id: integrationId })).body.result?.data['runId']);
     const jobs = (await Promise.all(members.map((member) => nextJob(member)))).map(jobOf);
     expect(jobs.filter((job) => job !== null).map((job) => job?.runId)).toEqual([runId]);
+  });
+
+  it('[integrity #1] seals a group run for the member that claims it, naming that member in the envelope and its spec', async () => {
+    const members = [await addAgent('seal-a'), await addAgent('seal-b')];
+    const integrationId = await groupIntegration('sealed', members);
+    // Each member in turn takes a run: whichever claims it is the one the envelope is bound to.
+    for (const [claimant, other] of [members, [...members].reverse()]) {
+      if (claimant === undefined || other === undefined) throw new Error('two members expected');
+      const runId = String((await asAdmin('integrations.runNow', { id: integrationId })).body.result?.data['runId']);
+      const reply = await nextJob(claimant);
+      const envelope = jobEnvelopePayload.parse(openStatement('job', reply.body.result?.data['envelope'], signer.publicKey));
+      expect(envelope).toMatchObject({ runId, tenantId, agentId: claimant.id });
+      // The agent accepts only a spec naming itself; the group the run came from stays on the run row.
+      expect(envelope.spec.agentId).toBe(claimant.id);
+      expect(envelope.spec.group).toBeUndefined();
+      expect(await runRow(runId)).toMatchObject({ status: 'running', agent_id: claimant.id, group_id: expect.any(String) });
+      await db.query("UPDATE runs SET status = 'succeeded', finished_at = now() WHERE id = $1", [runId]);
+      expect(jobOf(await nextJob(other))).toBeNull();
+    }
   });
 
   it('fails a queued group run whose group grant was revoked before any member took it', async () => {

@@ -12,7 +12,9 @@
  * audit verification). The plain database is neither: under a role subject to RLS it sees no
  * tenant rows at all.
  */
+import { mkdir } from 'node:fs/promises';
 import pg from 'pg';
+import { type DataDirLock, type LockHolder, lockDataDir } from '@airlock/data-dir-lock';
 
 export interface Queryable {
   query<Row>(text: string, params?: readonly unknown[]): Promise<Row[]>;
@@ -129,9 +131,38 @@ export function connectPostgres(url: string, options: { maxConnections?: number 
   });
 }
 
-export async function openPglite(dataDir: string): Promise<Database> {
+/** Who opens an embedded database, as a refused second process is told, and what that one should do instead. */
+export interface EmbeddedDatabaseUse {
+  /** This process, e.g. `airlock serve`. */
+  command: string;
+  /** The one-line refusal while another live process holds the data directory. */
+  refusal?: (holder: LockHolder) => string;
+}
+
+/** A data directory on disk, as opposed to PGlite's `memory://` and `idb://` stores, which no other process can open. */
+const onDisk = (dataDir: string) => !/^[a-z]+:\/\//.test(dataDir);
+
+/**
+ * PGlite allows one process per data directory: a second one corrupts what the first holds in
+ * memory (the audit chain forks, new rows stay unseen) or aborts. The directory is locked before
+ * PGlite opens it and released when the database is closed.
+ */
+export async function openPglite(dataDir: string, use: EmbeddedDatabaseUse = { command: 'an airlock process' }): Promise<Database> {
+  let lock: DataDirLock | undefined;
+  if (onDisk(dataDir)) {
+    await mkdir(dataDir, { recursive: true, mode: 0o700 });
+    lock = await lockDataDir(dataDir, {
+      name: 'airlock.lock',
+      command: use.command,
+      refusal:
+        use.refusal ?? ((holder) => `the embedded database in ${dataDir} is in use by ${holder.command ?? 'another process'} (pid ${holder.pid}): stop it first`),
+    });
+  }
   const { PGlite } = await import('@electric-sql/pglite');
-  const db = await PGlite.create(dataDir);
+  const db = await PGlite.create(dataDir).catch(async (error: unknown) => {
+    await lock?.release();
+    throw error;
+  });
   return fromDriver({
     kind: 'pglite',
     async query<Row>(text: string, params: readonly unknown[]) {
@@ -150,7 +181,11 @@ export async function openPglite(dataDir: string): Promise<Database> {
       await db.exec(sql);
     },
     async close() {
-      await db.close();
+      try {
+        await db.close();
+      } finally {
+        await lock?.release();
+      }
     },
   });
 }
