@@ -6,7 +6,7 @@
 import { remoteErrorClass } from '@airlock/errors';
 import type { ConnectorRegistry, Logger } from '@airlock/connector-api';
 import { followRotations, keyFingerprint } from '@airlock/identity';
-import type { Job, RunProgress, RunReport } from '@airlock/protocol';
+import { HEARTBEAT_INTERVAL_MS, type Job, JOB_KEEPALIVE_MS, LONG_POLL_WAIT_MS, RECONNECT_MAX_DELAY_MS, type RunProgress, type RunReport } from '@airlock/protocol';
 import { type ControlPlaneClient, reportedHostname } from './control-channel.ts';
 import { isUnauthorized } from './key-rotation.ts';
 import { type ControlPlanePin, savePin } from './control-plane-pin.ts';
@@ -129,7 +129,7 @@ export async function runDaemon(deps: DaemonDeps, options: DaemonOptions = {}): 
     if (options.maxJobs !== undefined && reports.length >= options.maxJobs) break;
     if (options.idleTimeoutMs !== undefined && Date.now() - started > options.idleTimeoutMs) break;
     try {
-      if (Date.now() - lastHeartbeat > 60_000) {
+      if (Date.now() - lastHeartbeat > HEARTBEAT_INTERVAL_MS) {
         const beat = await client.agent.heartbeat.mutate({ version: AGENT_VERSION, hostname: reportedHostname() });
         lastHeartbeat = Date.now();
         if (beat.rotateKey && deps.keys) {
@@ -150,7 +150,7 @@ export async function runDaemon(deps: DaemonDeps, options: DaemonOptions = {}): 
       // the control plane still holds open for this agent was lost (a restart mid-run) and is closed.
       const idle = await deps.outbox.isEmpty();
       // Read as unknown: whatever came back is untrusted until its envelope is opened.
-      const answer: unknown = await client.agent.nextJob.mutate({ waitMs: 25_000, idle }, { signal: options.signal });
+      const answer: unknown = await client.agent.nextJob.mutate({ waitMs: LONG_POLL_WAIT_MS, idle }, { signal: options.signal });
       failures = 0;
       const raw: unknown = typeof answer === 'object' && answer !== null && 'envelope' in answer ? answer.envelope : answer;
       if (raw === null || raw === undefined) continue;
@@ -184,7 +184,7 @@ export async function runDaemon(deps: DaemonDeps, options: DaemonOptions = {}): 
     } catch (error) {
       if (options.signal?.aborted) break;
       failures += 1;
-      const delay = Math.min(30_000, 500 * 2 ** Math.min(failures, 6)) * (0.5 + Math.random() / 2);
+      const delay = Math.min(RECONNECT_MAX_DELAY_MS, 500 * 2 ** Math.min(failures, 6)) * (0.5 + Math.random() / 2);
       const message = error instanceof Error ? error.message : String(error);
       logger.warn({ error: message, retryInMs: Math.round(delay) }, 'control plane call failed');
       if (isUnauthorized(error) && deps.keys) {
@@ -200,12 +200,6 @@ export async function runDaemon(deps: DaemonDeps, options: DaemonOptions = {}): 
   return reports;
 }
 
-/**
- * While a job runs, the agent is heard of at least this often, even when no bytes move: the control
- * plane gives up a run whose agent stays silent (`ABANDON_SILENT_AFTER_MS`, 15 minutes).
- */
-export const KEEPALIVE_MS = 60_000;
-
 async function execute(job: Job, deps: DaemonDeps, signal?: AbortSignal): Promise<RunReport> {
   deps.logger.info({ runId: job.runId, integrationId: job.integrationId, version: job.integrationVersion }, 'run started');
   const { registry, policy, secrets, logger, dataDir, retry, receipts } = deps;
@@ -214,7 +208,7 @@ async function execute(job: Job, deps: DaemonDeps, signal?: AbortSignal): Promis
     deps.client.agent.heartbeat.mutate({ version: AGENT_VERSION, hostname: reportedHostname() }).catch((error: unknown) => {
       deps.logger.debug({ error: error instanceof Error ? error.message : String(error) }, 'keepalive failed');
     });
-  }, KEEPALIVE_MS);
+  }, JOB_KEEPALIVE_MS);
   keepalive.unref();
   let report: RunReport;
   try {

@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { DEFAULT_MAX_BATCH_SIZE, DEFAULT_RATE_LIMITS, type SecretBox, secretBoxFromKey, type Signer, signerFromSecretKey, verifierFor } from '@airlock/api';
 import { UserError } from '@airlock/errors';
+import { AGENT_LOST_AFTER_MS } from '@airlock/protocol';
 import { encodeKey, generateKeyPair } from '@airlock/identity';
 
 const serverSchema = z.object({
@@ -62,8 +63,8 @@ const serverSchema = z.object({
   /** Burst alerts (refused agent requests, failed logins): events within the window, and the window in ms. Defaults 10 and 300_000. */
   AIRLOCK_ALERT_BURST_COUNT: z.coerce.number().int().min(1).max(100_000).default(10),
   AIRLOCK_ALERT_BURST_WINDOW_MS: z.coerce.number().int().min(1_000).max(86_400_000).default(300_000),
-  /** An active agent not seen for this long is offline, in ms. Default 900_000. */
-  AIRLOCK_ALERT_AGENT_OFFLINE_MS: z.coerce.number().int().min(10_000).max(30 * 86_400_000).default(900_000),
+  /** An active agent not seen for this long is offline, in ms. Default 900_000 (`AGENT_LOST_AFTER_MS`, when its runs are given up too). */
+  AIRLOCK_ALERT_AGENT_OFFLINE_MS: z.coerce.number().int().min(10_000).max(30 * 86_400_000).default(AGENT_LOST_AFTER_MS),
   /** Warn this many days before an API key or the TLS certificate expires. Defaults 7 and 14. */
   AIRLOCK_ALERT_KEY_EXPIRY_DAYS: z.coerce.number().int().min(1).max(90).default(7),
   AIRLOCK_ALERT_TLS_EXPIRY_DAYS: z.coerce.number().int().min(1).max(365).default(14),

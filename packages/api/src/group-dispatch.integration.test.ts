@@ -2,10 +2,9 @@ import { type Server } from 'node:http';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { type AgentKeyPair, encodeKey, generateKeyPair, openStatement, signRequest } from '@airlock/identity';
 import { generateDemoKey } from '@airlock/pgp';
-import { jobEnvelopePayload } from '@airlock/protocol';
+import { AGENT_LOST_AFTER_MS, jobEnvelopePayload } from '@airlock/protocol';
 import { createTestDatabase } from '@airlock/testing';
 import { bootstrapTenant, connectPostgres, createHttpHandler, type Database, Dispatcher, migrate, signerFromSecretKey } from './index.ts';
-import { ABANDON_SILENT_AFTER_MS } from './run-queue.ts';
 import { Scheduler } from './scheduler.ts';
 import { listenOnLoopback } from './trpc-http.fixture.ts';
 
@@ -206,7 +205,7 @@ describe('integrations that target an agent group', () => {
     const running = String((await asAdmin('integrations.runNow', { id: busy })).body.result?.data['runId']);
     expect(jobOf(await nextJob(mute))?.runId).toBe(lost);
     expect(jobOf(await nextJob(alive))?.runId).toBe(running);
-    const later = new Date(Date.now() + ABANDON_SILENT_AFTER_MS + 60_000);
+    const later = new Date(Date.now() + AGENT_LOST_AFTER_MS + 60_000);
     // The live agent is still heard of (a keepalive) just before the check; the other is not.
     await db.query('UPDATE agents SET last_seen_at = $1 WHERE id = $2', [new Date(later.getTime() - 60_000), alive.id]);
     const scheduler = new Scheduler({ db, now: () => later, logger: silent });

@@ -5,12 +5,9 @@
  * again at dispatch. A run stays queued while no member is healthy, like a single agent's run
  * while that agent is offline; `run now` says so.
  */
-import type { IntegrationSpec } from '@airlock/protocol';
+import { AGENT_HEALTHY_WITHIN_MS, type IntegrationSpec } from '@airlock/protocol';
 import { decideWithGrants, GRANT_COLUMNS, type GrantRow, grantFromRow, type IntegrationDecision } from './grants.ts';
 import type { Queryable } from './storage/database.ts';
-
-/** A member that made a signed request within this long is healthy: agents long-poll every 25 s. */
-export const HEALTHY_WITHIN_MS = 90_000;
 
 /** Whether the group's own grants cover every scope the integration needs. */
 export async function decideForGroup(
@@ -35,7 +32,7 @@ export async function groupMembers(q: Queryable, tenantId: string, groupId: stri
      WHERE m.group_id = $1 AND a.tenant_id = $2 AND a.status = 'active' ORDER BY a.id`,
     [groupId, tenantId],
   );
-  const since = now.getTime() - HEALTHY_WITHIN_MS;
+  const since = now.getTime() - AGENT_HEALTHY_WITHIN_MS;
   return {
     active: rows.map((row) => row.id),
     healthy: rows.filter((row) => row.last_seen_at !== null && row.last_seen_at.getTime() >= since).map((row) => row.id),

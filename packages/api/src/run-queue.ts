@@ -44,14 +44,9 @@ export async function enqueueRun(
 export type AbandonReason =
   /** The agent asked for work saying it runs nothing and has no unsent report: it stopped mid-run. */
   | 'agent-restarted'
-  /** Neither the agent nor the run was heard of for `ABANDON_SILENT_AFTER_MS`. */
+  /** Neither the agent nor the run was heard of for `AGENT_LOST_AFTER_MS`; a live agent is heard of every minute while it runs a job. */
   | 'agent-silent';
 
-/**
- * Silence after which a claimed run is given up. A live agent is heard of at least every minute
- * while it runs a job (progress, or a heartbeat when no bytes move), so this is a lost agent.
- */
-export const ABANDON_SILENT_AFTER_MS = 15 * 60_000;
 
 export interface AbandonedRun {
   id: string;

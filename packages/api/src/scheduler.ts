@@ -12,10 +12,10 @@
  */
 import { CronExpressionParser } from 'cron-parser';
 import { UserError } from '@airlock/errors';
-import { isTimeZone, type ScheduleSpec } from '@airlock/protocol';
+import { AGENT_LOST_AFTER_MS, isTimeZone, type ScheduleSpec } from '@airlock/protocol';
 import { appendAudit } from './audit-log.ts';
 import type { Dispatcher } from './dispatcher.ts';
-import { ABANDON_SILENT_AFTER_MS, abandonedEvent, abandonRuns, type AbandonedRun, enqueueRun, PREVIOUS_RUN_ACTIVE } from './run-queue.ts';
+import { abandonedEvent, abandonRuns, type AbandonedRun, enqueueRun, PREVIOUS_RUN_ACTIVE } from './run-queue.ts';
 import type { Database, Queryable } from './storage/database.ts';
 import { Ticker } from './ticker.ts';
 
@@ -97,7 +97,7 @@ export interface SchedulerOptions {
   lateAfterMs?: number;
   /** Most schedules one tick handles; the rest wait for the next tick. Default 100. */
   maxPerTick?: number;
-  /** A claimed run whose agent was not heard of for this long, in ms, is closed as abandoned. Default `ABANDON_SILENT_AFTER_MS`. */
+  /** A claimed run whose agent was not heard of for this long, in ms, is closed as abandoned. Default `AGENT_LOST_AFTER_MS`. */
   abandonSilentAfterMs?: number;
   logger: { warn(meta: Record<string, unknown>, message: string): void; error(meta: Record<string, unknown>, message: string): void };
 }
@@ -132,7 +132,7 @@ export class Scheduler {
     this.#ticker = new Ticker(() => this.tick(), options.tickMs ?? 5_000, (error: unknown) => this.#logger.warn({ error: String(error) }, 'scheduler tick failed'));
     this.#lateAfterMs = options.lateAfterMs ?? 60_000;
     this.#maxPerTick = options.maxPerTick ?? 100;
-    this.#abandonSilentAfterMs = options.abandonSilentAfterMs ?? ABANDON_SILENT_AFTER_MS;
+    this.#abandonSilentAfterMs = options.abandonSilentAfterMs ?? AGENT_LOST_AFTER_MS;
     this.#logger = options.logger;
   }
 

@@ -10,3 +10,4 @@ export * from './admin-users.ts';
 export * from './alerts.ts';
 export * from './key-rotation.ts';
 export * from './custody.ts';
+export * from './timings.ts';

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { errorClasses } from '@airlock/errors';
 import { displayText, isStorableJson, text } from './text.ts';
+import { LONG_POLL_MAX_WAIT_MS, LONG_POLL_WAIT_MS } from './timings.ts';
 
 export const uuid = z.uuid();
 const sha256Hex = z.string().regex(/^[0-9a-f]{64}$/, 'expected a lowercase hex SHA-256');
@@ -206,7 +207,7 @@ export const heartbeatInput = z.strictObject({
 
 export const nextJobInput = z.strictObject({
   /** How long the control plane may hold the request open waiting for work. */
-  waitMs: z.number().int().min(0).max(30_000).default(25_000),
+  waitMs: z.number().int().min(0).max(LONG_POLL_MAX_WAIT_MS).default(LONG_POLL_WAIT_MS),
   /**
    * The agent runs nothing and holds no unsent report: a run still open for it was lost (the agent
    * stopped mid-run) and is closed as failed before new work is handed out.

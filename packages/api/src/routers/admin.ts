@@ -1,11 +1,11 @@
 /** The admins' API: agents, integrations, runs and the audit trail, always within the caller's tenant. */
 import type { TRPCRouterRecord } from '@trpc/server';
 import { ConflictError, NotFoundError, RecipientKeyError, UserError } from '@airlock/errors';
-import { byId, integrationSpec, listAuditInput, listRunsInput, type RunProgress, type RunReport, type RunStatus } from '@airlock/protocol';
+import { AGENT_HEALTHY_WITHIN_MS, byId, integrationSpec, listAuditInput, listRunsInput, type RunProgress, type RunReport, type RunStatus } from '@airlock/protocol';
 import { inspectRecipientKeys, MAX_RECIPIENTS } from '@airlock/pgp';
 import { appendAudit, eventBy, listAuditEvents, recordAudit } from '../audit-log.ts';
 import { decideIntegration, groupByName } from '../grants.ts';
-import { decideForGroup, groupMembers, HEALTHY_WITHIN_MS } from '../group-dispatch.ts';
+import { decideForGroup, groupMembers } from '../group-dispatch.ts';
 import { checkpointProcedures } from './audit-admin.ts';
 import { adminKeyProcedures } from './agent-keys.ts';
 import { enqueueRun, PREVIOUS_RUN_ACTIVE } from '../run-queue.ts';
@@ -232,7 +232,7 @@ export const integrationsRouter = {
       const members = await groupMembers(ctx.db, ctx.admin.tenantId, result.groupId, ctx.now());
       return {
         runId: result.runId,
-        waiting: members.healthy.length > 0 ? null : `no healthy member of the group (${members.active.length} active, none seen in the last ${HEALTHY_WITHIN_MS / 1000} s): the run stays queued until one asks for work`,
+        waiting: members.healthy.length > 0 ? null : `no healthy member of the group (${members.active.length} active, none seen in the last ${AGENT_HEALTHY_WITHIN_MS / 1000} s): the run stays queued until one asks for work`,
       };
     }),
 } satisfies TRPCRouterRecord;

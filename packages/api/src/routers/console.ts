@@ -7,14 +7,12 @@ import type { TRPCRouterRecord } from '@trpc/server';
 import { z } from 'zod';
 import { isAirlockError, NotFoundError } from '@airlock/errors';
 import { inspectRecipientKeys } from '@airlock/pgp';
-import { armoredPublicKey, byId, connectorRef, type IntegrationSpec, runStatus, type RunStatus } from '@airlock/protocol';
+import { AGENT_ONLINE_WITHIN_MS, armoredPublicKey, byId, connectorRef, type IntegrationSpec, runStatus, type RunStatus } from '@airlock/protocol';
 import { effectivePermissions } from '../auth/principal.ts';
 import { verifyStoredAudit } from '../checkpoints.ts';
 import { checkConnectorConfig, connectorCatalog } from '../connector-catalog.ts';
 import { procedureFor } from '../trpc.ts';
 
-/** An agent counts as online when it was heard from within this window (heartbeats come every minute). */
-export const ONLINE_WINDOW_MS = 150_000;
 const HOUR_MS = 3_600_000;
 
 /** The walk in progress per server (its dispatcher stands for it), shared by concurrent requests. */
@@ -118,7 +116,7 @@ export const consoleRouter = {
       hostname: row.hostname,
       version: row.version,
       status: row.status,
-      online: row.status === 'active' && row.last_seen_at !== null && now - row.last_seen_at.getTime() <= ONLINE_WINDOW_MS,
+      online: row.status === 'active' && row.last_seen_at !== null && now - row.last_seen_at.getTime() <= AGENT_ONLINE_WITHIN_MS,
       enrolledAt: row.enrolled_at.toISOString(),
       lastSeenAt: row.last_seen_at?.toISOString() ?? null,
       groups: row.groups ?? [],
@@ -134,7 +132,7 @@ export const consoleRouter = {
               count(*) FILTER (WHERE status = 'active' AND (last_seen_at IS NULL OR last_seen_at <= $2))::int AS offline,
               count(*) FILTER (WHERE status <> 'active')::int AS revoked
        FROM agents WHERE tenant_id = $1`,
-      [ctx.admin.tenantId, new Date(now.getTime() - ONLINE_WINDOW_MS)],
+      [ctx.admin.tenantId, new Date(now.getTime() - AGENT_ONLINE_WITHIN_MS)],
     );
     const byStatus = await ctx.db.query<{ status: string; count: number }>(
       'SELECT status, count(*)::int AS count FROM runs WHERE tenant_id = $1 AND created_at >= $2 GROUP BY status',

@@ -1,0 +1,29 @@
+/**
+ * Protocol timings: how often an agent speaks, how long its long-poll waits, and when the control
+ * plane counts it as healthy, online or lost. Both sides import these, so a change here changes
+ * the protocol; `timings.test.ts` holds the relations between them that the design relies on.
+ */
+
+/** An idle agent heartbeats at least this often (ms); every signed request also counts as seen. */
+export const HEARTBEAT_INTERVAL_MS = 60_000;
+
+/** While a job runs, the agent keeps itself heard of this often (ms), even when no byte moves. */
+export const JOB_KEEPALIVE_MS = 60_000;
+
+/** How long the agent asks the control plane to hold a long-poll for work open (ms). */
+export const LONG_POLL_WAIT_MS = 25_000;
+
+/** The longest long-poll the control plane holds (ms); a request asking more is refused. */
+export const LONG_POLL_MAX_WAIT_MS = 30_000;
+
+/** The longest the agent waits between retries of a failed control-plane call (ms), before jitter. */
+export const RECONNECT_MAX_DELAY_MS = 30_000;
+
+/** A group member seen this recently (ms) is healthy: a group's run goes to it. */
+export const AGENT_HEALTHY_WITHIN_MS = 90_000;
+
+/** The console shows an agent seen this recently (ms) as online. */
+export const AGENT_ONLINE_WITHIN_MS = 150_000;
+
+/** A run whose agent is not heard of for this long (ms) is closed as abandoned. */
+export const AGENT_LOST_AFTER_MS = 15 * 60_000;
