@@ -20,6 +20,7 @@ destinations:
 `);
 
 const sftp = (path: string, overrides: Partial<ResourceClaim> = {}): ResourceClaim => ({
+  action: 'read',
   scheme: 'sftp',
   authority: 'sftp.internal:2222',
   hostKey,
@@ -52,7 +53,7 @@ describe('local policy', () => {
     ['a sibling prefix', sftp('/exportsx/*.csv')],
     ['a parent directory', sftp('/*')],
     ['the root', sftp('/**')],
-    ['a local path', { scheme: 'file', path: '/exports/a.csv' } satisfies ResourceClaim],
+    ['a local path', { action: 'read', scheme: 'file', path: '/exports/a.csv' } satisfies ResourceClaim],
   ])('refuses %s before connecting', (_what, claim) => {
     expect(refusal(() => policy.checkSource([claim]))?.kind).toBe('source');
   });
@@ -139,7 +140,7 @@ destinations:
     - root: /srv/archive
       recipients: ["${archive}"]
 `);
-  const local = (path: string): ResourceClaim => ({ scheme: 'file', path });
+  const local = (path: string): ResourceClaim => ({ action: 'write', scheme: 'file', path });
 
   it('allows a key pinned globally, in gpg spacing and case', () => {
     expect(refusal(() => pinned.checkRecipients([partner], [local('/srv/out/x')]))).toBeUndefined();

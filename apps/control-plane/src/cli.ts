@@ -11,7 +11,7 @@ import type { AuditVerification } from '@airlock/audit';
 import { type AppRouter, bootstrapTenant, createCheckpoint, migrate, recordKeyRotation, verifyStoredAudit } from '@airlock/api';
 import { registerUserCommands } from './user-commands.ts';
 import { decodePublicKey, encodeKey, generateKeyPair, keyFingerprint } from '@airlock/identity';
-import { ConflictError, describe, UserError } from '@airlock/errors';
+import { ConflictError, describe, formatIssues, UserError } from '@airlock/errors';
 import { enrollCommand, integrationSpec } from '@airlock/protocol';
 import { addAlertCommands } from './alert-commands.ts';
 import { type ExportFilter, exportAudit, openOutput, verifyExportFile } from './audit-commands.ts';
@@ -134,7 +134,7 @@ export function buildProgram(): Command {
     .action(async (options: { file: string; agent?: string; group?: string; json?: boolean }) => {
       const parsed = integrationSpec.safeParse(await readIntegrationFile(options.file, options.agent, options.group));
       if (!parsed.success) {
-        throw new UserError(`${options.file}: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+        throw new UserError(`${options.file}: ${formatIssues(parsed.error.issues)}`);
       }
       const result = await adminClient().integrations.save.mutate(parsed.data);
       output(Boolean(options.json), result, () =>

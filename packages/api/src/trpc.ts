@@ -17,7 +17,7 @@
 import { initTRPC, TRPCError } from '@trpc/server';
 import type { TRPC_ERROR_CODE_KEY } from '@trpc/server';
 import { ZodError } from 'zod';
-import { type AirlockError, isAirlockError, NotAllowedError } from '@airlock/errors';
+import { type AirlockError, formatIssues, isAirlockError, NotAllowedError } from '@airlock/errors';
 import { authenticateAdmin } from './auth/admin-auth.ts';
 import { AgentAuthError, type AgentPrincipal, authenticateAgent } from './auth/agent-auth.ts';
 import type { Permission } from './auth/permissions.ts';
@@ -42,8 +42,7 @@ const codes: Record<AirlockError['errorClass'], TRPC_ERROR_CODE_KEY> = {
 const t = initTRPC.context<Context>().meta<ProcedureMeta>().create({
   errorFormatter({ shape, error }) {
     if (error.cause instanceof ZodError) {
-      const issues = error.cause.issues.map((issue) => `${issue.path.join('.') || '(input)'}: ${issue.message}`);
-      return { ...shape, message: `invalid input: ${issues.join('; ')}`, data: { ...shape.data, stack: undefined } };
+      return { ...shape, message: `invalid input: ${formatIssues(error.cause.issues)}`, data: { ...shape.data, stack: undefined } };
     }
     return { ...shape, data: { ...shape.data, stack: undefined } };
   },

@@ -111,3 +111,5 @@ export function describe(error: unknown): string {
   const text = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
   return text.split('\n')[0] ?? text;
 }
+
+export { formatIssues, type SchemaIssue } from './issues.ts';

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { nameTemplate } from '@airlock/connector-api/definition';
 import { errorClasses } from '@airlock/errors';
 
 export const uuid = z.uuid();
@@ -46,19 +47,8 @@ export type ScheduleSpec = z.infer<typeof scheduleSpec>;
 
 // ---- integration options: every field optional, every default the safe choice ---------------
 
-/** The placeholders a delivered file's name may use. */
-export const nameTemplatePlaceholders = ['name', 'stem', 'ext', 'date', 'runId'] as const;
-
-const nameTemplate = z
-  .string()
-  .min(1)
-  .max(255)
-  .refine(
-    (template) =>
-      [...template.matchAll(/\{([^{}]*)\}/g)].every((match) => (nameTemplatePlaceholders as readonly string[]).includes(match[1] ?? '')) &&
-      !/[{}]/.test(template.replace(/\{[^{}]*\}/g, '')),
-    `placeholders are ${nameTemplatePlaceholders.map((p) => `{${p}}`).join(', ')}`,
-  );
+// The same rules the agent renders names with, so a template saved here cannot fail there.
+export { nameTemplatePlaceholders } from '@airlock/connector-api/definition';
 
 // The agent normalizes and policy-checks this path again; here it only has to look like one.
 const absoluteDirectory = z
