@@ -66,14 +66,14 @@ describe('local policy', () => {
   });
 
   it('allows destinations only under a root, by component', () => {
-    expect(refusal(() => policy.checkDestination([{ scheme: 'file', path: '/srv/out/partner' }]))).toBeUndefined();
-    expect(refusal(() => policy.checkDestination([{ scheme: 'file', path: '/srv/outx' }]))?.kind).toBe('destination');
-    expect(refusal(() => policy.checkDestination([{ scheme: 'file', path: '/srv' }]))?.kind).toBe('destination');
-    expect(refusal(() => policy.checkDestination([{ scheme: 'sftp', authority: 'x:22', path: '/srv/out' }]))?.kind).toBe('destination');
-    expect(refusal(() => policy.checkDestination([{ scheme: 'sftp', authority: 'partner.example:22', hostKey, path: '/incoming/acme' }]))).toBeUndefined();
-    expect(refusal(() => policy.checkDestination([{ scheme: 'sftp', authority: 'partner.example:22', hostKey, path: '/incomingx' }]))?.kind).toBe('destination');
-    expect(refusal(() => policy.checkDestination([{ scheme: 'sftp', authority: 'partner.example:22', hostKey: `SHA256:${'C'.repeat(43)}`, path: '/incoming' }]))?.kind).toBe('destination');
-    expect(refusal(() => policy.checkDestination([{ scheme: 'sftp', authority: 'partner.example:2222', hostKey, path: '/incoming' }]))?.kind).toBe('destination');
+    expect(refusal(() => policy.checkDestination([{ action: 'write', scheme: 'file', path: '/srv/out/partner' }]))).toBeUndefined();
+    expect(refusal(() => policy.checkDestination([{ action: 'write', scheme: 'file', path: '/srv/outx' }]))?.kind).toBe('destination');
+    expect(refusal(() => policy.checkDestination([{ action: 'write', scheme: 'file', path: '/srv' }]))?.kind).toBe('destination');
+    expect(refusal(() => policy.checkDestination([{ action: 'write', scheme: 'sftp', authority: 'x:22', path: '/srv/out' }]))?.kind).toBe('destination');
+    expect(refusal(() => policy.checkDestination([{ action: 'write', scheme: 'sftp', authority: 'partner.example:22', hostKey, path: '/incoming/acme' }]))).toBeUndefined();
+    expect(refusal(() => policy.checkDestination([{ action: 'write', scheme: 'sftp', authority: 'partner.example:22', hostKey, path: '/incomingx' }]))?.kind).toBe('destination');
+    expect(refusal(() => policy.checkDestination([{ action: 'write', scheme: 'sftp', authority: 'partner.example:22', hostKey: `SHA256:${'C'.repeat(43)}`, path: '/incoming' }]))?.kind).toBe('destination');
+    expect(refusal(() => policy.checkDestination([{ action: 'write', scheme: 'sftp', authority: 'partner.example:2222', hostKey, path: '/incoming' }]))?.kind).toBe('destination');
   });
 
   it('explains every problem in a bad policy file', () => {
@@ -85,7 +85,7 @@ describe('local policy', () => {
   it('is empty, and so refuses everything, by default', () => {
     const empty = LocalPolicy.parse('');
     expect(refusal(() => empty.checkSource([sftp('/exports/*.csv')]))?.kind).toBe('source');
-    expect(refusal(() => empty.checkDestination([{ scheme: 'file', path: '/srv/out' }]))?.kind).toBe('destination');
+    expect(refusal(() => empty.checkDestination([{ action: 'write', scheme: 'file', path: '/srv/out' }]))?.kind).toBe('destination');
   });
 });
 
