@@ -209,14 +209,8 @@ describe('runJob options', () => {
     expect([...named.destination.delivered.keys()]).toEqual([`a.tar_${date}.csv.asc`]);
     expect(named.destination.delivered.get(`a.tar_${date}.csv.asc`)?.toString()).toMatch(/^-----BEGIN PGP MESSAGE-----/);
 
-    // A template that climbs out never makes it into a job; the control plane refuses it on save with the same rules.
-    for (const nameTemplate of ['../{name}', 'sub/{name}']) expect(() => makeJob({ output: { nameTemplate } })).toThrow(/nameTemplate/);
-    const long = `${'a'.repeat(250)}.csv`;
-    for (const [nameTemplate, files] of [
-      ['fixed.pgp', { '/in/a.csv': 'a', '/in/b.csv': 'b' }],
-      ['{name}.pgp', { [`/in/${long}`]: 'a' }],
-    ] as const) {
-      const { source, destination, run } = setup(files);
+    for (const nameTemplate of ['../{name}', 'sub/{name}', 'fixed.pgp']) {
+      const { source, destination, run } = setup({ '/in/a.csv': 'a', '/in/b.csv': 'b' });
       expect(await run(makeJob({ output: { nameTemplate } }))).toMatchObject({ status: 'failed', errorClass: 'user' });
       expect(source.opened).toEqual([]);
       expect(destination.begun).toEqual([]);

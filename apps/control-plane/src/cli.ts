@@ -12,7 +12,7 @@ import { type AppRouter, bootstrapTenant, createCheckpoint, migrate, recordKeyRo
 import { registerUserCommands } from './user-commands.ts';
 import { decodePublicKey, encodeKey, generateKeyPair, keyFingerprint } from '@airlock/identity';
 import { ConflictError, describe, formatIssues, UserError } from '@airlock/errors';
-import { enrollCommand, integrationSpec } from '@airlock/protocol';
+import { enrollCommand, integrationSpecToSave } from '@airlock/protocol';
 import { addAlertCommands } from './alert-commands.ts';
 import { type ExportFilter, exportAudit, openOutput, verifyExportFile } from './audit-commands.ts';
 import { loadClientConfig, loadServerConfig, loadSigner } from './config.ts';
@@ -132,7 +132,7 @@ export function buildProgram(): Command {
     .option('--group <name>', 'or the agent group whose healthy members run it (overrides group in the file)')
     .addOption(json)
     .action(async (options: { file: string; agent?: string; group?: string; json?: boolean }) => {
-      const parsed = integrationSpec.safeParse(await readIntegrationFile(options.file, options.agent, options.group));
+      const parsed = integrationSpecToSave.safeParse(await readIntegrationFile(options.file, options.agent, options.group));
       if (!parsed.success) {
         throw new UserError(`${options.file}: ${formatIssues(parsed.error.issues)}`);
       }

@@ -4,7 +4,7 @@
  * to offer a new connector, add its definition there.
  */
 import { z } from 'zod';
-import { connectorRef, type ConnectorDefinition } from '@airlock/connector-api/definition';
+import { refOf, type ConnectorDefinition } from '@airlock/connector-api/definition';
 import { destinationDefinition, destinationDefinitions, sourceDefinition, sourceDefinitions } from './connector-definitions.ts';
 
 export interface ConnectorDescription {
@@ -22,7 +22,7 @@ export function connectorCatalog(): ConnectorDescription[] {
   const definitions: readonly ConnectorDefinition[] = [...sourceDefinitions, ...destinationDefinitions];
   catalog ??= definitions.map((definition) => ({
     kind: definition.kind,
-    ref: connectorRef(definition),
+    ref: refOf(definition),
     title: definition.title,
     configSchema: z.toJSONSchema(definition.config, { io: 'input', unrepresentable: 'any' }),
   }));

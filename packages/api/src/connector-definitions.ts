@@ -4,7 +4,7 @@
  * validated, scoped and offered in the console from this list. To support a new connector, add its
  * `./definition` export below; agents still run only what their own registry and local policy allow.
  */
-import { connectorRef, type DestinationDefinition, type SourceDefinition } from '@airlock/connector-api/definition';
+import { refOf, type DestinationDefinition, type SourceDefinition } from '@airlock/connector-api/definition';
 import { localFolderDestinationDefinition, localFolderSourceDefinition } from '@airlock/connector-local/definition';
 import { scriptSourceDefinition } from '@airlock/connector-script/definition';
 import { sftpDestinationDefinition, sftpSourceDefinition } from '@airlock/connector-sftp/definition';
@@ -13,9 +13,9 @@ export const sourceDefinitions: readonly SourceDefinition[] = [sftpSourceDefinit
 export const destinationDefinitions: readonly DestinationDefinition[] = [sftpDestinationDefinition, localFolderDestinationDefinition];
 
 export function sourceDefinition(ref: string): SourceDefinition | undefined {
-  return sourceDefinitions.find((definition) => connectorRef(definition) === ref);
+  return sourceDefinitions.find((definition) => refOf(definition) === ref);
 }
 
 export function destinationDefinition(ref: string): DestinationDefinition | undefined {
-  return destinationDefinitions.find((definition) => connectorRef(definition) === ref);
+  return destinationDefinitions.find((definition) => refOf(definition) === ref);
 }

@@ -1,7 +1,7 @@
 import type { Readable, Writable } from 'node:stream';
 import type { z } from 'zod';
 import {
-  connectorRef,
+  refOf,
   parseConfig,
   type DestinationDefinition,
   type ResourceClaim,
@@ -109,7 +109,7 @@ export interface RegisteredDestination {
 
 /** A runnable source: its definition (schema, claims) and how it connects. */
 export function defineSource<TConfig>(definition: SourceDefinition<TConfig>, runtime: SourceRuntime<TConfig>): SourceConnector<TConfig> {
-  const ref = connectorRef(definition);
+  const ref = refOf(definition);
   return {
     ...definition,
     connect: (ctx, config) => runtime.connect(ctx, config),
@@ -130,7 +130,7 @@ export function defineDestination<TConfig>(
   definition: DestinationDefinition<TConfig>,
   runtime: DestinationRuntime<TConfig>,
 ): DestinationConnector<TConfig> {
-  const ref = connectorRef(definition);
+  const ref = refOf(definition);
   return {
     ...definition,
     connect: (ctx, config) => runtime.connect(ctx, config),

@@ -81,7 +81,7 @@ export function destinationDefinition<TConfig>(definition: Omit<DestinationDefin
 }
 
 /** `id@version`, the name stored integrations and jobs use. */
-export function connectorRef(definition: Pick<DefinitionBase<unknown>, 'id' | 'version'>): string {
+export function refOf(definition: Pick<DefinitionBase<unknown>, 'id' | 'version'>): string {
   return `${definition.id}@${definition.version}`;
 }
 
@@ -92,7 +92,7 @@ export function connectorRef(definition: Pick<DefinitionBase<unknown>, 'id' | 'v
 export function parseConfig<TConfig>(definition: Pick<DefinitionBase<TConfig>, 'id' | 'version' | 'config'>, raw: unknown, path = ''): TConfig {
   const parsed = definition.config.safeParse(raw);
   if (parsed.success) return parsed.data;
-  throw new UserError(`invalid ${connectorRef(definition)} config: ${formatIssues(parsed.error.issues, path)}`);
+  throw new UserError(`invalid ${refOf(definition)} config: ${formatIssues(parsed.error.issues, path)}`);
 }
 
 /** The claims of a config as an admin wrote it: parsed with the definition's own schema first. */

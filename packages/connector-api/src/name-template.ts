@@ -1,7 +1,8 @@
 /**
- * The names delivered files get. An integration's `output.nameTemplate` is checked with these
- * rules when it is saved, and the agent renders names with them at run time, so a template the
- * control plane accepts cannot fail on the agent for an ordinary file.
+ * The names delivered files get. The control plane checks an integration's `output.nameTemplate`
+ * with `nameTemplateProblem` when it is saved, and the agent renders names with `renderName` at run
+ * time: the same filling and the same safety rule, so a template the control plane accepts cannot
+ * fail on the agent for an ordinary file.
  */
 import { z } from 'zod';
 import { UserError } from '@airlock/errors';
@@ -14,7 +15,7 @@ type Placeholder = (typeof nameTemplatePlaceholders)[number];
 const PLACEHOLDER = /\{([^{}]*)\}/g;
 
 function isPlaceholder(key: string): key is Placeholder {
-  return (nameTemplatePlaceholders as readonly string[]).includes(key);
+  return nameTemplatePlaceholders.some((placeholder) => placeholder === key);
 }
 
 /** `a.tar.gz` → stem `a.tar`, ext `gz`; a name with no dot after its first character has no ext. */
@@ -38,12 +39,22 @@ function fill(template: string, fileName: string, run: { runId: string; date: Da
 const SAMPLE_NAMES = ['report.csv', 'report'];
 const SAMPLE_RUN = { runId: '00000000-0000-4000-8000-000000000000', date: new Date(Date.UTC(2026, 0, 1)) };
 
-/** Why `template` cannot name delivered files, or undefined when it can. */
+const SYNTAX = `placeholders are ${nameTemplatePlaceholders.map((p) => `{${p}}`).join(', ')}`;
+
+function syntaxIsValid(template: string): boolean {
+  return [...template.matchAll(PLACEHOLDER)].every((match) => isPlaceholder(match[1] ?? '')) && !/[{}]/.test(template.replace(PLACEHOLDER, ''));
+}
+
+/**
+ * A template as jobs and stored integrations carry it: known placeholders only. Kept to that, so
+ * integrations saved before the rendering rule was checked on save still parse on both sides (the
+ * agent refuses an unsafe name at run time anyway).
+ */
+export const nameTemplateSyntax = z.string().min(1).max(255).refine(syntaxIsValid, SYNTAX);
+
+/** Why `template` cannot name delivered files, or undefined when it can: what a save must check. */
 export function nameTemplateProblem(template: string): string | undefined {
-  const unknown = [...template.matchAll(PLACEHOLDER)].map((match) => match[1] ?? '').filter((key) => !isPlaceholder(key));
-  if (unknown.length > 0 || /[{}]/.test(template.replace(PLACEHOLDER, ''))) {
-    return `placeholders are ${nameTemplatePlaceholders.map((p) => `{${p}}`).join(', ')}`;
-  }
+  if (!syntaxIsValid(template)) return SYNTAX;
   for (const sample of SAMPLE_NAMES) {
     const name = fill(template, sample, SAMPLE_RUN);
     if (!isSafeName(name)) {
@@ -52,16 +63,6 @@ export function nameTemplateProblem(template: string): string | undefined {
   }
   return undefined;
 }
-
-/** An integration's name template, refused unless it gives ordinary files safe names. */
-export const nameTemplate = z
-  .string()
-  .min(1)
-  .max(255)
-  .superRefine((template, ctx) => {
-    const problem = nameTemplateProblem(template);
-    if (problem !== undefined) ctx.addIssue({ code: 'custom', message: problem });
-  });
 
 /**
  * The name `file` is delivered under. The result must be one safe path component; a file whose

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { nameTemplate } from '@airlock/connector-api/definition';
+import { nameTemplateProblem, nameTemplateSyntax } from '@airlock/connector-api/definition';
 import { errorClasses } from '@airlock/errors';
 
 export const uuid = z.uuid();
@@ -47,7 +47,6 @@ export type ScheduleSpec = z.infer<typeof scheduleSpec>;
 
 // ---- integration options: every field optional, every default the safe choice ---------------
 
-// The same rules the agent renders names with, so a template saved here cannot fail there.
 export { nameTemplatePlaceholders } from '@airlock/connector-api/definition';
 
 // The agent normalizes and policy-checks this path again; here it only has to look like one.
@@ -64,7 +63,7 @@ export const outputOptions = z.strictObject({
   /** ASCII-armored output instead of binary packets. */
   armor: z.boolean().default(false),
   /** The delivered file's name; must come out as one safe path component or the run fails. */
-  nameTemplate: nameTemplate.default('{name}.pgp'),
+  nameTemplate: nameTemplateSyntax.default('{name}.pgp'),
   /** Sign with the agent's own OpenPGP signing key as well as encrypt. */
   sign: z.boolean().default(false),
   /** `rfc4880` (SEIPDv1, what GnuPG 2.2 reads) or `rfc9580` (AEAD, SEIPDv2; every recipient must advertise it). */
@@ -138,6 +137,17 @@ export const integrationSpec = z.strictObject({
   fields: fieldScope.optional(),
 }).refine((spec) => (spec.agentId === undefined) !== (spec.group === undefined), 'give exactly one of agentId and group');
 export type IntegrationSpec = z.infer<typeof integrationSpec>;
+
+/**
+ * What saving an integration accepts, whoever calls (console, CLI, API): the spec, with a name
+ * template that gives ordinary files a safe name by the rules the agent renders names with. Jobs
+ * and receipts keep `integrationSpec`, so integrations saved before this check still parse.
+ */
+export const integrationSpecToSave = integrationSpec.superRefine((spec, ctx) => {
+  const template = spec.output?.nameTemplate;
+  const problem = template === undefined ? undefined : nameTemplateProblem(template);
+  if (problem !== undefined) ctx.addIssue({ code: 'custom', path: ['output', 'nameTemplate'], message: problem });
+});
 export type IntegrationSpecInput = z.input<typeof integrationSpec>;
 
 /** The options of a spec with every default filled in: what the agent runs with. */
