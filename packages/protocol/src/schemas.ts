@@ -137,6 +137,7 @@ export const integrationSpec = z.strictObject({
   fields: fieldScope.optional(),
 }).refine((spec) => (spec.agentId === undefined) !== (spec.group === undefined), 'give exactly one of agentId and group');
 export type IntegrationSpec = z.infer<typeof integrationSpec>;
+export type IntegrationSpecInput = z.input<typeof integrationSpec>;
 
 /**
  * What saving an integration accepts, whoever calls (console, CLI, API): the spec, with a name
@@ -148,7 +149,6 @@ export const integrationSpecToSave = integrationSpec.superRefine((spec, ctx) => 
   const problem = template === undefined ? undefined : nameTemplateProblem(template);
   if (problem !== undefined) ctx.addIssue({ code: 'custom', path: ['output', 'nameTemplate'], message: problem });
 });
-export type IntegrationSpecInput = z.input<typeof integrationSpec>;
 
 /** The options of a spec with every default filled in: what the agent runs with. */
 export const integrationOptions = z.strictObject({
