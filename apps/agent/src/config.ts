@@ -4,7 +4,7 @@
  */
 import path from 'node:path';
 import { z } from 'zod';
-import { UserError } from '@airlock/errors';
+import { formatIssues, UserError } from '@airlock/errors';
 import { DEFAULT_RETRY, type RetryPolicy } from './retry.ts';
 
 const schema = z.object({
@@ -42,7 +42,7 @@ export interface AgentConfig {
 export function loadAgentConfig(overrides: { dir?: string; policy?: string; secrets?: string } = {}, env: NodeJS.ProcessEnv = process.env): AgentConfig {
   const parsed = schema.safeParse(env);
   if (!parsed.success) {
-    throw new UserError(`configuration: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+    throw new UserError(`configuration: ${formatIssues(parsed.error.issues)}`);
   }
   const raw = parsed.data;
   const dataDir = path.resolve(overrides.dir ?? raw.AIRLOCK_AGENT_DIR);

@@ -20,6 +20,7 @@ destinations:
 `);
 
 const sftp = (path: string, overrides: Partial<ResourceClaim> = {}): ResourceClaim => ({
+  action: 'read',
   scheme: 'sftp',
   authority: 'sftp.internal:2222',
   hostKey,
@@ -52,7 +53,7 @@ describe('local policy', () => {
     ['a sibling prefix', sftp('/exportsx/*.csv')],
     ['a parent directory', sftp('/*')],
     ['the root', sftp('/**')],
-    ['a local path', { scheme: 'file', path: '/exports/a.csv' } satisfies ResourceClaim],
+    ['a local path', { action: 'read', scheme: 'file', path: '/exports/a.csv' } satisfies ResourceClaim],
   ])('refuses %s before connecting', (_what, claim) => {
     expect(refusal(() => policy.checkSource([claim]))?.kind).toBe('source');
   });
@@ -65,14 +66,14 @@ describe('local policy', () => {
   });
 
   it('allows destinations only under a root, by component', () => {
-    expect(refusal(() => policy.checkDestination([{ scheme: 'file', path: '/srv/out/partner' }]))).toBeUndefined();
-    expect(refusal(() => policy.checkDestination([{ scheme: 'file', path: '/srv/outx' }]))?.kind).toBe('destination');
-    expect(refusal(() => policy.checkDestination([{ scheme: 'file', path: '/srv' }]))?.kind).toBe('destination');
-    expect(refusal(() => policy.checkDestination([{ scheme: 'sftp', authority: 'x:22', path: '/srv/out' }]))?.kind).toBe('destination');
-    expect(refusal(() => policy.checkDestination([{ scheme: 'sftp', authority: 'partner.example:22', hostKey, path: '/incoming/acme' }]))).toBeUndefined();
-    expect(refusal(() => policy.checkDestination([{ scheme: 'sftp', authority: 'partner.example:22', hostKey, path: '/incomingx' }]))?.kind).toBe('destination');
-    expect(refusal(() => policy.checkDestination([{ scheme: 'sftp', authority: 'partner.example:22', hostKey: `SHA256:${'C'.repeat(43)}`, path: '/incoming' }]))?.kind).toBe('destination');
-    expect(refusal(() => policy.checkDestination([{ scheme: 'sftp', authority: 'partner.example:2222', hostKey, path: '/incoming' }]))?.kind).toBe('destination');
+    expect(refusal(() => policy.checkDestination([{ action: 'write', scheme: 'file', path: '/srv/out/partner' }]))).toBeUndefined();
+    expect(refusal(() => policy.checkDestination([{ action: 'write', scheme: 'file', path: '/srv/outx' }]))?.kind).toBe('destination');
+    expect(refusal(() => policy.checkDestination([{ action: 'write', scheme: 'file', path: '/srv' }]))?.kind).toBe('destination');
+    expect(refusal(() => policy.checkDestination([{ action: 'write', scheme: 'sftp', authority: 'x:22', path: '/srv/out' }]))?.kind).toBe('destination');
+    expect(refusal(() => policy.checkDestination([{ action: 'write', scheme: 'sftp', authority: 'partner.example:22', hostKey, path: '/incoming/acme' }]))).toBeUndefined();
+    expect(refusal(() => policy.checkDestination([{ action: 'write', scheme: 'sftp', authority: 'partner.example:22', hostKey, path: '/incomingx' }]))?.kind).toBe('destination');
+    expect(refusal(() => policy.checkDestination([{ action: 'write', scheme: 'sftp', authority: 'partner.example:22', hostKey: `SHA256:${'C'.repeat(43)}`, path: '/incoming' }]))?.kind).toBe('destination');
+    expect(refusal(() => policy.checkDestination([{ action: 'write', scheme: 'sftp', authority: 'partner.example:2222', hostKey, path: '/incoming' }]))?.kind).toBe('destination');
   });
 
   it('explains every problem in a bad policy file', () => {
@@ -84,7 +85,7 @@ describe('local policy', () => {
   it('is empty, and so refuses everything, by default', () => {
     const empty = LocalPolicy.parse('');
     expect(refusal(() => empty.checkSource([sftp('/exports/*.csv')]))?.kind).toBe('source');
-    expect(refusal(() => empty.checkDestination([{ scheme: 'file', path: '/srv/out' }]))?.kind).toBe('destination');
+    expect(refusal(() => empty.checkDestination([{ action: 'write', scheme: 'file', path: '/srv/out' }]))?.kind).toBe('destination');
   });
 });
 
@@ -139,7 +140,7 @@ destinations:
     - root: /srv/archive
       recipients: ["${archive}"]
 `);
-  const local = (path: string): ResourceClaim => ({ scheme: 'file', path });
+  const local = (path: string): ResourceClaim => ({ action: 'write', scheme: 'file', path });
 
   it('allows a key pinned globally, in gpg spacing and case', () => {
     expect(refusal(() => pinned.checkRecipients([partner], [local('/srv/out/x')]))).toBeUndefined();

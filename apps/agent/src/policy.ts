@@ -38,7 +38,7 @@ import { z } from 'zod';
 import { absolutePath, isWithin, matchPath, type ResourceClaim, splitGlob } from '@airlock/connector-api';
 import { approvedScript } from '@airlock/connector-script';
 import type { IntegrationOptions } from '@airlock/protocol';
-import { PolicyViolationError, UserError } from '@airlock/errors';
+import { formatIssues, PolicyViolationError, UserError } from '@airlock/errors';
 
 const absolute = absolutePath();
 
@@ -141,7 +141,7 @@ export class LocalPolicy {
     }
     const parsed = policySchema.safeParse(raw ?? {});
     if (!parsed.success) {
-      throw new UserError(`${source}: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`);
+      throw new UserError(`${source}: ${formatIssues(parsed.error.issues)}`);
     }
     return new LocalPolicy(parsed.data, createHash('sha256').update(text).digest('hex'));
   }

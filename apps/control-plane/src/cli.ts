@@ -11,8 +11,8 @@ import type { AuditVerification } from '@airlock/audit';
 import { type AppRouter, bootstrapTenant, createCheckpoint, migrate, recordKeyRotation, verifyStoredAudit } from '@airlock/api';
 import { registerUserCommands } from './user-commands.ts';
 import { decodePublicKey, encodeKey, generateKeyPair, keyFingerprint } from '@airlock/identity';
-import { describe, fromRemote, remoteErrorClass, UserError } from '@airlock/errors';
-import { enrollCommand, integrationSpec } from '@airlock/protocol';
+import { describe, formatIssues, fromRemote, remoteErrorClass, UserError } from '@airlock/errors';
+import { enrollCommand, integrationSpecToSave } from '@airlock/protocol';
 import { addAlertCommands } from './alert-commands.ts';
 import { type ExportFilter, exportAudit, openOutput, verifyExportFile } from './audit-commands.ts';
 import { loadClientConfig, loadServerConfig, loadSigner } from './config.ts';
@@ -129,9 +129,9 @@ export function buildProgram(): Command {
     .option('--group <name>', 'or the agent group whose healthy members run it (overrides group in the file)')
     .addOption(json)
     .action(async (options: { file: string; agent?: string; group?: string; json?: boolean }) => {
-      const parsed = integrationSpec.safeParse(await readIntegrationFile(options.file, options.agent, options.group));
+      const parsed = integrationSpecToSave.safeParse(await readIntegrationFile(options.file, options.agent, options.group));
       if (!parsed.success) {
-        throw new UserError(`${options.file}: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+        throw new UserError(`${options.file}: ${formatIssues(parsed.error.issues)}`);
       }
       const result = await adminClient().integrations.save.mutate(parsed.data);
       // Every recipient key, one per line: a key file may hold several keys, and each is a recipient the agents must pin.

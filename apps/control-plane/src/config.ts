@@ -9,7 +9,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { DEFAULT_MAX_BATCH_SIZE, DEFAULT_RATE_LIMITS, type SecretBox, secretBoxFromKey, type Signer, signerFromSecretKey, verifierFor } from '@airlock/api';
-import { UserError } from '@airlock/errors';
+import { formatIssues, UserError } from '@airlock/errors';
 import { AGENT_LOST_AFTER_MS } from '@airlock/protocol';
 import { encodeKey, generateKeyPair } from '@airlock/identity';
 
@@ -99,7 +99,7 @@ export type ClientConfig = z.infer<typeof clientSchema>;
 function parse<T>(schema: z.ZodType<T>, env: NodeJS.ProcessEnv): T {
   const result = schema.safeParse(env);
   if (result.success) return result.data;
-  throw new UserError(`configuration: ${result.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+  throw new UserError(`configuration: ${formatIssues(result.error.issues)}`);
 }
 
 export function loadServerConfig(env: NodeJS.ProcessEnv = process.env) {

@@ -127,7 +127,7 @@ describe('alerts on PostgreSQL with a loopback webhook receiver', () => {
       return {
         name: integrationName,
         agentId,
-        source: { connector: 'sftp@1', config: { host: 'files.example.com', port: 2222, path: '/exports/*.csv' } },
+        source: { connector: 'sftp@1', config: { host: 'files.example.com', port: 2222, hostKey: `SHA256:${'A'.repeat(43)}`, username: 'export', credentialRef: 'erp-sftp', path: '/exports/*.csv' } },
         destination: { connector: 'local@1', config: { directory: '/srv/out' } },
         recipients: [recipient],
       };

@@ -261,7 +261,7 @@ describe('the authorization matrix on PostgreSQL, served as the airlock_app role
         const spec = {
           name: unique(name),
           agentId: agent.id,
-          source: { connector: 'sftp@1', config: { host: 'files.example.com', port: 2222, path: '/exports/daily/*.csv' } },
+          source: { connector: 'sftp@1', config: { host: 'files.example.com', port: 2222, hostKey: `SHA256:${'A'.repeat(43)}`, username: 'export', credentialRef: 'erp-sftp', path: '/exports/daily/*.csv' } },
           destination: { connector: 'local@1', config: { directory: '/srv/out' } },
           recipients: [recipient],
         };

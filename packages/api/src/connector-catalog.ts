@@ -1,9 +1,11 @@
 /**
  * The connectors the console offers, with each config schema as JSON Schema (zod 4
- * `z.toJSONSchema`) so the console can generate its forms. To offer a new connector, add its
- * definition to the list below; agents run only what their own registry and local policy allow.
+ * `z.toJSONSchema`) so the console can generate its forms. The list is `connector-definitions.ts`;
+ * to offer a new connector, add its definition there.
  */
 import { z } from 'zod';
+import { refOf, type ConnectorDefinition } from '@airlock/connector-api/definition';
+import { destinationDefinition, destinationDefinitions, sourceDefinition, sourceDefinitions } from './connector-definitions.ts';
 
 export interface ConnectorDescription {
   kind: 'source' | 'destination';
@@ -14,24 +16,13 @@ export interface ConnectorDescription {
   configSchema: Record<string, unknown>;
 }
 
-/**
- * Loaded on first use: the connector packages (ssh2 and all) are only needed for the console's
- * forms, not by every `airlock` command that imports this package.
- */
-async function loadDefinitions() {
-  const [local, script, sftp] = await Promise.all([import('@airlock/connector-local'), import('@airlock/connector-script'), import('@airlock/connector-sftp')]);
-  // The script source's approved list lives in each agent's local policy; only its config shape matters here.
-  return [sftp.sftpSource, local.localFolderSource, script.scriptSource([]), sftp.sftpDestination, local.localFolderDestination];
-}
-
-let definitions: ReturnType<typeof loadDefinitions> | null = null;
 let catalog: ConnectorDescription[] | null = null;
 
-export async function connectorCatalog(): Promise<ConnectorDescription[]> {
-  definitions ??= loadDefinitions();
-  catalog ??= (await definitions).map((definition) => ({
+export function connectorCatalog(): ConnectorDescription[] {
+  const definitions: readonly ConnectorDefinition[] = [...sourceDefinitions, ...destinationDefinitions];
+  catalog ??= definitions.map((definition) => ({
     kind: definition.kind,
-    ref: `${definition.id}@${definition.version}`,
+    ref: refOf(definition),
     title: definition.title,
     configSchema: z.toJSONSchema(definition.config, { io: 'input', unrepresentable: 'any' }),
   }));
@@ -44,10 +35,9 @@ export interface ConfigIssue {
   message: string;
 }
 
-/** Checks a config against its connector's zod schema: the same check the agent makes when it binds the job. */
-export async function checkConnectorConfig(kind: 'source' | 'destination', ref: string, config: unknown): Promise<ConfigIssue[]> {
-  definitions ??= loadDefinitions();
-  const definition = (await definitions).find((candidate) => candidate.kind === kind && `${candidate.id}@${candidate.version}` === ref);
+/** Checks a config against its connector's zod schema: the same check `integrations.save` and the agent make. */
+export function checkConnectorConfig(kind: 'source' | 'destination', ref: string, config: unknown): ConfigIssue[] {
+  const definition = kind === 'source' ? sourceDefinition(ref) : destinationDefinition(ref);
   if (!definition) return [{ path: '', message: `no ${kind} connector ${ref}` }];
   const parsed = definition.config.safeParse(config);
   if (parsed.success) return [];

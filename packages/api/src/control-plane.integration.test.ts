@@ -169,7 +169,7 @@ describe.each(Object.entries(backends))('control plane over HTTP on %s', (_name,
     const spec = {
       name: 'nightly',
       agentId: agent.id,
-      source: { connector: 'sftp@1', config: { host: '127.0.0.1', path: '/exports/*.csv' } },
+      source: { connector: 'sftp@1', config: { host: '127.0.0.1', hostKey: `SHA256:${'A'.repeat(43)}`, username: 'export', credentialRef: 'erp-sftp', path: '/exports/*.csv' } },
       destination: { connector: 'local@1', config: { directory: '/srv/out' } },
       recipients: [recipient.armoredPublicKey],
     };

@@ -10,6 +10,8 @@ import { data, listenOnLoopback, send } from './trpc-http.fixture.ts';
 
 const silent = { warn: () => undefined, error: () => undefined };
 const signer = signerFromSecretKey(generateKeyPair().secretKey);
+/** A well-formed SFTP login; these tests never connect. */
+const login = { hostKey: `SHA256:${'A'.repeat(43)}`, username: 'export', credentialRef: 'erp-sftp' };
 
 interface Verdict {
   scope: string;
@@ -53,7 +55,7 @@ describe('control-plane scopes on PostgreSQL', () => {
     return {
       name,
       agentId,
-      source: { connector: 'sftp@1', config: { host: 'files.example.com', port: 2222, path } },
+      source: { connector: 'sftp@1', config: { host: 'files.example.com', port: 2222, ...login, path } },
       destination: { connector: 'local@1', config: { directory: '/srv/out' } },
       recipients: [recipient],
       ...extra,
@@ -110,12 +112,15 @@ describe('control-plane scopes on PostgreSQL', () => {
     await grant({ agentId: agent.id, scope: 'write file:///srv/out/**' });
     const sibling = await mutate('integrations.save', spec(agent.id, 'sibling', '/exports-private/*.csv'));
     expect(sibling.status).toBe(403);
-    const otherPort = await mutate('integrations.save', { ...spec(agent.id, 'port'), source: { connector: 'sftp@1', config: { host: 'files.example.com', path: '/exports/a.csv' } } });
+    const otherPort = await mutate('integrations.save', { ...spec(agent.id, 'port'), source: { connector: 'sftp@1', config: { host: 'files.example.com', ...login, path: '/exports/a.csv' } } });
     expect(otherPort.status).toBe(403);
+    // `..` is bad input to the connector's own schema: refused, naming the field, and still audited as a denial.
     const climbing = await mutate('integrations.save', spec(agent.id, 'climb', '/exports/../etc/passwd'));
-    expect(climbing.status).toBe(403);
+    expect(climbing.status).toBe(400);
+    expect(climbing.body.error?.message).toMatch(/source\.config\.path: /);
     const sneaky = await mutate('integrations.save', { ...spec(agent.id, 'sneaky'), destination: { connector: 'local@1', config: { directory: '/srv/out/../../etc' } } });
-    expect(sneaky.status).toBe(403);
+    expect(sneaky.status).toBe(400);
+    expect(sneaky.body.error?.message).toMatch(/destination\.config\.directory: /);
     const unknown = await mutate('integrations.save', { ...spec(agent.id, 'ftp'), source: { connector: 'ftp@1', config: { path: '/exports/a' } } });
     expect(unknown.status).toBe(400);
     expect(unknown.body.error?.message).toBe('no scope mapping for connector ftp@1');

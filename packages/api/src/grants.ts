@@ -62,8 +62,8 @@ export type IntegrationDecision =
 
 /**
  * Whether `grants` cover every scope the integration needs, for a requester with this agent id and
- * these groups. A spec whose scopes cannot be worked out (unknown connector, `..` in a path) is
- * denied with that error.
+ * these groups. A spec whose scopes cannot be worked out (unknown connector, a config its
+ * connector's schema refuses) is denied with that error.
  */
 export function decideWithGrants(
   grants: readonly Grant[],

@@ -58,7 +58,7 @@ describe('integrations that target an agent group', () => {
     const saveSpec = {
       name: `${group}-exports`,
       group,
-      source: { connector: 'sftp@1', config: { host: 'files.example.com', port: 2222, path: '/exports/*.csv' } },
+      source: { connector: 'sftp@1', config: { host: 'files.example.com', port: 2222, hostKey: `SHA256:${'A'.repeat(43)}`, username: 'export', credentialRef: 'erp-sftp', path: '/exports/*.csv' } },
       destination: { connector: 'local@1', config: { directory: '/srv/out' } },
       recipients: [recipient],
     };

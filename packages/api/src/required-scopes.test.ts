@@ -1,12 +1,14 @@
 import { describe, expect, it } from 'vitest';
-import { NotAllowedError, UserError } from '@airlock/errors';
+import { UserError } from '@airlock/errors';
 import type { IntegrationSpec } from '@airlock/protocol';
 import { formatScope } from '@airlock/scopes';
 import { requiredScopes } from './required-scopes.ts';
 
 type Parts = Pick<IntegrationSpec, 'source' | 'destination' | 'afterDelivery'>;
 
-const sftpSource = { connector: 'sftp@1', config: { host: 'Files.Example.com', port: 2222, hostKey: 'x', username: 'u', credentialRef: 'c', path: '/exports/*.csv' } };
+const hostKey = `SHA256:${'A'.repeat(43)}`;
+const login = { hostKey, username: 'u', credentialRef: 'c' };
+const sftpSource = { connector: 'sftp@1', config: { host: 'Files.Example.com', port: 2222, ...login, path: '/exports/*.csv' } };
 const localDestination = { connector: 'local@1', config: { directory: '/srv/out' } };
 
 function scopes(spec: Parts): string[] {
@@ -22,8 +24,8 @@ describe('requiredScopes', () => {
   });
 
   it('defaults the SFTP port to 22 and maps an SFTP destination', () => {
-    const source = { connector: 'sftp@1', config: { host: '10.0.0.5', path: '/a/b.csv' } };
-    const destination = { connector: 'sftp@1', config: { host: 'partner.example.com', port: 22, directory: '/incoming' } };
+    const source = { connector: 'sftp@1', config: { host: '10.0.0.5', ...login, path: '/a/b.csv' } };
+    const destination = { connector: 'sftp@1', config: { host: 'partner.example.com', port: 22, ...login, directory: '/incoming' } };
     expect(scopes({ source, destination })).toEqual(['read sftp://10.0.0.5:22/a/b.csv', 'write sftp://partner.example.com:22/incoming/**']);
   });
 
@@ -71,12 +73,25 @@ describe('requiredScopes', () => {
 
   it('refuses paths that climb out and configs that name no resource', () => {
     const climbing = { connector: 'local@1', config: { path: '/srv/in/../../etc/passwd' } };
-    expect(() => requiredScopes({ source: climbing, destination: localDestination })).toThrow(NotAllowedError);
-    expect(() => requiredScopes({ source: sftpSource, destination: { connector: 'local@1', config: { directory: '/srv/out/..' } } })).toThrow(NotAllowedError);
-    expect(() => requiredScopes({ source: { connector: 'local@1', config: {} }, destination: localDestination })).toThrow(/source local@1: path/);
-    expect(() => requiredScopes({ source: { connector: 'sftp@1', config: { host: 'bad host!', path: '/x' } }, destination: localDestination })).toThrow(UserError);
+    expect(() => requiredScopes({ source: climbing, destination: localDestination })).toThrow(/source\.config\.path: must be an absolute path without `\.\.`/);
+    expect(() => requiredScopes({ source: sftpSource, destination: { connector: 'local@1', config: { directory: '/srv/out/..' } } })).toThrow(/destination\.config\.directory: /);
+    expect(() => requiredScopes({ source: { connector: 'local@1', config: {} }, destination: localDestination })).toThrow(/invalid local@1 config: source\.config\.path: /);
+    expect(() => requiredScopes({ source: { connector: 'sftp@1', config: { host: 'bad host!', ...login, path: '/x' } }, destination: localDestination })).toThrow(UserError);
     expect(() => requiredScopes({ source: { connector: 'script@1', config: { name: 'x' } }, destination: localDestination, afterDelivery: { action: 'delete' } })).toThrow(
       /needs a file source/,
+    );
+  });
+
+  it('[integrity #3] checks each config with its connector\'s own schema: a misspelled key is refused, never dropped', () => {
+    const { credentialRef, ...rest } = sftpSource.config;
+    const typo = { connector: 'sftp@1', config: { ...rest, credentialsRef: credentialRef } };
+    expect(() => requiredScopes({ source: typo, destination: localDestination })).toThrow(UserError);
+    expect(() => requiredScopes({ source: typo, destination: localDestination })).toThrow(/source\.config: Unrecognized key: "credentialsRef"/);
+    // Problems in both configs are reported together, each under its own path.
+    const both = () => requiredScopes({ source: typo, destination: { connector: 'local@1', config: { directory: 'relative' } } });
+    expect(both).toThrow(/source\.config\.credentialRef: .*destination\.config\.directory: /);
+    expect(() => requiredScopes({ source: { connector: 'script@1', config: { name: 'x', outputName: '../x' } }, destination: localDestination })).toThrow(
+      /source\.config\.outputName: /,
     );
   });
 

@@ -17,7 +17,7 @@
 import { initTRPC, TRPCError } from '@trpc/server';
 import type { TRPC_ERROR_CODE_KEY } from '@trpc/server';
 import { ZodError } from 'zod';
-import { type AirlockError, type ErrorClass, isAirlockError, NotAllowedError } from '@airlock/errors';
+import { type AirlockError, type ErrorClass, formatIssues, isAirlockError, NotAllowedError } from '@airlock/errors';
 import { authenticateAdmin } from './auth/admin-auth.ts';
 import { AgentAuthError, type AgentPrincipal, authenticateAgent } from './auth/agent-auth.ts';
 import type { Permission } from './auth/permissions.ts';
@@ -63,8 +63,7 @@ const t = initTRPC.context<Context>().meta<ProcedureMeta>().create({
     const errorClass = isAirlockError(error.cause) ? error.cause.errorClass : (classOfCode[error.code] ?? 'unexpected');
     const data = { ...shape.data, stack: undefined, errorClass };
     if (error.cause instanceof ZodError) {
-      const issues = error.cause.issues.map((issue) => `${issue.path.join('.') || '(input)'}: ${issue.message}`);
-      return { ...shape, message: `invalid input: ${issues.join('; ')}`, data };
+      return { ...shape, message: `invalid input: ${formatIssues(error.cause.issues)}`, data };
     }
     return { ...shape, data };
   },

@@ -1,6 +1,13 @@
 import type { Readable, Writable } from 'node:stream';
 import type { z } from 'zod';
-import { UserError } from '@airlock/errors';
+import {
+  refOf,
+  parseConfig,
+  type DestinationDefinition,
+  type ResourceClaim,
+  type SourceDefinition,
+  type SourceFile,
+} from './definition.ts';
 
 /** Structured, pino-compatible logging. Pass metadata only: never file contents, secrets or key material. */
 export interface Logger {
@@ -33,34 +40,6 @@ export interface SkippedEntry {
   /** Its name as `printableName` renders it: for people, never to open anything with. */
   readonly name: string;
   readonly reason: 'name-not-utf8';
-}
-
-/**
- * A resource a connector will touch, declared before it connects so that the host can check it
- * against the local policy. `path` is an absolute POSIX path and may end in a glob for sources;
- * for a script it is `/<script name>`.
- */
-export interface ResourceClaim {
-  readonly scheme: 'sftp' | 'file' | 'script';
-  /** `host:port` for network schemes. */
-  readonly authority?: string;
-  readonly path: string;
-  /** The pinned host key (`SHA256:...`) for SSH-based schemes. */
-  readonly hostKey?: string;
-}
-
-export interface SourceFile {
-  /** Absolute POSIX path on the source, already checked to lie under the configured directory. */
-  readonly path: string;
-  /** The file's own name: one path component. */
-  readonly name: string;
-  readonly size: number;
-  readonly mtimeMs: number;
-  /**
-   * Produced when read (a script's output): it has no size to check in advance, is never skipped
-   * as already delivered, and has no post-action.
-   */
-  readonly generated?: boolean;
 }
 
 export interface SourceSession {
@@ -96,32 +75,17 @@ export interface DestinationSession {
   close(): Promise<void>;
 }
 
-interface DefinitionBase<TConfig> {
-  /** A short, stable, lowercase id (`sftp`, `local`). Stored jobs name `id@version`. */
-  readonly id: string;
-  /** Bumped when the config schema changes incompatibly; old versions stay registered. */
-  readonly version: number;
-  readonly title: string;
-  readonly config: z.ZodType<TConfig>;
-  /** Documents the shape of the secret this connector reads through `ctx.secret`, if any. */
-  readonly secrets?: z.ZodType<Readonly<Record<string, string>>>;
-}
-
-export interface SourceDefinition<TConfig = unknown> extends DefinitionBase<TConfig> {
-  readonly kind: 'source';
-  /** What `connect` and `open` may read. Must be computable without any I/O. */
-  claims(config: TConfig): ResourceClaim[];
-  /** The claim one listed file stands for, checked again by the host before it is opened. */
-  claimFor(config: TConfig, file: SourceFile): ResourceClaim;
+/** How a source connects: the runtime half of a connector, built on its definition. */
+export interface SourceRuntime<TConfig> {
   connect(ctx: ConnectorContext, config: TConfig): Promise<SourceSession>;
 }
 
-export interface DestinationDefinition<TConfig = unknown> extends DefinitionBase<TConfig> {
-  readonly kind: 'destination';
-  /** Where deliveries land. Must be computable without any I/O. */
-  claims(config: TConfig): ResourceClaim[];
+export interface DestinationRuntime<TConfig> {
   connect(ctx: ConnectorContext, config: TConfig): Promise<DestinationSession>;
 }
+
+export type SourceConnector<TConfig> = SourceDefinition<TConfig> & SourceRuntime<TConfig> & RegisteredSource;
+export type DestinationConnector<TConfig> = DestinationDefinition<TConfig> & DestinationRuntime<TConfig> & RegisteredDestination;
 
 /** A source with its configuration parsed and checked: what the host works with. */
 export interface BoundSource {
@@ -157,45 +121,39 @@ export interface RegisteredDestination {
   bind(config: unknown): BoundDestination;
 }
 
-function parseConfig<TConfig>(ref: string, schema: z.ZodType<TConfig>, raw: unknown): TConfig {
-  const parsed = schema.safeParse(raw);
-  if (parsed.success) return parsed.data;
-  const problems = parsed.error.issues.map((issue) => `${issue.path.join('.') || '(root)'}: ${issue.message}`);
-  throw new UserError(`invalid ${ref} config: ${problems.join('; ')}`);
-}
-
-export function defineSource<TConfig>(
-  definition: Omit<SourceDefinition<TConfig>, 'kind'>,
-): SourceDefinition<TConfig> & RegisteredSource {
-  const ref = `${definition.id}@${definition.version}`;
+/** A runnable source: its definition (schema, claims) and how it connects. */
+export function defineSource<TConfig>(definition: SourceDefinition<TConfig>, runtime: SourceRuntime<TConfig>): SourceConnector<TConfig> {
+  const ref = refOf(definition);
   return {
     ...definition,
-    kind: 'source',
+    connect: (ctx, config) => runtime.connect(ctx, config),
     bind(raw) {
-      const config = parseConfig(ref, definition.config, raw);
+      const config = parseConfig(definition, raw);
       return {
         ref,
         claims: () => definition.claims(config),
         claimFor: (file) => definition.claimFor(config, file),
-        connect: (ctx) => definition.connect(ctx, config),
+        connect: (ctx) => runtime.connect(ctx, config),
       };
     },
   };
 }
 
+/** A runnable destination: its definition (schema, claims) and how it connects. */
 export function defineDestination<TConfig>(
-  definition: Omit<DestinationDefinition<TConfig>, 'kind'>,
-): DestinationDefinition<TConfig> & RegisteredDestination {
-  const ref = `${definition.id}@${definition.version}`;
+  definition: DestinationDefinition<TConfig>,
+  runtime: DestinationRuntime<TConfig>,
+): DestinationConnector<TConfig> {
+  const ref = refOf(definition);
   return {
     ...definition,
-    kind: 'destination',
+    connect: (ctx, config) => runtime.connect(ctx, config),
     bind(raw) {
-      const config = parseConfig(ref, definition.config, raw);
+      const config = parseConfig(definition, raw);
       return {
         ref,
         claims: () => definition.claims(config),
-        connect: (ctx) => definition.connect(ctx, config),
+        connect: (ctx) => runtime.connect(ctx, config),
       };
     },
   };

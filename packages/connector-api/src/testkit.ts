@@ -9,7 +9,8 @@ import { Readable, Writable } from 'node:stream';
 import { z } from 'zod';
 import { ConflictError, NotAllowedError, NotFoundError, UnexpectedError } from '@airlock/errors';
 import { defineDestination, defineSource } from './contract.ts';
-import type { ConnectorContext, Logger, RegisteredDestination, RegisteredSource, SourceFile } from './contract.ts';
+import { destinationDefinition, sourceDefinition, type SourceFile } from './definition.ts';
+import type { ConnectorContext, Logger, RegisteredDestination, RegisteredSource } from './contract.ts';
 import { assertSafeName, matchPath, normalizePath, pathComponents } from './paths.ts';
 
 export const quietLogger: Logger = { debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined };
@@ -86,13 +87,15 @@ export function memorySource(initial: Record<string, string | Uint8Array> = {}, 
     if (stored.data.length !== file.size || stored.mtimeMs !== file.mtimeMs) throw new ConflictError(`${file.path} changed since it was listed`);
   };
 
-  const definition = defineSource<{ path: string }>({
+  const memory = sourceDefinition<{ path: string }>({
     id: 'memory',
     version: 1,
     title: 'In-memory source (tests)',
     config: z.strictObject({ path: z.string() }),
-    claims: (config) => [{ scheme: 'file', path: config.path }],
-    claimFor: (_config, file) => ({ scheme: 'file', path: file.path }),
+    claims: (config) => [{ action: 'read', scheme: 'file', path: config.path }],
+    claimFor: (_config, file) => ({ action: 'read', scheme: 'file', path: file.path }),
+  });
+  const definition = defineSource(memory, {
     connect(_ctx, config) {
       const session = {
         list() {
@@ -174,12 +177,14 @@ export function memoryDestination(hooks: MemoryDestinationHooks = {}): MemoryDes
   const aborts = { count: 0 };
   const peakOpen = { count: 0 };
   let open = 0;
-  const definition = defineDestination<{ directory: string }>({
+  const memory = destinationDefinition<{ directory: string }>({
     id: 'memory',
     version: 1,
     title: 'In-memory destination (tests)',
     config: z.strictObject({ directory: z.string() }),
-    claims: (config) => [{ scheme: 'file', path: config.directory }],
+    claims: (config) => [{ action: 'write', scheme: 'file', path: config.directory }],
+  });
+  const definition = defineDestination(memory, {
     connect(_ctx, config) {
       return Promise.resolve({
         async begin(name: string) {

@@ -37,7 +37,7 @@ describe('localFolderDestination config', () => {
   it('normalizes the directory and defaults the mode', () => {
     const config = localFolderDestination.config.parse({ directory: '/srv//out/./' });
     expect(config).toEqual({ directory: '/srv/out', fileMode: 0o640 });
-    expect(localFolderDestination.claims({ directory: '/srv/out', fileMode: 0o640 })).toEqual([{ scheme: 'file', path: '/srv/out' }]);
+    expect(localFolderDestination.claims({ directory: '/srv/out', fileMode: 0o640 })).toEqual([{ action: 'write', scheme: 'file', path: '/srv/out' }]);
   });
 
   it.each([

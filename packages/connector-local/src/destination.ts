@@ -3,20 +3,13 @@ import type { WriteStream } from 'node:fs';
 import { link, lstat, open, realpath, unlink } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { finished } from 'node:stream/promises';
-import { z } from 'zod';
-import { absolutePath, AtomicDelivery, defineDestination, deliveryFileMode, joinInside, partialName } from '@airlock/connector-api';
+import { AtomicDelivery, defineDestination, joinInside, partialName } from '@airlock/connector-api';
 import type { DestinationSession, Logger, PendingDelivery } from '@airlock/connector-api';
 import { ConflictError, NotAllowedError, UserError, isAirlockError } from '@airlock/errors';
+import { localFolderDestinationDefinition } from './definition.ts';
 import { errnoCode, fsError } from './fs-errors.ts';
 
 
-
-export const localFolderDestinationConfig = z.strictObject({
-  directory: absolutePath('Absolute path of the directory deliveries land in.'),
-  fileMode: deliveryFileMode,
-});
-
-export type LocalFolderDestinationConfig = z.output<typeof localFolderDestinationConfig>;
 
 /**
  * Refuses a directory reached through a symlink: the policy was checked against the configured
@@ -126,12 +119,7 @@ class LocalDelivery extends AtomicDelivery<WriteStream> {
  * the same directory, fsynced, then hard-linked under its final name, so readers see either
  * nothing or the complete file and an existing file is never replaced.
  */
-export const localFolderDestination = defineDestination<LocalFolderDestinationConfig>({
-  id: 'local',
-  version: 1,
-  title: 'Local folder',
-  config: localFolderDestinationConfig,
-  claims: (config) => [{ scheme: 'file', path: config.directory }],
+export const localFolderDestination = defineDestination(localFolderDestinationDefinition, {
   async connect(ctx, config): Promise<DestinationSession> {
     const { directory, fileMode } = config;
     await checkDirectory(directory);

@@ -1,8 +1,14 @@
 /**
  * Local and mounted shared folders, as a source (`local@1`) and an atomic destination (`local@1`).
- * Register both in the agent's connector list.
+ * Register both in the agent's connector list; the control plane imports `./definition` only.
  */
-export { localFolderDestination, localFolderDestinationConfig } from './destination.ts';
-export type { LocalFolderDestinationConfig } from './destination.ts';
-export { localFolderSource, localFolderSourceConfig } from './source.ts';
-export type { LocalFolderSourceConfig } from './source.ts';
+export { localFolderDestination } from './destination.ts';
+export { localFolderSource } from './source.ts';
+export {
+  localFolderDestinationConfig,
+  localFolderDestinationDefinition,
+  localFolderSourceConfig,
+  localFolderSourceDefinition,
+  type LocalFolderDestinationConfig,
+  type LocalFolderSourceConfig,
+} from './definition.ts';

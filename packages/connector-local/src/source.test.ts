@@ -51,8 +51,9 @@ describe('localFolderSource', () => {
   it('claims the configured pattern and each file by path', () => {
     const config = localFolderSource.config.parse({ path: '/srv//out/*.csv' });
     expect(config).toEqual({ path: '/srv/out/*.csv' });
-    expect(localFolderSource.claims(config)).toEqual([{ scheme: 'file', path: '/srv/out/*.csv' }]);
+    expect(localFolderSource.claims(config)).toEqual([{ action: 'read', scheme: 'file', path: '/srv/out/*.csv' }]);
     expect(localFolderSource.claimFor(config, { path: '/srv/out/a.csv', name: 'a.csv', size: 1, mtimeMs: 0 })).toEqual({
+      action: 'read',
       scheme: 'file',
       path: '/srv/out/a.csv',
     });

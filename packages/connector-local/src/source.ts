@@ -3,9 +3,7 @@ import type { Dirent } from 'node:fs';
 import { link, lstat, open, readdir, realpath, rename, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
-import { z } from 'zod';
 import {
-  absolutePath,
   checkListedName,
   defineSource,
   isSafeName,
@@ -18,15 +16,8 @@ import {
 } from '@airlock/connector-api';
 import type { SkippedEntry, SourceFile, SourceSession } from '@airlock/connector-api';
 import { ConflictError, NotAllowedError, UserError } from '@airlock/errors';
+import { localFolderSourceDefinition } from './definition.ts';
 import { errnoCode, fsError } from './fs-errors.ts';
-
-export const localFolderSourceConfig = z.strictObject({
-  path: absolutePath(
-    'Absolute path of a file or directory, or a glob (`/srv/out/*.csv`, `/srv/out/**/*.json`). A directory means the regular files directly in it.',
-  ),
-});
-
-export type LocalFolderSourceConfig = z.output<typeof localFolderSourceConfig>;
 
 /** Guards against pathological trees; deeper than this is almost certainly a mistake. */
 const MAX_DEPTH = 32;
@@ -168,13 +159,7 @@ async function moveNoClobber(from: string, to: string): Promise<void> {
  * Reads files from a local or mounted directory. Lists regular files only, never follows a symlink,
  * and re-checks every file the host asks to open against the configured selection.
  */
-export const localFolderSource = defineSource<LocalFolderSourceConfig>({
-  id: 'local',
-  version: 1,
-  title: 'Local folder',
-  config: localFolderSourceConfig,
-  claims: (config) => [{ scheme: 'file', path: config.path }],
-  claimFor: (_config, file) => ({ scheme: 'file', path: file.path }),
+export const localFolderSource = defineSource(localFolderSourceDefinition, {
   async connect(ctx, config): Promise<SourceSession> {
     const selection = await resolveSelection(config.path);
     const streams = new Set<Readable>();

@@ -3,4 +3,5 @@
  * no files. The agent builds `scriptSource(policy.scripts)` from its local policy.
  */
 export { approvedScript, scriptParameter, type ApprovedScript } from './approved.ts';
-export { buildArgv, redactTail, scriptSource, scriptSourceConfig, type ScriptSourceConfig } from './source.ts';
+export { buildArgv, redactTail, scriptSource } from './source.ts';
+export { scriptSourceConfig, scriptSourceDefinition, type ScriptSourceConfig } from './definition.ts';

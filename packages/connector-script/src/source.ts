@@ -10,20 +10,11 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { PassThrough, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { z } from 'zod';
 import { assertSafeName, type ConnectorContext, defineSource, type SourceFile, type SourceSession } from '@airlock/connector-api';
 import { PolicyViolationError, UserError } from '@airlock/errors';
 import type { ApprovedScript } from './approved.ts';
+import { scriptSourceDefinition, type ScriptSourceConfig } from './definition.ts';
 
-export const scriptSourceConfig = z.strictObject({
-  /** The approved script's name in the agent's local policy. */
-  name: z.string().min(1).max(64),
-  /** Values for the script's declared parameters. */
-  params: z.record(z.string(), z.string().max(4096)).default({}),
-  /** The name the output is delivered under (before the destination's suffix); default `<name>.out`. */
-  outputName: z.string().min(1).max(200).optional(),
-});
-export type ScriptSourceConfig = z.output<typeof scriptSourceConfig>;
 
 const STDERR_TAIL_BYTES = 2048;
 const SAFE_PATH = '/usr/local/bin:/usr/bin:/bin';
@@ -154,13 +145,7 @@ export function scriptSource(approved: readonly ApprovedScript[]) {
     if (!script) throw new PolicyViolationError(`script ${JSON.stringify(name)} is not approved in the local policy`);
     return script;
   };
-  return defineSource({
-    id: 'script',
-    version: 1,
-    title: 'Approved export script',
-    config: scriptSourceConfig,
-    claims: (config) => [{ scheme: 'script', path: `/${config.name}` }],
-    claimFor: (config) => ({ scheme: 'script', path: `/${config.name}` }),
+  return defineSource(scriptSourceDefinition, {
     async connect(ctx, config) {
       const script = find(config.name);
       const argv = buildArgv(script, config.params);

@@ -8,7 +8,7 @@ import type { ClientErrorExtensions, SFTPWrapper, Stats } from 'ssh2';
 import type { ConnectorContext } from '@airlock/connector-api';
 import { AuthenticationError, ConflictError, HostKeyMismatchError, OperationalError, UnexpectedError, UserError, isAirlockError } from '@airlock/errors';
 import { fingerprintOf, fingerprintsEqual } from './fingerprint.ts';
-import { sftpSecrets, type SftpConnectionConfig, type SftpSecrets } from './schema.ts';
+import { authorityOf, sftpSecrets, type SftpConnectionConfig, type SftpSecrets } from './schema.ts';
 
 const { Client } = ssh2;
 const { STATUS_CODE } = ssh2.utils.sftp;
@@ -17,9 +17,7 @@ function describeError(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
-export function authorityOf(config: SftpConnectionConfig): string {
-  return `${config.host}:${config.port}`;
-}
+export { authorityOf };
 
 /** Wraps a failure of a remote operation as retryable, keeping the cause; Airlock errors pass through. */
 export function remoteError(action: string, path: string, authority: string, error: unknown): Error {

@@ -57,7 +57,7 @@ async function writeAll(delivery: PendingDelivery, content: Buffer, chunkSize = 
 describe('sftp destination against OpenSSH', () => {
   it('declares its claim without I/O', () => {
     expect(sftpDestination.bind(sshdConfig({ port: 2222, directory: '/in//./x' })).claims()).toEqual([
-      { scheme: 'sftp', authority: '127.0.0.1:2222', path: '/in/x', hostKey: sshd.hostKeyFingerprint },
+      { action: 'write', scheme: 'sftp', authority: '127.0.0.1:2222', path: '/in/x', hostKey: sshd.hostKeyFingerprint },
     ]);
   });
 

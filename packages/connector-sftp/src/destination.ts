@@ -14,7 +14,6 @@ import {
 } from '@airlock/connector-api';
 import { OperationalError, UserError } from '@airlock/errors';
 import {
-  authorityOf,
   call,
   callVoid,
   connectSftp,
@@ -26,7 +25,8 @@ import {
 import { removePartialFile } from './partial-cleanup.ts';
 import { childPath, isDirectory } from './paths.ts';
 import { SftpWriteStream } from './writer.ts';
-import { sftpDestinationConfig, sftpSecrets, type SftpDestinationConfig } from './schema.ts';
+import { sftpDestinationDefinition } from './definition.ts';
+import type { SftpDestinationConfig } from './schema.ts';
 
 class SftpDelivery extends AtomicDelivery<SftpWriteStream> {
   #handleOpen = true;
@@ -180,15 +180,4 @@ async function connect(ctx: ConnectorContext, config: SftpDestinationConfig): Pr
 }
 
 /** Delivers into a directory on an SFTP server; the host key is pinned as for the source. */
-export const sftpDestination = defineDestination<SftpDestinationConfig>({
-  id: 'sftp',
-  version: 1,
-  title: 'SFTP server',
-  config: sftpDestinationConfig,
-  secrets: sftpSecrets,
-  claims: (config) => [
-    { scheme: 'sftp', authority: authorityOf(config), path: config.directory, hostKey: config.hostKey },
-  ],
-  connect,
-});
-
+export const sftpDestination = defineDestination(sftpDestinationDefinition, { connect });

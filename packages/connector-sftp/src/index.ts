@@ -5,6 +5,7 @@
  */
 export { sftpSource } from './source.ts';
 export { sftpDestination } from './destination.ts';
+export { sftpDestinationDefinition, sftpSourceDefinition } from './definition.ts';
 export { connectSftp, type SftpCapabilities, type SftpConnection } from './connection.ts';
 export { SftpReadStream, type PipelineOptions, type SftpReadStreamOptions } from './reader.ts';
 export { SftpWriteStream, type SftpWriteStreamOptions } from './writer.ts';

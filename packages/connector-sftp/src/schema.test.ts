@@ -15,9 +15,10 @@ describe('sftp source config', () => {
   it('declares claims without any I/O', () => {
     const config = sftpSource.config.parse({ ...valid, port: 2222 });
     expect(sftpSource.claims(config)).toEqual([
-      { scheme: 'sftp', authority: 'sftp.example.com:2222', path: '/exports/*.csv', hostKey: pin },
+      { action: 'read', scheme: 'sftp', authority: 'sftp.example.com:2222', path: '/exports/*.csv', hostKey: pin },
     ]);
     expect(sftpSource.claimFor(config, { path: '/exports/a.csv', name: 'a.csv', size: 1, mtimeMs: 0 })).toEqual({
+      action: 'read',
       scheme: 'sftp',
       authority: 'sftp.example.com:2222',
       path: '/exports/a.csv',

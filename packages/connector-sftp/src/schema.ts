@@ -1,4 +1,4 @@
-import { absolutePath, deliveryFileMode } from '@airlock/connector-api';
+import { absolutePath, deliveryFileMode } from '@airlock/connector-api/definition';
 import { z } from 'zod';
 import { FINGERPRINT_PATTERN } from './fingerprint.ts';
 
@@ -43,6 +43,11 @@ export type SftpDestinationConfig = z.output<typeof sftpDestinationConfig>;
 /** The fields both the source and the destination use to connect. */
 export type SftpConnectionConfig = Pick<SftpSourceConfig, keyof typeof connectionFields>;
 export type SftpSourceConfig = z.output<typeof sftpSourceConfig>;
+
+/** `host:port`, as claims and log lines name the server. */
+export function authorityOf(config: SftpConnectionConfig): string {
+  return `${config.host}:${config.port}`;
+}
 
 /** The secret behind `credentialRef`: a password, or an OpenSSH/PEM private key with an optional passphrase. */
 export const sftpSecrets = z.union([

@@ -19,7 +19,6 @@ import {
 import { ConflictError, NotAllowedError, UserError } from '@airlock/errors';
 import type { FileEntry, Stats } from 'ssh2';
 import {
-  authorityOf,
   call,
   callVoid,
   connectSftp,
@@ -31,7 +30,8 @@ import {
 } from './connection.ts';
 import { childPath, isDirectory, isRegular } from './paths.ts';
 import { SftpReadStream } from './reader.ts';
-import { sftpSecrets, sftpSourceConfig, type SftpSourceConfig } from './schema.ts';
+import { sftpSourceDefinition } from './definition.ts';
+import type { SftpSourceConfig } from './schema.ts';
 
 /** How deep `**` descends, and how many directory entries one listing may visit. */
 const MAX_DEPTH = 32;
@@ -228,20 +228,4 @@ async function connect(ctx: ConnectorContext, config: SftpSourceConfig): Promise
   return new SftpSourceSession(ctx, config, await connectSftp(ctx, config));
 }
 
-export const sftpSource = defineSource<SftpSourceConfig>({
-  id: 'sftp',
-  version: 1,
-  title: 'SFTP server',
-  config: sftpSourceConfig,
-  secrets: sftpSecrets,
-  claims: (config) => [
-    { scheme: 'sftp', authority: authorityOf(config), path: config.path, hostKey: config.hostKey },
-  ],
-  claimFor: (config, file) => ({
-    scheme: 'sftp',
-    authority: authorityOf(config),
-    path: file.path,
-    hostKey: config.hostKey,
-  }),
-  connect,
-});
+export const sftpSource = defineSource(sftpSourceDefinition, { connect });

@@ -113,3 +113,4 @@ export function describe(error: unknown): string {
 }
 
 export { errorClassOfStatus, errorOfClass, fromRemote, isErrorClass, remoteErrorClass } from './remote.ts';
+export { formatIssues, type SchemaIssue } from './issues.ts';

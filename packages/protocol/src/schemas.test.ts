@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { canonicalRequest, enrollCommand, enrollInput, integrationOptions, integrationSpec, runReport } from './index.ts';
+import { canonicalRequest, enrollCommand, enrollInput, integrationOptions, integrationSpec, integrationSpecToSave, runReport } from './index.ts';
 
 const report = {
   runId: '6f1f1a52-7d1c-4a8e-9b7e-0a4c7c1f2b3d',
@@ -84,6 +84,17 @@ describe('integration options', () => {
       concurrency: 1,
     });
     expect(integrationOptions.parse({ output: { armor: true } }).output).toEqual({ armor: true, nameTemplate: '{name}.pgp', sign: false, profile: 'rfc4880' });
+  });
+
+  it('[integrity #3] saves only a name template that gives ordinary files one safe name; jobs still carry older ones', () => {
+    const toSave = (nameTemplate: string) => integrationSpecToSave.safeParse({ ...spec, output: { nameTemplate } });
+    const refused = toSave('../{name}.pgp');
+    expect(refused.success).toBe(false);
+    expect(refused.error?.issues.map((issue) => issue.path.join('.'))).toEqual(['output.nameTemplate']);
+    expect(toSave('sub/{name}').success).toBe(false);
+    expect(toSave('{stem}-{date}.{ext}.pgp').success).toBe(true);
+    expect(integrationSpecToSave.safeParse(spec).success).toBe(true);
+    expect(integrationSpec.safeParse({ ...spec, output: { nameTemplate: '../{name}.pgp' } }).success).toBe(true);
   });
 
   it('accepts known placeholders only', () => {

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { nameTemplateProblem, nameTemplateSyntax } from '@airlock/connector-api/definition';
 import { errorClasses } from '@airlock/errors';
 import { displayText, isStorableJson, text } from './text.ts';
 import { LONG_POLL_MAX_WAIT_MS, LONG_POLL_WAIT_MS } from './timings.ts';
@@ -48,16 +49,7 @@ export type ScheduleSpec = z.infer<typeof scheduleSpec>;
 
 // ---- integration options: every field optional, every default the safe choice ---------------
 
-/** The placeholders a delivered file's name may use. */
-export const nameTemplatePlaceholders = ['name', 'stem', 'ext', 'date', 'runId'] as const;
-
-const nameTemplate = displayText({ min: 1, max: 255 })
-  .refine(
-    (template) =>
-      [...template.matchAll(/\{([^{}]*)\}/g)].every((match) => (nameTemplatePlaceholders as readonly string[]).includes(match[1] ?? '')) &&
-      !/[{}]/.test(template.replace(/\{[^{}]*\}/g, '')),
-    `placeholders are ${nameTemplatePlaceholders.map((p) => `{${p}}`).join(', ')}`,
-  );
+export { nameTemplatePlaceholders } from '@airlock/connector-api/definition';
 
 // The agent normalizes and policy-checks this path again; here it only has to look like one.
 const absoluteDirectory = z
@@ -73,7 +65,7 @@ export const outputOptions = z.strictObject({
   /** ASCII-armored output instead of binary packets. */
   armor: z.boolean().default(false),
   /** The delivered file's name; must come out as one safe path component or the run fails. */
-  nameTemplate: nameTemplate.default('{name}.pgp'),
+  nameTemplate: nameTemplateSyntax.default('{name}.pgp'),
   /** Sign with the agent's own OpenPGP signing key as well as encrypt. */
   sign: z.boolean().default(false),
   /** `rfc4880` (SEIPDv1, what GnuPG 2.2 reads) or `rfc9580` (AEAD, SEIPDv2; every recipient must advertise it). */
@@ -172,6 +164,17 @@ export const integrationSpec = z.strictObject({
 }).refine((spec) => (spec.agentId === undefined) !== (spec.group === undefined), 'give exactly one of agentId and group');
 export type IntegrationSpec = z.infer<typeof integrationSpec>;
 export type IntegrationSpecInput = z.input<typeof integrationSpec>;
+
+/**
+ * What saving an integration accepts, whoever calls (console, CLI, API): the spec, with a name
+ * template that gives ordinary files a safe name by the rules the agent renders names with. Jobs
+ * and receipts keep `integrationSpec`, so integrations saved before this check still parse.
+ */
+export const integrationSpecToSave = integrationSpec.superRefine((spec, ctx) => {
+  const template = spec.output?.nameTemplate;
+  const problem = template === undefined ? undefined : nameTemplateProblem(template);
+  if (problem !== undefined) ctx.addIssue({ code: 'custom', path: ['output', 'nameTemplate'], message: problem });
+});
 
 /** The options of a spec with every default filled in: what the agent runs with. */
 export const integrationOptions = z.strictObject({

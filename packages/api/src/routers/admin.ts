@@ -1,7 +1,7 @@
 /** The admins' API: agents, integrations, runs and the audit trail, always within the caller's tenant. */
 import type { TRPCRouterRecord } from '@trpc/server';
 import { ConflictError, NotFoundError, RecipientKeyError, UserError } from '@airlock/errors';
-import { AGENT_HEALTHY_WITHIN_MS, byId, integrationSpec, listAuditInput, listRunsInput, type RunProgress, type RunReport, type RunStatus } from '@airlock/protocol';
+import { AGENT_HEALTHY_WITHIN_MS, byId, integrationSpecToSave, listAuditInput, listRunsInput, type RunProgress, type RunReport, type RunStatus } from '@airlock/protocol';
 import { inspectRecipientKeys, MAX_RECIPIENTS } from '@airlock/pgp';
 import { appendAudit, eventBy, listAuditEvents, recordAudit } from '../audit-log.ts';
 import { decideIntegration, groupByName } from '../grants.ts';
@@ -98,7 +98,7 @@ export const agentsRouter = {
 export const integrationsRouter = {
   /** Creates the integration, or saves a new version of the one with the same name. */
   save: procedureFor('integrations:write')
-    .input(integrationSpec)
+    .input(integrationSpecToSave)
     .mutation(async ({ ctx, input }) => {
       // Every key of every recipient file: a file with two keys is two recipients, each checked and pinned by the agent.
       const fingerprints: string[] = [];

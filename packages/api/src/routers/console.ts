@@ -29,7 +29,7 @@ export const consoleRouter = {
 
   checkConfig: procedureFor('integrations:read')
     .input(z.strictObject({ kind: z.enum(['source', 'destination']), connector: connectorRef, config: z.record(z.string(), z.unknown()) }))
-    .query(async ({ input }) => ({ issues: await checkConnectorConfig(input.kind, input.connector, input.config) })),
+    .query(({ input }) => ({ issues: checkConnectorConfig(input.kind, input.connector, input.config) })),
 
   /**
    * The recipient policy of packages/pgp applied to a pasted key file: the facts to show for every

@@ -1,0 +1,21 @@
+/**
+ * The connectors the control plane knows: their definitions only (schemas and claims), never their
+ * runtimes, so no ssh2, file system or child-process code is loaded here. Integrations are
+ * validated, scoped and offered in the console from this list. To support a new connector, add its
+ * `./definition` export below; agents still run only what their own registry and local policy allow.
+ */
+import { refOf, type DestinationDefinition, type SourceDefinition } from '@airlock/connector-api/definition';
+import { localFolderDestinationDefinition, localFolderSourceDefinition } from '@airlock/connector-local/definition';
+import { scriptSourceDefinition } from '@airlock/connector-script/definition';
+import { sftpDestinationDefinition, sftpSourceDefinition } from '@airlock/connector-sftp/definition';
+
+export const sourceDefinitions: readonly SourceDefinition[] = [sftpSourceDefinition, localFolderSourceDefinition, scriptSourceDefinition];
+export const destinationDefinitions: readonly DestinationDefinition[] = [sftpDestinationDefinition, localFolderDestinationDefinition];
+
+export function sourceDefinition(ref: string): SourceDefinition | undefined {
+  return sourceDefinitions.find((definition) => refOf(definition) === ref);
+}
+
+export function destinationDefinition(ref: string): DestinationDefinition | undefined {
+  return destinationDefinitions.find((definition) => refOf(definition) === ref);
+}
