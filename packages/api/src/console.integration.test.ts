@@ -41,6 +41,13 @@ describe('console procedures on PostgreSQL', () => {
     const key = await createApiKey(db, { tenantId: tenant?.id ?? '', name: 'audit', role: 'auditor', expiresInDays: 1 }, new Date());
     auditor = { authorization: `Bearer ${key.key}` };
     recipient = (await generateDemoKey('Partner', 'partner@example.com')).armoredPublicKey;
+    // Every test may use this agent, whichever of them run.
+    const { token } = data<{ token: string }>(await mutate('enrollment.createToken', { ttlMinutes: 5 }));
+    const keys = generateKeyPair();
+    const enrolled = data<{ agentId: string }>(
+      await send(base, 'enrollment.enroll', { token, publicKey: encodeKey(keys.publicKey), hostname: 'edge-1', version: '0.1.0' }, {}, 'POST'),
+    );
+    agent = { id: enrolled.agentId, keys };
   });
 
   afterAll(async () => {
@@ -54,11 +61,6 @@ describe('console procedures on PostgreSQL', () => {
     expect(created.controlPlaneKey).toMatch(/^ed25519:[A-Za-z0-9_-]{43}$/);
     expect(created.command.argv).toEqual(['airlock-agent', 'enroll', '--url', 'https://airlock.example.com', '--token', created.token, ...pin]);
     expect(created.command.text).toBe(`airlock-agent enroll --url https://airlock.example.com --token ${created.token} ${pin.join(' ')}`);
-    const keys = generateKeyPair();
-    const enrolled = data<{ agentId: string }>(
-      await send(base, 'enrollment.enroll', { token: created.token, publicKey: encodeKey(keys.publicKey), hostname: 'edge-1', version: '0.1.0' }, {}, 'POST'),
-    );
-    agent = { id: enrolled.agentId, keys };
   });
 
   it('serves each connector config as JSON Schema and checks configs with the zod schema', async () => {
