@@ -95,7 +95,7 @@ describe('admin users and console sessions over HTTP on PostgreSQL', () => {
   }
 
   async function signIn(email: string, at: Endpoint = endpoint, password = PASSWORD): Promise<Browser> {
-    const reply = await post(at, 'session.login', { email, password });
+    const reply = await post(at, 'session.login', { tenant: 'acme', email, password });
     const view = data<SessionView>(reply);
     const cookie = reply.cookies[0]?.split(';')[0] ?? '';
     return { cookie, csrf: view.csrfToken, view, headers: { cookie, 'x-airlock-csrf': view.csrfToken, origin: `http://${at.host}` } };
@@ -137,7 +137,7 @@ describe('admin users and console sessions over HTTP on PostgreSQL', () => {
     const user = await newUser('operator');
     expect(user.email).toBe(`user${nextUser}@acme.test`);
     // Email matching ignores case; the cookie carries an opaque token.
-    const reply = await post(endpoint, 'session.login', { email: user.email.toUpperCase(), password: PASSWORD });
+    const reply = await post(endpoint, 'session.login', { tenant: 'acme', email: user.email.toUpperCase(), password: PASSWORD });
     expect(reply.status).toBe(200);
     expect(reply.cookies).toHaveLength(1);
     const [cookie = ''] = reply.cookies;
@@ -184,7 +184,7 @@ describe('admin users and console sessions over HTTP on PostgreSQL', () => {
   it('adds Secure to the cookie when the server runs TLS', async () => {
     const user = await newUser('auditor');
     const tls = await listen({ secureCookies: true });
-    const reply = await post(tls, 'session.login', { email: user.email, password: PASSWORD });
+    const reply = await post(tls, 'session.login', { tenant: 'acme', email: user.email, password: PASSWORD });
     expect(reply.cookies).toEqual([expect.stringMatching(/^airlock_session=[A-Za-z0-9_-]{43}; HttpOnly; SameSite=Strict; Path=\/; Secure$/)]);
   });
 
@@ -213,7 +213,7 @@ describe('admin users and console sessions over HTTP on PostgreSQL', () => {
     // Queries need no token: they change nothing.
     expect((await get(endpoint, 'users.list', { cookie: admin.cookie })).status).toBe(200);
     // A login posted from a foreign page is refused too (login CSRF).
-    const foreignLogin = await post(endpoint, 'session.login', { email: admin.view.user.email, password: PASSWORD }, { origin: 'https://evil.example' });
+    const foreignLogin = await post(endpoint, 'session.login', { tenant: 'acme', email: admin.view.user.email, password: PASSWORD }, { origin: 'https://evil.example' });
     expect(foreignLogin.status).toBe(403);
     expect(foreignLogin.cookies).toEqual([]);
   });
@@ -259,7 +259,7 @@ describe('admin users and console sessions over HTTP on PostgreSQL', () => {
     expect(disabled.disabled).toBe(true);
     expect(data(await get(endpoint, 'session.me', { cookie: browser.cookie }))).toBeNull();
     expect(await db.query('SELECT 1 FROM admin_sessions WHERE user_id = $1', [user.id])).toHaveLength(0);
-    const again = await post(endpoint, 'session.login', { email: user.email, password: PASSWORD });
+    const again = await post(endpoint, 'session.login', { tenant: 'acme', email: user.email, password: PASSWORD });
     expect(again.status).toBe(401);
     expect(again.body.error?.message).toBe(BAD_CREDENTIALS);
     const [change] = await auditRows('admin-user-disable', since);
@@ -274,7 +274,7 @@ describe('admin users and console sessions over HTTP on PostgreSQL', () => {
 
   it('locks an account after 5 failures, doubles the lock, and says the same for unknown emails', async () => {
     const user = await newUser('operator');
-    const attempt = (email: string, password: string) => post(endpoint, 'session.login', { email, password });
+    const attempt = (email: string, password: string) => post(endpoint, 'session.login', { tenant: 'acme', email, password });
     const lockedUntil = async () =>
       (await db.query<{ locked_until: Date | null }>('SELECT locked_until FROM admin_users WHERE id = $1', [user.id]))[0]?.locked_until?.getTime() ?? null;
 
@@ -320,7 +320,7 @@ describe('admin users and console sessions over HTTP on PostgreSQL', () => {
   it('counts parallel guesses before checking them: 20 at once against one account check at most 5 passwords', async () => {
     const user = await newUser('operator');
     const since = await headSeq();
-    const replies = await Promise.all(Array.from({ length: 20 }, () => post(endpoint, 'session.login', { email: user.email, password: 'wrong password!!' })));
+    const replies = await Promise.all(Array.from({ length: 20 }, () => post(endpoint, 'session.login', { tenant: 'acme', email: user.email, password: 'wrong password!!' })));
     expect(replies.every((r) => r.status === 401)).toBe(true);
     const reasons = (await auditRows('login-failed', since)).map((r) => r.meta['reason']);
     expect(reasons).toHaveLength(20);
@@ -331,13 +331,13 @@ describe('admin users and console sessions over HTTP on PostgreSQL', () => {
   it('throttles a source address over all emails', async () => {
     const user = await newUser('operator');
     const throttled = await listen({ ipThrottle: { threshold: 8, baseMs: 60_000, maxMs: 3_600_000, windowMs: 3_600_000 } });
-    for (let i = 0; i < 8; i += 1) await post(throttled, 'session.login', { email: `spray${i}@acme.test`, password: 'wrong password!!' });
-    const refused = await post(throttled, 'session.login', { email: user.email, password: PASSWORD });
+    for (let i = 0; i < 8; i += 1) await post(throttled, 'session.login', { tenant: 'acme', email: `spray${i}@acme.test`, password: 'wrong password!!' });
+    const refused = await post(throttled, 'session.login', { tenant: 'acme', email: user.email, password: PASSWORD });
     expect(refused.body.error?.message).toBe(TOO_MANY_ATTEMPTS);
     const [last] = (await auditRows('login-failed')).slice(-1);
     expect(last).toMatchObject({ target: user.email, meta: { reason: 'ip-throttled' } });
     clock += 61_000;
-    expect((await post(throttled, 'session.login', { email: user.email, password: PASSWORD })).status).toBe(200);
+    expect((await post(throttled, 'session.login', { tenant: 'acme', email: user.email, password: PASSWORD })).status).toBe(200);
   });
 
   it('never lets a user create, promote or manage anyone above their own role', async () => {
@@ -399,6 +399,63 @@ describe('admin users and console sessions over HTTP on PostgreSQL', () => {
     expect((await get(endpoint, 'users.list', { authorization: `Bearer ${rotated.key}` })).status).toBe(403);
   });
 
+  it('[integrity #21] an email is unique per tenant: another tenant may use it, and login names the tenant', async () => {
+    const globex = await bootstrapTenant(db, { tenant: 'globex', keyName: 'first', expiresInDays: 30 });
+    const globexOwner = { authorization: `Bearer ${globex.key}` };
+    const acmeUser = await newUser('operator');
+    const OTHER = 'globex has its own password';
+    // Creating the same address in another tenant succeeds and says nothing about the first one.
+    const made = await post(endpoint, 'users.create', { email: acmeUser.email.toUpperCase(), role: 'admin', password: OTHER }, globexOwner);
+    expect(made.status).toBe(200);
+    const globexUser = data<{ id: string; tenantId: string }>(made);
+    expect(globexUser.tenantId).toBe(globex.tenantId);
+    expect(JSON.stringify(made.body)).not.toContain(tenantId);
+    // Within one tenant the address stays unique.
+    expect((await post(endpoint, 'users.create', { email: acmeUser.email, role: 'auditor', password: OTHER }, globexOwner)).status).toBe(409);
+
+    const login = (tenant: string, password: string) => post(endpoint, 'session.login', { tenant, email: acmeUser.email, password });
+    expect(data<SessionView>(await login('acme', PASSWORD)).user).toMatchObject({ id: acmeUser.id, tenantId });
+    expect(data<SessionView>(await login('globex', OTHER)).user).toMatchObject({ id: globexUser.id, tenantId: globex.tenantId, role: 'admin' });
+    // One tenant's password does not open the other's account, and an unknown tenant answers alike.
+    for (const reply of [await login('globex', PASSWORD), await login('acme', OTHER), await login('initech', PASSWORD)]) {
+      expect(reply.status).toBe(401);
+      expect(reply.body.error?.message).toBe(BAD_CREDENTIALS);
+    }
+    // Login without a tenant is an input error, not a global lookup.
+    expect((await post(endpoint, 'session.login', { email: acmeUser.email, password: PASSWORD })).status).toBe(400);
+  });
+
+  it('[integrity #16] a key made by a console user is listed with its creator and never outranks them', async () => {
+    const creator = await newUser('admin');
+    const browser = await signIn(creator.email);
+    const made = data<{ id: string; key: string }>(await post(endpoint, 'apiKeys.create', { name: 'automation', role: 'admin', expiresInDays: 7 }, browser.headers));
+    const key = { authorization: `Bearer ${made.key}` };
+    // A key minted by that key is capped by the same user.
+    const child = data<{ id: string; key: string }>(await post(endpoint, 'apiKeys.create', { name: 'child', role: 'admin', expiresInDays: 7 }, key));
+    const childKey = { authorization: `Bearer ${child.key}` };
+    const bootstrapKey = owner;
+
+    const listed = data<{ id: string; name: string; createdBy: unknown }[]>(await get(endpoint, 'apiKeys.list', owner));
+    expect(listed.find((k) => k.id === made.id)?.createdBy).toEqual({ kind: 'user', id: creator.id, email: creator.email });
+    expect(listed.find((k) => k.id === child.id)?.createdBy).toEqual({ kind: 'api-key', id: made.id, email: null });
+    expect(listed.find((k) => k.name === 'first')?.createdBy).toBeNull();
+
+    expect((await get(endpoint, 'users.list', key)).status).toBe(200);
+    expect((await get(endpoint, 'users.list', childKey)).status).toBe(200);
+
+    // Demoted: the keys narrow to the creator's new role at once.
+    data(await post(endpoint, 'users.setRole', { id: creator.id, role: 'operator' }, owner));
+    for (const credential of [key, childKey]) {
+      expect((await get(endpoint, 'users.list', credential)).status).toBe(403);
+      expect((await get(endpoint, 'runs.list?input=%7B%7D', credential)).status).toBe(200);
+    }
+    // Disabled: the keys are refused, like an unknown key.
+    data(await post(endpoint, 'users.disable', { id: creator.id }, owner));
+    for (const credential of [key, childKey]) expect((await get(endpoint, 'runs.list?input=%7B%7D', credential)).status).toBe(401);
+    // The CLI bootstrap key has no creator and keeps working.
+    expect((await get(endpoint, 'users.list', bootstrapKey)).status).toBe(200);
+  });
+
   it('brute force: 1,000 bad passwords from one address get in nowhere, and every one is audited', async () => {
     const accounts = await Promise.all([newUser('owner'), newUser('admin'), newUser('operator')]);
     const emails = [...accounts.map((a) => a.email), 'nobody@acme.test', 'root@acme.test', 'admin@example.com'];
@@ -414,7 +471,7 @@ describe('admin users and console sessions over HTTP on PostgreSQL', () => {
         while (sent < ATTEMPTS && Date.now() < deadline) {
           const n = sent;
           sent += 1;
-          const reply = await post(attacker, 'session.login', { email: emails[n % emails.length], password: `guess-${n}-${PASSWORD}` });
+          const reply = await post(attacker, 'session.login', { tenant: 'acme', email: emails[n % emails.length], password: `guess-${n}-${PASSWORD}` });
           const key = `${reply.status} ${reply.body.error?.message ?? 'ok'}`;
           outcomes.set(key, (outcomes.get(key) ?? 0) + 1);
         }

@@ -8,6 +8,8 @@ const adminRole = z.enum(['owner', 'admin', 'operator', 'auditor']);
  * counted and audited, not an input error that bypasses both.
  */
 export const loginInput = z.strictObject({
+  /** The tenant's name: an email is unique only within its tenant. */
+  tenant: z.string().min(1).max(1024),
   email: z.string().min(1).max(1024),
   password: z.string().min(1).max(4096),
 });

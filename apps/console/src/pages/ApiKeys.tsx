@@ -53,6 +53,7 @@ export function ApiKeysPage() {
                     <th scope="col">Name</th>
                     <th scope="col">Prefix</th>
                     <th scope="col">Role</th>
+                    <th scope="col">Created by</th>
                     <th scope="col">Expires</th>
                     <th scope="col">Last used</th>
                     <th scope="col">Status</th>
@@ -69,6 +70,7 @@ export function ApiKeysPage() {
                         <th scope="row">{key.name}</th>
                         <td className="mono">{key.prefix}</td>
                         <td>{key.role}</td>
+                        <td>{key.createdBy === null ? 'CLI bootstrap' : key.createdBy.kind === 'user' ? (key.createdBy.email ?? key.createdBy.id) : `key ${key.createdBy.id.slice(0, 8)}`}</td>
                         <td>{formatTime(key.expiresAt)}</td>
                         <td>{formatAgo(key.lastUsedAt)}</td>
                         <td>{key.revokedAt ? <Badge tone="neutral">revoked</Badge> : expired ? <Badge tone="warn">expired</Badge> : <Badge tone="ok">active</Badge>}</td>

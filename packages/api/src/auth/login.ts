@@ -1,6 +1,7 @@
 /**
- * Password login for admin users. Guessing is bounded three ways, each counted before the password
- * is checked so parallel guesses cannot slip past a limit: per account (5 failures, then a lock of
+ * Password login for admin users, by tenant name and email (an email is unique only within its
+ * tenant; an unknown tenant is just another unknown email). Guessing is bounded three ways, each
+ * counted before the password is checked so parallel guesses cannot slip past a limit: per account (5 failures, then a lock of
  * 1 min doubling to 1 h), per unknown email (the same, so a lock reveals nothing), and per source
  * address. An unknown email is checked against a dummy hash, so it takes as long as a known one,
  * and every refusal has the same two messages whether the account exists or not.
@@ -17,6 +18,7 @@ import type { AuthSettings, Backoff } from './settings.ts';
 
 export const BAD_CREDENTIALS = 'invalid email or password';
 export const TOO_MANY_ATTEMPTS = 'too many failed logins; try again later';
+const MAX_TENANT_LENGTH = 200;
 
 /** Why a login failed, as the audit trail records it (never shown to the caller). */
 export type LoginFailure = 'bad-password' | 'unknown-email' | 'disabled' | 'locked' | 'ip-throttled';
@@ -51,7 +53,7 @@ async function claimAccountAttempt(db: Queryable, userId: string, backoff: Backo
 }
 
 /**
- * Counts one attempt against a throttle key (`ip:<address>` or `email:<address>`); false when it is
+ * Counts one attempt against a throttle key (`ip:<address>` or `email:["<tenant>","<address>"]`); false when it is
  * locked. With `windowMs`, a key whose last failure is older than that starts again from one.
  * One statement, like the account's, so an unknown email costs the same round trips as a known one.
  */
@@ -103,12 +105,14 @@ interface Candidate {
 }
 
 /** Checks the credentials and opens a session, or audits the failure and throws AuthenticationError. */
-export async function login(request: LoginRequest, input: { email: string; password: string }): Promise<{ token: string; session: Session }> {
+export async function login(request: LoginRequest, input: { tenant: string; email: string; password: string }): Promise<{ token: string; session: Session }> {
   const { db, settings, now } = request;
   const email = normalizeEmail(input.email).slice(0, MAX_EMAIL_LENGTH);
+  const tenant = input.tenant.trim().slice(0, MAX_TENANT_LENGTH);
   const [user] = await db.query<Candidate>(
-    'SELECT id, tenant_id, email, role, password_hash, disabled FROM admin_users WHERE email = $1',
-    [email],
+    `SELECT u.id, u.tenant_id, u.email, u.role, u.password_hash, u.disabled
+     FROM admin_users u JOIN tenants t ON t.id = u.tenant_id WHERE t.name = $1 AND u.email = $2`,
+    [tenant, email],
   );
   const ipKey = `ip:${request.sourceIp ?? 'unknown'}`;
 
@@ -120,7 +124,7 @@ export async function login(request: LoginRequest, input: { email: string; passw
       target: email,
       outcome: 'denied',
       sourceIp: request.sourceIp,
-      meta: { reason, knownAccount: user !== undefined },
+      meta: { reason, knownAccount: user !== undefined, tenant },
     });
     throw new AuthenticationError(reason === 'locked' || reason === 'ip-throttled' ? TOO_MANY_ATTEMPTS : BAD_CREDENTIALS);
   };
@@ -128,7 +132,7 @@ export async function login(request: LoginRequest, input: { email: string; passw
   if (!(await claimThrottledAttempt(db, ipKey, settings.ipThrottle, settings.ipThrottle.windowMs, now))) return refuse('ip-throttled');
   const claimed = user
     ? await claimAccountAttempt(db, user.id, settings.accountLockout, now)
-    : await claimThrottledAttempt(db, `email:${email}`, settings.accountLockout, null, now);
+    : await claimThrottledAttempt(db, `email:${JSON.stringify([tenant, email])}`, settings.accountLockout, null, now);
   if (!claimed) return refuse('locked');
   const matches = await verifyPassword(input.password, user?.password_hash ?? (await dummyHash(settings.scrypt)));
   if (!user) return refuse('unknown-email');
