@@ -2,7 +2,7 @@ import { type Server } from 'node:http';
 import { afterAll, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
 import { createTestDatabase } from '@airlock/testing';
 import { generateKeyPair } from '@airlock/identity';
-import { BAD_CREDENTIALS, TOO_MANY_ATTEMPTS } from './auth/login.ts';
+import { BAD_CREDENTIALS, login, TOO_MANY_ATTEMPTS } from './auth/login.ts';
 import { sha256Hex } from './auth/secrets.ts';
 import { type AuthSettings, defaultAuthSettings } from './auth/settings.ts';
 import { signerFromSecretKey } from './signer.ts';
@@ -454,6 +454,69 @@ describe('admin users and console sessions over HTTP on PostgreSQL', () => {
     for (const credential of [key, childKey]) expect((await get(endpoint, 'runs.list?input=%7B%7D', credential)).status).toBe(401);
     // The CLI bootstrap key has no creator and keeps working.
     expect((await get(endpoint, 'users.list', bootstrapKey)).status).toBe(200);
+  });
+
+  it('[integrity #15] a flood of unknown emails spends a global budget of hashes and does not hold up a real login', async () => {
+    const user = await newUser('operator');
+    const guarded = await listen({ hashing: { maxConcurrent: 1, maxQueued: 8 }, unknownEmailBudget: { burst: 3, perMinute: 1 } });
+    const since = await headSeq();
+    const flood = Array.from({ length: 40 }, (_, i) => post(guarded, 'session.login', { tenant: 'acme', email: `flood${i}-${nextUser}@acme.test`, password: 'wrong password!!' }));
+    const real = await post(guarded, 'session.login', { tenant: 'acme', email: user.email, password: PASSWORD });
+    const replies = await Promise.all(flood);
+    expect(real.status).toBe(200);
+    // Answered like any wrong password: the reply does not say whether the email exists.
+    expect(replies.map((r) => `${r.status} ${r.body.error?.message}`)).toEqual(Array<string>(40).fill(`401 ${BAD_CREDENTIALS}`));
+    const failures = (await auditRows('login-failed', since)).filter((r) => r.meta['reason'] === 'unknown-email');
+    expect(failures).toHaveLength(40);
+    // Only the budget's three were hashed; the rest were answered without touching the thread pool.
+    expect(failures.filter((r) => r.meta['hashed'] !== false)).toHaveLength(3);
+  });
+
+  it('[integrity #15] past the hashing queue a login is refused at once with 503 and Retry-After, and audited', async () => {
+    const slowScrypt = { N: 2 ** 14, r: 8, p: 1 };
+    const users = await Promise.all(
+      Array.from({ length: 6 }, (_, i) => createAdminUserInTenant(db, { tenant: 'acme', email: `busy${i}-${nextUser}@acme.test`, role: 'auditor', password: PASSWORD }, { scrypt: slowScrypt })),
+    );
+    const guarded = await listen({ scrypt: slowScrypt, hashing: { maxConcurrent: 1, maxQueued: 1 } });
+    const since = await headSeq();
+    const replies = await Promise.all(
+      users.flatMap((u) => [0, 1].map(async () => {
+        const response = await fetch(`${guarded.base}/trpc/session.login`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ tenant: 'acme', email: u.email, password: 'wrong password!!' }),
+        });
+        const body = (await response.json()) as Reply['body'];
+        return { status: response.status, retryAfter: response.headers.get('retry-after'), message: body.error?.message ?? '' };
+      })),
+    );
+    const busy = replies.filter((r) => r.status === 503);
+    expect(busy.length).toBeGreaterThan(0);
+    expect(replies.filter((r) => r.status !== 503).every((r) => r.status === 401 && r.message === BAD_CREDENTIALS)).toBe(true);
+    for (const reply of busy) {
+      expect(Number(reply.retryAfter)).toBeGreaterThanOrEqual(1);
+      expect(reply.message).toMatch(/busy/);
+    }
+    const audited = (await auditRows('login-failed', since)).filter((r) => r.meta['reason'] === 'busy');
+    expect(audited).toHaveLength(busy.length);
+  });
+
+  it('[integrity #15] counts two IPv6 addresses of one /64 as one source', async () => {
+    const settings = { ...defaultAuthSettings, scrypt: fastScrypt, ipThrottle: { threshold: 3, baseMs: 60_000, maxMs: 3_600_000, windowMs: 3_600_000 } };
+    const attempt = async (sourceIp: string) => {
+      try {
+        await login({ db, settings, sourceIp, now: new Date(clock) }, { tenant: 'acme', email: `v6-${sourceIp}@acme.test`, password: 'wrong password!!' });
+        return 'ok';
+      } catch (error) {
+        return error instanceof Error ? error.message : String(error);
+      }
+    };
+    expect(await attempt('2001:db8:5:6::1')).toBe(BAD_CREDENTIALS);
+    expect(await attempt('2001:db8:5:6::2')).toBe(BAD_CREDENTIALS);
+    expect(await attempt('2001:db8:5:6:aaaa::3')).toBe(BAD_CREDENTIALS);
+    expect(await attempt('2001:db8:5:6:ffff:ffff:ffff:ffff')).toBe(TOO_MANY_ATTEMPTS);
+    // The next /64 is another source.
+    expect(await attempt('2001:db8:5:7::1')).toBe(BAD_CREDENTIALS);
   });
 
   it('brute force: 1,000 bad passwords from one address get in nowhere, and every one is audited', async () => {

@@ -4,6 +4,8 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { fetchRequestHandler } from '@trpc/server/adapters/fetch';
+import { LoginGuard } from './auth/login-guard.ts';
+import { resolveAuthSettings } from './auth/settings.ts';
 import { createContext, type ServerDeps } from './context.ts';
 import { DEFAULT_MAX_BATCH_SIZE, DEFAULT_RATE_LIMITS, RateLimits, type RateLimitSettings, retryAfterOf } from './rate-limits.ts';
 import { appRouter } from './router.ts';
@@ -45,6 +47,7 @@ function send(res: ServerResponse, status: number, body: object, headers: Record
 
 export function createHttpHandler(deps: ServerDeps, options: HttpOptions) {
   const limits = new RateLimits(options.rateLimits ?? DEFAULT_RATE_LIMITS, options.refusalSummaryMs);
+  const loginGuard = new LoginGuard(resolveAuthSettings(deps.auth));
   return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const pathAndQuery = req.url ?? '/';
     const { pathname } = new URL(pathAndQuery, 'http://control-plane');
@@ -82,7 +85,7 @@ export function createHttpHandler(deps: ServerDeps, options: HttpOptions) {
       endpoint: '/trpc',
       req: request,
       router: appRouter,
-      createContext: ({ resHeaders }) => createContext(deps, facts, resHeaders, limits),
+      createContext: ({ resHeaders }) => createContext(deps, facts, resHeaders, limits, loginGuard),
       maxBatchSize: options.maxBatchSize ?? DEFAULT_MAX_BATCH_SIZE,
       responseMeta: ({ errors }) => {
         const retryAfter = retryAfterOf(errors);

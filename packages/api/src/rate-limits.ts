@@ -15,6 +15,7 @@ import { TRPCError } from '@trpc/server';
 import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
 import type { AgentPrincipal } from './auth/agent-auth.ts';
 import type { ApiKeyPrincipal } from './auth/api-keys.ts';
+import { addressKey, LoginBusy } from './auth/login-guard.ts';
 import { eventBy, recordAudit } from './audit-log.ts';
 import type { Context } from './context.ts';
 
@@ -147,15 +148,16 @@ export async function enforceLimit(
   throw new TRPCError({ code: 'TOO_MANY_REQUESTS', message: cause.message, cause });
 }
 
+/** IPv6 counts per /64 (see addressKey): one host can rotate through its whole prefix. */
 function sourceOf(ctx: Context): string {
-  return ctx.request.sourceIp ?? 'unknown';
+  return addressKey(ctx.request.sourceIp);
 }
 
 /** The Retry-After of a response: the longest wait any of its refused operations asks for. */
 export function retryAfterOf(errors: readonly TRPCError[]): number | null {
   let longest: number | null = null;
   for (const error of errors) {
-    if (error.cause instanceof RateLimited) longest = Math.max(longest ?? 0, error.cause.retryAfterSeconds);
+    if (error.cause instanceof RateLimited || error.cause instanceof LoginBusy) longest = Math.max(longest ?? 0, error.cause.retryAfterSeconds);
   }
   return longest;
 }

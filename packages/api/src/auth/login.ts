@@ -10,6 +10,7 @@ import { AuthenticationError } from '@airlock/errors';
 import { appendAudit, recordAudit } from '../audit-log.ts';
 import type { Database, Queryable } from '../storage/database.ts';
 import { MAX_EMAIL_LENGTH, normalizeEmail } from './admin-users.ts';
+import { addressKey, LoginBusy, type LoginGuard } from './login-guard.ts';
 import { hashPassword, needsRehash, type ScryptParams, verifyPassword } from './passwords.ts';
 import type { Role } from './permissions.ts';
 import { randomToken } from './secrets.ts';
@@ -21,7 +22,7 @@ export const TOO_MANY_ATTEMPTS = 'too many failed logins; try again later';
 const MAX_TENANT_LENGTH = 200;
 
 /** Why a login failed, as the audit trail records it (never shown to the caller). */
-export type LoginFailure = 'bad-password' | 'unknown-email' | 'disabled' | 'locked' | 'ip-throttled';
+export type LoginFailure = 'bad-password' | 'unknown-email' | 'disabled' | 'locked' | 'ip-throttled' | 'busy';
 
 const dummyHashes = new Map<string, Promise<string>>();
 
@@ -88,11 +89,24 @@ async function releaseThrottledAttempt(db: Queryable, key: string, backoff: Back
   );
 }
 
+/** A rehash is a second full hash; when the gate is full it waits for a later login instead. */
+async function rehashUnlessBusy(password: string, params: ScryptParams, guard: LoginGuard | undefined): Promise<string | null> {
+  if (!guard) return hashPassword(password, params);
+  try {
+    return await guard.hash(() => hashPassword(password, params));
+  } catch (error) {
+    if (error instanceof LoginBusy) return null;
+    throw error;
+  }
+}
+
 export interface LoginRequest {
   db: Database;
   settings: AuthSettings;
   sourceIp: string | null;
   now: Date;
+  /** Bounds password hashing in this process; absent for in-process callers. */
+  guard?: LoginGuard;
 }
 
 interface Candidate {
@@ -114,9 +128,10 @@ export async function login(request: LoginRequest, input: { tenant: string; emai
      FROM admin_users u JOIN tenants t ON t.id = u.tenant_id WHERE t.name = $1 AND u.email = $2`,
     [tenant, email],
   );
-  const ipKey = `ip:${request.sourceIp ?? 'unknown'}`;
+  const ipKey = `ip:${addressKey(request.sourceIp)}`;
+  const { guard } = request;
 
-  const refuse = async (reason: LoginFailure): Promise<never> => {
+  const refuse = async (reason: LoginFailure, extra: Record<string, boolean> = {}): Promise<never> => {
     await recordAudit(db, {
       tenantId: user?.tenant_id ?? null,
       actor: { type: 'anonymous', id: null },
@@ -124,9 +139,21 @@ export async function login(request: LoginRequest, input: { tenant: string; emai
       target: email,
       outcome: 'denied',
       sourceIp: request.sourceIp,
-      meta: { reason, knownAccount: user !== undefined, tenant },
+      meta: { reason, knownAccount: user !== undefined, tenant, ...extra },
     });
     throw new AuthenticationError(reason === 'locked' || reason === 'ip-throttled' ? TOO_MANY_ATTEMPTS : BAD_CREDENTIALS);
+  };
+  const busy = async (error: LoginBusy): Promise<never> => {
+    await recordAudit(db, {
+      tenantId: user?.tenant_id ?? null,
+      actor: { type: 'anonymous', id: null },
+      action: 'login-failed',
+      target: email,
+      outcome: 'denied',
+      sourceIp: request.sourceIp,
+      meta: { reason: 'busy', knownAccount: user !== undefined, tenant, retryAfterSeconds: error.retryAfterSeconds },
+    });
+    throw error;
   };
 
   if (!(await claimThrottledAttempt(db, ipKey, settings.ipThrottle, settings.ipThrottle.windowMs, now))) return refuse('ip-throttled');
@@ -134,13 +161,30 @@ export async function login(request: LoginRequest, input: { tenant: string; emai
     ? await claimAccountAttempt(db, user.id, settings.accountLockout, now)
     : await claimThrottledAttempt(db, `email:${JSON.stringify([tenant, email])}`, settings.accountLockout, null, now);
   if (!claimed) return refuse('locked');
-  const matches = await verifyPassword(input.password, user?.password_hash ?? (await dummyHash(settings.scrypt)));
+  if (!user) {
+    // Past the global budget an unknown email is not hashed at all. It still answers exactly like a
+    // wrong password, after about as long as a hash takes, so the budget reveals no account: a
+    // throttle message for unknown emails alone would mark every email that does not get one.
+    if (guard && !guard.takeUnknownEmail(now)) {
+      if (guard.gate.saturated()) return busy(new LoginBusy(guard.retryAfterSeconds()));
+      await new Promise((resolve) => setTimeout(resolve, guard.typicalHashMs));
+      return refuse('unknown-email', { hashed: false });
+    }
+  }
+  let matches: boolean;
+  try {
+    const check = async () => verifyPassword(input.password, user?.password_hash ?? (await dummyHash(settings.scrypt)));
+    matches = guard ? await guard.hash(check) : await check();
+  } catch (error) {
+    if (error instanceof LoginBusy) return busy(error);
+    throw error;
+  }
   if (!user) return refuse('unknown-email');
   if (!matches) return refuse('bad-password');
   // Checked after the password, so a disabled account answers exactly like a wrong password.
   if (user.disabled) return refuse('disabled');
 
-  const rehash = needsRehash(user.password_hash, settings.scrypt) ? await hashPassword(input.password, settings.scrypt) : null;
+  const rehash = needsRehash(user.password_hash, settings.scrypt) ? await rehashUnlessBusy(input.password, settings.scrypt, guard) : null;
   const opened = await db.transaction(async (tx) => {
     await tx.query(
       `UPDATE admin_users SET failed_attempts = 0, locked_until = NULL, last_login_at = $2, password_hash = coalesce($3, password_hash)

@@ -31,7 +31,10 @@ export const sessionRouter = {
       throw new NotAllowedError(CROSS_SITE);
     }
     const settings = resolveAuthSettings(ctx.auth);
-    const { token, session } = await login({ db: ctx.db.forSystem(), settings, sourceIp: ctx.request.sourceIp, now: ctx.now() }, input);
+    const { token, session } = await login(
+      { db: ctx.db.forSystem(), settings, sourceIp: ctx.request.sourceIp, now: ctx.now(), ...(ctx.loginGuard ? { guard: ctx.loginGuard } : {}) },
+      input,
+    );
     ctx.resHeaders.append('set-cookie', sessionCookie(token, settings.secureCookies));
     return session.view;
   }),
