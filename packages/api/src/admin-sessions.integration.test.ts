@@ -103,7 +103,7 @@ describe('admin users and console sessions over HTTP on PostgreSQL', () => {
 
   async function auditRows(action: string, sinceSeq = 0) {
     return db.query<{ seq: string; actor_type: string; actor_id: string | null; target: string | null; outcome: string; source_ip: string | null; meta: Record<string, unknown> }>(
-      'SELECT seq::text AS seq, actor_type, actor_id, target, outcome, source_ip, meta FROM audit_events WHERE action = $1 AND seq > $2 ORDER BY seq',
+      'SELECT seq::text AS seq, actor_type, actor_id, target, outcome, source_ip, meta FROM audit_events WHERE action = $1 AND seq > $2 ORDER BY audit_events.seq',
       [action, sinceSeq],
     );
   }
@@ -185,7 +185,48 @@ describe('admin users and console sessions over HTTP on PostgreSQL', () => {
     const user = await newUser('auditor');
     const tls = await listen({ secureCookies: true });
     const reply = await post(tls, 'session.login', { tenant: 'acme', email: user.email, password: PASSWORD });
-    expect(reply.cookies).toEqual([expect.stringMatching(/^airlock_session=[A-Za-z0-9_-]{43}; HttpOnly; SameSite=Strict; Path=\/; Secure$/)]);
+    expect(reply.cookies).toContainEqual(expect.stringMatching(/^__Host-airlock_session=[A-Za-z0-9_-]{43}; HttpOnly; SameSite=Strict; Path=\/; Secure$/));
+  });
+
+  it('[integrity #20] under TLS the cookie is __Host- prefixed and HSTS is sent; without TLS no HSTS', async () => {
+    const user = await newUser('auditor');
+    const tls = await listen({ secureCookies: true });
+    const response = await fetch(`${tls.base}/trpc/session.login`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ tenant: 'acme', email: user.email, password: PASSWORD }),
+    });
+    expect(response.status).toBe(200);
+    expect(response.headers.get('strict-transport-security')).toBe('max-age=31536000; includeSubDomains');
+    const cookie = response.headers.getSetCookie().find((c) => c.startsWith('__Host-airlock_session=')) ?? '';
+    expect(cookie).toMatch(/^__Host-airlock_session=[A-Za-z0-9_-]{43}; HttpOnly; SameSite=Strict; Path=\/; Secure$/);
+    const token = cookie.split(';')[0]?.split('=')[1] ?? '';
+    const health = await fetch(`${tls.base}/healthz`);
+    expect(health.headers.get('strict-transport-security')).toBe('max-age=31536000; includeSubDomains');
+    expect(data<SessionView>(await get(tls, 'session.me', { cookie: `__Host-airlock_session=${token}` })).user.id).toBe(user.id);
+    // Under TLS the unprefixed name, which any subdomain or plain-HTTP response could set, is not a session.
+    expect(data(await get(tls, 'session.me', { cookie: `airlock_session=${token}` }))).toBeNull();
+    const plain = await fetch(`${endpoint.base}/healthz`);
+    expect(plain.headers.get('strict-transport-security')).toBeNull();
+  });
+
+  it('[integrity #20] refuses a request that carries two session cookies, and audits it', async () => {
+    const victim = await signIn((await newUser('operator')).email);
+    const planted = await signIn((await newUser('operator')).email);
+    const since = await headSeq();
+    for (const cookie of [`${planted.cookie}; ${victim.cookie}`, `${victim.cookie}; ${planted.cookie}`, `${victim.cookie}; ${victim.cookie}`]) {
+      const reply = await get(endpoint, 'runs.list?input=%7B%7D', { cookie });
+      expect(reply.status).toBe(401);
+      expect(reply.body.error?.message).toMatch(/two session cookies/);
+      expect((await get(endpoint, 'session.me', { cookie })).status).toBe(401);
+    }
+    const refused = (await auditRows('admin-auth-failed', since)).filter((r) => String(r.meta['reason']).includes('two session cookies'));
+    expect(refused.map((r) => r.target).sort()).toEqual([...Array<string>(3).fill('runs.list'), ...Array<string>(3).fill('session.me')]);
+    // Under TLS the prefixed and the plain name together are two session cookies as well.
+    const tls = await listen({ secureCookies: true });
+    const both = await get(tls, 'runs.list?input=%7B%7D', { cookie: `__Host-${victim.cookie}; ${planted.cookie}` });
+    expect(both.status).toBe(401);
+    expect(both.body.error?.message).toMatch(/two session cookies/);
   });
 
   it('refuses cookie mutations without the CSRF header, with a wrong one, or from a foreign Origin, and audits each', async () => {

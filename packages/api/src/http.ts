@@ -24,6 +24,8 @@ export interface HttpOptions {
   console?: StaticHandler;
 }
 
+export const HSTS = 'max-age=31536000; includeSubDomains';
+
 class BodyTooLarge extends Error {}
 
 async function readBody(req: IncomingMessage, limit: number): Promise<Uint8Array> {
@@ -47,8 +49,13 @@ function send(res: ServerResponse, status: number, body: object, headers: Record
 
 export function createHttpHandler(deps: ServerDeps, options: HttpOptions) {
   const limits = new RateLimits(options.rateLimits ?? DEFAULT_RATE_LIMITS, options.refusalSummaryMs);
-  const loginGuard = new LoginGuard(resolveAuthSettings(deps.auth));
+  const auth = resolveAuthSettings(deps.auth);
+  const loginGuard = new LoginGuard(auth);
   return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    // Under TLS (which is when the cookies are Secure), browsers must never come back over plain HTTP,
+    // where a cookie could be read or planted. A year, the common floor; subdomains included, since
+    // none of them should serve the console's users over HTTP. No `preload`: that is the domain owner's call.
+    if (auth.secureCookies) res.setHeader('strict-transport-security', HSTS);
     const pathAndQuery = req.url ?? '/';
     const { pathname } = new URL(pathAndQuery, 'http://control-plane');
     const [, first] = pathname.split('/');

@@ -15,12 +15,13 @@ import { resolveAuthSettings } from './settings.ts';
 
 export async function authenticateAdmin(ctx: Context, type: 'query' | 'mutation' | 'subscription', path: string): Promise<AdminPrincipal> {
   const authorization = ctx.request.headers.get('authorization');
-  const token = authorization === null ? sessionTokenOf(ctx.request.headers) : null;
+  const settings = resolveAuthSettings(ctx.auth);
   // Credentials are looked up before the caller's tenant is known: the one narrow system-scope read.
   const db = ctx.db.forSystem();
   try {
+    const token = authorization === null ? sessionTokenOf(ctx.request.headers, settings.secureCookies) : null;
     if (token === null) return await authenticateApiKey(db, authorization, ctx.now());
-    const session = await resumeSession(db, token, resolveAuthSettings(ctx.auth), ctx.now());
+    const session = await resumeSession(db, token, settings, ctx.now());
     if (!session) throw new AuthenticationError('no valid session; log in again');
     const refusal = type === 'query' ? null : csrfRefusal(ctx.request, token);
     if (refusal) {
