@@ -16,8 +16,8 @@ export interface HttpOptions {
   maxBodyBytes: number;
   /** Most calls in one batched request; a larger batch is refused (400) before any call runs. Default 16. */
   maxBatchSize?: number;
-  /** Operations per window per API key, agent and source IP. Default `DEFAULT_RATE_LIMITS`. */
-  rateLimits?: RateLimitSettings;
+  /** Operations per window per API key, console user, agent and source IP. Default `DEFAULT_RATE_LIMITS`. */
+  rateLimits?: Partial<RateLimitSettings>;
   /** How often the refusals after a subject's first are audited as one row. Default `DEFAULT_REFUSAL_SUMMARY_MS`. */
   refusalSummaryMs?: number;
   /** Serves the console's build for every path outside /trpc and /healthz; unset: 404. */
