@@ -2,7 +2,7 @@ import { type Server } from 'node:http';
 import { afterAll, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
 import { createTestDatabase } from '@airlock/testing';
 import { generateKeyPair } from '@airlock/identity';
-import { BAD_CREDENTIALS, login, TOO_MANY_ATTEMPTS } from './auth/login.ts';
+import { BAD_CREDENTIALS, login, pruneLoginThrottle, TOO_MANY_ATTEMPTS } from './auth/login.ts';
 import { sha256Hex } from './auth/secrets.ts';
 import { type AuthSettings, defaultAuthSettings } from './auth/settings.ts';
 import { signerFromSecretKey } from './signer.ts';
@@ -558,6 +558,43 @@ describe('admin users and console sessions over HTTP on PostgreSQL', () => {
     expect(await attempt('2001:db8:5:6:ffff:ffff:ffff:ffff')).toBe(TOO_MANY_ATTEMPTS);
     // The next /64 is another source.
     expect(await attempt('2001:db8:5:7::1')).toBe(BAD_CREDENTIALS);
+  });
+
+  it('[integrity #23] refusals by the role ceiling are audited like permission denials', async () => {
+    const admin = await signIn((await newUser('admin')).email);
+    const someOwner = await newUser('owner');
+    const narrowed = data<{ id: string; key: string }>(
+      await post(endpoint, 'apiKeys.create', { name: 'narrow', role: 'admin', expiresInDays: 7, permissions: ['keys:read', 'keys:write'] }, owner),
+    );
+    const since = await headSeq();
+    expect((await post(endpoint, 'users.create', { email: `ceiling-${nextUser}@acme.test`, role: 'owner', password: PASSWORD }, admin.headers)).status).toBe(403);
+    expect((await post(endpoint, 'users.setRole', { id: someOwner.id, role: 'auditor' }, admin.headers)).status).toBe(403);
+    expect((await post(endpoint, 'users.unlock', { id: someOwner.id }, admin.headers)).status).toBe(403);
+    expect((await post(endpoint, 'apiKeys.create', { name: 'too-high', role: 'owner', expiresInDays: 7 }, admin.headers)).status).toBe(403);
+    expect((await post(endpoint, 'apiKeys.create', { name: 'wider', role: 'admin', expiresInDays: 7 }, { authorization: `Bearer ${narrowed.key}` })).status).toBe(403);
+    const denied = await auditRows('permission-denied', since);
+    expect(denied.map((r) => [r.target, r.meta['reason'], r.meta['wantedRole']])).toEqual([
+      ['users.create', 'role-ceiling', 'owner'],
+      ['users.setRole', 'role-ceiling', 'owner'],
+      ['users.unlock', 'role-ceiling', 'owner'],
+      ['apiKeys.create', 'role-ceiling', 'owner'],
+      ['apiKeys.create', 'role-ceiling', 'admin'],
+    ]);
+    expect(denied.slice(0, 4).every((r) => r.actor_type === 'admin' && r.actor_id === admin.view.user.id && r.meta['role'] === 'admin')).toBe(true);
+    expect(denied[4]).toMatchObject({ actor_type: 'api-key', actor_id: narrowed.id, meta: { keyPermissions: ['keys:read', 'keys:write'] } });
+  });
+
+  it('[integrity #23] prunes login_throttle rows that are neither locked nor recent', async () => {
+    const now = new Date(clock);
+    const hoursAgo = (h: number) => new Date(clock - h * 3_600_000);
+    await db.query(
+      `INSERT INTO login_throttle (key, failures, last_failure_at, locked_until) VALUES
+         ('ip:stale', 3, $1, NULL), ('ip:stale-lock-over', 60, $1, $2), ('ip:locked', 60, $1, $3), ('ip:recent', 2, $4, NULL)`,
+      [hoursAgo(48), hoursAgo(47), new Date(clock + 60_000), hoursAgo(1)],
+    );
+    expect(await pruneLoginThrottle(db, defaultAuthSettings, now)).toBe(2);
+    const left = await db.query<{ key: string }>('SELECT key FROM login_throttle ORDER BY key');
+    expect(left.map((r) => r.key)).toEqual(['ip:locked', 'ip:recent']);
   });
 
   it('brute force: 1,000 bad passwords from one address get in nowhere, and every one is audited', async () => {

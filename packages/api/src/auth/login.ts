@@ -79,6 +79,25 @@ async function claimThrottledAttempt(db: Queryable, key: string, backoff: Backof
   return rows.length > 0;
 }
 
+/**
+ * How long a `login_throttle` row outlives its last failure once it is not locked. A day, and never
+ * less than the per-address window, inside which the row still counts. An unknown email's count
+ * restarts after a quiet day; it guards no account, so nothing is lost.
+ */
+const THROTTLE_RETENTION_MS = 86_400_000;
+
+/** Deletes `login_throttle` rows that are unlocked and quiet for longer than they can matter. */
+export async function pruneLoginThrottle(db: Queryable, settings: Pick<AuthSettings, 'ipThrottle'>, now: Date): Promise<number> {
+  const retention = Math.max(THROTTLE_RETENTION_MS, settings.ipThrottle.windowMs);
+  const rows = await db.query(
+    `DELETE FROM login_throttle
+     WHERE (locked_until IS NULL OR locked_until <= $1) AND last_failure_at < $1::timestamptz - make_interval(secs => $2::double precision)
+     RETURNING key`,
+    [now, retention / 1000],
+  );
+  return rows.length;
+}
+
 /** A successful login from an address takes back the attempt it was counted as. */
 async function releaseThrottledAttempt(db: Queryable, key: string, backoff: Backoff): Promise<void> {
   await db.query(

@@ -5,13 +5,14 @@
  * it), and a key minted by a console user stays capped by that user's current role.
  */
 import type { TRPCRouterRecord } from '@trpc/server';
-import { NotAllowedError, NotFoundError } from '@airlock/errors';
+import { NotFoundError } from '@airlock/errors';
 import { z } from 'zod';
 import { byId, createApiKeyInput } from '@airlock/protocol';
 import { appendAudit, eventBy } from '../audit-log.ts';
 import { createApiKey } from '../auth/api-keys.ts';
 import { type Permission, permissions, type Role } from '../auth/permissions.ts';
-import { canGrant, keyCreatorOf } from '../auth/principal.ts';
+import { assertCanGrant } from '../auth/admin-auth.ts';
+import { keyCreatorOf } from '../auth/principal.ts';
 import { procedureFor } from '../trpc.ts';
 
 interface KeyRow {
@@ -65,9 +66,13 @@ export const apiKeysRouter = {
   create: procedureFor('keys:write')
     .input(createInput)
     .mutation(async ({ ctx, input }) => {
-      if (!canGrant(ctx.admin, input.role, input.permissions ?? null)) {
-        throw new NotAllowedError(`a ${ctx.admin.role} cannot create a ${input.role} key${input.permissions ? ' with those permissions' : ''}`);
-      }
+      await assertCanGrant(
+        ctx,
+        ctx.admin,
+        'apiKeys.create',
+        { role: input.role, permissions: input.permissions ?? null },
+        `a ${ctx.admin.role} cannot create a ${input.role} key${input.permissions ? ' with those permissions' : ''}`,
+      );
       return ctx.db.transaction(async (tx) => {
         const key = await createApiKey(tx, { tenantId: ctx.admin.tenantId, ...input }, ctx.now(), keyCreatorOf(ctx.admin));
         await appendAudit(
@@ -93,7 +98,7 @@ export const apiKeysRouter = {
           [input.id, ctx.admin.tenantId, ctx.now()],
         );
         if (!old) throw new NotFoundError('no live API key with that id');
-        if (!canGrant(ctx.admin, old.role, old.permissions)) throw new NotAllowedError(`a ${ctx.admin.role} cannot rotate a ${old.role} key`);
+        await assertCanGrant(ctx, ctx.admin, 'apiKeys.rotate', { role: old.role, permissions: old.permissions }, `a ${ctx.admin.role} cannot rotate a ${old.role} key`);
         const key = await createApiKey(
           tx,
           { tenantId: ctx.admin.tenantId, name: old.name, role: old.role, expiresInDays: input.expiresInDays, permissions: old.permissions },
@@ -118,7 +123,7 @@ export const apiKeysRouter = {
         );
         if (!key) throw new NotFoundError('no live API key with that id');
         // The same bar as creating or rotating it: a narrowed key cannot revoke a broader one.
-        if (!canGrant(ctx.admin, key.role, key.permissions)) throw new NotAllowedError(`a ${ctx.admin.role} cannot revoke a ${key.role} key`);
+        await assertCanGrant(ctx, ctx.admin, 'apiKeys.revoke', { role: key.role, permissions: key.permissions }, `a ${ctx.admin.role} cannot revoke a ${key.role} key`);
         await appendAudit(tx, eventBy(ctx.admin, ctx.request, { action: 'api-key-revoke', target: key.id, outcome: 'success', meta: { role: key.role } }));
         return { id: key.id };
       });
