@@ -261,7 +261,8 @@ export function buildProgram(): Command {
         rows
           .map((r) => {
             const by = r.createdBy === null ? 'bootstrap' : r.createdBy.kind === 'user' ? (r.createdBy.email ?? `user ${r.createdBy.id}`) : `key ${r.createdBy.id}`;
-            return `${r.id}  alk_${r.prefix}_…  ${r.role.padEnd(8)}  ${r.name}  by ${by}  expires ${r.expiresAt}${r.revokedAt ? '  REVOKED' : ''}`;
+            const role = r.effectiveRole === r.role ? r.role : `${r.role}→${r.effectiveRole}`;
+            return `${r.id}  alk_${r.prefix}_…  ${role.padEnd(8)}  ${r.name}  by ${by}  expires ${r.expiresAt}${r.revokedAt ? '  REVOKED' : r.suspended ? '  SUSPENDED' : ''}`;
           })
           .join('\n'),
       );

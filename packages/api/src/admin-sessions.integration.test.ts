@@ -490,9 +490,15 @@ describe('admin users and console sessions over HTTP on PostgreSQL', () => {
       expect((await get(endpoint, 'users.list', credential)).status).toBe(403);
       expect((await get(endpoint, 'runs.list?input=%7B%7D', credential)).status).toBe(200);
     }
+    const narrowed = data<{ id: string; role: string; effectiveRole: string; suspended: boolean }[]>(await get(endpoint, 'apiKeys.list', owner));
+    expect(narrowed.find((k) => k.id === made.id)).toMatchObject({ role: 'admin', effectiveRole: 'operator', suspended: false });
     // Disabled: the keys are refused, like an unknown key.
+    const since = await headSeq();
     data(await post(endpoint, 'users.disable', { id: creator.id }, owner));
+    expect((await auditRows('admin-user-disable', since))[0]?.meta).toMatchObject({ apiKeysSuspended: 2 });
     for (const credential of [key, childKey]) expect((await get(endpoint, 'runs.list?input=%7B%7D', credential)).status).toBe(401);
+    const suspended = data<{ id: string; suspended: boolean }[]>(await get(endpoint, 'apiKeys.list', owner));
+    expect(suspended.filter((k) => k.id === made.id || k.id === child.id).map((k) => k.suspended)).toEqual([true, true]);
     // The CLI bootstrap key has no creator and keeps working.
     expect((await get(endpoint, 'users.list', bootstrapKey)).status).toBe(200);
   });

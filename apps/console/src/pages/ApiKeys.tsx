@@ -69,11 +69,19 @@ export function ApiKeysPage() {
                       <tr key={key.id}>
                         <th scope="row">{key.name}</th>
                         <td className="mono">{key.prefix}</td>
-                        <td>{key.role}</td>
+                        <td>{key.effectiveRole === key.role ? key.role : `${key.role} (acts as ${key.effectiveRole})`}</td>
                         <td>{key.createdBy === null ? 'CLI bootstrap' : key.createdBy.kind === 'user' ? (key.createdBy.email ?? key.createdBy.id) : `key ${key.createdBy.id.slice(0, 8)}`}</td>
                         <td>{formatTime(key.expiresAt)}</td>
                         <td>{formatAgo(key.lastUsedAt)}</td>
-                        <td>{key.revokedAt ? <Badge tone="neutral">revoked</Badge> : expired ? <Badge tone="warn">expired</Badge> : <Badge tone="ok">active</Badge>}</td>
+                        <td>{key.revokedAt ? (
+                            <Badge tone="neutral">revoked</Badge>
+                          ) : expired ? (
+                            <Badge tone="warn">expired</Badge>
+                          ) : key.suspended ? (
+                            <Badge tone="warn">suspended</Badge>
+                          ) : (
+                            <Badge tone="ok">active</Badge>
+                          )}</td>
                         <td className="actions">
                           {!key.revokedAt && (
                             <Can permission="keys:write">

@@ -10,7 +10,7 @@ import { z } from 'zod';
 import { byId, createApiKeyInput } from '@airlock/protocol';
 import { appendAudit, eventBy } from '../audit-log.ts';
 import { createApiKey } from '../auth/api-keys.ts';
-import { type Permission, permissions, type Role } from '../auth/permissions.ts';
+import { type Permission, permissions, type Role, roleCovers } from '../auth/permissions.ts';
 import { assertCanGrant } from '../auth/admin-auth.ts';
 import { keyCreatorOf } from '../auth/principal.ts';
 import { procedureFor } from '../trpc.ts';
@@ -27,6 +27,8 @@ interface KeyRow {
   permissions: Permission[] | null;
   created_by: string | null;
   creator_email: string | null;
+  capped_by_role: Role | null;
+  capped_by_disabled: boolean | null;
 }
 
 /** `user:<id>` or `api-key:<id>` as the listing shows it; null for keys from the CLI bootstrap. */
@@ -44,8 +46,9 @@ export const apiKeysRouter = {
   list: procedureFor('keys:read').query(async ({ ctx }) => {
     const rows = await ctx.db.query<KeyRow>(
       `SELECT k.id, k.prefix, k.name, k.role, k.created_at, k.expires_at, k.last_used_at, k.revoked_at, k.permissions, k.created_by,
-         u.email AS creator_email
+         u.email AS creator_email, cap.role AS capped_by_role, cap.disabled AS capped_by_disabled
        FROM api_keys k LEFT JOIN admin_users u ON k.created_by = 'user:' || u.id::text
+       LEFT JOIN admin_users cap ON cap.id = k.created_by_user
        WHERE k.tenant_id = $1 ORDER BY k.created_at`,
       [ctx.admin.tenantId],
     );
@@ -60,6 +63,10 @@ export const apiKeysRouter = {
       revokedAt: row.revoked_at?.toISOString() ?? null,
       permissions: row.permissions,
       createdBy: creatorOf(row),
+      // What authentication applies now (see authenticateApiKey), so a listing never shows a key as
+      // usable while it is refused or narrowed.
+      suspended: row.capped_by_disabled === true,
+      effectiveRole: row.capped_by_role !== null && !roleCovers(row.capped_by_role, row.role) ? row.capped_by_role : row.role,
     }));
   }),
 

@@ -1,7 +1,8 @@
 /**
  * Console users of the caller's tenant: list, create, change role, disable, unlock. Owners and
  * admins only; nobody creates or manages a user above their own role, and a narrowed API key
- * cannot create a user who could do more than the key. Disabling a user ends their sessions.
+ * cannot create a user who could do more than the key. Disabling a user ends their sessions and
+ * suspends the API keys they made; demoting them narrows those keys (both audited with the count).
  */
 import type { TRPCRouterRecord } from '@trpc/server';
 import { NotAllowedError } from '@airlock/errors';
@@ -12,6 +13,7 @@ import { assertCanGrant } from '../auth/admin-auth.ts';
 import type { AdminPrincipal } from '../auth/principal.ts';
 import { resolveAuthSettings } from '../auth/settings.ts';
 import type { Context, RequestFacts } from '../context.ts';
+import type { Queryable } from '../storage/database.ts';
 import { procedureFor } from '../trpc.ts';
 
 function authorOf(admin: AdminPrincipal, request: RequestFacts): AuditAuthor {
@@ -25,6 +27,15 @@ async function assertManages(ctx: Context, admin: AdminPrincipal, user: AdminUse
 }
 
 const state = (user: AdminUser) => ({ email: user.email, role: user.role, disabled: user.disabled });
+
+/** Live API keys whose rights follow this user's (see authenticateApiKey), for the audit record. */
+async function cappedKeys(tx: Queryable, userId: string, now: Date): Promise<number> {
+  const [row] = await tx.query<{ n: number }>(
+    'SELECT count(*)::int AS n FROM api_keys WHERE created_by_user = $1 AND revoked_at IS NULL AND expires_at > $2',
+    [userId, now],
+  );
+  return row?.n ?? 0;
+}
 
 export const usersRouter = {
   list: procedureFor('users:read').query(({ ctx }) => listAdminUsers(ctx.db, ctx.admin.tenantId)),
@@ -52,7 +63,12 @@ export const usersRouter = {
         const after = userFromRow(row);
         await appendAudit(
           tx,
-          eventBy(ctx.admin, ctx.request, { action: 'admin-user-set-role', target: after.id, outcome: 'success', meta: { before: state(before), after: state(after) } }),
+          eventBy(ctx.admin, ctx.request, {
+            action: 'admin-user-set-role',
+            target: after.id,
+            outcome: 'success',
+            meta: { before: state(before), after: state(after), apiKeysCapped: await cappedKeys(tx, after.id, ctx.now()) },
+          }),
           ctx.now(),
         );
         return after;
@@ -78,7 +94,7 @@ export const usersRouter = {
             action: 'admin-user-disable',
             target: after.id,
             outcome: 'success',
-            meta: { before: state(before), after: state(after), sessionsEnded: ended.length },
+            meta: { before: state(before), after: state(after), sessionsEnded: ended.length, apiKeysSuspended: await cappedKeys(tx, after.id, ctx.now()) },
           }),
           ctx.now(),
         );
