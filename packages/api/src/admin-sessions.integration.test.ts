@@ -199,6 +199,8 @@ describe('admin users and console sessions over HTTP on PostgreSQL', () => {
     expect(response.status).toBe(200);
     expect(response.headers.get('strict-transport-security')).toBe('max-age=31536000; includeSubDomains');
     const cookie = response.headers.getSetCookie().find((c) => c.startsWith('__Host-airlock_session=')) ?? '';
+    // A leftover unprefixed cookie from before TLS is cleared, so it does not make two.
+    expect(response.headers.getSetCookie()).toContain('airlock_session=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0; Secure');
     expect(cookie).toMatch(/^__Host-airlock_session=[A-Za-z0-9_-]{43}; HttpOnly; SameSite=Strict; Path=\/; Secure$/);
     const token = cookie.split(';')[0]?.split('=')[1] ?? '';
     const health = await fetch(`${tls.base}/healthz`);

@@ -64,6 +64,15 @@ export function clearedSessionCookie(secure: boolean): string {
   return `${cookieName(secure)}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0${secure ? '; Secure' : ''}`;
 }
 
+/**
+ * Under TLS, clears the unprefixed cookie this host set before it used `__Host-`, so a browser that
+ * kept one is not refused for carrying two. A cookie planted with a Domain attribute cannot be
+ * cleared from here; such a request stays refused until the user clears the site's cookies.
+ */
+export function clearedLegacySessionCookie(): string {
+  return `${SESSION_COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0; Secure`;
+}
+
 function view(token: string, user: { id: string; email: string; role: Role; tenantId: string }, idleExpiresAt: Date): SessionView {
   return { user, csrfToken: csrfTokenFor(token), expiresAt: idleExpiresAt.toISOString() };
 }

@@ -8,7 +8,7 @@ import { AuthenticationError, NotAllowedError } from '@airlock/errors';
 import { loginInput } from '@airlock/protocol';
 import { appendAudit, eventBy, recordAudit } from '../audit-log.ts';
 import { login } from '../auth/login.ts';
-import { clearedSessionCookie, csrfRefusal, deleteSession, originRefusal, resumeSession, sessionCookie, sessionTokenOf, type SessionView } from '../auth/sessions.ts';
+import { clearedLegacySessionCookie, clearedSessionCookie, csrfRefusal, deleteSession, originRefusal, resumeSession, sessionCookie, sessionTokenOf, type SessionView } from '../auth/sessions.ts';
 import { resolveAuthSettings } from '../auth/settings.ts';
 import type { Context } from '../context.ts';
 import { publicProcedure } from '../trpc.ts';
@@ -57,6 +57,7 @@ export const sessionRouter = {
       input,
     );
     ctx.resHeaders.append('set-cookie', sessionCookie(token, settings.secureCookies));
+    if (settings.secureCookies) ctx.resHeaders.append('set-cookie', clearedLegacySessionCookie());
     return session.view;
   }),
 
