@@ -568,6 +568,28 @@ describe('admin users and console sessions over HTTP on PostgreSQL', () => {
     expect(await attempt('2001:db8:5:7::1')).toBe(BAD_CREDENTIALS);
   });
 
+  it('[integrity #16] keys made before creators were recorded get them from the audit trail when migrating', async () => {
+    const creator = await newUser('admin');
+    const browser = await signIn(creator.email);
+    const made = data<{ id: string; key: string }>(await post(endpoint, 'apiKeys.create', { name: 'older', role: 'admin', expiresInDays: 7 }, browser.headers));
+    const child = data<{ id: string; key: string }>(await post(endpoint, 'apiKeys.create', { name: 'older-child', role: 'admin', expiresInDays: 7 }, { authorization: `Bearer ${made.key}` }));
+    const rotated = data<{ id: string; key: string }>(await post(endpoint, 'apiKeys.rotate', { id: child.id, expiresInDays: 7 }, { authorization: `Bearer ${made.key}` }));
+    // As a database upgraded from before migration 0013 holds them: no creator recorded.
+    await db.query('UPDATE api_keys SET created_by = NULL, created_by_user = NULL WHERE id = ANY($1::uuid[])', [[made.id, child.id, rotated.id]]);
+    await db.query('DELETE FROM schema_migrations WHERE version = 13');
+    await migrate(db);
+    const rows = await db.query<{ id: string; created_by: string | null; created_by_user: string | null }>(
+      'SELECT id, created_by, created_by_user FROM api_keys WHERE id = ANY($1::uuid[])',
+      [[made.id, child.id, rotated.id]],
+    );
+    const byId = new Map(rows.map((r) => [r.id, r]));
+    expect(byId.get(made.id)).toMatchObject({ created_by: `user:${creator.id}`, created_by_user: creator.id });
+    expect(byId.get(child.id)).toMatchObject({ created_by: `api-key:${made.id}`, created_by_user: creator.id });
+    expect(byId.get(rotated.id)).toMatchObject({ created_by: `api-key:${made.id}`, created_by_user: creator.id });
+    data(await post(endpoint, 'users.disable', { id: creator.id }, owner));
+    expect((await get(endpoint, 'runs.list?input=%7B%7D', { authorization: `Bearer ${rotated.key}` })).status).toBe(401);
+  });
+
   it('[integrity #23] refusals by the role ceiling are audited like permission denials', async () => {
     const admin = await signIn((await newUser('admin')).email);
     const someOwner = await newUser('owner');
