@@ -82,7 +82,7 @@ async function demo(): Promise<void> {
     say('\nAudit trail:');
     say(audit.stdout.trimEnd());
 
-    say(`\nConsole: ${system.controlPlaneUrl}/  (sign in as ${login.email}, password ${login.password})`);
+    say(`\nConsole: ${system.controlPlaneUrl}/  (sign in to tenant demo as ${login.email}, password ${login.password})`);
     if (!serve) say('The console stops with the demo; `npm run demo -- --serve` keeps it up.');
     if (serve) {
       say('Serving until Ctrl-C.');
@@ -100,7 +100,7 @@ async function demo(): Promise<void> {
           delivered: decrypted.map((file) => file.ciphertext),
           recipientSecretKey: system.recipientSecretKeyFile,
           sources: system.sources.map((source) => ({ path: source.path, sha256: source.sha256 })),
-          console: { url: `${system.controlPlaneUrl}/`, email: login.email, password: login.password },
+          console: { url: `${system.controlPlaneUrl}/`, tenant: 'demo', email: login.email, password: login.password },
         })}\n`,
       );
     }

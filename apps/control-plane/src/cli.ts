@@ -258,7 +258,12 @@ export function buildProgram(): Command {
     .action(async (options: { json?: boolean }) => {
       const rows = await adminClient().apiKeys.list.query();
       output(Boolean(options.json), rows, () =>
-        rows.map((r) => `${r.id}  alk_${r.prefix}_…  ${r.role.padEnd(8)}  ${r.name}  expires ${r.expiresAt}${r.revokedAt ? '  REVOKED' : ''}`),
+        rows
+          .map((r) => {
+            const by = r.createdBy === null ? 'bootstrap' : r.createdBy.kind === 'user' ? (r.createdBy.email ?? `user ${r.createdBy.id}`) : `key ${r.createdBy.id}`;
+            const role = r.effectiveRole === r.role ? r.role : `${r.role}→${r.effectiveRole}`;
+            return `${r.id}  alk_${r.prefix}_…  ${role.padEnd(8)}  ${r.name}  by ${by}  expires ${r.expiresAt}${r.revokedAt ? '  REVOKED' : r.suspended ? '  SUSPENDED' : ''}`;
+          }),
       );
     });
   key

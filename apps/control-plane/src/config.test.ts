@@ -15,11 +15,17 @@ describe('control plane config', () => {
   it('has rate limits and a batch cap by default, each overridable', () => {
     expect(loadServerConfig({})).toMatchObject({
       maxBatchSize: 16,
-      rateLimits: { 'api-key': { points: 1_200, durationSeconds: 60 }, agent: { points: 600, durationSeconds: 60 }, ip: { points: 120, durationSeconds: 60 } },
+      rateLimits: {
+        'api-key': { points: 1_200, durationSeconds: 60 },
+        session: { points: 1_200, durationSeconds: 60 },
+        agent: { points: 600, durationSeconds: 60 },
+        ip: { points: 120, durationSeconds: 60 },
+      },
     });
     const tight = loadServerConfig({ AIRLOCK_MAX_BATCH_SIZE: '4', AIRLOCK_RATE_LIMIT_IP: '5', AIRLOCK_RATE_LIMIT_WINDOW_SECONDS: '10' });
     expect(tight.maxBatchSize).toBe(4);
     expect(tight.rateLimits.ip).toEqual({ points: 5, durationSeconds: 10 });
+    expect(loadServerConfig({ AIRLOCK_RATE_LIMIT_SESSION: '30' }).rateLimits.session).toEqual({ points: 30, durationSeconds: 60 });
     expect(() => loadServerConfig({ AIRLOCK_RATE_LIMIT_AGENT: '0' })).toThrow(/AIRLOCK_RATE_LIMIT_AGENT/);
   });
 

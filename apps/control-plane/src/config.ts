@@ -78,11 +78,13 @@ const serverSchema = z.object({
   AIRLOCK_MAX_BATCH_SIZE: z.coerce.number().int().min(1).max(1_000).default(DEFAULT_MAX_BATCH_SIZE),
   /** Operations per window per admin API key. Default 1_200. */
   AIRLOCK_RATE_LIMIT_API_KEY: z.coerce.number().int().min(1).max(1_000_000).default(DEFAULT_RATE_LIMITS['api-key'].points),
+  /** Operations per window per console user, over all of that user's sessions. Default 1_200. */
+  AIRLOCK_RATE_LIMIT_SESSION: z.coerce.number().int().min(1).max(1_000_000).default(DEFAULT_RATE_LIMITS.session.points),
   /** Operations per window per agent. Default 600. */
   AIRLOCK_RATE_LIMIT_AGENT: z.coerce.number().int().min(1).max(1_000_000).default(DEFAULT_RATE_LIMITS.agent.points),
   /** Unauthenticated operations (public calls and failed authentications) per window per source IP. Default 120. */
   AIRLOCK_RATE_LIMIT_IP: z.coerce.number().int().min(1).max(1_000_000).default(DEFAULT_RATE_LIMITS.ip.points),
-  /** The rate-limit window, in seconds, for all three limits. Default 60. */
+  /** The rate-limit window, in seconds, for all four limits. Default 60. */
   AIRLOCK_RATE_LIMIT_WINDOW_SECONDS: z.coerce.number().int().min(1).max(86_400).default(60),
 });
 
@@ -121,6 +123,7 @@ export function loadServerConfig(env: NodeJS.ProcessEnv = process.env) {
     maxBatchSize: raw.AIRLOCK_MAX_BATCH_SIZE,
     rateLimits: {
       'api-key': { points: raw.AIRLOCK_RATE_LIMIT_API_KEY, durationSeconds: raw.AIRLOCK_RATE_LIMIT_WINDOW_SECONDS },
+      session: { points: raw.AIRLOCK_RATE_LIMIT_SESSION, durationSeconds: raw.AIRLOCK_RATE_LIMIT_WINDOW_SECONDS },
       agent: { points: raw.AIRLOCK_RATE_LIMIT_AGENT, durationSeconds: raw.AIRLOCK_RATE_LIMIT_WINDOW_SECONDS },
       ip: { points: raw.AIRLOCK_RATE_LIMIT_IP, durationSeconds: raw.AIRLOCK_RATE_LIMIT_WINDOW_SECONDS },
     },

@@ -11,10 +11,12 @@ import {
   createCheckpoint,
   createHttpHandler,
   type Database,
+  defaultAuthSettings,
   Dispatcher,
   migrate,
   openPglite,
   pruneNonces,
+  pruneLoginThrottle,
   pruneSessions,
   Scheduler,
   type ServerDeps,
@@ -101,6 +103,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   const prune = setInterval(() => {
     pruneNonces(db, new Date()).catch((error: unknown) => logger.warn({ error: String(error) }, 'nonce pruning failed'));
     pruneSessions(system, new Date()).catch((error: unknown) => logger.warn({ error: String(error) }, 'session pruning failed'));
+    pruneLoginThrottle(system, defaultAuthSettings, new Date()).catch((error: unknown) => logger.warn({ error: String(error) }, 'login throttle pruning failed'));
   }, 60_000);
   prune.unref();
   const scheduler = new Scheduler({ db, dispatcher, tickMs: config.schedulerTickMs, logger });

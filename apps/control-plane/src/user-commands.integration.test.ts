@@ -12,7 +12,7 @@ async function login(base: string, email: string, password: string): Promise<{ s
   const response = await fetch(`${base}/trpc/session.login`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ email, password }),
+    body: JSON.stringify({ tenant: 'acme', email, password }),
   });
   await response.arrayBuffer();
   return { status: response.status, cookie: response.headers.getSetCookie()[0] };

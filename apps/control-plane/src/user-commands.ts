@@ -50,7 +50,7 @@ export function registerUserCommands(program: Command): void {
     .command('create')
     .description('create a console account; the password (at least 12 characters) is read from standard input')
     .requiredOption('--tenant <name>', 'tenant name')
-    .requiredOption('--email <email>', 'login email, unique across tenants')
+    .requiredOption('--email <email>', 'login email, unique within the tenant')
     .addOption(new Option('--role <role>', 'its role').choices(roles).makeOptionMandatory())
     .option('--password-stdin', 'read the password from standard input (required)')
     .addOption(json)

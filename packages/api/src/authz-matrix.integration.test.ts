@@ -292,6 +292,7 @@ describe('the authorization matrix on PostgreSQL, served as the airlock_app role
         `INSERT INTO admin_users (tenant_id, email, password_hash, role) VALUES ($1, $2, $3, 'auditor') RETURNING id, email`,
         [tenantId, `${unique('user')}@example.com`, passwordHash],
       );
+      const [tenant] = await tx.query<{ name: string }>('SELECT name FROM tenants WHERE id = $1', [tenantId]);
       const [alert] = await tx.query<{ id: string }>(
         `INSERT INTO alerts (tenant_id, kind, severity, dedupe_key, target, summary, details, first_seen_at, last_seen_at)
          VALUES ($1, 'scope-denied', 'warning', $2, $3, 'seeded alert', '{}', now(), now()) RETURNING id`,
@@ -327,6 +328,7 @@ describe('the authorization matrix on PostgreSQL, served as the airlock_app role
         unique: unique('n'),
         user: user?.id,
         userEmail: user?.email,
+        tenantName: tenant?.name,
         userPassword: USER_PASSWORD,
         alert: alert?.id,
         destination,

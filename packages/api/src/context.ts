@@ -4,6 +4,7 @@
  * also narrow `db` to the caller's tenant (row-level security) for admin and agent procedures.
  */
 import type { AgentPrincipal } from './auth/agent-auth.ts';
+import type { LoginGuard } from './auth/login-guard.ts';
 import type { AuthSettings } from './auth/settings.ts';
 import type { SecretBox } from './alerts/secret-box.ts';
 import type { WebhookOptions } from './alerts/webhook.ts';
@@ -45,8 +46,11 @@ export interface Context extends ServerDeps {
   resHeaders: Headers;
   /** Request rate limits; set by the HTTP transport, absent for in-process callers. */
   limits?: RateLimits;
+  /** Bounds password hashing across this server's logins; set by the HTTP transport. */
+  loginGuard?: LoginGuard;
 }
 
-export function createContext(deps: ServerDeps, request: RequestFacts, resHeaders: Headers = new Headers(), limits?: RateLimits): Context {
-  return limits ? { ...deps, request, resHeaders, limits } : { ...deps, request, resHeaders };
+export function createContext(deps: ServerDeps, request: RequestFacts, resHeaders: Headers = new Headers(), limits?: RateLimits, loginGuard?: LoginGuard): Context {
+  const context: Context = limits ? { ...deps, request, resHeaders, limits } : { ...deps, request, resHeaders };
+  return loginGuard ? { ...context, loginGuard } : context;
 }

@@ -4,6 +4,8 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { fetchRequestHandler } from '@trpc/server/adapters/fetch';
+import { LoginGuard } from './auth/login-guard.ts';
+import { resolveAuthSettings } from './auth/settings.ts';
 import { createContext, type ServerDeps } from './context.ts';
 import { DEFAULT_MAX_BATCH_SIZE, DEFAULT_RATE_LIMITS, RateLimits, type RateLimitSettings, retryAfterOf } from './rate-limits.ts';
 import { appRouter } from './router.ts';
@@ -14,13 +16,15 @@ export interface HttpOptions {
   maxBodyBytes: number;
   /** Most calls in one batched request; a larger batch is refused (400) before any call runs. Default 16. */
   maxBatchSize?: number;
-  /** Operations per window per API key, agent and source IP. Default `DEFAULT_RATE_LIMITS`. */
-  rateLimits?: RateLimitSettings;
+  /** Operations per window per API key, console user, agent and source IP. Default `DEFAULT_RATE_LIMITS`. */
+  rateLimits?: Partial<RateLimitSettings>;
   /** How often the refusals after a subject's first are audited as one row. Default `DEFAULT_REFUSAL_SUMMARY_MS`. */
   refusalSummaryMs?: number;
   /** Serves the console's build for every path outside /trpc and /healthz; unset: 404. */
   console?: StaticHandler;
 }
+
+export const HSTS = 'max-age=31536000; includeSubDomains';
 
 class BodyTooLarge extends Error {}
 
@@ -45,7 +49,13 @@ function send(res: ServerResponse, status: number, body: object, headers: Record
 
 export function createHttpHandler(deps: ServerDeps, options: HttpOptions) {
   const limits = new RateLimits(options.rateLimits ?? DEFAULT_RATE_LIMITS, options.refusalSummaryMs);
+  const auth = resolveAuthSettings(deps.auth);
+  const loginGuard = new LoginGuard(auth);
   return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    // Under TLS (which is when the cookies are Secure), browsers must never come back over plain HTTP,
+    // where a cookie could be read or planted. A year, the common floor; subdomains included, since
+    // none of them should serve the console's users over HTTP. No `preload`: that is the domain owner's call.
+    if (auth.secureCookies) res.setHeader('strict-transport-security', HSTS);
     const pathAndQuery = req.url ?? '/';
     const { pathname } = new URL(pathAndQuery, 'http://control-plane');
     const [, first] = pathname.split('/');
@@ -82,7 +92,7 @@ export function createHttpHandler(deps: ServerDeps, options: HttpOptions) {
       endpoint: '/trpc',
       req: request,
       router: appRouter,
-      createContext: ({ resHeaders }) => createContext(deps, facts, resHeaders, limits),
+      createContext: ({ resHeaders }) => createContext(deps, facts, resHeaders, limits, loginGuard),
       maxBatchSize: options.maxBatchSize ?? DEFAULT_MAX_BATCH_SIZE,
       responseMeta: ({ errors }) => {
         const retryAfter = retryAfterOf(errors);

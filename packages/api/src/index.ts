@@ -21,6 +21,7 @@ export { signerFromSecretKey, verifierFor, type Signer } from './signer.ts';
 export { createAdminUserInTenant, listAdminUsers, tenantIdOf, unlockAdminUser, type AdminUser } from './auth/admin-users.ts';
 export { defaultAuthSettings, type AuthSettings } from './auth/settings.ts';
 export { pruneSessions } from './auth/sessions.ts';
+export { pruneLoginThrottle } from './auth/login.ts';
 export { checkPasswordPolicy, MIN_PASSWORD_LENGTH } from './auth/passwords.ts';
 export type { AdminPrincipal } from './auth/principal.ts';
 export { AlertEngine, defaultThresholds, type AlertEngineOptions, type AlertThresholds, type TickResult } from './alerts/engine.ts';

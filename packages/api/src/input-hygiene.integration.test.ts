@@ -64,7 +64,7 @@ describe('free-text input over HTTP on PostgreSQL', () => {
   for (const [label, bad] of Object.entries(hostile)) {
     it(`[integrity #19] session.login refuses a ${label} in the email with 400, and counts and audits the attempt`, async () => {
       const [before] = await db.query<{ n: string }>("SELECT count(*)::text AS n FROM audit_events WHERE action = 'login-failed'");
-      const reply = await post('session.login', { email: `admin${bad}@acme.test`, password: 'whatever it is' });
+      const reply = await post('session.login', { tenant: 'acme', email: `admin${bad}@acme.test`, password: 'whatever it is' });
       expectBadRequest(reply);
       const rows = await db.query<{ target: string; outcome: string; meta: { reason: string } }>(
         "SELECT target, outcome, meta FROM audit_events WHERE action = 'login-failed' ORDER BY seq DESC LIMIT 1",

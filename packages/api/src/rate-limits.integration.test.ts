@@ -4,7 +4,18 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { type AgentKeyPair, encodeKey, generateKeyPair, signRequest } from '@airlock/identity';
 import { createTestDatabase } from '@airlock/testing';
 import { createApiKey } from './auth/api-keys.ts';
-import { bootstrapTenant, connectPostgres, createHttpHandler, type Database, Dispatcher, type HttpOptions, migrate, signerFromSecretKey } from './index.ts';
+import {
+  bootstrapTenant,
+  connectPostgres,
+  createAdminUserInTenant,
+  createHttpHandler,
+  type Database,
+  DEFAULT_RATE_LIMITS,
+  Dispatcher,
+  type HttpOptions,
+  migrate,
+  signerFromSecretKey,
+} from './index.ts';
 import { listenOnLoopback } from './trpc-http.fixture.ts';
 
 const silent = { warn: () => undefined, error: () => undefined };
@@ -23,7 +34,7 @@ describe('rate limits over HTTP', () => {
   /** A fresh server: its own limit counters. */
   async function listen(options: Omit<HttpOptions, 'maxBodyBytes'>): Promise<string> {
     const handler = createHttpHandler(
-      { db, dispatcher: new Dispatcher(50), now: () => new Date(), logger: silent, signer },
+      { db, dispatcher: new Dispatcher(50), now: () => new Date(), logger: silent, signer, auth: { scrypt: { N: 2 ** 10, r: 8, p: 1 } } },
       { maxBodyBytes: 64 * 1024, refusalSummaryMs: SUMMARY_MS, ...options },
     );
     const { server, base } = await listenOnLoopback(handler);
@@ -197,5 +208,44 @@ describe('rate limits over HTTP', () => {
     const forgedStatuses: number[] = [];
     for (let i = 0; i < 4; i++) forgedStatuses.push((await heartbeat(forged)).status);
     expect(forgedStatuses).toEqual([401, 401, 429, 429]);
+  });
+  it('[integrity #17] limits console sessions per user like API keys: 429 with Retry-After, audited, shared by the user\'s sessions', async () => {
+    const PASSWORD = 'a console password long enough';
+    const [alice, bob] = await Promise.all(
+      ['alice', 'bob'].map((name) =>
+        createAdminUserInTenant(db, { tenant: 'limits', email: `${name}-${randomBytes(3).toString('hex')}@limits.test`, role: 'admin', password: PASSWORD }, { scrypt: { N: 2 ** 10, r: 8, p: 1 } }),
+      ),
+    );
+    const base = await listen({ rateLimits: { ...DEFAULT_RATE_LIMITS, session: { points: 5, durationSeconds: 60 } } });
+    const signIn = async (email: string) => {
+      const response = await fetch(`${base}/trpc/session.login`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ tenant: 'limits', email, password: PASSWORD }),
+      });
+      expect(response.status).toBe(200);
+      return response.headers.getSetCookie()[0]?.split(';')[0] ?? '';
+    };
+    const list = (cookie: string) => fetch(`${base}/trpc/agents.list`, { headers: { cookie } });
+    const [aliceOne, aliceTwo, bobOne] = [await signIn(alice?.email ?? ''), await signIn(alice?.email ?? ''), await signIn(bob?.email ?? '')];
+    const seq = await auditHead();
+    const statuses: number[] = [];
+    let retryAfter: string | null = null;
+    // Alternating between two sessions of one user: they share one counter.
+    for (let i = 0; i < 8; i++) {
+      const response = await list(i % 2 === 0 ? aliceOne : aliceTwo);
+      await response.arrayBuffer();
+      statuses.push(response.status);
+      if (response.status === 429) retryAfter ??= response.headers.get('retry-after');
+    }
+    expect(statuses).toEqual([200, 200, 200, 200, 200, 429, 429, 429]);
+    expect(Number(retryAfter)).toBeGreaterThanOrEqual(1);
+    // Another user is counted on their own.
+    expect((await list(bobOne)).status).toBe(200);
+    const [row] = await db.query<{ actor_type: string; actor_id: string; meta: Record<string, unknown> }>(
+      "SELECT actor_type, actor_id, meta FROM audit_events WHERE action = 'rate-limited' AND seq > $1 ORDER BY audit_events.seq LIMIT 1",
+      [seq],
+    );
+    expect(row).toMatchObject({ actor_type: 'admin', actor_id: alice?.id, meta: { limit: 'session', subject: alice?.id, points: 5 } });
   });
 });

@@ -1,6 +1,7 @@
 /**
  * Request rate limits, counted per tRPC operation (a batch of five calls costs five):
- * - per admin API key and per agent, once the caller is authenticated;
+ * - per admin API key, per console user (all of a user's sessions share one counter, so opening
+ *   more sessions buys no more) and per agent, once the caller is authenticated;
  * - per source IP for everything unauthenticated: public procedures and every failed
  *   authentication, so a flood of bad credentials from one address ends in 429s.
  * Counters live in this process's memory (rate-limiter-flexible): with several replicas each
@@ -15,10 +16,12 @@ import { TRPCError } from '@trpc/server';
 import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
 import type { AgentPrincipal } from './auth/agent-auth.ts';
 import type { ApiKeyPrincipal } from './auth/api-keys.ts';
+import type { UserPrincipal } from './auth/principal.ts';
+import { addressKey, LoginBusy } from './auth/login-guard.ts';
 import { eventBy, recordAudit } from './audit-log.ts';
 import type { Context } from './context.ts';
 
-export type LimitKind = 'api-key' | 'agent' | 'ip';
+export type LimitKind = 'api-key' | 'session' | 'agent' | 'ip';
 
 export interface RateLimit {
   /** Operations allowed per window. */
@@ -31,6 +34,8 @@ export type RateLimitSettings = Record<LimitKind, RateLimit>;
 
 export const DEFAULT_RATE_LIMITS: RateLimitSettings = {
   'api-key': { points: 1_200, durationSeconds: 60 },
+  // A console page polls a few queries; a person does not come near an API key's automation.
+  session: { points: 1_200, durationSeconds: 60 },
   // An agent long-polls about twice a minute and reports each run; this leaves room for bursts.
   agent: { points: 600, durationSeconds: 60 },
   ip: { points: 120, durationSeconds: 60 },
@@ -60,13 +65,17 @@ export class RateLimits {
   /** Open summary periods by limit and subject: how many refusals came after the audited first. */
   readonly #refusals = new Map<string, { suppressed: number }>();
 
+  readonly settings: RateLimitSettings;
+
+  /** A limit left out takes its default. */
   constructor(
-    readonly settings: RateLimitSettings = DEFAULT_RATE_LIMITS,
+    settings: Partial<RateLimitSettings> = DEFAULT_RATE_LIMITS,
     readonly refusalSummaryMs: number = DEFAULT_REFUSAL_SUMMARY_MS,
   ) {
+    this.settings = { ...DEFAULT_RATE_LIMITS, ...settings };
     const limiter = (kind: LimitKind) =>
-      new RateLimiterMemory({ keyPrefix: kind, points: settings[kind].points, duration: settings[kind].durationSeconds });
-    this.#limiters = { 'api-key': limiter('api-key'), agent: limiter('agent'), ip: limiter('ip') };
+      new RateLimiterMemory({ keyPrefix: kind, points: this.settings[kind].points, duration: this.settings[kind].durationSeconds });
+    this.#limiters = { 'api-key': limiter('api-key'), session: limiter('session'), agent: limiter('agent'), ip: limiter('ip') };
   }
 
   /** Counts one operation for `subject` under `kind`. */
@@ -103,7 +112,7 @@ export class RateLimits {
 }
 
 /**
- * Counts one operation against `kind`'s limit for `subject` (a key id, an agent id or an IP). Over
+ * Counts one operation against `kind`'s limit for `subject` (a key id, a user id, an agent id or an IP). Over
  * the limit, a TOO_MANY_REQUESTS error is thrown and the refusal is audited (`rate-limited`: which
  * limit and whom, never a credential, and `refusals`, how many the row stands for): the first of a
  * summary period at once, the rest as one summary row. In-process callers without `ctx.limits` are
@@ -113,11 +122,11 @@ export async function enforceLimit(
   ctx: Context,
   kind: LimitKind,
   target: string,
-  who: ApiKeyPrincipal | AgentPrincipal | null,
+  who: ApiKeyPrincipal | UserPrincipal | AgentPrincipal | null,
   extra: Record<string, string> = {},
 ): Promise<void> {
   if (!ctx.limits) return;
-  const subject = kind === 'ip' ? sourceOf(ctx) : who?.kind === 'agent' ? who.agentId : who?.kind === 'api-key' ? who.keyId : 'unknown';
+  const subject = kind === 'ip' ? sourceOf(ctx) : subjectOf(who);
   const verdict = await ctx.limits.consume(kind, subject);
   if (verdict.allowed) return;
   const meta = {
@@ -147,15 +156,29 @@ export async function enforceLimit(
   throw new TRPCError({ code: 'TOO_MANY_REQUESTS', message: cause.message, cause });
 }
 
+function subjectOf(who: ApiKeyPrincipal | UserPrincipal | AgentPrincipal | null): string {
+  switch (who?.kind) {
+    case 'agent':
+      return who.agentId;
+    case 'api-key':
+      return who.keyId;
+    case 'user':
+      return who.userId;
+    case undefined:
+      return 'unknown';
+  }
+}
+
+/** IPv6 counts per /64 (see addressKey): one host can rotate through its whole prefix. */
 function sourceOf(ctx: Context): string {
-  return ctx.request.sourceIp ?? 'unknown';
+  return addressKey(ctx.request.sourceIp);
 }
 
 /** The Retry-After of a response: the longest wait any of its refused operations asks for. */
 export function retryAfterOf(errors: readonly TRPCError[]): number | null {
   let longest: number | null = null;
   for (const error of errors) {
-    if (error.cause instanceof RateLimited) longest = Math.max(longest ?? 0, error.cause.retryAfterSeconds);
+    if (error.cause instanceof RateLimited || error.cause instanceof LoginBusy) longest = Math.max(longest ?? 0, error.cause.retryAfterSeconds);
   }
   return longest;
 }

@@ -100,7 +100,7 @@ export function procedureFor(permission: Permission) {
   return base.meta({ permission }).use(async ({ ctx, next, path, type }) => {
     const admin = await authenticateAdmin(ctx, type, path);
     const db = ctx.db.forTenant(admin.tenantId);
-    if (admin.kind === 'api-key') await enforceLimit(ctx, 'api-key', path, admin);
+    await enforceLimit(ctx, admin.kind === 'api-key' ? 'api-key' : 'session', path, admin);
     if (!principalAllows(admin, permission)) {
       const meta = { permission, role: admin.role, ...(admin.kind === 'api-key' && admin.permissions ? { keyPermissions: [...admin.permissions] } : {}) };
       await recordAudit(db, eventBy(admin, ctx.request, { action: 'permission-denied', target: path, outcome: 'denied', meta }));

@@ -9,15 +9,18 @@ const adminRole = z.enum(['owner', 'admin', 'operator', 'auditor']);
  * counted and audited, not an input error that bypasses both.
  */
 export const loginInput = z.strictObject({
+  /** The tenant's name: an email is unique only within its tenant. */
+  tenant: z.string().min(1).max(1024),
   email: z.string().min(1).max(1024),
   password: z.string().min(1).max(4096),
 });
 
 /**
- * What a login's email and password must be to be checked at all. A login that fails this is still
+ * What a login's tenant, email and password must be to be checked at all. A login that fails this is still
  * counted and audited, then refused as bad input: the text could not even be stored in the audit trail.
  */
 export const loginCredentials = z.strictObject({
+  tenant: text({ min: 1, max: 1024 }),
   email: text({ min: 1, max: 1024 }),
   password: text({ min: 1, max: 4096 }),
 });

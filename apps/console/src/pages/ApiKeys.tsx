@@ -53,6 +53,7 @@ export function ApiKeysPage() {
                     <th scope="col">Name</th>
                     <th scope="col">Prefix</th>
                     <th scope="col">Role</th>
+                    <th scope="col">Created by</th>
                     <th scope="col">Expires</th>
                     <th scope="col">Last used</th>
                     <th scope="col">Status</th>
@@ -68,10 +69,19 @@ export function ApiKeysPage() {
                       <tr key={key.id}>
                         <th scope="row">{key.name}</th>
                         <td className="mono">{key.prefix}</td>
-                        <td>{key.role}</td>
+                        <td>{key.effectiveRole === key.role ? key.role : `${key.role} (acts as ${key.effectiveRole})`}</td>
+                        <td>{key.createdBy === null ? 'CLI bootstrap' : key.createdBy.kind === 'user' ? (key.createdBy.email ?? key.createdBy.id) : `key ${key.createdBy.id.slice(0, 8)}`}</td>
                         <td>{formatTime(key.expiresAt)}</td>
                         <td>{formatAgo(key.lastUsedAt)}</td>
-                        <td>{key.revokedAt ? <Badge tone="neutral">revoked</Badge> : expired ? <Badge tone="warn">expired</Badge> : <Badge tone="ok">active</Badge>}</td>
+                        <td>{key.revokedAt ? (
+                            <Badge tone="neutral">revoked</Badge>
+                          ) : expired ? (
+                            <Badge tone="warn">expired</Badge>
+                          ) : key.suspended ? (
+                            <Badge tone="warn">suspended</Badge>
+                          ) : (
+                            <Badge tone="ok">active</Badge>
+                          )}</td>
                         <td className="actions">
                           {!key.revokedAt && (
                             <Can permission="keys:write">

@@ -6,7 +6,8 @@ import { errorMessage, setCsrfToken, useTRPC } from '../trpc.ts';
 export function LoginPage() {
   const trpc = useTRPC();
   const queryClient = useQueryClient();
-  const ids = { email: useId(), password: useId() };
+  const ids = { tenant: useId(), email: useId(), password: useId() };
+  const [tenant, setTenant] = useState('');
   const [email, setEmail] = useState('');
   const [password, setPassword] = useState('');
   const login = useMutation(
@@ -25,7 +26,7 @@ export function LoginPage() {
         aria-labelledby="login-heading"
         onSubmit={(event) => {
           event.preventDefault();
-          login.mutate({ email, password });
+          login.mutate({ tenant, email, password });
         }}
       >
         <div className="brand">
@@ -34,8 +35,11 @@ export function LoginPage() {
         </div>
         <h1 id="login-heading">Sign in to the console</h1>
         {login.isError && <Notice tone="bad">{errorMessage(login.error)}</Notice>}
+        <Field id={ids.tenant} label="Tenant">
+          <input id={ids.tenant} autoComplete="organization" value={tenant} onChange={(event) => setTenant(event.target.value)} required autoFocus />
+        </Field>
         <Field id={ids.email} label="Email">
-          <input id={ids.email} type="email" autoComplete="username" value={email} onChange={(event) => setEmail(event.target.value)} required autoFocus />
+          <input id={ids.email} type="email" autoComplete="username" value={email} onChange={(event) => setEmail(event.target.value)} required />
         </Field>
         <Field id={ids.password} label="Password">
           <input id={ids.password} type="password" autoComplete="current-password" value={password} onChange={(event) => setPassword(event.target.value)} required />

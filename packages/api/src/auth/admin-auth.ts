@@ -7,20 +7,23 @@
 import { AuthenticationError, NotAllowedError } from '@airlock/errors';
 import { eventBy, recordAudit } from '../audit-log.ts';
 import { enforceLimit } from '../rate-limits.ts';
-import type { Context } from '../context.ts';
+import type { Context, RequestFacts } from '../context.ts';
+import type { Database } from '../storage/database.ts';
+import type { Permission, Role } from './permissions.ts';
 import { authenticateApiKey } from './api-keys.ts';
-import type { AdminPrincipal } from './principal.ts';
+import { type AdminPrincipal, canGrant } from './principal.ts';
 import { csrfRefusal, resumeSession, sessionTokenOf } from './sessions.ts';
 import { resolveAuthSettings } from './settings.ts';
 
 export async function authenticateAdmin(ctx: Context, type: 'query' | 'mutation' | 'subscription', path: string): Promise<AdminPrincipal> {
   const authorization = ctx.request.headers.get('authorization');
-  const token = authorization === null ? sessionTokenOf(ctx.request.headers) : null;
+  const settings = resolveAuthSettings(ctx.auth);
   // Credentials are looked up before the caller's tenant is known: the one narrow system-scope read.
   const db = ctx.db.forSystem();
   try {
+    const token = authorization === null ? sessionTokenOf(ctx.request.headers, settings.secureCookies) : null;
     if (token === null) return await authenticateApiKey(db, authorization, ctx.now());
-    const session = await resumeSession(db, token, resolveAuthSettings(ctx.auth), ctx.now());
+    const session = await resumeSession(db, token, settings, ctx.now());
     if (!session) throw new AuthenticationError('no valid session; log in again');
     const refusal = type === 'query' ? null : csrfRefusal(ctx.request, token);
     if (refusal) {
@@ -44,4 +47,28 @@ export async function authenticateAdmin(ctx: Context, type: 'query' | 'mutation'
     }
     throw error;
   }
+}
+
+/**
+ * Throws NotAllowedError unless `admin` may hand out `role` (narrowed to `permissions`), the
+ * ceiling `canGrant` draws. A refusal is audited as `permission-denied`, like a missing permission:
+ * trying to mint or manage something above one's own role is the same kind of probe.
+ */
+export async function assertCanGrant(
+  ctx: { db: Database; request: RequestFacts },
+  admin: AdminPrincipal,
+  target: string,
+  wanted: { role: Role; permissions?: readonly Permission[] | null },
+  message: string,
+): Promise<void> {
+  if (canGrant(admin, wanted.role, wanted.permissions ?? null)) return;
+  const meta = {
+    reason: 'role-ceiling',
+    role: admin.role,
+    wantedRole: wanted.role,
+    ...(wanted.permissions ? { wantedPermissions: [...wanted.permissions] } : {}),
+    ...(admin.kind === 'api-key' && admin.permissions ? { keyPermissions: [...admin.permissions] } : {}),
+  };
+  await recordAudit(ctx.db, eventBy(admin, ctx.request, { action: 'permission-denied', target, outcome: 'denied', meta }));
+  throw new NotAllowedError(message);
 }

@@ -1,5 +1,5 @@
 /**
- * Local admin accounts: one email (unique across tenants, compared lower-cased), a scrypt password
+ * Local admin accounts: one email (unique within its tenant, compared lower-cased), a scrypt password
  * hash, a role, and the lockout state that login maintains. Every change is audited with its
  * before and after in the same transaction.
  */

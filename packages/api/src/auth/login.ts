@@ -1,6 +1,7 @@
 /**
- * Password login for admin users. Guessing is bounded three ways, each counted before the password
- * is checked so parallel guesses cannot slip past a limit: per account (5 failures, then a lock of
+ * Password login for admin users, by tenant name and email (an email is unique only within its
+ * tenant; an unknown tenant is just another unknown email). Guessing is bounded three ways, each
+ * counted before the password is checked so parallel guesses cannot slip past a limit: per account (5 failures, then a lock of
  * 1 min doubling to 1 h), per unknown email (the same, so a lock reveals nothing), and per source
  * address. An unknown email is checked against a dummy hash, so it takes as long as a known one,
  * and every refusal has the same two messages whether the account exists or not.
@@ -10,6 +11,7 @@ import { escapeUnprintable, truncateText } from '@airlock/protocol';
 import { appendAudit, recordAudit } from '../audit-log.ts';
 import type { Database, Queryable } from '../storage/database.ts';
 import { MAX_EMAIL_LENGTH, normalizeEmail } from './admin-users.ts';
+import { addressKey, LoginBusy, type LoginGuard } from './login-guard.ts';
 import { hashPassword, needsRehash, type ScryptParams, verifyPassword } from './passwords.ts';
 import type { Role } from './permissions.ts';
 import { randomToken } from './secrets.ts';
@@ -18,9 +20,10 @@ import type { AuthSettings, Backoff } from './settings.ts';
 
 export const BAD_CREDENTIALS = 'invalid email or password';
 export const TOO_MANY_ATTEMPTS = 'too many failed logins; try again later';
+const MAX_TENANT_LENGTH = 200;
 
 /** Why a login failed, as the audit trail records it (never shown to the caller). */
-export type LoginFailure = 'bad-password' | 'unknown-email' | 'disabled' | 'locked' | 'ip-throttled';
+export type LoginFailure = 'bad-password' | 'unknown-email' | 'disabled' | 'locked' | 'ip-throttled' | 'busy';
 
 const dummyHashes = new Map<string, Promise<string>>();
 
@@ -52,7 +55,7 @@ async function claimAccountAttempt(db: Queryable, userId: string, backoff: Backo
 }
 
 /**
- * Counts one attempt against a throttle key (`ip:<address>` or `email:<address>`); false when it is
+ * Counts one attempt against a throttle key (`ip:<address>` or `email:["<tenant>","<address>"]`); false when it is
  * locked. With `windowMs`, a key whose last failure is older than that starts again from one.
  * One statement, like the account's, so an unknown email costs the same round trips as a known one.
  */
@@ -77,6 +80,25 @@ async function claimThrottledAttempt(db: Queryable, key: string, backoff: Backof
   return rows.length > 0;
 }
 
+/**
+ * How long a `login_throttle` row outlives its last failure once it is not locked. A day, and never
+ * less than the per-address window, inside which the row still counts. An unknown email's count
+ * restarts after a quiet day; it guards no account, so nothing is lost.
+ */
+const THROTTLE_RETENTION_MS = 86_400_000;
+
+/** Deletes `login_throttle` rows that are unlocked and quiet for longer than they can matter. */
+export async function pruneLoginThrottle(db: Queryable, settings: Pick<AuthSettings, 'ipThrottle'>, now: Date): Promise<number> {
+  const retention = Math.max(THROTTLE_RETENTION_MS, settings.ipThrottle.windowMs);
+  const rows = await db.query(
+    `DELETE FROM login_throttle
+     WHERE (locked_until IS NULL OR locked_until <= $1) AND last_failure_at < $1::timestamptz - make_interval(secs => $2::double precision)
+     RETURNING key`,
+    [now, retention / 1000],
+  );
+  return rows.length;
+}
+
 /** A successful login from an address takes back the attempt it was counted as. */
 async function releaseThrottledAttempt(db: Queryable, key: string, backoff: Backoff): Promise<void> {
   await db.query(
@@ -87,11 +109,24 @@ async function releaseThrottledAttempt(db: Queryable, key: string, backoff: Back
   );
 }
 
+/** A rehash is a second full hash; when the gate is full it waits for a later login instead. */
+async function rehashUnlessBusy(password: string, params: ScryptParams, guard: LoginGuard | undefined): Promise<string | null> {
+  if (!guard) return hashPassword(password, params);
+  try {
+    return await guard.hash(() => hashPassword(password, params));
+  } catch (error) {
+    if (error instanceof LoginBusy) return null;
+    throw error;
+  }
+}
+
 export interface LoginRequest {
   db: Database;
   settings: AuthSettings;
   sourceIp: string | null;
   now: Date;
+  /** Bounds password hashing in this process; absent for in-process callers. */
+  guard?: LoginGuard;
 }
 
 interface Candidate {
@@ -104,16 +139,19 @@ interface Candidate {
 }
 
 /** Checks the credentials and opens a session, or audits the failure and throws AuthenticationError. */
-export async function login(request: LoginRequest, input: { email: string; password: string }): Promise<{ token: string; session: Session }> {
+export async function login(request: LoginRequest, input: { tenant: string; email: string; password: string }): Promise<{ token: string; session: Session }> {
   const { db, settings, now } = request;
   const email = truncateText(normalizeEmail(input.email), MAX_EMAIL_LENGTH);
+  const tenant = truncateText(input.tenant.trim(), MAX_TENANT_LENGTH);
   const [user] = await db.query<Candidate>(
-    'SELECT id, tenant_id, email, role, password_hash, disabled FROM admin_users WHERE email = $1',
-    [email],
+    `SELECT u.id, u.tenant_id, u.email, u.role, u.password_hash, u.disabled
+     FROM admin_users u JOIN tenants t ON t.id = u.tenant_id WHERE t.name = $1 AND u.email = $2`,
+    [tenant, email],
   );
-  const ipKey = `ip:${request.sourceIp ?? 'unknown'}`;
+  const ipKey = `ip:${addressKey(request.sourceIp)}`;
+  const { guard } = request;
 
-  const refuse = async (reason: LoginFailure): Promise<never> => {
+  const refuse = async (reason: LoginFailure, extra: Record<string, boolean> = {}): Promise<never> => {
     await recordAudit(db, {
       tenantId: user?.tenant_id ?? null,
       actor: { type: 'anonymous', id: null },
@@ -121,23 +159,52 @@ export async function login(request: LoginRequest, input: { email: string; passw
       target: email,
       outcome: 'denied',
       sourceIp: request.sourceIp,
-      meta: { reason, knownAccount: user !== undefined },
+      meta: { reason, knownAccount: user !== undefined, tenant, ...extra },
     });
     throw new AuthenticationError(reason === 'locked' || reason === 'ip-throttled' ? TOO_MANY_ATTEMPTS : BAD_CREDENTIALS);
+  };
+  const busy = async (error: LoginBusy): Promise<never> => {
+    await recordAudit(db, {
+      tenantId: user?.tenant_id ?? null,
+      actor: { type: 'anonymous', id: null },
+      action: 'login-failed',
+      target: email,
+      outcome: 'denied',
+      sourceIp: request.sourceIp,
+      meta: { reason: 'busy', knownAccount: user !== undefined, tenant, retryAfterSeconds: error.retryAfterSeconds },
+    });
+    throw error;
   };
 
   if (!(await claimThrottledAttempt(db, ipKey, settings.ipThrottle, settings.ipThrottle.windowMs, now))) return refuse('ip-throttled');
   const claimed = user
     ? await claimAccountAttempt(db, user.id, settings.accountLockout, now)
-    : await claimThrottledAttempt(db, `email:${email}`, settings.accountLockout, null, now);
+    : await claimThrottledAttempt(db, `email:${JSON.stringify([tenant, email])}`, settings.accountLockout, null, now);
   if (!claimed) return refuse('locked');
-  const matches = await verifyPassword(input.password, user?.password_hash ?? (await dummyHash(settings.scrypt)));
+  if (!user) {
+    // Past the global budget an unknown email is not hashed at all. It still answers exactly like a
+    // wrong password, after about as long as a hash takes, so the budget reveals no account: a
+    // throttle message for unknown emails alone would mark every email that does not get one.
+    if (guard && !guard.takeUnknownEmail(now)) {
+      if (guard.gate.saturated()) return busy(new LoginBusy(guard.retryAfterSeconds()));
+      await new Promise((resolve) => setTimeout(resolve, guard.typicalHashMs));
+      return refuse('unknown-email', { hashed: false });
+    }
+  }
+  let matches: boolean;
+  try {
+    const check = async () => verifyPassword(input.password, user?.password_hash ?? (await dummyHash(settings.scrypt)));
+    matches = guard ? await guard.hash(check) : await check();
+  } catch (error) {
+    if (error instanceof LoginBusy) return busy(error);
+    throw error;
+  }
   if (!user) return refuse('unknown-email');
   if (!matches) return refuse('bad-password');
   // Checked after the password, so a disabled account answers exactly like a wrong password.
   if (user.disabled) return refuse('disabled');
 
-  const rehash = needsRehash(user.password_hash, settings.scrypt) ? await hashPassword(input.password, settings.scrypt) : null;
+  const rehash = needsRehash(user.password_hash, settings.scrypt) ? await rehashUnlessBusy(input.password, settings.scrypt, guard) : null;
   const opened = await db.transaction(async (tx) => {
     await tx.query(
       `UPDATE admin_users SET failed_attempts = 0, locked_until = NULL, last_login_at = $2, password_hash = coalesce($3, password_hash)
@@ -172,7 +239,7 @@ export async function login(request: LoginRequest, input: { email: string; passw
  */
 export async function refuseMalformedLogin(request: LoginRequest, email: string): Promise<never> {
   const { db, settings, now } = request;
-  const counted = await claimThrottledAttempt(db, `ip:${request.sourceIp ?? 'unknown'}`, settings.ipThrottle, settings.ipThrottle.windowMs, now);
+  const counted = await claimThrottledAttempt(db, `ip:${addressKey(request.sourceIp)}`, settings.ipThrottle, settings.ipThrottle.windowMs, now);
   await recordAudit(db, {
     tenantId: null,
     actor: { type: 'anonymous', id: null },
@@ -182,5 +249,5 @@ export async function refuseMalformedLogin(request: LoginRequest, email: string)
     sourceIp: request.sourceIp,
     meta: { reason: 'malformed-input', knownAccount: false, ipThrottled: !counted },
   });
-  throw new UserError('invalid input: email and password must not contain NUL or unpaired surrogate characters');
+  throw new UserError('invalid input: tenant, email and password must not contain NUL or unpaired surrogate characters');
 }

@@ -44,10 +44,10 @@ describe('session cookie and CSRF checks', () => {
   const facts = (headers: Record<string, string>) => ({ method: 'POST', pathAndQuery: '/trpc/x', headers: new Headers(headers), body: new Uint8Array(), sourceIp: null });
 
   it('reads the token from among other cookies and ignores malformed ones', () => {
-    expect(sessionTokenOf(new Headers({ cookie: `a=1; airlock_session=${token}; b=2` }))).toBe(token);
-    expect(sessionTokenOf(new Headers({ cookie: 'airlock_session=short' }))).toBeNull();
-    expect(sessionTokenOf(new Headers({ cookie: `xairlock_session=${token}` }))).toBeNull();
-    expect(sessionTokenOf(new Headers())).toBeNull();
+    expect(sessionTokenOf(new Headers({ cookie: `a=1; airlock_session=${token}; b=2` }), false)).toBe(token);
+    expect(sessionTokenOf(new Headers({ cookie: 'airlock_session=short' }), false)).toBeNull();
+    expect(sessionTokenOf(new Headers({ cookie: `xairlock_session=${token}` }), false)).toBeNull();
+    expect(sessionTokenOf(new Headers(), false)).toBeNull();
   });
 
   it('accepts the token from the same origin and refuses everything else', () => {

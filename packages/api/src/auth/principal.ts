@@ -2,7 +2,7 @@
  * Who an admin request acts as: an API key or a signed-in admin user. Procedures read
  * `ctx.admin` through these helpers, so every permission check and audit record treats both alike.
  */
-import type { ApiKeyPrincipal } from './api-keys.ts';
+import type { ApiKeyPrincipal, KeyCreator } from './api-keys.ts';
 import { type Permission, permissions, type Role, roleAllows, roleCovers } from './permissions.ts';
 
 export interface UserPrincipal {
@@ -40,4 +40,9 @@ export function canGrant(principal: AdminPrincipal, role: Role, scope: readonly 
 /** `api-key:<id>` or `user:<id>`, for the `created_by`-style columns. */
 export function principalRef(principal: AdminPrincipal): string {
   return principal.kind === 'api-key' ? `api-key:${principal.keyId}` : `user:${principal.userId}`;
+}
+
+/** Who mints a key made by `principal`: a key made by a key is capped by the same user as its maker. */
+export function keyCreatorOf(principal: AdminPrincipal): KeyCreator {
+  return { ref: principalRef(principal), userId: principal.kind === 'user' ? principal.userId : principal.creatorUserId };
 }

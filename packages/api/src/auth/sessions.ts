@@ -1,9 +1,11 @@
 /**
  * Console sessions. The browser holds an opaque random token in the `airlock_session` cookie
- * (HttpOnly, SameSite=Strict); the server keeps only its SHA-256. The CSRF token is derived from
+ * (HttpOnly, SameSite=Strict; under TLS `__Host-airlock_session`, which only this host can set, over
+ * HTTPS); the server keeps only its SHA-256. The CSRF token is derived from
  * the session token, so it needs no storage and a read of the sessions table yields neither.
  */
 import { timingSafeEqual } from 'node:crypto';
+import { AuthenticationError } from '@airlock/errors';
 import type { RequestFacts } from '../context.ts';
 import type { Queryable } from '../storage/database.ts';
 import type { Role } from './permissions.ts';
@@ -12,6 +14,11 @@ import { randomToken, sha256Hex } from './secrets.ts';
 import type { AuthSettings } from './settings.ts';
 
 export const SESSION_COOKIE = 'airlock_session';
+/** The name under TLS: a browser takes a `__Host-` cookie only from this host, over HTTPS, with Path=/. */
+export const SECURE_SESSION_COOKIE = `__Host-${SESSION_COOKIE}`;
+export const TWO_SESSION_COOKIES = 'refused: the request carries two session cookies; clear this site\'s cookies and log in again';
+
+const cookieName = (secure: boolean) => (secure ? SECURE_SESSION_COOKIE : SESSION_COOKIE);
 export const CSRF_HEADER = 'x-airlock-csrf';
 const TOKEN_PATTERN = /^[A-Za-z0-9_-]{43}$/;
 
@@ -30,23 +37,40 @@ export function csrfTokenFor(sessionToken: string): string {
   return sha256Hex(`airlock-csrf:${sessionToken}`);
 }
 
-/** The session token from the Cookie header, or null. A malformed value counts as none. */
-export function sessionTokenOf(headers: Headers): string | null {
+/**
+ * The session token from the Cookie header, or null. A malformed value counts as none; under TLS
+ * only the `__Host-` name counts. Two session cookies (either name, twice or both) are refused: a
+ * cookie planted by a sibling host or a plain-HTTP response rides along with the real one, and
+ * whichever the server picked, one of them would be a session the user did not open.
+ */
+export function sessionTokenOf(headers: Headers, secure: boolean): string | null {
+  const values: string[] = [];
   for (const pair of (headers.get('cookie') ?? '').split(';')) {
     const separator = pair.indexOf('=');
-    if (separator < 0 || pair.slice(0, separator).trim() !== SESSION_COOKIE) continue;
-    const value = pair.slice(separator + 1).trim();
-    return TOKEN_PATTERN.test(value) ? value : null;
+    if (separator < 0) continue;
+    const name = pair.slice(0, separator).trim();
+    if (name === SESSION_COOKIE || name === SECURE_SESSION_COOKIE) values.push(name === cookieName(secure) ? pair.slice(separator + 1).trim() : '');
   }
-  return null;
+  if (values.length > 1) throw new AuthenticationError(TWO_SESSION_COOKIES);
+  const [value] = values;
+  return value !== undefined && TOKEN_PATTERN.test(value) ? value : null;
 }
 
 export function sessionCookie(token: string, secure: boolean): string {
-  return `${SESSION_COOKIE}=${token}; HttpOnly; SameSite=Strict; Path=/${secure ? '; Secure' : ''}`;
+  return `${cookieName(secure)}=${token}; HttpOnly; SameSite=Strict; Path=/${secure ? '; Secure' : ''}`;
 }
 
 export function clearedSessionCookie(secure: boolean): string {
-  return `${SESSION_COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0${secure ? '; Secure' : ''}`;
+  return `${cookieName(secure)}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0${secure ? '; Secure' : ''}`;
+}
+
+/**
+ * Under TLS, clears the unprefixed cookie this host set before it used `__Host-`, so a browser that
+ * kept one is not refused for carrying two. A cookie planted with a Domain attribute cannot be
+ * cleared from here; such a request stays refused until the user clears the site's cookies.
+ */
+export function clearedLegacySessionCookie(): string {
+  return `${SESSION_COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0; Secure`;
 }
 
 function view(token: string, user: { id: string; email: string; role: Role; tenantId: string }, idleExpiresAt: Date): SessionView {

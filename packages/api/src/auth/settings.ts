@@ -28,6 +28,17 @@ export interface AuthSettings {
     /** A source whose last failure is older than this starts counting again from zero. */
     windowMs: number;
   };
+  /**
+   * Password hashes running at once in this process, and how many logins may wait for one; past
+   * that a login is refused at once (503, Retry-After). Node's thread pool has 4 threads, shared with
+   * file and DNS work, so 2 leaves room for the rest. Default 2 and 32.
+   */
+  hashing: { maxConcurrent: number; maxQueued: number };
+  /**
+   * Unknown-email logins hashed per process, over all sources: a token bucket (default burst 20,
+   * 60 per minute). Past it an unknown email is answered as a wrong password without a hash.
+   */
+  unknownEmailBudget: { burst: number; perMinute: number };
 }
 
 export const defaultAuthSettings: AuthSettings = {
@@ -37,6 +48,8 @@ export const defaultAuthSettings: AuthSettings = {
   secureCookies: false,
   accountLockout: { threshold: 5, baseMs: 60_000, maxMs: 3_600_000 },
   ipThrottle: { threshold: 50, baseMs: 60_000, maxMs: 3_600_000, windowMs: 3_600_000 },
+  hashing: { maxConcurrent: 2, maxQueued: 32 },
+  unknownEmailBudget: { burst: 20, perMinute: 60 },
 };
 
 export function resolveAuthSettings(overrides: Partial<AuthSettings> | undefined): AuthSettings {

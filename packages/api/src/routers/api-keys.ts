@@ -1,16 +1,18 @@
 /**
  * Admin API keys: list, create, rotate and revoke. A key is shown once, stored hashed, expires in
  * at most 90 days, and a caller can never mint a key with a role above its own. Revocation takes
- * effect on the key's next request.
+ * effect on the key's next request. Each key records who minted it (a rotated key: whoever rotated
+ * it), and a key minted by a console user stays capped by that user's current role.
  */
 import type { TRPCRouterRecord } from '@trpc/server';
-import { NotAllowedError, NotFoundError } from '@airlock/errors';
+import { NotFoundError } from '@airlock/errors';
 import { z } from 'zod';
 import { byId, createApiKeyInput } from '@airlock/protocol';
 import { appendAudit, eventBy } from '../audit-log.ts';
 import { createApiKey } from '../auth/api-keys.ts';
-import { type Permission, permissions, type Role } from '../auth/permissions.ts';
-import { canGrant } from '../auth/principal.ts';
+import { type Permission, permissions, type Role, roleCovers } from '../auth/permissions.ts';
+import { assertCanGrant } from '../auth/admin-auth.ts';
+import { keyCreatorOf } from '../auth/principal.ts';
 import { procedureFor } from '../trpc.ts';
 
 interface KeyRow {
@@ -23,6 +25,18 @@ interface KeyRow {
   last_used_at: Date | null;
   revoked_at: Date | null;
   permissions: Permission[] | null;
+  created_by: string | null;
+  creator_email: string | null;
+  capped_by_role: Role | null;
+  capped_by_disabled: boolean | null;
+}
+
+/** `user:<id>` or `api-key:<id>` as the listing shows it; null for keys from the CLI bootstrap. */
+function creatorOf(row: KeyRow): { kind: 'user' | 'api-key'; id: string; email: string | null } | null {
+  const match = /^(user|api-key):(.+)$/.exec(row.created_by ?? '');
+  const id = match?.[2];
+  if (!match || id === undefined) return null;
+  return match[1] === 'user' ? { kind: 'user', id, email: row.creator_email } : { kind: 'api-key', id, email: null };
 }
 
 /** Optional narrowing: the key may use only these of its role's permissions. */
@@ -31,8 +45,11 @@ const createInput = createApiKeyInput.extend({ permissions: z.array(z.enum(permi
 export const apiKeysRouter = {
   list: procedureFor('keys:read').query(async ({ ctx }) => {
     const rows = await ctx.db.query<KeyRow>(
-      `SELECT id, prefix, name, role, created_at, expires_at, last_used_at, revoked_at, permissions
-       FROM api_keys WHERE tenant_id = $1 ORDER BY created_at`,
+      `SELECT k.id, k.prefix, k.name, k.role, k.created_at, k.expires_at, k.last_used_at, k.revoked_at, k.permissions, k.created_by,
+         u.email AS creator_email, cap.role AS capped_by_role, cap.disabled AS capped_by_disabled
+       FROM api_keys k LEFT JOIN admin_users u ON k.created_by = 'user:' || u.id::text
+       LEFT JOIN admin_users cap ON cap.id = k.created_by_user
+       WHERE k.tenant_id = $1 ORDER BY k.created_at`,
       [ctx.admin.tenantId],
     );
     return rows.map((row) => ({
@@ -45,17 +62,26 @@ export const apiKeysRouter = {
       lastUsedAt: row.last_used_at?.toISOString() ?? null,
       revokedAt: row.revoked_at?.toISOString() ?? null,
       permissions: row.permissions,
+      createdBy: creatorOf(row),
+      // What authentication applies now (see authenticateApiKey), so a listing never shows a key as
+      // usable while it is refused or narrowed.
+      suspended: row.capped_by_disabled === true,
+      effectiveRole: row.capped_by_role !== null && !roleCovers(row.capped_by_role, row.role) ? row.capped_by_role : row.role,
     }));
   }),
 
   create: procedureFor('keys:write')
     .input(createInput)
     .mutation(async ({ ctx, input }) => {
-      if (!canGrant(ctx.admin, input.role, input.permissions ?? null)) {
-        throw new NotAllowedError(`a ${ctx.admin.role} cannot create a ${input.role} key${input.permissions ? ' with those permissions' : ''}`);
-      }
+      await assertCanGrant(
+        ctx,
+        ctx.admin,
+        'apiKeys.create',
+        { role: input.role, permissions: input.permissions ?? null },
+        `a ${ctx.admin.role} cannot create a ${input.role} key${input.permissions ? ' with those permissions' : ''}`,
+      );
       return ctx.db.transaction(async (tx) => {
-        const key = await createApiKey(tx, { tenantId: ctx.admin.tenantId, ...input }, ctx.now());
+        const key = await createApiKey(tx, { tenantId: ctx.admin.tenantId, ...input }, ctx.now(), keyCreatorOf(ctx.admin));
         await appendAudit(
           tx,
           eventBy(ctx.admin, ctx.request, {
@@ -79,11 +105,12 @@ export const apiKeysRouter = {
           [input.id, ctx.admin.tenantId, ctx.now()],
         );
         if (!old) throw new NotFoundError('no live API key with that id');
-        if (!canGrant(ctx.admin, old.role, old.permissions)) throw new NotAllowedError(`a ${ctx.admin.role} cannot rotate a ${old.role} key`);
+        await assertCanGrant(ctx, ctx.admin, 'apiKeys.rotate', { role: old.role, permissions: old.permissions }, `a ${ctx.admin.role} cannot rotate a ${old.role} key`);
         const key = await createApiKey(
           tx,
           { tenantId: ctx.admin.tenantId, name: old.name, role: old.role, expiresInDays: input.expiresInDays, permissions: old.permissions },
           ctx.now(),
+          keyCreatorOf(ctx.admin),
         );
         await appendAudit(
           tx,
@@ -103,7 +130,7 @@ export const apiKeysRouter = {
         );
         if (!key) throw new NotFoundError('no live API key with that id');
         // The same bar as creating or rotating it: a narrowed key cannot revoke a broader one.
-        if (!canGrant(ctx.admin, key.role, key.permissions)) throw new NotAllowedError(`a ${ctx.admin.role} cannot revoke a ${key.role} key`);
+        await assertCanGrant(ctx, ctx.admin, 'apiKeys.revoke', { role: key.role, permissions: key.permissions }, `a ${ctx.admin.role} cannot revoke a ${key.role} key`);
         await appendAudit(tx, eventBy(ctx.admin, ctx.request, { action: 'api-key-revoke', target: key.id, outcome: 'success', meta: { role: key.role } }));
         return { id: key.id };
       });

@@ -4,15 +4,36 @@
  * `me` answers the same for the current cookie (null without a valid one); `logout` ends it.
  */
 import type { TRPCRouterRecord } from '@trpc/server';
-import { NotAllowedError } from '@airlock/errors';
+import { AuthenticationError, NotAllowedError } from '@airlock/errors';
 import { loginCredentials, loginInput } from '@airlock/protocol';
 import { appendAudit, eventBy, recordAudit } from '../audit-log.ts';
 import { login, refuseMalformedLogin } from '../auth/login.ts';
-import { clearedSessionCookie, csrfRefusal, deleteSession, originRefusal, resumeSession, sessionCookie, sessionTokenOf, type SessionView } from '../auth/sessions.ts';
+import { clearedLegacySessionCookie, clearedSessionCookie, csrfRefusal, deleteSession, originRefusal, resumeSession, sessionCookie, sessionTokenOf, type SessionView } from '../auth/sessions.ts';
 import { resolveAuthSettings } from '../auth/settings.ts';
+import type { Context } from '../context.ts';
 import { publicProcedure } from '../trpc.ts';
 
 const CROSS_SITE = 'request refused: cross-site request check failed';
+
+/** The session cookie's token; a request with two session cookies is audited and refused. */
+async function sessionTokenAudited(ctx: Context, target: string, secure: boolean): Promise<string | null> {
+  try {
+    return sessionTokenOf(ctx.request.headers, secure);
+  } catch (error) {
+    if (error instanceof AuthenticationError) {
+      await recordAudit(ctx.db.forSystem(), {
+        tenantId: null,
+        actor: { type: 'anonymous', id: null },
+        action: 'admin-auth-failed',
+        target,
+        outcome: 'denied',
+        sourceIp: ctx.request.sourceIp,
+        meta: { reason: error.message },
+      });
+    }
+    throw error;
+  }
+}
 
 export const sessionRouter = {
   login: publicProcedure.input(loginInput).mutation(async ({ ctx, input }): Promise<SessionView> => {
@@ -34,15 +55,19 @@ export const sessionRouter = {
     if (!loginCredentials.safeParse(input).success) {
       return refuseMalformedLogin({ db: ctx.db.forSystem(), settings, sourceIp: ctx.request.sourceIp, now: ctx.now() }, input.email);
     }
-    const { token, session } = await login({ db: ctx.db.forSystem(), settings, sourceIp: ctx.request.sourceIp, now: ctx.now() }, input);
+    const { token, session } = await login(
+      { db: ctx.db.forSystem(), settings, sourceIp: ctx.request.sourceIp, now: ctx.now(), ...(ctx.loginGuard ? { guard: ctx.loginGuard } : {}) },
+      input,
+    );
     ctx.resHeaders.append('set-cookie', sessionCookie(token, settings.secureCookies));
+    if (settings.secureCookies) ctx.resHeaders.append('set-cookie', clearedLegacySessionCookie());
     return session.view;
   }),
 
   me: publicProcedure.query(async ({ ctx }): Promise<SessionView | null> => {
-    const token = sessionTokenOf(ctx.request.headers);
-    if (token === null) return null;
     const settings = resolveAuthSettings(ctx.auth);
+    const token = await sessionTokenAudited(ctx, 'session.me', settings.secureCookies);
+    if (token === null) return null;
     const session = await resumeSession(ctx.db.forSystem(), token, settings, ctx.now());
     if (!session) ctx.resHeaders.append('set-cookie', clearedSessionCookie(settings.secureCookies));
     return session?.view ?? null;
@@ -50,7 +75,7 @@ export const sessionRouter = {
 
   logout: publicProcedure.mutation(async ({ ctx }): Promise<{ ok: true }> => {
     const settings = resolveAuthSettings(ctx.auth);
-    const token = sessionTokenOf(ctx.request.headers);
+    const token = await sessionTokenAudited(ctx, 'session.logout', settings.secureCookies);
     const session = token === null ? null : await resumeSession(ctx.db.forSystem(), token, settings, ctx.now());
     if (token !== null && session) {
       const refusal = csrfRefusal(ctx.request, token);
