@@ -5,7 +5,6 @@ import { pino } from 'pino';
 import { decodePublicKey, encodeKey, isKeyFingerprint, keyFingerprint } from '@airlock/identity';
 import { describe, PolicyViolationError, UserError } from '@airlock/errors';
 import { loadAgentConfig } from './config.ts';
-import { builtInConnectors } from './connectors.ts';
 import { type ControlPlaneClient, createAgentClient, createEnrollmentClient, reportedHostname } from './control-channel.ts';
 import { loadPin, savePin } from './control-plane-pin.ts';
 import { NonceStore } from './nonce-store.ts';
@@ -15,9 +14,9 @@ import { SecurityLog } from './security-log.ts';
 import { AGENT_VERSION, runDaemon } from './daemon.ts';
 import { type AgentIdentity, keyForEnrollment, loadIdentity, saveIdentity } from './identity-store.ts';
 import { type ClientFor, rotateKey, settleKeys } from './key-rotation.ts';
+import { LocalConfig } from './local-config.ts';
 import { Outbox } from './outbox.ts';
 import { LocalPolicy } from './policy.ts';
-import { loadSecrets } from './secrets.ts';
 import { createSigningKey, loadSigningKey, signingKeyFile } from './signing-key.ts';
 
 interface CommonOptions {
@@ -93,17 +92,18 @@ export function buildProgram(): Command {
     .action(async (options: CommonOptions & { once?: boolean; idleTimeout: string }) => {
       const config = loadAgentConfig(options);
       const logger = pino({ level: config.logLevel, base: { service: 'agent' } }, pino.destination(2));
-      const [{ identity, keyPair }, pin, policy, secrets] = await Promise.all([
+      const [{ identity, keyPair }, pin, local] = await Promise.all([
         currentKeys(config.dataDir),
         loadPin(config.dataDir),
-        LocalPolicy.load(config.policyFile),
-        loadSecrets(config.secretsFile),
+        LocalConfig.load({ policyFile: config.policyFile, secretsFile: config.secretsFile }),
       ]);
       const lock = await acquireRunLock(config.dataDir);
       const controller = new AbortController();
       process.once('SIGINT', () => controller.abort());
       process.once('SIGTERM', () => controller.abort());
-      logger.info({ agentId: identity.agentId, policyDigest: policy.digest }, 'agent started');
+      const securityLog = new SecurityLog(config.dataDir);
+      const stopFollowing = local.follow({ securityLog, logger });
+      logger.info({ agentId: identity.agentId, policyDigest: local.current.policy.digest }, 'agent started');
       // Receipts are signed with whichever key the control plane holds now: a rotation updates it in place.
       const activeKey = { ...keyPair };
       const keysOnDisk = {
@@ -121,9 +121,7 @@ export function buildProgram(): Command {
         {
           client: createAgentClient(identity.controlPlaneUrl, identity.agentId, keyPair),
           keys: keysOnDisk,
-          registry: builtInConnectors(policy.document.scripts),
-          policy,
-          secrets,
+          local,
           outbox: new Outbox(config.dataDir),
           logger,
           dataDir: config.dataDir,
@@ -131,12 +129,15 @@ export function buildProgram(): Command {
           identity,
           pin,
           nonces: new NonceStore(config.dataDir),
-          securityLog: new SecurityLog(config.dataDir),
+          securityLog,
           receipts: receiptSigner(identity, activeKey),
           witnessIntervalMs: config.witnessIntervalMs,
         },
         options.once ? { maxJobs: 1, idleTimeoutMs: Number(options.idleTimeout) * 1000, signal: controller.signal } : { signal: controller.signal },
-      ).finally(() => lock.release());
+      ).finally(() => {
+        stopFollowing();
+        return lock.release();
+      });
       if (options.once) {
         const outcome = reports[0];
         if (outcome?.kind === 'refused') {

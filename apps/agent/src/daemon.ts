@@ -4,7 +4,7 @@
  * security log and reported. Errors back off with jitter; the loop never opens a listening socket.
  */
 import { remoteErrorClass } from '@airlock/errors';
-import type { ConnectorRegistry, Logger } from '@airlock/connector-api';
+import type { Logger } from '@airlock/connector-api';
 import { followRotations, keyFingerprint } from '@airlock/identity';
 import { HEARTBEAT_INTERVAL_MS, type Job, JOB_KEEPALIVE_MS, LONG_POLL_WAIT_MS, RECONNECT_MAX_DELAY_MS, type RunProgress, type RunReport } from '@airlock/protocol';
 import { type ControlPlaneClient, reportedHostname } from './control-channel.ts';
@@ -16,18 +16,16 @@ import { keepReceipts, type ReceiptSigner } from './receipts.ts';
 import type { SecurityEvent, SecurityLog } from './security-log.ts';
 import { witnessAudit } from './witness.ts';
 import type { Outbox } from './outbox.ts';
-import type { LocalPolicy } from './policy.ts';
+import type { LocalState } from './local-config.ts';
 import type { RetryPolicy } from './retry.ts';
-import type { SecretResolver } from './secrets.ts';
 import { runJob } from './transfer.ts';
 
 export const AGENT_VERSION = '0.1.0';
 
 export interface DaemonDeps {
   client: ControlPlaneClient;
-  registry: ConnectorRegistry;
-  policy: LocalPolicy;
-  secrets: SecretResolver;
+  /** The local policy, secrets and connectors as they are now: read when a job starts, the policy again before each file. */
+  local: { readonly current: LocalState };
   outbox: Outbox;
   logger: Logger;
   /** Holds the ledger and the signing key. */
@@ -202,7 +200,10 @@ export async function runDaemon(deps: DaemonDeps, options: DaemonOptions = {}): 
 
 async function execute(job: Job, deps: DaemonDeps, signal?: AbortSignal): Promise<RunReport> {
   deps.logger.info({ runId: job.runId, integrationId: job.integrationId, version: job.integrationVersion }, 'run started');
-  const { registry, policy, secrets, logger, dataDir, retry, receipts } = deps;
+  const { logger, dataDir, retry, receipts, local } = deps;
+  const { registry, policy } = local.current;
+  const livePolicy = () => local.current.policy;
+  const secrets = (ref: string) => local.current.secrets(ref);
   const progress = (update: RunProgress) => deps.client.agent.progress.mutate(update);
   const keepalive = setInterval(() => {
     deps.client.agent.heartbeat.mutate({ version: AGENT_VERSION, hostname: reportedHostname() }).catch((error: unknown) => {
@@ -212,7 +213,7 @@ async function execute(job: Job, deps: DaemonDeps, signal?: AbortSignal): Promis
   keepalive.unref();
   let report: RunReport;
   try {
-    report = await runJob(job, { registry, policy, secrets, logger, dataDir, retry, signal, receipts, progress });
+    report = await runJob(job, { registry, policy, livePolicy, secrets, logger, dataDir, retry, signal, receipts, progress });
   } finally {
     clearInterval(keepalive);
   }

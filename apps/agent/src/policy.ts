@@ -32,13 +32,13 @@
  *       params: { since: { pattern: "\\d{4}-\\d{2}-\\d{2}" } }
  */
 import { createHash } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
 import YAML from 'yaml';
 import { z } from 'zod';
 import { absolutePath, isWithin, matchPath, type ResourceClaim, splitGlob } from '@airlock/connector-api';
 import { approvedScript } from '@airlock/connector-script';
 import type { IntegrationOptions } from '@airlock/protocol';
 import { formatIssues, PolicyViolationError, UserError } from '@airlock/errors';
+import { readAdminFile } from './files.ts';
 
 const absolute = absolutePath();
 
@@ -147,12 +147,8 @@ export class LocalPolicy {
   }
 
   static async load(file: string): Promise<LocalPolicy> {
-    let text: string;
-    try {
-      text = await readFile(file, 'utf8');
-    } catch {
-      throw new UserError(`no local policy at ${file}: the agent runs nothing without one`);
-    }
+    const text = await readAdminFile(file, false);
+    if (text === undefined) throw new UserError(`no local policy at ${file}: the agent runs nothing without one`);
     return LocalPolicy.parse(text, file);
   }
 

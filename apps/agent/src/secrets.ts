@@ -8,10 +8,11 @@
  *     privateKeyFile: /etc/airlock/keys/id_ed25519
  *     passphrase: "..."        # optional
  */
-import { readFile, stat } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import YAML from 'yaml';
 import { z } from 'zod';
 import { NotFoundError, UserError } from '@airlock/errors';
+import { readAdminFile } from './files.ts';
 
 const entry = z.union([
   z.strictObject({ password: z.string().min(1) }),
@@ -22,18 +23,16 @@ const secretsFileSchema = z.record(z.string().min(1), entry);
 
 export type SecretResolver = (ref: string) => Promise<Readonly<Record<string, string>>>;
 
-export async function loadSecrets(file: string): Promise<SecretResolver> {
-  let text: string;
+/** Every problem with the file, by place only: a parser's message may quote the line, and the line may be a secret. */
+export function parseSecrets(text: string, file: string): SecretResolver {
+  let raw: unknown;
   try {
-    text = await readFile(file, 'utf8');
-  } catch {
-    return async (ref) => {
-      throw new NotFoundError(`credential ${JSON.stringify(ref)}: no secrets file at ${file}`);
-    };
+    raw = YAML.parse(text, { prettyErrors: false });
+  } catch (error) {
+    const line = error instanceof YAML.YAMLParseError ? error.linePos?.[0].line : undefined;
+    throw new UserError(`${file}: not valid YAML${line === undefined ? '' : ` (line ${line})`}`);
   }
-  if (((await stat(file)).mode & 0o077) !== 0) throw new UserError(`${file} is readable by others: chmod 600 it`);
-  const parsed = secretsFileSchema.safeParse(YAML.parse(text));
-  // Report where the problem is, never the values.
+  const parsed = secretsFileSchema.safeParse(raw ?? {});
   if (!parsed.success) throw new UserError(`${file}: ${parsed.error.issues.map((i) => `${i.path.join('.')}: invalid entry`).join('; ')}`);
   const secrets = parsed.data;
   return async (ref) => {
@@ -45,4 +44,15 @@ export async function loadSecrets(file: string): Promise<SecretResolver> {
     if ('passphrase' in found && found.passphrase !== undefined) resolved['passphrase'] = found.passphrase;
     return resolved;
   };
+}
+
+/** Without a secrets file every credential lookup fails; a file open to group or others is refused. */
+export async function loadSecrets(file: string): Promise<SecretResolver> {
+  const text = await readAdminFile(file, true);
+  if (text === undefined) {
+    return async (ref) => {
+      throw new NotFoundError(`credential ${JSON.stringify(ref)}: no secrets file at ${file}`);
+    };
+  }
+  return parseSecrets(text, file);
 }

@@ -303,3 +303,20 @@ describe('runJob post-delivery actions', () => {
     expect(source.removed).toEqual(['/in/a.csv']);
   });
 });
+
+describe('runJob under a policy reloaded mid-job', () => {
+  it('checks the live policy before each file it opens: a narrowing after the first file refuses the next', async () => {
+    const narrowed = LocalPolicy.parse(JSON.stringify({ sources: { local: [{ paths: ['/in/a.csv'] }] }, destinations: { local: [{ root: '/out' }] }, recipients: [recipient.fingerprint] }));
+    let live = policy();
+    const { source, destination, run } = setup(
+      { '/in/a.csv': 'a', '/in/b.csv': 'b', '/in/c.csv': 'c' },
+      { onOpen: () => void (live = narrowed) },
+      { livePolicy: () => live },
+    );
+    const report = await run(makeJob({ concurrency: 1 }));
+    expect(report).toMatchObject({ status: 'failed', errorClass: 'policy-violation', violation: { kind: 'file' } });
+    expect(source.opened).toEqual(['/in/a.csv']);
+    expect([...destination.delivered.keys()]).toEqual(['a.csv.pgp']);
+    expect(report.files.map((file) => file.sourcePath)).toEqual(['/in/a.csv']);
+  });
+});

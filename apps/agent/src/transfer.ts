@@ -27,7 +27,10 @@ import { type ProgressSink, trackProgress } from './progress.ts';
 
 export interface TransferDeps {
   registry: ConnectorRegistry;
+  /** The policy the job starts under: sources, destinations and recipients are checked against it. */
   policy: LocalPolicy;
+  /** The policy as it is now, asked again before each file is opened, so a narrowing reloaded mid-job applies to the next file. Unset: `policy`. */
+  livePolicy?: () => LocalPolicy;
   secrets: SecretResolver;
   logger: Logger;
   /** The agent data directory: holds the ledger and the signing key. Without it, no ledger and no signing. */
@@ -160,9 +163,12 @@ export async function runJob(job: Job, deps: TransferDeps): Promise<RunReport> {
       });
     await forEachLimit(todo, options.concurrency, async (file, index) => {
       const name = names[index] ?? '';
+      let allowedBy = deps.policy;
       let report: FileReport;
       try {
         report = await retried('transfer', async (attempt) => {
+          allowedBy = deps.livePolicy?.() ?? deps.policy;
+          allowedBy.checkFile(source.claimFor(file), options.afterDelivery);
           const transfer = (sourceSession: SourceSession, destinationSession: DestinationSession) =>
             transferFile({
               source: sourceSession,
@@ -206,7 +212,7 @@ export async function runJob(job: Job, deps: TransferDeps): Promise<RunReport> {
         ciphertextSha256: report.ciphertextSha256,
         bytesOut: report.bytesOut,
         recipientFingerprints: recipients.map((r) => r.fingerprint),
-        policyDigest: deps.policy.digest,
+        policyDigest: allowedBy.digest,
         startedAt: new Date(deliveredAt.getTime() - report.durationMs).toISOString(),
         deliveredAt: deliveredAt.toISOString(),
       });

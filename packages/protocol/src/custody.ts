@@ -100,6 +100,7 @@ export const securityEventKinds = [
   'audit-rewritten',
   'audit-truncated',
   'receipt-forged',
+  'local-config-refused',
 ] as const;
 export type SecurityEventKind = (typeof securityEventKinds)[number];
 
