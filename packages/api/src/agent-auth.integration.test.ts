@@ -154,10 +154,11 @@ describe('signed agent requests', () => {
     expect(await refusals(agent.id)).toEqual(['retired key']);
   });
 
-  it('refuses a signature by another key even when the agent is cached', async () => {
+  it('refuses a signature by another key even when the agent is cached, and keeps the agent cached', async () => {
     const agent = await addAgent();
     expect(await send(replicaA, signedHeartbeat(agent.id, agent.keys))).toBe(200);
     expect(await send(replicaA, signedHeartbeat(agent.id, generateKeyPair()))).toBe(401);
     expect(await refusals(agent.id)).toEqual(['bad signature']);
+    expect(await measure(replicaA, signedHeartbeat(agent.id, agent.keys))).toMatchObject({ status: 200, statements: 2 });
   });
 });

@@ -73,10 +73,6 @@ export class AgentKeyCache {
   forget(agentId: string): void {
     this.#entries.delete(agentId);
   }
-
-  get size(): number {
-    return this.#entries.size;
-  }
 }
 
 type Claim = 'claimed' | 'replayed' | 'stale';
@@ -132,16 +128,18 @@ export async function authenticateAgent(db: Database, request: RequestFacts, now
     const claim = await claimNonce(db, claimed, cached.publicKey, nonce, expiresAt, now);
     if (claim === 'claimed') return principal(cached.tenantId, cached.publicKey);
     if (claim === 'replayed') throw new AgentAuthError('replayed', claimed, cached.tenantId);
+    keys?.forget(claimed);
   }
-  // Not cached, or revoked or rotated since (perhaps by another replica): read the agent afresh,
-  // so the refusal names the same reason it always has.
-  keys?.forget(claimed);
+  // Not cached, signed with another key, or revoked or rotated since (perhaps by another replica):
+  // read the agent afresh, so the refusal names the same reason it always has. A bad signature
+  // leaves the entry alone, so forged requests cannot push a real agent off the cached path.
 
   return db.transaction(async (tx) => {
     const [agent] = await tx.query<{ tenant_id: string; public_key: string; status: string }>(
       'SELECT tenant_id, public_key, status FROM agents WHERE id = $1',
       [claimed],
     );
+    if (!agent || agent.status !== 'active') keys?.forget(claimed);
     if (!agent) throw new AgentAuthError('unknown agent', claimed, null);
     if (agent.status !== 'active') throw new AgentAuthError('agent revoked', claimed, agent.tenant_id);
 
