@@ -133,7 +133,6 @@ export async function authenticateAgent(db: Database, request: RequestFacts, now
   // Not cached, signed with another key, or revoked or rotated since (perhaps by another replica):
   // read the agent afresh, so the refusal names the same reason it always has. A bad signature
   // leaves the entry alone, so forged requests cannot push a real agent off the cached path.
-
   return db.transaction(async (tx) => {
     const [agent] = await tx.query<{ tenant_id: string; public_key: string; status: string }>(
       'SELECT tenant_id, public_key, status FROM agents WHERE id = $1',
