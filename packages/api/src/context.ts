@@ -3,7 +3,7 @@
  * authentication needs. Who the caller is gets decided by the procedure builders in `trpc.ts`, which
  * also narrow `db` to the caller's tenant (row-level security) for admin and agent procedures.
  */
-import type { AgentPrincipal } from './auth/agent-auth.ts';
+import type { AgentKeyCache, AgentPrincipal } from './auth/agent-auth.ts';
 import type { LoginGuard } from './auth/login-guard.ts';
 import type { AuthSettings } from './auth/settings.ts';
 import type { SecretBox } from './alerts/secret-box.ts';
@@ -36,6 +36,8 @@ export interface ServerDeps {
   logger: { warn(meta: Record<string, unknown>, message: string): void; error(meta: Record<string, unknown>, message: string): void };
   /** Admin login and session tunables; unset fields take the production defaults. */
   auth?: Partial<AuthSettings>;
+  /** This process's cache of agent keys; the HTTP transport makes one when none is given. */
+  agentKeys?: AgentKeyCache;
 }
 
 export interface Context extends ServerDeps {

@@ -4,6 +4,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { fetchRequestHandler } from '@trpc/server/adapters/fetch';
+import { AgentKeyCache } from './auth/agent-auth.ts';
 import { LoginGuard } from './auth/login-guard.ts';
 import { resolveAuthSettings } from './auth/settings.ts';
 import { createContext, type ServerDeps } from './context.ts';
@@ -47,7 +48,8 @@ function send(res: ServerResponse, status: number, body: object, headers: Record
   res.end(JSON.stringify(body));
 }
 
-export function createHttpHandler(deps: ServerDeps, options: HttpOptions) {
+export function createHttpHandler(given: ServerDeps, options: HttpOptions) {
+  const deps: ServerDeps = { ...given, agentKeys: given.agentKeys ?? new AgentKeyCache() };
   const limits = new RateLimits(options.rateLimits ?? DEFAULT_RATE_LIMITS, options.refusalSummaryMs);
   const auth = resolveAuthSettings(deps.auth);
   const loginGuard = new LoginGuard(auth);

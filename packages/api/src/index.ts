@@ -13,7 +13,7 @@ export { Scheduler, type FireOutcome, type SchedulerOptions, latestFireTime, nex
 export { connectPostgres, openPglite, type Database, type Queryable } from './storage/database.ts';
 export { migrate } from './storage/migrate.ts';
 export { bootstrapTenant } from './bootstrap.ts';
-export { pruneNonces } from './auth/agent-auth.ts';
+export { AgentKeyCache, pruneNonces } from './auth/agent-auth.ts';
 export { permissions, roles, type Permission, type Role } from './auth/permissions.ts';
 export { appendAudit, listAuditEvents, readAuditPages, recordAudit, writeAuditRecords, type AuditFilter } from './audit-log.ts';
 export { createCheckpoint, listCheckpoints, verifyStoredAudit } from './checkpoints.ts';

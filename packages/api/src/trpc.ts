@@ -111,7 +111,7 @@ export function procedureFor(permission: Permission) {
 }
 
 export const agentProcedure = base.meta({ permission: 'agent' }).use(async ({ ctx, next, path }) => {
-  ctx.agentAuth ??= authenticateAgent(ctx.db.forSystem(), ctx.request, ctx.now());
+  ctx.agentAuth ??= authenticateAgent(ctx.db.forSystem(), ctx.request, ctx.now(), ctx.agentKeys);
   let agent: AgentPrincipal;
   try {
     agent = await ctx.agentAuth;

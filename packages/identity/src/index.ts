@@ -1,8 +1,13 @@
 /**
- * Agent identity: Ed25519 key pairs (tweetnacl), request signing and verification. The private
- * key never leaves the agent's host; the control plane stores only the public key.
+ * Agent identity: Ed25519 key pairs, request signing and verification. The private key never
+ * leaves the agent's host; the control plane stores only the public key.
+ *
+ * Signing uses tweetnacl; verification uses node:crypto (OpenSSL), which checks the same
+ * signatures about a hundred times faster, and the control plane verifies every agent request.
+ * OpenSSL is the stricter of the two: it also refuses a signature whose S is not reduced modulo
+ * the group order, which tweetnacl accepts but never produces, so nothing honest is refused.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, createPublicKey, type KeyObject, randomBytes, verify } from 'node:crypto';
 import nacl from 'tweetnacl';
 import { canonicalRequest, type SignedRequestParts, signedHeaders } from '@airlock/protocol';
 
@@ -66,10 +71,35 @@ export function signRequest(
   };
 }
 
-export function verifySignature(parts: SignedRequestParts, signatureBase64: string, publicKey: Uint8Array): boolean {
-  const signature = Buffer.from(signatureBase64, 'base64');
+/** The DER header that turns a raw 32-byte Ed25519 public key into a SubjectPublicKeyInfo (RFC 8410). */
+const ED25519_SPKI_PREFIX = Buffer.from('302a300506032b6570032100', 'hex');
+
+/** A verification key for node:crypto, or null when `raw` is not a 32-byte Ed25519 public key. */
+export function ed25519PublicKey(raw: Uint8Array): KeyObject | null {
+  if (raw.length !== nacl.sign.publicKeyLength) return null;
+  try {
+    return createPublicKey({ key: Buffer.concat([ED25519_SPKI_PREFIX, raw]), format: 'der', type: 'spki' });
+  } catch {
+    return null;
+  }
+}
+
+/** A key parsed once with `ed25519PublicKey` skips the DER parse on every verification. */
+export type VerificationKey = Uint8Array | KeyObject;
+
+function verifyEd25519(message: Uint8Array, signature: Uint8Array, publicKey: VerificationKey): boolean {
   if (signature.length !== nacl.sign.signatureLength) return false;
-  return nacl.sign.detached.verify(Buffer.from(canonicalRequest(parts)), signature, publicKey);
+  const key = publicKey instanceof Uint8Array ? ed25519PublicKey(publicKey) : publicKey;
+  if (key === null || key.asymmetricKeyType !== 'ed25519' || key.type !== 'public') return false;
+  try {
+    return verify(null, message, key, signature);
+  } catch {
+    return false;
+  }
+}
+
+export function verifySignature(parts: SignedRequestParts, signatureBase64: string, publicKey: VerificationKey): boolean {
+  return verifyEd25519(Buffer.from(canonicalRequest(parts)), Buffer.from(signatureBase64, 'base64'), publicKey);
 }
 
 /** An Ed25519 signature over `message`, for callers that sign their own formats (audit checkpoints). */
@@ -77,9 +107,8 @@ export function signDetached(message: Uint8Array, secretKey: Uint8Array): Uint8A
   return nacl.sign.detached(message, secretKey);
 }
 
-export function verifyDetached(message: Uint8Array, signature: Uint8Array, publicKey: Uint8Array): boolean {
-  if (signature.length !== nacl.sign.signatureLength || publicKey.length !== nacl.sign.publicKeyLength) return false;
-  return nacl.sign.detached.verify(message, signature, publicKey);
+export function verifyDetached(message: Uint8Array, signature: Uint8Array, publicKey: VerificationKey): boolean {
+  return verifyEd25519(message, signature, publicKey);
 }
 export { keyRotationProof, verifyKeyRotationProof } from './key-rotation.ts';
 

@@ -3,10 +3,14 @@
  * signature over method, path and query, body digest, time and nonce, and the nonce unused.
  * The nonce is recorded only after the signature checks out, so nobody can burn an agent's nonces.
  * The caller passes the system scope: the agent is looked up by id before its tenant is known.
+ *
+ * A signed request costs one statement when this process has the agent's key cached: the nonce
+ * claim, which also checks that the agent is still active with that key and records `last_seen_at`.
  */
+import type { KeyObject } from 'node:crypto';
 import { AuthenticationError } from '@airlock/errors';
-import { decodePublicKey, sha256Hex, verifySignature } from '@airlock/identity';
-import { MAX_CLOCK_SKEW_SECONDS, NONCE_PATTERN, signedHeaders } from '@airlock/protocol';
+import { decodePublicKey, ed25519PublicKey, sha256Hex, verifySignature } from '@airlock/identity';
+import { MAX_CLOCK_SKEW_SECONDS, NONCE_PATTERN, type SignedRequestParts, signedHeaders } from '@airlock/protocol';
 import type { RequestFacts } from '../context.ts';
 import type { Database, Queryable } from '../storage/database.ts';
 
@@ -30,7 +34,72 @@ export class AgentAuthError extends AuthenticationError {
   }
 }
 
-export async function authenticateAgent(db: Queryable, request: RequestFacts, now: Date): Promise<AgentPrincipal> {
+/** An active agent's key as this process last read it. */
+interface CachedAgentKey {
+  tenantId: string;
+  /** Base64, as stored in `agents.public_key`. */
+  publicKey: string;
+  key: KeyObject;
+}
+
+/** Enough for a large fleet; past it the oldest entry goes, and that agent's next request reads its key again. */
+const DEFAULT_MAX_AGENT_KEYS = 50_000;
+
+/**
+ * Active agents' parsed public keys, so a request's signature is checked before any round trip.
+ * Entries need no expiry: an entry only picks the key to verify with, and the statement that
+ * claims the nonce accepts the request only if the agent is still active with that very key, so a
+ * revocation or rotation made by another replica takes effect on the next request all the same.
+ * Revocation and rotation in this process drop the entry at once.
+ */
+export class AgentKeyCache {
+  readonly #entries = new Map<string, CachedAgentKey>();
+
+  constructor(readonly maxEntries: number = DEFAULT_MAX_AGENT_KEYS) {}
+
+  get(agentId: string): CachedAgentKey | undefined {
+    return this.#entries.get(agentId);
+  }
+
+  remember(agentId: string, entry: CachedAgentKey): void {
+    this.#entries.delete(agentId);
+    this.#entries.set(agentId, entry);
+    if (this.#entries.size > this.maxEntries) {
+      const oldest = this.#entries.keys().next();
+      if (!oldest.done) this.#entries.delete(oldest.value);
+    }
+  }
+
+  forget(agentId: string): void {
+    this.#entries.delete(agentId);
+  }
+}
+
+type Claim = 'claimed' | 'replayed' | 'stale';
+
+/**
+ * Claims the nonce and records `last_seen_at`, in one statement, only if the agent is still active
+ * with `publicKey`; a replay neither claims nor counts as being seen.
+ */
+async function claimNonce(db: Queryable, agentId: string, publicKey: string, nonce: string, expiresAt: Date, now: Date): Promise<Claim> {
+  const [row] = await db.query<{ current: boolean; claimed: boolean }>(
+    `WITH agent AS (
+       SELECT tenant_id FROM agents WHERE id = $1 AND status = 'active' AND public_key = $2
+     ), claimed AS (
+       INSERT INTO request_nonces (agent_id, tenant_id, nonce, expires_at)
+       SELECT $1, tenant_id, $3, $4 FROM agent
+       ON CONFLICT DO NOTHING RETURNING 1
+     ), seen AS (
+       UPDATE agents SET last_seen_at = $5 WHERE id = $1 AND EXISTS (SELECT 1 FROM claimed) RETURNING 1
+     )
+     SELECT EXISTS (SELECT 1 FROM agent) AS current, EXISTS (SELECT 1 FROM claimed) AS claimed`,
+    [agentId, publicKey, nonce, expiresAt, now],
+  );
+  if (row?.claimed) return 'claimed';
+  return row?.current ? 'replayed' : 'stale';
+}
+
+export async function authenticateAgent(db: Database, request: RequestFacts, now: Date, keys?: AgentKeyCache): Promise<AgentPrincipal> {
   const agentId = request.headers.get(signedHeaders.agent);
   const createdText = request.headers.get(signedHeaders.created);
   const nonce = request.headers.get(signedHeaders.nonce);
@@ -43,14 +112,7 @@ export async function authenticateAgent(db: Queryable, request: RequestFacts, no
   const skew = Math.abs(now.getTime() / 1000 - created);
   if (!(skew <= MAX_CLOCK_SKEW_SECONDS)) throw new AgentAuthError('expired', claimed, null);
 
-  const [agent] = await db.query<{ tenant_id: string; public_key: string; status: string }>(
-    'SELECT tenant_id, public_key, status FROM agents WHERE id = $1',
-    [claimed],
-  );
-  if (!agent) throw new AgentAuthError('unknown agent', claimed, null);
-  if (agent.status !== 'active') throw new AgentAuthError('agent revoked', claimed, agent.tenant_id);
-
-  const parts = {
+  const parts: SignedRequestParts = {
     method: request.method,
     pathAndQuery: request.pathAndQuery,
     bodySha256: sha256Hex(request.body),
@@ -58,19 +120,43 @@ export async function authenticateAgent(db: Queryable, request: RequestFacts, no
     nonce,
     agentId: claimed,
   };
-  if (!verifySignature(parts, signature, decodePublicKey(agent.public_key))) {
-    const retired = await db.query<{ public_key: string }>('SELECT public_key FROM agent_retired_keys WHERE agent_id = $1 ORDER BY retired_at DESC LIMIT 8', [claimed]);
-    const byRetiredKey = retired.some((row) => verifySignature(parts, signature, decodePublicKey(row.public_key)));
-    throw new AgentAuthError(byRetiredKey ? 'retired key' : 'bad signature', claimed, agent.tenant_id);
-  }
   const expiresAt = new Date((created + MAX_CLOCK_SKEW_SECONDS + 1) * 1000);
-  const inserted = await db.query(
-    'INSERT INTO request_nonces (agent_id, tenant_id, nonce, expires_at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING RETURNING 1',
-    [claimed, agent.tenant_id, nonce, expiresAt],
-  );
-  if (inserted.length === 0) throw new AgentAuthError('replayed', claimed, agent.tenant_id);
-  await db.query('UPDATE agents SET last_seen_at = $1 WHERE id = $2', [now, claimed]);
-  return { kind: 'agent', agentId: claimed, tenantId: agent.tenant_id, publicKey: agent.public_key };
+  const principal = (tenantId: string, publicKey: string): AgentPrincipal => ({ kind: 'agent', agentId: claimed, tenantId, publicKey });
+
+  const cached = keys?.get(claimed);
+  if (cached && verifySignature(parts, signature, cached.key)) {
+    const claim = await claimNonce(db, claimed, cached.publicKey, nonce, expiresAt, now);
+    if (claim === 'claimed') return principal(cached.tenantId, cached.publicKey);
+    if (claim === 'replayed') throw new AgentAuthError('replayed', claimed, cached.tenantId);
+    keys?.forget(claimed);
+  }
+  // Not cached, signed with another key, or revoked or rotated since (perhaps by another replica):
+  // read the agent afresh, so the refusal names the same reason it always has. A bad signature
+  // leaves the entry alone, so forged requests cannot push a real agent off the cached path.
+  return db.transaction(async (tx) => {
+    const [agent] = await tx.query<{ tenant_id: string; public_key: string; status: string }>(
+      'SELECT tenant_id, public_key, status FROM agents WHERE id = $1',
+      [claimed],
+    );
+    if (!agent || agent.status !== 'active') keys?.forget(claimed);
+    if (!agent) throw new AgentAuthError('unknown agent', claimed, null);
+    if (agent.status !== 'active') throw new AgentAuthError('agent revoked', claimed, agent.tenant_id);
+
+    const key = ed25519PublicKey(decodePublicKey(agent.public_key));
+    if (key === null || !verifySignature(parts, signature, key)) {
+      const retired = await tx.query<{ public_key: string }>(
+        'SELECT public_key FROM agent_retired_keys WHERE agent_id = $1 ORDER BY retired_at DESC LIMIT 8',
+        [claimed],
+      );
+      const byRetiredKey = retired.some((row) => verifySignature(parts, signature, decodePublicKey(row.public_key)));
+      throw new AgentAuthError(byRetiredKey ? 'retired key' : 'bad signature', claimed, agent.tenant_id);
+    }
+    const claim = await claimNonce(tx, claimed, agent.public_key, nonce, expiresAt, now);
+    // Stale here means a revocation or rotation committed between the read above and the claim.
+    if (claim !== 'claimed') throw new AgentAuthError(claim === 'replayed' ? 'replayed' : 'agent revoked', claimed, agent.tenant_id);
+    keys?.remember(claimed, { tenantId: agent.tenant_id, publicKey: agent.public_key, key });
+    return principal(agent.tenant_id, agent.public_key);
+  });
 }
 
 /** Forgets nonces whose window has passed; a replay of them fails the time check instead. Every tenant's: system work. */

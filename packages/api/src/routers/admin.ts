@@ -87,6 +87,7 @@ export const agentsRouter = {
         );
         return { agentId: agent.id, cancelledRuns: cancelled.length };
       });
+      ctx.agentKeys?.forget(revoked.agentId);
       // Wakes its long-poll, which then ends refused instead of waiting out its time.
       ctx.dispatcher.notify(revoked.agentId);
       return revoked;

@@ -81,9 +81,14 @@ async function claimJob(ctx: Context, agent: AgentPrincipal) {
 
 export const agentChannelRouter = {
   heartbeat: agentProcedure.input(heartbeatInput).mutation(async ({ ctx, input }) => {
+    // `last_seen_at` was written by the authentication of this very request. The row is rewritten
+    // only when the version or hostname changed, not on every heartbeat.
     const [agent] = await ctx.db.query<{ key_rotation_requested_at: Date | null }>(
-      'UPDATE agents SET version = $1, hostname = $2, last_seen_at = $3 WHERE id = $4 RETURNING key_rotation_requested_at',
-      [input.version, input.hostname, ctx.now(), ctx.agent.agentId],
+      `WITH changed AS (
+         UPDATE agents SET version = $1, hostname = $2 WHERE id = $3 AND (version IS DISTINCT FROM $1 OR hostname IS DISTINCT FROM $2) RETURNING 1
+       )
+       SELECT key_rotation_requested_at FROM agents WHERE id = $3`,
+      [input.version, input.hostname, ctx.agent.agentId],
     );
     // An admin asked for a new key: the agent rotates it with `agent.rotateKey`.
     return { ok: true as const, serverTime: ctx.now().toISOString(), rotateKey: Boolean(agent?.key_rotation_requested_at) };

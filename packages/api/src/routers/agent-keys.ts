@@ -73,6 +73,7 @@ export const agentKeyProcedures = {
         return 'rotated' as const;
       });
       if (outcome !== 'rotated') return refuse(outcome, new ConflictError(`key rotation refused: ${outcome}`));
+      ctx.agentKeys?.forget(agent.agentId);
       return { agentId: agent.agentId, rotatedAt: now.toISOString() };
     }),
 } satisfies TRPCRouterRecord;
