@@ -22,7 +22,7 @@ export async function migrate(db: Database): Promise<{ applied: string[] }> {
   const applied: string[] = [];
   for (const file of files) {
     const version = Number(file.slice(0, 4));
-    const sql = await readFile(new URL(file, `file://${MIGRATIONS_DIR}`), 'utf8');
+    const sql = await readFile(path.join(MIGRATIONS_DIR, file), 'utf8');
     const done = await db.transaction(async (tx) => {
       // Serializes concurrent starts of several replicas against one database.
       await tx.query('SELECT pg_advisory_xact_lock(7261001)');
