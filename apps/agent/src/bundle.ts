@@ -45,11 +45,10 @@ export async function bundleNode(entry: string, outfile: string): Promise<string
 }
 
 /**
- * Builds an app's `src/cli.ts` into `dist/cli.js` and records its sources in `dist/inputs.json`;
- * the app's bin runs the bundle only while no source is newer.
+ * Builds an app's `src/cli.ts` into `dist/cli.js` (or into `dist`) and records its sources in
+ * `inputs.json` beside it; the app's bin runs the bundle only while no source is newer.
  */
-export async function buildCli(appDir: string): Promise<void> {
-  const dist = path.join(appDir, 'dist');
+export async function buildCli(appDir: string, dist = path.join(appDir, 'dist')): Promise<void> {
   // Chunk names carry a content hash: without this, every build would leave the previous ones behind.
   await rm(path.join(dist, 'chunks'), { recursive: true, force: true });
   const inputs = await bundleNode(path.join(appDir, 'src', 'cli.ts'), path.join(dist, 'cli.js'));
