@@ -8,7 +8,7 @@
  * Used by each app's `npm run build` (dist/cli.js, which its bin prefers) and by the transfer
  * benchmark, which compiles its child process the same way.
  */
-import { rm, writeFile } from 'node:fs/promises';
+import { readFile, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build, type Plugin } from 'esbuild';
@@ -53,6 +53,20 @@ export async function buildCli(appDir: string, dist = path.join(appDir, 'dist'))
   await rm(path.join(dist, 'chunks'), { recursive: true, force: true });
   const inputs = await bundleNode(path.join(appDir, 'src', 'cli.ts'), path.join(dist, 'cli.js'));
   await writeFile(path.join(dist, 'inputs.json'), `${JSON.stringify(inputs)}\n`);
+}
+
+/** What each app's bin checks before it runs `dist/cli.js`: built, and no source changed since. */
+export async function cliIsCurrent(appDir: string): Promise<boolean> {
+  const dist = path.join(appDir, 'dist');
+  try {
+    const built = (await stat(path.join(dist, 'cli.js'))).mtimeMs;
+    const inputs: unknown = JSON.parse(await readFile(path.join(dist, 'inputs.json'), 'utf8'));
+    if (!Array.isArray(inputs) || inputs.length === 0) return false;
+    const times = await Promise.all(inputs.map(async (input: unknown) => (typeof input === 'string' ? (await stat(input)).mtimeMs : Infinity)));
+    return times.every((time) => time <= built);
+  } catch {
+    return false;
+  }
 }
 
 if (process.argv[1] !== undefined && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
