@@ -5,7 +5,7 @@ import { describe, PolicyViolationError, UserError } from '@airlock/errors';
 import packageJson from '../package.json' with { type: 'json' };
 
 // Each command imports what it uses when it runs (ssh2, OpenPGP, the tRPC client, pino), so
-// `airlock-agent --help` and `--version` start in a fraction of the time.
+// `airlock-agent --help` and `--version` load none of them.
 
 interface CommonOptions {
   dir?: string;

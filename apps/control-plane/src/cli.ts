@@ -16,7 +16,7 @@ import { output, printableJson, printableLine } from './output.ts';
 import { registerUserCommands } from './user-commands.ts';
 
 // Each command imports what it uses when it runs (the database, OpenPGP, the tRPC client, the
-// server), so `airlock --help` and `--version` start in a fraction of the time.
+// server): `airlock --help` and `--version` load none of them.
 
 async function adminClient() {
   const { createTRPCClient, httpLink } = await import('@trpc/client');
