@@ -42,5 +42,6 @@ if [ "${CI:-}" = "true" ] || [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$lock_
   echo "$lock_sum" > "$stamp"
 fi
 
-# The agent's bin runs this bundle while it is newer than its sources (apps/agent/src/bundle.ts).
+# Each CLI's bin runs its bundle while it is newer than its sources (apps/agent/src/bundle.ts).
 npm run -s -w @airlock/agent build
+npm run -s -w @airlock/control-plane build

@@ -1,4 +1,4 @@
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -9,6 +9,15 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const scratch = await mkdtemp(path.join(os.tmpdir(), 'airlock-bundle-'));
 afterAll(() => rm(scratch, { recursive: true, force: true }));
 
+/** The code of `file` and of every chunk it imports statically (`import(...)` is left out). */
+async function staticallyImported(file: string, seen = new Set<string>()): Promise<string> {
+  if (seen.has(file)) return '';
+  seen.add(file);
+  const code = await readFile(file, 'utf8');
+  const chunks = [...code.matchAll(/from "(\.{1,2}\/[^"]+)"/g)].map((match) => path.resolve(path.dirname(file), match[1] ?? ''));
+  return [code, ...(await Promise.all(chunks.map((chunk) => staticallyImported(chunk, seen))))].join('\n');
+}
+
 describe('the agent bundle', () => {
   it('compiles the workspace sources in and leaves third-party packages to node_modules', async () => {
     const outfile = path.join(scratch, 'cli.js');
@@ -16,8 +25,17 @@ describe('the agent bundle', () => {
     expect(inputs).toContain(path.join(here, 'transfer-file.ts'));
     expect(inputs.some((input) => input.endsWith(path.join('packages', 'connector-sftp', 'src', 'reader.ts')))).toBe(true);
     expect(inputs.filter((input) => input.includes(`${path.sep}node_modules${path.sep}`))).toEqual([]);
-    const code = await readFile(outfile, 'utf8');
+    const files = (await readdir(scratch, { recursive: true })).filter((file) => file.endsWith('.js'));
+    const code = (await Promise.all(files.map((file) => readFile(path.join(scratch, file), 'utf8')))).join('\n');
     expect(code).toMatch(/from "ssh2"/);
     expect(code).toMatch(/from "openpgp"/);
+  });
+
+  it('leaves what only a command uses to a chunk loaded when that command runs', async () => {
+    const outfile = path.join(scratch, 'lazy', 'cli.js');
+    await bundleNode(path.join(here, 'cli.ts'), outfile);
+    const loadedAtStart = await staticallyImported(outfile);
+    expect(loadedAtStart).toMatch(/from "commander"/);
+    for (const heavy of ['ssh2', 'openpgp', 'pino', '@trpc/client']) expect(loadedAtStart).not.toContain(`from "${heavy}"`);
   });
 });

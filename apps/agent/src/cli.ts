@@ -1,23 +1,11 @@
 /** `airlock-agent`: enroll this host, run jobs, and show status. */
 import os from 'node:os';
 import { Command, Option } from 'commander';
-import { pino } from 'pino';
-import { decodePublicKey, encodeKey, isKeyFingerprint, keyFingerprint } from '@airlock/identity';
 import { describe, PolicyViolationError, UserError } from '@airlock/errors';
-import { loadAgentConfig } from './config.ts';
-import { type ControlPlaneClient, createAgentClient, createEnrollmentClient, reportedHostname } from './control-channel.ts';
-import { loadPin, savePin } from './control-plane-pin.ts';
-import { NonceStore } from './nonce-store.ts';
-import { checkReceipts, receiptSigner } from './receipts.ts';
-import { acquireRunLock } from './run-lock.ts';
-import { SecurityLog } from './security-log.ts';
-import { AGENT_VERSION, runDaemon } from './daemon.ts';
-import { type AgentIdentity, keyForEnrollment, loadIdentity, saveIdentity } from './identity-store.ts';
-import { type ClientFor, rotateKey, settleKeys } from './key-rotation.ts';
-import { LocalConfig } from './local-config.ts';
-import { Outbox } from './outbox.ts';
-import { LocalPolicy } from './policy.ts';
-import { createSigningKey, loadSigningKey, signingKeyFile } from './signing-key.ts';
+import packageJson from '../package.json' with { type: 'json' };
+
+// Each command imports what it uses when it runs (ssh2, OpenPGP, the tRPC client, pino), so
+// `airlock-agent --help` and `--version` load none of them.
 
 interface CommonOptions {
   dir?: string;
@@ -30,12 +18,6 @@ function print(json: boolean | undefined, value: unknown, human: () => string): 
   process.stdout.write(json ? `${JSON.stringify(value)}\n` : `${human()}\n`);
 }
 
-const clientsFor = (identity: AgentIdentity): ClientFor => (keyPair) => createAgentClient(identity.controlPlaneUrl, identity.agentId, keyPair);
-const heartbeat = (client: ControlPlaneClient) => client.agent.heartbeat.mutate({ version: AGENT_VERSION, hostname: reportedHostname() });
-
-/** The identity and the key the control plane holds, finishing a rotation a crash interrupted. */
-const currentKeys = (dataDir: string) => settleKeys(dataDir, clientsFor, heartbeat);
-
 function common(command: Command): Command {
   return command
     .option('--dir <path>', 'agent data directory (default $AIRLOCK_AGENT_DIR or ./.airlock/agent)')
@@ -45,7 +27,7 @@ function common(command: Command): Command {
 }
 
 export function buildProgram(): Command {
-  const program = new Command('airlock-agent').description('Airlock agent: pulls, encrypts and delivers files; connects outward only').showHelpAfterError();
+  const program = new Command('airlock-agent').description('Airlock agent: pulls, encrypts and delivers files; connects outward only').version(packageJson.version).showHelpAfterError();
 
   common(program.command('enroll'))
     .description('create this agent\'s Ed25519 key (kept here, mode 0600) and redeem a one-time enrollment token')
@@ -53,6 +35,13 @@ export function buildProgram(): Command {
     .option('--token <token>', 'one-time enrollment token (or set AIRLOCK_ENROLL_TOKEN)')
     .requiredOption('--control-plane-key <fingerprint>', "the control plane's signing key, ed25519:<base64url SHA-256>, as `airlock token create` prints it")
     .action(async (options: CommonOptions & { url: string; token?: string; controlPlaneKey: string }) => {
+      const { decodePublicKey, encodeKey, isKeyFingerprint, keyFingerprint } = await import('@airlock/identity');
+      const { loadAgentConfig } = await import('./config.ts');
+      const { createEnrollmentClient, reportedHostname } = await import('./control-channel.ts');
+      const { savePin } = await import('./control-plane-pin.ts');
+      const { SecurityLog } = await import('./security-log.ts');
+      const { AGENT_VERSION } = await import('./daemon.ts');
+      const { keyForEnrollment, saveIdentity } = await import('./identity-store.ts');
       const config = loadAgentConfig(options);
       const token = options.token ?? config.enrollToken;
       if (!token) throw new UserError('an enrollment token is required: --token or AIRLOCK_ENROLL_TOKEN');
@@ -90,6 +79,19 @@ export function buildProgram(): Command {
     .option('--once', 'run one job, then exit (non-zero if it failed)')
     .option('--idle-timeout <seconds>', 'with --once: give up after waiting this long for a job', '120')
     .action(async (options: CommonOptions & { once?: boolean; idleTimeout: string }) => {
+      const { pino } = await import('pino');
+      const { loadAgentConfig } = await import('./config.ts');
+      const { createAgentClient } = await import('./control-channel.ts');
+      const { loadPin } = await import('./control-plane-pin.ts');
+      const { clientsFor, currentKeys } = await import('./current-keys.ts');
+      const { NonceStore } = await import('./nonce-store.ts');
+      const { receiptSigner } = await import('./receipts.ts');
+      const { acquireRunLock } = await import('./run-lock.ts');
+      const { SecurityLog } = await import('./security-log.ts');
+      const { runDaemon } = await import('./daemon.ts');
+      const { rotateKey } = await import('./key-rotation.ts');
+      const { Outbox } = await import('./outbox.ts');
+      const { LocalConfig } = await import('./local-config.ts');
       const config = loadAgentConfig(options);
       const logger = pino({ level: config.logLevel, base: { service: 'agent' } }, pino.destination(2));
       const [{ identity, keyPair }, pin, local] = await Promise.all([
@@ -154,6 +156,13 @@ export function buildProgram(): Command {
   common(program.command('status'))
     .description('show this agent\'s identity, policy and whether the control plane answers')
     .action(async (options: CommonOptions) => {
+      const { encodeKey } = await import('@airlock/identity');
+      const { loadAgentConfig } = await import('./config.ts');
+      const { createAgentClient, reportedHostname } = await import('./control-channel.ts');
+      const { loadPin } = await import('./control-plane-pin.ts');
+      const { currentKeys } = await import('./current-keys.ts');
+      const { AGENT_VERSION } = await import('./daemon.ts');
+      const { LocalPolicy } = await import('./policy.ts');
       const config = loadAgentConfig(options);
       const { identity, keyPair } = await currentKeys(config.dataDir);
       const policy = await LocalPolicy.load(config.policyFile);
@@ -184,6 +193,8 @@ export function buildProgram(): Command {
     .description('create the signing key the agent signs deliveries with (output.sign); refuses to replace one')
     .option('--name <name>', 'user ID on the key', `Airlock agent on ${os.hostname()}`)
     .action(async (options: CommonOptions & { name: string }) => {
+      const { loadAgentConfig } = await import('./config.ts');
+      const { createSigningKey, signingKeyFile } = await import('./signing-key.ts');
       const config = loadAgentConfig(options);
       const key = await createSigningKey(config.dataDir, options.name);
       print(options.json, { fingerprint: key.fingerprint, file: signingKeyFile(config.dataDir) }, () => `signing key ${key.fingerprint} in ${signingKeyFile(config.dataDir)}`);
@@ -191,6 +202,9 @@ export function buildProgram(): Command {
   common(keys.command('rotate'))
     .description('replace this agent\'s Ed25519 identity key without re-enrolling; the old key is refused from then on')
     .action(async (options: CommonOptions) => {
+      const { loadAgentConfig } = await import('./config.ts');
+      const { clientsFor, currentKeys } = await import('./current-keys.ts');
+      const { rotateKey } = await import('./key-rotation.ts');
       const config = loadAgentConfig(options);
       const { identity, keyPair } = await currentKeys(config.dataDir);
       const result = await rotateKey(config.dataDir, identity, keyPair, clientsFor(identity));
@@ -200,6 +214,8 @@ export function buildProgram(): Command {
     .description('print the public half of the signing key, for partners to verify signatures')
     .option('--armor', 'print the armored public key')
     .action(async (options: CommonOptions & { armor?: boolean }) => {
+      const { loadAgentConfig } = await import('./config.ts');
+      const { loadSigningKey } = await import('./signing-key.ts');
       const config = loadAgentConfig(options);
       const key = await loadSigningKey(config.dataDir);
       if (!key) throw new UserError(`no signing key in ${config.dataDir}: run \`airlock-agent keys create-signing\``);
@@ -213,6 +229,8 @@ export function buildProgram(): Command {
   common(program.command('security'))
     .description('show the local security log: every job, key change or audit history this agent refused')
     .action(async (options: CommonOptions) => {
+      const { loadAgentConfig } = await import('./config.ts');
+      const { SecurityLog } = await import('./security-log.ts');
       const config = loadAgentConfig(options);
       const events = await new SecurityLog(config.dataDir).read();
       print(options.json, events, () => events.map((e) => `${e.at}  ${e.kind.padEnd(26)}  ${e.runId ?? '-'}  ${e.reason}`).join('\n') || 'no security events');
@@ -223,6 +241,10 @@ export function buildProgram(): Command {
     .description("check receipts a control plane holds (`airlock receipts export`) against this agent's key and its own log; each forgery is a security event")
     .requiredOption('--file <jsonl>', 'one signed receipt per line')
     .action(async (options: CommonOptions & { file: string }) => {
+      const { loadAgentConfig } = await import('./config.ts');
+      const { checkReceipts } = await import('./receipts.ts');
+      const { SecurityLog } = await import('./security-log.ts');
+      const { loadIdentity } = await import('./identity-store.ts');
       const config = loadAgentConfig(options);
       const { keyPair } = await loadIdentity(config.dataDir);
       const result = await checkReceipts(config.dataDir, options.file, keyPair.publicKey, new SecurityLog(config.dataDir));
@@ -236,6 +258,8 @@ export function buildProgram(): Command {
   common(policy.command('show'))
     .description('print the effective local policy')
     .action(async (options: CommonOptions) => {
+      const { loadAgentConfig } = await import('./config.ts');
+      const { LocalPolicy } = await import('./policy.ts');
       const config = loadAgentConfig(options);
       const loaded = await LocalPolicy.load(config.policyFile);
       print(options.json, { file: config.policyFile, digest: loaded.digest, policy: loaded.document }, () => JSON.stringify(loaded.document, null, 2));

@@ -11,7 +11,7 @@ function kindsOption(text: string, previous: string[] = []): string[] {
   return [...previous, ...text.split(',').map((kind) => kind.trim()).filter((kind) => kind !== '')];
 }
 
-export function addAlertCommands(program: Command, client: () => TRPCClient<AppRouter>, output: Output): void {
+export function addAlertCommands(program: Command, client: () => Promise<TRPCClient<AppRouter>>, output: Output): void {
   const json = new Option('--json', 'print JSON');
   const alert = program.command('alert').description('security alerts and the webhooks they are sent to');
   alert
@@ -21,7 +21,7 @@ export function addAlertCommands(program: Command, client: () => TRPCClient<AppR
     .option('--limit <n>', 'how many', '100')
     .addOption(json)
     .action(async (options: { state?: 'open' | 'acknowledged' | 'resolved' | 'unresolved'; kind?: (typeof alertKinds)[number]; limit: string; json?: boolean }) => {
-      const rows = await client().alerts.list.query({ state: options.state, kind: options.kind, limit: Number(options.limit) });
+      const rows = await (await client()).alerts.list.query({ state: options.state, kind: options.kind, limit: Number(options.limit) });
       output(Boolean(options.json), rows, () =>
         rows.map((r) => `${r.id}  ${r.lastSeenAt}  ${r.severity.padEnd(8)}  ${r.state.padEnd(12)}  ×${String(r.count).padEnd(4)}  ${r.kind}  ${r.summary}`),
       );
@@ -32,7 +32,7 @@ export function addAlertCommands(program: Command, client: () => TRPCClient<AppR
     .argument('<alertId>')
     .addOption(json)
     .action(async (alertId: string, options: { json?: boolean }) => {
-      const result = await client().alerts.acknowledge.mutate({ id: alertId });
+      const result = await (await client()).alerts.acknowledge.mutate({ id: alertId });
       output(Boolean(options.json), result, () => `acknowledged alert ${result.id}`);
     });
   alert
@@ -40,7 +40,7 @@ export function addAlertCommands(program: Command, client: () => TRPCClient<AppR
     .argument('<alertId>')
     .addOption(json)
     .action(async (alertId: string, options: { json?: boolean }) => {
-      const result = await client().alerts.resolve.mutate({ id: alertId });
+      const result = await (await client()).alerts.resolve.mutate({ id: alertId });
       output(Boolean(options.json), result, () => `resolved alert ${result.id}`);
     });
 
@@ -62,7 +62,7 @@ export function addAlertCommands(program: Command, client: () => TRPCClient<AppR
         if (!known) throw new UserError(`--kinds: unknown alert kind ${JSON.stringify(kind)}`);
         return known;
       });
-      const result = await client().alertDestinations.create.mutate({ name: options.name, url, kinds, minSeverity: options.minSeverity, enabled: !options.disabled });
+      const result = await (await client()).alertDestinations.create.mutate({ name: options.name, url, kinds, minSeverity: options.minSeverity, enabled: !options.disabled });
       output(Boolean(options.json), result, () =>
         [`webhook ${result.id} to ${result.origin}`, 'signing secret (shown once; receivers verify X-Airlock-Signature with it):', result.signingSecret],
       );
@@ -71,7 +71,7 @@ export function addAlertCommands(program: Command, client: () => TRPCClient<AppR
     .command('list')
     .addOption(json)
     .action(async (options: { json?: boolean }) => {
-      const rows = await client().alertDestinations.list.query();
+      const rows = await (await client()).alertDestinations.list.query();
       output(Boolean(options.json), rows, () =>
         rows.map((r) => `${r.id}  ${r.enabled ? 'enabled ' : 'disabled'}  ≥${r.minSeverity.padEnd(8)}  ${r.name}  ${r.origin}  ${r.kinds.length > 0 ? r.kinds.join(',') : 'all kinds'}`),
       );
@@ -82,7 +82,7 @@ export function addAlertCommands(program: Command, client: () => TRPCClient<AppR
       .argument('<webhookId>')
       .addOption(json)
       .action(async (webhookId: string, options: { json?: boolean }) => {
-        const result = await client().alertDestinations.setEnabled.mutate({ id: webhookId, enabled });
+        const result = await (await client()).alertDestinations.setEnabled.mutate({ id: webhookId, enabled });
         output(Boolean(options.json), result, () => `${name}d webhook ${result.id}`);
       });
   }
@@ -92,7 +92,7 @@ export function addAlertCommands(program: Command, client: () => TRPCClient<AppR
     .argument('<webhookId>')
     .addOption(json)
     .action(async (webhookId: string, options: { json?: boolean }) => {
-      const result = await client().alertDestinations.delete.mutate({ id: webhookId });
+      const result = await (await client()).alertDestinations.delete.mutate({ id: webhookId });
       output(Boolean(options.json), result, () => `removed webhook ${result.id}`);
     });
   webhook
@@ -101,7 +101,7 @@ export function addAlertCommands(program: Command, client: () => TRPCClient<AppR
     .argument('<webhookId>')
     .addOption(json)
     .action(async (webhookId: string, options: { json?: boolean }) => {
-      const result = await client().alertDestinations.test.mutate({ id: webhookId });
+      const result = await (await client()).alertDestinations.test.mutate({ id: webhookId });
       output(Boolean(options.json), result, () => (result.ok ? `delivered: HTTP ${result.status} in ${result.durationMs} ms` : `failed: ${result.error}`));
       if (!result.ok) process.exitCode = 1;
     });

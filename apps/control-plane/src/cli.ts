@@ -5,22 +5,22 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Command, Option } from 'commander';
-import { createTRPCClient, httpLink } from '@trpc/client';
-import YAML from 'yaml';
 import type { AuditVerification } from '@airlock/audit';
-import { type AppRouter, bootstrapTenant, createCheckpoint, migrate, recordKeyRotation, verifyStoredAudit } from '@airlock/api';
-import { registerUserCommands } from './user-commands.ts';
-import { decodePublicKey, encodeKey, generateKeyPair, keyFingerprint } from '@airlock/identity';
+import type { AppRouter } from '@airlock/api';
 import { describe, formatIssues, fromRemote, remoteErrorClass, UserError } from '@airlock/errors';
 import { enrollCommand, integrationSpecToSave } from '@airlock/protocol';
+import packageJson from '../package.json' with { type: 'json' };
 import { addAlertCommands } from './alert-commands.ts';
-import { type ExportFilter, exportAudit, openOutput, verifyExportFile } from './audit-commands.ts';
-import { loadClientConfig, loadServerConfig, loadSigner } from './config.ts';
+import type { ExportFilter } from './audit-commands.ts';
 import { output, printableJson, printableLine } from './output.ts';
-import { verifyReceiptsFile, writeReceipts } from './receipt-commands.ts';
-import { openDatabase, startServer } from './server.ts';
+import { registerUserCommands } from './user-commands.ts';
 
-function adminClient() {
+// Each command imports what it uses when it runs (the database, OpenPGP, the tRPC client, the
+// server): `airlock --help` and `--version` load none of them.
+
+async function adminClient() {
+  const { createTRPCClient, httpLink } = await import('@trpc/client');
+  const { loadClientConfig } = await import('./config.ts');
   const config = loadClientConfig();
   if (!config.AIRLOCK_API_KEY) throw new UserError('set AIRLOCK_API_KEY to an admin API key (see `airlock bootstrap`)');
   const authorization = `Bearer ${config.AIRLOCK_API_KEY}`;
@@ -30,7 +30,7 @@ function adminClient() {
 /** Reads an integration spec from JSON or YAML. A recipient may be `{ file: path }`, relative to the spec. */
 export async function readIntegrationFile(file: string, agentId?: string, group?: string): Promise<unknown> {
   const text = await readFile(file, 'utf8');
-  const parsed: unknown = file.endsWith('.json') ? JSON.parse(text) : YAML.parse(text);
+  const parsed: unknown = file.endsWith('.json') ? JSON.parse(text) : (await import('yaml')).default.parse(text);
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new UserError(`${file}: expected an object`);
   const spec: Record<string, unknown> = { ...parsed };
   if (agentId) spec['agentId'] = agentId;
@@ -51,7 +51,8 @@ export async function readIntegrationFile(file: string, agentId?: string, group?
 
 const json = new Option('--json', 'print JSON');
 
-function publicKeyOption(text: string, option = '--public-key'): Uint8Array {
+async function publicKeyOption(text: string, option = '--public-key'): Promise<Uint8Array> {
+  const { decodePublicKey } = await import('@airlock/identity');
   try {
     return decodePublicKey(text);
   } catch (error) {
@@ -60,12 +61,14 @@ function publicKeyOption(text: string, option = '--public-key'): Uint8Array {
 }
 
 export function buildProgram(): Command {
-  const program = new Command('airlock').description('Airlock control plane and admin CLI').showHelpAfterError();
+  const program = new Command('airlock').description('Airlock control plane and admin CLI').version(packageJson.version).showHelpAfterError();
 
   program
     .command('serve')
     .description('run the control plane (configured by environment: DATABASE_URL, AIRLOCK_PORT, AIRLOCK_TLS_CERT, ...)')
     .action(async () => {
+      const { loadServerConfig } = await import('./config.ts');
+      const { startServer } = await import('./server.ts');
       const server = await startServer(loadServerConfig());
       const stop = () => void server.close().then(() => process.exit(0));
       process.once('SIGINT', stop);
@@ -77,6 +80,9 @@ export function buildProgram(): Command {
     .description('apply database migrations and exit')
     .addOption(json)
     .action(async (options: { json?: boolean }) => {
+      const { migrate } = await import('@airlock/api');
+      const { loadServerConfig } = await import('./config.ts');
+      const { openDatabase } = await import('./server.ts');
       const db = await openDatabase(loadServerConfig(), { command: 'airlock migrate', instead: 'or leave it to the server, which applies migrations when it starts' });
       try {
         const result = await migrate(db);
@@ -94,6 +100,9 @@ export function buildProgram(): Command {
     .option('--days <n>', 'days until the key expires (1 to 90)', '30')
     .addOption(json)
     .action(async (options: { tenant: string; name: string; days: string; json?: boolean }) => {
+      const { bootstrapTenant, migrate } = await import('@airlock/api');
+      const { loadServerConfig } = await import('./config.ts');
+      const { openDatabase } = await import('./server.ts');
       const db = await openDatabase(loadServerConfig(), { command: 'airlock bootstrap', instead: 'bootstrap, then start it again (bootstrap before the first `airlock serve`)' });
       try {
         await migrate(db);
@@ -115,7 +124,8 @@ export function buildProgram(): Command {
     .option('--ttl <minutes>', 'minutes until it expires (1 to 30)', '15')
     .addOption(json)
     .action(async (options: { ttl: string; json?: boolean }) => {
-      const result = await adminClient().enrollment.createToken.mutate({ ttlMinutes: Number(options.ttl) });
+      const { loadClientConfig } = await import('./config.ts');
+      const result = await (await adminClient()).enrollment.createToken.mutate({ ttlMinutes: Number(options.ttl) });
       const command = enrollCommand({ url: loadClientConfig().AIRLOCK_URL, token: result.token, controlPlaneKey: result.controlPlaneKey }).text;
       output(Boolean(options.json), { ...result, command }, () => [command, `(one-time token, expires ${result.expiresAt}; the command pins this control plane's key)`]);
     });
@@ -133,7 +143,7 @@ export function buildProgram(): Command {
       if (!parsed.success) {
         throw new UserError(`${options.file}: ${formatIssues(parsed.error.issues)}`);
       }
-      const result = await adminClient().integrations.save.mutate(parsed.data);
+      const result = await (await adminClient()).integrations.save.mutate(parsed.data);
       // Every recipient key, one per line: a key file may hold several keys, and each is a recipient the agents must pin.
       output(Boolean(options.json), result, () =>
         [
@@ -147,7 +157,7 @@ export function buildProgram(): Command {
     .command('list')
     .addOption(json)
     .action(async (options: { json?: boolean }) => {
-      const rows = await adminClient().integrations.list.query();
+      const rows = await (await adminClient()).integrations.list.query();
       output(Boolean(options.json), rows, () =>
         rows
           .map((r) => {
@@ -166,7 +176,7 @@ export function buildProgram(): Command {
     .option('--timeout <seconds>', 'with --wait: give up after this long', '300')
     .addOption(json)
     .action(async (integrationId: string, options: { wait?: boolean; timeout: string; json?: boolean }) => {
-      const client = adminClient();
+      const client = await adminClient();
       const { runId, waiting } = await client.integrations.runNow.mutate({ id: integrationId }).catch((error: unknown) => {
         // Refused for overlap: the server's reason, without the transport's wrapping.
         throw remoteErrorClass(error) === 'conflict' ? fromRemote(error) : error;
@@ -191,7 +201,7 @@ export function buildProgram(): Command {
     .option('--limit <n>', 'how many', '50')
     .addOption(json)
     .action(async (options: { integration?: string; limit: string; json?: boolean }) => {
-      const rows = await adminClient().runs.list.query({ integrationId: options.integration, limit: Number(options.limit) });
+      const rows = await (await adminClient()).runs.list.query({ integrationId: options.integration, limit: Number(options.limit) });
       output(Boolean(options.json), rows, () =>
         rows.map((r) => `${r.id}  ${r.status.padEnd(9)}  ${r.createdAt}  ${r.report ? `${r.report.files.length} files, ${r.report.bytesOut} bytes out` : ''}`),
       );
@@ -202,7 +212,7 @@ export function buildProgram(): Command {
     .argument('<runId>')
     .addOption(json)
     .action(async (runId: string, options: { json?: boolean }) => {
-      const result = await adminClient().runs.cancel.mutate({ id: runId });
+      const result = await (await adminClient()).runs.cancel.mutate({ id: runId });
       output(Boolean(options.json), result, () => `cancelled run ${result.runId} (was ${result.previous})`);
     });
   run
@@ -210,7 +220,7 @@ export function buildProgram(): Command {
     .argument('<runId>')
     .addOption(json)
     .action(async (runId: string, options: { json?: boolean }) => {
-      const current = await adminClient().runs.get.query({ id: runId });
+      const current = await (await adminClient()).runs.get.query({ id: runId });
       output(Boolean(options.json), current, () => printableJson(current, 2).split('\n'));
     });
 
@@ -219,7 +229,7 @@ export function buildProgram(): Command {
     .command('list')
     .addOption(json)
     .action(async (options: { json?: boolean }) => {
-      const rows = await adminClient().agents.list.query();
+      const rows = await (await adminClient()).agents.list.query();
       output(Boolean(options.json), rows, () => rows.map((r) => `${r.id}  ${r.hostname}  ${r.status}  last seen ${r.lastSeenAt ?? 'never'}`));
     });
   agent
@@ -228,7 +238,7 @@ export function buildProgram(): Command {
     .argument('<agentId>')
     .addOption(json)
     .action(async (agentId: string, options: { json?: boolean }) => {
-      const result = await adminClient().agents.revoke.mutate({ id: agentId });
+      const result = await (await adminClient()).agents.revoke.mutate({ id: agentId });
       output(Boolean(options.json), result, () => `revoked agent ${result.agentId}; cancelled ${result.cancelledRuns} queued run(s)`);
     });
   agent
@@ -237,7 +247,7 @@ export function buildProgram(): Command {
     .argument('<agentId>')
     .addOption(json)
     .action(async (agentId: string, options: { json?: boolean }) => {
-      const result = await adminClient().agents.requestKeyRotation.mutate({ id: agentId });
+      const result = await (await adminClient()).agents.requestKeyRotation.mutate({ id: agentId });
       output(Boolean(options.json), result, () => `asked agent ${result.agentId} to rotate its key`);
     });
 
@@ -249,14 +259,14 @@ export function buildProgram(): Command {
     .option('--days <n>', 'days until it expires (1 to 90)', '30')
     .addOption(json)
     .action(async (options: { name: string; role: 'owner' | 'admin' | 'operator' | 'auditor'; days: string; json?: boolean }) => {
-      const result = await adminClient().apiKeys.create.mutate({ name: options.name, role: options.role, expiresInDays: Number(options.days) });
+      const result = await (await adminClient()).apiKeys.create.mutate({ name: options.name, role: options.role, expiresInDays: Number(options.days) });
       output(Boolean(options.json), result, () => [`API key ${result.id} (shown once, expires ${result.expiresAt}):`, result.key]);
     });
   key
     .command('list')
     .addOption(json)
     .action(async (options: { json?: boolean }) => {
-      const rows = await adminClient().apiKeys.list.query();
+      const rows = await (await adminClient()).apiKeys.list.query();
       output(Boolean(options.json), rows, () =>
         rows
           .map((r) => {
@@ -273,7 +283,7 @@ export function buildProgram(): Command {
     .option('--days <n>', 'days until the new key expires (1 to 90)', '30')
     .addOption(json)
     .action(async (keyId: string, options: { days: string; json?: boolean }) => {
-      const result = await adminClient().apiKeys.rotate.mutate({ id: keyId, expiresInDays: Number(options.days) });
+      const result = await (await adminClient()).apiKeys.rotate.mutate({ id: keyId, expiresInDays: Number(options.days) });
       output(Boolean(options.json), result, () => [`API key ${result.id} (shown once, expires ${result.expiresAt}):`, result.key]);
     });
   key
@@ -281,7 +291,7 @@ export function buildProgram(): Command {
     .argument('<keyId>')
     .addOption(json)
     .action(async (keyId: string, options: { json?: boolean }) => {
-      const result = await adminClient().apiKeys.revoke.mutate({ id: keyId });
+      const result = await (await adminClient()).apiKeys.revoke.mutate({ id: keyId });
       output(Boolean(options.json), result, () => `revoked API key ${result.id}`);
     });
 
@@ -296,7 +306,7 @@ export function buildProgram(): Command {
     .addOption(json)
     .action(async (scope: string, options: { agent?: string; group?: string; expires?: string; json?: boolean }) => {
       if ((options.agent === undefined) === (options.group === undefined)) throw new UserError('give exactly one of --agent and --group');
-      const result = await adminClient().grants.add.mutate({ agentId: options.agent, group: options.group, scope, expiresAt: options.expires });
+      const result = await (await adminClient()).grants.add.mutate({ agentId: options.agent, group: options.group, scope, expiresAt: options.expires });
       output(Boolean(options.json), result, () => `grant ${result.id}: ${result.scope}${result.expiresAt ? ` until ${result.expiresAt}` : ''}`);
     });
   grant
@@ -304,7 +314,7 @@ export function buildProgram(): Command {
     .option('--agent <id>', 'only grants that apply to this agent (its own and its groups\')')
     .addOption(json)
     .action(async (options: { agent?: string; json?: boolean }) => {
-      const rows = await adminClient().grants.list.query({ agentId: options.agent });
+      const rows = await (await adminClient()).grants.list.query({ agentId: options.agent });
       output(Boolean(options.json), rows, () =>
         rows
           .map((r) => {
@@ -319,7 +329,7 @@ export function buildProgram(): Command {
     .argument('<grantId>')
     .addOption(json)
     .action(async (grantId: string, options: { json?: boolean }) => {
-      const result = await adminClient().grants.revoke.mutate({ id: grantId });
+      const result = await (await adminClient()).grants.revoke.mutate({ id: grantId });
       output(Boolean(options.json), result, () => `revoked grant ${result.id}: ${result.scope}`);
     });
   grant
@@ -329,7 +339,7 @@ export function buildProgram(): Command {
     .argument('<scope>', '"<action> <resource>"')
     .addOption(json)
     .action(async (scope: string, options: { agent: string; json?: boolean }) => {
-      const verdict = await adminClient().grants.explain.query({ agentId: options.agent, scope });
+      const verdict = await (await adminClient()).grants.explain.query({ agentId: options.agent, scope });
       output(Boolean(options.json), verdict, () => `${verdict.allowed ? 'allowed' : 'denied'}: ${verdict.reason}`);
       if (!verdict.allowed) process.exitCode = 1;
     });
@@ -340,7 +350,7 @@ export function buildProgram(): Command {
     .argument('<name>')
     .addOption(json)
     .action(async (name: string, options: { json?: boolean }) => {
-      const result = await adminClient().groups.create.mutate({ name });
+      const result = await (await adminClient()).groups.create.mutate({ name });
       output(Boolean(options.json), result, () => `group ${result.name} (${result.id})`);
     });
   group
@@ -350,7 +360,7 @@ export function buildProgram(): Command {
     .requiredOption('--agent <id>', 'the agent')
     .addOption(json)
     .action(async (name: string, options: { agent: string; json?: boolean }) => {
-      const result = await adminClient().groups.addAgent.mutate({ group: name, agentId: options.agent });
+      const result = await (await adminClient()).groups.addAgent.mutate({ group: name, agentId: options.agent });
       output(Boolean(options.json), result, () => `agent ${result.agentId} is in ${name}`);
     });
 
@@ -362,7 +372,7 @@ export function buildProgram(): Command {
     .option('--days <n>', 'how far back runs count as use (1 to 365)', '30')
     .addOption(json)
     .action(async (options: { days: string; json?: boolean }) => {
-      const report = await adminClient().reports.leastPrivilege.query({ days: Number(options.days) });
+      const report = await (await adminClient()).reports.leastPrivilege.query({ days: Number(options.days) });
       output(Boolean(options.json), report, () =>
         report.agents.flatMap((agent) => [
           `agent ${agent.agentId} (${agent.hostname}): ${agent.runs} run(s) in ${report.days} days`,
@@ -384,7 +394,7 @@ export function buildProgram(): Command {
     .option('--limit <n>', 'how many', '100')
     .addOption(json)
     .action(async (options: { action?: string; outcome?: 'success' | 'failure' | 'denied'; after?: string; limit: string; json?: boolean }) => {
-      const rows = await adminClient().audit.list.query({
+      const rows = await (await adminClient()).audit.list.query({
         action: options.action,
         outcome: options.outcome,
         afterSeq: options.after === undefined ? undefined : Number(options.after),
@@ -400,6 +410,9 @@ export function buildProgram(): Command {
     .description('sign the current head of the audit chain now (on the server; the server also does it periodically)')
     .addOption(json)
     .action(async (options: { json?: boolean }) => {
+      const { createCheckpoint, migrate } = await import('@airlock/api');
+      const { loadServerConfig, loadSigner } = await import('./config.ts');
+      const { openDatabase } = await import('./server.ts');
       const config = loadServerConfig();
       const signer = await loadSigner(config);
       const db = await openDatabase(config, { command: 'airlock audit checkpoint', instead: 'or leave it to the server, which signs the head every AIRLOCK_CHECKPOINT_INTERVAL_MS' });
@@ -420,13 +433,17 @@ export function buildProgram(): Command {
     .option('--from-file <jsonl>', 'verify a JSON Lines export (records and checkpoints) instead of the database; needs --public-key')
     .addOption(json)
     .action(async (options: { publicKey?: string; fromFile?: string; json?: boolean }) => {
+      const { verifyStoredAudit } = await import('@airlock/api');
+      const { verifyExportFile } = await import('./audit-commands.ts');
+      const { loadServerConfig, loadSigner } = await import('./config.ts');
+      const { openDatabase } = await import('./server.ts');
       let result: AuditVerification;
       if (options.fromFile !== undefined) {
         if (options.publicKey === undefined) throw new UserError('--from-file needs --public-key (see controlPlane.identity)');
-        result = await verifyExportFile(options.fromFile, publicKeyOption(options.publicKey));
+        result = await verifyExportFile(options.fromFile, await publicKeyOption(options.publicKey));
       } else {
         const config = loadServerConfig();
-        const publicKey = options.publicKey === undefined ? (await loadSigner(config, { create: false })).publicKey : publicKeyOption(options.publicKey);
+        const publicKey = options.publicKey === undefined ? (await loadSigner(config, { create: false })).publicKey : await publicKeyOption(options.publicKey);
         const db = await openDatabase(config, {
           command: 'airlock audit verify',
           instead: 'or verify through the server: `airlock audit export --out audit.jsonl` (AIRLOCK_URL, AIRLOCK_API_KEY), then `airlock audit verify --from-file audit.jsonl --public-key <key>`',
@@ -457,7 +474,8 @@ export function buildProgram(): Command {
     .option('--until <iso>', 'events before this time (ISO 8601)')
     .option('--out <file>', 'write here (created 0600, never overwritten) instead of stdout')
     .action(async (options: ExportFilter & { format: 'jsonl' | 'csv'; out?: string }) => {
-      const client = adminClient();
+      const { exportAudit, openOutput } = await import('./audit-commands.ts');
+      const client = await adminClient();
       const { format, out: file, ...filter } = options;
       const sink = await openOutput(file);
       try {
@@ -480,6 +498,10 @@ export function buildProgram(): Command {
     .requiredOption('--out <file>', 'where to write the new secret key (created 0600, never overwritten)')
     .addOption(json)
     .action(async (options: { out: string; json?: boolean }) => {
+      const { migrate, recordKeyRotation } = await import('@airlock/api');
+      const { encodeKey, generateKeyPair, keyFingerprint } = await import('@airlock/identity');
+      const { loadServerConfig, loadSigner } = await import('./config.ts');
+      const { openDatabase } = await import('./server.ts');
       const config = loadServerConfig();
       const current = await loadSigner(config, { create: false });
       const next = generateKeyPair();
@@ -506,7 +528,7 @@ export function buildProgram(): Command {
     .option('--limit <n>', 'how many, newest first', '100')
     .addOption(json)
     .action(async (options: { agent?: string; limit: string; json?: boolean }) => {
-      const rows = await adminClient().custody.securityEvents.query({ agentId: options.agent, limit: Number(options.limit) });
+      const rows = await (await adminClient()).custody.securityEvents.query({ agentId: options.agent, limit: Number(options.limit) });
       output(Boolean(options.json), rows, () => rows.map((r) => `${r.at}  agent ${r.agentId}  ${r.kind.padEnd(26)}  ${r.runId ?? '-'}  ${r.reason}`));
     });
 
@@ -517,7 +539,9 @@ export function buildProgram(): Command {
     .argument('<runId>')
     .option('--out <file>', 'write here (created 0600, never overwritten) instead of stdout')
     .action(async (runId: string, options: { out?: string }) => {
-      const current = await adminClient().runs.get.query({ id: runId });
+      const { openOutput } = await import('./audit-commands.ts');
+      const { writeReceipts } = await import('./receipt-commands.ts');
+      const current = await (await adminClient()).runs.get.query({ id: runId });
       const sink = await openOutput(options.out);
       try {
         const count = writeReceipts([current.report], sink.out);
@@ -533,7 +557,8 @@ export function buildProgram(): Command {
     .requiredOption('--agent-key <base64>', "the agent's public key (`airlock-agent status` prints it)")
     .addOption(json)
     .action(async (options: { file: string; agentKey: string; json?: boolean }) => {
-      const result = await verifyReceiptsFile(options.file, publicKeyOption(options.agentKey, '--agent-key'));
+      const { verifyReceiptsFile } = await import('./receipt-commands.ts');
+      const result = await verifyReceiptsFile(options.file, await publicKeyOption(options.agentKey, '--agent-key'));
       output(Boolean(options.json), result, () =>
         [
           `${result.ok ? 'ok' : 'NOT OK'}: ${result.verified.length} of ${result.receipts} receipts verify`,

@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { createRequire } from 'node:module';
 import { z } from 'zod';
 import { DEFAULT_MAX_BATCH_SIZE, DEFAULT_RATE_LIMITS, type SecretBox, secretBoxFromKey, type Signer, signerFromSecretKey, verifierFor } from '@airlock/api';
 import { formatIssues, UserError } from '@airlock/errors';
@@ -149,7 +149,8 @@ export function loadServerConfig(env: NodeJS.ProcessEnv = process.env) {
   };
 }
 
-const BUILT_CONSOLE = fileURLToPath(new URL('../../console/dist', import.meta.url));
+// Found through the package, not this file's URL: the bundled CLI runs this code from dist/.
+const BUILT_CONSOLE = path.join(path.dirname(createRequire(import.meta.url).resolve('@airlock/control-plane/package.json')), '..', 'console', 'dist');
 
 function consoleDir(configured: string | undefined): string | null {
   if (configured === 'off') return null;

@@ -5,12 +5,10 @@
  */
 import type { Command } from 'commander';
 import { Option } from 'commander';
-import { type AdminUser, checkPasswordPolicy, createAdminUserInTenant, listAdminUsers, migrate, roles, tenantIdOf, unlockAdminUser } from '@airlock/api';
-import type { Database, Role } from '@airlock/api';
+import type { AdminUser, Database, Role } from '@airlock/api';
 import { UserError } from '@airlock/errors';
-import { loadServerConfig } from './config.ts';
+import { adminRole } from '@airlock/protocol';
 import { output as print } from './output.ts';
-import { openDatabase } from './server.ts';
 
 const MAX_STDIN_BYTES = 4096;
 
@@ -29,6 +27,10 @@ export async function readPasswordFromStdin(stdin: NodeJS.ReadableStream = proce
 }
 
 async function withDatabase<T>(command: string, fn: (db: Database) => Promise<T>): Promise<T> {
+  // Loaded here, not at the top: `airlock --help` registers these commands without opening a database.
+  const { migrate } = await import('@airlock/api');
+  const { loadServerConfig } = await import('./config.ts');
+  const { openDatabase } = await import('./server.ts');
   const db = await openDatabase(loadServerConfig(), { command, instead: 'or manage console users on the Users page of the running console' });
   try {
     await migrate(db);
@@ -51,10 +53,11 @@ export function registerUserCommands(program: Command): void {
     .description('create a console account; the password (at least 12 characters) is read from standard input')
     .requiredOption('--tenant <name>', 'tenant name')
     .requiredOption('--email <email>', 'login email, unique within the tenant')
-    .addOption(new Option('--role <role>', 'its role').choices(roles).makeOptionMandatory())
+    .addOption(new Option('--role <role>', 'its role').choices(adminRole.options).makeOptionMandatory())
     .option('--password-stdin', 'read the password from standard input (required)')
     .addOption(json)
     .action(async (options: { tenant: string; email: string; role: Role; passwordStdin?: boolean; json?: boolean }) => {
+      const { checkPasswordPolicy, createAdminUserInTenant } = await import('@airlock/api');
       if (!options.passwordStdin) throw new UserError('give --password-stdin and pipe the password in; it is never taken from arguments');
       const password = await readPasswordFromStdin();
       checkPasswordPolicy(password);
@@ -66,6 +69,7 @@ export function registerUserCommands(program: Command): void {
     .requiredOption('--tenant <name>', 'tenant name')
     .addOption(json)
     .action(async (options: { tenant: string; json?: boolean }) => {
+      const { listAdminUsers, tenantIdOf } = await import('@airlock/api');
       const users = await withDatabase('airlock user list', async (db) => listAdminUsers(db, await tenantIdOf(db, options.tenant)));
       print(Boolean(options.json), users, () => users.map(describeUser));
     });
@@ -76,6 +80,7 @@ export function registerUserCommands(program: Command): void {
     .requiredOption('--email <email>', 'the account')
     .addOption(json)
     .action(async (options: { tenant: string; email: string; json?: boolean }) => {
+      const { tenantIdOf, unlockAdminUser } = await import('@airlock/api');
       const unlocked = await withDatabase('airlock user unlock', (db) =>
         db.transaction(async (tx) =>
           unlockAdminUser(tx, await tenantIdOf(tx, options.tenant), { email: options.email }, { actor: { type: 'system', id: 'cli' }, sourceIp: null }, new Date()),

@@ -2,7 +2,8 @@
 import { z } from 'zod';
 import { text } from './text.ts';
 
-const adminRole = z.enum(['owner', 'admin', 'operator', 'auditor']);
+/** A console account's role, from most to least privileged. */
+export const adminRole = z.enum(['owner', 'admin', 'operator', 'auditor']);
 
 /**
  * Loose on purpose: a malformed email or an over-long password is still a failed login that is

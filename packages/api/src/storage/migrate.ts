@@ -3,10 +3,12 @@
  * transaction, once. To change the schema, add the next numbered file; never edit an applied one.
  */
 import { readdir, readFile } from 'node:fs/promises';
-import { fileURLToPath } from 'node:url';
+import { createRequire } from 'node:module';
+import path from 'node:path';
 import { type Database, SYSTEM_SETTING } from './database.ts';
 
-const MIGRATIONS_DIR = fileURLToPath(new URL('../../migrations/', import.meta.url));
+// Found through the package, not this file's URL: bundled into a CLI, this code runs from another directory.
+const MIGRATIONS_DIR = path.join(path.dirname(createRequire(import.meta.url).resolve('@airlock/api/package.json')), 'migrations');
 
 export async function migrate(db: Database): Promise<{ applied: string[] }> {
   // Checked first: the app role (airlock_app) may not create tables, even with IF NOT EXISTS.
@@ -20,7 +22,7 @@ export async function migrate(db: Database): Promise<{ applied: string[] }> {
   const applied: string[] = [];
   for (const file of files) {
     const version = Number(file.slice(0, 4));
-    const sql = await readFile(new URL(file, `file://${MIGRATIONS_DIR}`), 'utf8');
+    const sql = await readFile(path.join(MIGRATIONS_DIR, file), 'utf8');
     const done = await db.transaction(async (tx) => {
       // Serializes concurrent starts of several replicas against one database.
       await tx.query('SELECT pg_advisory_xact_lock(7261001)');
