@@ -38,8 +38,9 @@ async function taggedFilesByWorkspace(): Promise<Map<string, string[]>> {
   const byWorkspace = new Map<string, string[]>();
   for (const file of stdout.split('\n').filter((line) => line !== '')) {
     let dir = path.dirname(path.join(root, file));
-    while (dir.startsWith(root) && dir !== root && !existsSync(path.join(dir, 'package.json'))) dir = path.dirname(dir);
-    if (dir === root) throw new Error(`${file} is in no workspace`);
+    // git lists files below the repository root, so walking up always reaches it.
+    while (dir !== path.dirname(dir) && path.resolve(dir) !== path.resolve(root) && !existsSync(path.join(dir, 'package.json'))) dir = path.dirname(dir);
+    if (path.resolve(dir) === path.resolve(root)) throw new Error(`${file} is in no workspace`);
     byWorkspace.set(dir, [...(byWorkspace.get(dir) ?? []), path.relative(dir, path.join(root, file))]);
   }
   return byWorkspace;

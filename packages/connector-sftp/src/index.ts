@@ -5,16 +5,8 @@
  */
 export { sftpSource } from './source.ts';
 export { sftpDestination } from './destination.ts';
-export { sftpDestinationDefinition, sftpSourceDefinition } from './definition.ts';
+export * from './definition.ts';
 export { connectSftp, type SftpCapabilities, type SftpConnection } from './connection.ts';
 export { SftpReadStream, type PipelineOptions, type SftpReadStreamOptions } from './reader.ts';
 export { SftpWriteStream, type SftpWriteStreamOptions } from './writer.ts';
 export { fingerprintOf, fingerprintsEqual, FINGERPRINT_PATTERN } from './fingerprint.ts';
-export {
-  sftpDestinationConfig,
-  sftpSecrets,
-  sftpSourceConfig,
-  type SftpDestinationConfig,
-  type SftpSecrets,
-  type SftpSourceConfig,
-} from './schema.ts';

@@ -151,8 +151,8 @@ export async function login(request: LoginRequest, input: { tenant: string; emai
   const ipKey = `ip:${addressKey(request.sourceIp)}`;
   const { guard } = request;
 
-  const refuse = async (reason: LoginFailure, extra: Record<string, boolean> = {}): Promise<never> => {
-    await recordAudit(db, {
+  const auditFailure = (reason: LoginFailure, extra: Record<string, boolean | number>) =>
+    recordAudit(db, {
       tenantId: user?.tenant_id ?? null,
       actor: { type: 'anonymous', id: null },
       action: 'login-failed',
@@ -161,18 +161,12 @@ export async function login(request: LoginRequest, input: { tenant: string; emai
       sourceIp: request.sourceIp,
       meta: { reason, knownAccount: user !== undefined, tenant, ...extra },
     });
+  const refuse = async (reason: LoginFailure, extra: Record<string, boolean> = {}): Promise<never> => {
+    await auditFailure(reason, extra);
     throw new AuthenticationError(reason === 'locked' || reason === 'ip-throttled' ? TOO_MANY_ATTEMPTS : BAD_CREDENTIALS);
   };
   const busy = async (error: LoginBusy): Promise<never> => {
-    await recordAudit(db, {
-      tenantId: user?.tenant_id ?? null,
-      actor: { type: 'anonymous', id: null },
-      action: 'login-failed',
-      target: email,
-      outcome: 'denied',
-      sourceIp: request.sourceIp,
-      meta: { reason: 'busy', knownAccount: user !== undefined, tenant, retryAfterSeconds: error.retryAfterSeconds },
-    });
+    await auditFailure('busy', { retryAfterSeconds: error.retryAfterSeconds });
     throw error;
   };
 
