@@ -5,11 +5,11 @@
  * The lock is a file holding the owner's pid and command. It appears with its content complete
  * (written to a private name, then hard-linked into place, which fails if the name exists), so
  * two processes starting at once cannot both create it, and nobody reads a half-written one. A lock
- * whose process is gone (a crash, a SIGKILL) is moved aside and re-read before it is removed, so a
- * process that took it over in the meantime keeps it.
+ * whose process is gone (a crash, a SIGKILL) is removed only under a takeover guard and after it
+ * is read again, so a process that took it over in the meantime keeps it.
  */
 import { randomBytes } from 'node:crypto';
-import { link, readFile, rename, unlink, writeFile } from 'node:fs/promises';
+import { link, readFile, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { UserError } from '@airlock/errors';
 
@@ -47,7 +47,7 @@ export class DataDirLockedError extends UserError {
 }
 
 /** Taking a stale lock away can race with another process doing the same: a few rounds settle it. */
-const MAX_ATTEMPTS = 5;
+const MAX_ATTEMPTS = 100;
 
 function errnoCode(error: unknown): unknown {
   return error instanceof Error ? Reflect.get(error, 'code') : undefined;
@@ -101,24 +101,29 @@ async function create(file: string, content: string): Promise<boolean> {
   }
 }
 
-/** Removes a lock judged stale, unless a live process took its place after it was read. */
+/**
+ * Removes a lock judged stale, unless it changed since it was read. Only the holder of a takeover
+ * guard (created the same exclusive way) may remove it, and it reads the lock again first, so two
+ * processes taking over the same stale lock cannot both remove it and both win.
+ */
 async function removeStale(file: string, seen: LockFile): Promise<void> {
-  const aside = `${file}.stale.${process.pid}.${randomBytes(6).toString('hex')}`;
-  try {
-    await rename(file, aside);
-  } catch (error) {
-    if (errnoCode(error) === 'ENOENT') return;
-    throw error;
+  const guard = `${file}.takeover`;
+  if (!(await create(guard, `${process.pid}\n`))) {
+    // Another process is taking over; a guard whose process died mid-takeover is cleared.
+    const holder = await readLock(guard);
+    if (holder !== undefined && !heldByOther(holder) && holder.pid !== process.pid) await unlink(guard).catch(() => undefined);
+    await new Promise((resolve) => setTimeout(resolve, 5 + Math.random() * 20));
+    return;
   }
   try {
-    const moved = await readLock(aside);
-    if (moved === undefined || moved.text === seen.text || !heldByOther(moved)) return;
-    // A live owner's lock was moved: put it back. EEXIST means a third process holds the name now.
-    await link(aside, file).catch((error: unknown) => {
-      if (errnoCode(error) !== 'EEXIST') throw error;
-    });
+    const current = await readLock(file);
+    if (current !== undefined && current.text === seen.text) {
+      await unlink(file).catch((error: unknown) => {
+        if (errnoCode(error) !== 'ENOENT') throw error;
+      });
+    }
   } finally {
-    await unlink(aside).catch(() => undefined);
+    await unlink(guard).catch(() => undefined);
   }
 }
 
