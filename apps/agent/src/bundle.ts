@@ -22,23 +22,53 @@ const thirdPartyExternal: Plugin = {
 };
 
 /**
+ * How a bundle treats third-party packages. `external` (the default, for the clone's bins) leaves
+ * every one to node_modules. `self-contained` (the release) compiles them in as well, except the
+ * names in `keepExternal`; native addons (`*.node`) always stay out, so code that tries one in a
+ * `try` (ssh2's `sshcrypto.node`, `cpu-features`) takes its pure-JavaScript path.
+ */
+export interface BundleOptions {
+  mode?: 'external' | 'self-contained';
+  /** `cjs` yields one file with no chunks: what Node 20's single-executable applications run. */
+  format?: 'esm' | 'cjs';
+  keepExternal?: readonly string[];
+}
+
+function selfContained(keepExternal: readonly string[]): Plugin {
+  return {
+    name: 'self-contained',
+    setup(builder) {
+      builder.onResolve({ filter: /\.node$/ }, (args) => ({ path: args.path, external: true }));
+      builder.onResolve({ filter: /^[^./]/ }, (args) =>
+        keepExternal.some((name) => args.path === name || args.path.startsWith(`${name}/`)) ? { path: args.path, external: true } : undefined,
+      );
+    },
+  };
+}
+
+/**
  * Bundles `entry` into `outfile` (with its lazily loaded chunks beside it) and returns the source
  * files it was built from, so a caller can tell when the bundle is older than its sources.
  */
-export async function bundleNode(entry: string, outfile: string): Promise<string[]> {
+export async function bundleNode(entry: string, outfile: string, options: BundleOptions = {}): Promise<string[]> {
+  const format = options.format ?? 'esm';
   const result = await build({
     entryPoints: { [path.basename(outfile, '.js')]: entry },
     outdir: path.dirname(outfile),
     chunkNames: 'chunks/[name]-[hash]',
     bundle: true,
-    splitting: true,
+    splitting: format === 'esm',
     platform: 'node',
-    format: 'esm',
+    format,
     target: 'node20',
-    sourcemap: 'linked',
+    // A release ships no source maps: they would carry the sources a second time.
+    sourcemap: options.mode === 'self-contained' ? false : 'linked',
     metafile: true,
     logLevel: 'warning',
-    plugins: [thirdPartyExternal],
+    // CommonJS has no import.meta: packages that call createRequire(import.meta.url) (openpgp)
+    // get this file's own URL instead of undefined.
+    ...(format === 'cjs' ? { banner: { js: 'var __bundleUrl = require("node:url").pathToFileURL(__filename).href;' }, define: { 'import.meta.url': '__bundleUrl' } } : {}),
+    plugins: [options.mode === 'self-contained' ? selfContained(options.keepExternal ?? []) : thirdPartyExternal],
   });
   const root = process.cwd();
   return Object.keys(result.metafile.inputs).map((input) => path.resolve(root, input));

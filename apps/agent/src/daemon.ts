@@ -19,8 +19,10 @@ import type { Outbox } from './outbox.ts';
 import type { LocalState } from './local-config.ts';
 import type { RetryPolicy } from './retry.ts';
 import { runJob } from './transfer.ts';
+import packageJson from '../package.json' with { type: 'json' };
 
-export const AGENT_VERSION = '0.1.0';
+/** Reported in every heartbeat; the package version is its one source, as for `--version` and the release. */
+export const AGENT_VERSION: string = packageJson.version;
 
 export interface DaemonDeps {
   client: ControlPlaneClient;
