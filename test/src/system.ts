@@ -31,6 +31,17 @@ import { type CommandResult, runCommand, type Service, startService, tail } from
 export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const AIRLOCK_BIN = path.join(REPO_ROOT, 'apps/control-plane/bin/airlock.js');
 const AGENT_BIN = path.join(REPO_ROOT, 'apps/agent/bin/airlock-agent.js');
+
+/** How a CLI is started: a command and the arguments that come before the CLI's own. */
+interface Program {
+  readonly command: string;
+  readonly prefix: readonly string[];
+}
+
+/** The clone's bin on this Node, or an installed executable (`/usr/bin/airlock`) as it is. */
+function program(installed: string | undefined, cloneBin: string): Program {
+  return installed === undefined ? { command: process.execPath, prefix: [cloneBin] } : { command: installed, prefix: [] };
+}
 const SSHD = '/usr/sbin/sshd';
 
 const HEALTH_TIMEOUT_MS = 30_000;
@@ -65,6 +76,11 @@ export interface StartSystemOptions {
   enrollAgent?: boolean;
   /** Progress, one short line per step. */
   onStep?: (message: string) => void;
+  /**
+   * Installed executables to run instead of the clone's bins, e.g. the .deb's `/usr/bin/airlock`
+   * and `/usr/bin/airlock-agent`: the release is tested as a user runs it.
+   */
+  binaries?: { airlock: string; agent: string };
 }
 
 export interface ConsoleUser {
@@ -241,6 +257,8 @@ export class AirlockSystem implements AsyncDisposable {
   agentId = '';
   recipientFingerprint = '';
   sftp: SftpEndpoint | undefined;
+  readonly #airlock: Program;
+  readonly #agent: Program;
 
   private constructor(
     workDir: string,
@@ -256,6 +274,8 @@ export class AirlockSystem implements AsyncDisposable {
     this.secretsFile = path.join(this.agentDir, 'secrets.yaml');
     this.recipientPublicKeyFile = path.join(workDir, 'recipient.asc');
     this.recipientSecretKeyFile = path.join(workDir, 'recipient-secret.asc');
+    this.#airlock = program(options.binaries?.airlock, AIRLOCK_BIN);
+    this.#agent = program(options.binaries?.agent, AGENT_BIN);
   }
 
   static async start(options: StartSystemOptions): Promise<AirlockSystem> {
@@ -386,14 +406,14 @@ export class AirlockSystem implements AsyncDisposable {
     const port = await freePort();
     const env = this.#serverEnv(port);
     // PGlite is single-process: bootstrap must have closed the data dir before `serve` opens it.
-    const bootstrap = await this.#node(AIRLOCK_BIN, ['bootstrap', '--tenant', this.options.tenant ?? 'demo', '--json'], env);
+    const bootstrap = await this.#node(this.#airlock, ['bootstrap', '--tenant', this.options.tenant ?? 'demo', '--json'], env);
     this.#apiKey = string(object(parseJsonLine(bootstrap.stdout, 'airlock bootstrap'), 'airlock bootstrap'), 'key', 'airlock bootstrap');
     for (const user of this.options.consoleUsers ?? []) {
       const args = ['user', 'create', '--tenant', this.options.tenant ?? 'demo', '--email', user.email, '--role', user.role, '--password-stdin'];
-      await this.#node(AIRLOCK_BIN, args, env, false, user.password);
+      await this.#node(this.#airlock, args, env, false, user.password);
       this.#step(`console user ${user.email} (${user.role}) created`);
     }
-    const service = startService('control plane', process.execPath, [AIRLOCK_BIN, 'serve'], {
+    const service = startService('control plane', this.#airlock.command, [...this.#airlock.prefix, 'serve'], {
       env,
       cwd: this.workDir,
       stdoutFile: this.controlPlaneLog,
@@ -428,7 +448,7 @@ export class AirlockSystem implements AsyncDisposable {
     // The token goes in the environment, not argv, where `ps` would show it; the pin is public.
     const env = { ...this.#agentEnv(), AIRLOCK_ENROLL_TOKEN: token };
     const args = ['enroll', '--url', this.controlPlaneUrl, '--control-plane-key', this.controlPlaneKey, '--dir', this.agentDir, '--json'];
-    const result = await this.#node(AGENT_BIN, args, env);
+    const result = await this.#node(this.#agent, args, env);
     this.agentId = string(object(parseJsonLine(result.stdout, 'airlock-agent enroll'), 'airlock-agent enroll'), 'agentId', 'airlock-agent enroll');
     this.#step(`agent enrolled as ${this.agentId}`);
   }
@@ -455,7 +475,7 @@ export class AirlockSystem implements AsyncDisposable {
   async enrollWithCommand(argv: readonly string[]): Promise<string> {
     const [program, ...args] = argv;
     if (program !== 'airlock-agent' || args[0] !== 'enroll') throw new Error(`not an airlock-agent enroll command: ${String(program)} ${String(args[0])}`);
-    const result = await runCommand(process.execPath, [AGENT_BIN, ...args, '--dir', this.agentDir, '--json'], {
+    const result = await runCommand(this.#agent.command, [...this.#agent.prefix, ...args, '--dir', this.agentDir, '--json'], {
       env: this.#agentEnv(),
       cwd: this.workDir,
       timeoutMs: COMMAND_TIMEOUT_MS,
@@ -476,10 +496,10 @@ export class AirlockSystem implements AsyncDisposable {
     return { ...inheritedEnv(), AIRLOCK_LOG_LEVEL: this.options.logLevel ?? 'info' };
   }
 
-  async #node(bin: string, args: readonly string[], env: NodeJS.ProcessEnv, allowFailure = false, input?: string): Promise<CommandResult> {
-    const result = await runCommand(process.execPath, [bin, ...args], { env, cwd: this.workDir, timeoutMs: COMMAND_TIMEOUT_MS, ...(input === undefined ? {} : { input }) });
+  async #node(bin: Program, args: readonly string[], env: NodeJS.ProcessEnv, allowFailure = false, input?: string): Promise<CommandResult> {
+    const result = await runCommand(bin.command, [...bin.prefix, ...args], { env, cwd: this.workDir, timeoutMs: COMMAND_TIMEOUT_MS, ...(input === undefined ? {} : { input }) });
     if (result.code !== 0 && !allowFailure) {
-      const name = `${path.basename(bin, '.js')} ${args.join(' ')}`;
+      const name = `${path.basename(bin.prefix[0] ?? bin.command, '.js')} ${args.join(' ')}`;
       throw new Error(`${name} exited with ${String(result.code)}: ${result.stderr.trim() || '(no stderr)'}`);
     }
     return result;
@@ -493,12 +513,12 @@ export class AirlockSystem implements AsyncDisposable {
   /** Runs the admin CLI `airlock` against this control plane with the owner key in its environment. */
   airlock(args: readonly string[], options: { allowFailure?: boolean } = {}): Promise<CommandResult> {
     const env = { ...inheritedEnv(), AIRLOCK_URL: this.controlPlaneUrl, AIRLOCK_API_KEY: this.#apiKey };
-    return this.#node(AIRLOCK_BIN, args, env, options.allowFailure);
+    return this.#node(this.#airlock, args, env, options.allowFailure);
   }
 
   /** Runs the agent CLI `airlock-agent <args>` as the operator on the agent host would. */
   agentCommand(args: readonly string[], options: { allowFailure?: boolean } = {}): Promise<CommandResult> {
-    return this.#node(AGENT_BIN, args, this.#agentEnv(), options.allowFailure);
+    return this.#node(this.#agent, args, this.#agentEnv(), options.allowFailure);
   }
 
   /** `airlock <args> --json`, parsed. */
@@ -583,7 +603,7 @@ export class AirlockSystem implements AsyncDisposable {
   }
 
   #agentArgs(extra: readonly string[]): string[] {
-    return [AGENT_BIN, 'run', '--dir', this.agentDir, ...extra];
+    return [...this.#agent.prefix, 'run', '--dir', this.agentDir, ...extra];
   }
 
   /** `airlock-agent run --once --json`: takes one job, runs it and exits. */
@@ -593,7 +613,7 @@ export class AirlockSystem implements AsyncDisposable {
     const stderrFile = path.join(this.logsDir, `agent-run-${n}.stderr.log`);
     const idle = options.idleTimeoutSeconds ?? 60;
     const timeoutMs = options.timeoutMs ?? (idle + 30) * 1000;
-    const service = startService(`agent run ${n}`, process.execPath, this.#agentArgs(['--once', '--idle-timeout', String(idle), '--json']), {
+    const service = startService(`agent run ${n}`, this.#agent.command, this.#agentArgs(['--once', '--idle-timeout', String(idle), '--json']), {
       env: this.#agentEnv(),
       cwd: this.workDir,
       stdoutFile,
@@ -625,7 +645,7 @@ export class AirlockSystem implements AsyncDisposable {
   startAgent(): Service & { readonly logFile: string } {
     const n = ++this.#agentRuns;
     const logFile = path.join(this.logsDir, `agent-daemon-${n}.log`);
-    const service = startService('agent', process.execPath, this.#agentArgs([]), {
+    const service = startService('agent', this.#agent.command, this.#agentArgs([]), {
       env: this.#agentEnv(),
       cwd: this.workDir,
       stdoutFile: logFile,

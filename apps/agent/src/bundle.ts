@@ -68,6 +68,10 @@ export async function bundleNode(entry: string, outfile: string, options: Bundle
     // CommonJS has no import.meta: packages that call createRequire(import.meta.url) (openpgp)
     // get this file's own URL instead of undefined.
     ...(format === 'cjs' ? { banner: { js: 'var __bundleUrl = require("node:url").pathToFileURL(__filename).href;' }, define: { 'import.meta.url': '__bundleUrl' } } : {}),
+    // CommonJS packages compiled into an ES module still call require() for Node's built-ins.
+    ...(format === 'esm' && options.mode === 'self-contained'
+      ? { banner: { js: 'import { createRequire as __bundleCreateRequire } from "node:module"; const require = __bundleCreateRequire(import.meta.url);' } }
+      : {}),
     plugins: [options.mode === 'self-contained' ? selfContained(options.keepExternal ?? []) : thirdPartyExternal],
   });
   const root = process.cwd();
