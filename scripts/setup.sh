@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Makes a fresh clone ready: the system parts the tests use for real (OpenSSH sshd, PostgreSQL,
-# GnuPG, Debian's Chromium for the console's browser tests) and the npm dependencies, installed
-# exactly from package-lock.json.
+# GnuPG, Debian's Chromium for the console's browser tests, dpkg-deb and systemd-analyze for the
+# release) and the npm dependencies, installed exactly from package-lock.json.
 # Usage: scripts/setup.sh [--system]   (--system also installs missing Debian packages)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,6 +22,9 @@ if $want_system; then
   compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql)
   # playwright-core drives this browser; no browser is ever downloaded.
   [ -x /usr/bin/chromium ] || missing+=(chromium)
+  # The release: dpkg-deb builds the .deb files, systemd-analyze audits their units.
+  command -v dpkg-deb >/dev/null || missing+=(dpkg)
+  command -v systemd-analyze >/dev/null || missing+=(systemd)
   if [ ${#missing[@]} -gt 0 ]; then
     if [ "$(id -u)" -ne 0 ]; then
       echo "setup: missing ${missing[*]}; install them with: sudo apt-get install -y ${missing[*]}" >&2

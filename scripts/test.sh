@@ -5,6 +5,10 @@
 # lint and typecheck tasks; its browser tests (test/e2e/console.test.ts, Debian's Chromium) run in
 # the system tests' `test` task, and alone with `npm run test:e2e:console`. Last, the integrity
 # findings' regression tests print their per-finding verdict (`npm run -s test:integrity -- --json`).
+# Then the release: built (`npm run release`), its systemd units audited (`check:units`: the agent's
+# exposure must be 2.0 or lower and `systemd-analyze verify` clean), and its .deb files installed
+# on this machine for one delivery from /usr/bin, then removed and purged (`test:install`, as root;
+# under CI=true, not being root is an error).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh --system
@@ -12,3 +16,7 @@ export TURBO_TELEMETRY_DISABLED=1 TURBO_NO_UPDATE_NOTIFIER=1 DO_NOT_TRACK=1
 npx turbo run lint typecheck test --concurrency=2 --output-logs=new-only "$@"
 # The integrity findings' regression tests once more, read back per finding (README, "Integrity").
 npm run -s test:integrity -- --json
+# The release as users install it (README, "Install").
+npm run -s release
+npm run -s check:units -- --json
+npm run -s test:install -- --json

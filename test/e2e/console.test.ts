@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import pg from 'pg';
 import type { Browser, Page } from 'playwright-core';
 import { createTestDatabase } from '@airlock/testing';
+import agentPackage from '@airlock/agent/package.json' with { type: 'json' };
 import { type AxeViolation, launchChromium, screenshot, seriousViolations } from '../src/browser.ts';
 import { buildConsole } from '../src/console-build.ts';
 import { type AirlockSystem, CREDENTIAL_REF, REPO_ROOT, startSystem } from '../src/system.ts';
@@ -262,6 +263,8 @@ describe('console in Chromium: owner flow and auditor limits', () => {
 
     await go(page, 'Agents');
     await page.getByText('online').first().waitFor();
+    // Each agent's version as its heartbeat reported it: the agent package's version.
+    await page.getByRole('cell', { name: agentPackage.version, exact: true }).first().waitFor();
     expect(await page.getByRole('button', { name: 'Enroll an agent' }).count()).toBe(0);
     expect(await page.getByRole('button', { name: /^Revoke / }).count()).toBe(0);
 

@@ -230,7 +230,7 @@ export function buildProgram(): Command {
     .addOption(json)
     .action(async (options: { json?: boolean }) => {
       const rows = await (await adminClient()).agents.list.query();
-      output(Boolean(options.json), rows, () => rows.map((r) => `${r.id}  ${r.hostname}  ${r.status}  last seen ${r.lastSeenAt ?? 'never'}`));
+      output(Boolean(options.json), rows, () => rows.map((r) => `${r.id}  ${r.hostname}  ${r.status}  ${r.version ?? '-'}  last seen ${r.lastSeenAt ?? 'never'}`));
     });
   agent
     .command('revoke')
