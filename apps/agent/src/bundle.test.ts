@@ -1,7 +1,9 @@
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { execFile } from 'node:child_process';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
 import { bundleNode } from './bundle.ts';
 
@@ -39,3 +41,26 @@ describe('the agent bundle', () => {
     for (const heavy of ['ssh2', 'openpgp', 'pino', '@trpc/client']) expect(loadedAtStart).not.toContain(`from "${heavy}"`);
   });
 });
+
+describe('the self-contained bundle (the release)', () => {
+  it('is one CommonJS file with every package compiled in but native addons, and runs outside the repository', async () => {
+    const dir = path.join(scratch, 'release');
+    const entry = path.join(here, '..', `release-entry-${process.pid}.ts`);
+    await writeFile(entry, "import { main } from './src/cli.ts';\nvoid main(process.argv);\n");
+    try {
+      await bundleNode(entry, path.join(dir, 'airlock-agent.js'), { mode: 'self-contained', format: 'cjs' });
+    } finally {
+      await rm(entry, { force: true });
+    }
+    expect(await readdir(dir)).toEqual(['airlock-agent.js']);
+    const code = await readFile(path.join(dir, 'airlock-agent.js'), 'utf8');
+    // Only Node's own modules and native addons (ssh2 and cpu-features try theirs inside a try) are left to require().
+    const { builtinModules } = await import('node:module');
+    const required = [...code.matchAll(/\brequire\("([^"]+)"\)/g)].map((match) => match[1] ?? '');
+    expect(required.length).toBeGreaterThan(0);
+    for (const name of required) expect(name.startsWith('node:') || builtinModules.includes(name) || name.endsWith('.node'), name).toBe(true);
+    const { stdout } = await promisify(execFile)(process.execPath, [path.join(dir, 'airlock-agent.js'), '--version'], { cwd: os.tmpdir() });
+    expect(stdout.trim()).toMatch(/^\d+\.\d+\.\d+/);
+  });
+});
+

@@ -105,6 +105,9 @@ export async function installTest(log: (line: string) => void): Promise<InstallR
         logLevel: 'warn',
         onStep: (step) => log(`  ${step}`),
       });
+      // The packaged console, found beside the bundle without AIRLOCK_CONSOLE_DIR.
+      const consolePage = await fetch(`${system.controlPlaneUrl}/`);
+      check(consolePage.status === 200 && (consolePage.headers.get('content-type') ?? '').startsWith('text/html'), `the installed control plane serves no console (${consolePage.status})`);
       const integration = await system.createIntegration({ name: 'installed' });
       const runId = await system.runNow(integration.id);
       const agent = await system.runAgentOnce();
