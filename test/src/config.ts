@@ -12,3 +12,8 @@ export function inheritedEnv(): NodeJS.ProcessEnv {
   }
   return env;
 }
+
+/** CI=true: a missing part (root for dpkg -i, systemd-analyze) is an error, never a skip. */
+export function underCi(env: NodeJS.ProcessEnv = process.env): boolean {
+  return env['CI'] === 'true';
+}

@@ -16,9 +16,9 @@ import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { startSystem } from '@airlock/system-tests/system';
-import { artifactNames, RELEASE_DIR, releaseVersion } from './build.ts';
-import { underCi } from './config.ts';
+import { startSystem } from '../src/system.ts';
+import { artifactNames, RELEASE_DIR, releaseVersion } from '@airlock/release/build';
+import { underCi } from '../src/config.ts';
 
 const run = promisify(execFile);
 const PACKAGES = ['airlock-agent', 'airlock-control-plane'] as const;

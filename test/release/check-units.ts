@@ -13,7 +13,7 @@ import { copyFile, cp, mkdir, mkdtemp, rm, symlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { artifactNames, RELEASE_DIR, releaseVersion } from './build.ts';
+import { artifactNames, RELEASE_DIR, releaseVersion } from '@airlock/release/build';
 
 const run = promisify(execFile);
 export const AGENT_EXPOSURE_LIMIT = 2.0;
