@@ -4,9 +4,10 @@
  *   1. installs both .deb files with dpkg and checks the user, directories, owners and modes;
  *   2. runs `/usr/bin/airlock-agent --version` and `/usr/bin/airlock --version` with a PATH that
  *      holds no Node.js (each brings its own runtime);
- *   3. runs the whole system from the installed binaries (control plane on its embedded database
- *      with the packaged migrations, OpenSSH sshd, the agent, gpg): one run delivers two files
- *      over SFTP, encrypted, and gpg decrypts each to its source;
+ *   3. bootstraps the packaged embedded database as the airlock user, then runs the whole system
+ *      from the installed binaries (control plane on PostgreSQL, OpenSSH sshd, the agent, gpg):
+ *      one run delivers two files over SFTP, encrypted, and gpg decrypts each to its source; the
+ *      agent is then enrolled as the airlock user into /var/lib/airlock;
  *   4. `dpkg --remove` keeps /etc/airlock and /var/lib/airlock, `dpkg --purge` deletes them.
  * Under CI=true every missing piece is an error; elsewhere, without root it stops with a reason.
  */
@@ -16,13 +17,15 @@ import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { createTestDatabase, startPostgres } from '@airlock/testing';
 import { startSystem } from '../src/system.ts';
 import { artifactNames, RELEASE_DIR, releaseVersion } from '@airlock/release/build';
 import { underCi } from '../src/config.ts';
 
 const run = promisify(execFile);
 const PACKAGES = ['airlock-agent', 'airlock-control-plane'] as const;
-const COMMAND_TIMEOUT_MS = 120_000;
+/** PGlite compiles its WebAssembly at each start: generous, for a busy machine. */
+const COMMAND_TIMEOUT_MS = 180_000;
 
 class Failure extends Error {}
 
@@ -94,12 +97,26 @@ export async function installTest(log: (line: string) => void): Promise<InstallR
     check(airlockVersion === version, `airlock --version printed ${airlockVersion}, expected ${version}`);
     log(`/usr/bin/airlock-agent --version and /usr/bin/airlock --version print ${version}`);
 
+    // The embedded database in the packaged layout (PGlite's WebAssembly beside the bundle, the
+    // packaged migrations), as README's Install runs it: bootstrap as the airlock user.
+    const dataDir = '/var/lib/airlock/control-plane';
+    const bootstrapped = await command('/usr/sbin/runuser', ['-u', 'airlock', '--', '/usr/bin/airlock', 'bootstrap', '--tenant', 'install-check', '--json'], {
+      ...noNode,
+      AIRLOCK_DATA_DIR: dataDir,
+    });
+    check(/"key":"alk_/.test(bootstrapped), 'airlock bootstrap on the embedded database printed no owner key');
+    const databaseFiles = await readdir(dataDir);
+    log('airlock bootstrap ran as the airlock user on the packaged embedded database');
+
     const stateDir = '/var/lib/airlock';
     let stateFiles: string[] = [];
     const files = { 'ledger.csv': 'id,amount\n1,10\n2,20\n', 'large.csv': Buffer.alloc(3 * 1024 * 1024, 0x61) };
     {
+      // The delivery on PostgreSQL, as the whole-system test runs: the embedded database is proven above.
+      await using postgres = await startPostgres();
       await using system = await startSystem({
         files,
+        databaseUrl: await createTestDatabase(postgres.url),
         binaries: { airlock: '/usr/bin/airlock', agent: '/usr/bin/airlock-agent' },
         workDir: path.join(scratch, 'system'),
         logLevel: 'warn',
@@ -134,7 +151,13 @@ export async function installTest(log: (line: string) => void): Promise<InstallR
 
     await command('dpkg', ['--remove', ...PACKAGES]);
     check(!existsSync('/usr/bin/airlock-agent') && !existsSync('/usr/bin/airlock'), 'dpkg --remove left the binaries');
-    const kept = ['/etc/airlock/policy.yaml', '/etc/airlock/secrets.yaml', '/etc/airlock/control-plane.env', ...stateFiles.map((name) => path.join(stateDir, name))];
+    const kept = [
+      '/etc/airlock/policy.yaml',
+      '/etc/airlock/secrets.yaml',
+      '/etc/airlock/control-plane.env',
+      ...stateFiles.map((name) => path.join(stateDir, name)),
+      ...databaseFiles.map((name) => path.join(dataDir, name)),
+    ];
     for (const file of kept) check(existsSync(file), `dpkg --remove deleted ${file}`);
     check((await readFile('/etc/airlock/policy.yaml', 'utf8')).includes('local policy'), 'policy.yaml changed on remove');
     log('dpkg --remove kept /etc/airlock and /var/lib/airlock');
