@@ -34,7 +34,8 @@ function check(condition: boolean, message: string): void {
 }
 
 async function command(file: string, args: readonly string[], env?: NodeJS.ProcessEnv): Promise<string> {
-  const { stdout } = await run(file, args, { timeout: COMMAND_TIMEOUT_MS, maxBuffer: 8 * 1024 * 1024, ...(env ? { env } : {}) });
+  // From outside the repository: nothing may be found through the clone's node_modules.
+  const { stdout } = await run(file, args, { cwd: tmpdir(), timeout: COMMAND_TIMEOUT_MS, maxBuffer: 8 * 1024 * 1024, ...(env ? { env } : {}) });
   return stdout;
 }
 
