@@ -5,8 +5,9 @@
  * Third-party packages stay external and load from node_modules as they are (ssh2 has a native
  * binding). Code reached only through a dynamic `import()` goes into its own chunk, so a command
  * loads what it needs and `--help` loads none of the database or OpenPGP code.
- * Used by each app's `npm run build` (dist/cli.js, which its bin prefers) and by the transfer
- * benchmark, which compiles its child process the same way.
+ * Used by each app's `npm run build` (dist/cli.js, which its bin prefers), by the transfer
+ * benchmark, which compiles its child process the same way, and by `npm run release`
+ * (@airlock/release), which compiles the third-party packages in too (`self-contained`).
  */
 import { readFile, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
