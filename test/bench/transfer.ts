@@ -8,7 +8,8 @@
  *                    SFTP → OpenPGP → destination, in a child process whose peak RSS is measured.
  * The destination is the sshd itself once an `sftp@1` destination is registered and the local
  * policy can allow it, a local folder until then (`"destination": "local"`, with the reason). Prints exactly one JSON object on stdout; progress goes
- * to stderr. `--profile` runs the child under `node --cpu-prof` and adds its top self-time functions.
+ * to stderr. `--profile` runs the child under `node --cpu-prof` and adds its top self-time functions;
+ * `--profile-dir DIR` also keeps the raw profiles in DIR.
  */
 import { spawn } from 'node:child_process';
 import { rmSync } from 'node:fs';
@@ -18,7 +19,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { bundleNode } from '@airlock/agent/bundle';
-import { generateDemoKey } from '@airlock/pgp';
+import { generateDemoKey, inspectRecipientKey, sessionCipher } from '@airlock/pgp';
 import { gpgDecrypt, startSshd } from '@airlock/testing';
 import { chooseDestination, prepareJob, type PreparedJob, type RunReport } from '../src/agent-job.ts';
 import { inheritedEnv } from '../src/config.ts';
@@ -29,6 +30,7 @@ import { topSelfTime, type SelfTime } from './cpu-profile.ts';
 import { setUpCli } from './cli.ts';
 import { machineBusySeconds } from './machine-cpu.ts';
 import { peakRssKb } from './memory.ts';
+import { nativeFloor, negotiatedSsh } from './native-floor.ts';
 import { parseSize } from './sizes.ts';
 
 const GPG = '/usr/bin/gpg';
@@ -41,6 +43,8 @@ const { values } = parseArgs({
     size: { type: 'string', default: '256MiB' },
     json: { type: 'boolean', default: false },
     profile: { type: 'boolean', default: false },
+    // Keeps the raw .cpuprofile files there (open them in Chrome DevTools); implies --profile.
+    'profile-dir': { type: 'string' },
   },
 });
 const size = parseSize(values.size);
@@ -76,6 +80,8 @@ interface ChildResult {
   report: RunReport;
   seconds: number;
   cpuSeconds: number;
+  userCpuSeconds: number;
+  systemCpuSeconds: number;
   machineCpuSeconds: number;
   processSeconds: number;
   baselineRssKb: number;
@@ -150,6 +156,8 @@ async function runAirlockChild(prepared: PreparedJob, privateKey: string, profil
     report: fields['report'] as RunReport,
     seconds: numberField(fields, 'seconds'),
     cpuSeconds: numberField(fields, 'cpuSeconds'),
+    userCpuSeconds: numberField(fields, 'userCpuSeconds'),
+    systemCpuSeconds: numberField(fields, 'systemCpuSeconds'),
     machineCpuSeconds: numberField(fields, 'machineCpuSeconds'),
     processSeconds,
     baselineRssKb: numberField(fields, 'baselineRssKb'),
@@ -215,8 +223,9 @@ async function main(): Promise<Record<string, unknown>> {
       recipientPublicKey: recipient.armoredPublicKey,
       recipientFingerprint: recipient.fingerprint,
     });
-    const profileDir = values.profile ? path.join(scratch, 'profile') : null;
-    if (profileDir !== null) await mkdir(profileDir);
+    const keptProfileDir = values['profile-dir'] === undefined ? null : path.resolve(values['profile-dir']);
+    const profileDir = keptProfileDir ?? (values.profile ? path.join(scratch, 'profile') : null);
+    if (profileDir !== null) await mkdir(profileDir, { recursive: true });
     log(`airlock runJob (child process${profileDir === null ? '' : ', --cpu-prof'})...`);
     const airlock = await runAirlockChild(prepared, sshd.privateKey, profileDir);
     log(`airlock: ${airlock.seconds.toFixed(2)} s, ${airlock.report.status}${airlock.report.errorClass === undefined ? '' : ` (${airlock.report.errorClass})`}, peak RSS ${mb(airlock.peakRssKb)} MB`);
@@ -228,6 +237,18 @@ async function main(): Promise<Record<string, unknown>> {
     const ciphertextBytes = airlock.report.status === 'succeeded' ? (await stat(output)).size : null;
     await rm(delivered, { recursive: true, force: true });
 
+    // 4. The native floor, after the three runs so it competes with none of them.
+    log('native crypto floor...');
+    const ssh = await negotiatedSsh(sshd, stepTimeoutMs);
+    const floor = nativeFloor({
+      plaintextBytes: size,
+      ciphertextBytes: ciphertextBytes ?? size,
+      sshIn: ssh.fromServer,
+      sshOut: sftpDestination ? ssh.toServer : null,
+      openpgpCipher: sessionCipher([await inspectRecipientKey(recipient.armoredPublicKey)]),
+    });
+    log(`native floor: ${floor.seconds.toFixed(2)} s CPU`);
+
     const loadAfter = loadavg();
     return {
       size_bytes: size,
@@ -238,6 +259,14 @@ async function main(): Promise<Record<string, unknown>> {
       airlock_s: round(airlock.seconds),
       airlock_process_s: round(airlock.processSeconds),
       airlock_cpu_s: round(airlock.cpuSeconds),
+      airlock_cpu_user_s: round(airlock.userCpuSeconds),
+      airlock_cpu_system_s: round(airlock.systemCpuSeconds),
+      // The cryptography the run cannot avoid, through node:crypto alone on this machine in this run,
+      // and how much CPU the agent spends for each second of it (1.0 would be no overhead at all).
+      native_floor_s: round(floor.seconds),
+      native_floor_parts_s: Object.fromEntries(Object.entries(floor.parts).map(([part, seconds]) => [part, round(seconds)])),
+      cpu_vs_floor: round(airlock.cpuSeconds / floor.seconds, 2),
+      ssh_cipher: { to_server: ssh.toServer.cipher, from_server: ssh.fromServer.cipher },
       // CPU time the whole machine spent (sshd, gpg and sftp included) during each of the three.
       machine_cpu_s: {
         openssh_get: round(opensshGetCpu, 2),
