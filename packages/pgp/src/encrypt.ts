@@ -82,6 +82,7 @@ export async function encryptStream(
   return Readable.fromWeb(output as NodeWebReadableStream<Uint8Array | string>);
 }
 
+/** PKESK v3 packets from openpgp.js, then a SEIPDv1 packet from node:crypto; no compression, as above. */
 async function encryptRfc4880(plaintext: Readable, recipients: RecipientKey[], date: Date, options: EncryptOptions): Promise<Readable> {
   const algorithm = sessionCipher(recipients);
   const sessionKey = randomBytes(algorithm === 'aes256' ? 32 : 16);
