@@ -226,8 +226,8 @@ describe('GnuPG reads every frame layout, and its MDC check catches tampering', 
     const signerImported = await gpg(home, ['--import'], signer.armoredPublicKey);
     expect(signerImported.code, signerImported.stderr).toBe(0);
     const decryptionKey = await openpgp.readPrivateKey({ armoredKey: demo.armoredSecretKey });
-    // Past a default (1 MiB) frame, fed in chunks that do not divide one; the small-frame test
-    // above crosses many more edges.
+    // Past four default (256 KiB) frames, fed in chunks that do not divide one; the small-frame
+    // test above crosses edges at many more offsets.
     const plaintext = randomBytes((1 << 20) + 999);
     const chunks = Array.from({ length: Math.ceil(plaintext.length / 65_537) }, (_, i) => plaintext.subarray(i * 65_537, (i + 1) * 65_537));
     for (const many of [false, true]) {
