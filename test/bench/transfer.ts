@@ -13,7 +13,8 @@
  * The destination is the sshd itself once an `sftp@1` destination is registered and the local
  * policy can allow it, a local folder until then (`"destination": "local"`, with the reason). Prints exactly one JSON object on stdout; progress goes
  * to stderr. `--profile` runs the child under `node --cpu-prof` and adds its top self-time functions;
- * `--profile-dir DIR` also keeps the raw profiles in DIR.
+ * `--profile-dir DIR` also keeps the raw profiles in DIR. The profiler costs CPU of its own, so
+ * `cpu_vs_floor` is for runs without it.
  */
 import { spawn } from 'node:child_process';
 import { rmSync } from 'node:fs';
