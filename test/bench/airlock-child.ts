@@ -46,7 +46,7 @@ const cpuSeconds = (cpu.user + cpu.system) / 1e6;
 const machineCpuSeconds = (await machineBusySeconds()) - machineBefore;
 
 process.stdout.write(
-  `${JSON.stringify({ report, seconds, cpuSeconds, machineCpuSeconds, baselineRssKb, maxRssKb: process.resourceUsage().maxRSS, vmHwmKb: await peakRssKb('self') })}\n`,
+  `${JSON.stringify({ report, seconds, cpuSeconds, userCpuSeconds: cpu.user / 1e6, systemCpuSeconds: cpu.system / 1e6, machineCpuSeconds, baselineRssKb, maxRssKb: process.resourceUsage().maxRSS, vmHwmKb: await peakRssKb('self') })}\n`,
 );
 // Bounded: the parent closes stdin once it has read our VmHWM, or we leave anyway.
 await Promise.race([lines.next(), new Promise((resolve) => setTimeout(resolve, EXIT_WAIT_MS).unref())]);

@@ -5,10 +5,16 @@
  *   openssh_get_s    OpenSSH `sftp` get alone: the reference, plaintext lands on disk;
  *   staged_script_s  the cron-script way: sftp get, `gpg --encrypt` from disk, sftp put;
  *   airlock_s        the agent's data path (runJob, built-in connectors, a local policy) streaming
- *                    SFTP → OpenPGP → destination, in a child process whose peak RSS is measured.
+ *                    SFTP → OpenPGP → destination, in a child process whose peak RSS is measured;
+ *   native_floor_s   the cryptography that run cannot avoid (SSH cipher in and out, OpenPGP CFB,
+ *                    SHA-1 MDC, HMAC-SHA256, SHA-256) through node:crypto alone on the same byte
+ *                    counts, right before and after it (bench/native-floor.ts); `cpu_vs_floor` is
+ *                    the agent's CPU time over it.
  * The destination is the sshd itself once an `sftp@1` destination is registered and the local
  * policy can allow it, a local folder until then (`"destination": "local"`, with the reason). Prints exactly one JSON object on stdout; progress goes
- * to stderr. `--profile` runs the child under `node --cpu-prof` and adds its top self-time functions.
+ * to stderr. `--profile` runs the child under `node --cpu-prof` and adds its top self-time functions;
+ * `--profile-dir DIR` also keeps the raw profiles in DIR. The profiler costs CPU of its own, so
+ * `cpu_vs_floor` is for runs without it.
  */
 import { spawn } from 'node:child_process';
 import { rmSync } from 'node:fs';
@@ -18,7 +24,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { bundleNode } from '@airlock/agent/bundle';
-import { generateDemoKey } from '@airlock/pgp';
+import { generateDemoKey, inspectRecipientKey, sessionCipher } from '@airlock/pgp';
 import { gpgDecrypt, startSshd } from '@airlock/testing';
 import { chooseDestination, prepareJob, type PreparedJob, type RunReport } from '../src/agent-job.ts';
 import { inheritedEnv } from '../src/config.ts';
@@ -29,6 +35,7 @@ import { topSelfTime, type SelfTime } from './cpu-profile.ts';
 import { setUpCli } from './cli.ts';
 import { machineBusySeconds } from './machine-cpu.ts';
 import { peakRssKb } from './memory.ts';
+import { nativeFloor, negotiatedSsh } from './native-floor.ts';
 import { parseSize } from './sizes.ts';
 
 const GPG = '/usr/bin/gpg';
@@ -41,6 +48,8 @@ const { values } = parseArgs({
     size: { type: 'string', default: '256MiB' },
     json: { type: 'boolean', default: false },
     profile: { type: 'boolean', default: false },
+    // Keeps the raw .cpuprofile files there (open them in Chrome DevTools); implies --profile.
+    'profile-dir': { type: 'string' },
   },
 });
 const size = parseSize(values.size);
@@ -76,6 +85,8 @@ interface ChildResult {
   report: RunReport;
   seconds: number;
   cpuSeconds: number;
+  userCpuSeconds: number;
+  systemCpuSeconds: number;
   machineCpuSeconds: number;
   processSeconds: number;
   baselineRssKb: number;
@@ -150,6 +161,8 @@ async function runAirlockChild(prepared: PreparedJob, privateKey: string, profil
     report: fields['report'] as RunReport,
     seconds: numberField(fields, 'seconds'),
     cpuSeconds: numberField(fields, 'cpuSeconds'),
+    userCpuSeconds: numberField(fields, 'userCpuSeconds'),
+    systemCpuSeconds: numberField(fields, 'systemCpuSeconds'),
     machineCpuSeconds: numberField(fields, 'machineCpuSeconds'),
     processSeconds,
     baselineRssKb: numberField(fields, 'baselineRssKb'),
@@ -204,6 +217,20 @@ async function main(): Promise<Record<string, unknown>> {
     await rm(stagedPgp);
     await rm(stagedRemote, { recursive: true });
 
+    // The native floor, measured right before and right after the Airlock run so that both see the
+    // machine as it was then; the ratio uses their mean. The ciphertext is the plaintext plus a
+    // few hundred octets of packets, so both passes count the plaintext's size for it.
+    const ssh = await negotiatedSsh(sshd, stepTimeoutMs);
+    const floorInput = {
+      plaintextBytes: size,
+      ciphertextBytes: size,
+      sshIn: ssh.fromServer,
+      sshOut: sftpDestination ? ssh.toServer : null,
+      openpgpCipher: sessionCipher([await inspectRecipientKey(recipient.armoredPublicKey)]),
+    };
+    log('native crypto floor (before)...');
+    const floorBefore = nativeFloor(floorInput);
+
     // 3. Airlock, in a child process.
     const delivered = sftpDestination ? path.join(sshd.root, 'airlock-out') : path.join(scratch, 'airlock-out');
     await mkdir(delivered);
@@ -215,8 +242,9 @@ async function main(): Promise<Record<string, unknown>> {
       recipientPublicKey: recipient.armoredPublicKey,
       recipientFingerprint: recipient.fingerprint,
     });
-    const profileDir = values.profile ? path.join(scratch, 'profile') : null;
-    if (profileDir !== null) await mkdir(profileDir);
+    const keptProfileDir = values['profile-dir'] === undefined ? null : path.resolve(values['profile-dir']);
+    const profileDir = keptProfileDir ?? (values.profile ? path.join(scratch, 'profile') : null);
+    if (profileDir !== null) await mkdir(profileDir, { recursive: true });
     log(`airlock runJob (child process${profileDir === null ? '' : ', --cpu-prof'})...`);
     const airlock = await runAirlockChild(prepared, sshd.privateKey, profileDir);
     log(`airlock: ${airlock.seconds.toFixed(2)} s, ${airlock.report.status}${airlock.report.errorClass === undefined ? '' : ` (${airlock.report.errorClass})`}, peak RSS ${mb(airlock.peakRssKb)} MB`);
@@ -227,6 +255,10 @@ async function main(): Promise<Record<string, unknown>> {
     const gpgDecryptOk = decrypted !== null && decrypted.sha256 === sourceSha256 && decrypted.bytes === size;
     const ciphertextBytes = airlock.report.status === 'succeeded' ? (await stat(output)).size : null;
     await rm(delivered, { recursive: true, force: true });
+    log('native crypto floor (after)...');
+    const floorAfter = nativeFloor(floorInput);
+    const floorSeconds = (floorBefore.seconds + floorAfter.seconds) / 2;
+    log(`native floor: ${floorBefore.seconds.toFixed(2)} s before, ${floorAfter.seconds.toFixed(2)} s after`);
 
     const loadAfter = loadavg();
     return {
@@ -238,6 +270,17 @@ async function main(): Promise<Record<string, unknown>> {
       airlock_s: round(airlock.seconds),
       airlock_process_s: round(airlock.processSeconds),
       airlock_cpu_s: round(airlock.cpuSeconds),
+      airlock_cpu_user_s: round(airlock.userCpuSeconds),
+      airlock_cpu_system_s: round(airlock.systemCpuSeconds),
+      // The cryptography the run cannot avoid, through node:crypto alone on this machine in this run,
+      // and how much CPU the agent spends for each second of it (1.0 would be no overhead at all).
+      native_floor_s: round(floorSeconds),
+      native_floor_runs_s: { before: round(floorBefore.seconds), after: round(floorAfter.seconds) },
+      native_floor_parts_s: Object.fromEntries(
+        Object.keys(floorBefore.parts).map((part) => [part, round(((floorBefore.parts[part] ?? 0) + (floorAfter.parts[part] ?? 0)) / 2)]),
+      ),
+      cpu_vs_floor: round(airlock.cpuSeconds / floorSeconds, 2),
+      ssh_cipher: { to_server: ssh.toServer.cipher, from_server: ssh.fromServer.cipher },
       // CPU time the whole machine spent (sshd, gpg and sftp included) during each of the three.
       machine_cpu_s: {
         openssh_get: round(opensshGetCpu, 2),

@@ -7,6 +7,7 @@ import SftpClient from 'ssh2-sftp-client';
 import type { ClientErrorExtensions, SFTPWrapper, Stats } from 'ssh2';
 import type { ConnectorContext } from '@airlock/connector-api';
 import { AuthenticationError, ConflictError, HostKeyMismatchError, OperationalError, UnexpectedError, UserError, isAirlockError } from '@airlock/errors';
+import { batchingSocket } from './batching-socket.ts';
 import { fingerprintOf, fingerprintsEqual } from './fingerprint.ts';
 import { authorityOf, sftpSecrets, type SftpConnectionConfig, type SftpSecrets } from './schema.ts';
 
@@ -207,8 +208,12 @@ export async function connectSftp(ctx: ConnectorContext, config: SftpConnectionC
   };
   const abort = (): void => void end();
   ctx.signal.addEventListener('abort', abort, { once: true });
+  // Connected here so ssh2 uses it as it is; ssh2 attaches its listeners within the same tick
+  // (sftpClient.connect calls it synchronously), before the socket can report anything.
+  const sock = batchingSocket({ host: config.host, port: config.port });
   try {
     const sftp = await sftpClient.connect({
+      sock,
       host: config.host,
       port: config.port,
       username: config.username,

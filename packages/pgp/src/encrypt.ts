@@ -1,9 +1,11 @@
 import { randomBytes } from 'node:crypto';
-import { Readable } from 'node:stream';
+import { pipeline, Readable } from 'node:stream';
 import type { ReadableStream as NodeWebReadableStream } from 'node:stream/web';
 import * as openpgp from 'openpgp';
 import { RecipientKeyError } from '@airlock/errors';
+import { ArmorEncoder } from './armor.ts';
 import { checkProfile, type MessageProfile, type RecipientKey, sessionCipher } from './keys.ts';
+import { Seipdv1Encryptor } from './seipd.ts';
 import type { SigningKey } from './signing.ts';
 import { webStreamFrom } from './streams.ts';
 
@@ -43,6 +45,10 @@ function rfc4880SessionKey(recipients: readonly RecipientKey[]): openpgp.Session
  * Encrypts (and optionally signs) a plaintext stream to every recipient and returns the ciphertext
  * as a Node stream. The whole path is streamed with backpressure, so memory does not grow with the
  * input, and an error on the input errors the output (never a silently truncated ciphertext).
+ *
+ * An unsigned RFC 4880 message, the agent's usual case, has its bulk written by node:crypto in
+ * large frames (`Seipdv1Encryptor`); openpgp.js makes its session key packets. Signed and RFC 9580
+ * messages go through openpgp.js's own streaming.
  */
 export async function encryptStream(
   plaintext: Readable,
@@ -53,6 +59,7 @@ export async function encryptStream(
   const profile = options.profile ?? 'rfc4880';
   checkProfile(recipients, profile);
   const date = options.date ?? new Date();
+  if (profile === 'rfc4880' && options.signingKey === undefined) return encryptRfc4880(plaintext, recipients, date, options);
   const input = webStreamFrom(plaintext);
   const message = await openpgp.createMessage({
     binary: input,
@@ -73,4 +80,29 @@ export async function encryptStream(
     : await openpgp.encrypt({ ...common, format: 'binary' });
   // The DOM and node:stream/web declarations of ReadableStream differ only in typing; this is the boundary.
   return Readable.fromWeb(output as NodeWebReadableStream<Uint8Array | string>);
+}
+
+/** PKESK v3 packets from openpgp.js, then a SEIPDv1 packet from node:crypto; no compression, as above. */
+async function encryptRfc4880(plaintext: Readable, recipients: RecipientKey[], date: Date, options: EncryptOptions): Promise<Readable> {
+  const algorithm = sessionCipher(recipients);
+  const sessionKey = randomBytes(algorithm === 'aes256' ? 32 : 16);
+  const sessionKeyPackets = await openpgp.encryptSessionKey({
+    data: sessionKey,
+    algorithm,
+    encryptionKeys: recipients.map((recipient) => recipient.key),
+    date,
+    config: MESSAGE_CONFIG,
+    format: 'binary',
+  });
+  const encryptor = new Seipdv1Encryptor({
+    sessionKeyPackets,
+    sessionKey,
+    algorithm,
+    filename: options.filename ?? '',
+    date,
+  });
+  // The pipeline errors the output when the input fails, and destroys the input when the output is
+  // destroyed; its callback only has to exist, since the reader of the output sees the error.
+  const ignore = (): void => undefined;
+  return options.armor ? pipeline(plaintext, encryptor, new ArmorEncoder(), ignore) : pipeline(plaintext, encryptor, ignore);
 }
