@@ -149,8 +149,8 @@ function runtimeContext<TPolicy>(
   const secret = async (name: string): Promise<Readonly<Record<string, string>>> => {
     if (!definition.secrets) throw new UserError(`${ref} takes no secrets, yet asked for credential ${JSON.stringify(name)}`);
     const parsed = definition.secrets.safeParse(await ctx.secret(name));
-    // The issues name places only: a message quoting the value could quote a secret.
-    if (!parsed.success) throw new UserError(`credential ${JSON.stringify(name)} in secrets.yaml does not have the shape ${ref} needs: ${formatIssues(parsed.error.issues).replace(/"[^"]*"/g, '…')}`);
+    // zod's issues name places and expectations, never the value, so no secret reaches the message.
+    if (!parsed.success) throw new UserError(`credential ${JSON.stringify(name)} in secrets.yaml does not have the shape ${ref} needs: ${formatIssues(parsed.error.issues)}`);
     return parsed.data;
   };
   const entries = z.array(definition.policy.entry).safeParse(ctx.policy ?? []);
