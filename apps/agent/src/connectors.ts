@@ -5,6 +5,7 @@
  */
 import { ConnectorRegistry } from '@airlock/connector-api';
 import { localFolderDestination, localFolderSource } from '@airlock/connector-local';
+import { s3Destination } from '@airlock/connector-s3';
 import { scriptSource } from '@airlock/connector-script';
 import { sftpDestination, sftpSource } from '@airlock/connector-sftp';
 
@@ -12,5 +13,6 @@ export function builtInConnectors(): ConnectorRegistry {
   return new ConnectorRegistry()
     .add(sftpSource, sftpDestination)
     .add(localFolderSource, localFolderDestination)
-    .add(scriptSource);
+    .add(scriptSource)
+    .add(s3Destination);
 }
