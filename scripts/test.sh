@@ -3,12 +3,13 @@
 # turbo. Integration and system tests use real PostgreSQL, OpenSSH sshd and gpg; with CI=true a
 # missing one is an error, never a silent fallback. The console is built and checked by its own
 # lint and typecheck tasks; its browser tests (test/e2e/console.test.ts, Debian's Chromium) run in
-# the system tests' `test` task, and alone with `npm run test:e2e:console`. Last, the integrity
-# findings' regression tests print their per-finding verdict (`npm run -s test:integrity -- --json`).
-# Then the release: built (`npm run release`), its systemd units audited (`check:units`: the agent's
-# exposure must be 2.0 or lower and `systemd-analyze verify` clean), and its .deb files installed
-# on this machine for one delivery from /usr/bin, then removed and purged (`test:install`, as root;
-# under CI=true, not being root is an error).
+# the system tests' `test` task, and alone with `npm run test:e2e:console`. Then the proofs that
+# print one JSON line each: the integrity findings' verdict per finding (`test:integrity`) and the
+# connector conformance count (`test:connectors`). Last, the release: built (`npm run release`),
+# its systemd units audited (`check:units`: the agent's exposure must be 2.0 or lower and
+# `systemd-analyze verify` clean), and its .deb files installed on this machine for one delivery
+# from /usr/bin, then removed and purged (`test:install`, as root; under CI=true, not being root is
+# an error).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh --system
@@ -16,6 +17,8 @@ export TURBO_TELEMETRY_DISABLED=1 TURBO_NO_UPDATE_NOTIFIER=1 DO_NOT_TRACK=1
 npx turbo run lint typecheck test --concurrency=2 --output-logs=new-only "$@"
 # The integrity findings' regression tests once more, read back per finding (README, "Integrity").
 npm run -s test:integrity -- --json
+# The connector conformance suite once more, read back as one count (README, "Connectors").
+npm run -s test:connectors -- --json
 # The release as users install it (README, "Install").
 npm run -s release
 npm run -s check:units -- --json

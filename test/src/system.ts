@@ -169,6 +169,10 @@ export interface IntegrationOptions {
   sourcePath?: string;
   /** Default the work dir's `delivered/`. */
   destinationDir?: string;
+  /** Another destination connector in place of the local folder, with the scope its claim needs. */
+  destination?: { connector: string; config: Record<string, unknown>; scope: string };
+  /** Grant the scopes the integration needs before saving it (default); false to see it refused. */
+  grant?: boolean;
 }
 
 function parseFileReport(value: unknown, what: string): FileReportView {
@@ -560,16 +564,41 @@ export class AirlockSystem implements AsyncDisposable {
           path: options.sourcePath ?? `${sftp.exportsPath}/*.csv`,
         },
       },
-      destination: { connector: 'local@1', config: { directory: options.destinationDir ?? this.deliveredDir } },
+      destination: options.destination
+        ? { connector: options.destination.connector, config: options.destination.config }
+        : { connector: 'local@1', config: { directory: options.destinationDir ?? this.deliveredDir } },
       recipients: [{ file: path.basename(this.recipientPublicKeyFile) }],
     };
     const file = path.join(this.workDir, `integration-${name}.yaml`);
     await writeFile(file, YAML.stringify(spec), { mode: 0o644 });
-    // The control plane denies by default: grant exactly what this integration reads and writes.
-    await this.grant(`read sftp://${spec.source.config.host}:${spec.source.config.port}${spec.source.config.path}`);
-    await this.grant(`write file://${spec.destination.config.directory}/**`);
+    if (options.grant !== false) {
+      // The control plane denies by default: grant exactly what this integration reads and writes.
+      await this.grant(`read sftp://${spec.source.config.host}:${spec.source.config.port}${spec.source.config.path}`);
+      await this.grant(options.destination?.scope ?? `write file://${options.destinationDir ?? this.deliveredDir}/**`);
+    }
     const saved = object(await this.airlockJson(['integration', 'create', '-f', file, '--agent', this.agentId]), 'airlock integration create');
     return { id: string(saved, 'id', 'integration'), version: number(saved, 'version', 'integration'), file };
+  }
+
+  /**
+   * Rewrites the agent's local files as an on-prem admin would: `policy` edits the parsed policy,
+   * `secrets` adds entries. The next agent run reads them.
+   */
+  async editAgentFiles(edit: { policy?: (policy: Record<string, unknown>) => void; secrets?: Record<string, unknown> }): Promise<void> {
+    if (edit.policy) {
+      const policy = object(YAML.parse(await readFile(this.policyFile, 'utf8')), 'policy.yaml');
+      edit.policy(policy);
+      await writeFile(this.policyFile, YAML.stringify(policy), { mode: 0o644 });
+    }
+    if (edit.secrets) {
+      const secrets = object(YAML.parse(await readFile(this.secretsFile, 'utf8')), 'secrets.yaml');
+      await writeFile(this.secretsFile, YAML.stringify({ ...secrets, ...edit.secrets }), { mode: 0o600 });
+    }
+  }
+
+  /** gpg's decryption of one ciphertext file with the recipient's secret key. */
+  decryptFile(ciphertext: string): Promise<{ sha256: string; bytes: number }> {
+    return gpgDecrypt(ciphertext, this.#recipientSecretKey);
   }
 
   /** Queues a run; returns its id. */

@@ -1,12 +1,18 @@
 /**
- * The connectors this agent can run: one explicit list. To add one, depend on its package and add
- * its definitions here. Scripts come from the local policy: only those it approves can run.
+ * The connectors this agent can run: one explicit list, one line per connector package. To add
+ * one, depend on its package and add its runtimes here; its section of the local policy and the
+ * shape of its secrets come with it. What a job may touch is still only what the local policy allows.
  */
 import { ConnectorRegistry } from '@airlock/connector-api';
 import { localFolderDestination, localFolderSource } from '@airlock/connector-local';
-import { type ApprovedScript, scriptSource } from '@airlock/connector-script';
+import { s3Destination } from '@airlock/connector-s3';
+import { scriptSource } from '@airlock/connector-script';
 import { sftpDestination, sftpSource } from '@airlock/connector-sftp';
 
-export function builtInConnectors(approvedScripts: readonly ApprovedScript[] = []): ConnectorRegistry {
-  return new ConnectorRegistry().add(sftpSource, sftpDestination, localFolderSource, localFolderDestination, scriptSource(approvedScripts));
+export function builtInConnectors(): ConnectorRegistry {
+  return new ConnectorRegistry()
+    .add(sftpSource, sftpDestination)
+    .add(localFolderSource, localFolderDestination)
+    .add(scriptSource)
+    .add(s3Destination);
 }

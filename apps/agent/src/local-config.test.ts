@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { quietLogger } from '@airlock/connector-api/testkit';
+import { localFolderSourcePolicy } from '@airlock/connector-local/definition';
 import { LocalConfig, type LocalFiles } from './local-config.ts';
 import { SecurityLog } from './security-log.ts';
 
@@ -27,6 +28,9 @@ async function eventually(check: () => boolean | Promise<boolean>, timeoutMs = 5
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
 }
+
+/** The first `sources.local` entry's paths, as the local connector's schema parsed them. */
+const localPaths = (config: LocalConfig): string[] | undefined => localFolderSourcePolicy.array().parse(config.current.policy.document.sources['local'])[0]?.paths;
 
 describe('local config', () => {
   let dir: string;
@@ -64,7 +68,7 @@ describe('local config', () => {
       await replace(files.policyFile, NARROW, 0o644);
       process.kill(process.pid, 'SIGHUP');
       await eventually(() => config.current.policy.digest !== before);
-      expect(config.current.policy.document.sources.local[0]?.paths).toEqual(['/in/a.csv']);
+      expect(localPaths(config)).toEqual(['/in/a.csv']);
     } finally {
       stop();
     }
@@ -75,7 +79,7 @@ describe('local config', () => {
     const stop = config.follow({ ...deps(), debounceMs: 20 });
     try {
       await replace(files.policyFile, NARROW, 0o600);
-      await eventually(() => config.current.policy.document.sources.local[0]?.paths.length === 1);
+      await eventually(() => localPaths(config)?.length === 1);
       await replace(files.secretsFile, 'sftp:\n  password: rotated\n', 0o600);
       await eventually(async () => (await config.current.secrets('sftp').catch(() => undefined))?.['password'] === 'rotated');
     } finally {
@@ -115,6 +119,6 @@ describe('local config', () => {
     expect((await securityLog.read()).map((event) => event.kind)).toEqual(['local-config-refused', 'local-config-refused']);
     await chmod(files.policyFile, 0o644);
     expect(await config.reload(deps())).toMatchObject({ status: 'reloaded' });
-    expect(config.current.policy.document.sources.local[0]?.paths).toEqual(['/in/a.csv']);
+    expect(localPaths(config)).toEqual(['/in/a.csv']);
   });
 });

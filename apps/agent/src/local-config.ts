@@ -19,7 +19,7 @@ import type { SecurityLog } from './security-log.ts';
 export interface LocalState {
   readonly policy: LocalPolicy;
   readonly secrets: SecretResolver;
-  /** The connectors, with the export scripts this policy approves. */
+  /** The connectors: they shape the policy's sections and the secrets' entries. */
   readonly registry: ConnectorRegistry;
 }
 
@@ -30,7 +30,7 @@ export interface LocalFiles {
 
 export type ReloadOutcome = { status: 'reloaded' | 'unchanged' } | { status: 'refused'; problems: string[] };
 
-type Connectors = (policy: LocalPolicy) => ConnectorRegistry;
+type Connectors = () => ConnectorRegistry;
 
 /** Quiet time after the last change before reading: editors write a file in several steps. Default 250 ms. */
 const DEBOUNCE_MS = 250;
@@ -64,14 +64,15 @@ export class LocalConfig {
   }
 
   /** Reads both files; any problem with either is thrown, every problem in one line. */
-  static async load(files: LocalFiles, connectors: Connectors = (policy) => builtInConnectors(policy.document.scripts)): Promise<LocalConfig> {
+  static async load(files: LocalFiles, connectors: Connectors = builtInConnectors): Promise<LocalConfig> {
     const seen = { policy: await fileVersion(files.policyFile), secrets: await fileVersion(files.secretsFile) };
-    const [policy, secrets] = await Promise.allSettled([LocalPolicy.load(files.policyFile), loadSecrets(files.secretsFile)]);
+    const registry = connectors();
+    const [policy, secrets] = await Promise.allSettled([LocalPolicy.load(files.policyFile, registry), loadSecrets(files.secretsFile, registry)]);
     if (policy.status === 'rejected' || secrets.status === 'rejected') {
       const problems = [policy, secrets].flatMap((result) => (result.status === 'rejected' ? [problemOf(result.reason)] : []));
       throw new UserError(problems.join('; '));
     }
-    return new LocalConfig(files, connectors, { policy: policy.value, secrets: secrets.value, registry: connectors(policy.value) }, seen);
+    return new LocalConfig(files, connectors, { policy: policy.value, secrets: secrets.value, registry }, seen);
   }
 
   get current(): LocalState {
@@ -96,21 +97,19 @@ export class LocalConfig {
     this.#seen = seen;
     if (!policyChanged && !secretsChanged) return { status: 'unchanged' };
     const problems: string[] = [];
-    let { policy, secrets, registry } = this.#state;
+    const { registry } = this.#state;
+    let { policy, secrets } = this.#state;
     if (policyChanged) {
       try {
-        const loaded = await LocalPolicy.load(this.files.policyFile);
-        if (loaded.digest !== policy.digest) {
-          registry = this.connectors(loaded);
-          policy = loaded;
-        }
+        const loaded = await LocalPolicy.load(this.files.policyFile, registry);
+        if (loaded.digest !== policy.digest) policy = loaded;
       } catch (error) {
         problems.push(problemOf(error));
       }
     }
     if (secretsChanged) {
       try {
-        secrets = await loadSecrets(this.files.secretsFile);
+        secrets = await loadSecrets(this.files.secretsFile, registry);
       } catch (error) {
         problems.push(problemOf(error));
       }

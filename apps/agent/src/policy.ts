@@ -4,6 +4,12 @@
  * again before it is opened, so a compromised control plane cannot widen what the agent reads or
  * where it writes. Paths are compared component by component (see @airlock/connector-api).
  *
+ * The file has one section per registered connector, under `sources:` or `destinations:` by its
+ * id, and each section's entries are parsed with that connector's own schema
+ * (`definition.policy.entry`). A claim is judged by the sections of every connector declaring its
+ * scheme, through each definition's `grant`; what a grant allows (paths, post-delivery actions,
+ * recipient keys) is checked here the same way for every connector.
+ *
  *   sources:
  *     sftp:
  *       - host: sftp.example.internal
@@ -14,6 +20,13 @@
  *         allowArchiveTo: ["/exports/done"] # directories a job may move delivered files into; default none
  *     local:
  *       - paths: ["/srv/in/*.csv"]
+ *     script:                             # export scripts a job may run, exactly as written here
+ *       - name: nightly-export
+ *         command: /opt/erp/bin/export    # run without a shell
+ *         args: ["--since", "{since}"]
+ *         sha256: "<sha256 of /opt/erp/bin/export>"
+ *         cwd: /var/lib/airlock/work
+ *         params: { since: { pattern: "\\d{4}-\\d{2}-\\d{2}" } }
  *   destinations:
  *     local:
  *       - root: /srv/out
@@ -23,85 +36,69 @@
  *         hostKey: "SHA256:..."
  *         roots: ["/incoming"]
  *   recipients: ["<OpenPGP fingerprint>"] # keys data may be encrypted to, for every destination
- *   scripts:                              # export scripts a job may run, exactly as written here
- *     - name: nightly-export
- *       command: /opt/erp/bin/export      # run without a shell
- *       args: ["--since", "{since}"]
- *       sha256: "<sha256 of /opt/erp/bin/export>"
- *       cwd: /var/lib/airlock/work
- *       params: { since: { pattern: "\\d{4}-\\d{2}-\\d{2}" } }
  */
 import { createHash } from 'node:crypto';
 import YAML from 'yaml';
 import { z } from 'zod';
-import { absolutePath, isWithin, matchPath, type ResourceClaim, splitGlob } from '@airlock/connector-api';
-import { approvedScript } from '@airlock/connector-script';
+import {
+  type ConnectorRegistry,
+  isWithin,
+  matchPath,
+  type PolicyGrant,
+  recipientFingerprint,
+  type RegisteredDestination,
+  type RegisteredSource,
+  type ResourceClaim,
+  splitGlob,
+} from '@airlock/connector-api';
 import type { IntegrationOptions } from '@airlock/protocol';
-import { formatIssues, PolicyViolationError, UserError } from '@airlock/errors';
+import { formatIssues, PolicyViolationError, UnexpectedError, UserError } from '@airlock/errors';
+import { builtInConnectors } from './connectors.ts';
 import { readAdminFile } from './files.ts';
 
-const absolute = absolutePath();
+type Registered = RegisteredSource | RegisteredDestination;
+type Kind = Registered['kind'];
+const parentOf = (kind: Kind) => (kind === 'source' ? 'sources' : 'destinations');
 
-/** What a job may do to a source file once it is delivered. Reading never implies either. */
-const postActionRights = {
-  allowDelete: z.boolean().default(false),
-  allowArchiveTo: z.array(absolute).default([]),
-};
-
-/** An SFTP server, named with the host key it must present. */
-const sftpServer = {
-  host: z.string().min(1),
-  port: z.number().int().min(1).max(65535).default(22),
-  hostKey: z.string().regex(/^SHA256:[A-Za-z0-9+/]{43}$/, 'a pinned OpenSSH SHA256 fingerprint'),
-};
-
-/** An OpenPGP primary-key fingerprint; spaces and case as gpg prints them are accepted. */
-const recipientFingerprint = z
-  .string()
-  .transform((text) => text.replace(/\s+/g, '').toUpperCase())
-  .pipe(z.string().regex(/^[0-9A-F]{40}$|^[0-9A-F]{64}$/, 'an OpenPGP fingerprint (40 or 64 hex digits)'));
-const recipientPins = { recipients: z.array(recipientFingerprint).default([]) };
-
-const policySchema = z.strictObject({
-  sources: z
-    .strictObject({
-      sftp: z
-        .array(
-          z.strictObject({ ...sftpServer, paths: z.array(absolute).min(1), ...postActionRights }),
-        )
-        .default([]),
-      local: z.array(z.strictObject({ paths: z.array(absolute).min(1), ...postActionRights })).default([]),
-    })
-    .default({ sftp: [], local: [] }),
-  destinations: z
-    .strictObject({
-      local: z.array(z.strictObject({ root: absolute, ...recipientPins })).default([]),
-      sftp: z
-        .array(
-          z.strictObject({ ...sftpServer, roots: z.array(absolute).min(1), ...recipientPins }),
-        )
-        .default([]),
-    })
-    .default({ local: [], sftp: [] }),
+/** Every entry as its connector's schema parsed it, by section (the connector id). */
+export interface PolicyDocument {
+  readonly sources: Readonly<Record<string, readonly unknown[]>>;
+  readonly destinations: Readonly<Record<string, readonly unknown[]>>;
   /** Recipient keys allowed for every destination; a destination entry may add its own. */
-  ...recipientPins,
-  scripts: z.array(approvedScript).default([]),
-});
-export type PolicyDocument = z.infer<typeof policySchema>;
+  readonly recipients: readonly string[];
+}
 
-type SourceEntry = PolicyDocument['sources']['local'][number];
+/** One section per connector id; two versions of one connector share their section, so they must share its schema. */
+function sections(definitions: readonly Registered[], kind: Kind): Map<string, Registered> {
+  const byId = new Map<string, Registered>();
+  for (const definition of definitions.filter((d) => d.kind === kind)) {
+    const known = byId.get(definition.id);
+    if (known && known.policy.entry !== definition.policy.entry) {
+      throw new UnexpectedError(`${kind} connectors ${definition.id}@${known.version} and @${definition.version} need one policy section schema`);
+    }
+    byId.set(definition.id, definition);
+  }
+  return byId;
+}
+
+function policySchema(definitions: readonly Registered[]) {
+  const section = (kind: Kind) =>
+    z.strictObject(Object.fromEntries([...sections(definitions, kind)].map(([id, definition]) => [id, z.array(definition.policy.entry).default([])]))).prefault({});
+  return z.strictObject({ sources: section('source'), destinations: section('destination'), recipients: z.array(recipientFingerprint).default([]) });
+}
+
 type AfterDelivery = IntegrationOptions['afterDelivery'];
 const KEEP: AfterDelivery = { action: 'keep' };
 
-function allows(entry: SourceEntry, afterDelivery: AfterDelivery): boolean {
+function allows(entry: PolicyGrant, afterDelivery: AfterDelivery): boolean {
   switch (afterDelivery.action) {
     case 'keep':
       return true;
     case 'delete':
-      return entry.allowDelete;
+      return entry.allowDelete === true;
     case 'archive': {
       const directory = afterDelivery.archiveDirectory;
-      return directory !== undefined && entry.allowArchiveTo.some((allowed) => isWithin(allowed, directory));
+      return directory !== undefined && (entry.allowArchiveTo ?? []).some((allowed) => isWithin(allowed, directory));
     }
   }
 }
@@ -122,99 +119,122 @@ export class PolicyRefusal extends PolicyViolationError {
 }
 
 function describeClaim(claim: ResourceClaim): string {
-  return claim.scheme === 'script' ? `script:${claim.path.slice(1)}` : `${claim.scheme}://${claim.authority ?? ''}${claim.path}`;
+  if (claim.authority !== undefined) return `${claim.scheme}://${claim.authority}${claim.path}`;
+  return claim.scheme === 'file' ? `file://${claim.path}` : `${claim.scheme}:${claim.path.slice(1)}`;
+}
+
+/** A grant with the entry it came from and the section (connector id) that holds it. */
+interface Granting {
+  readonly section: string;
+  readonly entry: unknown;
+  readonly grant: PolicyGrant;
 }
 
 export class LocalPolicy {
+  readonly #definitions: readonly Registered[];
+
   constructor(
     readonly document: PolicyDocument,
     /** SHA-256 of the policy file, so reports can say which policy decided. */
     readonly digest: string,
-  ) {}
+    /** The connectors whose sections shaped the document: the agent's registry. */
+    definitions: readonly Registered[],
+  ) {
+    this.#definitions = definitions;
+  }
 
-  static parse(text: string, source = 'policy'): LocalPolicy {
+  /** Parses a policy file; its sections are those of `registry`'s connectors (the agent's own by default). */
+  static parse(text: string, source = 'policy', registry: ConnectorRegistry = builtInConnectors()): LocalPolicy {
     let raw: unknown;
     try {
       raw = YAML.parse(text);
     } catch (error) {
       throw new UserError(`${source}: not valid YAML: ${error instanceof Error ? error.message : String(error)}`);
     }
-    const parsed = policySchema.safeParse(raw ?? {});
+    if (raw !== null && typeof raw === 'object' && 'scripts' in raw) {
+      throw new UserError(`${source}: approved scripts now live under sources.script (the script connector's section), not a top-level scripts:`);
+    }
+    const definitions = registry.definitions();
+    const parsed = policySchema(definitions).safeParse(raw ?? {});
     if (!parsed.success) {
       throw new UserError(`${source}: ${formatIssues(parsed.error.issues)}`);
     }
-    return new LocalPolicy(parsed.data, createHash('sha256').update(text).digest('hex'));
+    return new LocalPolicy(parsed.data, createHash('sha256').update(text).digest('hex'), definitions);
   }
 
-  static async load(file: string): Promise<LocalPolicy> {
+  static async load(file: string, registry?: ConnectorRegistry): Promise<LocalPolicy> {
     const text = await readAdminFile(file, false);
     if (text === undefined) throw new UserError(`no local policy at ${file}: the agent runs nothing without one`);
-    return LocalPolicy.parse(text, file);
+    return LocalPolicy.parse(text, file, registry);
   }
 
-  /** The source entries for a claim's scheme and authority (and pinned host key), or none. */
-  #sourceEntries(claim: ResourceClaim): SourceEntry[] {
-    if (claim.scheme === 'file') return this.document.sources.local;
-    if (claim.scheme === 'script') {
-      // An approved script reads only its own output, and has nothing to delete or archive.
-      const approved = this.document.scripts.some((script) => `/${script.name}` === claim.path);
-      return approved ? [{ paths: [claim.path], allowDelete: false, allowArchiveTo: [] }] : [];
+  /** What every section of a connector declaring the claim's scheme grants for it. */
+  #granting(kind: Kind, claim: ResourceClaim): Granting[] {
+    const found: Granting[] = [];
+    for (const [section, definition] of sections(this.#definitions, kind)) {
+      if (definition.scheme.name !== claim.scheme) continue;
+      for (const entry of this.document[parentOf(kind)][section] ?? []) {
+        const grant = definition.policy.grant(entry, claim);
+        if (grant) found.push({ section, entry, grant });
+      }
     }
-    return this.document.sources.sftp.filter(
-      (entry) => `${entry.host}:${entry.port}` === claim.authority && entry.hostKey === claim.hostKey,
-    );
+    return found;
   }
 
   /**
    * Before connecting: everything a source may read must lie inside an allowed pattern's base, and
-   * an entry that allows that read must also allow the requested post-delivery action.
+   * an entry that allows that read must also allow the requested post-delivery action. Returns the
+   * entries of `ref`'s own section that allowed it, for its runtime (`ctx.policy`).
    */
-  checkSource(claims: ResourceClaim[], afterDelivery: AfterDelivery = KEEP): void {
+  checkSource(claims: ResourceClaim[], afterDelivery: AfterDelivery = KEEP, ref?: string): unknown[] {
+    const allowing = new Set<Granting>();
     for (const claim of claims) {
-      const entries = this.#sourceEntries(claim);
+      const entries = this.#granting('source', claim);
       if (entries.length === 0) {
-        const what = claim.scheme === 'sftp' ? `source ${describeClaim(claim)} (host key ${claim.hostKey ?? 'n/a'})` : `source ${describeClaim(claim)}`;
+        const what = claim.hostKey !== undefined ? `source ${describeClaim(claim)} (host key ${claim.hostKey})` : `source ${describeClaim(claim)}`;
         throw new PolicyRefusal('source', `${what} is not in the local policy`);
       }
       const requested = splitGlob(claim.path).base;
-      const covering = entries.filter((entry) => entry.paths.some((pattern) => isWithin(splitGlob(pattern).base, requested)));
+      const covering = entries.filter(({ grant }) => grant.paths.some((pattern) => isWithin(splitGlob(pattern).base, requested)));
       if (covering.length === 0) {
         throw new PolicyRefusal('source', `reading ${describeClaim(claim)} is outside the local policy`);
       }
-      if (!covering.some((entry) => allows(entry, afterDelivery))) {
+      const permitted = covering.filter(({ grant }) => allows(grant, afterDelivery));
+      if (permitted.length === 0) {
         throw new PolicyRefusal('source', `${describeAction(afterDelivery)} for ${describeClaim(claim)} is not allowed by the local policy`);
       }
+      for (const granting of permitted) allowing.add(granting);
     }
+    return entriesOf(allowing, ref);
   }
 
   /** Before opening: the exact file must match an allowed pattern of an entry that allows the post-action. */
   checkFile(claim: ResourceClaim, afterDelivery: AfterDelivery = KEEP): void {
-    const matching = this.#sourceEntries(claim).filter((entry) => entry.paths.some((pattern) => matchPath(pattern, claim.path)));
+    const matching = this.#granting('source', claim).filter(({ grant }) => grant.paths.some((pattern) => matchPath(pattern, claim.path)));
     if (matching.length === 0) {
       throw new PolicyRefusal('file', `reading ${describeClaim(claim)} is outside the local policy`);
     }
-    if (!matching.some((entry) => allows(entry, afterDelivery))) {
+    if (!matching.some(({ grant }) => allows(grant, afterDelivery))) {
       throw new PolicyRefusal('file', `${describeAction(afterDelivery)} for ${describeClaim(claim)} is not allowed by the local policy`);
     }
   }
 
-  /** The destination entries whose roots hold the claimed path, with the recipients each adds. */
-  #destinationEntries(claim: ResourceClaim): Array<{ recipients: readonly string[] }> {
-    const entries =
-      claim.scheme === 'file'
-        ? this.document.destinations.local.map((entry) => ({ roots: [entry.root], recipients: entry.recipients }))
-        : claim.scheme === 'sftp'
-          ? this.document.destinations.sftp.filter((entry) => `${entry.host}:${entry.port}` === claim.authority && entry.hostKey === claim.hostKey)
-          : [];
-    return entries.filter((entry) => entry.roots.some((root) => isWithin(root, claim.path)));
+  /** The destination entries whose directories hold the claimed path. */
+  #destinationEntries(claim: ResourceClaim): Granting[] {
+    return this.#granting('destination', claim).filter(({ grant }) => grant.paths.some((root) => isWithin(root, claim.path)));
   }
 
-  checkDestination(claims: ResourceClaim[]): void {
+  /** Every claim must lie in an entry's directories; returns `ref`'s own entries that allowed it. */
+  checkDestination(claims: ResourceClaim[], ref?: string): unknown[] {
+    const allowing = new Set<Granting>();
     for (const claim of claims) {
-      if (this.#destinationEntries(claim).length === 0) {
+      const entries = this.#destinationEntries(claim);
+      if (entries.length === 0) {
         throw new PolicyRefusal('destination', `writing to ${describeClaim(claim)} is outside the local policy`);
       }
+      for (const granting of entries) allowing.add(granting);
     }
+    return entriesOf(allowing, ref);
   }
 
   /**
@@ -223,11 +243,17 @@ export class LocalPolicy {
    */
   checkRecipients(fingerprints: readonly string[], destination: ResourceClaim[]): void {
     for (const claim of destination) {
-      const allowed = new Set([...this.document.recipients, ...this.#destinationEntries(claim).flatMap((entry) => entry.recipients)]);
+      const allowed = new Set([...this.document.recipients, ...this.#destinationEntries(claim).flatMap(({ grant }) => grant.recipients ?? [])]);
       const unpinned = fingerprints.filter((fingerprint) => !allowed.has(fingerprint.toUpperCase()));
       if (unpinned.length > 0) {
         throw new PolicyRefusal('recipient', `recipient key ${unpinned.join(', ')} is not pinned in the local policy for ${describeClaim(claim)}`);
       }
     }
   }
+}
+
+/** The entries of one connector's own section: another connector sharing the scheme has entries of another shape. */
+function entriesOf(allowing: ReadonlySet<Granting>, ref: string | undefined): unknown[] {
+  const section = ref?.slice(0, ref.lastIndexOf('@'));
+  return [...allowing].filter((granting) => section === undefined || granting.section === section).map((granting) => granting.entry);
 }

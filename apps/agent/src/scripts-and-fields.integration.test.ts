@@ -38,7 +38,7 @@ describe('export scripts and field scopes through the data path, checked with gp
   });
 
   const policy = (scripts: unknown[]) =>
-    LocalPolicy.parse(JSON.stringify({ destinations: { local: [{ root: out }] }, scripts, recipients: [recipient.fingerprint] }));
+    LocalPolicy.parse(JSON.stringify({ sources: { script: scripts }, destinations: { local: [{ root: out }] }, recipients: [recipient.fingerprint] }));
   const approved = () => ({ name: 'erp-export', command: scriptFile, sha256: scriptHash, cwd: work, args: ['{region}'], params: { region: { pattern: '[A-Z]{2}' } } });
   const job = (options: Partial<IntegrationSpecInput>): Job =>
     jobSchema.parse({
@@ -57,7 +57,7 @@ describe('export scripts and field scopes through the data path, checked with gp
     });
   const run = (j: Job, scripts: unknown[]) => {
     const p = policy(scripts);
-    return runJob(j, { registry: builtInConnectors(p.document.scripts), policy: p, secrets: noSecrets, logger: quietLogger });
+    return runJob(j, { registry: builtInConnectors(), policy: p, secrets: noSecrets, logger: quietLogger });
   };
 
   it('streams an approved script through the field scope: gpg sees only the granted columns', async () => {

@@ -124,8 +124,8 @@ export async function runJob(job: Job, deps: TransferDeps): Promise<RunReport> {
     const source = deps.registry.source(job.spec.source.connector, job.spec.source.config);
     const destination = deps.registry.destination(job.spec.destination.connector, job.spec.destination.config);
     // Both keys to the door, before any connection: the local policy decides what may be touched.
-    deps.policy.checkSource(source.claims(), options.afterDelivery);
-    deps.policy.checkDestination(destination.claims());
+    const sourcePolicy = deps.policy.checkSource(source.claims(), options.afterDelivery, source.ref);
+    const destinationPolicy = deps.policy.checkDestination(destination.claims(), destination.ref);
     recipients = await loadRecipients(job.spec.recipients, now());
     deps.policy.checkRecipients(recipients.map((r) => r.fingerprint), destination.claims());
     checkProfile(recipients, options.output.profile);
@@ -135,9 +135,12 @@ export async function runJob(job: Job, deps: TransferDeps): Promise<RunReport> {
     if (deps.dataDir !== undefined) ledger = await Ledger.open(deps.dataDir, job.integrationId);
 
     const ctx: ConnectorContext = { signal, logger, secret: deps.secrets, skipped: (entry) => passedOver.add(entry) };
-    const into = await destination.connect(ctx);
+    // Each runtime receives the entries of its own policy section that allowed this run.
+    const sourceCtx: ConnectorContext = { ...ctx, policy: sourcePolicy };
+    const destinationCtx: ConnectorContext = { ...ctx, policy: destinationPolicy };
+    const into = await destination.connect(destinationCtx);
     destinationSession = into;
-    const from = progress.watch(await source.connect(ctx));
+    const from = progress.watch(await source.connect(sourceCtx));
     sourceSession = from;
     const postAction = postActionFor(from, source.ref, options.afterDelivery);
 
@@ -183,9 +186,9 @@ export async function runJob(job: Job, deps: TransferDeps): Promise<RunReport> {
             });
           if (attempt === 1) return transfer(from, into);
           // A transient failure may have taken the connections with it: a retry gets its own.
-          const retryInto = await destination.connect(ctx);
+          const retryInto = await destination.connect(destinationCtx);
           try {
-            const retryFrom = await source.connect(ctx);
+            const retryFrom = await source.connect(sourceCtx);
             try {
               return await transfer(retryFrom, retryInto);
             } finally {

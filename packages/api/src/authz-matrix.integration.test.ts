@@ -36,6 +36,7 @@ import {
   signerFromSecretKey,
 } from './index.ts';
 import { type AppRoleConnection, connectAsAppRole } from './storage/app-role.fixture.ts';
+import { connectorSchemes } from './connector-definitions.ts';
 import { appRouter } from './router.ts';
 import { listenOnLoopback } from './trpc-http.fixture.ts';
 
@@ -249,7 +250,7 @@ describe('the authorization matrix on PostgreSQL, served as the airlock_app role
       await tx.query('INSERT INTO agent_group_members (group_id, agent_id, tenant_id) VALUES ($1, $2, $3)', [group.id, agent.id, tenantId]);
       const grantIds: string[] = [];
       for (const text of ['read sftp://files.example.com:2222/exports/**', 'write file:///srv/out/**']) {
-        const scope = parseScope(text);
+        const scope = parseScope(text, connectorSchemes);
         const [grant] = await tx.query<{ id: string }>(
           `INSERT INTO grants (tenant_id, subject_type, subject_id, action, resource, created_by) VALUES ($1, 'agent', $2, $3, $4, 'seed') RETURNING id`,
           [tenantId, agent.id, scope.action, formatResource(scope.resource)],

@@ -16,12 +16,10 @@ describe('connector definitions in the control plane', () => {
     const config = { host: 'files.example.com', hostKey: `SHA256:${'A'.repeat(43)}`, username: 'u', credentialRef: 'c', path: '/x/*.csv' };
     expect(requiredScopes({ source: { connector: 'sftp@1', config }, destination: { connector: 'local@1', config: { directory: '/out' } } })).toHaveLength(2);
     expect(checkConnectorConfig('source', 'sftp@1', { ...config, credentialsRef: 'c' }).map((issue) => issue.path)).toEqual(['']);
-    expect(connectorCatalog().map((connector) => `${connector.kind}:${connector.ref}`).sort()).toEqual([
-      'destination:local@1',
-      'destination:sftp@1',
-      'source:local@1',
-      'source:script@1',
-      'source:sftp@1',
-    ]);
+    const { destinationDefinitions, sourceDefinitions } = await import('./connector-definitions.ts');
+    const listed = [...sourceDefinitions, ...destinationDefinitions].map((definition) => `${definition.kind}:${definition.id}@${definition.version}`);
+    expect(connectorCatalog().map((connector) => `${connector.kind}:${connector.ref}`)).toEqual(listed);
+    // The connectors that were here before any was added stay offered.
+    expect(listed).toEqual(expect.arrayContaining(['destination:local@1', 'destination:sftp@1', 'source:local@1', 'source:script@1', 'source:sftp@1']));
   });
 });

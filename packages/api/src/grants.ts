@@ -6,6 +6,7 @@
 import { type AirlockError, isAirlockError, NotAllowedError, NotFoundError } from '@airlock/errors';
 import type { IntegrationSpec } from '@airlock/protocol';
 import { explain, formatScope, type Grant, parseAction, parseResource, type Scope, type Subject, type Verdict } from '@airlock/scopes';
+import { connectorSchemes } from './connector-definitions.ts';
 import { requiredScopes } from './required-scopes.ts';
 import type { Queryable } from './storage/database.ts';
 
@@ -28,7 +29,7 @@ export function grantFromRow(tenantId: string, row: GrantRow): Grant {
     tenantId,
     subject: { type: row.subject_type, id: row.subject_id },
     action: parseAction(row.action),
-    resource: parseResource(row.resource),
+    resource: parseResource(row.resource, connectorSchemes),
     expiresAt: row.expires_at,
   };
 }

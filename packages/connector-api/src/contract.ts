@@ -1,10 +1,13 @@
 import type { Readable, Writable } from 'node:stream';
-import type { z } from 'zod';
+import { z } from 'zod';
+import { formatIssues, UnexpectedError, UserError } from '@airlock/errors';
 import {
   refOf,
   parseConfig,
   type DestinationDefinition,
+  type LocalPolicySection,
   type ResourceClaim,
+  type SchemeSpec,
   type SourceDefinition,
   type SourceFile,
 } from './definition.ts';
@@ -31,6 +34,12 @@ export interface ConnectorContext {
    * that leaves it out gets a warning in the log per entry instead.
    */
   readonly skipped?: (entry: SkippedEntry) => void;
+  /**
+   * The entries of this connector's local-policy section that allowed the run, as the host found
+   * them when it checked the claims. A runtime that runs only what the on-prem admin approved
+   * (scripts, queries) takes the approval from here, never from the job.
+   */
+  readonly policy?: readonly unknown[];
 }
 
 /** A directory entry the selection would have taken but the source left alone, and why. */
@@ -75,17 +84,21 @@ export interface DestinationSession {
   close(): Promise<void>;
 }
 
-/** How a source connects: the runtime half of a connector, built on its definition. */
-export interface SourceRuntime<TConfig> {
-  connect(ctx: ConnectorContext, config: TConfig): Promise<SourceSession>;
+/**
+ * How a source connects: the runtime half of a connector, built on its definition. `policy` holds
+ * the local-policy entries that allowed this run (parsed with the definition's entry schema);
+ * `ctx.secret` returns only secrets of the definition's declared shape.
+ */
+export interface SourceRuntime<TConfig, TPolicy = unknown> {
+  connect(ctx: ConnectorContext, config: TConfig, policy: readonly TPolicy[]): Promise<SourceSession>;
 }
 
-export interface DestinationRuntime<TConfig> {
-  connect(ctx: ConnectorContext, config: TConfig): Promise<DestinationSession>;
+export interface DestinationRuntime<TConfig, TPolicy = unknown> {
+  connect(ctx: ConnectorContext, config: TConfig, policy: readonly TPolicy[]): Promise<DestinationSession>;
 }
 
-export type SourceConnector<TConfig> = SourceDefinition<TConfig> & SourceRuntime<TConfig> & RegisteredSource;
-export type DestinationConnector<TConfig> = DestinationDefinition<TConfig> & DestinationRuntime<TConfig> & RegisteredDestination;
+export type SourceConnector<TConfig, TPolicy = unknown> = SourceDefinition<TConfig, TPolicy> & RegisteredSource;
+export type DestinationConnector<TConfig, TPolicy = unknown> = DestinationDefinition<TConfig, TPolicy> & RegisteredDestination;
 
 /** A source with its configuration parsed and checked: what the host works with. */
 export interface BoundSource {
@@ -101,59 +114,103 @@ export interface BoundDestination {
   connect(ctx: ConnectorContext): Promise<DestinationSession>;
 }
 
-/** The type-erased face of a definition that a registry holds. */
-export interface RegisteredSource {
-  readonly kind: 'source';
+/** What a registry needs of any definition, with its types erased. */
+interface Registered {
   readonly id: string;
   readonly version: number;
   readonly title: string;
   readonly config: z.ZodType<unknown>;
+  readonly secrets?: z.ZodType<Readonly<Record<string, string>>>;
+  readonly scheme: SchemeSpec;
+  readonly policy: LocalPolicySection<unknown>;
+}
+
+/** The type-erased face of a definition that a registry holds. */
+export interface RegisteredSource extends Registered {
+  readonly kind: 'source';
   /** Parses `config` with the definition's schema; throws `UserError` listing every problem. */
   bind(config: unknown): BoundSource;
 }
 
-export interface RegisteredDestination {
+export interface RegisteredDestination extends Registered {
   readonly kind: 'destination';
-  readonly id: string;
-  readonly version: number;
-  readonly title: string;
-  readonly config: z.ZodType<unknown>;
   bind(config: unknown): BoundDestination;
 }
 
-/** A runnable source: its definition (schema, claims) and how it connects. */
-export function defineSource<TConfig>(definition: SourceDefinition<TConfig>, runtime: SourceRuntime<TConfig>): SourceConnector<TConfig> {
+/**
+ * The context a runtime sees: secrets checked against the definition's shape (a connector that
+ * declares none gets none), and the policy entries parsed with its own entry schema.
+ */
+function runtimeContext<TPolicy>(
+  definition: { readonly id: string; readonly version: number; readonly secrets?: z.ZodType<Readonly<Record<string, string>>>; readonly policy: LocalPolicySection<TPolicy> },
+  ctx: ConnectorContext,
+): { ctx: ConnectorContext; policy: TPolicy[] } {
+  const ref = refOf(definition);
+  const secret = async (name: string): Promise<Readonly<Record<string, string>>> => {
+    if (!definition.secrets) throw new UserError(`${ref} takes no secrets, yet asked for credential ${JSON.stringify(name)}`);
+    const parsed = definition.secrets.safeParse(await ctx.secret(name));
+    // zod's issues name places and expectations, never the value, so no secret reaches the message.
+    if (!parsed.success) throw new UserError(`credential ${JSON.stringify(name)} in secrets.yaml does not have the shape ${ref} needs: ${formatIssues(parsed.error.issues)}`);
+    return parsed.data;
+  };
+  const entries = z.array(definition.policy.entry).safeParse(ctx.policy ?? []);
+  if (!entries.success) throw new UnexpectedError(`the host passed ${ref} policy entries its schema refuses: ${formatIssues(entries.error.issues)}`);
+  return { ctx: { ...ctx, secret }, policy: entries.data };
+}
+
+/** A runnable source: its definition (schema, claims, policy section) and how it connects. */
+export function defineSource<TConfig, TPolicy>(
+  definition: SourceDefinition<TConfig, TPolicy>,
+  runtime: SourceRuntime<TConfig, TPolicy>,
+): SourceConnector<TConfig, TPolicy> {
   const ref = refOf(definition);
   return {
     ...definition,
-    connect: (ctx, config) => runtime.connect(ctx, config),
+    policy: erasePolicy(definition.policy),
     bind(raw) {
       const config = parseConfig(definition, raw);
       return {
         ref,
         claims: () => definition.claims(config),
         claimFor: (file) => definition.claimFor(config, file),
-        connect: (ctx) => runtime.connect(ctx, config),
+        connect: async (ctx) => {
+          const bound = runtimeContext(definition, ctx);
+          return runtime.connect(bound.ctx, config, bound.policy);
+        },
       };
     },
   };
 }
 
+/** The section with its entry type erased: entries reach `grant` only after `entry` parsed them. */
+function erasePolicy<TPolicy>(section: LocalPolicySection<TPolicy>): LocalPolicySection<TPolicy> & LocalPolicySection<unknown> {
+  return {
+    entry: section.entry,
+    grant(entry: unknown, claim: ResourceClaim) {
+      const parsed = section.entry.safeParse(entry);
+      return parsed.success ? section.grant(parsed.data, claim) : undefined;
+    },
+  };
+}
+
 /** A runnable destination: its definition (schema, claims) and how it connects. */
-export function defineDestination<TConfig>(
-  definition: DestinationDefinition<TConfig>,
-  runtime: DestinationRuntime<TConfig>,
-): DestinationConnector<TConfig> {
+export function defineDestination<TConfig, TPolicy>(
+  definition: DestinationDefinition<TConfig, TPolicy>,
+  runtime: DestinationRuntime<TConfig, TPolicy>,
+): DestinationConnector<TConfig, TPolicy> {
   const ref = refOf(definition);
   return {
     ...definition,
-    connect: (ctx, config) => runtime.connect(ctx, config),
+    policy: erasePolicy(definition.policy),
     bind(raw) {
       const config = parseConfig(definition, raw);
       return {
         ref,
         claims: () => definition.claims(config),
-        connect: (ctx) => runtime.connect(ctx, config),
+        connect: async (ctx) => {
+          const bound = runtimeContext(definition, ctx);
+          return runtime.connect(bound.ctx, config, bound.policy);
+        },
       };
     },
   };

@@ -4,5 +4,5 @@
  */
 export * from './definition.ts';
 export * from './name-template.ts';
-export { absolutePath, deliveryFileMode } from './schemas.ts';
+export { absolutePath, deliveryFileMode, policyPostActions, policyRecipients, recipientFingerprint } from './schemas.ts';
 export { isSafeName, normalizePath, pathComponents } from './paths.ts';

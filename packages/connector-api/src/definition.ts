@@ -19,7 +19,8 @@ export type ClaimAction = 'read' | 'write' | 'execute';
  */
 export interface ResourceClaim {
   readonly action: ClaimAction;
-  readonly scheme: 'sftp' | 'file' | 'script';
+  /** The scheme the definition declares (`SchemeSpec.name`); the registry, not this type, says which exist. */
+  readonly scheme: string;
   /** `host:port` for network schemes. */
   readonly authority?: string;
   readonly path: string;
@@ -41,7 +42,55 @@ export interface SourceFile {
   readonly generated?: boolean;
 }
 
-interface DefinitionBase<TConfig> {
+/**
+ * How a scheme's resources are spelled, in claims and in control-plane scopes:
+ * - `network`: `<name>://<host>[:<port>]/<path>`; a claim's `authority` is `host:port`;
+ * - `path`: `<name>:///<path>`, a path on the agent's own host;
+ * - `name`: `<name>:<name>`, one approved thing in the local policy; a claim's path is `/<name>`.
+ * Two connectors may share a scheme (the SFTP source and destination do) only with the same spec.
+ */
+export interface SchemeSpec {
+  /** Lowercase: letters, digits, `+`, `.`, `-`, starting with a letter. */
+  readonly name: string;
+  readonly form: 'network' | 'path' | 'name';
+  /** The port a scope without one means; network schemes only. */
+  readonly defaultPort?: number;
+}
+
+/**
+ * What one entry of a connector's local-policy section allows for a claim, in the host's terms:
+ * the host checks paths, post-delivery actions and recipient keys the same way for every connector.
+ */
+export interface PolicyGrant {
+  /**
+   * For a source: path patterns it may read (a claim must lie inside a pattern's base, and each
+   * file must match a pattern). For a destination: directories deliveries may land in or below.
+   */
+  readonly paths: readonly string[];
+  /** May a job delete a source file after delivery? Default no. */
+  readonly allowDelete?: boolean;
+  /** Directories a job may move delivered source files into. Default none. */
+  readonly allowArchiveTo?: readonly string[];
+  /** Recipient keys this destination adds to the policy's global ones (OpenPGP fingerprints, uppercase hex). */
+  readonly recipients?: readonly string[];
+}
+
+/**
+ * A connector's section of the agent's local policy (`sources.<id>` or `destinations.<id>`): a
+ * list of entries, each parsed with `entry`. The on-prem admin writes them; the control plane
+ * never sees them.
+ */
+export interface LocalPolicySection<TEntry> {
+  /** One entry, strict: an unknown key is an error, so a misspelled pin never silently widens anything. */
+  readonly entry: z.ZodType<TEntry>;
+  /**
+   * What `entry` grants for `claim`, or `undefined` when the entry is about something else (another
+   * server, another pinned key, another approved name). Pure.
+   */
+  grant(entry: TEntry, claim: ResourceClaim): PolicyGrant | undefined;
+}
+
+interface DefinitionBase<TConfig, TPolicy> {
   /** A short, stable, lowercase id (`sftp`, `local`). Stored jobs name `id@version`. */
   readonly id: string;
   /** Bumped when the config schema changes incompatibly; old versions stay registered. */
@@ -52,11 +101,20 @@ interface DefinitionBase<TConfig> {
    * silently dropped, because the control plane saves what this schema accepts.
    */
   readonly config: z.ZodType<TConfig>;
-  /** Documents the shape of the secret this connector reads through `ctx.secret`, if any. */
+  /**
+   * The shape of the secret this connector reads through `ctx.secret`, if any. The agent checks
+   * every `secrets.yaml` entry against the registered shapes when it loads the file, and each
+   * resolved secret against this one before the connector sees it; a connector without it gets no
+   * secrets at all.
+   */
   readonly secrets?: z.ZodType<Readonly<Record<string, string>>>;
+  /** The scheme its claims use. */
+  readonly scheme: SchemeSpec;
+  /** Its section of the agent's local policy; the runtime receives the entries that allowed a run. */
+  readonly policy: LocalPolicySection<TPolicy>;
 }
 
-export interface SourceDefinition<TConfig = unknown> extends DefinitionBase<TConfig> {
+export interface SourceDefinition<TConfig = unknown, TPolicy = unknown> extends DefinitionBase<TConfig, TPolicy> {
   readonly kind: 'source';
   /** What the source may read or run. Pure. */
   claims(config: TConfig): ResourceClaim[];
@@ -64,7 +122,7 @@ export interface SourceDefinition<TConfig = unknown> extends DefinitionBase<TCon
   claimFor(config: TConfig, file: SourceFile): ResourceClaim;
 }
 
-export interface DestinationDefinition<TConfig = unknown> extends DefinitionBase<TConfig> {
+export interface DestinationDefinition<TConfig = unknown, TPolicy = unknown> extends DefinitionBase<TConfig, TPolicy> {
   readonly kind: 'destination';
   /** The directories deliveries land in. Pure. */
   claims(config: TConfig): ResourceClaim[];
@@ -72,16 +130,18 @@ export interface DestinationDefinition<TConfig = unknown> extends DefinitionBase
 
 export type ConnectorDefinition = SourceDefinition | DestinationDefinition;
 
-export function sourceDefinition<TConfig>(definition: Omit<SourceDefinition<TConfig>, 'kind'>): SourceDefinition<TConfig> {
+export function sourceDefinition<TConfig, TPolicy>(definition: Omit<SourceDefinition<TConfig, TPolicy>, 'kind'>): SourceDefinition<TConfig, TPolicy> {
   return { ...definition, kind: 'source' };
 }
 
-export function destinationDefinition<TConfig>(definition: Omit<DestinationDefinition<TConfig>, 'kind'>): DestinationDefinition<TConfig> {
+export function destinationDefinition<TConfig, TPolicy>(
+  definition: Omit<DestinationDefinition<TConfig, TPolicy>, 'kind'>,
+): DestinationDefinition<TConfig, TPolicy> {
   return { ...definition, kind: 'destination' };
 }
 
 /** `id@version`, the name stored integrations and jobs use. */
-export function refOf(definition: Pick<DefinitionBase<unknown>, 'id' | 'version'>): string {
+export function refOf(definition: Pick<DefinitionBase<unknown, unknown>, 'id' | 'version'>): string {
   return `${definition.id}@${definition.version}`;
 }
 
@@ -89,13 +149,37 @@ export function refOf(definition: Pick<DefinitionBase<unknown>, 'id' | 'version'
  * Parses `raw` with the definition's schema; throws `UserError` listing every problem with its
  * path, each under `path` (`source.config`) when given.
  */
-export function parseConfig<TConfig>(definition: Pick<DefinitionBase<TConfig>, 'id' | 'version' | 'config'>, raw: unknown, path = ''): TConfig {
+export function parseConfig<TConfig>(definition: Pick<DefinitionBase<TConfig, unknown>, 'id' | 'version' | 'config'>, raw: unknown, path = ''): TConfig {
   const parsed = definition.config.safeParse(raw);
   if (parsed.success) return parsed.data;
   throw new UserError(`invalid ${refOf(definition)} config: ${formatIssues(parsed.error.issues, path)}`);
 }
 
 /** The claims of a config as an admin wrote it: parsed with the definition's own schema first. */
-export function claimsOf<TConfig>(definition: SourceDefinition<TConfig> | DestinationDefinition<TConfig>, raw: unknown, path = ''): ResourceClaim[] {
+export function claimsOf<TConfig, TPolicy>(definition: SourceDefinition<TConfig, TPolicy> | DestinationDefinition<TConfig, TPolicy>, raw: unknown, path = ''): ResourceClaim[] {
   return definition.claims(parseConfig(definition, raw, path));
+}
+
+const SCHEME_NAME = /^[a-z][a-z0-9+.-]{0,31}$/;
+
+/**
+ * The schemes a set of definitions declares, by name. Throws `UserError` for a malformed name or
+ * two definitions that spell one scheme differently, so the registry stays the single source of
+ * what a scope may name.
+ */
+export function schemesOf(definitions: ReadonlyArray<Pick<DefinitionBase<unknown, unknown>, 'id' | 'version' | 'scheme'>>): ReadonlyMap<string, SchemeSpec> {
+  const schemes = new Map<string, SchemeSpec>();
+  for (const definition of definitions) {
+    const spec = definition.scheme;
+    if (!SCHEME_NAME.test(spec.name)) throw new UserError(`${refOf(definition)}: bad scheme name ${JSON.stringify(spec.name)}`);
+    if ((spec.form === 'network') !== (spec.defaultPort !== undefined)) {
+      throw new UserError(`${refOf(definition)}: a network scheme needs a default port, and only a network scheme has one`);
+    }
+    const known = schemes.get(spec.name);
+    if (known && (known.form !== spec.form || known.defaultPort !== spec.defaultPort)) {
+      throw new UserError(`${refOf(definition)}: scheme ${spec.name} is already registered with another form or port`);
+    }
+    schemes.set(spec.name, spec);
+  }
+  return schemes;
 }

@@ -15,3 +15,4 @@ export * from './names.ts';
 export * from './registry.ts';
 export * from './schemas.ts';
 export * from './delivery.ts';
+export * from './unchanged.ts';

@@ -32,6 +32,11 @@ export class ConnectorRegistry {
     return definition.bind(config);
   }
 
+  /** Every registered definition, sources first, in registration order: what the local policy and secrets file are shaped by. */
+  definitions(): Array<RegisteredSource | RegisteredDestination> {
+    return [...this.#sources.values(), ...this.#destinations.values()];
+  }
+
   list(): Array<{ kind: 'source' | 'destination'; ref: string; title: string }> {
     return [...this.#sources.values(), ...this.#destinations.values()].map((d) => ({
       kind: d.kind,

@@ -9,7 +9,7 @@ import { Readable, Writable } from 'node:stream';
 import { z } from 'zod';
 import { ConflictError, NotAllowedError, NotFoundError, UnexpectedError } from '@airlock/errors';
 import { defineDestination, defineSource } from './contract.ts';
-import { destinationDefinition, sourceDefinition, type SourceFile } from './definition.ts';
+import { destinationDefinition, type LocalPolicySection, sourceDefinition, type SourceFile } from './definition.ts';
 import type { ConnectorContext, Logger, RegisteredDestination, RegisteredSource } from './contract.ts';
 import { assertSafeName, matchPath, normalizePath, pathComponents } from './paths.ts';
 
@@ -54,6 +54,14 @@ export interface MemorySource extends RegisteredSource {
   write(path: string, data: string | Uint8Array, mtimeMs?: number): void;
 }
 
+const fileScheme = { name: 'file', form: 'path' } as const;
+
+/** `{ paths }`: the memory connectors claim `file` resources, so a host's `local` section governs them as well. */
+const memoryPolicy: LocalPolicySection<{ paths: string[] }> = {
+  entry: z.strictObject({ paths: z.array(z.string()).min(1) }),
+  grant: (entry, claim) => (claim.scheme === 'file' ? { paths: entry.paths } : undefined),
+};
+
 let clock = 1_700_000_000_000;
 const nextMtime = () => (clock += 1000);
 
@@ -87,13 +95,15 @@ export function memorySource(initial: Record<string, string | Uint8Array> = {}, 
     if (stored.data.length !== file.size || stored.mtimeMs !== file.mtimeMs) throw new ConflictError(`${file.path} changed since it was listed`);
   };
 
-  const memory = sourceDefinition<{ path: string }>({
+  const memory = sourceDefinition<{ path: string }, { paths: string[] }>({
     id: 'memory',
     version: 1,
     title: 'In-memory source (tests)',
     config: z.strictObject({ path: z.string() }),
     claims: (config) => [{ action: 'read', scheme: 'file', path: config.path }],
     claimFor: (_config, file) => ({ action: 'read', scheme: 'file', path: file.path }),
+    scheme: fileScheme,
+    policy: memoryPolicy,
   });
   const definition = defineSource(memory, {
     connect(_ctx, config) {
@@ -177,12 +187,14 @@ export function memoryDestination(hooks: MemoryDestinationHooks = {}): MemoryDes
   const aborts = { count: 0 };
   const peakOpen = { count: 0 };
   let open = 0;
-  const memory = destinationDefinition<{ directory: string }>({
+  const memory = destinationDefinition<{ directory: string }, { paths: string[] }>({
     id: 'memory',
     version: 1,
     title: 'In-memory destination (tests)',
     config: z.strictObject({ directory: z.string() }),
     claims: (config) => [{ action: 'write', scheme: 'file', path: config.directory }],
+    scheme: fileScheme,
+    policy: memoryPolicy,
   });
   const definition = defineDestination(memory, {
     connect(_ctx, config) {

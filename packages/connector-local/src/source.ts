@@ -15,6 +15,7 @@ import {
   splitGlob,
 } from '@airlock/connector-api';
 import type { SkippedEntry, SourceFile, SourceSession } from '@airlock/connector-api';
+import { assertAsListed, exactLength } from '@airlock/connector-api';
 import { ConflictError, NotAllowedError, UserError } from '@airlock/errors';
 import { localFolderSourceDefinition } from './definition.ts';
 import { errnoCode, fsError } from './fs-errors.ts';
@@ -218,10 +219,20 @@ export const localFolderSource = defineSource(localFolderSourceDefinition, {
           await handle.close();
           throw new NotAllowedError(`${file.path} is not a regular file`);
         }
+        // Checked on the open descriptor, so a file swapped in after the check is not the one read.
+        try {
+          assertAsListed(file, stats, '');
+        } catch (error) {
+          await handle.close();
+          throw error;
+        }
         const stream = handle.createReadStream();
         streams.add(stream);
         stream.once('close', () => streams.delete(stream));
-        return stream;
+        const checked = exactLength(file, '');
+        stream.once('error', (error) => checked.destroy(error));
+        checked.once('close', () => stream.destroy());
+        return stream.pipe(checked);
       },
       async remove(file) {
         await checkUnchanged(file);

@@ -4,7 +4,7 @@
  * The control plane can only name a script and supply parameters; it can never define a command.
  */
 import { z } from 'zod';
-import { absolutePath } from '@airlock/connector-api';
+import { absolutePath } from '@airlock/connector-api/definition';
 
 export const scriptParameter = z.strictObject({
   /** A regular expression the whole value must match (anchored for you). */

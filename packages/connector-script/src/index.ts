@@ -1,6 +1,6 @@
 /**
  * @airlock/connector-script: export scripts the local admin approved, for systems with no API and
- * no files. The agent builds `scriptSource(policy.scripts)` from its local policy.
+ * no files. The agent registers `scriptSource`; which scripts it may run is the local policy's `sources.script`.
  */
 export { approvedScript, scriptParameter, type ApprovedScript } from './approved.ts';
 export { buildArgv, redactTail, scriptSource } from './source.ts';

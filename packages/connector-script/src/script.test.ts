@@ -37,7 +37,7 @@ async function collect(stream: Readable): Promise<string> {
 }
 
 async function run(approved: ApprovedScript[], config: Record<string, unknown>): Promise<string> {
-  const session = await scriptSource(approved).bind(config).connect(ctx);
+  const session = await scriptSource.bind(config).connect({ ...ctx, policy: approved });
   const [file] = await session.list();
   if (!file) throw new Error('no output file listed');
   return collect(await session.open(file));
@@ -79,7 +79,7 @@ describe('approved export scripts', () => {
 
   it('refuses a script the local policy does not approve', async () => {
     const approved = await script('known', 'echo ok');
-    await expect(scriptSource([approved]).bind({ name: 'other' }).connect(ctx)).rejects.toBeInstanceOf(PolicyViolationError);
+    await expect(scriptSource.bind({ name: 'other' }).connect({ ...ctx, policy: [approved] })).rejects.toBeInstanceOf(PolicyViolationError);
   });
 
   it('fails on a non-zero exit even after writing output', async () => {

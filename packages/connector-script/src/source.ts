@@ -135,22 +135,15 @@ class ScriptSession implements SourceSession {
 }
 
 /**
- * The script source, bound to the scripts the local policy approves. A script that is not in
- * `approved` cannot be run, whatever the job says.
+ * The script source. It runs only the approved entry the host hands it from the local policy
+ * (`sources.script`): a script that is not there cannot be run, whatever the job says.
  */
-export function scriptSource(approved: readonly ApprovedScript[]) {
-  const byName = new Map(approved.map((script) => [script.name, script]));
-  const find = (name: string): ApprovedScript => {
-    const script = byName.get(name);
-    if (!script) throw new PolicyViolationError(`script ${JSON.stringify(name)} is not approved in the local policy`);
-    return script;
-  };
-  return defineSource(scriptSourceDefinition, {
-    async connect(ctx, config) {
-      const script = find(config.name);
-      const argv = buildArgv(script, config.params);
-      return new ScriptSession(ctx, script, config, argv);
-    },
-  });
-}
+export const scriptSource = defineSource(scriptSourceDefinition, {
+  async connect(ctx, config, approved) {
+    const script = approved.find((entry) => entry.name === config.name);
+    if (!script) throw new PolicyViolationError(`script ${JSON.stringify(config.name)} is not approved in the local policy`);
+    const argv = buildArgv(script, config.params);
+    return new ScriptSession(ctx, script, config, argv);
+  },
+});
 

@@ -3,7 +3,16 @@
  * them: config schemas, secrets shape and claims. Pure: no ssh2, no network. The runtimes in
  * `source.ts` and `destination.ts` are built on these.
  */
-import { destinationDefinition, sourceDefinition } from '@airlock/connector-api/definition';
+import { z } from 'zod';
+import {
+  absolutePath,
+  destinationDefinition,
+  policyPostActions,
+  policyRecipients,
+  type ResourceClaim,
+  type SchemeSpec,
+  sourceDefinition,
+} from '@airlock/connector-api/definition';
 import {
   authorityOf,
   sftpDestinationConfig,
@@ -13,7 +22,28 @@ import {
   type SftpSourceConfig,
 } from './schema.ts';
 
-export const sftpSourceDefinition = sourceDefinition<SftpSourceConfig>({
+const sftpScheme: SchemeSpec = { name: 'sftp', form: 'network', defaultPort: 22 };
+
+/** An SFTP server as the local policy names it: with the host key it must present. */
+const sftpServer = {
+  host: z.string().min(1),
+  port: z.number().int().min(1).max(65535).default(22),
+  hostKey: z.string().regex(/^SHA256:[A-Za-z0-9+/]{43}$/, 'a pinned OpenSSH SHA256 fingerprint'),
+};
+
+/** An entry speaks for a claim only when both the server and its pinned key match. */
+const sameServer = (entry: { host: string; port: number; hostKey: string }, claim: ResourceClaim) =>
+  claim.scheme === 'sftp' && `${entry.host}:${entry.port}` === claim.authority && entry.hostKey === claim.hostKey;
+
+/** `sources.sftp` in the local policy. */
+export const sftpSourcePolicy = z.strictObject({ ...sftpServer, paths: z.array(absolutePath()).min(1), ...policyPostActions });
+export type SftpSourcePolicy = z.output<typeof sftpSourcePolicy>;
+
+/** `destinations.sftp` in the local policy. */
+export const sftpDestinationPolicy = z.strictObject({ ...sftpServer, roots: z.array(absolutePath()).min(1), ...policyRecipients });
+export type SftpDestinationPolicy = z.output<typeof sftpDestinationPolicy>;
+
+export const sftpSourceDefinition = sourceDefinition<SftpSourceConfig, SftpSourcePolicy>({
   id: 'sftp',
   version: 1,
   title: 'SFTP server',
@@ -29,9 +59,11 @@ export const sftpSourceDefinition = sourceDefinition<SftpSourceConfig>({
     path: file.path,
     hostKey: config.hostKey,
   }),
+  scheme: sftpScheme,
+  policy: { entry: sftpSourcePolicy, grant: (entry, claim) => (sameServer(entry, claim) ? entry : undefined) },
 });
 
-export const sftpDestinationDefinition = destinationDefinition<SftpDestinationConfig>({
+export const sftpDestinationDefinition = destinationDefinition<SftpDestinationConfig, SftpDestinationPolicy>({
   id: 'sftp',
   version: 1,
   title: 'SFTP server',
@@ -40,6 +72,11 @@ export const sftpDestinationDefinition = destinationDefinition<SftpDestinationCo
   claims: (config) => [
     { action: 'write', scheme: 'sftp', authority: authorityOf(config), path: config.directory, hostKey: config.hostKey },
   ],
+  scheme: sftpScheme,
+  policy: {
+    entry: sftpDestinationPolicy,
+    grant: (entry, claim) => (sameServer(entry, claim) ? { paths: entry.roots, recipients: entry.recipients } : undefined),
+  },
 });
 
 export {

@@ -5,6 +5,7 @@
  */
 import type { Readable } from 'node:stream';
 import {
+  exactLength,
   checkListedName,
   defineSource,
   isSafeName,
@@ -134,14 +135,18 @@ class SftpSourceSession implements SourceSession {
   }
 
   async open(file: SourceFile): Promise<Readable> {
-    this.#checkSelected(file);
-    this.#ctx.signal.throwIfAborted();
+    // The file must still be the one listed; `exactLength` catches a change while it is read.
+    await this.#checkUnchanged(file);
     // Streamed straight from the server into the host's pipeline: plaintext never touches the disk.
-    return SftpReadStream.open(this.#connection.sftp, {
+    const stream = await SftpReadStream.open(this.#connection.sftp, {
       path: file.path,
       authority: this.#authority(),
       maxReadLength: this.#connection.capabilities.maxReadLength,
     });
+    const checked = exactLength(file, ` on ${this.#authority()}`);
+    stream.once('error', (error) => checked.destroy(error));
+    checked.once('close', () => stream.destroy());
+    return stream.pipe(checked);
   }
 
   /**

@@ -43,13 +43,14 @@ export function pathCovers(grant: readonly string[], request: readonly string[])
 }
 
 export function resourceCovers(grant: Resource, request: Resource): boolean {
-  switch (grant.scheme) {
-    case 'sftp':
-      return request.scheme === 'sftp' && grant.host === request.host && grant.port === request.port && pathCovers(grant.path, request.path);
-    case 'file':
-      return request.scheme === 'file' && pathCovers(grant.path, request.path);
-    case 'script':
-      return request.scheme === 'script' && grant.name === request.name;
+  if (grant.scheme !== request.scheme) return false;
+  switch (grant.form) {
+    case 'network':
+      return request.form === 'network' && grant.host === request.host && grant.port === request.port && pathCovers(grant.path, request.path);
+    case 'path':
+      return request.form === 'path' && pathCovers(grant.path, request.path);
+    case 'name':
+      return request.form === 'name' && grant.name === request.name;
   }
 }
 

@@ -1,5 +1,15 @@
 import { describe, expect, it } from 'vitest';
-import { covers, explain, formatScope, type Grant, parseResource, parseScope, pathCovers, ScopeSyntaxError } from './index.ts';
+import { schemesOf } from '@airlock/connector-api/definition';
+import { covers, explain, formatScope, type Grant, parseResource, parseScope as parseWith, pathCovers, ScopeSyntaxError, scopesOfClaims } from './index.ts';
+
+/** What a registry of these connectors declares; the grammar knows no scheme of its own. */
+const schemes = schemesOf([
+  { id: 'sftp', version: 1, scheme: { name: 'sftp', form: 'network', defaultPort: 22 } },
+  { id: 'local', version: 1, scheme: { name: 'file', form: 'path' } },
+  { id: 'script', version: 1, scheme: { name: 'script', form: 'name' } },
+  { id: 'objects', version: 1, scheme: { name: 's3', form: 'network', defaultPort: 443 } },
+]);
+const parseScope = (text: string) => parseWith(text, schemes);
 
 describe('scope grammar', () => {
   it.each([
@@ -21,8 +31,10 @@ describe('scope grammar', () => {
     ['read sftp://h:0/x', /bad port/],
     ['read sftp://h:70000/x', /bad port/],
     ['read sftp://bad_host/x', /bad host/],
-    ['read sftp://h', /unknown resource/],
-    ['read file://srv/out', /unknown resource/],
+    ['read sftp://h', /expected sftp:\/\/host:port\/path/],
+    ['read file://srv/out', /expected file:\/\/\/path/],
+    ['read gopher://h/x', /unknown resource/],
+    ['read s3:///bucket', /expected s3:\/\/host:port\/path/],
     ['read file:///srv//out', /empty path component/],
     ['read file:///srv/./out', /unsafe path component/],
     ['execute script:../../bin/sh', /bad script name/],
@@ -31,6 +43,41 @@ describe('scope grammar', () => {
   ])('refuses %j', (text, message) => {
     expect(() => parseScope(text)).toThrow(ScopeSyntaxError);
     expect(() => parseScope(text)).toThrow(message);
+  });
+});
+
+describe('registered schemes', () => {
+  it('parses a scheme the registry declares, with its default port, and keeps schemes apart', () => {
+    expect(formatScope(parseScope('write s3://Minio.Internal/backups/**'))).toBe('write s3://minio.internal:443/backups/**');
+    expect(covers(parseScope('write s3://m:9000/backups/**'), parseScope('write s3://m:9000/backups/x'))).toBe(true);
+    expect(covers(parseScope('write s3://m:22/backups/**'), parseScope('write sftp://m:22/backups/x'))).toBe(false);
+    expect(() => parseWith('write s3://m/backups', new Map())).toThrow(/unknown resource/);
+  });
+
+  it('refuses two definitions that spell one scheme differently', () => {
+    expect(() =>
+      schemesOf([
+        { id: 'a', version: 1, scheme: { name: 'x', form: 'network', defaultPort: 1 } },
+        { id: 'b', version: 1, scheme: { name: 'x', form: 'path' } },
+      ]),
+    ).toThrow(/already registered/);
+    expect(() => schemesOf([{ id: 'a', version: 1, scheme: { name: 'Bad', form: 'path' } }])).toThrow(/bad scheme name/);
+  });
+
+  it('turns claims into scopes through the scheme: network, path and name forms', () => {
+    const scopes = scopesOfClaims(
+      [
+        { action: 'read', scheme: 'sftp', authority: 'files.example:2222', path: '/exports/*.csv', hostKey: 'SHA256:x' },
+        { action: 'execute', scheme: 'script', path: '/nightly' },
+        { action: 'write', scheme: 's3', authority: '::1:9000', path: '/bucket/in' },
+      ],
+      schemes,
+    );
+    expect(scopes.map(formatScope)).toEqual(['read sftp://files.example:2222/exports/*.csv', 'execute script:nightly', 'write s3://[::1]:9000/bucket/in']);
+    expect(scopesOfClaims([{ action: 'write', scheme: 'file', path: '/srv/out' }], schemes, { below: true }).map(formatScope)).toEqual(['write file:///srv/out/**']);
+    expect(() => scopesOfClaims([{ action: 'read', scheme: 'gopher', path: '/x' }], schemes)).toThrow(/not registered/);
+    expect(() => scopesOfClaims([{ action: 'read', scheme: 'sftp', path: '/x' }], schemes)).toThrow(/names no server/);
+    expect(() => scopesOfClaims([{ action: 'read', scheme: 'file', path: '/srv/../etc' }], schemes)).toThrow();
   });
 });
 
@@ -56,9 +103,9 @@ describe('coverage', () => {
     ['/exports/a?.csv', '/exports/a*.csv', false],
     ['/**', '/anything/at/all', true],
   ])('%s covers %s: %s', (grant, request, expected) => {
-    const g = parseResource(`file://${grant}`);
-    const r = parseResource(`file://${request}`);
-    expect(g.scheme === 'file' && r.scheme === 'file' && pathCovers(g.path, r.path)).toBe(expected);
+    const g = parseResource(`file://${grant}`, schemes);
+    const r = parseResource(`file://${request}`, schemes);
+    expect(g.form === 'path' && r.form === 'path' && pathCovers(g.path, r.path)).toBe(expected);
   });
 
   it('needs the same action, scheme, host and port', () => {

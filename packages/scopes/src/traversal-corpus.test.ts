@@ -5,7 +5,14 @@
  */
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { explain, type Grant, parseScope } from './index.ts';
+import { schemesOf } from '@airlock/connector-api/definition';
+import { explain, type Grant, parseScope as parseWith } from './index.ts';
+
+const schemes = schemesOf([
+  { id: 'sftp', version: 1, scheme: { name: 'sftp', form: 'network', defaultPort: 22 } },
+  { id: 'local', version: 1, scheme: { name: 'file', form: 'path' } },
+]);
+const parseScope = (text: string) => parseWith(text, schemes);
 
 const grants: Grant[] = [
   { id: 'file', tenantId: 't', subject: { type: 'agent', id: 'a' }, ...parseScope('read file:///srv/out/**') },

@@ -18,6 +18,7 @@ import {
 import { covers, formatResource, formatScope, type Grant, parseScope, type Scope, type Subject } from '@airlock/scopes';
 import { appendAudit, eventBy } from '../audit-log.ts';
 import { agentGrants, explainFor, GRANT_COLUMNS, type GrantRow, groupByName, requireAgent, subjectScopes } from '../grants.ts';
+import { connectorSchemes } from '../connector-definitions.ts';
 import { requiredScopes } from '../required-scopes.ts';
 import { procedureFor } from '../trpc.ts';
 import { principalRef } from '../auth/principal.ts';
@@ -61,7 +62,7 @@ export const grantsRouter = {
   add: procedureFor('scopes:write')
     .input(addGrantInput)
     .mutation(async ({ ctx, input }) => {
-      const scope = parseScope(input.scope);
+      const scope = parseScope(input.scope, connectorSchemes);
       const expiresAt = input.expiresAt === undefined ? null : new Date(input.expiresAt);
       if (expiresAt && expiresAt.getTime() <= ctx.now().getTime()) throw new UserError(`expiry ${input.expiresAt ?? ''} is in the past`);
       const tenantId = ctx.admin.tenantId;
@@ -123,7 +124,7 @@ export const grantsRouter = {
   explain: procedureFor('scopes:read')
     .input(explainScopeInput)
     .query(async ({ ctx, input }) => {
-      const scope = parseScope(input.scope);
+      const scope = parseScope(input.scope, connectorSchemes);
       await requireAgent(ctx.db, ctx.admin.tenantId, input.agentId);
       const verdict = await explainFor(ctx.db, ctx.admin.tenantId, input.agentId, scope, ctx.now());
       return { scope: formatScope(scope), allowed: verdict.allowed, grantId: verdict.grant?.id ?? null, reason: verdict.reason };
