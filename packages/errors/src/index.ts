@@ -3,6 +3,7 @@
  * (the control plane's tRPC error formatter, the agent's run reporter and CLIs) maps them.
  * Add a class only when a caller must react to it differently from every existing one.
  */
+import type { NetworkFailure } from './network.ts';
 
 /** The error classes a run report may name. Never a message: messages can carry paths or data. */
 export const errorClasses = [
@@ -83,6 +84,20 @@ export class RecipientKeyError extends AirlockError {
   readonly errorClass = 'recipient-key';
 }
 
+/**
+ * A request that got no answer at all (refused, unresolvable, TLS, timed out). Retryable: the
+ * server may come back. Built by `asNetworkError`, which words the message from the cause.
+ */
+export class NetworkError extends OperationalError {
+  readonly url: string;
+  readonly failure: NetworkFailure;
+  constructor(message: string, options: { url: string; failure: NetworkFailure; cause?: unknown }) {
+    super(message, options);
+    this.url = options.url;
+    this.failure = options.failure;
+  }
+}
+
 export function isAirlockError(error: unknown): error is AirlockError {
   return error instanceof AirlockError;
 }
@@ -114,3 +129,5 @@ export function describe(error: unknown): string {
 
 export { errorClassOfStatus, errorOfClass, fromRemote, isErrorClass, remoteErrorClass } from './remote.ts';
 export { formatIssues, type SchemaIssue } from './issues.ts';
+export { asNetworkError, fetchNamingFailures, networkFailureOf, networkFailures, type NetworkFailure } from './network.ts';
+export { EXIT_FAILED, EXIT_OK, EXIT_REFUSED, EXIT_USAGE, forPerson, type PersonError, type PersonErrorCode, personErrorJson } from './person.ts';
