@@ -7,7 +7,7 @@ import path from 'node:path';
 import { Command, Option } from 'commander';
 import type { AuditVerification } from '@airlock/audit';
 import type { AppRouter } from '@airlock/api';
-import { describe, formatIssues, fromRemote, remoteErrorClass, UserError } from '@airlock/errors';
+import { fetchNamingFailures, forPerson, formatIssues, fromRemote, personErrorJson, remoteErrorClass, UserError } from '@airlock/errors';
 import { enrollCommand, integrationSpecToSave } from '@airlock/protocol';
 import packageJson from '../package.json' with { type: 'json' };
 import { addAlertCommands } from './alert-commands.ts';
@@ -24,7 +24,7 @@ async function adminClient() {
   const config = loadClientConfig();
   if (!config.AIRLOCK_API_KEY) throw new UserError('set AIRLOCK_API_KEY to an admin API key (see `airlock bootstrap`)');
   const authorization = `Bearer ${config.AIRLOCK_API_KEY}`;
-  return createTRPCClient<AppRouter>({ links: [httpLink({ url: `${config.AIRLOCK_URL}/trpc`, headers: { authorization } })] });
+  return createTRPCClient<AppRouter>({ links: [httpLink({ url: `${config.AIRLOCK_URL}/trpc`, headers: { authorization }, fetch: fetchNamingFailures(fetch, { timeoutMs: config.AIRLOCK_REQUEST_TIMEOUT_MS }) })] });
 }
 
 /** Reads an integration spec from JSON or YAML. A recipient may be `{ file: path }`, relative to the spec. */
@@ -60,8 +60,21 @@ async function publicKeyOption(text: string, option = '--public-key'): Promise<U
   }
 }
 
-export function buildProgram(): Command {
-  const program = new Command('airlock').description('Airlock control plane and admin CLI').version(packageJson.version).showHelpAfterError();
+/** Printed after `airlock --help`; the README's "Exit status" says the same. */
+export const EXIT_STATUS_HELP = `
+Exit status: 0 ok, 1 failed, 2 usage (a wrong command line), 3 refused by policy or permission.
+With --json, a failure is one line of JSON on stderr: {"error": {"code": "...", "message": "..."}}.`;
+
+/**
+ * The program. With `jsonErrors`, commander's own complaints (an unknown option, a missing
+ * argument) are left unprinted, for `main` to print as JSON; set before any command is added,
+ * since subcommands copy the output settings when they are created.
+ */
+export function buildProgram(options: { jsonErrors?: boolean } = {}): Command {
+  const program = new Command('airlock').description('Airlock control plane and admin CLI').version(packageJson.version).exitOverride();
+  if (options.jsonErrors) program.configureOutput({ outputError: () => undefined, writeErr: () => undefined });
+  else program.showHelpAfterError();
+  program.addHelpText('after', EXIT_STATUS_HELP);
 
   program
     .command('serve')
@@ -572,10 +585,22 @@ export function buildProgram(): Command {
 }
 
 export async function main(argv: string[]): Promise<void> {
+  const json = argv.includes('--json');
   try {
-    await buildProgram().parseAsync(argv);
+    await buildProgram({ jsonErrors: json }).parseAsync(argv);
   } catch (error) {
-    process.stderr.write(`airlock: ${printableLine(describe(error))}\n`);
-    process.exitCode = 1;
+    // Commander ends `--help` and `--version` by throwing too, with status 0.
+    if (isCommanderExit(error) && error.exitCode === 0) return;
+    const shown = forPerson(error);
+    process.exitCode = shown.exitCode;
+    // Commander already printed its own complaint, and the help after it.
+    if (isCommanderExit(error) && !json) return;
+    process.stderr.write(json ? `${printableJson(personErrorJson(shown))}\n` : `airlock: ${printableLine(shown.message)}\n`);
   }
+}
+
+function isCommanderExit(error: unknown): error is { code: string; exitCode: number } {
+  if (typeof error !== 'object' || error === null) return false;
+  const code: unknown = Reflect.get(error, 'code');
+  return typeof code === 'string' && code.startsWith('commander.') && typeof Reflect.get(error, 'exitCode') === 'number';
 }

@@ -9,13 +9,16 @@ import { NetworkError } from './index.ts';
 export const networkFailures = ['refused', 'dns', 'tls', 'timeout', 'reset', 'unreachable', 'network'] as const;
 export type NetworkFailure = (typeof networkFailures)[number];
 
+/** Stands for an abort by timeout, which has no code of its own; never shown. */
+const TIMED_OUT = 'timeout';
+
 const TLS_CODE = /^(CERT_|ERR_TLS_|ERR_SSL_|UNABLE_TO_|DEPTH_ZERO_|SELF_SIGNED_|HOSTNAME_MISMATCH)/;
 
 function failureOfCode(code: string): NetworkFailure | undefined {
   if (code === 'ECONNREFUSED') return 'refused';
   if (code === 'ENOTFOUND' || code === 'EAI_AGAIN' || code === 'EAI_NONAME' || code === 'EAI_FAIL') return 'dns';
   if (TLS_CODE.test(code)) return 'tls';
-  if (code === 'UND_ERR_CONNECT_TIMEOUT' || code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT' || code === 'ETIMEDOUT' || code === 'ABORT_ERR_TIMEOUT') return 'timeout';
+  if (code === 'UND_ERR_CONNECT_TIMEOUT' || code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT' || code === 'ETIMEDOUT' || code === TIMED_OUT) return 'timeout';
   if (code === 'ECONNRESET' || code === 'UND_ERR_SOCKET' || code === 'EPIPE') return 'reset';
   if (code === 'EHOSTUNREACH' || code === 'ENETUNREACH' || code === 'EADDRNOTAVAIL') return 'unreachable';
   return undefined;
@@ -37,8 +40,8 @@ function codes(error: unknown, depth = 0): string[] {
   const found: string[] = [];
   const code: unknown = Reflect.get(error, 'code');
   if (typeof code === 'string') found.push(code);
-  // AbortSignal.timeout() aborts with a DOMException named TimeoutError, which has no code.
-  if (Reflect.get(error, 'name') === 'TimeoutError') found.push('ABORT_ERR_TIMEOUT');
+  // AbortSignal.timeout() aborts with a DOMException named TimeoutError, whose code is a number.
+  if (Reflect.get(error, 'name') === 'TimeoutError') found.push(TIMED_OUT);
   const nested: unknown = Reflect.get(error, 'errors');
   if (Array.isArray(nested)) for (const inner of nested) found.push(...codes(inner, depth + 1));
   found.push(...codes(Reflect.get(error, 'cause'), depth + 1));
@@ -50,12 +53,10 @@ export function networkFailureOf(error: unknown): { failure: NetworkFailure; cod
   const found = codes(error);
   for (const code of found) {
     const failure = failureOfCode(code);
-    if (failure) return { failure, code };
+    if (failure) return { failure, code: code === TIMED_OUT ? undefined : code };
   }
   const message = error instanceof Error ? error.message : '';
-  if (message === 'fetch failed' || (error instanceof Error && error.name === 'TimeoutError')) {
-    return { failure: error instanceof Error && error.name === 'TimeoutError' ? 'timeout' : 'network', code: found[0] };
-  }
+  if (message === 'fetch failed') return { failure: 'network', code: found[0] };
   return undefined;
 }
 
@@ -71,12 +72,15 @@ export function asNetworkError(url: string, error: unknown): unknown {
 
 /**
  * A `fetch` for clients (tRPC's httpLink takes one) whose transport failures name the URL and the
- * cause. The URL is shown without its query string, which can carry tRPC input.
+ * cause. The URL is shown without its query string, which can carry tRPC input. With `timeoutMs`,
+ * a request that has no answer by then is abandoned and reported as timed out.
  */
-export function fetchNamingFailures(inner: typeof fetch = fetch): typeof fetch {
+export function fetchNamingFailures(inner: typeof fetch = fetch, options: { timeoutMs?: number } = {}): typeof fetch {
   return async (input, init) => {
+    const { timeoutMs } = options;
+    const signals = [init?.signal, timeoutMs === undefined ? undefined : AbortSignal.timeout(timeoutMs)].filter((signal) => signal instanceof AbortSignal);
     try {
-      return await inner(input, init);
+      return await inner(input, signals.length === 0 ? init : { ...init, signal: AbortSignal.any(signals) });
     } catch (error) {
       const url = new URL(typeof input === 'string' ? input : input instanceof URL ? input.href : input.url);
       throw asNetworkError(`${url.origin}${url.pathname}`, error);
