@@ -9,6 +9,7 @@
  *     passphrase: "..."        # optional
  */
 import { readFile } from 'node:fs/promises';
+import path from 'node:path';
 import YAML from 'yaml';
 import { z } from 'zod';
 import { NotFoundError, UserError } from '@airlock/errors';
@@ -37,7 +38,7 @@ export function parseSecrets(text: string, file: string): SecretResolver {
   const secrets = parsed.data;
   return async (ref) => {
     const found = secrets[ref];
-    if (!found) throw new NotFoundError(`credential ${JSON.stringify(ref)} is not in ${file}`);
+    if (!found) throw new NotFoundError(`credential ${JSON.stringify(ref)} is not in ${file}`, { safeReason: `credential ${JSON.stringify(ref)} is not in ${path.basename(file)}` });
     const resolved: Record<string, string> = {};
     if ('password' in found) resolved['password'] = found.password;
     else resolved['privateKey'] = 'privateKeyFile' in found ? await readFile(found.privateKeyFile, 'utf8') : found.privateKey;
@@ -51,7 +52,8 @@ export async function loadSecrets(file: string): Promise<SecretResolver> {
   const text = await readAdminFile(file, true);
   if (text === undefined) {
     return async (ref) => {
-      throw new NotFoundError(`credential ${JSON.stringify(ref)}: no secrets file at ${file}`);
+      const message = `credential ${JSON.stringify(ref)}: no secrets file at ${file}`;
+      throw new NotFoundError(message, { safeReason: message });
     };
   }
   return parseSecrets(text, file);

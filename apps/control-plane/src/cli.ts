@@ -200,7 +200,7 @@ export function buildProgram(options: { jsonErrors?: boolean } = {}): Command {
       for (;;) {
         const current = await client.runs.get.query({ id: runId });
         if (current.status === 'succeeded' || current.status === 'failed' || current.status === 'cancelled') {
-          output(Boolean(options.json), current, () => `run ${runId} ${current.status}${current.errorClass ? ` (${current.errorClass})` : ''}`);
+          output(Boolean(options.json), current, () => `run ${runId} ${current.status}${current.errorClass ? ` (${current.errorClass})` : ''}${current.reason ? `: ${current.reason}` : ''}`);
           if (current.status !== 'succeeded') process.exitCode = 1;
           return;
         }

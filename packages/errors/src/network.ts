@@ -67,7 +67,7 @@ export function asNetworkError(url: string, error: unknown): unknown {
   if (!found) return error;
   // The TLS code is the whole story there (CERT_HAS_EXPIRED, ERR_TLS_CERT_ALTNAME_INVALID): keep it in the words.
   const message = `cannot reach ${url}: ${SAYS[found.failure]}${found.code ? ` (${found.code})` : ''}`;
-  return new NetworkError(message, { url, failure: found.failure, cause: error });
+  return new NetworkError(message, { url, failure: found.failure, cause: error, safeReason: message });
 }
 
 /**

@@ -25,6 +25,7 @@ interface RunRow {
   claimed_at: Date | null;
   finished_at: Date | null;
   error_class: string | null;
+  failure_reason: string | null;
   report: RunReport | null;
   progress: Omit<RunProgress, 'runId'> | null;
   progress_at: Date | null;
@@ -43,6 +44,8 @@ function runView(row: RunRow) {
     claimedAt: row.claimed_at?.toISOString() ?? null,
     finishedAt: row.finished_at?.toISOString() ?? null,
     errorClass: row.error_class,
+    /** Why a failed run failed, as its agent worded it: metadata only. */
+    reason: row.failure_reason,
     report: row.report,
     progress: row.progress ? { ...row.progress, at: row.progress_at?.toISOString() ?? null } : null,
   };
@@ -243,7 +246,7 @@ export const runsRouter = {
     .input(listRunsInput)
     .query(async ({ ctx, input }) => {
       const rows = await ctx.db.query<RunRow>(
-        `SELECT id, integration_id, integration_version, agent_id, status, requested_by, created_at, claimed_at, finished_at, error_class, report, progress, progress_at
+        `SELECT id, integration_id, integration_version, agent_id, status, requested_by, created_at, claimed_at, finished_at, error_class, failure_reason, report, progress, progress_at
          FROM runs WHERE tenant_id = $1 AND ($2::uuid IS NULL OR integration_id = $2)
          ORDER BY created_at DESC LIMIT $3`,
         [ctx.admin.tenantId, input.integrationId ?? null, input.limit],
@@ -255,7 +258,7 @@ export const runsRouter = {
     .input(byId)
     .query(async ({ ctx, input }) => {
       const [row] = await ctx.db.query<RunRow>(
-        `SELECT id, integration_id, integration_version, agent_id, status, requested_by, created_at, claimed_at, finished_at, error_class, report, progress, progress_at
+        `SELECT id, integration_id, integration_version, agent_id, status, requested_by, created_at, claimed_at, finished_at, error_class, failure_reason, report, progress, progress_at
          FROM runs WHERE id = $1 AND tenant_id = $2`,
         [input.id, ctx.admin.tenantId],
       );
