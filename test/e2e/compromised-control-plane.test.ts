@@ -324,6 +324,28 @@ describe('compromised-control-plane', () => {
     prevented.add('wrong control-plane key');
   });
 
+  it('set-url moves the agent to a new URL only when the server there presents the pinned key', async () => {
+    const identityFile = path.join(agentDir, 'agent.json');
+    const before = await readFile(identityFile, 'utf8');
+    const elsewhere = hostile.url.replace('127.0.0.1', 'localhost');
+    const mismatchesBefore = (await securityEvents()).filter((event) => event.kind === 'control-plane-key-mismatch').length;
+    hostile.behaviour.identityKey = attackerKey.publicKey;
+    const refused = await agent(['set-url', elsewhere, '--json']);
+    hostile.behaviour.identityKey = controlPlaneKey.publicKey;
+    expect(refused.code).toBe(3);
+    const error = object(object(parseJsonLine(refused.stderr, 'set-url error'), 'set-url error')['error'], 'error');
+    expect(error['code']).toBe('policy-violation');
+    expect(string(error, 'message', 'error')).toMatch(/presents control-plane key ed25519:\S+, not the pinned ed25519:\S+; the URL was not changed$/);
+    expect(await readFile(identityFile, 'utf8')).toBe(before);
+    expect((await securityEvents()).filter((event) => event.kind === 'control-plane-key-mismatch')).toHaveLength(mismatchesBefore + 1);
+
+    const moved = await agent(['set-url', elsewhere, '--json']);
+    expect(moved.code).toBe(0);
+    expect(object(JSON.parse(await readFile(identityFile, 'utf8')), 'agent.json')['controlPlaneUrl']).toBe(new URL(elsewhere).origin);
+    expect((await agent(['set-url', hostile.url])).code).toBe(0);
+    expect(object(JSON.parse(await readFile(identityFile, 'utf8')), 'agent.json')['controlPlaneUrl']).toBe(hostile.url);
+  });
+
   it('refuses a widened path', async () => {
     const before = await evidence();
     const widened = spec();

@@ -17,7 +17,8 @@ describe('airlock admin commands: names, lifecycle, history, tokens', () => {
     await rm(work, { recursive: true, force: true });
   });
 
-  it('names integrations and runs by name, disables, enables, deletes softly, and shows versions', async () => {
+  // About twenty CLI processes in a row: generous for a loaded machine.
+  it('names integrations and runs by name, disables, enables, deletes softly, and shows versions', { timeout: 600_000 }, async () => {
     const server = await startServer(loadServerConfig({ AIRLOCK_PORT: '0', AIRLOCK_DATA_DIR: path.join(work, 'db'), AIRLOCK_LOG_LEVEL: 'silent' }));
     try {
       const { tenantId, key } = await bootstrapTenant(server.db, { tenant: 'acme', keyName: 'cli', expiresInDays: 1 });
