@@ -7,6 +7,7 @@
  * The last line printed is `{ "attacks": N, "prevented": N }`.
  */
 import { existsSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { chmod, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -338,6 +339,20 @@ describe('compromised-control-plane', () => {
     expect(string(error, 'message', 'error')).toMatch(/presents control-plane key ed25519:\S+, not the pinned ed25519:\S+; the URL was not changed$/);
     expect(await readFile(identityFile, 'utf8')).toBe(before);
     expect((await securityEvents()).filter((event) => event.kind === 'control-plane-key-mismatch')).toHaveLength(mismatchesBefore + 1);
+
+    // Nothing listens there: the error names the URL and the cause, as JSON, and nothing changes.
+    const closed = createServer();
+    await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
+    const address = closed.address();
+    const closedPort = typeof address === 'object' && address !== null ? address.port : 0;
+    await new Promise((resolve) => closed.close(resolve));
+    const unreachable = await agent(['set-url', `http://127.0.0.1:${closedPort}`, '--json']);
+    expect(unreachable.code).toBe(1);
+    expect(object(parseJsonLine(unreachable.stderr, 'set-url error'), 'set-url error')['error']).toEqual({
+      code: 'network-refused',
+      message: `cannot reach http://127.0.0.1:${closedPort}/trpc/controlPlane.identity: connection refused (is the server running, and is this the right port?) (ECONNREFUSED)`,
+    });
+    expect(await readFile(identityFile, 'utf8')).toBe(before);
 
     const moved = await agent(['set-url', elsewhere, '--json']);
     expect(moved.code).toBe(0);

@@ -16,7 +16,7 @@ export const EXIT_USAGE = 2;
 export const EXIT_REFUSED = 3;
 
 /** `code` in `{"error": {"code", "message"}}`: an error class, `usage`, or the kind of network failure. */
-export type PersonErrorCode = ErrorClass | 'usage' | `network-${NetworkFailure}`;
+export type PersonErrorCode = ErrorClass | 'usage' | 'network' | `network-${Exclude<NetworkFailure, 'network'>}`;
 
 export interface PersonError {
   code: PersonErrorCode;
@@ -54,9 +54,13 @@ function isUsageError(error: unknown): boolean {
   return typeof code === 'string' && code.startsWith('commander.');
 }
 
+function networkCode(failure: NetworkFailure): PersonErrorCode {
+  return failure === 'network' ? 'network' : `network-${failure}`;
+}
+
 export function forPerson(error: unknown): PersonError {
   const network = networkErrorIn(error);
-  if (network) return { code: `network-${network.failure}`, message: network.message, exitCode: EXIT_FAILED };
+  if (network) return { code: networkCode(network.failure), message: network.message, exitCode: EXIT_FAILED };
   if (isUsageError(error)) {
     const message = error instanceof Error ? error.message.replace(/^error:\s*/, '') : String(error);
     return { code: 'usage', message: firstLine(message), exitCode: EXIT_USAGE };
@@ -66,7 +70,7 @@ export function forPerson(error: unknown): PersonError {
   const errorClass: ErrorClass = isAirlockError(error) ? error.errorClass : (remoteErrorClass(error) ?? 'unexpected');
   const bare = networkFailureOf(error);
   if (!isAirlockError(error) && remoteErrorClass(error) === undefined && bare) {
-    return { code: `network-${bare.failure}`, message: `the request failed: ${bare.failure}${bare.code ? ` (${bare.code})` : ''}`, exitCode: EXIT_FAILED };
+    return { code: networkCode(bare.failure), message: `the request failed: ${bare.failure}${bare.code ? ` (${bare.code})` : ''}`, exitCode: EXIT_FAILED };
   }
   const text = error instanceof Error ? error.message : String(error);
   return { code: errorClass, message: withoutClassName(firstLine(text)) || errorClass, exitCode: REFUSED.has(errorClass) ? EXIT_REFUSED : EXIT_FAILED };
