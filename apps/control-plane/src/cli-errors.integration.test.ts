@@ -79,7 +79,7 @@ describe('airlock errors a person can act on', () => {
     expect(help.stdout).toMatch(/Exit status: 0 ok, 1 failed, 2 usage \(a wrong command line\), 3 refused by policy or permission\./);
   });
 
-  it('exits 3 when refused for permission, 1 for bad input, and never prints a class name', async () => {
+  it('exits 3 when refused for permission, 1 for bad input, and never prints a class name', { timeout: 300_000 }, async () => {
     const server = await startServer(loadServerConfig({ AIRLOCK_PORT: '0', AIRLOCK_DATA_DIR: path.join(work, 'db'), AIRLOCK_LOG_LEVEL: 'silent' }));
     try {
       const { key } = await bootstrapTenant(server.db, { tenant: 'acme', keyName: 'owner', expiresInDays: 1 });

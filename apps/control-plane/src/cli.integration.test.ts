@@ -163,7 +163,8 @@ describe('airlock CLI', () => {
       await writeFile(file, 'name: granted\nsource: { connector: local@1, config: { path: /in/daily/a.csv } }\ndestination: { connector: local@1, config: { directory: /out } }\nrecipients: [{ file: partner.asc }]\n');
 
       const refused = await airlock(['integration', 'create', '-f', file, '--agent', agentId], env);
-      expect(refused.code).toBe(1);
+      // Refused for a missing grant: exit status 3, refused by policy or permission.
+      expect(refused.code).toBe(3);
       expect(refused.stderr.trim().split('\n')).toHaveLength(1);
       expect(refused.stderr).toMatch(/not allowed: read file:\/\/\/in\/daily\/a\.csv: no read grant for this agent/);
 
