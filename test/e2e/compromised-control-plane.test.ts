@@ -7,6 +7,7 @@
  * The last line printed is `{ "attacks": N, "prevented": N }`.
  */
 import { existsSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { chmod, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -322,6 +323,42 @@ describe('compromised-control-plane', () => {
     expect(await readFile(path.join(agentDir, 'control-plane-key.json'), 'utf8')).toBe(pinBefore);
     await expectNothingHappened(before, 'envelope-bad-signature');
     prevented.add('wrong control-plane key');
+  });
+
+  it('set-url moves the agent to a new URL only when the server there presents the pinned key', async () => {
+    const identityFile = path.join(agentDir, 'agent.json');
+    const before = await readFile(identityFile, 'utf8');
+    const elsewhere = hostile.url.replace('127.0.0.1', 'localhost');
+    const mismatchesBefore = (await securityEvents()).filter((event) => event.kind === 'control-plane-key-mismatch').length;
+    hostile.behaviour.identityKey = attackerKey.publicKey;
+    const refused = await agent(['set-url', elsewhere, '--json']);
+    hostile.behaviour.identityKey = controlPlaneKey.publicKey;
+    expect(refused.code).toBe(3);
+    const error = object(object(parseJsonLine(refused.stderr, 'set-url error'), 'set-url error')['error'], 'error');
+    expect(error['code']).toBe('policy-violation');
+    expect(string(error, 'message', 'error')).toMatch(/presents control-plane key ed25519:\S+, not the pinned ed25519:\S+; the URL was not changed$/);
+    expect(await readFile(identityFile, 'utf8')).toBe(before);
+    expect((await securityEvents()).filter((event) => event.kind === 'control-plane-key-mismatch')).toHaveLength(mismatchesBefore + 1);
+
+    // Nothing listens there: the error names the URL and the cause, as JSON, and nothing changes.
+    const closed = createServer();
+    await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
+    const address = closed.address();
+    const closedPort = typeof address === 'object' && address !== null ? address.port : 0;
+    await new Promise((resolve) => closed.close(resolve));
+    const unreachable = await agent(['set-url', `http://127.0.0.1:${closedPort}`, '--json']);
+    expect(unreachable.code).toBe(1);
+    expect(object(parseJsonLine(unreachable.stderr, 'set-url error'), 'set-url error')['error']).toEqual({
+      code: 'network-refused',
+      message: `cannot reach http://127.0.0.1:${closedPort}/trpc/controlPlane.identity: connection refused (is the server running, and is this the right port?) (ECONNREFUSED)`,
+    });
+    expect(await readFile(identityFile, 'utf8')).toBe(before);
+
+    const moved = await agent(['set-url', elsewhere, '--json']);
+    expect(moved.code).toBe(0);
+    expect(object(JSON.parse(await readFile(identityFile, 'utf8')), 'agent.json')['controlPlaneUrl']).toBe(new URL(elsewhere).origin);
+    expect((await agent(['set-url', hostile.url])).code).toBe(0);
+    expect(object(JSON.parse(await readFile(identityFile, 'utf8')), 'agent.json')['controlPlaneUrl']).toBe(hostile.url);
   });
 
   it('refuses a widened path', async () => {

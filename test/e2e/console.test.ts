@@ -6,11 +6,12 @@
  * the edit anyway. Every page is checked with axe-core and photographed (test/artifacts/console).
  */
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import pg from 'pg';
+import YAML from 'yaml';
 import type { Browser, Page } from 'playwright-core';
 import { createTestDatabase } from '@airlock/testing';
 import agentPackage from '@airlock/agent/package.json' with { type: 'json' };
@@ -43,6 +44,7 @@ describe('console in Chromium: owner flow and auditor limits', () => {
   let consoleDir: string;
   let databaseUrl: string;
   let integrationId = '';
+  let agentPid: number | undefined;
   const owner = { email: 'owner@example.test', role: 'owner' as const, password: randomBytes(18).toString('base64url') };
   const auditor = { email: 'auditor@example.test', role: 'auditor' as const, password: randomBytes(18).toString('base64url') };
   const violations = new Map<string, AxeViolation[]>();
@@ -136,7 +138,7 @@ describe('console in Chromium: owner flow and auditor limits', () => {
     expect(argv[5]).toMatch(/^aet_/);
     const agentId = await system.enrollWithCommand(argv);
     await page.getByRole('button', { name: 'Done' }).click();
-    system.startAgent();
+    agentPid = system.startAgent().pid;
     // The daemon's first heartbeat marks it online; the list refreshes on its own.
     await page.getByRole('row').filter({ hasText: agentId }).getByText('online').waitFor({ timeout: 30_000 });
     await record(page, '04-agents');
@@ -280,6 +282,32 @@ describe('console in Chromium: owner flow and auditor limits', () => {
 
     const denied = (await system.listAudit()).filter((event) => event.action === 'permission-denied');
     expect(denied.map((event) => event.target).sort()).toEqual(['enrollment.createToken', 'integrations.runNow']);
+  });
+
+  it('8. the run page says why a run failed, in words the agent vouched for', async () => {
+    expect(integrationId).not.toBe('');
+    // The credential the integration names leaves secrets.yaml; the daemon reloads on SIGHUP.
+    const secrets = YAML.parse(await readFile(system.secretsFile, 'utf8')) as Record<string, unknown>;
+    await writeFile(system.secretsFile, YAML.stringify({ 'retired-sftp': secrets[CREDENTIAL_REF] }), { mode: 0o600 });
+    if (agentPid === undefined) throw new Error('no agent daemon');
+    process.kill(agentPid, 'SIGHUP');
+    const expected = `credential "${CREDENTIAL_REF}" is not in secrets.yaml`;
+
+    const page = await openPage();
+    await signIn(page, owner);
+    await go(page, 'Integrations');
+    await page.getByRole('button', { name: `Run ${INTEGRATION} now` }).click();
+    await page.getByRole('link', { name: /^Watch run / }).click();
+    const detail = page.getByRole('region', { name: /^Run / });
+    await detail.getByText('failed', { exact: true }).waitFor({ timeout: RUN_TIMEOUT_MS });
+    expect(await detail.getByTestId('run-reason').innerText()).toBe(expected);
+    await record(page, '13-failed-run');
+    const runId = new URL(page.url()).searchParams.get('run') ?? '';
+    await page.context().close();
+
+    // `airlock run show` says the same.
+    const shown = (await system.airlockJson(['run', 'show', runId])) as { status: string; reason: string | null };
+    expect(shown).toMatchObject({ status: 'failed', reason: expected });
   });
 
   it('has no serious accessibility violation on any page and no CSP refusal', () => {

@@ -1,7 +1,7 @@
 /** `airlock-agent`: enroll this host, run jobs, and show status. */
 import os from 'node:os';
 import { Command, Option } from 'commander';
-import { describe, PolicyViolationError, UserError } from '@airlock/errors';
+import { EXIT_REFUSED, forPerson, personErrorJson, PolicyViolationError, UserError } from '@airlock/errors';
 import packageJson from '../package.json' with { type: 'json' };
 
 // Each command imports what it uses when it runs (ssh2, OpenPGP, the tRPC client, pino), so
@@ -26,8 +26,49 @@ function common(command: Command): Command {
     .addOption(new Option('--json', 'print JSON'));
 }
 
-export function buildProgram(): Command {
-  const program = new Command('airlock-agent').description('Airlock agent: pulls, encrypts and delivers files; connects outward only').version(packageJson.version).showHelpAfterError();
+/** Printed after `airlock-agent --help`; the README's "Exit status" says the same. */
+export const EXIT_STATUS_HELP = `
+Exit status: 0 ok, 1 failed, 2 usage (a wrong command line), 3 refused by policy or permission.
+With --json, a failure is one line of JSON on stderr: {"error": {"code": "...", "message": "..."}}.`;
+
+/**
+ * The program. With `jsonErrors`, commander's own complaints are left unprinted for `main` to
+ * print as JSON; set before any command is added, since subcommands copy the output settings.
+ */
+/**
+ * The key the server at `url` presents, refused (as a policy violation, recorded in the security
+ * log) unless it is the pinned one.
+ */
+async function refuseUnpinnedServer(
+  client: { controlPlane: { identity: { query: () => Promise<unknown> } } },
+  url: string,
+  pinned: string,
+  dataDir: string,
+  consequence: string,
+): Promise<Uint8Array> {
+  const { decodePublicKey, keyFingerprint } = await import('@airlock/identity');
+  const { SecurityLog } = await import('./security-log.ts');
+  const served: unknown = await client.controlPlane.identity.query();
+  const servedText: unknown = typeof served === 'object' && served !== null ? Reflect.get(served, 'publicKey') : undefined;
+  let servedKey: Uint8Array;
+  try {
+    servedKey = decodePublicKey(typeof servedText === 'string' ? servedText : '');
+  } catch {
+    servedKey = new Uint8Array();
+  }
+  if (servedKey.length === 0 || keyFingerprint(servedKey) !== pinned) {
+    const reason = `${url} presents control-plane key ${servedKey.length === 0 ? '(none)' : keyFingerprint(servedKey)}, not the pinned ${pinned}`;
+    await new SecurityLog(dataDir).record('control-plane-key-mismatch', reason);
+    throw new PolicyViolationError(`${reason}; ${consequence}`);
+  }
+  return servedKey;
+}
+
+export function buildProgram(options: { jsonErrors?: boolean } = {}): Command {
+  const program = new Command('airlock-agent').description('Airlock agent: pulls, encrypts and delivers files; connects outward only').version(packageJson.version).exitOverride();
+  if (options.jsonErrors) program.configureOutput({ outputError: () => undefined, writeErr: () => undefined });
+  else program.showHelpAfterError();
+  program.addHelpText('after', EXIT_STATUS_HELP);
 
   common(program.command('enroll'))
     .description('create this agent\'s Ed25519 key (kept here, mode 0600) and redeem a one-time enrollment token')
@@ -35,11 +76,10 @@ export function buildProgram(): Command {
     .option('--token <token>', 'one-time enrollment token (or set AIRLOCK_ENROLL_TOKEN)')
     .requiredOption('--control-plane-key <fingerprint>', "the control plane's signing key, ed25519:<base64url SHA-256>, as `airlock token create` prints it")
     .action(async (options: CommonOptions & { url: string; token?: string; controlPlaneKey: string }) => {
-      const { decodePublicKey, encodeKey, isKeyFingerprint, keyFingerprint } = await import('@airlock/identity');
+      const { encodeKey, isKeyFingerprint } = await import('@airlock/identity');
       const { loadAgentConfig } = await import('./config.ts');
       const { createEnrollmentClient, reportedHostname } = await import('./control-channel.ts');
       const { savePin } = await import('./control-plane-pin.ts');
-      const { SecurityLog } = await import('./security-log.ts');
       const { AGENT_VERSION } = await import('./daemon.ts');
       const { keyForEnrollment, saveIdentity } = await import('./identity-store.ts');
       const config = loadAgentConfig(options);
@@ -50,19 +90,7 @@ export function buildProgram(): Command {
       const keyPair = await keyForEnrollment(config.dataDir);
       const client = createEnrollmentClient(url);
       // Checked before the token is redeemed: a server without the pinned key never sees the token.
-      const served: unknown = await client.controlPlane.identity.query();
-      const servedText: unknown = typeof served === 'object' && served !== null ? Reflect.get(served, 'publicKey') : undefined;
-      let servedKey: Uint8Array;
-      try {
-        servedKey = decodePublicKey(typeof servedText === 'string' ? servedText : '');
-      } catch {
-        servedKey = new Uint8Array();
-      }
-      if (servedKey.length === 0 || keyFingerprint(servedKey) !== options.controlPlaneKey) {
-        const reason = `${url} presents control-plane key ${servedKey.length === 0 ? '(none)' : keyFingerprint(servedKey)}, not the pinned ${options.controlPlaneKey}`;
-        await new SecurityLog(config.dataDir).record('control-plane-key-mismatch', reason);
-        throw new PolicyViolationError(`${reason}; the token was not used`);
-      }
+      const servedKey = await refuseUnpinnedServer(client, url, options.controlPlaneKey, config.dataDir, 'the token was not used');
       await savePin(config.dataDir, servedKey);
       const result = await client.enrollment.enroll.mutate({
         token,
@@ -72,6 +100,31 @@ export function buildProgram(): Command {
       });
       await saveIdentity(config.dataDir, { ...result, controlPlaneUrl: url, enrolledAt: new Date().toISOString() });
       print(options.json, { ...result, dataDir: config.dataDir }, () => `enrolled as agent ${result.agentId} (tenant ${result.tenantId}); identity in ${config.dataDir}`);
+    });
+
+  common(program.command('set-url'))
+    .description('point this agent at a new control-plane URL; the server there must present the pinned control-plane key')
+    .argument('<url>', 'the new control plane URL, e.g. https://airlock-2.example.com')
+    .action(async (newUrl: string, options: CommonOptions) => {
+      const { loadAgentConfig } = await import('./config.ts');
+      const { createEnrollmentClient } = await import('./control-channel.ts');
+      const { loadPin } = await import('./control-plane-pin.ts');
+      const { loadIdentity, saveIdentity } = await import('./identity-store.ts');
+      const config = loadAgentConfig(options);
+      let url: string;
+      try {
+        url = new URL(newUrl).origin;
+      } catch {
+        throw new UserError(`${newUrl} is not a URL: expected e.g. https://airlock.example.com`);
+      }
+      const [{ identity }, pin] = await Promise.all([loadIdentity(config.dataDir), loadPin(config.dataDir)]);
+      // A first refusal before anything changes. Trust itself stays with the pin: work, checkpoints
+      // and rotations from the new URL are accepted only when signed by the pinned key.
+      await refuseUnpinnedServer(createEnrollmentClient(url), url, pin.fingerprint, config.dataDir, 'the URL was not changed');
+      await saveIdentity(config.dataDir, { ...identity, controlPlaneUrl: url });
+      print(options.json, { agentId: identity.agentId, previousUrl: identity.controlPlaneUrl, controlPlaneUrl: url, controlPlaneKey: pin.fingerprint }, () =>
+        `agent ${identity.agentId} now talks to ${url} (was ${identity.controlPlaneUrl}); restart the agent to use it`,
+      );
     });
 
   common(program.command('run'))
@@ -144,12 +197,12 @@ export function buildProgram(): Command {
         const outcome = reports[0];
         if (outcome?.kind === 'refused') {
           print(options.json, { refused: outcome.event }, () => `job refused (${outcome.event.kind}): ${outcome.event.reason}`);
-          process.exitCode = 1;
+          process.exitCode = EXIT_REFUSED;
           return;
         }
         const report = outcome?.report;
         print(options.json, report ?? null, () => (report ? `run ${report.runId} ${report.status}` : 'no job arrived'));
-        if (!report || report.status !== 'succeeded') process.exitCode = 1;
+        if (!report || report.status !== 'succeeded') process.exitCode = report?.errorClass === 'policy-violation' ? EXIT_REFUSED : 1;
       }
     });
 
@@ -172,7 +225,7 @@ export function buildProgram(): Command {
         await createAgentClient(identity.controlPlaneUrl, identity.agentId, keyPair).agent.heartbeat.mutate({ version: AGENT_VERSION, hostname: reportedHostname() });
         reachable = true;
       } catch (error) {
-        problem = error instanceof Error ? error.message : String(error);
+        problem = forPerson(error).message;
       }
       const pin = await loadPin(config.dataDir);
       const status = { ...identity, publicKey: encodeKey(keyPair.publicKey), controlPlaneKey: pin.fingerprint, policyFile: config.policyFile, policyDigest: policy.digest, reachable, problem };
@@ -269,10 +322,22 @@ export function buildProgram(): Command {
 }
 
 export async function main(argv: string[]): Promise<void> {
+  const json = argv.includes('--json');
   try {
-    await buildProgram().parseAsync(argv);
+    await buildProgram({ jsonErrors: json }).parseAsync(argv);
   } catch (error) {
-    process.stderr.write(`airlock-agent: ${describe(error)}\n`);
-    process.exitCode = 1;
+    // Commander ends `--help` and `--version` by throwing too, with status 0.
+    if (isCommanderExit(error) && error.exitCode === 0) return;
+    const shown = forPerson(error);
+    process.exitCode = shown.exitCode;
+    // Commander already printed its own complaint, and the help after it.
+    if (isCommanderExit(error) && !json) return;
+    process.stderr.write(json ? `${JSON.stringify(personErrorJson(shown))}\n` : `airlock-agent: ${shown.message}\n`);
   }
+}
+
+function isCommanderExit(error: unknown): error is { code: string; exitCode: number } {
+  if (typeof error !== 'object' || error === null) return false;
+  const code: unknown = Reflect.get(error, 'code');
+  return typeof code === 'string' && code.startsWith('commander.') && typeof Reflect.get(error, 'exitCode') === 'number';
 }

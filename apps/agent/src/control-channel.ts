@@ -6,7 +6,7 @@ import os from 'node:os';
 import { createTRPCClient, httpLink } from '@trpc/client';
 import type { AppRouter } from '@airlock/api';
 import { type AgentKeyPair, signRequest } from '@airlock/identity';
-import { UnexpectedError } from '@airlock/errors';
+import { fetchNamingFailures, UnexpectedError } from '@airlock/errors';
 import { escapeUnprintable, truncateText } from '@airlock/protocol';
 
 export type ControlPlaneClient = ReturnType<typeof createAgentClient>;
@@ -16,6 +16,9 @@ function requestUrl(input: string | URL | Request): URL {
   return input instanceof URL ? input : new URL(input.url);
 }
 
+// A refused connection or an unresolvable name says which URL, in the log and at the CLI.
+const namingFailures = fetchNamingFailures();
+
 export function createAgentClient(controlPlaneUrl: string, agentId: string, keyPair: AgentKeyPair) {
   const signedFetch = async (input: string | URL | Request, init?: RequestInit): Promise<Response> => {
     const url = requestUrl(input);
@@ -24,14 +27,14 @@ export function createAgentClient(controlPlaneUrl: string, agentId: string, keyP
     const headers = new Headers(init?.headers);
     const signature = signRequest(keyPair, { agentId, method: init?.method ?? 'GET', pathAndQuery: `${url.pathname}${url.search}`, body });
     for (const [name, value] of Object.entries(signature)) headers.set(name, value);
-    return fetch(url, { ...init, headers });
+    return namingFailures(url, { ...init, headers });
   };
   return createTRPCClient<AppRouter>({ links: [httpLink({ url: `${controlPlaneUrl}/trpc`, fetch: signedFetch })] });
 }
 
 /** Enrollment is the one unsigned call: the one-time token is the credential. */
 export function createEnrollmentClient(controlPlaneUrl: string) {
-  return createTRPCClient<AppRouter>({ links: [httpLink({ url: `${controlPlaneUrl}/trpc` })] });
+  return createTRPCClient<AppRouter>({ links: [httpLink({ url: `${controlPlaneUrl}/trpc`, fetch: namingFailures })] });
 }
 
 /**

@@ -166,7 +166,7 @@ export async function runDaemon(deps: DaemonDeps, options: DaemonOptions = {}): 
         if (error.claimedRunId !== undefined) {
           // Closes the run on an honest control plane (an envelope that expired in transit); any other refuses it.
           const at = new Date().toISOString();
-          const failed: RunReport = { runId: error.claimedRunId, status: 'failed', startedAt: at, finishedAt: at, bytesIn: 0, bytesOut: 0, files: [], recipientFingerprints: [], skipped: 0, deferred: 0, errorClass: 'policy-violation', violation: { kind: 'envelope' } };
+          const failed: RunReport = { runId: error.claimedRunId, status: 'failed', startedAt: at, finishedAt: at, bytesIn: 0, bytesOut: 0, files: [], recipientFingerprints: [], skipped: 0, deferred: 0, errorClass: 'policy-violation', reason: `the job envelope was refused (${error.kind})`, violation: { kind: 'envelope' } };
           await deps.outbox.put(failed);
           await deps.outbox.flush(sendReport);
         }

@@ -114,7 +114,8 @@ export class PolicyRefusal extends PolicyViolationError {
     readonly kind: ViolationKind,
     message: string,
   ) {
-    super(message);
+    // Built from the job's claims and the policy's words: metadata, fit to show the control plane.
+    super(message, { safeReason: `policy refused: ${message}` });
   }
 }
 

@@ -12,6 +12,7 @@
  * when the file is loaded; the connector that asks for it checks it against its own shape again.
  */
 import { readFile } from 'node:fs/promises';
+import path from 'node:path';
 import YAML from 'yaml';
 import { z } from 'zod';
 import type { ConnectorRegistry } from '@airlock/connector-api';
@@ -57,10 +58,10 @@ export function parseSecrets(text: string, file: string, registry: ConnectorRegi
   }
   return async (ref) => {
     const found = secrets[ref];
-    if (!found) throw new NotFoundError(`credential ${JSON.stringify(ref)} is not in ${file}`);
+    if (!found) throw new NotFoundError(`credential ${JSON.stringify(ref)} is not in ${file}`, { safeReason: `credential ${JSON.stringify(ref)} is not in ${path.basename(file)}` });
     const files = new Map<string, string>();
     for (const [key, value] of Object.entries(found)) if (FROM_FILE.test(key)) files.set(value, await readFile(value, 'utf8'));
-    return withFilesNamed(found, (path) => files.get(path) ?? '');
+    return withFilesNamed(found, (name) => files.get(name) ?? '');
   };
 }
 
@@ -69,7 +70,8 @@ export async function loadSecrets(file: string, registry?: ConnectorRegistry): P
   const text = await readAdminFile(file, true);
   if (text === undefined) {
     return async (ref) => {
-      throw new NotFoundError(`credential ${JSON.stringify(ref)}: no secrets file at ${file}`);
+      const message = `credential ${JSON.stringify(ref)}: no secrets file at ${file}`;
+      throw new NotFoundError(message, { safeReason: message });
     };
   }
   return parseSecrets(text, file, registry);

@@ -127,6 +127,8 @@ describe('the data path against real OpenSSH and GnuPG', () => {
     );
     const report = await runJob(job({ ...sourceConfig(), hostKey: wrongPin }, dest, recipient), { registry: builtInConnectors(), policy, secrets, logger: quiet });
     expect(report).toMatchObject({ status: 'failed', errorClass: 'host-key-mismatch', files: [] });
+    // The reason the control plane will show: which server, what it presented, what is pinned.
+    expect(report.reason).toMatch(new RegExp(`^host key mismatch for sftp://127\\.0\\.0\\.1:${sshd.port}: presented SHA256:\\S+, pinned ${wrongPin.replace(/[+/]/g, '\\$&')}$`));
     expect(await readdir(dest)).toEqual([]);
   });
 

@@ -5,9 +5,9 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConnectorRegistry } from '@airlock/connector-api';
 import { memoryDestination, memorySource, quietLogger, type MemorySourceHooks } from '@airlock/connector-api/testkit';
-import { AuthenticationError, OperationalError } from '@airlock/errors';
+import { AuthenticationError, OperationalError, UserError } from '@airlock/errors';
 import { type DemoKey, generateDemoKey } from '@airlock/pgp';
-import { job as jobSchema, type IntegrationSpecInput, type Job } from '@airlock/protocol';
+import { job as jobSchema, type IntegrationSpecInput, type Job, runReport } from '@airlock/protocol';
 import { LocalPolicy } from './policy.ts';
 import { plaintextKey } from './receipts.ts';
 import type { RetryPolicy } from './retry.ts';
@@ -318,5 +318,34 @@ describe('runJob under a policy reloaded mid-job', () => {
     expect(source.opened).toEqual(['/in/a.csv']);
     expect([...destination.delivered.keys()]).toEqual(['a.csv.pgp']);
     expect(report.files.map((file) => file.sourcePath)).toEqual(['/in/a.csv']);
+  });
+});
+
+describe('the reason a failed run reports', () => {
+  const CONTENT = 'ssn=078-05-1120;card=4111111111111111';
+
+  it('never carries what an error message quoted from a file, whatever threw it', async () => {
+    const throwers = [() => new UserError(`line 2 is not CSV: ${CONTENT}`), () => new Error(`parse error near ${CONTENT}`), () => new OperationalError(`read failed at ${CONTENT}`)];
+    for (const thrower of throwers) {
+      const { run } = setup({ '/in/a.csv': CONTENT }, {
+        onOpen: () => {
+          throw thrower();
+        },
+      });
+      const report = await run(makeJob());
+      expect(report.status).toBe('failed');
+      expect(report.reason).toBeDefined();
+      expect(report.reason).not.toContain('078-05-1120');
+      expect(report.reason).not.toContain('4111');
+      expect(JSON.stringify(runReport.parse(report))).not.toContain('4111');
+    }
+  });
+
+  it('says which claim the local policy refused', async () => {
+    const { run } = setup({ '/in/a.csv': CONTENT }, {}, { policy: policy({ paths: ['/elsewhere/**'] }) });
+    const report = await run(makeJob());
+    expect(report).toMatchObject({ status: 'failed', errorClass: 'policy-violation' });
+    expect(report.reason).toMatch(/^policy refused: .*\/in\/.* is outside the local policy$/);
+    expect(report.reason).not.toContain('4111');
   });
 });

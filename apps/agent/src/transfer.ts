@@ -9,9 +9,9 @@
 import { randomBytes } from 'node:crypto';
 import type { BoundSource, ConnectorContext, ConnectorRegistry, DestinationSession, Logger, SourceFile, SourceSession } from '@airlock/connector-api';
 import { matchPath, normalizePath } from '@airlock/connector-api';
-import { classify, UserError } from '@airlock/errors';
+import { classify, reasonOf, UserError } from '@airlock/errors';
 import { checkProfile, loadRecipients, type RecipientKey, type SigningKey } from '@airlock/pgp';
-import type { FileReport, IntegrationOptions, Job, RunReport } from '@airlock/protocol';
+import { escapeUnprintable, type FileReport, type IntegrationOptions, type Job, MAX_REASON_LENGTH, type RunReport, truncateText } from '@airlock/protocol';
 import { jobOptions, renderName } from './job-options.ts';
 import { Ledger } from './ledger.ts';
 import { forEachLimit } from './limit.ts';
@@ -241,6 +241,7 @@ export async function runJob(job: Job, deps: TransferDeps): Promise<RunReport> {
     return {
       ...summary('failed'),
       errorClass,
+      reason: reportableReason(error),
       ...(error instanceof PolicyRefusal ? { violation: { kind: error.kind } } : {}),
     };
   } finally {
@@ -250,4 +251,9 @@ export async function runJob(job: Job, deps: TransferDeps): Promise<RunReport> {
     await destinationSession?.close().catch(() => undefined);
     await ledger?.close().catch(() => undefined);
   }
+}
+
+/** The reason a failed run reports: vouched for by its thrower (see `reasonOf`), one printable line, bounded. */
+export function reportableReason(error: unknown): string {
+  return truncateText(escapeUnprintable(reasonOf(error)), MAX_REASON_LENGTH);
 }

@@ -3,8 +3,8 @@
  * plane requires on every call made with that cookie.
  */
 import { QueryCache, QueryClient } from '@tanstack/react-query';
-import { createTRPCClient, httpBatchLink, TRPCClientError } from '@trpc/client';
-import { remoteErrorClass } from '@airlock/errors';
+import { createTRPCClient, httpBatchLink } from '@trpc/client';
+import { forPerson, remoteErrorClass } from '@airlock/errors';
 import { createTRPCContext } from '@trpc/tanstack-react-query';
 import type { AppRouter } from '@airlock/api';
 
@@ -38,11 +38,10 @@ export function isForbidden(error: unknown): boolean {
   return errorClass === 'not-allowed' || errorClass === 'policy-violation';
 }
 
-/** A message fit to show: the server's own for user errors, a generic one otherwise. */
+/** A message fit to show: the server's own words, without a class name (the CLIs word theirs the same way). */
 export function errorMessage(error: unknown): string {
-  if (error instanceof TRPCClientError) return error.message;
-  if (error instanceof Error) return error.message;
-  return 'something went wrong';
+  if (!(error instanceof Error)) return 'something went wrong';
+  return forPerson(error).message;
 }
 
 export function createQueryClient(): QueryClient {

@@ -42,7 +42,7 @@ describe('airlock CLI', () => {
   it('gives a one-line reason and a non-zero exit for bad config and input', async () => {
     const badPort = await airlock(['migrate'], { AIRLOCK_PORT: 'eighty', AIRLOCK_DATA_DIR: path.join(work, 'db2') });
     expect(badPort).toMatchObject({ code: 1 });
-    expect(badPort.stderr).toMatch(/^airlock: UserError: configuration: AIRLOCK_PORT/);
+    expect(badPort.stderr).toMatch(/^airlock: configuration: AIRLOCK_PORT/);
     const noKey = await airlock(['run', 'list'], {});
     expect(noKey.code).toBe(1);
     expect(noKey.stderr).toMatch(/AIRLOCK_API_KEY/);
@@ -109,7 +109,7 @@ describe('airlock CLI', () => {
       const second = await airlock(['run', 'now', id], env);
       expect(second.code).toBe(1);
       expect(second.stderr.trim().split('\n')).toHaveLength(1);
-      expect(second.stderr.trim()).toBe(`airlock: ConflictError: not queued: a run of this integration is still queued or running (run ${runId})`);
+      expect(second.stderr.trim()).toBe(`airlock: not queued: a run of this integration is still queued or running (run ${runId})`);
 
       await writeFile(path.join(work, 'bad-cron.yaml'), 'name: bad\nrecipients: [{ file: partner.asc }]\nsource: { connector: local@1, config: {} }\ndestination: { connector: local@1, config: {} }\nschedule: { cron: "0 0 30 2 *" }\n');
       const bad = await airlock(['integration', 'create', '-f', path.join(work, 'bad-cron.yaml'), '--agent', agent?.id ?? ''], env);
@@ -163,7 +163,8 @@ describe('airlock CLI', () => {
       await writeFile(file, 'name: granted\nsource: { connector: local@1, config: { path: /in/daily/a.csv } }\ndestination: { connector: local@1, config: { directory: /out } }\nrecipients: [{ file: partner.asc }]\n');
 
       const refused = await airlock(['integration', 'create', '-f', file, '--agent', agentId], env);
-      expect(refused.code).toBe(1);
+      // Refused for a missing grant: exit status 3, refused by policy or permission.
+      expect(refused.code).toBe(3);
       expect(refused.stderr.trim().split('\n')).toHaveLength(1);
       expect(refused.stderr).toMatch(/not allowed: read file:\/\/\/in\/daily\/a\.csv: no read grant for this agent/);
 

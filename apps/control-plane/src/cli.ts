@@ -7,12 +7,13 @@ import path from 'node:path';
 import { Command, Option } from 'commander';
 import type { AuditVerification } from '@airlock/audit';
 import type { AppRouter } from '@airlock/api';
-import { describe, formatIssues, fromRemote, remoteErrorClass, UserError } from '@airlock/errors';
+import { EXIT_REFUSED, fetchNamingFailures, forPerson, formatIssues, fromRemote, OperationalError, personErrorJson, remoteErrorClass, UserError } from '@airlock/errors';
 import { enrollCommand, integrationSpecToSave } from '@airlock/protocol';
 import packageJson from '../package.json' with { type: 'json' };
 import { addAlertCommands } from './alert-commands.ts';
 import type { ExportFilter } from './audit-commands.ts';
 import { output, printableJson, printableLine } from './output.ts';
+import { integrationId as resolveIntegration, runId as resolveRun } from './resolve.ts';
 import { registerUserCommands } from './user-commands.ts';
 
 // Each command imports what it uses when it runs (the database, OpenPGP, the tRPC client, the
@@ -24,7 +25,7 @@ async function adminClient() {
   const config = loadClientConfig();
   if (!config.AIRLOCK_API_KEY) throw new UserError('set AIRLOCK_API_KEY to an admin API key (see `airlock bootstrap`)');
   const authorization = `Bearer ${config.AIRLOCK_API_KEY}`;
-  return createTRPCClient<AppRouter>({ links: [httpLink({ url: `${config.AIRLOCK_URL}/trpc`, headers: { authorization } })] });
+  return createTRPCClient<AppRouter>({ links: [httpLink({ url: `${config.AIRLOCK_URL}/trpc`, headers: { authorization }, fetch: fetchNamingFailures(fetch, { timeoutMs: config.AIRLOCK_REQUEST_TIMEOUT_MS }) })] });
 }
 
 /** Reads an integration spec from JSON or YAML. A recipient may be `{ file: path }`, relative to the spec. */
@@ -51,6 +52,9 @@ export async function readIntegrationFile(file: string, agentId?: string, group?
 
 const json = new Option('--json', 'print JSON');
 
+/** How often `run now --wait` looks at the agent of a run still queued. */
+const AGENT_CHECK_EVERY_MS = 10_000;
+
 async function publicKeyOption(text: string, option = '--public-key'): Promise<Uint8Array> {
   const { decodePublicKey } = await import('@airlock/identity');
   try {
@@ -60,8 +64,21 @@ async function publicKeyOption(text: string, option = '--public-key'): Promise<U
   }
 }
 
-export function buildProgram(): Command {
-  const program = new Command('airlock').description('Airlock control plane and admin CLI').version(packageJson.version).showHelpAfterError();
+/** Printed after `airlock --help`; the README's "Exit status" says the same. */
+export const EXIT_STATUS_HELP = `
+Exit status: 0 ok, 1 failed, 2 usage (a wrong command line), 3 refused by policy or permission.
+With --json, a failure is one line of JSON on stderr: {"error": {"code": "...", "message": "..."}}.`;
+
+/**
+ * The program. With `jsonErrors`, commander's own complaints (an unknown option, a missing
+ * argument) are left unprinted, for `main` to print as JSON; set before any command is added,
+ * since subcommands copy the output settings when they are created.
+ */
+export function buildProgram(options: { jsonErrors?: boolean } = {}): Command {
+  const program = new Command('airlock').description('Airlock control plane and admin CLI').version(packageJson.version).exitOverride();
+  if (options.jsonErrors) program.configureOutput({ outputError: () => undefined, writeErr: () => undefined });
+  else program.showHelpAfterError();
+  program.addHelpText('after', EXIT_STATUS_HELP);
 
   program
     .command('serve')
@@ -130,6 +147,26 @@ export function buildProgram(): Command {
       output(Boolean(options.json), { ...result, command }, () => [command, `(one-time token, expires ${result.expiresAt}; the command pins this control plane's key)`]);
     });
 
+  token
+    .command('list')
+    .description('enrollment tokens, newest first: whether each is usable, used (by which agent), expired or revoked')
+    .addOption(json)
+    .action(async (options: { json?: boolean }) => {
+      const rows = await (await adminClient()).enrollment.listTokens.query();
+      output(Boolean(options.json), rows, () =>
+        rows.map((r) => `${r.id}  ${r.state.padEnd(7)}  created ${r.createdAt} by ${r.createdBy}  expires ${r.expiresAt}${r.agentId ? `  agent ${r.agentId}` : ''}`),
+      );
+    });
+  token
+    .command('revoke')
+    .description('revoke an unused enrollment token')
+    .argument('<tokenId>', 'as `airlock token list` shows it')
+    .addOption(json)
+    .action(async (tokenId: string, options: { json?: boolean }) => {
+      const result = await (await adminClient()).enrollment.revokeToken.mutate({ id: tokenId });
+      output(Boolean(options.json), result, () => `revoked enrollment token ${result.id}`);
+    });
+
   const integration = program.command('integration').description('integrations');
   integration
     .command('create')
@@ -167,41 +204,118 @@ export function buildProgram(): Command {
       );
     });
 
+  integration
+    .command('show')
+    .description('one integration: its version, target, schedule, state and spec')
+    .argument('<integration>', 'name or id')
+    .addOption(json)
+    .action(async (ref: string, options: { json?: boolean }) => {
+      const client = await adminClient();
+      const shown = await client.integrations.get.query({ id: await resolveIntegration(client, ref) });
+      output(Boolean(options.json), shown, () => [
+        `${shown.name} (${shown.id}) version ${shown.version}${shown.disabledAt ? `, DISABLED since ${shown.disabledAt}` : ''}`,
+        `  runs on    ${shown.groupId ? `group ${shown.groupId}` : `agent ${shown.agentId ?? '-'}`}`,
+        `  next run   ${shown.nextRunAt ?? '-'}`,
+        `  saved      ${shown.updatedAt} (created ${shown.createdAt})`,
+        ...printableJson(shown.spec, 2).split('\n').map((line) => `  ${line}`),
+      ]);
+    });
+  for (const [name, description] of [
+    ['disable', 'stop dispatching and scheduling an integration; its queued runs are cancelled, a running one finishes'],
+    ['enable', 'dispatch and schedule a disabled integration again; its schedule restarts from now'],
+    ['delete', 'delete an integration; its runs, versions and audit trail are kept, and its name is free again'],
+  ] as const) {
+    integration
+      .command(name)
+      .description(description)
+      .argument('<integration>', 'name or id')
+      .addOption(json)
+      .action(async (ref: string, options: { json?: boolean }) => {
+        const client = await adminClient();
+        const id = await resolveIntegration(client, ref);
+        const result = await client.integrations[name].mutate({ id });
+        const cancelled = 'cancelledRuns' in result && result.cancelledRuns > 0 ? `; cancelled ${result.cancelledRuns} queued run(s)` : '';
+        const next = 'nextRunAt' in result && result.nextRunAt ? `; next run ${result.nextRunAt}` : '';
+        output(Boolean(options.json), result, () => `${name}d integration ${result.name} (${result.id})${cancelled}${next}`);
+      });
+  }
+  integration
+    .command('history')
+    .description("an integration's saved versions, newest first")
+    .argument('<integration>', 'name or id')
+    .addOption(json)
+    .action(async (ref: string, options: { json?: boolean }) => {
+      const client = await adminClient();
+      const versions = await client.integrations.history.query({ id: await resolveIntegration(client, ref) });
+      output(Boolean(options.json), versions, () =>
+        versions.map((v) => {
+          const spec = v.spec as { source?: { connector?: unknown }; destination?: { connector?: unknown }; recipients?: unknown[] };
+          return `v${v.version}  ${v.savedAt}  by ${v.savedBy ?? '-'}  ${String(spec.source?.connector ?? '?')} -> ${String(spec.destination?.connector ?? '?')}  ${spec.recipients?.length ?? 0} recipient(s)`;
+        }),
+      );
+    });
+
   const run = program.command('run').description('runs');
   run
     .command('now')
     .description('queue a run of an integration')
-    .argument('<integrationId>')
-    .option('--wait', 'wait until the run finishes')
+    .argument('<integration>', 'name or id')
+    .option('--wait', 'wait until the run finishes, showing its progress')
     .option('--timeout <seconds>', 'with --wait: give up after this long', '300')
     .addOption(json)
-    .action(async (integrationId: string, options: { wait?: boolean; timeout: string; json?: boolean }) => {
+    .action(async (ref: string, options: { wait?: boolean; timeout: string; json?: boolean }) => {
+      const { agentSilence, ProgressPrinter } = await import('./run-progress.ts');
       const client = await adminClient();
-      const { runId, waiting } = await client.integrations.runNow.mutate({ id: integrationId }).catch((error: unknown) => {
+      const id = await resolveIntegration(client, ref);
+      const { runId, waiting } = await client.integrations.runNow.mutate({ id }).catch((error: unknown) => {
         // Refused for overlap: the server's reason, without the transport's wrapping.
         throw remoteErrorClass(error) === 'conflict' ? fromRemote(error) : error;
       });
       if (waiting && !options.json) process.stderr.write(`airlock: ${printableLine(waiting)}\n`);
       if (!options.wait) return output(Boolean(options.json), { runId, waiting }, () => `queued run ${runId}`);
+      // Progress goes to stderr: stdout keeps the result alone, for scripts and --json.
+      const printer = options.json ? undefined : new ProgressPrinter(process.stderr);
       const deadline = Date.now() + Number(options.timeout) * 1000;
+      let silence: string | undefined;
+      let lastAgentCheck = 0;
       for (;;) {
         const current = await client.runs.get.query({ id: runId });
         if (current.status === 'succeeded' || current.status === 'failed' || current.status === 'cancelled') {
-          output(Boolean(options.json), current, () => `run ${runId} ${current.status}${current.errorClass ? ` (${current.errorClass})` : ''}`);
-          if (current.status !== 'succeeded') process.exitCode = 1;
+          printer?.done();
+          output(Boolean(options.json), current, () =>
+            `run ${runId} ${current.status}${current.errorClass ? ` (${current.errorClass})` : ''}${current.reason ? `: ${current.reason}` : ''}`,
+          );
+          if (current.status !== 'succeeded') process.exitCode = current.errorClass === 'policy-violation' ? EXIT_REFUSED : 1;
           return;
         }
-        if (Date.now() > deadline) throw new UserError(`run ${runId} still ${current.status} after ${options.timeout} s`);
+        // A queued run that nothing picks up: say why, once, instead of waiting in silence.
+        if (current.status === 'queued' && current.agentId !== null && Date.now() - lastAgentCheck > AGENT_CHECK_EVERY_MS) {
+          lastAgentCheck = Date.now();
+          const agent = (await client.agents.list.query()).find((a) => a.id === current.agentId);
+          const now = agentSilence(agent);
+          if (now !== undefined && now !== silence) {
+            if (printer) printer.note(`airlock: ${now}`);
+            else process.stderr.write(`${printableJson({ warning: now })}\n`);
+          }
+          silence = now;
+        }
+        printer?.update(current);
+        if (Date.now() > deadline) {
+          printer?.done();
+          throw new OperationalError(`run ${runId} still ${current.status} after ${options.timeout} s${silence ? ` (${silence})` : ''}`);
+        }
         await new Promise((resolve) => setTimeout(resolve, 500));
       }
     });
   run
     .command('list')
-    .option('--integration <id>', 'only this integration')
+    .option('--integration <integration>', 'only this integration (name or id)')
     .option('--limit <n>', 'how many', '50')
     .addOption(json)
     .action(async (options: { integration?: string; limit: string; json?: boolean }) => {
-      const rows = await (await adminClient()).runs.list.query({ integrationId: options.integration, limit: Number(options.limit) });
+      const client = await adminClient();
+      const integration = options.integration === undefined ? undefined : await resolveIntegration(client, options.integration);
+      const rows = await client.runs.list.query({ integrationId: integration, limit: Number(options.limit) });
       output(Boolean(options.json), rows, () =>
         rows.map((r) => `${r.id}  ${r.status.padEnd(9)}  ${r.createdAt}  ${r.report ? `${r.report.files.length} files, ${r.report.bytesOut} bytes out` : ''}`),
       );
@@ -209,19 +323,30 @@ export function buildProgram(): Command {
   run
     .command('cancel')
     .description('cancel a queued or running run (an agent still running it has its report refused)')
-    .argument('<runId>')
+    .argument('<run>', "run id, or an integration's name for its latest run")
     .addOption(json)
-    .action(async (runId: string, options: { json?: boolean }) => {
-      const result = await (await adminClient()).runs.cancel.mutate({ id: runId });
+    .action(async (ref: string, options: { json?: boolean }) => {
+      const client = await adminClient();
+      const result = await client.runs.cancel.mutate({ id: await resolveRun(client, ref) });
       output(Boolean(options.json), result, () => `cancelled run ${result.runId} (was ${result.previous})`);
     });
   run
     .command('show')
-    .argument('<runId>')
+    .description("a run: status, why it failed, progress and its report")
+    .argument('<run>', "run id, or an integration's name for its latest run")
     .addOption(json)
-    .action(async (runId: string, options: { json?: boolean }) => {
-      const current = await (await adminClient()).runs.get.query({ id: runId });
-      output(Boolean(options.json), current, () => printableJson(current, 2).split('\n'));
+    .action(async (ref: string, options: { json?: boolean }) => {
+      const client = await adminClient();
+      const current = await client.runs.get.query({ id: await resolveRun(client, ref) });
+      output(Boolean(options.json), current, () => [
+        `run ${current.id} ${current.status}${current.errorClass ? ` (${current.errorClass})` : ''}`,
+        ...(current.reason ? [`  reason     ${current.reason}`] : []),
+        `  integration ${current.integrationId} version ${current.integrationVersion}`,
+        `  agent      ${current.agentId ?? '-'}`,
+        `  requested  ${current.createdAt} by ${current.requestedBy}`,
+        `  finished   ${current.finishedAt ?? '-'}`,
+        ...(current.report ? [`  files      ${current.report.files.length} delivered, ${current.report.skipped} skipped, ${current.report.deferred} deferred; ${current.report.bytesIn} bytes in, ${current.report.bytesOut} bytes out`] : []),
+      ]);
     });
 
   const agent = program.command('agent').description('agents');
@@ -572,10 +697,22 @@ export function buildProgram(): Command {
 }
 
 export async function main(argv: string[]): Promise<void> {
+  const json = argv.includes('--json');
   try {
-    await buildProgram().parseAsync(argv);
+    await buildProgram({ jsonErrors: json }).parseAsync(argv);
   } catch (error) {
-    process.stderr.write(`airlock: ${printableLine(describe(error))}\n`);
-    process.exitCode = 1;
+    // Commander ends `--help` and `--version` by throwing too, with status 0.
+    if (isCommanderExit(error) && error.exitCode === 0) return;
+    const shown = forPerson(error);
+    process.exitCode = shown.exitCode;
+    // Commander already printed its own complaint, and the help after it.
+    if (isCommanderExit(error) && !json) return;
+    process.stderr.write(json ? `${printableJson(personErrorJson(shown))}\n` : `airlock: ${printableLine(shown.message)}\n`);
   }
+}
+
+function isCommanderExit(error: unknown): error is { code: string; exitCode: number } {
+  if (typeof error !== 'object' || error === null) return false;
+  const code: unknown = Reflect.get(error, 'code');
+  return typeof code === 'string' && code.startsWith('commander.') && typeof Reflect.get(error, 'exitCode') === 'number';
 }

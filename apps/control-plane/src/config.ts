@@ -93,6 +93,8 @@ const clientSchema = z.object({
   AIRLOCK_URL: z.string().url().default('http://127.0.0.1:7443'),
   /** An admin API key. Secret: pass it in the environment, never on the command line. */
   AIRLOCK_API_KEY: z.string().min(1).optional(),
+  /** How long one admin request may take before the command gives up and says so, in ms. Default 30 000. */
+  AIRLOCK_REQUEST_TIMEOUT_MS: z.coerce.number().int().min(100).max(3_600_000).default(30_000),
 });
 
 export type ServerConfig = ReturnType<typeof loadServerConfig>;

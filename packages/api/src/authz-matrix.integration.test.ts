@@ -123,10 +123,12 @@ const ROW_PLACEHOLDERS = new Set([
   'grant',
   'integration',
   'busyIntegration',
+  'disabledIntegration',
   'queuedRun',
   'runningRun',
   'key',
   'enrollmentToken',
+  'enrollmentTokenId',
   'user',
   'alert',
   'destination',
@@ -258,7 +260,7 @@ describe('the authorization matrix on PostgreSQL, served as the airlock_app role
         if (grant) grantIds.push(grant.id);
       }
       const integrations: string[] = [];
-      for (const name of ['idle', 'queued', 'running']) {
+      for (const name of ['idle', 'queued', 'running', 'disabled']) {
         const spec = {
           name: unique(name),
           agentId: agent.id,
@@ -266,11 +268,12 @@ describe('the authorization matrix on PostgreSQL, served as the airlock_app role
           destination: { connector: 'local@1', config: { directory: '/srv/out' } },
           recipients: [recipient],
         };
-        const [row] = await tx.query<{ id: string }>('INSERT INTO integrations (tenant_id, agent_id, name, spec) VALUES ($1, $2, $3, $4) RETURNING id', [
+        const [row] = await tx.query<{ id: string }>('INSERT INTO integrations (tenant_id, agent_id, name, spec, disabled_at) VALUES ($1, $2, $3, $4, $5) RETURNING id', [
           tenantId,
           agent.id,
           spec.name,
           JSON.stringify(spec),
+          name === 'disabled' ? new Date() : null,
         ]);
         if (row) integrations.push(row.id);
       }
@@ -285,8 +288,8 @@ describe('the authorization matrix on PostgreSQL, served as the airlock_app role
       }
       const key = await createApiKey(tx, { tenantId, name: unique('spare'), role: 'auditor', expiresInDays: 30 }, new Date());
       const token = `aet_${randomToken(32)}`;
-      await tx.query(
-        `INSERT INTO enrollment_tokens (tenant_id, token_sha256, created_by, expires_at) VALUES ($1, $2, 'seed', now() + interval '10 minutes')`,
+      const [tokenRow] = await tx.query<{ id: string }>(
+        `INSERT INTO enrollment_tokens (tenant_id, token_sha256, created_by, expires_at) VALUES ($1, $2, 'seed', now() + interval '10 minutes') RETURNING id`,
         [tenantId, sha256Hex(token)],
       );
       const [user] = await tx.query<{ id: string; email: string }>(
@@ -320,10 +323,12 @@ describe('the authorization matrix on PostgreSQL, served as the airlock_app role
         grant: grantIds[0],
         integration: integrations[0],
         busyIntegration: integrations[1],
+        disabledIntegration: integrations[3],
         queuedRun: runs[0],
         runningRun: runs[1],
         key: key.id,
         enrollmentToken: token,
+        enrollmentTokenId: tokenRow?.id,
         newPublicKey: encodeKey(generateKeyPair().publicKey),
         recipient,
         unique: unique('n'),

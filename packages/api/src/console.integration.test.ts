@@ -55,9 +55,9 @@ describe('console procedures on PostgreSQL', () => {
     await db.close();
   });
 
-  it('creates an enroll token with the one command to run, naming the public URL', async () => {
+  it('creates an enroll token with the one command to run, naming the public URL and the installed data directory', async () => {
     const created = data<{ token: string; controlPlaneKey: string; command: { argv: string[]; text: string } }>(await mutate('enrollment.createToken', { ttlMinutes: 5 }));
-    const pin = ['--control-plane-key', created.controlPlaneKey];
+    const pin = ['--control-plane-key', created.controlPlaneKey, '--dir', '/var/lib/airlock'];
     expect(created.controlPlaneKey).toMatch(/^ed25519:[A-Za-z0-9_-]{43}$/);
     expect(created.command.argv).toEqual(['airlock-agent', 'enroll', '--url', 'https://airlock.example.com', '--token', created.token, ...pin]);
     expect(created.command.text).toBe(`airlock-agent enroll --url https://airlock.example.com --token ${created.token} ${pin.join(' ')}`);

@@ -113,6 +113,7 @@ interface DueRow {
 
 const SCHEDULER_ACTOR = { type: 'system', id: 'scheduler' } as const;
 const MISSED = 'missed while the control plane was down';
+const INTEGRATION_DISABLED = 'integration disabled';
 
 export class Scheduler {
   readonly #db: Database;
@@ -224,8 +225,12 @@ export class Scheduler {
         case 'active':
           outcome = { ...base, outcome: 'skipped', reason: PREVIOUS_RUN_ACTIVE };
           break;
+        case 'disabled':
+          // Disabling deletes the schedule in the same transaction; only a race lands here.
+          outcome = { ...base, outcome: 'skipped', reason: INTEGRATION_DISABLED };
+          break;
         case 'not-found':
-          // The foreign key cascades deletes, so this is a bug, not a user's doing.
+          // Deleting removes the schedule in the same transaction, so this is a bug, not a user's doing.
           throw new Error('scheduled integration is missing');
       }
     }

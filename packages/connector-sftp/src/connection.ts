@@ -33,12 +33,14 @@ async function readSecrets(ctx: ConnectorContext, ref: string): Promise<SftpSecr
   const parsed = sftpSecrets.safeParse(raw);
   // Neither the values nor zod's issues (which may echo them) go into the error.
   if (!parsed.success) {
-    throw new UserError(`credential ${JSON.stringify(ref)} must hold either "password" or "privateKey" (with an optional "passphrase")`);
+    const message = `credential ${JSON.stringify(ref)} must hold either "password" or "privateKey" (with an optional "passphrase")`;
+    throw new UserError(message, { safeReason: message });
   }
   if ('privateKey' in parsed.data) {
     const key = ssh2.utils.parseKey(parsed.data.privateKey, parsed.data.passphrase);
     if (key instanceof Error) {
-      throw new UserError(`credential ${JSON.stringify(ref)}: the private key cannot be read (wrong format or passphrase)`);
+      const message = `credential ${JSON.stringify(ref)}: the private key cannot be read (wrong format or passphrase)`;
+      throw new UserError(message, { safeReason: message });
     }
   }
   return parsed.data;
@@ -246,15 +248,22 @@ export async function connectSftp(ctx: ConnectorContext, config: SftpConnectionC
     if (offeredKey !== undefined) {
       throw new HostKeyMismatchError(`${authority} presented host key ${offeredKey}, not the pinned ${config.hostKey}`, {
         cause: error,
+        safeReason: `host key mismatch for sftp://${authority}: presented ${offeredKey}, pinned ${config.hostKey}`,
       });
     }
     if (credentialRefused) {
       throw new AuthenticationError(`authentication as ${JSON.stringify(config.username)} to ${authority} failed`, {
         cause: error,
+        safeReason: `authentication as ${JSON.stringify(config.username)} to sftp://${authority} failed`,
       });
     }
-    if (ctx.signal.aborted) throw new OperationalError(`connecting to ${authority} was aborted`, { cause: ctx.signal.reason });
-    throw new OperationalError(`could not connect to ${authority}: ${describeError(error)}`, { cause: error });
+    if (ctx.signal.aborted) throw new OperationalError(`connecting to ${authority} was aborted`, { cause: ctx.signal.reason, safeReason: `connecting to sftp://${authority} was aborted` });
+    // The reason carries the system code only: a server's banner or refusal text is not ours to pass on.
+    const code: unknown = error instanceof Error ? Reflect.get(error, 'code') : undefined;
+    throw new OperationalError(`could not connect to ${authority}: ${describeError(error)}`, {
+      cause: error,
+      safeReason: `could not connect to sftp://${authority}${typeof code === 'string' && /^[A-Z_]+$/.test(code) ? ` (${code})` : ''}`,
+    });
   } finally {
     ctx.signal.removeEventListener('abort', abort);
   }

@@ -3,6 +3,7 @@
  * (the control plane's tRPC error formatter, the agent's run reporter and CLIs) maps them.
  * Add a class only when a caller must react to it differently from every existing one.
  */
+import type { NetworkFailure } from './network.ts';
 
 /** The error classes a run report may name. Never a message: messages can carry paths or data. */
 export const errorClasses = [
@@ -21,16 +22,24 @@ export type ErrorClass = (typeof errorClasses)[number];
 
 interface AirlockErrorOptions {
   cause?: unknown;
+  /**
+   * Why it failed, fit to leave the host: metadata only (names, URLs, fingerprints, policy claims),
+   * never file content or secret values. Set only where the words are known to be such; see `reasonOf`.
+   */
+  safeReason?: string;
 }
 
 export abstract class AirlockError extends Error {
   abstract readonly errorClass: ErrorClass;
   /** Whether trying again later may succeed. */
   readonly retryable: boolean = false;
+  /** See `AirlockErrorOptions.safeReason`. */
+  readonly safeReason: string | undefined;
 
   constructor(message: string, options?: AirlockErrorOptions) {
     super(message, options?.cause === undefined ? undefined : { cause: options.cause });
     this.name = new.target.name;
+    this.safeReason = options?.safeReason;
   }
 }
 
@@ -83,6 +92,20 @@ export class RecipientKeyError extends AirlockError {
   readonly errorClass = 'recipient-key';
 }
 
+/**
+ * A request that got no answer at all (refused, unresolvable, TLS, timed out). Retryable: the
+ * server may come back. Built by `asNetworkError`, which words the message from the cause.
+ */
+export class NetworkError extends OperationalError {
+  readonly url: string;
+  readonly failure: NetworkFailure;
+  constructor(message: string, options: { url: string; failure: NetworkFailure; cause?: unknown; safeReason?: string }) {
+    super(message, options);
+    this.url = options.url;
+    this.failure = options.failure;
+  }
+}
+
 export function isAirlockError(error: unknown): error is AirlockError {
   return error instanceof AirlockError;
 }
@@ -90,6 +113,30 @@ export function isAirlockError(error: unknown): error is AirlockError {
 /** The class to report for any thrown value: unknown throwables are bugs. */
 export function classify(error: unknown): ErrorClass {
   return isAirlockError(error) ? error.errorClass : 'unexpected';
+}
+
+/** What a failure is called when nothing safer than its class is known. */
+const GENERIC_REASONS: Record<ErrorClass, string> = {
+  user: 'the job or the agent configuration is not valid (details in the agent log)',
+  operational: 'a transient failure (details in the agent log)',
+  unexpected: 'an unexpected error in the agent (details in the agent log)',
+  'not-found': 'something the job names was not found (details in the agent log)',
+  'not-allowed': 'not allowed (details in the agent log)',
+  conflict: 'a conflict (details in the agent log)',
+  'policy-violation': "refused by the agent's local policy (details in the agent log)",
+  'host-key-mismatch': 'a server presented a host key other than the pinned one',
+  authentication: 'authentication failed (details in the agent log)',
+  'recipient-key': 'a recipient key cannot be used (details in the agent log)',
+};
+
+/**
+ * Why a run failed, fit to show the control plane: the reason its thrower vouched for, else only
+ * the class in words. Never the message: a message may quote a line of a file or a library's
+ * echo of its input.
+ */
+export function reasonOf(error: unknown): string {
+  if (isAirlockError(error) && error.safeReason !== undefined) return error.safeReason;
+  return GENERIC_REASONS[classify(error)];
 }
 
 /** Operating-system error codes that say "try again later", not "this input is wrong". */
@@ -103,7 +150,7 @@ export function asOperational(error: unknown): unknown {
   if (isAirlockError(error) || !(error instanceof Error)) return error;
   const code: unknown = Reflect.get(error, 'code');
   if (typeof code !== 'string' || !TRANSIENT_CODES.has(code)) return error;
-  return new OperationalError(error.message.startsWith(code) ? error.message : `${code}: ${error.message}`, { cause: error });
+  return new OperationalError(error.message.startsWith(code) ? error.message : `${code}: ${error.message}`, { cause: error, safeReason: `a transient failure (${code})` });
 }
 
 /** A one-line description for logs and CLIs: the class and the first line of the message. */
@@ -114,3 +161,5 @@ export function describe(error: unknown): string {
 
 export { errorClassOfStatus, errorOfClass, fromRemote, isErrorClass, remoteErrorClass } from './remote.ts';
 export { formatIssues, type SchemaIssue } from './issues.ts';
+export { asNetworkError, fetchNamingFailures, networkFailureOf, networkFailures, type NetworkFailure } from './network.ts';
+export { EXIT_FAILED, EXIT_OK, EXIT_REFUSED, EXIT_USAGE, forPerson, type PersonError, type PersonErrorCode, personErrorJson } from './person.ts';

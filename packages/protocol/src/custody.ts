@@ -136,11 +136,15 @@ export interface EnrollCommand {
   text: string;
 }
 
+/** Where the installed agent keeps its identity and state (the Debian package's state directory). */
+export const AGENT_STATE_DIR = '/var/lib/airlock';
+
 /**
  * The one command an on-prem admin runs to enroll an agent (the CLI prints it, the console shows
- * it): it pins the control plane's key, which the agent checks before the token is redeemed.
+ * it): the installed binary, the installed agent's data directory, and the control plane's key,
+ * which the agent checks before the token is redeemed.
  */
 export function enrollCommand(options: { url: string; token: string; controlPlaneKey: string }): EnrollCommand {
-  const argv = ['airlock-agent', 'enroll', '--url', options.url, '--token', options.token, '--control-plane-key', options.controlPlaneKey];
+  const argv = ['airlock-agent', 'enroll', '--url', options.url, '--token', options.token, '--control-plane-key', options.controlPlaneKey, '--dir', AGENT_STATE_DIR];
   return { argv, text: argv.map(shellWord).join(' ') };
 }

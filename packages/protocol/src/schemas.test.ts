@@ -136,11 +136,11 @@ describe('integration options', () => {
 });
 
 describe('enroll command', () => {
-  it('carries the control-plane key pin, and quotes what a shell would split', () => {
+  it('names the installed binary and its data directory, carries the control-plane key pin, and quotes what a shell would split', () => {
     const pin = `ed25519:${'A'.repeat(43)}`;
     const command = enrollCommand({ url: 'https://airlock.example.com', token: 'aet_abc', controlPlaneKey: pin });
-    expect(command.argv).toEqual(['airlock-agent', 'enroll', '--url', 'https://airlock.example.com', '--token', 'aet_abc', '--control-plane-key', pin]);
-    expect(command.text).toBe(`airlock-agent enroll --url https://airlock.example.com --token aet_abc --control-plane-key ${pin}`);
+    expect(command.argv).toEqual(['airlock-agent', 'enroll', '--url', 'https://airlock.example.com', '--token', 'aet_abc', '--control-plane-key', pin, '--dir', '/var/lib/airlock']);
+    expect(command.text).toBe(`airlock-agent enroll --url https://airlock.example.com --token aet_abc --control-plane-key ${pin} --dir /var/lib/airlock`);
     expect(enrollCommand({ url: "https://x/a b'c", token: 't', controlPlaneKey: pin }).text).toContain(`'https://x/a b'\\''c'`);
     expect(enrollCommand({ url: 'https://x', token: '$(rm -rf /)', controlPlaneKey: pin }).text).toContain(`'$(rm -rf /)'`);
   });

@@ -253,6 +253,9 @@ export type SkippedName = z.infer<typeof skippedName>;
 /** At most this many skipped names travel in one report; `count` has them all. */
 export const MAX_SKIPPED_NAMES = 100;
 
+/** The longest failure reason a run report carries, in code points. */
+export const MAX_REASON_LENGTH = 500;
+
 export const runReport = z.strictObject({
   runId: uuid,
   status: z.enum(['succeeded', 'failed']),
@@ -281,6 +284,12 @@ export const runReport = z.strictObject({
   /** The agent's signing key, when the output was signed. */
   signerFingerprint: fingerprint.optional(),
   errorClass: errorClassSchema.optional(),
+  /**
+   * Why a failed run failed, for people: metadata only (a credential's name, a host and its key
+   * fingerprint, a policy claim), never file content or secret values. The agent words it from its
+   * typed errors (`reasonOf` in @airlock/errors), never from an arbitrary exception's message.
+   */
+  reason: displayText({ min: 1, max: MAX_REASON_LENGTH }).optional(),
   /** For a policy violation: which side of the job the local policy refused. */
   violation: z.strictObject({ kind: z.enum(['source', 'destination', 'file', 'connector', 'recipient', 'envelope']) }).optional(),
 });

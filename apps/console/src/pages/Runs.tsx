@@ -53,7 +53,7 @@ export function RunsPage() {
                       </td>
                       <td>
                         <Badge tone={runTone(run.status)}>{run.status}</Badge>
-                        {run.errorClass && <span className="muted small"> {run.errorClass}</span>}
+                        {run.errorClass && <span className="muted small" title={run.reason ?? undefined}> {run.errorClass}</span>}
                       </td>
                       <td>
                         <Progress run={run} />
@@ -127,6 +127,12 @@ function RunDetail({ id, nameOf }: { id: string; nameOf: (id: string) => string 
                 <>
                   <dt>Error class</dt>
                   <dd>{data.errorClass}</dd>
+                </>
+              )}
+              {data.reason && (
+                <>
+                  <dt>Reason</dt>
+                  <dd data-testid="run-reason">{data.reason}</dd>
                 </>
               )}
               <dt>Progress</dt>

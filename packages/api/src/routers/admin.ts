@@ -10,6 +10,7 @@ import { checkpointProcedures } from './audit-admin.ts';
 import { adminKeyProcedures } from './agent-keys.ts';
 import { enqueueRun, PREVIOUS_RUN_ACTIVE } from '../run-queue.ts';
 import { saveSchedule, validateSchedule } from '../scheduler.ts';
+import type { Queryable } from '../storage/database.ts';
 import { procedureFor } from '../trpc.ts';
 import { principalRef } from '../auth/principal.ts';
 
@@ -25,11 +26,33 @@ interface RunRow {
   claimed_at: Date | null;
   finished_at: Date | null;
   error_class: string | null;
+  failure_reason: string | null;
   report: RunReport | null;
   progress: Omit<RunProgress, 'runId'> | null;
   progress_at: Date | null;
 }
 
+
+interface IntegrationRow {
+  id: string;
+  name: string;
+  agent_id: string | null;
+  group_id: string | null;
+  version: number;
+  spec: Record<string, unknown>;
+  created_at: Date;
+  updated_at: Date;
+  disabled_at: Date | null;
+  next_run_at: Date | null;
+}
+
+type ScheduleInput = Parameters<typeof saveSchedule>[1]['schedule'];
+
+/** Cancels an integration's queued runs (a running one finishes); returns how many. */
+async function cancelQueuedRuns(tx: Queryable, integrationId: string, now: Date): Promise<number> {
+  const cancelled = await tx.query("UPDATE runs SET status = 'cancelled', finished_at = $2 WHERE integration_id = $1 AND status = 'queued' RETURNING id", [integrationId, now]);
+  return cancelled.length;
+}
 
 function runView(row: RunRow) {
   return {
@@ -43,6 +66,8 @@ function runView(row: RunRow) {
     claimedAt: row.claimed_at?.toISOString() ?? null,
     finishedAt: row.finished_at?.toISOString() ?? null,
     errorClass: row.error_class,
+    /** Why a failed run failed, as its agent worded it: metadata only. */
+    reason: row.failure_reason,
     report: row.report,
     progress: row.progress ? { ...row.progress, at: row.progress_at?.toISOString() ?? null } : null,
   };
@@ -133,16 +158,22 @@ export const integrationsRouter = {
             ? await decideIntegration(tx, { tenantId, agentId: input.agentId ?? '' }, input, ctx.now())
             : await decideForGroup(tx, tenantId, groupId, input, ctx.now());
         if (!decision.allowed) return { kind: 'denied' as const, decision };
-        const [row] = await tx.query<{ id: string; version: number }>(
+        // A deleted integration's name is free: the upsert matches live rows only.
+        const [row] = await tx.query<{ id: string; version: number; disabled: boolean }>(
           `INSERT INTO integrations (tenant_id, agent_id, group_id, name, spec) VALUES ($1, $2, $3, $4, $5)
-           ON CONFLICT (tenant_id, name) DO UPDATE
+           ON CONFLICT (tenant_id, name) WHERE deleted_at IS NULL DO UPDATE
              SET agent_id = EXCLUDED.agent_id, group_id = EXCLUDED.group_id, spec = EXCLUDED.spec,
                  version = integrations.version + 1, updated_at = now()
-           RETURNING id, version`,
+           RETURNING id, version, disabled_at IS NOT NULL AS disabled`,
           [tenantId, input.agentId ?? null, groupId, input.name, JSON.stringify(input)],
         );
         if (!row) throw new Error('integration upsert returned nothing');
-        const nextRunAt = await saveSchedule(tx, { id: row.id, tenantId: ctx.admin.tenantId, schedule: input.schedule }, ctx.now());
+        await tx.query(
+          'INSERT INTO integration_versions (integration_id, tenant_id, version, spec, saved_by, saved_at) VALUES ($1, $2, $3, $4, $5, $6)',
+          [row.id, tenantId, row.version, JSON.stringify(input), principalRef(ctx.admin), ctx.now()],
+        );
+        // A disabled integration keeps no live schedule; enabling it schedules from its spec again.
+        const nextRunAt = row.disabled ? null : await saveSchedule(tx, { id: row.id, tenantId: ctx.admin.tenantId, schedule: input.schedule }, ctx.now());
         await appendAudit(tx, eventBy(ctx.admin, ctx.request, {
           action: 'integration-save',
           target: row.id,
@@ -187,10 +218,11 @@ export const integrationsRouter = {
       timezone: string | null;
       next_run_at: Date | null;
       last_fired_at: Date | null;
+      disabled_at: Date | null;
     }>(
-      `SELECT i.id, i.name, i.agent_id, i.group_id, i.version, i.updated_at, s.cron, s.timezone, s.next_run_at, s.last_fired_at
+      `SELECT i.id, i.name, i.agent_id, i.group_id, i.version, i.updated_at, s.cron, s.timezone, s.next_run_at, s.last_fired_at, i.disabled_at
        FROM integrations i LEFT JOIN integration_schedules s ON s.integration_id = i.id
-       WHERE i.tenant_id = $1 ORDER BY i.name`,
+       WHERE i.tenant_id = $1 AND i.deleted_at IS NULL ORDER BY i.name`,
       [ctx.admin.tenantId],
     );
     return rows.map((row) => ({
@@ -203,8 +235,100 @@ export const integrationsRouter = {
       schedule: row.cron === null || row.timezone === null ? null : { cron: row.cron, timezone: row.timezone },
       nextRunAt: row.next_run_at?.toISOString() ?? null,
       lastFiredAt: row.last_fired_at?.toISOString() ?? null,
+      disabledAt: row.disabled_at?.toISOString() ?? null,
     }));
   }),
+
+  /** One integration with its current spec (recipients as saved), schedule and state. */
+  get: procedureFor('integrations:read')
+    .input(byId)
+    .query(async ({ ctx, input }) => {
+      const [row] = await ctx.db.query<IntegrationRow>(
+        `SELECT i.id, i.name, i.agent_id, i.group_id, i.version, i.spec, i.created_at, i.updated_at, i.disabled_at, s.next_run_at
+         FROM integrations i LEFT JOIN integration_schedules s ON s.integration_id = i.id
+         WHERE i.id = $1 AND i.tenant_id = $2 AND i.deleted_at IS NULL`,
+        [input.id, ctx.admin.tenantId],
+      );
+      if (!row) throw new NotFoundError('no integration with that id');
+      return {
+        id: row.id,
+        name: row.name,
+        agentId: row.agent_id,
+        groupId: row.group_id,
+        version: row.version,
+        spec: row.spec,
+        createdAt: row.created_at.toISOString(),
+        updatedAt: row.updated_at.toISOString(),
+        disabledAt: row.disabled_at?.toISOString() ?? null,
+        nextRunAt: row.next_run_at?.toISOString() ?? null,
+      };
+    }),
+
+  /** Every saved version, newest first: who saved it, when, and the spec it saved. */
+  history: procedureFor('integrations:read')
+    .input(byId)
+    .query(async ({ ctx, input }) => {
+      const [integration] = await ctx.db.query('SELECT 1 FROM integrations WHERE id = $1 AND tenant_id = $2', [input.id, ctx.admin.tenantId]);
+      if (!integration) throw new NotFoundError('no integration with that id');
+      const rows = await ctx.db.query<{ version: number; spec: Record<string, unknown>; saved_by: string | null; saved_at: Date }>(
+        'SELECT version, spec, saved_by, saved_at FROM integration_versions WHERE integration_id = $1 AND tenant_id = $2 ORDER BY version DESC',
+        [input.id, ctx.admin.tenantId],
+      );
+      return rows.map((row) => ({ version: row.version, savedBy: row.saved_by, savedAt: row.saved_at.toISOString(), spec: row.spec }));
+    }),
+
+  /** Stops dispatching and scheduling it; queued runs are cancelled, a running one finishes. */
+  disable: procedureFor('integrations:write')
+    .input(byId)
+    .mutation(async ({ ctx, input }) => {
+      return ctx.db.transaction(async (tx) => {
+        const [row] = await tx.query<{ id: string; name: string }>(
+          'UPDATE integrations SET disabled_at = $3 WHERE id = $1 AND tenant_id = $2 AND deleted_at IS NULL AND disabled_at IS NULL RETURNING id, name',
+          [input.id, ctx.admin.tenantId, ctx.now()],
+        );
+        if (!row) throw new NotFoundError('no enabled integration with that id');
+        const cancelled = await cancelQueuedRuns(tx, row.id, ctx.now());
+        await tx.query('DELETE FROM integration_schedules WHERE integration_id = $1', [row.id]);
+        await appendAudit(tx, eventBy(ctx.admin, ctx.request, { action: 'integration-disable', target: row.id, outcome: 'success', meta: { name: row.name, cancelledRuns: cancelled } }));
+        return { id: row.id, name: row.name, disabled: true as const, cancelledRuns: cancelled };
+      });
+    }),
+
+  /** Dispatches and schedules it again; the schedule restarts from now (missed times are not made up). */
+  enable: procedureFor('integrations:write')
+    .input(byId)
+    .mutation(async ({ ctx, input }) => {
+      return ctx.db.transaction(async (tx) => {
+        const [row] = await tx.query<{ id: string; name: string; spec: { schedule?: ScheduleInput } }>(
+          'UPDATE integrations SET disabled_at = NULL WHERE id = $1 AND tenant_id = $2 AND deleted_at IS NULL AND disabled_at IS NOT NULL RETURNING id, name, spec',
+          [input.id, ctx.admin.tenantId],
+        );
+        if (!row) throw new NotFoundError('no disabled integration with that id');
+        const nextRunAt = await saveSchedule(tx, { id: row.id, tenantId: ctx.admin.tenantId, schedule: row.spec.schedule }, ctx.now());
+        await appendAudit(tx, eventBy(ctx.admin, ctx.request, { action: 'integration-enable', target: row.id, outcome: 'success', meta: { name: row.name, nextRunAt: nextRunAt?.toISOString() ?? null } }));
+        return { id: row.id, name: row.name, disabled: false as const, nextRunAt: nextRunAt?.toISOString() ?? null };
+      });
+    }),
+
+  /**
+   * Deletes it softly: its runs, versions and audit trail stay and keep naming it; it is no longer
+   * listed, run or scheduled, and its name is free for a new integration.
+   */
+  delete: procedureFor('integrations:write')
+    .input(byId)
+    .mutation(async ({ ctx, input }) => {
+      return ctx.db.transaction(async (tx) => {
+        const [row] = await tx.query<{ id: string; name: string; version: number }>(
+          'UPDATE integrations SET deleted_at = $3 WHERE id = $1 AND tenant_id = $2 AND deleted_at IS NULL RETURNING id, name, version',
+          [input.id, ctx.admin.tenantId, ctx.now()],
+        );
+        if (!row) throw new NotFoundError('no integration with that id');
+        const cancelled = await cancelQueuedRuns(tx, row.id, ctx.now());
+        await tx.query('DELETE FROM integration_schedules WHERE integration_id = $1', [row.id]);
+        await appendAudit(tx, eventBy(ctx.admin, ctx.request, { action: 'integration-delete', target: row.id, outcome: 'success', meta: { name: row.name, version: row.version, cancelledRuns: cancelled } }));
+        return { id: row.id, name: row.name, deleted: true as const, cancelledRuns: cancelled };
+      });
+    }),
 
   /** Queues a run; refused with ConflictError while a run of the integration is queued or running. */
   runNow: procedureFor('runs:create')
@@ -218,6 +342,7 @@ export const integrationsRouter = {
           now: ctx.now(),
         });
         if (queued.kind === 'not-found') throw new NotFoundError('no integration with that id');
+        if (queued.kind === 'disabled') throw new ConflictError('the integration is disabled: enable it first (`airlock integration enable`)');
         await appendAudit(tx, eventBy(ctx.admin, ctx.request, queued.kind === 'queued'
           ? { action: 'run-request', target: queued.runId, outcome: 'success', meta: { integrationId: input.id } }
           : { action: 'run-request', target: input.id, outcome: 'failure', meta: { integrationId: input.id, reason: PREVIOUS_RUN_ACTIVE, activeRunId: queued.activeRunId } }));
@@ -243,7 +368,7 @@ export const runsRouter = {
     .input(listRunsInput)
     .query(async ({ ctx, input }) => {
       const rows = await ctx.db.query<RunRow>(
-        `SELECT id, integration_id, integration_version, agent_id, status, requested_by, created_at, claimed_at, finished_at, error_class, report, progress, progress_at
+        `SELECT id, integration_id, integration_version, agent_id, status, requested_by, created_at, claimed_at, finished_at, error_class, failure_reason, report, progress, progress_at
          FROM runs WHERE tenant_id = $1 AND ($2::uuid IS NULL OR integration_id = $2)
          ORDER BY created_at DESC LIMIT $3`,
         [ctx.admin.tenantId, input.integrationId ?? null, input.limit],
@@ -255,7 +380,7 @@ export const runsRouter = {
     .input(byId)
     .query(async ({ ctx, input }) => {
       const [row] = await ctx.db.query<RunRow>(
-        `SELECT id, integration_id, integration_version, agent_id, status, requested_by, created_at, claimed_at, finished_at, error_class, report, progress, progress_at
+        `SELECT id, integration_id, integration_version, agent_id, status, requested_by, created_at, claimed_at, finished_at, error_class, failure_reason, report, progress, progress_at
          FROM runs WHERE id = $1 AND tenant_id = $2`,
         [input.id, ctx.admin.tenantId],
       );

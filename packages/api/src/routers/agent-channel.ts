@@ -137,9 +137,9 @@ export const agentChannelRouter = {
     const agent = ctx.agent;
     await ctx.db.transaction(async (tx) => {
       const [run] = await tx.query<{ id: string }>(
-        `UPDATE runs SET status = $1, finished_at = $2, error_class = $3, report = $4
+        `UPDATE runs SET status = $1, finished_at = $2, error_class = $3, report = $4, failure_reason = $7
          WHERE id = $5 AND agent_id = $6 AND status = 'running' RETURNING id`,
-        [input.status, input.finishedAt, input.errorClass ?? null, JSON.stringify(input), input.runId, agent.agentId],
+        [input.status, input.finishedAt, input.errorClass ?? null, JSON.stringify(input), input.runId, agent.agentId, input.status === 'failed' ? (input.reason ?? null) : null],
       );
       if (!run) throw new NotFoundError('no running run with that id for this agent');
       await appendAudit(tx, eventBy(agent, ctx.request, {
@@ -148,6 +148,7 @@ export const agentChannelRouter = {
         outcome: input.status === 'succeeded' ? 'success' : 'failure',
         meta: {
           errorClass: input.errorClass ?? null,
+          ...(input.status === 'failed' && input.reason !== undefined ? { reason: input.reason } : {}),
           files: input.files.length,
           skippedNames: input.skippedNames?.count ?? 0,
           bytesIn: input.bytesIn,

@@ -1,7 +1,7 @@
 import type { TRPCRouterRecord } from '@trpc/server';
-import { AuthenticationError, ConflictError } from '@airlock/errors';
+import { AuthenticationError, ConflictError, NotFoundError } from '@airlock/errors';
 import { keyFingerprint } from '@airlock/identity';
-import { createEnrollmentTokenInput, enrollCommand, enrollInput, enrollOutput } from '@airlock/protocol';
+import { byId, createEnrollmentTokenInput, enrollCommand, enrollInput, enrollOutput } from '@airlock/protocol';
 import { appendAudit, eventBy, recordAudit } from '../audit-log.ts';
 import { randomToken, sha256Hex } from '../auth/secrets.ts';
 import { procedureFor, publicProcedure } from '../trpc.ts';
@@ -35,6 +35,43 @@ export const enrollmentRouter = {
       return { id, token, expiresAt: expiresAt.toISOString(), controlPlaneKey, command: enrollCommand({ url, token, controlPlaneKey }) };
     }),
 
+  /** The tenant's enrollment tokens, newest first: never the token, which is stored hashed. */
+  listTokens: procedureFor('agents:enroll').query(async ({ ctx }) => {
+    const rows = await ctx.db.query<{ id: string; created_by: string; created_at: Date; expires_at: Date; used_at: Date | null; revoked_at: Date | null; agent_id: string | null }>(
+      `SELECT id, created_by, created_at, expires_at, used_at, revoked_at, agent_id FROM enrollment_tokens
+       WHERE tenant_id = $1 ORDER BY created_at DESC LIMIT 200`,
+      [ctx.admin.tenantId],
+    );
+    const now = ctx.now();
+    return rows.map((row) => ({
+      id: row.id,
+      createdBy: row.created_by,
+      createdAt: row.created_at.toISOString(),
+      expiresAt: row.expires_at.toISOString(),
+      usedAt: row.used_at?.toISOString() ?? null,
+      revokedAt: row.revoked_at?.toISOString() ?? null,
+      agentId: row.agent_id,
+      state: row.used_at ? ('used' as const) : row.revoked_at ? ('revoked' as const) : row.expires_at <= now ? ('expired' as const) : ('usable' as const),
+    }));
+  }),
+
+  /** Revokes a token that has not been used; it can never enroll an agent afterwards. */
+  revokeToken: procedureFor('agents:enroll')
+    .input(byId)
+    .mutation(async ({ ctx, input }) => {
+      return ctx.db.transaction(async (tx) => {
+        const [row] = await tx.query<{ id: string; expired: boolean }>(
+          `UPDATE enrollment_tokens SET revoked_at = $3
+           WHERE id = $1 AND tenant_id = $2 AND used_at IS NULL AND revoked_at IS NULL
+           RETURNING id, expires_at <= $3 AS expired`,
+          [input.id, ctx.admin.tenantId, ctx.now()],
+        );
+        if (!row) throw new NotFoundError('no unused, unrevoked enrollment token with that id');
+        await appendAudit(tx, eventBy(ctx.admin, ctx.request, { action: 'enrollment-token-revoke', target: row.id, outcome: 'success', meta: { expired: row.expired } }));
+        return { id: row.id, revoked: true as const };
+      });
+    }),
+
   /** Redeems a token for a new agent identity. One conditional UPDATE makes exactly one racer win. */
   enroll: publicProcedure
     .input(enrollInput)
@@ -45,7 +82,7 @@ export const enrollmentRouter = {
       const result = await ctx.db.forSystem().transaction(async (tx) => {
         const [token] = await tx.query<{ id: string; tenant_id: string }>(
           `UPDATE enrollment_tokens SET used_at = $2
-           WHERE token_sha256 = $1 AND used_at IS NULL AND expires_at > $2
+           WHERE token_sha256 = $1 AND used_at IS NULL AND revoked_at IS NULL AND expires_at > $2
            RETURNING id, tenant_id`,
           [sha256Hex(input.token), now],
         );
@@ -76,9 +113,9 @@ export const enrollmentRouter = {
           target: null,
           outcome: 'denied',
           sourceIp: ctx.request.sourceIp,
-          meta: { reason: 'invalid, used or expired token' },
+          meta: { reason: 'invalid, used, revoked or expired token' },
         });
-        throw new AuthenticationError('enrollment token is invalid, used or expired');
+        throw new AuthenticationError('enrollment token is invalid, used, revoked or expired');
       }
       return result;
     }),

@@ -51,6 +51,7 @@ async function seedTenant(db: Database, name: string): Promise<string> {
       integration?.id,
       agent?.id,
     ]);
+    await tx.query(`INSERT INTO integration_versions (integration_id, tenant_id, version, spec) VALUES ($1, $2, 1, '{}')`, [integration?.id, tenantId]);
     await tx.query(`INSERT INTO enrollment_tokens (tenant_id, token_sha256, created_by, expires_at) VALUES ($1, $2, 'test', now() + interval '5 minutes')`, [
       tenantId,
       `${name}-token-hash`,
