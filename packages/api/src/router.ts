@@ -9,6 +9,7 @@ import { custodyRouter } from './routers/custody.ts';
 import { enrollmentRouter } from './routers/enrollment.ts';
 import { scopeRouters } from './routers/grants.ts';
 import { sessionRouter } from './routers/session.ts';
+import { ssoRouter } from './routers/sso.ts';
 import { usersRouter } from './routers/users.ts';
 import { router } from './trpc.ts';
 
@@ -25,6 +26,7 @@ export const appRouter = router({
   console: consoleRouter,
   ...scopeRouters,
   session: sessionRouter,
+  sso: ssoRouter,
   users: usersRouter,
   alerts: alertsRouter,
   alertDestinations: alertDestinationsRouter,

@@ -11,6 +11,7 @@ import { escapeUnprintable, truncateText } from '@airlock/protocol';
 import { appendAudit, recordAudit } from '../audit-log.ts';
 import type { Database, Queryable } from '../storage/database.ts';
 import { MAX_EMAIL_LENGTH, normalizeEmail } from './admin-users.ts';
+import { identitySettingsByName } from './identity-settings.ts';
 import { addressKey, LoginBusy, type LoginGuard } from './login-guard.ts';
 import { hashPassword, needsRehash, type ScryptParams, verifyPassword } from './passwords.ts';
 import type { Role } from './permissions.ts';
@@ -23,7 +24,9 @@ export const TOO_MANY_ATTEMPTS = 'too many failed logins; try again later';
 const MAX_TENANT_LENGTH = 200;
 
 /** Why a login failed, as the audit trail records it (never shown to the caller). */
-export type LoginFailure = 'bad-password' | 'unknown-email' | 'disabled' | 'locked' | 'ip-throttled' | 'busy';
+export type LoginFailure = 'bad-password' | 'unknown-email' | 'disabled' | 'locked' | 'ip-throttled' | 'busy' | 'local-passwords-off';
+
+export const LOCAL_PASSWORDS_OFF = 'this tenant signs in through single sign-on';
 
 const dummyHashes = new Map<string, Promise<string>>();
 
@@ -145,7 +148,8 @@ export async function login(request: LoginRequest, input: { tenant: string; emai
   const tenant = truncateText(input.tenant.trim(), MAX_TENANT_LENGTH);
   const [user] = await db.query<Candidate>(
     `SELECT u.id, u.tenant_id, u.email, u.role, u.password_hash, u.disabled
-     FROM admin_users u JOIN tenants t ON t.id = u.tenant_id WHERE t.name = $1 AND u.email = $2`,
+     FROM admin_users u JOIN tenants t ON t.id = u.tenant_id
+     WHERE t.name = $1 AND u.email = $2 AND u.oidc_subject IS NULL AND u.password_hash IS NOT NULL`,
     [tenant, email],
   );
   const ipKey = `ip:${addressKey(request.sourceIp)}`;
@@ -163,7 +167,9 @@ export async function login(request: LoginRequest, input: { tenant: string; emai
     });
   const refuse = async (reason: LoginFailure, extra: Record<string, boolean> = {}): Promise<never> => {
     await auditFailure(reason, extra);
-    throw new AuthenticationError(reason === 'locked' || reason === 'ip-throttled' ? TOO_MANY_ATTEMPTS : BAD_CREDENTIALS);
+    throw new AuthenticationError(
+      reason === 'locked' || reason === 'ip-throttled' ? TOO_MANY_ATTEMPTS : reason === 'local-passwords-off' ? LOCAL_PASSWORDS_OFF : BAD_CREDENTIALS,
+    );
   };
   const busy = async (error: LoginBusy): Promise<never> => {
     await auditFailure('busy', { retryAfterSeconds: error.retryAfterSeconds });
@@ -175,6 +181,11 @@ export async function login(request: LoginRequest, input: { tenant: string; emai
     ? await claimAccountAttempt(db, user.id, settings.accountLockout, now)
     : await claimThrottledAttempt(db, `email:${JSON.stringify([tenant, email])}`, settings.accountLockout, null, now);
   if (!claimed) return refuse('locked');
+  // Whether the tenant takes passwords at all is no secret (its login page offers single sign-on
+  // instead), so the answer is the same for every email and no hash is spent on it.
+  const identity = await identitySettingsByName(db, tenant);
+  const breakGlass = user !== undefined && identity.breakGlassUserId === user.id;
+  if (!identity.localPasswords && !breakGlass) return refuse('local-passwords-off');
   if (!user) {
     // Past the global budget an unknown email is not hashed at all. It still answers exactly like a
     // wrong password, after about as long as a hash takes, so the budget reveals no account: a
@@ -215,7 +226,7 @@ export async function login(request: LoginRequest, input: { tenant: string; emai
         target: user.email,
         outcome: 'success',
         sourceIp: request.sourceIp,
-        meta: { sessionId: result.session.principal.sessionId, rehashed: rehash !== null },
+        meta: { sessionId: result.session.principal.sessionId, rehashed: rehash !== null, ...(!identity.localPasswords ? { breakGlass: true } : {}) },
       },
       now,
     );

@@ -19,15 +19,20 @@ export const permissions = [
   'users:write',
   'alerts:read',
   'alerts:write',
+  'identity:read',
+  'identity:write',
 ] as const;
 export type Permission = (typeof permissions)[number];
 
 export const roles = ['owner', 'admin', 'operator', 'auditor'] as const;
 export type Role = (typeof roles)[number];
 
+/** How the tenant's people sign in (identity providers, role mappings, local passwords) is the owner's alone. */
+const ownerOnly: readonly Permission[] = ['identity:read', 'identity:write'];
+
 const grants: Record<Role, readonly Permission[]> = {
   owner: permissions,
-  admin: permissions,
+  admin: permissions.filter((permission) => !ownerOnly.includes(permission)),
   operator: ['agents:read', 'integrations:read', 'runs:read', 'runs:create', 'scopes:read', 'alerts:read'],
   auditor: ['agents:read', 'integrations:read', 'runs:read', 'audit:read', 'scopes:read', 'alerts:read'],
 };
