@@ -1,4 +1,5 @@
 /** The control plane's whole API. Add a router file under `routers/` and list it here. */
+import { accountRouter } from './routers/account.ts';
 import { agentChannelRouter } from './routers/agent-channel.ts';
 import { agentsRouter, auditRouter, integrationsRouter, runsRouter } from './routers/admin.ts';
 import { alertDestinationsRouter, alertsRouter } from './routers/alerts.ts';
@@ -27,6 +28,7 @@ export const appRouter = router({
   ...scopeRouters,
   session: sessionRouter,
   sso: ssoRouter,
+  account: accountRouter,
   users: usersRouter,
   alerts: alertsRouter,
   alertDestinations: alertDestinationsRouter,

@@ -39,3 +39,29 @@ export const setLocalPasswordsInput = z.strictObject({
   /** Required when turning local passwords off: the one local owner who keeps a password. */
   breakGlassUserId: z.uuid().optional(),
 });
+
+/** A pending login's token, as `session.login` returned it. */
+const pendingToken = z.string().regex(/^[A-Za-z0-9_-]{43}$/, 'not a pending-login token');
+
+/** Loose like login's input: a malformed code is a wrong code, counted and audited. */
+export const secondFactorInput = z.strictObject({ token: pendingToken, code: z.string().min(1).max(64) });
+
+export const pendingPasswordInput = z.strictObject({
+  token: pendingToken,
+  /** At least 12 characters; hashed with scrypt and never stored or logged as given. */
+  newPassword: text({ min: 12, max: 1024 }),
+});
+
+export const pendingLoginInput = z.strictObject({ token: pendingToken });
+
+export const confirmTotpInput = z.strictObject({ code: z.string().min(1).max(64) });
+
+export const changePasswordInput = z.strictObject({
+  currentPassword: z.string().min(1).max(4096),
+  newPassword: text({ min: 12, max: 1024 }),
+});
+
+/** An owner's reset: a temporary password the user must replace at their next login. */
+export const resetPasswordInput = z.strictObject({ id: z.uuid(), temporaryPassword: text({ min: 12, max: 1024 }) });
+
+export const setRequireSecondFactorInput = z.strictObject({ enabled: z.boolean() });

@@ -33,3 +33,6 @@ export const OIDC_LOGIN_STATE_TTL_MS = 10 * 60_000;
 
 /** The control plane's requests to an identity provider (discovery, keys, token) give up after this long (ms). */
 export const OIDC_REQUEST_TIMEOUT_MS = 10_000;
+
+/** A password login waiting for its second factor (or a new password) lapses after this long (ms). */
+export const PENDING_LOGIN_TTL_MS = 5 * 60_000;

@@ -7,21 +7,33 @@ import type { Queryable } from '../storage/database.ts';
 export interface IdentitySettings {
   localPasswords: boolean;
   breakGlassUserId: string | null;
+  /** Owners and admins with a local password must use a second factor. */
+  requireSecondFactor: boolean;
+}
+
+interface SettingsRow {
+  local_passwords: boolean;
+  break_glass_user_id: string | null;
+  require_second_factor: boolean;
+}
+
+function settingsOf(row: SettingsRow | undefined): IdentitySettings {
+  return { localPasswords: row?.local_passwords ?? true, breakGlassUserId: row?.break_glass_user_id ?? null, requireSecondFactor: row?.require_second_factor ?? false };
 }
 
 export async function identitySettingsOf(db: Queryable, tenantId: string): Promise<IdentitySettings> {
-  const [row] = await db.query<{ local_passwords: boolean; break_glass_user_id: string | null }>(
-    'SELECT local_passwords, break_glass_user_id FROM tenant_identity_settings WHERE tenant_id = $1',
+  const [row] = await db.query<SettingsRow>(
+    'SELECT local_passwords, break_glass_user_id, require_second_factor FROM tenant_identity_settings WHERE tenant_id = $1',
     [tenantId],
   );
-  return { localPasswords: row?.local_passwords ?? true, breakGlassUserId: row?.break_glass_user_id ?? null };
+  return settingsOf(row);
 }
 
 /** The settings of the tenant named `tenant`; the defaults when there is no such tenant. */
 export async function identitySettingsByName(db: Queryable, tenant: string): Promise<IdentitySettings> {
-  const [row] = await db.query<{ local_passwords: boolean; break_glass_user_id: string | null }>(
-    'SELECT s.local_passwords, s.break_glass_user_id FROM tenant_identity_settings s JOIN tenants t ON t.id = s.tenant_id WHERE t.name = $1',
+  const [row] = await db.query<SettingsRow>(
+    'SELECT s.local_passwords, s.break_glass_user_id, s.require_second_factor FROM tenant_identity_settings s JOIN tenants t ON t.id = s.tenant_id WHERE t.name = $1',
     [tenant],
   );
-  return { localPasswords: row?.local_passwords ?? true, breakGlassUserId: row?.break_glass_user_id ?? null };
+  return settingsOf(row);
 }

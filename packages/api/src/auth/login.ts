@@ -12,6 +12,7 @@ import { appendAudit, recordAudit } from '../audit-log.ts';
 import type { Database, Queryable } from '../storage/database.ts';
 import { MAX_EMAIL_LENGTH, normalizeEmail } from './admin-users.ts';
 import { identitySettingsByName } from './identity-settings.ts';
+import { createPendingLogin, nextStage, type PendingLogin, type StepRequest } from './second-factor.ts';
 import { addressKey, LoginBusy, type LoginGuard } from './login-guard.ts';
 import { hashPassword, needsRehash, type ScryptParams, verifyPassword } from './passwords.ts';
 import type { Role } from './permissions.ts';
@@ -139,15 +140,25 @@ interface Candidate {
   role: Role;
   password_hash: string;
   disabled: boolean;
+  totp_secret_sealed: string | null;
+  must_change_password: boolean;
+}
+
+/** The attempt counters of login, for the steps after the password (second-factor.ts). */
+export function attemptClaims(settings: AuthSettings, now: Date): StepRequest['claim'] {
+  return {
+    account: (db, userId) => claimAccountAttempt(db, userId, settings.accountLockout, now),
+    address: (db, key) => claimThrottledAttempt(db, key, settings.ipThrottle, settings.ipThrottle.windowMs, now),
+  };
 }
 
 /** Checks the credentials and opens a session, or audits the failure and throws AuthenticationError. */
-export async function login(request: LoginRequest, input: { tenant: string; email: string; password: string }): Promise<{ token: string; session: Session }> {
+export async function login(request: LoginRequest, input: { tenant: string; email: string; password: string }): Promise<{ token: string; session: Session } | PendingLogin> {
   const { db, settings, now } = request;
   const email = truncateText(normalizeEmail(input.email), MAX_EMAIL_LENGTH);
   const tenant = truncateText(input.tenant.trim(), MAX_TENANT_LENGTH);
   const [user] = await db.query<Candidate>(
-    `SELECT u.id, u.tenant_id, u.email, u.role, u.password_hash, u.disabled
+    `SELECT u.id, u.tenant_id, u.email, u.role, u.password_hash, u.disabled, u.totp_secret_sealed, u.must_change_password
      FROM admin_users u JOIN tenants t ON t.id = u.tenant_id
      WHERE t.name = $1 AND u.email = $2 AND u.oidc_subject IS NULL AND u.password_hash IS NOT NULL`,
     [tenant, email],
@@ -210,6 +221,27 @@ export async function login(request: LoginRequest, input: { tenant: string; emai
   if (user.disabled) return refuse('disabled');
 
   const rehash = needsRehash(user.password_hash, settings.scrypt) ? await rehashUnlessBusy(input.password, settings.scrypt, guard) : null;
+  const stage = await nextStage(db, user, new Set());
+  if (stage !== null) {
+    const pending = await db.transaction(async (tx) => {
+      // Failures are cleared only when the whole login succeeds: a known password buys no fresh code guesses.
+      await tx.query(
+        `UPDATE admin_users SET password_hash = coalesce($2, password_hash),
+           failed_attempts = CASE WHEN $3 THEN failed_attempts ELSE 0 END, locked_until = CASE WHEN $3 THEN locked_until ELSE NULL END
+         WHERE id = $1`,
+        [user.id, rehash, stage === 'second-factor'],
+      );
+      const created = await createPendingLogin(tx, user, stage, request.sourceIp, now);
+      await appendAudit(
+        tx,
+        { tenantId: user.tenant_id, actor: { type: 'admin', id: user.id }, action: 'login-pending', target: user.email, outcome: 'success', sourceIp: request.sourceIp, meta: { stage, rehashed: rehash !== null } },
+        now,
+      );
+      return created;
+    });
+    await releaseThrottledAttempt(db, ipKey, settings.ipThrottle);
+    return pending;
+  }
   const opened = await db.transaction(async (tx) => {
     await tx.query(
       `UPDATE admin_users SET failed_attempts = 0, locked_until = NULL, last_login_at = $2, password_hash = coalesce($3, password_hash)

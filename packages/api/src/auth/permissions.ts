@@ -21,6 +21,7 @@ export const permissions = [
   'alerts:write',
   'identity:read',
   'identity:write',
+  'account:manage',
 ] as const;
 export type Permission = (typeof permissions)[number];
 
@@ -33,8 +34,8 @@ const ownerOnly: readonly Permission[] = ['identity:read', 'identity:write'];
 const grants: Record<Role, readonly Permission[]> = {
   owner: permissions,
   admin: permissions.filter((permission) => !ownerOnly.includes(permission)),
-  operator: ['agents:read', 'integrations:read', 'runs:read', 'runs:create', 'scopes:read', 'alerts:read'],
-  auditor: ['agents:read', 'integrations:read', 'runs:read', 'audit:read', 'scopes:read', 'alerts:read'],
+  operator: ['agents:read', 'integrations:read', 'runs:read', 'runs:create', 'scopes:read', 'alerts:read', 'account:manage'],
+  auditor: ['agents:read', 'integrations:read', 'runs:read', 'audit:read', 'scopes:read', 'alerts:read', 'account:manage'],
 };
 
 /** Whether a caller with role `holder` may hand out a key with role `wanted`: never a higher one. */

@@ -9,8 +9,21 @@
  * that keeps its password (and its second factor) so the tenant is never locked out by its IdP.
  */
 import type { TRPCRouterRecord } from '@trpc/server';
-import { ConflictError, NotFoundError, UserError } from '@airlock/errors';
-import { byId, createOidcProviderInput, loginProvidersInput, setLocalPasswordsInput, setOidcRoleMappingsInput, updateOidcProviderInput } from '@airlock/protocol';
+import { ConflictError, NotAllowedError, NotFoundError, UserError } from '@airlock/errors';
+import {
+  byId,
+  createOidcProviderInput,
+  loginProvidersInput,
+  resetPasswordInput,
+  setLocalPasswordsInput,
+  setOidcRoleMappingsInput,
+  setRequireSecondFactorInput,
+  updateOidcProviderInput,
+} from '@airlock/protocol';
+import { lockAdminUser } from '../auth/admin-users.ts';
+import { checkPasswordPolicy, hashPassword } from '../auth/passwords.ts';
+import { setPassword } from '../auth/second-factor.ts';
+import { resolveAuthSettings } from '../auth/settings.ts';
 import { appendAudit, eventBy } from '../audit-log.ts';
 import { issuerUrl, PROVIDER_COLUMNS, type ProviderRow, providersForLogin, sealContext } from '../auth/oidc.ts';
 import type { Role } from '../auth/permissions.ts';
@@ -166,6 +179,57 @@ export const ssoRouter = {
     }),
 
   settings: procedureFor('identity:read').query(({ ctx }) => identitySettingsOf(ctx.db, ctx.admin.tenantId)),
+
+  setRequireSecondFactor: procedureFor('identity:write')
+    .input(setRequireSecondFactorInput)
+    .mutation(async ({ ctx, input }) => {
+      const now = ctx.now();
+      return ctx.db.transaction(async (tx) => {
+        const before = await identitySettingsOf(tx, ctx.admin.tenantId);
+        await tx.query(
+          `INSERT INTO tenant_identity_settings (tenant_id, require_second_factor, updated_at) VALUES ($1, $2, $3)
+           ON CONFLICT (tenant_id) DO UPDATE SET require_second_factor = $2, updated_at = $3`,
+          [ctx.admin.tenantId, input.enabled, now],
+        );
+        const after = await identitySettingsOf(tx, ctx.admin.tenantId);
+        await appendAudit(
+          tx,
+          eventBy(ctx.admin, ctx.request, {
+            action: 'second-factor-requirement-set',
+            target: ctx.admin.tenantId,
+            outcome: 'success',
+            meta: { before: { requireSecondFactor: before.requireSecondFactor }, after: { requireSecondFactor: after.requireSecondFactor } },
+          }),
+          now,
+        );
+        return after;
+      });
+    }),
+
+  /**
+   * An owner's reset of a local account's password: a temporary one that must be replaced at the
+   * next login. The account's sessions and pending logins end at once.
+   */
+  resetPassword: procedureFor('identity:write')
+    .input(resetPasswordInput)
+    .mutation(async ({ ctx, input }) => {
+      checkPasswordPolicy(input.temporaryPassword);
+      const hash = await hashPassword(input.temporaryPassword, resolveAuthSettings(ctx.auth).scrypt);
+      const now = ctx.now();
+      return ctx.db.transaction(async (tx) => {
+        const user = await lockAdminUser(tx, ctx.admin.tenantId, { id: input.id });
+        if (ctx.admin.kind === 'user' && ctx.admin.userId === user.id) throw new NotAllowedError('change your own password with your current one instead');
+        const [local] = await tx.query<{ local: boolean }>('SELECT oidc_subject IS NULL AS local FROM admin_users WHERE id = $1', [user.id]);
+        if (!local?.local) throw new UserError('single sign-on accounts have no password here');
+        const ended = await setPassword(tx, user, hash, null, now, true);
+        await appendAudit(
+          tx,
+          eventBy(ctx.admin, ctx.request, { action: 'password-reset', target: user.id, outcome: 'success', meta: { email: user.email, mustChange: true, sessionsEnded: ended } }),
+          now,
+        );
+        return { ok: true as const, sessionsEnded: ended };
+      });
+    }),
 
   setLocalPasswords: procedureFor('identity:write')
     .input(setLocalPasswordsInput)
