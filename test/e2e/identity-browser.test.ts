@@ -46,6 +46,7 @@ describe('identity in Chromium', () => {
   let browser: Browser;
   let consoleDir: string;
   const local = { email: 'olivia@acme.test', password: randomBytes(18).toString('base64url') };
+  const passkeyUser = { email: 'paula@acme.test', password: randomBytes(18).toString('base64url') };
 
   beforeAll(async () => {
     consoleDir = await mkdtemp(path.join(tmpdir(), 'airlock-identity-console-'));
@@ -54,6 +55,7 @@ describe('identity in Chromium', () => {
     await migrate(db);
     const { key } = await bootstrapTenant(db, { tenant: TENANT, keyName: 'first', expiresInDays: 30 });
     await createAdminUserInTenant(db, { tenant: TENANT, email: local.email, role: 'operator', password: local.password }, { scrypt: { N: 2 ** 10, r: 8, p: 1 } });
+    await createAdminUserInTenant(db, { tenant: TENANT, email: passkeyUser.email, role: 'auditor', password: passkeyUser.password }, { scrypt: { N: 2 ** 10, r: 8, p: 1 } });
     const handler = createHttpHandler(
       {
         db,
@@ -167,5 +169,46 @@ describe('identity in Chromium', () => {
     await next.getByRole('button', { name: 'Continue' }).click();
     await next.getByRole('heading', { level: 1, name: 'Overview' }).waitFor();
     await next.context().close();
+  });
+
+  it('[identity:mfa] registers a passkey with Chromium\'s virtual authenticator and signs in with it', async () => {
+    // WebAuthn takes a domain, never an IP address, as the relying party: the console is opened as localhost.
+    const origin = base.replace('127.0.0.1', 'localhost');
+    const page = await openPage();
+    const devtools = await page.context().newCDPSession(page);
+    await devtools.send('WebAuthn.enable');
+    const { authenticatorId } = await devtools.send('WebAuthn.addVirtualAuthenticator', {
+      options: { protocol: 'ctap2', transport: 'internal', hasResidentKey: true, hasUserVerification: true, isUserVerified: true, automaticPresenceSimulation: true },
+    });
+    const signInWithPassword = async () => {
+      await page.goto(`${origin}/`);
+      await page.getByLabel('Tenant').fill(TENANT);
+      await page.getByLabel('Email').fill(passkeyUser.email);
+      await page.getByLabel('Password').fill(passkeyUser.password);
+      await page.getByRole('button', { name: 'Sign in' }).click();
+    };
+    await signInWithPassword();
+    await page.getByRole('heading', { level: 1, name: 'Overview' }).waitFor();
+    await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Account', exact: true }).click();
+    await page.getByRole('button', { name: 'Add a passkey' }).click();
+    await page.getByText('Passkey added').waitFor();
+    await page.getByTestId('passkey-count').getByText('1 passkey registered.').waitFor();
+    await screenshot(page, ARTIFACTS, '07-passkey-registered');
+    const { credentials } = await devtools.send('WebAuthn.getCredentials', { authenticatorId });
+    expect(credentials).toHaveLength(1);
+    const [stored] = await db.forSystem().query<{ id: string; counter: string }>('SELECT w.id, w.counter::text FROM webauthn_credentials w JOIN admin_users u ON u.id = w.user_id WHERE u.email = $1', [passkeyUser.email]);
+    expect(stored?.id).toBe(Buffer.from(credentials[0]?.credentialId ?? '', 'base64').toString('base64url'));
+
+    // Signed out, the password now leads to the second step, which the passkey completes.
+    await page.context().clearCookies();
+    await signInWithPassword();
+    await page.getByRole('heading', { name: 'Enter your authentication code' }).waitFor();
+    await screenshot(page, ARTIFACTS, '08-passkey-prompt');
+    await page.getByRole('button', { name: 'Use a passkey' }).click();
+    await page.getByRole('heading', { level: 1, name: 'Overview' }).waitFor();
+    await screenshot(page, ARTIFACTS, '09-signed-in-with-passkey');
+    const [login] = await db.forSystem().query<{ meta: { steps: string[] } }>("SELECT meta FROM audit_events WHERE action = 'login' AND target = $1 ORDER BY seq DESC LIMIT 1", [passkeyUser.email]);
+    expect(login?.meta.steps).toEqual(['second-factor', 'passkey']);
+    await page.context().close();
   });
 });

@@ -30,11 +30,13 @@ describe('the router', () => {
       'custody.rotations',
       'enrollment.enroll',
       'session.beginEnrollment',
+      'session.beginPasskey',
       'session.changePasswordToContinue',
       'session.confirmEnrollment',
       'session.login',
       'session.logout',
       'session.me',
+      'session.verifyPasskey',
       'session.verifySecondFactor',
       'sso.loginProviders',
     ]);

@@ -65,3 +65,21 @@ export const changePasswordInput = z.strictObject({
 export const resetPasswordInput = z.strictObject({ id: z.uuid(), temporaryPassword: text({ min: 12, max: 1024 }) });
 
 export const setRequireSecondFactorInput = z.strictObject({ enabled: z.boolean() });
+
+/**
+ * A WebAuthn response as the browser library serializes it; its contents are checked by the
+ * server's WebAuthn verification, this only bounds its shape and size.
+ */
+const webauthnResponse = z
+  .looseObject({
+    id: z.string().min(1).max(1024),
+    rawId: z.string().min(1).max(1024),
+    type: z.literal('public-key'),
+    response: z.looseObject({ clientDataJSON: z.string().max(8192) }),
+    clientExtensionResults: z.looseObject({}),
+  })
+  .refine((value) => JSON.stringify(value).length <= 32_768, 'the WebAuthn response is too large');
+
+export const confirmPasskeyInput = z.strictObject({ response: webauthnResponse });
+
+export const verifyPasskeyInput = z.strictObject({ token: pendingToken, response: webauthnResponse });

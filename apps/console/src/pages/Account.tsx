@@ -3,6 +3,7 @@ import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { Field, Notice, PageHeader, QueryView } from '../components/ui.tsx';
 import { TotpQrCode } from '../components/TotpQrCode.tsx';
 import { errorMessage, useTRPC } from '../trpc.ts';
+import { startRegistration } from '@simplewebauthn/browser';
 
 /** The signed-in person's own sign-in: two-step sign-in with an authenticator app, and their password. */
 export function AccountPage() {
@@ -25,6 +26,22 @@ export function AccountPage() {
       },
     }),
   );
+  const passkeyConfirm = useMutation(
+    trpc.account.confirmPasskey.mutationOptions({ onSuccess: () => void queryClient.invalidateQueries({ queryKey: trpc.account.status.queryKey() }) }),
+  );
+  const passkey = useMutation(trpc.account.beginPasskey.mutationOptions());
+  const [passkeyError, setPasskeyError] = useState<string | null>(null);
+  /** Options from the server, the browser's WebAuthn call, and its answer back to the server to check. */
+  const addPasskey = async () => {
+    setPasskeyError(null);
+    try {
+      const options = await passkey.mutateAsync();
+      const response = await startRegistration({ optionsJSON: options });
+      await passkeyConfirm.mutateAsync({ response: response as never });
+    } catch (error) {
+      setPasskeyError(errorMessage(error));
+    }
+  };
   const change = useMutation(
     trpc.account.changePassword.mutationOptions({
       onSuccess: () => {
@@ -83,6 +100,17 @@ export function AccountPage() {
                 </>
               )}
             </section>
+            {!account.singleSignOn && (
+              <section className="card" aria-labelledby="passkey-heading">
+                <h2 id="passkey-heading">Passkeys</h2>
+                <p data-testid="passkey-count">{account.passkeys === 0 ? 'No passkeys yet.' : `${account.passkeys} passkey${account.passkeys === 1 ? '' : 's'} registered.`}</p>
+                {passkeyConfirm.isSuccess && <Notice tone="ok">Passkey added. You can use it instead of a code when you sign in.</Notice>}
+                {passkeyError && <Notice tone="bad">{passkeyError}</Notice>}
+                <button type="button" className="button secondary" onClick={() => void addPasskey()} disabled={passkey.isPending || passkeyConfirm.isPending}>
+                  Add a passkey
+                </button>
+              </section>
+            )}
             {account.hasPassword && (
               <section className="card" aria-labelledby="password-heading">
                 <h2 id="password-heading">Password</h2>

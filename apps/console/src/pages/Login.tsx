@@ -3,6 +3,7 @@ import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { Field, Notice } from '../components/ui.tsx';
 import { errorMessage, setCsrfToken, useTRPC } from '../trpc.ts';
 import { TotpQrCode } from '../components/TotpQrCode.tsx';
+import { startAuthentication } from '@simplewebauthn/browser';
 
 type Stage = 'second-factor' | 'change-password' | 'enroll-second-factor';
 interface Pending {
@@ -71,6 +72,20 @@ export function LoginPage() {
   const change = useMutation(trpc.session.changePasswordToContinue.mutationOptions({ onSuccess: onStep }));
   const begin = useMutation(trpc.session.beginEnrollment.mutationOptions({ onSuccess: setEnrollment }));
   const confirm = useMutation(trpc.session.confirmEnrollment.mutationOptions({ onSuccess: onStep }));
+  const passkeyVerify = useMutation(trpc.session.verifyPasskey.mutationOptions({ onSuccess: onStep }));
+  const passkey = useMutation(trpc.session.beginPasskey.mutationOptions());
+  const [passkeyError, setPasskeyError] = useState<string | null>(null);
+  /** The browser asks the authenticator; its signed answer goes back to the server to check. */
+  const usePasskey = async (token: string) => {
+    setPasskeyError(null);
+    try {
+      const options = await passkey.mutateAsync({ token });
+      const response = await startAuthentication({ optionsJSON: options });
+      await passkeyVerify.mutateAsync({ token, response: response as never });
+    } catch (error) {
+      setPasskeyError(errorMessage(error));
+    }
+  };
   const error = [login, verify, change, begin, confirm].find((mutation) => mutation.isError)?.error;
 
   if (recovery) {
@@ -123,6 +138,7 @@ export function LoginPage() {
         </h1>
         {ssoFailed && !pending && <Notice tone="bad">Single sign-on failed. Try again, or ask your administrator.</Notice>}
         {error && <Notice tone="bad">{errorMessage(error)}</Notice>}
+        {passkeyError && <Notice tone="bad">{passkeyError}</Notice>}
         {!pending && (
           <>
             <Field id={ids.tenant} label="Tenant">
@@ -152,6 +168,11 @@ export function LoginPage() {
         <button type="submit" className="button primary wide" disabled={[login, verify, change, begin, confirm].some((mutation) => mutation.isPending)}>
           {!pending ? (login.isPending ? 'Signing in…' : 'Sign in') : pending.stage === 'enroll-second-factor' && !enrollment ? 'Set up' : 'Continue'}
         </button>
+        {pending?.stage === 'second-factor' && (
+          <button type="button" className="button secondary wide" onClick={() => void usePasskey(pending.token)} disabled={passkey.isPending || passkeyVerify.isPending}>
+            Use a passkey
+          </button>
+        )}
         {pending && (
           <button type="button" className="button secondary wide" onClick={() => setPending(null)}>
             Start over

@@ -142,6 +142,7 @@ interface Candidate {
   disabled: boolean;
   totp_secret_sealed: string | null;
   must_change_password: boolean;
+  has_passkey: boolean;
 }
 
 /** The attempt counters of login, for the steps after the password (second-factor.ts). */
@@ -158,7 +159,8 @@ export async function login(request: LoginRequest, input: { tenant: string; emai
   const email = truncateText(normalizeEmail(input.email), MAX_EMAIL_LENGTH);
   const tenant = truncateText(input.tenant.trim(), MAX_TENANT_LENGTH);
   const [user] = await db.query<Candidate>(
-    `SELECT u.id, u.tenant_id, u.email, u.role, u.password_hash, u.disabled, u.totp_secret_sealed, u.must_change_password
+    `SELECT u.id, u.tenant_id, u.email, u.role, u.password_hash, u.disabled, u.totp_secret_sealed, u.must_change_password,
+       EXISTS (SELECT 1 FROM webauthn_credentials w WHERE w.user_id = u.id) AS has_passkey
      FROM admin_users u JOIN tenants t ON t.id = u.tenant_id
      WHERE t.name = $1 AND u.email = $2 AND u.oidc_subject IS NULL AND u.password_hash IS NOT NULL`,
     [tenant, email],

@@ -1,7 +1,7 @@
 /**
  * Second factors and the steps a password login may still need after its password: TOTP codes
  * (RFC 6238, 30 s steps, one step of drift either way, each step accepted once), single-use
- * recovery codes, a new password after an owner's reset, and enrolling TOTP when the tenant
+ * recovery codes, passkeys (passkeys.ts), a new password after an owner's reset, and enrolling TOTP when the tenant
  * requires a second factor of owners and admins.
  *
  * A password that passed but still needs a step yields a pending login (a random token, only its
@@ -13,11 +13,13 @@
 import { AuthenticationError, UserError } from '@airlock/errors';
 import { PENDING_LOGIN_TTL_MS } from '@airlock/protocol';
 import { authenticator } from 'otplib';
+import type { AuthenticationResponseJSON, PublicKeyCredentialRequestOptionsJSON } from '@simplewebauthn/server';
 import type { SecretBox } from '../alerts/secret-box.ts';
 import { appendAudit, recordAudit } from '../audit-log.ts';
 import type { Database, Queryable } from '../storage/database.ts';
 import { identitySettingsOf } from './identity-settings.ts';
 import { addressKey, type LoginGuard } from './login-guard.ts';
+import { acceptPasskeyAssertion, beginPasskeyAssertion, type RelyingParty } from './passkeys.ts';
 import { checkPasswordPolicy, hashPassword, verifyPassword } from './passwords.ts';
 import type { Role } from './permissions.ts';
 import { randomToken, sha256Hex } from './secrets.ts';
@@ -100,18 +102,26 @@ interface LoginUser {
   totp_pending_sealed: string | null;
   totp_last_step: string | null;
   must_change_password: boolean;
+  has_passkey: boolean;
 }
 
-const LOGIN_USER_COLUMNS = 'id, tenant_id, email, role, disabled, totp_secret_sealed, totp_pending_sealed, totp_last_step::text AS totp_last_step, must_change_password';
+const LOGIN_USER_COLUMNS =
+  'id, tenant_id, email, role, disabled, totp_secret_sealed, totp_pending_sealed, totp_last_step::text AS totp_last_step, must_change_password, ' +
+  'EXISTS (SELECT 1 FROM webauthn_credentials w WHERE w.user_id = admin_users.id) AS has_passkey';
 
 /**
  * The step a login of `user` still needs after `done`, or null when it may open a session. The order:
  * second factor, then a forced password change, then enrolling a required second factor.
  */
-export async function nextStage(db: Queryable, user: Pick<LoginUser, 'tenant_id' | 'role' | 'totp_secret_sealed' | 'must_change_password'>, done: ReadonlySet<PendingStage>): Promise<PendingStage | null> {
-  if (user.totp_secret_sealed !== null && !done.has('second-factor')) return 'second-factor';
+export async function nextStage(
+  db: Queryable,
+  user: Pick<LoginUser, 'tenant_id' | 'role' | 'totp_secret_sealed' | 'must_change_password' | 'has_passkey'>,
+  done: ReadonlySet<PendingStage>,
+): Promise<PendingStage | null> {
+  const hasSecondFactor = user.totp_secret_sealed !== null || user.has_passkey;
+  if (hasSecondFactor && !done.has('second-factor')) return 'second-factor';
   if (user.must_change_password && !done.has('change-password')) return 'change-password';
-  if (user.totp_secret_sealed === null && (user.role === 'owner' || user.role === 'admin')) {
+  if (!hasSecondFactor && (user.role === 'owner' || user.role === 'admin')) {
     const settings = await identitySettingsOf(db, user.tenant_id);
     if (settings.requireSecondFactor) return 'enroll-second-factor';
   }
@@ -201,7 +211,7 @@ async function attemptCode(
   request: StepRequest,
   token: string,
   stage: PendingStage,
-  check: (tx: Queryable, user: LoginUser) => Promise<string | null>,
+  check: (tx: Queryable, user: LoginUser, tokenHash: string) => Promise<string | null>,
   onSuccess: (tx: Queryable, user: LoginUser, tokenHash: string, method: string) => Promise<StepResult>,
 ): Promise<StepResult> {
   const ipKey = `ip:${addressKey(request.sourceIp)}`;
@@ -227,7 +237,7 @@ async function attemptCode(
     };
     if (!(await request.claim.address(tx, ipKey))) return fail('ip-throttled');
     if (!(await request.claim.account(tx, user.id))) return fail('locked');
-    const method = await check(tx, user);
+    const method = await check(tx, user, tokenHash);
     if (method === null) return fail('wrong-code');
     return onSuccess(tx, user, tokenHash, method);
   });
@@ -249,6 +259,25 @@ export function verifySecondFactor(request: StepRequest, input: { token: string;
       if (await useRecoveryCode(tx, user.id, input.code, request.now)) return 'recovery-code';
       return null;
     },
+    (tx, user, tokenHash, method) => advance(tx, request, user, tokenHash, new Set(['second-factor']), method),
+  );
+}
+
+/** The passkey way through the second step: assertion options for the account's passkeys... */
+export function beginPasskeyLogin(request: StepRequest, input: { token: string }, rp: RelyingParty): Promise<PublicKeyCredentialRequestOptionsJSON> {
+  return request.db.transaction(async (tx) => {
+    const { user, tokenHash } = await takePending(tx, request, input.token, 'second-factor');
+    return beginPasskeyAssertion(tx, rp, tokenHash, user.id);
+  });
+}
+
+/** ... and the signed assertion, counted against the lockout like a code. */
+export function verifyPasskeyLogin(request: StepRequest, input: { token: string; response: AuthenticationResponseJSON }, rp: RelyingParty): Promise<StepResult> {
+  return attemptCode(
+    request,
+    input.token,
+    'second-factor',
+    async (tx, user, tokenHash) => ((await acceptPasskeyAssertion(tx, rp, tokenHash, user.id, input.response, request.now)) ? 'passkey' : null),
     (tx, user, tokenHash, method) => advance(tx, request, user, tokenHash, new Set(['second-factor']), method),
   );
 }

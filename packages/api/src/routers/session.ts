@@ -5,7 +5,7 @@
  */
 import type { TRPCRouterRecord } from '@trpc/server';
 import { AuthenticationError, NotAllowedError } from '@airlock/errors';
-import { loginCredentials, loginInput, pendingLoginInput, pendingPasswordInput, secondFactorInput } from '@airlock/protocol';
+import { loginCredentials, loginInput, pendingLoginInput, pendingPasswordInput, secondFactorInput, verifyPasskeyInput } from '@airlock/protocol';
 import { appendAudit, eventBy, recordAudit } from '../audit-log.ts';
 import { attemptClaims, login, refuseMalformedLogin } from '../auth/login.ts';
 import {
@@ -15,8 +15,12 @@ import {
   type PendingLogin,
   type StepRequest,
   type StepResult,
+  beginPasskeyLogin,
+  verifyPasskeyLogin,
   verifySecondFactor,
 } from '../auth/second-factor.ts';
+import { relyingPartyOf } from '../auth/passkeys.ts';
+import type { AuthenticationResponseJSON } from '@simplewebauthn/server';
 import {
   clearedLegacySessionCookie,
   clearedSessionCookie,
@@ -131,6 +135,20 @@ export const sessionRouter = {
   verifySecondFactor: publicProcedure.input(secondFactorInput).mutation(async ({ ctx, input }) => {
     await refuseCrossSite(ctx, 'session.verifySecondFactor');
     return stepResult(ctx, await verifySecondFactor(stepRequest(ctx), input));
+  }),
+
+  /** The passkey way through the second step: options for the browser's WebAuthn call... */
+  beginPasskey: publicProcedure.input(pendingLoginInput).mutation(async ({ ctx, input }) => {
+    await refuseCrossSite(ctx, 'session.beginPasskey');
+    return beginPasskeyLogin(stepRequest(ctx), input, relyingPartyOf(ctx.request.headers.get('host'), resolveAuthSettings(ctx.auth).secureCookies));
+  }),
+
+  /** ... and the assertion it signed. */
+  verifyPasskey: publicProcedure.input(verifyPasskeyInput).mutation(async ({ ctx, input }) => {
+    await refuseCrossSite(ctx, 'session.verifyPasskey');
+    const rp = relyingPartyOf(ctx.request.headers.get('host'), resolveAuthSettings(ctx.auth).secureCookies);
+    // The shape is checked by the input schema, the contents by the WebAuthn verification.
+    return stepResult(ctx, await verifyPasskeyLogin(stepRequest(ctx), { token: input.token, response: input.response as unknown as AuthenticationResponseJSON }, rp));
   }),
 
   /** The new password a login needs after an owner's reset. */

@@ -100,6 +100,11 @@ async function seedTenant(db: Database, name: string): Promise<string> {
     );
     await tx.query(`INSERT INTO tenant_identity_settings (tenant_id, updated_at) VALUES ($1, now())`, [tenantId]);
     await tx.query(`INSERT INTO recovery_codes (tenant_id, user_id, code_sha256) VALUES ($1, $2, $3)`, [tenantId, user?.id, `${name}-code-hash`]);
+    await tx.query(`INSERT INTO webauthn_credentials (id, tenant_id, user_id, public_key, counter, created_at) VALUES ($1, $2, $3, 'key', 0, now())`, [
+      `${name}-credential`,
+      tenantId,
+      user?.id,
+    ]);
     await tx.query(`INSERT INTO pending_logins (token_sha256, tenant_id, user_id, stage, expires_at) VALUES ($1, $2, $3, 'second-factor', now() + interval '5 minutes')`, [
       `${name}-pending-hash`,
       tenantId,
