@@ -4,9 +4,10 @@
 # missing one is an error, never a silent fallback. The console is built and checked by its own
 # lint and typecheck tasks; its browser tests (test/e2e/console.test.ts, Debian's Chromium) run in
 # the system tests' `test` task, and alone with `npm run test:e2e:console`. Then the proofs that
-# print one JSON line each: the integrity findings' verdict per finding (`test:integrity`) and the
-# connector conformance count (`test:connectors`). Last, the release: built (`npm run release`),
-# its systemd units audited (`check:units`: the agent's exposure must be 2.0 or lower and
+# print one JSON line each: the integrity findings' verdict per finding (`test:integrity`), the
+# connector conformance count (`test:connectors`) and the identity tests' counts per kind (single
+# sign-on, OAuth 2.0 clients, second factors: `test:identity`). Last, the release: built (`npm run
+# release`), its systemd units audited (`check:units`: the agent's exposure must be 2.0 or lower and
 # `systemd-analyze verify` clean), and its .deb files installed on this machine for one delivery
 # from /usr/bin, then removed and purged (`test:install`, as root; under CI=true, not being root is
 # an error).
@@ -19,6 +20,8 @@ npx turbo run lint typecheck test --concurrency=2 --output-logs=new-only "$@"
 npm run -s test:integrity -- --json
 # The connector conformance suite once more, read back as one count (README, "Connectors").
 npm run -s test:connectors -- --json
+# Single sign-on, OAuth 2.0 clients and second factors, counted per tag (README, "Identity").
+npm run -s test:identity -- --json
 # The release as users install it (README, "Install").
 npm run -s release
 npm run -s check:units -- --json

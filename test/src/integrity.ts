@@ -3,6 +3,9 @@
  * finding N carries `[integrity #N]` in its title (or a describe block's); the runner runs exactly
  * those tests and this module turns vitest's JSON report into the per-finding verdict.
  */
+import { type ReportedTest, reportedTests } from './tagged-runs.ts';
+
+export type { TestStatus } from './tagged-runs.ts';
 
 /** The findings of the integrity review, by number. */
 export const FINDINGS: Readonly<Record<number, string>> = {
@@ -34,13 +37,8 @@ export const FINDINGS: Readonly<Record<number, string>> = {
 export const TAG_PATTERN = '\\[integrity #';
 const TAG = /\[integrity #(\d+)\]/g;
 
-export type TestStatus = 'passed' | 'failed' | 'skipped';
-
-export interface TaggedTest {
+export interface TaggedTest extends ReportedTest {
   finding: number;
-  name: string;
-  file: string;
-  status: TestStatus;
 }
 
 export interface FindingVerdict {
@@ -61,31 +59,14 @@ export function tagsOf(fullName: string): number[] {
   return [...fullName.matchAll(TAG)].map((match) => Number(match[1]));
 }
 
-function record(value: unknown): Readonly<Record<string, unknown>> | null {
-  return typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : null;
-}
-
 /** The tagged tests in one vitest `--reporter=json` report; untagged tests (filtered out by `-t`) are ignored. */
 export function taggedTests(report: unknown): TaggedTest[] {
-  const files = record(report)?.['testResults'];
-  if (!Array.isArray(files)) throw new Error('the vitest report has no testResults');
-  const tests: TaggedTest[] = [];
-  for (const file of files) {
-    const fileRecord = record(file);
-    const fileName = typeof fileRecord?.['name'] === 'string' ? fileRecord['name'] : '(unknown file)';
-    const assertions = fileRecord?.['assertionResults'];
-    if (!Array.isArray(assertions)) continue;
-    for (const assertion of assertions) {
-      const entry = record(assertion);
-      const fullName = entry?.['fullName'];
-      const status = entry?.['status'];
-      if (typeof fullName !== 'string') continue;
-      for (const finding of tagsOf(fullName)) {
-        tests.push({ finding, name: fullName, file: fileName, status: status === 'passed' ? 'passed' : status === 'failed' ? 'failed' : 'skipped' });
-      }
-    }
-  }
-  return tests;
+  return findingsOf(reportedTests(report));
+}
+
+/** One entry per finding a test is tagged with; untagged tests drop out. */
+export function findingsOf(tests: readonly ReportedTest[]): TaggedTest[] {
+  return tests.flatMap((test) => tagsOf(test.name).map((finding) => ({ ...test, finding })));
 }
 
 /** A finding is fixed when it has at least one regression test and every one of them passed. */

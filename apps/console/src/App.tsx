@@ -10,6 +10,7 @@ import { OverviewPage } from './pages/Overview.tsx';
 import { RunsPage } from './pages/Runs.tsx';
 import { ScopesPage } from './pages/Scopes.tsx';
 import { UsersPage } from './pages/Users.tsx';
+import { AccountPage } from './pages/Account.tsx';
 import { Link, useLocation } from './router.tsx';
 import { type Permission, SessionProvider, useMe, useSession } from './session.tsx';
 
@@ -29,6 +30,7 @@ const pages: Page[] = [
   { path: '/audit', label: 'Audit', permission: 'audit:read', render: () => <AuditPage /> },
   { path: '/users', label: 'Users', permission: 'users:read', render: () => <UsersPage /> },
   { path: '/api-keys', label: 'API keys', permission: 'keys:read', render: () => <ApiKeysPage /> },
+  { path: '/account', label: 'Account', permission: 'account:manage', render: () => <AccountPage /> },
 ];
 
 export function App() {

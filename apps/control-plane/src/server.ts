@@ -17,6 +17,7 @@ import {
   openPglite,
   pruneNonces,
   pruneLoginThrottle,
+  pruneLoginSteps,
   pruneSessions,
   Scheduler,
   type ServerDeps,
@@ -104,6 +105,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     pruneNonces(db, new Date()).catch((error: unknown) => logger.warn({ error: String(error) }, 'nonce pruning failed'));
     pruneSessions(system, new Date()).catch((error: unknown) => logger.warn({ error: String(error) }, 'session pruning failed'));
     pruneLoginThrottle(system, defaultAuthSettings, new Date()).catch((error: unknown) => logger.warn({ error: String(error) }, 'login throttle pruning failed'));
+    pruneLoginSteps(system, new Date()).catch((error: unknown) => logger.warn({ error: String(error) }, 'pending login pruning failed'));
   }, 60_000);
   prune.unref();
   const scheduler = new Scheduler({ db, dispatcher, tickMs: config.schedulerTickMs, logger });

@@ -132,6 +132,7 @@ const ROW_PLACEHOLDERS = new Set([
   'user',
   'alert',
   'destination',
+  'oidcProvider',
 ]);
 /**
  * Placeholders bound to a row of the target tenant without naming it (a proof signed over its id):
@@ -308,6 +309,12 @@ describe('the authorization matrix on PostgreSQL, served as the airlock_app role
         `INSERT INTO alert_destinations (id, tenant_id, name, origin, url_sealed, secret_sealed, min_severity) VALUES ($1, $2, $3, $4, $5, $6, 'info')`,
         [destination, tenantId, unique('dest'), new URL(webhookUrl).origin, sealed.urlSealed, sealed.secretSealed],
       );
+      const oidcProvider = randomUUID();
+      await tx.query(
+        `INSERT INTO oidc_providers (id, tenant_id, name, issuer, client_id, client_secret_sealed, created_at, updated_at)
+         VALUES ($1, $2, $3, 'https://' || $3 || '.example.com', 'airlock', $4, now(), now())`,
+        [oidcProvider, tenantId, unique('idp'), secretBox.seal(randomToken(32), `oidc-provider:${oidcProvider}`)],
+      );
       await tx.query(
         `INSERT INTO agent_security_events (id, tenant_id, agent_id, kind, at, reason) VALUES ($1, $2, $3, 'envelope-bad-signature', now(), 'seeded')`,
         [randomUUID(), tenantId, agent.id],
@@ -338,6 +345,7 @@ describe('the authorization matrix on PostgreSQL, served as the airlock_app role
         userPassword: USER_PASSWORD,
         alert: alert?.id,
         destination,
+        oidcProvider,
         webhookUrl,
         uuid: randomUUID(),
         now: new Date().toISOString(),

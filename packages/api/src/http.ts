@@ -1,6 +1,7 @@
 /**
  * The HTTP transport: a Node request handler that caps the body, keeps its raw bytes for
- * signature checks, and hands the request to tRPC's fetch adapter. Apps add TLS and listen.
+ * signature checks, and hands the request to tRPC's fetch adapter; the single sign-on redirects
+ * (oidc-http.ts) are answered beside it. Apps add TLS and listen.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { fetchRequestHandler } from '@trpc/server/adapters/fetch';
@@ -8,6 +9,7 @@ import { AgentKeyCache } from './auth/agent-auth.ts';
 import { LoginGuard } from './auth/login-guard.ts';
 import { resolveAuthSettings } from './auth/settings.ts';
 import { createContext, type ServerDeps } from './context.ts';
+import { handleSso, isSsoPath } from './oidc-http.ts';
 import { DEFAULT_MAX_BATCH_SIZE, DEFAULT_RATE_LIMITS, RateLimits, type RateLimitSettings, retryAfterOf } from './rate-limits.ts';
 import { appRouter } from './router.ts';
 import { securityHeaders, type StaticHandler } from './static-files.ts';
@@ -63,6 +65,10 @@ export function createHttpHandler(given: ServerDeps, options: HttpOptions) {
     const [, first] = pathname.split('/');
     const method = req.method ?? 'GET';
     if (first === 'healthz') return send(res, 200, { ok: true });
+    if (isSsoPath(pathname)) {
+      const url = new URL(pathAndQuery, 'http://control-plane');
+      return handleSso(deps, auth, limits, { method, url, host: req.headers.host, cookie: req.headers.cookie, sourceIp: req.socket.remoteAddress ?? null }, res);
+    }
     if (first !== 'trpc') {
       if (options.console) return options.console(method, pathname, res);
       return send(res, 404, { error: 'not found' });

@@ -22,6 +22,7 @@ export { createAdminUserInTenant, listAdminUsers, tenantIdOf, unlockAdminUser, t
 export { defaultAuthSettings, type AuthSettings } from './auth/settings.ts';
 export { pruneSessions } from './auth/sessions.ts';
 export { pruneLoginThrottle } from './auth/login.ts';
+export { pruneLoginSteps } from './auth/login-steps.ts';
 export { checkPasswordPolicy, MIN_PASSWORD_LENGTH } from './auth/passwords.ts';
 export type { AdminPrincipal } from './auth/principal.ts';
 export { AlertEngine, defaultThresholds, type AlertEngineOptions, type AlertThresholds, type TickResult } from './alerts/engine.ts';

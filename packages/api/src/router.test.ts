@@ -23,9 +23,23 @@ describe('the router', () => {
     expect(undeclared).toEqual([]);
   });
 
-  it('leaves only enrollment, console login, the public signing key and its rotations public, and the agent channel to signed agents', () => {
+  it('leaves only enrollment, console login and its later steps, the login page\'s providers, the public signing key and its rotations public, and the agent channel to signed agents', () => {
     const by = (permission: string) => procedures.filter((p) => p.permission === permission).map((p) => p.path).sort();
-    expect(by('public')).toEqual(['controlPlane.identity', 'custody.rotations', 'enrollment.enroll', 'session.login', 'session.logout', 'session.me']);
+    expect(by('public')).toEqual([
+      'controlPlane.identity',
+      'custody.rotations',
+      'enrollment.enroll',
+      'session.beginEnrollment',
+      'session.beginPasskey',
+      'session.changePasswordToContinue',
+      'session.confirmEnrollment',
+      'session.login',
+      'session.logout',
+      'session.me',
+      'session.verifyPasskey',
+      'session.verifySecondFactor',
+      'sso.loginProviders',
+    ]);
     expect(by('agent')).toEqual([
       'agent.heartbeat',
       'agent.nextJob',

@@ -1,4 +1,5 @@
 /** The control plane's whole API. Add a router file under `routers/` and list it here. */
+import { accountRouter } from './routers/account.ts';
 import { agentChannelRouter } from './routers/agent-channel.ts';
 import { agentsRouter, auditRouter, integrationsRouter, runsRouter } from './routers/admin.ts';
 import { alertDestinationsRouter, alertsRouter } from './routers/alerts.ts';
@@ -9,6 +10,7 @@ import { custodyRouter } from './routers/custody.ts';
 import { enrollmentRouter } from './routers/enrollment.ts';
 import { scopeRouters } from './routers/grants.ts';
 import { sessionRouter } from './routers/session.ts';
+import { ssoRouter } from './routers/sso.ts';
 import { usersRouter } from './routers/users.ts';
 import { router } from './trpc.ts';
 
@@ -25,6 +27,8 @@ export const appRouter = router({
   console: consoleRouter,
   ...scopeRouters,
   session: sessionRouter,
+  sso: ssoRouter,
+  account: accountRouter,
   users: usersRouter,
   alerts: alertsRouter,
   alertDestinations: alertDestinationsRouter,

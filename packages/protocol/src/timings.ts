@@ -27,3 +27,12 @@ export const AGENT_ONLINE_WITHIN_MS = 150_000;
 
 /** A run whose agent is not heard of for this long (ms) is closed as abandoned. */
 export const AGENT_LOST_AFTER_MS = 15 * 60_000;
+
+/** A single sign-on begun but not finished within this long (ms) is refused at the callback. */
+export const OIDC_LOGIN_STATE_TTL_MS = 10 * 60_000;
+
+/** The control plane's requests to an identity provider (discovery, keys, token) give up after this long (ms). */
+export const OIDC_REQUEST_TIMEOUT_MS = 10_000;
+
+/** A password login waiting for its second factor (or a new password) lapses after this long (ms). */
+export const PENDING_LOGIN_TTL_MS = 5 * 60_000;

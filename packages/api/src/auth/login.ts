@@ -11,6 +11,8 @@ import { escapeUnprintable, truncateText } from '@airlock/protocol';
 import { appendAudit, recordAudit } from '../audit-log.ts';
 import type { Database, Queryable } from '../storage/database.ts';
 import { MAX_EMAIL_LENGTH, normalizeEmail } from './admin-users.ts';
+import { identitySettingsByName } from './identity-settings.ts';
+import { createPendingLogin, nextStage, type PendingLogin, type StepRequest } from './second-factor.ts';
 import { addressKey, LoginBusy, type LoginGuard } from './login-guard.ts';
 import { hashPassword, needsRehash, type ScryptParams, verifyPassword } from './passwords.ts';
 import type { Role } from './permissions.ts';
@@ -23,7 +25,9 @@ export const TOO_MANY_ATTEMPTS = 'too many failed logins; try again later';
 const MAX_TENANT_LENGTH = 200;
 
 /** Why a login failed, as the audit trail records it (never shown to the caller). */
-export type LoginFailure = 'bad-password' | 'unknown-email' | 'disabled' | 'locked' | 'ip-throttled' | 'busy';
+export type LoginFailure = 'bad-password' | 'unknown-email' | 'disabled' | 'locked' | 'ip-throttled' | 'busy' | 'local-passwords-off';
+
+export const LOCAL_PASSWORDS_OFF = 'this tenant signs in through single sign-on';
 
 const dummyHashes = new Map<string, Promise<string>>();
 
@@ -136,16 +140,29 @@ interface Candidate {
   role: Role;
   password_hash: string;
   disabled: boolean;
+  totp_secret_sealed: string | null;
+  must_change_password: boolean;
+  has_passkey: boolean;
+}
+
+/** The attempt counters of login, for the steps after the password (second-factor.ts). */
+export function attemptClaims(settings: AuthSettings, now: Date): StepRequest['claim'] {
+  return {
+    account: (db, userId) => claimAccountAttempt(db, userId, settings.accountLockout, now),
+    address: (db, key) => claimThrottledAttempt(db, key, settings.ipThrottle, settings.ipThrottle.windowMs, now),
+  };
 }
 
 /** Checks the credentials and opens a session, or audits the failure and throws AuthenticationError. */
-export async function login(request: LoginRequest, input: { tenant: string; email: string; password: string }): Promise<{ token: string; session: Session }> {
+export async function login(request: LoginRequest, input: { tenant: string; email: string; password: string }): Promise<{ token: string; session: Session } | PendingLogin> {
   const { db, settings, now } = request;
   const email = truncateText(normalizeEmail(input.email), MAX_EMAIL_LENGTH);
   const tenant = truncateText(input.tenant.trim(), MAX_TENANT_LENGTH);
   const [user] = await db.query<Candidate>(
-    `SELECT u.id, u.tenant_id, u.email, u.role, u.password_hash, u.disabled
-     FROM admin_users u JOIN tenants t ON t.id = u.tenant_id WHERE t.name = $1 AND u.email = $2`,
+    `SELECT u.id, u.tenant_id, u.email, u.role, u.password_hash, u.disabled, u.totp_secret_sealed, u.must_change_password,
+       EXISTS (SELECT 1 FROM webauthn_credentials w WHERE w.user_id = u.id) AS has_passkey
+     FROM admin_users u JOIN tenants t ON t.id = u.tenant_id
+     WHERE t.name = $1 AND u.email = $2 AND u.oidc_subject IS NULL AND u.password_hash IS NOT NULL`,
     [tenant, email],
   );
   const ipKey = `ip:${addressKey(request.sourceIp)}`;
@@ -163,7 +180,9 @@ export async function login(request: LoginRequest, input: { tenant: string; emai
     });
   const refuse = async (reason: LoginFailure, extra: Record<string, boolean> = {}): Promise<never> => {
     await auditFailure(reason, extra);
-    throw new AuthenticationError(reason === 'locked' || reason === 'ip-throttled' ? TOO_MANY_ATTEMPTS : BAD_CREDENTIALS);
+    throw new AuthenticationError(
+      reason === 'locked' || reason === 'ip-throttled' ? TOO_MANY_ATTEMPTS : reason === 'local-passwords-off' ? LOCAL_PASSWORDS_OFF : BAD_CREDENTIALS,
+    );
   };
   const busy = async (error: LoginBusy): Promise<never> => {
     await auditFailure('busy', { retryAfterSeconds: error.retryAfterSeconds });
@@ -175,6 +194,11 @@ export async function login(request: LoginRequest, input: { tenant: string; emai
     ? await claimAccountAttempt(db, user.id, settings.accountLockout, now)
     : await claimThrottledAttempt(db, `email:${JSON.stringify([tenant, email])}`, settings.accountLockout, null, now);
   if (!claimed) return refuse('locked');
+  // Whether the tenant takes passwords at all is no secret (its login page offers single sign-on
+  // instead), so the answer is the same for every email and no hash is spent on it.
+  const identity = await identitySettingsByName(db, tenant);
+  const breakGlass = user !== undefined && identity.breakGlassUserId === user.id;
+  if (!identity.localPasswords && !breakGlass) return refuse('local-passwords-off');
   if (!user) {
     // Past the global budget an unknown email is not hashed at all. It still answers exactly like a
     // wrong password, after about as long as a hash takes, so the budget reveals no account: a
@@ -199,6 +223,27 @@ export async function login(request: LoginRequest, input: { tenant: string; emai
   if (user.disabled) return refuse('disabled');
 
   const rehash = needsRehash(user.password_hash, settings.scrypt) ? await rehashUnlessBusy(input.password, settings.scrypt, guard) : null;
+  const stage = await nextStage(db, user, new Set());
+  if (stage !== null) {
+    const pending = await db.transaction(async (tx) => {
+      // Failures are cleared only when the whole login succeeds: a known password buys no fresh code guesses.
+      await tx.query(
+        `UPDATE admin_users SET password_hash = coalesce($2, password_hash),
+           failed_attempts = CASE WHEN $3 THEN failed_attempts ELSE 0 END, locked_until = CASE WHEN $3 THEN locked_until ELSE NULL END
+         WHERE id = $1`,
+        [user.id, rehash, stage === 'second-factor'],
+      );
+      const created = await createPendingLogin(tx, user, stage, request.sourceIp, now);
+      await appendAudit(
+        tx,
+        { tenantId: user.tenant_id, actor: { type: 'admin', id: user.id }, action: 'login-pending', target: user.email, outcome: 'success', sourceIp: request.sourceIp, meta: { stage, rehashed: rehash !== null } },
+        now,
+      );
+      return created;
+    });
+    await releaseThrottledAttempt(db, ipKey, settings.ipThrottle);
+    return pending;
+  }
   const opened = await db.transaction(async (tx) => {
     await tx.query(
       `UPDATE admin_users SET failed_attempts = 0, locked_until = NULL, last_login_at = $2, password_hash = coalesce($3, password_hash)
@@ -215,7 +260,7 @@ export async function login(request: LoginRequest, input: { tenant: string; emai
         target: user.email,
         outcome: 'success',
         sourceIp: request.sourceIp,
-        meta: { sessionId: result.session.principal.sessionId, rehashed: rehash !== null },
+        meta: { sessionId: result.session.principal.sessionId, rehashed: rehash !== null, ...(!identity.localPasswords ? { breakGlass: true } : {}) },
       },
       now,
     );

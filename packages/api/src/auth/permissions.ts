@@ -19,17 +19,23 @@ export const permissions = [
   'users:write',
   'alerts:read',
   'alerts:write',
+  'identity:read',
+  'identity:write',
+  'account:manage',
 ] as const;
 export type Permission = (typeof permissions)[number];
 
 export const roles = ['owner', 'admin', 'operator', 'auditor'] as const;
 export type Role = (typeof roles)[number];
 
+/** How the tenant's people sign in (identity providers, role mappings, local passwords) is the owner's alone. */
+const ownerOnly: readonly Permission[] = ['identity:read', 'identity:write'];
+
 const grants: Record<Role, readonly Permission[]> = {
   owner: permissions,
-  admin: permissions,
-  operator: ['agents:read', 'integrations:read', 'runs:read', 'runs:create', 'scopes:read', 'alerts:read'],
-  auditor: ['agents:read', 'integrations:read', 'runs:read', 'audit:read', 'scopes:read', 'alerts:read'],
+  admin: permissions.filter((permission) => !ownerOnly.includes(permission)),
+  operator: ['agents:read', 'integrations:read', 'runs:read', 'runs:create', 'scopes:read', 'alerts:read', 'account:manage'],
+  auditor: ['agents:read', 'integrations:read', 'runs:read', 'audit:read', 'scopes:read', 'alerts:read', 'account:manage'],
 };
 
 /** Whether a caller with role `holder` may hand out a key with role `wanted`: never a higher one. */

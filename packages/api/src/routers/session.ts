@@ -5,10 +5,34 @@
  */
 import type { TRPCRouterRecord } from '@trpc/server';
 import { AuthenticationError, NotAllowedError } from '@airlock/errors';
-import { loginCredentials, loginInput } from '@airlock/protocol';
+import { loginCredentials, loginInput, pendingLoginInput, pendingPasswordInput, secondFactorInput, verifyPasskeyInput } from '@airlock/protocol';
 import { appendAudit, eventBy, recordAudit } from '../audit-log.ts';
-import { login, refuseMalformedLogin } from '../auth/login.ts';
-import { clearedLegacySessionCookie, clearedSessionCookie, csrfRefusal, deleteSession, originRefusal, resumeSession, sessionCookie, sessionTokenOf, type SessionView } from '../auth/sessions.ts';
+import { attemptClaims, login, refuseMalformedLogin } from '../auth/login.ts';
+import {
+  beginRequiredEnrollment,
+  completePasswordChange,
+  confirmRequiredEnrollment,
+  type PendingLogin,
+  type StepRequest,
+  type StepResult,
+  beginPasskeyLogin,
+  verifyPasskeyLogin,
+  verifySecondFactor,
+} from '../auth/second-factor.ts';
+import { relyingPartyOf } from '../auth/passkeys.ts';
+import type { AuthenticationResponseJSON } from '@simplewebauthn/server';
+import {
+  clearedLegacySessionCookie,
+  clearedSessionCookie,
+  csrfRefusal,
+  deleteSession,
+  originRefusal,
+  resumeSession,
+  type Session,
+  sessionCookie,
+  sessionTokenOf,
+  type SessionView,
+} from '../auth/sessions.ts';
 import { resolveAuthSettings } from '../auth/settings.ts';
 import type { Context } from '../context.ts';
 import { publicProcedure } from '../trpc.ts';
@@ -35,8 +59,52 @@ async function sessionTokenAudited(ctx: Context, target: string, secure: boolean
   }
 }
 
+/** A forged cross-site request could complete a login into the attacker's account. */
+async function refuseCrossSite(ctx: Context, target: string): Promise<void> {
+  const refusal = originRefusal(ctx.request);
+  if (!refusal) return;
+  await recordAudit(ctx.db.forSystem(), {
+    tenantId: null,
+    actor: { type: 'anonymous', id: null },
+    action: 'csrf-refused',
+    target,
+    outcome: 'denied',
+    sourceIp: ctx.request.sourceIp,
+    meta: { reason: refusal },
+  });
+  throw new NotAllowedError(CROSS_SITE);
+}
+
+function stepRequest(ctx: Context): StepRequest {
+  const settings = resolveAuthSettings(ctx.auth);
+  const now = ctx.now();
+  return {
+    db: ctx.db.forSystem(),
+    box: ctx.alerts?.secretBox,
+    settings,
+    sourceIp: ctx.request.sourceIp,
+    now,
+    claim: attemptClaims(settings, now),
+    ...(ctx.loginGuard ? { guard: ctx.loginGuard } : {}),
+  };
+}
+
+/** Sets the session cookie of an opened session and returns what the console shows. */
+function signedIn(ctx: Context, opened: { token: string; session: Session }): SessionView {
+  const settings = resolveAuthSettings(ctx.auth);
+  ctx.resHeaders.append('set-cookie', sessionCookie(opened.token, settings.secureCookies));
+  if (settings.secureCookies) ctx.resHeaders.append('set-cookie', clearedLegacySessionCookie());
+  return opened.session.view;
+}
+
+function stepResult(ctx: Context, result: StepResult): (SessionView & { recoveryCodes?: string[] }) | PendingLogin {
+  if ('pending' in result) return result;
+  const view = signedIn(ctx, result.opened);
+  return result.recoveryCodes ? { ...view, recoveryCodes: result.recoveryCodes } : view;
+}
+
 export const sessionRouter = {
-  login: publicProcedure.input(loginInput).mutation(async ({ ctx, input }): Promise<SessionView> => {
+  login: publicProcedure.input(loginInput).mutation(async ({ ctx, input }): Promise<SessionView | PendingLogin> => {
     // A forged cross-site login would sign the victim's browser in to the attacker's account.
     const refusal = originRefusal(ctx.request);
     if (refusal) {
@@ -55,13 +123,53 @@ export const sessionRouter = {
     if (!loginCredentials.safeParse(input).success) {
       return refuseMalformedLogin({ db: ctx.db.forSystem(), settings, sourceIp: ctx.request.sourceIp, now: ctx.now() }, input.email);
     }
-    const { token, session } = await login(
+    const result = await login(
       { db: ctx.db.forSystem(), settings, sourceIp: ctx.request.sourceIp, now: ctx.now(), ...(ctx.loginGuard ? { guard: ctx.loginGuard } : {}) },
       input,
     );
-    ctx.resHeaders.append('set-cookie', sessionCookie(token, settings.secureCookies));
-    if (settings.secureCookies) ctx.resHeaders.append('set-cookie', clearedLegacySessionCookie());
-    return session.view;
+    if ('pending' in result) return result;
+    return signedIn(ctx, result);
+  }),
+
+  /** The second step of a login with a second factor: a TOTP or recovery code. */
+  verifySecondFactor: publicProcedure.input(secondFactorInput).mutation(async ({ ctx, input }) => {
+    await refuseCrossSite(ctx, 'session.verifySecondFactor');
+    return stepResult(ctx, await verifySecondFactor(stepRequest(ctx), input));
+  }),
+
+  /** The passkey way through the second step: options for the browser's WebAuthn call... */
+  beginPasskey: publicProcedure.input(pendingLoginInput).mutation(async ({ ctx, input }) => {
+    await refuseCrossSite(ctx, 'session.beginPasskey');
+    return beginPasskeyLogin(stepRequest(ctx), input, relyingPartyOf(ctx.request.headers.get('host'), resolveAuthSettings(ctx.auth).secureCookies));
+  }),
+
+  /** ... and the assertion it signed. */
+  verifyPasskey: publicProcedure.input(verifyPasskeyInput).mutation(async ({ ctx, input }) => {
+    await refuseCrossSite(ctx, 'session.verifyPasskey');
+    const rp = relyingPartyOf(ctx.request.headers.get('host'), resolveAuthSettings(ctx.auth).secureCookies);
+    // The shape is checked by the input schema, the contents by the WebAuthn verification.
+    return stepResult(ctx, await verifyPasskeyLogin(stepRequest(ctx), { token: input.token, response: input.response as unknown as AuthenticationResponseJSON }, rp));
+  }),
+
+  /** The new password a login needs after an owner's reset. */
+  changePasswordToContinue: publicProcedure.input(pendingPasswordInput).mutation(async ({ ctx, input }) => {
+    await refuseCrossSite(ctx, 'session.changePasswordToContinue');
+    return stepResult(ctx, await completePasswordChange(stepRequest(ctx), input));
+  }),
+
+  /** Enrolling the second factor the tenant requires, during login: a secret to scan... */
+  beginEnrollment: publicProcedure.input(pendingLoginInput).mutation(async ({ ctx, input }) => {
+    await refuseCrossSite(ctx, 'session.beginEnrollment');
+    return beginRequiredEnrollment(stepRequest(ctx), input, async (tx, tenantId) => {
+      const [row] = await tx.query<{ name: string }>('SELECT name FROM tenants WHERE id = $1', [tenantId]);
+      return row?.name ?? '';
+    });
+  }),
+
+  /** ... and a code from it, which signs in and shows the recovery codes once. */
+  confirmEnrollment: publicProcedure.input(secondFactorInput).mutation(async ({ ctx, input }) => {
+    await refuseCrossSite(ctx, 'session.confirmEnrollment');
+    return stepResult(ctx, await confirmRequiredEnrollment(stepRequest(ctx), input));
   }),
 
   me: publicProcedure.query(async ({ ctx }): Promise<SessionView | null> => {

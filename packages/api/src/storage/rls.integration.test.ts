@@ -88,6 +88,29 @@ async function seedTenant(db: Database, name: string): Promise<string> {
       tenantId,
       agent?.id,
     ]);
+    const [provider] = await tx.query<{ id: string }>(
+      `INSERT INTO oidc_providers (tenant_id, name, issuer, client_id, client_secret_sealed, created_at, updated_at)
+       VALUES ($1, $2, 'https://idp.example.com', 'airlock', 'sealed', now(), now()) RETURNING id`,
+      [tenantId, `${name}-idp`],
+    );
+    await tx.query(`INSERT INTO oidc_role_mappings (tenant_id, provider_id, claim_value, role) VALUES ($1, $2, 'admins', 'admin')`, [tenantId, provider?.id]);
+    await tx.query(
+      `INSERT INTO oidc_login_states (state_sha256, tenant_id, provider_id, browser_sha256, nonce, code_verifier, redirect_uri, expires_at)
+       VALUES ($1, $2, $3, 'browser', 'nonce', 'verifier', 'https://airlock.example.com/auth/oidc/callback', now() + interval '5 minutes')`,
+      [`${name}-state-hash`, tenantId, provider?.id],
+    );
+    await tx.query(`INSERT INTO tenant_identity_settings (tenant_id, updated_at) VALUES ($1, now())`, [tenantId]);
+    await tx.query(`INSERT INTO recovery_codes (tenant_id, user_id, code_sha256) VALUES ($1, $2, $3)`, [tenantId, user?.id, `${name}-code-hash`]);
+    await tx.query(`INSERT INTO webauthn_credentials (id, tenant_id, user_id, public_key, counter, created_at) VALUES ($1, $2, $3, 'key', 0, now())`, [
+      `${name}-credential`,
+      tenantId,
+      user?.id,
+    ]);
+    await tx.query(`INSERT INTO pending_logins (token_sha256, tenant_id, user_id, stage, expires_at) VALUES ($1, $2, $3, 'second-factor', now() + interval '5 minutes')`, [
+      `${name}-pending-hash`,
+      tenantId,
+      user?.id,
+    ]);
   });
   return tenantId;
 }
