@@ -38,6 +38,11 @@ BEGIN
 END
 $$;
 
+-- The order records were written in across chains, for reading the whole trail as it was written
+-- (a test's "every event since", an operator's query). Not hashed, and never shown to a tenant:
+-- it counts every tenant's events. Existing rows are numbered in their legacy seq order.
+ALTER TABLE audit_events ADD COLUMN id bigint GENERATED ALWAYS AS IDENTITY;
+
 -- One head per chain, keyed by the tenant id or, for the system chain, the nil uuid. The row is
 -- created by a chain's first append, starting at the legacy head.
 CREATE TABLE audit_chain_heads (
