@@ -300,6 +300,9 @@ describe('airlock CLI', () => {
     }
     // The server-side verify sees the whole trail: the tenant's chain and the system chain.
     const whole = await airlock(['audit', 'verify', '--json'], env);
-    expect(JSON.parse(whole.stdout)).toMatchObject({ ok: true, count: 2, chains: 2, checkpoints: 1 });
+    const wholeResult = JSON.parse(whole.stdout) as { checkpoints: number };
+    expect(wholeResult).toMatchObject({ ok: true, count: 2, chains: 2 });
+    // Ours, and any the server signed on its own schedule while it ran.
+    expect(wholeResult.checkpoints).toBeGreaterThanOrEqual(1);
   });
 });
