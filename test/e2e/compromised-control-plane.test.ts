@@ -14,7 +14,7 @@ import path from 'node:path';
 import { createHash, randomUUID } from 'node:crypto';
 import YAML from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type AuditRecord, chainEvent, type Checkpoint, signCheckpoint } from '@airlock/audit';
+import { type AuditRecord, chainEvent, type ChainLeaf, compareLeaves, GENESIS_HASH, inclusionProof, signTreeCheckpoint } from '@airlock/audit';
 import { type AgentKeyPair, encodeKey, generateKeyPair, keyFingerprint, signDetached, signStatement } from '@airlock/identity';
 import { type DemoKey, generateDemoKey } from '@airlock/pgp';
 import { gpgDecrypt, startSshd, type TestSshd } from '@airlock/testing';
@@ -76,6 +76,7 @@ describe('compromised-control-plane', () => {
   const attackerKey = generateKeyPair();
   const agentId = randomUUID();
   const tenantId = randomUUID();
+  const otherTenantId = randomUUID();
   let agentDir: string;
   let deliveredDir: string;
   let elsewhereDir: string;
@@ -86,10 +87,17 @@ describe('compromised-control-plane', () => {
   let genuineEnvelope: unknown;
   let genuineReceipt: unknown;
 
-  const checkpointAt = (records: readonly AuditRecord[], seq: number, keys: AgentKeyPair = controlPlaneKey): Checkpoint => {
+  let checkpointNumber = 0;
+  /** A tree checkpoint over this tenant's head at `seq` and another tenant's, with this tenant's leaf and path, as the agent is served it. */
+  const checkpointAt = (records: readonly AuditRecord[], seq: number, keys: AgentKeyPair = controlPlaneKey) => {
     const record = records.find((candidate) => candidate.seq === seq);
     if (record === undefined) throw new Error(`no record ${seq}`);
-    return signCheckpoint({ seq, hash: record.hash }, new Date(), keys.publicKey, sign(keys));
+    const mine: ChainLeaf = { tenantId, seq, hash: record.hash };
+    const leaves = [mine, { tenantId: otherTenantId, seq: 40 + seq, hash: 'c'.repeat(64) }].sort(compareLeaves);
+    const index = leaves.indexOf(mine);
+    checkpointNumber += 1;
+    const checkpoint = signTreeCheckpoint({ number: checkpointNumber, leaves, legacy: { seq: 0, hash: GENESIS_HASH }, at: new Date() }, keys.publicKey, sign(keys));
+    return { checkpoint, proof: { leaf: mine, index, proof: inclusionProof(leaves, index) } };
   };
 
   const buildChain = (count: number, variant: string): AuditRecord[] => {
@@ -250,13 +258,13 @@ describe('compromised-control-plane', () => {
     const report = object(hostile.callsTo('agent.reportRun').at(-1)?.input, 'run report');
     genuineReceipt = object(array(report['files'], 'files')[0], 'file')['receipt'];
     expect(genuineReceipt).toBeDefined();
-    expect(JSON.parse(await readFile(path.join(agentDir, 'audit-witness.json'), 'utf8'))).toMatchObject({ seq: 3 });
+    expect(JSON.parse(await readFile(path.join(agentDir, 'audit-witness.json'), 'utf8'))).toMatchObject({ proof: { leaf: { tenantId, seq: 3 } } });
 
     // The honest chain grows: the witness follows it without an alert.
     hostile.behaviour.checkpoint = checkpointAt(chain, 5);
     hostile.behaviour.records = chain;
     await runAgent();
-    expect(JSON.parse(await readFile(path.join(agentDir, 'audit-witness.json'), 'utf8'))).toMatchObject({ seq: 5 });
+    expect(JSON.parse(await readFile(path.join(agentDir, 'audit-witness.json'), 'utf8'))).toMatchObject({ proof: { leaf: { tenantId, seq: 5 } } });
     expect(await securityEvents()).toEqual([]);
   });
 
@@ -430,7 +438,7 @@ describe('compromised-control-plane', () => {
     const result = await runAgent();
     expect(result.stderr).toContain('ALERT');
     await expectNothingHappened(before, 'audit-rewritten');
-    expect(JSON.parse(await readFile(path.join(agentDir, 'audit-witness.json'), 'utf8'))).toMatchObject({ seq: 5, hash: chain[4]?.hash });
+    expect(JSON.parse(await readFile(path.join(agentDir, 'audit-witness.json'), 'utf8'))).toMatchObject({ proof: { leaf: { seq: 5, hash: chain[4]?.hash } } });
     prevented.add('rewritten audit history');
   });
 

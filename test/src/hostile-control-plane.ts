@@ -6,7 +6,7 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { type AuditRecord, type Checkpoint } from '@airlock/audit';
+import type { AuditRecord } from '@airlock/audit';
 import { encodeKey, keyFingerprint } from '@airlock/identity';
 
 export interface HostileCall {
@@ -19,7 +19,8 @@ export interface HostileBehaviour {
   identityKey: Uint8Array;
   /** Answers for `agent.nextJob`, handed out once each, in order; then `{ envelope: null }`. */
   jobs: unknown[];
-  checkpoint: Checkpoint | null;
+  /** What `custody.checkpoint` answers: a tree checkpoint with the agent's tenant's leaf and path, or anything else. */
+  checkpoint: unknown;
   records: AuditRecord[];
   rotations: unknown[];
   enrollment: { agentId: string; tenantId: string };

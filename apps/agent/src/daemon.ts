@@ -98,7 +98,8 @@ async function witness(deps: DaemonDeps): Promise<void> {
     checkpoint: () => deps.client.custody.checkpoint.query(),
     segment: (afterSeq: number, untilSeq: number, limit: number) => deps.client.custody.auditSegment.query({ afterSeq, untilSeq, limit }),
   };
-  const round = () => witnessAudit({ source, pin: deps.pin.publicKey, dataDir: deps.dataDir, securityLog: deps.securityLog, logger: deps.logger });
+  const round = () =>
+    witnessAudit({ source, pin: deps.pin.publicKey, tenantId: deps.identity.tenantId, dataDir: deps.dataDir, securityLog: deps.securityLog, logger: deps.logger });
   const result = await round();
   if (result.status === 'alert' && result.kind === 'control-plane-key-mismatch' && (await followSignedRotations(deps))) await round();
 }

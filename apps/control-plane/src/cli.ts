@@ -5,13 +5,12 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Command, Option } from 'commander';
-import type { AuditVerification } from '@airlock/audit';
-import type { AppRouter } from '@airlock/api';
+import type { AppRouter, StoredAuditVerification } from '@airlock/api';
 import { EXIT_REFUSED, fetchNamingFailures, forPerson, formatIssues, fromRemote, OperationalError, personErrorJson, remoteErrorClass, UserError } from '@airlock/errors';
 import { enrollCommand, integrationSpecToSave } from '@airlock/protocol';
 import packageJson from '../package.json' with { type: 'json' };
 import { addAlertCommands } from './alert-commands.ts';
-import type { ExportFilter } from './audit-commands.ts';
+import type { ExportFilter, ExportVerification } from './audit-commands.ts';
 import { output, printableJson, printableLine } from './output.ts';
 import { integrationId as resolveIntegration, runId as resolveRun } from './resolve.ts';
 import { registerUserCommands } from './user-commands.ts';
@@ -532,7 +531,7 @@ export function buildProgram(options: { jsonErrors?: boolean } = {}): Command {
 
   audit
     .command('checkpoint')
-    .description('sign the current head of the audit chain now (on the server; the server also does it periodically)')
+    .description('sign every audit chain head now (on the server; the server also does it periodically)')
     .addOption(json)
     .action(async (options: { json?: boolean }) => {
       const { createCheckpoint, migrate } = await import('@airlock/api');
@@ -543,9 +542,12 @@ export function buildProgram(options: { jsonErrors?: boolean } = {}): Command {
       const db = await openDatabase(config, { command: 'airlock audit checkpoint', instead: 'or leave it to the server, which signs the head every AIRLOCK_CHECKPOINT_INTERVAL_MS' });
       try {
         await migrate(db);
-        const result = await createCheckpoint(db, signer);
+        // Every tenant's chain head goes into the tree: system scope.
+        const result = await createCheckpoint(db.forSystem(), signer);
         output(Boolean(options.json), result, () =>
-          result ? `checkpoint ${result.checkpoint.seq} ${result.checkpoint.hash} (${result.created ? 'signed' : 'already signed'}, key ${result.checkpoint.keyId})` : 'the audit chain is empty',
+          result
+            ? `checkpoint ${result.checkpoint.number}: root ${result.checkpoint.root} over ${result.checkpoint.size} chains (${result.created ? 'signed' : 'already signed'}, key ${result.checkpoint.keyId})`
+            : 'the audit trail is empty',
         );
       } finally {
         await db.close();
@@ -553,7 +555,7 @@ export function buildProgram(options: { jsonErrors?: boolean } = {}): Command {
     });
   audit
     .command('verify')
-    .description("verify the whole audit chain against every signed checkpoint (on the server, or offline with --from-file); exits 1 if it does not hold")
+    .description("verify every audit chain against every signed checkpoint (on the server, or one tenant's export offline with --from-file); exits 1 if it does not hold")
     .option('--public-key <base64>', "the control plane's public key (default: this server's signing key)")
     .option('--from-file <jsonl>', 'verify a JSON Lines export (records and checkpoints) instead of the database; needs --public-key')
     .addOption(json)
@@ -562,7 +564,7 @@ export function buildProgram(options: { jsonErrors?: boolean } = {}): Command {
       const { verifyExportFile } = await import('./audit-commands.ts');
       const { loadServerConfig, loadSigner } = await import('./config.ts');
       const { openDatabase } = await import('./server.ts');
-      let result: AuditVerification;
+      let result: StoredAuditVerification | ExportVerification;
       if (options.fromFile !== undefined) {
         if (options.publicKey === undefined) throw new UserError('--from-file needs --public-key (see controlPlane.identity)');
         result = await verifyExportFile(options.fromFile, await publicKeyOption(options.publicKey));
@@ -574,7 +576,7 @@ export function buildProgram(options: { jsonErrors?: boolean } = {}): Command {
           instead: 'or verify through the server: `airlock audit export --out audit.jsonl` (AIRLOCK_URL, AIRLOCK_API_KEY), then `airlock audit verify --from-file audit.jsonl --public-key <key>`',
         });
         try {
-          // The whole chain, every tenant's events: system scope.
+          // The whole trail, every tenant's chain: system scope.
           result = await verifyStoredAudit(db.forSystem(), publicKey);
         } finally {
           await db.close();
@@ -582,8 +584,8 @@ export function buildProgram(options: { jsonErrors?: boolean } = {}): Command {
       }
       output(Boolean(options.json), result, () =>
         result.ok
-          ? `ok: ${result.count} events, head ${result.head ? `${result.head.seq} ${result.head.hash}` : '-'}, ${result.checkpoints} checkpoints hold`
-          : `NOT OK at seq ${result.seq}: ${result.reason}`,
+          ? `ok: ${result.count} events${'chains' in result ? ` in ${result.chains} chains` : result.head ? `, head ${result.head.seq} ${result.head.hash}` : ''}, ${result.checkpoints} checkpoints hold`
+          : `NOT OK at seq ${result.seq}${'tenantId' in result && result.tenantId !== undefined ? ` of chain ${result.tenantId ?? 'system'}` : ''}: ${result.reason}`,
       );
       if (!result.ok) process.exitCode = 1;
     });

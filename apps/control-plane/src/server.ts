@@ -148,7 +148,7 @@ function startCheckpoints(db: Database, signer: Signer, intervalMs: number, logg
     busy ??= createCheckpoint(db, signer)
       .then(
         (result) => {
-          if (result?.created) logger.info({ seq: result.checkpoint.seq, keyId: signer.keyId }, 'audit checkpoint signed');
+          if (result?.created) logger.info({ number: result.checkpoint.number, chains: result.checkpoint.size, keyId: signer.keyId }, 'audit checkpoint signed');
         },
         (error: unknown) => logger.warn({ error: error instanceof Error ? error.message : String(error) }, 'audit checkpoint failed'),
       )

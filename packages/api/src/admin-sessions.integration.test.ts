@@ -103,14 +103,15 @@ describe('admin users and console sessions over HTTP on PostgreSQL', () => {
 
   async function auditRows(action: string, sinceSeq = 0) {
     return db.query<{ seq: string; actor_type: string; actor_id: string | null; target: string | null; outcome: string; source_ip: string | null; meta: Record<string, unknown> }>(
-      'SELECT seq::text AS seq, actor_type, actor_id, target, outcome, source_ip, meta FROM audit_events WHERE action = $1 AND seq > $2 ORDER BY audit_events.seq',
+      'SELECT seq::text AS seq, actor_type, actor_id, target, outcome, source_ip, meta FROM audit_events WHERE action = $1 AND id > $2 ORDER BY id',
       [action, sinceSeq],
     );
   }
 
+  /** Where the trail is now, across every chain: events written later have a greater id. */
   async function headSeq(): Promise<number> {
-    const [head] = await db.query<{ seq: string }>('SELECT seq::text AS seq FROM audit_head');
-    return Number(head?.seq ?? '0');
+    const [head] = await db.query<{ id: string }>('SELECT coalesce(max(id), 0)::text AS id FROM audit_events');
+    return Number(head?.id ?? '0');
   }
 
   beforeAll(async () => {

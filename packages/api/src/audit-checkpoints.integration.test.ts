@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import { afterAll, describe, expect, inject, it } from 'vitest';
-import { type AuditEventInput, type AuditRecord, chainEvent, checkpointSignedBy, type ChainHead, hashEvent, verifyChain } from '@airlock/audit';
+import { type AuditEventInput, type AuditRecord, chainEvent, chainProofHolds, type ChainHead, hashEvent, treeCheckpointSignedBy, verifyChain } from '@airlock/audit';
 import { encodeKey, generateKeyPair, keyFingerprint } from '@airlock/identity';
 import { createTestDatabase, seededRandom } from '@airlock/testing';
 import { createApiKey } from './auth/api-keys.ts';
@@ -14,6 +14,7 @@ import { connectAsAppRole } from './storage/app-role.fixture.ts';
 import {
   appendAudit,
   bootstrapTenant,
+  chainCheckpoints,
   connectPostgres,
   createCheckpoint,
   Dispatcher,
@@ -26,6 +27,7 @@ import {
 } from './index.ts';
 
 
+const TENANT = '7f0c1a1e-9a4e-4c1b-8d1e-1a2b3c4d5e6f';
 const silent = { warn: () => undefined, error: () => undefined };
 const signer = signerFromSecretKey(generateKeyPair().secretKey);
 
@@ -64,19 +66,26 @@ describe.each(Object.entries(backends))('audit checkpoints on %s', (_name, open)
       expect(await createCheckpoint(db, signer)).toBeNull();
       for (let i = 0; i < 7; i++) await recordAudit(db, event(i));
       const first = await createCheckpoint(db, signer, new Date('2025-01-01T00:00:00.123Z'));
-      expect(first).toMatchObject({ created: true, checkpoint: { seq: 7, keyId: signer.keyId, at: '2025-01-01T00:00:00.123Z' } });
+      expect(first).toMatchObject({ created: true, checkpoint: { version: 2, number: 1, size: 1, keyId: signer.keyId, at: '2025-01-01T00:00:00.123Z' } });
       expect(await createCheckpoint(db, signer)).toEqual({ created: false, checkpoint: first?.checkpoint });
       for (let i = 7; i < 12; i++) await recordAudit(db, event(i));
+      await recordAudit(db, event(12, { tenantId: TENANT }));
       const second = await createCheckpoint(db, signer);
-      expect(second?.checkpoint.seq).toBe(12);
+      expect(second?.checkpoint).toMatchObject({ number: 2, size: 2 });
       if (!second) throw new Error('no checkpoint');
-      expect(checkpointSignedBy(second.checkpoint, signer.publicKey, verifierFor(signer.publicKey))).toBe(true);
+      expect(treeCheckpointSignedBy(second.checkpoint, signer.publicKey, verifierFor(signer.publicKey))).toBe(true);
+      // The system chain has its own sequence: the tenant's event took none of its numbers.
+      const [proven] = await chainCheckpoints(db, null, [second.checkpoint]);
+      expect(proven?.proof?.leaf).toMatchObject({ tenantId: null, seq: 12 });
+      if (!proven?.proof) throw new Error('no proof');
+      expect(chainProofHolds(second.checkpoint, proven.proof, signer.publicKey, verifierFor(signer.publicKey))).toBe(true);
 
-      expect(await verifyStoredAudit(db, signer.publicKey, { pageSize: 5 })).toMatchObject({ ok: true, count: 12, head: { seq: 12 }, checkpoints: 2 });
+      expect(await verifyStoredAudit(db, signer.publicKey, { pageSize: 5 })).toMatchObject({ ok: true, count: 13, chains: 2, checkpoints: 2 });
       // Another key's checkpoints are not claims of this key.
       const other = generateKeyPair();
-      expect(await verifyStoredAudit(db, other.publicKey)).toMatchObject({ ok: true, count: 12, checkpoints: 0 });
-      await expect(db.query('DELETE FROM audit_checkpoints')).rejects.toThrow(/append-only/);
+      expect(await verifyStoredAudit(db, other.publicKey)).toMatchObject({ ok: true, count: 13, checkpoints: 0 });
+      await expect(db.query('DELETE FROM audit_tree_checkpoints')).rejects.toThrow(/append-only/);
+      await expect(db.query('DELETE FROM audit_checkpoint_leaves')).rejects.toThrow(/append-only/);
     } finally {
       await db.close();
     }
@@ -141,12 +150,17 @@ describe.each(Object.entries(backends))('audit checkpoints on %s', (_name, open)
       expect(await caller(null).controlPlane.identity()).toEqual({ publicKey: encodeKey(signer.publicKey), keyId: signer.keyId, fingerprint: keyFingerprint(signer.publicKey) });
 
       const audit = caller(auditor.key).audit;
-      expect(await audit.latestCheckpoint()).toMatchObject({ seq: 4, keyId: signer.keyId });
+      // This tenant's own chain head (bootstrap's record, then two), never the system chain's or anyone else's.
+      const latest = await audit.latestCheckpoint();
+      expect(latest).toMatchObject({ checkpoint: { number: 1, size: 2, keyId: signer.keyId }, proof: { leaf: { tenantId, seq: 3 } } });
+      expect(JSON.stringify(latest)).not.toContain('"tenantId":null');
+      if (!latest?.proof) throw new Error('no proof');
+      expect(chainProofHolds(latest.checkpoint, latest.proof, signer.publicKey, verifierFor(signer.publicKey))).toBe(true);
       expect(await audit.checkpoints({ limit: 10 })).toHaveLength(1);
-      expect(await audit.checkpoints({ beforeSeq: 4, limit: 10 })).toEqual([]);
+      expect(await audit.checkpoints({ beforeNumber: 1, limit: 10 })).toEqual([]);
 
       const targets = async (input: Parameters<typeof audit.list>[0]) => (await audit.list(input)).map((r) => r.target);
-      // The other tenant's event (seq 4 is the bootstrap's own, with its target) never shows.
+      // The system chain's event with the same target never shows.
       expect(await targets({ target: 'agent:a1' })).toEqual(['agent:a1']);
       expect(await targets({ actor: 'api-key:k1' })).toEqual(['agent:a1']);
       expect(await targets({ actor: 'system:test' })).toEqual(['agent:a2']);
@@ -179,14 +193,16 @@ async function inRolledBackTransaction<T>(client: pg.Client, fn: (tx: Queryable)
   }
 }
 
-function buildChain(length: number, start: ChainHead | null = null): AuditRecord[] {
+/** Two chains, the tenant's and the system's, `length` records each, written interleaved. */
+function buildChains(length: number): AuditRecord[] {
   const records: AuditRecord[] = [];
-  let head = start;
+  const heads = new Map<string | null, ChainHead>();
   const base = Date.UTC(2025, 0, 1);
-  for (let i = 0; i < length; i++) {
-    const record = chainEvent(head, event(i, { tenantId: i % 2 ? '7f0c1a1e-9a4e-4c1b-8d1e-1a2b3c4d5e6f' : null }), new Date(base + i * 1_001));
+  for (let i = 0; i < 2 * length; i++) {
+    const tenantId = i % 2 ? TENANT : null;
+    const record = chainEvent(heads.get(tenantId) ?? null, event(i, { tenantId }), new Date(base + i * 1_001));
     records.push(record);
-    head = { seq: record.seq, hash: record.hash };
+    heads.set(tenantId, { seq: record.seq, hash: record.hash });
   }
   return records;
 }
@@ -201,7 +217,7 @@ describe('the audit trail on real PostgreSQL', () => {
       const app = appRole.db;
       expect(await migrate(app)).toEqual({ applied: [] });
       await recordAudit(app.forSystem(), event(1));
-      expect(await createCheckpoint(app, signer)).toMatchObject({ created: true });
+      expect(await createCheckpoint(app.forSystem(), signer)).toMatchObject({ created: true });
       await expect(app.query("UPDATE audit_events SET action = 'x' WHERE seq = 1")).rejects.toThrow(/permission denied/);
       await expect(app.query('DELETE FROM audit_events WHERE seq = 1')).rejects.toThrow(/permission denied/);
       await expect(app.query('TRUNCATE audit_events')).rejects.toThrow(/permission denied/);
@@ -218,68 +234,90 @@ describe('the audit trail on real PostgreSQL', () => {
     }
   });
 
-  it('flags every one of 1 000 random tamperings of a 10 000-event chain with a whole-chain verify', async () => {
+  it('flags every one of 1 000 random tamperings of two 1 500-event chains with a whole-trail verify', async () => {
     const url = await createTestDatabase(inject('postgresUrl'));
     const db = connectPostgres(url);
     const client = new pg.Client({ connectionString: url });
     await client.connect();
     try {
       await migrate(db);
-      const length = 10_000;
-      const records = buildChain(length);
+      const length = 1_500;
+      const records = buildChains(length);
       await writeAuditRecords(db, records);
       await createCheckpoint(db, signer);
       const verify = (tx: Queryable) => verifyStoredAudit(tx, signer.publicKey, { pageSize: 2_000 });
-      expect(await verify(db)).toMatchObject({ ok: true, count: length, checkpoints: 1 });
+      expect(await verify(db)).toMatchObject({ ok: true, count: 2 * length, chains: 2, checkpoints: 1 });
 
       const seed = Date.now();
       const next = seededRandom(seed);
       const pick = (low: number, high: number) => low + Math.floor(next() * (high - low + 1));
-      const kinds = ['edit-action', 'edit-meta', 'edit-outcome', 'edit-target', 'delete', 'truncate', 'reorder', 'insert'] as const;
+      const kinds = ['edit-action', 'edit-meta', 'edit-outcome', 'edit-target', 'delete', 'truncate', 'reorder', 'insert', 'move-chain', 'drop-chain'] as const;
       const missed: string[] = [];
       const counts = new Map<string, number>();
       const started = Date.now();
       for (let n = 0; n < 1_000; n++) {
         const kind = kinds[n % kinds.length] ?? 'delete';
+        const chain = next() < 0.5 ? TENANT : null;
+        const other = chain === null ? TENANT : null;
         const seq = pick(2, length - 1);
-        const description = `${kind} at ${seq}`;
+        const description = `${kind} at ${seq} of ${chain ?? 'system'}`;
+        // Every statement names the chain: seq alone is no longer unique across the table.
+        const where = 'tenant_id IS NOT DISTINCT FROM $2::uuid';
         const result = await inRolledBackTransaction(client, async (tx) => {
           switch (kind) {
             case 'edit-action':
-              await tx.query("UPDATE audit_events SET action = 'forged-action' WHERE seq = $1", [seq]);
+              await tx.query(`UPDATE audit_events SET action = 'forged-action' WHERE seq = $1 AND ${where}`, [seq, chain]);
               break;
             case 'edit-meta':
-              await tx.query(`UPDATE audit_events SET meta = meta || '{"forged": true}'::jsonb WHERE seq = $1`, [seq]);
+              await tx.query(`UPDATE audit_events SET meta = meta || '{"forged": true}'::jsonb WHERE seq = $1 AND ${where}`, [seq, chain]);
               break;
             case 'edit-outcome':
-              await tx.query("UPDATE audit_events SET outcome = CASE outcome WHEN 'success' THEN 'denied' ELSE 'success' END WHERE seq = $1", [seq]);
+              await tx.query(`UPDATE audit_events SET outcome = CASE outcome WHEN 'success' THEN 'denied' ELSE 'success' END WHERE seq = $1 AND ${where}`, [seq, chain]);
               break;
             case 'edit-target':
-              await tx.query("UPDATE audit_events SET target = 'agent:forged' WHERE seq = $1", [seq]);
+              await tx.query(`UPDATE audit_events SET target = 'agent:forged' WHERE seq = $1 AND ${where}`, [seq, chain]);
               break;
             case 'delete':
-              await tx.query('DELETE FROM audit_events WHERE seq = $1', [seq]);
+              await tx.query(`DELETE FROM audit_events WHERE seq = $1 AND ${where}`, [seq, chain]);
               break;
             case 'truncate':
-              await tx.query('DELETE FROM audit_events WHERE seq > $1', [length - pick(1, 50)]);
+              // The head row moved back too, as a careful forger would: only the checkpoint remembers.
+              await tx.query(`DELETE FROM audit_events WHERE seq > $1 AND ${where}`, [length - pick(1, 50), chain]);
+              await tx.query(
+                `UPDATE audit_chain_heads h SET seq = e.seq, hash = e.hash FROM (SELECT seq, hash FROM audit_events WHERE ${where} ORDER BY seq DESC LIMIT 1) e
+                 WHERE h.tenant_id IS NOT DISTINCT FROM $2::uuid AND $1::int > 0`,
+                [1, chain],
+              );
               break;
             case 'reorder': {
-              const other = seq === length - 1 ? seq - 1 : pick(seq + 1, length);
-              await tx.query('UPDATE audit_events SET seq = -1 WHERE seq = $1', [seq]);
-              await tx.query('UPDATE audit_events SET seq = $1 WHERE seq = $2', [seq, other]);
-              await tx.query('UPDATE audit_events SET seq = $1 WHERE seq = -1', [other]);
+              const swap = seq === length - 1 ? seq - 1 : pick(seq + 1, length);
+              await tx.query(`UPDATE audit_events SET seq = -1 WHERE seq = $1 AND ${where}`, [seq, chain]);
+              await tx.query(`UPDATE audit_events SET seq = $1 WHERE seq = $3 AND ${where}`, [seq, chain, swap]);
+              await tx.query(`UPDATE audit_events SET seq = $1 WHERE seq = -1 AND ${where}`, [swap, chain]);
               break;
             }
             case 'insert': {
-              const previous = records[seq - 2];
+              const previous = records.find((record) => record.tenantId === chain && record.seq === seq - 1);
               if (!previous) throw new Error(`no record ${seq - 1}`);
               // A forged record chained correctly onto its predecessor, the rest renumbered after it.
-              const forged = chainEvent({ seq: previous.seq, hash: previous.hash }, event(-1, { action: 'forged-action' }), new Date(previous.at));
-              await tx.query('UPDATE audit_events SET seq = -seq WHERE seq >= $1', [seq]);
-              await tx.query('UPDATE audit_events SET seq = 1 - seq WHERE seq < 0');
-              await writeAuditRecords(tx, [forged]);
+              const forged = chainEvent({ seq: previous.seq, hash: previous.hash }, event(-1, { action: 'forged-action', tenantId: chain }), new Date(previous.at));
+              await tx.query(`UPDATE audit_events SET seq = -seq WHERE seq >= $1 AND ${where}`, [seq, chain]);
+              await tx.query(`UPDATE audit_events SET seq = 1 - seq WHERE seq < 0 AND ${where} AND $1::int > 0`, [1, chain]);
+              await tx.query(`INSERT INTO audit_events (seq, tenant_id, at, actor_type, actor_id, action, target, outcome, source_ip, meta, prev_hash, hash)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`, [
+                forged.seq, forged.tenantId, forged.at, forged.actor.type, forged.actor.id, forged.action, forged.target, forged.outcome, forged.sourceIp,
+                JSON.stringify(forged.meta), forged.prevHash, forged.hash,
+              ]);
               break;
             }
+            case 'move-chain':
+              // A record given to the other chain, at a seq that chain does not use.
+              await tx.query(`UPDATE audit_events SET tenant_id = $3::uuid, seq = seq + 1000000 WHERE seq = $1 AND ${where}`, [seq, chain, other]);
+              break;
+            case 'drop-chain':
+              await tx.query(`DELETE FROM audit_events WHERE ${where} AND $1::int > 0`, [1, chain]);
+              await tx.query('DELETE FROM audit_chain_heads WHERE tenant_id IS NOT DISTINCT FROM $1::uuid', [chain]);
+              break;
           }
           return verify(tx);
         });
@@ -289,8 +327,8 @@ describe('the audit trail on real PostgreSQL', () => {
       const seconds = (Date.now() - started) / 1000;
       expect({ missed, seed }).toEqual({ missed: [], seed });
       expect([...counts.values()].reduce((a, b) => a + b, 0)).toBe(1_000);
-      // Every case was rolled back: the stored chain is whole again.
-      expect(await verify(db)).toMatchObject({ ok: true, count: length });
+      // Every case was rolled back: the stored trail is whole again.
+      expect(await verify(db)).toMatchObject({ ok: true, count: 2 * length });
       process.stderr.write(`tamper test: 1000 cases in ${seconds.toFixed(1)} s\n`);
     } finally {
       await client.end();

@@ -13,8 +13,9 @@ export async function appendAudit(tx: Queryable, event: AuditEventInput, now: Da
   redactMeta(event.meta);
   const at = now.toISOString();
   const { before, after } = canonicalRecordParts({ ...event, at });
-  // One statement: audit_append (migration 0010) takes the head row lock, which orders appends so
-  // the chain has no forks even with several replicas, and hashes as hashEvent does.
+  // One statement: audit_append (migrations 0010, 0015) takes the lock of this event's chain head
+  // only, which orders that chain's appends so it has no forks even with several replicas, and
+  // hashes as hashEvent does. Other tenants' appends go on in parallel.
   const [row] = await tx.query<{ seq: string; prev_hash: string; hash: string }>(
     'SELECT seq::text AS seq, prev_hash, hash FROM audit_append($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)',
     [
@@ -39,10 +40,14 @@ const COLUMN_COUNT = 12;
 // 12 parameters a row; PostgreSQL takes at most 65 535 parameters in one statement.
 const ROWS_PER_INSERT = 1_000;
 
+/** The key of a chain's head row: the tenant id, or the nil uuid for the system chain (migration 0015). */
+export const SYSTEM_CHAIN = '00000000-0000-0000-0000-000000000000';
+export const chainKey = (tenantId: string | null): string => tenantId ?? SYSTEM_CHAIN;
+
 /**
- * Stores records that are already chained and moves the head to the last one, with multi-row
- * parameterized INSERTs. `appendAudit` writes through here; so do tests and benchmarks that build
- * long chains. The caller holds the head lock, or owns the database outright.
+ * Stores records that are already chained and moves each chain's head to its last one, with
+ * multi-row parameterized INSERTs. Tests and benchmarks that build long chains write through here.
+ * The caller holds the heads' locks, or owns the database outright.
  */
 export async function writeAuditRecords(tx: Queryable, records: readonly AuditRecord[]): Promise<void> {
   for (let start = 0; start < records.length; start += ROWS_PER_INSERT) {
@@ -67,8 +72,15 @@ export async function writeAuditRecords(tx: Queryable, records: readonly AuditRe
       ]),
     );
   }
-  const last = records.at(-1);
-  if (last) await tx.query('UPDATE audit_head SET seq = $1, hash = $2 WHERE singleton', [last.seq, last.hash]);
+  const heads = new Map<string | null, AuditRecord>();
+  for (const record of records) heads.set(record.tenantId, record);
+  for (const [tenantId, last] of heads) {
+    await tx.query(
+      `INSERT INTO audit_chain_heads (chain, tenant_id, seq, hash) VALUES ($1, $2, $3, $4)
+       ON CONFLICT (chain) DO UPDATE SET seq = excluded.seq, hash = excluded.hash`,
+      [chainKey(tenantId), tenantId, last.seq, last.hash],
+    );
+  }
 }
 
 /** An event done by an authenticated caller: tenant, actor and source address come from the request. */
@@ -99,7 +111,8 @@ export async function recordAudit(db: Database, event: AuditEventInput): Promise
 type AuditTuple = [
   seq: number,
   tenantId: string | null,
-  at: string,
+  /** Microseconds since the epoch. */
+  at: number,
   actorType: AuditRecord['actor']['type'],
   actorId: string | null,
   action: string,
@@ -111,25 +124,39 @@ type AuditTuple = [
   hash: string,
 ];
 
-// `at` is sent as the exact ISO text it was hashed in. A time with sub-millisecond digits cannot
-// have come from `appendAudit`; it keeps them, so its hash no longer matches and verify flags it.
-const RECORD_JSON = `json_build_array(seq, tenant_id, to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+// `at` is sent as whole microseconds (a JSON number, exact below 2^53) and written out in JavaScript:
+// to_char for every row was a good part of the database's time in a whole-trail verify.
+const RECORD_JSON = `json_build_array(seq, tenant_id, (extract(epoch FROM at) * 1000000)::bigint,
   actor_type, actor_id, action, target, outcome, source_ip, meta, prev_hash, hash)`;
 
 /**
- * Runs `SELECT ... FROM audit_events <rest>` and returns its rows as records. Each row comes back
- * as one JSON text, and a page is parsed in one go: reading rows field by field through the driver
- * took longer than verifying them. Rows, not one aggregate: `json_agg(... ORDER BY seq)` sorted
- * every page again (on disk, past work_mem), while the rows arrive in the index's order for free.
+ * Runs `SELECT ... FROM audit_events <rest>` and returns its rows as records. The page comes back
+ * as one text, the rows' JSON arrays joined in the order the inner query reads them (the index's
+ * order, no second sort), and is parsed in one go: reading rows one by one through the driver, or
+ * field by field, took longer than verifying them. Should the rows ever arrive out of order, the
+ * chain's own checks fail loudly; they cannot make a broken chain pass.
  */
 async function queryRecords(db: Queryable, rest: string, params: readonly unknown[]): Promise<AuditRecord[]> {
-  const rows = await db.query<{ r: string }>(`SELECT ${RECORD_JSON}::text AS r FROM audit_events ${rest}`, params);
-  const tuples = JSON.parse(`[${rows.map((row) => row.r).join(',')}]`) as AuditTuple[];
+  const [row] = await db.query<{ r: string | null }>(`SELECT string_agg(r, ',') AS r FROM (SELECT ${RECORD_JSON}::text AS r FROM audit_events ${rest}) page`, params);
+  if (!row?.r) return [];
+  const tuples = JSON.parse(`[${row.r}]`) as AuditTuple[];
   return tuples.map(recordFromTuple);
 }
 
+/**
+ * The ISO 8601 text `appendAudit` hashed: milliseconds, as `Date#toISOString` writes them. A time
+ * with sub-millisecond digits cannot have come from `appendAudit`; it keeps them, so its hash no
+ * longer matches and verify flags it.
+ */
+function isoFromMicros(micros: number): string {
+  const ms = Math.floor(micros / 1000);
+  const iso = new Date(ms).toISOString();
+  const rest = micros - ms * 1000;
+  return rest === 0 ? iso : `${iso.slice(0, -1)}${String(rest).padStart(3, '0')}Z`;
+}
+
 export interface AuditFilter {
-  /** Null reads every tenant's events, for whole-chain verification on the server. */
+  /** A tenant's chain; null reads every chain's events (tests and whole-trail checks on the server), chain by chain. */
   tenantId: string | null;
   action?: string;
   outcome?: AuditRecord['outcome'];
@@ -139,12 +166,12 @@ export interface AuditFilter {
   /** ISO 8601; events at or after `since` and before `until`. */
   since?: string;
   until?: string;
-  /** Keyset pagination: pass the last seq of the previous page. */
+  /** Keyset pagination within a chain: pass the last seq of the previous page. */
   afterSeq?: number;
   limit: number;
 }
 
-/** Audit events in chain order. */
+/** Audit events in chain order: one tenant's chain, or (tenantId null) the system chain first, then each tenant's. */
 export async function listAuditEvents(db: Queryable, filter: AuditFilter): Promise<AuditRecord[]> {
   const separator = filter.actor?.indexOf(':') ?? -1;
   const actorType = filter.actor === undefined ? null : separator < 0 ? filter.actor : filter.actor.slice(0, separator);
@@ -155,7 +182,7 @@ export async function listAuditEvents(db: Queryable, filter: AuditFilter): Promi
        AND ($4::text IS NULL OR actor_type = $4) AND ($5::text IS NULL OR actor_id = $5) AND ($6::text IS NULL OR target = $6)
        AND ($7::timestamptz IS NULL OR at >= $7) AND ($8::timestamptz IS NULL OR at < $8)
        AND seq > $9
-     ORDER BY seq LIMIT $10`,
+     ORDER BY tenant_id NULLS FIRST, seq LIMIT $10`,
     [
       filter.tenantId,
       filter.action ?? null,
@@ -171,13 +198,34 @@ export async function listAuditEvents(db: Queryable, filter: AuditFilter): Promi
   );
 }
 
+/** One chain's records after `afterSeq`, in order: a tenant's, or (null) the system chain. */
+export function readChain(db: Queryable, tenantId: string | null, afterSeq: number, limit: number, untilSeq?: number): Promise<AuditRecord[]> {
+  return tenantId === null
+    ? queryRecords(db, 'WHERE tenant_id IS NULL AND seq > $1 AND seq <= $2 ORDER BY seq LIMIT $3', [afterSeq, untilSeq ?? Number.MAX_SAFE_INTEGER, limit])
+    : queryRecords(db, 'WHERE tenant_id = $1 AND seq > $2 AND seq <= $3 ORDER BY seq LIMIT $4', [tenantId, afterSeq, untilSeq ?? Number.MAX_SAFE_INTEGER, limit]);
+}
+
 /**
- * Every event of every tenant in seq order, a page at a time (keyset pagination), with the next page
+ * One chain's records from `afterSeq` on, a page at a time (keyset pagination), with the next page
  * already being read while the caller works on the current one. Memory stays at two pages.
  */
-export async function* readAuditPages(db: Queryable, pageSize = 10_000): AsyncGenerator<AuditRecord[]> {
-  const read = (afterSeq: number) => queryRecords(db, 'WHERE seq > $1 ORDER BY seq LIMIT $2', [afterSeq, pageSize]);
-  let pending = read(0);
+export function readChainPages(db: Queryable, tenantId: string | null, options: { afterSeq?: number; untilSeq?: number; pageSize?: number } = {}): AsyncGenerator<AuditRecord[]> {
+  const pageSize = options.pageSize ?? 10_000;
+  return pagesOf((afterSeq) => readChain(db, tenantId, afterSeq, pageSize, options.untilSeq), pageSize, options.afterSeq ?? 0);
+}
+
+/** Legacy records after `afterSeq` up to `untilSeq` (at most the frozen head), in global order. */
+export function listLegacy(db: Queryable, afterSeq: number, untilSeq: number, limit: number): Promise<AuditRecord[]> {
+  return queryRecords(db, 'WHERE seq > $1 AND seq <= $2 ORDER BY seq LIMIT $3', [afterSeq, untilSeq, limit]);
+}
+
+/** The legacy global chain's records (migration 0015: every record at or below the frozen head), in global seq order. */
+export function readLegacyPages(db: Queryable, legacySeq: number, pageSize = 10_000): AsyncGenerator<AuditRecord[]> {
+  return pagesOf((afterSeq) => listLegacy(db, afterSeq, legacySeq, pageSize), pageSize, 0);
+}
+
+async function* pagesOf(read: (afterSeq: number) => Promise<AuditRecord[]>, pageSize: number, start: number): AsyncGenerator<AuditRecord[]> {
+  let pending = read(start);
   for (;;) {
     const page = await pending;
     const last = page.at(-1);
@@ -196,7 +244,7 @@ function recordFromTuple([seq, tenantId, at, actorType, actorId, action, target,
   return {
     seq,
     tenantId,
-    at: at.endsWith('000Z') ? `${at.slice(0, -4)}Z` : at,
+    at: isoFromMicros(at),
     actor: { type: actorType, id: actorId },
     action,
     target,

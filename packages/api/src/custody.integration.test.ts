@@ -1,10 +1,10 @@
 import { type Server } from 'node:http';
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { checkpointExtends, checkpointSignedBy, type AuditRecord, type Checkpoint } from '@airlock/audit';
+import { type AuditRecord, chainProofHolds, verifyChain } from '@airlock/audit';
 import { type AgentKeyPair, encodeKey, followRotations, generateKeyPair, keyFingerprint, signRequest, verifyDetached } from '@airlock/identity';
 import { createTestDatabase } from '@airlock/testing';
-import { bootstrapTenant, connectPostgres, createCheckpoint, createHttpHandler, type Database, Dispatcher, migrate, recordKeyRotation, signerFromSecretKey } from './index.ts';
+import { bootstrapTenant, type ChainCheckpoint, connectPostgres, createCheckpoint, createHttpHandler, type Database, Dispatcher, migrate, recordKeyRotation, signerFromSecretKey } from './index.ts';
 import { listenOnLoopback } from './trpc-http.fixture.ts';
 
 const silent = { warn: () => undefined, error: () => undefined };
@@ -61,16 +61,26 @@ describe('custody endpoints', () => {
     await expect(request('custody.reportSecurityEvent', { input: { ...event, id: randomUUID(), plaintext: 'x' }, signed: true })).rejects.toThrow(/400/);
   });
 
-  it('serves a witness the signed checkpoint and the records that lead to it', async () => {
-    const first = await createCheckpoint(db, signer);
-    if (!first) throw new Error('no checkpoint');
+  it("serves a witness the signed checkpoint with its own tenant's leaf, and the records that lead to it", async () => {
+    await createCheckpoint(db.forSystem(), signer);
+    const first = (await request('custody.checkpoint', { method: 'GET', signed: true })) as ChainCheckpoint;
     await request('custody.reportSecurityEvent', { input: { id: randomUUID(), kind: 'policy-violation', at: new Date().toISOString(), reason: 'x' }, signed: true });
-    await createCheckpoint(db, signer);
-    const latest = (await request('custody.checkpoint', { method: 'GET', signed: true })) as Checkpoint;
-    expect(latest.seq).toBeGreaterThan(first.checkpoint.seq);
-    expect(checkpointSignedBy(latest, signer.publicKey, (m, s) => verifyDetached(m, s, signer.publicKey))).toBe(true);
-    const segment = (await request('custody.auditSegment', { method: 'GET', input: { afterSeq: first.checkpoint.seq, untilSeq: latest.seq }, signed: true })) as AuditRecord[];
-    expect(checkpointExtends(first.checkpoint, latest, segment)).toEqual({ ok: true });
+    // Another tenant's and the system chain's appends: nothing of them reaches this witness.
+    const other = await bootstrapTenant(db, { tenant: `other-${randomUUID()}`, keyName: 'boot', expiresInDays: 1 });
+    await createCheckpoint(db.forSystem(), signer);
+    const latest = (await request('custody.checkpoint', { method: 'GET', signed: true })) as ChainCheckpoint;
+    const verify = (m: Uint8Array, s: Uint8Array) => verifyDetached(m, s, signer.publicKey);
+    if (!first.proof || !latest.proof) throw new Error('no proof');
+    expect(latest.checkpoint.number).toBeGreaterThan(first.checkpoint.number);
+    expect(latest.proof.leaf.seq).toBe(first.proof.leaf.seq + 1);
+    expect(chainProofHolds(latest.checkpoint, latest.proof, signer.publicKey, verify)).toBe(true);
+    expect(JSON.stringify(latest)).not.toContain(other.tenantId);
+    const segment = (await request('custody.auditSegment', {
+      method: 'GET',
+      input: { afterSeq: first.proof.leaf.seq, untilSeq: latest.proof.leaf.seq },
+      signed: true,
+    })) as AuditRecord[];
+    expect(verifyChain(segment, { after: first.proof.leaf })).toMatchObject({ ok: true, head: { seq: latest.proof.leaf.seq, hash: latest.proof.leaf.hash } });
   });
 
   it('serves rotations signed by the key they replace, which agents follow from their pin', async () => {

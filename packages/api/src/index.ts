@@ -15,8 +15,17 @@ export { migrate } from './storage/migrate.ts';
 export { bootstrapTenant } from './bootstrap.ts';
 export { AgentKeyCache, pruneNonces } from './auth/agent-auth.ts';
 export { permissions, roles, type Permission, type Role } from './auth/permissions.ts';
-export { appendAudit, listAuditEvents, readAuditPages, recordAudit, writeAuditRecords, type AuditFilter } from './audit-log.ts';
-export { createCheckpoint, listCheckpoints, verifyStoredAudit } from './checkpoints.ts';
+export { appendAudit, chainKey, listAuditEvents, readChain, readChainPages, recordAudit, writeAuditRecords, type AuditFilter } from './audit-log.ts';
+export {
+  chainCheckpoints,
+  createCheckpoint,
+  latestChainCheckpoint,
+  legacyHead,
+  listCheckpoints,
+  verifyStoredAudit,
+  type ChainCheckpoint,
+  type StoredAuditVerification,
+} from './checkpoints.ts';
 export { signerFromSecretKey, verifierFor, type Signer } from './signer.ts';
 export { createAdminUserInTenant, listAdminUsers, tenantIdOf, unlockAdminUser, type AdminUser } from './auth/admin-users.ts';
 export { defaultAuthSettings, type AuthSettings } from './auth/settings.ts';

@@ -67,7 +67,7 @@ describe('free-text input over HTTP on PostgreSQL', () => {
       const reply = await post('session.login', { tenant: 'acme', email: `admin${bad}@acme.test`, password: 'whatever it is' });
       expectBadRequest(reply);
       const rows = await db.query<{ target: string; outcome: string; meta: { reason: string } }>(
-        "SELECT target, outcome, meta FROM audit_events WHERE action = 'login-failed' ORDER BY seq DESC LIMIT 1",
+        "SELECT target, outcome, meta FROM audit_events WHERE action = 'login-failed' ORDER BY id DESC LIMIT 1",
       );
       const [after] = await db.query<{ n: string }>("SELECT count(*)::text AS n FROM audit_events WHERE action = 'login-failed'");
       expect(Number(after?.n) - Number(before?.n)).toBe(1);

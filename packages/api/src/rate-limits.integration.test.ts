@@ -51,9 +51,10 @@ describe('rate limits over HTTP', () => {
     return Number(row?.n ?? '0');
   }
 
+  /** Where the trail is now, across every chain: events written later have a greater id. */
   async function auditHead(): Promise<number> {
-    const [row] = await db.query<{ seq: string }>('SELECT seq::text FROM audit_head');
-    return Number(row?.seq ?? '0');
+    const [row] = await db.query<{ id: string }>('SELECT coalesce(max(id), 0)::text AS id FROM audit_events');
+    return Number(row?.id ?? '0');
   }
 
   /**
@@ -64,7 +65,7 @@ describe('rate limits over HTTP', () => {
     const deadline = Date.now() + 5_000;
     for (;;) {
       const [row] = await db.query<{ rows: string; refusals: string }>(
-        "SELECT count(*)::text AS rows, coalesce(sum((meta->>'refusals')::int), 0)::text AS refusals FROM audit_events WHERE action = 'rate-limited' AND seq > $1",
+        "SELECT count(*)::text AS rows, coalesce(sum((meta->>'refusals')::int), 0)::text AS refusals FROM audit_events WHERE action = 'rate-limited' AND id > $1",
         [seq],
       );
       const found = { rows: Number(row?.rows ?? '0'), refusals: Number(row?.refusals ?? '0') };
@@ -124,7 +125,7 @@ describe('rate limits over HTTP', () => {
     expect(limitedRows.refusals).toBe(FLOOD - 30);
     expect(limitedRows.rows).toBeLessThanOrEqual(2 * (Math.ceil(elapsedMs / SUMMARY_MS) + 1));
     const [limited] = await db.query<{ meta: Record<string, unknown>; actor_type: string }>(
-      "SELECT meta, actor_type FROM audit_events WHERE action = 'rate-limited' ORDER BY seq DESC LIMIT 1",
+      "SELECT meta, actor_type FROM audit_events WHERE action = 'rate-limited' ORDER BY id DESC LIMIT 1",
     );
     expect(limited).toMatchObject({ actor_type: 'anonymous', meta: { limit: 'ip', subject: '127.0.0.1', points: 30, windowSeconds: 60, summary: true } });
     // Refusals name the limit and the address, never the key that was tried.
@@ -156,7 +157,7 @@ describe('rate limits over HTTP', () => {
     // Five refusals: the first audited at once, the other four in one summary row.
     expect(await refusalsSince(seqBefore, 5)).toEqual({ rows: 2, refusals: 5 });
     const rows = await db.query<{ actor_type: string; tenant_id: string; meta: { limit: string } }>(
-      "SELECT actor_type, tenant_id, meta FROM audit_events WHERE action = 'rate-limited' AND seq > $1",
+      "SELECT actor_type, tenant_id, meta FROM audit_events WHERE action = 'rate-limited' AND id > $1",
       [seqBefore],
     );
     for (const row of rows) expect(row).toMatchObject({ actor_type: 'api-key', tenant_id: tenantId, meta: { limit: 'api-key' } });
@@ -167,13 +168,12 @@ describe('rate limits over HTTP', () => {
   it('refuses a batch over the cap with 400 before any call runs or counts', async () => {
     const base = await listen({ maxBatchSize: 4, rateLimits: { 'api-key': { points: 4, durationSeconds: 60 }, agent: { points: 4, durationSeconds: 60 }, ip: { points: 4, durationSeconds: 60 } } });
     const key = await newKey();
-    const [auditBefore] = await db.query<{ seq: string }>('SELECT seq::text FROM audit_head');
+    const auditBefore = await auditHead();
     const refused = await batch(base, 5, key);
     expect(refused.status).toBe(400);
     expect(JSON.stringify(await refused.json())).toMatch(/Batch call exceeds maximum size/);
     // Nothing ran: no audit row, and the key was not even looked up.
-    const [auditAfter] = await db.query<{ seq: string }>('SELECT seq::text FROM audit_head');
-    expect(auditAfter?.seq).toBe(auditBefore?.seq);
+    expect(await auditHead()).toBe(auditBefore);
     const [used] = await db.query<{ last_used_at: Date | null }>('SELECT last_used_at FROM api_keys WHERE prefix = $1', [key.split('_')[1]]);
     expect(used?.last_used_at).toBeNull();
     // The whole budget is still there.
@@ -243,7 +243,7 @@ describe('rate limits over HTTP', () => {
     // Another user is counted on their own.
     expect((await list(bobOne)).status).toBe(200);
     const [row] = await db.query<{ actor_type: string; actor_id: string; meta: Record<string, unknown> }>(
-      "SELECT actor_type, actor_id, meta FROM audit_events WHERE action = 'rate-limited' AND seq > $1 ORDER BY audit_events.seq LIMIT 1",
+      "SELECT actor_type, actor_id, meta FROM audit_events WHERE action = 'rate-limited' AND id > $1 ORDER BY id LIMIT 1",
       [seq],
     );
     expect(row).toMatchObject({ actor_type: 'admin', actor_id: alice?.id, meta: { limit: 'session', subject: alice?.id, points: 5 } });

@@ -7,6 +7,7 @@
 import { createHash } from 'node:crypto';
 import { canonicalJson } from './canonical.ts';
 import { type AuditRecord, type ChainHead, type ChainLink, type ChainVerification, ChainVerifier, verifyChain } from './chain.ts';
+import { type ChainLeaf, merkleRoot, verifyInclusion } from './merkle.ts';
 
 export interface Checkpoint {
   readonly version: 1;
@@ -124,4 +125,67 @@ export function checkpointExtends(previous: Checkpoint, next: Checkpoint, segmen
   if (!chain.ok) return { ok: false, reason: `records after ${previous.seq}: ${chain.reason}` };
   if (chain.head?.seq !== next.seq || chain.head.hash !== next.hash) return { ok: false, reason: `records after ${previous.seq} do not lead to checkpoint ${next.seq}` };
   return { ok: true };
+}
+
+/**
+ * A checkpoint of every chain at once (per-tenant chains): the signed Merkle root over every
+ * chain's head (`merkle.ts`), and the frozen final head of the one global chain that came before
+ * (`legacy`; seq 0 and the genesis hash where there was none). Signing `legacy` in every such
+ * checkpoint is what keeps the old global chain verifiable past the v1 checkpoints it had: its
+ * records after the last of those are covered from the first tree checkpoint on.
+ */
+export interface TreeCheckpoint {
+  readonly version: 2;
+  /** Position in the control plane's checkpoint log, 1 for the first; signed, so the log cannot be reordered. */
+  readonly number: number;
+  readonly at: string;
+  /** How many chains the tree has: its leaf count. */
+  readonly size: number;
+  readonly root: string;
+  readonly legacy: ChainHead;
+  readonly keyId: string;
+  readonly signature: string;
+}
+
+export function treeCheckpointMessage(checkpoint: Omit<TreeCheckpoint, 'signature'>): Uint8Array {
+  const { version, number, at, size, root, legacy, keyId } = checkpoint;
+  const body = canonicalJson({ at, keyId, legacy: { hash: legacy.hash, seq: legacy.seq }, number, root, size, version });
+  return Buffer.from(`airlock-audit-tree-checkpoint\n${body}`, 'utf8');
+}
+
+export function signTreeCheckpoint(
+  fields: { number: number; leaves: readonly ChainLeaf[]; legacy: ChainHead; at: Date },
+  publicKey: Uint8Array,
+  sign: Sign,
+): TreeCheckpoint {
+  const unsigned = {
+    version: 2 as const,
+    number: fields.number,
+    at: fields.at.toISOString(),
+    size: fields.leaves.length,
+    root: merkleRoot(fields.leaves),
+    legacy: { seq: fields.legacy.seq, hash: fields.legacy.hash },
+    keyId: keyIdOf(publicKey),
+  };
+  return { ...unsigned, signature: Buffer.from(sign(treeCheckpointMessage(unsigned))).toString('base64') };
+}
+
+export function treeCheckpointSignedBy(checkpoint: TreeCheckpoint, publicKey: Uint8Array, verify: Verify): boolean {
+  if (checkpoint.version !== 2 || checkpoint.keyId !== keyIdOf(publicKey)) return false;
+  return verify(treeCheckpointMessage(checkpoint), Buffer.from(checkpoint.signature, 'base64'));
+}
+
+/** One chain's view of a tree checkpoint: its own leaf, where it sits, and the path to the root. */
+export interface ChainProof {
+  readonly leaf: ChainLeaf;
+  readonly index: number;
+  readonly proof: readonly string[];
+}
+
+/** Signature and inclusion together: the checkpoint is the pinned key's, and it commits to `proof.leaf`. */
+export function chainProofHolds(checkpoint: TreeCheckpoint, proof: ChainProof, publicKey: Uint8Array, verify: Verify): boolean {
+  return (
+    treeCheckpointSignedBy(checkpoint, publicKey, verify) &&
+    verifyInclusion(proof.leaf, proof.index, checkpoint.size, proof.proof, checkpoint.root)
+  );
 }

@@ -6,3 +6,4 @@ export * from './canonical.ts';
 export * from './events.ts';
 export * from './chain.ts';
 export * from './checkpoint.ts';
+export * from './merkle.ts';

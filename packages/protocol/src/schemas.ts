@@ -319,8 +319,8 @@ export const listAuditInput = z.strictObject({
 });
 
 export const listCheckpointsInput = z.strictObject({
-  /** Paging backwards: the smallest seq of the previous page. */
-  beforeSeq: z.number().int().positive().optional(),
+  /** Paging backwards: the smallest checkpoint number of the previous page. */
+  beforeNumber: z.number().int().positive().optional(),
   limit: z.number().int().min(1).max(1000).default(100),
 });
 

@@ -195,10 +195,13 @@ function ChainStatus() {
     <section className="panel chain" aria-labelledby="chain-heading">
       <h2 id="chain-heading">Chain verification</h2>
       <QueryView query={latest} label="Loading the latest checkpoint">
-        {(checkpoint) =>
-          checkpoint ? (
+        {(latestCheckpoint) =>
+          latestCheckpoint ? (
             <p>
-              Latest signed checkpoint: seq <span className="mono">{checkpoint.seq}</span>, {formatTime(checkpoint.at)}, key <span className="mono">{checkpoint.keyId}</span>.
+              {/* This tenant's own chain head only: the checkpoint covers every tenant's, each behind its audit path. */}
+              Latest signed checkpoint: number <span className="mono">{latestCheckpoint.checkpoint.number}</span>, this tenant&apos;s chain at seq{' '}
+              <span className="mono">{latestCheckpoint.proof?.leaf.seq ?? '-'}</span>, {formatTime(latestCheckpoint.checkpoint.at)}, key{' '}
+              <span className="mono">{latestCheckpoint.checkpoint.keyId}</span>.
             </p>
           ) : (
             <p className="muted">No checkpoint signed yet; the control plane signs one periodically when the chain moves.</p>

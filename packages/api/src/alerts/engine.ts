@@ -1,6 +1,6 @@
 /**
  * The alert engine: one per control-plane replica, ticking like the scheduler. Each tick
- * 1. reads audit events after its cursor and raises alerts by the rules in `rules.ts`;
+ * 1. reads audit events after its cursor in each chain and raises alerts by the rules in `rules.ts`;
  * 2. every `checkIntervalMs`, runs the periodic checks: agents not seen for `agentOfflineMs`,
  *    API keys and the served TLS certificate expiring within their warning windows;
  * 3. sends due deliveries from the outbox (`delivery.ts`).
@@ -9,7 +9,7 @@
  * finds the row locked skips to step 3.
  */
 import type { AuditRecord } from '@airlock/audit';
-import { listAuditEvents } from '../audit-log.ts';
+import { readChain } from '../audit-log.ts';
 import type { Database, Queryable } from '../storage/database.ts';
 import { type DeliveryOptions, type DeliveryOutcome, defaultDeliveryOptions, deliverDue } from './delivery.ts';
 import { type AlertCandidate, alertForEvent, burstRules } from './rules.ts';
@@ -119,26 +119,31 @@ export class AlertEngine {
       if (!state) return { events: null, raised: [] };
       const now = this.#now();
       const raised: AlertCandidate[] = [];
-      let cursor = Number(state.audit_seq);
+      // Each chain from its own cursor: records of one chain commit in seq order, of different
+      // chains in no order, so one cursor across chains would pass over a late commit.
+      const chains = await tx.query<{ tenant_id: string | null; chain: string; head: string; cursor: string }>(
+        `SELECT h.tenant_id, h.chain::text AS chain, h.seq::text AS head, coalesce(c.seq, $1)::text AS cursor
+         FROM audit_chain_heads h LEFT JOIN alert_engine_chains c ON c.chain = h.chain
+         WHERE h.seq > coalesce(c.seq, $1) ORDER BY h.chain`,
+        [state.audit_seq],
+      );
       let events = 0;
-      while (events < this.#maxEvents) {
-        const page = await listAuditEvents(tx, { tenantId: null, afterSeq: cursor, limit: Math.min(PAGE, this.#maxEvents - events) });
-        for (const record of page) {
-          // An event whose evaluation fails is logged and passed over: one bad event must not stall alerting.
-          await tx.query('SAVEPOINT alert_event');
-          try {
-            for (const candidate of await this.#candidatesFor(tx, record)) {
-              if ((await raiseAlert(tx, candidate, this.#policy, now)).created) raised.push(candidate);
-            }
-            await tx.query('RELEASE SAVEPOINT alert_event');
-          } catch (error) {
-            await tx.query('ROLLBACK TO SAVEPOINT alert_event');
-            this.#logger.error({ seq: record.seq, action: record.action, error: error instanceof Error ? error.message : String(error) }, 'alert rule failed on an audit event');
+      for (const chain of chains) {
+        if (events >= this.#maxEvents) break;
+        let cursor = Number(chain.cursor);
+        for (;;) {
+          const want = Math.min(PAGE, this.#maxEvents - events);
+          const page = await readChain(tx, chain.tenant_id, cursor, want, Number(chain.head));
+          for (const record of page) {
+            await this.#evaluateEvent(tx, record, raised, now);
+            cursor = record.seq;
           }
-          cursor = record.seq;
+          events += page.length;
+          // Read to the head it had when this tick began: a chain with legacy records only stops there too.
+          if (page.length < want) cursor = Number(chain.head);
+          if (page.length < want || events >= this.#maxEvents) break;
         }
-        events += page.length;
-        if (page.length < PAGE) break;
+        await tx.query('INSERT INTO alert_engine_chains (chain, seq) VALUES ($1, $2) ON CONFLICT (chain) DO UPDATE SET seq = excluded.seq', [chain.chain, cursor]);
       }
       const checksDue = state.checked_at === null || now.getTime() - state.checked_at.getTime() >= this.#checkIntervalMs;
       if (checksDue) {
@@ -146,13 +151,23 @@ export class AlertEngine {
           if ((await raiseAlert(tx, candidate, this.#policy, now)).created) raised.push(candidate);
         }
       }
-      await tx.query('UPDATE alert_engine SET audit_seq = $1, checked_at = CASE WHEN $2 THEN $3 ELSE checked_at END WHERE singleton', [
-        cursor,
-        checksDue,
-        now,
-      ]);
+      await tx.query('UPDATE alert_engine SET checked_at = CASE WHEN $1 THEN $2 ELSE checked_at END WHERE singleton', [checksDue, now]);
       return { events, raised };
     });
+  }
+
+  /** An event whose evaluation fails is logged and passed over: one bad event must not stall alerting. */
+  async #evaluateEvent(tx: Queryable, record: AuditRecord, raised: AlertCandidate[], now: Date): Promise<void> {
+    await tx.query('SAVEPOINT alert_event');
+    try {
+      for (const candidate of await this.#candidatesFor(tx, record)) {
+        if ((await raiseAlert(tx, candidate, this.#policy, now)).created) raised.push(candidate);
+      }
+      await tx.query('RELEASE SAVEPOINT alert_event');
+    } catch (error) {
+      await tx.query('ROLLBACK TO SAVEPOINT alert_event');
+      this.#logger.error({ seq: record.seq, action: record.action, error: error instanceof Error ? error.message : String(error) }, 'alert rule failed on an audit event');
+    }
   }
 
   async #candidatesFor(tx: Queryable, record: AuditRecord): Promise<AlertCandidate[]> {

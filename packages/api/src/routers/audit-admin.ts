@@ -1,17 +1,22 @@
-/** The audit chain's signed checkpoints, for auditors and for agents that witness the chain. */
+/**
+ * The audit trail's signed checkpoints, for auditors. Each comes with this tenant's own leaf and
+ * its audit path, so the tenant checks its chain against the signed root without learning any other
+ * tenant's head, sequence number or volume.
+ */
 import type { TRPCRouterRecord } from '@trpc/server';
 import { listCheckpointsInput } from '@airlock/protocol';
-import { listCheckpoints } from '../checkpoints.ts';
+import { chainCheckpoints, latestChainCheckpoint, listCheckpoints } from '../checkpoints.ts';
 import { procedureFor } from '../trpc.ts';
 
 export const checkpointProcedures = {
-  /** Newest first; pass the last seq of a page as `beforeSeq` for the next. */
+  /** Newest first; pass the last number of a page as `beforeNumber` for the next. */
   checkpoints: procedureFor('audit:read')
     .input(listCheckpointsInput)
-    .query(({ ctx, input }) => listCheckpoints(ctx.db, input)),
+    .query(async ({ ctx, input }) => {
+      // The paths are computed over every chain's leaf (system scope); only this tenant's leaf leaves.
+      const system = ctx.db.forSystem();
+      return chainCheckpoints(system, ctx.admin.tenantId, await listCheckpoints(system, input));
+    }),
 
-  latestCheckpoint: procedureFor('audit:read').query(async ({ ctx }) => {
-    const [latest] = await listCheckpoints(ctx.db, { limit: 1 });
-    return latest ?? null;
-  }),
+  latestCheckpoint: procedureFor('audit:read').query(({ ctx }) => latestChainCheckpoint(ctx.db.forSystem(), ctx.admin.tenantId, ctx.signer.keyId)),
 } satisfies TRPCRouterRecord;

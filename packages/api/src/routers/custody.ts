@@ -7,12 +7,9 @@ import type { TRPCRouterRecord } from '@trpc/server';
 import { z } from 'zod';
 import type { ChainLink } from '@airlock/audit';
 import { auditSegmentInput, securityEventInput, signedStatement } from '@airlock/protocol';
-import { appendAudit, eventBy, listAuditEvents } from '../audit-log.ts';
-import { listCheckpoints } from '../checkpoints.ts';
+import { appendAudit, eventBy, listLegacy, readChain } from '../audit-log.ts';
+import { latestChainCheckpoint, legacyHead } from '../checkpoints.ts';
 import { agentProcedure, procedureFor, publicProcedure } from '../trpc.ts';
-
-/** Checkpoints read to find the newest one of the current key (rotations leave a few of older keys). */
-const CHECKPOINT_LOOKBACK = 20;
 
 export const custodyRouter = {
   /** Every signed rotation of the control plane's key, oldest first. */
@@ -48,19 +45,22 @@ export const custodyRouter = {
     return { ok: true as const };
   }),
 
-  /** The newest checkpoint signed by the current key, or null before the first one. */
-  checkpoint: agentProcedure.query(async ({ ctx }) => {
-    const checkpoints = await listCheckpoints(ctx.db, { limit: CHECKPOINT_LOOKBACK });
-    return checkpoints.find((checkpoint) => checkpoint.keyId === ctx.signer.keyId) ?? null;
-  }),
+  /** The newest checkpoint signed by the current key, with this agent's tenant's leaf and audit path; null before the first. */
+  checkpoint: agentProcedure.query(({ ctx }) => latestChainCheckpoint(ctx.db.forSystem(), ctx.agent.tenantId, ctx.signer.keyId)),
 
-  /** Records after `afterSeq` up to `untilSeq`, a page at a time, so a witness can recompute the chain. */
+  /**
+   * Records after `afterSeq` up to `untilSeq`, a page at a time, so a witness can recompute the
+   * chain. Above the frozen legacy head these are this tenant's own chain, whole. Below it (a
+   * witness catching up across the split) they are the legacy global chain, where other tenants'
+   * records show only their links (seq, prevHash, hash), so witnessing leaks nothing across tenants.
+   */
   auditSegment: agentProcedure.input(auditSegmentInput).query(async ({ ctx, input }) => {
     const limit = Math.min(input.limit, Math.max(0, input.untilSeq - input.afterSeq));
     if (limit === 0) return [];
-    // The chain spans every tenant; an agent reads its own tenant's records whole and only the links
-    // (seq, prevHash, hash) of the rest, so witnessing leaks nothing across tenants.
-    const records = await listAuditEvents(ctx.db.forSystem(), { tenantId: null, afterSeq: input.afterSeq, limit });
+    const system = ctx.db.forSystem();
+    const legacy = await legacyHead(system);
+    if (input.afterSeq >= legacy.seq) return readChain(ctx.db, ctx.agent.tenantId, input.afterSeq, limit, input.untilSeq);
+    const records = await listLegacy(system, input.afterSeq, Math.min(input.untilSeq, legacy.seq), limit);
     return records.map((record): ChainLink =>
       record.tenantId === ctx.agent.tenantId ? record : { seq: record.seq, prevHash: record.prevHash, hash: record.hash, withheld: true },
     );
