@@ -11,6 +11,7 @@ import { describe, formatIssues, fromRemote, remoteErrorClass, UserError } from 
 import { enrollCommand, integrationSpecToSave } from '@airlock/protocol';
 import packageJson from '../package.json' with { type: 'json' };
 import { addAlertCommands } from './alert-commands.ts';
+import { addOAuthCommands } from './oauth-commands.ts';
 import type { ExportFilter } from './audit-commands.ts';
 import { output, printableJson, printableLine } from './output.ts';
 import { registerUserCommands } from './user-commands.ts';
@@ -490,6 +491,7 @@ export function buildProgram(): Command {
     });
 
   addAlertCommands(program, adminClient, output);
+  addOAuthCommands(program, adminClient, output);
   program
     .command('signing-key')
     .description("the control plane's signing key, which agents pin")

@@ -11,3 +11,4 @@ export * from './alerts.ts';
 export * from './key-rotation.ts';
 export * from './custody.ts';
 export * from './timings.ts';
+export * from './request-log.ts';

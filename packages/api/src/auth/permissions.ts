@@ -19,6 +19,8 @@ export const permissions = [
   'users:write',
   'alerts:read',
   'alerts:write',
+  'requests:read',
+  'requests:write',
 ] as const;
 export type Permission = (typeof permissions)[number];
 
@@ -29,7 +31,7 @@ const grants: Record<Role, readonly Permission[]> = {
   owner: permissions,
   admin: permissions,
   operator: ['agents:read', 'integrations:read', 'runs:read', 'runs:create', 'scopes:read', 'alerts:read'],
-  auditor: ['agents:read', 'integrations:read', 'runs:read', 'audit:read', 'scopes:read', 'alerts:read'],
+  auditor: ['agents:read', 'integrations:read', 'runs:read', 'audit:read', 'scopes:read', 'alerts:read', 'requests:read'],
 };
 
 /** Whether a caller with role `holder` may hand out a key with role `wanted`: never a higher one. */
