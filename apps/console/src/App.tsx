@@ -6,7 +6,9 @@ import { AgentsPage } from './pages/Agents.tsx';
 import { AuditPage } from './pages/Audit.tsx';
 import { IntegrationsPage } from './pages/Integrations.tsx';
 import { LoginPage } from './pages/Login.tsx';
+import { OAuthClientsPage } from './pages/OAuthClients.tsx';
 import { OverviewPage } from './pages/Overview.tsx';
+import { RequestsPage } from './pages/Requests.tsx';
 import { RunsPage } from './pages/Runs.tsx';
 import { ScopesPage } from './pages/Scopes.tsx';
 import { UsersPage } from './pages/Users.tsx';
@@ -29,7 +31,9 @@ const pages: Page[] = [
   { path: '/scopes', label: 'Scopes', permission: 'scopes:read', render: () => <ScopesPage /> },
   { path: '/audit', label: 'Audit', permission: 'audit:read', render: () => <AuditPage /> },
   { path: '/users', label: 'Users', permission: 'users:read', render: () => <UsersPage /> },
+  { path: '/requests', label: 'API requests', permission: 'requests:read', render: () => <RequestsPage /> },
   { path: '/api-keys', label: 'API keys', permission: 'keys:read', render: () => <ApiKeysPage /> },
+  { path: '/oauth-clients', label: 'OAuth clients', permission: 'keys:read', render: () => <OAuthClientsPage /> },
   { path: '/account', label: 'Account', permission: 'account:manage', render: () => <AccountPage /> },
 ];
 

@@ -11,6 +11,7 @@ import { enrollCommand, integrationSpecToSave } from '@airlock/protocol';
 import packageJson from '../package.json' with { type: 'json' };
 import { addAlertCommands } from './alert-commands.ts';
 import type { ExportFilter, ExportVerification } from './audit-commands.ts';
+import { addOAuthCommands } from './oauth-commands.ts';
 import { output, printableJson, printableLine } from './output.ts';
 import { integrationId as resolveIntegration, runId as resolveRun } from './resolve.ts';
 import { registerUserCommands } from './user-commands.ts';
@@ -617,6 +618,7 @@ export function buildProgram(options: { jsonErrors?: boolean } = {}): Command {
     });
 
   addAlertCommands(program, adminClient, output);
+  addOAuthCommands(program, adminClient, output);
   program
     .command('signing-key')
     .description("the control plane's signing key, which agents pin")

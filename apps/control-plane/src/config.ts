@@ -8,9 +8,20 @@ import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { createRequire } from 'node:module';
 import { z } from 'zod';
-import { DEFAULT_MAX_BATCH_SIZE, DEFAULT_RATE_LIMITS, type SecretBox, secretBoxFromKey, type Signer, signerFromSecretKey, verifierFor } from '@airlock/api';
+import {
+  DEFAULT_MAX_BATCH_SIZE,
+  DEFAULT_RATE_LIMITS,
+  generateTokenKeyPem,
+  type SecretBox,
+  secretBoxFromKey,
+  type Signer,
+  signerFromSecretKey,
+  type TokenKeys,
+  tokenKeysFromPems,
+  verifierFor,
+} from '@airlock/api';
 import { formatIssues, UserError } from '@airlock/errors';
-import { AGENT_LOST_AFTER_MS } from '@airlock/protocol';
+import { ACCESS_TOKEN_TTL_SECONDS, AGENT_LOST_AFTER_MS, MAX_ACCESS_TOKEN_TTL_SECONDS } from '@airlock/protocol';
 import { encodeKey, generateKeyPair } from '@airlock/identity';
 
 const serverSchema = z.object({
@@ -84,7 +95,24 @@ const serverSchema = z.object({
   AIRLOCK_RATE_LIMIT_AGENT: z.coerce.number().int().min(1).max(1_000_000).default(DEFAULT_RATE_LIMITS.agent.points),
   /** Unauthenticated operations (public calls and failed authentications) per window per source IP. Default 120. */
   AIRLOCK_RATE_LIMIT_IP: z.coerce.number().int().min(1).max(1_000_000).default(DEFAULT_RATE_LIMITS.ip.points),
-  /** The rate-limit window, in seconds, for all four limits. Default 60. */
+  /** Operations per window per OAuth client (its API calls and its token requests). Default 1_200. */
+  AIRLOCK_RATE_LIMIT_OAUTH_CLIENT: z.coerce.number().int().min(1).max(1_000_000).default(DEFAULT_RATE_LIMITS['oauth-client'].points),
+  /**
+   * The key that signs OAuth access tokens: a file holding an Ed25519 private key (PKCS#8 PEM),
+   * mode 0600. Secret; every replica needs the same one. Unset: `<AIRLOCK_DATA_DIR>/oauth-token.key`,
+   * generated on first start. Kept apart from AIRLOCK_SIGNING_KEY_FILE, which signs audit checkpoints.
+   */
+  AIRLOCK_OAUTH_KEY_FILE: z.string().min(1).optional(),
+  /**
+   * After a rotation, the key that signed tokens before it (same format): verify-only and listed in
+   * the JWKS, so tokens it signed last until they expire. Drop it one token lifetime after the rotation.
+   */
+  AIRLOCK_OAUTH_PREVIOUS_KEY_FILE: z.string().min(1).optional(),
+  /** OAuth access token lifetime in seconds. Default 600; at most 900. */
+  AIRLOCK_OAUTH_TOKEN_TTL_SECONDS: z.coerce.number().int().min(60).max(MAX_ACCESS_TOKEN_TTL_SECONDS).default(ACCESS_TOKEN_TTL_SECONDS),
+  /** Most request-log entries waiting to be written; beyond it entries are dropped and counted. Default 10_000. */
+  AIRLOCK_REQUEST_LOG_QUEUE: z.coerce.number().int().min(100).max(1_000_000).default(10_000),
+  /** The rate-limit window, in seconds, for all the limits. Default 60. */
   AIRLOCK_RATE_LIMIT_WINDOW_SECONDS: z.coerce.number().int().min(1).max(86_400).default(60),
 });
 
@@ -125,11 +153,18 @@ export function loadServerConfig(env: NodeJS.ProcessEnv = process.env) {
     maxBatchSize: raw.AIRLOCK_MAX_BATCH_SIZE,
     rateLimits: {
       'api-key': { points: raw.AIRLOCK_RATE_LIMIT_API_KEY, durationSeconds: raw.AIRLOCK_RATE_LIMIT_WINDOW_SECONDS },
+      'oauth-client': { points: raw.AIRLOCK_RATE_LIMIT_OAUTH_CLIENT, durationSeconds: raw.AIRLOCK_RATE_LIMIT_WINDOW_SECONDS },
       session: { points: raw.AIRLOCK_RATE_LIMIT_SESSION, durationSeconds: raw.AIRLOCK_RATE_LIMIT_WINDOW_SECONDS },
       agent: { points: raw.AIRLOCK_RATE_LIMIT_AGENT, durationSeconds: raw.AIRLOCK_RATE_LIMIT_WINDOW_SECONDS },
       ip: { points: raw.AIRLOCK_RATE_LIMIT_IP, durationSeconds: raw.AIRLOCK_RATE_LIMIT_WINDOW_SECONDS },
     },
     consoleDir: consoleDir(raw.AIRLOCK_CONSOLE_DIR),
+    oauth: {
+      keyFile: raw.AIRLOCK_OAUTH_KEY_FILE ? path.resolve(raw.AIRLOCK_OAUTH_KEY_FILE) : null,
+      previousKeyFile: raw.AIRLOCK_OAUTH_PREVIOUS_KEY_FILE ? path.resolve(raw.AIRLOCK_OAUTH_PREVIOUS_KEY_FILE) : null,
+      tokenTtlSeconds: raw.AIRLOCK_OAUTH_TOKEN_TTL_SECONDS,
+    },
+    requestLogQueue: raw.AIRLOCK_REQUEST_LOG_QUEUE,
     publicUrl: raw.AIRLOCK_PUBLIC_URL ? new URL(raw.AIRLOCK_PUBLIC_URL).origin : null,
     alerts: {
       keyFile: raw.AIRLOCK_ALERT_KEY_FILE ? path.resolve(raw.AIRLOCK_ALERT_KEY_FILE) : null,
@@ -231,6 +266,37 @@ export async function loadAlertKey(config: Pick<ServerConfig, 'alerts' | 'dataDi
     if (!hasCode(error, 'EEXIST')) throw error;
   }
   return readAlertKey(file);
+}
+
+const OAUTH_KEY_FILE = 'oauth-token.key';
+
+async function readOAuthKey(file: string): Promise<string> {
+  // Whoever reads this key can mint access tokens for every OAuth client.
+  const { mode } = await stat(file);
+  if ((mode & 0o077) !== 0) throw new UserError(`${file}: mode ${(mode & 0o777).toString(8)} lets other users read the OAuth token key; chmod 600 it`);
+  return readFile(file, 'utf8');
+}
+
+/** The OAuth token keys: the configured file or `<dataDir>/oauth-token.key` (made on first start), and the previous one if set. */
+export async function loadOAuthKeys(config: Pick<ServerConfig, 'oauth' | 'dataDir'>): Promise<TokenKeys> {
+  let file = config.oauth.keyFile;
+  if (file === null) {
+    file = path.join(config.dataDir, OAUTH_KEY_FILE);
+    await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
+    try {
+      // `wx`: a second replica starting at the same moment keeps the first one's key.
+      await writeFile(file, generateTokenKeyPem(), { mode: 0o600, flag: 'wx' });
+    } catch (error) {
+      if (!hasCode(error, 'EEXIST')) throw error;
+    }
+  }
+  const previous = config.oauth.previousKeyFile === null ? [] : [await readOAuthKey(config.oauth.previousKeyFile)];
+  try {
+    return await tokenKeysFromPems(await readOAuthKey(file), previous);
+  } catch (error) {
+    if (error instanceof UserError) throw error;
+    throw new UserError(`OAuth token key: expected an Ed25519 private key in PKCS#8 PEM (${error instanceof Error ? error.message : String(error)})`);
+  }
 }
 
 export function loadClientConfig(env: NodeJS.ProcessEnv = process.env): ClientConfig {

@@ -17,14 +17,17 @@ import {
   openPglite,
   pruneNonces,
   pruneLoginThrottle,
+  pruneAssertionJtis,
   pruneLoginSteps,
+  pruneRequestLog,
   pruneSessions,
+  RequestLogWriter,
   Scheduler,
   type ServerDeps,
   type Signer,
   createStaticHandler,
 } from '@airlock/api';
-import { loadAlertKey, loadSigner, type ServerConfig } from './config.ts';
+import { loadAlertKey, loadOAuthKeys, loadSigner, type ServerConfig } from './config.ts';
 
 /**
  * The command opening the database, and what it should do instead while another process holds the
@@ -57,6 +60,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   // Before the database: a key file with loose permissions stops the start here.
   const signer = await loadSigner(config);
   const secretBox = await loadAlertKey(config);
+  const oauthKeys = await loadOAuthKeys(config);
   const db = await openDatabase(config, { command: 'airlock serve', instead: 'or give this server its own AIRLOCK_DATA_DIR' });
   const { applied } = await migrate(db);
   if (applied.length > 0) logger.info({ applied }, 'migrations applied');
@@ -71,13 +75,17 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     // Only the cookie flag is configured here: the scrypt cost and lockout stay at their defaults.
     auth: { secureCookies: config.tls !== null },
     alerts: { secretBox, webhook: config.alerts.webhook },
+    // The issuer is the public URL; without one it is the listen URL, known once the port is bound.
+    oauth: { issuer: config.publicUrl ?? '', keys: oauthKeys, tokenTtlSeconds: config.oauth.tokenTtlSeconds },
   };
+  const requestLog = new RequestLogWriter(db, logger, { maxQueue: config.requestLogQueue });
   const consoleFiles = config.consoleDir ? await createStaticHandler(config.consoleDir) : undefined;
   const handler = createHttpHandler(deps, {
     maxBodyBytes: config.maxBodyBytes,
     maxBatchSize: config.maxBatchSize,
     rateLimits: config.rateLimits,
     console: consoleFiles,
+    requestLog,
   });
   const listener = (req: http.IncomingMessage, res: http.ServerResponse) => {
     handler(req, res).catch((error: unknown) => {
@@ -99,6 +107,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   const url = `${config.tls ? 'https' : 'http'}://${config.host}:${port}`;
   // Known only now that the port is bound (AIRLOCK_PORT=0).
   deps.publicUrl ??= url;
+  if (deps.oauth && deps.oauth.issuer === '') deps.oauth.issuer = url;
   // Background work spans every tenant: it runs in the explicit system scope.
   const system = db.forSystem();
   const prune = setInterval(() => {
@@ -106,6 +115,8 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     pruneSessions(system, new Date()).catch((error: unknown) => logger.warn({ error: String(error) }, 'session pruning failed'));
     pruneLoginThrottle(system, defaultAuthSettings, new Date()).catch((error: unknown) => logger.warn({ error: String(error) }, 'login throttle pruning failed'));
     pruneLoginSteps(system, new Date()).catch((error: unknown) => logger.warn({ error: String(error) }, 'pending login pruning failed'));
+    pruneAssertionJtis(system, new Date()).catch((error: unknown) => logger.warn({ error: String(error) }, 'client assertion pruning failed'));
+    pruneRequestLog(system, new Date()).catch((error: unknown) => logger.warn({ error: String(error) }, 'request log pruning failed'));
   }, 60_000);
   prune.unref();
   const scheduler = new Scheduler({ db, dispatcher, tickMs: config.schedulerTickMs, logger });
@@ -136,6 +147,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
       await alerts.stop();
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
+      await requestLog.close();
       await db.close();
     },
   };

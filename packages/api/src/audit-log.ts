@@ -95,6 +95,9 @@ export function eventBy(
       return { ...base, actor: { type: 'agent', id: principal.agentId } };
     case 'api-key':
       return { ...base, actor: { type: 'api-key', id: principal.keyId } };
+    case 'oauth-client':
+      // The public client_id as well: it is what the consumer's own logs show.
+      return { ...base, actor: { type: 'oauth-client', id: principal.clientRowId }, meta: { ...event.meta, clientId: principal.clientId } };
     case 'user':
       // The email as well as the id: the record stays readable after the account is gone.
       return { ...base, actor: { type: 'admin', id: principal.userId }, meta: { ...event.meta, actorEmail: principal.email } };

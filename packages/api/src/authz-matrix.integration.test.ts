@@ -1,7 +1,9 @@
 /**
  * The authorization matrix: every procedure of appRouter, called over HTTP by an API key of each
  * role on its own tenant and on another tenant's rows, by a signed agent of the tenant and of
- * another tenant, and with no credentials, against the expected outcomes in `authz-matrix.json`.
+ * another tenant, by an OAuth access token of each client kind (secret, private_key_jwt, read-only,
+ * integration-limited; the secret one on another tenant's rows too), and with no credentials,
+ * against the expected outcomes in `authz-matrix.json`.
  * To cover a new procedure, add its row (and, if its input names a new kind of row, a placeholder
  * in `seed`). The server runs as a login role in `airlock_app`, as in production, so row-level
  * security is live for every call.
@@ -17,6 +19,9 @@ import { type AgentKeyPair, encodeKey, generateKeyPair, keyRotationProof, signRe
 import { generateDemoKey } from '@airlock/pgp';
 import { formatResource, parseScope } from '@airlock/scopes';
 import { createTestDatabase } from '@airlock/testing';
+import { exportJWK, generateKeyPair as generateJoseKeyPair, type CryptoKey, SignJWT } from 'jose';
+import { createClient } from './oauth/clients.ts';
+import { generateTokenKeyPem, tokenKeysFromPems } from './oauth/token-keys.ts';
 import { sealDestination } from './alerts/delivery.ts';
 import { appendAudit } from './audit-log.ts';
 import { createApiKey } from './auth/api-keys.ts';
@@ -50,6 +55,10 @@ const matrixFile = z.strictObject({
       own: z.strictObject({ owner: verdict, admin: verdict, operator: verdict, auditor: verdict }),
       foreign: z.strictObject({ owner: verdict, admin: verdict, operator: verdict, auditor: verdict }),
       agent: z.strictObject({ own: verdict, foreign: verdict }),
+      oauth: z.strictObject({
+        own: z.strictObject({ secret: verdict, jwt: verdict, readOnly: verdict, integration: verdict }),
+        foreign: z.strictObject({ secret: verdict }),
+      }),
       anonymous: verdict,
       input: z.unknown(),
     }),
@@ -94,6 +103,8 @@ describe('the authorization matrix table', () => {
         ...roles.map((role): [string, Verdict] => [`foreign.${role}`, row.foreign[role]]),
         ['agent.own', row.agent.own],
         ['agent.foreign', row.agent.foreign],
+        ...clientKinds.map((kind): [string, Verdict] => [`oauth.own.${kind}`, row.oauth.own[kind]]),
+        ['oauth.foreign.secret', row.oauth.foreign.secret],
         ['anonymous', row.anonymous],
       ];
       for (const [cell, value] of cells) {
@@ -104,6 +115,15 @@ describe('the authorization matrix table', () => {
     expect(problems).toEqual([]);
   });
 });
+
+/** The OAuth client kinds the matrix calls with: what each is is set up in `beforeAll`. */
+const clientKinds = ['secret', 'jwt', 'readOnly', 'integration'] as const;
+type ClientKind = (typeof clientKinds)[number];
+const OAUTH_ISSUER = 'https://airlock.matrix.test';
+
+function publicMembers(jwk: { crv?: string; x?: string; y?: string }): { crv?: string; x?: string; y?: string } {
+  return { ...(jwk.crv ? { crv: jwk.crv } : {}), ...(jwk.x ? { x: jwk.x } : {}), ...(jwk.y ? { y: jwk.y } : {}) };
+}
 
 const silent = { warn: () => undefined, error: () => undefined };
 const signer = signerFromSecretKey(generateKeyPair().secretKey);
@@ -133,6 +153,7 @@ const ROW_PLACEHOLDERS = new Set([
   'alert',
   'destination',
   'oidcProvider',
+  'oauthClient',
 ]);
 /**
  * Placeholders bound to a row of the target tenant without naming it (a proof signed over its id):
@@ -172,6 +193,14 @@ describe('the authorization matrix on PostgreSQL, served as the airlock_app role
   let webhookUrl = '';
   /** Test alerts the loopback receiver got: one per allowed `alertDestinations.test` call. */
   let deliveries = 0;
+  /** Tenant a's OAuth clients, one of each kind, and a cached access token of each. */
+  const clients: Record<ClientKind, { id: string; clientId: string; secret: string | null; token: string | null; fetchedAt: number }> = {
+    secret: { id: '', clientId: '', secret: null, token: null, fetchedAt: 0 },
+    jwt: { id: '', clientId: '', secret: null, token: null, fetchedAt: 0 },
+    readOnly: { id: '', clientId: '', secret: null, token: null, fetchedAt: 0 },
+    integration: { id: '', clientId: '', secret: null, token: null, fetchedAt: 0 },
+  };
+  let assertionKey: CryptoKey;
   const tenants: Record<'a' | 'b', { id: string; keys: Record<Role, string> }> = {
     a: { id: '', keys: { owner: '', admin: '', operator: '', auditor: '' } },
     b: { id: '', keys: { owner: '', admin: '', operator: '', auditor: '' } },
@@ -190,6 +219,28 @@ describe('the authorization matrix on PostgreSQL, served as the airlock_app role
         const key = await owner.forSystem().transaction((tx) => createApiKey(tx, { tenantId: boot.tenantId, name: role, role, expiresInDays: 30 }, new Date()));
         tenant.keys[role] = key.key;
       }
+    }
+    const jose = await generateJoseKeyPair('ES256');
+    assertionKey = jose.privateKey;
+    const kinds: Record<ClientKind, Parameters<typeof createClient>[1]> = {
+      secret: { tenantId: tenants.a.id, name: 'matrix-secret', role: 'admin', permissions: null, readOnly: false, integrations: null, authMethod: 'client_secret_basic', jwks: null },
+      jwt: {
+        tenantId: tenants.a.id,
+        name: 'matrix-jwt',
+        role: 'operator',
+        permissions: null,
+        readOnly: false,
+        integrations: null,
+        authMethod: 'private_key_jwt',
+        jwks: { keys: [{ ...publicMembers(await exportJWK(jose.publicKey)), kty: 'EC', kid: 'matrix', alg: 'ES256' }] },
+      },
+      readOnly: { tenantId: tenants.a.id, name: 'matrix-read-only', role: 'admin', permissions: null, readOnly: true, integrations: null, authMethod: 'client_secret_basic', jwks: null },
+      // Its integrations are set to the target's seeded ones before each call.
+      integration: { tenantId: tenants.a.id, name: 'matrix-integration', role: 'operator', permissions: null, readOnly: false, integrations: [], authMethod: 'client_secret_basic', jwks: null },
+    };
+    for (const kind of clientKinds) {
+      const created = await owner.forSystem().transaction((tx) => createClient(tx, kinds[kind], new Date(), 'seed'));
+      clients[kind] = { id: created.id, clientId: created.clientId, secret: created.clientSecret, token: null, fetchedAt: 0 };
     }
     recipient = (await generateDemoKey('Partner', 'partner@example.com')).armoredPublicKey;
     passwordHash = await hashPassword(USER_PASSWORD, fastScrypt);
@@ -211,8 +262,9 @@ describe('the authorization matrix on PostgreSQL, served as the airlock_app role
         signer,
         alerts: { secretBox, webhook: { timeoutMs: 5_000, allowLoopback: true } },
         auth: { scrypt: fastScrypt },
+        oauth: { issuer: OAUTH_ISSUER, keys: await tokenKeysFromPems(generateTokenKeyPem()) },
       },
-      { maxBodyBytes: 256 * 1024, rateLimits: { 'api-key': NO_RATE_LIMIT, agent: NO_RATE_LIMIT, ip: NO_RATE_LIMIT } },
+      { maxBodyBytes: 256 * 1024, rateLimits: { 'api-key': NO_RATE_LIMIT, 'oauth-client': NO_RATE_LIMIT, agent: NO_RATE_LIMIT, ip: NO_RATE_LIMIT } },
     );
     ({ server: server, base: base } = await listenOnLoopback(handler));
   });
@@ -288,6 +340,12 @@ describe('the authorization matrix on PostgreSQL, served as the airlock_app role
         if (row) runs.push(row.id);
       }
       const key = await createApiKey(tx, { tenantId, name: unique('spare'), role: 'auditor', expiresInDays: 30 }, new Date());
+      const oauthClient = await createClient(
+        tx,
+        { tenantId, name: unique('client'), role: 'auditor', permissions: null, readOnly: false, integrations: null, authMethod: 'client_secret_basic', jwks: null },
+        new Date(),
+        'seed',
+      );
       const token = `aet_${randomToken(32)}`;
       const [tokenRow] = await tx.query<{ id: string }>(
         `INSERT INTO enrollment_tokens (tenant_id, token_sha256, created_by, expires_at) VALUES ($1, $2, 'seed', now() + interval '10 minutes') RETURNING id`,
@@ -334,6 +392,7 @@ describe('the authorization matrix on PostgreSQL, served as the airlock_app role
         queuedRun: runs[0],
         runningRun: runs[1],
         key: key.id,
+        oauthClient: oauthClient.id,
         enrollmentToken: token,
         enrollmentTokenId: tokenRow?.id,
         newPublicKey: encodeKey(generateKeyPair().publicKey),
@@ -416,7 +475,9 @@ describe('the authorization matrix on PostgreSQL, served as the airlock_app role
        UNION ALL SELECT id::text FROM enrollment_tokens WHERE tenant_id = $1 UNION ALL SELECT id::text FROM admin_users WHERE tenant_id = $1
        UNION ALL SELECT email FROM admin_users WHERE tenant_id = $1 UNION ALL SELECT id::text FROM alerts WHERE tenant_id = $1
        UNION ALL SELECT id::text FROM alert_destinations WHERE tenant_id = $1 UNION ALL SELECT name FROM alert_destinations WHERE tenant_id = $1
-       UNION ALL SELECT id::text FROM agent_security_events WHERE tenant_id = $1 UNION ALL SELECT $1::text`,
+       UNION ALL SELECT id::text FROM agent_security_events WHERE tenant_id = $1
+       UNION ALL SELECT id::text FROM oauth_clients WHERE tenant_id = $1 UNION ALL SELECT client_id FROM oauth_clients WHERE tenant_id = $1
+       UNION ALL SELECT $1::text`,
       [tenantId],
     );
     return rows.map((row) => row.marker);
@@ -425,14 +486,16 @@ describe('the authorization matrix on PostgreSQL, served as the airlock_app role
   let snapshotQuery: string | null = null;
 
   /**
-   * Every row of the tenant in every table with a tenant_id, except the audit trail and its chain heads and checkpoint leaves (a refusal is
-   * audited, by design) and nonces, without the last-used times that authentication itself moves.
+   * Every row of the tenant in every table with a tenant_id, except the audit trail and its chain
+   * heads and checkpoint leaves (a refusal is audited, by design), nonces and client-assertion jtis,
+   * and the request log (every request is logged), without the last-used times that authentication
+   * itself moves.
    */
   async function snapshot(tenantId: string): Promise<string> {
     if (snapshotQuery === null) {
       const tables = await owner.query<{ table_name: string }>(
         `SELECT table_name FROM information_schema.columns WHERE table_schema = 'public' AND column_name = 'tenant_id'
-           AND table_name NOT IN ('audit_events', 'audit_chain_heads', 'audit_checkpoint_leaves', 'request_nonces') ORDER BY table_name`,
+           AND table_name NOT IN ('audit_events', 'audit_chain_heads', 'audit_checkpoint_leaves', 'request_nonces', 'oauth_assertion_jtis', 'request_log') ORDER BY table_name`,
       );
       // Table names come from the catalog and are quoted as identifiers; the tenant is a parameter.
       snapshotQuery = `SELECT jsonb_build_array(${tables
@@ -487,6 +550,41 @@ describe('the authorization matrix on PostgreSQL, served as the airlock_app role
     return { procedure, cell, expected, observed, problem };
   }
 
+  /** A current access token of tenant a's client `kind`, fetched from the token endpoint. */
+  async function tokenOf(kind: ClientKind): Promise<string> {
+    const client = clients[kind];
+    // Well inside the token's lifetime, so no cell meets an expired one.
+    if (client.token !== null && Date.now() - client.fetchedAt < 120_000) return client.token;
+    const form = new URLSearchParams({ grant_type: 'client_credentials' });
+    const headers: Record<string, string> = { 'content-type': 'application/x-www-form-urlencoded' };
+    if (client.secret !== null) headers['authorization'] = `Basic ${Buffer.from(`${client.clientId}:${client.secret}`).toString('base64')}`;
+    else {
+      form.set('client_assertion_type', 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer');
+      const assertion = await new SignJWT({})
+        .setProtectedHeader({ alg: 'ES256', kid: 'matrix' })
+        .setIssuer(client.clientId)
+        .setSubject(client.clientId)
+        .setAudience(`${OAUTH_ISSUER}/oauth/token`)
+        .setExpirationTime('2m')
+        .setJti(randomUUID())
+        .sign(assertionKey);
+      form.set('client_assertion', assertion);
+    }
+    const response = await fetch(`${base}/oauth/token`, { method: 'POST', headers, body: form.toString() });
+    const body = z.object({ access_token: z.string() }).parse(await response.json());
+    client.token = body.access_token;
+    client.fetchedAt = Date.now();
+    return body.access_token;
+  }
+
+  /** Limits the integration client to the integrations of `seed` (and so to its runs). */
+  async function limitIntegrationClient(seed: Seed): Promise<void> {
+    await owner.query(
+      `UPDATE oauth_clients SET integrations = ARRAY(SELECT integration_id FROM runs WHERE id = ANY($2::uuid[]) UNION SELECT $3::uuid) WHERE id = $1`,
+      [clients.integration.id, [seed.values['queuedRun'], seed.values['runningRun']], seed.values['integration']],
+    );
+  }
+
   it('matches the table for every procedure, role, tenant and caller, with no unexpected allow', async () => {
     const cells: Cell[] = [];
     // Queries share one seed per tenant (a query that changed it would be caught by the snapshot); mutations get fresh rows.
@@ -507,6 +605,18 @@ describe('the authorization matrix on PostgreSQL, served as the airlock_app role
         const callerSeed = await seed(tenants.a.id);
         const target = { tenant: 'b' as const, seed: await seed(tenants.b.id) };
         cells.push(await runCell(procedure, 'agent.foreign', row.agent.foreign, target, { kind: 'agent', ...callerSeed.agent }, 'a', row.agent.own === 'allow'));
+      }
+      // Mutations a client is expected to be refused share one fresh seed: a refusal consumes nothing,
+      // and a wrong allow is reported on its own cell all the same.
+      let refusedSeed: Promise<{ tenant: 'a'; seed: Seed }> | null = null;
+      for (const kind of clientKinds) {
+        const target = row.oauth.own[kind] === 'allow' ? await rows('a') : await (refusedSeed ??= rows('a').then((r) => ({ ...r, tenant: 'a' as const })));
+        if (kind === 'integration') await limitIntegrationClient(target.seed);
+        cells.push(await runCell(procedure, `oauth.own.${kind}`, row.oauth.own[kind], target, { kind: 'key', bearer: await tokenOf(kind) }, 'a'));
+      }
+      if (row.oauth.foreign.secret !== 'n/a') {
+        const home = row.oauth.own.secret === 'allow';
+        cells.push(await runCell(procedure, 'oauth.foreign.secret', row.oauth.foreign.secret, await rows('b'), { kind: 'key', bearer: await tokenOf('secret') }, 'a', home));
       }
       cells.push(await runCell(procedure, 'anonymous', row.anonymous, await rows('a'), { kind: 'none' }, null));
     }
@@ -535,5 +645,5 @@ describe('the authorization matrix on PostgreSQL, served as the airlock_app role
     const tested = cells.filter((c) => c.procedure === 'alertDestinations.test' && c.observed === 'allow').length;
     expect(tested).toBeGreaterThan(0);
     expect(deliveries).toBe(tested);
-  }, 300_000);
+  }, 900_000);
 });

@@ -12,6 +12,7 @@ import type { Dispatcher } from './dispatcher.ts';
 import type { RateLimits } from './rate-limits.ts';
 import type { Signer } from './signer.ts';
 import type { Database } from './storage/database.ts';
+import type { OAuthSettings } from './oauth/tokens.ts';
 
 export interface RequestFacts {
   method: string;
@@ -38,6 +39,15 @@ export interface ServerDeps {
   auth?: Partial<AuthSettings>;
   /** This process's cache of agent keys; the HTTP transport makes one when none is given. */
   agentKeys?: AgentKeyCache;
+  /** The OAuth authorization server (token endpoint, access tokens); without it both are off. */
+  oauth?: OAuthSettings;
+}
+
+/** Who made a request, once a procedure builder has authenticated it; for the request log. */
+export interface RequestCaller {
+  tenantId: string;
+  type: 'user' | 'api-key' | 'oauth-client' | 'agent';
+  id: string;
 }
 
 export interface Context extends ServerDeps {
@@ -50,6 +60,8 @@ export interface Context extends ServerDeps {
   limits?: RateLimits;
   /** Bounds password hashing across this server's logins; set by the HTTP transport. */
   loginGuard?: LoginGuard;
+  /** Set by the procedure builders once the caller is known (the last one of a batch wins). */
+  caller?: RequestCaller;
 }
 
 export function createContext(deps: ServerDeps, request: RequestFacts, resHeaders: Headers = new Headers(), limits?: RateLimits, loginGuard?: LoginGuard): Context {

@@ -8,9 +8,14 @@ import { fetchRequestHandler } from '@trpc/server/adapters/fetch';
 import { AgentKeyCache } from './auth/agent-auth.ts';
 import { LoginGuard } from './auth/login-guard.ts';
 import { resolveAuthSettings } from './auth/settings.ts';
-import { createContext, type ServerDeps } from './context.ts';
+import { randomUUID } from 'node:crypto';
+import { type Context, createContext, type ServerDeps } from './context.ts';
 import { handleSso, isSsoPath } from './oidc-http.ts';
+import type { RequestCallerType, RequestLogWriter } from './request-log.ts';
 import { DEFAULT_MAX_BATCH_SIZE, DEFAULT_RATE_LIMITS, RateLimits, type RateLimitSettings, retryAfterOf } from './rate-limits.ts';
+import { handleTokenRequest } from './oauth/token-endpoint.ts';
+import { authorizationServerMetadata } from './oauth/tokens.ts';
+import { jwksOf } from './oauth/token-keys.ts';
 import { appRouter } from './router.ts';
 import { securityHeaders, type StaticHandler } from './static-files.ts';
 
@@ -25,6 +30,26 @@ export interface HttpOptions {
   refusalSummaryMs?: number;
   /** Serves the console's build for every path outside /trpc and /healthz; unset: 404. */
   console?: StaticHandler;
+  /** Where each tRPC and token request is logged (never its body or credentials); unset: not logged. */
+  requestLog?: RequestLogWriter;
+}
+
+/** What the request log learns while a request is served. */
+interface RequestNote {
+  tenantId: string | null;
+  callerType: RequestCallerType;
+  callerId: string | null;
+  procedure: string;
+  /** Error codes of the request; empty: none. */
+  errors: string[];
+}
+
+const knownProcedures = new Set(Object.keys(appRouter._def.procedures));
+
+/** The procedures a /trpc path names, as the router knows them; anything else is `(unknown)`, never the raw text. */
+function proceduresOf(pathname: string): string {
+  const names = pathname.slice('/trpc/'.length).split(',').slice(0, 64);
+  return names.map((name) => (knownProcedures.has(name) ? name : '(unknown)')).join(',');
 }
 
 export const HSTS = 'max-age=31536000; includeSubDomains';
@@ -43,6 +68,18 @@ async function readBody(req: IncomingMessage, limit: number): Promise<Uint8Array
     chunks.push(buffer);
   }
   return Buffer.concat(chunks);
+}
+
+/** A client assertion is a few kilobytes at most; a token request never needs the API's body limit. */
+const MAX_TOKEN_REQUEST_BYTES = 16 * 1024;
+
+function headersOf(req: IncomingMessage): Headers {
+  const headers = new Headers();
+  for (const [name, value] of Object.entries(req.headers)) {
+    if (typeof value === 'string') headers.set(name, value);
+    else if (Array.isArray(value)) headers.set(name, value.join(', '));
+  }
+  return headers;
 }
 
 function send(res: ServerResponse, status: number, body: object, headers: Record<string, string> = {}): void {
@@ -65,30 +102,81 @@ export function createHttpHandler(given: ServerDeps, options: HttpOptions) {
     const [, first] = pathname.split('/');
     const method = req.method ?? 'GET';
     if (first === 'healthz') return send(res, 200, { ok: true });
+    if (first === '.well-known' && (pathname === '/.well-known/jwks.json' || pathname === '/.well-known/oauth-authorization-server')) {
+      if (!deps.oauth) return send(res, 404, { error: 'not found' });
+      const document = pathname === '/.well-known/jwks.json' ? jwksOf(deps.oauth.keys) : authorizationServerMetadata(deps.oauth);
+      return send(res, 200, document, { 'cache-control': 'public, max-age=300' });
+    }
     if (isSsoPath(pathname)) {
       const url = new URL(pathAndQuery, 'http://control-plane');
       return handleSso(deps, auth, limits, { method, url, host: req.headers.host, cookie: req.headers.cookie, sourceIp: req.socket.remoteAddress ?? null }, res);
     }
-    if (first !== 'trpc') {
+    const isToken = pathname === '/oauth/token' && deps.oauth !== undefined;
+    if (!isToken && first !== 'trpc') {
       if (options.console) return options.console(method, pathname, res);
       return send(res, 404, { error: 'not found' });
     }
+    // Timed from here: the log's latency is the server's own work on the request.
+    const started = performance.now();
+    const requestId = randomUUID();
+    res.setHeader('x-request-id', requestId);
+    const note: RequestNote = { tenantId: null, callerType: 'anonymous', callerId: null, procedure: isToken ? 'oauth.token' : proceduresOf(pathname), errors: [] };
+    try {
+      if (isToken) await serveToken(req, res, method, pathAndQuery, note);
+      else await serveTrpc(req, res, method, pathAndQuery, note);
+    } finally {
+      const status = res.headersSent ? res.statusCode : 500;
+      options.requestLog?.record({
+        at: new Date(),
+        tenantId: note.tenantId,
+        callerType: note.callerType,
+        callerId: note.callerId,
+        procedure: note.procedure,
+        method,
+        status,
+        outcome: note.errors.length > 0 ? [...new Set(note.errors)].join(',') : status < 400 ? 'OK' : `HTTP_${status}`,
+        latencyMs: performance.now() - started,
+        sourceIp: req.socket.remoteAddress ?? null,
+        userAgent: typeof req.headers['user-agent'] === 'string' ? req.headers['user-agent'] : null,
+        requestId,
+      });
+    }
+  };
+
+  async function serveToken(req: IncomingMessage, res: ServerResponse, method: string, pathAndQuery: string, note: RequestNote): Promise<void> {
+    if (!deps.oauth) return send(res, 404, { error: 'not found' });
+    let tokenBody: Uint8Array;
+    try {
+      tokenBody = await readBody(req, Math.min(options.maxBodyBytes, MAX_TOKEN_REQUEST_BYTES));
+    } catch {
+      note.errors.push('invalid_request');
+      return send(res, 400, { error: 'invalid_request', error_description: 'request body unreadable or too large' }, { 'cache-control': 'no-store' });
+    }
+    const facts = { method, pathAndQuery, headers: headersOf(req), body: tokenBody, sourceIp: req.socket.remoteAddress ?? null };
+    const answer = await handleTokenRequest(deps, deps.oauth, facts, limits);
+    if (answer.client) Object.assign(note, { tenantId: answer.client.tenant_id, callerType: 'oauth-client', callerId: answer.client.id });
+    const error = answer.body['error'];
+    if (typeof error === 'string') note.errors.push(error);
+    return send(res, answer.status, answer.body, answer.headers);
+  }
+
+  async function serveTrpc(req: IncomingMessage, res: ServerResponse, method: string, pathAndQuery: string, note: RequestNote): Promise<void> {
     let body: Uint8Array;
     try {
       body = method === 'GET' || method === 'HEAD' ? new Uint8Array() : await readBody(req, options.maxBodyBytes);
     } catch (error) {
-      if (error instanceof BodyTooLarge) return send(res, 413, { error: `request body over ${options.maxBodyBytes} bytes` });
+      if (error instanceof BodyTooLarge) {
+        note.errors.push('PAYLOAD_TOO_LARGE');
+        return send(res, 413, { error: `request body over ${options.maxBodyBytes} bytes` });
+      }
+      note.errors.push('BAD_REQUEST');
       return send(res, 400, { error: 'could not read request body' });
     }
     const abort = new AbortController();
     res.on('close', () => {
       if (!res.writableFinished) abort.abort();
     });
-    const headers = new Headers();
-    for (const [name, value] of Object.entries(req.headers)) {
-      if (typeof value === 'string') headers.set(name, value);
-      else if (Array.isArray(value)) headers.set(name, value.join(', '));
-    }
+    const headers = headersOf(req);
     const request = new Request(new URL(pathAndQuery, 'http://control-plane'), {
       method,
       headers,
@@ -96,13 +184,15 @@ export function createHttpHandler(given: ServerDeps, options: HttpOptions) {
       signal: abort.signal,
     });
     const facts = { method, pathAndQuery, headers, body, sourceIp: req.socket.remoteAddress ?? null };
+    let context: Context | null = null;
     const response = await fetchRequestHandler({
       endpoint: '/trpc',
       req: request,
       router: appRouter,
-      createContext: ({ resHeaders }) => createContext(deps, facts, resHeaders, limits, loginGuard),
+      createContext: ({ resHeaders }) => (context = createContext(deps, facts, resHeaders, limits, loginGuard)),
       maxBatchSize: options.maxBatchSize ?? DEFAULT_MAX_BATCH_SIZE,
       responseMeta: ({ errors }) => {
+        note.errors.push(...errors.map((error) => error.code));
         const retryAfter = retryAfterOf(errors);
         return retryAfter === null ? {} : { headers: new Headers({ 'retry-after': String(retryAfter) }) };
       },
@@ -117,7 +207,9 @@ export function createHttpHandler(given: ServerDeps, options: HttpOptions) {
     // Each cookie keeps its own header line: joined with commas they would not parse.
     const cookies = response.headers.getSetCookie();
     if (cookies.length > 0) responseHeaders['set-cookie'] = cookies;
+    const caller = (context as Context | null)?.caller;
+    if (caller) Object.assign(note, { tenantId: caller.tenantId, callerType: caller.type, callerId: caller.id });
     res.writeHead(response.status, responseHeaders);
     res.end(Buffer.from(await response.arrayBuffer()));
-  };
+  }
 }

@@ -39,3 +39,8 @@ export { secretBoxFromKey, type SecretBox } from './alerts/secret-box.ts';
 export { DELIVERY_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, signAlertBody, verifyAlertSignature, type SignatureCheck } from './alerts/signature.ts';
 export { parseWebhookUrl, refusedAddress, type WebhookOptions } from './alerts/webhook.ts';
 export { recordKeyRotation } from './key-rotations.ts';
+export { generateTokenKeyPem, jwksOf, tokenKeysFromPems, type TokenKeys } from './oauth/token-keys.ts';
+export { type OAuthSettings } from './oauth/tokens.ts';
+export { pruneAssertionJtis } from './oauth/clients.ts';
+export { DEFAULT_REQUEST_LOG_RETENTION_DAYS, pruneRequestLog, RequestLogWriter, type RequestLogEntry, type RequestLogOptions, type RequestLogStats } from './request-log.ts';
+export { clientJwks } from './oauth/clients.ts';

@@ -1,6 +1,6 @@
 /**
  * Request rate limits, counted per tRPC operation (a batch of five calls costs five):
- * - per admin API key, per console user (all of a user's sessions share one counter, so opening
+ * - per admin API key, per OAuth client (its tokens and its token requests), per console user (all of a user's sessions share one counter, so opening
  *   more sessions buys no more) and per agent, once the caller is authenticated;
  * - per source IP for everything unauthenticated: public procedures and every failed
  *   authentication, so a flood of bad credentials from one address ends in 429s.
@@ -17,11 +17,12 @@ import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
 import type { AgentPrincipal } from './auth/agent-auth.ts';
 import type { ApiKeyPrincipal } from './auth/api-keys.ts';
 import type { UserPrincipal } from './auth/principal.ts';
+import type { OAuthClientPrincipal } from './oauth/clients.ts';
 import { addressKey, LoginBusy } from './auth/login-guard.ts';
 import { eventBy, recordAudit } from './audit-log.ts';
 import type { Context } from './context.ts';
 
-export type LimitKind = 'api-key' | 'session' | 'agent' | 'ip';
+export type LimitKind = 'api-key' | 'oauth-client' | 'session' | 'agent' | 'ip';
 
 export interface RateLimit {
   /** Operations allowed per window. */
@@ -34,6 +35,7 @@ export type RateLimitSettings = Record<LimitKind, RateLimit>;
 
 export const DEFAULT_RATE_LIMITS: RateLimitSettings = {
   'api-key': { points: 1_200, durationSeconds: 60 },
+  'oauth-client': { points: 1_200, durationSeconds: 60 },
   // A console page polls a few queries; a person does not come near an API key's automation.
   session: { points: 1_200, durationSeconds: 60 },
   // An agent long-polls about twice a minute and reports each run; this leaves room for bursts.
@@ -75,7 +77,7 @@ export class RateLimits {
     this.settings = { ...DEFAULT_RATE_LIMITS, ...settings };
     const limiter = (kind: LimitKind) =>
       new RateLimiterMemory({ keyPrefix: kind, points: this.settings[kind].points, duration: this.settings[kind].durationSeconds });
-    this.#limiters = { 'api-key': limiter('api-key'), session: limiter('session'), agent: limiter('agent'), ip: limiter('ip') };
+    this.#limiters = { 'api-key': limiter('api-key'), 'oauth-client': limiter('oauth-client'), session: limiter('session'), agent: limiter('agent'), ip: limiter('ip') };
   }
 
   /** Counts one operation for `subject` under `kind`. */
@@ -122,7 +124,7 @@ export async function enforceLimit(
   ctx: Context,
   kind: LimitKind,
   target: string,
-  who: ApiKeyPrincipal | UserPrincipal | AgentPrincipal | null,
+  who: ApiKeyPrincipal | OAuthClientPrincipal | UserPrincipal | AgentPrincipal | null,
   extra: Record<string, string> = {},
 ): Promise<void> {
   if (!ctx.limits) return;
@@ -156,12 +158,14 @@ export async function enforceLimit(
   throw new TRPCError({ code: 'TOO_MANY_REQUESTS', message: cause.message, cause });
 }
 
-function subjectOf(who: ApiKeyPrincipal | UserPrincipal | AgentPrincipal | null): string {
+function subjectOf(who: ApiKeyPrincipal | OAuthClientPrincipal | UserPrincipal | AgentPrincipal | null): string {
   switch (who?.kind) {
     case 'agent':
       return who.agentId;
     case 'api-key':
       return who.keyId;
+    case 'oauth-client':
+      return who.clientRowId;
     case 'user':
       return who.userId;
     case undefined:

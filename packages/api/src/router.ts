@@ -8,7 +8,9 @@ import { consoleRouter } from './routers/console.ts';
 import { controlPlaneRouter } from './routers/control-plane.ts';
 import { custodyRouter } from './routers/custody.ts';
 import { enrollmentRouter } from './routers/enrollment.ts';
+import { oauthClientsRouter } from './routers/oauth-clients.ts';
 import { scopeRouters } from './routers/grants.ts';
+import { requestsRouter } from './routers/requests.ts';
 import { sessionRouter } from './routers/session.ts';
 import { ssoRouter } from './routers/sso.ts';
 import { usersRouter } from './routers/users.ts';
@@ -22,6 +24,8 @@ export const appRouter = router({
   runs: runsRouter,
   audit: auditRouter,
   apiKeys: apiKeysRouter,
+  oauthClients: oauthClientsRouter,
+  requests: requestsRouter,
   controlPlane: controlPlaneRouter,
   custody: custodyRouter,
   console: consoleRouter,

@@ -4,8 +4,11 @@
  *
  * - `publicProcedure`: no caller identity (enrollment, which authenticates with its one-time token;
  *   console login, me and logout, which read the session cookie themselves).
- * - `procedureFor(permission)`: an admin (API key or console session) that may use `permission`;
- *   narrows ctx.admin to an AdminPrincipal, whose `kind` says which.
+ * - `procedureFor(permission)`: an admin (API key, OAuth access token or console session) that may
+ *   use `permission`; narrows ctx.admin to an AdminPrincipal, whose `kind` says which. An OAuth
+ *   client limited to named integrations is refused every procedure but those built with
+ *   `procedureFor(permission, { integrationScoped: true })`, which confine themselves to
+ *   `integrationLimitOf(ctx.admin)`.
  * - `agentProcedure`: a signed agent request; narrows ctx.agent.
  *
  * Both authenticated builders replace ctx.db with the caller's tenant view (`db.forTenant`), so
@@ -21,7 +24,7 @@ import { type AirlockError, type ErrorClass, formatIssues, isAirlockError, NotAl
 import { authenticateAdmin } from './auth/admin-auth.ts';
 import { AgentAuthError, type AgentPrincipal, authenticateAgent } from './auth/agent-auth.ts';
 import type { Permission } from './auth/permissions.ts';
-import { principalAllows } from './auth/principal.ts';
+import { type AdminPrincipal, narrowingOf, principalAllows } from './auth/principal.ts';
 import { eventBy, recordAudit } from './audit-log.ts';
 import type { Context } from './context.ts';
 import { enforceLimit } from './rate-limits.ts';
@@ -96,18 +99,55 @@ export const publicProcedure = base.meta({ permission: 'public' }).use(async ({ 
   return next();
 });
 
-export function procedureFor(permission: Permission) {
-  return base.meta({ permission }).use(async ({ ctx, next, path, type }) => {
+export interface ProcedureOptions {
+  /** The procedure confines itself to `integrationLimitOf(ctx.admin)`, so integration-limited clients may call it. */
+  integrationScoped?: boolean;
+}
+
+export function procedureFor(permission: Permission, options: ProcedureOptions = {}) {
+  return base.meta({ permission, integrationScoped: options.integrationScoped === true }).use(async ({ ctx, next, path, type }) => {
     const admin = await authenticateAdmin(ctx, type, path);
     const db = ctx.db.forTenant(admin.tenantId);
-    await enforceLimit(ctx, admin.kind === 'api-key' ? 'api-key' : 'session', path, admin);
-    if (!principalAllows(admin, permission)) {
-      const meta = { permission, role: admin.role, ...(admin.kind === 'api-key' && admin.permissions ? { keyPermissions: [...admin.permissions] } : {}) };
+    await enforceLimit(ctx, admin.kind === 'user' ? 'session' : admin.kind, path, admin);
+    ctx.caller = callerOf(admin);
+    const outsideIntegrations = integrationLimitOf(admin) !== null && options.integrationScoped !== true;
+    if (!principalAllows(admin, permission) || outsideIntegrations) {
+      const meta = { permission, role: admin.role, ...narrowingOf(admin), ...(outsideIntegrations ? { reason: 'integration-limited' } : {}) };
       await recordAudit(db, eventBy(admin, ctx.request, { action: 'permission-denied', target: path, outcome: 'denied', meta }));
-      throw new NotAllowedError(admin.kind === 'api-key' && admin.permissions ? `this API key is not allowed ${permission}` : `role ${admin.role} lacks ${permission}`);
+      throw new NotAllowedError(refusalMessage(admin, permission, outsideIntegrations));
     }
     return next({ ctx: { admin, db } });
   });
+}
+
+/** The integration ids an admin may touch; null: all of its tenant's. */
+export function integrationLimitOf(admin: AdminPrincipal): readonly string[] | null {
+  return admin.kind === 'oauth-client' ? admin.integrations : null;
+}
+
+function refusalMessage(admin: AdminPrincipal, permission: Permission, outsideIntegrations: boolean): string {
+  if (outsideIntegrations) return `this OAuth client is limited to named integrations and may not call this`;
+  switch (admin.kind) {
+    case 'api-key':
+      return admin.permissions ? `this API key is not allowed ${permission}` : `role ${admin.role} lacks ${permission}`;
+    case 'oauth-client':
+      return `this OAuth client is not allowed ${permission}`;
+    case 'user':
+      return `role ${admin.role} lacks ${permission}`;
+  }
+}
+
+function callerOf(principal: AdminPrincipal | AgentPrincipal): NonNullable<Context['caller']> {
+  switch (principal.kind) {
+    case 'api-key':
+      return { tenantId: principal.tenantId, type: 'api-key', id: principal.keyId };
+    case 'oauth-client':
+      return { tenantId: principal.tenantId, type: 'oauth-client', id: principal.clientRowId };
+    case 'user':
+      return { tenantId: principal.tenantId, type: 'user', id: principal.userId };
+    case 'agent':
+      return { tenantId: principal.tenantId, type: 'agent', id: principal.agentId };
+  }
 }
 
 export const agentProcedure = base.meta({ permission: 'agent' }).use(async ({ ctx, next, path }) => {
@@ -131,9 +171,11 @@ export const agentProcedure = base.meta({ permission: 'agent' }).use(async ({ ct
     throw error;
   }
   await enforceLimit(ctx, 'agent', path, agent);
+  ctx.caller = callerOf(agent);
   return next({ ctx: { agent, db: ctx.db.forTenant(agent.tenantId) } });
 });
 
 export interface ProcedureMeta {
   permission: Permission | 'agent' | 'public';
+  integrationScoped?: boolean;
 }

@@ -1,7 +1,7 @@
 import { AuditValidationError } from './canonical.ts';
 import type { JsonValue } from './canonical.ts';
 
-export type AuditActorType = 'admin' | 'api-key' | 'agent' | 'system' | 'anonymous';
+export type AuditActorType = 'admin' | 'api-key' | 'oauth-client' | 'agent' | 'system' | 'anonymous';
 
 export interface AuditActor {
   type: AuditActorType;

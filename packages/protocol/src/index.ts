@@ -12,3 +12,4 @@ export * from './key-rotation.ts';
 export * from './custody.ts';
 export * from './timings.ts';
 export * from './identity.ts';
+export * from './request-log.ts';

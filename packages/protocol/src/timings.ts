@@ -36,3 +36,16 @@ export const OIDC_REQUEST_TIMEOUT_MS = 10_000;
 
 /** A password login waiting for its second factor (or a new password) lapses after this long (ms). */
 export const PENDING_LOGIN_TTL_MS = 5 * 60_000;
+
+/** How long an OAuth access token lives: short, so a leaked one is worth little. Never more than `MAX_ACCESS_TOKEN_TTL_SECONDS`. */
+export const ACCESS_TOKEN_TTL_SECONDS = 600;
+export const MAX_ACCESS_TOKEN_TTL_SECONDS = 900;
+
+/** The furthest ahead a client assertion (private_key_jwt) may expire; its jti is remembered that long. */
+export const CLIENT_ASSERTION_MAX_LIFETIME_SECONDS = 300;
+
+/** Clock skew tolerated on the times inside client assertions and access tokens. */
+export const JWT_CLOCK_TOLERANCE_SECONDS = 30;
+
+/** How often the request log's queue is written to the database, at the latest. */
+export const REQUEST_LOG_FLUSH_MS = 1_000;

@@ -1,6 +1,6 @@
 /**
- * Authenticates an admin request: an API key in the Authorization header, or else the console's
- * session cookie. A cookie rides along on any request the browser makes, so a mutation carried by
+ * Authenticates an admin request: an API key or an OAuth access token (a JWT) in the Authorization
+ * header, or else the console's session cookie. A cookie rides along on any request the browser makes, so a mutation carried by
  * the cookie must also prove it came from the console (same Origin, CSRF header). An API key is
  * never sent implicitly and needs neither. With both present the Authorization header decides.
  */
@@ -11,7 +11,8 @@ import type { Context, RequestFacts } from '../context.ts';
 import type { Database } from '../storage/database.ts';
 import type { Permission, Role } from './permissions.ts';
 import { authenticateApiKey } from './api-keys.ts';
-import { type AdminPrincipal, canGrant } from './principal.ts';
+import { authenticateAccessToken, looksLikeJwt } from '../oauth/tokens.ts';
+import { type AdminPrincipal, canGrant, narrowingOf } from './principal.ts';
 import { csrfRefusal, resumeSession, sessionTokenOf } from './sessions.ts';
 import { resolveAuthSettings } from './settings.ts';
 
@@ -22,6 +23,8 @@ export async function authenticateAdmin(ctx: Context, type: 'query' | 'mutation'
   const db = ctx.db.forSystem();
   try {
     const token = authorization === null ? sessionTokenOf(ctx.request.headers, settings.secureCookies) : null;
+    const bearer = /^Bearer (\S+)$/.exec(authorization ?? '')?.[1];
+    if (bearer !== undefined && looksLikeJwt(bearer)) return await authenticateAccessToken(db, ctx.oauth, bearer, ctx.now());
     if (token === null) return await authenticateApiKey(db, authorization, ctx.now());
     const session = await resumeSession(db, token, settings, ctx.now());
     if (!session) throw new AuthenticationError('no valid session; log in again');
@@ -67,7 +70,7 @@ export async function assertCanGrant(
     role: admin.role,
     wantedRole: wanted.role,
     ...(wanted.permissions ? { wantedPermissions: [...wanted.permissions] } : {}),
-    ...(admin.kind === 'api-key' && admin.permissions ? { keyPermissions: [...admin.permissions] } : {}),
+    ...narrowingOf(admin),
   };
   await recordAudit(ctx.db, eventBy(admin, ctx.request, { action: 'permission-denied', target, outcome: 'denied', meta }));
   throw new NotAllowedError(message);

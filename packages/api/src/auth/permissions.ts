@@ -22,6 +22,8 @@ export const permissions = [
   'identity:read',
   'identity:write',
   'account:manage',
+  'requests:read',
+  'requests:write',
 ] as const;
 export type Permission = (typeof permissions)[number];
 
@@ -35,7 +37,7 @@ const grants: Record<Role, readonly Permission[]> = {
   owner: permissions,
   admin: permissions.filter((permission) => !ownerOnly.includes(permission)),
   operator: ['agents:read', 'integrations:read', 'runs:read', 'runs:create', 'scopes:read', 'alerts:read', 'account:manage'],
-  auditor: ['agents:read', 'integrations:read', 'runs:read', 'audit:read', 'scopes:read', 'alerts:read', 'account:manage'],
+  auditor: ['agents:read', 'integrations:read', 'runs:read', 'audit:read', 'scopes:read', 'alerts:read', 'requests:read', 'account:manage'],
 };
 
 /** Whether a caller with role `holder` may hand out a key with role `wanted`: never a higher one. */

@@ -11,7 +11,7 @@ import { adminKeyProcedures } from './agent-keys.ts';
 import { enqueueRun, PREVIOUS_RUN_ACTIVE } from '../run-queue.ts';
 import { saveSchedule, validateSchedule } from '../scheduler.ts';
 import type { Queryable } from '../storage/database.ts';
-import { procedureFor } from '../trpc.ts';
+import { integrationLimitOf, procedureFor } from '../trpc.ts';
 import { principalRef } from '../auth/principal.ts';
 
 interface RunRow {
@@ -206,7 +206,7 @@ export const integrationsRouter = {
       return { id: saved.id, version: saved.version, recipientFingerprints: saved.recipientFingerprints, recipientWarnings, nextRunAt: saved.nextRunAt };
     }),
 
-  list: procedureFor('integrations:read').query(async ({ ctx }) => {
+  list: procedureFor('integrations:read', { integrationScoped: true }).query(async ({ ctx }) => {
     const rows = await ctx.db.query<{
       id: string;
       name: string;
@@ -222,8 +222,8 @@ export const integrationsRouter = {
     }>(
       `SELECT i.id, i.name, i.agent_id, i.group_id, i.version, i.updated_at, s.cron, s.timezone, s.next_run_at, s.last_fired_at, i.disabled_at
        FROM integrations i LEFT JOIN integration_schedules s ON s.integration_id = i.id
-       WHERE i.tenant_id = $1 AND i.deleted_at IS NULL ORDER BY i.name`,
-      [ctx.admin.tenantId],
+       WHERE i.tenant_id = $1 AND i.deleted_at IS NULL AND ($2::uuid[] IS NULL OR i.id = ANY($2)) ORDER BY i.name`,
+      [ctx.admin.tenantId, integrationLimitOf(ctx.admin)],
     );
     return rows.map((row) => ({
       id: row.id,
@@ -331,9 +331,11 @@ export const integrationsRouter = {
     }),
 
   /** Queues a run; refused with ConflictError while a run of the integration is queued or running. */
-  runNow: procedureFor('runs:create')
+  runNow: procedureFor('runs:create', { integrationScoped: true })
     .input(byId)
     .mutation(async ({ ctx, input }) => {
+      // Outside a client's integrations looks the same as absent.
+      if (integrationLimitOf(ctx.admin)?.includes(input.id) === false) throw new NotFoundError('no integration with that id');
       const result = await ctx.db.transaction(async (tx) => {
         const queued = await enqueueRun(tx, {
           integrationId: input.id,
@@ -364,38 +366,38 @@ export const integrationsRouter = {
 } satisfies TRPCRouterRecord;
 
 export const runsRouter = {
-  list: procedureFor('runs:read')
+  list: procedureFor('runs:read', { integrationScoped: true })
     .input(listRunsInput)
     .query(async ({ ctx, input }) => {
       const rows = await ctx.db.query<RunRow>(
         `SELECT id, integration_id, integration_version, agent_id, status, requested_by, created_at, claimed_at, finished_at, error_class, failure_reason, report, progress, progress_at
-         FROM runs WHERE tenant_id = $1 AND ($2::uuid IS NULL OR integration_id = $2)
+         FROM runs WHERE tenant_id = $1 AND ($2::uuid IS NULL OR integration_id = $2) AND ($4::uuid[] IS NULL OR integration_id = ANY($4))
          ORDER BY created_at DESC LIMIT $3`,
-        [ctx.admin.tenantId, input.integrationId ?? null, input.limit],
+        [ctx.admin.tenantId, input.integrationId ?? null, input.limit, integrationLimitOf(ctx.admin)],
       );
       return rows.map(runView);
     }),
 
-  get: procedureFor('runs:read')
+  get: procedureFor('runs:read', { integrationScoped: true })
     .input(byId)
     .query(async ({ ctx, input }) => {
       const [row] = await ctx.db.query<RunRow>(
         `SELECT id, integration_id, integration_version, agent_id, status, requested_by, created_at, claimed_at, finished_at, error_class, failure_reason, report, progress, progress_at
-         FROM runs WHERE id = $1 AND tenant_id = $2`,
-        [input.id, ctx.admin.tenantId],
+         FROM runs WHERE id = $1 AND tenant_id = $2 AND ($3::uuid[] IS NULL OR integration_id = ANY($3))`,
+        [input.id, ctx.admin.tenantId, integrationLimitOf(ctx.admin)],
       );
       if (!row) throw new NotFoundError('no run with that id');
       return runView(row);
     }),
 
   /** Ends a queued or running run. An agent still working on it has its report refused. */
-  cancel: procedureFor('runs:create')
+  cancel: procedureFor('runs:create', { integrationScoped: true })
     .input(byId)
     .mutation(async ({ ctx, input }) => {
       return ctx.db.transaction(async (tx) => {
         const [row] = await tx.query<{ id: string; previous: string }>(
-          'SELECT id, status AS previous FROM runs WHERE id = $1 AND tenant_id = $2 AND status IN ($3, $4) FOR UPDATE',
-          [input.id, ctx.admin.tenantId, 'queued', 'running'],
+          'SELECT id, status AS previous FROM runs WHERE id = $1 AND tenant_id = $2 AND status IN ($3, $4) AND ($5::uuid[] IS NULL OR integration_id = ANY($5)) FOR UPDATE',
+          [input.id, ctx.admin.tenantId, 'queued', 'running', integrationLimitOf(ctx.admin)],
         );
         if (!row) throw new NotFoundError('no queued or running run with that id');
         await tx.query("UPDATE runs SET status = 'cancelled', finished_at = $2 WHERE id = $1", [row.id, ctx.now()]);

@@ -113,6 +113,16 @@ async function seedTenant(db: Database, name: string): Promise<string> {
       tenantId,
       user?.id,
     ]);
+    const [client] = await tx.query<{ id: string }>(
+      `INSERT INTO oauth_clients (tenant_id, client_id, name, auth_method, secret_sha256, role) VALUES ($1, $2, $3, 'client_secret_basic', 'hash', 'auditor') RETURNING id`,
+      [tenantId, `alc_${name}`, `${name}-client`],
+    );
+    await tx.query(`INSERT INTO oauth_assertion_jtis (client_id, tenant_id, jti, expires_at) VALUES ($1, $2, $3, now() + interval '5 minutes')`, [client?.id, tenantId, `${name}-jti`]);
+    await tx.query(
+      `INSERT INTO request_log (at, tenant_id, caller_type, caller_id, procedure, method, status, outcome, latency_ms, request_id) VALUES (now(), $1, 'user', $2, 'agents.list', 'GET', 200, 'OK', 1, gen_random_uuid())`,
+      [tenantId, user?.id],
+    );
+    await tx.query('INSERT INTO request_log_settings (tenant_id, retention_days) VALUES ($1, 7)', [tenantId]);
   });
   return tenantId;
 }
