@@ -16,6 +16,7 @@ import {
   migrate,
   openPglite,
   pruneNonces,
+  pruneRateLimits,
   pruneLoginThrottle,
   pruneSessions,
   Scheduler,
@@ -34,8 +35,8 @@ export interface DatabaseUse {
   instead?: string;
 }
 
-export async function openDatabase(config: Pick<ServerConfig, 'databaseUrl' | 'dataDir'>, use: DatabaseUse): Promise<Database> {
-  if (config.databaseUrl) return connectPostgres(config.databaseUrl);
+export async function openDatabase(config: Pick<ServerConfig, 'databaseUrl' | 'dataDir'> & Partial<Pick<ServerConfig, 'pool'>>, use: DatabaseUse): Promise<Database> {
+  if (config.databaseUrl) return connectPostgres(config.databaseUrl, config.pool);
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
   return openPglite(config.dataDir, {
     command: use.command,
@@ -59,7 +60,9 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   const db = await openDatabase(config, { command: 'airlock serve', instead: 'or give this server its own AIRLOCK_DATA_DIR' });
   const { applied } = await migrate(db);
   if (applied.length > 0) logger.info({ applied }, 'migrations applied');
-  const dispatcher = new Dispatcher();
+  // Wake-ups arrive through the database (LISTEN/NOTIFY), from this replica and every other.
+  const dispatcher = new Dispatcher({ db, logger });
+  await dispatcher.start();
   const deps: ServerDeps = {
     db,
     dispatcher,
@@ -92,7 +95,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   server.headersTimeout = 20_000;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(config.port, config.host, resolve);
+    server.listen({ port: config.port, host: config.host, backlog: config.listenBacklog }, resolve);
   });
   const { port } = server.address() as AddressInfo;
   const url = `${config.tls ? 'https' : 'http'}://${config.host}:${port}`;
@@ -102,6 +105,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   const system = db.forSystem();
   const prune = setInterval(() => {
     pruneNonces(db, new Date()).catch((error: unknown) => logger.warn({ error: String(error) }, 'nonce pruning failed'));
+    pruneRateLimits(db, new Date()).catch((error: unknown) => logger.warn({ error: String(error) }, 'rate-limit pruning failed'));
     pruneSessions(system, new Date()).catch((error: unknown) => logger.warn({ error: String(error) }, 'session pruning failed'));
     pruneLoginThrottle(system, defaultAuthSettings, new Date()).catch((error: unknown) => logger.warn({ error: String(error) }, 'login throttle pruning failed'));
   }, 60_000);
@@ -134,6 +138,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
       await alerts.stop();
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
+      await dispatcher.close();
       await db.close();
     },
   };

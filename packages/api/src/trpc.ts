@@ -25,6 +25,7 @@ import { principalAllows } from './auth/principal.ts';
 import { eventBy, recordAudit } from './audit-log.ts';
 import type { Context } from './context.ts';
 import { enforceLimit } from './rate-limits.ts';
+import { type Database, RequestAbandoned } from './storage/database.ts';
 
 const codes: Record<AirlockError['errorClass'], TRPC_ERROR_CODE_KEY> = {
   user: 'BAD_REQUEST',
@@ -96,10 +97,19 @@ export const publicProcedure = base.meta({ permission: 'public' }).use(async ({ 
   return next();
 });
 
+/**
+ * The database for an authenticated procedure's own work: once the client hangs up, none of it
+ * starts. Refusals are still audited through the unbound `ctx.db`.
+ */
+function boundTo(db: Database, signal: AbortSignal | undefined): Database {
+  if (signal?.aborted) throw new RequestAbandoned();
+  return signal ? db.forRequest(signal) : db;
+}
+
 export function procedureFor(permission: Permission) {
-  return base.meta({ permission }).use(async ({ ctx, next, path, type }) => {
+  return base.meta({ permission }).use(async ({ ctx, next, path, type, signal }) => {
     const admin = await authenticateAdmin(ctx, type, path);
-    const db = ctx.db.forTenant(admin.tenantId);
+    const db = boundTo(ctx.db, signal).forTenant(admin.tenantId);
     await enforceLimit(ctx, admin.kind === 'api-key' ? 'api-key' : 'session', path, admin);
     if (!principalAllows(admin, permission)) {
       const meta = { permission, role: admin.role, ...(admin.kind === 'api-key' && admin.permissions ? { keyPermissions: [...admin.permissions] } : {}) };
@@ -110,8 +120,9 @@ export function procedureFor(permission: Permission) {
   });
 }
 
-export const agentProcedure = base.meta({ permission: 'agent' }).use(async ({ ctx, next, path }) => {
-  ctx.agentAuth ??= authenticateAgent(ctx.db.forSystem(), ctx.request, ctx.now(), ctx.agentKeys);
+export const agentProcedure = base.meta({ permission: 'agent' }).use(async ({ ctx, next, path, signal }) => {
+  const db = boundTo(ctx.db, signal);
+  ctx.agentAuth ??= authenticateAgent(db.forSystem(), ctx.request, ctx.now(), ctx.agentKeys);
   let agent: AgentPrincipal;
   try {
     agent = await ctx.agentAuth;
@@ -131,7 +142,7 @@ export const agentProcedure = base.meta({ permission: 'agent' }).use(async ({ ct
     throw error;
   }
   await enforceLimit(ctx, 'agent', path, agent);
-  return next({ ctx: { agent, db: ctx.db.forTenant(agent.tenantId) } });
+  return next({ ctx: { agent, db: db.forTenant(agent.tenantId) } });
 });
 
 export interface ProcedureMeta {

@@ -27,3 +27,10 @@ export const AGENT_ONLINE_WITHIN_MS = 150_000;
 
 /** A run whose agent is not heard of for this long (ms) is closed as abandoned. */
 export const AGENT_LOST_AFTER_MS = 15 * 60_000;
+
+/**
+ * How often a control plane sweeps the agents long-polling on it for work whose wake-up it missed
+ * (ms); one query covers all of them. Wake-ups normally arrive at once through LISTEN/NOTIFY, so
+ * this bounds only the lateness of a lost notification.
+ */
+export const WAKE_SWEEP_MS = 10_000;
