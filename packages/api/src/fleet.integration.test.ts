@@ -131,6 +131,61 @@ describe('a fleet across replicas on one PostgreSQL', () => {
     expect(refused?.reason).toBe('agent revoked');
   });
 
+  it('finds work whose notification was lost with one sweep over every waiting agent', async () => {
+    const c = await replica({ sweepMs: 200 });
+    const agents = await Promise.all([addAgent(), addAgent(), addAgent()]);
+    const integration = await integrationOf(c.base, agents[1] ?? { id: '' });
+    const waits = agents.map((agent) => asAgent(c.base, 'agent.nextJob', { waitMs: 6_000, idle: false }, agent));
+    await sleep(300);
+    // Queued behind the control plane's back: no notification is sent.
+    const [run] = await setup.query<{ id: string }>(
+      `INSERT INTO runs (tenant_id, integration_id, integration_version, agent_id, group_id, spec, requested_by, created_at)
+       SELECT tenant_id, id, version, agent_id, group_id, spec, 'test', now() FROM integrations WHERE id = $1 RETURNING id`,
+      [integration],
+    );
+    const started = Date.now();
+    const found = await waits[1];
+    // Found by the sweep, well before the long-poll would have ended on its own.
+    expect(Date.now() - started).toBeLessThan(3_000);
+    expect(found?.status).toBe(200);
+    expect(runIdOf(found as Reply)).toBe(run?.id);
+    // The others had nothing: their long-polls end empty, on time.
+    const others = await Promise.all([waits[0], waits[2]]);
+    expect(others.map((answer) => [answer?.status, runIdOf(answer as Reply)])).toEqual([
+      [200, null],
+      [200, null],
+    ]);
+  });
+
+  it('sheds load past the pool queue with 503 and Retry-After, and recovers', async () => {
+    const d = await replica({ pool: { maxConnections: 1, maxQueue: 1, queueTimeoutMs: 5_000 } });
+    const enroll = { token: `aet_${'x'.repeat(32)}`, publicKey: encodeKey(generateKeyPair().publicKey), hostname: 'h', version: '0' };
+    // Every request first counts against its address's rate limit; a lock on the counters makes
+    // the replica's one connection, and the one request queued for it, wait as a slow burst would.
+    let release = (): void => undefined;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    const blocker = connectPostgres(url, { maxConnections: 1 });
+    closers.push(() => blocker.close());
+    const locked = blocker.transaction(async (tx) => {
+      await tx.query('LOCK TABLE rate_limit_counters IN ACCESS EXCLUSIVE MODE');
+      await held;
+    });
+    await sleep(200);
+    const sent = Array.from({ length: 6 }, () => post(d.base, 'enrollment.enroll', enroll));
+    await sleep(1_000);
+    release();
+    await locked;
+    const replies = await Promise.all(sent);
+    const shed = replies.filter((reply) => reply.status === 503);
+    expect(shed.length).toBe(4);
+    for (const reply of shed) {
+      expect(reply.headers.get('retry-after')).toMatch(/^[1-9]\d*$/);
+      expect(reply.body.error?.data?.errorClass).toBe('operational');
+    }
+    // Once the burst is over the same replica answers again.
+    expect((await post(d.base, 'enrollment.enroll', enroll)).status).not.toBe(503);
+  });
+
   it('counts a rate limit once across replicas', async () => {
     const limits = { ip: { points: 4, durationSeconds: 60 } };
     const e = await replica({ rateLimits: limits });
