@@ -37,6 +37,7 @@ import { generateDemoKey } from '@airlock/pgp';
 import { LONG_POLL_WAIT_MS } from '@airlock/protocol';
 import { startPostgres } from '@airlock/testing';
 import { setUpCli } from './cli.ts';
+import { topSelfTime } from './cpu-profile.ts';
 import { REPO_ROOT } from '../src/system.ts';
 
 setUpCli();
@@ -48,6 +49,8 @@ const { values } = parseArgs({
     runs: { type: 'string', default: '200' },
     'heartbeat-seconds': { type: 'string', default: '8' },
     'idle-seconds': { type: 'string', default: '10' },
+    /** Profiles the first control plane (node --cpu-prof) and adds its top self times to the output. */
+    profile: { type: 'boolean', default: false },
   },
 });
 const whole = (name: string, text: string | undefined) => {
@@ -127,8 +130,9 @@ interface Server {
   child: ChildProcess;
 }
 
-async function startServer(env: NodeJS.ProcessEnv): Promise<Server> {
-  const child = spawn(process.execPath, [path.join(REPO_ROOT, 'apps/control-plane/bin/airlock.js'), 'serve'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+async function startServer(env: NodeJS.ProcessEnv, profileDir?: string): Promise<Server> {
+  const profiling = profileDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${profileDir}`];
+  const child = spawn(process.execPath, [...profiling, path.join(REPO_ROOT, 'apps/control-plane/bin/airlock.js'), 'serve'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   child.stderr?.on('data', () => undefined);
   const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream });
   const url = await new Promise<string>((resolve, reject) => {
@@ -170,11 +174,12 @@ const serverEnv: NodeJS.ProcessEnv = {
   AIRLOCK_RATE_LIMIT_IP: '1000000',
 };
 const servers: Server[] = [];
+const profileDir = path.join(work, 'profile');
 const result: Record<string, unknown> = { agents: AGENTS };
 const loads: Record<string, number> = {};
 let errors = 0;
 try {
-  const primary = await startServer(serverEnv);
+  const primary = await startServer(serverEnv, values.profile ? profileDir : undefined);
   servers.push(primary);
   const admin = createTRPCClient<AppRouter>({
     links: [httpLink({ url: `${primary.url}/trpc`, headers: { authorization: `Bearer ${boot.key}` } })],
@@ -184,18 +189,30 @@ try {
   const enrollStarted = Date.now();
   const enroller = createEnrollmentClient(primary.url);
   const fleet: { id: string; keys: AgentKeyPair }[] = [];
+  let enrollErrors = 0;
   await forEachLimit(
     Array.from({ length: AGENTS }, (_, i) => i),
     ENROLL_CONCURRENCY,
     async (i) => {
       if (Date.now() - enrollStarted > PHASE_LIMIT_MS) throw new Error('enrolment ran out of time');
       const keys = generateKeyPair();
-      const { token } = await admin.enrollment.createToken.mutate({ ttlMinutes: 30 });
-      const enrolled = await enroller.enrollment.enroll.mutate({ token, publicKey: encodeKey(keys.publicKey), hostname: `fleet-${i}`, version: 'bench' });
-      fleet.push({ id: enrolled.agentId, keys });
+      // A refused or dropped enrolment starts over with a new token (bounded); it is counted.
+      for (let attempt = 1; ; attempt++) {
+        try {
+          const { token } = await admin.enrollment.createToken.mutate({ ttlMinutes: 30 });
+          const enrolled = await enroller.enrollment.enroll.mutate({ token, publicKey: encodeKey(keys.publicKey), hostname: `fleet-${i}`, version: 'bench' });
+          fleet.push({ id: enrolled.agentId, keys });
+          return;
+        } catch (error) {
+          enrollErrors += 1;
+          if (attempt >= 3) throw error;
+          await sleep(500 * attempt);
+        }
+      }
     },
   );
   result['enroll_s'] = Math.round((Date.now() - enrollStarted) / 100) / 10;
+  result['enroll_errors'] = enrollErrors;
   loads['enroll_s'] = loadavg();
   log(`enrolled ${fleet.length} agents in ${result['enroll_s']} s`);
 
@@ -355,6 +372,10 @@ try {
   for (const server of servers) server.child.kill('SIGTERM');
   await Promise.all(servers.map((server) => new Promise((resolve) => (server.child.exitCode === null ? server.child.once('exit', resolve) : resolve(null)))));
   await setup.close();
+  if (values.profile) {
+    const files = (await readdir(profileDir).catch(() => [])).filter((name) => name.endsWith('.cpuprofile')).map((name) => path.join(profileDir, name));
+    result['server_profile'] = files.length > 0 ? await topSelfTime(files, 15) : 'no profile written';
+  }
   await rm(work, { recursive: true, force: true });
 }
 result['errors'] = errors;

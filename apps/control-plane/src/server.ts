@@ -93,6 +93,10 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   // Long-polls hold a request open for up to 30 s.
   server.requestTimeout = 60_000;
   server.headersTimeout = 20_000;
+  // An agent asks again within a long-poll's time (30 s at most): its connection stays open between
+  // requests, so a fleet costs no TCP handshake per poll, and a client never reuses a socket just
+  // as the server closes it for idleness.
+  server.keepAliveTimeout = 65_000;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen({ port: config.port, host: config.host, backlog: config.listenBacklog }, resolve);
