@@ -31,11 +31,11 @@ import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { createTRPCClient, httpLink } from '@trpc/client';
-import { createAgentClient, createEnrollmentClient } from '@airlock/agent';
+import { createAgentClient, createEnrollmentClient, reconnectDelay, retryAfterOf } from '@airlock/agent';
+import { LONG_POLL_WAIT_MS, RECONNECT_MAX_DELAY_MS } from '@airlock/protocol';
 import { type AppRouter, bootstrapTenant, connectPostgres, migrate } from '@airlock/api';
 import { encodeKey, generateKeyPair, type AgentKeyPair, openStatement } from '@airlock/identity';
 import { generateDemoKey } from '@airlock/pgp';
-import { LONG_POLL_WAIT_MS } from '@airlock/protocol';
 import { startPostgres } from '@airlock/testing';
 import { setUpCli } from './cli.ts';
 import { topSelfTime } from './cpu-profile.ts';
@@ -72,9 +72,8 @@ const ENROLL_CONCURRENCY = 64;
 const PHASE_LIMIT_MS = 600_000;
 const START_TIMEOUT_MS = 60_000;
 
-const log = (message: string) => {
-  if (!values.json) process.stderr.write(`${message}\n`);
-};
+/** Progress goes to stderr, so stdout holds only the JSON. */
+const log = (message: string) => process.stderr.write(`${message}\n`);
 const loadavg = () => Math.round((os.loadavg()[0] ?? 0) * 100) / 100;
 
 // The load needs a socket per waiting agent, plus the servers' own: raised for this process and
@@ -92,6 +91,28 @@ async function forEachLimit<T>(items: readonly T[], limit: number, work: (item: 
       }
     }),
   );
+}
+
+/**
+ * A failed call is counted, then the agent backs off as the daemon does (full jitter, at least the
+ * server's Retry-After), unless the phase is over.
+ */
+async function backOff(error: unknown, failures: number, signal: AbortSignal): Promise<void> {
+  await sleep(reconnectDelay(failures, retryAfterOf(error), RECONNECT_MAX_DELAY_MS), undefined, { signal }).catch(() => undefined);
+}
+
+/** An admin call retried while the server sheds load (bounded), waiting as long as it asks. */
+async function whileShedding<T>(call: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await call();
+    } catch (error) {
+      const wait = retryAfterOf(error);
+      if (wait === null || attempt >= 5) throw error;
+      shed += 1;
+      await sleep(wait);
+    }
+  }
 }
 
 function percentile(sorted: readonly number[], p: number): number {
@@ -180,6 +201,8 @@ const profileDir = path.join(work, 'profile');
 const result: Record<string, unknown> = { agents: AGENTS };
 const loads: Record<string, number> = {};
 let errors = 0;
+/** Admin calls the server shed (503 with Retry-After) and the bench made again. */
+let shed = 0;
 try {
   const primary = await startServer(serverEnv, values.profile ? profileDir : undefined);
   servers.push(primary);
@@ -245,15 +268,15 @@ try {
   /** Per-agent integrations, granted and saved through the admin API. */
   const recipient = (await generateDemoKey('Fleet', 'fleet@example.com')).armoredPublicKey;
   async function integrationFor(agentId: string, name: string): Promise<string> {
-    await admin.grants.add.mutate({ agentId, scope: 'read sftp://files.example.com:2222/exports/**' });
-    await admin.grants.add.mutate({ agentId, scope: 'write file:///srv/out/**' });
-    const saved = await admin.integrations.save.mutate({
+    await whileShedding(() => admin.grants.add.mutate({ agentId, scope: 'read sftp://files.example.com:2222/exports/**' }));
+    await whileShedding(() => admin.grants.add.mutate({ agentId, scope: 'write file:///srv/out/**' }));
+    const saved = await whileShedding(() => admin.integrations.save.mutate({
       name,
       agentId,
       source: { connector: 'sftp@1', config: { host: 'files.example.com', port: 2222, hostKey: `SHA256:${'A'.repeat(43)}`, username: 'export', credentialRef: 'erp-sftp', path: '/exports/*.csv' } },
       destination: { connector: 'local@1', config: { directory: '/srv/out' } },
       recipients: [recipient],
-    });
+    }));
     return saved.id;
   }
 
@@ -277,14 +300,18 @@ try {
     const received = new Map<string, number>();
     const waiting = agents.map(async (agent) => {
       const client = createAgentClient(url, agent.id, agent.keys);
+      let failures = 0;
       while (!stop.signal.aborted) {
         try {
           const answer = await client.agent.nextJob.mutate({ waitMs: LONG_POLL_WAIT_MS, idle: false }, { signal: stop.signal });
+          failures = 0;
           if (answer.envelope === null) continue;
           const job = openStatement('job', answer.envelope, signing.publicKey) as { runId?: string } | undefined;
           if (job?.runId) received.set(job.runId, Date.now());
-        } catch {
-          if (!stop.signal.aborted) errors += 1;
+        } catch (error) {
+          if (stop.signal.aborted) break;
+          errors += 1;
+          await backOff(error, ++failures, stop.signal);
         }
       }
     });
@@ -293,7 +320,7 @@ try {
     const requested = new Map<string, number>();
     await forEachLimit(integrations, 8, async (integration) => {
       const at = Date.now();
-      const run = await requester.integrations.runNow.mutate({ id: integration.id });
+      const run = await whileShedding(() => requester.integrations.runNow.mutate({ id: integration.id }));
       requested.set(run.runId, at);
     });
     const deadline = Date.now() + 30_000;
@@ -332,14 +359,21 @@ try {
       for (const { client } of clients.slice(i, i + 500)) {
         waits.push(
           (async () => {
+            let failures = 0;
             while (!stop.signal.aborted) {
               held += 1;
+              let failed: unknown = null;
               try {
                 await client.agent.nextJob.mutate({ waitMs: LONG_POLL_WAIT_MS, idle: false }, { signal: stop.signal });
-              } catch {
-                if (!stop.signal.aborted) errors += 1;
+                failures = 0;
+              } catch (error) {
+                failed = error ?? new Error('failed');
               } finally {
                 held -= 1;
+              }
+              if (failed !== null && !stop.signal.aborted) {
+                errors += 1;
+                await backOff(failed, ++failures, stop.signal);
               }
             }
           })(),
@@ -392,6 +426,7 @@ try {
   await rm(work, { recursive: true, force: true });
 }
 result['errors'] = errors;
+result['admin_calls_shed'] = shed;
 result['loadavg'] = loads;
 result['cpus'] = os.cpus().length;
 result['node'] = process.version;

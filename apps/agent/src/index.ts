@@ -5,3 +5,4 @@ export { builtInConnectors } from './connectors.ts';
 export { loadSecrets } from './secrets.ts';
 export { runDaemon, AGENT_VERSION } from './daemon.ts';
 export { createAgentClient, createEnrollmentClient } from './control-channel.ts';
+export { reconnectDelay, retryAfterOf } from './retry.ts';
