@@ -203,6 +203,7 @@ const loads: Record<string, number> = {};
 let errors = 0;
 /** Admin calls the server shed (503 with Retry-After) and the bench made again. */
 let shed = 0;
+const phaseErrors: Record<string, number> = {};
 try {
   const primary = await startServer(serverEnv, values.profile ? profileDir : undefined);
   servers.push(primary);
@@ -249,17 +250,22 @@ try {
     const started = Date.now();
     await Promise.all(
       clients.map(async (client) => {
+        let failures = 0;
+        const phase = AbortSignal.timeout(Math.max(0, until - Date.now()));
         while (Date.now() < until) {
           try {
             await client.agent.heartbeat.mutate({ version: 'bench', hostname: 'fleet' });
             calls += 1;
-          } catch {
+            failures = 0;
+          } catch (error) {
             errors += 1;
+            await backOff(error, ++failures, phase);
           }
         }
       }),
     );
     result['signed_calls_per_s'] = Math.round(calls / ((Date.now() - started) / 1000));
+    phaseErrors['signed_calls_per_s'] = errors;
     loads['signed_calls_per_s'] = loadavg();
     log(`signed calls: ${result['signed_calls_per_s']}/s`);
   }
@@ -342,6 +348,7 @@ try {
   await forEachLimit(targets, 8, async (agent, i) => void integrations.push({ agentId: agent.id, id: await integrationFor(agent.id, `fleet-${i}`) }));
   {
     const times = await timeDispatch(primary.url, dispatchAgents, integrations, admin);
+    phaseErrors['dispatch_ms'] = errors - (phaseErrors['signed_calls_per_s'] ?? 0);
     result['dispatch_ms'] = { p50: percentile(times, 50), p95: percentile(times, 95), p99: percentile(times, 99) };
     loads['dispatch_ms'] = loadavg();
     log(`dispatch: ${JSON.stringify(result['dispatch_ms'])}`);
@@ -392,6 +399,7 @@ try {
     const seconds = (Date.now() - windowStarted) / 1000;
     const ticks = after.reduce((sum, value, i) => sum + Math.max(0, value - (before[i] ?? 0)), 0);
     result['agents_held'] = held;
+    phaseErrors['agents_held'] = errors;
     result['idle_cpu_cores'] = Math.round((ticks / 100 / seconds) * 1000) / 1000;
     result['rss_mb'] = await rssMb(primary.child.pid ?? 0);
     loads['agents_held'] = loadavg();
@@ -426,6 +434,8 @@ try {
   await rm(work, { recursive: true, force: true });
 }
 result['errors'] = errors;
+/** Failed agent calls counted so far at the end of each phase (cumulative), to place them. */
+result['errors_by_phase'] = phaseErrors;
 result['admin_calls_shed'] = shed;
 result['loadavg'] = loads;
 result['cpus'] = os.cpus().length;
