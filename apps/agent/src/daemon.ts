@@ -17,7 +17,7 @@ import type { SecurityEvent, SecurityLog } from './security-log.ts';
 import { witnessAudit } from './witness.ts';
 import type { Outbox } from './outbox.ts';
 import type { LocalState } from './local-config.ts';
-import type { RetryPolicy } from './retry.ts';
+import { reconnectDelay, retryAfterOf, type RetryPolicy } from './retry.ts';
 import { runJob } from './transfer.ts';
 import packageJson from '../package.json' with { type: 'json' };
 
@@ -185,7 +185,7 @@ export async function runDaemon(deps: DaemonDeps, options: DaemonOptions = {}): 
     } catch (error) {
       if (options.signal?.aborted) break;
       failures += 1;
-      const delay = Math.min(RECONNECT_MAX_DELAY_MS, 500 * 2 ** Math.min(failures, 6)) * (0.5 + Math.random() / 2);
+      const delay = reconnectDelay(failures, retryAfterOf(error), RECONNECT_MAX_DELAY_MS);
       const message = error instanceof Error ? error.message : String(error);
       logger.warn({ error: message, retryInMs: Math.round(delay) }, 'control plane call failed');
       if (isUnauthorized(error) && deps.keys) {

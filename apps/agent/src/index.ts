@@ -4,4 +4,5 @@ export { LocalPolicy, PolicyRefusal } from './policy.ts';
 export { builtInConnectors } from './connectors.ts';
 export { loadSecrets } from './secrets.ts';
 export { runDaemon, AGENT_VERSION } from './daemon.ts';
-export { createAgentClient } from './control-channel.ts';
+export { createAgentClient, createEnrollmentClient } from './control-channel.ts';
+export { reconnectDelay, retryAfterOf } from './retry.ts';

@@ -55,3 +55,29 @@ export async function withRetry<T>(operation: (attempt: number) => Promise<T>, p
     }
   }
 }
+
+/** The first reconnect's cap (ms); each failure in a row doubles it, up to `RECONNECT_MAX_DELAY_MS`. */
+export const RECONNECT_BASE_DELAY_MS = 1_000;
+
+/**
+ * How long the daemon waits after its `failures`-th failed control-plane call in a row: full
+ * jitter under a doubling cap, so a fleet that lost its control plane at the same instant (a
+ * restart) comes back spread over the whole window instead of in one wave. A server that said
+ * when to come back (`Retry-After`, on 503 and 429) is given at least that, plus up to as much
+ * again at random, so the shed requests do not return together either.
+ */
+export function reconnectDelay(failures: number, retryAfterMs: number | null, maxDelayMs: number, random: () => number = Math.random): number {
+  const jittered = backoffDelay(failures, { attempts: Number.POSITIVE_INFINITY, baseDelayMs: RECONNECT_BASE_DELAY_MS, maxDelayMs, maxTotalMs: Number.POSITIVE_INFINITY }, random);
+  if (retryAfterMs === null) return jittered;
+  return Math.max(jittered, retryAfterMs + Math.floor(random() * retryAfterMs));
+}
+
+/** The Retry-After of a failed tRPC call, in ms, when the server sent one in seconds; else null. */
+export function retryAfterOf(error: unknown): number | null {
+  const meta: unknown = typeof error === 'object' && error !== null && 'meta' in error ? error.meta : undefined;
+  const response: unknown = typeof meta === 'object' && meta !== null && 'response' in meta ? meta.response : undefined;
+  if (!(response instanceof Response)) return null;
+  const header = response.headers.get('retry-after');
+  if (header === null || !/^\d{1,6}$/.test(header.trim())) return null;
+  return Number(header.trim()) * 1000;
+}

@@ -36,6 +36,21 @@ const serverSchema = z.object({
   /** PEM certificate chain and key paths; with both set the server speaks HTTPS only. */
   AIRLOCK_TLS_CERT: z.string().min(1).optional(),
   AIRLOCK_TLS_KEY: z.string().min(1).optional(),
+  /**
+   * Connections the listen queue holds before the kernel drops new ones. A fleet reconnects at
+   * once after a restart, so the default is sized for it; the kernel caps it at
+   * net.core.somaxconn. Default 4_096.
+   */
+  AIRLOCK_LISTEN_BACKLOG: z.coerce.number().int().min(16).max(65_535).default(4_096),
+  /** PostgreSQL connections per replica. Default 10. */
+  AIRLOCK_DB_POOL_SIZE: z.coerce.number().int().min(1).max(1_000).default(10),
+  /**
+   * Requests that may wait for a database connection at once; past it the server answers 503
+   * with Retry-After instead of queueing without bound. Default 1_000.
+   */
+  AIRLOCK_DB_MAX_QUEUE: z.coerce.number().int().min(1).max(1_000_000).default(1_000),
+  /** The longest a request waits for a database connection, in ms, before it gets 503. Default 10_000. */
+  AIRLOCK_DB_QUEUE_TIMEOUT_MS: z.coerce.number().int().min(100).max(120_000).default(10_000),
   /** Largest request body in bytes. Default 1 MiB. */
   AIRLOCK_MAX_BODY_BYTES: z.coerce.number().int().min(1024).max(64 * 1024 * 1024).default(1024 * 1024),
   /** How often the scheduler looks for due schedules, in ms. Default 5_000. */
@@ -145,6 +160,8 @@ export function loadServerConfig(env: NodeJS.ProcessEnv = process.env) {
     host: raw.AIRLOCK_HOST,
     port: raw.AIRLOCK_PORT,
     tls: raw.AIRLOCK_TLS_CERT && raw.AIRLOCK_TLS_KEY ? { certFile: raw.AIRLOCK_TLS_CERT, keyFile: raw.AIRLOCK_TLS_KEY } : null,
+    listenBacklog: raw.AIRLOCK_LISTEN_BACKLOG,
+    pool: { maxConnections: raw.AIRLOCK_DB_POOL_SIZE, maxQueue: raw.AIRLOCK_DB_MAX_QUEUE, queueTimeoutMs: raw.AIRLOCK_DB_QUEUE_TIMEOUT_MS },
     maxBodyBytes: raw.AIRLOCK_MAX_BODY_BYTES,
     logLevel: raw.AIRLOCK_LOG_LEVEL,
     schedulerTickMs: raw.AIRLOCK_SCHEDULER_TICK_MS,

@@ -16,6 +16,7 @@ import {
   migrate,
   openPglite,
   pruneNonces,
+  pruneRateLimits,
   pruneLoginThrottle,
   pruneAssertionJtis,
   pruneLoginSteps,
@@ -38,8 +39,8 @@ export interface DatabaseUse {
   instead?: string;
 }
 
-export async function openDatabase(config: Pick<ServerConfig, 'databaseUrl' | 'dataDir'>, use: DatabaseUse): Promise<Database> {
-  if (config.databaseUrl) return connectPostgres(config.databaseUrl);
+export async function openDatabase(config: Pick<ServerConfig, 'databaseUrl' | 'dataDir'> & Partial<Pick<ServerConfig, 'pool'>>, use: DatabaseUse): Promise<Database> {
+  if (config.databaseUrl) return connectPostgres(config.databaseUrl, config.pool);
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
   return openPglite(config.dataDir, {
     command: use.command,
@@ -64,7 +65,9 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   const db = await openDatabase(config, { command: 'airlock serve', instead: 'or give this server its own AIRLOCK_DATA_DIR' });
   const { applied } = await migrate(db);
   if (applied.length > 0) logger.info({ applied }, 'migrations applied');
-  const dispatcher = new Dispatcher();
+  // Wake-ups arrive through the database (LISTEN/NOTIFY), from this replica and every other.
+  const dispatcher = new Dispatcher({ db, logger });
+  await dispatcher.start();
   const deps: ServerDeps = {
     db,
     dispatcher,
@@ -99,9 +102,13 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   // Long-polls hold a request open for up to 30 s.
   server.requestTimeout = 60_000;
   server.headersTimeout = 20_000;
+  // An agent asks again within a long-poll's time (30 s at most): its connection stays open between
+  // requests, so a fleet costs no TCP handshake per poll, and a client never reuses a socket just
+  // as the server closes it for idleness.
+  server.keepAliveTimeout = 65_000;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(config.port, config.host, resolve);
+    server.listen({ port: config.port, host: config.host, backlog: config.listenBacklog }, resolve);
   });
   const { port } = server.address() as AddressInfo;
   const url = `${config.tls ? 'https' : 'http'}://${config.host}:${port}`;
@@ -112,6 +119,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   const system = db.forSystem();
   const prune = setInterval(() => {
     pruneNonces(db, new Date()).catch((error: unknown) => logger.warn({ error: String(error) }, 'nonce pruning failed'));
+    pruneRateLimits(db, new Date()).catch((error: unknown) => logger.warn({ error: String(error) }, 'rate-limit pruning failed'));
     pruneSessions(system, new Date()).catch((error: unknown) => logger.warn({ error: String(error) }, 'session pruning failed'));
     pruneLoginThrottle(system, defaultAuthSettings, new Date()).catch((error: unknown) => logger.warn({ error: String(error) }, 'login throttle pruning failed'));
     pruneLoginSteps(system, new Date()).catch((error: unknown) => logger.warn({ error: String(error) }, 'pending login pruning failed'));
@@ -148,6 +156,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       await requestLog.close();
+      await dispatcher.close();
       await db.close();
     },
   };

@@ -89,7 +89,11 @@ function send(res: ServerResponse, status: number, body: object, headers: Record
 
 export function createHttpHandler(given: ServerDeps, options: HttpOptions) {
   const deps: ServerDeps = { ...given, agentKeys: given.agentKeys ?? new AgentKeyCache() };
-  const limits = new RateLimits(options.rateLimits ?? DEFAULT_RATE_LIMITS, options.refusalSummaryMs);
+  // A key revoked or rotated on any replica leaves this one's cache at once.
+  const agentKeys = deps.agentKeys;
+  deps.dispatcher.onAgentKeyChanged((agentId) => agentKeys?.forget(agentId));
+  void deps.dispatcher.start();
+  const limits = new RateLimits(options.rateLimits ?? DEFAULT_RATE_LIMITS, options.refusalSummaryMs, deps.db);
   const auth = resolveAuthSettings(deps.auth);
   const loginGuard = new LoginGuard(auth);
   return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {

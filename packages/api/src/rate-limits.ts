@@ -4,8 +4,10 @@
  *   more sessions buys no more) and per agent, once the caller is authenticated;
  * - per source IP for everything unauthenticated: public procedures and every failed
  *   authentication, so a flood of bad credentials from one address ends in 429s.
- * Counters live in this process's memory (rate-limiter-flexible): with several replicas each
- * counts on its own, so the effective limit is the configured one times the replica count.
+ * Counters live in PostgreSQL (`rate_limit_counters`, one atomic upsert per operation), so every
+ * replica on one database counts against the same limit; without a database they live in this
+ * process's memory. A counter is keyed by its limit's definition too, so changing a limit starts
+ * fresh counters instead of judging old counts by new numbers.
  *
  * Refusals are audited without letting a flood write one audit row per request: the first refusal
  * of a subject is audited at once, the ones after it are counted, and their number is audited as
@@ -14,6 +16,8 @@
  */
 import { TRPCError } from '@trpc/server';
 import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
+import { OverloadedError } from '@airlock/errors';
+import type { Database } from './storage/database.ts';
 import type { AgentPrincipal } from './auth/agent-auth.ts';
 import type { ApiKeyPrincipal } from './auth/api-keys.ts';
 import type { UserPrincipal } from './auth/principal.ts';
@@ -62,26 +66,64 @@ export class RateLimited extends Error {
 
 export type LimitVerdict = { allowed: true } | { allowed: false; retryAfterSeconds: number; limit: RateLimit };
 
+/** Counts operations per key within fixed windows; answers the count so far and when the window ends. */
+interface CounterStore {
+  consume(key: string, durationSeconds: number, now: Date): Promise<{ points: number; windowEndsAt: Date }>;
+}
+
+/** Shared by every replica on the database: one statement, atomic under concurrency. */
+function databaseStore(db: Database): CounterStore {
+  return {
+    async consume(key, durationSeconds, now) {
+      const [row] = await db.query<{ points: number; window_ends_at: Date }>(
+        `INSERT INTO rate_limit_counters AS c (key, points, window_ends_at) VALUES ($1, 1, $2::timestamptz + make_interval(secs => $3))
+         ON CONFLICT (key) DO UPDATE SET
+           points = CASE WHEN c.window_ends_at <= $2 THEN 1 ELSE c.points + 1 END,
+           window_ends_at = CASE WHEN c.window_ends_at <= $2 THEN EXCLUDED.window_ends_at ELSE c.window_ends_at END
+         RETURNING points, window_ends_at`,
+        [key, now, durationSeconds],
+      );
+      if (!row) throw new Error('rate-limit counter not returned');
+      return { points: row.points, windowEndsAt: new Date(row.window_ends_at) };
+    },
+  };
+}
+
+/** Forgets counters whose window has ended; the next operation of their subject starts a new one. */
+export async function pruneRateLimits(db: Database, now: Date): Promise<void> {
+  await db.query('DELETE FROM rate_limit_counters WHERE window_ends_at <= $1', [now]);
+}
+
 export class RateLimits {
   readonly #limiters: Record<LimitKind, RateLimiterMemory>;
+  readonly #store: CounterStore | null;
   /** Open summary periods by limit and subject: how many refusals came after the audited first. */
   readonly #refusals = new Map<string, { suppressed: number }>();
 
   readonly settings: RateLimitSettings;
 
-  /** A limit left out takes its default. */
+  /** A limit left out takes its default. With `db`, the counters are shared by every replica on it. */
   constructor(
     settings: Partial<RateLimitSettings> = DEFAULT_RATE_LIMITS,
     readonly refusalSummaryMs: number = DEFAULT_REFUSAL_SUMMARY_MS,
+    db?: Database,
   ) {
     this.settings = { ...DEFAULT_RATE_LIMITS, ...settings };
+    this.#store = db ? databaseStore(db) : null;
     const limiter = (kind: LimitKind) =>
       new RateLimiterMemory({ keyPrefix: kind, points: this.settings[kind].points, duration: this.settings[kind].durationSeconds });
     this.#limiters = { 'api-key': limiter('api-key'), 'oauth-client': limiter('oauth-client'), session: limiter('session'), agent: limiter('agent'), ip: limiter('ip') };
   }
 
   /** Counts one operation for `subject` under `kind`. */
-  async consume(kind: LimitKind, subject: string): Promise<LimitVerdict> {
+  async consume(kind: LimitKind, subject: string, now: Date = new Date()): Promise<LimitVerdict> {
+    const limit = this.settings[kind];
+    if (this.#store) {
+      const key = `${kind}/${limit.points}/${limit.durationSeconds} ${subject}`;
+      const counted = await this.#store.consume(key, limit.durationSeconds, now);
+      if (counted.points <= limit.points) return { allowed: true };
+      return { allowed: false, retryAfterSeconds: Math.max(1, Math.ceil((counted.windowEndsAt.getTime() - now.getTime()) / 1000)), limit };
+    }
     try {
       await this.#limiters[kind].consume(subject, 1);
       return { allowed: true };
@@ -178,11 +220,11 @@ function sourceOf(ctx: Context): string {
   return addressKey(ctx.request.sourceIp);
 }
 
-/** The Retry-After of a response: the longest wait any of its refused operations asks for. */
+/** The Retry-After of a response: the longest wait any of its refused (or shed) operations asks for. */
 export function retryAfterOf(errors: readonly TRPCError[]): number | null {
   let longest: number | null = null;
   for (const error of errors) {
-    if (error.cause instanceof RateLimited || error.cause instanceof LoginBusy) longest = Math.max(longest ?? 0, error.cause.retryAfterSeconds);
+    if (error.cause instanceof RateLimited || error.cause instanceof LoginBusy || error.cause instanceof OverloadedError) longest = Math.max(longest ?? 0, error.cause.retryAfterSeconds);
   }
   return longest;
 }

@@ -3,6 +3,7 @@
  * never overlap: the partial unique index `runs_one_active` admits one queued or running run per
  * integration, so concurrent requests on any replica cannot both win.
  */
+import { notifyAgents, WAKE_CHANNEL } from './dispatcher.ts';
 import { groupMembers } from './group-dispatch.ts';
 import type { Queryable } from './storage/database.ts';
 
@@ -32,6 +33,8 @@ export async function enqueueRun(
   );
   if (row) {
     const wake = row.group_id === null ? [row.agent_id ?? ''] : (await groupMembers(tx, request.tenantId, row.group_id, request.now)).healthy;
+    // Heard on commit by every replica, where these agents may be waiting.
+    await notifyAgents(tx, WAKE_CHANNEL, wake);
     return { kind: 'queued', runId: row.id, agentId: row.agent_id, groupId: row.group_id, wake };
   }
   const [integration] = await tx.query<{ active_run_id: string | null; disabled: boolean }>(

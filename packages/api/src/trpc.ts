@@ -28,6 +28,7 @@ import { type AdminPrincipal, narrowingOf, principalAllows } from './auth/princi
 import { eventBy, recordAudit } from './audit-log.ts';
 import type { Context } from './context.ts';
 import { enforceLimit } from './rate-limits.ts';
+import { type Database, RequestAbandoned } from './storage/database.ts';
 
 const codes: Record<AirlockError['errorClass'], TRPC_ERROR_CODE_KEY> = {
   user: 'BAD_REQUEST',
@@ -104,10 +105,19 @@ export interface ProcedureOptions {
   integrationScoped?: boolean;
 }
 
+/**
+ * The database for an authenticated procedure's own work: once the client hangs up, none of it
+ * starts. Refusals are still audited through the unbound `ctx.db`.
+ */
+function boundTo(db: Database, signal: AbortSignal | undefined): Database {
+  if (signal?.aborted) throw new RequestAbandoned();
+  return signal ? db.forRequest(signal) : db;
+}
+
 export function procedureFor(permission: Permission, options: ProcedureOptions = {}) {
-  return base.meta({ permission, integrationScoped: options.integrationScoped === true }).use(async ({ ctx, next, path, type }) => {
+  return base.meta({ permission, integrationScoped: options.integrationScoped === true }).use(async ({ ctx, next, path, type, signal }) => {
     const admin = await authenticateAdmin(ctx, type, path);
-    const db = ctx.db.forTenant(admin.tenantId);
+    const db = boundTo(ctx.db, signal).forTenant(admin.tenantId);
     await enforceLimit(ctx, admin.kind === 'user' ? 'session' : admin.kind, path, admin);
     ctx.caller = callerOf(admin);
     const outsideIntegrations = integrationLimitOf(admin) !== null && options.integrationScoped !== true;
@@ -150,8 +160,9 @@ function callerOf(principal: AdminPrincipal | AgentPrincipal): NonNullable<Conte
   }
 }
 
-export const agentProcedure = base.meta({ permission: 'agent' }).use(async ({ ctx, next, path }) => {
-  ctx.agentAuth ??= authenticateAgent(ctx.db.forSystem(), ctx.request, ctx.now(), ctx.agentKeys);
+export const agentProcedure = base.meta({ permission: 'agent' }).use(async ({ ctx, next, path, signal }) => {
+  const db = boundTo(ctx.db, signal);
+  ctx.agentAuth ??= authenticateAgent(db.forSystem(), ctx.request, ctx.now(), ctx.agentKeys);
   let agent: AgentPrincipal;
   try {
     agent = await ctx.agentAuth;
@@ -172,7 +183,7 @@ export const agentProcedure = base.meta({ permission: 'agent' }).use(async ({ ct
   }
   await enforceLimit(ctx, 'agent', path, agent);
   ctx.caller = callerOf(agent);
-  return next({ ctx: { agent, db: ctx.db.forTenant(agent.tenantId) } });
+  return next({ ctx: { agent, db: db.forTenant(agent.tenantId) } });
 });
 
 export interface ProcedureMeta {

@@ -54,6 +54,20 @@ export class OperationalError extends AirlockError {
   override readonly retryable = true;
 }
 
+/**
+ * The server is past the load it accepts and refused the request before doing any of it. Sent as
+ * 503 with `Retry-After`; the caller waits at least that long (with jitter) before trying again.
+ */
+export class OverloadedError extends OperationalError {
+  constructor(
+    message: string,
+    readonly retryAfterSeconds: number,
+    options?: AirlockErrorOptions,
+  ) {
+    super(message, options);
+  }
+}
+
 /** A bug. Report it. */
 export class UnexpectedError extends AirlockError {
   readonly errorClass = 'unexpected';

@@ -1,3 +1,5 @@
+import { randomBytes } from 'node:crypto';
+import nacl from 'tweetnacl';
 import { describe, expect, it } from 'vitest';
 import { signedHeaders } from '@airlock/protocol';
 import { decodePublicKey, encodeKey, generateKeyPair, keyPairFromSecretKey, sha256Hex, signDetached, signRequest, verifyDetached, verifySignature } from './index.ts';
@@ -48,6 +50,17 @@ describe('request signing', () => {
 });
 
 describe('detached signatures', () => {
+  it('are byte for byte the signatures tweetnacl makes, from empty messages to large ones', () => {
+    for (const size of [0, 1, 31, 32, 64, 200, 4_096, 70_000]) {
+      const pair = generateKeyPair();
+      const message = randomBytes(size);
+      expect(Buffer.from(signDetached(message, pair.secretKey)).toString('hex')).toBe(Buffer.from(nacl.sign.detached(message, pair.secretKey)).toString('hex'));
+      // Twice with one key: the parsed key is reused, and changes nothing.
+      const again = randomBytes(size);
+      expect(Buffer.from(signDetached(again, pair.secretKey)).toString('hex')).toBe(Buffer.from(nacl.sign.detached(again, pair.secretKey)).toString('hex'));
+    }
+  });
+
   it('verify with the signer key only, over the exact message', () => {
     const pair = generateKeyPair();
     const other = generateKeyPair();

@@ -49,3 +49,10 @@ export const JWT_CLOCK_TOLERANCE_SECONDS = 30;
 
 /** How often the request log's queue is written to the database, at the latest. */
 export const REQUEST_LOG_FLUSH_MS = 1_000;
+
+/**
+ * How often a control plane sweeps the agents long-polling on it for work whose wake-up it missed
+ * (ms); one query covers all of them. Wake-ups normally arrive at once through LISTEN/NOTIFY, so
+ * this bounds only the lateness of a lost notification.
+ */
+export const WAKE_SWEEP_MS = 10_000;

@@ -6,6 +6,7 @@ import { inspectRecipientKeys, MAX_RECIPIENTS } from '@airlock/pgp';
 import { appendAudit, eventBy, listAuditEvents, recordAudit } from '../audit-log.ts';
 import { decideIntegration, groupByName } from '../grants.ts';
 import { decideForGroup, groupMembers } from '../group-dispatch.ts';
+import { AGENT_KEY_CHANNEL, notifyAgents, WAKE_CHANNEL } from '../dispatcher.ts';
 import { checkpointProcedures } from './audit-admin.ts';
 import { adminKeyProcedures } from './agent-keys.ts';
 import { enqueueRun, PREVIOUS_RUN_ACTIVE } from '../run-queue.ts';
@@ -110,11 +111,13 @@ export const agentsRouter = {
           tx,
           eventBy(ctx.admin, ctx.request, { action: 'agent-revoke', target: agent.id, outcome: 'success', meta: { cancelledRuns: cancelled.length } }),
         );
+        // On commit, every replica drops the agent's cached key and wakes its long-poll, which then
+        // ends refused instead of waiting out its time.
+        await notifyAgents(tx, AGENT_KEY_CHANNEL, [agent.id]);
+        await notifyAgents(tx, WAKE_CHANNEL, [agent.id]);
         return { agentId: agent.id, cancelledRuns: cancelled.length };
       });
       ctx.agentKeys?.forget(revoked.agentId);
-      // Wakes its long-poll, which then ends refused instead of waiting out its time.
-      ctx.dispatcher.notify(revoked.agentId);
       return revoked;
     }),
 
@@ -354,7 +357,6 @@ export const integrationsRouter = {
         const which = result.activeRunId ? ` (run ${result.activeRunId})` : '';
         throw new ConflictError(`not queued: a run of this integration is still queued or running${which}`);
       }
-      for (const agentId of result.wake) ctx.dispatcher.notify(agentId);
       if (result.groupId === null) return { runId: result.runId, waiting: null };
       // Queued either way; the caller learns now when no member can take it yet.
       const members = await groupMembers(ctx.db, ctx.admin.tenantId, result.groupId, ctx.now());
@@ -395,12 +397,14 @@ export const runsRouter = {
     .input(byId)
     .mutation(async ({ ctx, input }) => {
       return ctx.db.transaction(async (tx) => {
-        const [row] = await tx.query<{ id: string; previous: string }>(
-          'SELECT id, status AS previous FROM runs WHERE id = $1 AND tenant_id = $2 AND status IN ($3, $4) AND ($5::uuid[] IS NULL OR integration_id = ANY($5)) FOR UPDATE',
+        const [row] = await tx.query<{ id: string; previous: string; agent_id: string | null }>(
+          'SELECT id, status AS previous, agent_id FROM runs WHERE id = $1 AND tenant_id = $2 AND status IN ($3, $4) AND ($5::uuid[] IS NULL OR integration_id = ANY($5)) FOR UPDATE',
           [input.id, ctx.admin.tenantId, 'queued', 'running', integrationLimitOf(ctx.admin)],
         );
         if (!row) throw new NotFoundError('no queued or running run with that id');
         await tx.query("UPDATE runs SET status = 'cancelled', finished_at = $2 WHERE id = $1", [row.id, ctx.now()]);
+        // The agent, if waiting, looks again: whatever it waits behind may have been this run.
+        await notifyAgents(tx, WAKE_CHANNEL, [row.agent_id]);
         await appendAudit(tx, eventBy(ctx.admin, ctx.request, { action: 'run-cancel', target: row.id, outcome: 'success', meta: { previous: row.previous } }));
         return { runId: row.id, previous: row.previous };
       });

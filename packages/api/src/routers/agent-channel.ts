@@ -111,11 +111,18 @@ export const agentChannelRouter = {
         });
       }
       const deadline = Date.now() + input.waitMs;
-      for (;;) {
-        const job = await claimJob(ctx, ctx.agent);
-        if (job) return { envelope: sealJob(ctx, ctx.agent, job) };
-        if (Date.now() >= deadline || signal?.aborted) return { envelope: null };
-        await ctx.dispatcher.wait(ctx.agent.agentId, signal);
+      // Waiting before the claim, so a wake-up that comes while it runs is not lost.
+      const waiter = ctx.dispatcher.waiter(ctx.agent.agentId);
+      try {
+        for (;;) {
+          const job = await claimJob(ctx, ctx.agent);
+          if (job) return { envelope: sealJob(ctx, ctx.agent, job) };
+          if (Date.now() >= deadline || signal?.aborted) return { envelope: null };
+          // Nothing for this agent until a wake-up: the wait itself costs no database work.
+          if (!(await waiter.wait(deadline, signal))) return { envelope: null };
+        }
+      } finally {
+        waiter.close();
       }
     }),
 

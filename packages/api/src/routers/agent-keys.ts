@@ -10,6 +10,7 @@ import { AuthenticationError, ConflictError, NotFoundError, UserError } from '@a
 import { verifyKeyRotationProof } from '@airlock/identity';
 import { byId, MAX_CLOCK_SKEW_SECONDS, rotateKeyInput, rotateKeyOutput } from '@airlock/protocol';
 import { appendAudit, eventBy, recordAudit } from '../audit-log.ts';
+import { AGENT_KEY_CHANNEL, notifyAgents, WAKE_CHANNEL } from '../dispatcher.ts';
 import { agentProcedure, procedureFor } from '../trpc.ts';
 
 /** Public keys are not secret, but the trail names them by digest to keep rows short. */
@@ -70,6 +71,9 @@ export const agentKeyProcedures = {
           outcome: 'success',
           meta: { oldKeySha256: keyDigest(row.public_key), newKeySha256: keyDigest(input.newPublicKey) },
         }));
+        // Every replica drops the old key on commit, and a long-poll signed with it ends.
+        await notifyAgents(tx, AGENT_KEY_CHANNEL, [agent.agentId]);
+        await notifyAgents(tx, WAKE_CHANNEL, [agent.agentId]);
         return 'rotated' as const;
       });
       if (outcome !== 'rotated') return refuse(outcome, new ConflictError(`key rotation refused: ${outcome}`));

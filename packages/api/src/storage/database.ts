@@ -15,15 +15,41 @@
 import { mkdir } from 'node:fs/promises';
 import pg from 'pg';
 import { type DataDirLock, type LockHolder, lockDataDir } from '@airlock/data-dir-lock';
+import { OperationalError, OverloadedError } from '@airlock/errors';
 
 export interface Queryable {
   query<Row>(text: string, params?: readonly unknown[]): Promise<Row[]>;
+}
+
+/** What a listener is told: each notification on its channels, and each (re)connection. */
+export interface NotificationHandlers {
+  onNotify(channel: string, payload: string): void;
+  /**
+   * Called once the channels are listened to, and again after every reconnection: notifications
+   * sent while the listener was away are lost, so the caller sweeps for what it may have missed.
+   */
+  onConnect(): void;
+}
+
+export interface Listener {
+  close(): Promise<void>;
 }
 
 export interface Database extends Queryable {
   readonly kind: 'postgres' | 'pglite';
   /** Runs `fn` in one transaction: committed if it resolves, rolled back if it throws. */
   transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T>;
+  /**
+   * Listens to `channels` (fixed identifiers) for `pg_notify`s committed by any process on the
+   * same database: PostgreSQL through one dedicated connection that reconnects with backoff,
+   * PGlite in process. Notifications are delivered at commit, never for a rolled-back transaction.
+   */
+  listen(channels: readonly string[], handlers: NotificationHandlers): Promise<Listener>;
+  /**
+   * The same database for one request: once `signal` aborts (the client hung up), its
+   * transactions are not started, nor queries sent, so a dropped request costs no database work.
+   */
+  forRequest(signal: AbortSignal): Database;
   /** Runs a trusted multi-statement script (migrations only; refused on a scoped view). */
   execScript(sql: string): Promise<void>;
   /** Closes the connection; on a scoped view it does nothing (the view does not own it). */
@@ -42,6 +68,20 @@ export const APP_ROLE = 'airlock_app';
 
 type Scope = { kind: 'tenant'; tenantId: string } | { kind: 'system' };
 
+/** Thrown instead of starting work for a request whose client has gone. */
+export class RequestAbandoned extends OperationalError {
+  constructor() {
+    super('the client closed the request; its work was skipped');
+  }
+}
+
+function checkSignal(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) throw new RequestAbandoned();
+}
+
+/** Channel names are fixed identifiers (LISTEN takes no parameter); anything else is refused. */
+const CHANNEL = /^[a-z_][a-z0-9_]{0,62}$/;
+
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /** Sets the scope for the rest of the current transaction only (`is_local`), so it never leaks to the next user of a pooled connection. */
@@ -58,53 +98,175 @@ async function enterScope(tx: Queryable, scope: Scope): Promise<void> {
 /** What each driver provides; the scoped views are built on top of it once, for both. */
 interface Driver {
   kind: Database['kind'];
-  query<Row>(text: string, params: readonly unknown[]): Promise<Row[]>;
-  transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T>;
+  query<Row>(text: string, params: readonly unknown[], signal?: AbortSignal): Promise<Row[]>;
+  /** `signal` is checked once a connection is in hand, after any wait for one. */
+  transaction<T>(fn: (tx: Queryable) => Promise<T>, signal?: AbortSignal): Promise<T>;
   execScript(sql: string): Promise<void>;
+  listen(channels: readonly string[], handlers: NotificationHandlers): Promise<Listener>;
   close(): Promise<void>;
 }
 
-function scopedView(driver: Driver, scope: Scope): Database {
+function listenChecked(driver: Driver, channels: readonly string[], handlers: NotificationHandlers): Promise<Listener> {
+  const bad = channels.find((channel) => !CHANNEL.test(channel));
+  if (bad !== undefined) return Promise.reject(new Error(`not a channel name: ${JSON.stringify(bad)}`));
+  return driver.listen(channels, handlers);
+}
+
+function scopedView(driver: Driver, scope: Scope, signal?: AbortSignal): Database {
   const transaction = <T>(fn: (tx: Queryable) => Promise<T>) =>
     driver.transaction(async (tx) => {
       await enterScope(tx, scope);
       return fn(tx);
-    });
+    }, signal);
   return {
     kind: driver.kind,
     query: <Row>(text: string, params: readonly unknown[] = []) => transaction((tx) => tx.query<Row>(text, params)),
     transaction,
     execScript: () => Promise.reject(new Error('scripts run on the unscoped database only')),
+    listen: (channels, handlers) => listenChecked(driver, channels, handlers),
     close: () => Promise.resolve(),
-    forTenant: (tenantId) => scopedView(driver, { kind: 'tenant', tenantId }),
-    forSystem: () => scopedView(driver, { kind: 'system' }),
+    forTenant: (tenantId) => scopedView(driver, { kind: 'tenant', tenantId }, signal),
+    forSystem: () => scopedView(driver, { kind: 'system' }, signal),
+    forRequest: (given) => scopedView(driver, scope, given),
   };
 }
 
-function fromDriver(driver: Driver): Database {
+function fromDriver(driver: Driver, signal?: AbortSignal): Database {
   return {
     kind: driver.kind,
-    query: <Row>(text: string, params: readonly unknown[] = []) => driver.query<Row>(text, params),
-    transaction: (fn) => driver.transaction(fn),
+    query: <Row>(text: string, params: readonly unknown[] = []) => driver.query<Row>(text, params, signal),
+    transaction: (fn) => driver.transaction(fn, signal),
     execScript: (sql) => driver.execScript(sql),
+    listen: (channels, handlers) => listenChecked(driver, channels, handlers),
     close: () => driver.close(),
-    forTenant: (tenantId) => scopedView(driver, { kind: 'tenant', tenantId }),
-    forSystem: () => scopedView(driver, { kind: 'system' }),
+    forTenant: (tenantId) => scopedView(driver, { kind: 'tenant', tenantId }, signal),
+    forSystem: () => scopedView(driver, { kind: 'system' }, signal),
+    forRequest: (given) => fromDriver(driver, given),
   };
 }
 
-export function connectPostgres(url: string, options: { maxConnections?: number } = {}): Database {
-  const pool = new pg.Pool({ connectionString: url, max: options.maxConnections ?? 10 });
+export interface PostgresOptions {
+  /** Connections in the pool. Default 10. */
+  maxConnections?: number;
+  /**
+   * Requests that may wait for a connection at once. Past it a request is refused at once with
+   * `OverloadedError` (503 and Retry-After), so a burst is shed instead of growing a queue that
+   * makes every request late. Default 1,000.
+   */
+  maxQueue?: number;
+  /** The longest a request waits for a connection (ms) before it is refused as overloaded. Default 10,000. */
+  queueTimeoutMs?: number;
+}
+
+/** The Retry-After a refused request is given (s): enough for a burst to drain. */
+const OVERLOAD_RETRY_AFTER_SECONDS = 2;
+
+/** How the listener's reconnection backs off: full jitter under a cap that doubles from 250 ms to 10 s. */
+function reconnectDelayMs(attempt: number): number {
+  return Math.floor(Math.random() * Math.min(10_000, 250 * 2 ** Math.min(attempt, 6)));
+}
+
+function pgListen(url: string, channels: readonly string[], handlers: NotificationHandlers): Promise<Listener> {
+  let closed = false;
+  let client: pg.Client | null = null;
+  let retry: NodeJS.Timeout | null = null;
+  let attempt = 0;
+  let firstSettled: (() => void) | null = null;
+  const first = new Promise<void>((resolve) => (firstSettled = resolve));
+  const settleFirst = () => {
+    firstSettled?.();
+    firstSettled = null;
+  };
+  const schedule = () => {
+    if (closed || retry !== null) return;
+    attempt += 1;
+    retry = setTimeout(() => {
+      retry = null;
+      void connect();
+    }, reconnectDelayMs(attempt));
+    retry.unref();
+  };
+  const connect = async () => {
+    const candidate = new pg.Client({ connectionString: url });
+    let lost = false;
+    const onLost = () => {
+      if (lost) return;
+      lost = true;
+      if (client === candidate) client = null;
+      candidate.end().catch(() => undefined);
+      schedule();
+    };
+    candidate.on('error', onLost);
+    candidate.on('end', onLost);
+    candidate.on('notification', (message) => handlers.onNotify(message.channel, message.payload ?? ''));
+    try {
+      await candidate.connect();
+      // Fixed identifiers, checked against CHANNEL above: LISTEN cannot take a parameter.
+      for (const channel of channels) await candidate.query(`LISTEN ${channel}`);
+    } catch {
+      onLost();
+      // The first attempt failing still lets the caller start: the sweep covers until a retry succeeds.
+      settleFirst();
+      return;
+    }
+    if (closed) {
+      await candidate.end().catch(() => undefined);
+      return;
+    }
+    client = candidate;
+    attempt = 0;
+    settleFirst();
+    handlers.onConnect();
+  };
+  void connect();
+  return first.then(() => ({
+    async close() {
+      closed = true;
+      if (retry !== null) clearTimeout(retry);
+      const open = client;
+      client = null;
+      await open?.end().catch(() => undefined);
+    },
+  }));
+}
+
+export function connectPostgres(url: string, options: PostgresOptions = {}): Database {
+  const maxQueue = options.maxQueue ?? 1_000;
+  const pool = new pg.Pool({ connectionString: url, max: options.maxConnections ?? 10, connectionTimeoutMillis: options.queueTimeoutMs ?? 10_000 });
   // An idle client's error must not crash the process; the next query reconnects.
   pool.on('error', () => undefined);
+  const overloaded = (cause?: unknown) =>
+    new OverloadedError('the control plane is busy; try again shortly', OVERLOAD_RETRY_AFTER_SECONDS, cause === undefined ? undefined : { cause });
+  /** A connection, unless the queue for one is full or the wait for one runs out. */
+  const connect = async (signal?: AbortSignal) => {
+    checkSignal(signal);
+    if (pool.waitingCount >= maxQueue) throw overloaded();
+    let client: pg.PoolClient;
+    try {
+      client = await pool.connect();
+    } catch (error) {
+      // pg-pool's wording for `connectionTimeoutMillis`; any other failure is the database's own.
+      if (error instanceof Error && /timeout exceeded when trying to connect/i.test(error.message)) throw overloaded(error);
+      throw error;
+    }
+    if (signal?.aborted) {
+      client.release();
+      throw new RequestAbandoned();
+    }
+    return client;
+  };
   return fromDriver({
     kind: 'postgres',
-    async query<Row>(text: string, params: readonly unknown[]) {
-      const result = await pool.query(text, [...params]);
-      return result.rows as Row[];
+    async query<Row>(text: string, params: readonly unknown[], signal?: AbortSignal) {
+      const client = await connect(signal);
+      try {
+        return (await client.query(text, [...params])).rows as Row[];
+      } finally {
+        client.release();
+      }
     },
-    async transaction<T>(fn: (tx: Queryable) => Promise<T>) {
-      const client = await pool.connect();
+    async transaction<T>(fn: (tx: Queryable) => Promise<T>, signal?: AbortSignal) {
+      const client = await connect(signal);
       try {
         await client.query('BEGIN');
         const tx: Queryable = {
@@ -125,6 +287,7 @@ export function connectPostgres(url: string, options: { maxConnections?: number 
     async execScript(sql: string) {
       await pool.query(sql);
     },
+    listen: (channels, handlers) => pgListen(url, channels, handlers),
     async close() {
       await pool.end();
     },
@@ -165,10 +328,12 @@ export async function openPglite(dataDir: string, use: EmbeddedDatabaseUse = { c
   });
   return fromDriver({
     kind: 'pglite',
-    async query<Row>(text: string, params: readonly unknown[]) {
+    async query<Row>(text: string, params: readonly unknown[], signal?: AbortSignal) {
+      checkSignal(signal);
       return (await db.query<Row>(text, [...params])).rows;
     },
-    async transaction<T>(fn: (tx: Queryable) => Promise<T>) {
+    async transaction<T>(fn: (tx: Queryable) => Promise<T>, signal?: AbortSignal) {
+      checkSignal(signal);
       return db.transaction(async (tx) =>
         fn({
           async query<Row>(text: string, params: readonly unknown[] = []) {
@@ -179,6 +344,16 @@ export async function openPglite(dataDir: string, use: EmbeddedDatabaseUse = { c
     },
     async execScript(sql: string) {
       await db.exec(sql);
+    },
+    // One process holds an embedded database, so notifications are in-process and never lost.
+    async listen(channels, handlers) {
+      const stops = await Promise.all(channels.map((channel) => db.listen(channel, (payload) => handlers.onNotify(channel, payload))));
+      handlers.onConnect();
+      return {
+        async close() {
+          await Promise.all(stops.map((stop) => stop().catch(() => undefined)));
+        },
+      };
     },
     async close() {
       try {

@@ -1,0 +1,444 @@
+/**
+ * `npm run -s bench:fleet -- [--json] [--agents 10000] [--dispatch-agents 1000] [--runs 200]`
+ *
+ * One control plane (`airlock serve`, its own process) on a throwaway PostgreSQL, driven by agents
+ * that enroll through the real enrollment API and speak with the agent's own client and signing
+ * code (`createAgentClient`), all on loopback:
+ *   signed_calls_per_s         heartbeats per second from 200 concurrent agents (target ≥ 3,000);
+ *   dispatch_ms                {p50, p95, p99}: --runs runs requested while --dispatch-agents agents
+ *                              wait, each from the request to the agent holding the envelope it
+ *                              verified with the control plane's key (target p99 ≤ 500);
+ *   cross_replica_dispatch_ms  {p50, p99}: a second control plane on the same PostgreSQL, runs
+ *                              requested on the first, agents waiting on the second (target ≤ 500);
+ *   agents_held, errors        --agents agents long-polling at once, and every failed call;
+ *   idle_cpu_cores             server and PostgreSQL CPU while they all wait with nothing to do
+ *                              (from /proc/<pid>/stat; target ≤ 0.25);
+ *   rss_mb                     the server's resident memory then.
+ * `loadavg` holds the machine's 1-minute load average taken next to each figure: the machine is
+ * shared, and a busy neighbour slows every figure.
+ *
+ * The run raises its own open-file limit (prlimit on its own pid, inherited by the servers), never
+ * the machine's. The load's rate limits are raised for the servers it starts (every agent enrolls
+ * from 127.0.0.1, and 200 agents heartbeat far faster than a real one). Every phase is bounded in
+ * count and time.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { setMaxListeners } from 'node:events';
+import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import os, { tmpdir } from 'node:os';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { parseArgs } from 'node:util';
+import { createTRPCClient, httpLink } from '@trpc/client';
+import { createAgentClient, createEnrollmentClient, reconnectDelay, retryAfterOf } from '@airlock/agent';
+import { LONG_POLL_WAIT_MS, RECONNECT_MAX_DELAY_MS } from '@airlock/protocol';
+import { type AppRouter, bootstrapTenant, connectPostgres, migrate } from '@airlock/api';
+import { encodeKey, generateKeyPair, type AgentKeyPair, openStatement } from '@airlock/identity';
+import { generateDemoKey } from '@airlock/pgp';
+import { startPostgres } from '@airlock/testing';
+import { setUpCli } from './cli.ts';
+import { topSelfTime } from './cpu-profile.ts';
+import { REPO_ROOT } from '../src/system.ts';
+
+setUpCli();
+const { values } = parseArgs({
+  options: {
+    json: { type: 'boolean', default: false },
+    agents: { type: 'string', default: '10000' },
+    'dispatch-agents': { type: 'string', default: '1000' },
+    runs: { type: 'string', default: '200' },
+    'heartbeat-seconds': { type: 'string', default: '8' },
+    'idle-seconds': { type: 'string', default: '10' },
+    /** Profiles the first control plane (node --cpu-prof) and adds its top self times to the output. */
+    profile: { type: 'boolean', default: false },
+  },
+});
+const whole = (name: string, text: string | undefined) => {
+  const value = Number(text);
+  if (!Number.isInteger(value) || value < 1) throw new Error(`--${name} takes a positive whole number`);
+  return value;
+};
+const AGENTS = whole('agents', values.agents);
+const DISPATCH_AGENTS = Math.min(AGENTS, whole('dispatch-agents', values['dispatch-agents']));
+const RUNS = Math.min(DISPATCH_AGENTS, whole('runs', values.runs));
+const HEARTBEAT_AGENTS = Math.min(AGENTS, 200);
+const HEARTBEAT_SECONDS = whole('heartbeat-seconds', values['heartbeat-seconds']);
+const IDLE_SECONDS = whole('idle-seconds', values['idle-seconds']);
+const CROSS_AGENTS = Math.min(AGENTS, 200);
+const CROSS_RUNS = Math.min(CROSS_AGENTS, 50);
+const ENROLL_CONCURRENCY = 64;
+/** The longest the enrolment and the ramp-up may take; a busy machine stops the run here rather than running on. */
+const PHASE_LIMIT_MS = 600_000;
+const START_TIMEOUT_MS = 60_000;
+
+/** Progress goes to stderr, so stdout holds only the JSON. */
+const log = (message: string) => process.stderr.write(`${message}\n`);
+const loadavg = () => Math.round((os.loadavg()[0] ?? 0) * 100) / 100;
+
+// The load needs a socket per waiting agent, plus the servers' own: raised for this process and
+// inherited by every child it spawns; the machine's limits stay as they are.
+spawnSync('prlimit', ['--pid', String(process.pid), '--nofile=200000:200000'], { stdio: 'ignore' });
+
+/** Runs `work` over `items` with at most `limit` at once. */
+async function forEachLimit<T>(items: readonly T[], limit: number, work: (item: T, index: number) => Promise<void>): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(limit, items.length) }, async () => {
+      while (next < items.length) {
+        const index = next++;
+        await work(items[index] as T, index);
+      }
+    }),
+  );
+}
+
+/**
+ * A failed call is counted, then the agent backs off as the daemon does (full jitter, at least the
+ * server's Retry-After), unless the phase is over.
+ */
+async function backOff(error: unknown, failures: number, signal: AbortSignal): Promise<void> {
+  await sleep(reconnectDelay(failures, retryAfterOf(error), RECONNECT_MAX_DELAY_MS), undefined, { signal }).catch(() => undefined);
+}
+
+/** An admin call retried while the server sheds load (bounded), waiting as long as it asks. */
+async function whileShedding<T>(call: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await call();
+    } catch (error) {
+      const wait = retryAfterOf(error);
+      if (wait === null || attempt >= 5) throw error;
+      shed += 1;
+      await sleep(wait);
+    }
+  }
+}
+
+function percentile(sorted: readonly number[], p: number): number {
+  if (sorted.length === 0) return Number.NaN;
+  return Math.round(sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] as number);
+}
+
+/** Jiffies of user + system time of `pid`, or 0 once it has gone. */
+async function cpuTicks(pid: number): Promise<number> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return Number(fields[11] ?? 0) + Number(fields[12] ?? 0);
+}
+
+async function parentOf(pid: number): Promise<number> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
+  return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1] ?? 0);
+}
+
+/** The postmaster and every process it started: this cluster's PostgreSQL, not a neighbour's. */
+async function postgresPids(postmaster: number): Promise<number[]> {
+  const pids = [postmaster];
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    if ((await parentOf(Number(entry))) === postmaster) pids.push(Number(entry));
+  }
+  return pids;
+}
+
+async function rssMb(pid: number): Promise<number> {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8');
+  const match = /VmRSS:\s+(\d+) kB/.exec(status);
+  return Math.round(Number(match?.[1] ?? 0) / 1024);
+}
+
+interface Server {
+  url: string;
+  child: ChildProcess;
+}
+
+async function startServer(env: NodeJS.ProcessEnv, profileDir?: string): Promise<Server> {
+  const profiling = profileDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${profileDir}`];
+  const child = spawn(process.execPath, [...profiling, path.join(REPO_ROOT, 'apps/control-plane/bin/airlock.js'), 'serve'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  child.stderr?.on('data', () => undefined);
+  const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream });
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('control plane did not start in time')), START_TIMEOUT_MS);
+    child.once('exit', (code) => reject(new Error(`control plane exited (${code})`)));
+    lines.on('line', (line) => {
+      if (!line.includes('control plane listening')) return;
+      const parsed = JSON.parse(line) as { url?: string };
+      clearTimeout(timer);
+      if (parsed.url) resolve(parsed.url);
+    });
+  });
+  return { url, child };
+}
+
+const work = await mkdtemp(path.join(tmpdir(), 'airlock-fleet-'));
+await using postgres = await startPostgres();
+const databaseUrl = await postgres.createDatabase();
+const setup = connectPostgres(databaseUrl, { maxConnections: 2 });
+await migrate(setup);
+const [backend] = await setup.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
+const postmaster = await parentOf(Number(backend?.pid));
+const boot = await bootstrapTenant(setup, { tenant: 'fleet', keyName: 'bench', expiresInDays: 1 });
+const signing = generateKeyPair();
+const signingKeyFile = path.join(work, 'signing.key');
+await writeFile(signingKeyFile, Buffer.from(signing.secretKey).toString('base64'), { mode: 0o600 });
+
+const serverEnv: NodeJS.ProcessEnv = {
+  PATH: process.env['PATH'],
+  HOME: process.env['HOME'],
+  DATABASE_URL: databaseUrl,
+  AIRLOCK_DATA_DIR: path.join(work, 'cp'),
+  AIRLOCK_SIGNING_KEY_FILE: signingKeyFile,
+  AIRLOCK_PORT: '0',
+  AIRLOCK_LOG_LEVEL: 'info',
+  AIRLOCK_CONSOLE_DIR: 'off',
+  AIRLOCK_RATE_LIMIT_API_KEY: '1000000',
+  AIRLOCK_RATE_LIMIT_AGENT: '1000000',
+  AIRLOCK_RATE_LIMIT_IP: '1000000',
+};
+const servers: Server[] = [];
+const profileDir = path.join(work, 'profile');
+const result: Record<string, unknown> = { agents: AGENTS };
+const loads: Record<string, number> = {};
+let errors = 0;
+/** Admin calls the server shed (503 with Retry-After) and the bench made again. */
+let shed = 0;
+const phaseErrors: Record<string, number> = {};
+try {
+  const primary = await startServer(serverEnv, values.profile ? profileDir : undefined);
+  servers.push(primary);
+  const admin = createTRPCClient<AppRouter>({
+    links: [httpLink({ url: `${primary.url}/trpc`, headers: { authorization: `Bearer ${boot.key}` } })],
+  });
+
+  // ---- enrolment, through the real API ----------------------------------------------------
+  const enrollStarted = Date.now();
+  const enroller = createEnrollmentClient(primary.url);
+  const fleet: { id: string; keys: AgentKeyPair }[] = [];
+  let enrollErrors = 0;
+  await forEachLimit(
+    Array.from({ length: AGENTS }, (_, i) => i),
+    ENROLL_CONCURRENCY,
+    async (i) => {
+      if (Date.now() - enrollStarted > PHASE_LIMIT_MS) throw new Error('enrolment ran out of time');
+      const keys = generateKeyPair();
+      // A refused or dropped enrolment starts over with a new token (bounded); it is counted.
+      for (let attempt = 1; ; attempt++) {
+        try {
+          const { token } = await admin.enrollment.createToken.mutate({ ttlMinutes: 30 });
+          const enrolled = await enroller.enrollment.enroll.mutate({ token, publicKey: encodeKey(keys.publicKey), hostname: `fleet-${i}`, version: 'bench' });
+          fleet.push({ id: enrolled.agentId, keys });
+          return;
+        } catch (error) {
+          enrollErrors += 1;
+          if (attempt >= 3) throw error;
+          await sleep(500 * attempt);
+        }
+      }
+    },
+  );
+  result['enroll_s'] = Math.round((Date.now() - enrollStarted) / 100) / 10;
+  result['enroll_errors'] = enrollErrors;
+  loads['enroll_s'] = loadavg();
+  log(`enrolled ${fleet.length} agents in ${result['enroll_s']} s`);
+
+  // ---- signed calls ------------------------------------------------------------------------
+  {
+    const clients = fleet.slice(0, HEARTBEAT_AGENTS).map((agent) => createAgentClient(primary.url, agent.id, agent.keys));
+    let calls = 0;
+    const until = Date.now() + HEARTBEAT_SECONDS * 1000;
+    const started = Date.now();
+    await Promise.all(
+      clients.map(async (client) => {
+        let failures = 0;
+        const phase = AbortSignal.timeout(Math.max(0, until - Date.now()));
+        while (Date.now() < until) {
+          try {
+            await client.agent.heartbeat.mutate({ version: 'bench', hostname: 'fleet' });
+            calls += 1;
+            failures = 0;
+          } catch (error) {
+            errors += 1;
+            await backOff(error, ++failures, phase);
+          }
+        }
+      }),
+    );
+    result['signed_calls_per_s'] = Math.round(calls / ((Date.now() - started) / 1000));
+    phaseErrors['signed_calls_per_s'] = errors;
+    loads['signed_calls_per_s'] = loadavg();
+    log(`signed calls: ${result['signed_calls_per_s']}/s`);
+  }
+
+  // ---- dispatch ----------------------------------------------------------------------------
+  /** Per-agent integrations, granted and saved through the admin API. */
+  const recipient = (await generateDemoKey('Fleet', 'fleet@example.com')).armoredPublicKey;
+  async function integrationFor(agentId: string, name: string): Promise<string> {
+    await whileShedding(() => admin.grants.add.mutate({ agentId, scope: 'read sftp://files.example.com:2222/exports/**' }));
+    await whileShedding(() => admin.grants.add.mutate({ agentId, scope: 'write file:///srv/out/**' }));
+    const saved = await whileShedding(() => admin.integrations.save.mutate({
+      name,
+      agentId,
+      source: { connector: 'sftp@1', config: { host: 'files.example.com', port: 2222, hostKey: `SHA256:${'A'.repeat(43)}`, username: 'export', credentialRef: 'erp-sftp', path: '/exports/*.csv' } },
+      destination: { connector: 'local@1', config: { directory: '/srv/out' } },
+      recipients: [recipient],
+    }));
+    return saved.id;
+  }
+
+  /**
+   * `agents` long-poll `url` with the agent's client until they each hold a verified job or
+   * `stop` aborts; `runs` integrations of theirs are then run through `requestUrl`, one at a time
+   * per slot, and each is timed from the request to its agent holding the verified envelope.
+   */
+  async function timeDispatch(url: string, agents: typeof fleet, integrations: { agentId: string; id: string }[], requester: typeof admin): Promise<number[]> {
+    // Each agent heartbeats first: the server is warm and every agent has its connection when the runs come.
+    await forEachLimit(agents, 50, async (agent) => {
+      try {
+        await createAgentClient(url, agent.id, agent.keys).agent.heartbeat.mutate({ version: 'bench', hostname: 'fleet' });
+      } catch {
+        errors += 1;
+      }
+    });
+    const stop = new AbortController();
+    // One signal ends every agent's long-poll: a listener each is expected, not a leak.
+    setMaxListeners(0, stop.signal);
+    const received = new Map<string, number>();
+    const waiting = agents.map(async (agent) => {
+      const client = createAgentClient(url, agent.id, agent.keys);
+      let failures = 0;
+      while (!stop.signal.aborted) {
+        try {
+          const answer = await client.agent.nextJob.mutate({ waitMs: LONG_POLL_WAIT_MS, idle: false }, { signal: stop.signal });
+          failures = 0;
+          if (answer.envelope === null) continue;
+          const job = openStatement('job', answer.envelope, signing.publicKey) as { runId?: string } | undefined;
+          if (job?.runId) received.set(job.runId, Date.now());
+        } catch (error) {
+          if (stop.signal.aborted) break;
+          errors += 1;
+          await backOff(error, ++failures, stop.signal);
+        }
+      }
+    });
+    // Every agent's first long-poll is in before the first run is requested.
+    await sleep(Math.min(10_000, 1_000 + agents.length * 2));
+    const requested = new Map<string, number>();
+    await forEachLimit(integrations, 8, async (integration) => {
+      const at = Date.now();
+      const run = await whileShedding(() => requester.integrations.runNow.mutate({ id: integration.id }));
+      requested.set(run.runId, at);
+    });
+    const deadline = Date.now() + 30_000;
+    while (received.size < requested.size && Date.now() < deadline) await sleep(50);
+    stop.abort();
+    await Promise.allSettled(waiting);
+    const times: number[] = [];
+    for (const [runId, at] of requested) {
+      const got = received.get(runId);
+      if (got === undefined) errors += 1;
+      else times.push(got - at);
+    }
+    return times.sort((a, b) => a - b);
+  }
+
+  const dispatchAgents = fleet.slice(0, DISPATCH_AGENTS);
+  const targets = dispatchAgents.slice(0, RUNS);
+  const integrations: { agentId: string; id: string }[] = [];
+  await forEachLimit(targets, 8, async (agent, i) => void integrations.push({ agentId: agent.id, id: await integrationFor(agent.id, `fleet-${i}`) }));
+  {
+    const times = await timeDispatch(primary.url, dispatchAgents, integrations, admin);
+    phaseErrors['dispatch_ms'] = errors - (phaseErrors['signed_calls_per_s'] ?? 0);
+    result['dispatch_ms'] = { p50: percentile(times, 50), p95: percentile(times, 95), p99: percentile(times, 99) };
+    loads['dispatch_ms'] = loadavg();
+    log(`dispatch: ${JSON.stringify(result['dispatch_ms'])}`);
+  }
+
+  // ---- the whole fleet held, idle --------------------------------------------------------------
+  {
+    const stop = new AbortController();
+    setMaxListeners(0, stop.signal);
+    let held = 0;
+    const clients = fleet.map((agent) => ({ agent, client: createAgentClient(primary.url, agent.id, agent.keys) }));
+    const waits: Promise<void>[] = [];
+    const rampStarted = Date.now();
+    for (let i = 0; i < clients.length; i += 500) {
+      for (const { client } of clients.slice(i, i + 500)) {
+        waits.push(
+          (async () => {
+            let failures = 0;
+            while (!stop.signal.aborted) {
+              held += 1;
+              let failed: unknown = null;
+              try {
+                await client.agent.nextJob.mutate({ waitMs: LONG_POLL_WAIT_MS, idle: false }, { signal: stop.signal });
+                failures = 0;
+              } catch (error) {
+                failed = error ?? new Error('failed');
+              } finally {
+                held -= 1;
+              }
+              if (failed !== null && !stop.signal.aborted) {
+                errors += 1;
+                await backOff(failed, ++failures, stop.signal);
+              }
+            }
+          })(),
+        );
+      }
+      await sleep(250);
+      if (Date.now() - rampStarted > PHASE_LIMIT_MS) break;
+    }
+    // Let the ramp's requests land, then measure a quiet window.
+    await sleep(3_000);
+    const pids = [primary.child.pid ?? 0, ...(await postgresPids(postmaster))];
+    const before = await Promise.all(pids.map(cpuTicks));
+    const windowStarted = Date.now();
+    await sleep(IDLE_SECONDS * 1000);
+    const after = await Promise.all(pids.map(cpuTicks));
+    const seconds = (Date.now() - windowStarted) / 1000;
+    const ticks = after.reduce((sum, value, i) => sum + Math.max(0, value - (before[i] ?? 0)), 0);
+    result['agents_held'] = held;
+    phaseErrors['agents_held'] = errors;
+    result['idle_cpu_cores'] = Math.round((ticks / 100 / seconds) * 1000) / 1000;
+    result['rss_mb'] = await rssMb(primary.child.pid ?? 0);
+    loads['agents_held'] = loadavg();
+    loads['idle_cpu_cores'] = loads['agents_held'];
+    loads['rss_mb'] = loads['agents_held'];
+    log(`held ${held}, idle CPU ${result['idle_cpu_cores']} cores, RSS ${result['rss_mb']} MB`);
+    stop.abort();
+    await Promise.allSettled(waits);
+  }
+
+  // ---- across replicas -----------------------------------------------------------------------------
+  {
+    const second = await startServer(serverEnv);
+    servers.push(second);
+    const crossAgents = fleet.slice(DISPATCH_AGENTS, DISPATCH_AGENTS + CROSS_AGENTS);
+    const pool = crossAgents.length >= CROSS_AGENTS ? crossAgents : fleet.slice(fleet.length - CROSS_AGENTS);
+    const crossIntegrations: { agentId: string; id: string }[] = [];
+    await forEachLimit(pool.slice(0, CROSS_RUNS), 8, async (agent, i) => void crossIntegrations.push({ agentId: agent.id, id: await integrationFor(agent.id, `cross-${i}`) }));
+    const times = await timeDispatch(second.url, pool, crossIntegrations, admin);
+    result['cross_replica_dispatch_ms'] = { p50: percentile(times, 50), p99: percentile(times, 99) };
+    loads['cross_replica_dispatch_ms'] = loadavg();
+    log(`cross-replica dispatch: ${JSON.stringify(result['cross_replica_dispatch_ms'])}`);
+  }
+} finally {
+  for (const server of servers) server.child.kill('SIGTERM');
+  await Promise.all(servers.map((server) => new Promise((resolve) => (server.child.exitCode === null ? server.child.once('exit', resolve) : resolve(null)))));
+  await setup.close();
+  if (values.profile) {
+    const files = (await readdir(profileDir).catch(() => [])).filter((name) => name.endsWith('.cpuprofile')).map((name) => path.join(profileDir, name));
+    result['server_profile'] = files.length > 0 ? await topSelfTime(files, 15) : 'no profile written';
+  }
+  await rm(work, { recursive: true, force: true });
+}
+result['errors'] = errors;
+/** Failed agent calls counted so far at the end of each phase (cumulative), to place them. */
+result['errors_by_phase'] = phaseErrors;
+result['admin_calls_shed'] = shed;
+result['loadavg'] = loads;
+result['cpus'] = os.cpus().length;
+result['node'] = process.version;
+if (values.json) process.stdout.write(`${JSON.stringify(result)}\n`);
+else console.log(result);
