@@ -207,7 +207,7 @@ describe('identity in Chromium', () => {
     await page.getByRole('button', { name: 'Use a passkey' }).click();
     await page.getByRole('heading', { level: 1, name: 'Overview' }).waitFor();
     await screenshot(page, ARTIFACTS, '09-signed-in-with-passkey');
-    const [login] = await db.forSystem().query<{ meta: { steps: string[] } }>("SELECT meta FROM audit_events WHERE action = 'login' AND target = $1 ORDER BY seq DESC LIMIT 1", [passkeyUser.email]);
+    const [login] = await db.forSystem().query<{ meta: { steps: string[] } }>("SELECT meta FROM audit_events WHERE action = 'login' AND target = $1 ORDER BY id DESC LIMIT 1", [passkeyUser.email]);
     expect(login?.meta.steps).toEqual(['second-factor', 'passkey']);
     await page.context().close();
   });

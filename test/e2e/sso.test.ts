@@ -130,7 +130,7 @@ describe('[identity:oidc] single sign-on through a real OpenID Provider', () => 
 
   async function lastRefusal(): Promise<{ reason: string; stage: string } | undefined> {
     const [row] = await db.forSystem().query<{ meta: { reason: string; stage: string } }>(
-      "SELECT meta FROM audit_events WHERE action = 'sso-login-failed' ORDER BY seq DESC LIMIT 1",
+      "SELECT meta FROM audit_events WHERE action = 'sso-login-failed' ORDER BY id DESC LIMIT 1",
     );
     return row?.meta;
   }
@@ -219,7 +219,7 @@ describe('[identity:oidc] single sign-on through a real OpenID Provider', () => 
     expect(local.status).toBe(200);
     expect((local.data as { user: { id: string } }).user.id).not.toBe(account?.id);
     const [audited] = await db.forSystem().query<{ actor_id: string; meta: { issuer: string; subject: string; role: string } }>(
-      "SELECT actor_id, meta FROM audit_events WHERE action = 'sso-login' ORDER BY seq DESC LIMIT 1",
+      "SELECT actor_id, meta FROM audit_events WHERE action = 'sso-login' ORDER BY id DESC LIMIT 1",
     );
     expect(audited).toMatchObject({ actor_id: account?.id, meta: { issuer: idp.issuer, subject: 'alice-0001', role: 'admin' } });
 
@@ -368,7 +368,7 @@ describe('[identity:oidc] single sign-on through a real OpenID Provider', () => 
     const breakGlass = await trpc('session.login', { tenant: TENANT, ...localOwner }, {});
     expect(breakGlass.status).toBe(200);
     const [audited] = await db.forSystem().query<{ meta: { breakGlass?: boolean } }>(
-      "SELECT meta FROM audit_events WHERE action = 'login' AND outcome = 'success' ORDER BY seq DESC LIMIT 1",
+      "SELECT meta FROM audit_events WHERE action = 'login' AND outcome = 'success' ORDER BY id DESC LIMIT 1",
     );
     expect(audited?.meta.breakGlass).toBe(true);
     // The last enabled provider cannot be switched off while it is the only way in.

@@ -52,7 +52,7 @@ describe('control plane config', () => {
   });
 
   it('reads the admin URL and key', () => {
-    expect(loadClientConfig({ AIRLOCK_API_KEY: 'alk_x' })).toEqual({ AIRLOCK_URL: 'http://127.0.0.1:7443', AIRLOCK_API_KEY: 'alk_x' });
+    expect(loadClientConfig({ AIRLOCK_API_KEY: 'alk_x' })).toEqual({ AIRLOCK_URL: 'http://127.0.0.1:7443', AIRLOCK_API_KEY: 'alk_x', AIRLOCK_REQUEST_TIMEOUT_MS: 30_000 });
     expect(() => loadClientConfig({ AIRLOCK_URL: 'nope' })).toThrow(/AIRLOCK_URL/);
   });
 

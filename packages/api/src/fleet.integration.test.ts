@@ -125,7 +125,7 @@ describe('a fleet across replicas on one PostgreSQL', () => {
     expect((await waiting).status).toBe(401);
     expect(Date.now() - started).toBeLessThan(WAKE_WITHIN_MS);
     const [refused] = await setup.query<{ reason: string }>(
-      "SELECT meta->>'reason' AS reason FROM audit_events WHERE action = 'agent-request-refused' AND actor_id = $1 ORDER BY seq DESC LIMIT 1",
+      "SELECT meta->>'reason' AS reason FROM audit_events WHERE action = 'agent-request-refused' AND actor_id = $1 ORDER BY id DESC LIMIT 1",
       [agent.id],
     );
     expect(refused?.reason).toBe('agent revoked');

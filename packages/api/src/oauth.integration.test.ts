@@ -120,7 +120,7 @@ describe('OAuth 2.0 client credentials', () => {
   }
 
   async function auditActions(target: string): Promise<string[]> {
-    const rows = await db.query<{ action: string }>('SELECT action FROM audit_events WHERE target = $1 ORDER BY seq', [target]);
+    const rows = await db.query<{ action: string }>('SELECT action FROM audit_events WHERE target = $1 ORDER BY id', [target]);
     return rows.map((row) => row.action);
   }
 

@@ -68,7 +68,7 @@ describe('[identity:mfa] second factors and passwords', () => {
   }
 
   async function auditActions(action: string): Promise<Array<{ outcome: string; meta: Record<string, unknown> }>> {
-    return db.forSystem().query('SELECT outcome, meta FROM audit_events WHERE action = $1 ORDER BY seq', [action]);
+    return db.forSystem().query('SELECT outcome, meta FROM audit_events WHERE action = $1 ORDER BY id', [action]);
   }
 
   beforeAll(async () => {
