@@ -47,11 +47,15 @@ function selfContained(keepExternal: readonly string[]): Plugin {
   };
 }
 
-/**
- * Bundles `entry` into `outfile` (with its lazily loaded chunks beside it) and returns the source
- * files it was built from, so a caller can tell when the bundle is older than its sources.
- */
-export async function bundleNode(entry: string, outfile: string, options: BundleOptions = {}): Promise<string[]> {
+export interface Bundled {
+  /** The source files it was built from, so a caller can tell when the bundle is older than its sources. */
+  inputs: string[];
+  /** What the bundle leaves to require() or import() at run time, as esbuild resolved it. */
+  externals: string[];
+}
+
+/** Bundles `entry` into `outfile` (with its lazily loaded chunks beside it). */
+export async function bundleNode(entry: string, outfile: string, options: BundleOptions = {}): Promise<Bundled> {
   const format = options.format ?? 'esm';
   const result = await build({
     entryPoints: { [path.basename(outfile, '.js')]: entry },
@@ -76,7 +80,8 @@ export async function bundleNode(entry: string, outfile: string, options: Bundle
     plugins: [options.mode === 'self-contained' ? selfContained(options.keepExternal ?? []) : thirdPartyExternal],
   });
   const root = process.cwd();
-  return Object.keys(result.metafile.inputs).map((input) => path.resolve(root, input));
+  const externals = new Set(Object.values(result.metafile.outputs).flatMap((output) => output.imports.filter((imported) => imported.external).map((imported) => imported.path)));
+  return { inputs: Object.keys(result.metafile.inputs).map((input) => path.resolve(root, input)), externals: [...externals] };
 }
 
 /**
@@ -86,7 +91,7 @@ export async function bundleNode(entry: string, outfile: string, options: Bundle
 export async function buildCli(appDir: string, dist = path.join(appDir, 'dist')): Promise<void> {
   // Chunk names carry a content hash: without this, every build would leave the previous ones behind.
   await rm(path.join(dist, 'chunks'), { recursive: true, force: true });
-  const inputs = await bundleNode(path.join(appDir, 'src', 'cli.ts'), path.join(dist, 'cli.js'));
+  const { inputs } = await bundleNode(path.join(appDir, 'src', 'cli.ts'), path.join(dist, 'cli.js'));
   await writeFile(path.join(dist, 'inputs.json'), `${JSON.stringify(inputs)}\n`);
 }
 
