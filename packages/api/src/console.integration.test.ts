@@ -1,10 +1,12 @@
 import { type Server } from 'node:http';
 import * as openpgp from 'openpgp';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { refOf } from '@airlock/connector-api/definition';
 import { type AgentKeyPair, encodeKey, generateKeyPair, signRequest } from '@airlock/identity';
 import { generateDemoKey } from '@airlock/pgp';
 import { createTestDatabase } from '@airlock/testing';
 import { createApiKey } from './auth/api-keys.ts';
+import { destinationDefinitions, sourceDefinitions } from './connector-definitions.ts';
 import { bootstrapTenant, connectPostgres, createHttpHandler, type Database, Dispatcher, migrate, signerFromSecretKey } from './index.ts';
 import { data, listenOnLoopback, send } from './trpc-http.fixture.ts';
 
@@ -68,7 +70,10 @@ describe('console procedures on PostgreSQL', () => {
     const sftp = connectors.find((c) => c.kind === 'source' && c.ref === 'sftp@1');
     expect(sftp?.configSchema.required).toEqual(expect.arrayContaining(['host', 'hostKey', 'username', 'credentialRef', 'path']));
     expect(Object.keys(sftp?.configSchema.properties ?? {})).toContain('port');
-    expect(connectors.map((c) => `${c.kind}:${c.ref}`).sort()).toEqual(['destination:local@1', 'destination:sftp@1', 'source:local@1', 'source:script@1', 'source:sftp@1']);
+    // The catalog is exactly the registered definitions, so a new connector appears with no change here.
+    const registered = [...sourceDefinitions.map((d) => `source:${refOf(d)}`), ...destinationDefinitions.map((d) => `destination:${refOf(d)}`)];
+    expect(connectors.map((c) => `${c.kind}:${c.ref}`).sort()).toEqual(registered.sort());
+    expect(registered).toEqual(expect.arrayContaining(['destination:local@1', 'destination:sftp@1', 'source:local@1', 'source:script@1', 'source:sftp@1']));
 
     const checked = data<{ issues: Array<{ path: string; message: string }> }>(
       await query('console.checkConfig', { kind: 'destination', connector: 'local@1', config: { directory: 'relative/dir', extra: 1 } }),
