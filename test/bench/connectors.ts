@@ -1,10 +1,11 @@
 /**
- * `npm run -s test:connectors -- [--json]`
+ * `npm run -s test:connectors -- [--json] [--reports DIR]`
  *
  * Runs the connector conformance suite for every connector package (`packages/connector-*` with a
  * `src/contract.integration.test.ts`), one vitest run per package with its own config, and reads
  * the cases back from vitest's JSON reports. Vitest's output goes to stderr; stdout ends with
  * `{"connectors": N, "contract_cases": n, "failed": f}`. Exits 1 when a case failed or a run broke.
+ * With `--reports DIR` it reads the reports `npm test` wrote there instead (see vitest.shared.ts).
  */
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -13,11 +14,12 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { reportFileFor } from '../../vitest.shared.ts';
 import { type ContractCase, contractCases, summarizeContract } from '../src/connector-contract.ts';
 import { setUpCli } from './cli.ts';
 
 setUpCli();
-const { values } = parseArgs({ options: { json: { type: 'boolean', default: false } } });
+const { values } = parseArgs({ options: { json: { type: 'boolean', default: false }, reports: { type: 'string' } } });
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const SUITE_FILE = path.join('src', 'contract.integration.test.ts');
 
@@ -40,9 +42,9 @@ const broken: string[] = [];
 const reports = await mkdtemp(path.join(tmpdir(), 'airlock-contract-'));
 try {
   for (const [index, dir] of packages.entries()) {
-    const out = path.join(reports, `report-${index}.json`);
+    const out = values.reports === undefined ? path.join(reports, `report-${index}.json`) : reportFileFor(values.reports, dir, root);
     process.stderr.write(`connectors: ${path.relative(root, dir)}\n`);
-    const code = await run(['vitest', 'run', '--reporter=default', '--reporter=json', `--outputFile.json=${out}`, SUITE_FILE], dir);
+    const code = values.reports === undefined ? await run(['vitest', 'run', '--reporter=default', '--reporter=json', `--outputFile.json=${out}`, SUITE_FILE], dir) : 0;
     let found: ContractCase[] = [];
     try {
       found = contractCases(JSON.parse(await readFile(out, 'utf8')));

@@ -3,12 +3,15 @@
  * verdicts back. One vitest run per workspace with that workspace's own config (so its PostgreSQL,
  * sshd, gpg and Chromium fixtures are set up as in `npm test`), filtered by `-t`, each writing a JSON
  * report that `reportedTests` parses. The tag runners (`test:integrity`, `test:identity`) are built on it.
+ * Given the reports `npm test` just wrote (`--reports`, see vitest.shared.ts), it reads those instead
+ * of running the tests a second time.
  */
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { reportFileFor } from '../../vitest.shared.ts';
 
 export type TestStatus = 'passed' | 'failed' | 'skipped';
 
@@ -81,8 +84,9 @@ export interface TaggedRun {
  * `marker`, keeping only the tests whose full name matches `namePattern` (a vitest `-t` regex).
  * Vitest's output goes to stderr, prefixed per workspace by `label`.
  */
-export async function runTaggedTests(options: { root: string; marker: string; namePattern: string; label: string }): Promise<TaggedRun> {
+export async function runTaggedTests(options: { root: string; marker: string; namePattern: string; label: string; reports?: string | undefined }): Promise<TaggedRun> {
   const { root, marker, namePattern, label } = options;
+  if (options.reports !== undefined) return readTaggedTests(root, marker, options.reports);
   const tests: ReportedTest[] = [];
   const broken: string[] = [];
   const reports = await mkdtemp(path.join(tmpdir(), `airlock-${label}-`));
@@ -104,6 +108,25 @@ export async function runTaggedTests(options: { root: string; marker: string; na
     }
   } finally {
     await rm(reports, { recursive: true, force: true });
+  }
+  return { tests, broken };
+}
+
+/**
+ * The tests of the files containing `marker`, from the reports a full run wrote into `reports`
+ * (one per workspace, named by `reportFileFor`). A workspace with tagged files and no report broke.
+ */
+export async function readTaggedTests(root: string, marker: string, reports: string): Promise<TaggedRun> {
+  const tests: ReportedTest[] = [];
+  const broken: string[] = [];
+  for (const [workspace, files] of await filesByWorkspace(root, marker)) {
+    const tagged = new Set(files.map((file) => path.resolve(workspace, file)));
+    try {
+      const found = reportedTests(JSON.parse(await readFile(reportFileFor(reports, workspace, root), 'utf8')));
+      tests.push(...found.filter((test) => tagged.has(path.resolve(test.file))));
+    } catch {
+      broken.push(`${path.relative(root, workspace)}: no readable report in ${reports}`);
+    }
   }
   return { tests, broken };
 }

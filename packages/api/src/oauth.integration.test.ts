@@ -269,6 +269,14 @@ describe('OAuth 2.0 client credentials', () => {
     });
   });
 
+  it('[identity:oauth] refuses a second client of the same name with a conflict, not a server error', async () => {
+    const name = `c-${randomUUID()}`;
+    expect((await mutate('oauthClients.create', { name, role: 'operator', authMethod: 'client_secret_basic' }, asKey(ownerKey))).status).toBe(200);
+    const again = await mutate('oauthClients.create', { name, role: 'operator', authMethod: 'client_secret_basic' }, asKey(ownerKey));
+    expect(again.status).toBe(409);
+    expect(JSON.stringify(again.body)).toContain(`an OAuth client named ${name} exists`);
+  });
+
   it('[identity:oauth] disabling a client stops its live token at once; enabling, rotating and deleting are audited', async () => {
     const client = await secretClient();
     const token = await tokenFor(client.clientId, client.clientSecret);

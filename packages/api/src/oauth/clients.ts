@@ -7,7 +7,7 @@
 import { randomUUID } from 'node:crypto';
 import { createLocalJWKSet, decodeJwt, errors as joseErrors, type JSONWebKeySet, jwtVerify } from 'jose';
 import { z } from 'zod';
-import { UserError } from '@airlock/errors';
+import { ConflictError, UserError } from '@airlock/errors';
 import { CLIENT_ASSERTION_MAX_LIFETIME_SECONDS, JWT_CLOCK_TOLERANCE_SECONDS } from '@airlock/protocol';
 import type { Queryable } from '../storage/database.ts';
 import { type Permission, type Role, roleAllows } from '../auth/permissions.ts';
@@ -101,7 +101,7 @@ export async function createClient(tx: Queryable, input: NewClient, now: Date, c
   const clientSecret = input.authMethod === 'client_secret_basic' ? newSecret() : null;
   const [row] = await tx.query<{ id: string }>(
     `INSERT INTO oauth_clients (tenant_id, client_id, name, auth_method, secret_sha256, jwks, role, permissions, integrations, read_only, created_at, created_by)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id`,
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT (tenant_id, name) DO NOTHING RETURNING id`,
     [
       input.tenantId,
       clientId,
@@ -117,7 +117,7 @@ export async function createClient(tx: Queryable, input: NewClient, now: Date, c
       createdBy,
     ],
   );
-  if (!row) throw new Error('client insert returned nothing');
+  if (!row) throw new ConflictError(`an OAuth client named ${input.name} exists`);
   return { id: row.id, clientId, clientSecret };
 }
 
