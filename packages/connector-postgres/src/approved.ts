@@ -10,7 +10,13 @@
  * setting with `set_config($1, $2, true)` before the COPY. What reaches the server's parser is
  * therefore only approved text plus expressions built from the policy's own parameter names and
  * types; a value never becomes SQL text, escaped or not, so no value can change the statement.
- * Pure: no I/O, no driver.
+ * (Quoting values into the text with `escapeLiteral` would also be sound after validation, but it
+ * puts data into SQL text and leans on the quoting being right for every server setting; a
+ * server-side prepared statement or view cannot be used, as COPY takes neither, and a view would
+ * write to the database.) A placeholder stands where an expression goes, never inside quotes or a
+ * comment: there it would only break the approved query, since what is put in comes from the
+ * policy alone. Values are checked against their declared rule (zod) first, and the server's cast
+ * checks them again. Pure: no I/O, no driver.
  */
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
