@@ -169,8 +169,12 @@ export interface IntegrationOptions {
   sourcePath?: string;
   /** Default the work dir's `delivered/`. */
   destinationDir?: string;
+  /** Another source connector in place of the SFTP server, with the scope its claim needs. */
+  source?: { connector: string; config: Record<string, unknown>; scope: string };
   /** Another destination connector in place of the local folder, with the scope its claim needs. */
   destination?: { connector: string; config: Record<string, unknown>; scope: string };
+  /** The integration's field scope: only these fields leave the agent. */
+  fields?: Record<string, unknown>;
   /** Grant the scopes the integration needs before saving it (default); false to see it refused. */
   grant?: boolean;
 }
@@ -551,29 +555,31 @@ export class AirlockSystem implements AsyncDisposable {
   async createIntegration(options: IntegrationOptions = {}): Promise<{ id: string; version: number; file: string }> {
     const sftp = this.#endpoint();
     const name = options.name ?? 'demo-exports';
+    const sftpSource = {
+      connector: 'sftp@1',
+      config: {
+        host: sftp.host,
+        port: sftp.port,
+        hostKey: sftp.hostKeyFingerprint,
+        username: sftp.username,
+        credentialRef: CREDENTIAL_REF,
+        path: options.sourcePath ?? `${sftp.exportsPath}/*.csv`,
+      },
+    };
     const spec = {
       name,
-      source: {
-        connector: 'sftp@1',
-        config: {
-          host: sftp.host,
-          port: sftp.port,
-          hostKey: sftp.hostKeyFingerprint,
-          username: sftp.username,
-          credentialRef: CREDENTIAL_REF,
-          path: options.sourcePath ?? `${sftp.exportsPath}/*.csv`,
-        },
-      },
+      source: options.source ? { connector: options.source.connector, config: options.source.config } : sftpSource,
       destination: options.destination
         ? { connector: options.destination.connector, config: options.destination.config }
         : { connector: 'local@1', config: { directory: options.destinationDir ?? this.deliveredDir } },
       recipients: [{ file: path.basename(this.recipientPublicKeyFile) }],
+      ...(options.fields ? { fields: options.fields } : {}),
     };
     const file = path.join(this.workDir, `integration-${name}.yaml`);
     await writeFile(file, YAML.stringify(spec), { mode: 0o644 });
     if (options.grant !== false) {
       // The control plane denies by default: grant exactly what this integration reads and writes.
-      await this.grant(`read sftp://${spec.source.config.host}:${spec.source.config.port}${spec.source.config.path}`);
+      await this.grant(options.source?.scope ?? `read sftp://${sftpSource.config.host}:${sftpSource.config.port}${sftpSource.config.path}`);
       await this.grant(options.destination?.scope ?? `write file://${options.destinationDir ?? this.deliveredDir}/**`);
     }
     const saved = object(await this.airlockJson(['integration', 'create', '-f', file, '--agent', this.agentId]), 'airlock integration create');

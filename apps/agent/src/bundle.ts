@@ -35,13 +35,21 @@ export interface BundleOptions {
   keepExternal?: readonly string[];
 }
 
+/**
+ * Optional native drivers a compiled-in package loads only on request, inside a `try`: `pg` tries
+ * `pg-native` (libpq) only when `pg.native` is read. Like native addons they stay out of a
+ * self-contained bundle, so a package that needs no database driver of its own still bundles `pg`.
+ */
+export const OPTIONAL_NATIVE_DRIVERS: readonly string[] = ['pg-native'];
+
 function selfContained(keepExternal: readonly string[]): Plugin {
+  const external = [...OPTIONAL_NATIVE_DRIVERS, ...keepExternal];
   return {
     name: 'self-contained',
     setup(builder) {
       builder.onResolve({ filter: /\.node$/ }, (args) => ({ path: args.path, external: true }));
       builder.onResolve({ filter: /^[^./]/ }, (args) =>
-        keepExternal.some((name) => args.path === name || args.path.startsWith(`${name}/`)) ? { path: args.path, external: true } : undefined,
+        external.some((name) => args.path === name || args.path.startsWith(`${name}/`)) ? { path: args.path, external: true } : undefined,
       );
     },
   };

@@ -5,6 +5,7 @@
  */
 import { ConnectorRegistry } from '@airlock/connector-api';
 import { localFolderDestination, localFolderSource } from '@airlock/connector-local';
+import { postgresSource } from '@airlock/connector-postgres';
 import { s3Destination } from '@airlock/connector-s3';
 import { scriptSource } from '@airlock/connector-script';
 import { sftpDestination, sftpSource } from '@airlock/connector-sftp';
@@ -14,5 +15,6 @@ export function builtInConnectors(): ConnectorRegistry {
     .add(sftpSource, sftpDestination)
     .add(localFolderSource, localFolderDestination)
     .add(scriptSource)
+    .add(postgresSource)
     .add(s3Destination);
 }
