@@ -169,6 +169,10 @@ export interface IntegrationOptions {
   sourcePath?: string;
   /** Default the work dir's `delivered/`. */
   destinationDir?: string;
+  /** Another source connector in place of the SFTP server, with the scope its claim needs. */
+  source?: { connector: string; config: Record<string, unknown>; scope: string };
+  /** The field scope: which fields of the CSV or JSON Lines source may leave, and its data contract. */
+  fields?: Record<string, unknown>;
   /** Another destination connector in place of the local folder, with the scope its claim needs. */
   destination?: { connector: string; config: Record<string, unknown>; scope: string };
   /** Grant the scopes the integration needs before saving it (default); false to see it refused. */
@@ -553,27 +557,32 @@ export class AirlockSystem implements AsyncDisposable {
     const name = options.name ?? 'demo-exports';
     const spec = {
       name,
-      source: {
-        connector: 'sftp@1',
-        config: {
-          host: sftp.host,
-          port: sftp.port,
-          hostKey: sftp.hostKeyFingerprint,
-          username: sftp.username,
-          credentialRef: CREDENTIAL_REF,
-          path: options.sourcePath ?? `${sftp.exportsPath}/*.csv`,
-        },
-      },
+      source: options.source
+        ? { connector: options.source.connector, config: options.source.config }
+        : {
+            connector: 'sftp@1',
+            config: {
+              host: sftp.host,
+              port: sftp.port,
+              hostKey: sftp.hostKeyFingerprint,
+              username: sftp.username,
+              credentialRef: CREDENTIAL_REF,
+              path: options.sourcePath ?? `${sftp.exportsPath}/*.csv`,
+            },
+          },
       destination: options.destination
         ? { connector: options.destination.connector, config: options.destination.config }
         : { connector: 'local@1', config: { directory: options.destinationDir ?? this.deliveredDir } },
       recipients: [{ file: path.basename(this.recipientPublicKeyFile) }],
+      ...(options.fields ? { fields: options.fields } : {}),
     };
     const file = path.join(this.workDir, `integration-${name}.yaml`);
     await writeFile(file, YAML.stringify(spec), { mode: 0o644 });
     if (options.grant !== false) {
       // The control plane denies by default: grant exactly what this integration reads and writes.
-      await this.grant(`read sftp://${spec.source.config.host}:${spec.source.config.port}${spec.source.config.path}`);
+      await this.grant(
+        options.source?.scope ?? `read sftp://${sftp.host}:${sftp.port}${options.sourcePath ?? `${sftp.exportsPath}/*.csv`}`,
+      );
       await this.grant(options.destination?.scope ?? `write file://${options.destinationDir ?? this.deliveredDir}/**`);
     }
     const saved = object(await this.airlockJson(['integration', 'create', '-f', file, '--agent', this.agentId]), 'airlock integration create');
