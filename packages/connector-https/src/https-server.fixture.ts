@@ -178,6 +178,8 @@ export async function startApiServer(options: ApiServerOptions = {}, certificate
       const body = `{"data":{"items":[${indent(records).join(',')}]},"next_cursor":${JSON.stringify(next)}}`;
       return send(200, { 'content-type': 'application/json', ...validator }, body);
     }
+    if (url.pathname === '/api/moved') return send(302, { location: '/api/records' });
+    if (url.pathname === '/api/text') return send(200, { 'content-type': 'text/plain' }, '[]');
     return send(404, { 'content-type': 'text/plain' }, 'not found');
   };
   // Absolute, on the Host the client asked for, as most APIs write them.

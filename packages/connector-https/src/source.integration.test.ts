@@ -86,6 +86,15 @@ describe('https@1 reads pages as JSON Lines', () => {
     }
   });
 
+  it('follows no redirect and reads no body but JSON', async () => {
+    const server = await serve();
+    server.putRecords('people', people);
+    const before = server.requests.length;
+    await expect(pull(server, { endpoint: `${server.origin}/api/moved` })).rejects.toMatchObject({ name: 'UserError', message: expect.stringMatching(/302: redirects are not followed/) });
+    await expect(pull(server, { endpoint: `${server.origin}/api/text` })).rejects.toMatchObject({ name: 'UserError', message: expect.stringMatching(/"text\/plain", not JSON/) });
+    expect(server.requests.slice(before)).toEqual(['GET /api/moved', 'GET /api/text']);
+  });
+
   it('fails with ConflictError when the first page changed between listing and reading, by Last-Modified or by its bytes', async () => {
     for (const validator of ['last-modified', 'none'] as const) {
       const server = await serve({ validator });

@@ -256,25 +256,24 @@ class HttpsSession implements SourceSession {
       };
       const request = https.request(url, { method: 'GET', agent: this.agent, headers: this.headers, signal: this.ctx.signal, timeout: this.config.requestTimeoutMs }, (response) => {
         const status = response.statusCode ?? 0;
-        if (status === 429 || status === 503) {
-          response.resume();
-          const header = response.headers['retry-after'];
-          resolve({ status, retryAfterMs: retryAfterMs(Array.isArray(header) ? header[0] : header) });
-          return;
-        }
         if (status !== 200) {
-          response.resume();
-          fail(statusError(url, status));
+          // The body is not wanted and may be endless: drop the connection rather than drain it.
+          response.once('error', () => undefined);
+          if (status === 429 || status === 503) {
+            const header = response.headers['retry-after'];
+            resolve({ status, retryAfterMs: retryAfterMs(Array.isArray(header) ? header[0] : header) });
+            request.destroy();
+          } else fail(statusError(url, status));
           return;
         }
         const type = (response.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase() ?? '';
         if (type !== 'application/json' && !/^application\/[a-z0-9.+-]+\+json$/.test(type)) {
-          response.resume();
+          response.once('error', () => undefined);
           fail(new UserError(`${shown(url)} answered with ${JSON.stringify(type || 'no content type')}, not JSON`));
           return;
         }
         if ((response.headers['content-encoding'] ?? 'identity') !== 'identity') {
-          response.resume();
+          response.once('error', () => undefined);
           fail(new UserError(`${shown(url)} answered with content-encoding ${response.headers['content-encoding'] ?? ''}, which was not asked for`));
           return;
         }
