@@ -4,6 +4,7 @@
  * shape of its secrets come with it. What a job may touch is still only what the local policy allows.
  */
 import { ConnectorRegistry } from '@airlock/connector-api';
+import { httpsSource } from '@airlock/connector-https';
 import { localFolderDestination, localFolderSource } from '@airlock/connector-local';
 import { postgresSource } from '@airlock/connector-postgres';
 import { s3Destination } from '@airlock/connector-s3';
@@ -16,5 +17,6 @@ export function builtInConnectors(): ConnectorRegistry {
     .add(localFolderSource, localFolderDestination)
     .add(scriptSource)
     .add(postgresSource)
+    .add(httpsSource)
     .add(s3Destination);
 }
