@@ -1,8 +1,9 @@
 /**
  * The agent behind a corporate proxy: a real squid with Basic authentication and an ACL that lets
- * through only the control plane's port. The agent runs as its own uid, and a firewall rule
- * refuses that uid any direct connection to the control plane, so enrollment and a run can only
- * succeed through the proxy; squid's access log shows each tunnel. A wrong proxy password is told
+ * through only the control plane's port and the SFTP server's. The agent runs as its own uid, and
+ * firewall rules refuse that uid any direct connection to either, so enrollment and a run (the
+ * control channel, and the SFTP source its local policy routes through the proxy) can only succeed
+ * through the proxy; squid's access log shows each tunnel. A wrong proxy password is told
  * as such, without the password.
  */
 import { randomBytes } from 'node:crypto';
@@ -35,7 +36,8 @@ describe('egress through a proxy [operations:proxy]', () => {
   let system: AirlockSystem;
   let squid: TestSquid;
   let port = 0;
-  let ruleAdded = false;
+  let sftpPort = 0;
+  const rules: number[] = [];
   const password = randomBytes(18).toString('base64url');
 
   beforeAll(async () => {
@@ -46,14 +48,23 @@ describe('egress through a proxy [operations:proxy]', () => {
       agentUser: AGENT_USER,
     });
     port = Number(new URL(system.controlPlaneUrl).port);
-    squid = await startSquid({ allowPorts: [port], username: PROXY_USER, password });
-    await firewall('-I', port);
-    ruleAdded = true;
-    await system.editAgentFiles({ secrets: { [PROXY_CREDENTIAL_REF]: { username: PROXY_USER, password } } });
+    sftpPort = system.sftp?.port ?? 0;
+    squid = await startSquid({ allowPorts: [port, sftpPort], username: PROXY_USER, password });
+    for (const blocked of [port, sftpPort]) {
+      await firewall('-I', blocked);
+      rules.push(blocked);
+    }
+    await system.editAgentFiles({
+      secrets: { [PROXY_CREDENTIAL_REF]: { username: PROXY_USER, password } },
+      policy: (policy) => {
+        const sources = policy['sources'] as { sftp: Array<Record<string, unknown>> };
+        for (const entry of sources.sftp) entry['proxy'] = { url: squid.url, credential: PROXY_CREDENTIAL_REF };
+      },
+    });
   });
 
   afterAll(async () => {
-    if (ruleAdded) await firewall('-D', port);
+    for (const blocked of rules) await firewall('-D', blocked);
     await squid?.stop();
     await system?.stop();
   });
@@ -61,6 +72,8 @@ describe('egress through a proxy [operations:proxy]', () => {
   it('blocks the agent user from the control plane directly, and only that user', async () => {
     expect(await directAttempt(system.controlPlaneUrl, AGENT_USER)).toBe('ECONNREFUSED');
     expect(await directAttempt(system.controlPlaneUrl)).toBe('200');
+    // The SFTP port too: any answer but a refused connection would mean a direct route.
+    expect(await directAttempt(`http://127.0.0.1:${sftpPort}`, AGENT_USER)).toBe('ECONNREFUSED');
   });
 
   it('enrolls and runs a job through the proxy; squid logs every tunnel, authenticated', async () => {
@@ -102,6 +115,7 @@ describe('egress through a proxy [operations:proxy]', () => {
     const log = await squid.accessLog();
     const tunnels = log.split('\n').filter((line) => line.includes(`CONNECT 127.0.0.1:${port} ${PROXY_USER} `));
     expect(tunnels.length).toBeGreaterThan(afterEnroll.split('\n').filter((line) => line.includes(`CONNECT 127.0.0.1:${port}`)).length);
+    expect(log).toMatch(new RegExp(`TCP_TUNNEL/200 \\d+ CONNECT 127\\.0\\.0\\.1:${sftpPort} ${PROXY_USER} `));
     expect(log).not.toContain(password);
   });
 
