@@ -120,16 +120,18 @@ export function buildProgram(options: { jsonErrors?: boolean } = {}): Command {
       const egressSettings = { proxy, controlPlaneCaFile: options.caFile === undefined ? undefined : path.resolve(options.caFile) };
       const keyPair = await keyForEnrollment(config.dataDir);
       const egress = await openEgress(url, egressSettings, config);
-      const client = createEnrollmentClient(url, egress.fetch);
-      // Checked before the token is redeemed: a server without the pinned key never sees the token.
-      const servedKey = await refuseUnpinnedServer(client, url, options.controlPlaneKey, config.dataDir, 'the token was not used');
-      await savePin(config.dataDir, servedKey);
-      const result = await client.enrollment.enroll.mutate({
-        token,
-        publicKey: encodeKey(keyPair.publicKey),
-        hostname: reportedHostname(),
-        version: AGENT_VERSION,
-      });
+      const result = await (async () => {
+        const client = createEnrollmentClient(url, egress.fetch);
+        // Checked before the token is redeemed: a server without the pinned key never sees the token.
+        const servedKey = await refuseUnpinnedServer(client, url, options.controlPlaneKey, config.dataDir, 'the token was not used');
+        await savePin(config.dataDir, servedKey);
+        return client.enrollment.enroll.mutate({
+          token,
+          publicKey: encodeKey(keyPair.publicKey),
+          hostname: reportedHostname(),
+          version: AGENT_VERSION,
+        });
+      })().finally(() => egress.close());
       await saveIdentity(config.dataDir, {
         ...result,
         controlPlaneUrl: url,
@@ -137,7 +139,6 @@ export function buildProgram(options: { jsonErrors?: boolean } = {}): Command {
         ...(egressSettings.proxy === undefined ? {} : { proxy: egressSettings.proxy }),
         ...(egressSettings.controlPlaneCaFile === undefined ? {} : { controlPlaneCaFile: egressSettings.controlPlaneCaFile }),
       });
-      await egress.close();
       print(options.json, { ...result, dataDir: config.dataDir }, () => `enrolled as agent ${result.agentId} (tenant ${result.tenantId}); identity in ${config.dataDir}`);
     });
 

@@ -1,4 +1,10 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { fetchNamingFailures, forPerson } from '@airlock/errors';
+import { openEgress } from './control-channel.ts';
 import { bypassesProxy, proxyFor, proxySettingsFromEnv, proxySettingsSchema, redactProxyUrl } from './egress.ts';
 import { loadAgentConfig } from './config.ts';
 
@@ -56,5 +62,40 @@ describe('egress settings as curl reads them [operations:proxy]', () => {
   it('reads the proxy variables once, with the config, and names the credential entry', () => {
     const config = loadAgentConfig({ dir: '/tmp/agent' }, { https_proxy: 'http://p:3128', no_proxy: 'localhost', AIRLOCK_AGENT_PROXY_CREDENTIAL: 'corporate-proxy' });
     expect(config.proxyFromEnv).toEqual({ https: 'http://p:3128', noProxy: 'localhost', credential: 'corporate-proxy' });
+  });
+});
+
+describe('the proxy credential from secrets.yaml [operations:proxy]', () => {
+  it('is accepted as a secrets entry, sent as Basic, and a misshapen one is refused without its value', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'airlock-egress-'));
+    const secretsFile = path.join(dir, 'secrets.yaml');
+    const seen: Array<string | undefined> = [];
+    // A plain-HTTP proxy refusing every CONNECT with 407, recording the credential it was offered.
+    const proxy = createServer();
+    proxy.on('connect', (req, socket) => {
+      seen.push(req.headers['proxy-authorization']);
+      socket.end('HTTP/1.1 407 Proxy Authentication Required\r\n\r\n');
+    });
+    await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+    const address = proxy.address();
+    const proxyUrl = `http://127.0.0.1:${typeof address === 'object' && address !== null ? address.port : 0}`;
+    try {
+      await writeFile(secretsFile, 'corporate-proxy:\n  username: airlock\n  password: "p4ss word"\n', { mode: 0o600 });
+      const egress = await openEgress('https://cp.example.test', { proxy: { https: proxyUrl, credential: 'corporate-proxy' } }, { proxyFromEnv: {}, secretsFile });
+      expect(egress.proxy).toBe(proxyUrl);
+      const error: unknown = await fetchNamingFailures(egress.fetch)('https://cp.example.test/trpc/agent.heartbeat').catch((e: unknown) => e);
+      await egress.close();
+      expect(seen).toEqual([`Basic ${Buffer.from('airlock:p4ss word').toString('base64')}`]);
+      expect(forPerson(error)).toMatchObject({ code: 'network-proxy-auth', exitCode: 1 });
+      expect(forPerson(error).message).not.toContain('p4ss');
+
+      await writeFile(secretsFile, 'corporate-proxy:\n  user: airlock\n  password: "p4ss word"\n', { mode: 0o600 });
+      const refused: unknown = await openEgress('https://cp.example.test', { proxy: { https: proxyUrl, credential: 'corporate-proxy' } }, { proxyFromEnv: {}, secretsFile }).catch((e: unknown) => e);
+      expect(refused).toBeInstanceOf(Error);
+      expect((refused as Error).message).not.toContain('p4ss');
+    } finally {
+      await new Promise((resolve) => proxy.close(resolve));
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
