@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Makes a fresh clone ready: the system parts the tests use for real (OpenSSH sshd, PostgreSQL,
 # GnuPG, Debian's Chromium for the console's browser tests, dpkg-deb and systemd-analyze for the
-# release) and the npm dependencies, installed exactly from package-lock.json.
+# release, squid and iptables for the proxy tests) and the npm dependencies, installed exactly from package-lock.json.
 # Usage: scripts/setup.sh [--system]   (--system also installs missing Debian packages)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,6 +25,11 @@ if $want_system; then
   # The release: dpkg-deb builds the .deb files, systemd-analyze audits their units.
   command -v dpkg-deb >/dev/null || missing+=(dpkg)
   command -v systemd-analyze >/dev/null || missing+=(systemd)
+  # The proxy tests: a real squid (with its basic_ncsa_auth helper), openssl for its htpasswd file,
+  # and iptables to block the agent's direct route.
+  [ -x /usr/sbin/squid ] || missing+=(squid)
+  command -v openssl >/dev/null || missing+=(openssl)
+  command -v iptables >/dev/null || missing+=(iptables)
   if [ ${#missing[@]} -gt 0 ]; then
     if [ "$(id -u)" -ne 0 ]; then
       echo "setup: missing ${missing[*]}; install them with: sudo apt-get install -y ${missing[*]}" >&2

@@ -36,6 +36,12 @@ async function terminate(child: ChildProcess, graceMs: number): Promise<void> {
   clearTimeout(timer);
 }
 
+/** Another uid and gid to run a child as (the caller is root), e.g. so a firewall rule can single it out. */
+export interface ProcessUser {
+  readonly uid: number;
+  readonly gid: number;
+}
+
 export interface CommandResult {
   code: number | null;
   stdout: string;
@@ -51,11 +57,11 @@ export interface CommandResult {
 export function runCommand(
   file: string,
   args: readonly string[],
-  options: { env: NodeJS.ProcessEnv; cwd?: string; timeoutMs: number; input?: string },
+  options: { env: NodeJS.ProcessEnv; cwd?: string; timeoutMs: number; input?: string; user?: ProcessUser | undefined },
 ): Promise<CommandResult> {
   return new Promise((resolve, reject) => {
     const stdin = options.input === undefined ? 'ignore' : 'pipe';
-    const child = spawn(file, args, { env: options.env, cwd: options.cwd, stdio: [stdin, 'pipe', 'pipe'] });
+    const child = spawn(file, args, { env: options.env, cwd: options.cwd, stdio: [stdin, 'pipe', 'pipe'], ...options.user });
     track(child);
     // A child that exits without reading its input must not crash us with EPIPE.
     child.stdin?.on('error', () => undefined);
@@ -104,13 +110,13 @@ export function startService(
   name: string,
   file: string,
   args: readonly string[],
-  options: { env: NodeJS.ProcessEnv; cwd?: string; stdoutFile: string; stderrFile: string },
+  options: { env: NodeJS.ProcessEnv; cwd?: string; stdoutFile: string; stderrFile: string; user?: ProcessUser | undefined },
 ): Service {
   const out = openSync(options.stdoutFile, 'a', 0o600);
   const err = options.stderrFile === options.stdoutFile ? out : openSync(options.stderrFile, 'a', 0o600);
   let child: ChildProcess;
   try {
-    child = spawn(file, args, { env: options.env, cwd: options.cwd, stdio: ['ignore', out, err] });
+    child = spawn(file, args, { env: options.env, cwd: options.cwd, stdio: ['ignore', out, err], ...options.user });
   } finally {
     closeSync(out);
     if (err !== out) closeSync(err);

@@ -15,7 +15,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { chmod, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, chown, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -26,7 +26,7 @@ import { generateDemoKey } from '@airlock/pgp';
 import { freePort, gpgDecrypt, startSftpServer, startSshd } from '@airlock/testing';
 import { inheritedEnv } from './config.ts';
 import { array, type JsonObject, number, object, optionalString, parseJsonLine, string } from './json.ts';
-import { type CommandResult, runCommand, type Service, startService, tail } from './processes.ts';
+import { type CommandResult, type ProcessUser, runCommand, type Service, startService, tail } from './processes.ts';
 
 export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const AIRLOCK_BIN = path.join(REPO_ROOT, 'apps/control-plane/bin/airlock.js');
@@ -81,6 +81,13 @@ export interface StartSystemOptions {
    * and `/usr/bin/airlock-agent`: the release is tested as a user runs it.
    */
   binaries?: { airlock: string; agent: string };
+  /**
+   * Run every agent command as this uid and gid (the caller is root), owning the agent's data
+   * directory, keys and destination, so a firewall rule can tell the agent's traffic apart.
+   */
+  agentUser?: ProcessUser;
+  /** More environment for every agent command (proxy variables). */
+  agentEnv?: NodeJS.ProcessEnv;
 }
 
 export interface ConsoleUser {
@@ -321,13 +328,32 @@ export class AirlockSystem implements AsyncDisposable {
       mkdir(path.join(this.workDir, 'keys'), { mode: 0o700 }),
       mkdir(path.join(this.workDir, 'sftp', 'exports'), { recursive: true, mode: 0o755 }),
     ]);
+    await this.#giveAgentFiles();
     await Promise.all([this.#writeSources(), this.#writeRecipient()]);
     // The SFTP server and the control plane do not depend on each other: start them side by side,
     // and let both settle before failing, so `stop()` sees every process either of them started.
     const started = await Promise.allSettled([this.#startSftp(), this.#startControlPlane()]);
     for (const result of started) if (result.status === 'rejected') throw result.reason;
+    await this.#giveAgentFiles();
     if (this.options.enrollAgent !== false) await this.#enrollAgent();
     await this.#writeAgentFiles();
+    await this.#giveAgentFiles();
+  }
+
+  /** With `agentUser`: hands the agent's data directory, keys and destination to that user. */
+  async #giveAgentFiles(): Promise<void> {
+    const user = this.options.agentUser;
+    if (user === undefined) return;
+    const give = async (target: string): Promise<void> => {
+      await chown(target, user.uid, user.gid);
+      const entries = await readdir(target, { withFileTypes: true }).catch(() => []);
+      for (const entry of entries) {
+        const child = path.join(target, entry.name);
+        if (entry.isDirectory()) await give(child);
+        else if (entry.isFile()) await chown(child, user.uid, user.gid);
+      }
+    };
+    for (const dir of [this.agentDir, this.deliveredDir, path.join(this.workDir, 'keys')]) await give(dir);
   }
 
   async #writeSources(): Promise<void> {
@@ -485,6 +511,7 @@ export class AirlockSystem implements AsyncDisposable {
     if (program !== 'airlock-agent' || args[0] !== 'enroll') throw new Error(`not an airlock-agent enroll command: ${String(program)} ${String(args[0])}`);
     const result = await runCommand(this.#agent.command, [...this.#agent.prefix, ...args, '--dir', this.agentDir, '--json'], {
       env: this.#agentEnv(),
+      user: this.options.agentUser,
       cwd: this.workDir,
       timeoutMs: COMMAND_TIMEOUT_MS,
     });
@@ -501,11 +528,12 @@ export class AirlockSystem implements AsyncDisposable {
   }
 
   #agentEnv(): NodeJS.ProcessEnv {
-    return { ...inheritedEnv(), AIRLOCK_LOG_LEVEL: this.options.logLevel ?? 'info' };
+    return { ...inheritedEnv(), AIRLOCK_LOG_LEVEL: this.options.logLevel ?? 'info', ...this.options.agentEnv };
   }
 
   async #node(bin: Program, args: readonly string[], env: NodeJS.ProcessEnv, allowFailure = false, input?: string): Promise<CommandResult> {
-    const result = await runCommand(bin.command, [...bin.prefix, ...args], { env, cwd: this.workDir, timeoutMs: COMMAND_TIMEOUT_MS, ...(input === undefined ? {} : { input }) });
+    const user = bin === this.#agent ? this.options.agentUser : undefined;
+    const result = await runCommand(bin.command, [...bin.prefix, ...args], { env, cwd: this.workDir, timeoutMs: COMMAND_TIMEOUT_MS, user, ...(input === undefined ? {} : { input }) });
     if (result.code !== 0 && !allowFailure) {
       const name = `${path.basename(bin.prefix[0] ?? bin.command, '.js')} ${args.join(' ')}`;
       throw new Error(`${name} exited with ${String(result.code)}: ${result.stderr.trim() || '(no stderr)'}`);
@@ -650,6 +678,7 @@ export class AirlockSystem implements AsyncDisposable {
     const timeoutMs = options.timeoutMs ?? (idle + 30) * 1000;
     const service = startService(`agent run ${n}`, this.#agent.command, this.#agentArgs(['--once', '--idle-timeout', String(idle), '--json']), {
       env: this.#agentEnv(),
+      user: this.options.agentUser,
       cwd: this.workDir,
       stdoutFile,
       stderrFile,
@@ -682,6 +711,7 @@ export class AirlockSystem implements AsyncDisposable {
     const logFile = path.join(this.logsDir, `agent-daemon-${n}.log`);
     const service = startService('agent', this.#agent.command, this.#agentArgs([]), {
       env: this.#agentEnv(),
+      user: this.options.agentUser,
       cwd: this.workDir,
       stdoutFile: logFile,
       stderrFile: logFile,

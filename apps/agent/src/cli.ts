@@ -1,7 +1,9 @@
 /** `airlock-agent`: enroll this host, run jobs, and show status. */
 import os from 'node:os';
 import { Command, Option } from 'commander';
-import { EXIT_REFUSED, forPerson, personErrorJson, PolicyViolationError, UserError } from '@airlock/errors';
+import path from 'node:path';
+import { EXIT_REFUSED, forPerson, formatIssues, personErrorJson, PolicyViolationError, type SchemaIssue, UserError } from '@airlock/errors';
+import type { ProxySettings } from './egress.ts';
 import packageJson from '../package.json' with { type: 'json' };
 
 // Each command imports what it uses when it runs (ssh2, OpenPGP, the tRPC client, pino), so
@@ -64,6 +66,22 @@ async function refuseUnpinnedServer(
   return servedKey;
 }
 
+/** The control-plane URL and egress settings from agent.json, for `openEgress`. */
+async function egressSettings(
+  loadIdentity: (dataDir: string) => Promise<{ identity: { controlPlaneUrl: string; proxy?: ProxySettings | undefined; controlPlaneCaFile?: string | undefined } }>,
+  dataDir: string,
+): Promise<[string, { proxy?: ProxySettings | undefined; controlPlaneCaFile?: string | undefined }]> {
+  const { identity } = await loadIdentity(dataDir);
+  return [identity.controlPlaneUrl, identity];
+}
+
+/** A flag's value checked with its schema; the problem names the flag, never the value. */
+function parseOrRefuse<T>(schema: { safeParse(value: unknown): { success: true; data: T } | { success: false; error: { issues: readonly SchemaIssue[] } } }, value: unknown, flag: string): T {
+  const parsed = schema.safeParse(value);
+  if (!parsed.success) throw new UserError(`${flag}: ${formatIssues(parsed.error.issues)}`);
+  return parsed.data;
+}
+
 export function buildProgram(options: { jsonErrors?: boolean } = {}): Command {
   const program = new Command('airlock-agent').description('Airlock agent: pulls, encrypts and delivers files; connects outward only').version(packageJson.version).exitOverride();
   if (options.jsonErrors) program.configureOutput({ outputError: () => undefined, writeErr: () => undefined });
@@ -75,10 +93,15 @@ export function buildProgram(options: { jsonErrors?: boolean } = {}): Command {
     .requiredOption('--url <url>', 'control plane URL, e.g. https://airlock.example.com')
     .option('--token <token>', 'one-time enrollment token (or set AIRLOCK_ENROLL_TOKEN)')
     .requiredOption('--control-plane-key <fingerprint>', "the control plane's signing key, ed25519:<base64url SHA-256>, as `airlock token create` prints it")
-    .action(async (options: CommonOptions & { url: string; token?: string; controlPlaneKey: string }) => {
+    .option('--proxy <url>', 'HTTP proxy for the control plane, kept in agent.json (default: HTTPS_PROXY, HTTP_PROXY, NO_PROXY as curl reads them)')
+    .option('--proxy-bypass <hosts>', 'with --proxy: hosts reached directly, as NO_PROXY lists them')
+    .option('--proxy-credential <name>', "with --proxy: the secrets.yaml entry holding the proxy's username and password")
+    .option('--ca-file <pem>', "extra CA certificates for the control plane's TLS (an intercepting proxy's CA), kept in agent.json")
+    .action(async (options: CommonOptions & { url: string; token?: string; controlPlaneKey: string; proxy?: string; proxyBypass?: string; proxyCredential?: string; caFile?: string }) => {
       const { encodeKey, isKeyFingerprint } = await import('@airlock/identity');
       const { loadAgentConfig } = await import('./config.ts');
-      const { createEnrollmentClient, reportedHostname } = await import('./control-channel.ts');
+      const { createEnrollmentClient, openEgress, reportedHostname } = await import('./control-channel.ts');
+      const { proxySettingsSchema } = await import('./egress.ts');
       const { savePin } = await import('./control-plane-pin.ts');
       const { AGENT_VERSION } = await import('./daemon.ts');
       const { keyForEnrollment, saveIdentity } = await import('./identity-store.ts');
@@ -87,18 +110,35 @@ export function buildProgram(options: { jsonErrors?: boolean } = {}): Command {
       if (!token) throw new UserError('an enrollment token is required: --token or AIRLOCK_ENROLL_TOKEN');
       if (!isKeyFingerprint(options.controlPlaneKey)) throw new UserError('--control-plane-key: expected ed25519:<43 base64url characters>');
       const url = new URL(options.url).origin;
+      if (options.proxy === undefined && (options.proxyBypass !== undefined || options.proxyCredential !== undefined)) {
+        throw new UserError('--proxy-bypass and --proxy-credential go with --proxy');
+      }
+      const proxy =
+        options.proxy === undefined
+          ? undefined
+          : parseOrRefuse(proxySettingsSchema, { https: options.proxy, http: options.proxy, noProxy: options.proxyBypass, credential: options.proxyCredential }, '--proxy');
+      const egressSettings = { proxy, controlPlaneCaFile: options.caFile === undefined ? undefined : path.resolve(options.caFile) };
       const keyPair = await keyForEnrollment(config.dataDir);
-      const client = createEnrollmentClient(url);
-      // Checked before the token is redeemed: a server without the pinned key never sees the token.
-      const servedKey = await refuseUnpinnedServer(client, url, options.controlPlaneKey, config.dataDir, 'the token was not used');
-      await savePin(config.dataDir, servedKey);
-      const result = await client.enrollment.enroll.mutate({
-        token,
-        publicKey: encodeKey(keyPair.publicKey),
-        hostname: reportedHostname(),
-        version: AGENT_VERSION,
+      const egress = await openEgress(url, egressSettings, config);
+      const result = await (async () => {
+        const client = createEnrollmentClient(url, egress.fetch);
+        // Checked before the token is redeemed: a server without the pinned key never sees the token.
+        const servedKey = await refuseUnpinnedServer(client, url, options.controlPlaneKey, config.dataDir, 'the token was not used');
+        await savePin(config.dataDir, servedKey);
+        return client.enrollment.enroll.mutate({
+          token,
+          publicKey: encodeKey(keyPair.publicKey),
+          hostname: reportedHostname(),
+          version: AGENT_VERSION,
+        });
+      })().finally(() => egress.close());
+      await saveIdentity(config.dataDir, {
+        ...result,
+        controlPlaneUrl: url,
+        enrolledAt: new Date().toISOString(),
+        ...(egressSettings.proxy === undefined ? {} : { proxy: egressSettings.proxy }),
+        ...(egressSettings.controlPlaneCaFile === undefined ? {} : { controlPlaneCaFile: egressSettings.controlPlaneCaFile }),
       });
-      await saveIdentity(config.dataDir, { ...result, controlPlaneUrl: url, enrolledAt: new Date().toISOString() });
       print(options.json, { ...result, dataDir: config.dataDir }, () => `enrolled as agent ${result.agentId} (tenant ${result.tenantId}); identity in ${config.dataDir}`);
     });
 
@@ -107,7 +147,7 @@ export function buildProgram(options: { jsonErrors?: boolean } = {}): Command {
     .argument('<url>', 'the new control plane URL, e.g. https://airlock-2.example.com')
     .action(async (newUrl: string, options: CommonOptions) => {
       const { loadAgentConfig } = await import('./config.ts');
-      const { createEnrollmentClient } = await import('./control-channel.ts');
+      const { createEnrollmentClient, openEgress } = await import('./control-channel.ts');
       const { loadPin } = await import('./control-plane-pin.ts');
       const { loadIdentity, saveIdentity } = await import('./identity-store.ts');
       const config = loadAgentConfig(options);
@@ -120,7 +160,8 @@ export function buildProgram(options: { jsonErrors?: boolean } = {}): Command {
       const [{ identity }, pin] = await Promise.all([loadIdentity(config.dataDir), loadPin(config.dataDir)]);
       // A first refusal before anything changes. Trust itself stays with the pin: work, checkpoints
       // and rotations from the new URL are accepted only when signed by the pinned key.
-      await refuseUnpinnedServer(createEnrollmentClient(url), url, pin.fingerprint, config.dataDir, 'the URL was not changed');
+      const egress = await openEgress(url, identity, config);
+      await refuseUnpinnedServer(createEnrollmentClient(url, egress.fetch), url, pin.fingerprint, config.dataDir, 'the URL was not changed').finally(() => egress.close());
       await saveIdentity(config.dataDir, { ...identity, controlPlaneUrl: url });
       print(options.json, { agentId: identity.agentId, previousUrl: identity.controlPlaneUrl, controlPlaneUrl: url, controlPlaneKey: pin.fingerprint }, () =>
         `agent ${identity.agentId} now talks to ${url} (was ${identity.controlPlaneUrl}); restart the agent to use it`,
@@ -134,9 +175,10 @@ export function buildProgram(options: { jsonErrors?: boolean } = {}): Command {
     .action(async (options: CommonOptions & { once?: boolean; idleTimeout: string }) => {
       const { pino } = await import('pino');
       const { loadAgentConfig } = await import('./config.ts');
-      const { createAgentClient } = await import('./control-channel.ts');
+      const { createAgentClient, openEgress } = await import('./control-channel.ts');
       const { loadPin } = await import('./control-plane-pin.ts');
       const { clientsFor, currentKeys } = await import('./current-keys.ts');
+      const { loadIdentity } = await import('./identity-store.ts');
       const { NonceStore } = await import('./nonce-store.ts');
       const { receiptSigner } = await import('./receipts.ts');
       const { acquireRunLock } = await import('./run-lock.ts');
@@ -147,8 +189,9 @@ export function buildProgram(options: { jsonErrors?: boolean } = {}): Command {
       const { LocalConfig } = await import('./local-config.ts');
       const config = loadAgentConfig(options);
       const logger = pino({ level: config.logLevel, base: { service: 'agent' } }, pino.destination(2));
+      const egress = await openEgress(...(await egressSettings(loadIdentity, config.dataDir)), config);
       const [{ identity, keyPair }, pin, local] = await Promise.all([
-        currentKeys(config.dataDir),
+        currentKeys(config.dataDir, egress.fetch),
         loadPin(config.dataDir),
         LocalConfig.load({ policyFile: config.policyFile, secretsFile: config.secretsFile }),
       ]);
@@ -158,23 +201,23 @@ export function buildProgram(options: { jsonErrors?: boolean } = {}): Command {
       process.once('SIGTERM', () => controller.abort());
       const securityLog = new SecurityLog(config.dataDir);
       const stopFollowing = local.follow({ securityLog, logger });
-      logger.info({ agentId: identity.agentId, policyDigest: local.current.policy.digest }, 'agent started');
+      logger.info({ agentId: identity.agentId, policyDigest: local.current.policy.digest, proxy: egress.proxy ?? null }, 'agent started');
       // Receipts are signed with whichever key the control plane holds now: a rotation updates it in place.
       const activeKey = { ...keyPair };
       const keysOnDisk = {
         reload: async () => {
           Object.assign(activeKey, (await currentKeys(config.dataDir)).keyPair);
-          return clientsFor(identity)(activeKey);
+          return clientsFor(identity, egress.fetch)(activeKey);
         },
         rotate: async () => {
           const settled = await currentKeys(config.dataDir);
-          await rotateKey(config.dataDir, settled.identity, settled.keyPair, clientsFor(settled.identity));
+          await rotateKey(config.dataDir, settled.identity, settled.keyPair, clientsFor(settled.identity, egress.fetch));
           return keysOnDisk.reload();
         },
       };
       const reports = await runDaemon(
         {
-          client: createAgentClient(identity.controlPlaneUrl, identity.agentId, keyPair),
+          client: createAgentClient(identity.controlPlaneUrl, identity.agentId, keyPair, egress.fetch),
           keys: keysOnDisk,
           local,
           outbox: new Outbox(config.dataDir),
@@ -189,8 +232,9 @@ export function buildProgram(options: { jsonErrors?: boolean } = {}): Command {
           witnessIntervalMs: config.witnessIntervalMs,
         },
         options.once ? { maxJobs: 1, idleTimeoutMs: Number(options.idleTimeout) * 1000, signal: controller.signal } : { signal: controller.signal },
-      ).finally(() => {
+      ).finally(async () => {
         stopFollowing();
+        await egress.close();
         return lock.release();
       });
       if (options.once) {
@@ -211,29 +255,34 @@ export function buildProgram(options: { jsonErrors?: boolean } = {}): Command {
     .action(async (options: CommonOptions) => {
       const { encodeKey } = await import('@airlock/identity');
       const { loadAgentConfig } = await import('./config.ts');
-      const { createAgentClient, reportedHostname } = await import('./control-channel.ts');
+      const { createAgentClient, openEgress, reportedHostname } = await import('./control-channel.ts');
       const { loadPin } = await import('./control-plane-pin.ts');
       const { currentKeys } = await import('./current-keys.ts');
       const { AGENT_VERSION } = await import('./daemon.ts');
+      const { loadIdentity } = await import('./identity-store.ts');
       const { LocalPolicy } = await import('./policy.ts');
       const config = loadAgentConfig(options);
-      const { identity, keyPair } = await currentKeys(config.dataDir);
+      const egress = await openEgress(...(await egressSettings(loadIdentity, config.dataDir)), config);
+      const { identity, keyPair } = await currentKeys(config.dataDir, egress.fetch);
       const policy = await LocalPolicy.load(config.policyFile);
       let reachable = false;
       let problem: string | null = null;
       try {
-        await createAgentClient(identity.controlPlaneUrl, identity.agentId, keyPair).agent.heartbeat.mutate({ version: AGENT_VERSION, hostname: reportedHostname() });
+        await createAgentClient(identity.controlPlaneUrl, identity.agentId, keyPair, egress.fetch).agent.heartbeat.mutate({ version: AGENT_VERSION, hostname: reportedHostname() });
         reachable = true;
       } catch (error) {
         problem = forPerson(error).message;
+      } finally {
+        await egress.close();
       }
       const pin = await loadPin(config.dataDir);
-      const status = { ...identity, publicKey: encodeKey(keyPair.publicKey), controlPlaneKey: pin.fingerprint, policyFile: config.policyFile, policyDigest: policy.digest, reachable, problem };
+      const status = { ...identity, proxyInUse: egress.proxy ?? null, publicKey: encodeKey(keyPair.publicKey), controlPlaneKey: pin.fingerprint, policyFile: config.policyFile, policyDigest: policy.digest, reachable, problem };
       print(options.json, status, () =>
         [
           `agent       ${identity.agentId}`,
           `tenant      ${identity.tenantId}`,
           `control     ${identity.controlPlaneUrl} (${reachable ? 'reachable' : `unreachable: ${problem ?? ''}`})`,
+          `proxy       ${egress.proxy ?? 'none (direct)'}`,
           `pinned key  ${pin.fingerprint}`,
           `policy      ${config.policyFile} sha256:${policy.digest}`,
         ].join('\n'),
@@ -256,11 +305,14 @@ export function buildProgram(options: { jsonErrors?: boolean } = {}): Command {
     .description('replace this agent\'s Ed25519 identity key without re-enrolling; the old key is refused from then on')
     .action(async (options: CommonOptions) => {
       const { loadAgentConfig } = await import('./config.ts');
+      const { openEgress } = await import('./control-channel.ts');
       const { clientsFor, currentKeys } = await import('./current-keys.ts');
+      const { loadIdentity } = await import('./identity-store.ts');
       const { rotateKey } = await import('./key-rotation.ts');
       const config = loadAgentConfig(options);
-      const { identity, keyPair } = await currentKeys(config.dataDir);
-      const result = await rotateKey(config.dataDir, identity, keyPair, clientsFor(identity));
+      const egress = await openEgress(...(await egressSettings(loadIdentity, config.dataDir)), config);
+      const { identity, keyPair } = await currentKeys(config.dataDir, egress.fetch);
+      const result = await rotateKey(config.dataDir, identity, keyPair, clientsFor(identity, egress.fetch)).finally(() => egress.close());
       print(options.json, { agentId: identity.agentId, ...result }, () => `agent ${identity.agentId} now uses key ${result.publicKey} (rotated ${result.rotatedAt})`);
     });
   common(keys.command('show-signing'))

@@ -5,6 +5,7 @@
 import path from 'node:path';
 import { z } from 'zod';
 import { formatIssues, UserError } from '@airlock/errors';
+import { type ProxySettings, proxySettingsFromEnv } from './egress.ts';
 import { DEFAULT_RETRY, type RetryPolicy } from './retry.ts';
 
 const schema = z.object({
@@ -25,6 +26,8 @@ const schema = z.object({
   AIRLOCK_AGENT_RETRY_MAX_DELAY_MS: z.coerce.number().int().min(0).max(3_600_000).default(DEFAULT_RETRY.maxDelayMs),
   /** No retry of a file starts after this many milliseconds since its first attempt. Default 120000. */
   AIRLOCK_AGENT_RETRY_MAX_TOTAL_MS: z.coerce.number().int().min(0).max(86_400_000).default(DEFAULT_RETRY.maxTotalMs),
+  /** With proxies from the environment: the secrets.yaml entry holding the proxy's Basic credential. */
+  AIRLOCK_AGENT_PROXY_CREDENTIAL: z.string().min(1).optional(),
   /** How often the agent witnesses the control plane's audit chain, in milliseconds. Default 300000. */
   AIRLOCK_AGENT_WITNESS_INTERVAL_MS: z.coerce.number().int().min(1_000).max(86_400_000).default(300_000),
 });
@@ -37,6 +40,8 @@ export interface AgentConfig {
   logLevel: z.infer<typeof schema>['AIRLOCK_LOG_LEVEL'];
   retry: RetryPolicy;
   witnessIntervalMs: number;
+  /** HTTPS_PROXY, HTTP_PROXY, ALL_PROXY and NO_PROXY (either case), as curl reads them; agent.json's `proxy` replaces them. */
+  proxyFromEnv: ProxySettings;
 }
 
 export function loadAgentConfig(overrides: { dir?: string; policy?: string; secrets?: string } = {}, env: NodeJS.ProcessEnv = process.env): AgentConfig {
@@ -59,5 +64,6 @@ export function loadAgentConfig(overrides: { dir?: string; policy?: string; secr
       maxTotalMs: raw.AIRLOCK_AGENT_RETRY_MAX_TOTAL_MS,
     },
     witnessIntervalMs: raw.AIRLOCK_AGENT_WITNESS_INTERVAL_MS,
+    proxyFromEnv: { ...proxySettingsFromEnv(env), ...(raw.AIRLOCK_AGENT_PROXY_CREDENTIAL === undefined ? {} : { credential: raw.AIRLOCK_AGENT_PROXY_CREDENTIAL }) },
   };
 }

@@ -6,8 +6,10 @@ import os from 'node:os';
 import { createTRPCClient, httpLink } from '@trpc/client';
 import type { AppRouter } from '@airlock/api';
 import { type AgentKeyPair, signRequest } from '@airlock/identity';
-import { fetchNamingFailures, UnexpectedError } from '@airlock/errors';
+import { fetchNamingFailures, formatIssues, UnexpectedError, UserError } from '@airlock/errors';
 import { escapeUnprintable, truncateText } from '@airlock/protocol';
+import { createEgress, type Egress, effectiveProxySettings, proxyCredentialSchema, type ProxySettings } from './egress.ts';
+import { loadSecrets } from './secrets.ts';
 
 export type ControlPlaneClient = ReturnType<typeof createAgentClient>;
 
@@ -16,10 +18,12 @@ function requestUrl(input: string | URL | Request): URL {
   return input instanceof URL ? input : new URL(input.url);
 }
 
-// A refused connection or an unresolvable name says which URL, in the log and at the CLI.
-const namingFailures = fetchNamingFailures();
-
-export function createAgentClient(controlPlaneUrl: string, agentId: string, keyPair: AgentKeyPair) {
+/**
+ * Every call goes through `egressFetch` (egress.ts: direct or through the proxy). A refused
+ * connection, an unresolvable name or a proxy's refusal says which URL, in the log and at the CLI.
+ */
+export function createAgentClient(controlPlaneUrl: string, agentId: string, keyPair: AgentKeyPair, egressFetch: typeof fetch = fetch) {
+  const namingFailures = fetchNamingFailures(egressFetch);
   const signedFetch = async (input: string | URL | Request, init?: RequestInit): Promise<Response> => {
     const url = requestUrl(input);
     const body = init?.body ?? '';
@@ -33,8 +37,29 @@ export function createAgentClient(controlPlaneUrl: string, agentId: string, keyP
 }
 
 /** Enrollment is the one unsigned call: the one-time token is the credential. */
-export function createEnrollmentClient(controlPlaneUrl: string) {
-  return createTRPCClient<AppRouter>({ links: [httpLink({ url: `${controlPlaneUrl}/trpc`, fetch: namingFailures })] });
+export function createEnrollmentClient(controlPlaneUrl: string, egressFetch: typeof fetch = fetch) {
+  return createTRPCClient<AppRouter>({ links: [httpLink({ url: `${controlPlaneUrl}/trpc`, fetch: fetchNamingFailures(egressFetch) })] });
+}
+
+/**
+ * The egress for the control plane at `controlPlaneUrl`: agent.json's `proxy` (else the
+ * environment's) and CA bundle, with the proxy credential read from secrets.yaml when one is named.
+ */
+export async function openEgress(
+  controlPlaneUrl: string,
+  settings: { proxy?: ProxySettings | undefined; controlPlaneCaFile?: string | undefined },
+  config: { proxyFromEnv: ProxySettings; secretsFile: string },
+): Promise<Egress> {
+  const ref = effectiveProxySettings({ configured: settings.proxy, fromEnv: config.proxyFromEnv }).credential;
+  let credential: { username: string; password: string } | undefined;
+  if (ref !== undefined) {
+    const entry = await (await loadSecrets(config.secretsFile))(ref);
+    const parsed = proxyCredentialSchema.safeParse(entry);
+    // Paths and messages only: zod's issue messages for these fields never quote the value.
+    if (!parsed.success) throw new UserError(`proxy credential ${JSON.stringify(ref)} in ${config.secretsFile}: ${formatIssues(parsed.error.issues)}`);
+    credential = parsed.data;
+  }
+  return createEgress(controlPlaneUrl, { configured: settings.proxy, fromEnv: config.proxyFromEnv, caFile: settings.controlPlaneCaFile, credential });
 }
 
 /**

@@ -7,13 +7,18 @@ import { chmod, mkdir, open, readFile, rename, rm, stat, writeFile } from 'node:
 import path from 'node:path';
 import { z } from 'zod';
 import { type AgentKeyPair, generateKeyPair, keyPairFromSecretKey } from '@airlock/identity';
-import { ConflictError, UserError } from '@airlock/errors';
+import { ConflictError, formatIssues, UserError } from '@airlock/errors';
+import { proxySettingsSchema } from './egress.ts';
 
 const identitySchema = z.strictObject({
   agentId: z.uuid(),
   tenantId: z.uuid(),
   controlPlaneUrl: z.url(),
   enrolledAt: z.iso.datetime(),
+  /** How the control plane is reached: replaces HTTPS_PROXY, HTTP_PROXY and NO_PROXY when present. */
+  proxy: proxySettingsSchema.optional(),
+  /** PEM certificates trusted for the control plane's TLS besides the system's roots (an intercepting proxy's CA). */
+  controlPlaneCaFile: z.string().min(1).optional(),
 });
 export type AgentIdentity = z.infer<typeof identitySchema>;
 
@@ -72,7 +77,7 @@ export async function loadIdentity(dataDir: string): Promise<{ identity: AgentId
     throw new UserError(`no agent identity in ${dataDir}: run \`airlock-agent enroll\` first`);
   }
   const parsed = identitySchema.safeParse(JSON.parse(identityText));
-  if (!parsed.success) throw new UserError(`${identityFile} is damaged: ${parsed.error.issues[0]?.message ?? 'invalid'}`);
+  if (!parsed.success) throw new UserError(`${identityFile} is damaged: ${formatIssues(parsed.error.issues)}`);
   return { identity: parsed.data, keyPair: await readKey(keyFile) };
 }
 

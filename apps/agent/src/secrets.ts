@@ -7,6 +7,9 @@
  *   partner-sftp:
  *     privateKeyFile: /etc/airlock/keys/id_ed25519   # `<key>File`: the value is read from that file
  *     passphrase: "..."        # optional
+ *   corporate-proxy:           # named by agent.json's proxy.credential
+ *     username: airlock
+ *     password: "..."
  *
  * Each entry must have the shape some registered connector declares (`definition.secrets`), checked
  * when the file is loaded; the connector that asks for it checks it against its own shape again.
@@ -18,6 +21,7 @@ import { z } from 'zod';
 import type { ConnectorRegistry } from '@airlock/connector-api';
 import { NotFoundError, UserError } from '@airlock/errors';
 import { builtInConnectors } from './connectors.ts';
+import { proxyCredentialSchema } from './egress.ts';
 import { readAdminFile } from './files.ts';
 
 const FROM_FILE = /^(.+)File$/;
@@ -48,7 +52,8 @@ export function parseSecrets(text: string, file: string, registry: ConnectorRegi
   const parsed = secretsFileSchema.safeParse(raw ?? {});
   if (!parsed.success) throw new UserError(`${file}: ${parsed.error.issues.map((i) => `${i.path.join('.')}: invalid entry`).join('; ')}`);
   const secrets = parsed.data;
-  const shapes = registry.definitions().flatMap((definition) => (definition.secrets ? [definition.secrets] : []));
+  // Besides the connectors' credentials, the file may hold a proxy's (agent.json's proxy.credential names it).
+  const shapes = [proxyCredentialSchema, ...registry.definitions().flatMap((definition) => (definition.secrets ? [definition.secrets] : []))];
   // A file path is checked for shape with a stand-in; its contents are read only when asked for.
   const misfits = Object.entries(secrets)
     .filter(([, found]) => !shapes.some((shape) => shape.safeParse(withFilesNamed(found, () => 'file')).success))

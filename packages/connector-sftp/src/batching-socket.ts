@@ -13,6 +13,11 @@ export function batchingSocket(options: { host: string; port: number }): Socket 
   const socket = new Socket();
   // Installed after connect(): net.Socket.connect resets `write` on the instance to its own.
   socket.connect(options);
+  return batchWrites(socket);
+}
+
+/** `socket` (already connecting or connected, e.g. a proxy tunnel), its writes batched per tick. */
+export function batchWrites(socket: Socket): Socket {
   const write = socket.write.bind(socket);
   let corked = false;
   const batched = (chunk: Uint8Array | string, encodingOrCallback?: BufferEncoding | WriteCallback, callback?: WriteCallback): boolean => {

@@ -7,7 +7,8 @@ import SftpClient from 'ssh2-sftp-client';
 import type { ClientErrorExtensions, SFTPWrapper, Stats } from 'ssh2';
 import type { ConnectorContext } from '@airlock/connector-api';
 import { AuthenticationError, ConflictError, HostKeyMismatchError, OperationalError, UnexpectedError, UserError, isAirlockError } from '@airlock/errors';
-import { batchingSocket } from './batching-socket.ts';
+import { batchingSocket, batchWrites } from './batching-socket.ts';
+import { connectThroughProxy, shownProxy, sftpProxyPolicy, type SftpProxyPolicy } from './http-tunnel.ts';
 import { fingerprintOf, fingerprintsEqual } from './fingerprint.ts';
 import { authorityOf, sftpSecrets, type SftpConnectionConfig, type SftpSecrets } from './schema.ts';
 
@@ -160,6 +161,20 @@ export interface SftpConnection {
 }
 
 const END_TIMEOUT_MS = 5_000;
+
+/**
+ * The proxy the local policy names for this server: the policy entries that allowed the run are
+ * the only place it may come from, so a job cannot send traffic through a proxy of its choosing.
+ */
+function proxyFromPolicy(ctx: ConnectorContext, config: SftpConnectionConfig): SftpProxyPolicy | undefined {
+  for (const entry of ctx.policy ?? []) {
+    if (typeof entry !== 'object' || entry === null) continue;
+    if (Reflect.get(entry, 'host') !== config.host || Reflect.get(entry, 'port') !== config.port) continue;
+    const parsed = sftpProxyPolicy.optional().safeParse(Reflect.get(entry, 'proxy'));
+    if (parsed.success && parsed.data !== undefined) return parsed.data;
+  }
+  return undefined;
+}
 const KEEPALIVE_INTERVAL_MS = 15_000;
 
 /**
@@ -210,9 +225,20 @@ export async function connectSftp(ctx: ConnectorContext, config: SftpConnectionC
   };
   const abort = (): void => void end();
   ctx.signal.addEventListener('abort', abort, { once: true });
-  // Connected here so ssh2 uses it as it is; ssh2 attaches its listeners within the same tick
-  // (sftpClient.connect calls it synchronously), before the socket can report anything.
-  const sock = batchingSocket({ host: config.host, port: config.port });
+  const proxy = proxyFromPolicy(ctx, config);
+  let sock;
+  if (proxy === undefined) {
+    // Connected here so ssh2 uses it as it is; ssh2 attaches its listeners within the same tick
+    // (sftpClient.connect calls it synchronously), before the socket can report anything.
+    sock = batchingSocket({ host: config.host, port: config.port });
+  } else {
+    const credential = proxy.credential === undefined ? undefined : await ctx.secret(proxy.credential);
+    const tunnel = await connectThroughProxy({ proxy, host: config.host, port: config.port, credential, timeoutMs: config.connectTimeoutMs, signal: ctx.signal });
+    // A tunnel that ends before ssh2 is listening must not throw an unhandled 'error'.
+    tunnel.on('error', (error) => ctx.logger.debug({ authority, error: describeError(error) }, 'sftp proxy tunnel error'));
+    ctx.logger.info({ authority, proxy: shownProxy(proxy.url) }, 'sftp tunnel opened through the proxy');
+    sock = batchWrites(tunnel);
+  }
   try {
     const sftp = await sftpClient.connect({
       sock,

@@ -21,6 +21,14 @@ import {
   type SftpDestinationConfig,
   type SftpSourceConfig,
 } from './schema.ts';
+import { proxyCredential, sftpProxyPolicy } from './http-tunnel.ts';
+
+/**
+ * What this connector may ask secrets.yaml for: the SSH login (password, or private key) and, when a
+ * policy entry names a proxy with a credential, that proxy's username and password. The login is
+ * checked again for its own shape when the connection is made.
+ */
+const sftpConnectorSecrets = z.union([sftpSecrets, proxyCredential]);
 
 const sftpScheme: SchemeSpec = { name: 'sftp', form: 'network', defaultPort: 22 };
 
@@ -29,6 +37,8 @@ const sftpServer = {
   host: z.string().min(1),
   port: z.number().int().min(1).max(65535).default(22),
   hostKey: z.string().regex(/^SHA256:[A-Za-z0-9+/]{43}$/, 'a pinned OpenSSH SHA256 fingerprint'),
+  /** Reach this server through an HTTP CONNECT proxy; the host key is pinned all the same. */
+  proxy: sftpProxyPolicy.optional(),
 };
 
 /** An entry speaks for a claim only when both the server and its pinned key match. */
@@ -48,7 +58,7 @@ export const sftpSourceDefinition = sourceDefinition<SftpSourceConfig, SftpSourc
   version: 1,
   title: 'SFTP server',
   config: sftpSourceConfig,
-  secrets: sftpSecrets,
+  secrets: sftpConnectorSecrets,
   claims: (config) => [
     { action: 'read', scheme: 'sftp', authority: authorityOf(config), path: config.path, hostKey: config.hostKey },
   ],
@@ -68,7 +78,7 @@ export const sftpDestinationDefinition = destinationDefinition<SftpDestinationCo
   version: 1,
   title: 'SFTP server',
   config: sftpDestinationConfig,
-  secrets: sftpSecrets,
+  secrets: sftpConnectorSecrets,
   claims: (config) => [
     { action: 'write', scheme: 'sftp', authority: authorityOf(config), path: config.directory, hostKey: config.hostKey },
   ],

@@ -6,7 +6,7 @@
  */
 import { NetworkError } from './index.ts';
 
-export const networkFailures = ['refused', 'dns', 'tls', 'timeout', 'reset', 'unreachable', 'network'] as const;
+export const networkFailures = ['refused', 'dns', 'tls', 'timeout', 'reset', 'unreachable', 'proxy-auth', 'proxy', 'network'] as const;
 export type NetworkFailure = (typeof networkFailures)[number];
 
 /** Stands for an abort by timeout, which has no code of its own; never shown. */
@@ -31,8 +31,23 @@ const SAYS: Record<NetworkFailure, string> = {
   timeout: 'timed out',
   reset: 'the connection was reset',
   unreachable: 'the host is unreachable',
+  'proxy-auth': 'the proxy refused the credential (407 Proxy Authentication Required): check the proxy credential in secrets.yaml',
+  proxy: 'the proxy refused the tunnel (check that the proxy allows this host and port)',
   network: 'the request failed',
 };
+
+/**
+ * undici's ProxyAgent ends a tunnel the proxy did not open with `Proxy response (407) !== 200 when
+ * HTTP Tunneling`; the status is all it keeps, and all that is needed.
+ */
+const PROXY_STATUS = /^Proxy response \((\d{3})\)/;
+
+function proxyStatusIn(error: unknown, depth = 0): string | undefined {
+  if (depth > 4 || typeof error !== 'object' || error === null) return undefined;
+  const message: unknown = Reflect.get(error, 'message');
+  const status = typeof message === 'string' ? PROXY_STATUS.exec(message)?.[1] : undefined;
+  return status ?? proxyStatusIn(Reflect.get(error, 'cause'), depth + 1);
+}
 
 /** The first system code in an error's cause chain (or its aggregated errors), at most a few levels deep. */
 function codes(error: unknown, depth = 0): string[] {
@@ -50,6 +65,8 @@ function codes(error: unknown, depth = 0): string[] {
 
 /** Whether a thrown value is a transport failure (no answer at all), and which kind. */
 export function networkFailureOf(error: unknown): { failure: NetworkFailure; code: string | undefined } | undefined {
+  const proxyStatus = proxyStatusIn(error);
+  if (proxyStatus !== undefined) return { failure: proxyStatus === '407' ? 'proxy-auth' : 'proxy', code: proxyStatus === '407' ? undefined : `proxy answered ${proxyStatus}` };
   const found = codes(error);
   for (const code of found) {
     const failure = failureOfCode(code);

@@ -17,6 +17,8 @@ describe('errors a person reads', () => {
       [fetchFailed(withCode('UND_ERR_CONNECT_TIMEOUT')), 'network-timeout'],
       [fetchFailed(new AggregateError([withCode('ECONNREFUSED'), withCode('ECONNREFUSED')])), 'network-refused'],
       [Object.assign(new Error('The operation was aborted due to timeout'), { name: 'TimeoutError' }), 'network-timeout'],
+      [fetchFailed(new Error('Proxy response (407) !== 200 when HTTP Tunneling')), 'network-proxy-auth'],
+      [fetchFailed(new Error('Proxy response (403) !== 200 when HTTP Tunneling')), 'network-proxy'],
     ];
     for (const [raw, code] of cases) {
       const shown = forPerson(asNetworkError('https://cp.example:8443/trpc', raw));

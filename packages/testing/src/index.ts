@@ -16,3 +16,4 @@ export { generateSshKeyPair, publicKeyLine, sshKeygenFingerprint, sshKeygenHostV
 export { gpgDecrypt } from './gpg.ts';
 export { seededRandom } from './random.ts';
 export { startCutProxy, type CutProxy, type CutProxyOptions, type Direction } from './cut-proxy.ts';
+export { startSquid, type StartSquidOptions, type TestSquid } from './squid.ts';
