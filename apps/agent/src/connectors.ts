@@ -4,6 +4,7 @@
  * shape of its secrets come with it. What a job may touch is still only what the local policy allows.
  */
 import { ConnectorRegistry } from '@airlock/connector-api';
+import { azblobDestination } from '@airlock/connector-azblob';
 import { localFolderDestination, localFolderSource } from '@airlock/connector-local';
 import { s3Destination } from '@airlock/connector-s3';
 import { scriptSource } from '@airlock/connector-script';
@@ -14,5 +15,6 @@ export function builtInConnectors(): ConnectorRegistry {
     .add(sftpSource, sftpDestination)
     .add(localFolderSource, localFolderDestination)
     .add(scriptSource)
-    .add(s3Destination);
+    .add(s3Destination)
+    .add(azblobDestination);
 }
