@@ -4,6 +4,7 @@
  * shape of its secrets come with it. What a job may touch is still only what the local policy allows.
  */
 import { ConnectorRegistry } from '@airlock/connector-api';
+import { azblobDestination } from '@airlock/connector-azblob';
 import { httpsSource } from '@airlock/connector-https';
 import { localFolderDestination, localFolderSource } from '@airlock/connector-local';
 import { postgresSource } from '@airlock/connector-postgres';
@@ -18,5 +19,6 @@ export function builtInConnectors(): ConnectorRegistry {
     .add(scriptSource)
     .add(postgresSource)
     .add(httpsSource)
-    .add(s3Destination);
+    .add(s3Destination)
+    .add(azblobDestination);
 }

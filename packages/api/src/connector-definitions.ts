@@ -5,6 +5,7 @@
  * `./definition` export below; agents still run only what their own registry and local policy allow.
  */
 import { refOf, schemesOf, type DestinationDefinition, type SourceDefinition } from '@airlock/connector-api/definition';
+import { azblobDestinationDefinition } from '@airlock/connector-azblob/definition';
 import { httpsSourceDefinition } from '@airlock/connector-https/definition';
 import { localFolderDestinationDefinition, localFolderSourceDefinition } from '@airlock/connector-local/definition';
 import { postgresSourceDefinition } from '@airlock/connector-postgres/definition';
@@ -13,7 +14,7 @@ import { scriptSourceDefinition } from '@airlock/connector-script/definition';
 import { sftpDestinationDefinition, sftpSourceDefinition } from '@airlock/connector-sftp/definition';
 
 export const sourceDefinitions: readonly SourceDefinition[] = [sftpSourceDefinition, localFolderSourceDefinition, scriptSourceDefinition, postgresSourceDefinition, httpsSourceDefinition];
-export const destinationDefinitions: readonly DestinationDefinition[] = [sftpDestinationDefinition, localFolderDestinationDefinition, s3DestinationDefinition];
+export const destinationDefinitions: readonly DestinationDefinition[] = [sftpDestinationDefinition, localFolderDestinationDefinition, s3DestinationDefinition, azblobDestinationDefinition];
 
 /** The schemes a grant may name: exactly those the definitions above declare. */
 export const connectorSchemes = schemesOf([...sourceDefinitions, ...destinationDefinitions]);
