@@ -118,7 +118,7 @@ describe('signed agent updates, rolled out by ring', () => {
 
     const canaryStarts = await unit(canary, async () => (await rollout(releaseId)).of(canary)?.state === 'installed');
     // The packaged version downloaded, switched and exited 75; the unit started 0.2.0, which heartbeated.
-    expect(canaryStarts.map((start) => start.code)).toEqual([75, expect.anything()]);
+    expect(canaryStarts.map((start) => start.code), JSON.stringify(canaryStarts, null, 1)).toEqual([75, expect.anything()]);
     expect(canaryStarts.at(-1)?.stopped).toBe(true);
     expect(await readlink(path.join(canary.dir, 'versions', 'current'))).toBe(path.join(canary.dir, 'versions', '0.2.0', 'airlock-agent'));
     expect(await agentVersion(canary)).toBe('0.2.0');
@@ -144,7 +144,7 @@ describe('signed agent updates, rolled out by ring', () => {
 
     const starts = await unit(canary, async () => (await rollout(releaseId)).state === 'halted');
     // 0.2.0 switched (75); the broken release failed at each of its starts; the guard switched back; 0.2.0 reported it.
-    expect(starts.map((start) => start.code)).toEqual([75, 1, 1, 1, expect.anything()]);
+    expect(starts.map((start) => start.code), JSON.stringify(starts, null, 1)).toEqual([75, 1, 1, 1, expect.anything()]);
     expect(starts.at(-1)?.guard).toMatchObject({ action: 'rolled-back' });
     expect((await readFile(marker, 'utf8')).trim().split('\n')).toHaveLength(MAX_STARTS);
     expect(await readlink(path.join(canary.dir, 'versions', 'current'))).toBe(previous);

@@ -25,7 +25,8 @@ export function markerArtifact(marker: string, code = 0): Buffer {
  * started through `main` with the version the build says. Appends to `marker` when it starts.
  */
 export function agentArtifact(version: string, marker: string): Buffer {
-  const tsx = pathToFileURL(require.resolve('tsx/esm/api')).href;
+  // The ESM build of tsx's API: its CommonJS twin registers hooks this script's import cannot use.
+  const tsx = pathToFileURL(require.resolve('tsx/esm/api').replace(/\.cjs$/, '.mjs')).href;
   const cli = pathToFileURL(path.join(REPO_ROOT, 'apps/agent/src/cli.ts')).href;
   return Buffer.from(
     [
@@ -79,6 +80,8 @@ export interface UnitStart {
   guard: unknown;
   code: number | null;
   stopped: boolean;
+  /** The end of what the start wrote to stderr, for a failing test's message. */
+  stderr: string;
 }
 
 /**
@@ -125,7 +128,7 @@ export async function superviseUnit(options: {
       code = await exited;
       clearTimeout(killer);
     }
-    starts.push({ guard: JSON.parse(guard.stdout) as unknown, code, stopped });
+    starts.push({ guard: JSON.parse(guard.stdout) as unknown, code, stopped, stderr: stderr.slice(-1_500) });
     if (stopped || code === 0) return starts;
     if (Date.now() > deadline) throw new Error(`the unit did not settle in ${options.timeoutMs} ms; last stderr: ${stderr}`);
     // RestartSec, shortened.

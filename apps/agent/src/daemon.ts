@@ -283,6 +283,8 @@ async function updateTrial(deps: DaemonDeps, version: string, restart: (outcome:
       if (rolledBack !== undefined) {
         const back = rolledBack;
         rolledBack = undefined;
+        // This heartbeat's answer may still offer the release just rolled back: it is not taken again.
+        refused.add(back.releaseId);
         await deps.securityLog.record('update-rolled-back', `rolled back from ${back.version}: ${back.reason}`);
         if (await report({ rolloutId: back.rolloutId, releaseId: back.releaseId, status: 'rolled-back', reason: back.reason })) await clearRolledBack(dataDir);
       }

@@ -192,7 +192,7 @@ export const rolloutsRouter = {
     });
   }),
 
-  /** Targets every active agent of the tenant: members of the canary group in the first ring, the others after it. */
+  /** Targets every active agent of the tenant: members of the canary group in the first ring, the others after it. Supersedes an active rollout. */
   create: procedureFor('agents:write')
     .input(createRolloutInput)
     .mutation(async ({ ctx, input }) => {
@@ -209,8 +209,14 @@ export const rolloutsRouter = {
           const [group] = await tx.query('SELECT 1 FROM agent_groups WHERE id = $1 AND tenant_id = $2', [input.canaryGroupId, ctx.admin.tenantId]);
           if (!group) throw new NotFoundError('no agent group with that id');
         }
-        const [active] = await tx.query("SELECT 1 FROM rollouts WHERE tenant_id = $1 AND state = 'active'", [ctx.admin.tenantId]);
-        if (active) throw new ConflictError('another rollout is active: halt it first');
+        // One rollout offers at a time: a new one supersedes the active one, so an agent is never offered two versions.
+        const superseded = await tx.query<{ id: string }>(
+          "UPDATE rollouts SET state = 'halted', halted_reason = 'superseded by a newer rollout', finished_at = $2 WHERE tenant_id = $1 AND state = 'active' RETURNING id",
+          [ctx.admin.tenantId, now],
+        );
+        for (const old of superseded) {
+          await appendAudit(tx, eventBy(ctx.admin, ctx.request, { action: 'rollout-halt', target: old.id, outcome: 'success', meta: { by: 'admin', reason: 'superseded' } }));
+        }
         const [rollout] = await tx.query<{ id: string }>(
           `INSERT INTO rollouts (tenant_id, release_id, canary_group_id, starts_at, ends_at, halt_failure_rate, downgrade)
            VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id`,
