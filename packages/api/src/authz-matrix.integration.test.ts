@@ -8,7 +8,7 @@
  * in `seed`). The server runs as a login role in `airlock_app`, as in production, so row-level
  * security is live for every call.
  */
-import { randomBytes, randomInt, randomUUID } from 'node:crypto';
+import { createHash, randomBytes, randomInt, randomUUID } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { readFileSync } from 'node:fs';
@@ -50,7 +50,7 @@ const verdict = z.enum(['allow', 'deny', 'n/a']);
 /** A seeded release's manifest; the control plane stores the signature without checking it (agents do), so any well-formed one serves. */
 const RELEASE_SIGNATURE = `${'A'.repeat(86)}==`;
 function releaseManifestOf(artifact: Buffer) {
-  return { v: 1, product: 'airlock-agent', platform: 'linux-x64', artifact: { sha256: sha256Hex(artifact), size: artifact.length }, downgradeAllowed: false, issuedAt: new Date().toISOString() };
+  return { v: 1, product: 'airlock-agent', platform: 'linux-x64', artifact: { sha256: createHash('sha256').update(artifact).digest('hex'), size: artifact.length }, downgradeAllowed: false, issuedAt: new Date().toISOString() };
 }
 type Verdict = z.infer<typeof verdict>;
 const matrixFile = z.strictObject({
@@ -393,7 +393,7 @@ describe('the authorization matrix on PostgreSQL, served as the airlock_app role
         const [row] = await tx.query<{ id: string }>(
           `INSERT INTO releases (tenant_id, version, platform, manifest, signature, size, sha256, downgrade_allowed, state)
            VALUES ($1, $2, 'linux-x64', $3, $4, 3, $5, false, $6) RETURNING id`,
-          [tenantId, JSON.parse(manifest).version, manifest, RELEASE_SIGNATURE, sha256Hex(artifact), state],
+          [tenantId, JSON.parse(manifest).version, manifest, RELEASE_SIGNATURE, createHash('sha256').update(artifact).digest('hex'), state],
         );
         if (!row) throw new Error('release insert returned nothing');
         await tx.query('INSERT INTO release_chunks (release_id, tenant_id, chunk_index, data) VALUES ($1, $2, 0, $3)', [row.id, tenantId, artifact]);
