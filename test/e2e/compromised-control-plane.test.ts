@@ -8,7 +8,7 @@
  */
 import { existsSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { chmod, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readdir, readFile, readlink, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createHash, randomUUID } from 'node:crypto';
@@ -23,6 +23,7 @@ import { HostileControlPlane } from '../src/hostile-control-plane.ts';
 import { array, object, parseJsonLine, string } from '../src/json.ts';
 import { type CommandResult, runCommand } from '../src/processes.ts';
 import { REPO_ROOT } from '../src/system.ts';
+import { chunksOf, installedLayout, manifestOf, markerArtifact, signRelease } from '../src/releases.ts';
 
 const AGENT_BIN = path.join(REPO_ROOT, 'apps/agent/bin/airlock-agent.js');
 const AIRLOCK_BIN = path.join(REPO_ROOT, 'apps/control-plane/bin/airlock.js');
@@ -42,6 +43,9 @@ const ATTACKS = [
   'forged receipt',
   'rewritten audit history',
   'truncated audit history',
+  'release signed by the control-plane key',
+  'tampered release artifact',
+  'unsigned downgrade',
 ] as const;
 type Attack = (typeof ATTACKS)[number];
 const prevented = new Set<Attack>();
@@ -74,6 +78,11 @@ describe('compromised-control-plane', () => {
   let attacker: DemoKey;
   const controlPlaneKey = generateKeyPair();
   const attackerKey = generateKeyPair();
+  /** The release key: the agent pins its public half from a file, as the package installs it. */
+  const releaseKey = generateKeyPair();
+  let releaseKeyFile: string;
+  let releaseMarker: string;
+  let installedAgent: string;
   const agentId = randomUUID();
   const tenantId = randomUUID();
   const otherTenantId = randomUUID();
@@ -142,7 +151,11 @@ describe('compromised-control-plane', () => {
   };
 
   const agent = (args: readonly string[], dir = agentDir): Promise<CommandResult> =>
-    runCommand(process.execPath, [AGENT_BIN, ...args, '--dir', dir], { env: { ...inheritedEnv(), AIRLOCK_LOG_LEVEL: 'info' }, cwd: work, timeoutMs: COMMAND_TIMEOUT_MS });
+    runCommand(process.execPath, [AGENT_BIN, ...args, '--dir', dir], {
+      env: { ...inheritedEnv(), AIRLOCK_LOG_LEVEL: 'info', AIRLOCK_AGENT_RELEASE_KEY: releaseKeyFile },
+      cwd: work,
+      timeoutMs: COMMAND_TIMEOUT_MS,
+    });
 
   /** One `run --once`, with `answer` as what the long-poll hands out (none: an idle round that only witnesses). */
   const runAgent = async (answer?: unknown): Promise<CommandResult> => {
@@ -206,6 +219,10 @@ describe('compromised-control-plane', () => {
     scriptMarker = path.join(work, 'exfiltrated');
     scriptFile = path.join(work, 'exfiltrate.sh');
     for (const dir of [agentDir, deliveredDir, elsewhereDir]) await mkdir(dir, { mode: 0o700 });
+    releaseKeyFile = path.join(work, 'release-key.pub');
+    await writeFile(releaseKeyFile, `${encodeKey(releaseKey.publicKey)}\n`, { mode: 0o644 });
+    releaseMarker = path.join(work, 'release-ran');
+    installedAgent = path.join(work, 'installed-airlock-agent');
     // A script that would leave a marker if it ever ran; the local policy does not list it.
     await writeFile(scriptFile, `#!/bin/sh\ntouch '${scriptMarker}'\ncat /etc/hostname\n`, { mode: 0o755 });
     [recipient, attacker, sshd] = await Promise.all([
@@ -235,6 +252,9 @@ describe('compromised-control-plane', () => {
     };
     await writeFile(path.join(agentDir, 'policy.yaml'), YAML.stringify(policy), { mode: 0o600 });
     await chmod(agentDir, 0o700);
+    // Installed as the package does it, so the agent could switch versions if a release were genuine.
+    await writeFile(installedAgent, markerArtifact(path.join(work, 'installed-ran')), { mode: 0o755 });
+    await installedLayout(agentDir, installedAgent);
   }, 120_000);
 
   afterAll(async () => {
@@ -450,6 +470,79 @@ describe('compromised-control-plane', () => {
     expect(result.stderr).toContain('ALERT');
     await expectNothingHappened(before, 'audit-truncated');
     prevented.add('truncated audit history');
+  });
+
+  /** An update offer as a heartbeat carries it, and the artifact bytes the control plane serves for it. */
+  const offerUpdate = (release: unknown, artifact: Buffer, downgrade = false) => {
+    hostile.behaviour.update = { rolloutId: randomUUID(), releaseId: randomUUID(), release, downgrade };
+    hostile.behaviour.releaseChunks = chunksOf(artifact);
+  };
+
+  /** Nothing of the release was run, made executable or switched to, and the refusal was recorded and reported. */
+  const expectNothingInstalled = async (before: Evidence, kind: string) => {
+    hostile.behaviour.update = undefined;
+    expect(existsSync(releaseMarker), 'the release ran').toBe(false);
+    expect(await readlink(path.join(agentDir, 'versions', 'current'))).toBe(installedAgent);
+    expect((await readdir(path.join(agentDir, 'versions'))).sort(), 'files in versions/').toEqual(['current']);
+    await expectNothingHappened(before, kind);
+    const refusals = hostile.callsTo('agent.reportUpdate').map((call) => object(call.input, 'update report'));
+    expect(refusals.at(-1)).toMatchObject({ status: 'refused' });
+  };
+
+  it('[operations:update] refuses a release signed by the control-plane key instead of the release key: nothing downloaded or run', async () => {
+    const before = await evidence();
+    const artifact = markerArtifact(releaseMarker);
+    const chunksBefore = hostile.callsTo('agent.releaseChunk').length;
+    offerUpdate(signRelease(manifestOf(artifact, '9.0.0'), controlPlaneKey), artifact);
+    const result = await runAgent();
+    expect(result.stderr).toContain('update refused');
+    expect(hostile.callsTo('agent.releaseChunk')).toHaveLength(chunksBefore);
+    await expectNothingInstalled(before, 'update-bad-signature');
+    prevented.add('release signed by the control-plane key');
+  });
+
+  it('[operations:update] refuses a tampered artifact under a genuine release signature: the download is checked and deleted before anything is executable', async () => {
+    const before = await evidence();
+    const artifact = markerArtifact(releaseMarker);
+    // Same size, one byte changed: only the SHA-256 can tell.
+    const tampered = Buffer.from(artifact);
+    tampered[tampered.length - 3] = 0x31;
+    offerUpdate(signRelease(manifestOf(artifact, '9.0.0'), releaseKey), tampered);
+    const result = await runAgent();
+    expect(result.stderr).toContain('update refused');
+    expect(hostile.callsTo('agent.releaseChunk').length).toBeGreaterThan(0);
+    await expectNothingInstalled(before, 'update-artifact-mismatch');
+    prevented.add('tampered release artifact');
+  });
+
+  it('[operations:update] refuses a downgrade the release key did not sign as one, even when the control plane asks for it', async () => {
+    const before = await evidence();
+    const artifact = markerArtifact(releaseMarker);
+    offerUpdate(signRelease(manifestOf(artifact, '0.0.1'), releaseKey), artifact, true);
+    await runAgent();
+    await expectNothingInstalled(before, 'update-downgrade');
+    prevented.add('unsigned downgrade');
+  });
+
+  it('[operations:update] installs a release the release key signed: made executable only after its check, switched to, and the agent exits for a restart', async () => {
+    const artifact = markerArtifact(releaseMarker);
+    offerUpdate(signRelease(manifestOf(artifact, '9.0.0'), releaseKey), artifact);
+    const result = await runAgent();
+    hostile.behaviour.update = undefined;
+    expect(result.code, result.stderr).toBe(75);
+    const installed = path.join(agentDir, 'versions', '9.0.0', 'airlock-agent');
+    expect(await readlink(path.join(agentDir, 'versions', 'current'))).toBe(installed);
+    expect((await stat(installed)).mode & 0o777).toBe(0o700);
+    expect(await readFile(installed)).toEqual(artifact);
+    // The agent never starts what it installed (the unit does): the marker appears only when the switched-to file runs.
+    expect(existsSync(releaseMarker)).toBe(false);
+    const started = await runCommand(path.join(agentDir, 'versions', 'current'), [], { env: inheritedEnv(), timeoutMs: COMMAND_TIMEOUT_MS });
+    expect(started.code).toBe(0);
+    expect(existsSync(releaseMarker)).toBe(true);
+    // Back as installed for any later test.
+    await rm(path.join(agentDir, 'versions'), { recursive: true });
+    await rm(releaseMarker);
+    await installedLayout(agentDir, installedAgent);
   });
 
   it('follows a key rotation only when the pinned key signed it', async () => {

@@ -63,6 +63,9 @@ export async function checkUnits(): Promise<UnitReport> {
     await cp('/usr/lib/systemd/system', path.join(root, 'usr/lib/systemd/system'), { recursive: true, force: false, errorOnExist: false });
     await copyFile('/usr/bin/kill', path.join(root, 'usr/bin/kill'));
     await mkdir(path.join(root, 'etc/systemd/system'), { recursive: true });
+    // What the agent's postinst makes: the link the unit's ExecStart starts, at the packaged binary.
+    await mkdir(path.join(root, 'var/lib/airlock/versions'), { recursive: true });
+    await symlink('/usr/bin/airlock-agent', path.join(root, 'var/lib/airlock/versions/current'));
 
     const unitFile = (unit: string) => path.join(root, 'usr/lib/systemd/system', unit);
     const exposure = async (unit: string) => parseExposure((await outcome('systemd-analyze', ['security', '--offline=true', '--no-pager', unitFile(unit)])).output, unit);

@@ -13,7 +13,7 @@
  */
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, readlink, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -87,6 +87,9 @@ export async function installTest(log: (line: string) => void): Promise<InstallR
     check((await owner('/etc/airlock/secrets.yaml')) === 'airlock:airlock 600', `secrets.yaml is ${await owner('/etc/airlock/secrets.yaml')}`);
     check((await owner('/etc/airlock/control-plane.env')) === 'root:root 600', `control-plane.env is ${await owner('/etc/airlock/control-plane.env')}`);
     check((await owner('/var/lib/airlock')) === 'airlock:airlock 700', `/var/lib/airlock is ${await owner('/var/lib/airlock')}`);
+    // The unit starts versions/current: the packaged binary until a signed update switches it.
+    check((await owner('/var/lib/airlock/versions')) === 'airlock:airlock 700', `/var/lib/airlock/versions is ${await owner('/var/lib/airlock/versions')}`);
+    check((await readlink('/var/lib/airlock/versions/current')) === '/usr/bin/airlock-agent', 'versions/current does not point at /usr/bin/airlock-agent');
     const conffiles = (await command('dpkg-query', ['-W', '-f=${Conffiles}', ...PACKAGES])).trim();
     for (const file of ['/etc/airlock/policy.yaml', '/etc/airlock/secrets.yaml', '/etc/airlock/control-plane.env']) check(conffiles.includes(file), `${file} is not a conffile`);
 

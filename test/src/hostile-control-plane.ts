@@ -1,7 +1,8 @@
 /**
  * A hostile control plane for the `compromised-control-plane` suite: it speaks the agent's side of
  * the tRPC wire format (JSON over HTTP, no batching) on loopback, and answers whatever the test tells
- * it to: any identity key, any job (signed or not, by any key), any audit checkpoint and records.
+ * it to: any identity key, any job (signed or not, by any key), any audit checkpoint and records,
+ * any update offer and any artifact bytes.
  * It records every call, so a test can show, for example, that a token was never sent to it.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -24,6 +25,10 @@ export interface HostileBehaviour {
   records: AuditRecord[];
   rotations: unknown[];
   enrollment: { agentId: string; tenantId: string };
+  /** What heartbeats offer as an update (any release, signed by any key, or none). */
+  update?: unknown;
+  /** What `agent.releaseChunk` serves, by index: the artifact as the control plane chooses to send it. */
+  releaseChunks?: Buffer[];
 }
 
 const MAX_BODY = 1024 * 1024;
@@ -107,7 +112,14 @@ export class HostileControlPlane implements AsyncDisposable {
       case 'enrollment.enroll':
         return b.enrollment;
       case 'agent.heartbeat':
-        return { ok: true, serverTime: new Date().toISOString() };
+        return { ok: true, serverTime: new Date().toISOString(), ...(b.update === undefined ? {} : { update: b.update }) };
+      case 'agent.releaseChunk': {
+        const index = Number(typeof input === 'object' && input !== null ? Reflect.get(input, 'index') : NaN);
+        const chunk = b.releaseChunks?.[index];
+        return chunk === undefined ? undefined : { data: chunk.toString('base64') };
+      }
+      case 'agent.reportUpdate':
+        return { ok: true };
       case 'agent.nextJob': {
         const next = b.jobs.shift();
         if (next !== undefined) return next;

@@ -30,7 +30,8 @@ function common(command: Command): Command {
 
 /** Printed after `airlock-agent --help`; the README's "Exit status" says the same. */
 export const EXIT_STATUS_HELP = `
-Exit status: 0 ok, 1 failed, 2 usage (a wrong command line), 3 refused by policy or permission.
+Exit status: 0 ok, 1 failed, 2 usage (a wrong command line), 3 refused by policy or permission,
+75 switched to another version (the unit restarts the agent on it).
 With --json, a failure is one line of JSON on stderr: {"error": {"code": "...", "message": "..."}}.`;
 
 /**
@@ -82,8 +83,10 @@ function parseOrRefuse<T>(schema: { safeParse(value: unknown): { success: true; 
   return parsed.data;
 }
 
-export function buildProgram(options: { jsonErrors?: boolean } = {}): Command {
-  const program = new Command('airlock-agent').description('Airlock agent: pulls, encrypts and delivers files; connects outward only').version(packageJson.version).exitOverride();
+/** `version`: the version this build reports and updates from; the package's unless the build says otherwise. */
+export function buildProgram(options: { jsonErrors?: boolean; version?: string } = {}): Command {
+  const version = options.version ?? packageJson.version;
+  const program = new Command('airlock-agent').description('Airlock agent: pulls, encrypts and delivers files; connects outward only').version(version).exitOverride();
   if (options.jsonErrors) program.configureOutput({ outputError: () => undefined, writeErr: () => undefined });
   else program.showHelpAfterError();
   program.addHelpText('after', EXIT_STATUS_HELP);
@@ -187,6 +190,7 @@ export function buildProgram(options: { jsonErrors?: boolean } = {}): Command {
       const { rotateKey } = await import('./key-rotation.ts');
       const { Outbox } = await import('./outbox.ts');
       const { LocalConfig } = await import('./local-config.ts');
+      const { EXIT_UPDATED, loadReleaseKey } = await import('./updates.ts');
       const config = loadAgentConfig(options);
       const logger = pino({ level: config.logLevel, base: { service: 'agent' } }, pino.destination(2));
       const egress = await openEgress(...(await egressSettings(loadIdentity, config.dataDir)), config);
@@ -230,6 +234,8 @@ export function buildProgram(options: { jsonErrors?: boolean } = {}): Command {
           securityLog,
           receipts: receiptSigner(identity, activeKey),
           witnessIntervalMs: config.witnessIntervalMs,
+          updates: { releaseKey: await loadReleaseKey(config.updates.releaseKeyFile), settings: config.updates },
+          version,
         },
         options.once ? { maxJobs: 1, idleTimeoutMs: Number(options.idleTimeout) * 1000, signal: controller.signal } : { signal: controller.signal },
       ).finally(async () => {
@@ -237,6 +243,12 @@ export function buildProgram(options: { jsonErrors?: boolean } = {}): Command {
         await egress.close();
         return lock.release();
       });
+      const switched = reports.find((outcome) => outcome.kind === 'switched');
+      if (switched !== undefined) {
+        print(options.json, { switched: switched.version }, () => `switched to ${switched.version}; restarting`);
+        process.exitCode = EXIT_UPDATED;
+        return;
+      }
       if (options.once) {
         const outcome = reports[0];
         if (outcome?.kind === 'refused') {
@@ -244,10 +256,22 @@ export function buildProgram(options: { jsonErrors?: boolean } = {}): Command {
           process.exitCode = EXIT_REFUSED;
           return;
         }
-        const report = outcome?.report;
+        const report = outcome?.kind === 'run' ? outcome.report : undefined;
         print(options.json, report ?? null, () => (report ? `run ${report.runId} ${report.status}` : 'no job arrived'));
         if (!report || report.status !== 'succeeded') process.exitCode = report?.errorClass === 'policy-violation' ? EXIT_REFUSED : 1;
       }
+    });
+
+  common(program.command('update-guard'))
+    .description('before each start (the unit\'s ExecStartPre): roll back a new version that has not heartbeated in time or in its allowed starts')
+    .action(async (options: CommonOptions) => {
+      const { loadAgentConfig } = await import('./config.ts');
+      const { guardStart } = await import('./updates.ts');
+      const { SecurityLog } = await import('./security-log.ts');
+      const config = loadAgentConfig(options);
+      const outcome = await guardStart(config.dataDir, config.updates);
+      if (outcome.action === 'rolled-back') await new SecurityLog(config.dataDir).record('update-rolled-back', outcome.reason);
+      print(options.json, outcome, () => (outcome.action === 'rolled-back' ? `rolled back: ${outcome.reason}` : outcome.action === 'counted' ? `new version on trial, start ${outcome.starts}` : 'no update pending'));
     });
 
   common(program.command('status'))
@@ -373,10 +397,10 @@ export function buildProgram(options: { jsonErrors?: boolean } = {}): Command {
   return program;
 }
 
-export async function main(argv: string[]): Promise<void> {
+export async function main(argv: string[], build: { version?: string } = {}): Promise<void> {
   const json = argv.includes('--json');
   try {
-    await buildProgram({ jsonErrors: json }).parseAsync(argv);
+    await buildProgram({ jsonErrors: json, ...build }).parseAsync(argv);
   } catch (error) {
     // Commander ends `--help` and `--version` by throwing too, with status 0.
     if (isCommanderExit(error) && error.exitCode === 0) return;

@@ -5,6 +5,7 @@
 import path from 'node:path';
 import { z } from 'zod';
 import { formatIssues, UserError } from '@airlock/errors';
+import { UPDATE_CONFIRM_WITHIN_MS, UPDATE_MAX_STARTS } from '@airlock/protocol';
 import { type ProxySettings, proxySettingsFromEnv } from './egress.ts';
 import { DEFAULT_RETRY, type RetryPolicy } from './retry.ts';
 
@@ -30,6 +31,16 @@ const schema = z.object({
   AIRLOCK_AGENT_PROXY_CREDENTIAL: z.string().min(1).optional(),
   /** How often the agent witnesses the control plane's audit chain, in milliseconds. Default 300000. */
   AIRLOCK_AGENT_WITNESS_INTERVAL_MS: z.coerce.number().int().min(1_000).max(86_400_000).default(300_000),
+  /**
+   * The release key's public half (base64 Ed25519, one line), installed by the package: only releases
+   * it signed are installed. Without the file, remote updates are refused. Default
+   * `/usr/share/airlock/release-key.pub`.
+   */
+  AIRLOCK_AGENT_RELEASE_KEY: z.string().min(1).default('/usr/share/airlock/release-key.pub'),
+  /** A new version that has not heartbeated this many milliseconds after the switch is rolled back. Default 300000. */
+  AIRLOCK_AGENT_UPDATE_CONFIRM_MS: z.coerce.number().int().min(1_000).max(86_400_000).default(UPDATE_CONFIRM_WITHIN_MS),
+  /** Starts of a new version before the unit's guard rolls it back. Default 3. */
+  AIRLOCK_AGENT_UPDATE_MAX_STARTS: z.coerce.number().int().min(1).max(20).default(UPDATE_MAX_STARTS),
 });
 
 export interface AgentConfig {
@@ -42,6 +53,13 @@ export interface AgentConfig {
   witnessIntervalMs: number;
   /** HTTPS_PROXY, HTTP_PROXY, ALL_PROXY and NO_PROXY (either case), as curl reads them; agent.json's `proxy` replaces them. */
   proxyFromEnv: ProxySettings;
+  updates: UpdateSettings;
+}
+
+export interface UpdateSettings {
+  releaseKeyFile: string;
+  confirmWithinMs: number;
+  maxStarts: number;
 }
 
 export function loadAgentConfig(overrides: { dir?: string; policy?: string; secrets?: string } = {}, env: NodeJS.ProcessEnv = process.env): AgentConfig {
@@ -65,5 +83,6 @@ export function loadAgentConfig(overrides: { dir?: string; policy?: string; secr
     },
     witnessIntervalMs: raw.AIRLOCK_AGENT_WITNESS_INTERVAL_MS,
     proxyFromEnv: { ...proxySettingsFromEnv(env), ...(raw.AIRLOCK_AGENT_PROXY_CREDENTIAL === undefined ? {} : { credential: raw.AIRLOCK_AGENT_PROXY_CREDENTIAL }) },
+    updates: { releaseKeyFile: path.resolve(raw.AIRLOCK_AGENT_RELEASE_KEY), confirmWithinMs: raw.AIRLOCK_AGENT_UPDATE_CONFIRM_MS, maxStarts: raw.AIRLOCK_AGENT_UPDATE_MAX_STARTS },
   };
 }

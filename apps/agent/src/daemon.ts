@@ -19,6 +19,8 @@ import type { Outbox } from './outbox.ts';
 import type { LocalState } from './local-config.ts';
 import { reconnectDelay, retryAfterOf, type RetryPolicy } from './retry.ts';
 import { runJob } from './transfer.ts';
+import { clearRolledBack, confirmPending, installUpdate, readPending, readRolledBack, recordRefusal, rollBack, UpdateRefusal } from './updates.ts';
+import type { UpdateSettings } from './config.ts';
 import packageJson from '../package.json' with { type: 'json' };
 
 /** Reported in every heartbeat; the package version is its one source, as for `--version` and the release. */
@@ -43,9 +45,17 @@ export interface DaemonDeps {
   receipts: ReceiptSigner;
   /** How often to witness the audit chain. Default 5 minutes. */
   witnessIntervalMs?: number;
+  /** Signed updates: the pinned release key (null: none installed, every offer refused) and the rollback bounds. */
+  updates?: { releaseKey: Uint8Array | null; settings: UpdateSettings };
+  /** The version this process reports and updates from; the package's by default. */
+  version?: string;
 }
 
-export type DaemonOutcome = { kind: 'run'; report: RunReport } | { kind: 'refused'; event: SecurityEvent };
+export type DaemonOutcome =
+  | { kind: 'run'; report: RunReport }
+  | { kind: 'refused'; event: SecurityEvent }
+  /** `current` now points at another version (an update, or a rollback of one): exit with `EXIT_UPDATED` so the unit starts it. */
+  | { kind: 'switched'; version: string };
 
 export interface DaemonOptions {
   /** Stop after this many jobs (for scripted runs); default: run until aborted. */
@@ -106,8 +116,17 @@ async function witness(deps: DaemonDeps): Promise<void> {
 
 export async function runDaemon(deps: DaemonDeps, options: DaemonOptions = {}): Promise<DaemonOutcome[]> {
   const { logger } = deps;
+  const version = deps.version ?? AGENT_VERSION;
   let client = deps.client;
   const reports: DaemonOutcome[] = [];
+  // Stops the loop when a version switch needs a restart, as well as when the caller aborts.
+  const switched = new AbortController();
+  const signal = options.signal === undefined ? switched.signal : AbortSignal.any([options.signal, switched.signal]);
+  options = { ...options, signal };
+  const updates = await updateTrial(deps, version, (outcome) => {
+    reports.push(outcome);
+    switched.abort();
+  });
   const sendEvents = () => deps.securityLog.flush(async (event) => void (await client.custody.reportSecurityEvent.mutate(event)), (fields, message) => logger.warn(fields, message));
   const sendReport = async (report: RunReport) => {
     try {
@@ -131,8 +150,11 @@ export async function runDaemon(deps: DaemonDeps, options: DaemonOptions = {}): 
     if (options.idleTimeoutMs !== undefined && Date.now() - started > options.idleTimeoutMs) break;
     try {
       if (Date.now() - lastHeartbeat > HEARTBEAT_INTERVAL_MS) {
-        const beat = await client.agent.heartbeat.mutate({ version: AGENT_VERSION, hostname: reportedHostname() });
+        const beat = await client.agent.heartbeat.mutate({ version, hostname: reportedHostname() });
         lastHeartbeat = Date.now();
+        await updates.heartbeated();
+        const offer: unknown = Reflect.get(beat, 'update');
+        if (offer !== undefined && offer !== null && (await updates.offered(offer))) break;
         if (beat.rotateKey && deps.keys) {
           client = await deps.keys.rotate();
           deps.client = client;
@@ -198,7 +220,107 @@ export async function runDaemon(deps: DaemonDeps, options: DaemonOptions = {}): 
       await sleep(delay, options.signal);
     }
   }
+  updates.stop();
   return reports;
+}
+
+interface UpdateHooks {
+  /** After every successful heartbeat: confirms a version on trial, reports a rollback. */
+  heartbeated(): Promise<void>;
+  /** An offer came with a heartbeat: true when the agent switched versions and must restart. */
+  offered(offer: unknown): Promise<boolean>;
+  stop(): void;
+}
+
+/**
+ * The update side of the loop. A version started by an unconfirmed switch is on trial: its first
+ * heartbeat confirms it; if none succeeds in time it points `current` back at the previous version
+ * and asks for a restart. A version that was rolled back to reports that once it is heard.
+ */
+async function updateTrial(deps: DaemonDeps, version: string, restart: (outcome: DaemonOutcome) => void): Promise<UpdateHooks> {
+  const { logger, dataDir } = deps;
+  const refused = new Set<string>();
+  const report = async (input: { rolloutId: string; releaseId: string; status: 'installed' | 'rolled-back' | 'refused'; reason?: string }) => {
+    try {
+      await deps.client.agent.reportUpdate.mutate({ ...input, runningVersion: version });
+      return true;
+    } catch (error) {
+      logger.warn({ error: error instanceof Error ? error.message : String(error), status: input.status }, 'update report not sent');
+      return false;
+    }
+  };
+  const settings = deps.updates?.settings;
+  let trial = settings === undefined ? undefined : await readPending(dataDir);
+  if (trial !== undefined && trial.version !== version) trial = undefined;
+  let timer: NodeJS.Timeout | undefined;
+  if (trial !== undefined && settings !== undefined) {
+    const onTrial = trial;
+    const left = Date.parse(onTrial.switchedAt) + settings.confirmWithinMs - Date.now();
+    logger.info({ version, confirmWithinMs: Math.max(0, left) }, 'new version on trial until its first heartbeat');
+    timer = setTimeout(() => {
+      const reason = `version ${version} did not heartbeat within ${Math.round(settings.confirmWithinMs / 1000)} s of the switch`;
+      rollBack(dataDir, onTrial, reason).then(
+        () => {
+          logger.error({ version, previous: onTrial.previous }, 'no heartbeat in time: rolled back to the previous version');
+          restart({ kind: 'switched', version: onTrial.previous });
+        },
+        (error: unknown) => logger.error({ error: error instanceof Error ? error.message : String(error) }, 'rollback failed'),
+      );
+    }, Math.max(0, left));
+    timer.unref();
+  }
+  let rolledBack = settings === undefined ? undefined : await readRolledBack(dataDir);
+  if (rolledBack !== undefined && rolledBack.version === version) rolledBack = undefined;
+  return {
+    async heartbeated() {
+      if (trial !== undefined) {
+        clearTimeout(timer);
+        await confirmPending(dataDir);
+        logger.info({ version }, 'update confirmed by a heartbeat');
+        await report({ rolloutId: trial.rolloutId, releaseId: trial.releaseId, status: 'installed' });
+        trial = undefined;
+      }
+      if (rolledBack !== undefined) {
+        const back = rolledBack;
+        rolledBack = undefined;
+        // This heartbeat's answer may still offer the release just rolled back: it is not taken again.
+        refused.add(back.releaseId);
+        await deps.securityLog.record('update-rolled-back', `rolled back from ${back.version}: ${back.reason}`);
+        if (await report({ rolloutId: back.rolloutId, releaseId: back.releaseId, status: 'rolled-back', reason: back.reason })) await clearRolledBack(dataDir);
+      }
+    },
+    async offered(raw) {
+      const key = typeof raw === 'object' && raw !== null ? String(Reflect.get(raw, 'releaseId')) : String(raw);
+      if (refused.has(key)) return false;
+      if (trial !== undefined) return false;
+      try {
+        if (deps.updates === undefined) throw new UpdateRefusal('update-refused', 'this agent was started without update settings');
+        const { manifest } = await installUpdate(raw, {
+          dataDir,
+          version,
+          releaseKey: deps.updates.releaseKey,
+          updatesAllowed: () => deps.local.current.policy.document.updates,
+          fetchChunk: async (releaseId, index) => (await deps.client.agent.releaseChunk.mutate({ releaseId, index })).data,
+          logger,
+        });
+        restart({ kind: 'switched', version: manifest.version });
+        return true;
+      } catch (error) {
+        if (!(error instanceof UpdateRefusal)) throw error;
+        refused.add(key);
+        await recordRefusal(deps.securityLog, error);
+        logger.error({ kind: error.kind, reason: error.message }, 'update refused: security event recorded');
+        const offer = typeof raw === 'object' && raw !== null ? raw : {};
+        const rolloutId = Reflect.get(offer, 'rolloutId');
+        const releaseId = Reflect.get(offer, 'releaseId');
+        if (typeof rolloutId === 'string' && typeof releaseId === 'string') await report({ rolloutId, releaseId, status: 'refused', reason: error.message });
+        return false;
+      }
+    },
+    stop() {
+      clearTimeout(timer);
+    },
+  };
 }
 
 async function execute(job: Job, deps: DaemonDeps, signal?: AbortSignal): Promise<RunReport> {
@@ -209,7 +331,7 @@ async function execute(job: Job, deps: DaemonDeps, signal?: AbortSignal): Promis
   const secrets = (ref: string) => local.current.secrets(ref);
   const progress = (update: RunProgress) => deps.client.agent.progress.mutate(update);
   const keepalive = setInterval(() => {
-    deps.client.agent.heartbeat.mutate({ version: AGENT_VERSION, hostname: reportedHostname() }).catch((error: unknown) => {
+    deps.client.agent.heartbeat.mutate({ version: deps.version ?? AGENT_VERSION, hostname: reportedHostname() }).catch((error: unknown) => {
       deps.logger.debug({ error: error instanceof Error ? error.message : String(error) }, 'keepalive failed');
     });
   }, JOB_KEEPALIVE_MS);

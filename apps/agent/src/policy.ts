@@ -36,6 +36,7 @@
  *         hostKey: "SHA256:..."
  *         roots: ["/incoming"]
  *   recipients: ["<OpenPGP fingerprint>"] # keys data may be encrypted to, for every destination
+ *   updates: remote                       # or manual: refuse every update the control plane offers
  */
 import { createHash } from 'node:crypto';
 import YAML from 'yaml';
@@ -66,6 +67,8 @@ export interface PolicyDocument {
   readonly destinations: Readonly<Record<string, readonly unknown[]>>;
   /** Recipient keys allowed for every destination; a destination entry may add its own. */
   readonly recipients: readonly string[];
+  /** `remote`: the control plane may offer signed updates; `manual`: only the on-prem admin installs versions. */
+  readonly updates: 'remote' | 'manual';
 }
 
 /** One section per connector id; two versions of one connector share their section, so they must share its schema. */
@@ -84,7 +87,7 @@ function sections(definitions: readonly Registered[], kind: Kind): Map<string, R
 function policySchema(definitions: readonly Registered[]) {
   const section = (kind: Kind) =>
     z.strictObject(Object.fromEntries([...sections(definitions, kind)].map(([id, definition]) => [id, z.array(definition.policy.entry).default([])]))).prefault({});
-  return z.strictObject({ sources: section('source'), destinations: section('destination'), recipients: z.array(recipientFingerprint).default([]) });
+  return z.strictObject({ sources: section('source'), destinations: section('destination'), recipients: z.array(recipientFingerprint).default([]), updates: z.enum(['remote', 'manual']).default('remote') });
 }
 
 type AfterDelivery = IntegrationOptions['afterDelivery'];

@@ -3,6 +3,7 @@ import { type ReactNode, useEffect, useRef } from 'react';
 import { ErrorState, Loading } from './components/ui.tsx';
 import { ApiKeysPage } from './pages/ApiKeys.tsx';
 import { AgentsPage } from './pages/Agents.tsx';
+import { UpdatesPage } from './pages/Updates.tsx';
 import { AuditPage } from './pages/Audit.tsx';
 import { IntegrationsPage } from './pages/Integrations.tsx';
 import { LoginPage } from './pages/Login.tsx';
@@ -26,6 +27,7 @@ interface Page {
 const pages: Page[] = [
   { path: '/', label: 'Overview', permission: 'runs:read', render: () => <OverviewPage /> },
   { path: '/agents', label: 'Agents', permission: 'agents:read', render: () => <AgentsPage /> },
+  { path: '/updates', label: 'Updates', permission: 'agents:read', render: () => <UpdatesPage /> },
   { path: '/integrations', label: 'Integrations', permission: 'integrations:read', render: () => <IntegrationsPage /> },
   { path: '/runs', label: 'Runs', permission: 'runs:read', render: () => <RunsPage /> },
   { path: '/scopes', label: 'Scopes', permission: 'scopes:read', render: () => <ScopesPage /> },

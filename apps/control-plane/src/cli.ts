@@ -10,6 +10,7 @@ import { EXIT_REFUSED, fetchNamingFailures, forPerson, formatIssues, fromRemote,
 import { enrollCommand, integrationSpecToSave } from '@airlock/protocol';
 import packageJson from '../package.json' with { type: 'json' };
 import { addAlertCommands } from './alert-commands.ts';
+import { addUpdateCommands } from './update-commands.ts';
 import type { ExportFilter, ExportVerification } from './audit-commands.ts';
 import { addOAuthCommands } from './oauth-commands.ts';
 import { output, printableJson, printableLine } from './output.ts';
@@ -619,6 +620,7 @@ export function buildProgram(options: { jsonErrors?: boolean } = {}): Command {
 
   addAlertCommands(program, adminClient, output);
   addOAuthCommands(program, adminClient, output);
+  addUpdateCommands(program, adminClient, output);
   program
     .command('signing-key')
     .description("the control plane's signing key, which agents pin")

@@ -8,7 +8,7 @@
  * in `seed`). The server runs as a login role in `airlock_app`, as in production, so row-level
  * security is live for every call.
  */
-import { randomBytes, randomUUID } from 'node:crypto';
+import { createHash, randomBytes, randomInt, randomUUID } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { readFileSync } from 'node:fs';
@@ -46,6 +46,12 @@ import { appRouter } from './router.ts';
 import { listenOnLoopback } from './trpc-http.fixture.ts';
 
 const verdict = z.enum(['allow', 'deny', 'n/a']);
+
+/** A seeded release's manifest; the control plane stores the signature without checking it (agents do), so any well-formed one serves. */
+const RELEASE_SIGNATURE = `${'A'.repeat(86)}==`;
+function releaseManifestOf(artifact: Buffer) {
+  return { v: 1, product: 'airlock-agent', platform: 'linux-x64', artifact: { sha256: createHash('sha256').update(artifact).digest('hex'), size: artifact.length }, downgradeAllowed: false, issuedAt: new Date().toISOString() };
+}
 type Verdict = z.infer<typeof verdict>;
 const matrixFile = z.strictObject({
   $comment: z.array(z.string()),
@@ -386,6 +392,29 @@ describe('the authorization matrix on PostgreSQL, served as the airlock_app role
       );
       // A record of this tenant after auditSeq, so a witness's segment has one to show or withhold.
       await appendAudit(tx, { tenantId, actor: { type: 'system', id: 'seed' }, action: 'agent-key-rotation-request', target: agent.id, outcome: 'success', sourceIp: null, meta: {} });
+      // Releases of a three-byte artifact: one uploading (its chunk already there), one published
+      // with an active rollout that has offered it to the agent. A new active rollout supersedes any other.
+      const artifact = Buffer.from('abc');
+      const releaseRow = async (state: 'uploading' | 'published') => {
+        const manifest = JSON.stringify({ ...releaseManifestOf(artifact), version: `0.${randomInt(1, 1_000_000)}.${randomInt(1, 1_000_000)}` });
+        const [row] = await tx.query<{ id: string }>(
+          `INSERT INTO releases (tenant_id, version, platform, manifest, signature, size, sha256, downgrade_allowed, state)
+           VALUES ($1, $2, 'linux-x64', $3, $4, 3, $5, false, $6) RETURNING id`,
+          [tenantId, JSON.parse(manifest).version, manifest, RELEASE_SIGNATURE, createHash('sha256').update(artifact).digest('hex'), state],
+        );
+        if (!row) throw new Error('release insert returned nothing');
+        await tx.query('INSERT INTO release_chunks (release_id, tenant_id, chunk_index, data) VALUES ($1, $2, 0, $3)', [row.id, tenantId, artifact]);
+        return row.id;
+      };
+      const release = await releaseRow('uploading');
+      const publishedRelease = await releaseRow('published');
+      await tx.query("UPDATE rollouts SET state = 'halted' WHERE tenant_id = $1 AND state = 'active'", [tenantId]);
+      const [rollout] = await tx.query<{ id: string }>(
+        `INSERT INTO rollouts (tenant_id, release_id, starts_at, ends_at, halt_failure_rate, downgrade) VALUES ($1, $2, now(), now() + interval '1 day', 0, false) RETURNING id`,
+        [tenantId, publishedRelease],
+      );
+      await tx.query("INSERT INTO rollout_agents (rollout_id, agent_id, tenant_id, ring, state, offered_at) VALUES ($1, $2, $3, 'rest', 'offered', now())", [rollout?.id, agent.id, tenantId]);
+      const newRelease = JSON.stringify({ ...releaseManifestOf(artifact), version: `1.${randomInt(1, 1_000_000)}.${randomInt(1, 1_000_000)}` });
       const rotation = keyRotationProof(generateKeyPair(), agent.id);
       const values: Record<string, string | undefined> = {
         agent: agent.id,
@@ -418,6 +447,11 @@ describe('the authorization matrix on PostgreSQL, served as the airlock_app role
         rotationNonce: rotation.nonce,
         rotationProof: rotation.proof,
         auditSeq: head.seq,
+        release,
+        publishedRelease,
+        rollout: rollout?.id,
+        releaseManifest: newRelease,
+        releaseSignature: RELEASE_SIGNATURE,
       };
       const complete: Record<string, string> = {};
       for (const [name, value] of Object.entries(values)) {

@@ -13,6 +13,7 @@ import { scopeRouters } from './routers/grants.ts';
 import { requestsRouter } from './routers/requests.ts';
 import { sessionRouter } from './routers/session.ts';
 import { ssoRouter } from './routers/sso.ts';
+import { releasesRouter, rolloutsRouter } from './routers/updates.ts';
 import { usersRouter } from './routers/users.ts';
 import { router } from './trpc.ts';
 
@@ -36,6 +37,8 @@ export const appRouter = router({
   users: usersRouter,
   alerts: alertsRouter,
   alertDestinations: alertDestinationsRouter,
+  releases: releasesRouter,
+  rollouts: rolloutsRouter,
 });
 
 export type AppRouter = typeof appRouter;

@@ -28,6 +28,7 @@ export const statementDomains = {
   job: 'airlock-job-envelope-v1',
   receipt: 'airlock-delivery-receipt-v1',
   rotation: 'airlock-control-plane-key-rotation-v1',
+  release: 'airlock-agent-release-v1',
 } as const;
 export type StatementDomain = keyof typeof statementDomains;
 
@@ -101,6 +102,11 @@ export const securityEventKinds = [
   'audit-truncated',
   'receipt-forged',
   'local-config-refused',
+  'update-bad-signature',
+  'update-artifact-mismatch',
+  'update-downgrade',
+  'update-refused',
+  'update-rolled-back',
 ] as const;
 export type SecurityEventKind = (typeof securityEventKinds)[number];
 

@@ -13,3 +13,4 @@ export * from './custody.ts';
 export * from './timings.ts';
 export * from './identity.ts';
 export * from './request-log.ts';
+export * from './updates.ts';

@@ -56,3 +56,15 @@ export const REQUEST_LOG_FLUSH_MS = 1_000;
  * this bounds only the lateness of a lost notification.
  */
 export const WAKE_SWEEP_MS = 10_000;
+
+/**
+ * A new agent version that has not heartbeated this long (ms) after the switch is rolled back: by
+ * itself when it runs but cannot reach the control plane, or by the unit's guard at the next start.
+ */
+export const UPDATE_CONFIRM_WITHIN_MS = 5 * 60_000;
+
+/** Starts of a new agent version, counted by the unit's guard, before it rolls back to the previous one. */
+export const UPDATE_MAX_STARTS = 3;
+
+/** An update offered to an agent that has reported nothing for this long (ms) counts as failed in its ring. */
+export const UPDATE_OFFER_TIMEOUT_MS = 30 * 60_000;

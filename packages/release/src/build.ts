@@ -10,7 +10,10 @@
  *                                              /usr/lib/airlock, migrations, the console, its unit
  *   SHA256SUMS
  *
- * The version is the apps' package.json version, the one every `--version` prints.
+ * The version is the apps' package.json version, the one every `--version` prints. With
+ * `--release-key <file>` naming a release key's public half (`src/release-key.ts keygen`), the
+ * agent package carries it as /usr/share/airlock/release-key.pub, the only key its agents accept
+ * releases from.
  */
 import { execFile } from 'node:child_process';
 import { chmod, copyFile, cp, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
@@ -21,6 +24,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { bundleNode } from '@airlock/agent/bundle';
+import { decodePublicKey } from '@airlock/identity';
 
 const run = promisify(execFile);
 const require = createRequire(import.meta.url);
@@ -157,7 +161,7 @@ async function sha256(file: string): Promise<string> {
   return hash.digest('hex');
 }
 
-export async function buildRelease(): Promise<{ version: string; artifacts: Record<string, number> }> {
+export async function buildRelease(options: { releaseKeyFile?: string } = {}): Promise<{ version: string; artifacts: Record<string, number> }> {
   const version = await releaseVersion();
   const names = artifactNames(version);
   await rm(RELEASE_DIR, { recursive: true, force: true });
@@ -173,6 +177,12 @@ export async function buildRelease(): Promise<{ version: string; artifacts: Reco
     await install(path.join(DEBIAN, 'agent/airlock-agent.service'), path.join(agentRoot, 'usr/lib/systemd/system/airlock-agent.service'), 0o644);
     await install(path.join(DEBIAN, 'agent/policy.yaml'), path.join(agentRoot, 'etc/airlock/policy.yaml'), 0o640);
     await install(path.join(DEBIAN, 'agent/secrets.yaml'), path.join(agentRoot, 'etc/airlock/secrets.yaml'), 0o600);
+    // The release key agents pin: with none, the package's agents refuse every remote update.
+    const releaseKey = options.releaseKeyFile;
+    if (releaseKey !== undefined) {
+      decodePublicKey((await readFile(releaseKey, 'utf8')).trim());
+      await install(releaseKey, path.join(agentRoot, 'usr/share/airlock/release-key.pub'), 0o644);
+    }
     await buildDeb({
       name: 'airlock-agent',
       version,
@@ -212,7 +222,9 @@ export async function buildRelease(): Promise<{ version: string; artifacts: Reco
 
 if (process.argv[1] !== undefined && path.resolve(process.argv[1]) === path.resolve(import.meta.filename)) {
   const started = Date.now();
-  const { version, artifacts } = await buildRelease();
+  const keyFlag = process.argv.indexOf('--release-key');
+  const releaseKeyFile = keyFlag < 0 ? undefined : process.argv[keyFlag + 1];
+  const { version, artifacts } = await buildRelease(releaseKeyFile === undefined ? {} : { releaseKeyFile });
   const json = process.argv.includes('--json');
   if (json) process.stdout.write(`${JSON.stringify({ version, artifacts, seconds: (Date.now() - started) / 1000 })}\n`);
   else {

@@ -1,7 +1,8 @@
 /** What agents call, each request signed: heartbeats, the long-poll for work, and run reports. */
 import type { TRPCRouterRecord } from '@trpc/server';
 import { AuthenticationError, NotFoundError } from '@airlock/errors';
-import { heartbeatInput, type IntegrationSpec, nextJobInput, nextJobOutput, runProgress, runReport } from '@airlock/protocol';
+import { heartbeatInput, type IntegrationSpec, nextJobInput, nextJobOutput, releaseChunkInput, releaseChunkOutput, runProgress, runReport, updateReportInput } from '@airlock/protocol';
+import { dueUpdate, recordUpdateReport } from '../rollouts.ts';
 import { appendAudit, eventBy, recordAudit } from '../audit-log.ts';
 import { sealJob } from '../envelopes.ts';
 import { decideIntegration } from '../grants.ts';
@@ -90,8 +91,34 @@ export const agentChannelRouter = {
        SELECT key_rotation_requested_at FROM agents WHERE id = $3`,
       [input.version, input.hostname, ctx.agent.agentId],
     );
+    // A release due to this agent from an active rollout: the agent checks the release key's signature itself.
+    const update = await ctx.db.transaction((tx) => dueUpdate(tx, ctx.agent, ctx.request, input.version, ctx.now()));
     // An admin asked for a new key: the agent rotates it with `agent.rotateKey`.
-    return { ok: true as const, serverTime: ctx.now().toISOString(), rotateKey: Boolean(agent?.key_rotation_requested_at) };
+    return { ok: true as const, serverTime: ctx.now().toISOString(), rotateKey: Boolean(agent?.key_rotation_requested_at), update };
+  }),
+
+  /** One chunk of a release's artifact, for an agent it was offered to: downloads go through the signed channel, and so through its proxy. */
+  releaseChunk: agentProcedure
+    .input(releaseChunkInput)
+    .output(releaseChunkOutput)
+    .mutation(async ({ ctx, input }) => {
+      const [chunk] = await ctx.db.query<{ data: Buffer }>(
+        `SELECT c.data FROM release_chunks c
+         JOIN rollouts r ON r.release_id = c.release_id AND r.state = 'active'
+         JOIN rollout_agents ra ON ra.rollout_id = r.id AND ra.agent_id = $3 AND ra.state = 'offered'
+         WHERE c.release_id = $1 AND c.chunk_index = $2 AND c.tenant_id = $4
+         LIMIT 1`,
+        [input.releaseId, input.index, ctx.agent.agentId, ctx.agent.tenantId],
+      );
+      if (!chunk) throw new NotFoundError('no such chunk of a release offered to this agent');
+      return { data: Buffer.from(chunk.data).toString('base64') };
+    }),
+
+  /** The agent's word on an offered update: installed, refused, rolled back. Audited; failures count towards the ring's halt threshold. */
+  reportUpdate: agentProcedure.input(updateReportInput).mutation(async ({ ctx, input }) => {
+    const known = await ctx.db.transaction((tx) => recordUpdateReport(tx, ctx.agent, ctx.request, input, ctx.now()));
+    if (!known) throw new NotFoundError('this agent was not offered that release');
+    return { ok: true as const };
   }),
 
   /**

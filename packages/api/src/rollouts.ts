@@ -1,0 +1,138 @@
+/**
+ * Rollouts of signed agent releases, as the agent channel sees them: which release an agent is due
+ * (canary ring first, the rest once no canary is still under way, only inside the window), what
+ * its reports do to the rollout, and when a ring's failures halt it. The control plane never checks
+ * a release's signature for the agent: the agent does, against the key it pinned at install.
+ */
+import { type UpdateOffer, type UpdateStatus, UPDATE_OFFER_TIMEOUT_MS } from '@airlock/protocol';
+import type { JsonValue } from '@airlock/audit';
+import { appendAudit, eventBy } from './audit-log.ts';
+import type { AgentPrincipal } from './auth/agent-auth.ts';
+import type { RequestFacts } from './context.ts';
+import type { Queryable } from './storage/database.ts';
+
+interface DueRow {
+  rollout_id: string;
+  release_id: string;
+  ring: 'canary' | 'rest';
+  state: 'waiting' | 'offered';
+  offered_at: Date | null;
+  downgrade: boolean;
+  manifest: string;
+  signature: string;
+  version: string;
+}
+
+/** Closes a rollout with nothing left to offer, and halts one whose ring failed more than it may. Audited. */
+async function settleRollout(tx: Queryable, rolloutId: string, audit: (action: string, meta: Record<string, JsonValue>) => Promise<void>, now: Date): Promise<void> {
+  const [rollout] = await tx.query<{ state: string; halt_failure_rate: number }>('SELECT state, halt_failure_rate FROM rollouts WHERE id = $1 FOR UPDATE', [rolloutId]);
+  if (rollout?.state !== 'active') return;
+  const rings = await tx.query<{ ring: string; total: string; failed: string; open: string }>(
+    `SELECT ring, count(*) AS total, count(*) FILTER (WHERE state = 'failed') AS failed, count(*) FILTER (WHERE state IN ('waiting', 'offered')) AS open
+     FROM rollout_agents WHERE rollout_id = $1 GROUP BY ring`,
+    [rolloutId],
+  );
+  for (const ring of rings) {
+    const rate = Number(ring.failed) / Number(ring.total);
+    if (Number(ring.failed) > 0 && rate > rollout.halt_failure_rate) {
+      const reason = `${ring.failed} of ${ring.total} agents in the ${ring.ring} ring failed, above the threshold ${rollout.halt_failure_rate}`;
+      await tx.query("UPDATE rollouts SET state = 'halted', halted_reason = $2, finished_at = $3 WHERE id = $1", [rolloutId, reason, now]);
+      await audit('rollout-halt', { ring: ring.ring, failed: Number(ring.failed), total: Number(ring.total) });
+      return;
+    }
+  }
+  if (rings.every((ring) => Number(ring.open) === 0)) {
+    await tx.query("UPDATE rollouts SET state = 'completed', finished_at = $2 WHERE id = $1", [rolloutId, now]);
+    await audit('rollout-complete', {});
+  }
+}
+
+function auditor(tx: Queryable, agent: AgentPrincipal, request: RequestFacts, rolloutId: string, now: Date) {
+  return async (action: string, meta: Record<string, JsonValue>) => {
+    await appendAudit(tx, eventBy(agent, request, { action, target: rolloutId, outcome: action === 'rollout-halt' ? 'failure' : 'success', meta }), now);
+  };
+}
+
+/**
+ * What the agent is due, from a heartbeat reporting `version`: an offer, or null. An agent already
+ * running the release counts as installed; an offer unanswered for `UPDATE_OFFER_TIMEOUT_MS` as failed.
+ */
+export async function dueUpdate(tx: Queryable, agent: AgentPrincipal, request: RequestFacts, version: string, now: Date): Promise<UpdateOffer | null> {
+  const [due] = await tx.query<DueRow>(
+    `SELECT ra.rollout_id, r.release_id, ra.ring, ra.state, ra.offered_at, r.downgrade, rel.manifest, rel.signature, rel.version
+     FROM rollout_agents ra
+     JOIN rollouts r ON r.id = ra.rollout_id
+     JOIN releases rel ON rel.id = r.release_id
+     WHERE ra.agent_id = $1 AND r.state = 'active' AND r.starts_at <= $2 AND r.ends_at > $2 AND ra.state IN ('waiting', 'offered')
+       AND (ra.ring = 'canary' OR NOT EXISTS (
+         SELECT 1 FROM rollout_agents c WHERE c.rollout_id = ra.rollout_id AND c.ring = 'canary' AND c.state IN ('waiting', 'offered')))
+     ORDER BY r.created_at LIMIT 1
+     FOR UPDATE OF ra`,
+    [agent.agentId, now],
+  );
+  if (due === undefined) return null;
+  const audit = auditor(tx, agent, request, due.rollout_id, now);
+  if (version === due.version) {
+    await tx.query("UPDATE rollout_agents SET state = 'installed', updated_at = $3 WHERE rollout_id = $1 AND agent_id = $2", [due.rollout_id, agent.agentId, now]);
+    await audit('agent-update', { status: 'installed', version, ring: due.ring });
+    await settleRollout(tx, due.rollout_id, audit, now);
+    return null;
+  }
+  if (due.state === 'offered' && due.offered_at !== null && now.getTime() - due.offered_at.getTime() > UPDATE_OFFER_TIMEOUT_MS) {
+    const reason = `no report within ${UPDATE_OFFER_TIMEOUT_MS / 60_000} minutes of the offer`;
+    await tx.query("UPDATE rollout_agents SET state = 'failed', reason = $3, updated_at = $4 WHERE rollout_id = $1 AND agent_id = $2", [due.rollout_id, agent.agentId, reason, now]);
+    await audit('agent-update', { status: 'failed', version: due.version, ring: due.ring, reason });
+    await settleRollout(tx, due.rollout_id, audit, now);
+    return null;
+  }
+  if (due.state === 'waiting') {
+    await tx.query("UPDATE rollout_agents SET state = 'offered', offered_at = $3, from_version = $4, updated_at = $3 WHERE rollout_id = $1 AND agent_id = $2", [
+      due.rollout_id,
+      agent.agentId,
+      now,
+      version,
+    ]);
+    await audit('update-offer', { version: due.version, from: version, ring: due.ring });
+  }
+  return { rolloutId: due.rollout_id, releaseId: due.release_id, release: { payload: due.manifest, signature: due.signature }, downgrade: due.downgrade };
+}
+
+/** An agent's report on an offered update. Returns false when the agent was not offered that release. */
+export async function recordUpdateReport(
+  tx: Queryable,
+  agent: AgentPrincipal,
+  request: RequestFacts,
+  report: { rolloutId: string; releaseId: string; status: UpdateStatus; runningVersion: string; reason?: string | undefined },
+  now: Date,
+): Promise<boolean> {
+  const [row] = await tx.query<{ ring: string; state: string }>(
+    `SELECT ra.ring, ra.state FROM rollout_agents ra JOIN rollouts r ON r.id = ra.rollout_id
+     WHERE ra.rollout_id = $1 AND ra.agent_id = $2 AND r.release_id = $3 FOR UPDATE OF ra`,
+    [report.rolloutId, agent.agentId, report.releaseId],
+  );
+  if (row === undefined) return false;
+  const audit = auditor(tx, agent, request, report.rolloutId, now);
+  const failed = report.status === 'failed' || report.status === 'rolled-back' || report.status === 'refused';
+  await appendAudit(
+    tx,
+    eventBy(agent, request, {
+      action: 'agent-update',
+      target: report.rolloutId,
+      outcome: failed ? 'failure' : 'success',
+      meta: { status: report.status, runningVersion: report.runningVersion, ring: row.ring, ...(report.reason === undefined ? {} : { reason: report.reason }) },
+    }),
+    now,
+  );
+  if (report.status === 'installing') return true;
+  // A settled row stays settled: a late or repeated report changes the trail, not the outcome.
+  if (row.state === 'installed' || row.state === 'failed') return true;
+  await tx.query('UPDATE rollout_agents SET state = $3, reason = $4, updated_at = $5 WHERE rollout_id = $1 AND agent_id = $2', [
+    report.rolloutId,
+    agent.agentId,
+    failed ? 'failed' : 'installed',
+    report.reason ?? null,
+    now,
+  ]);
+  await settleRollout(tx, report.rolloutId, audit, now);
+  return true;
+}
