@@ -560,8 +560,10 @@ describe('the authorization matrix on PostgreSQL, served as the airlock_app role
     const { type } = routerProcedures.get(procedure) ?? { type: '' };
     const used = new Set<string>();
     const template = matrix.procedures[procedure]?.input;
-    // Names and ids a call creates are new for every call, since several calls share one seed.
-    const values = { ...target.seed.values, unique: unique('n'), uuid: randomUUID() };
+    // Names, ids and release versions a call creates are new for every call, since several calls share one seed.
+    const seeded = JSON.parse(target.seed.values['releaseManifest'] ?? '{}') as Record<string, unknown>;
+    const releaseManifest = JSON.stringify({ ...seeded, version: `1.${randomInt(1, 1_000_000)}.${randomInt(1, 1_000_000)}` });
+    const values = { ...target.seed.values, unique: unique('n'), uuid: randomUUID(), releaseManifest };
     const input = template === undefined || template === null ? undefined : fill(template, values, used);
     const victim = tenants[target.tenant].id;
     const other = tenants[target.tenant === 'a' ? 'b' : 'a'].id;
