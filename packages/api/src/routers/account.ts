@@ -14,11 +14,26 @@ import { attemptClaims } from '../auth/login.ts';
 import type { AdminPrincipal, UserPrincipal } from '../auth/principal.ts';
 import { beginTotpEnrollment, changeOwnPassword, confirmTotpEnrollment } from '../auth/second-factor.ts';
 import { resolveAuthSettings } from '../auth/settings.ts';
+import type { Queryable } from '../storage/database.ts';
 import { procedureFor } from '../trpc.ts';
 
 function person(admin: AdminPrincipal): UserPrincipal {
   if (admin.kind !== 'user') throw new NotAllowedError('only a signed-in person manages their own sign-in; API keys cannot');
   return admin;
+}
+
+const SSO_OWNS_SIGN_IN = "single sign-on accounts use their identity provider's password and second factor";
+
+/**
+ * The signed-in person, when their account is local. The identity provider owns a single sign-on
+ * account's password and second factor, so every change to them is refused alike, before any
+ * input is looked at, rather than failing later as a wrong code or a missing challenge.
+ */
+async function localPerson(db: Queryable, admin: AdminPrincipal): Promise<UserPrincipal> {
+  const user = person(admin);
+  const [row] = await db.query<{ sso: boolean }>('SELECT oidc_subject IS NOT NULL AS sso FROM admin_users WHERE id = $1', [user.userId]);
+  if (!row || row.sso) throw new NotAllowedError(SSO_OWNS_SIGN_IN);
+  return user;
 }
 
 export const accountRouter = {
@@ -42,7 +57,7 @@ export const accountRouter = {
         [user.userId],
       );
       // The identity provider owns an SSO account's second factor.
-      if (!row || row.sso) throw new NotAllowedError('single sign-on accounts use their identity provider\'s second factor');
+      if (!row || row.sso) throw new NotAllowedError(SSO_OWNS_SIGN_IN);
       const begun = await beginTotpEnrollment(tx, ctx.alerts?.secretBox, { id: user.userId, email: user.email }, row.name);
       await appendAudit(tx, eventBy(user, ctx.request, { action: 'totp-enroll-begin', target: user.email, outcome: 'success', meta: {} }), ctx.now());
       return begun;
@@ -52,7 +67,7 @@ export const accountRouter = {
   confirmTotp: procedureFor('account:manage')
     .input(confirmTotpInput)
     .mutation(async ({ ctx, input }) => {
-      const user = person(ctx.admin);
+      const user = await localPerson(ctx.db, ctx.admin);
       const recoveryCodes = await confirmTotpEnrollment(ctx.db, ctx.alerts?.secretBox, user.userId, input.code, ctx.request.sourceIp, ctx.now());
       return { recoveryCodes };
     }),
@@ -62,7 +77,7 @@ export const accountRouter = {
     const rp = relyingPartyOf(ctx.request.headers.get('host'), resolveAuthSettings(ctx.auth).secureCookies);
     return ctx.db.transaction(async (tx) => {
       const [row] = await tx.query<{ sso: boolean }>('SELECT oidc_subject IS NOT NULL AS sso FROM admin_users WHERE id = $1', [user.userId]);
-      if (!row || row.sso) throw new NotAllowedError("single sign-on accounts use their identity provider's second factor");
+      if (!row || row.sso) throw new NotAllowedError(SSO_OWNS_SIGN_IN);
       return beginPasskeyRegistration(tx, rp, { id: user.userId, email: user.email });
     });
   }),
@@ -70,7 +85,7 @@ export const accountRouter = {
   confirmPasskey: procedureFor('account:manage')
     .input(confirmPasskeyInput)
     .mutation(async ({ ctx, input }) => {
-      const user = person(ctx.admin);
+      const user = await localPerson(ctx.db, ctx.admin);
       const rp = relyingPartyOf(ctx.request.headers.get('host'), resolveAuthSettings(ctx.auth).secureCookies);
       // The shape is checked by the input schema, the contents by the WebAuthn verification.
       const response = input.response as unknown as RegistrationResponseJSON;
@@ -80,7 +95,7 @@ export const accountRouter = {
   changePassword: procedureFor('account:manage')
     .input(changePasswordInput)
     .mutation(async ({ ctx, input }) => {
-      const user = person(ctx.admin);
+      const user = await localPerson(ctx.db, ctx.admin);
       const settings = resolveAuthSettings(ctx.auth);
       const now = ctx.now();
       return changeOwnPassword(
