@@ -1,19 +1,21 @@
 /**
  * A signed-in person's own sign-in: passkey registration (WebAuthn), TOTP enrollment (a secret and its otpauth:// URI for the
- * console's QR code, confirmed with a code, then recovery codes shown once) and a password change
- * that needs the current password and ends the account's other sessions. Console sessions only:
+ * console's QR code, confirmed with a code, then recovery codes shown once), removing either (the
+ * current password, and for TOTP a code too) and a password change that needs the current
+ * password; each change ends the account's other sessions. Console sessions only:
  * an API key has no person behind it to enroll or to know a password.
  */
 import type { TRPCRouterRecord } from '@trpc/server';
 import { NotAllowedError } from '@airlock/errors';
-import { changePasswordInput, confirmPasskeyInput, confirmTotpInput } from '@airlock/protocol';
+import { changePasswordInput, confirmPasskeyInput, confirmTotpInput, removePasskeyInput, removeTotpInput } from '@airlock/protocol';
 import type { RegistrationResponseJSON } from '@simplewebauthn/server';
 import { beginPasskeyRegistration, finishPasskeyRegistration, relyingPartyOf } from '../auth/passkeys.ts';
 import { appendAudit, eventBy } from '../audit-log.ts';
 import { attemptClaims } from '../auth/login.ts';
 import type { AdminPrincipal, UserPrincipal } from '../auth/principal.ts';
-import { beginTotpEnrollment, changeOwnPassword, confirmTotpEnrollment } from '../auth/second-factor.ts';
+import { beginTotpEnrollment, changeOwnPassword, confirmTotpEnrollment, removeOwnPasskey, removeOwnTotp, type StepRequest } from '../auth/second-factor.ts';
 import { resolveAuthSettings } from '../auth/settings.ts';
+import type { Context } from '../context.ts';
 import type { Queryable } from '../storage/database.ts';
 import { procedureFor } from '../trpc.ts';
 
@@ -34,6 +36,13 @@ async function localPerson(db: Queryable, admin: AdminPrincipal): Promise<UserPr
   const [row] = await db.query<{ sso: boolean }>('SELECT oidc_subject IS NOT NULL AS sso FROM admin_users WHERE id = $1', [user.userId]);
   if (!row || row.sso) throw new NotAllowedError(SSO_OWNS_SIGN_IN);
   return user;
+}
+
+/** What checking the current password needs, as a login has it. */
+function stepRequestOf(ctx: Context): StepRequest {
+  const settings = resolveAuthSettings(ctx.auth);
+  const now = ctx.now();
+  return { db: ctx.db, box: ctx.alerts?.secretBox, settings, sourceIp: ctx.request.sourceIp, now, claim: attemptClaims(settings, now), ...(ctx.loginGuard ? { guard: ctx.loginGuard } : {}) };
 }
 
 export const accountRouter = {
@@ -92,16 +101,34 @@ export const accountRouter = {
       return finishPasskeyRegistration(ctx.db, rp, { id: user.userId, email: user.email, tenantId: user.tenantId }, response, ctx.request.sourceIp, ctx.now());
     }),
 
+  /** The account's passkeys, to choose one to remove; the ids are WebAuthn credential ids, not secrets. */
+  passkeys: procedureFor('account:manage').query(async ({ ctx }) => {
+    const user = person(ctx.admin);
+    const rows = await ctx.db.query<{ id: string; created_at: Date; last_used_at: Date | null }>(
+      'SELECT id, created_at, last_used_at FROM webauthn_credentials WHERE user_id = $1 ORDER BY created_at, id',
+      [user.userId],
+    );
+    return rows.map((row) => ({ id: row.id, createdAt: row.created_at.toISOString(), lastUsedAt: row.last_used_at?.toISOString() ?? null }));
+  }),
+
+  removeTotp: procedureFor('account:manage')
+    .input(removeTotpInput)
+    .mutation(async ({ ctx, input }) => {
+      const user = await localPerson(ctx.db, ctx.admin);
+      return removeOwnTotp(stepRequestOf(ctx), user, input);
+    }),
+
+  removePasskey: procedureFor('account:manage')
+    .input(removePasskeyInput)
+    .mutation(async ({ ctx, input }) => {
+      const user = await localPerson(ctx.db, ctx.admin);
+      return removeOwnPasskey(stepRequestOf(ctx), user, input);
+    }),
+
   changePassword: procedureFor('account:manage')
     .input(changePasswordInput)
     .mutation(async ({ ctx, input }) => {
       const user = await localPerson(ctx.db, ctx.admin);
-      const settings = resolveAuthSettings(ctx.auth);
-      const now = ctx.now();
-      return changeOwnPassword(
-        { db: ctx.db, box: ctx.alerts?.secretBox, settings, sourceIp: ctx.request.sourceIp, now, claim: attemptClaims(settings, now), ...(ctx.loginGuard ? { guard: ctx.loginGuard } : {}) },
-        user,
-        input,
-      );
+      return changeOwnPassword(stepRequestOf(ctx), user, input);
     }),
 } satisfies TRPCRouterRecord;
