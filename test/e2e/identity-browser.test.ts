@@ -149,6 +149,7 @@ describe('identity in Chromium', () => {
     await page.getByRole('button', { name: 'Turn on' }).click();
     await page.getByTestId('recovery-codes').waitFor();
     expect(await page.getByTestId('recovery-codes').locator('li').count()).toBe(10);
+    const recoveryCodes = await page.getByTestId('recovery-codes').locator('li').allInnerTexts();
     await screenshot(page, ARTIFACTS, '05-recovery-codes');
     await page.context().close();
 
@@ -168,6 +169,22 @@ describe('identity in Chromium', () => {
     await screenshot(next, ARTIFACTS, '06-second-factor-prompt');
     await next.getByRole('button', { name: 'Continue' }).click();
     await next.getByRole('heading', { level: 1, name: 'Overview' }).waitFor();
+
+    // Removing it takes the password and a code; this step's code was just spent, so a recovery code.
+    await next.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Account', exact: true }).click();
+    await next.getByRole('button', { name: 'Remove authenticator app' }).click();
+    const removal = next.getByRole('form', { name: 'Remove the authenticator app' });
+    await removal.getByLabel('Current password').fill('not-the-password');
+    await removal.getByLabel('Authentication or recovery code').fill(recoveryCodes[0]?.trim() ?? '');
+    await removal.getByRole('button', { name: 'Remove', exact: true }).click();
+    await removal.getByText('the current password is wrong').waitFor();
+    await removal.getByLabel('Current password').fill(local.password);
+    await removal.getByRole('button', { name: 'Remove', exact: true }).click();
+    await next.getByText(/Authenticator app removed/).waitFor();
+    await next.getByText('Off.', { exact: true }).waitFor();
+    await screenshot(next, ARTIFACTS, '06b-totp-removed');
+    const removed = await db.forSystem().query<{ outcome: string }>("SELECT outcome FROM audit_events WHERE action = 'totp-remove' ORDER BY id");
+    expect(removed.map((row) => row.outcome)).toEqual(['denied', 'success']);
     await next.context().close();
   });
 
@@ -209,6 +226,23 @@ describe('identity in Chromium', () => {
     await screenshot(page, ARTIFACTS, '09-signed-in-with-passkey');
     const [login] = await db.forSystem().query<{ meta: { steps: string[] } }>("SELECT meta FROM audit_events WHERE action = 'login' AND target = $1 ORDER BY id DESC LIMIT 1", [passkeyUser.email]);
     expect(login?.meta.steps).toEqual(['second-factor', 'passkey']);
+
+    // Removed from the Account page with the password; the next sign-in needs the password only.
+    await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Account', exact: true }).click();
+    await page.getByRole('list', { name: 'Your passkeys' }).waitFor();
+    await page.getByRole('button', { name: 'Remove passkey 1' }).click();
+    const removal = page.getByRole('form', { name: 'Remove the passkey' });
+    await removal.getByLabel('Current password').fill(passkeyUser.password);
+    await screenshot(page, ARTIFACTS, '09b-passkey-removal');
+    await removal.getByRole('button', { name: 'Remove', exact: true }).click();
+    await page.getByTestId('passkey-count').getByText('No passkeys yet.').waitFor();
+    const [left] = await db.forSystem().query<{ n: number }>('SELECT count(*)::int AS n FROM webauthn_credentials w JOIN admin_users u ON u.id = w.user_id WHERE u.email = $1', [passkeyUser.email]);
+    expect(left?.n).toBe(0);
+    const [audited] = await db.forSystem().query<{ n: number }>("SELECT count(*)::int AS n FROM audit_events WHERE action = 'passkey-remove' AND outcome = 'success' AND target = $1", [passkeyUser.email]);
+    expect(audited?.n).toBe(1);
+    await page.context().clearCookies();
+    await signInWithPassword();
+    await page.getByRole('heading', { level: 1, name: 'Overview' }).waitFor();
     await page.context().close();
   });
 });

@@ -15,6 +15,7 @@ import type { ExportFilter, ExportVerification } from './audit-commands.ts';
 import { addOAuthCommands } from './oauth-commands.ts';
 import { output, printableJson, printableLine } from './output.ts';
 import { integrationId as resolveIntegration, runId as resolveRun } from './resolve.ts';
+import { addSsoCommands } from './sso-commands.ts';
 import { registerUserCommands } from './user-commands.ts';
 
 // Each command imports what it uses when it runs (the database, OpenPGP, the tRPC client, the
@@ -621,6 +622,7 @@ export function buildProgram(options: { jsonErrors?: boolean } = {}): Command {
   addAlertCommands(program, adminClient, output);
   addOAuthCommands(program, adminClient, output);
   addUpdateCommands(program, adminClient, output);
+  addSsoCommands(program, adminClient, output);
   program
     .command('signing-key')
     .description("the control plane's signing key, which agents pin")

@@ -2,8 +2,9 @@
  * The authorization matrix: every procedure of appRouter, called over HTTP by an API key of each
  * role on its own tenant and on another tenant's rows, by a signed agent of the tenant and of
  * another tenant, by an OAuth access token of each client kind (secret, private_key_jwt, read-only,
- * integration-limited; the secret one on another tenant's rows too), and with no credentials,
- * against the expected outcomes in `authz-matrix.json`.
+ * integration-limited; the secret one on another tenant's rows too), by the console session of a
+ * person provisioned just-in-time through single sign-on (operator and admin), and with no
+ * credentials, against the expected outcomes in `authz-matrix.json`.
  * To cover a new procedure, add its row (and, if its input names a new kind of row, a placeholder
  * in `seed`). The server runs as a login role in `airlock_app`, as in production, so row-level
  * security is live for every call.
@@ -27,6 +28,7 @@ import { appendAudit } from './audit-log.ts';
 import { createApiKey } from './auth/api-keys.ts';
 import { hashPassword } from './auth/passwords.ts';
 import { randomToken, sha256Hex } from './auth/secrets.ts';
+import { createSession, CSRF_HEADER, csrfTokenFor, SESSION_COOKIE } from './auth/sessions.ts';
 import {
   bootstrapTenant,
   connectPostgres,
@@ -65,6 +67,7 @@ const matrixFile = z.strictObject({
         own: z.strictObject({ secret: verdict, jwt: verdict, readOnly: verdict, integration: verdict }),
         foreign: z.strictObject({ secret: verdict }),
       }),
+      sso: z.strictObject({ operator: verdict, admin: verdict }),
       anonymous: verdict,
       input: z.unknown(),
     }),
@@ -111,6 +114,7 @@ describe('the authorization matrix table', () => {
         ['agent.foreign', row.agent.foreign],
         ...clientKinds.map((kind): [string, Verdict] => [`oauth.own.${kind}`, row.oauth.own[kind]]),
         ['oauth.foreign.secret', row.oauth.foreign.secret],
+        ...ssoRoles.map((role): [string, Verdict] => [`sso.${role}`, row.sso[role]]),
         ['anonymous', row.anonymous],
       ];
       for (const [cell, value] of cells) {
@@ -126,6 +130,10 @@ describe('the authorization matrix table', () => {
 const clientKinds = ['secret', 'jwt', 'readOnly', 'integration'] as const;
 type ClientKind = (typeof clientKinds)[number];
 const OAUTH_ISSUER = 'https://airlock.matrix.test';
+/** The roles single sign-on people are mapped to in the matrix; each signs in with a console session. */
+const ssoRoles = ['operator', 'admin'] as const;
+type SsoRole = (typeof ssoRoles)[number];
+const SSO_ISSUER = 'https://idp.matrix.test';
 
 function publicMembers(jwk: { crv?: string; x?: string; y?: string }): { crv?: string; x?: string; y?: string } {
   return { ...(jwk.crv ? { crv: jwk.crv } : {}), ...(jwk.x ? { x: jwk.x } : {}), ...(jwk.y ? { y: jwk.y } : {}) };
@@ -172,7 +180,7 @@ interface Seed {
   agent: { id: string; keys: AgentKeyPair };
 }
 
-type Caller = { kind: 'key'; bearer: string } | { kind: 'agent'; id: string; keys: AgentKeyPair } | { kind: 'none' };
+type Caller = { kind: 'key'; bearer: string } | { kind: 'session'; token: string } | { kind: 'agent'; id: string; keys: AgentKeyPair } | { kind: 'none' };
 
 interface Reply {
   status: number;
@@ -208,6 +216,8 @@ describe('the authorization matrix on PostgreSQL, served as the airlock_app role
   };
   let assertionKey: CryptoKey;
   let assertionJwks: Parameters<typeof createClient>[1]['jwks'];
+  /** Session tokens of tenant a's single sign-on people, one per mapped role; new for every procedure. */
+  const ssoSessions: Record<SsoRole, string> = { operator: '', admin: '' };
   const tenants: Record<'a' | 'b', { id: string; keys: Record<Role, string> }> = {
     a: { id: '', keys: { owner: '', admin: '', operator: '', auditor: '' } },
     b: { id: '', keys: { owner: '', admin: '', operator: '', auditor: '' } },
@@ -245,7 +255,7 @@ describe('the authorization matrix on PostgreSQL, served as the airlock_app role
         auth: { scrypt: fastScrypt },
         oauth: { issuer: OAUTH_ISSUER, keys: await tokenKeysFromPems(generateTokenKeyPem()) },
       },
-      { maxBodyBytes: 256 * 1024, rateLimits: { 'api-key': NO_RATE_LIMIT, 'oauth-client': NO_RATE_LIMIT, agent: NO_RATE_LIMIT, ip: NO_RATE_LIMIT } },
+      { maxBodyBytes: 256 * 1024, rateLimits: { 'api-key': NO_RATE_LIMIT, 'oauth-client': NO_RATE_LIMIT, session: NO_RATE_LIMIT, agent: NO_RATE_LIMIT, ip: NO_RATE_LIMIT } },
     );
     ({ server: server, base: base } = await listenOnLoopback(handler));
   });
@@ -261,8 +271,9 @@ describe('the authorization matrix on PostgreSQL, served as the airlock_app role
   let generation = 0;
 
   /**
-   * Two new tenants, their keys of every role and tenant a's OAuth clients. Each procedure gets its
-   * own, so the snapshots and markers a cell reads cover only that procedure's rows.
+   * Two new tenants, their keys of every role, tenant a's OAuth clients and its single sign-on
+   * people with a session each. Each procedure gets its own, so the snapshots and markers a cell
+   * reads cover only that procedure's rows, and a call that ends a session ends only its own.
    */
   async function freshTenants(): Promise<void> {
     generation += 1;
@@ -287,6 +298,29 @@ describe('the authorization matrix on PostgreSQL, served as the airlock_app role
       const created = await owner.forSystem().transaction((tx) => createClient(tx, kinds[kind], new Date(), 'seed'));
       clients[kind] = { id: created.id, clientId: created.clientId, secret: created.clientSecret, token: null, fetchedAt: 0 };
     }
+    await owner.forSystem().transaction(async (tx) => {
+      // What a just-in-time sign-in leaves behind: the provider, the owner's group -> role mapping,
+      // an account bound to (tenant, issuer, subject) with no password, and a session opened the
+      // way the callback opens one.
+      const provider = randomUUID();
+      await tx.query(
+        `INSERT INTO oidc_providers (id, tenant_id, name, issuer, client_id, client_secret_sealed, created_at, updated_at) VALUES ($1, $2, 'matrix-idp', $3, 'airlock', $4, now(), now())`,
+        [provider, tenants.a.id, SSO_ISSUER, secretBox.seal(randomToken(32), `oidc-provider:${provider}`)],
+      );
+      const now = new Date();
+      for (const role of ssoRoles) {
+        await tx.query('INSERT INTO oidc_role_mappings (tenant_id, provider_id, claim_value, role) VALUES ($1, $2, $3, $4)', [tenants.a.id, provider, `airlock-${role}s`, role]);
+        const email = `${unique(`sso-${role}`)}@example.com`;
+        const [user] = await tx.query<{ id: string }>(
+          `INSERT INTO admin_users (tenant_id, email, password_hash, role, oidc_issuer, oidc_subject, last_login_at, created_at, updated_at)
+           VALUES ($1, $2, NULL, $3, $4, $5, $6, $6, $6) RETURNING id`,
+          [tenants.a.id, email, role, SSO_ISSUER, unique('subject'), now],
+        );
+        if (!user) throw new Error('sso account insert returned nothing');
+        const opened = await createSession(tx, { id: user.id, email, role, tenantId: tenants.a.id }, { sessionIdleMs: 3_600_000, sessionAbsoluteMs: 3_600_000 }, null, now);
+        ssoSessions[role] = opened.token;
+      }
+    });
   }
 
   function unique(prefix: string): string {
@@ -492,6 +526,8 @@ describe('the authorization matrix on PostgreSQL, served as the airlock_app role
     const body = method === 'POST' ? JSON.stringify(input ?? null) : '';
     const headers: Record<string, string> = { 'content-type': 'application/json' };
     if (caller.kind === 'key') headers['authorization'] = `Bearer ${caller.bearer}`;
+    // As the console sends them: the cookie, and on a mutation the CSRF token derived from it.
+    if (caller.kind === 'session') Object.assign(headers, { cookie: `${SESSION_COOKIE}=${caller.token}`, ...(method === 'POST' ? { [CSRF_HEADER]: csrfTokenFor(caller.token) } : {}) });
     if (caller.kind === 'agent') Object.assign(headers, signRequest(caller.keys, { agentId: caller.id, method, pathAndQuery, body }));
     const response = await fetch(`${base}${pathAndQuery}`, { method, headers, ...(method === 'POST' ? { body } : {}) });
     const text = await response.text();
@@ -528,8 +564,8 @@ describe('the authorization matrix on PostgreSQL, served as the airlock_app role
   /**
    * Every row of the tenant in every table with a tenant_id, except the audit trail and its chain
    * heads and checkpoint leaves (a refusal is audited, by design), nonces and client-assertion jtis,
-   * and the request log (every request is logged), without the last-used times that authentication
-   * itself moves.
+   * and the request log (every request is logged), without the last-used times and session idle
+   * expiries that authentication itself moves.
    */
   async function snapshot(tenantId: string): Promise<string> {
     if (snapshotQuery === null) {
@@ -539,7 +575,7 @@ describe('the authorization matrix on PostgreSQL, served as the airlock_app role
       );
       // Table names come from the catalog and are quoted as identifiers; the tenant is a parameter.
       snapshotQuery = `SELECT jsonb_build_array(${tables
-        .map(({ table_name: table }) => `(SELECT coalesce(jsonb_agg(to_jsonb(t) - 'last_used_at' - 'last_seen_at' ORDER BY to_jsonb(t)::text), '[]') FROM ${pg.escapeIdentifier(table)} t WHERE tenant_id = $1)`)
+        .map(({ table_name: table }) => `(SELECT coalesce(jsonb_agg(r ORDER BY r::text), '[]') FROM (SELECT to_jsonb(t) - 'last_used_at' - 'last_seen_at' - 'idle_expires_at' AS r FROM ${pg.escapeIdentifier(table)} t WHERE tenant_id = $1) s)`)
         .join(', ')})::text AS rows`;
     }
     // Prepared once on its own connection: the statement is the same for every cell.
@@ -661,6 +697,9 @@ describe('the authorization matrix on PostgreSQL, served as the airlock_app role
       if (row.oauth.foreign.secret !== 'n/a') {
         const home = row.oauth.own.secret === 'allow';
         cells.push(await runCell(procedure, 'oauth.foreign.secret', row.oauth.foreign.secret, await rows('b', row.oauth.foreign.secret), { kind: 'key', bearer: await tokenOf('secret') }, 'a', home));
+      }
+      for (const role of ssoRoles) {
+        cells.push(await runCell(procedure, `sso.${role}`, row.sso[role], await rows('a', row.sso[role]), { kind: 'session', token: ssoSessions[role] }, 'a'));
       }
       cells.push(await runCell(procedure, 'anonymous', row.anonymous, await rows('a', row.anonymous), { kind: 'none' }, null));
     }

@@ -215,6 +215,101 @@ describe('[identity:mfa] second factors and passwords', () => {
     expect(JSON.stringify(audited)).not.toContain(next);
   });
 
+  it('removes the authenticator app only with the current password and a current code, ending the other sessions', async () => {
+    const user = await newUser('operator');
+    const kept = sessionOf(await login(user.email, user.password));
+    const other = sessionOf(await login(user.email, user.password));
+    const { secret } = await enroll(kept);
+    clock += 30_000;
+    const wrongPassword = await call('account.removeTotp', { currentPassword: 'not-the-password', code: codeFor(secret) }, kept);
+    expect(wrongPassword.status).toBe(401);
+    const wrongCode = await call('account.removeTotp', { currentPassword: user.password, code: codeFor(secret, clock - 10 * 60_000) }, kept);
+    expect(wrongCode.status).toBe(401);
+    expect(wrongCode.error?.message).toMatch(/invalid code/);
+    // An API key has no person behind it, and no factor to remove.
+    expect((await call('account.removeTotp', { currentPassword: user.password, code: codeFor(secret) }, ownerKey)).status).toBe(403);
+    expect((await call('account.status', undefined, kept, 'GET')).data).toMatchObject({ totpEnabled: true });
+
+    const removed = await call('account.removeTotp', { currentPassword: user.password, code: codeFor(secret) }, kept);
+    expect(removed.data).toEqual({ sessionsEnded: 1 });
+    expect((await call('session.me', undefined, { cookie: kept['cookie'] ?? '' }, 'GET')).data).not.toBeNull();
+    expect((await call('session.me', undefined, { cookie: other['cookie'] ?? '' }, 'GET')).data).toBeNull();
+    expect((await call('account.status', undefined, kept, 'GET')).data).toMatchObject({ totpEnabled: false, recoveryCodesLeft: 0 });
+    const [row] = await db.forSystem().query<{ sealed: string | null; codes: number }>(
+      'SELECT totp_secret_sealed AS sealed, (SELECT count(*)::int FROM recovery_codes r WHERE r.user_id = u.id) AS codes FROM admin_users u WHERE email = $1',
+      [user.email],
+    );
+    expect(row).toEqual({ sealed: null, codes: 0 });
+    // The password alone signs in again.
+    expect((await login(user.email, user.password)).cookie).not.toBeNull();
+    const audited = (await auditActions('totp-remove')).slice(-3);
+    expect(audited.map((event) => event.outcome)).toEqual(['denied', 'denied', 'success']);
+    expect(audited.map((event) => event.meta['reason'] ?? event.meta['confirmedWith'])).toEqual(['wrong-current', 'wrong-code', 'totp']);
+    expect(JSON.stringify(audited)).not.toContain(user.password);
+  });
+
+  it('removes the authenticator app with a recovery code, unless the tenant requires it of an admin with no other factor', async () => {
+    const admin = await newUser('admin');
+    const session = sessionOf(await login(admin.email, admin.password));
+    const { recoveryCodes } = await enroll(session);
+    const [code] = recoveryCodes;
+    await call('sso.setRequireSecondFactor', { enabled: true }, ownerKey);
+    try {
+      const refused = await call('account.removeTotp', { currentPassword: admin.password, code }, session);
+      expect(refused.status).toBe(403);
+      expect(refused.error?.message).toMatch(/requires a second factor/);
+    } finally {
+      await call('sso.setRequireSecondFactor', { enabled: false }, ownerKey);
+    }
+    // The refusal used nothing up: the same recovery code still answers.
+    const removed = await call('account.removeTotp', { currentPassword: admin.password, code }, session);
+    expect(removed.data).toEqual({ sessionsEnded: 0 });
+    expect((await auditActions('totp-remove')).at(-1)?.meta).toMatchObject({ confirmedWith: 'recovery-code' });
+    const again = await call('account.removeTotp', { currentPassword: admin.password, code: recoveryCodes[1] }, session);
+    expect(again.status).toBe(400);
+  });
+
+  it('removes one of its own passkeys with the current password, never another account\'s, and keeps a required last factor', async () => {
+    const admin = await newUser('admin');
+    const bystander = await newUser('operator');
+    const kept = sessionOf(await login(admin.email, admin.password));
+    const other = sessionOf(await login(admin.email, admin.password));
+    // Registration needs an authenticator (the browser test has one); removal never reads the key.
+    const credential = async (email: string, id: string) =>
+      db.forSystem().query(
+        `INSERT INTO webauthn_credentials (id, tenant_id, user_id, public_key, counter, transports, created_at)
+         SELECT $2, tenant_id, id, 'AAAA', 0, '{internal}', now() FROM admin_users WHERE email = $1`,
+        [email, id],
+      );
+    await credential(admin.email, 'cred-first');
+    await credential(admin.email, 'cred-second');
+    await credential(bystander.email, 'cred-bystander');
+    const listed = await call('account.passkeys', undefined, kept, 'GET');
+    expect((listed.data as Array<{ id: string }>).map((passkey) => passkey.id)).toEqual(['cred-first', 'cred-second']);
+
+    expect((await call('account.removePasskey', { id: 'cred-first', currentPassword: 'not-the-password' }, kept)).status).toBe(401);
+    expect((await call('account.removePasskey', { id: 'cred-bystander', currentPassword: admin.password }, kept)).status).toBe(404);
+    expect((await call('account.removePasskey', { id: 'cred-first', currentPassword: admin.password }, ownerKey)).status).toBe(403);
+    const removed = await call('account.removePasskey', { id: 'cred-first', currentPassword: admin.password }, kept);
+    expect(removed.data).toEqual({ sessionsEnded: 1 });
+    expect((await call('session.me', undefined, { cookie: other['cookie'] ?? '' }, 'GET')).data).toBeNull();
+
+    await call('sso.setRequireSecondFactor', { enabled: true }, ownerKey);
+    try {
+      const last = await call('account.removePasskey', { id: 'cred-second', currentPassword: admin.password }, kept);
+      expect(last.status).toBe(403);
+    } finally {
+      await call('sso.setRequireSecondFactor', { enabled: false }, ownerKey);
+    }
+    expect((await call('account.removePasskey', { id: 'cred-second', currentPassword: admin.password }, kept)).data).toEqual({ sessionsEnded: 0 });
+    expect((await call('account.status', undefined, kept, 'GET')).data).toMatchObject({ passkeys: 0 });
+    const left = await db.forSystem().query<{ id: string }>('SELECT id FROM webauthn_credentials ORDER BY id');
+    expect(left.map((row) => row.id)).toContain('cred-bystander');
+    expect(left.map((row) => row.id)).not.toContain('cred-first');
+    const audited = await auditActions('passkey-remove');
+    expect(audited.map((event) => `${event.outcome}:${String(event.meta['reason'] ?? event.meta['passkeyId'])}`)).toEqual(['denied:wrong-current', 'success:cred-first', 'success:cred-second']);
+  });
+
   it('lets an owner reset a password, ending its sessions and forcing a change at the next login', async () => {
     const user = await newUser('admin');
     const before = sessionOf(await login(user.email, user.password));

@@ -61,6 +61,18 @@ export const changePasswordInput = z.strictObject({
   newPassword: text({ min: 12, max: 1024 }),
 });
 
+/** Removing one's own authenticator app: the current password and a current code (or an unused recovery code). */
+export const removeTotpInput = z.strictObject({
+  currentPassword: z.string().min(1).max(4096),
+  code: z.string().min(1).max(64),
+});
+
+/** Removing one of one's own passkeys, by its credential id, with the current password. */
+export const removePasskeyInput = z.strictObject({
+  id: z.string().min(1).max(1024),
+  currentPassword: z.string().min(1).max(4096),
+});
+
 /** An owner's reset: a temporary password the user must replace at their next login. */
 export const resetPasswordInput = z.strictObject({ id: z.uuid(), temporaryPassword: text({ min: 12, max: 1024 }) });
 

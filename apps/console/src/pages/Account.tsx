@@ -1,11 +1,12 @@
 import { useId, useState } from 'react';
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { Field, Notice, PageHeader, QueryView } from '../components/ui.tsx';
+import { formatAgo, formatTime } from '../format.ts';
 import { TotpQrCode } from '../components/TotpQrCode.tsx';
 import { errorMessage, useTRPC } from '../trpc.ts';
 import { startRegistration } from '@simplewebauthn/browser';
 
-/** The signed-in person's own sign-in: two-step sign-in with an authenticator app, and their password. */
+/** The signed-in person's own sign-in: two-step sign-in with an authenticator app or passkeys (added and removed), and their password. */
 export function AccountPage() {
   const trpc = useTRPC();
   const queryClient = useQueryClient();
@@ -15,6 +16,8 @@ export function AccountPage() {
   const [current, setCurrent] = useState('');
   const [next, setNext] = useState('');
   const [recoveryCodes, setRecoveryCodes] = useState<string[] | null>(null);
+  /** How many other sessions the last removal of the authenticator app signed out; null: none removed here. */
+  const [totpRemoved, setTotpRemoved] = useState<number | null>(null);
   const begin = useMutation(trpc.account.beginTotp.mutationOptions());
   const confirm = useMutation(
     trpc.account.confirmTotp.mutationOptions({
@@ -97,6 +100,8 @@ export function AccountPage() {
                     </button>
                   )}
                   {begin.isError && <Notice tone="bad">{errorMessage(begin.error)}</Notice>}
+                  {totpRemoved !== null && !account.totpEnabled && <Notice tone="ok">Authenticator app removed. Your other sessions were signed out ({totpRemoved}).</Notice>}
+                  {account.totpEnabled && !begin.data && <RemoveTotp onRemoved={(ended) => (setRecoveryCodes(null), setTotpRemoved(ended))} />}
                 </>
               )}
             </section>
@@ -109,6 +114,7 @@ export function AccountPage() {
                 <button type="button" className="button secondary" onClick={() => void addPasskey()} disabled={passkey.isPending || passkeyConfirm.isPending}>
                   Add a passkey
                 </button>
+                {account.passkeys > 0 && <Passkeys />}
               </section>
             )}
             {account.hasPassword && (
@@ -138,5 +144,125 @@ export function AccountPage() {
         )}
       </QueryView>
     </>
+  );
+}
+
+/** After a factor is removed, what the page shows of the account changes; the other sessions were signed out. */
+function useAccountChanged() {
+  const trpc = useTRPC();
+  const queryClient = useQueryClient();
+  return () => {
+    void queryClient.invalidateQueries({ queryKey: trpc.account.status.queryKey() });
+    void queryClient.invalidateQueries({ queryKey: trpc.account.passkeys.queryKey() });
+  };
+}
+
+/** Removing the authenticator app takes the password and a code: an unattended open session is not enough. */
+function RemoveTotp({ onRemoved }: { onRemoved: (sessionsEnded: number) => void }) {
+  const trpc = useTRPC();
+  const changed = useAccountChanged();
+  const ids = { password: useId(), code: useId() };
+  const [open, setOpen] = useState(false);
+  const [password, setPassword] = useState('');
+  const [code, setCode] = useState('');
+  const remove = useMutation(
+    trpc.account.removeTotp.mutationOptions({
+      onSuccess: (result) => {
+        setPassword('');
+        setCode('');
+        setOpen(false);
+        onRemoved(result.sessionsEnded);
+        changed();
+      },
+    }),
+  );
+  if (!open) {
+    return (
+      <button type="button" className="button danger" onClick={() => (remove.reset(), setOpen(true))}>
+        Remove authenticator app
+      </button>
+    );
+  }
+  return (
+    <form
+      aria-label="Remove the authenticator app"
+      onSubmit={(event) => {
+        event.preventDefault();
+        remove.mutate({ currentPassword: password, code });
+      }}
+    >
+      <p>Its recovery codes stop working too, and your other sessions are signed out.</p>
+      {remove.isError && <Notice tone="bad">{errorMessage(remove.error)}</Notice>}
+      <Field id={ids.password} label="Current password">
+        <input id={ids.password} type="password" autoComplete="current-password" value={password} onChange={(event) => setPassword(event.target.value)} required />
+      </Field>
+      <Field id={ids.code} label="Authentication or recovery code">
+        <input id={ids.code} autoComplete="one-time-code" value={code} onChange={(event) => setCode(event.target.value)} required />
+      </Field>
+      <button type="submit" className="button danger" disabled={remove.isPending}>
+        Remove
+      </button>
+      <button type="button" className="button secondary" onClick={() => setOpen(false)}>
+        Cancel
+      </button>
+    </form>
+  );
+}
+
+/** The account's passkeys; removing one takes the password. */
+function Passkeys() {
+  const trpc = useTRPC();
+  const changed = useAccountChanged();
+  const id = useId();
+  const list = useQuery(trpc.account.passkeys.queryOptions());
+  const [chosen, setChosen] = useState<string | null>(null);
+  const [password, setPassword] = useState('');
+  const remove = useMutation(
+    trpc.account.removePasskey.mutationOptions({
+      onSuccess: () => {
+        setChosen(null);
+        setPassword('');
+        changed();
+      },
+    }),
+  );
+  return (
+    <QueryView query={list} label="Loading passkeys">
+      {(passkeys) => (
+        <>
+          {remove.isSuccess && <Notice tone="ok">Passkey removed. Your other sessions were signed out ({remove.data.sessionsEnded}).</Notice>}
+          <ul className="passkeys" aria-label="Your passkeys">
+            {passkeys.map((passkey, index) => (
+              <li key={passkey.id}>
+                Passkey {index + 1}, added {formatTime(passkey.createdAt)}, last used {formatAgo(passkey.lastUsedAt)}{' '}
+                <button type="button" className="button danger small" onClick={() => (remove.reset(), setChosen(passkey.id))}>
+                  Remove passkey {index + 1}
+                </button>
+              </li>
+            ))}
+          </ul>
+          {chosen !== null && (
+            <form
+              aria-label="Remove the passkey"
+              onSubmit={(event) => {
+                event.preventDefault();
+                remove.mutate({ id: chosen, currentPassword: password });
+              }}
+            >
+              {remove.isError && <Notice tone="bad">{errorMessage(remove.error)}</Notice>}
+              <Field id={id} label="Current password">
+                <input id={id} type="password" autoComplete="current-password" value={password} onChange={(event) => setPassword(event.target.value)} required />
+              </Field>
+              <button type="submit" className="button danger" disabled={remove.isPending}>
+                Remove
+              </button>
+              <button type="button" className="button secondary" onClick={() => setChosen(null)}>
+                Cancel
+              </button>
+            </form>
+          )}
+        </>
+      )}
+    </QueryView>
   );
 }

@@ -10,7 +10,7 @@
  * the account's failure count is cleared only when the whole login succeeds, so a known password
  * does not buy fresh code guesses.
  */
-import { AuthenticationError, UserError } from '@airlock/errors';
+import { AuthenticationError, NotAllowedError, NotFoundError, UserError } from '@airlock/errors';
 import { PENDING_LOGIN_TTL_MS } from '@airlock/protocol';
 import { authenticator } from 'otplib';
 import type { AuthenticationResponseJSON, PublicKeyCredentialRequestOptionsJSON } from '@simplewebauthn/server';
@@ -395,4 +395,105 @@ export async function changeOwnPassword(request: StepRequest, principal: { userI
 export async function prunePendingLogins(db: Queryable, now: Date): Promise<number> {
   const rows = await db.query('DELETE FROM pending_logins WHERE expires_at <= $1 RETURNING token_sha256', [now]);
   return rows.length;
+}
+
+type OwnFactorOutcome = { sessionsEnded: number } | { refused: string };
+
+/**
+ * Checks a signed-in user's current password like a login's (an attempt is counted against the
+ * account's lockout first) and then runs `change` in a transaction holding the account's row.
+ * A refusal, by `change` or the password, is audited as `action` and answered as a failed sign-in.
+ */
+async function withCurrentPassword(
+  request: StepRequest,
+  principal: { userId: string },
+  currentPassword: string,
+  action: string,
+  change: (tx: Queryable, user: LoginUser) => Promise<OwnFactorOutcome>,
+): Promise<{ sessionsEnded: number }> {
+  const { db } = request;
+  const [user] = await db.query<{ id: string; tenant_id: string; email: string; password_hash: string | null }>('SELECT id, tenant_id, email, password_hash FROM admin_users WHERE id = $1', [principal.userId]);
+  if (!user?.password_hash) throw new NotAllowedError("single sign-on accounts use their identity provider's password and second factor");
+  const storedHash = user.password_hash;
+  const refuse = async (reason: string): Promise<never> => {
+    await recordAudit(db, { tenantId: user.tenant_id, actor: { type: 'admin', id: user.id }, action, target: user.email, outcome: 'denied', sourceIp: request.sourceIp, meta: { reason } });
+    if (reason === 'locked') throw new AuthenticationError('too many failed attempts; try again later');
+    if (reason === 'wrong-code') throw new AuthenticationError(`${INVALID_CODE}: enter the current code from the authenticator app, or a recovery code`);
+    throw new AuthenticationError('the current password is wrong');
+  };
+  if (!(await request.claim.account(db, user.id))) return refuse('locked');
+  const check = () => verifyPassword(currentPassword, storedHash);
+  if (!(request.guard ? await request.guard.hash(check) : await check())) return refuse('wrong-current');
+  const outcome = await db.transaction(async (tx) => {
+    const [locked] = await tx.query<LoginUser>(`SELECT ${LOGIN_USER_COLUMNS} FROM admin_users WHERE id = $1 FOR UPDATE`, [user.id]);
+    if (!locked) throw new AuthenticationError('no such account');
+    return change(tx, locked);
+  });
+  if ('refused' in outcome) return refuse(outcome.refused);
+  return outcome;
+}
+
+/**
+ * Whether the tenant's rule that owners and admins use a second factor still holds for `user`
+ * once the factor being removed is gone (`left`: whether another remains).
+ */
+async function assertFactorNotRequired(tx: Queryable, user: LoginUser, left: boolean): Promise<void> {
+  if (left || (user.role !== 'owner' && user.role !== 'admin')) return;
+  if ((await identitySettingsOf(tx, user.tenant_id)).requireSecondFactor) {
+    throw new NotAllowedError('this tenant requires a second factor of owners and admins: add another one before removing this one');
+  }
+}
+
+/**
+ * Ends every other session and pending login of the account after one of its factors went: a
+ * session opened elsewhere may be the very one the factor was removed to shut out.
+ */
+async function endOtherSessions(tx: Queryable, userId: string, keepSessionId: string): Promise<number> {
+  await tx.query('DELETE FROM pending_logins WHERE user_id = $1', [userId]);
+  const rows = await tx.query('DELETE FROM admin_sessions WHERE user_id = $1 AND id <> $2 RETURNING id', [userId, keepSessionId]);
+  return rows.length;
+}
+
+/**
+ * A signed-in user's removal of their own authenticator app: the current password and a current
+ * code (or an unused recovery code) are both required, so a session left open on a shared machine
+ * is not enough. The recovery codes go with it and every other session of the account ends.
+ */
+export async function removeOwnTotp(request: StepRequest, principal: { userId: string; sessionId: string }, input: { currentPassword: string; code: string }): Promise<{ sessionsEnded: number }> {
+  const box = requireBox(request.box);
+  return withCurrentPassword(request, principal, input.currentPassword, 'totp-remove', async (tx, user) => {
+    if (user.totp_secret_sealed === null) throw new UserError('no authenticator app is set up for this account');
+    await assertFactorNotRequired(tx, user, user.has_passkey);
+    const method = (await acceptTotp(tx, box, user, user.totp_secret_sealed, input.code, request.now))
+      ? 'totp'
+      : (await useRecoveryCode(tx, user.id, input.code, request.now))
+        ? 'recovery-code'
+        : null;
+    if (method === null) return { refused: 'wrong-code' };
+    await tx.query(
+      'UPDATE admin_users SET totp_secret_sealed = NULL, totp_pending_sealed = NULL, totp_last_step = NULL, failed_attempts = 0, locked_until = NULL, updated_at = $2 WHERE id = $1',
+      [user.id, request.now],
+    );
+    await tx.query('DELETE FROM recovery_codes WHERE user_id = $1', [user.id]);
+    const ended = await endOtherSessions(tx, user.id, principal.sessionId);
+    await appendAudit(tx, { tenantId: user.tenant_id, actor: { type: 'admin', id: user.id }, action: 'totp-remove', target: user.email, outcome: 'success', sourceIp: request.sourceIp, meta: { confirmedWith: method, sessionsEnded: ended } }, request.now);
+    return { sessionsEnded: ended };
+  });
+}
+
+/** A signed-in user's removal of one of their own passkeys, with the current password; every other session of the account ends. */
+export async function removeOwnPasskey(request: StepRequest, principal: { userId: string; sessionId: string }, input: { id: string; currentPassword: string }): Promise<{ sessionsEnded: number }> {
+  return withCurrentPassword(request, principal, input.currentPassword, 'passkey-remove', async (tx, user) => {
+    const [found] = await tx.query<{ others: number }>(
+      'SELECT (SELECT count(*)::int FROM webauthn_credentials o WHERE o.user_id = $2 AND o.id <> $1) AS others FROM webauthn_credentials WHERE id = $1 AND user_id = $2',
+      [input.id, user.id],
+    );
+    if (!found) throw new NotFoundError('no passkey with that id on this account');
+    await assertFactorNotRequired(tx, user, found.others > 0 || user.totp_secret_sealed !== null);
+    await tx.query('DELETE FROM webauthn_credentials WHERE id = $1 AND user_id = $2', [input.id, user.id]);
+    await tx.query('UPDATE admin_users SET failed_attempts = 0, locked_until = NULL, updated_at = $2 WHERE id = $1', [user.id, request.now]);
+    const ended = await endOtherSessions(tx, user.id, principal.sessionId);
+    await appendAudit(tx, { tenantId: user.tenant_id, actor: { type: 'admin', id: user.id }, action: 'passkey-remove', target: user.email, outcome: 'success', sourceIp: request.sourceIp, meta: { passkeyId: input.id, sessionsEnded: ended } }, request.now);
+    return { sessionsEnded: ended };
+  });
 }
