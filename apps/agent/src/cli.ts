@@ -145,6 +145,8 @@ export function buildProgram(options: { jsonErrors?: boolean } = {}): Command {
       const { rotateKey } = await import('./key-rotation.ts');
       const { Outbox } = await import('./outbox.ts');
       const { LocalConfig } = await import('./local-config.ts');
+      const { AgentMetrics } = await import('./metrics.ts');
+      const { AGENT_VERSION } = await import('./daemon.ts');
       const config = loadAgentConfig(options);
       const logger = pino({ level: config.logLevel, base: { service: 'agent' } }, pino.destination(2));
       const [{ identity, keyPair }, pin, local] = await Promise.all([
@@ -187,6 +189,8 @@ export function buildProgram(options: { jsonErrors?: boolean } = {}): Command {
           securityLog,
           receipts: receiptSigner(identity, activeKey),
           witnessIntervalMs: config.witnessIntervalMs,
+          // This build's control channel connects directly: no proxy to report.
+          metrics: new AgentMetrics({ agentId: identity.agentId, version: AGENT_VERSION, proxy: false, file: config.metricsFile }),
         },
         options.once ? { maxJobs: 1, idleTimeoutMs: Number(options.idleTimeout) * 1000, signal: controller.signal } : { signal: controller.signal },
       ).finally(() => {

@@ -25,6 +25,12 @@ const schema = z.object({
   AIRLOCK_AGENT_RETRY_MAX_DELAY_MS: z.coerce.number().int().min(0).max(3_600_000).default(DEFAULT_RETRY.maxDelayMs),
   /** No retry of a file starts after this many milliseconds since its first attempt. Default 120000. */
   AIRLOCK_AGENT_RETRY_MAX_TOTAL_MS: z.coerce.number().int().min(0).max(86_400_000).default(DEFAULT_RETRY.maxTotalMs),
+  /**
+   * Where the agent writes its metrics for node-exporter's textfile collector: a `.prom` file in the
+   * collector's directory, replaced atomically. The agent opens no port. Unset: no file (the
+   * heartbeat still carries the summary).
+   */
+  AIRLOCK_AGENT_METRICS_FILE: z.string().min(1).refine((file) => file.endsWith('.prom'), 'must end in .prom (the textfile collector reads only those)').optional(),
   /** How often the agent witnesses the control plane's audit chain, in milliseconds. Default 300000. */
   AIRLOCK_AGENT_WITNESS_INTERVAL_MS: z.coerce.number().int().min(1_000).max(86_400_000).default(300_000),
 });
@@ -37,6 +43,8 @@ export interface AgentConfig {
   logLevel: z.infer<typeof schema>['AIRLOCK_LOG_LEVEL'];
   retry: RetryPolicy;
   witnessIntervalMs: number;
+  /** The textfile collector's file; null: none. */
+  metricsFile: string | null;
 }
 
 export function loadAgentConfig(overrides: { dir?: string; policy?: string; secrets?: string } = {}, env: NodeJS.ProcessEnv = process.env): AgentConfig {
@@ -59,5 +67,6 @@ export function loadAgentConfig(overrides: { dir?: string; policy?: string; secr
       maxTotalMs: raw.AIRLOCK_AGENT_RETRY_MAX_TOTAL_MS,
     },
     witnessIntervalMs: raw.AIRLOCK_AGENT_WITNESS_INTERVAL_MS,
+    metricsFile: raw.AIRLOCK_AGENT_METRICS_FILE ? path.resolve(raw.AIRLOCK_AGENT_METRICS_FILE) : null,
   };
 }
