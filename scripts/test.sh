@@ -22,6 +22,8 @@ npm run -s test:integrity -- --json
 npm run -s test:connectors -- --json
 # Single sign-on, OAuth 2.0 clients and second factors, counted per tag (README, "Identity").
 npm run -s test:identity -- --json
+# Egress through proxies, signed agent updates, and health, readiness and metrics, per tag (README, "Operations").
+npm run -s test:operations -- --json
 # The release as users install it (README, "Install").
 npm run -s release
 npm run -s check:units -- --json
