@@ -6,7 +6,8 @@
 # the system tests' `test` task, and alone with `npm run test:e2e:console`. Then the proofs that
 # print one JSON line each: the integrity findings' verdict per finding (`test:integrity`), the
 # connector conformance count (`test:connectors`) and the identity tests' counts per kind (single
-# sign-on, OAuth 2.0 clients, second factors: `test:identity`). Last, the release: built (`npm run
+# sign-on, OAuth 2.0 clients, second factors: `test:identity`), and the operations tests' (proxies,
+# signed updates, health and metrics: `test:operations`). Last, the release: built (`npm run
 # release`), its systemd units audited (`check:units`: the agent's exposure must be 2.0 or lower and
 # `systemd-analyze verify` clean), and its .deb files installed on this machine for one delivery
 # from /usr/bin, then removed and purged (`test:install`, as root; under CI=true, not being root is
