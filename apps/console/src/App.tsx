@@ -3,7 +3,10 @@ import { type ReactNode, useEffect, useRef } from 'react';
 import { ErrorState, Loading } from './components/ui.tsx';
 import { ApiKeysPage } from './pages/ApiKeys.tsx';
 import { AgentsPage } from './pages/Agents.tsx';
+import { AgentGroupsPage } from './pages/AgentGroups.tsx';
 import { AuditPage } from './pages/Audit.tsx';
+import { AlertDestinationsPage } from './pages/AlertDestinations.tsx';
+import { EnrollmentTokensPage } from './pages/EnrollmentTokens.tsx';
 import { IntegrationsPage } from './pages/Integrations.tsx';
 import { LoginPage } from './pages/Login.tsx';
 import { OAuthClientsPage } from './pages/OAuthClients.tsx';
@@ -28,13 +31,16 @@ interface Page {
 const byPath: Record<ConsolePath, Omit<Page, 'path'>> = {
   '/': { label: 'Overview', permission: 'runs:read', render: () => <OverviewPage /> },
   '/agents': { label: 'Agents', permission: 'agents:read', render: () => <AgentsPage /> },
+  '/agent-groups': { label: 'Agent groups', permission: 'scopes:read', render: () => <AgentGroupsPage /> },
   '/integrations': { label: 'Integrations', permission: 'integrations:read', render: () => <IntegrationsPage /> },
   '/runs': { label: 'Runs', permission: 'runs:read', render: () => <RunsPage /> },
   '/scopes': { label: 'Scopes', permission: 'scopes:read', render: () => <ScopesPage /> },
   '/audit': { label: 'Audit', permission: 'audit:read', render: () => <AuditPage /> },
+  '/alert-destinations': { label: 'Alert destinations', permission: 'alerts:read', render: () => <AlertDestinationsPage /> },
   '/users': { label: 'Users', permission: 'users:read', render: () => <UsersPage /> },
   '/requests': { label: 'API requests', permission: 'requests:read', render: () => <RequestsPage /> },
   '/api-keys': { label: 'API keys', permission: 'keys:read', render: () => <ApiKeysPage /> },
+  '/enrollment-tokens': { label: 'Enrollment tokens', permission: 'agents:enroll', render: () => <EnrollmentTokensPage /> },
   '/oauth-clients': { label: 'OAuth clients', permission: 'keys:read', render: () => <OAuthClientsPage /> },
   '/account': { label: 'Account', permission: 'account:manage', render: () => <AccountPage /> },
 };

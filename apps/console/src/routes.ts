@@ -7,13 +7,16 @@
 export const CONSOLE_PATHS = [
   '/',
   '/agents',
+  '/agent-groups',
   '/integrations',
   '/runs',
   '/scopes',
   '/audit',
+  '/alert-destinations',
   '/users',
   '/requests',
   '/api-keys',
+  '/enrollment-tokens',
   '/oauth-clients',
   '/account',
 ] as const;
