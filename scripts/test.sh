@@ -4,13 +4,14 @@
 # missing one is an error, never a silent fallback. The console is built and checked by its own
 # lint and typecheck tasks; its browser tests (test/e2e/console.test.ts, Debian's Chromium) run in
 # the system tests' `test` task, and alone with `npm run test:e2e:console`. Then the proofs that
-# print one JSON line each, read from the reports of that run: the integrity findings' verdict per finding (`test:integrity`), the
-# connector conformance count (`test:connectors`) and the identity tests' counts per kind (single
-# sign-on, OAuth 2.0 clients, second factors: `test:identity`). Last, the release: built (`npm run
-# release`), its systemd units audited (`check:units`: the agent's exposure must be 2.0 or lower and
-# `systemd-analyze verify` clean), and its .deb files installed on this machine for one delivery
-# from /usr/bin, then removed and purged (`test:install`, as root; under CI=true, not being root is
-# an error).
+# print one JSON line each, read from the reports of that run: the integrity findings' verdict per
+# finding (`test:integrity`), the connector conformance count (`test:connectors`), the identity
+# tests' counts per kind (single sign-on, OAuth 2.0 clients, second factors: `test:identity`) and
+# the operations tests' (proxies, signed updates, health and metrics: `test:operations`). Last, the
+# release: built (`npm run release`), its systemd units audited (`check:units`: the agent's
+# exposure must be 2.0 or lower and `systemd-analyze verify` clean), and its .deb files installed
+# on this machine for one delivery from /usr/bin, then removed and purged (`test:install`, as root;
+# under CI=true, not being root is an error).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh --system
@@ -27,6 +28,8 @@ npm run -s test:integrity -- --json --reports "$AIRLOCK_TEST_REPORTS"
 npm run -s test:connectors -- --json --reports "$AIRLOCK_TEST_REPORTS"
 # Single sign-on, OAuth 2.0 clients and second factors, counted per tag (README, "Identity").
 npm run -s test:identity -- --json --reports "$AIRLOCK_TEST_REPORTS"
+# Egress through proxies, signed agent updates, and health, readiness and metrics, per tag (README, "Operations").
+npm run -s test:operations -- --json --reports "$AIRLOCK_TEST_REPORTS"
 # The release as users install it (README, "Install").
 npm run -s release
 npm run -s check:units -- --json

@@ -1,9 +1,24 @@
 // Builds the console into dist/, which the control plane serves (AIRLOCK_CONSOLE_DIR). `npm run dev`
 // proxies the API to a control plane on AIRLOCK_URL for local work.
-import { defineConfig } from 'vite';
+import { defineConfig, type Plugin } from 'vite';
+import { CONSOLE_PATHS } from './src/routes.ts';
+
+/**
+ * Publishes the console's routes as routes.json beside index.html: the control plane answers
+ * those paths with the page and every other unknown path with 404.
+ */
+function publishRoutes(): Plugin {
+  return {
+    name: 'airlock-console-routes',
+    generateBundle() {
+      this.emitFile({ type: 'asset', fileName: 'routes.json', source: `${JSON.stringify(CONSOLE_PATHS)}\n` });
+    },
+  };
+}
 
 export default defineConfig({
   esbuild: { jsx: 'automatic' },
+  plugins: [publishRoutes()],
   build: {
     outDir: 'dist',
     emptyOutDir: true,

@@ -310,6 +310,71 @@ describe('console in Chromium: owner flow and auditor limits', () => {
     expect(shown).toMatchObject({ status: 'failed', reason: expected });
   });
 
+  it('9. operators manage alert destinations and enrollment tokens, and read each agent\'s version, proxy use and last error', async () => {
+    // The console's own routes are its page; a path that is neither API nor console is 404.
+    for (const route of ['/alert-destinations', '/enrollment-tokens', '/agents']) {
+      const response = await fetch(`${system.controlPlaneUrl}${route}`);
+      expect(response.status, route).toBe(200);
+      expect(await response.text(), route).toContain('<div id="root">');
+    }
+    for (const other of ['/metrics', '/readyz/extra', '/no-such-page']) expect((await fetch(`${system.controlPlaneUrl}${other}`)).status, other).toBe(404);
+
+    const page = await openPage();
+    await signIn(page, owner);
+    await go(page, 'Agents');
+    const row = page.getByRole('row', { name: new RegExp(agentPackage.version.replace(/\./g, '\\.')) });
+    // Columns after the host: status, last heartbeat, version, proxy, last error, groups, enrolled.
+    await row.getByRole('cell', { name: 'direct', exact: true }).waitFor();
+    expect(await row.getByRole('cell').nth(2).innerText()).toBe(agentPackage.version);
+    expect(await row.getByRole('cell').nth(4).innerText()).toMatch(/^(none|.*failed.*|.*refused.*)$/);
+    await record(page, '20-agents-summary');
+
+    await go(page, 'Agent groups');
+    await page.getByText('No agent groups').waitFor();
+    await page.getByLabel('Group name').fill('night-shift');
+    await page.getByRole('button', { name: 'Create group' }).click();
+    await page.getByText('Group night-shift created.').waitFor();
+    const group = page.getByRole('region', { name: 'Group night-shift' });
+    await group.getByText('No members yet.').waitFor();
+    await group.getByLabel('Agent to add to night-shift').selectOption({ index: 1 });
+    await group.getByRole('button', { name: 'Add to night-shift' }).click();
+    await group.getByText('healthy', { exact: true }).waitFor();
+    await group.getByText('1 of 1 member(s) healthy', { exact: false }).waitFor();
+    await record(page, '23-agent-groups');
+
+    const created = await system.airlockJson(['token', 'create']);
+    expect(created).toMatchObject({ token: expect.stringMatching(/^aet_/) });
+    await go(page, 'Enrollment tokens');
+    await page.getByText('usable', { exact: true }).waitFor();
+    await expect(page.getByText('used', { exact: true }).count()).resolves.toBeGreaterThanOrEqual(1);
+    await record(page, '21-enrollment-tokens');
+    await page.getByRole('button', { name: 'Revoke token' }).click();
+    await page.getByRole('dialog').getByRole('button', { name: 'Revoke token' }).click();
+    await page.getByText('Token revoked: it can no longer enroll an agent.').waitFor();
+    await page.getByText('revoked', { exact: true }).waitFor();
+    expect((await system.listAudit()).some((event) => event.action === 'enrollment-token-revoke')).toBe(true);
+
+    await go(page, 'Alert destinations');
+    await page.getByText('No alert destinations').waitFor();
+    await page.getByLabel('Name').fill('ops-pager');
+    await page.getByLabel('Webhook URL').fill('https://hooks.example.test/airlock/alerts');
+    await page.getByLabel('Lowest severity sent').selectOption('critical');
+    await page.getByRole('button', { name: 'Add destination' }).click();
+    await page.getByText(/Signing secret of ops-pager, shown this once/).waitFor();
+    const destination = page.getByRole('row', { name: /ops-pager/ });
+    await destination.getByRole('cell', { name: 'https://hooks.example.test' }).waitFor();
+    await destination.getByText('enabled', { exact: true }).waitFor();
+    await record(page, '22-alert-destinations');
+    await destination.getByRole('button', { name: 'Disable ops-pager' }).click();
+    await destination.getByText('disabled', { exact: true }).waitFor();
+    await destination.getByRole('button', { name: 'Delete ops-pager' }).click();
+    await page.getByRole('dialog').getByRole('button', { name: 'Delete destination' }).click();
+    await page.getByText('No alert destinations').waitFor();
+    const actions = (await system.listAudit()).map((event) => event.action);
+    for (const action of ['alert-destination-create', 'alert-destination-update', 'alert-destination-delete']) expect(actions, action).toContain(action);
+    await page.context().close();
+  });
+
   it('has no serious accessibility violation on any page and no CSP refusal', () => {
     expect(violations.size).toBeGreaterThanOrEqual(13);
     for (const [name, found] of violations) expect(found, name).toEqual([]);

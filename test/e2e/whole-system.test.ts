@@ -8,6 +8,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createTestDatabase } from '@airlock/testing';
+import { sampleValue } from '../src/prometheus.ts';
 import { listeningSocketCount } from '../src/sockets.ts';
 import { type AirlockSystem, startSystem } from '../src/system.ts';
 
@@ -30,7 +31,7 @@ describe('whole system: control plane on PostgreSQL, sshd, agent, gpg', () => {
     await system?.stop();
   });
 
-  it('enrolls, runs an integration and delivers ciphertext that gpg decrypts to each source', async () => {
+  it('enrolls, runs an integration and delivers ciphertext that gpg decrypts to each source; the metrics show the run', async () => {
     const integration = await system.createIntegration({ name: 'whole-system' });
     const runId = await system.runNow(integration.id);
 
@@ -87,6 +88,27 @@ describe('whole system: control plane on PostgreSQL, sshd, agent, gpg', () => {
     expect(audit.find((event) => event.action === 'run-complete' && event.target === runId)?.outcome).toBe('success');
     // The sequence is gap-free and in order: the hash chain has nothing missing.
     expect(audit.map((event) => event.seq)).toEqual(audit.map((_, i) => i + 1));
+
+    // The control plane's metrics agree with the run: one run, succeeded, and the bytes it delivered.
+    const deliveredBytes = (run.report?.files ?? []).reduce((sum, file) => sum + file.bytesOut, 0);
+    expect(deliveredBytes).toBeGreaterThan(2 * 1024 * 1024);
+    const metrics = await system.scrapeMetrics();
+    const outcomes = Object.fromEntries(runs.map((listed) => [listed.status, runs.filter((other) => other.status === listed.status).length]));
+    expect(outcomes).toEqual({ succeeded: 1 });
+    for (const outcome of ['succeeded', 'failed', 'cancelled', 'queued', 'running']) {
+      expect(sampleValue(metrics, 'airlock_runs', { outcome }) ?? 0, outcome).toBe(outcomes[outcome] ?? 0);
+    }
+    expect(sampleValue(metrics, 'airlock_delivered_bytes')).toBe(deliveredBytes);
+    expect(sampleValue(metrics, 'airlock_delivered_files')).toBe(3);
+    expect(sampleValue(metrics, 'airlock_trpc_requests_total', { procedure: 'agent.reportRun', code: 'OK' })).toBe(1);
+    expect(sampleValue(metrics, 'airlock_agents', { state: 'online' })).toBe(1);
+    // The agent opened no port for its own: it wrote them for node-exporter's textfile collector.
+    const agentMetrics = await readFile(system.agentMetricsFile, 'utf8');
+    expect(sampleValue(agentMetrics, 'airlock_agent_runs_total', { outcome: 'succeeded' })).toBe(1);
+    expect(sampleValue(agentMetrics, 'airlock_agent_delivered_bytes_total')).toBe(deliveredBytes);
+    expect(sampleValue(agentMetrics, 'airlock_agent_info', { agent_id: system.agentId })).toBe(1);
+    // Its heartbeat summary is re-exported under its id.
+    expect(sampleValue(metrics, 'airlock_agent_info', { agent_id: system.agentId })).toBe(1);
   });
 
   it('runs as a long-lived agent that connects outward only: no listening socket', async () => {

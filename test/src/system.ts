@@ -6,7 +6,8 @@
  *
  * Work directory layout:
  *   control-plane/   embedded PGlite data (when no DATABASE_URL)
- *   agent/           the agent's data dir: identity, outbox, policy.yaml, secrets.yaml
+ *   agent/           the agent's data dir: identity, outbox, policy.yaml, secrets.yaml,
+ *                    airlock-agent.prom (its textfile-collector metrics)
  *   sftp/exports/    the plaintext sources, served over SFTP
  *   delivered/       the agent's destination: ciphertext only
  *   keys/            the SFTP client key (0600)
@@ -267,6 +268,10 @@ export class AirlockSystem implements AsyncDisposable {
   readonly recipientSecretKeyFile: string;
   readonly sources: SourceFile[] = [];
   controlPlaneUrl = '';
+  /** The control plane's metrics listener (`/metrics`, `/healthz`, `/readyz`). */
+  metricsUrl = '';
+  /** Where the agent writes its textfile-collector metrics. */
+  readonly agentMetricsFile: string;
   /** The control plane's key fingerprint, as `airlock token create` prints it and the agent pins it. */
   controlPlaneKey = '';
   agentId = '';
@@ -285,6 +290,7 @@ export class AirlockSystem implements AsyncDisposable {
     this.deliveredDir = path.join(workDir, 'delivered');
     this.logsDir = path.join(workDir, 'logs');
     this.controlPlaneLog = path.join(this.logsDir, 'control-plane.log');
+    this.agentMetricsFile = path.join(this.agentDir, 'airlock-agent.prom');
     this.policyFile = path.join(this.agentDir, 'policy.yaml');
     this.secretsFile = path.join(this.agentDir, 'secrets.yaml');
     this.recipientPublicKeyFile = path.join(workDir, 'recipient.asc');
@@ -423,11 +429,13 @@ export class AirlockSystem implements AsyncDisposable {
     return path.join(this.workDir, 'keys', 'sftp-client.key');
   }
 
-  #serverEnv(port: number): NodeJS.ProcessEnv {
+  #serverEnv(port: number, metricsPort: number): NodeJS.ProcessEnv {
     const env: NodeJS.ProcessEnv = {
       ...inheritedEnv(),
       AIRLOCK_HOST: '127.0.0.1',
       AIRLOCK_PORT: String(port),
+      AIRLOCK_METRICS_HOST: '127.0.0.1',
+      AIRLOCK_METRICS_PORT: String(metricsPort),
       AIRLOCK_DATA_DIR: this.controlPlaneDataDir,
       AIRLOCK_LOG_LEVEL: this.options.logLevel ?? 'info',
     };
@@ -438,7 +446,8 @@ export class AirlockSystem implements AsyncDisposable {
 
   async #startControlPlane(): Promise<void> {
     const port = await freePort();
-    const env = this.#serverEnv(port);
+    const metricsPort = await freePort();
+    const env = this.#serverEnv(port, metricsPort);
     // PGlite is single-process: bootstrap must have closed the data dir before `serve` opens it.
     const bootstrap = await this.#node(this.#airlock, ['bootstrap', '--tenant', this.options.tenant ?? 'demo', '--json'], env);
     this.#apiKey = string(object(parseJsonLine(bootstrap.stdout, 'airlock bootstrap'), 'airlock bootstrap'), 'key', 'airlock bootstrap');
@@ -456,6 +465,7 @@ export class AirlockSystem implements AsyncDisposable {
     this.#services.push(service);
     this.#controlPlane = service;
     this.controlPlaneUrl = `http://127.0.0.1:${port}`;
+    this.metricsUrl = `http://127.0.0.1:${metricsPort}`;
     await this.#waitForHealth(service);
     this.#step(`control plane on ${this.controlPlaneUrl} (${this.options.databaseUrl === undefined ? 'embedded PGlite' : 'PostgreSQL'}), tenant bootstrapped`);
   }
@@ -528,7 +538,14 @@ export class AirlockSystem implements AsyncDisposable {
   }
 
   #agentEnv(): NodeJS.ProcessEnv {
-    return { ...inheritedEnv(), AIRLOCK_LOG_LEVEL: this.options.logLevel ?? 'info', ...this.options.agentEnv };
+    return { ...inheritedEnv(), AIRLOCK_LOG_LEVEL: this.options.logLevel ?? 'info', AIRLOCK_AGENT_METRICS_FILE: this.agentMetricsFile, ...this.options.agentEnv };
+  }
+
+  /** The control plane's `/metrics`, in Prometheus text format, from its metrics listener. */
+  async scrapeMetrics(): Promise<string> {
+    const response = await fetch(`${this.metricsUrl}/metrics`, { signal: AbortSignal.timeout(10_000) });
+    if (response.status !== 200) throw new Error(`GET ${this.metricsUrl}/metrics answered ${response.status}`);
+    return response.text();
   }
 
   async #node(bin: Program, args: readonly string[], env: NodeJS.ProcessEnv, allowFailure = false, input?: string): Promise<CommandResult> {

@@ -191,6 +191,7 @@ export function buildProgram(options: { jsonErrors?: boolean; version?: string }
       const { Outbox } = await import('./outbox.ts');
       const { LocalConfig } = await import('./local-config.ts');
       const { EXIT_UPDATED, loadReleaseKey } = await import('./updates.ts');
+      const { AgentMetrics } = await import('./metrics.ts');
       const config = loadAgentConfig(options);
       const logger = pino({ level: config.logLevel, base: { service: 'agent' } }, pino.destination(2));
       const egress = await openEgress(...(await egressSettings(loadIdentity, config.dataDir)), config);
@@ -236,6 +237,7 @@ export function buildProgram(options: { jsonErrors?: boolean; version?: string }
           witnessIntervalMs: config.witnessIntervalMs,
           updates: { releaseKey: await loadReleaseKey(config.updates.releaseKeyFile), settings: config.updates },
           version,
+          metrics: new AgentMetrics({ agentId: identity.agentId, version, proxy: egress.proxy !== null && egress.proxy !== undefined, file: config.metricsFile }),
         },
         options.once ? { maxJobs: 1, idleTimeoutMs: Number(options.idleTimeout) * 1000, signal: controller.signal } : { signal: controller.signal },
       ).finally(async () => {

@@ -29,6 +29,12 @@ const schema = z.object({
   AIRLOCK_AGENT_RETRY_MAX_TOTAL_MS: z.coerce.number().int().min(0).max(86_400_000).default(DEFAULT_RETRY.maxTotalMs),
   /** With proxies from the environment: the secrets.yaml entry holding the proxy's Basic credential. */
   AIRLOCK_AGENT_PROXY_CREDENTIAL: z.string().min(1).optional(),
+  /**
+   * Where the agent writes its metrics for node-exporter's textfile collector: a `.prom` file in the
+   * collector's directory, replaced atomically. The agent opens no port. Unset: no file (the
+   * heartbeat still carries the summary).
+   */
+  AIRLOCK_AGENT_METRICS_FILE: z.string().min(1).refine((file) => file.endsWith('.prom'), 'must end in .prom (the textfile collector reads only those)').optional(),
   /** How often the agent witnesses the control plane's audit chain, in milliseconds. Default 300000. */
   AIRLOCK_AGENT_WITNESS_INTERVAL_MS: z.coerce.number().int().min(1_000).max(86_400_000).default(300_000),
   /**
@@ -54,6 +60,8 @@ export interface AgentConfig {
   /** HTTPS_PROXY, HTTP_PROXY, ALL_PROXY and NO_PROXY (either case), as curl reads them; agent.json's `proxy` replaces them. */
   proxyFromEnv: ProxySettings;
   updates: UpdateSettings;
+  /** The textfile collector's file; null: none. */
+  metricsFile: string | null;
 }
 
 export interface UpdateSettings {
@@ -84,5 +92,6 @@ export function loadAgentConfig(overrides: { dir?: string; policy?: string; secr
     witnessIntervalMs: raw.AIRLOCK_AGENT_WITNESS_INTERVAL_MS,
     proxyFromEnv: { ...proxySettingsFromEnv(env), ...(raw.AIRLOCK_AGENT_PROXY_CREDENTIAL === undefined ? {} : { credential: raw.AIRLOCK_AGENT_PROXY_CREDENTIAL }) },
     updates: { releaseKeyFile: path.resolve(raw.AIRLOCK_AGENT_RELEASE_KEY), confirmWithinMs: raw.AIRLOCK_AGENT_UPDATE_CONFIRM_MS, maxStarts: raw.AIRLOCK_AGENT_UPDATE_MAX_STARTS },
+    metricsFile: raw.AIRLOCK_AGENT_METRICS_FILE ? path.resolve(raw.AIRLOCK_AGENT_METRICS_FILE) : null,
   };
 }

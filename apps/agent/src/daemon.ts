@@ -16,6 +16,7 @@ import { keepReceipts, type ReceiptSigner } from './receipts.ts';
 import type { SecurityEvent, SecurityLog } from './security-log.ts';
 import { witnessAudit } from './witness.ts';
 import type { Outbox } from './outbox.ts';
+import type { AgentMetrics } from './metrics.ts';
 import type { LocalState } from './local-config.ts';
 import { reconnectDelay, retryAfterOf, type RetryPolicy } from './retry.ts';
 import { runJob } from './transfer.ts';
@@ -49,6 +50,8 @@ export interface DaemonDeps {
   updates?: { releaseKey: Uint8Array | null; settings: UpdateSettings };
   /** The version this process reports and updates from; the package's by default. */
   version?: string;
+  /** The agent's metrics: sent as the heartbeat's summary and written to the textfile collector's file. */
+  metrics?: AgentMetrics;
 }
 
 export type DaemonOutcome =
@@ -141,6 +144,11 @@ export async function runDaemon(deps: DaemonDeps, options: DaemonOptions = {}): 
       throw error;
     }
   };
+  const { metrics } = deps;
+  /** A failed metrics write is logged and never stops the agent's work. */
+  const writeMetrics = async () => {
+    await metrics?.write().catch((error: unknown) => logger.warn({ error: error instanceof Error ? error.message : String(error) }, 'metrics file not written'));
+  };
   let failures = 0;
   let lastHeartbeat = 0;
   let lastWitness = 0;
@@ -150,8 +158,11 @@ export async function runDaemon(deps: DaemonDeps, options: DaemonOptions = {}): 
     if (options.idleTimeoutMs !== undefined && Date.now() - started > options.idleTimeoutMs) break;
     try {
       if (Date.now() - lastHeartbeat > HEARTBEAT_INTERVAL_MS) {
-        const beat = await client.agent.heartbeat.mutate({ version, hostname: reportedHostname() });
+        metrics?.setOutboxDepth(await deps.outbox.depth());
+        const beat = await client.agent.heartbeat.mutate({ version, hostname: reportedHostname(), ...(metrics ? { summary: metrics.summary() } : {}) });
         lastHeartbeat = Date.now();
+        metrics?.heartbeatAnswered();
+        await writeMetrics();
         await updates.heartbeated();
         const offer: unknown = Reflect.get(beat, 'update');
         if (offer !== undefined && offer !== null && (await updates.offered(offer))) break;
@@ -200,9 +211,12 @@ export async function runDaemon(deps: DaemonDeps, options: DaemonOptions = {}): 
         await deps.securityLog.record('policy-violation', `the local policy refused the job's ${report.violation?.kind ?? 'request'}`, { runId: job.runId });
       }
       reports.push({ kind: 'run', report });
+      metrics?.runFinished(report);
       await keepReceipts(deps.dataDir, report);
       await deps.outbox.put(report);
       await deps.outbox.flush(sendReport);
+      metrics?.setOutboxDepth(await deps.outbox.depth());
+      await writeMetrics();
       await sendEvents();
     } catch (error) {
       if (options.signal?.aborted) break;
@@ -210,6 +224,8 @@ export async function runDaemon(deps: DaemonDeps, options: DaemonOptions = {}): 
       const delay = reconnectDelay(failures, retryAfterOf(error), RECONNECT_MAX_DELAY_MS);
       const message = error instanceof Error ? error.message : String(error);
       logger.warn({ error: message, retryInMs: Math.round(delay) }, 'control plane call failed');
+      metrics?.controlPlaneFailed(remoteErrorClass(error) ?? 'unreachable');
+      await writeMetrics();
       if (isUnauthorized(error) && deps.keys) {
         client = await deps.keys.reload().catch((reloadError: unknown) => {
           logger.warn({ error: reloadError instanceof Error ? reloadError.message : String(reloadError) }, 'agent key reload failed');
@@ -331,7 +347,7 @@ async function execute(job: Job, deps: DaemonDeps, signal?: AbortSignal): Promis
   const secrets = (ref: string) => local.current.secrets(ref);
   const progress = (update: RunProgress) => deps.client.agent.progress.mutate(update);
   const keepalive = setInterval(() => {
-    deps.client.agent.heartbeat.mutate({ version: deps.version ?? AGENT_VERSION, hostname: reportedHostname() }).catch((error: unknown) => {
+    deps.client.agent.heartbeat.mutate({ version: deps.version ?? AGENT_VERSION, hostname: reportedHostname(), ...(deps.metrics ? { summary: deps.metrics.summary() } : {}) }).catch((error: unknown) => {
       deps.logger.debug({ error: error instanceof Error ? error.message : String(error) }, 'keepalive failed');
     });
   }, JOB_KEEPALIVE_MS);

@@ -6,3 +6,4 @@ export { loadSecrets } from './secrets.ts';
 export { runDaemon, AGENT_VERSION } from './daemon.ts';
 export { createAgentClient, createEnrollmentClient } from './control-channel.ts';
 export { reconnectDelay, retryAfterOf } from './retry.ts';
+export { AgentMetrics, type AgentMetricsOptions } from './metrics.ts';

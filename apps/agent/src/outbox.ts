@@ -28,6 +28,11 @@ export class Outbox {
     await rename(temp, path.join(this.#dir, name));
   }
 
+  /** How many reports are waiting. */
+  async depth(): Promise<number> {
+    return (await this.#waiting()).length;
+  }
+
   /** Whether no report is waiting. */
   async isEmpty(): Promise<boolean> {
     return (await this.#waiting()).length === 0;

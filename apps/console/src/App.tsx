@@ -3,8 +3,11 @@ import { type ReactNode, useEffect, useRef } from 'react';
 import { ErrorState, Loading } from './components/ui.tsx';
 import { ApiKeysPage } from './pages/ApiKeys.tsx';
 import { AgentsPage } from './pages/Agents.tsx';
+import { AgentGroupsPage } from './pages/AgentGroups.tsx';
 import { UpdatesPage } from './pages/Updates.tsx';
 import { AuditPage } from './pages/Audit.tsx';
+import { AlertDestinationsPage } from './pages/AlertDestinations.tsx';
+import { EnrollmentTokensPage } from './pages/EnrollmentTokens.tsx';
 import { IntegrationsPage } from './pages/Integrations.tsx';
 import { LoginPage } from './pages/Login.tsx';
 import { OAuthClientsPage } from './pages/OAuthClients.tsx';
@@ -15,29 +18,36 @@ import { ScopesPage } from './pages/Scopes.tsx';
 import { UsersPage } from './pages/Users.tsx';
 import { AccountPage } from './pages/Account.tsx';
 import { Link, useLocation } from './router.tsx';
+import { CONSOLE_PATHS, type ConsolePath } from './routes.ts';
 import { type Permission, SessionProvider, useMe, useSession } from './session.tsx';
 
 interface Page {
-  path: string;
+  path: ConsolePath;
   label: string;
   permission: Permission;
   render: () => ReactNode;
 }
 
-const pages: Page[] = [
-  { path: '/', label: 'Overview', permission: 'runs:read', render: () => <OverviewPage /> },
-  { path: '/agents', label: 'Agents', permission: 'agents:read', render: () => <AgentsPage /> },
-  { path: '/updates', label: 'Updates', permission: 'agents:read', render: () => <UpdatesPage /> },
-  { path: '/integrations', label: 'Integrations', permission: 'integrations:read', render: () => <IntegrationsPage /> },
-  { path: '/runs', label: 'Runs', permission: 'runs:read', render: () => <RunsPage /> },
-  { path: '/scopes', label: 'Scopes', permission: 'scopes:read', render: () => <ScopesPage /> },
-  { path: '/audit', label: 'Audit', permission: 'audit:read', render: () => <AuditPage /> },
-  { path: '/users', label: 'Users', permission: 'users:read', render: () => <UsersPage /> },
-  { path: '/requests', label: 'API requests', permission: 'requests:read', render: () => <RequestsPage /> },
-  { path: '/api-keys', label: 'API keys', permission: 'keys:read', render: () => <ApiKeysPage /> },
-  { path: '/oauth-clients', label: 'OAuth clients', permission: 'keys:read', render: () => <OAuthClientsPage /> },
-  { path: '/account', label: 'Account', permission: 'account:manage', render: () => <AccountPage /> },
-];
+/** Every path of CONSOLE_PATHS has its page, and no page has a path outside it. */
+const byPath: Record<ConsolePath, Omit<Page, 'path'>> = {
+  '/': { label: 'Overview', permission: 'runs:read', render: () => <OverviewPage /> },
+  '/agents': { label: 'Agents', permission: 'agents:read', render: () => <AgentsPage /> },
+  '/updates': { label: 'Updates', permission: 'agents:read', render: () => <UpdatesPage /> },
+  '/agent-groups': { label: 'Agent groups', permission: 'scopes:read', render: () => <AgentGroupsPage /> },
+  '/integrations': { label: 'Integrations', permission: 'integrations:read', render: () => <IntegrationsPage /> },
+  '/runs': { label: 'Runs', permission: 'runs:read', render: () => <RunsPage /> },
+  '/scopes': { label: 'Scopes', permission: 'scopes:read', render: () => <ScopesPage /> },
+  '/audit': { label: 'Audit', permission: 'audit:read', render: () => <AuditPage /> },
+  '/alert-destinations': { label: 'Alert destinations', permission: 'alerts:read', render: () => <AlertDestinationsPage /> },
+  '/users': { label: 'Users', permission: 'users:read', render: () => <UsersPage /> },
+  '/requests': { label: 'API requests', permission: 'requests:read', render: () => <RequestsPage /> },
+  '/api-keys': { label: 'API keys', permission: 'keys:read', render: () => <ApiKeysPage /> },
+  '/enrollment-tokens': { label: 'Enrollment tokens', permission: 'agents:enroll', render: () => <EnrollmentTokensPage /> },
+  '/oauth-clients': { label: 'OAuth clients', permission: 'keys:read', render: () => <OAuthClientsPage /> },
+  '/account': { label: 'Account', permission: 'account:manage', render: () => <AccountPage /> },
+};
+
+const pages: Page[] = CONSOLE_PATHS.map((path) => ({ path, ...byPath[path] }));
 
 export function App() {
   const me = useMe();

@@ -127,6 +127,13 @@ const serverSchema = z.object({
   AIRLOCK_OAUTH_TOKEN_TTL_SECONDS: z.coerce.number().int().min(60).max(MAX_ACCESS_TOKEN_TTL_SECONDS).default(ACCESS_TOKEN_TTL_SECONDS),
   /** Most request-log entries waiting to be written; beyond it entries are dropped and counted. Default 10_000. */
   AIRLOCK_REQUEST_LOG_QUEUE: z.coerce.number().int().min(100).max(1_000_000).default(10_000),
+  /**
+   * The metrics listener (`/metrics` in Prometheus text format, and `/healthz`, `/readyz`): its own
+   * address, apart from the API, so it is reachable from the monitoring network only and needs no
+   * credential. Plain HTTP. Unset port: no metrics listener; 0 picks a free one. Host default loopback.
+   */
+  AIRLOCK_METRICS_HOST: z.string().min(1).default('127.0.0.1'),
+  AIRLOCK_METRICS_PORT: z.coerce.number().int().min(0).max(65535).optional(),
   /** The rate-limit window, in seconds, for all the limits. Default 60. */
   AIRLOCK_RATE_LIMIT_WINDOW_SECONDS: z.coerce.number().int().min(1).max(86_400).default(60),
 });
@@ -182,6 +189,7 @@ export function loadServerConfig(env: NodeJS.ProcessEnv = process.env) {
       tokenTtlSeconds: raw.AIRLOCK_OAUTH_TOKEN_TTL_SECONDS,
     },
     requestLogQueue: raw.AIRLOCK_REQUEST_LOG_QUEUE,
+    metrics: raw.AIRLOCK_METRICS_PORT === undefined ? null : { host: raw.AIRLOCK_METRICS_HOST, port: raw.AIRLOCK_METRICS_PORT },
     publicUrl: raw.AIRLOCK_PUBLIC_URL ? new URL(raw.AIRLOCK_PUBLIC_URL).origin : null,
     alerts: {
       keyFile: raw.AIRLOCK_ALERT_KEY_FILE ? path.resolve(raw.AIRLOCK_ALERT_KEY_FILE) : null,

@@ -27,6 +27,7 @@ import {
   type ServerDeps,
   type Signer,
   createStaticHandler,
+  createMetricsHandler,
 } from '@airlock/api';
 import { loadAlertKey, loadOAuthKeys, loadSigner, type ServerConfig } from './config.ts';
 
@@ -52,6 +53,8 @@ export async function openDatabase(config: Pick<ServerConfig, 'databaseUrl' | 'd
 
 export interface RunningServer {
   url: string;
+  /** The metrics listener's base URL (`/metrics`, `/healthz`, `/readyz`); null when none is configured. */
+  metricsUrl: string | null;
   db: Database;
   close(): Promise<void>;
 }
@@ -112,6 +115,8 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   });
   const { port } = server.address() as AddressInfo;
   const url = `${config.tls ? 'https' : 'http'}://${config.host}:${port}`;
+  const metricsServer = config.metrics ? await listenMetrics(config.metrics, createMetricsHandler(deps), logger) : null;
+  const metricsUrl = metricsServer ? `http://${config.metrics?.host ?? '127.0.0.1'}:${(metricsServer.address() as AddressInfo).port}` : null;
   // Known only now that the port is bound (AIRLOCK_PORT=0).
   deps.publicUrl ??= url;
   if (deps.oauth && deps.oauth.issuer === '') deps.oauth.issuer = url;
@@ -144,12 +149,17 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   });
   alerts.start();
   const checkpoints = startCheckpoints(system, signer, config.checkpointIntervalMs, logger);
-  logger.info({ url, database: db.kind, keyId: signer.keyId, console: config.consoleDir }, 'control plane listening');
+  logger.info({ url, metricsUrl, database: db.kind, keyId: signer.keyId, console: config.consoleDir }, 'control plane listening');
   return {
     url,
+    metricsUrl,
     db,
     async close() {
       clearInterval(prune);
+      if (metricsServer) {
+        metricsServer.closeAllConnections();
+        await new Promise<void>((resolve) => metricsServer.close(() => resolve()));
+      }
       await checkpoints.stop();
       await scheduler.stop();
       await alerts.stop();
@@ -160,6 +170,23 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
       await db.close();
     },
   };
+}
+
+/** The metrics listener: plain HTTP on its own address (see AIRLOCK_METRICS_PORT). */
+async function listenMetrics(address: { host: string; port: number }, handler: ReturnType<typeof createMetricsHandler>, logger: pino.Logger): Promise<http.Server> {
+  const server = http.createServer((req, res) => {
+    handler(req, res).catch((error: unknown) => {
+      logger.error({ error: error instanceof Error ? error.message : String(error) }, 'metrics request failed');
+      if (!res.headersSent) res.writeHead(500).end();
+    });
+  });
+  server.requestTimeout = 30_000;
+  server.headersTimeout = 10_000;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen({ port: address.port, host: address.host }, resolve);
+  });
+  return server;
 }
 
 /** Signs the audit head every `intervalMs` when it moved; a slow signing skips ticks rather than piling them up. */

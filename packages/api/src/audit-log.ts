@@ -7,6 +7,7 @@ import type { AgentPrincipal } from './auth/agent-auth.ts';
 import type { AdminPrincipal } from './auth/principal.ts';
 import type { RequestFacts } from './context.ts';
 import type { Database, Queryable } from './storage/database.ts';
+import { processMetrics } from './metrics.ts';
 
 export async function appendAudit(tx: Queryable, event: AuditEventInput, now: Date = new Date()): Promise<AuditRecord> {
   assertAuditable(event.action);
@@ -16,6 +17,7 @@ export async function appendAudit(tx: Queryable, event: AuditEventInput, now: Da
   // One statement: audit_append (migrations 0010, 0015) takes the lock of this event's chain head
   // only, which orders that chain's appends so it has no forks even with several replicas, and
   // hashes as hashEvent does. Other tenants' appends go on in parallel.
+  const stopTimer = processMetrics.auditAppendSeconds.startTimer();
   const [row] = await tx.query<{ seq: string; prev_hash: string; hash: string }>(
     'SELECT seq::text AS seq, prev_hash, hash FROM audit_append($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)',
     [
@@ -32,6 +34,8 @@ export async function appendAudit(tx: Queryable, event: AuditEventInput, now: Da
       after,
     ],
   );
+  // Includes the wait for the chain head's lock: that wait is what an operator needs to see.
+  stopTimer();
   if (!row) throw new Error('audit_append returned no row');
   return { ...event, seq: Number(row.seq), at, prevHash: row.prev_hash, hash: row.hash };
 }

@@ -17,6 +17,8 @@ import { handleTokenRequest } from './oauth/token-endpoint.ts';
 import { authorizationServerMetadata } from './oauth/tokens.ts';
 import { jwksOf } from './oauth/token-keys.ts';
 import { appRouter } from './router.ts';
+import { checkReadiness } from './health.ts';
+import { createMetrics, type Metrics, processMetrics } from './metrics.ts';
 import { securityHeaders, type StaticHandler } from './static-files.ts';
 
 export interface HttpOptions {
@@ -28,7 +30,7 @@ export interface HttpOptions {
   rateLimits?: Partial<RateLimitSettings>;
   /** How often the refusals after a subject's first are audited as one row. Default `DEFAULT_REFUSAL_SUMMARY_MS`. */
   refusalSummaryMs?: number;
-  /** Serves the console's build for every path outside /trpc and /healthz; unset: 404. */
+  /** Serves the console's build (its files and its routes) outside the API's paths; unset: 404. */
   console?: StaticHandler;
   /** Where each tRPC and token request is logged (never its body or credentials); unset: not logged. */
   requestLog?: RequestLogWriter;
@@ -47,10 +49,19 @@ interface RequestNote {
 const knownProcedures = new Set(Object.keys(appRouter._def.procedures));
 
 /** The procedures a /trpc path names, as the router knows them; anything else is `(unknown)`, never the raw text. */
-function proceduresOf(pathname: string): string {
+function procedureListOf(pathname: string): string[] {
   const names = pathname.slice('/trpc/'.length).split(',').slice(0, 64);
-  return names.map((name) => (knownProcedures.has(name) ? name : '(unknown)')).join(',');
+  return names.map((name) => (knownProcedures.has(name) ? name : '(unknown)'));
 }
+
+function proceduresOf(pathname: string): string {
+  return procedureListOf(pathname).join(',');
+}
+
+/** What a request's metrics are labelled by: fixed words, never the path as sent. */
+type Route = 'trpc' | 'oauth_token' | 'console' | 'healthz' | 'readyz' | 'sso' | 'well_known' | 'not_found';
+
+const METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
 
 export const HSTS = 'max-age=31536000; includeSubDomains';
 
@@ -105,21 +116,44 @@ export function createHttpHandler(given: ServerDeps, options: HttpOptions) {
     const { pathname } = new URL(pathAndQuery, 'http://control-plane');
     const [, first] = pathname.split('/');
     const method = req.method ?? 'GET';
-    if (first === 'healthz') return send(res, 200, { ok: true });
+    const received = performance.now();
+    let route: Route = 'not_found';
+    res.once('finish', () => {
+      const code = String(res.statusCode);
+      processMetrics.httpRequests.inc({ route, method: METHODS.has(method) ? method : 'other', code });
+      processMetrics.httpSeconds.observe({ route, code }, (performance.now() - received) / 1000);
+    });
+    if (first === 'healthz' && pathname === '/healthz') {
+      route = 'healthz';
+      return send(res, 200, { ok: true }, { 'cache-control': 'no-store' });
+    }
+    if (first === 'readyz' && pathname === '/readyz') {
+      route = 'readyz';
+      const readiness = await checkReadiness(deps);
+      return send(res, readiness.ready ? 200 : 503, readiness, { 'cache-control': 'no-store' });
+    }
     if (first === '.well-known' && (pathname === '/.well-known/jwks.json' || pathname === '/.well-known/oauth-authorization-server')) {
+      route = 'well_known';
       if (!deps.oauth) return send(res, 404, { error: 'not found' });
       const document = pathname === '/.well-known/jwks.json' ? jwksOf(deps.oauth.keys) : authorizationServerMetadata(deps.oauth);
       return send(res, 200, document, { 'cache-control': 'public, max-age=300' });
     }
     if (isSsoPath(pathname)) {
+      route = 'sso';
       const url = new URL(pathAndQuery, 'http://control-plane');
       return handleSso(deps, auth, limits, { method, url, host: req.headers.host, cookie: req.headers.cookie, sourceIp: req.socket.remoteAddress ?? null }, res);
     }
     const isToken = pathname === '/oauth/token' && deps.oauth !== undefined;
     if (!isToken && first !== 'trpc') {
-      if (options.console) return options.console(method, pathname, res);
+      // The console answers its files and its own routes; every other path is 404, so a probe of a
+      // path the server does not have (`/metrics` here, a typo) is never fooled by the console's page.
+      if (options.console) {
+        route = 'console';
+        return options.console(method, pathname, res);
+      }
       return send(res, 404, { error: 'not found' });
     }
+    route = isToken ? 'oauth_token' : 'trpc';
     // Timed from here: the log's latency is the server's own work on the request.
     const started = performance.now();
     const requestId = randomUUID();
@@ -189,6 +223,9 @@ export function createHttpHandler(given: ServerDeps, options: HttpOptions) {
     });
     const facts = { method, pathAndQuery, headers, body, sourceIp: req.socket.remoteAddress ?? null };
     let context: Context | null = null;
+    /** Each failed call's code by its procedure; the calls of a batch not in it succeeded. */
+    const failedCalls = new Map<string, string>();
+    const callsStarted = performance.now();
     const response = await fetchRequestHandler({
       endpoint: '/trpc',
       req: request,
@@ -201,6 +238,7 @@ export function createHttpHandler(given: ServerDeps, options: HttpOptions) {
         return retryAfter === null ? {} : { headers: new Headers({ 'retry-after': String(retryAfter) }) };
       },
       onError: ({ error, path }) => {
+        if (path !== undefined) failedCalls.set(path, error.code);
         if (error.code === 'INTERNAL_SERVER_ERROR') deps.logger.error({ path, error: error.message }, 'request failed');
       },
     });
@@ -215,5 +253,35 @@ export function createHttpHandler(given: ServerDeps, options: HttpOptions) {
     if (caller) Object.assign(note, { tenantId: caller.tenantId, callerType: caller.type, callerId: caller.id });
     res.writeHead(response.status, responseHeaders);
     res.end(Buffer.from(await response.arrayBuffer()));
+    const seconds = (performance.now() - callsStarted) / 1000;
+    const pathnameOnly = new URL(pathAndQuery, 'http://control-plane').pathname;
+    for (const procedure of procedureListOf(pathnameOnly)) {
+      // A path the router does not know never ran: its call failed as a whole request.
+      const code = procedure === '(unknown)' ? 'NOT_FOUND' : (failedCalls.get(procedure) ?? (response.status >= 400 && failedCalls.size === 0 ? `HTTP_${response.status}` : 'OK'));
+      processMetrics.trpcRequests.inc({ procedure, code });
+      processMetrics.trpcSeconds.observe({ procedure, code }, seconds);
+    }
   }
+}
+
+/**
+ * The metrics listener's handler: `/metrics` (Prometheus text format), `/healthz` and `/readyz`;
+ * anything else 404. The app serves it on its own address (never the API's), which is what keeps
+ * the numbers, tenant ids among them, to the monitoring network.
+ */
+export function createMetricsHandler(deps: Pick<ServerDeps, 'db' | 'signer'>, metrics: Metrics = createMetrics(deps.db)) {
+  return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const { pathname } = new URL(req.url ?? '/', 'http://control-plane');
+    const method = req.method ?? 'GET';
+    if (method !== 'GET' && method !== 'HEAD') return send(res, 405, { error: 'method not allowed' }, { allow: 'GET, HEAD' });
+    if (pathname === '/healthz') return send(res, 200, { ok: true }, { 'cache-control': 'no-store' });
+    if (pathname === '/readyz') {
+      const readiness = await checkReadiness(deps);
+      return send(res, readiness.ready ? 200 : 503, readiness, { 'cache-control': 'no-store' });
+    }
+    if (pathname !== '/metrics') return send(res, 404, { error: 'not found' });
+    const text = await metrics.text();
+    res.writeHead(200, { 'content-type': metrics.contentType, 'cache-control': 'no-store', 'x-content-type-options': 'nosniff' });
+    res.end(method === 'HEAD' ? undefined : text);
+  };
 }

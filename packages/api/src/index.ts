@@ -4,14 +4,16 @@
  * as a type only.
  */
 export { appRouter, type AppRouter } from './router.ts';
-export { createHttpHandler, type HttpOptions } from './http.ts';
+export { createHttpHandler, createMetricsHandler, type HttpOptions } from './http.ts';
+export { checkReadiness, type Readiness } from './health.ts';
+export { createMetrics, type Metrics, processMetrics } from './metrics.ts';
 export { DEFAULT_MAX_BATCH_SIZE, DEFAULT_RATE_LIMITS, pruneRateLimits, RateLimits, type LimitKind, type RateLimit, type RateLimitSettings } from './rate-limits.ts';
 export { createStaticHandler, securityHeaders, type StaticHandler } from './static-files.ts';
 export { createContext, type Context, type RequestFacts, type ServerDeps } from './context.ts';
 export { AGENT_KEY_CHANNEL, Dispatcher, type DispatcherOptions, notifyAgents, WAKE_CHANNEL } from './dispatcher.ts';
 export { Scheduler, type FireOutcome, type SchedulerOptions, latestFireTime, nextFireTime, validateSchedule } from './scheduler.ts';
 export { connectPostgres, openPglite, type Database, type Listener, type NotificationHandlers, type PostgresOptions, type Queryable, RequestAbandoned } from './storage/database.ts';
-export { migrate } from './storage/migrate.ts';
+export { migrate, pendingMigrations } from './storage/migrate.ts';
 export { bootstrapTenant } from './bootstrap.ts';
 export { AgentKeyCache, pruneNonces } from './auth/agent-auth.ts';
 export { permissions, roles, type Permission, type Role } from './auth/permissions.ts';

@@ -25,6 +25,7 @@ import type { OAuthClientPrincipal } from './oauth/clients.ts';
 import { addressKey, LoginBusy } from './auth/login-guard.ts';
 import { eventBy, recordAudit } from './audit-log.ts';
 import type { Context } from './context.ts';
+import { processMetrics } from './metrics.ts';
 
 export type LimitKind = 'api-key' | 'oauth-client' | 'session' | 'agent' | 'ip';
 
@@ -117,6 +118,13 @@ export class RateLimits {
 
   /** Counts one operation for `subject` under `kind`. */
   async consume(kind: LimitKind, subject: string, now: Date = new Date()): Promise<LimitVerdict> {
+    const verdict = await this.#decide(kind, subject, now);
+    // By limit only: the subject (a key, a user, an address) never becomes a metric label.
+    if (!verdict.allowed) processMetrics.rateLimitRefusals.inc({ limit: kind });
+    return verdict;
+  }
+
+  async #decide(kind: LimitKind, subject: string, now: Date): Promise<LimitVerdict> {
     const limit = this.settings[kind];
     if (this.#store) {
       const key = `${kind}/${limit.points}/${limit.durationSeconds} ${subject}`;

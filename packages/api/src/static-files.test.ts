@@ -29,6 +29,7 @@ describe('createStaticHandler', () => {
     const dist = path.join(root, 'dist');
     await mkdir(path.join(dist, 'assets'), { recursive: true });
     await writeFile(path.join(dist, 'index.html'), '<!doctype html><title>console</title>');
+    await writeFile(path.join(dist, 'routes.json'), JSON.stringify(['/', '/agents', '/runs']));
     await writeFile(path.join(dist, 'assets', 'app-1234.js'), 'console.log(1)');
     await writeFile(path.join(root, 'secret.txt'), 'outside the build');
     await symlink(path.join(root, 'secret.txt'), path.join(dist, 'link.txt'));
@@ -59,9 +60,14 @@ describe('createStaticHandler', () => {
     expect(asset.headers['cache-control']).toMatch(/immutable/);
   });
 
-  it('answers the console routes with index.html and unknown files with 404', async () => {
+  it('[operations:metrics] answers the console routes its build lists with index.html and every other path with 404', async () => {
     expect((await get(port, '/agents')).body).toContain('<title>console</title>');
-    expect((await get(port, '/assets/missing.js')).status).toBe(404);
+    expect((await get(port, '/runs?run=1')).status).toBe(200);
+    for (const other of ['/metrics', '/assets/missing.js', '/agents/x', '/unknown', '/api', '/index']) {
+      const response = await get(port, other);
+      expect(response.status, other).toBe(404);
+      expect(response.body, other).not.toContain('<title>console</title>');
+    }
   });
 
   it('never serves a file outside the build, however the path is spelled', async () => {

@@ -2,7 +2,8 @@
  * Serves the console's built files from one directory, with the security headers every response
  * of the control plane carries. Only files that exist inside the directory at start-up are served:
  * the request path is looked up in that list, never joined onto the filesystem, so no path can
- * climb out of it. Unknown paths without a file extension get index.html (the console's routes).
+ * climb out of it. The console's own routes, which its build lists in routes.json, get index.html;
+ * every other path gets 404, so a probe or a typo is never answered with the console's page.
  */
 import { readdir, readFile, realpath, stat } from 'node:fs/promises';
 import path from 'node:path';
@@ -62,6 +63,25 @@ async function collect(root: string, dir: string, depth: number, files: Map<stri
   }
 }
 
+/**
+ * The console's routes from its build's routes.json (written by its Vite config from the list its
+ * shell renders). A build without one is served at `/` only: its other pages still work once
+ * loaded, as the console navigates without asking the server.
+ */
+function routesOf(file: StaticFile | undefined, dir: string): Set<string> {
+  if (!file) return new Set(['/']);
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(file.body.toString('utf8'));
+  } catch {
+    throw new Error(`${dir}/routes.json is not JSON; rebuild the console`);
+  }
+  if (!Array.isArray(parsed) || !parsed.every((route): route is string => typeof route === 'string' && route.startsWith('/'))) {
+    throw new Error(`${dir}/routes.json must list the console's paths, each starting with /; rebuild the console`);
+  }
+  return new Set(['/', ...parsed]);
+}
+
 export type StaticHandler = (method: string, pathname: string, res: ServerResponse) => void;
 
 /** Loads the build once; a rebuilt console is picked up at the next start. */
@@ -72,6 +92,7 @@ export async function createStaticHandler(dir: string): Promise<StaticHandler> {
   await collect(root, root, 0, files);
   const index = files.get('/index.html');
   if (!index) throw new Error(`${dir} has no index.html; build the console first (npm run build -w @airlock/console)`);
+  const routes = routesOf(files.get('/routes.json'), dir);
   return (method, pathname, res) => {
     if (method !== 'GET' && method !== 'HEAD') {
       res.writeHead(405, { ...securityHeaders, allow: 'GET, HEAD', 'content-type': 'text/plain; charset=utf-8' });
@@ -79,7 +100,7 @@ export async function createStaticHandler(dir: string): Promise<StaticHandler> {
       return;
     }
     let file = files.get(pathname);
-    if (!file && path.posix.extname(pathname) === '') file = index;
+    if (!file && routes.has(pathname)) file = index;
     if (!file) {
       res.writeHead(404, { ...securityHeaders, 'content-type': 'text/plain; charset=utf-8' });
       res.end('not found');

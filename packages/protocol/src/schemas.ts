@@ -201,11 +201,43 @@ export const enrollInput = z.strictObject({
 });
 export const enrollOutput = z.strictObject({ agentId: uuid, tenantId: uuid });
 
+/** The longest failure reason a run report carries, in code points. */
+export const MAX_REASON_LENGTH = 500;
+
+/** The longest last error a heartbeat summary carries, in code points. */
+export const MAX_SUMMARY_ERROR_LENGTH = 500;
+
 // ---- agent channel ----------------------------------------------------------------------------
+
+/**
+ * What an agent says about itself in each heartbeat, for operators: metadata only (counts, sizes,
+ * its version, whether it goes through a proxy, and its last error's class-based wording), never a
+ * path, file name or secret. The control plane re-exports it per agent in its metrics and shows it
+ * in the console. Counters run from the agent's start.
+ */
+export const heartbeatSummary = z.strictObject({
+  version: displayText({ min: 1, max: 64 }),
+  /** The control channel goes through an HTTP proxy. */
+  proxy: z.boolean(),
+  /** The last failure the agent met (a run's reason or a failed control-plane call), for people; null: none since it started. */
+  lastError: displayText({ min: 1, max: MAX_SUMMARY_ERROR_LENGTH }).nullable(),
+  /** Runs this agent finished since it started, by outcome. */
+  runs: z.strictObject({ succeeded: z.number().int().nonnegative(), failed: z.number().int().nonnegative() }),
+  /** Ciphertext bytes and files delivered since it started. */
+  bytesDelivered: z.number().int().nonnegative(),
+  filesDelivered: z.number().int().nonnegative(),
+  /** Reports waiting in the local outbox. */
+  outboxDepth: z.number().int().nonnegative(),
+  /** When the agent process started. */
+  startedAt: z.iso.datetime(),
+});
+export type HeartbeatSummary = z.infer<typeof heartbeatSummary>;
 
 export const heartbeatInput = z.strictObject({
   version: displayText({ min: 1, max: 64 }),
   hostname: displayText({ min: 1, max: 255 }),
+  /** Absent from agents older than the summary. */
+  summary: heartbeatSummary.optional(),
 });
 
 export const nextJobInput = z.strictObject({
@@ -253,8 +285,6 @@ export type SkippedName = z.infer<typeof skippedName>;
 /** At most this many skipped names travel in one report; `count` has them all. */
 export const MAX_SKIPPED_NAMES = 100;
 
-/** The longest failure reason a run report carries, in code points. */
-export const MAX_REASON_LENGTH = 500;
 
 export const runReport = z.strictObject({
   runId: uuid,

@@ -68,3 +68,13 @@ export const UPDATE_MAX_STARTS = 3;
 
 /** An update offered to an agent that has reported nothing for this long (ms) counts as failed in its ring. */
 export const UPDATE_OFFER_TIMEOUT_MS = 30 * 60_000;
+
+/**
+ * The database-derived metrics (agents by state, runs by outcome, queue depth, deliveries) are
+ * computed at most this often (ms) per control plane: scrapes in between get the last values, so
+ * however many scrapers there are, the database does this work once per interval.
+ */
+export const METRICS_DB_REFRESH_MS = 10_000;
+
+/** `/readyz` gives each check this long (ms) before it counts as failed: a probe must answer even while the database hangs. */
+export const READINESS_CHECK_TIMEOUT_MS = 2_000;

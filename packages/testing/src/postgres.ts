@@ -28,6 +28,12 @@ export interface TestPostgres extends AsyncDisposable {
   createDatabase(): Promise<string>;
   /** `pg_dump` text output of a database. */
   dump(databaseUrl: string): Promise<string>;
+  /**
+   * Stops the server but keeps its data, so that a test can watch clients lose it; `resume()`
+   * starts it again on the same port. A server named by `AIRLOCK_TEST_DATABASE_URL` is not ours to stop: refused.
+   */
+  pause(): Promise<void>;
+  resume(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -120,10 +126,13 @@ function external(url: string): TestPostgres {
     binDir = undefined;
   }
   const stop = async (): Promise<void> => undefined;
+  const refuse = () => Promise.reject(new Error('AIRLOCK_TEST_DATABASE_URL names a server these tests do not own: it cannot be paused'));
   return {
     url,
     createDatabase: () => createTestDatabase(url),
     dump: (databaseUrl) => dumpWith(binDir, databaseUrl),
+    pause: refuse,
+    resume: refuse,
     stop,
     [Symbol.asyncDispose]: stop,
   };
@@ -203,6 +212,16 @@ export async function startPostgres(): Promise<TestPostgres> {
       url,
       createDatabase: () => createTestDatabase(url),
       dump: (databaseUrl) => dumpWith(binDir, databaseUrl),
+      async pause() {
+        const [file, args] = asPostgres(pgCtl, ['stop', '-D', dataDir, '-m', 'fast', '-w', '-t', '20']);
+        await run(file, args, { timeoutMs: 30_000 });
+      },
+      async resume() {
+        await run(ctlFile, ctlArgs, { timeoutMs: 30_000 }).catch(async (error: unknown) => {
+          throw new Error(`pg_ctl start failed. ${await readLog()}`, { cause: error });
+        });
+        await waitForServer(url, READY_TIMEOUT_MS, readLog);
+      },
       stop,
       [Symbol.asyncDispose]: stop,
     };

@@ -45,6 +45,8 @@ export function AgentsPage() {
                     <th scope="col">Status</th>
                     <th scope="col">Last heartbeat</th>
                     <th scope="col">Version</th>
+                    <th scope="col">Proxy</th>
+                    <th scope="col">Last error</th>
                     <th scope="col">Groups</th>
                     <th scope="col">Enrolled</th>
                     <th scope="col">
@@ -70,6 +72,16 @@ export function AgentsPage() {
                       </td>
                       <td title={formatTime(agent.lastSeenAt)}>{formatAgo(agent.lastSeenAt)}</td>
                       <td className="mono">{agent.version}</td>
+                      <td>{agent.report === null ? <span className="muted">not reported</span> : agent.report.proxy ? 'through a proxy' : 'direct'}</td>
+                      <td>
+                        {agent.report === null ? (
+                          <span className="muted">not reported</span>
+                        ) : agent.report.lastError === null ? (
+                          <span className="muted">none</span>
+                        ) : (
+                          <span title={`reported ${formatTime(agent.report.reportedAt)}`}>{agent.report.lastError}</span>
+                        )}
+                      </td>
                       <td>{agent.groups.length === 0 ? <span className="muted">none</span> : agent.groups.map((group) => <Badge key={group} tone="neutral">{group}</Badge>)}</td>
                       <td>{formatTime(agent.enrolledAt)}</td>
                       <td>

@@ -91,6 +91,15 @@ export const agentChannelRouter = {
        SELECT key_rotation_requested_at FROM agents WHERE id = $3`,
       [input.version, input.hostname, ctx.agent.agentId],
     );
+    if (input.summary) {
+      // Replaced by the latest heartbeat; an identical summary (an idle agent) costs no write.
+      await ctx.db.query(
+        `INSERT INTO agent_summaries (agent_id, tenant_id, summary, reported_at) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (agent_id) DO UPDATE SET summary = EXCLUDED.summary, reported_at = EXCLUDED.reported_at
+         WHERE agent_summaries.summary IS DISTINCT FROM EXCLUDED.summary`,
+        [ctx.agent.agentId, ctx.agent.tenantId, JSON.stringify(input.summary), ctx.now()],
+      );
+    }
     // A release due to this agent from an active rollout: the agent checks the release key's signature itself.
     const update = await ctx.db.transaction((tx) => dueUpdate(tx, ctx.agent, ctx.request, input.version, ctx.now()));
     // An admin asked for a new key: the agent rotates it with `agent.rotateKey`.

@@ -7,7 +7,7 @@ import type { TRPCRouterRecord } from '@trpc/server';
 import { z } from 'zod';
 import { isAirlockError, NotFoundError } from '@airlock/errors';
 import { inspectRecipientKeys } from '@airlock/pgp';
-import { AGENT_ONLINE_WITHIN_MS, armoredPublicKey, byId, connectorRef, type IntegrationSpec, runStatus, type RunStatus } from '@airlock/protocol';
+import { AGENT_ONLINE_WITHIN_MS, armoredPublicKey, byId, connectorRef, heartbeatSummary, type IntegrationSpec, runStatus, type RunStatus } from '@airlock/protocol';
 import { effectivePermissions } from '../auth/principal.ts';
 import { verifyStoredAudit } from '../checkpoints.ts';
 import { checkConnectorConfig, connectorCatalog } from '../connector-catalog.ts';
@@ -17,6 +17,13 @@ const HOUR_MS = 3_600_000;
 
 /** The walk in progress per server (its dispatcher stands for it), shared by concurrent requests. */
 const verifying = new WeakMap<object, ReturnType<typeof verifyStoredAudit>>();
+
+/** What the console shows of an agent's heartbeat summary; a stored summary the schema no longer reads is shown as none. */
+function reportOf(summary: unknown, at: Date | null): { proxy: boolean; lastError: string | null; outboxDepth: number; reportedAt: string } | null {
+  const parsed = heartbeatSummary.safeParse(summary);
+  if (!parsed.success || at === null) return null;
+  return { proxy: parsed.data.proxy, lastError: parsed.data.lastError, outboxDepth: parsed.data.outboxDepth, reportedAt: at.toISOString() };
+}
 
 export const consoleRouter = {
   /** What the caller may do, so the console shows only the controls that would work. The server checks each call anyway. */
@@ -100,14 +107,18 @@ export const consoleRouter = {
       enrolled_at: Date;
       last_seen_at: Date | null;
       groups: string[] | null;
+      summary: unknown;
+      summary_at: Date | null;
     }>(
       `SELECT a.id, a.hostname, a.version, a.status, a.enrolled_at, a.last_seen_at,
-              array_remove(array_agg(g.name ORDER BY g.name), NULL) AS groups
+              array_remove(array_agg(g.name ORDER BY g.name), NULL) AS groups,
+              s.summary, s.reported_at AS summary_at
        FROM agents a
        LEFT JOIN agent_group_members m ON m.agent_id = a.id
        LEFT JOIN agent_groups g ON g.id = m.group_id AND g.tenant_id = a.tenant_id
+       LEFT JOIN agent_summaries s ON s.agent_id = a.id
        WHERE a.tenant_id = $1
-       GROUP BY a.id ORDER BY a.enrolled_at`,
+       GROUP BY a.id, s.agent_id ORDER BY a.enrolled_at`,
       [ctx.admin.tenantId],
     );
     const now = ctx.now().getTime();
@@ -120,6 +131,8 @@ export const consoleRouter = {
       enrolledAt: row.enrolled_at.toISOString(),
       lastSeenAt: row.last_seen_at?.toISOString() ?? null,
       groups: row.groups ?? [],
+      // The agent's own account of itself from its latest heartbeat; null from agents that send none.
+      report: reportOf(row.summary, row.summary_at),
     }));
   }),
 

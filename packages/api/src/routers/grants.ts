@@ -7,6 +7,8 @@ import type { TRPCRouterRecord } from '@trpc/server';
 import { ConflictError, NotFoundError, UserError } from '@airlock/errors';
 import {
   addGrantInput,
+  AGENT_HEALTHY_WITHIN_MS,
+  AGENT_ONLINE_WITHIN_MS,
   addGroupMemberInput,
   byId,
   createGroupInput,
@@ -132,6 +134,40 @@ export const grantsRouter = {
 } satisfies TRPCRouterRecord;
 
 export const groupsRouter = {
+  /**
+   * The tenant's agent groups with each member's health: `healthy` is what group dispatch goes by
+   * (seen within AGENT_HEALTHY_WITHIN_MS), `online` what the console shows for an agent.
+   */
+  list: procedureFor('scopes:read').query(async ({ ctx }) => {
+    const rows = await ctx.db.query<{ id: string; name: string; created_at: Date; agent_id: string | null; hostname: string | null; status: string | null; last_seen_at: Date | null }>(
+      `SELECT g.id, g.name, g.created_at, a.id AS agent_id, a.hostname, a.status, a.last_seen_at
+       FROM agent_groups g
+       LEFT JOIN agent_group_members m ON m.group_id = g.id
+       LEFT JOIN agents a ON a.id = m.agent_id AND a.tenant_id = g.tenant_id
+       WHERE g.tenant_id = $1
+       ORDER BY g.name, a.hostname, a.id`,
+      [ctx.admin.tenantId],
+    );
+    const now = ctx.now().getTime();
+    const seenWithin = (at: Date | null, ms: number) => at !== null && now - at.getTime() <= ms;
+    const groups = new Map<string, { id: string; name: string; createdAt: string; members: Array<{ agentId: string; hostname: string; status: string; healthy: boolean; online: boolean; lastSeenAt: string | null }> }>();
+    for (const row of rows) {
+      const group = groups.get(row.id) ?? { id: row.id, name: row.name, createdAt: row.created_at.toISOString(), members: [] };
+      groups.set(row.id, group);
+      if (row.agent_id === null || row.hostname === null || row.status === null) continue;
+      const active = row.status === 'active';
+      group.members.push({
+        agentId: row.agent_id,
+        hostname: row.hostname,
+        status: row.status,
+        healthy: active && seenWithin(row.last_seen_at, AGENT_HEALTHY_WITHIN_MS),
+        online: active && seenWithin(row.last_seen_at, AGENT_ONLINE_WITHIN_MS),
+        lastSeenAt: row.last_seen_at?.toISOString() ?? null,
+      });
+    }
+    return [...groups.values()];
+  }),
+
   create: procedureFor('scopes:write')
     .input(createGroupInput)
     .mutation(async ({ ctx, input }) => {

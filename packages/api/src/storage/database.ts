@@ -58,6 +58,17 @@ export interface Database extends Queryable {
   forTenant(tenantId: string): Database;
   /** The same database for explicitly cross-tenant system work. */
   forSystem(): Database;
+  /** The connection pool as it is now, for the metrics; null for the embedded database, which has none. */
+  poolStats(): PoolStats | null;
+}
+
+export interface PoolStats {
+  /** Connections open, idle among them, and requests waiting for one. */
+  total: number;
+  idle: number;
+  waiting: number;
+  /** The most connections the pool opens. */
+  max: number;
 }
 
 /** The row-level security settings; the policies in migration 0011 read them. */
@@ -104,6 +115,7 @@ interface Driver {
   execScript(sql: string): Promise<void>;
   listen(channels: readonly string[], handlers: NotificationHandlers): Promise<Listener>;
   close(): Promise<void>;
+  poolStats(): PoolStats | null;
 }
 
 function listenChecked(driver: Driver, channels: readonly string[], handlers: NotificationHandlers): Promise<Listener> {
@@ -128,6 +140,7 @@ function scopedView(driver: Driver, scope: Scope, signal?: AbortSignal): Databas
     forTenant: (tenantId) => scopedView(driver, { kind: 'tenant', tenantId }, signal),
     forSystem: () => scopedView(driver, { kind: 'system' }, signal),
     forRequest: (given) => scopedView(driver, scope, given),
+    poolStats: () => driver.poolStats(),
   };
 }
 
@@ -142,6 +155,7 @@ function fromDriver(driver: Driver, signal?: AbortSignal): Database {
     forTenant: (tenantId) => scopedView(driver, { kind: 'tenant', tenantId }, signal),
     forSystem: () => scopedView(driver, { kind: 'system' }, signal),
     forRequest: (given) => fromDriver(driver, given),
+    poolStats: () => driver.poolStats(),
   };
 }
 
@@ -291,6 +305,7 @@ export function connectPostgres(url: string, options: PostgresOptions = {}): Dat
     async close() {
       await pool.end();
     },
+    poolStats: () => ({ total: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount, max: pool.options.max }),
   });
 }
 
@@ -362,5 +377,6 @@ export async function openPglite(dataDir: string, use: EmbeddedDatabaseUse = { c
         await lock?.release();
       }
     },
+    poolStats: () => null,
   });
 }

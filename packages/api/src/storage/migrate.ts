@@ -10,6 +10,22 @@ import { type Database, SYSTEM_SETTING } from './database.ts';
 // Found through the package, not this file's URL: bundled into a CLI, this code runs from another directory.
 const MIGRATIONS_DIR = path.join(path.dirname(createRequire(import.meta.url).resolve('@airlock/api/package.json')), 'migrations');
 
+async function migrationFiles(): Promise<string[]> {
+  return (await readdir(MIGRATIONS_DIR)).filter((name) => /^\d{4}_[a-z0-9_]+\.sql$/.test(name)).sort();
+}
+
+/**
+ * The migrations this build knows that the database has not applied (for readiness): a replica of
+ * a newer build facing an older schema is not ready until a start migrates it.
+ */
+export async function pendingMigrations(db: Database): Promise<string[]> {
+  const files = await migrationFiles();
+  const [known] = await db.query<{ exists: boolean }>("SELECT to_regclass('schema_migrations') IS NOT NULL AS exists");
+  if (!known?.exists) return files;
+  const applied = new Set((await db.query<{ version: number }>('SELECT version FROM schema_migrations')).map((row) => Number(row.version)));
+  return files.filter((file) => !applied.has(Number(file.slice(0, 4))));
+}
+
 export async function migrate(db: Database): Promise<{ applied: string[] }> {
   // Checked first: the app role (airlock_app) may not create tables, even with IF NOT EXISTS.
   const [known] = await db.query<{ exists: boolean }>("SELECT to_regclass('schema_migrations') IS NOT NULL AS exists");
@@ -18,7 +34,7 @@ export async function migrate(db: Database): Promise<{ applied: string[] }> {
       'CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())',
     );
   }
-  const files = (await readdir(MIGRATIONS_DIR)).filter((name) => /^\d{4}_[a-z0-9_]+\.sql$/.test(name)).sort();
+  const files = await migrationFiles();
   const applied: string[] = [];
   for (const file of files) {
     const version = Number(file.slice(0, 4));
