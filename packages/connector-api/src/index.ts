@@ -10,6 +10,7 @@
 export * from './definition.ts';
 export * from './contract.ts';
 export * from './name-template.ts';
+export * from './parts.ts';
 export * from './paths.ts';
 export * from './names.ts';
 export * from './registry.ts';

@@ -12,10 +12,10 @@
  * staged itself, so blocks left by an aborted or cut attempt can never end up in a later one's blob.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { Writable } from 'node:stream';
+import type { Writable } from 'node:stream';
 import { Crc64Nvme } from '@aws-sdk/crc64-nvme';
 import { AnonymousCredential, type BlockBlobClient, ContainerClient, RestError, StorageSharedKeyCredential, type StoragePipelineOptions } from '@azure/storage-blob';
-import { assertSafeName, type ConnectorContext, defineDestination, type DestinationSession, type PendingDelivery } from '@airlock/connector-api';
+import { assertSafeName, type ConnectorContext, defineDestination, type DestinationSession, partWritable, type PendingDelivery } from '@airlock/connector-api';
 import { ConflictError, OperationalError, PolicyViolationError, UnexpectedError, UserError } from '@airlock/errors';
 import { azblobDestinationDefinition, type AzblobDestinationConfig, type AzblobDestinationPolicy, azblobSecrets } from './definition.ts';
 
@@ -85,38 +85,8 @@ class AzblobDelivery implements PendingDelivery {
     private readonly onSettled: (delivery: AzblobDelivery) => void,
   ) {
     this.#signal = AbortSignal.any([ctx.signal, this.#cancel.signal]);
-    const held: Buffer[] = [];
-    let heldBytes = 0;
-    const take = (bytes: number): Buffer => {
-      const all = Buffer.concat(held, heldBytes);
-      held.length = 0;
-      const rest = all.subarray(bytes);
-      if (rest.length > 0) held.push(Buffer.from(rest));
-      heldBytes = rest.length;
-      return all.subarray(0, bytes);
-    };
-    this.stream = new Writable({
-      // Holding back the writer until a full block is staged is the backpressure.
-      write: (chunk: Buffer, _encoding, callback) => {
-        held.push(chunk);
-        heldBytes += chunk.length;
-        const stageFull = async (): Promise<void> => {
-          // A chunk may hold more than one block: every full block is staged before the next write.
-          while (heldBytes >= config.blockSizeBytes) await this.#stageBlock(take(config.blockSizeBytes));
-        };
-        stageFull().then(() => callback(), callback);
-      },
-      final: (callback) => {
-        // An empty delivery commits an empty block list: an empty blob.
-        if (heldBytes === 0) return callback();
-        this.#stageBlock(take(heldBytes)).then(() => callback(), callback);
-      },
-      destroy: (error, callback) => {
-        held.length = 0;
-        heldBytes = 0;
-        callback(error);
-      },
-    });
+    // One block held while it is staged; an empty delivery commits an empty block list, an empty blob.
+    this.stream = partWritable({ partBytes: config.blockSizeBytes, send: (block) => this.#stageBlock(block), emptyPart: false });
   }
 
   async #stageBlock(body: Buffer): Promise<void> {

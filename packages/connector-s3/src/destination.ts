@@ -11,7 +11,7 @@
  * ignores the header leaves only the window between the check and the completion.
  */
 import { createHash } from 'node:crypto';
-import { Writable } from 'node:stream';
+import type { Writable } from 'node:stream';
 import { crc32 } from 'node:zlib';
 import {
   AbortMultipartUploadCommand,
@@ -25,7 +25,7 @@ import {
   UploadPartCommand,
 } from '@aws-sdk/client-s3';
 import { fromNodeProviderChain } from '@aws-sdk/credential-providers';
-import { assertSafeName, type ConnectorContext, defineDestination, type DestinationSession, type PendingDelivery } from '@airlock/connector-api';
+import { assertSafeName, type ConnectorContext, defineDestination, type DestinationSession, partWritable, type PendingDelivery } from '@airlock/connector-api';
 import { ConflictError, OperationalError, PolicyViolationError, UnexpectedError, UserError } from '@airlock/errors';
 import { s3DestinationDefinition, type S3DestinationConfig, type S3DestinationPolicy, s3Secrets } from './definition.ts';
 
@@ -67,30 +67,9 @@ class S3Delivery implements PendingDelivery {
     private readonly uploadId: string,
     private readonly onSettled: (delivery: S3Delivery) => void,
   ) {
-    const held: Buffer[] = [];
-    let heldBytes = 0;
-    const take = (bytes: number): Buffer => {
-      const all = Buffer.concat(held, heldBytes);
-      held.length = 0;
-      const rest = all.subarray(bytes);
-      if (rest.length > 0) held.push(Buffer.from(rest));
-      heldBytes = rest.length;
-      return all.subarray(0, bytes);
-    };
-    this.stream = new Writable({
-      // Holding back the writer until a full part is uploaded is the backpressure.
-      write: (chunk: Buffer, _encoding, callback) => {
-        held.push(chunk);
-        heldBytes += chunk.length;
-        if (heldBytes < config.partSizeBytes) return callback();
-        this.#uploadPart(take(config.partSizeBytes)).then(() => callback(), callback);
-      },
-      final: (callback) => {
-        // A multipart upload has at least one part; an empty delivery is one empty part.
-        if (heldBytes === 0 && this.#parts.length > 0) return callback();
-        this.#uploadPart(take(heldBytes)).then(() => callback(), callback);
-      },
-    });
+    // One part held while it uploads: the writer waits, so memory stays bounded whatever the file's size.
+    // A multipart upload has at least one part; an empty delivery is one empty part.
+    this.stream = partWritable({ partBytes: config.partSizeBytes, send: (part) => this.#uploadPart(part), emptyPart: true });
   }
 
   get #where(): string {
