@@ -82,26 +82,27 @@ async function claimJob(ctx: Context, agent: AgentPrincipal) {
 
 export const agentChannelRouter = {
   heartbeat: agentProcedure.input(heartbeatInput).mutation(async ({ ctx, input }) => {
-    // `last_seen_at` was written by the authentication of this very request. The row is rewritten
-    // only when the version or hostname changed, not on every heartbeat.
-    const [agent] = await ctx.db.query<{ key_rotation_requested_at: Date | null }>(
+    // One statement, so a heartbeat costs no more with a summary or a rollout than without.
+    // `last_seen_at` was written by the authentication of this very request. The agent's row is
+    // rewritten only when the version or hostname changed, and the summary only when it changed (an
+    // idle agent's is the same each time), never on every heartbeat.
+    const [agent] = await ctx.db.query<{ key_rotation_requested_at: Date | null; update_pending: boolean }>(
       `WITH changed AS (
          UPDATE agents SET version = $1, hostname = $2 WHERE id = $3 AND (version IS DISTINCT FROM $1 OR hostname IS DISTINCT FROM $2) RETURNING 1
-       )
-       SELECT key_rotation_requested_at FROM agents WHERE id = $3`,
-      [input.version, input.hostname, ctx.agent.agentId],
-    );
-    if (input.summary) {
-      // Replaced by the latest heartbeat; an identical summary (an idle agent) costs no write.
-      await ctx.db.query(
-        `INSERT INTO agent_summaries (agent_id, tenant_id, summary, reported_at) VALUES ($1, $2, $3, $4)
+       ), summary AS (
+         INSERT INTO agent_summaries (agent_id, tenant_id, summary, reported_at) SELECT $3, $4, $5::jsonb, $6 WHERE $5::jsonb IS NOT NULL
          ON CONFLICT (agent_id) DO UPDATE SET summary = EXCLUDED.summary, reported_at = EXCLUDED.reported_at
-         WHERE agent_summaries.summary IS DISTINCT FROM EXCLUDED.summary`,
-        [ctx.agent.agentId, ctx.agent.tenantId, JSON.stringify(input.summary), ctx.now()],
-      );
-    }
+         WHERE agent_summaries.summary IS DISTINCT FROM EXCLUDED.summary
+         RETURNING 1
+       )
+       SELECT key_rotation_requested_at,
+         EXISTS (SELECT 1 FROM rollout_agents ra JOIN rollouts r ON r.id = ra.rollout_id
+                 WHERE ra.agent_id = $3 AND r.state = 'active' AND ra.state IN ('waiting', 'offered')) AS update_pending
+       FROM agents WHERE id = $3`,
+      [input.version, input.hostname, ctx.agent.agentId, ctx.agent.tenantId, input.summary ? JSON.stringify(input.summary) : null, ctx.now()],
+    );
     // A release due to this agent from an active rollout: the agent checks the release key's signature itself.
-    const update = await ctx.db.transaction((tx) => dueUpdate(tx, ctx.agent, ctx.request, input.version, ctx.now()));
+    const update = agent?.update_pending ? await ctx.db.transaction((tx) => dueUpdate(tx, ctx.agent, ctx.request, input.version, ctx.now())) : null;
     // An admin asked for a new key: the agent rotates it with `agent.rotateKey`.
     return { ok: true as const, serverTime: ctx.now().toISOString(), rotateKey: Boolean(agent?.key_rotation_requested_at), update };
   }),

@@ -123,6 +123,17 @@ async function seedTenant(db: Database, name: string): Promise<string> {
       [tenantId, user?.id],
     );
     await tx.query('INSERT INTO request_log_settings (tenant_id, retention_days) VALUES ($1, 7)', [tenantId]);
+    await tx.query(`INSERT INTO agent_summaries (agent_id, tenant_id, summary, reported_at) VALUES ($1, $2, '{}', now())`, [agent?.id, tenantId]);
+    const [release] = await tx.query<{ id: string }>(
+      `INSERT INTO releases (tenant_id, version, platform, manifest, signature, size, sha256, downgrade_allowed) VALUES ($1, '0.2.0', 'linux-x64', '{}', 'sig', 1, 'hash', false) RETURNING id`,
+      [tenantId],
+    );
+    await tx.query(`INSERT INTO release_chunks (release_id, tenant_id, chunk_index, data) VALUES ($1, $2, 0, decode('00', 'hex'))`, [release?.id, tenantId]);
+    const [rollout] = await tx.query<{ id: string }>(
+      `INSERT INTO rollouts (tenant_id, release_id, starts_at, ends_at, halt_failure_rate, downgrade) VALUES ($1, $2, now(), now() + interval '1 day', 0, false) RETURNING id`,
+      [tenantId, release?.id],
+    );
+    await tx.query(`INSERT INTO rollout_agents (rollout_id, agent_id, tenant_id, ring) VALUES ($1, $2, $3, 'rest')`, [rollout?.id, agent?.id, tenantId]);
   });
   return tenantId;
 }
