@@ -7,47 +7,55 @@ import { listenOnLoopback } from './trpc-http.fixture.ts';
 
 const silent = { warn: () => undefined, error: () => undefined };
 
-/** What the requests cost the database: each scoped transaction is BEGIN, the scope's set_config, its statements, COMMIT. */
+/**
+ * What the requests cost the database. A tenant-scoped transaction is BEGIN, the scope's
+ * set_config, its statements, COMMIT; a system one needs no set_config (its connections start in
+ * the system scope), and a system or unscoped statement alone is one round trip.
+ */
 interface Tally {
   transactions: number;
   statements: string[];
+  roundTrips: number;
 }
 
-/** The database with every scoped transaction and statement counted (all procedure and authentication work runs scoped). */
+/** The database with every transaction, statement and round trip counted. */
 function counted(db: Database, tally: Tally): Database {
   const countedTx = (tx: Queryable): Queryable => ({
     query: (text, params) => {
       tally.statements.push(text);
+      tally.roundTrips += 1;
       return tx.query(text, params);
     },
   });
-  const view = (scoped: Database): Database => ({
+  const view = (scoped: Database, system: boolean): Database => ({
     ...scoped,
     query: (text, params) => {
-      tally.transactions += 1;
+      if (!system) tally.transactions += 1;
       tally.statements.push(text);
+      tally.roundTrips += system ? 1 : 4;
       return scoped.query(text, params);
     },
     transaction: (fn) => {
       tally.transactions += 1;
+      tally.roundTrips += system ? 2 : 3;
       return scoped.transaction((tx) => fn(countedTx(tx)));
     },
-    forTenant: (tenantId) => view(scoped.forTenant(tenantId)),
-    forSystem: () => view(scoped.forSystem()),
-    forRequest: (signal) => view(scoped.forRequest(signal)),
+    forTenant: (tenantId) => view(scoped.forTenant(tenantId), false),
+    forSystem: () => view(scoped.forSystem(), true),
+    forRequest: (signal) => view(scoped.forRequest(signal), system),
   });
-  // The unscoped database runs a statement alone, outside any transaction: one round trip.
   const bare = (text: string, params?: readonly unknown[]) => {
     tally.statements.push(text);
+    tally.roundTrips += 1;
     return db.query(text, params);
   };
-  return { ...view(db), query: bare as Database['query'], close: () => db.close() };
+  return { ...view(db, false), query: bare as Database['query'], close: () => db.close() };
 }
 
 describe('signed agent requests', () => {
   let db: Database;
   let tenantId: string;
-  const tally: Tally = { transactions: 0, statements: [] };
+  const tally: Tally = { transactions: 0, statements: [], roundTrips: 0 };
   const servers: Server[] = [];
   let replicaA: string;
   let replicaB: string;
@@ -84,13 +92,13 @@ describe('signed agent requests', () => {
   async function measure(base: string, request: { body: string; headers: Record<string, string> }) {
     tally.transactions = 0;
     tally.statements = [];
+    tally.roundTrips = 0;
     const status = await send(base, request);
     return {
       status,
       transactions: tally.transactions,
       statements: tally.statements.length,
-      // The scope's set_config runs beneath the counted view, so it is added here with BEGIN and COMMIT.
-      roundTrips: tally.statements.length + 3 * tally.transactions,
+      roundTrips: tally.roundTrips,
       lastSeenWrites: tally.statements.filter((text) => /last_seen_at\s*=/.test(text)).length,
     };
   }
@@ -116,13 +124,28 @@ describe('signed agent requests', () => {
     await db?.close();
   });
 
-  it('costs one transaction with one statement once the key is cached, and writes last_seen_at once', async () => {
+  it('once the key is cached, authenticates and counts in one statement and heartbeats in one transaction, writing last_seen_at once', async () => {
     const agent = await addAgent();
     const first = await measure(replicaA, signedHeartbeat(agent.id, agent.keys));
-    // Each also counts one operation against the agent's shared rate limit: one statement outside any transaction.
-    expect(first).toEqual({ status: 200, transactions: 2, statements: 4, roundTrips: 10, lastSeenWrites: 1 });
+    // Uncached: the agent's key is read in the transaction that claims the nonce.
+    expect(first).toEqual({ status: 200, transactions: 2, statements: 3, roundTrips: 8, lastSeenWrites: 1 });
     const cached = await measure(replicaA, signedHeartbeat(agent.id, agent.keys));
-    expect(cached).toEqual({ status: 200, transactions: 2, statements: 3, roundTrips: 9, lastSeenWrites: 1 });
+    expect(cached).toEqual({ status: 200, transactions: 1, statements: 2, roundTrips: 5, lastSeenWrites: 1 });
+    // The claim counted the request on the agent's shared limit: no statement of its own.
+    expect(tally.statements.filter((text) => /airlock_count/.test(text))).toHaveLength(1);
+    const [counter] = await db.query<{ points: number }>("SELECT points FROM rate_limit_counters WHERE key LIKE 'agent/%' AND key LIKE $1", [`% ${agent.id}`]);
+    expect(counter?.points).toBe(2);
+  });
+
+  it('counts each call of a batch against the agent limit, the first in the claim', async () => {
+    const agent = await addAgent();
+    const body = JSON.stringify({ 0: { version: '0', hostname: 'h' }, 1: { version: '0', hostname: 'h' }, 2: { version: '0', hostname: 'h' } });
+    const pathAndQuery = '/trpc/agent.heartbeat,agent.heartbeat,agent.heartbeat?batch=1';
+    const headers = signRequest(agent.keys, { agentId: agent.id, method: 'POST', pathAndQuery, body });
+    const response = await fetch(`${replicaA}${pathAndQuery}`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body });
+    expect(response.status).toBe(200);
+    const [counter] = await db.query<{ points: number }>("SELECT points FROM rate_limit_counters WHERE key LIKE 'agent/%' AND key LIKE $1", [`% ${agent.id}`]);
+    expect(counter?.points).toBe(3);
   });
 
   it('refuses a replay on the cached path, and the replay does not count as being seen', async () => {
@@ -166,6 +189,6 @@ describe('signed agent requests', () => {
     expect(await send(replicaA, signedHeartbeat(agent.id, agent.keys))).toBe(200);
     expect(await send(replicaA, signedHeartbeat(agent.id, generateKeyPair()))).toBe(401);
     expect(await refusals(agent.id)).toEqual(['bad signature']);
-    expect(await measure(replicaA, signedHeartbeat(agent.id, agent.keys))).toMatchObject({ status: 200, statements: 3 });
+    expect(await measure(replicaA, signedHeartbeat(agent.id, agent.keys))).toMatchObject({ status: 200, statements: 2 });
   });
 });

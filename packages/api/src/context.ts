@@ -3,7 +3,7 @@
  * authentication needs. Who the caller is gets decided by the procedure builders in `trpc.ts`, which
  * also narrow `db` to the caller's tenant (row-level security) for admin and agent procedures.
  */
-import type { AgentKeyCache, AgentPrincipal } from './auth/agent-auth.ts';
+import type { AgentKeyCache, AuthenticatedAgent } from './auth/agent-auth.ts';
 import type { LoginGuard } from './auth/login-guard.ts';
 import type { AuthSettings } from './auth/settings.ts';
 import type { SecretBox } from './alerts/secret-box.ts';
@@ -53,7 +53,7 @@ export interface RequestCaller {
 export interface Context extends ServerDeps {
   request: RequestFacts;
   /** Memoized agent authentication, so a batched request consumes its nonce once. */
-  agentAuth?: Promise<AgentPrincipal>;
+  agentAuth?: Promise<AuthenticatedAgent>;
   /** Headers added to the response (the session cookie). */
   resHeaders: Headers;
   /** Request rate limits; set by the HTTP transport, absent for in-process callers. */

@@ -242,8 +242,9 @@ describe('rate limits over HTTP', () => {
     expect(Number(retryAfter)).toBeGreaterThanOrEqual(1);
     // Another user is counted on their own.
     expect((await list(bobOne)).status).toBe(200);
+    // The session limit's first refusal; an earlier test's summary of its IP refusals may land in between.
     const [row] = await db.query<{ actor_type: string; actor_id: string; meta: Record<string, unknown> }>(
-      "SELECT actor_type, actor_id, meta FROM audit_events WHERE action = 'rate-limited' AND id > $1 ORDER BY id LIMIT 1",
+      "SELECT actor_type, actor_id, meta FROM audit_events WHERE action = 'rate-limited' AND id > $1 AND meta->>'limit' = 'session' ORDER BY id LIMIT 1",
       [seq],
     );
     expect(row).toMatchObject({ actor_type: 'admin', actor_id: alice?.id, meta: { limit: 'session', subject: alice?.id, points: 5 } });

@@ -25,6 +25,7 @@ import type { OAuthClientPrincipal } from './oauth/clients.ts';
 import { addressKey, LoginBusy } from './auth/login-guard.ts';
 import { eventBy, recordAudit } from './audit-log.ts';
 import type { Context } from './context.ts';
+import type { CounterCount, SharedCounter } from './auth/counters.ts';
 import { processMetrics } from './metrics.ts';
 
 export type LimitKind = 'api-key' | 'oauth-client' | 'session' | 'agent' | 'ip';
@@ -69,21 +70,18 @@ export type LimitVerdict = { allowed: true } | { allowed: false; retryAfterSecon
 
 /** Counts operations per key within fixed windows; answers the count so far and when the window ends. */
 interface CounterStore {
-  consume(key: string, durationSeconds: number, now: Date): Promise<{ points: number; windowEndsAt: Date }>;
+  consume(counter: SharedCounter, now: Date): Promise<CounterCount>;
 }
 
-/** Shared by every replica on the database: one statement, atomic under concurrency. */
+/** Shared by every replica on the database: one statement, atomic under concurrency (migration 0018). */
 function databaseStore(db: Database): CounterStore {
   return {
-    async consume(key, durationSeconds, now) {
-      const [row] = await db.query<{ points: number; window_ends_at: Date }>(
-        `INSERT INTO rate_limit_counters AS c (key, points, window_ends_at) VALUES ($1, 1, $2::timestamptz + make_interval(secs => $3))
-         ON CONFLICT (key) DO UPDATE SET
-           points = CASE WHEN c.window_ends_at <= $2 THEN 1 ELSE c.points + 1 END,
-           window_ends_at = CASE WHEN c.window_ends_at <= $2 THEN EXCLUDED.window_ends_at ELSE c.window_ends_at END
-         RETURNING points, window_ends_at`,
-        [key, now, durationSeconds],
-      );
+    async consume(counter, now) {
+      const [row] = await db.query<{ points: number; window_ends_at: Date }>('SELECT points, window_ends_at FROM airlock_count($1, $2, $3)', [
+        counter.key,
+        now,
+        counter.durationSeconds,
+      ]);
       if (!row) throw new Error('rate-limit counter not returned');
       return { points: row.points, windowEndsAt: new Date(row.window_ends_at) };
     },
@@ -118,27 +116,37 @@ export class RateLimits {
 
   /** Counts one operation for `subject` under `kind`. */
   async consume(kind: LimitKind, subject: string, now: Date = new Date()): Promise<LimitVerdict> {
-    const verdict = await this.#decide(kind, subject, now);
-    // By limit only: the subject (a key, a user, an address) never becomes a metric label.
-    if (!verdict.allowed) processMetrics.rateLimitRefusals.inc({ limit: kind });
-    return verdict;
-  }
-
-  async #decide(kind: LimitKind, subject: string, now: Date): Promise<LimitVerdict> {
-    const limit = this.settings[kind];
-    if (this.#store) {
-      const key = `${kind}/${limit.points}/${limit.durationSeconds} ${subject}`;
-      const counted = await this.#store.consume(key, limit.durationSeconds, now);
-      if (counted.points <= limit.points) return { allowed: true };
-      return { allowed: false, retryAfterSeconds: Math.max(1, Math.ceil((counted.windowEndsAt.getTime() - now.getTime()) / 1000)), limit };
-    }
+    const counter = this.sharedCounter(kind, subject);
+    if (this.#store && counter) return this.judge(kind, await this.#store.consume(counter, now), now);
     try {
       await this.#limiters[kind].consume(subject, 1);
       return { allowed: true };
     } catch (rejection) {
       if (!(rejection instanceof RateLimiterRes)) throw rejection;
-      return { allowed: false, retryAfterSeconds: Math.max(1, Math.ceil(rejection.msBeforeNext / 1000)), limit: this.settings[kind] };
+      return this.#refused(kind, Math.max(1, Math.ceil(rejection.msBeforeNext / 1000)));
     }
+  }
+
+  /**
+   * The database counter of `kind`'s limit for `subject`, for a statement that counts on it itself
+   * (`airlock_count`), or null when the counters live in this process's memory.
+   */
+  sharedCounter(kind: LimitKind, subject: string): SharedCounter | null {
+    if (!this.#store) return null;
+    const limit = this.settings[kind];
+    return { key: `${kind}/${limit.points}/${limit.durationSeconds} ${subject}`, durationSeconds: limit.durationSeconds };
+  }
+
+  /** The verdict on a count taken on `kind`'s shared counter at `now`. */
+  judge(kind: LimitKind, count: CounterCount, now: Date): LimitVerdict {
+    if (count.points <= this.settings[kind].points) return { allowed: true };
+    return this.#refused(kind, Math.max(1, Math.ceil((count.windowEndsAt.getTime() - now.getTime()) / 1000)));
+  }
+
+  #refused(kind: LimitKind, retryAfterSeconds: number): LimitVerdict {
+    // By limit only: the subject (a key, a user, an address) never becomes a metric label.
+    processMetrics.rateLimitRefusals.inc({ limit: kind });
+    return { allowed: false, retryAfterSeconds, limit: this.settings[kind] };
   }
 
   /**
@@ -176,10 +184,12 @@ export async function enforceLimit(
   target: string,
   who: ApiKeyPrincipal | OAuthClientPrincipal | UserPrincipal | AgentPrincipal | null,
   extra: Record<string, string> = {},
+  /** The count already taken on the shared counter by the caller's own statement (see `sharedCounter`), at `at`. */
+  counted?: { count: CounterCount; at: Date },
 ): Promise<void> {
   if (!ctx.limits) return;
   const subject = kind === 'ip' ? sourceOf(ctx) : subjectOf(who);
-  const verdict = await ctx.limits.consume(kind, subject);
+  const verdict = counted ? ctx.limits.judge(kind, counted.count, counted.at) : await ctx.limits.consume(kind, subject);
   if (verdict.allowed) return;
   const meta = {
     limit: kind,

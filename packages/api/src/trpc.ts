@@ -23,6 +23,7 @@ import { ZodError } from 'zod';
 import { type AirlockError, type ErrorClass, formatIssues, isAirlockError, NotAllowedError } from '@airlock/errors';
 import { authenticateAdmin } from './auth/admin-auth.ts';
 import { AgentAuthError, type AgentPrincipal, authenticateAgent } from './auth/agent-auth.ts';
+import type { CounterCount } from './auth/counters.ts';
 import type { Permission } from './auth/permissions.ts';
 import { type AdminPrincipal, narrowingOf, principalAllows } from './auth/principal.ts';
 import { eventBy, recordAudit } from './audit-log.ts';
@@ -162,10 +163,15 @@ function callerOf(principal: AdminPrincipal | AgentPrincipal): NonNullable<Conte
 
 export const agentProcedure = base.meta({ permission: 'agent' }).use(async ({ ctx, next, path, signal }) => {
   const db = boundTo(ctx.db, signal);
-  ctx.agentAuth ??= authenticateAgent(db.forSystem(), ctx.request, ctx.now(), ctx.agentKeys);
+  // A batch authenticates once; its first call is counted by the statement that claims the nonce,
+  // each further call on its own, so a batch of five still costs five.
+  const first = ctx.agentAuth === undefined;
+  const at = ctx.now();
+  ctx.agentAuth ??= authenticateAgent(db.forSystem(), ctx.request, at, ctx.agentKeys, (agentId) => ctx.limits?.sharedCounter('agent', agentId) ?? null);
   let agent: AgentPrincipal;
+  let count: CounterCount | null;
   try {
-    agent = await ctx.agentAuth;
+    ({ principal: agent, count } = await ctx.agentAuth);
   } catch (error) {
     if (error instanceof AgentAuthError) {
       await enforceLimit(ctx, 'ip', path, null, { failure: error.reason });
@@ -181,7 +187,7 @@ export const agentProcedure = base.meta({ permission: 'agent' }).use(async ({ ct
     }
     throw error;
   }
-  await enforceLimit(ctx, 'agent', path, agent);
+  await enforceLimit(ctx, 'agent', path, agent, {}, first && count ? { count, at } : undefined);
   ctx.caller = callerOf(agent);
   return next({ ctx: { agent, db: db.forTenant(agent.tenantId) } });
 });

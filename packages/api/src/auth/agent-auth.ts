@@ -5,7 +5,8 @@
  * The caller passes the system scope: the agent is looked up by id before its tenant is known.
  *
  * A signed request costs one statement when this process has the agent's key cached: the nonce
- * claim, which also checks that the agent is still active with that key and records `last_seen_at`.
+ * claim, which also checks that the agent is still active with that key, records `last_seen_at`
+ * and counts the request against the agent's shared rate limit.
  */
 import type { KeyObject } from 'node:crypto';
 import { AuthenticationError } from '@airlock/errors';
@@ -13,6 +14,7 @@ import { decodePublicKey, ed25519PublicKey, sha256Hex, verifySignature } from '@
 import { MAX_CLOCK_SKEW_SECONDS, NONCE_PATTERN, type SignedRequestParts, signedHeaders } from '@airlock/protocol';
 import type { RequestFacts } from '../context.ts';
 import type { Database, Queryable } from '../storage/database.ts';
+import type { CounterCount, SharedCounter } from './counters.ts';
 
 export interface AgentPrincipal {
   kind: 'agent';
@@ -75,14 +77,19 @@ export class AgentKeyCache {
   }
 }
 
-type Claim = 'claimed' | 'replayed' | 'stale';
+type Claim = { outcome: 'claimed'; count: CounterCount | null } | { outcome: 'replayed' | 'stale' };
 
 /**
  * Claims the nonce and records `last_seen_at`, in one statement, only if the agent is still active
- * with `publicKey`; a replay neither claims nor counts as being seen.
+ * with `publicKey`; with `counter`, the same statement counts the request on that shared counter
+ * (see rate-limits.ts). A replay neither claims, nor counts as being seen, nor counts.
  */
-async function claimNonce(db: Queryable, agentId: string, publicKey: string, nonce: string, expiresAt: Date, now: Date): Promise<Claim> {
-  const [row] = await db.query<{ current: boolean; claimed: boolean }>(
+async function claimNonce(
+  db: Queryable,
+  claim: { agentId: string; publicKey: string; nonce: string; expiresAt: Date; now: Date },
+  counter: SharedCounter | null,
+): Promise<Claim> {
+  const [row] = await db.query<{ current: boolean; claimed: boolean; points: number | null; window_ends_at: Date | null }>(
     `WITH agent AS (
        SELECT tenant_id FROM agents WHERE id = $1 AND status = 'active' AND public_key = $2
      ), claimed AS (
@@ -91,15 +98,37 @@ async function claimNonce(db: Queryable, agentId: string, publicKey: string, non
        ON CONFLICT DO NOTHING RETURNING 1
      ), seen AS (
        UPDATE agents SET last_seen_at = $5 WHERE id = $1 AND EXISTS (SELECT 1 FROM claimed) RETURNING 1
+     ), counted AS (
+       SELECT * FROM airlock_count($6, $5, $7) WHERE $6::text IS NOT NULL AND EXISTS (SELECT 1 FROM claimed)
      )
-     SELECT EXISTS (SELECT 1 FROM agent) AS current, EXISTS (SELECT 1 FROM claimed) AS claimed`,
-    [agentId, publicKey, nonce, expiresAt, now],
+     SELECT EXISTS (SELECT 1 FROM agent) AS current, EXISTS (SELECT 1 FROM claimed) AS claimed,
+       (SELECT points FROM counted) AS points, (SELECT window_ends_at FROM counted) AS window_ends_at`,
+    [claim.agentId, claim.publicKey, claim.nonce, claim.expiresAt, claim.now, counter?.key ?? null, counter?.durationSeconds ?? 0],
   );
-  if (row?.claimed) return 'claimed';
-  return row?.current ? 'replayed' : 'stale';
+  if (row?.claimed) {
+    const count = row.points !== null && row.window_ends_at !== null ? { points: row.points, windowEndsAt: new Date(row.window_ends_at) } : null;
+    return { outcome: 'claimed', count };
+  }
+  return { outcome: row?.current ? 'replayed' : 'stale' };
 }
 
-export async function authenticateAgent(db: Database, request: RequestFacts, now: Date, keys?: AgentKeyCache): Promise<AgentPrincipal> {
+/** An authenticated agent, and the count its request took on the agent's shared rate limit (null when it was not counted here). */
+export interface AuthenticatedAgent {
+  principal: AgentPrincipal;
+  count: CounterCount | null;
+}
+
+/**
+ * `counterFor` names the shared counter the request is counted on once authenticated (the
+ * agent's rate limit), so that count costs no statement of its own; null leaves counting to the caller.
+ */
+export async function authenticateAgent(
+  db: Database,
+  request: RequestFacts,
+  now: Date,
+  keys?: AgentKeyCache,
+  counterFor: (agentId: string) => SharedCounter | null = () => null,
+): Promise<AuthenticatedAgent> {
   const agentId = request.headers.get(signedHeaders.agent);
   const createdText = request.headers.get(signedHeaders.created);
   const nonce = request.headers.get(signedHeaders.nonce);
@@ -122,12 +151,13 @@ export async function authenticateAgent(db: Database, request: RequestFacts, now
   };
   const expiresAt = new Date((created + MAX_CLOCK_SKEW_SECONDS + 1) * 1000);
   const principal = (tenantId: string, publicKey: string): AgentPrincipal => ({ kind: 'agent', agentId: claimed, tenantId, publicKey });
+  const counter = counterFor(claimed);
 
   const cached = keys?.get(claimed);
   if (cached && verifySignature(parts, signature, cached.key)) {
-    const claim = await claimNonce(db, claimed, cached.publicKey, nonce, expiresAt, now);
-    if (claim === 'claimed') return principal(cached.tenantId, cached.publicKey);
-    if (claim === 'replayed') throw new AgentAuthError('replayed', claimed, cached.tenantId);
+    const claim = await claimNonce(db, { agentId: claimed, publicKey: cached.publicKey, nonce, expiresAt, now }, counter);
+    if (claim.outcome === 'claimed') return { principal: principal(cached.tenantId, cached.publicKey), count: claim.count };
+    if (claim.outcome === 'replayed') throw new AgentAuthError('replayed', claimed, cached.tenantId);
     keys?.forget(claimed);
   }
   // Not cached, signed with another key, or revoked or rotated since (perhaps by another replica):
@@ -151,11 +181,11 @@ export async function authenticateAgent(db: Database, request: RequestFacts, now
       const byRetiredKey = retired.some((row) => verifySignature(parts, signature, decodePublicKey(row.public_key)));
       throw new AgentAuthError(byRetiredKey ? 'retired key' : 'bad signature', claimed, agent.tenant_id);
     }
-    const claim = await claimNonce(tx, claimed, agent.public_key, nonce, expiresAt, now);
+    const claim = await claimNonce(tx, { agentId: claimed, publicKey: agent.public_key, nonce, expiresAt, now }, counter);
     // Stale here means a revocation or rotation committed between the read above and the claim.
-    if (claim !== 'claimed') throw new AgentAuthError(claim === 'replayed' ? 'replayed' : 'agent revoked', claimed, agent.tenant_id);
+    if (claim.outcome !== 'claimed') throw new AgentAuthError(claim.outcome === 'replayed' ? 'replayed' : 'agent revoked', claimed, agent.tenant_id);
     keys?.remember(claimed, { tenantId: agent.tenant_id, publicKey: agent.public_key, key });
-    return principal(agent.tenant_id, agent.public_key);
+    return { principal: principal(agent.tenant_id, agent.public_key), count: claim.count };
   });
 }
 

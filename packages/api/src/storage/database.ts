@@ -109,6 +109,11 @@ async function enterScope(tx: Queryable, scope: Scope): Promise<void> {
 /** What each driver provides; the scoped views are built on top of it once, for both. */
 interface Driver {
   kind: Database['kind'];
+  /**
+   * Connections whose whole session is in the system scope, when the driver has them: a system
+   * statement then needs no transaction around it to set the scope, so it is one round trip.
+   */
+  system?: Pick<Driver, 'query' | 'transaction'>;
   query<Row>(text: string, params: readonly unknown[], signal?: AbortSignal): Promise<Row[]>;
   /** `signal` is checked once a connection is in hand, after any wait for one. */
   transaction<T>(fn: (tx: Queryable) => Promise<T>, signal?: AbortSignal): Promise<T>;
@@ -125,14 +130,18 @@ function listenChecked(driver: Driver, channels: readonly string[], handlers: No
 }
 
 function scopedView(driver: Driver, scope: Scope, signal?: AbortSignal): Database {
+  const system = scope.kind === 'system' ? driver.system : undefined;
   const transaction = <T>(fn: (tx: Queryable) => Promise<T>) =>
-    driver.transaction(async (tx) => {
-      await enterScope(tx, scope);
-      return fn(tx);
-    }, signal);
+    system
+      ? system.transaction(fn, signal)
+      : driver.transaction(async (tx) => {
+          await enterScope(tx, scope);
+          return fn(tx);
+        }, signal);
   return {
     kind: driver.kind,
-    query: <Row>(text: string, params: readonly unknown[] = []) => transaction((tx) => tx.query<Row>(text, params)),
+    query: <Row>(text: string, params: readonly unknown[] = []) =>
+      system ? system.query<Row>(text, params, signal) : transaction((tx) => tx.query<Row>(text, params)),
     transaction,
     execScript: () => Promise.reject(new Error('scripts run on the unscoped database only')),
     listen: (channels, handlers) => listenChecked(driver, channels, handlers),
@@ -244,13 +253,13 @@ function pgListen(url: string, channels: readonly string[], handlers: Notificati
   }));
 }
 
-export function connectPostgres(url: string, options: PostgresOptions = {}): Database {
-  const maxQueue = options.maxQueue ?? 1_000;
-  const pool = new pg.Pool({ connectionString: url, max: options.maxConnections ?? 10, connectionTimeoutMillis: options.queueTimeoutMs ?? 10_000 });
+const overloaded = (cause?: unknown) =>
+  new OverloadedError('the control plane is busy; try again shortly', OVERLOAD_RETRY_AFTER_SECONDS, cause === undefined ? undefined : { cause });
+
+/** Statements and transactions over one pg pool, which sheds load past its queue. */
+function poolDriver(pool: pg.Pool, maxQueue: number): Pick<Driver, 'query' | 'transaction'> {
   // An idle client's error must not crash the process; the next query reconnects.
   pool.on('error', () => undefined);
-  const overloaded = (cause?: unknown) =>
-    new OverloadedError('the control plane is busy; try again shortly', OVERLOAD_RETRY_AFTER_SECONDS, cause === undefined ? undefined : { cause });
   /** A connection, unless the queue for one is full or the wait for one runs out. */
   const connect = async (signal?: AbortSignal) => {
     checkSignal(signal);
@@ -269,8 +278,7 @@ export function connectPostgres(url: string, options: PostgresOptions = {}): Dat
     }
     return client;
   };
-  return fromDriver({
-    kind: 'postgres',
+  return {
     async query<Row>(text: string, params: readonly unknown[], signal?: AbortSignal) {
       const client = await connect(signal);
       try {
@@ -298,14 +306,37 @@ export function connectPostgres(url: string, options: PostgresOptions = {}): Dat
         client.release();
       }
     },
+  };
+}
+
+export function connectPostgres(url: string, options: PostgresOptions = {}): Database {
+  const maxQueue = options.maxQueue ?? 1_000;
+  const max = options.maxConnections ?? 10;
+  const connectionTimeoutMillis = options.queueTimeoutMs ?? 10_000;
+  const pool = new pg.Pool({ connectionString: url, max, connectionTimeoutMillis });
+  // System work is mostly one statement per signed request (its authentication), so it gets its own
+  // smaller pool whose sessions start in the system scope: that statement is then one round trip
+  // instead of four. Only forSystem() reaches these connections; tenant views and the plain
+  // database never do, so nothing else can run in the system scope by accident.
+  const systemPool = new pg.Pool({ connectionString: url, max: Math.max(2, Math.ceil(max / 2)), connectionTimeoutMillis, options: `-c ${SYSTEM_SETTING}=on` });
+  const main = poolDriver(pool, maxQueue);
+  return fromDriver({
+    kind: 'postgres',
+    ...main,
+    system: poolDriver(systemPool, maxQueue),
     async execScript(sql: string) {
       await pool.query(sql);
     },
     listen: (channels, handlers) => pgListen(url, channels, handlers),
     async close() {
-      await pool.end();
+      await Promise.all([pool.end(), systemPool.end()]);
     },
-    poolStats: () => ({ total: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount, max: pool.options.max }),
+    poolStats: () => ({
+      total: pool.totalCount + systemPool.totalCount,
+      idle: pool.idleCount + systemPool.idleCount,
+      waiting: pool.waitingCount + systemPool.waitingCount,
+      max: max + (systemPool.options.max ?? 0),
+    }),
   });
 }
 
