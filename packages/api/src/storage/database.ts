@@ -95,15 +95,21 @@ const CHANNEL = /^[a-z_][a-z0-9_]{0,62}$/;
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
-/** Sets the scope for the rest of the current transaction only (`is_local`), so it never leaks to the next user of a pooled connection. */
-async function enterScope(tx: Queryable, scope: Scope): Promise<void> {
-  if (scope.kind === 'system') {
-    await tx.query('SELECT set_config($1, $2, true)', [SYSTEM_SETTING, 'on']);
-    return;
-  }
+/** A statement and its parameters. */
+interface Statement {
+  text: string;
+  params: readonly unknown[];
+}
+
+/**
+ * What sets `scope` for the rest of the current transaction only (`is_local`), so it never leaks
+ * to the next user of a pooled connection.
+ */
+function scopeStatement(scope: Scope): Statement {
+  if (scope.kind === 'system') return { text: 'SELECT set_config($1, $2, true)', params: [SYSTEM_SETTING, 'on'] };
   // A malformed id would make the policy's uuid cast fail on every row; refuse it up front.
   if (!UUID.test(scope.tenantId)) throw new Error('tenant scope needs a tenant uuid');
-  await tx.query('SELECT set_config($1, $2, true), set_config($3, $4, true)', ['role', APP_ROLE, TENANT_SETTING, scope.tenantId]);
+  return { text: 'SELECT set_config($1, $2, true), set_config($3, $4, true)', params: ['role', APP_ROLE, TENANT_SETTING, scope.tenantId] };
 }
 
 /** What each driver provides; the scoped views are built on top of it once, for both. */
@@ -111,12 +117,17 @@ interface Driver {
   kind: Database['kind'];
   /**
    * Connections whose whole session is in the system scope, when the driver has them: a system
-   * statement then needs no transaction around it to set the scope, so it is one round trip.
+   * statement then needs no transaction around it to set the scope.
    */
   system?: Pick<Driver, 'query' | 'transaction'>;
   query<Row>(text: string, params: readonly unknown[], signal?: AbortSignal): Promise<Row[]>;
-  /** `signal` is checked once a connection is in hand, after any wait for one. */
-  transaction<T>(fn: (tx: Queryable) => Promise<T>, signal?: AbortSignal): Promise<T>;
+  /**
+   * Runs `fn` in one transaction that starts with `prelude` (a scope's settings). `signal` is
+   * checked once a connection is in hand, after any wait for one.
+   */
+  transaction<T>(fn: (tx: Queryable) => Promise<T>, signal?: AbortSignal, prelude?: Statement): Promise<T>;
+  /** One statement in a transaction of its own that starts with `prelude`. */
+  queryIn<Row>(prelude: Statement, text: string, params: readonly unknown[], signal?: AbortSignal): Promise<Row[]>;
   execScript(sql: string): Promise<void>;
   listen(channels: readonly string[], handlers: NotificationHandlers): Promise<Listener>;
   close(): Promise<void>;
@@ -131,17 +142,12 @@ function listenChecked(driver: Driver, channels: readonly string[], handlers: No
 
 function scopedView(driver: Driver, scope: Scope, signal?: AbortSignal): Database {
   const system = scope.kind === 'system' ? driver.system : undefined;
-  const transaction = <T>(fn: (tx: Queryable) => Promise<T>) =>
-    system
-      ? system.transaction(fn, signal)
-      : driver.transaction(async (tx) => {
-          await enterScope(tx, scope);
-          return fn(tx);
-        }, signal);
+  // Async, so that a malformed scope is a rejection like every other failure.
+  const transaction = async <T>(fn: (tx: Queryable) => Promise<T>) => (system ? system.transaction(fn, signal) : driver.transaction(fn, signal, scopeStatement(scope)));
   return {
     kind: driver.kind,
-    query: <Row>(text: string, params: readonly unknown[] = []) =>
-      system ? system.query<Row>(text, params, signal) : transaction((tx) => tx.query<Row>(text, params)),
+    query: async <Row>(text: string, params: readonly unknown[] = []) =>
+      system ? system.query<Row>(text, params, signal) : driver.queryIn<Row>(scopeStatement(scope), text, params, signal),
     transaction,
     execScript: () => Promise.reject(new Error('scripts run on the unscoped database only')),
     listen: (channels, handlers) => listenChecked(driver, channels, handlers),
@@ -256,8 +262,14 @@ function pgListen(url: string, channels: readonly string[], handlers: Notificati
 const overloaded = (cause?: unknown) =>
   new OverloadedError('the control plane is busy; try again shortly', OVERLOAD_RETRY_AFTER_SECONDS, cause === undefined ? undefined : { cause });
 
-/** Statements and transactions over one pg pool, which sheds load past its queue. */
-function poolDriver(pool: pg.Pool, maxQueue: number): Pick<Driver, 'query' | 'transaction'> {
+/**
+ * Statements and transactions over one pg pool, which sheds load past its queue. Its connections
+ * pipeline (pg's `pipeline` mode): what is sent before the answers to earlier statements arrive
+ * shares their round trip, and the answers come back in order. A transaction's BEGIN and prelude
+ * therefore travel with its first statement, and a lone statement's whole transaction is one
+ * round trip.
+ */
+function poolDriver(pool: pg.Pool, maxQueue: number): Pick<Driver, 'query' | 'transaction' | 'queryIn'> {
   // An idle client's error must not crash the process; the next query reconnects.
   pool.on('error', () => undefined);
   /** A connection, unless the queue for one is full or the wait for one runs out. */
@@ -278,6 +290,12 @@ function poolDriver(pool: pg.Pool, maxQueue: number): Pick<Driver, 'query' | 'tr
     }
     return client;
   };
+  /** Sent now, awaited later: its rejection is handled here and surfaces where it is awaited. */
+  const send = (client: pg.PoolClient, statement: Statement) => {
+    const answer = client.query(statement.text, [...statement.params]);
+    answer.catch(() => undefined);
+    return answer;
+  };
   return {
     async query<Row>(text: string, params: readonly unknown[], signal?: AbortSignal) {
       const client = await connect(signal);
@@ -287,21 +305,48 @@ function poolDriver(pool: pg.Pool, maxQueue: number): Pick<Driver, 'query' | 'tr
         client.release();
       }
     },
-    async transaction<T>(fn: (tx: Queryable) => Promise<T>, signal?: AbortSignal) {
+    async transaction<T>(fn: (tx: Queryable) => Promise<T>, signal?: AbortSignal, prelude?: Statement) {
       const client = await connect(signal);
       try {
-        await client.query('BEGIN');
+        const begin = send(client, { text: 'BEGIN', params: [] });
+        const opening = Promise.all([begin, ...(prelude ? [send(client, prelude)] : [])]);
+        opening.catch(() => undefined);
         const tx: Queryable = {
           async query<Row>(text: string, params: readonly unknown[] = []) {
-            return (await client.query(text, [...params])).rows as Row[];
+            const answer = send(client, { text, params });
+            // A failed BEGIN or prelude is the cause; the statement behind it only fails in its wake.
+            await opening;
+            return (await answer).rows as Row[];
           },
         };
         const value = await fn(tx);
+        await opening;
         await client.query('COMMIT');
         return value;
       } catch (error) {
         await client.query('ROLLBACK').catch(() => undefined);
         throw error;
+      } finally {
+        client.release();
+      }
+    },
+    async queryIn<Row>(prelude: Statement, text: string, params: readonly unknown[], signal?: AbortSignal) {
+      const client = await connect(signal);
+      try {
+        // A failure anywhere aborts the transaction, and the COMMIT behind it then only rolls back.
+        const answers = await Promise.allSettled([
+          send(client, { text: 'BEGIN', params: [] }),
+          send(client, prelude),
+          send(client, { text, params }),
+          send(client, { text: 'COMMIT', params: [] }),
+        ]);
+        const failed = answers.find((answer) => answer.status === 'rejected');
+        if (failed) {
+          await client.query('ROLLBACK').catch(() => undefined);
+          throw failed.reason;
+        }
+        const [, , answer] = answers;
+        return answer?.status === 'fulfilled' ? (answer.value.rows as Row[]) : [];
       } finally {
         client.release();
       }
@@ -313,12 +358,17 @@ export function connectPostgres(url: string, options: PostgresOptions = {}): Dat
   const maxQueue = options.maxQueue ?? 1_000;
   const max = options.maxConnections ?? 10;
   const connectionTimeoutMillis = options.queueTimeoutMs ?? 10_000;
-  const pool = new pg.Pool({ connectionString: url, max, connectionTimeoutMillis });
+  const pool = new pg.Pool({ connectionString: url, max, connectionTimeoutMillis, pipeline: true });
   // System work is mostly one statement per signed request (its authentication), so it gets its own
-  // smaller pool whose sessions start in the system scope: that statement is then one round trip
-  // instead of four. Only forSystem() reaches these connections; tenant views and the plain
+  // smaller pool whose sessions start in the system scope: that statement then needs no transaction. Only forSystem() reaches these connections; tenant views and the plain
   // database never do, so nothing else can run in the system scope by accident.
-  const systemPool = new pg.Pool({ connectionString: url, max: Math.max(2, Math.ceil(max / 2)), connectionTimeoutMillis, options: `-c ${SYSTEM_SETTING}=on` });
+  const systemPool = new pg.Pool({
+    connectionString: url,
+    max: Math.max(2, Math.ceil(max / 2)),
+    connectionTimeoutMillis,
+    pipeline: true,
+    options: `-c ${SYSTEM_SETTING}=on`,
+  });
   const main = poolDriver(pool, maxQueue);
   return fromDriver({
     kind: 'postgres',
@@ -372,22 +422,26 @@ export async function openPglite(dataDir: string, use: EmbeddedDatabaseUse = { c
     await lock?.release();
     throw error;
   });
+  const transaction = async <T>(fn: (tx: Queryable) => Promise<T>, signal?: AbortSignal, prelude?: Statement): Promise<T> => {
+    checkSignal(signal);
+    return db.transaction(async (tx) => {
+      if (prelude) await tx.query(prelude.text, [...prelude.params]);
+      return fn({
+        async query<Row>(text: string, params: readonly unknown[] = []) {
+          return (await tx.query<Row>(text, [...params])).rows;
+        },
+      });
+    });
+  };
   return fromDriver({
     kind: 'pglite',
     async query<Row>(text: string, params: readonly unknown[], signal?: AbortSignal) {
       checkSignal(signal);
       return (await db.query<Row>(text, [...params])).rows;
     },
-    async transaction<T>(fn: (tx: Queryable) => Promise<T>, signal?: AbortSignal) {
-      checkSignal(signal);
-      return db.transaction(async (tx) =>
-        fn({
-          async query<Row>(text: string, params: readonly unknown[] = []) {
-            return (await tx.query<Row>(text, [...params])).rows;
-          },
-        }),
-      );
-    },
+    transaction,
+    queryIn: <Row>(prelude: Statement, text: string, params: readonly unknown[], signal?: AbortSignal) =>
+      transaction((tx) => tx.query<Row>(text, params), signal, prelude),
     async execScript(sql: string) {
       await db.exec(sql);
     },
