@@ -33,6 +33,16 @@ const MAX_REFUSALS_PER_CLAIM = 100;
  * a key rotated away since, gets nothing.
  */
 async function claimJob(ctx: Context, agent: AgentPrincipal) {
+  // Most long-polls find nothing: one statement (one round trip) says so, and only a queued run
+  // or a stale agent takes the claiming transaction below.
+  const [probe] = await ctx.db.query<{ current: boolean; queued: boolean }>(
+    `SELECT a.status = 'active' AND a.public_key = $3 AS current,
+       EXISTS (SELECT 1 FROM runs WHERE tenant_id = $2 AND status = 'queued' AND (agent_id = $1 OR group_id IN (
+         SELECT m.group_id FROM agent_group_members m JOIN agent_groups g ON g.id = m.group_id WHERE m.agent_id = $1 AND g.tenant_id = $2))) AS queued
+     FROM agents a WHERE a.id = $1`,
+    [agent.agentId, agent.tenantId, agent.publicKey],
+  );
+  if (probe?.current && !probe.queued) return null;
   for (let refused = 0; refused < MAX_REFUSALS_PER_CLAIM; refused++) {
     const claimed = await ctx.db.transaction(async (tx) => {
       // Revoked, or its key rotated, while this long-poll waited: the request no longer stands.
