@@ -24,7 +24,7 @@
  * from 127.0.0.1, and 200 agents heartbeat far faster than a real one). Every phase is bounded in
  * count and time.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { fork, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { setMaxListeners } from 'node:events';
 import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import os, { tmpdir } from 'node:os';
@@ -41,6 +41,7 @@ import { generateDemoKey } from '@airlock/pgp';
 import { startPostgres } from '@airlock/testing';
 import { setUpCli } from './cli.ts';
 import { topSelfTime } from './cpu-profile.ts';
+import type { HoldOrder, HolderMessage } from './fleet-agents.ts';
 import { REPO_ROOT } from '../src/system.ts';
 
 setUpCli();
@@ -70,6 +71,8 @@ const IDLE_SECONDS = whole('idle-seconds', values['idle-seconds']);
 const CROSS_AGENTS = Math.min(AGENTS, 200);
 const CROSS_RUNS = Math.min(CROSS_AGENTS, 50);
 const ENROLL_CONCURRENCY = 64;
+/** Processes that hold the idle fleet's long-polls, each from its own 127.0.0.x address. */
+const HOLDERS = 4;
 /** The longest the enrolment and the ramp-up may take; a busy machine stops the run here rather than running on. */
 const PHASE_LIMIT_MS = 600_000;
 const START_TIMEOUT_MS = 60_000;
@@ -377,58 +380,68 @@ try {
 
   // ---- the whole fleet held, idle --------------------------------------------------------------
   {
-    const stop = new AbortController();
-    setMaxListeners(0, stop.signal);
-    let held = 0;
-    const clients = fleet.map((agent) => ({ agent, client: createAgentClient(primary.url, agent.id, agent.keys) }));
-    const waits: Promise<void>[] = [];
-    const rampStarted = Date.now();
-    for (let i = 0; i < clients.length; i += 500) {
-      for (const { client } of clients.slice(i, i + 500)) {
-        waits.push(
-          (async () => {
-            let failures = 0;
-            while (!stop.signal.aborted) {
-              held += 1;
-              let failed: unknown = null;
-              try {
-                await client.agent.nextJob.mutate({ waitMs: LONG_POLL_WAIT_MS, idle: false }, { signal: stop.signal });
-                failures = 0;
-              } catch (error) {
-                failed = error ?? new Error('failed');
-              } finally {
-                held -= 1;
-              }
-              if (failed !== null && !stop.signal.aborted) {
-                errors += 1;
-                await backOff(failed, ++failures, stop.signal);
-              }
-            }
-          })(),
-        );
-      }
-      await sleep(250);
-      if (Date.now() - rampStarted > PHASE_LIMIT_MS) break;
+    // The fleet's long-polls are held by HOLDERS processes, each from its own loopback address.
+    const holders = Array.from({ length: HOLDERS }, (_, n) => {
+      const child = fork(path.join(import.meta.dirname, 'fleet-agents.ts'), [], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+      const share = fleet.filter((_, i) => i % HOLDERS === n);
+      const order: HoldOrder = {
+        url: primary.url,
+        localAddress: `127.0.0.${n + 2}`,
+        agents: share.map((agent) => ({ id: agent.id, publicKey: Buffer.from(agent.keys.publicKey).toString('base64'), secretKey: Buffer.from(agent.keys.secretKey).toString('base64') })),
+        step: Math.max(1, Math.ceil(500 / HOLDERS)),
+        stepMs: 250,
+      };
+      const ramped = new Promise<void>((resolve) => child.on('message', (message: HolderMessage) => message.kind === 'ramped' && resolve()));
+      child.send(order);
+      return { child, ramped };
+    });
+    const count = async () => {
+      const answers = await Promise.all(
+        holders.map(
+          ({ child }) =>
+            new Promise<{ held: number; errors: number }>((resolve) => {
+              const onMessage = (message: HolderMessage) => {
+                if (message.kind !== 'count') return;
+                child.off('message', onMessage);
+                resolve(message);
+              };
+              child.on('message', onMessage);
+              child.send('count');
+            }),
+        ),
+      );
+      return answers.reduce((sum, answer) => ({ held: sum.held + answer.held, errors: sum.errors + answer.errors }), { held: 0, errors: 0 });
+    };
+    try {
+      await Promise.race([Promise.all(holders.map((holder) => holder.ramped)), sleep(PHASE_LIMIT_MS)]);
+      // Let the ramp's requests land, then measure a quiet window.
+      await sleep(3_000);
+      const pids = [primary.child.pid ?? 0, ...(await postgresPids(postmaster))];
+      const before = await Promise.all(pids.map(cpuTicks));
+      const windowStarted = Date.now();
+      await sleep(IDLE_SECONDS * 1000);
+      const after = await Promise.all(pids.map(cpuTicks));
+      const seconds = (Date.now() - windowStarted) / 1000;
+      const ticks = after.reduce((sum, value, i) => sum + Math.max(0, value - (before[i] ?? 0)), 0);
+      const { held, errors: holdErrors } = await count();
+      errors += holdErrors;
+      result['agents_held'] = held;
+      phaseErrors['agents_held'] = errors;
+      result['idle_cpu_cores'] = Math.round((ticks / 100 / seconds) * 1000) / 1000;
+      result['rss_mb'] = await rssMb(primary.child.pid ?? 0);
+      loads['agents_held'] = loadavg();
+      loads['idle_cpu_cores'] = loads['agents_held'];
+      loads['rss_mb'] = loads['agents_held'];
+      log(`held ${held}, idle CPU ${result['idle_cpu_cores']} cores, RSS ${result['rss_mb']} MB`);
+    } finally {
+      await Promise.all(
+        holders.map(({ child }) => {
+          const exited = new Promise((resolve) => (child.exitCode === null ? child.once('exit', resolve) : resolve(null)));
+          child.send('stop');
+          return Promise.race([exited, sleep(10_000).then(() => child.kill('SIGKILL'))]);
+        }),
+      );
     }
-    // Let the ramp's requests land, then measure a quiet window.
-    await sleep(3_000);
-    const pids = [primary.child.pid ?? 0, ...(await postgresPids(postmaster))];
-    const before = await Promise.all(pids.map(cpuTicks));
-    const windowStarted = Date.now();
-    await sleep(IDLE_SECONDS * 1000);
-    const after = await Promise.all(pids.map(cpuTicks));
-    const seconds = (Date.now() - windowStarted) / 1000;
-    const ticks = after.reduce((sum, value, i) => sum + Math.max(0, value - (before[i] ?? 0)), 0);
-    result['agents_held'] = held;
-    phaseErrors['agents_held'] = errors;
-    result['idle_cpu_cores'] = Math.round((ticks / 100 / seconds) * 1000) / 1000;
-    result['rss_mb'] = await rssMb(primary.child.pid ?? 0);
-    loads['agents_held'] = loadavg();
-    loads['idle_cpu_cores'] = loads['agents_held'];
-    loads['rss_mb'] = loads['agents_held'];
-    log(`held ${held}, idle CPU ${result['idle_cpu_cores']} cores, RSS ${result['rss_mb']} MB`);
-    stop.abort();
-    await Promise.allSettled(waits);
   }
 
   // ---- across replicas -----------------------------------------------------------------------------

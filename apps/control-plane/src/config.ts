@@ -42,8 +42,11 @@ const serverSchema = z.object({
    * net.core.somaxconn. Default 4_096.
    */
   AIRLOCK_LISTEN_BACKLOG: z.coerce.number().int().min(16).max(65_535).default(4_096),
-  /** PostgreSQL connections per replica. Default 10. */
-  AIRLOCK_DB_POOL_SIZE: z.coerce.number().int().min(1).max(1_000).default(10),
+  /**
+   * PostgreSQL connections per replica, half for authenticating signed requests and half for
+   * tenant work. Default 10.
+   */
+  AIRLOCK_DB_POOL_SIZE: z.coerce.number().int().min(2).max(1_000).default(10),
   /**
    * Requests that may wait for a database connection at once; past it the server answers 503
    * with Retry-After instead of queueing without bound. Default 1_000.

@@ -175,7 +175,10 @@ function fromDriver(driver: Driver, signal?: AbortSignal): Database {
 }
 
 export interface PostgresOptions {
-  /** Connections in the pool. Default 10. */
+  /**
+   * Connections this process opens in all, at least 2: half serve system-scope statements (each
+   * signed request's authentication), the rest tenant work. Default 10.
+   */
   maxConnections?: number;
   /**
    * Requests that may wait for a connection at once. Past it a request is refused at once with
@@ -356,15 +359,17 @@ function poolDriver(pool: pg.Pool, maxQueue: number): Pick<Driver, 'query' | 'tr
 
 export function connectPostgres(url: string, options: PostgresOptions = {}): Database {
   const maxQueue = options.maxQueue ?? 1_000;
-  const max = options.maxConnections ?? 10;
+  const max = Math.max(2, options.maxConnections ?? 10);
+  const systemMax = Math.floor(max / 2);
   const connectionTimeoutMillis = options.queueTimeoutMs ?? 10_000;
-  const pool = new pg.Pool({ connectionString: url, max, connectionTimeoutMillis, pipeline: true });
+  const pool = new pg.Pool({ connectionString: url, max: max - systemMax, connectionTimeoutMillis, pipeline: true });
   // System work is mostly one statement per signed request (its authentication), so it gets its own
-  // smaller pool whose sessions start in the system scope: that statement then needs no transaction. Only forSystem() reaches these connections; tenant views and the plain
-  // database never do, so nothing else can run in the system scope by accident.
+  // pool whose sessions start in the system scope: that statement then needs no transaction. Only
+  // forSystem() reaches these connections; tenant views and the plain database never do, so
+  // nothing else can run in the system scope by accident.
   const systemPool = new pg.Pool({
     connectionString: url,
-    max: Math.max(2, Math.ceil(max / 2)),
+    max: systemMax,
     connectionTimeoutMillis,
     pipeline: true,
     options: `-c ${SYSTEM_SETTING}=on`,
@@ -385,7 +390,7 @@ export function connectPostgres(url: string, options: PostgresOptions = {}): Dat
       total: pool.totalCount + systemPool.totalCount,
       idle: pool.idleCount + systemPool.idleCount,
       waiting: pool.waitingCount + systemPool.waitingCount,
-      max: max + (systemPool.options.max ?? 0),
+      max,
     }),
   });
 }
