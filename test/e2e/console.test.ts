@@ -341,6 +341,13 @@ describe('console in Chromium: owner flow and auditor limits', () => {
     await group.getByText('healthy', { exact: true }).waitFor();
     await group.getByText('1 of 1 member(s) healthy', { exact: false }).waitFor();
     await record(page, '23-agent-groups');
+    await group.getByRole('button', { name: /^Remove .+ from night-shift$/ }).click();
+    await page.getByRole('dialog').getByRole('button', { name: 'Remove from group' }).click();
+    await page.getByText("Agent removed from night-shift: the group's grants no longer apply to it.").waitFor();
+    await group.getByText('No members yet.').waitFor();
+    await group.getByText('0 of 0 member(s) healthy', { exact: false }).waitFor();
+    const removal = (await system.listAudit()).find((event) => event.action === 'group-remove-agent');
+    expect(removal).toMatchObject({ outcome: 'success' });
 
     const created = await system.airlockJson(['token', 'create']);
     expect(created).toMatchObject({ token: expect.stringMatching(/^aet_/) });

@@ -49,7 +49,9 @@ async function settleRollout(tx: Queryable, rolloutId: string, audit: (action: s
 
 function auditor(tx: Queryable, agent: AgentPrincipal, request: RequestFacts, rolloutId: string, now: Date) {
   return async (action: string, meta: Record<string, JsonValue>) => {
-    await appendAudit(tx, eventBy(agent, request, { action, target: rolloutId, outcome: action === 'rollout-halt' ? 'failure' : 'success', meta }), now);
+    // A halt, and an offer that timed out, are failures in the trail as an agent's own failure report is.
+    const failed = action === 'rollout-halt' || meta['status'] === 'failed';
+    await appendAudit(tx, eventBy(agent, request, { action, target: rolloutId, outcome: failed ? 'failure' : 'success', meta }), now);
   };
 }
 

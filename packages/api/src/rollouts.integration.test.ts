@@ -1,0 +1,191 @@
+import { createHash } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { encodeKey, generateKeyPair } from '@airlock/identity';
+import { UPDATE_OFFER_TIMEOUT_MS } from '@airlock/protocol';
+import { createTestDatabase } from '@airlock/testing';
+import type { AgentPrincipal } from './auth/agent-auth.ts';
+import type { RequestFacts } from './context.ts';
+import { bootstrapTenant, connectPostgres, type Database, listAuditEvents, migrate } from './index.ts';
+import { dueUpdate, recordUpdateReport } from './rollouts.ts';
+
+/** The control plane stores a release's signature without checking it (the agent does), so any well-formed one serves. */
+const SIGNATURE = `${'A'.repeat(86)}==`;
+const RUNNING = '1.0.0';
+const request: RequestFacts = { method: 'POST', pathAndQuery: '/trpc/agent.heartbeat', headers: new Headers(), body: new Uint8Array(), sourceIp: '127.0.0.1' };
+const MINUTE = 60_000;
+
+describe('rollout rules on PostgreSQL: the window, the offer timeout and the halt [operations:update]', () => {
+  let db: Database;
+  let tenantId: string;
+  let releaseCount = 0;
+
+  beforeAll(async () => {
+    db = connectPostgres(await createTestDatabase(inject('postgresUrl')), { maxConnections: 4 });
+    await migrate(db);
+    ({ tenantId } = await bootstrapTenant(db, { tenant: 'rollouts', keyName: 'first', expiresInDays: 30 }));
+  });
+
+  afterAll(async () => {
+    await db.close();
+  });
+
+  async function agent(hostname: string): Promise<AgentPrincipal> {
+    const publicKey = encodeKey(generateKeyPair().publicKey);
+    const [row] = await db.forSystem().query<{ id: string }>('INSERT INTO agents (tenant_id, public_key, hostname, version) VALUES ($1, $2, $3, $4) RETURNING id', [
+      tenantId,
+      publicKey,
+      hostname,
+      RUNNING,
+    ]);
+    if (!row) throw new Error('agent insert returned nothing');
+    return { kind: 'agent', agentId: row.id, tenantId, publicKey };
+  }
+
+  /** A published release and an active rollout of it over `rings`, open from `startsAt` to `endsAt`. */
+  async function rollout(input: { startsAt: Date; endsAt: Date; haltFailureRate: number; rings: Array<[AgentPrincipal, 'canary' | 'rest']> }) {
+    releaseCount += 1;
+    const version = `2.${releaseCount}.0`;
+    const artifact = Buffer.from(`release ${version}`);
+    const sha256 = createHash('sha256').update(artifact).digest('hex');
+    const manifest = JSON.stringify({ v: 1, product: 'airlock-agent', platform: 'linux-x64', version, artifact: { sha256, size: artifact.length }, downgradeAllowed: false, issuedAt: new Date().toISOString() });
+    return db.forSystem().transaction(async (tx) => {
+      const [release] = await tx.query<{ id: string }>(
+        `INSERT INTO releases (tenant_id, version, platform, manifest, signature, size, sha256, downgrade_allowed, state, published_at)
+         VALUES ($1, $2, 'linux-x64', $3, $4, $5, $6, false, 'published', now()) RETURNING id`,
+        [tenantId, version, manifest, SIGNATURE, artifact.length, sha256],
+      );
+      if (!release) throw new Error('release insert returned nothing');
+      // One active rollout per tenant: the previous test's is closed first.
+      await tx.query("UPDATE rollouts SET state = 'completed', finished_at = now() WHERE tenant_id = $1 AND state = 'active'", [tenantId]);
+      const [row] = await tx.query<{ id: string }>(
+        'INSERT INTO rollouts (tenant_id, release_id, starts_at, ends_at, halt_failure_rate, downgrade) VALUES ($1, $2, $3, $4, $5, false) RETURNING id',
+        [tenantId, release.id, input.startsAt, input.endsAt, input.haltFailureRate],
+      );
+      if (!row) throw new Error('rollout insert returned nothing');
+      for (const [member, ring] of input.rings) {
+        await tx.query('INSERT INTO rollout_agents (rollout_id, agent_id, tenant_id, ring) VALUES ($1, $2, $3, $4)', [row.id, member.agentId, tenantId, ring]);
+      }
+      return { id: row.id, releaseId: release.id, version };
+    });
+  }
+
+  const heartbeat = (member: AgentPrincipal, now: Date) => db.forSystem().transaction((tx) => dueUpdate(tx, member, request, RUNNING, now));
+
+  async function stateOf(rolloutId: string, member: AgentPrincipal) {
+    const [row] = await db.forSystem().query<{ state: string; reason: string | null; offered_at: Date | null }>(
+      'SELECT state, reason, offered_at FROM rollout_agents WHERE rollout_id = $1 AND agent_id = $2',
+      [rolloutId, member.agentId],
+    );
+    return row;
+  }
+
+  async function rolloutRow(rolloutId: string) {
+    const [row] = await db.forSystem().query<{ state: string; halted_reason: string | null }>('SELECT state, halted_reason FROM rollouts WHERE id = $1', [rolloutId]);
+    return row;
+  }
+
+  async function audit(action: string, rolloutId: string) {
+    return (await listAuditEvents(db.forSystem(), { tenantId, action, limit: 1000 }))
+      .filter((event) => event.target === rolloutId)
+      .map((event) => ({ ...event, meta: event.meta as Record<string, unknown> }));
+  }
+
+  it('offers nothing before the window opens nor after it closes, and offers inside it', async () => {
+    const opens = new Date(Date.now() + 60 * MINUTE);
+    const closes = new Date(opens.getTime() + 60 * MINUTE);
+    const early = await agent('window-early');
+    const late = await agent('window-late');
+    const { id, releaseId, version } = await rollout({ startsAt: opens, endsAt: closes, haltFailureRate: 0.5, rings: [[early, 'rest'], [late, 'rest']] });
+
+    expect(await heartbeat(early, new Date(opens.getTime() - 1))).toBeNull();
+    expect(await stateOf(id, early)).toMatchObject({ state: 'waiting', offered_at: null });
+    expect(await audit('update-offer', id)).toEqual([]);
+
+    // The window opens at starts_at itself.
+    const offer = await heartbeat(early, opens);
+    expect(offer).toMatchObject({ rolloutId: id, releaseId, downgrade: false });
+    expect(JSON.parse(offer?.release.payload ?? '{}')).toMatchObject({ version });
+    expect(await stateOf(id, early)).toMatchObject({ state: 'offered', offered_at: opens });
+    expect((await audit('update-offer', id)).map((event) => event.meta)).toEqual([expect.objectContaining({ version, from: RUNNING })]);
+
+    // ends_at is already outside: an agent never offered gets nothing, and an offer made inside is not repeated.
+    expect(await heartbeat(late, closes)).toBeNull();
+    expect(await heartbeat(late, new Date(closes.getTime() + 5 * MINUTE))).toBeNull();
+    expect(await stateOf(id, late)).toMatchObject({ state: 'waiting', offered_at: null });
+    expect(await heartbeat(early, closes)).toBeNull();
+    expect(await audit('update-offer', id)).toHaveLength(1);
+    expect(await rolloutRow(id)).toMatchObject({ state: 'active' });
+  });
+
+  it('marks an offer unanswered past the timeout failed, audits it, and halts the ring once its failures pass the threshold', async () => {
+    const start = new Date(Date.now() - MINUTE);
+    const first = await agent('canary-1');
+    const second = await agent('canary-2');
+    const rest = await agent('rest-1');
+    const { id } = await rollout({
+      startsAt: start,
+      endsAt: new Date(start.getTime() + 24 * 60 * MINUTE),
+      haltFailureRate: 0.5,
+      rings: [[first, 'canary'], [second, 'canary'], [rest, 'rest']],
+    });
+    const offeredAt = new Date();
+    expect(await heartbeat(first, offeredAt)).toMatchObject({ rolloutId: id });
+    expect(await heartbeat(second, offeredAt)).toMatchObject({ rolloutId: id });
+    // The rest ring waits while a canary is still under way.
+    expect(await heartbeat(rest, offeredAt)).toBeNull();
+
+    // At the timeout itself the offer still stands, and is handed out again without a second offer record.
+    const atTimeout = new Date(offeredAt.getTime() + UPDATE_OFFER_TIMEOUT_MS);
+    expect(await heartbeat(first, atTimeout)).toMatchObject({ rolloutId: id });
+    expect(await stateOf(id, first)).toMatchObject({ state: 'offered' });
+    expect(await audit('update-offer', id)).toHaveLength(2);
+
+    // Past it, the offer counts as failed: one of two canaries is 0.5, not above the threshold.
+    const pastTimeout = new Date(atTimeout.getTime() + 1);
+    expect(await heartbeat(first, pastTimeout)).toBeNull();
+    expect(await stateOf(id, first)).toMatchObject({ state: 'failed', reason: `no report within ${UPDATE_OFFER_TIMEOUT_MS / MINUTE} minutes of the offer` });
+    const failures = await audit('agent-update', id);
+    expect(failures).toEqual([expect.objectContaining({ actor: { type: 'agent', id: first.agentId }, outcome: 'failure', meta: expect.objectContaining({ status: 'failed', ring: 'canary' }) })]);
+    expect(await rolloutRow(id)).toMatchObject({ state: 'active', halted_reason: null });
+    expect(await audit('rollout-halt', id)).toEqual([]);
+
+    // The second canary's offer is aged in the database and its heartbeat comes at the real time.
+    await db.forSystem().query('UPDATE rollout_agents SET offered_at = $3 WHERE rollout_id = $1 AND agent_id = $2', [
+      id,
+      second.agentId,
+      new Date(Date.now() - UPDATE_OFFER_TIMEOUT_MS - MINUTE),
+    ]);
+    expect(await heartbeat(second, new Date())).toBeNull();
+    expect(await stateOf(id, second)).toMatchObject({ state: 'failed' });
+    expect(await rolloutRow(id)).toMatchObject({ state: 'halted', halted_reason: '2 of 2 agents in the canary ring failed, above the threshold 0.5' });
+    const halts = await audit('rollout-halt', id);
+    expect(halts).toEqual([expect.objectContaining({ outcome: 'failure', meta: { ring: 'canary', failed: 2, total: 2 } })]);
+    expect((await audit('agent-update', id)).filter((event) => event.meta['status'] === 'failed')).toHaveLength(2);
+
+    // A halted rollout offers nothing more, not even to the ring that never started.
+    expect(await heartbeat(rest, new Date())).toBeNull();
+    expect(await stateOf(id, rest)).toMatchObject({ state: 'waiting', offered_at: null });
+  });
+
+  it('halts on the first failure when the threshold is zero, and a late report does not reopen a failed offer', async () => {
+    const start = new Date(Date.now() - MINUTE);
+    const canary = await agent('strict-canary');
+    const other = await agent('strict-other');
+    const { id, releaseId } = await rollout({ startsAt: start, endsAt: new Date(start.getTime() + 60 * MINUTE), haltFailureRate: 0, rings: [[canary, 'canary'], [other, 'canary']] });
+    const offeredAt = new Date();
+    expect(await heartbeat(canary, offeredAt)).toMatchObject({ rolloutId: id });
+    expect(await heartbeat(canary, new Date(offeredAt.getTime() + UPDATE_OFFER_TIMEOUT_MS + MINUTE))).toBeNull();
+    expect(await rolloutRow(id)).toMatchObject({ state: 'halted', halted_reason: '1 of 2 agents in the canary ring failed, above the threshold 0' });
+
+    // The agent answers after all: the trail records it, the outcome stays failed.
+    const known = await db.forSystem().transaction((tx) =>
+      recordUpdateReport(tx, canary, request, { rolloutId: id, releaseId, status: 'installed', runningVersion: '2.0.0' }, new Date(offeredAt.getTime() + UPDATE_OFFER_TIMEOUT_MS + 2 * MINUTE)),
+    );
+    expect(known).toBe(true);
+    expect(await stateOf(id, canary)).toMatchObject({ state: 'failed' });
+    expect((await audit('agent-update', id)).map((event) => event.meta['status'])).toEqual(expect.arrayContaining(['failed', 'installed']));
+    // An agent that was never offered this release is not taken at its word.
+    const stranger = await agent('strict-stranger');
+    expect(await db.forSystem().transaction((tx) => recordUpdateReport(tx, stranger, request, { rolloutId: id, releaseId, status: 'installed', runningVersion: '2.0.0' }, new Date()))).toBe(false);
+  });
+});
