@@ -1,12 +1,14 @@
 import { createHash } from 'node:crypto';
+import { type Server } from 'node:http';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { encodeKey, generateKeyPair } from '@airlock/identity';
 import { UPDATE_OFFER_TIMEOUT_MS } from '@airlock/protocol';
 import { createTestDatabase } from '@airlock/testing';
 import type { AgentPrincipal } from './auth/agent-auth.ts';
 import type { RequestFacts } from './context.ts';
-import { bootstrapTenant, connectPostgres, type Database, listAuditEvents, migrate } from './index.ts';
+import { bootstrapTenant, connectPostgres, createHttpHandler, type Database, Dispatcher, listAuditEvents, migrate, signerFromSecretKey } from './index.ts';
 import { dueUpdate, recordUpdateReport } from './rollouts.ts';
+import { data, listenOnLoopback, send } from './trpc-http.fixture.ts';
 
 /** The control plane stores a release's signature without checking it (the agent does), so any well-formed one serves. */
 const SIGNATURE = `${'A'.repeat(86)}==`;
@@ -18,14 +20,23 @@ describe('rollout rules on PostgreSQL: the window, the offer timeout and the hal
   let db: Database;
   let tenantId: string;
   let releaseCount = 0;
+  let server: Server;
+  let base: string;
+  let admin: Record<string, string>;
 
   beforeAll(async () => {
     db = connectPostgres(await createTestDatabase(inject('postgresUrl')), { maxConnections: 4 });
     await migrate(db);
-    ({ tenantId } = await bootstrapTenant(db, { tenant: 'rollouts', keyName: 'first', expiresInDays: 30 }));
+    const boot = await bootstrapTenant(db, { tenant: 'rollouts', keyName: 'first', expiresInDays: 30 });
+    tenantId = boot.tenantId;
+    admin = { authorization: `Bearer ${boot.key}` };
+    const silent = { warn: () => undefined, error: () => undefined };
+    const signer = signerFromSecretKey(generateKeyPair().secretKey);
+    ({ server, base } = await listenOnLoopback(createHttpHandler({ db, dispatcher: new Dispatcher(50), now: () => new Date(), logger: silent, signer }, { maxBodyBytes: 256 * 1024 })));
   });
 
   afterAll(async () => {
+    server.close();
     await db.close();
   });
 
@@ -187,5 +198,28 @@ describe('rollout rules on PostgreSQL: the window, the offer timeout and the hal
     // An agent that was never offered this release is not taken at its word.
     const stranger = await agent('strict-stranger');
     expect(await db.forSystem().transaction((tx) => recordUpdateReport(tx, stranger, request, { rolloutId: id, releaseId, status: 'installed', runningVersion: '2.0.0' }, new Date()))).toBe(false);
+  });
+
+  it('shows an agent that said it is installing as installing in the rollout progress, until its outcome', async () => {
+    const start = new Date(Date.now() - MINUTE);
+    const member = await agent('installing-1');
+    const waiting = await agent('installing-2');
+    const { id, releaseId, version } = await rollout({ startsAt: start, endsAt: new Date(start.getTime() + 60 * MINUTE), haltFailureRate: 0.5, rings: [[member, 'rest'], [waiting, 'rest']] });
+    expect(await heartbeat(member, new Date())).toMatchObject({ rolloutId: id });
+    type Listed = Array<{ id: string; progress: Record<string, number>; agents: Array<{ agentId: string; state: string }> }>;
+    const listed = async () => data<Listed>(await send(base, 'rollouts.list', undefined, admin, 'GET')).find((entry) => entry.id === id);
+    const report = (status: 'installing' | 'installed', runningVersion: string) =>
+      db.forSystem().transaction((tx) => recordUpdateReport(tx, member, request, { rolloutId: id, releaseId, status, runningVersion }, new Date()));
+
+    expect((await listed())?.progress).toMatchObject({ total: 2, waiting: 1, offered: 1, installing: 0, installed: 0 });
+    expect(await report('installing', RUNNING)).toBe(true);
+    const during = await listed();
+    expect(during?.progress).toMatchObject({ total: 2, waiting: 1, offered: 0, installing: 1, installed: 0, failed: 0 });
+    expect(during?.agents.find((entry) => entry.agentId === member.agentId)?.state).toBe('installing');
+    expect(await stateOf(id, member)).toMatchObject({ state: 'offered' });
+    expect((await audit('agent-update', id)).map((event) => [event.outcome, event.meta['status']])).toEqual([['success', 'installing']]);
+
+    expect(await report('installed', version)).toBe(true);
+    expect((await listed())?.progress).toMatchObject({ waiting: 1, offered: 0, installing: 0, installed: 1 });
   });
 });

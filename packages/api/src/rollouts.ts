@@ -125,7 +125,15 @@ export async function recordUpdateReport(
     }),
     now,
   );
-  if (report.status === 'installing') return true;
+  if (report.status === 'installing') {
+    // Progress only: the outcome comes with the next report or heartbeat.
+    await tx.query("UPDATE rollout_agents SET installing_at = $3, updated_at = $3 WHERE rollout_id = $1 AND agent_id = $2 AND state = 'offered'", [
+      report.rolloutId,
+      agent.agentId,
+      now,
+    ]);
+    return true;
+  }
   // A settled row stays settled: a late or repeated report changes the trail, not the outcome.
   if (row.state === 'installed' || row.state === 'failed') return true;
   await tx.query('UPDATE rollout_agents SET state = $3, reason = $4, updated_at = $5 WHERE rollout_id = $1 AND agent_id = $2', [
