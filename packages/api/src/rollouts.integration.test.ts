@@ -141,7 +141,8 @@ describe('rollout rules on PostgreSQL: the window, the offer timeout and the hal
     });
     const offeredAt = new Date();
     expect(await heartbeat(first, offeredAt)).toMatchObject({ rolloutId: id });
-    expect(await heartbeat(second, offeredAt)).toMatchObject({ rolloutId: id });
+    // The second canary is offered ten minutes later, so its offer is not yet due to time out below.
+    expect(await heartbeat(second, new Date(offeredAt.getTime() + 10 * MINUTE))).toMatchObject({ rolloutId: id });
     // The rest ring waits while a canary is still under way.
     expect(await heartbeat(rest, offeredAt)).toBeNull();
 
@@ -221,5 +222,36 @@ describe('rollout rules on PostgreSQL: the window, the offer timeout and the hal
 
     expect(await report('installed', version)).toBe(true);
     expect((await listed())?.progress).toMatchObject({ waiting: 1, offered: 0, installing: 0, installed: 1 });
+  });
+
+  it('times out a canary that went silent after its offer when another agent of the rollout heartbeats, so the rest ring is not held forever', async () => {
+    const start = new Date(Date.now() - MINUTE);
+    const end = new Date(start.getTime() + 24 * 60 * MINUTE);
+    const offeredAt = new Date();
+    const past = new Date(offeredAt.getTime() + UPDATE_OFFER_TIMEOUT_MS + MINUTE);
+
+    // A threshold of 1 tolerates the failure: the rest ring is offered in the same heartbeat.
+    const silent = await agent('silent-canary');
+    const rest = await agent('patient-rest');
+    const tolerant = await rollout({ startsAt: start, endsAt: end, haltFailureRate: 1, rings: [[silent, 'canary'], [rest, 'rest']] });
+    expect(await heartbeat(silent, offeredAt)).toMatchObject({ rolloutId: tolerant.id });
+    expect(await heartbeat(rest, new Date(offeredAt.getTime() + UPDATE_OFFER_TIMEOUT_MS))).toBeNull();
+    expect(await stateOf(tolerant.id, silent)).toMatchObject({ state: 'offered' });
+    expect(await heartbeat(rest, past)).toMatchObject({ rolloutId: tolerant.id });
+    expect(await stateOf(tolerant.id, silent)).toMatchObject({ state: 'failed', reason: `no report within ${UPDATE_OFFER_TIMEOUT_MS / MINUTE} minutes of the offer` });
+    expect(await audit('agent-update', tolerant.id)).toEqual([
+      expect.objectContaining({ actor: { type: 'system', id: 'rollout' }, outcome: 'failure', meta: expect.objectContaining({ status: 'failed', agentId: silent.agentId, ring: 'canary' }) }),
+    ]);
+    expect(await rolloutRow(tolerant.id)).toMatchObject({ state: 'active' });
+
+    // Under a threshold of 0.5 the same silence halts the rollout, and the rest ring gets nothing.
+    const quiet = await agent('quiet-canary');
+    const waiting = await agent('waiting-rest');
+    const strict = await rollout({ startsAt: start, endsAt: end, haltFailureRate: 0.5, rings: [[quiet, 'canary'], [waiting, 'rest']] });
+    expect(await heartbeat(quiet, offeredAt)).toMatchObject({ rolloutId: strict.id });
+    expect(await heartbeat(waiting, past)).toBeNull();
+    expect(await rolloutRow(strict.id)).toMatchObject({ state: 'halted', halted_reason: '1 of 1 agents in the canary ring failed, above the threshold 0.5' });
+    expect(await audit('rollout-halt', strict.id)).toEqual([expect.objectContaining({ actor: { type: 'system', id: 'rollout' }, outcome: 'failure' })]);
+    expect(await stateOf(strict.id, waiting)).toMatchObject({ state: 'waiting', offered_at: null });
   });
 });
