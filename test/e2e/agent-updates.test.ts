@@ -135,6 +135,9 @@ describe('signed agent updates, rolled out by ring', () => {
     const audit = await api.audit.list.query({ limit: 200 });
     const actions = audit.map((event: { action: string }) => event.action);
     for (const action of ['release-create', 'release-publish', 'rollout-create', 'update-offer', 'agent-update', 'rollout-complete']) expect(actions).toContain(action);
+    // Each agent said it was installing once: after the verified download, before the switch.
+    const statuses = audit.filter((event: { action: string }) => event.action === 'agent-update').map((event: { meta: unknown }) => Reflect.get(Object(event.meta), 'status'));
+    expect(statuses.filter((status: unknown) => status === 'installing')).toHaveLength(2);
   }, SLOW_MACHINE_MS);
 
   it('[operations:update] a release that exits at start is rolled back by the unit\'s guard, and its failure halts the rollout before the rest ring', async () => {

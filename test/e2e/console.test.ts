@@ -326,7 +326,9 @@ describe('console in Chromium: owner flow and auditor limits', () => {
     // Columns after the host: status, last heartbeat, version, proxy, last error, groups, enrolled.
     await row.getByRole('cell', { name: 'direct', exact: true }).waitFor();
     expect(await row.getByRole('cell').nth(2).innerText()).toBe(agentPackage.version);
-    expect(await row.getByRole('cell').nth(4).innerText()).toMatch(/^(none|.*failed.*|.*refused.*)$/);
+    // The last error the agent's heartbeat carried: none yet, step 8's run failure, or a failed call.
+    const lastError = await row.getByRole('cell').nth(4).innerText();
+    expect([`credential "${CREDENTIAL_REF}" is not in secrets.yaml`, 'none'].includes(lastError) || /failed|refused/.test(lastError), lastError).toBe(true);
     await record(page, '20-agents-summary');
 
     await go(page, 'Agent groups');
@@ -341,6 +343,13 @@ describe('console in Chromium: owner flow and auditor limits', () => {
     await group.getByText('healthy', { exact: true }).waitFor();
     await group.getByText('1 of 1 member(s) healthy', { exact: false }).waitFor();
     await record(page, '23-agent-groups');
+    await group.getByRole('button', { name: /^Remove .+ from night-shift$/ }).click();
+    await page.getByRole('dialog').getByRole('button', { name: 'Remove from group' }).click();
+    await page.getByText("Agent removed from night-shift: the group's grants no longer apply to it.").waitFor();
+    await group.getByText('No members yet.').waitFor();
+    await group.getByText('0 of 0 member(s) healthy', { exact: false }).waitFor();
+    const removal = (await system.listAudit()).find((event) => event.action === 'group-remove-agent');
+    expect(removal).toMatchObject({ outcome: 'success' });
 
     const created = await system.airlockJson(['token', 'create']);
     expect(created).toMatchObject({ token: expect.stringMatching(/^aet_/) });

@@ -5,6 +5,8 @@
  *   - `systemd-analyze verify` checks both, inside a scratch root holding the packages' own files
  *     and this host's systemd units. verify insists that ExecStart's binary exists; the root has
  *     the packaged binaries, so it passes because the package is complete, not because of a stub.
+ *     The agent unit is verified with the metrics drop-in the package ships as an example
+ *     (/usr/share/doc/airlock-agent/examples/metrics.conf) installed, as the README says to.
  * Prints `{"agent_exposure": x, "control_plane_exposure": y, "verify_ok": true}` and exits 1 when
  * a check fails. Any warning from verify counts as a failure.
  */
@@ -66,6 +68,10 @@ export async function checkUnits(): Promise<UnitReport> {
     // What the agent's postinst makes: the link the unit's ExecStart starts, at the packaged binary.
     await mkdir(path.join(root, 'var/lib/airlock/versions'), { recursive: true });
     await symlink('/usr/bin/airlock-agent', path.join(root, 'var/lib/airlock/versions/current'));
+    // The drop-in as an admin installs it; a package without it fails here.
+    const dropIns = path.join(root, 'etc/systemd/system', `${UNITS.agent}.d`);
+    await mkdir(dropIns, { recursive: true });
+    await copyFile(path.join(root, 'usr/share/doc/airlock-agent/examples/metrics.conf'), path.join(dropIns, 'metrics.conf'));
 
     const unitFile = (unit: string) => path.join(root, 'usr/lib/systemd/system', unit);
     const exposure = async (unit: string) => parseExposure((await outcome('systemd-analyze', ['security', '--offline=true', '--no-pager', unitFile(unit)])).output, unit);

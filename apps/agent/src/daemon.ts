@@ -256,7 +256,7 @@ interface UpdateHooks {
 async function updateTrial(deps: DaemonDeps, version: string, restart: (outcome: DaemonOutcome) => void): Promise<UpdateHooks> {
   const { logger, dataDir } = deps;
   const refused = new Set<string>();
-  const report = async (input: { rolloutId: string; releaseId: string; status: 'installed' | 'rolled-back' | 'refused'; reason?: string }) => {
+  const report = async (input: { rolloutId: string; releaseId: string; status: 'installing' | 'installed' | 'rolled-back' | 'refused'; reason?: string }) => {
     try {
       await deps.client.agent.reportUpdate.mutate({ ...input, runningVersion: version });
       return true;
@@ -317,6 +317,8 @@ async function updateTrial(deps: DaemonDeps, version: string, restart: (outcome:
           releaseKey: deps.updates.releaseKey,
           updatesAllowed: () => deps.local.current.policy.document.updates,
           fetchChunk: async (releaseId, index) => (await deps.client.agent.releaseChunk.mutate({ releaseId, index })).data,
+          // Best effort: a report that does not get through is logged, and the switch goes ahead.
+          installing: async (offer) => void (await report({ rolloutId: offer.rolloutId, releaseId: offer.releaseId, status: 'installing' })),
           logger,
         });
         restart({ kind: 'switched', version: manifest.version });

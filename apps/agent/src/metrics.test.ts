@@ -1,4 +1,4 @@
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -90,6 +90,19 @@ describe('[operations:metrics] the agent metrics (textfile collector and heartbe
     expect(reads).toBeGreaterThan(0);
     expect(await readFile(file, 'utf8')).toMatch(/^airlock_agent_runs_total\{outcome="succeeded"\} 200$/m);
     expect(await readdir(dir)).toEqual(['airlock-agent.prom']);
+  });
+
+  it('[operations:metrics] leaves the file readable by the collector\'s user under the unit\'s UMask=0077', async () => {
+    const file = path.join(dir, 'airlock-agent.prom');
+    const metrics = new AgentMetrics({ agentId: AGENT_ID, version: '1.2.3', proxy: false, file });
+    const previous = process.umask(0o077);
+    try {
+      await metrics.write();
+      await metrics.write();
+    } finally {
+      process.umask(previous);
+    }
+    expect((await stat(file)).mode & 0o777).toBe(0o644);
   });
 
   it('refuses a file the textfile collector would not read', () => {

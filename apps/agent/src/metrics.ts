@@ -129,6 +129,9 @@ export class AgentMetrics {
       const temp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
       const handle = await open(temp, 'wx', 0o644);
       try {
+        // The collector runs as its own user, and the unit's UMask=0077 would leave the file 0600:
+        // the mode is set outright. The file holds counters and versions, nothing secret.
+        await handle.chmod(0o644);
         await handle.writeFile(text);
         await handle.sync();
       } finally {

@@ -1,10 +1,12 @@
-import { mkdtemp, readdir, readlink, rm, symlink, mkdir, writeFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readdir, readFile, readlink, rm, stat, symlink, mkdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { generateKeyPair, signDetached, signStatement } from '@airlock/identity';
 import { compareVersions } from '@airlock/protocol';
-import { guardStart, readPending, readRolledBack, thisPlatform, UpdateRefusal, vetOffer } from './updates.ts';
+import { guardStart, installUpdate, readPending, readRolledBack, thisPlatform, UpdateRefusal, vetOffer } from './updates.ts';
 
 const releaseKey = generateKeyPair();
 const otherKey = generateKeyPair();
@@ -101,5 +103,67 @@ describe('the start guard', () => {
   it('rolls back a version that has not heartbeated in time, whatever its starts', async () => {
     await pending(new Date(Date.now() - 61_000));
     expect(await guardStart(dir, settings)).toMatchObject({ action: 'rolled-back', reason: expect.stringMatching(/did not heartbeat within 60 s/) });
+  });
+});
+
+describe('installing an offered release [operations:update]', () => {
+  let dir: string;
+  const previous = '/usr/lib/airlock-agent/airlock-agent';
+  const artifact = Buffer.from('#!/bin/sh\necho 1.0.0\n');
+  const signed = (bytes: Buffer) => offer(manifest({ artifact: { sha256: createHash('sha256').update(bytes).digest('hex'), size: bytes.length } }));
+  const silent = { debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined };
+  beforeEach(async () => {
+    dir = await mkdtemp(path.join(tmpdir(), 'airlock-install-'));
+    await mkdir(path.join(dir, 'versions'));
+    await symlink(previous, path.join(dir, 'versions', 'current'));
+  });
+  afterEach(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+  /** What the agent had on disk when it said it was installing. */
+  interface Seen {
+    rolloutId: string;
+    version: string;
+    current: string;
+    installed: string;
+    mode: number;
+    pending: boolean;
+  }
+  const install = (raw: unknown, served: Buffer, seen: Seen[]) =>
+    installUpdate(raw, {
+      dataDir: dir,
+      version: '0.5.0',
+      releaseKey: releaseKey.publicKey,
+      updatesAllowed: () => 'remote',
+      fetchChunk: async () => served.toString('base64'),
+      installing: async (accepted, release) => {
+        const installed = path.join(dir, 'versions', release.version, 'airlock-agent');
+        seen.push({
+          rolloutId: accepted.rolloutId,
+          version: release.version,
+          current: await readlink(path.join(dir, 'versions', 'current')),
+          installed: await readFile(installed, 'utf8'),
+          mode: (await stat(installed)).mode & 0o777,
+          pending: existsSync(path.join(dir, 'versions', 'pending.json')),
+        });
+      },
+      logger: silent,
+    });
+
+  it('says it is installing once the verified artifact sits beside the running version, before the switch', async () => {
+    const seen: Seen[] = [];
+    await install(signed(artifact), artifact, seen);
+    expect(seen).toEqual([{ rolloutId: offer(manifest()).rolloutId, version: '1.0.0', current: previous, installed: artifact.toString('utf8'), mode: 0o700, pending: false }]);
+    expect(await readlink(path.join(dir, 'versions', 'current'))).toBe(path.join(dir, 'versions', '1.0.0', 'airlock-agent'));
+    expect(await readPending(dir)).toMatchObject({ version: '1.0.0', previous });
+  });
+
+  it('says nothing of installing when the artifact does not match what was signed', async () => {
+    const seen: Seen[] = [];
+    const tampered = Buffer.from(artifact.toString('utf8').replace('1.0.0', '6.6.6'));
+    await expect(install(signed(artifact), tampered, seen)).rejects.toMatchObject({ kind: 'update-artifact-mismatch' });
+    expect(seen).toEqual([]);
+    expect(await readlink(path.join(dir, 'versions', 'current'))).toBe(previous);
+    expect(await readdir(path.join(dir, 'versions'))).toEqual(['current']);
   });
 });

@@ -164,6 +164,8 @@ export interface UpdateDeps {
   updatesAllowed: () => 'remote' | 'manual';
   /** Fetches chunk `index` of the release's artifact, base64, through the signed control channel. */
   fetchChunk: (releaseId: string, index: number) => Promise<string>;
+  /** Told once the artifact is verified and installed beside the running version, before the switch. */
+  installing: (offer: UpdateOffer, manifest: ReleaseManifest) => Promise<void>;
   logger: Logger;
 }
 
@@ -243,6 +245,7 @@ export async function installUpdate(raw: unknown, deps: UpdateDeps): Promise<{ o
   if (previous === null) throw new UpdateRefusal('update-refused', `this agent was not installed with ${currentLink(deps.dataDir)}, so it cannot switch versions itself`);
   deps.logger.info({ version: manifest.version, size: manifest.artifact.size }, 'downloading a signed release');
   const installed = await download(offer, manifest, deps);
+  await deps.installing(offer, manifest);
   const pending: PendingUpdate = { rolloutId: offer.rolloutId, releaseId: offer.releaseId, version: manifest.version, previous, switchedAt: new Date().toISOString(), starts: 0 };
   await replaceFile(pendingFile(deps.dataDir), JSON.stringify(pending));
   await pointCurrentAt(deps.dataDir, installed);

@@ -200,6 +200,12 @@ describe('airlock CLI', () => {
 
       expect((await airlock(['grant', 'revoke', idle.id], env)).stdout).toBe(`revoked grant ${idle.id}: execute script:erp-nightly\n`);
       expect((await airlock(['grant', 'add', 'read file:///x'], env)).stderr).toMatch(/exactly one of --agent and --group/);
+
+      expect((await airlock(['group', 'remove', 'readers', '--agent', agentId], env)).stdout).toBe(`agent ${agentId} is no longer in readers\n`);
+      const again = await airlock(['group', 'remove-agent', 'readers', '--agent', agentId], env);
+      expect(again.code).not.toBe(0);
+      expect(again.stderr.trim().split('\n')).toHaveLength(1);
+      expect(again.stderr).toMatch(new RegExp(`agent ${agentId} is not in readers`));
     } finally {
       await server.close();
     }

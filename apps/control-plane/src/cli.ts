@@ -490,6 +490,17 @@ export function buildProgram(options: { jsonErrors?: boolean } = {}): Command {
       const result = await (await adminClient()).groups.addAgent.mutate({ group: name, agentId: options.agent });
       output(Boolean(options.json), result, () => `agent ${result.agentId} is in ${name}`);
     });
+  group
+    .command('remove')
+    .alias('remove-agent')
+    .description("take an agent out of a group: the group's grants stop applying to it")
+    .argument('<name>')
+    .requiredOption('--agent <id>', 'the agent')
+    .addOption(json)
+    .action(async (name: string, options: { agent: string; json?: boolean }) => {
+      const result = await (await adminClient()).groups.removeAgent.mutate({ group: name, agentId: options.agent });
+      output(Boolean(options.json), result, () => `agent ${result.agentId} is no longer in ${name}`);
+    });
 
   program
     .command('report')

@@ -78,8 +78,8 @@ export function addUpdateCommands(program: Command, client: () => Promise<TRPCCl
       const rows = await (await client()).rollouts.list.query();
       output(Boolean(options.json), rows, () =>
         rows.flatMap((r) => [
-          `${r.id}  ${r.version}  ${r.state}${r.haltedReason ? ` (${r.haltedReason})` : ''}  installed ${r.progress.installed}/${r.progress.total}, failed ${r.progress.failed}`,
-          ...r.agents.map((a) => `  ${a.ring.padEnd(6)}  ${a.state.padEnd(9)}  ${a.hostname}  ${a.agentId}${a.reason ? `  ${a.reason}` : ''}`),
+          `${r.id}  ${r.version}  ${r.state}${r.haltedReason ? ` (${r.haltedReason})` : ''}  installed ${r.progress.installed}/${r.progress.total}, installing ${r.progress.installing}, failed ${r.progress.failed}`,
+          ...r.agents.map((a) => `  ${a.ring.padEnd(6)}  ${a.state.padEnd(10)}  ${a.hostname}  ${a.agentId}${a.reason ? `  ${a.reason}` : ''}`),
         ]),
       );
     });

@@ -154,6 +154,41 @@ describe('control-plane scopes on PostgreSQL', () => {
     expect(data<{ id: string }[]>(await query('grants.list', { agentId: outsider.id }))).toEqual([]);
   });
 
+  it('takes an agent out of a group: the group grants stop applying, the removal is audited, and unknown names are NotFound', async () => {
+    const member = await enroll('leaving');
+    const stranger = await enroll('never-joined');
+    data(await mutate('groups.create', { name: 'leavers' }));
+    data(await mutate('groups.addAgent', { group: 'leavers', agentId: member.id }));
+    const read = await grant({ group: 'leavers', scope: 'read sftp://files.example.com:2222/leavers/**' });
+    const scope = 'read sftp://files.example.com:2222/leavers/x.csv';
+    expect(data<Verdict>(await query('grants.explain', { agentId: member.id, scope }))).toMatchObject({ allowed: true, grantId: read.id });
+
+    const removed = data<{ groupId: string; agentId: string }>(await mutate('groups.removeAgent', { group: 'leavers', agentId: member.id }));
+    expect(removed.agentId).toBe(member.id);
+    expect(data<Verdict>(await query('grants.explain', { agentId: member.id, scope }))).toMatchObject({ allowed: false, grantId: null });
+    const groups = data<Array<{ name: string; members: unknown[] }>>(await query('groups.list', undefined));
+    expect(groups.find((group) => group.name === 'leavers')?.members).toEqual([]);
+    const [event] = (await audit('group-remove-agent')).filter((entry) => entry.target === removed.groupId);
+    expect(event).toMatchObject({ outcome: 'success', meta: { group: 'leavers', agentId: member.id, groupScopes: [read.scope] } });
+
+    // A second removal, a stranger, an unknown group or agent: each is NotFound and changes nothing.
+    const again = await mutate('groups.removeAgent', { group: 'leavers', agentId: member.id });
+    expect(again.status).toBe(404);
+    expect(again.body.error?.message).toBe(`agent ${member.id} is not in leavers`);
+    expect((await mutate('groups.removeAgent', { group: 'leavers', agentId: stranger.id })).status).toBe(404);
+    const noGroup = await mutate('groups.removeAgent', { group: 'no-such-group', agentId: member.id });
+    expect(noGroup.status).toBe(404);
+    expect(noGroup.body.error?.message).toBe('no agent group named no-such-group');
+    const noAgent = await mutate('groups.removeAgent', { group: 'leavers', agentId: '00000000-0000-4000-8000-000000000000' });
+    expect(noAgent.status).toBe(404);
+    expect(noAgent.body.error?.message).toBe('no agent with that id');
+    expect((await audit('group-remove-agent')).filter((entry) => entry.target === removed.groupId)).toHaveLength(1);
+
+    // It can join again afterwards.
+    data(await mutate('groups.addAgent', { group: 'leavers', agentId: member.id }));
+    expect(data<Verdict>(await query('grants.explain', { agentId: member.id, scope }))).toMatchObject({ allowed: true, grantId: read.id });
+  });
+
   it('denies with an expired grant and says so', async () => {
     const agent = await enroll('expiring');
     const soon = new Date(Date.now() + 60_000).toISOString();

@@ -49,15 +49,61 @@ async function settleRollout(tx: Queryable, rolloutId: string, audit: (action: s
 
 function auditor(tx: Queryable, agent: AgentPrincipal, request: RequestFacts, rolloutId: string, now: Date) {
   return async (action: string, meta: Record<string, JsonValue>) => {
-    await appendAudit(tx, eventBy(agent, request, { action, target: rolloutId, outcome: action === 'rollout-halt' ? 'failure' : 'success', meta }), now);
+    // A halt, and an offer that timed out, are failures in the trail as an agent's own failure report is.
+    const failed = action === 'rollout-halt' || meta['status'] === 'failed';
+    await appendAudit(tx, eventBy(agent, request, { action, target: rolloutId, outcome: failed ? 'failure' : 'success', meta }), now);
   };
+}
+
+const OFFER_TIMEOUT_REASON = `no report within ${UPDATE_OFFER_TIMEOUT_MS / 60_000} minutes of the offer`;
+const ROLLOUT_ACTOR = { type: 'system', id: 'rollout' } as const;
+
+/**
+ * Fails the other agents' offers in this agent's active rollouts that went unanswered past the
+ * timeout. An agent that went silent after an offer (its host died mid-install) never heartbeats to
+ * time itself out, and would otherwise hold the canary ring open forever: the rest never offered,
+ * the ring never halted. Audited as the system's doing, not the heartbeating agent's.
+ */
+async function expireSilentOffers(tx: Queryable, agent: AgentPrincipal, now: Date): Promise<void> {
+  const expired = await tx.query<{ rollout_id: string; agent_id: string; ring: string; version: string }>(
+    `UPDATE rollout_agents ra SET state = 'failed', reason = $3, updated_at = $2
+     FROM rollouts r JOIN releases rel ON rel.id = r.release_id
+     WHERE r.id = ra.rollout_id AND r.state = 'active' AND ra.state = 'offered' AND ra.agent_id <> $1
+       AND ra.offered_at < $2::timestamptz - make_interval(secs => $4::double precision / 1000)
+       AND ra.rollout_id IN (SELECT rollout_id FROM rollout_agents WHERE agent_id = $1)
+     RETURNING ra.rollout_id, ra.agent_id, ra.ring, rel.version`,
+    [agent.agentId, now, OFFER_TIMEOUT_REASON, UPDATE_OFFER_TIMEOUT_MS],
+  );
+  for (const row of expired) {
+    await appendAudit(
+      tx,
+      {
+        tenantId: agent.tenantId,
+        actor: ROLLOUT_ACTOR,
+        action: 'agent-update',
+        target: row.rollout_id,
+        outcome: 'failure',
+        sourceIp: null,
+        meta: { status: 'failed', agentId: row.agent_id, version: row.version, ring: row.ring, reason: OFFER_TIMEOUT_REASON },
+      },
+      now,
+    );
+  }
+  for (const rolloutId of new Set(expired.map((row) => row.rollout_id))) {
+    const audit = async (action: string, meta: Record<string, JsonValue>) => {
+      await appendAudit(tx, { tenantId: agent.tenantId, actor: ROLLOUT_ACTOR, action, target: rolloutId, outcome: action === 'rollout-halt' ? 'failure' : 'success', sourceIp: null, meta }, now);
+    };
+    await settleRollout(tx, rolloutId, audit, now);
+  }
 }
 
 /**
  * What the agent is due, from a heartbeat reporting `version`: an offer, or null. An agent already
- * running the release counts as installed; an offer unanswered for `UPDATE_OFFER_TIMEOUT_MS` as failed.
+ * running the release counts as installed; an offer unanswered for `UPDATE_OFFER_TIMEOUT_MS` as
+ * failed, whether it was this agent's or (see expireSilentOffers) another's in its rollouts.
  */
 export async function dueUpdate(tx: Queryable, agent: AgentPrincipal, request: RequestFacts, version: string, now: Date): Promise<UpdateOffer | null> {
+  await expireSilentOffers(tx, agent, now);
   const [due] = await tx.query<DueRow>(
     `SELECT ra.rollout_id, r.release_id, ra.ring, ra.state, ra.offered_at, r.downgrade, rel.manifest, rel.signature, rel.version
      FROM rollout_agents ra
@@ -79,7 +125,7 @@ export async function dueUpdate(tx: Queryable, agent: AgentPrincipal, request: R
     return null;
   }
   if (due.state === 'offered' && due.offered_at !== null && now.getTime() - due.offered_at.getTime() > UPDATE_OFFER_TIMEOUT_MS) {
-    const reason = `no report within ${UPDATE_OFFER_TIMEOUT_MS / 60_000} minutes of the offer`;
+    const reason = OFFER_TIMEOUT_REASON;
     await tx.query("UPDATE rollout_agents SET state = 'failed', reason = $3, updated_at = $4 WHERE rollout_id = $1 AND agent_id = $2", [due.rollout_id, agent.agentId, reason, now]);
     await audit('agent-update', { status: 'failed', version: due.version, ring: due.ring, reason });
     await settleRollout(tx, due.rollout_id, audit, now);
@@ -123,7 +169,15 @@ export async function recordUpdateReport(
     }),
     now,
   );
-  if (report.status === 'installing') return true;
+  if (report.status === 'installing') {
+    // Progress only: the outcome comes with the next report or heartbeat.
+    await tx.query("UPDATE rollout_agents SET installing_at = $3, updated_at = $3 WHERE rollout_id = $1 AND agent_id = $2 AND state = 'offered'", [
+      report.rolloutId,
+      agent.agentId,
+      now,
+    ]);
+    return true;
+  }
   // A settled row stays settled: a late or repeated report changes the trail, not the outcome.
   if (row.state === 'installed' || row.state === 'failed') return true;
   await tx.query('UPDATE rollout_agents SET state = $3, reason = $4, updated_at = $5 WHERE rollout_id = $1 AND agent_id = $2', [

@@ -380,6 +380,8 @@ export const createGroupInput = z.strictObject({ name: groupName });
 
 export const addGroupMemberInput = z.strictObject({ group: groupName, agentId: uuid });
 
+export const removeGroupMemberInput = z.strictObject({ group: groupName, agentId: uuid });
+
 export const leastPrivilegeInput = z.strictObject({
   /** How far back runs count as use, in days. */
   days: z.number().int().min(1).max(365).default(30),

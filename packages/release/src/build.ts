@@ -177,6 +177,8 @@ export async function buildRelease(options: { releaseKeyFile?: string } = {}): P
     await install(path.join(DEBIAN, 'agent/airlock-agent.service'), path.join(agentRoot, 'usr/lib/systemd/system/airlock-agent.service'), 0o644);
     await install(path.join(DEBIAN, 'agent/policy.yaml'), path.join(agentRoot, 'etc/airlock/policy.yaml'), 0o640);
     await install(path.join(DEBIAN, 'agent/secrets.yaml'), path.join(agentRoot, 'etc/airlock/secrets.yaml'), 0o600);
+    // A drop-in the admin copies into /etc to open the textfile collector's directory to the unit.
+    await install(path.join(DEBIAN, 'agent/metrics.conf'), path.join(agentRoot, 'usr/share/doc/airlock-agent/examples/metrics.conf'), 0o644);
     // The release key agents pin: with none, the package's agents refuse every remote update.
     const releaseKey = options.releaseKeyFile;
     if (releaseKey !== undefined) {

@@ -1,8 +1,8 @@
 import { useId, useState } from 'react';
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
-import { Badge, Empty, Field, Notice, PageHeader, QueryView } from '../components/ui.tsx';
+import { Badge, ConfirmButton, Empty, Field, Notice, PageHeader, QueryView } from '../components/ui.tsx';
 import { formatAgo, formatTime } from '../format.ts';
-import { Can } from '../session.tsx';
+import { Can, useSession } from '../session.tsx';
 import { errorMessage, useTRPC } from '../trpc.ts';
 
 /**
@@ -15,6 +15,16 @@ export function AgentGroupsPage() {
   const groups = useQuery({ ...trpc.groups.list.queryOptions(), refetchInterval: 10_000 });
   const [message, setMessage] = useState<{ tone: 'ok' | 'bad'; text: string } | null>(null);
   const refresh = () => void queryClient.invalidateQueries({ queryKey: trpc.groups.list.queryKey() });
+  const canWrite = useSession().can('scopes:write');
+  const remove = useMutation(
+    trpc.groups.removeAgent.mutationOptions({
+      onSuccess: (_, removed) => {
+        setMessage({ tone: 'ok', text: `Agent removed from ${removed.group}: the group's grants no longer apply to it.` });
+        refresh();
+      },
+      onError: (error) => setMessage({ tone: 'bad', text: errorMessage(error) }),
+    }),
+  );
   return (
     <>
       <PageHeader title="Agent groups" description="A group's grants apply to every member; a run queued for a group goes to whichever healthy member asks first." />
@@ -49,6 +59,11 @@ export function AgentGroupsPage() {
                           <th scope="col">Agent</th>
                           <th scope="col">Health</th>
                           <th scope="col">Last heartbeat</th>
+                          {canWrite && (
+                            <th scope="col">
+                              <span className="visually-hidden">Actions</span>
+                            </th>
+                          )}
                         </tr>
                       </thead>
                       <tbody>
@@ -70,6 +85,18 @@ export function AgentGroupsPage() {
                               )}
                             </td>
                             <td title={formatTime(member.lastSeenAt)}>{formatAgo(member.lastSeenAt)}</td>
+                            {canWrite && (
+                              <td>
+                                <ConfirmButton
+                                  label={`Remove ${member.hostname} from ${group.name}`}
+                                  title={`Remove ${member.hostname} from ${group.name}?`}
+                                  body={<p>The group's grants stop applying to this agent, and the group's runs stop going to it. The agent itself and its own grants stay.</p>}
+                                  confirmLabel="Remove from group"
+                                  busy={remove.isPending}
+                                  onConfirm={() => remove.mutate({ group: group.name, agentId: member.agentId })}
+                                />
+                              </td>
+                            )}
                           </tr>
                         ))}
                       </tbody>

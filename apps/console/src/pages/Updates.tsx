@@ -12,6 +12,7 @@ function stateTone(state: string): Tone {
     case 'halted':
       return 'bad';
     case 'offered':
+    case 'installing':
     case 'active':
       return 'info';
     default:
@@ -40,7 +41,7 @@ export function UpdatesPage() {
                   Version {rollout.version} <Badge tone={stateTone(rollout.state)}>{rollout.state}</Badge>
                 </h2>
                 <p className="muted small">
-                  {rollout.progress.installed} of {rollout.progress.total} installed, {rollout.progress.failed} failed · window {formatTime(rollout.startsAt)} to {formatTime(rollout.endsAt)}
+                  {rollout.progress.installed} of {rollout.progress.total} installed, {rollout.progress.installing} installing, {rollout.progress.failed} failed · window {formatTime(rollout.startsAt)} to {formatTime(rollout.endsAt)}
                   {rollout.haltedReason ? ` · ${rollout.haltedReason}` : ''}
                 </p>
                 <div className="table-wrap">

@@ -16,6 +16,7 @@ import {
   type IntegrationSpec,
   leastPrivilegeInput,
   listGrantsInput,
+  removeGroupMemberInput,
 } from '@airlock/protocol';
 import { covers, formatResource, formatScope, type Grant, parseScope, type Scope, type Subject } from '@airlock/scopes';
 import { appendAudit, eventBy } from '../audit-log.ts';
@@ -197,6 +198,32 @@ export const groupsRouter = {
         if (added.length === 0) throw new ConflictError(`agent ${input.agentId} is already in ${input.group}`);
         await appendAudit(tx, eventBy(ctx.admin, ctx.request, {
           action: 'group-add-agent',
+          target: group.id,
+          outcome: 'success',
+          meta: { group: group.name, agentId: input.agentId, groupScopes: await subjectScopes(tx, tenantId, { type: 'group', id: group.id }) },
+        }));
+        return { groupId: group.id, agentId: input.agentId };
+      });
+    }),
+
+  /**
+   * Takes an agent out of a group: the group's grants stop applying to it and group runs stop
+   * going to it. The audit record keeps the group's scopes the agent loses.
+   */
+  removeAgent: procedureFor('scopes:write')
+    .input(removeGroupMemberInput)
+    .mutation(async ({ ctx, input }) => {
+      const tenantId = ctx.admin.tenantId;
+      return ctx.db.transaction(async (tx) => {
+        const group = await groupByName(tx, tenantId, input.group);
+        await requireAgent(tx, tenantId, input.agentId);
+        const removed = await tx.query(
+          'DELETE FROM agent_group_members WHERE group_id = $1 AND agent_id = $2 AND tenant_id = $3 RETURNING 1',
+          [group.id, input.agentId, tenantId],
+        );
+        if (removed.length === 0) throw new NotFoundError(`agent ${input.agentId} is not in ${input.group}`);
+        await appendAudit(tx, eventBy(ctx.admin, ctx.request, {
+          action: 'group-remove-agent',
           target: group.id,
           outcome: 'success',
           meta: { group: group.name, agentId: input.agentId, groupScopes: await subjectScopes(tx, tenantId, { type: 'group', id: group.id }) },

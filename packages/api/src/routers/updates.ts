@@ -165,8 +165,11 @@ export const rolloutsRouter = {
        FROM rollouts r JOIN releases rel ON rel.id = r.release_id WHERE r.tenant_id = $1 ORDER BY r.created_at DESC LIMIT 50`,
       [ctx.admin.tenantId],
     );
+    // An offered agent that said it is installing shows as `installing`.
     const agents = await ctx.db.query<{ rollout_id: string; agent_id: string; hostname: string; ring: string; state: string; from_version: string | null; reason: string | null; updated_at: Date }>(
-      `SELECT ra.rollout_id, ra.agent_id, a.hostname, ra.ring, ra.state, ra.from_version, ra.reason, ra.updated_at
+      `SELECT ra.rollout_id, ra.agent_id, a.hostname, ra.ring,
+         CASE WHEN ra.state = 'offered' AND ra.installing_at IS NOT NULL THEN 'installing' ELSE ra.state END AS state,
+         ra.from_version, ra.reason, ra.updated_at
        FROM rollout_agents ra JOIN agents a ON a.id = ra.agent_id WHERE ra.tenant_id = $1 AND ra.rollout_id = ANY($2::uuid[]) ORDER BY ra.ring, a.hostname`,
       [ctx.admin.tenantId, rollouts.map((r) => r.id)],
     );
@@ -186,7 +189,7 @@ export const rolloutsRouter = {
         haltedReason: r.halted_reason,
         createdAt: r.created_at.toISOString(),
         finishedAt: r.finished_at?.toISOString() ?? null,
-        progress: { total: mine.length, waiting: count('waiting'), offered: count('offered'), installed: count('installed'), failed: count('failed') },
+        progress: { total: mine.length, waiting: count('waiting'), offered: count('offered'), installing: count('installing'), installed: count('installed'), failed: count('failed') },
         agents: mine.map((a) => ({ agentId: a.agent_id, hostname: a.hostname, ring: a.ring, state: a.state, fromVersion: a.from_version, reason: a.reason, updatedAt: a.updated_at.toISOString() })),
       };
     });
