@@ -73,7 +73,7 @@ interface CounterStore {
   consume(counter: SharedCounter, now: Date): Promise<CounterCount>;
 }
 
-/** Shared by every replica on the database: one statement, atomic under concurrency (migration 0018). */
+/** Shared by every replica on the database: one statement, atomic under concurrency (migration 0027). */
 function databaseStore(db: Database): CounterStore {
   return {
     async consume(counter, now) {

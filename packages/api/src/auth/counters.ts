@@ -1,5 +1,5 @@
 /**
- * Shared rate-limit counters as the statements that count on them see them (migration 0018's
+ * Shared rate-limit counters as the statements that count on them see them (migration 0027's
  * `airlock_count`): which counter, and the count it answered. Kept apart from rate-limits.ts so
  * that authentication, which counts an agent's request in its own statement, needs nothing else.
  */
