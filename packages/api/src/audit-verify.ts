@@ -1,97 +1,65 @@
 /**
- * The chains part of a whole-trail verify, fast: each chain is read page by page (keyset on its
- * `(tenant_id, seq)` index, a page as one text, see `RECORD_JSON`), while worker threads hash the
- * pages already read (`openPageVerifier`), several chains at once and several pages of one chain
- * at once. Pages are stitched back in chain order (`ChainStitcher`), and the records that the
- * checkpoints name are matched at the end.
+ * The chains part of a whole-trail verify, fast. The table is read once, in its physical order, a
+ * range of blocks at a time (a TID range scan: each block is read once, not once for every chain
+ * that has a row in it, as paging each chain through its index did), and worker threads hash the
+ * pages already read (`openPageVerifier`) while the next ones are read. Every chain's runs are then
+ * stitched from the legacy head to the head read at the start (`ChainRuns`), and the records the
+ * checkpoints name are matched.
  *
  * It answers only whether each chain holds. A chain that does not is walked again by the caller
  * the plain way, which names the first bad record and why: failures are rare, and their report
  * then reads exactly as it always has.
  */
-import { ChainStitcher, type ChainHead, type ChainLeaf, type PageSummary, type PageVerifier } from '@airlock/audit';
-import { RECORD_JSON } from './audit-log.ts';
+import { type ChainHead, type ChainLeaf, ChainRuns, type PageSummary, type PageVerifier } from '@airlock/audit';
+import { chainKey, RECORD_JSON } from './audit-log.ts';
 import type { Queryable } from './storage/database.ts';
 
-/** Records per page: large pages cost fewer round trips; a page is one text of about 600 bytes a record. */
-export const VERIFY_PAGE_SIZE = 10_000;
+/** Table blocks a page: about 13 records a block, so some 13 000 records and 8 MB of text. */
+export const VERIFY_PAGE_BLOCKS = 1_000;
 
-/** Chains read at once. Each has its own reads in flight, so even two keep the workers fed. */
-const CHAINS_AT_ONCE = 3;
+/** Pages read at once; with the pages being hashed, this keeps both cores busy. */
+const READS_AT_ONCE = 2;
 
-interface PageText {
-  text: string;
-  count: number;
-}
+const tid = (block: number) => `(${block},0)`;
 
-async function readPageText(db: Queryable, tenantId: string | null, afterSeq: number, untilSeq: number): Promise<PageText> {
-  const where = tenantId === null ? 'tenant_id IS NULL AND seq > $1 AND seq <= $2' : 'tenant_id = $3 AND seq > $1 AND seq <= $2';
-  const params = tenantId === null ? [afterSeq, untilSeq] : [afterSeq, untilSeq, tenantId];
-  // The aggregate orders the rows itself: no sort of whole rows below it (which spilled to disk),
-  // and each row's JSON is built as it is read.
+/**
+ * The records of the chains in `heads` with `seq` after the legacy head and up to their head, in
+ * blocks [from, to): records appended since the heads were read, and chains begun since, are not
+ * this verify's business. Joined against the heads as given, so the database filters them.
+ */
+async function readBlocks(db: Queryable, from: number, to: number, chains: string[], headSeqs: number[], legacySeq: number): Promise<{ text: string; count: number }> {
   const [row] = await db.query<{ r: string | null; n: number }>(
-    `SELECT string_agg(${RECORD_JSON}::text, ',' ORDER BY seq) AS r, count(*)::int AS n FROM audit_events WHERE ${where}`,
-    params,
+    `SELECT string_agg(${RECORD_JSON}::text, ',') AS r, count(*)::int AS n
+     FROM audit_events JOIN unnest($3::uuid[], $4::bigint[]) AS h (chain, head_seq)
+       ON h.chain = coalesce(audit_events.tenant_id, '00000000-0000-0000-0000-000000000000'::uuid)
+     WHERE audit_events.ctid >= $1::tid AND audit_events.ctid < $2::tid AND audit_events.seq > $5 AND audit_events.seq <= h.head_seq`,
+    [tid(from), tid(to), chains, headSeqs, legacySeq],
   );
   return { text: row?.r ?? '', count: row?.n ?? 0 };
 }
 
-/**
- * One chain from the legacy head to `head`, with the records at `claims` (seq to hash) matching:
- * its record count, or null when anything does not hold.
- */
-async function verifyOneChain(
-  db: Queryable,
-  pages: PageVerifier,
-  head: ChainLeaf,
-  legacy: ChainHead,
-  claims: ReadonlyMap<number, string>,
-  pageSize: number,
-): Promise<number | null> {
-  const { tenantId } = head;
-  const unmet = new Map(claims);
-  const legacyClaim = unmet.get(legacy.seq);
-  if (legacyClaim !== undefined) {
-    if (legacyClaim !== legacy.hash) return null;
-    unmet.delete(legacy.seq);
+/** The stored hash of every record a checkpoint names, by chain key and seq; a seq held twice maps to null. */
+async function claimedHashes(db: Queryable, claimed: { chain: string; seq: number }[]): Promise<Map<string, string | null>> {
+  const found = new Map<string, string | null>();
+  if (claimed.length === 0) return found;
+  const rows = await db.query<{ chain: string; seq: string; hash: string }>(
+    `SELECT c.chain::text AS chain, e.seq::text AS seq, e.hash FROM unnest($1::uuid[], $2::bigint[]) AS c (chain, seq)
+       JOIN audit_events e ON e.tenant_id = c.chain AND e.seq = c.seq
+     UNION ALL
+     SELECT '00000000-0000-0000-0000-000000000000', e.seq::text, e.hash FROM audit_events e WHERE e.tenant_id IS NULL AND e.seq = ANY($3::bigint[])`,
+    [claimed.map((c) => c.chain), claimed.map((c) => c.seq), claimed.filter((c) => c.chain === chainKey(null)).map((c) => c.seq)],
+  );
+  for (const row of rows) {
+    const key = `${row.chain}/${row.seq}`;
+    found.set(key, found.has(key) ? null : row.hash);
   }
-  const wanted = [...unmet.keys()];
-  const stitcher = new ChainStitcher(legacy);
-  // Pages being hashed, oldest first; bounded, so memory stays at a few pages a chain.
-  const inFlight: Promise<PageSummary>[] = [];
-  const limit = Math.max(2, pages.threads + 1);
-  let broken = false;
-  const settleOldest = async () => {
-    const oldest = inFlight.shift();
-    if (oldest && !stitcher.add(await oldest)) broken = true;
-  };
-  // Each page is the range of the next `pageSize` sequence numbers, which an intact chain fills
-  // exactly. A range bound, rather than only a LIMIT, keeps the database from reading the rest of
-  // the chain for every page (its plan fetches every row in range, then sorts).
-  for (let afterSeq = legacy.seq; afterSeq < head.seq && !broken; ) {
-    const untilSeq = Math.min(afterSeq + pageSize, head.seq);
-    const page = await readPageText(db, tenantId, afterSeq, untilSeq);
-    // A missing or extra record: the chain is broken, and the caller's walk says where.
-    if (page.count !== untilSeq - afterSeq) return null;
-    inFlight.push(pages.verify(page.text, tenantId, wanted));
-    // The next read goes out while this page is hashed; a later failure makes its result moot.
-    for (const pending of inFlight) pending.catch(() => undefined);
-    afterSeq = untilSeq;
-    while (inFlight.length >= limit && !broken) await settleOldest();
-  }
-  while (inFlight.length > 0 && !broken) await settleOldest();
-  if (broken) return null;
-  const result = stitcher.result();
-  if (!result.ok || result.head.seq !== head.seq || result.head.hash !== head.hash) return null;
-  for (const [seq, hash] of unmet) {
-    if (result.found.get(seq) !== hash) return null;
-  }
-  return result.count;
+  return found;
 }
 
 /**
- * Every chain in `heads`: the records verified in all, or the leaf of a chain that does not hold
- * (the first found; chains still running are left to finish and ignored).
+ * Every chain in `heads`, from the legacy head to its head, with the records at `claims` (per
+ * chain, seq to hash) matching: the records verified in all, or the leaf of a chain that does not
+ * hold (the first found).
  */
 export async function verifyChainsFast(
   db: Queryable,
@@ -99,21 +67,68 @@ export async function verifyChainsFast(
   heads: readonly ChainLeaf[],
   legacy: ChainHead,
   claims: ReadonlyMap<string | null, ReadonlyMap<number, string>>,
-  pageSize: number = VERIFY_PAGE_SIZE,
+  blocksPerPage: number = VERIFY_PAGE_BLOCKS,
 ): Promise<{ ok: true; count: number } | { ok: false; chain: ChainLeaf }> {
-  let count = 0;
+  const byKey = new Map(heads.map((head) => [chainKey(head.tenantId), head]));
+  const runs = new Map(heads.map((head) => [chainKey(head.tenantId), new ChainRuns()]));
+  const chains = [...byKey.keys()];
+  const headSeqs = chains.map((key) => byKey.get(key)?.seq ?? 0);
+  // Read after the heads: every record up to a head was committed before, so it lies below this block.
+  const [size] = await db.query<{ blocks: string }>("SELECT (pg_relation_size('audit_events') / current_setting('block_size')::bigint)::text AS blocks");
+  const blocks = Number(size?.blocks ?? 0);
+
   let failed: ChainLeaf | null = null;
-  let next = 0;
-  const walk = async () => {
-    while (next < heads.length && failed === null) {
-      const head = heads[next];
-      next += 1;
-      if (!head) continue;
-      const verified = await verifyOneChain(db, pages, head, legacy, claims.get(head.tenantId) ?? new Map<number, string>(), pageSize);
-      if (verified === null) failed ??= head;
-      else count += verified;
+  const take = (summary: PageSummary) => {
+    if (!summary.ok) {
+      failed ??= byKey.get(chainKey(summary.tenantId)) ?? heads[0] ?? null;
+      return;
+    }
+    for (const run of summary.runs) {
+      const chain = runs.get(chainKey(run.tenantId));
+      if (chain) chain.add(run);
+      else failed ??= heads[0] ?? null;
     }
   };
-  await Promise.all(Array.from({ length: Math.min(CHAINS_AT_ONCE, heads.length) }, walk));
-  return failed === null ? { ok: true, count } : { ok: false, chain: failed };
+  const hashing = new Set<Promise<void>>();
+  const hashingLimit = Math.max(2, 2 * pages.threads);
+  let nextBlock = 0;
+  const reader = async () => {
+    while (nextBlock < blocks && failed === null) {
+      const from = nextBlock;
+      nextBlock = Math.min(blocks, from + blocksPerPage);
+      const page = await readBlocks(db, from, nextBlock, chains, headSeqs, legacy.seq);
+      if (page.count === 0) continue;
+      const done = pages.verify(page.text).then(take);
+      hashing.add(done);
+      void done.finally(() => hashing.delete(done)).catch(() => undefined);
+      // Bounded: a few pages wait to be hashed, never the whole table.
+      while (hashing.size >= hashingLimit) await Promise.race(hashing);
+    }
+  };
+  await Promise.all(Array.from({ length: READS_AT_ONCE }, reader));
+  await Promise.all(hashing);
+  if (failed !== null) return { ok: false, chain: failed };
+
+  let count = 0;
+  for (const head of heads) {
+    const result = runs.get(chainKey(head.tenantId))?.result(legacy, head);
+    if (!result?.ok) return { ok: false, chain: head };
+    count += result.count;
+  }
+
+  // The records the checkpoints name: each a verified record (after the legacy head, at most the
+  // head, so within what was just verified) with the named hash; the legacy head itself as a start.
+  const claimed: { chain: string; seq: number; hash: string; head: ChainLeaf }[] = [];
+  for (const head of heads) {
+    for (const [seq, hash] of claims.get(head.tenantId) ?? []) {
+      if (seq === legacy.seq && hash === legacy.hash) continue;
+      if (seq <= legacy.seq || seq > head.seq) return { ok: false, chain: head };
+      claimed.push({ chain: chainKey(head.tenantId), seq, hash, head });
+    }
+  }
+  const stored = await claimedHashes(db, claimed);
+  for (const claim of claimed) {
+    if (stored.get(`${claim.chain}/${claim.seq}`) !== claim.hash) return { ok: false, chain: claim.head };
+  }
+  return { ok: true, count };
 }

@@ -210,7 +210,14 @@ const IN_THREAD_BELOW = 50_000;
 export async function verifyStoredAudit(
   db: Queryable,
   publicKey: Uint8Array,
-  options: { pageSize?: number; /** Worker threads that hash pages; 0 hashes on this thread. */ threads?: number } = {},
+  options: {
+    /** Records a page when walking one chain (the legacy chain, and a chain that failed). */
+    pageSize?: number;
+    /** Table blocks a page when reading every chain at once. */
+    pageBlocks?: number;
+    /** Worker threads that hash pages; 0 hashes on this thread. */
+    threads?: number;
+  } = {},
 ): Promise<StoredAuditVerification> {
   const verify = verifierFor(publicKey);
   const keyId = keyIdOf(publicKey);
@@ -274,7 +281,7 @@ export async function verifyStoredAudit(
   const pages = openPageVerifier({ threads: options.threads ?? (recordsToVerify < IN_THREAD_BELOW ? 0 : defaultPageThreads()) });
   let fast: Awaited<ReturnType<typeof verifyChainsFast>>;
   try {
-    fast = await verifyChainsFast(db, pages, heads, legacy, claims, options.pageSize);
+    fast = await verifyChainsFast(db, pages, heads, legacy, claims, options.pageBlocks);
   } finally {
     await pages.close();
   }

@@ -20,14 +20,12 @@ export const MAX_PAGE_WORKERS = 4;
 export interface PageTask {
   id: number;
   text: string;
-  tenantId: string | null;
-  wanted: readonly number[];
 }
 
 export interface PageVerifier {
   /** Worker threads in use; 0 when pages are verified on the calling thread. */
   readonly threads: number;
-  verify(text: string, tenantId: string | null, wanted: readonly number[]): Promise<PageSummary>;
+  verify(text: string): Promise<PageSummary>;
   close(): Promise<void>;
 }
 
@@ -38,7 +36,7 @@ export function defaultPageThreads(): number {
 
 const inThread: PageVerifier = {
   threads: 0,
-  verify: (text, tenantId, wanted) => Promise.resolve(verifyPageText(text, tenantId, wanted)),
+  verify: (text) => Promise.resolve(verifyPageText(text)),
   close: () => Promise.resolve(),
 };
 
@@ -96,14 +94,14 @@ class WorkerPool implements PageVerifier {
     }
   }
 
-  verify(text: string, tenantId: string | null, wanted: readonly number[]): Promise<PageSummary> {
+  verify(text: string): Promise<PageSummary> {
     if (this.#failure) return Promise.reject(this.#failure);
     // The worker with the fewest pages waiting.
     let slot = this.#workers[0];
     for (const candidate of this.#workers) if (slot && candidate.pending.size < slot.pending.size) slot = candidate;
     if (!slot) return Promise.reject(new Error('no audit verify worker'));
     const id = this.#nextId++;
-    const task: PageTask = { id, text, tenantId, wanted };
+    const task: PageTask = { id, text };
     const target = slot;
     return new Promise<PageSummary>((resolve, reject) => {
       target.pending.set(id, { resolve, reject });

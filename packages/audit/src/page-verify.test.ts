@@ -3,12 +3,11 @@ import {
   type AuditEventInput,
   type AuditRecord,
   type AuditTuple,
-  ChainStitcher,
+  ChainRuns,
   type ChainHead,
   chainEvent,
   GENESIS_HASH,
   openPageVerifier,
-  type PageSummary,
   type PageVerifier,
   recordsFromPageText,
   verifyChain,
@@ -56,13 +55,21 @@ function pageText(records: readonly AuditRecord[]): string {
     .join(',');
 }
 
-/** The chain verified in pages of `size` through `pages`, stitched in order. */
-async function verifyInPages(pages: PageVerifier, records: readonly AuditRecord[], size: number, wanted: readonly number[] = []) {
-  const summaries: Promise<PageSummary>[] = [];
-  for (let start = 0; start < records.length; start += size) summaries.push(pages.verify(pageText(records.slice(start, start + size)), TENANT, wanted));
-  const stitcher = new ChainStitcher({ seq: 0, hash: GENESIS_HASH });
-  for (const summary of await Promise.all(summaries)) if (!stitcher.add(summary)) break;
-  return stitcher.result();
+/** The chain verified in pages of `size` through `pages`, in the order given, then stitched. */
+async function verifyInPages(pages: PageVerifier, records: readonly AuditRecord[], size: number, order: 'forward' | 'backward' = 'forward') {
+  const texts: string[] = [];
+  for (let start = 0; start < records.length; start += size) texts.push(pageText(records.slice(start, start + size)));
+  if (order === 'backward') texts.reverse();
+  const runs = new ChainRuns();
+  for (const summary of await Promise.all(texts.map((text) => pages.verify(text)))) {
+    if (!summary.ok) return summary;
+    for (const run of summary.runs) {
+      if (run.tenantId !== TENANT) return { ok: false as const, reason: 'another chain' };
+      runs.add(run);
+    }
+  }
+  const last = records.reduce<ChainHead>((head, record) => (record.seq > head.seq ? { seq: record.seq, hash: record.hash } : head), { seq: 0, hash: GENESIS_HASH });
+  return runs.result({ seq: 0, hash: GENESIS_HASH }, last);
 }
 
 const tamperings: [string, (records: AuditRecord[]) => AuditRecord[]][] = [
@@ -70,13 +77,14 @@ const tamperings: [string, (records: AuditRecord[]) => AuditRecord[]][] = [
   ['an edited time (one microsecond)', (r) => r.map((x) => (x.seq === 7 ? { ...x, at: x.at.replace('Z', '001Z') } : x))],
   ['a deleted record at a page boundary', (r) => r.filter((x) => x.seq !== 41)],
   ['the last record of a page deleted', (r) => r.filter((x) => x.seq !== 40)],
-  ['two records swapped across a boundary', (r) => r.map((x) => (x.seq === 40 ? (r[40] as AuditRecord) : x.seq === 41 ? (r[39] as AuditRecord) : x))],
+  ['two records swapping seq across a boundary', (r) => r.map((x) => (x.seq === 40 ? { ...x, seq: 41 } : x.seq === 41 ? { ...x, seq: 40 } : x))],
+  ['a record given twice', (r) => [...r.slice(0, 50), r[45] as AuditRecord, ...r.slice(50)]],
   ['a record moved to another tenant', (r) => r.map((x) => (x.seq === 90 ? { ...x, tenantId: '00000000-0000-0000-0000-000000000001' } : x))],
   ['a first record that does not start at genesis', (r) => r.slice(1)],
   ['a relinked record with a recomputed hash', (r) => r.map((x) => (x.seq === 61 ? { ...chainEvent({ seq: 60, hash: x.prevHash }, { ...input(61), action: 'forged-action' }, new Date(x.at)) } : x))],
 ];
 
-describe('verifyPageText and ChainStitcher', () => {
+describe('verifyPageText and ChainRuns', () => {
   const records = buildChain(120);
 
   it('reads a page back as the records it was written from', () => {
@@ -84,27 +92,42 @@ describe('verifyPageText and ChainStitcher', () => {
     expect(recordsFromPageText('')).toEqual([]);
   });
 
-  it('verifies a chain split into pages exactly as one pass does, and finds the records asked for', async () => {
+  it('verifies a chain split into pages, in any order and each page shuffled, exactly as one pass does', async () => {
     const pages = openPageVerifier({ threads: 0 });
     for (const size of [1, 7, 40, 120, 500]) {
-      const result = await verifyInPages(pages, records, size, [40, 41, 120, 999]);
-      expect(result).toMatchObject({ ok: true, count: 120, head: { seq: 120, hash: records[119]?.hash } });
-      if (!result.ok) throw new Error('not ok');
-      expect([...result.found.keys()].sort((a, b) => a - b)).toEqual([40, 41, 120]);
-      expect(result.found.get(41)).toBe(records[40]?.hash);
+      expect(await verifyInPages(pages, records, size)).toEqual({ ok: true, count: 120 });
+      expect(await verifyInPages(pages, records, size, 'backward')).toEqual({ ok: true, count: 120 });
     }
+    const shuffled = [...records.slice(0, 60)].reverse().concat(records.slice(60));
+    expect(await verifyInPages(pages, shuffled, 60)).toEqual({ ok: true, count: 120 });
+  });
+
+  it('cuts a page of two chains into one run each', () => {
+    const system = buildChain(3).map((record) => ({ ...record, tenantId: null }));
+    // Rebuilt as the system chain's own records, so each still hashes.
+    let head: ChainHead | null = null;
+    const other = system.map((record) => {
+      const next = chainEvent(head, { ...input(record.seq), tenantId: null }, new Date(record.at));
+      head = { seq: next.seq, hash: next.hash };
+      return next;
+    });
+    const summary = verifyPageText(pageText([...records.slice(0, 5), ...other]));
+    expect(summary).toMatchObject({ ok: true, runs: [{ tenantId: TENANT, count: 5 }, { tenantId: null, count: 3 }] });
   });
 
   it.each(tamperings)('flags %s, as a one-pass verify does', async (_name, tamper) => {
     const forged = tamper(records);
     expect(verifyChain(forged).ok).toBe(false);
     const pages = openPageVerifier({ threads: 0 });
-    for (const size of [1, 40, 120]) expect((await verifyInPages(pages, forged, size)).ok).toBe(false);
+    for (const size of [1, 40, 120]) {
+      expect((await verifyInPages(pages, forged, size)).ok).toBe(false);
+      expect((await verifyInPages(pages, forged, size, 'backward')).ok).toBe(false);
+    }
   });
 
   it('fails a page it cannot read instead of throwing', () => {
-    expect(verifyPageText('[1, 2', TENANT, [])).toMatchObject({ ok: false });
-    expect(verifyPageText('', TENANT, [])).toEqual({ ok: true, count: 0, first: null, last: null, found: [] });
+    expect(verifyPageText('[1, 2')).toMatchObject({ ok: false });
+    expect(verifyPageText('')).toEqual({ ok: true, runs: [] });
   });
 });
 
@@ -119,7 +142,7 @@ describe('openPageVerifier on worker threads', () => {
     pools.push(pool);
     expect(pool.threads).toBe(2);
     const records = buildChain(200);
-    expect(await verifyInPages(pool, records, 30, [77])).toMatchObject({ ok: true, count: 200, head: { seq: 200 } });
+    expect(await verifyInPages(pool, records, 30, 'backward')).toEqual({ ok: true, count: 200 });
     for (const [name, tamper] of tamperings) {
       const forged = tamper(records);
       const inThread = await verifyInPages(openPageVerifier({ threads: 0 }), forged, 30);
@@ -132,6 +155,6 @@ describe('openPageVerifier on worker threads', () => {
   it('refuses work once closed', async () => {
     const pool = openPageVerifier({ threads: 1 });
     await pool.close();
-    await expect(pool.verify('', TENANT, [])).rejects.toThrow(/closed/);
+    await expect(pool.verify('')).rejects.toThrow(/closed/);
   });
 });

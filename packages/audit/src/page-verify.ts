@@ -1,93 +1,94 @@
 /**
- * Verifying a chain a page at a time, pages in any order and on any thread, then stitching.
+ * Verifying the trail a page at a time, pages in any order and on any thread, then stitching.
  *
- * A record's own check (its hash recomputed over its content and its `prevHash`) needs nothing
- * but the record, so the pages of one chain can be hashed in parallel. What ties records together
- * is cheap and is checked twice over: inside a page by `ChainVerifier` (consecutive `seq`, each
- * `prevHash` equal to the previous `hash`), and across pages by `ChainStitcher`, which holds every
- * page's first `seq` and `prevHash` to the previous page's last `seq` and `hash`. Together that is
- * exactly what one `ChainVerifier` over the whole chain checks.
+ * A page is whatever the database read in one go: records of any chains, in any order (a scan of
+ * the table in its physical order mixes every tenant's chain). A record's own check (its hash
+ * recomputed over its content and its `prevHash`) needs nothing but the record, so pages are hashed
+ * in parallel. Within a page, each chain's records are sorted by `seq` and cut into runs of
+ * consecutive `seq`; `ChainVerifier` checks each run (each `prevHash` equal to the previous `hash`).
+ * `ChainRuns` then puts a chain's runs from every page in order and holds each run's first `seq`
+ * and `prevHash` to the previous run's last `seq` and `hash`, from the chain's start to its head.
+ * Together that is exactly what one `ChainVerifier` over the whole chain checks: no record missing,
+ * none twice, none out of place, none edited.
  */
-import { type ChainHead, ChainVerifier } from './chain.ts';
+import { type AuditRecord, type ChainHead, ChainVerifier } from './chain.ts';
 import { recordsFromPageText } from './tuples.ts';
 
-/** What verifying one page found. */
-export type PageSummary =
-  | {
-      ok: true;
-      count: number;
-      /** The first record's `seq` and `prevHash`, which the previous page's last record must match; null for an empty page. */
-      first: { seq: number; prevHash: string } | null;
-      last: ChainHead | null;
-      /** `[seq, hash]` of the records at the `seq`s asked for (checkpoint leaves) that are in this page. */
-      found: [number, string][];
-    }
-  | { ok: false; seq: number; reason: string };
+/** Consecutive records of one chain, verified among themselves. */
+export interface ChainRun {
+  tenantId: string | null;
+  /** The first record's `seq` and `prevHash`, which the run before it must end with. */
+  first: { seq: number; prevHash: string };
+  last: ChainHead;
+  count: number;
+}
 
-/**
- * Checks one page of one chain: every record belongs to `tenantId`, hashes to its `hash`, and
- * links to the record before it in the page. Never throws: malformed text is a failed page.
- */
-export function verifyPageText(text: string, tenantId: string | null, wanted: readonly number[]): PageSummary {
-  let records;
+export type PageSummary = { ok: true; runs: ChainRun[] } | { ok: false; tenantId: string | null; seq: number; reason: string };
+
+const bySeq = (a: AuditRecord, b: AuditRecord) => a.seq - b.seq;
+
+/** Checks one page's records and cuts them into runs. Never throws: unreadable text is a failed page. */
+export function verifyPageText(text: string): PageSummary {
+  let records: AuditRecord[];
   try {
     records = recordsFromPageText(text);
   } catch {
-    return { ok: false, seq: 0, reason: 'a page of records could not be read' };
+    return { ok: false, tenantId: null, seq: 0, reason: 'a page of records could not be read' };
   }
-  const [head] = records;
-  if (!head) return { ok: true, count: 0, first: null, last: null, found: [] };
-  // The first record is trusted for where it starts; the stitcher checks that against the page before.
-  const chain = new ChainVerifier({ after: { seq: head.seq - 1, hash: head.prevHash } });
-  const want = new Set(wanted);
-  const found: [number, string][] = [];
+  const chains = new Map<string | null, AuditRecord[]>();
   for (const record of records) {
-    if (record.tenantId !== tenantId) return { ok: false, seq: record.seq, reason: 'record of another chain' };
-    if (!chain.add(record)) {
-      const result = chain.result();
-      return result.ok ? { ok: false, seq: record.seq, reason: 'unverifiable record' } : result;
-    }
-    if (want.has(record.seq)) found.push([record.seq, record.hash]);
+    const chain = chains.get(record.tenantId);
+    if (chain) chain.push(record);
+    else chains.set(record.tenantId, [record]);
   }
-  const result = chain.result();
-  if (!result.ok) return result;
-  return { ok: true, count: result.count, first: { seq: head.seq, prevHash: head.prevHash }, last: result.head, found };
+  const runs: ChainRun[] = [];
+  for (const [tenantId, chain] of chains) {
+    // Rows come in the table's order, which is almost always the chain's: sort only when not.
+    if (chain.some((record, i) => i > 0 && bySeq(chain[i - 1] as AuditRecord, record) > 0)) chain.sort(bySeq);
+    let start = 0;
+    while (start < chain.length) {
+      const head = chain[start] as AuditRecord;
+      // The first record is trusted for where it starts; `ChainRuns` checks that against the run before.
+      const verifier = new ChainVerifier({ after: { seq: head.seq - 1, hash: head.prevHash } });
+      let end = start;
+      for (; end < chain.length; end++) {
+        const record = chain[end] as AuditRecord;
+        // A gap (or a repeated seq) ends the run; whether the runs fit together is decided later.
+        if (end > start && record.seq !== (chain[end - 1] as AuditRecord).seq + 1) break;
+        if (!verifier.add(record)) {
+          const failure = verifier.result();
+          return failure.ok ? { ok: false, tenantId, seq: record.seq, reason: 'unverifiable record' } : { ...failure, tenantId };
+        }
+      }
+      const result = verifier.result();
+      if (!result.ok || !result.head) return { ok: false, tenantId, seq: head.seq, reason: 'unverifiable record' };
+      runs.push({ tenantId, first: { seq: head.seq, prevHash: head.prevHash }, last: result.head, count: result.count });
+      start = end;
+    }
+  }
+  return { ok: true, runs };
 }
 
-/** Joins page summaries, in chain order, into the verification of one chain from `after` on. */
-export class ChainStitcher {
-  #head: ChainHead;
-  #count = 0;
-  #failure: { ok: false; seq: number; reason: string } | null = null;
-  readonly #found = new Map<number, string>();
+/** One chain's runs from every page, checked to join up from `after` to exactly `head`. */
+export class ChainRuns {
+  readonly #runs: ChainRun[] = [];
 
-  constructor(after: ChainHead) {
-    this.#head = after;
+  add(run: ChainRun): void {
+    this.#runs.push(run);
   }
 
-  /** Adds the next page; false once the chain is broken. */
-  add(page: PageSummary): boolean {
-    if (this.#failure) return false;
-    if (!page.ok) {
-      this.#failure = page;
-      return false;
+  /** The records in all, or where the chain does not hold. */
+  result(after: ChainHead, head: ChainHead): { ok: true; count: number } | { ok: false; seq: number; reason: string } {
+    const runs = this.#runs.sort((a, b) => a.first.seq - b.first.seq);
+    let at = after;
+    let count = 0;
+    for (const run of runs) {
+      if (run.first.seq !== at.seq + 1) return { ok: false, seq: run.first.seq, reason: `expected seq ${at.seq + 1}, found ${run.first.seq}` };
+      if (run.first.prevHash !== at.hash) return { ok: false, seq: run.first.seq, reason: 'prevHash does not match the previous record' };
+      at = run.last;
+      count += run.count;
     }
-    if (!page.first || !page.last) return true;
-    if (page.first.seq !== this.#head.seq + 1) {
-      this.#failure = { ok: false, seq: page.first.seq, reason: `expected seq ${this.#head.seq + 1}, found ${page.first.seq}` };
-      return false;
-    }
-    if (page.first.prevHash !== this.#head.hash) {
-      this.#failure = { ok: false, seq: page.first.seq, reason: 'prevHash does not match the previous record' };
-      return false;
-    }
-    this.#head = page.last;
-    this.#count += page.count;
-    for (const [seq, hash] of page.found) this.#found.set(seq, hash);
-    return true;
-  }
-
-  result(): { ok: true; count: number; head: ChainHead; found: ReadonlyMap<number, string> } | { ok: false; seq: number; reason: string } {
-    return this.#failure ?? { ok: true, count: this.#count, head: this.#head, found: this.#found };
+    if (at.seq !== head.seq || at.hash !== head.hash) return { ok: false, seq: at.seq, reason: `the chain ends at ${at.seq}, its head says ${head.seq}` };
+    return { ok: true, count };
   }
 }

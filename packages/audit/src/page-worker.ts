@@ -7,5 +7,5 @@ import { verifyPageText } from './page-verify.ts';
 import type { PageTask } from './page-pool.ts';
 
 parentPort?.on('message', (task: PageTask) => {
-  parentPort?.postMessage({ id: task.id, summary: verifyPageText(task.text, task.tenantId, task.wanted) });
+  parentPort?.postMessage({ id: task.id, summary: verifyPageText(task.text) });
 });
