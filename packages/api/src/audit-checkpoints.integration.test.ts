@@ -234,6 +234,55 @@ describe('the audit trail on real PostgreSQL', () => {
     }
   });
 
+  it('verifies on worker threads page by page, and reports each tampering as the walk on one thread does', async () => {
+    const url = await createTestDatabase(inject('postgresUrl'));
+    const db = connectPostgres(url);
+    const client = new pg.Client({ connectionString: url });
+    await client.connect();
+    try {
+      await migrate(db);
+      const length = 300;
+      await writeAuditRecords(db, buildChains(length));
+      await createCheckpoint(db, signer);
+      // Pages of 3 blocks (some 40 records of both chains) are read while the workers hash the last.
+      const onWorkers = (tx: Queryable) => verifyStoredAudit(tx, signer.publicKey, { pageBlocks: 3, threads: 2 });
+      const inThread = (tx: Queryable) => verifyStoredAudit(tx, signer.publicKey, { pageSize: 64, pageBlocks: 7, threads: 0 });
+      expect(await onWorkers(db)).toMatchObject({ ok: true, count: 2 * length, chains: 2, checkpoints: 1 });
+      const where = 'tenant_id IS NOT DISTINCT FROM $2::uuid';
+      const tamperings: [string, (tx: Queryable) => Promise<unknown>][] = [
+        ['edit meta', (tx) => tx.query(`UPDATE audit_events SET meta = meta || '{"forged": true}'::jsonb WHERE seq = $1 AND ${where}`, [130, TENANT])],
+        ['delete a system record', (tx) => tx.query(`DELETE FROM audit_events WHERE seq = $1 AND ${where}`, [129, null])],
+        ['delete a tenant record', (tx) => tx.query(`DELETE FROM audit_events WHERE seq = $1 AND ${where}`, [128, TENANT])],
+        ['swap two records\' seq', async (tx) => {
+          await tx.query(`UPDATE audit_events SET seq = -1 WHERE seq = $1 AND ${where}`, [40, TENANT]);
+          await tx.query(`UPDATE audit_events SET seq = $1 WHERE seq = $3 AND ${where}`, [40, TENANT, 90]);
+          await tx.query(`UPDATE audit_events SET seq = $1 WHERE seq = -1 AND ${where}`, [90, TENANT]);
+        }],
+        ['move a record to the other chain', (tx) => tx.query(`UPDATE audit_events SET tenant_id = NULL, seq = seq + 1000 WHERE seq = $1 AND ${where}`, [77, TENANT])],
+        ['edit the time by a microsecond', (tx) => tx.query(`UPDATE audit_events SET at = at + interval '1 microsecond' WHERE seq = $1 AND ${where}`, [200, null])],
+        [
+          'truncate with the head moved back',
+          async (tx) => {
+            await tx.query(`DELETE FROM audit_events WHERE seq > $1 AND ${where}`, [250, TENANT]);
+            await tx.query(`UPDATE audit_chain_heads h SET seq = e.seq, hash = e.hash FROM (SELECT seq, hash FROM audit_events WHERE ${where} ORDER BY seq DESC LIMIT 1) e
+               WHERE h.tenant_id IS NOT DISTINCT FROM $2::uuid AND $1::int > 0`, [1, TENANT]);
+          },
+        ],
+      ];
+      for (const [name, tamper] of tamperings) {
+        const [workers, single] = await inRolledBackTransaction(client, async (tx) => {
+          await tamper(tx);
+          return [await onWorkers(tx), await inThread(tx)];
+        });
+        expect({ name, ok: workers?.ok }).toEqual({ name, ok: false });
+        expect(workers).toEqual(single);
+      }
+    } finally {
+      await client.end();
+      await db.close();
+    }
+  });
+
   it('flags every one of 1 000 random tamperings of two 1 500-event chains with a whole-trail verify', async () => {
     const url = await createTestDatabase(inject('postgresUrl'));
     const db = connectPostgres(url);
@@ -245,7 +294,7 @@ describe('the audit trail on real PostgreSQL', () => {
       const records = buildChains(length);
       await writeAuditRecords(db, records);
       await createCheckpoint(db, signer);
-      const verify = (tx: Queryable) => verifyStoredAudit(tx, signer.publicKey, { pageSize: 2_000 });
+      const verify = (tx: Queryable) => verifyStoredAudit(tx, signer.publicKey, { pageSize: 400, pageBlocks: 20 });
       expect(await verify(db)).toMatchObject({ ok: true, count: 2 * length, chains: 2, checkpoints: 1 });
 
       const seed = Date.now();

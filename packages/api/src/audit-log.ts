@@ -2,7 +2,7 @@
  * Appends to the hash-chained audit trail. An append runs inside the caller's transaction, so a
  * privileged action whose audit record cannot be written is rolled back with it (fail closed).
  */
-import { type AuditEventInput, type AuditRecord, assertAuditable, canonicalRecordParts, redactMeta } from '@airlock/audit';
+import { type AuditEventInput, type AuditRecord, assertAuditable, canonicalRecordParts, recordsFromPageText, redactMeta } from '@airlock/audit';
 import type { AgentPrincipal } from './auth/agent-auth.ts';
 import type { AdminPrincipal } from './auth/principal.ts';
 import type { RequestFacts } from './context.ts';
@@ -114,26 +114,9 @@ export async function recordAudit(db: Database, event: AuditEventInput): Promise
   return appendAudit(db, event);
 }
 
-/** One record as the database sends it: a JSON array, in the column order of `RECORD_JSON`. */
-type AuditTuple = [
-  seq: number,
-  tenantId: string | null,
-  /** Microseconds since the epoch. */
-  at: number,
-  actorType: AuditRecord['actor']['type'],
-  actorId: string | null,
-  action: string,
-  target: string | null,
-  outcome: AuditRecord['outcome'],
-  sourceIp: string | null,
-  meta: AuditRecord['meta'],
-  prevHash: string,
-  hash: string,
-];
-
 // `at` is sent as whole microseconds (a JSON number, exact below 2^53) and written out in JavaScript:
 // to_char for every row was a good part of the database's time in a whole-trail verify.
-const RECORD_JSON = `json_build_array(seq, tenant_id, (extract(epoch FROM at) * 1000000)::bigint,
+export const RECORD_JSON = `json_build_array(seq, tenant_id, (extract(epoch FROM at) * 1000000)::bigint,
   actor_type, actor_id, action, target, outcome, source_ip, meta, prev_hash, hash)`;
 
 /**
@@ -145,21 +128,7 @@ const RECORD_JSON = `json_build_array(seq, tenant_id, (extract(epoch FROM at) * 
  */
 async function queryRecords(db: Queryable, rest: string, params: readonly unknown[]): Promise<AuditRecord[]> {
   const [row] = await db.query<{ r: string | null }>(`SELECT string_agg(r, ',') AS r FROM (SELECT ${RECORD_JSON}::text AS r FROM audit_events ${rest}) page`, params);
-  if (!row?.r) return [];
-  const tuples = JSON.parse(`[${row.r}]`) as AuditTuple[];
-  return tuples.map(recordFromTuple);
-}
-
-/**
- * The ISO 8601 text `appendAudit` hashed: milliseconds, as `Date#toISOString` writes them. A time
- * with sub-millisecond digits cannot have come from `appendAudit`; it keeps them, so its hash no
- * longer matches and verify flags it.
- */
-function isoFromMicros(micros: number): string {
-  const ms = Math.floor(micros / 1000);
-  const iso = new Date(ms).toISOString();
-  const rest = micros - ms * 1000;
-  return rest === 0 ? iso : `${iso.slice(0, -1)}${String(rest).padStart(3, '0')}Z`;
+  return recordsFromPageText(row?.r ?? '');
 }
 
 export interface AuditFilter {
@@ -245,20 +214,4 @@ async function* pagesOf(read: (afterSeq: number) => Promise<AuditRecord[]>, page
     yield page;
     if (page.length < pageSize) return;
   }
-}
-
-function recordFromTuple([seq, tenantId, at, actorType, actorId, action, target, outcome, sourceIp, meta, prevHash, hash]: AuditTuple): AuditRecord {
-  return {
-    seq,
-    tenantId,
-    at: isoFromMicros(at),
-    actor: { type: actorType, id: actorId },
-    action,
-    target,
-    outcome,
-    sourceIp,
-    meta,
-    prevHash,
-    hash,
-  };
 }

@@ -15,15 +15,18 @@ import {
   type ChainProof,
   ChainVerifier,
   type Checkpoint,
+  defaultPageThreads,
   compareLeaves,
   inclusionProof,
   keyIdOf,
   merkleRoot,
+  openPageVerifier,
   signTreeCheckpoint,
   type TreeCheckpoint,
   treeCheckpointSignedBy,
 } from '@airlock/audit';
 import { chainKey, readChainPages, readLegacyPages } from './audit-log.ts';
+import { verifyChainsFast } from './audit-verify.ts';
 import { type Signer, verifierFor } from './signer.ts';
 import type { Queryable } from './storage/database.ts';
 
@@ -194,8 +197,8 @@ export type StoredAuditVerification =
     }
   | { ok: false; tenantId?: string | null; seq: number; reason: string };
 
-/** Chains verified at once: their reads overlap each other's hashing. */
-const PARALLEL_CHAINS = 4;
+/** Below this many records to hash, verification stays on the calling thread. */
+const IN_THREAD_BELOW = 50_000;
 
 /**
  * The whole trail against every stored checkpoint of `publicKey`: the legacy chain from genesis to
@@ -204,7 +207,18 @@ const PARALLEL_CHAINS = 4;
  * Checkpoints of other keys (a rotated key) are not this key's claims and are left out. Needs the
  * system scope.
  */
-export async function verifyStoredAudit(db: Queryable, publicKey: Uint8Array, options: { pageSize?: number } = {}): Promise<StoredAuditVerification> {
+export async function verifyStoredAudit(
+  db: Queryable,
+  publicKey: Uint8Array,
+  options: {
+    /** Records a page when walking one chain (the legacy chain, and a chain that failed). */
+    pageSize?: number;
+    /** Table blocks a page when reading every chain at once. */
+    pageBlocks?: number;
+    /** Worker threads that hash pages; 0 hashes on this thread. */
+    threads?: number;
+  } = {},
+): Promise<StoredAuditVerification> {
   const verify = verifierFor(publicKey);
   const keyId = keyIdOf(publicKey);
   const legacy = await legacyHead(db);
@@ -262,21 +276,29 @@ export async function verifyStoredAudit(db: Queryable, publicKey: Uint8Array, op
   for (const tenantId of claims.keys()) {
     if (!heads.some((head) => head.tenantId === tenantId)) return { ok: false, tenantId, seq: 0, reason: 'a checkpointed chain has no head: truncated' };
   }
-  const failures: Extract<StoredAuditVerification, { ok: false }>[] = [];
-  let nextChain = 0;
-  const walk = async () => {
-    while (nextChain < heads.length && failures.length === 0) {
-      const head = heads[nextChain];
-      nextChain += 1;
-      if (!head) continue;
-      const failure = await verifyChainAgainst(db, head, legacy, claims.get(head.tenantId) ?? new Map<number, string>(), options.pageSize);
-      if (typeof failure === 'number') count += failure;
-      else failures.push(failure);
+  // Small trails are hashed on this thread: starting workers would cost more than they save.
+  const recordsToVerify = heads.reduce((sum, head) => sum + Math.max(0, head.seq - legacy.seq), 0);
+  const pages = openPageVerifier({ threads: options.threads ?? (recordsToVerify < IN_THREAD_BELOW ? 0 : defaultPageThreads()) });
+  let fast: Awaited<ReturnType<typeof verifyChainsFast>>;
+  try {
+    fast = await verifyChainsFast(db, pages, heads, legacy, claims, options.pageBlocks);
+  } finally {
+    await pages.close();
+  }
+  if (!fast.ok) {
+    // Walked again chain by chain, record by record: that names the first bad record and why, and
+    // it alone decides, so that a table rewritten under the scan (VACUUM FULL moves rows between
+    // blocks) cannot fail a trail that holds.
+    const ordered = [fast.chain, ...heads.filter((head) => head !== fast.chain)];
+    let walked = 0;
+    for (const head of ordered) {
+      const result = await verifyChainAgainst(db, head, legacy, claims.get(head.tenantId) ?? new Map<number, string>(), options.pageSize);
+      if (typeof result !== 'number') return result;
+      walked += result;
     }
-  };
-  await Promise.all(Array.from({ length: Math.min(PARALLEL_CHAINS, heads.length) }, walk));
-  const [failure] = failures;
-  if (failure) return failure;
+    return { ok: true, count: count + walked, chains: heads.length, checkpoints: v1.length + trees.length, legacy };
+  }
+  count += fast.count;
   return { ok: true, count, chains: heads.length, checkpoints: v1.length + trees.length, legacy };
 }
 

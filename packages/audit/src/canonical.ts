@@ -21,18 +21,26 @@ function isPlainObject(value: object): boolean {
 }
 
 /**
- * The objects being written, outermost first, and the key or index that led into each one. The
- * path is only turned into text when a value is refused: verification hashes a million records,
- * and building `$.a.b` strings for every field would dominate its time.
+ * Where a refused value sits, built only when one is refused: verification writes a million
+ * records, and tracking a `$.a.b` path for every field would dominate its time. Each level that
+ * descended adds its key or index as the refusal passes back up through it.
  */
-interface Walk {
-  open: object[];
-  path: (string | number)[];
+class Refusal {
+  readonly path: (string | number)[] = [];
+  constructor(readonly message: string) {}
 }
 
-function fail(walk: Walk, message: string): never {
-  const where = walk.path.map((step) => (typeof step === 'number' ? `[${step}]` : `.${step}`)).join('');
-  throw new AuditValidationError(`$${where}: ${message}`);
+function fail(message: string): never {
+  throw new Refusal(message);
+}
+
+function within<T>(step: string | number, fn: () => T): T {
+  try {
+    return fn();
+  } catch (error) {
+    if (error instanceof Refusal) error.path.unshift(step);
+    throw error;
+  }
 }
 
 // Strings with nothing JSON would escape (quotes, backslashes, control characters, lone surrogates).
@@ -56,52 +64,63 @@ function sortedKeys(value: object): string[] {
   return keys;
 }
 
-function write(value: unknown, walk: Walk): string {
+function write(value: unknown, open: object[]): string {
   switch (typeof value) {
     case 'string':
       return quote(value);
     case 'boolean':
       return value ? 'true' : 'false';
     case 'number':
-      if (!Number.isFinite(value)) fail(walk, 'non-finite number');
+      if (!Number.isFinite(value)) fail('non-finite number');
       return JSON.stringify(value);
     case 'object': {
       if (value === null) return 'null';
       // Nesting is shallow, so a linear scan beats a Set here.
-      if (walk.open.includes(value)) fail(walk, 'cycle');
-      walk.open.push(value);
+      if (open.includes(value)) fail('cycle');
+      open.push(value);
       let text: string;
       if (Array.isArray(value)) {
         text = '[';
         for (let i = 0; i < value.length; i++) {
-          walk.path.push(i);
           // Holes and undefined would become `null` in JSON.stringify; refuse them instead.
-          if (!(i in value)) fail(walk, 'missing array element');
-          text += (i === 0 ? '' : ',') + write(value[i], walk);
-          walk.path.pop();
+          if (!(i in value)) within(i, () => fail('missing array element'));
+          const element: unknown = value[i];
+          text += (i === 0 ? '' : ',') + writeWithin(i, element, open);
         }
         text += ']';
       } else {
-        if (!isPlainObject(value)) fail(walk, 'not a plain object');
+        if (!isPlainObject(value)) fail('not a plain object');
         const keys = sortedKeys(value);
         text = '{';
         for (let i = 0; i < keys.length; i++) {
           const key = keys[i] ?? '';
-          walk.path.push(key);
-          text += `${i === 0 ? '' : ','}${quote(key)}:${write(Reflect.get(value, key), walk)}`;
-          walk.path.pop();
+          text += `${i === 0 ? '' : ','}${quote(key)}:${writeWithin(key, Reflect.get(value, key), open)}`;
         }
         text += '}';
       }
-      walk.open.pop();
+      open.pop();
       return text;
     }
     default:
-      return fail(walk, `${typeof value} is not JSON`);
+      return fail(`${typeof value} is not JSON`);
   }
+}
+
+/** `write` one level down; scalars, by far the most values, skip the bookkeeping. */
+function writeWithin(step: string | number, value: unknown, open: object[]): string {
+  if (typeof value === 'string') return quote(value);
+  if (typeof value === 'number' && Number.isFinite(value)) return JSON.stringify(value);
+  return within(step, () => write(value, open));
 }
 
 /** Deterministic JSON of `value`. Throws `AuditValidationError` for anything that is not plain JSON. */
 export function canonicalJson(value: unknown): string {
-  return write(value, { open: [], path: [] });
+  if (typeof value === 'string') return quote(value);
+  try {
+    return write(value, []);
+  } catch (error) {
+    if (!(error instanceof Refusal)) throw error;
+    const where = error.path.map((step) => (typeof step === 'number' ? `[${step}]` : `.${step}`)).join('');
+    throw new AuditValidationError(`$${where}: ${error.message}`);
+  }
 }

@@ -7,3 +7,6 @@ export * from './events.ts';
 export * from './chain.ts';
 export * from './checkpoint.ts';
 export * from './merkle.ts';
+export * from './tuples.ts';
+export * from './page-verify.ts';
+export * from './page-pool.ts';

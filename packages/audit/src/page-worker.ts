@@ -1,0 +1,11 @@
+/**
+ * A worker thread of `openPageVerifier`: verifies the pages it is sent, one at a time, and answers
+ * each with its summary. Pure CPU work on text it is given; it opens nothing.
+ */
+import { parentPort } from 'node:worker_threads';
+import { verifyPageText } from './page-verify.ts';
+import type { PageTask } from './page-pool.ts';
+
+parentPort?.on('message', (task: PageTask) => {
+  parentPort?.postMessage({ id: task.id, summary: verifyPageText(task.text) });
+});
