@@ -5,7 +5,7 @@ import { generateKeyPair } from '@airlock/identity';
 import { BAD_CREDENTIALS, login, pruneLoginThrottle, TOO_MANY_ATTEMPTS } from './auth/login.ts';
 import { sha256Hex } from './auth/secrets.ts';
 import { type AuthSettings, defaultAuthSettings } from './auth/settings.ts';
-import { signerFromSecretKey } from './signer.ts';
+import { signerFromSecretKey } from '@airlock/storage';
 import {
   bootstrapTenant,
   connectPostgres,

@@ -9,7 +9,7 @@ import { createTestDatabase, seededRandom } from '@airlock/testing';
 import { createApiKey } from './auth/api-keys.ts';
 import { createContext } from './context.ts';
 import { appRouter } from './router.ts';
-import { signerFromSecretKey, verifierFor } from './signer.ts';
+import { signerFromSecretKey, verifierFor } from '@airlock/storage';
 import { connectAsAppRole } from './storage/app-role.fixture.ts';
 import {
   appendAudit,

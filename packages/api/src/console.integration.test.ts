@@ -6,7 +6,7 @@ import { type AgentKeyPair, encodeKey, generateKeyPair, signRequest } from '@air
 import { generateDemoKey } from '@airlock/pgp';
 import { createTestDatabase } from '@airlock/testing';
 import { createApiKey } from './auth/api-keys.ts';
-import { destinationDefinitions, sourceDefinitions } from './connector-definitions.ts';
+import { destinationDefinitions, sourceDefinitions } from '@airlock/dispatch';
 import { bootstrapTenant, connectPostgres, createHttpHandler, type Database, Dispatcher, migrate, signerFromSecretKey } from './index.ts';
 import { data, listenOnLoopback, send } from './trpc-http.fixture.ts';
 

@@ -6,12 +6,12 @@
 import type { AgentKeyCache, AgentPrincipal } from './auth/agent-auth.ts';
 import type { LoginGuard } from './auth/login-guard.ts';
 import type { AuthSettings } from './auth/settings.ts';
-import type { SecretBox } from './alerts/secret-box.ts';
-import type { WebhookOptions } from './alerts/webhook.ts';
-import type { Dispatcher } from './dispatcher.ts';
+import type { SecretBox } from '@airlock/alerts';
+import type { WebhookOptions } from '@airlock/alerts';
+import type { Dispatcher } from '@airlock/dispatch';
 import type { RateLimits } from './rate-limits.ts';
-import type { Signer } from './signer.ts';
-import type { Database } from './storage/database.ts';
+import type { Signer } from '@airlock/storage';
+import type { Database } from '@airlock/storage';
 import type { OAuthSettings } from './oauth/tokens.ts';
 
 export interface RequestFacts {

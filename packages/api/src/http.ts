@@ -18,7 +18,7 @@ import { authorizationServerMetadata } from './oauth/tokens.ts';
 import { jwksOf } from './oauth/token-keys.ts';
 import { appRouter } from './router.ts';
 import { checkReadiness } from './health.ts';
-import { createMetrics, type Metrics, processMetrics } from './metrics.ts';
+import { createMetrics, type Metrics, processMetrics } from '@airlock/storage';
 import { securityHeaders, type StaticHandler } from './static-files.ts';
 
 export interface HttpOptions {

@@ -17,15 +17,15 @@
 import { TRPCError } from '@trpc/server';
 import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
 import { OverloadedError } from '@airlock/errors';
-import type { Database } from './storage/database.ts';
+import type { Database } from '@airlock/storage';
 import type { AgentPrincipal } from './auth/agent-auth.ts';
 import type { ApiKeyPrincipal } from './auth/api-keys.ts';
 import type { UserPrincipal } from './auth/principal.ts';
 import type { OAuthClientPrincipal } from './oauth/clients.ts';
 import { addressKey, LoginBusy } from './auth/login-guard.ts';
-import { eventBy, recordAudit } from './audit-log.ts';
+import { eventBy, recordAudit } from '@airlock/storage';
 import type { Context } from './context.ts';
-import { processMetrics } from './metrics.ts';
+import { processMetrics } from '@airlock/storage';
 
 export type LimitKind = 'api-key' | 'oauth-client' | 'session' | 'agent' | 'ip';
 

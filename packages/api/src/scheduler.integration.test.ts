@@ -6,12 +6,12 @@ import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vi
 import { generateDemoKey } from '@airlock/pgp';
 import { generateKeyPair } from '@airlock/identity';
 import { createTestDatabase } from '@airlock/testing';
-import { signerFromSecretKey } from './signer.ts';
+import { signerFromSecretKey } from '@airlock/storage';
 import { createApiKey } from './auth/api-keys.ts';
 import { createContext } from './context.ts';
 import { appRouter } from './router.ts';
 import { bootstrapTenant, connectPostgres, type Database, Dispatcher, migrate, openPglite, Scheduler } from './index.ts';
-import { splitStatements } from './storage/migrate.ts';
+import { splitStatements } from '@airlock/storage';
 
 const silent = { warn: () => undefined, error: () => undefined };
 const signer = signerFromSecretKey(generateKeyPair().secretKey);

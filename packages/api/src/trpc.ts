@@ -25,10 +25,10 @@ import { authenticateAdmin } from './auth/admin-auth.ts';
 import { AgentAuthError, type AgentPrincipal, authenticateAgent } from './auth/agent-auth.ts';
 import type { Permission } from './auth/permissions.ts';
 import { type AdminPrincipal, narrowingOf, principalAllows } from './auth/principal.ts';
-import { eventBy, recordAudit } from './audit-log.ts';
+import { eventBy, recordAudit } from '@airlock/storage';
 import type { Context } from './context.ts';
 import { enforceLimit } from './rate-limits.ts';
-import { type Database, RequestAbandoned } from './storage/database.ts';
+import { type Database, RequestAbandoned } from '@airlock/storage';
 
 const codes: Record<AirlockError['errorClass'], TRPC_ERROR_CODE_KEY> = {
   user: 'BAD_REQUEST',

@@ -5,10 +5,10 @@
  * never sent implicitly and needs neither. With both present the Authorization header decides.
  */
 import { AuthenticationError, NotAllowedError } from '@airlock/errors';
-import { eventBy, recordAudit } from '../audit-log.ts';
+import { eventBy, recordAudit } from '@airlock/storage';
 import { enforceLimit } from '../rate-limits.ts';
 import type { Context, RequestFacts } from '../context.ts';
-import type { Database } from '../storage/database.ts';
+import type { Database } from '@airlock/storage';
 import type { Permission, Role } from './permissions.ts';
 import { authenticateApiKey } from './api-keys.ts';
 import { authenticateAccessToken, looksLikeJwt } from '../oauth/tokens.ts';

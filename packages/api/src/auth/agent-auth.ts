@@ -12,7 +12,7 @@ import { AuthenticationError } from '@airlock/errors';
 import { decodePublicKey, ed25519PublicKey, sha256Hex, verifySignature } from '@airlock/identity';
 import { MAX_CLOCK_SKEW_SECONDS, NONCE_PATTERN, type SignedRequestParts, signedHeaders } from '@airlock/protocol';
 import type { RequestFacts } from '../context.ts';
-import type { Database, Queryable } from '../storage/database.ts';
+import type { Database, Queryable } from '@airlock/storage';
 
 export interface AgentPrincipal {
   kind: 'agent';

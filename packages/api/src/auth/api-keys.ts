@@ -6,7 +6,7 @@
  * refused while the user is disabled. Keys from the CLI bootstrap have no such user.
  */
 import { AuthenticationError, UserError } from '@airlock/errors';
-import type { Queryable } from '../storage/database.ts';
+import type { Queryable } from '@airlock/storage';
 import { type Permission, type Role, roleAllows, roleCovers } from './permissions.ts';
 import { hashesEqual, randomToken, sha256Hex } from './secrets.ts';
 

@@ -2,7 +2,7 @@
  * How a tenant's people sign in: whether local passwords still work (and, when not, the one
  * break-glass owner who keeps one). A tenant without a row has the defaults.
  */
-import type { Queryable } from '../storage/database.ts';
+import type { Queryable } from '@airlock/storage';
 
 export interface IdentitySettings {
   localPasswords: boolean;

@@ -1,5 +1,5 @@
 /** Removes what a begun but unfinished login leaves behind: single sign-on states and pending password logins past their expiry. */
-import type { Queryable } from '../storage/database.ts';
+import type { Queryable } from '@airlock/storage';
 import { pruneSsoStates } from './oidc.ts';
 import { prunePendingLogins } from './second-factor.ts';
 

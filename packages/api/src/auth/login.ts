@@ -8,8 +8,8 @@
  */
 import { AuthenticationError, UserError } from '@airlock/errors';
 import { escapeUnprintable, truncateText } from '@airlock/protocol';
-import { appendAudit, recordAudit } from '../audit-log.ts';
-import type { Database, Queryable } from '../storage/database.ts';
+import { appendAudit, recordAudit } from '@airlock/storage';
+import type { Database, Queryable } from '@airlock/storage';
 import { MAX_EMAIL_LENGTH, normalizeEmail } from './admin-users.ts';
 import { identitySettingsByName } from './identity-settings.ts';
 import { createPendingLogin, nextStage, type PendingLogin, type StepRequest } from './second-factor.ts';

@@ -10,9 +10,9 @@
 import { AuthenticationError } from '@airlock/errors';
 import { OIDC_LOGIN_STATE_TTL_MS, OIDC_REQUEST_TIMEOUT_MS } from '@airlock/protocol';
 import * as client from 'openid-client';
-import type { SecretBox } from '../alerts/secret-box.ts';
-import { appendAudit, recordAudit } from '../audit-log.ts';
-import type { Database, Queryable } from '../storage/database.ts';
+import type { SecretBox } from '@airlock/alerts';
+import { appendAudit, recordAudit } from '@airlock/storage';
+import type { Database, Queryable } from '@airlock/storage';
 import { normalizeEmail } from './admin-users.ts';
 import { roles, type Role } from './permissions.ts';
 import { randomToken, sha256Hex } from './secrets.ts';

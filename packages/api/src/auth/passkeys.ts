@@ -15,8 +15,8 @@ import {
   verifyRegistrationResponse,
 } from '@simplewebauthn/server';
 import { UserError } from '@airlock/errors';
-import { appendAudit, recordAudit } from '../audit-log.ts';
-import type { Database, Queryable } from '../storage/database.ts';
+import { appendAudit, recordAudit } from '@airlock/storage';
+import type { Database, Queryable } from '@airlock/storage';
 
 /** Where the console is, as WebAuthn sees it. */
 export interface RelyingParty {

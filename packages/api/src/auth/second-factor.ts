@@ -14,9 +14,9 @@ import { AuthenticationError, NotAllowedError, NotFoundError, UserError } from '
 import { PENDING_LOGIN_TTL_MS } from '@airlock/protocol';
 import { authenticator } from 'otplib';
 import type { AuthenticationResponseJSON, PublicKeyCredentialRequestOptionsJSON } from '@simplewebauthn/server';
-import type { SecretBox } from '../alerts/secret-box.ts';
-import { appendAudit, recordAudit } from '../audit-log.ts';
-import type { Database, Queryable } from '../storage/database.ts';
+import type { SecretBox } from '@airlock/alerts';
+import { appendAudit, recordAudit } from '@airlock/storage';
+import type { Database, Queryable } from '@airlock/storage';
 import { identitySettingsOf } from './identity-settings.ts';
 import { addressKey, type LoginGuard } from './login-guard.ts';
 import { acceptPasskeyAssertion, beginPasskeyAssertion, type RelyingParty } from './passkeys.ts';

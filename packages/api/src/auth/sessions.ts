@@ -7,7 +7,7 @@
 import { timingSafeEqual } from 'node:crypto';
 import { AuthenticationError } from '@airlock/errors';
 import type { RequestFacts } from '../context.ts';
-import type { Queryable } from '../storage/database.ts';
+import type { Queryable } from '@airlock/storage';
 import type { Role } from './permissions.ts';
 import type { UserPrincipal } from './principal.ts';
 import { randomToken, sha256Hex } from './secrets.ts';

@@ -9,7 +9,7 @@ import { createLocalJWKSet, decodeJwt, errors as joseErrors, type JSONWebKeySet,
 import { z } from 'zod';
 import { ConflictError, UserError } from '@airlock/errors';
 import { CLIENT_ASSERTION_MAX_LIFETIME_SECONDS, JWT_CLOCK_TOLERANCE_SECONDS } from '@airlock/protocol';
-import type { Queryable } from '../storage/database.ts';
+import type { Queryable } from '@airlock/storage';
 import { type Permission, type Role, roleAllows } from '../auth/permissions.ts';
 import { hashesEqual, randomToken, sha256Hex } from '../auth/secrets.ts';
 

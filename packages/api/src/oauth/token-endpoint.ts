@@ -7,7 +7,7 @@
  */
 import { addressKey } from '../auth/login-guard.ts';
 import { permissions as allPermissions, type Permission, roleAllows } from '../auth/permissions.ts';
-import { recordAudit } from '../audit-log.ts';
+import { recordAudit } from '@airlock/storage';
 import type { RequestFacts, ServerDeps } from '../context.ts';
 import type { RateLimits } from '../rate-limits.ts';
 import {

@@ -8,7 +8,7 @@ import type { TRPCRouterRecord } from '@trpc/server';
 import { NotFoundError } from '@airlock/errors';
 import { z } from 'zod';
 import { byId, createApiKeyInput } from '@airlock/protocol';
-import { appendAudit, eventBy } from '../audit-log.ts';
+import { appendAudit, eventBy } from '@airlock/storage';
 import { createApiKey } from '../auth/api-keys.ts';
 import { type Permission, permissions, type Role, roleCovers } from '../auth/permissions.ts';
 import { assertCanGrant } from '../auth/admin-auth.ts';

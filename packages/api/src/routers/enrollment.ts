@@ -2,7 +2,7 @@ import type { TRPCRouterRecord } from '@trpc/server';
 import { AuthenticationError, ConflictError, NotFoundError } from '@airlock/errors';
 import { keyFingerprint } from '@airlock/identity';
 import { byId, createEnrollmentTokenInput, enrollCommand, enrollInput, enrollOutput } from '@airlock/protocol';
-import { appendAudit, eventBy, recordAudit } from '../audit-log.ts';
+import { appendAudit, eventBy, recordAudit } from '@airlock/storage';
 import { randomToken, sha256Hex } from '../auth/secrets.ts';
 import { procedureFor, publicProcedure } from '../trpc.ts';
 import { principalRef } from '../auth/principal.ts';

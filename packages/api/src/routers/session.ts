@@ -6,7 +6,7 @@
 import type { TRPCRouterRecord } from '@trpc/server';
 import { AuthenticationError, NotAllowedError } from '@airlock/errors';
 import { loginCredentials, loginInput, pendingLoginInput, pendingPasswordInput, secondFactorInput, verifyPasskeyInput } from '@airlock/protocol';
-import { appendAudit, eventBy, recordAudit } from '../audit-log.ts';
+import { appendAudit, eventBy, recordAudit } from '@airlock/storage';
 import { attemptClaims, login, refuseMalformedLogin } from '../auth/login.ts';
 import {
   beginRequiredEnrollment,

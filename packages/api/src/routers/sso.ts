@@ -24,12 +24,12 @@ import { lockAdminUser } from '../auth/admin-users.ts';
 import { checkPasswordPolicy, hashPassword } from '../auth/passwords.ts';
 import { setPassword } from '../auth/second-factor.ts';
 import { resolveAuthSettings } from '../auth/settings.ts';
-import { appendAudit, eventBy } from '../audit-log.ts';
+import { appendAudit, eventBy } from '@airlock/storage';
 import { issuerUrl, PROVIDER_COLUMNS, type ProviderRow, providersForLogin, sealContext } from '../auth/oidc.ts';
 import type { Role } from '../auth/permissions.ts';
 import { identitySettingsOf } from '../auth/identity-settings.ts';
 import type { Context } from '../context.ts';
-import type { Queryable } from '../storage/database.ts';
+import type { Queryable } from '@airlock/storage';
 import { procedureFor, publicProcedure } from '../trpc.ts';
 
 export interface OidcProviderView {

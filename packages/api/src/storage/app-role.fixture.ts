@@ -4,7 +4,7 @@
  */
 import pg from 'pg';
 import { randomToken } from '../auth/secrets.ts';
-import { connectPostgres, type Database } from './database.ts';
+import { connectPostgres, type Database } from '@airlock/storage';
 
 export interface AppRoleConnection extends AsyncDisposable {
   db: Database;

@@ -6,7 +6,7 @@ import { type AuditEventInput, type AuditRecord, assertAuditable, canonicalRecor
 import type { AgentPrincipal } from './auth/agent-auth.ts';
 import type { AdminPrincipal } from './auth/principal.ts';
 import type { RequestFacts } from './context.ts';
-import type { Database, Queryable } from './storage/database.ts';
+import type { Database, Queryable } from './database.ts';
 import { processMetrics } from './metrics.ts';
 
 export async function appendAudit(tx: Queryable, event: AuditEventInput, now: Date = new Date()): Promise<AuditRecord> {

@@ -1,5 +1,5 @@
 /**
- * Versioned SQL migrations from `packages/api/migrations`, applied in order, each in its own
+ * Versioned SQL migrations from `packages/storage/migrations`, applied in order, each in its own
  * transaction, once. To change the schema, add the next numbered file; never edit an applied one.
  */
 import { readdir, readFile } from 'node:fs/promises';
@@ -8,7 +8,7 @@ import path from 'node:path';
 import { type Database, SYSTEM_SETTING } from './database.ts';
 
 // Found through the package, not this file's URL: bundled into a CLI, this code runs from another directory.
-const MIGRATIONS_DIR = path.join(path.dirname(createRequire(import.meta.url).resolve('@airlock/api/package.json')), 'migrations');
+const MIGRATIONS_DIR = path.join(path.dirname(createRequire(import.meta.url).resolve('@airlock/storage/package.json')), 'migrations');
 
 async function migrationFiles(): Promise<string[]> {
   return (await readdir(MIGRATIONS_DIR)).filter((name) => /^\d{4}_[a-z0-9_]+\.sql$/.test(name)).sort();

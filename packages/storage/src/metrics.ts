@@ -18,7 +18,7 @@
  */
 import { AGENT_LOST_AFTER_MS, AGENT_ONLINE_WITHIN_MS, type HeartbeatSummary, heartbeatSummary, METRICS_DB_REFRESH_MS } from '@airlock/protocol';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { Database } from './storage/database.ts';
+import type { Database } from './database.ts';
 
 const processRegistry = new Registry();
 collectDefaultMetrics({ register: processRegistry, prefix: 'airlock_' });

@@ -7,7 +7,7 @@ import { encodeKey, keyFingerprint, signStatement } from '@airlock/identity';
 import type { SignedStatement } from '@airlock/protocol';
 import { appendAudit } from './audit-log.ts';
 import type { Signer } from './signer.ts';
-import type { Database } from './storage/database.ts';
+import type { Database } from './database.ts';
 
 export async function recordKeyRotation(db: Database, current: Signer, nextPublicKey: Uint8Array, now: Date = new Date()): Promise<SignedStatement> {
   const statement = signStatement(

@@ -5,7 +5,7 @@
  */
 import { notifyAgents, WAKE_CHANNEL } from './dispatcher.ts';
 import { groupMembers } from './group-dispatch.ts';
-import type { Queryable } from './storage/database.ts';
+import type { Queryable } from '@airlock/storage';
 
 export type EnqueueResult =
   /** `wake`: the agents to wake now: the integration's agent, or its group's healthy members. */

@@ -16,7 +16,7 @@
  * `sweepMs`, which is correct on one replica and on many, only slower.
  */
 import { WAKE_SWEEP_MS } from '@airlock/protocol';
-import type { Database, Listener, Queryable } from './storage/database.ts';
+import type { Database, Listener, Queryable } from '@airlock/storage';
 
 /** Payload: an agent id with something for it (a queued run, a revocation, a cancelled run). */
 export const WAKE_CHANNEL = 'airlock_agent_wake';

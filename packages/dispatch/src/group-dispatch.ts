@@ -7,7 +7,7 @@
  */
 import { AGENT_HEALTHY_WITHIN_MS, type IntegrationSpec } from '@airlock/protocol';
 import { decideWithGrants, GRANT_COLUMNS, type GrantRow, grantFromRow, type IntegrationDecision } from './grants.ts';
-import type { Queryable } from './storage/database.ts';
+import type { Queryable } from '@airlock/storage';
 
 /** Whether the group's own grants cover every scope the integration needs. */
 export async function decideForGroup(

@@ -25,7 +25,7 @@ import {
 } from '@airlock/audit';
 import { chainKey, readChainPages, readLegacyPages } from './audit-log.ts';
 import { type Signer, verifierFor } from './signer.ts';
-import type { Queryable } from './storage/database.ts';
+import type { Queryable } from './database.ts';
 
 /** Serializes checkpoint signing across replicas, so the log's numbers have no gaps or forks. */
 const CHECKPOINT_LOCK = 7_261_015;

@@ -8,7 +8,7 @@ import type { IntegrationSpec } from '@airlock/protocol';
 import { explain, formatScope, type Grant, parseAction, parseResource, type Scope, type Subject, type Verdict } from '@airlock/scopes';
 import { connectorSchemes } from './connector-definitions.ts';
 import { requiredScopes } from './required-scopes.ts';
-import type { Queryable } from './storage/database.ts';
+import type { Queryable } from '@airlock/storage';
 
 export interface GrantRow {
   id: string;

@@ -1,7 +1,8 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createTestDatabase } from '@airlock/testing';
-import { AGENT_KEY_CHANNEL, connectPostgres, type Database, Dispatcher, notifyAgents, openPglite, WAKE_CHANNEL } from './index.ts';
+import { connectPostgres, type Database, openPglite } from '@airlock/storage';
+import { AGENT_KEY_CHANNEL, Dispatcher, notifyAgents, WAKE_CHANNEL } from './dispatcher.ts';
 
 const AGENT = '6f1f1a52-7d1c-4a8e-9b7e-0a4c7c1f2b3d';
 const OTHER = '0b6e4c1d-2f3a-4b5c-8d9e-0f1a2b3c4d5e';

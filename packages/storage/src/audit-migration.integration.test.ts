@@ -9,11 +9,11 @@ import { generateKeyPair } from '@airlock/identity';
 import { createTestDatabase } from '@airlock/testing';
 import { chainCheckpoints, legacyHead } from './checkpoints.ts';
 import { signerFromSecretKey, verifierFor } from './signer.ts';
-import { splitStatements } from './storage/migrate.ts';
+import { splitStatements } from './migrate.ts';
 import { appendAudit, connectPostgres, createCheckpoint, type Database, migrate, type Queryable, readChain, recordAudit, verifyStoredAudit } from './index.ts';
 
 const signer = signerFromSecretKey(generateKeyPair().secretKey);
-const MIGRATIONS = path.join(path.dirname(createRequire(import.meta.url).resolve('@airlock/api/package.json')), 'migrations');
+const MIGRATIONS = path.join(path.dirname(createRequire(import.meta.url).resolve('@airlock/storage/package.json')), 'migrations');
 const LAST_GLOBAL_CHAIN_MIGRATION = 14;
 
 /** The schema as it was before per-tenant chains: every migration up to 0014, as `migrate` applies them. */
