@@ -3,9 +3,6 @@
  * privileged action whose audit record cannot be written is rolled back with it (fail closed).
  */
 import { type AuditEventInput, type AuditRecord, assertAuditable, canonicalRecordParts, redactMeta } from '@airlock/audit';
-import type { AgentPrincipal } from './auth/agent-auth.ts';
-import type { AdminPrincipal } from './auth/principal.ts';
-import type { RequestFacts } from './context.ts';
 import type { Database, Queryable } from './database.ts';
 import { processMetrics } from './metrics.ts';
 
@@ -87,10 +84,20 @@ export async function writeAuditRecords(tx: Queryable, records: readonly AuditRe
   }
 }
 
+/**
+ * Who did an audited thing, as far as the trail needs to know: the fields of the admin and agent
+ * principals that authentication builds. Stated here so the trail does not depend on authentication.
+ */
+export type AuditPrincipal =
+  | { kind: 'agent'; tenantId: string; agentId: string }
+  | { kind: 'api-key'; tenantId: string; keyId: string }
+  | { kind: 'oauth-client'; tenantId: string; clientRowId: string; clientId: string }
+  | { kind: 'user'; tenantId: string; userId: string; email: string };
+
 /** An event done by an authenticated caller: tenant, actor and source address come from the request. */
 export function eventBy(
-  principal: AdminPrincipal | AgentPrincipal,
-  request: RequestFacts,
+  principal: AuditPrincipal,
+  request: { sourceIp: string | null },
   event: Pick<AuditEventInput, 'action' | 'target' | 'outcome' | 'meta'>,
 ): AuditEventInput {
   const base = { ...event, tenantId: principal.tenantId, sourceIp: request.sourceIp };
