@@ -13,16 +13,9 @@ import type { RateLimits } from './rate-limits.ts';
 import type { Signer } from '@airlock/storage';
 import type { Database } from '@airlock/storage';
 import type { OAuthSettings } from './oauth/tokens.ts';
+import type { RequestFacts } from './request-facts.ts';
 
-export interface RequestFacts {
-  method: string;
-  /** Path and query exactly as received, for signature checks. */
-  pathAndQuery: string;
-  headers: Headers;
-  /** The raw body bytes, for signature checks. */
-  body: Uint8Array;
-  sourceIp: string | null;
-}
+export type { RequestFacts } from './request-facts.ts';
 
 export interface ServerDeps {
   db: Database;

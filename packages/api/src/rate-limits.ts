@@ -24,7 +24,7 @@ import type { UserPrincipal } from './auth/principal.ts';
 import type { OAuthClientPrincipal } from './oauth/clients.ts';
 import { addressKey, LoginBusy } from './auth/login-guard.ts';
 import { eventBy, recordAudit } from '@airlock/storage';
-import type { Context } from './context.ts';
+import type { RequestFacts } from './request-facts.ts';
 import { processMetrics } from '@airlock/storage';
 
 export type LimitKind = 'api-key' | 'oauth-client' | 'session' | 'agent' | 'ip';
@@ -163,6 +163,14 @@ export class RateLimits {
   }
 }
 
+/** What `enforceLimit` reads of a procedure's context (the whole context fits). */
+export interface LimitContext {
+  db: Database;
+  request: RequestFacts;
+  limits?: RateLimits;
+  logger: { error(meta: Record<string, unknown>, message: string): void };
+}
+
 /**
  * Counts one operation against `kind`'s limit for `subject` (a key id, a user id, an agent id or an IP). Over
  * the limit, a TOO_MANY_REQUESTS error is thrown and the refusal is audited (`rate-limited`: which
@@ -171,7 +179,7 @@ export class RateLimits {
  * not counted.
  */
 export async function enforceLimit(
-  ctx: Context,
+  ctx: LimitContext,
   kind: LimitKind,
   target: string,
   who: ApiKeyPrincipal | OAuthClientPrincipal | UserPrincipal | AgentPrincipal | null,
@@ -224,7 +232,7 @@ function subjectOf(who: ApiKeyPrincipal | OAuthClientPrincipal | UserPrincipal |
 }
 
 /** IPv6 counts per /64 (see addressKey): one host can rotate through its whole prefix. */
-function sourceOf(ctx: Context): string {
+function sourceOf(ctx: LimitContext): string {
   return addressKey(ctx.request.sourceIp);
 }
 
