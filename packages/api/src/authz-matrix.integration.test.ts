@@ -21,14 +21,14 @@ import { generateDemoKey } from '@airlock/pgp';
 import { formatResource, parseScope } from '@airlock/scopes';
 import { createTestDatabase } from '@airlock/testing';
 import { exportJWK, generateKeyPair as generateJoseKeyPair, type CryptoKey, SignJWT } from 'jose';
-import { createClient } from './oauth/clients.ts';
-import { generateTokenKeyPem, tokenKeysFromPems } from './oauth/token-keys.ts';
+import { createClient } from '@airlock/auth';
+import { generateTokenKeyPem, tokenKeysFromPems } from '@airlock/auth';
 import { sealDestination } from '@airlock/alerts';
 import { appendAudit } from '@airlock/storage';
-import { createApiKey } from './auth/api-keys.ts';
-import { hashPassword } from './auth/passwords.ts';
-import { randomToken, sha256Hex } from './auth/secrets.ts';
-import { createSession, CSRF_HEADER, csrfTokenFor, SESSION_COOKIE } from './auth/sessions.ts';
+import { createApiKey } from '@airlock/auth';
+import { hashPassword } from '@airlock/auth';
+import { randomToken, sha256Hex } from '@airlock/auth';
+import { createSession, CSRF_HEADER, csrfTokenFor, SESSION_COOKIE } from '@airlock/auth';
 import {
   bootstrapTenant,
   connectPostgres,

@@ -5,7 +5,7 @@
  */
 import { ConflictError } from '@airlock/errors';
 import { appendAudit } from '@airlock/storage';
-import { createApiKey } from './auth/api-keys.ts';
+import { createApiKey } from '@airlock/auth';
 import type { Database } from '@airlock/storage';
 
 export async function bootstrapTenant(

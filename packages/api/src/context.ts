@@ -3,19 +3,19 @@
  * authentication needs. Who the caller is gets decided by the procedure builders in `trpc.ts`, which
  * also narrow `db` to the caller's tenant (row-level security) for admin and agent procedures.
  */
-import type { AgentKeyCache, AgentPrincipal } from './auth/agent-auth.ts';
-import type { LoginGuard } from './auth/login-guard.ts';
-import type { AuthSettings } from './auth/settings.ts';
+import type { AgentKeyCache, AgentPrincipal } from '@airlock/auth';
+import type { LoginGuard } from '@airlock/auth';
+import type { AuthSettings } from '@airlock/auth';
 import type { SecretBox } from '@airlock/alerts';
 import type { WebhookOptions } from '@airlock/alerts';
 import type { Dispatcher } from '@airlock/dispatch';
-import type { RateLimits } from './rate-limits.ts';
+import type { RateLimits } from '@airlock/auth';
 import type { Signer } from '@airlock/storage';
 import type { Database } from '@airlock/storage';
-import type { OAuthSettings } from './oauth/tokens.ts';
-import type { RequestFacts } from './request-facts.ts';
+import type { OAuthSettings } from '@airlock/auth';
+import type { RequestFacts } from '@airlock/auth';
 
-export type { RequestFacts } from './request-facts.ts';
+export type { RequestFacts } from '@airlock/auth';
 
 export interface ServerDeps {
   db: Database;

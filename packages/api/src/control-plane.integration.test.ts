@@ -8,7 +8,7 @@ import { type AgentKeyPair, encodeKey, generateKeyPair, openStatement, signReque
 import { generateDemoKey } from '@airlock/pgp';
 import { createTestDatabase } from '@airlock/testing';
 import { signerFromSecretKey } from '@airlock/storage';
-import { createApiKey } from './auth/api-keys.ts';
+import { createApiKey } from '@airlock/auth';
 import { bootstrapTenant, listAuditEvents, connectPostgres, openPglite, createHttpHandler, type Database, Dispatcher, migrate } from './index.ts';
 import { type Call, data, listenOnLoopback, send } from './trpc-http.fixture.ts';
 

@@ -7,7 +7,7 @@ import { generateDemoKey } from '@airlock/pgp';
 import { generateKeyPair } from '@airlock/identity';
 import { createTestDatabase } from '@airlock/testing';
 import { signerFromSecretKey } from '@airlock/storage';
-import { createApiKey } from './auth/api-keys.ts';
+import { createApiKey } from '@airlock/auth';
 import { createContext } from './context.ts';
 import { appRouter } from './router.ts';
 import { bootstrapTenant, connectPostgres, type Database, Dispatcher, migrate, openPglite, Scheduler } from './index.ts';

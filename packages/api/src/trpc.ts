@@ -22,12 +22,12 @@ import type { TRPC_ERROR_CODE_KEY } from '@trpc/server';
 import { ZodError } from 'zod';
 import { type AirlockError, type ErrorClass, formatIssues, isAirlockError, NotAllowedError } from '@airlock/errors';
 import { authenticateAdmin } from './auth/admin-auth.ts';
-import { AgentAuthError, type AgentPrincipal, authenticateAgent } from './auth/agent-auth.ts';
-import type { Permission } from './auth/permissions.ts';
-import { type AdminPrincipal, narrowingOf, principalAllows } from './auth/principal.ts';
+import { AgentAuthError, type AgentPrincipal, authenticateAgent } from '@airlock/auth';
+import type { Permission } from '@airlock/auth';
+import { type AdminPrincipal, narrowingOf, principalAllows } from '@airlock/auth';
 import { eventBy, recordAudit } from '@airlock/storage';
 import type { Context } from './context.ts';
-import { enforceLimit } from './rate-limits.ts';
+import { enforceLimit } from '@airlock/auth';
 import { type Database, RequestAbandoned } from '@airlock/storage';
 
 const codes: Record<AirlockError['errorClass'], TRPC_ERROR_CODE_KEY> = {

@@ -5,6 +5,7 @@
 export * from './connector-catalog.ts';
 export * from './connector-definitions.ts';
 export * from './dispatcher.ts';
+export * from './envelopes.ts';
 export * from './grants.ts';
 export * from './group-dispatch.ts';
 export * from './required-scopes.ts';

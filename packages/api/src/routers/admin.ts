@@ -13,7 +13,7 @@ import { enqueueRun, PREVIOUS_RUN_ACTIVE } from '@airlock/dispatch';
 import { saveSchedule, validateSchedule } from '@airlock/dispatch';
 import type { Queryable } from '@airlock/storage';
 import { integrationLimitOf, procedureFor } from '../trpc.ts';
-import { principalRef } from '../auth/principal.ts';
+import { principalRef } from '@airlock/auth';
 
 interface RunRow {
   id: string;

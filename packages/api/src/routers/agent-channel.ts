@@ -4,12 +4,12 @@ import { AuthenticationError, NotFoundError } from '@airlock/errors';
 import { heartbeatInput, type IntegrationSpec, nextJobInput, nextJobOutput, releaseChunkInput, releaseChunkOutput, runProgress, runReport, updateReportInput } from '@airlock/protocol';
 import { dueUpdate, recordUpdateReport } from '../rollouts.ts';
 import { appendAudit, eventBy, recordAudit } from '@airlock/storage';
-import { sealJob } from '../envelopes.ts';
+import { sealJob } from '@airlock/dispatch';
 import { decideIntegration } from '@airlock/dispatch';
 import { decideForGroup } from '@airlock/dispatch';
 import { abandonedEvent, abandonRuns } from '@airlock/dispatch';
 import type { Context } from '../context.ts';
-import type { AgentPrincipal } from '../auth/agent-auth.ts';
+import type { AgentPrincipal } from '@airlock/auth';
 import { agentProcedure } from '../trpc.ts';
 import { agentKeyProcedures } from './agent-keys.ts';
 

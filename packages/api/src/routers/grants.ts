@@ -23,7 +23,7 @@ import { agentGrants, explainFor, GRANT_COLUMNS, type GrantRow, groupByName, req
 import { connectorSchemes } from '@airlock/dispatch';
 import { requiredScopes } from '@airlock/dispatch';
 import { procedureFor } from '../trpc.ts';
-import { principalRef } from '../auth/principal.ts';
+import { principalRef } from '@airlock/auth';
 
 function grantView(row: GrantRow & { group_name: string | null }, now: Date) {
   return {

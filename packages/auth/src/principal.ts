@@ -3,7 +3,7 @@
  * `ctx.admin` through these helpers, so every permission check and audit record treats both alike.
  */
 import type { ApiKeyPrincipal, KeyCreator } from './api-keys.ts';
-import type { OAuthClientPrincipal } from '../oauth/clients.ts';
+import type { OAuthClientPrincipal } from './oauth/clients.ts';
 import { type Permission, permissions, type Role, roleAllows, roleCovers } from './permissions.ts';
 
 export interface UserPrincipal {

@@ -6,7 +6,7 @@
  */
 import { timingSafeEqual } from 'node:crypto';
 import { AuthenticationError } from '@airlock/errors';
-import type { RequestFacts } from '../request-facts.ts';
+import type { RequestFacts } from './request-facts.ts';
 import type { Queryable } from '@airlock/storage';
 import type { Role } from './permissions.ts';
 import type { UserPrincipal } from './principal.ts';

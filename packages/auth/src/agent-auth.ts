@@ -11,7 +11,7 @@ import type { KeyObject } from 'node:crypto';
 import { AuthenticationError } from '@airlock/errors';
 import { decodePublicKey, ed25519PublicKey, sha256Hex, verifySignature } from '@airlock/identity';
 import { MAX_CLOCK_SKEW_SECONDS, NONCE_PATTERN, type SignedRequestParts, signedHeaders } from '@airlock/protocol';
-import type { RequestFacts } from '../request-facts.ts';
+import type { RequestFacts } from './request-facts.ts';
 import type { Database, Queryable } from '@airlock/storage';
 
 export interface AgentPrincipal {

@@ -7,7 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import { signStatement } from '@airlock/identity';
 import type { IntegrationSpec, JobEnvelopePayload, SignedStatement } from '@airlock/protocol';
-import type { AgentPrincipal } from './auth/agent-auth.ts';
+import type { AgentPrincipal } from '@airlock/auth';
 import type { Signer } from '@airlock/storage';
 
 /** How long an agent may take to start a job after it was handed out. */

@@ -7,7 +7,7 @@ import { createLocalJWKSet, errors as joseErrors, jwtVerify, SignJWT } from 'jos
 import { AuthenticationError } from '@airlock/errors';
 import { ACCESS_TOKEN_TTL_SECONDS, JWT_CLOCK_TOLERANCE_SECONDS, MAX_ACCESS_TOKEN_TTL_SECONDS } from '@airlock/protocol';
 import type { Queryable } from '@airlock/storage';
-import { type Permission, permissions as allPermissions } from '../auth/permissions.ts';
+import { type Permission, permissions as allPermissions } from '../permissions.ts';
 import { clientByClientId, type ClientRow, newTokenId, type OAuthClientPrincipal } from './clients.ts';
 import { jwksOf, TOKEN_ALG, type TokenKeys } from './token-keys.ts';
 

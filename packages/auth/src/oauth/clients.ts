@@ -10,8 +10,8 @@ import { z } from 'zod';
 import { ConflictError, UserError } from '@airlock/errors';
 import { CLIENT_ASSERTION_MAX_LIFETIME_SECONDS, JWT_CLOCK_TOLERANCE_SECONDS } from '@airlock/protocol';
 import type { Queryable } from '@airlock/storage';
-import { type Permission, type Role, roleAllows } from '../auth/permissions.ts';
-import { hashesEqual, randomToken, sha256Hex } from '../auth/secrets.ts';
+import { type Permission, type Role, roleAllows } from '../permissions.ts';
+import { hashesEqual, randomToken, sha256Hex } from '../secrets.ts';
 
 export const authMethods = ['client_secret_basic', 'private_key_jwt'] as const;
 export type AuthMethod = (typeof authMethods)[number];
