@@ -1,7 +1,7 @@
 /**
- * The control plane's core: the tRPC router, its procedures, storage and migrations, and the
- * HTTP transport. `apps/control-plane` mounts it with config; agents and CLIs import `AppRouter`
- * as a type only.
+ * The control plane's tRPC router, its procedures and the HTTP transport, with what
+ * `apps/control-plane` needs from storage, authentication, dispatch and alerts to mount them with
+ * config. Agents, the console and CLIs import `AppRouter` from `@airlock/api/router`, as a type only.
  */
 export { appRouter, type AppRouter } from './router.ts';
 export { createHttpHandler, createMetricsHandler, type HttpOptions } from './http.ts';
