@@ -19,7 +19,7 @@ import { randomUUID } from 'node:crypto';
 import { cpus, loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
 import { type AuditEventInput, type AuditRecord, type ChainHead, chainEvent, defaultPageThreads } from '@airlock/audit';
-import { connectPostgres, createCheckpoint, migrate, recordAudit, signerFromSecretKey, verifyStoredAudit, writeAuditRecords } from '@airlock/api';
+import { connectPostgres, createCheckpoint, migrate, recordAudit, signerFromSecretKey, verifyStoredAudit, writeAuditRecords } from '@airlock/storage';
 import { generateKeyPair } from '@airlock/identity';
 import { startPostgres } from '@airlock/testing';
 import { setUpCli } from './cli.ts';

@@ -10,7 +10,7 @@ import { copyFile, mkdir, readFile, readlink, writeFile } from 'node:fs/promises
 import path from 'node:path';
 import { createTRPCClient, httpLink } from '@trpc/client';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import type { AppRouter } from '@airlock/api';
+import type { AppRouter } from '@airlock/api/router';
 import { encodeKey, generateKeyPair } from '@airlock/identity';
 import { createTestDatabase } from '@airlock/testing';
 import { inheritedEnv } from '../src/config.ts';

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { AgentMetrics } from '@airlock/agent';
-import { connectPostgres, createMetrics, type Database, migrate } from '@airlock/api';
+import { connectPostgres, createMetrics, type Database, migrate } from '@airlock/storage';
 import { createTestDatabase } from '@airlock/testing';
 import { metricFamilies } from './prometheus.ts';
 import { REPO_ROOT } from './system.ts';

@@ -4,7 +4,7 @@
  */
 import os from 'node:os';
 import { createTRPCClient, httpLink } from '@trpc/client';
-import type { AppRouter } from '@airlock/api';
+import type { AppRouter } from '@airlock/api/router';
 import { type AgentKeyPair, signRequest } from '@airlock/identity';
 import { fetchNamingFailures, formatIssues, UnexpectedError, UserError } from '@airlock/errors';
 import { escapeUnprintable, truncateText } from '@airlock/protocol';

@@ -1,5 +1,5 @@
 /** The admin roles, highest first, as the server names them. */
-import type { Role } from '@airlock/api';
+import type { Role } from '@airlock/api/router';
 
 export const ROLES = ['owner', 'admin', 'operator', 'auditor'] as const satisfies readonly Role[];
 

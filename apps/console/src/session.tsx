@@ -6,10 +6,10 @@
 import { createContext, type ReactNode, useContext, useEffect } from 'react';
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { ErrorState, Loading } from './components/ui.tsx';
-import type { Permission } from '@airlock/api';
+import type { Permission } from '@airlock/api/router';
 import { setCsrfToken, useTRPC } from './trpc.ts';
 
-export type { Permission } from '@airlock/api';
+export type { Permission } from '@airlock/api/router';
 
 export interface SessionUser {
   id: string;

@@ -6,7 +6,7 @@ import { QueryCache, QueryClient } from '@tanstack/react-query';
 import { createTRPCClient, httpBatchLink } from '@trpc/client';
 import { forPerson, remoteErrorClass } from '@airlock/errors';
 import { createTRPCContext } from '@trpc/tanstack-react-query';
-import type { AppRouter } from '@airlock/api';
+import type { AppRouter } from '@airlock/api/router';
 
 export const CSRF_HEADER = 'x-airlock-csrf';
 

@@ -20,7 +20,7 @@ import {
   treeCheckpointSignedBy,
   verifyInclusion,
 } from '@airlock/audit';
-import { verifierFor } from '@airlock/api';
+import { verifierFor } from '@airlock/storage';
 import { UserError } from '@airlock/errors';
 
 /** A checkpoint as exported for one tenant: the tree checkpoint, and that tenant's leaf with its audit path. */

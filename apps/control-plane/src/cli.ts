@@ -5,7 +5,8 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Command, Option } from 'commander';
-import type { AppRouter, StoredAuditVerification } from '@airlock/api';
+import type { AppRouter } from '@airlock/api/router';
+import type { StoredAuditVerification } from '@airlock/storage';
 import { EXIT_REFUSED, fetchNamingFailures, forPerson, formatIssues, fromRemote, OperationalError, personErrorJson, remoteErrorClass, UserError } from '@airlock/errors';
 import { enrollCommand, integrationSpecToSave } from '@airlock/protocol';
 import packageJson from '../package.json' with { type: 'json' };

@@ -6,7 +6,7 @@
 import { readFile } from 'node:fs/promises';
 import { type Command, Option } from 'commander';
 import type { TRPCClient } from '@trpc/client';
-import type { AppRouter } from '@airlock/api';
+import type { AppRouter } from '@airlock/api/router';
 import { formatIssues, UserError } from '@airlock/errors';
 import { requestCallerTypes, requestLogCsv, requestLogJsonl, type RequestLogRow } from '@airlock/protocol';
 import type { Output } from './output.ts';

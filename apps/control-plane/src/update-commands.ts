@@ -2,7 +2,7 @@
 import { readFile } from 'node:fs/promises';
 import { type Command, Option } from 'commander';
 import type { TRPCClient } from '@trpc/client';
-import type { AppRouter } from '@airlock/api';
+import type { AppRouter } from '@airlock/api/router';
 import { UserError } from '@airlock/errors';
 import { RELEASE_CHUNK_BYTES, signedStatement } from '@airlock/protocol';
 import type { Output } from './output.ts';

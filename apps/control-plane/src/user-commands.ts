@@ -5,7 +5,8 @@
  */
 import type { Command } from 'commander';
 import { Option } from 'commander';
-import type { AdminUser, Database, Role } from '@airlock/api';
+import type { AdminUser, Role } from '@airlock/auth';
+import type { Database } from '@airlock/storage';
 import { UserError } from '@airlock/errors';
 import { adminRole } from '@airlock/protocol';
 import { output as print } from './output.ts';

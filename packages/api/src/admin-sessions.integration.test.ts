@@ -2,10 +2,10 @@ import { type Server } from 'node:http';
 import { afterAll, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
 import { createTestDatabase } from '@airlock/testing';
 import { generateKeyPair } from '@airlock/identity';
-import { BAD_CREDENTIALS, login, pruneLoginThrottle, TOO_MANY_ATTEMPTS } from './auth/login.ts';
-import { sha256Hex } from './auth/secrets.ts';
-import { type AuthSettings, defaultAuthSettings } from './auth/settings.ts';
-import { signerFromSecretKey } from './signer.ts';
+import { BAD_CREDENTIALS, login, pruneLoginThrottle, TOO_MANY_ATTEMPTS } from '@airlock/auth';
+import { sha256Hex } from '@airlock/auth';
+import { type AuthSettings, defaultAuthSettings } from '@airlock/auth';
+import { signerFromSecretKey } from '@airlock/storage';
 import {
   bootstrapTenant,
   connectPostgres,

@@ -6,8 +6,8 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { type AgentKeyPair, encodeKey, generateKeyPair, openStatement, signRequest } from '@airlock/identity';
 import { generateDemoKey } from '@airlock/pgp';
 import { createTestDatabase } from '@airlock/testing';
-import { AlertEngine, type AlertEngineOptions } from './alerts/engine.ts';
-import { sendWebhook } from './alerts/webhook.ts';
+import { AlertEngine, type AlertEngineOptions } from '@airlock/alerts';
+import { sendWebhook } from '@airlock/alerts';
 import {
   appendAudit,
   bootstrapTenant,

@@ -6,10 +6,10 @@ import { afterAll, describe, expect, inject, it } from 'vitest';
 import { type AuditEventInput, type AuditRecord, chainEvent, chainProofHolds, type ChainHead, hashEvent, treeCheckpointSignedBy, verifyChain } from '@airlock/audit';
 import { encodeKey, generateKeyPair, keyFingerprint } from '@airlock/identity';
 import { createTestDatabase, seededRandom } from '@airlock/testing';
-import { createApiKey } from './auth/api-keys.ts';
+import { createApiKey } from '@airlock/auth';
 import { createContext } from './context.ts';
 import { appRouter } from './router.ts';
-import { signerFromSecretKey, verifierFor } from './signer.ts';
+import { signerFromSecretKey, verifierFor } from '@airlock/storage';
 import { connectAsAppRole } from './storage/app-role.fixture.ts';
 import {
   appendAudit,

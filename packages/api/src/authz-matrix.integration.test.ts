@@ -21,14 +21,14 @@ import { generateDemoKey } from '@airlock/pgp';
 import { formatResource, parseScope } from '@airlock/scopes';
 import { createTestDatabase } from '@airlock/testing';
 import { exportJWK, generateKeyPair as generateJoseKeyPair, type CryptoKey, SignJWT } from 'jose';
-import { createClient } from './oauth/clients.ts';
-import { generateTokenKeyPem, tokenKeysFromPems } from './oauth/token-keys.ts';
-import { sealDestination } from './alerts/delivery.ts';
-import { appendAudit } from './audit-log.ts';
-import { createApiKey } from './auth/api-keys.ts';
-import { hashPassword } from './auth/passwords.ts';
-import { randomToken, sha256Hex } from './auth/secrets.ts';
-import { createSession, CSRF_HEADER, csrfTokenFor, SESSION_COOKIE } from './auth/sessions.ts';
+import { createClient } from '@airlock/auth';
+import { generateTokenKeyPem, tokenKeysFromPems } from '@airlock/auth';
+import { sealDestination } from '@airlock/alerts';
+import { appendAudit } from '@airlock/storage';
+import { createApiKey } from '@airlock/auth';
+import { hashPassword } from '@airlock/auth';
+import { randomToken, sha256Hex } from '@airlock/auth';
+import { createSession, CSRF_HEADER, csrfTokenFor, SESSION_COOKIE } from '@airlock/auth';
 import {
   bootstrapTenant,
   connectPostgres,
@@ -43,7 +43,7 @@ import {
   signerFromSecretKey,
 } from './index.ts';
 import { type AppRoleConnection, connectAsAppRole } from './storage/app-role.fixture.ts';
-import { connectorSchemes } from './connector-definitions.ts';
+import { connectorSchemes } from '@airlock/dispatch';
 import { appRouter } from './router.ts';
 import { listenOnLoopback } from './trpc-http.fixture.ts';
 

@@ -4,9 +4,9 @@
  * cannot be used to mint keys quietly; further keys are made with an existing one.
  */
 import { ConflictError } from '@airlock/errors';
-import { appendAudit } from './audit-log.ts';
-import { createApiKey } from './auth/api-keys.ts';
-import type { Database } from './storage/database.ts';
+import { appendAudit } from '@airlock/storage';
+import { createApiKey } from '@airlock/auth';
+import type { Database } from '@airlock/storage';
 
 export async function bootstrapTenant(
   db: Database,

@@ -5,8 +5,8 @@ import { refOf } from '@airlock/connector-api/definition';
 import { type AgentKeyPair, encodeKey, generateKeyPair, signRequest } from '@airlock/identity';
 import { generateDemoKey } from '@airlock/pgp';
 import { createTestDatabase } from '@airlock/testing';
-import { createApiKey } from './auth/api-keys.ts';
-import { destinationDefinitions, sourceDefinitions } from './connector-definitions.ts';
+import { createApiKey } from '@airlock/auth';
+import { destinationDefinitions, sourceDefinitions } from '@airlock/dispatch';
 import { bootstrapTenant, connectPostgres, createHttpHandler, type Database, Dispatcher, migrate, signerFromSecretKey } from './index.ts';
 import { data, listenOnLoopback, send } from './trpc-http.fixture.ts';
 

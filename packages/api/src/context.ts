@@ -3,26 +3,12 @@
  * authentication needs. Who the caller is gets decided by the procedure builders in `trpc.ts`, which
  * also narrow `db` to the caller's tenant (row-level security) for admin and agent procedures.
  */
-import type { AgentKeyCache, AuthenticatedAgent } from './auth/agent-auth.ts';
-import type { LoginGuard } from './auth/login-guard.ts';
-import type { AuthSettings } from './auth/settings.ts';
-import type { SecretBox } from './alerts/secret-box.ts';
-import type { WebhookOptions } from './alerts/webhook.ts';
-import type { Dispatcher } from './dispatcher.ts';
-import type { RateLimits } from './rate-limits.ts';
-import type { Signer } from './signer.ts';
-import type { Database } from './storage/database.ts';
-import type { OAuthSettings } from './oauth/tokens.ts';
+import type { AgentKeyCache, AuthenticatedAgent, AuthSettings, LoginGuard, OAuthSettings, RateLimits, RequestFacts } from '@airlock/auth';
+import type { SecretBox, WebhookOptions } from '@airlock/alerts';
+import type { Dispatcher } from '@airlock/dispatch';
+import type { Database, Signer } from '@airlock/storage';
 
-export interface RequestFacts {
-  method: string;
-  /** Path and query exactly as received, for signature checks. */
-  pathAndQuery: string;
-  headers: Headers;
-  /** The raw body bytes, for signature checks. */
-  body: Uint8Array;
-  sourceIp: string | null;
-}
+export type { RequestFacts } from '@airlock/auth';
 
 export interface ServerDeps {
   db: Database;

@@ -7,8 +7,8 @@ import { verifyChain } from '@airlock/audit';
 import { type AgentKeyPair, encodeKey, generateKeyPair, openStatement, signRequest } from '@airlock/identity';
 import { generateDemoKey } from '@airlock/pgp';
 import { createTestDatabase } from '@airlock/testing';
-import { signerFromSecretKey } from './signer.ts';
-import { createApiKey } from './auth/api-keys.ts';
+import { signerFromSecretKey } from '@airlock/storage';
+import { createApiKey } from '@airlock/auth';
 import { bootstrapTenant, listAuditEvents, connectPostgres, openPglite, createHttpHandler, type Database, Dispatcher, migrate } from './index.ts';
 import { type Call, data, listenOnLoopback, send } from './trpc-http.fixture.ts';
 

@@ -5,7 +5,7 @@ import { generateDemoKey } from '@airlock/pgp';
 import { AGENT_LOST_AFTER_MS, jobEnvelopePayload } from '@airlock/protocol';
 import { createTestDatabase } from '@airlock/testing';
 import { bootstrapTenant, connectPostgres, createHttpHandler, type Database, Dispatcher, migrate, signerFromSecretKey } from './index.ts';
-import { Scheduler } from './scheduler.ts';
+import { Scheduler } from '@airlock/dispatch';
 import { listenOnLoopback } from './trpc-http.fixture.ts';
 
 const silent = { warn: () => undefined, error: () => undefined };

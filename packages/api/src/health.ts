@@ -6,9 +6,9 @@
  */
 import { randomBytes } from 'node:crypto';
 import { READINESS_CHECK_TIMEOUT_MS } from '@airlock/protocol';
-import { verifierFor, type Signer } from './signer.ts';
-import type { Database } from './storage/database.ts';
-import { pendingMigrations } from './storage/migrate.ts';
+import { verifierFor, type Signer } from '@airlock/storage';
+import type { Database } from '@airlock/storage';
+import { pendingMigrations } from '@airlock/storage';
 
 const CHECK_NAMES = ['database', 'migrations', 'signingKey'] as const;
 export type CheckName = (typeof CHECK_NAMES)[number];

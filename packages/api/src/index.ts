@@ -1,23 +1,23 @@
 /**
- * The control plane's core: the tRPC router, its procedures, storage and migrations, and the
- * HTTP transport. `apps/control-plane` mounts it with config; agents and CLIs import `AppRouter`
- * as a type only.
+ * The control plane's tRPC router, its procedures and the HTTP transport, with what
+ * `apps/control-plane` needs from storage, authentication, dispatch and alerts to mount them with
+ * config. Agents, the console and CLIs import `AppRouter` from `@airlock/api/router`, as a type only.
  */
 export { appRouter, type AppRouter } from './router.ts';
 export { createHttpHandler, createMetricsHandler, type HttpOptions } from './http.ts';
 export { checkReadiness, type Readiness } from './health.ts';
-export { createMetrics, type Metrics, processMetrics } from './metrics.ts';
-export { DEFAULT_MAX_BATCH_SIZE, DEFAULT_RATE_LIMITS, pruneRateLimits, RateLimits, type LimitKind, type RateLimit, type RateLimitSettings } from './rate-limits.ts';
+export { createMetrics, type Metrics, processMetrics } from '@airlock/storage';
+export { DEFAULT_MAX_BATCH_SIZE, DEFAULT_RATE_LIMITS, pruneRateLimits, RateLimits, type LimitKind, type RateLimit, type RateLimitSettings } from '@airlock/auth';
 export { createStaticHandler, securityHeaders, type StaticHandler } from './static-files.ts';
 export { createContext, type Context, type RequestFacts, type ServerDeps } from './context.ts';
-export { AGENT_KEY_CHANNEL, Dispatcher, type DispatcherOptions, notifyAgents, WAKE_CHANNEL } from './dispatcher.ts';
-export { Scheduler, type FireOutcome, type SchedulerOptions, latestFireTime, nextFireTime, validateSchedule } from './scheduler.ts';
-export { connectPostgres, openPglite, type Database, type Listener, type NotificationHandlers, type PostgresOptions, type Queryable, RequestAbandoned } from './storage/database.ts';
-export { migrate, pendingMigrations } from './storage/migrate.ts';
+export { AGENT_KEY_CHANNEL, Dispatcher, type DispatcherOptions, notifyAgents, WAKE_CHANNEL } from '@airlock/dispatch';
+export { Scheduler, type FireOutcome, type SchedulerOptions, latestFireTime, nextFireTime, validateSchedule } from '@airlock/dispatch';
+export { connectPostgres, openPglite, type Database, type Listener, type NotificationHandlers, type PostgresOptions, type Queryable, RequestAbandoned } from '@airlock/storage';
+export { migrate, pendingMigrations } from '@airlock/storage';
 export { bootstrapTenant } from './bootstrap.ts';
-export { AgentKeyCache, pruneNonces } from './auth/agent-auth.ts';
-export { permissions, roles, type Permission, type Role } from './auth/permissions.ts';
-export { appendAudit, chainKey, listAuditEvents, readChain, readChainPages, recordAudit, writeAuditRecords, type AuditFilter } from './audit-log.ts';
+export { AgentKeyCache, pruneNonces } from '@airlock/auth';
+export { permissions, roles, type Permission, type Role } from '@airlock/auth';
+export { appendAudit, chainKey, listAuditEvents, readChain, readChainPages, recordAudit, writeAuditRecords, type AuditFilter } from '@airlock/storage';
 export {
   chainCheckpoints,
   createCheckpoint,
@@ -27,22 +27,22 @@ export {
   verifyStoredAudit,
   type ChainCheckpoint,
   type StoredAuditVerification,
-} from './checkpoints.ts';
-export { signerFromSecretKey, verifierFor, type Signer } from './signer.ts';
-export { createAdminUserInTenant, listAdminUsers, tenantIdOf, unlockAdminUser, type AdminUser } from './auth/admin-users.ts';
-export { defaultAuthSettings, type AuthSettings } from './auth/settings.ts';
-export { pruneSessions } from './auth/sessions.ts';
-export { pruneLoginThrottle } from './auth/login.ts';
-export { pruneLoginSteps } from './auth/login-steps.ts';
-export { checkPasswordPolicy, MIN_PASSWORD_LENGTH } from './auth/passwords.ts';
-export type { AdminPrincipal } from './auth/principal.ts';
-export { AlertEngine, defaultThresholds, type AlertEngineOptions, type AlertThresholds, type TickResult } from './alerts/engine.ts';
-export { secretBoxFromKey, type SecretBox } from './alerts/secret-box.ts';
-export { DELIVERY_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, signAlertBody, verifyAlertSignature, type SignatureCheck } from './alerts/signature.ts';
-export { parseWebhookUrl, refusedAddress, type WebhookOptions } from './alerts/webhook.ts';
-export { recordKeyRotation } from './key-rotations.ts';
-export { generateTokenKeyPem, jwksOf, tokenKeysFromPems, type TokenKeys } from './oauth/token-keys.ts';
-export { type OAuthSettings } from './oauth/tokens.ts';
-export { pruneAssertionJtis } from './oauth/clients.ts';
+} from '@airlock/storage';
+export { signerFromSecretKey, verifierFor, type Signer } from '@airlock/storage';
+export { createAdminUserInTenant, listAdminUsers, tenantIdOf, unlockAdminUser, type AdminUser } from '@airlock/auth';
+export { defaultAuthSettings, type AuthSettings } from '@airlock/auth';
+export { pruneSessions } from '@airlock/auth';
+export { pruneLoginThrottle } from '@airlock/auth';
+export { pruneLoginSteps } from '@airlock/auth';
+export { checkPasswordPolicy, MIN_PASSWORD_LENGTH } from '@airlock/auth';
+export type { AdminPrincipal } from '@airlock/auth';
+export { AlertEngine, defaultThresholds, type AlertEngineOptions, type AlertThresholds, type TickResult } from '@airlock/alerts';
+export { secretBoxFromKey, type SecretBox } from '@airlock/alerts';
+export { DELIVERY_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, signAlertBody, verifyAlertSignature, type SignatureCheck } from '@airlock/alerts';
+export { parseWebhookUrl, refusedAddress, type WebhookOptions } from '@airlock/alerts';
+export { recordKeyRotation } from '@airlock/storage';
+export { generateTokenKeyPem, jwksOf, tokenKeysFromPems, type TokenKeys } from '@airlock/auth';
+export { type OAuthSettings } from '@airlock/auth';
+export { pruneAssertionJtis } from '@airlock/auth';
 export { DEFAULT_REQUEST_LOG_RETENTION_DAYS, pruneRequestLog, RequestLogWriter, type RequestLogEntry, type RequestLogOptions, type RequestLogStats } from './request-log.ts';
-export { clientJwks } from './oauth/clients.ts';
+export { clientJwks } from '@airlock/auth';

@@ -3,7 +3,7 @@ import { type Server } from 'node:http';
 import { afterAll, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
 import { type AgentKeyPair, encodeKey, generateKeyPair, signRequest } from '@airlock/identity';
 import { createTestDatabase } from '@airlock/testing';
-import { signerFromSecretKey } from './signer.ts';
+import { signerFromSecretKey } from '@airlock/storage';
 import { bootstrapTenant, connectPostgres, createHttpHandler, type Database, DEFAULT_RATE_LIMITS, Dispatcher, migrate, secretBoxFromKey } from './index.ts';
 import { type Call, data, listenOnLoopback, send } from './trpc-http.fixture.ts';
 

@@ -6,12 +6,12 @@
  * the console as a redirect: `/` with the session cookie set, or `/?sso=failed`.
  */
 import type { ServerResponse } from 'node:http';
-import { addressKey } from './auth/login-guard.ts';
-import { beginSsoLogin, finishSsoLogin, SSO_BROWSER_COOKIE, SSO_CALLBACK_PATH, SSO_START_PATH, SsoRefused, type SsoRequest } from './auth/oidc.ts';
-import { clearedLegacySessionCookie, sessionCookie } from './auth/sessions.ts';
-import type { AuthSettings } from './auth/settings.ts';
+import { addressKey } from '@airlock/auth';
+import { beginSsoLogin, finishSsoLogin, SSO_BROWSER_COOKIE, SSO_CALLBACK_PATH, SSO_START_PATH, SsoRefused, type SsoRequest } from '@airlock/auth';
+import { clearedLegacySessionCookie, sessionCookie } from '@airlock/auth';
+import type { AuthSettings } from '@airlock/auth';
 import type { ServerDeps } from './context.ts';
-import type { RateLimits } from './rate-limits.ts';
+import type { RateLimits } from '@airlock/auth';
 import { securityHeaders } from './static-files.ts';
 
 const browserCookieName = (secure: boolean) => (secure ? `__Host-${SSO_BROWSER_COOKIE}` : SSO_BROWSER_COOKIE);

@@ -3,7 +3,7 @@ import { type Server } from 'node:http';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { type AgentKeyPair, encodeKey, generateKeyPair, signRequest } from '@airlock/identity';
 import { createTestDatabase } from '@airlock/testing';
-import { createApiKey } from './auth/api-keys.ts';
+import { createApiKey } from '@airlock/auth';
 import {
   bootstrapTenant,
   connectPostgres,

@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { generateKeyPair } from '@airlock/identity';
 import { createTestDatabase } from '@airlock/testing';
 import type { RequestLogRow } from '@airlock/protocol';
-import { createClient } from './oauth/clients.ts';
+import { createClient } from '@airlock/auth';
 import {
   bootstrapTenant,
   connectPostgres,

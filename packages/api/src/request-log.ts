@@ -6,7 +6,7 @@
  * `stats()`. An entry holds no body, query string, header other than the user agent, or credential.
  */
 import { escapeUnprintable, REQUEST_LOG_FLUSH_MS } from '@airlock/protocol';
-import type { Database, Queryable } from './storage/database.ts';
+import type { Database, Queryable } from '@airlock/storage';
 
 export type RequestCallerType = 'user' | 'api-key' | 'oauth-client' | 'agent' | 'anonymous';
 

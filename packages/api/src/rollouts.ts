@@ -6,10 +6,10 @@
  */
 import { type UpdateOffer, type UpdateStatus, UPDATE_OFFER_TIMEOUT_MS } from '@airlock/protocol';
 import type { JsonValue } from '@airlock/audit';
-import { appendAudit, eventBy } from './audit-log.ts';
-import type { AgentPrincipal } from './auth/agent-auth.ts';
+import { appendAudit, eventBy } from '@airlock/storage';
+import type { AgentPrincipal } from '@airlock/auth';
 import type { RequestFacts } from './context.ts';
-import type { Queryable } from './storage/database.ts';
+import type { Queryable } from '@airlock/storage';
 
 interface DueRow {
   rollout_id: string;

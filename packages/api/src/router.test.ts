@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { permissions } from './auth/permissions.ts';
+import { permissions } from '@airlock/auth';
 import { appRouter } from './router.ts';
 
 function permissionOf(procedure: unknown): string {

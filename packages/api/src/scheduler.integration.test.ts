@@ -1,4 +1,5 @@
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import { TRPCError } from '@trpc/server';
@@ -6,12 +7,12 @@ import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vi
 import { generateDemoKey } from '@airlock/pgp';
 import { generateKeyPair } from '@airlock/identity';
 import { createTestDatabase } from '@airlock/testing';
-import { signerFromSecretKey } from './signer.ts';
-import { createApiKey } from './auth/api-keys.ts';
+import { signerFromSecretKey } from '@airlock/storage';
+import { createApiKey } from '@airlock/auth';
 import { createContext } from './context.ts';
 import { appRouter } from './router.ts';
 import { bootstrapTenant, connectPostgres, type Database, Dispatcher, migrate, openPglite, Scheduler } from './index.ts';
-import { splitStatements } from './storage/migrate.ts';
+import { splitStatements } from '@airlock/storage';
 
 const silent = { warn: () => undefined, error: () => undefined };
 const signer = signerFromSecretKey(generateKeyPair().secretKey);
@@ -357,7 +358,7 @@ describe('schedules with several replicas on one PostgreSQL', () => {
     const legacy = connectPostgres(await createTestDatabase(inject('postgresUrl')));
     try {
       await legacy.execScript('CREATE TABLE schema_migrations (version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())');
-      const init = await readFile(new URL('../migrations/0001_init.sql', import.meta.url), 'utf8');
+      const init = await readFile(path.join(path.dirname(createRequire(import.meta.url).resolve('@airlock/storage/package.json')), 'migrations', '0001_init.sql'), 'utf8');
       for (const statement of splitStatements(init)) await legacy.query(statement);
       await legacy.query("INSERT INTO schema_migrations (version, name) VALUES (1, '0001_init.sql')");
       const [ids] = await legacy.query<{ tenant: string; agent: string; integration: string }>(

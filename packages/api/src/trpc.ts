@@ -22,14 +22,19 @@ import type { TRPC_ERROR_CODE_KEY } from '@trpc/server';
 import { ZodError } from 'zod';
 import { type AirlockError, type ErrorClass, formatIssues, isAirlockError, NotAllowedError } from '@airlock/errors';
 import { authenticateAdmin } from './auth/admin-auth.ts';
-import { AgentAuthError, type AgentPrincipal, authenticateAgent } from './auth/agent-auth.ts';
-import type { CounterCount } from './auth/counters.ts';
-import type { Permission } from './auth/permissions.ts';
-import { type AdminPrincipal, narrowingOf, principalAllows } from './auth/principal.ts';
-import { eventBy, recordAudit } from './audit-log.ts';
+import {
+  type AdminPrincipal,
+  AgentAuthError,
+  type AgentPrincipal,
+  authenticateAgent,
+  type CounterCount,
+  enforceLimit,
+  narrowingOf,
+  type Permission,
+  principalAllows,
+} from '@airlock/auth';
+import { type Database, eventBy, RequestAbandoned, recordAudit } from '@airlock/storage';
 import type { Context } from './context.ts';
-import { enforceLimit } from './rate-limits.ts';
-import { type Database, RequestAbandoned } from './storage/database.ts';
 
 const codes: Record<AirlockError['errorClass'], TRPC_ERROR_CODE_KEY> = {
   user: 'BAD_REQUEST',

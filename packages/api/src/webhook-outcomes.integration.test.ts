@@ -4,7 +4,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { generateKeyPair } from '@airlock/identity';
 import { createTestDatabase } from '@airlock/testing';
-import { signerFromSecretKey } from './signer.ts';
+import { signerFromSecretKey } from '@airlock/storage';
 import { bootstrapTenant, connectPostgres, createHttpHandler, type Database, DEFAULT_RATE_LIMITS, Dispatcher, migrate, secretBoxFromKey } from './index.ts';
 import { type Call, data, listenOnLoopback, send } from './trpc-http.fixture.ts';
 

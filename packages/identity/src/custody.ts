@@ -14,7 +14,7 @@ import {
   type StatementDomain,
   statementDomains,
 } from '@airlock/protocol';
-import { decodePublicKey, verifyDetached } from './index.ts';
+import { decodePublicKey, verifyDetached } from './keys.ts';
 
 export type Sign = (message: Uint8Array) => Uint8Array;
 

@@ -1,6 +1,6 @@
 /** The agent's side of key rotation: a proof that it holds the new key, and its check on the control plane. */
 import { keyRotationStatement, type RotateKeyInput } from '@airlock/protocol';
-import { type AgentKeyPair, decodePublicKey, encodeKey, newNonce, signDetached, verifyDetached } from './index.ts';
+import { type AgentKeyPair, decodePublicKey, encodeKey, newNonce, signDetached, verifyDetached } from './keys.ts';
 
 /** The body of `agent.rotateKey`: the new public key and its signature over the rotation statement. */
 export function keyRotationProof(newKeyPair: AgentKeyPair, agentId: string, now: Date = new Date()): RotateKeyInput {

@@ -2,7 +2,7 @@
 import { z } from 'zod';
 import { displayText } from './text.ts';
 
-/** What can raise an alert. Adding a kind here needs a rule in packages/api/src/alerts. */
+/** What can raise an alert. Adding a kind here needs a rule in packages/alerts/src. */
 export const alertKinds = [
   'scope-denied',
   'policy-violation',

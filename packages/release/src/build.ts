@@ -84,7 +84,7 @@ async function buildAgentExecutable(work: string, out: string): Promise<void> {
 /**
  * The control plane's files under /usr/lib/airlock/control-plane: the ESM bundle and its chunks,
  * PGlite beside it (it loads its WebAssembly from its own directory), and the packages the code
- * finds through their package.json (the API's migrations; the console's build).
+ * finds through their package.json (the storage package's migrations; the console's build).
  */
 async function buildControlPlane(lib: string): Promise<void> {
   await bundleNode(path.join(import.meta.dirname, 'control-plane-main.ts'), path.join(lib, 'cli.js'), { mode: 'self-contained', keepExternal: ['@electric-sql/pglite', 'pg-native'] });
@@ -94,10 +94,10 @@ async function buildControlPlane(lib: string): Promise<void> {
     recursive: true,
     filter: (source) => !source.endsWith('.map'),
   });
-  const api = packageDir('@airlock/api');
-  await mkdir(path.join(modules, '@airlock', 'api'), { recursive: true });
-  await writeFile(path.join(modules, '@airlock', 'api', 'package.json'), `${JSON.stringify({ name: '@airlock/api', private: true }, null, 2)}\n`);
-  await cp(path.join(api, 'migrations'), path.join(modules, '@airlock', 'api', 'migrations'), { recursive: true });
+  const storage = packageDir('@airlock/storage');
+  await mkdir(path.join(modules, '@airlock', 'storage'), { recursive: true });
+  await writeFile(path.join(modules, '@airlock', 'storage', 'package.json'), `${JSON.stringify({ name: '@airlock/storage', private: true }, null, 2)}\n`);
+  await cp(path.join(storage, 'migrations'), path.join(modules, '@airlock', 'storage', 'migrations'), { recursive: true });
   await mkdir(path.join(modules, '@airlock', 'control-plane'), { recursive: true });
   await writeFile(path.join(modules, '@airlock', 'control-plane', 'package.json'), `${JSON.stringify({ name: '@airlock/control-plane', private: true }, null, 2)}\n`);
   // The config's default console directory is <@airlock/control-plane>/../console/dist.

@@ -4,7 +4,7 @@
  */
 import { useId, useState } from 'react';
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
-import type { Role } from '@airlock/api';
+import type { Role } from '@airlock/api/router';
 import { Badge, ConfirmButton, CopyButton, Empty, Field, Notice, PageHeader, QueryView } from '../components/ui.tsx';
 import { formatAgo, formatTime } from '../format.ts';
 import { isRole, ROLES } from '../roles.ts';

@@ -3,7 +3,7 @@ import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { Badge, ConfirmButton, Empty, Field, Notice, PageHeader, QueryView } from '../components/ui.tsx';
 import { formatAgo, formatTime } from '../format.ts';
 import { Can, useSession } from '../session.tsx';
-import type { Role } from '@airlock/api';
+import type { Role } from '@airlock/api/router';
 import { isRole, ROLES } from '../roles.ts';
 import { errorMessage, useTRPC } from '../trpc.ts';
 

@@ -5,16 +5,16 @@
  * never sent implicitly and needs neither. With both present the Authorization header decides.
  */
 import { AuthenticationError, NotAllowedError } from '@airlock/errors';
-import { eventBy, recordAudit } from '../audit-log.ts';
-import { enforceLimit } from '../rate-limits.ts';
+import { eventBy, recordAudit } from '@airlock/storage';
+import { enforceLimit } from '@airlock/auth';
 import type { Context, RequestFacts } from '../context.ts';
-import type { Database } from '../storage/database.ts';
-import type { Permission, Role } from './permissions.ts';
-import { authenticateApiKey } from './api-keys.ts';
-import { authenticateAccessToken, looksLikeJwt } from '../oauth/tokens.ts';
-import { type AdminPrincipal, canGrant, narrowingOf } from './principal.ts';
-import { csrfRefusal, resumeSession, sessionTokenOf } from './sessions.ts';
-import { resolveAuthSettings } from './settings.ts';
+import type { Database } from '@airlock/storage';
+import type { Permission, Role } from '@airlock/auth';
+import { authenticateApiKey } from '@airlock/auth';
+import { authenticateAccessToken, looksLikeJwt } from '@airlock/auth';
+import { type AdminPrincipal, canGrant, narrowingOf } from '@airlock/auth';
+import { csrfRefusal, resumeSession, sessionTokenOf } from '@airlock/auth';
+import { resolveAuthSettings } from '@airlock/auth';
 
 export async function authenticateAdmin(ctx: Context, type: 'query' | 'mutation' | 'subscription', path: string): Promise<AdminPrincipal> {
   const authorization = ctx.request.headers.get('authorization');

@@ -5,11 +5,11 @@
  * a credential), every issue too (`oauth-token-issue`), and both count against rate limits: per
  * source IP before the client is known, per client after.
  */
-import { addressKey } from '../auth/login-guard.ts';
-import { permissions as allPermissions, type Permission, roleAllows } from '../auth/permissions.ts';
-import { recordAudit } from '../audit-log.ts';
+import { addressKey } from '@airlock/auth';
+import { permissions as allPermissions, type Permission, roleAllows } from '@airlock/auth';
+import { recordAudit } from '@airlock/storage';
 import type { RequestFacts, ServerDeps } from '../context.ts';
-import type { RateLimits } from '../rate-limits.ts';
+import type { RateLimits } from '@airlock/auth';
 import {
   authenticateWithAssertion,
   authenticateWithSecret,
@@ -17,8 +17,8 @@ import {
   CLIENT_ASSERTION_TYPE,
   type ClientRow,
   OAuthError,
-} from './clients.ts';
-import { clientPermissions, issueAccessToken, type OAuthSettings, tokenEndpointOf } from './tokens.ts';
+} from '@airlock/auth';
+import { clientPermissions, issueAccessToken, type OAuthSettings, tokenEndpointOf } from '@airlock/auth';
 
 export interface TokenResponse {
   status: number;

@@ -9,14 +9,14 @@ import type { TRPCRouterRecord } from '@trpc/server';
 import { NotAllowedError } from '@airlock/errors';
 import { changePasswordInput, confirmPasskeyInput, confirmTotpInput, removePasskeyInput, removeTotpInput } from '@airlock/protocol';
 import type { RegistrationResponseJSON } from '@simplewebauthn/server';
-import { beginPasskeyRegistration, finishPasskeyRegistration, relyingPartyOf } from '../auth/passkeys.ts';
-import { appendAudit, eventBy } from '../audit-log.ts';
-import { attemptClaims } from '../auth/login.ts';
-import type { AdminPrincipal, UserPrincipal } from '../auth/principal.ts';
-import { beginTotpEnrollment, changeOwnPassword, confirmTotpEnrollment, removeOwnPasskey, removeOwnTotp, type StepRequest } from '../auth/second-factor.ts';
-import { resolveAuthSettings } from '../auth/settings.ts';
+import { beginPasskeyRegistration, finishPasskeyRegistration, relyingPartyOf } from '@airlock/auth';
+import { appendAudit, eventBy } from '@airlock/storage';
+import { attemptClaims } from '@airlock/auth';
+import type { AdminPrincipal, UserPrincipal } from '@airlock/auth';
+import { beginTotpEnrollment, changeOwnPassword, confirmTotpEnrollment, removeOwnPasskey, removeOwnTotp, type StepRequest } from '@airlock/auth';
+import { resolveAuthSettings } from '@airlock/auth';
 import type { Context } from '../context.ts';
-import type { Queryable } from '../storage/database.ts';
+import type { Queryable } from '@airlock/storage';
 import { procedureFor } from '../trpc.ts';
 
 function person(admin: AdminPrincipal): UserPrincipal {

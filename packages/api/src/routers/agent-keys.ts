@@ -9,8 +9,8 @@ import type { TRPCRouterRecord } from '@trpc/server';
 import { AuthenticationError, ConflictError, NotFoundError, UserError } from '@airlock/errors';
 import { verifyKeyRotationProof } from '@airlock/identity';
 import { byId, MAX_CLOCK_SKEW_SECONDS, rotateKeyInput, rotateKeyOutput } from '@airlock/protocol';
-import { appendAudit, eventBy, recordAudit } from '../audit-log.ts';
-import { AGENT_KEY_CHANNEL, notifyAgents, WAKE_CHANNEL } from '../dispatcher.ts';
+import { appendAudit, eventBy, recordAudit } from '@airlock/storage';
+import { AGENT_KEY_CHANNEL, notifyAgents, WAKE_CHANNEL } from '@airlock/dispatch';
 import { agentProcedure, procedureFor } from '../trpc.ts';
 
 /** Public keys are not secret, but the trail names them by digest to keep rows short. */

@@ -8,15 +8,15 @@ import type { TRPCRouterRecord } from '@trpc/server';
 import { z } from 'zod';
 import { ConflictError, NotFoundError, OperationalError } from '@airlock/errors';
 import { byId, createAlertDestinationInput, listAlertsInput, type AlertKind, type AlertSeverity } from '@airlock/protocol';
-import { sealDestination, openDestination } from '../alerts/delivery.ts';
-import { alertPayload } from '../alerts/payload.ts';
-import { ALERT_COLUMNS, type AlertRow, alertListing } from '../alerts/store.ts';
-import { originOf, parseWebhookUrl, sendWebhook } from '../alerts/webhook.ts';
-import { appendAudit, eventBy, recordAudit } from '../audit-log.ts';
-import { principalRef } from '../auth/principal.ts';
-import { randomToken } from '../auth/secrets.ts';
+import { sealDestination, openDestination } from '@airlock/alerts';
+import { alertPayload } from '@airlock/alerts';
+import { ALERT_COLUMNS, type AlertRow, alertListing } from '@airlock/alerts';
+import { originOf, parseWebhookUrl, sendWebhook } from '@airlock/alerts';
+import { appendAudit, eventBy, recordAudit } from '@airlock/storage';
+import { principalRef } from '@airlock/auth';
+import { randomToken } from '@airlock/auth';
 import type { Context } from '../context.ts';
-import type { Queryable } from '../storage/database.ts';
+import type { Queryable } from '@airlock/storage';
 import { procedureFor } from '../trpc.ts';
 
 function alertServices(ctx: Context): NonNullable<Context['alerts']> {

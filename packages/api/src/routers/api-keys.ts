@@ -8,11 +8,11 @@ import type { TRPCRouterRecord } from '@trpc/server';
 import { NotFoundError } from '@airlock/errors';
 import { z } from 'zod';
 import { byId, createApiKeyInput } from '@airlock/protocol';
-import { appendAudit, eventBy } from '../audit-log.ts';
-import { createApiKey } from '../auth/api-keys.ts';
-import { type Permission, permissions, type Role, roleCovers } from '../auth/permissions.ts';
+import { appendAudit, eventBy } from '@airlock/storage';
+import { createApiKey } from '@airlock/auth';
+import { type Permission, permissions, type Role, roleCovers } from '@airlock/auth';
 import { assertCanGrant } from '../auth/admin-auth.ts';
-import { keyCreatorOf } from '../auth/principal.ts';
+import { keyCreatorOf } from '@airlock/auth';
 import { procedureFor } from '../trpc.ts';
 
 interface KeyRow {

@@ -5,7 +5,7 @@
  */
 import type { TRPCRouterRecord } from '@trpc/server';
 import { listCheckpointsInput } from '@airlock/protocol';
-import { chainCheckpoints, latestChainCheckpoint, listCheckpoints } from '../checkpoints.ts';
+import { chainCheckpoints, latestChainCheckpoint, listCheckpoints } from '@airlock/storage';
 import { procedureFor } from '../trpc.ts';
 
 export const checkpointProcedures = {

@@ -8,9 +8,9 @@ import { z } from 'zod';
 import { isAirlockError, NotFoundError } from '@airlock/errors';
 import { inspectRecipientKeys } from '@airlock/pgp';
 import { AGENT_ONLINE_WITHIN_MS, armoredPublicKey, byId, connectorRef, heartbeatSummary, type IntegrationSpec, runStatus, type RunStatus } from '@airlock/protocol';
-import { effectivePermissions } from '../auth/principal.ts';
-import { verifyStoredAudit } from '../checkpoints.ts';
-import { checkConnectorConfig, connectorCatalog } from '../connector-catalog.ts';
+import { effectivePermissions } from '@airlock/auth';
+import { verifyStoredAudit } from '@airlock/storage';
+import { checkConnectorConfig, connectorCatalog } from '@airlock/dispatch';
 import { procedureFor } from '../trpc.ts';
 
 const HOUR_MS = 3_600_000;

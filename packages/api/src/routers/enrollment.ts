@@ -2,10 +2,10 @@ import type { TRPCRouterRecord } from '@trpc/server';
 import { AuthenticationError, ConflictError, NotFoundError } from '@airlock/errors';
 import { keyFingerprint } from '@airlock/identity';
 import { byId, createEnrollmentTokenInput, enrollCommand, enrollInput, enrollOutput } from '@airlock/protocol';
-import { appendAudit, eventBy, recordAudit } from '../audit-log.ts';
-import { randomToken, sha256Hex } from '../auth/secrets.ts';
+import { appendAudit, eventBy, recordAudit } from '@airlock/storage';
+import { randomToken, sha256Hex } from '@airlock/auth';
 import { procedureFor, publicProcedure } from '../trpc.ts';
-import { principalRef } from '../auth/principal.ts';
+import { principalRef } from '@airlock/auth';
 
 export const enrollmentRouter = {
   /** A one-time token for `airlock-agent enroll`, shown once, stored hashed, valid at most 30 minutes. */

@@ -19,12 +19,12 @@ import {
   removeGroupMemberInput,
 } from '@airlock/protocol';
 import { covers, formatResource, formatScope, type Grant, parseScope, type Scope, type Subject } from '@airlock/scopes';
-import { appendAudit, eventBy } from '../audit-log.ts';
-import { agentGrants, explainFor, GRANT_COLUMNS, type GrantRow, groupByName, requireAgent, subjectScopes } from '../grants.ts';
-import { connectorSchemes } from '../connector-definitions.ts';
-import { requiredScopes } from '../required-scopes.ts';
+import { appendAudit, eventBy } from '@airlock/storage';
+import { agentGrants, explainFor, GRANT_COLUMNS, type GrantRow, groupByName, requireAgent, subjectScopes } from '@airlock/dispatch';
+import { connectorSchemes } from '@airlock/dispatch';
+import { requiredScopes } from '@airlock/dispatch';
 import { procedureFor } from '../trpc.ts';
-import { principalRef } from '../auth/principal.ts';
+import { principalRef } from '@airlock/auth';
 
 function grantView(row: GrantRow & { group_name: string | null }, now: Date) {
   return {

@@ -8,16 +8,16 @@ import type { TRPCRouterRecord } from '@trpc/server';
 import { NotFoundError, UserError } from '@airlock/errors';
 import { z } from 'zod';
 import { byId, displayText } from '@airlock/protocol';
-import { appendAudit, eventBy } from '../audit-log.ts';
+import { appendAudit, eventBy } from '@airlock/storage';
 import { assertCanGrant } from '../auth/admin-auth.ts';
-import { type Permission, permissions, type Role, roleAllows, roles } from '../auth/permissions.ts';
-import { principalRef } from '../auth/principal.ts';
-import { authMethods, clientJwks, createClient, newSecret } from '../oauth/clients.ts';
-import { sha256Hex } from '../auth/secrets.ts';
-import type { Queryable } from '../storage/database.ts';
+import { type Permission, permissions, type Role, roleAllows, roles } from '@airlock/auth';
+import { principalRef } from '@airlock/auth';
+import { authMethods, clientJwks, createClient, newSecret } from '@airlock/auth';
+import { sha256Hex } from '@airlock/auth';
+import type { Queryable } from '@airlock/storage';
 import { procedureFor } from '../trpc.ts';
 import type { Context } from '../context.ts';
-import type { AdminPrincipal } from '../auth/principal.ts';
+import type { AdminPrincipal } from '@airlock/auth';
 
 const createInput = z
   .strictObject({

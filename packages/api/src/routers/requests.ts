@@ -5,7 +5,7 @@
  */
 import type { TRPCRouterRecord } from '@trpc/server';
 import { listRequestsInput, requestRetentionInput, type RequestLogRow } from '@airlock/protocol';
-import { appendAudit, eventBy } from '../audit-log.ts';
+import { appendAudit, eventBy } from '@airlock/storage';
 import { DEFAULT_REQUEST_LOG_RETENTION_DAYS, type RequestCallerType } from '../request-log.ts';
 import { procedureFor } from '../trpc.ts';
 

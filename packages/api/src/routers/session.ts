@@ -6,8 +6,8 @@
 import type { TRPCRouterRecord } from '@trpc/server';
 import { AuthenticationError, NotAllowedError } from '@airlock/errors';
 import { loginCredentials, loginInput, pendingLoginInput, pendingPasswordInput, secondFactorInput, verifyPasskeyInput } from '@airlock/protocol';
-import { appendAudit, eventBy, recordAudit } from '../audit-log.ts';
-import { attemptClaims, login, refuseMalformedLogin } from '../auth/login.ts';
+import { appendAudit, eventBy, recordAudit } from '@airlock/storage';
+import { attemptClaims, login, refuseMalformedLogin } from '@airlock/auth';
 import {
   beginRequiredEnrollment,
   completePasswordChange,
@@ -18,8 +18,8 @@ import {
   beginPasskeyLogin,
   verifyPasskeyLogin,
   verifySecondFactor,
-} from '../auth/second-factor.ts';
-import { relyingPartyOf } from '../auth/passkeys.ts';
+} from '@airlock/auth';
+import { relyingPartyOf } from '@airlock/auth';
 import type { AuthenticationResponseJSON } from '@simplewebauthn/server';
 import {
   clearedLegacySessionCookie,
@@ -32,8 +32,8 @@ import {
   sessionCookie,
   sessionTokenOf,
   type SessionView,
-} from '../auth/sessions.ts';
-import { resolveAuthSettings } from '../auth/settings.ts';
+} from '@airlock/auth';
+import { resolveAuthSettings } from '@airlock/auth';
 import type { Context } from '../context.ts';
 import { publicProcedure } from '../trpc.ts';
 

@@ -20,16 +20,16 @@ import {
   setRequireSecondFactorInput,
   updateOidcProviderInput,
 } from '@airlock/protocol';
-import { lockAdminUser } from '../auth/admin-users.ts';
-import { checkPasswordPolicy, hashPassword } from '../auth/passwords.ts';
-import { setPassword } from '../auth/second-factor.ts';
-import { resolveAuthSettings } from '../auth/settings.ts';
-import { appendAudit, eventBy } from '../audit-log.ts';
-import { issuerUrl, PROVIDER_COLUMNS, type ProviderRow, providersForLogin, sealContext } from '../auth/oidc.ts';
-import type { Role } from '../auth/permissions.ts';
-import { identitySettingsOf } from '../auth/identity-settings.ts';
+import { lockAdminUser } from '@airlock/auth';
+import { checkPasswordPolicy, hashPassword } from '@airlock/auth';
+import { setPassword } from '@airlock/auth';
+import { resolveAuthSettings } from '@airlock/auth';
+import { appendAudit, eventBy } from '@airlock/storage';
+import { issuerUrl, PROVIDER_COLUMNS, type ProviderRow, providersForLogin, sealContext } from '@airlock/auth';
+import type { Role } from '@airlock/auth';
+import { identitySettingsOf } from '@airlock/auth';
 import type { Context } from '../context.ts';
-import type { Queryable } from '../storage/database.ts';
+import type { Queryable } from '@airlock/storage';
 import { procedureFor, publicProcedure } from '../trpc.ts';
 
 export interface OidcProviderView {

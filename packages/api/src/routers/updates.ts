@@ -16,7 +16,7 @@ import {
   releaseManifest,
   uploadReleaseChunkInput,
 } from '@airlock/protocol';
-import { appendAudit, eventBy } from '../audit-log.ts';
+import { appendAudit, eventBy } from '@airlock/storage';
 import { procedureFor } from '../trpc.ts';
 
 /** A rollout's window when the admin names none: from now, for this long (ms). */

@@ -7,13 +7,13 @@
 import type { TRPCRouterRecord } from '@trpc/server';
 import { NotAllowedError } from '@airlock/errors';
 import { byId, createAdminUserInput, setAdminUserRoleInput } from '@airlock/protocol';
-import { appendAudit, eventBy } from '../audit-log.ts';
-import { type AdminUser, type AuditAuthor, createAdminUser, listAdminUsers, lockAdminUser, unlockAdminUser, USER_COLUMNS, userFromRow, type UserRow } from '../auth/admin-users.ts';
+import { appendAudit, eventBy } from '@airlock/storage';
+import { type AdminUser, type AuditAuthor, createAdminUser, listAdminUsers, lockAdminUser, unlockAdminUser, USER_COLUMNS, userFromRow, type UserRow } from '@airlock/auth';
 import { assertCanGrant } from '../auth/admin-auth.ts';
-import type { AdminPrincipal } from '../auth/principal.ts';
-import { resolveAuthSettings } from '../auth/settings.ts';
+import type { AdminPrincipal } from '@airlock/auth';
+import { resolveAuthSettings } from '@airlock/auth';
 import type { Context, RequestFacts } from '../context.ts';
-import type { Queryable } from '../storage/database.ts';
+import type { Queryable } from '@airlock/storage';
 import { procedureFor } from '../trpc.ts';
 
 function authorOf(admin: AdminPrincipal, request: RequestFacts): AuditAuthor {

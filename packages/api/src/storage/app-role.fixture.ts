@@ -3,8 +3,8 @@
  * create, connected to a test database. Row-level security applies to it as in production.
  */
 import pg from 'pg';
-import { randomToken } from '../auth/secrets.ts';
-import { connectPostgres, type Database } from './database.ts';
+import { randomToken } from '@airlock/auth';
+import { connectPostgres, type Database } from '@airlock/storage';
 
 export interface AppRoleConnection extends AsyncDisposable {
   db: Database;

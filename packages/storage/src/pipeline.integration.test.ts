@@ -1,0 +1,73 @@
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { createTestDatabase } from '@airlock/testing';
+import { connectPostgres, type Database } from './database.ts';
+import { migrate } from './migrate.ts';
+
+/**
+ * The pool pipelines: a scoped statement's BEGIN, scope, statement and COMMIT go out together, and
+ * a transaction's BEGIN and scope travel with its first statement. One connection per pool here,
+ * so every case reuses the connection the case before it left behind.
+ */
+describe('pipelined statements and transactions', () => {
+  let db: Database;
+  let tenantId: string;
+
+  beforeAll(async () => {
+    db = connectPostgres(await createTestDatabase(inject('postgresUrl')), { maxConnections: 1 });
+    await migrate(db);
+    const [tenant] = await db.query<{ id: string }>("INSERT INTO tenants (name) VALUES ('pipeline') RETURNING id");
+    if (!tenant) throw new Error('no tenant');
+    tenantId = tenant.id;
+  });
+
+  afterAll(async () => {
+    await db?.close();
+  });
+
+  const scope = async (view: Database) => (await view.query<{ tenant: string | null; role: string; system: string | null }>(
+    "SELECT current_setting('airlock.tenant_id', true) AS tenant, current_user AS role, current_setting('airlock.system', true) AS system",
+  ))[0];
+
+  it('runs a tenant statement in the tenant scope and leaves nothing of it on the connection', async () => {
+    const tenant = await scope(db.forTenant(tenantId));
+    expect(tenant).toMatchObject({ tenant: tenantId, role: 'airlock_app' });
+    expect(tenant?.system ?? '').toBe('');
+    const after = await scope(db);
+    expect(after?.tenant ?? '').toBe('');
+    expect(after?.role).not.toBe('airlock_app');
+    expect(await scope(db.forSystem())).toMatchObject({ system: 'on' });
+  });
+
+  it('answers a failed statement with its own error, and rolls back its transaction', async () => {
+    const tenant = db.forTenant(tenantId);
+    const insert = () => tenant.query("INSERT INTO agent_groups (tenant_id, name) VALUES ($1, 'twice') RETURNING id", [tenantId]);
+    await insert();
+    await expect(insert()).rejects.toMatchObject({ code: '23505' });
+    // The connection is out of the aborted transaction: the next statement on it works.
+    expect(await tenant.query("SELECT name FROM agent_groups WHERE name = 'twice'")).toHaveLength(1);
+  });
+
+  it('rolls back every statement of a transaction that throws, and a statement that fails mid-way', async () => {
+    const tenant = db.forTenant(tenantId);
+    await expect(
+      tenant.transaction(async (tx) => {
+        await tx.query("INSERT INTO agent_groups (tenant_id, name) VALUES ($1, 'thrown')", [tenantId]);
+        throw new Error('changed my mind');
+      }),
+    ).rejects.toThrow('changed my mind');
+    await expect(
+      tenant.transaction(async (tx) => {
+        await tx.query("INSERT INTO agent_groups (tenant_id, name) VALUES ($1, 'failed')", [tenantId]);
+        await tx.query('SELECT 1 / 0');
+      }),
+    ).rejects.toMatchObject({ code: '22012' });
+    expect(await tenant.query("SELECT name FROM agent_groups WHERE name IN ('thrown', 'failed')")).toEqual([]);
+    // Statements sent together without waiting are answered in order.
+    const names = await tenant.transaction((tx) => Promise.all(['a', 'b', 'c'].map((name) => tx.query<{ name: string }>('SELECT $1::text AS name', [name]))));
+    expect(names.flat().map((row) => row.name)).toEqual(['a', 'b', 'c']);
+  });
+
+  it('refuses a malformed tenant id before anything is sent', async () => {
+    await expect(db.forTenant('not-a-uuid').query('SELECT 1')).rejects.toThrow('tenant scope needs a tenant uuid');
+  });
+});
