@@ -3,8 +3,7 @@
  * the source, an S3-compatible server (s3rver) as the destination, gpg to read what arrived. The
  * scope and the local policy each refuse an unpinned bucket, and the server sees no request then.
  */
-import { writeFile } from 'node:fs/promises';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { GetObjectCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';

@@ -9,12 +9,10 @@
  * new entry supersedes the old one. A damaged line (a crash in the middle of an append) is ignored,
  * which errs towards sending a file twice rather than never.
  */
-import { mkdir, open, readFile, rename } from 'node:fs/promises';
-import type { FileHandle } from 'node:fs/promises';
+import { type FileHandle, mkdir, open, readFile, rename } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
-import { assertSafeName } from '@airlock/connector-api';
-import type { SourceFile } from '@airlock/connector-api';
+import { assertSafeName, type SourceFile } from '@airlock/connector-api';
 import { errnoCode } from './files.ts';
 
 const entrySchema = z.strictObject({

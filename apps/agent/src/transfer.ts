@@ -7,8 +7,17 @@
  * recorded in the ledger and the source post-action (delete, archive) run.
  */
 import { randomBytes } from 'node:crypto';
-import type { BoundSource, ConnectorContext, ConnectorRegistry, DestinationSession, Logger, SourceFile, SourceSession } from '@airlock/connector-api';
-import { matchPath, normalizePath } from '@airlock/connector-api';
+import {
+  type BoundSource,
+  type ConnectorContext,
+  type ConnectorRegistry,
+  type DestinationSession,
+  type Logger,
+  matchPath,
+  normalizePath,
+  type SourceFile,
+  type SourceSession,
+} from '@airlock/connector-api';
 import { classify, reasonOf, UserError } from '@airlock/errors';
 import { checkProfile, loadRecipients, type RecipientKey, type SigningKey } from '@airlock/pgp';
 import { escapeUnprintable, type FileReport, type IntegrationOptions, type Job, MAX_REASON_LENGTH, type RunReport, truncateText } from '@airlock/protocol';

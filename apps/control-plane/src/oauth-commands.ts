@@ -9,8 +9,7 @@ import type { TRPCClient } from '@trpc/client';
 import type { AppRouter } from '@airlock/api/router';
 import { formatIssues, UserError } from '@airlock/errors';
 import { requestCallerTypes, requestLogCsv, requestLogJsonl, type RequestLogRow } from '@airlock/protocol';
-import type { Output } from './output.ts';
-import { printableLine } from './output.ts';
+import { type Output, printableLine } from './output.ts';
 
 type Role = 'owner' | 'admin' | 'operator' | 'auditor';
 

@@ -3,8 +3,7 @@
  * (like `bootstrap`), so the first console login needs no API key. A password is read from standard
  * input only: on the command line it would sit in the shell history and the process list.
  */
-import type { Command } from 'commander';
-import { Option } from 'commander';
+import { type Command, Option } from 'commander';
 import type { AdminUser, Role } from '@airlock/auth';
 import type { Database } from '@airlock/storage';
 import { UserError } from '@airlock/errors';

@@ -5,8 +5,7 @@
  * expires and the next tick (on any replica, after a restart too) sends it again, so delivery is
  * at least once: receivers dedupe on the X-Airlock-Delivery header. Attempts are bounded.
  */
-import { appendAudit } from '@airlock/storage';
-import type { Database, Queryable } from '@airlock/storage';
+import { appendAudit, type Database, type Queryable } from '@airlock/storage';
 import { alertPayload } from './payload.ts';
 import type { SecretBox } from './secret-box.ts';
 import { ALERT_COLUMNS, type AlertRow, alertView } from './store.ts';

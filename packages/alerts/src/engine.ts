@@ -9,13 +9,11 @@
  * finds the row locked skips to step 3.
  */
 import type { AuditRecord } from '@airlock/audit';
-import { readChain } from '@airlock/storage';
-import type { Database, Queryable } from '@airlock/storage';
+import { type Database, type Queryable, readChain, Ticker } from '@airlock/storage';
 import { type DeliveryOptions, type DeliveryOutcome, defaultDeliveryOptions, deliverDue } from './delivery.ts';
 import { type AlertCandidate, alertForEvent, burstRules } from './rules.ts';
 import type { SecretBox } from './secret-box.ts';
 import { type AlertPolicy, defaultAlertPolicy, raiseAlert } from './store.ts';
-import { Ticker } from '@airlock/storage';
 
 export interface AlertThresholds {
   /** A burst alert needs at least `count` events of its action within `windowMs`. Defaults 10 and 300_000. */

@@ -1,6 +1,5 @@
 /** Alert rows: raising with dedupe, the outbox rows a new alert creates (throttled per destination), and reading them back. */
-import type { AlertKind, AlertSeverity, AlertState } from '@airlock/protocol';
-import { alertSeverities } from '@airlock/protocol';
+import { type AlertKind, alertSeverities, type AlertSeverity, type AlertState } from '@airlock/protocol';
 import type { Queryable } from '@airlock/storage';
 import type { AlertView } from './payload.ts';
 import type { AlertCandidate } from './rules.ts';

@@ -2,9 +2,7 @@ import { type Server } from 'node:http';
 import { afterAll, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
 import { createTestDatabase } from '@airlock/testing';
 import { generateKeyPair } from '@airlock/identity';
-import { BAD_CREDENTIALS, login, pruneLoginThrottle, TOO_MANY_ATTEMPTS } from '@airlock/auth';
-import { sha256Hex } from '@airlock/auth';
-import { type AuthSettings, defaultAuthSettings } from '@airlock/auth';
+import { type AuthSettings, BAD_CREDENTIALS, defaultAuthSettings, login, pruneLoginThrottle, sha256Hex, TOO_MANY_ATTEMPTS } from '@airlock/auth';
 import { signerFromSecretKey } from '@airlock/storage';
 import {
   bootstrapTenant,

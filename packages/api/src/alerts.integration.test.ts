@@ -6,8 +6,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { type AgentKeyPair, encodeKey, generateKeyPair, openStatement, signRequest } from '@airlock/identity';
 import { generateDemoKey } from '@airlock/pgp';
 import { createTestDatabase } from '@airlock/testing';
-import { AlertEngine, type AlertEngineOptions } from '@airlock/alerts';
-import { sendWebhook } from '@airlock/alerts';
+import { AlertEngine, type AlertEngineOptions, sendWebhook } from '@airlock/alerts';
 import {
   appendAudit,
   bootstrapTenant,

@@ -21,14 +21,21 @@ import { generateDemoKey } from '@airlock/pgp';
 import { formatResource, parseScope } from '@airlock/scopes';
 import { createTestDatabase } from '@airlock/testing';
 import { exportJWK, generateKeyPair as generateJoseKeyPair, type CryptoKey, SignJWT } from 'jose';
-import { createClient } from '@airlock/auth';
-import { generateTokenKeyPem, tokenKeysFromPems } from '@airlock/auth';
+import {
+  createApiKey,
+  createClient,
+  createSession,
+  CSRF_HEADER,
+  csrfTokenFor,
+  generateTokenKeyPem,
+  hashPassword,
+  randomToken,
+  SESSION_COOKIE,
+  sha256Hex,
+  tokenKeysFromPems,
+} from '@airlock/auth';
 import { sealDestination } from '@airlock/alerts';
 import { appendAudit } from '@airlock/storage';
-import { createApiKey } from '@airlock/auth';
-import { hashPassword } from '@airlock/auth';
-import { randomToken, sha256Hex } from '@airlock/auth';
-import { createSession, CSRF_HEADER, csrfTokenFor, SESSION_COOKIE } from '@airlock/auth';
 import {
   bootstrapTenant,
   connectPostgres,

@@ -4,9 +4,8 @@
  * cannot be used to mint keys quietly; further keys are made with an existing one.
  */
 import { ConflictError } from '@airlock/errors';
-import { appendAudit } from '@airlock/storage';
+import { appendAudit, type Database } from '@airlock/storage';
 import { createApiKey } from '@airlock/auth';
-import type { Database } from '@airlock/storage';
 
 export async function bootstrapTenant(
   db: Database,

@@ -6,9 +6,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { READINESS_CHECK_TIMEOUT_MS } from '@airlock/protocol';
-import { verifierFor, type Signer } from '@airlock/storage';
-import type { Database } from '@airlock/storage';
-import { pendingMigrations } from '@airlock/storage';
+import { type Database, pendingMigrations, type Signer, verifierFor } from '@airlock/storage';
 
 const CHECK_NAMES = ['database', 'migrations', 'signingKey'] as const;
 export type CheckName = (typeof CHECK_NAMES)[number];

@@ -5,17 +5,23 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { fetchRequestHandler } from '@trpc/server/adapters/fetch';
-import { AgentKeyCache } from '@airlock/auth';
-import { LoginGuard } from '@airlock/auth';
-import { resolveAuthSettings } from '@airlock/auth';
+import {
+  AgentKeyCache,
+  authorizationServerMetadata,
+  DEFAULT_MAX_BATCH_SIZE,
+  DEFAULT_RATE_LIMITS,
+  jwksOf,
+  LoginGuard,
+  RateLimits,
+  type RateLimitSettings,
+  resolveAuthSettings,
+  retryAfterOf,
+} from '@airlock/auth';
 import { randomUUID } from 'node:crypto';
 import { type Context, createContext, type ServerDeps } from './context.ts';
 import { handleSso, isSsoPath } from './oidc-http.ts';
 import type { RequestCallerType, RequestLogWriter } from './request-log.ts';
-import { DEFAULT_MAX_BATCH_SIZE, DEFAULT_RATE_LIMITS, RateLimits, type RateLimitSettings, retryAfterOf } from '@airlock/auth';
 import { handleTokenRequest } from './oauth/token-endpoint.ts';
-import { authorizationServerMetadata } from '@airlock/auth';
-import { jwksOf } from '@airlock/auth';
 import { appRouter } from './router.ts';
 import { checkReadiness } from './health.ts';
 import { createMetrics, type Metrics, processMetrics } from '@airlock/storage';

@@ -10,9 +10,8 @@ import { createLocalJWKSet, decodeProtectedHeader, exportJWK, generateKeyPair, t
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { generateKeyPair as generateAgentKeyPair } from '@airlock/identity';
 import { createTestDatabase } from '@airlock/testing';
-import { createApiKey } from '@airlock/auth';
+import { createApiKey, type OAuthSettings } from '@airlock/auth';
 import { bootstrapTenant, connectPostgres, createHttpHandler, type Database, Dispatcher, generateTokenKeyPem, migrate, signerFromSecretKey, tokenKeysFromPems } from './index.ts';
-import type { OAuthSettings } from '@airlock/auth';
 import { type Call, data, listenOnLoopback, send } from './trpc-http.fixture.ts';
 
 const silent = { warn: () => undefined, error: () => undefined };

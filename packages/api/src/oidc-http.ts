@@ -6,12 +6,21 @@
  * the console as a redirect: `/` with the session cookie set, or `/?sso=failed`.
  */
 import type { ServerResponse } from 'node:http';
-import { addressKey } from '@airlock/auth';
-import { beginSsoLogin, finishSsoLogin, SSO_BROWSER_COOKIE, SSO_CALLBACK_PATH, SSO_START_PATH, SsoRefused, type SsoRequest } from '@airlock/auth';
-import { clearedLegacySessionCookie, sessionCookie } from '@airlock/auth';
-import type { AuthSettings } from '@airlock/auth';
+import {
+  addressKey,
+  type AuthSettings,
+  beginSsoLogin,
+  clearedLegacySessionCookie,
+  finishSsoLogin,
+  type RateLimits,
+  sessionCookie,
+  SSO_BROWSER_COOKIE,
+  SSO_CALLBACK_PATH,
+  SSO_START_PATH,
+  SsoRefused,
+  type SsoRequest,
+} from '@airlock/auth';
 import type { ServerDeps } from './context.ts';
-import type { RateLimits } from '@airlock/auth';
 import { securityHeaders } from './static-files.ts';
 
 const browserCookieName = (secure: boolean) => (secure ? `__Host-${SSO_BROWSER_COOKIE}` : SSO_BROWSER_COOKIE);

@@ -6,10 +6,9 @@
  */
 import { type UpdateOffer, type UpdateStatus, UPDATE_OFFER_TIMEOUT_MS } from '@airlock/protocol';
 import type { JsonValue } from '@airlock/audit';
-import { appendAudit, eventBy } from '@airlock/storage';
+import { appendAudit, eventBy, type Queryable } from '@airlock/storage';
 import type { AgentPrincipal } from '@airlock/auth';
 import type { RequestFacts } from './context.ts';
-import type { Queryable } from '@airlock/storage';
 
 interface DueRow {
   rollout_id: string;

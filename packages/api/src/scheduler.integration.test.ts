@@ -7,12 +7,11 @@ import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vi
 import { generateDemoKey } from '@airlock/pgp';
 import { generateKeyPair } from '@airlock/identity';
 import { createTestDatabase } from '@airlock/testing';
-import { signerFromSecretKey } from '@airlock/storage';
+import { signerFromSecretKey, splitStatements } from '@airlock/storage';
 import { createApiKey } from '@airlock/auth';
 import { createContext } from './context.ts';
 import { appRouter } from './router.ts';
 import { bootstrapTenant, connectPostgres, type Database, Dispatcher, migrate, openPglite, Scheduler } from './index.ts';
-import { splitStatements } from '@airlock/storage';
 
 const silent = { warn: () => undefined, error: () => undefined };
 const signer = signerFromSecretKey(generateKeyPair().secretKey);

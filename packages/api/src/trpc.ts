@@ -17,8 +17,7 @@
  *
  * Errors from @airlock/errors map to tRPC codes here and nowhere else.
  */
-import { initTRPC, TRPCError } from '@trpc/server';
-import type { TRPC_ERROR_CODE_KEY } from '@trpc/server';
+import { initTRPC, type TRPC_ERROR_CODE_KEY, TRPCError } from '@trpc/server';
 import { ZodError } from 'zod';
 import { type AirlockError, type ErrorClass, formatIssues, isAirlockError, NotAllowedError } from '@airlock/errors';
 import { authenticateAdmin } from './auth/admin-auth.ts';

@@ -1,16 +1,18 @@
 import { describe, expect, it } from 'vitest';
 import {
-  AuditValidationError,
-  GENESIS_HASH,
   assertAuditable,
+  type AuditEventInput,
+  type AuditRecord,
+  AuditValidationError,
   canonicalJson,
   canonicalRecordJson,
   chainEvent,
+  type ChainHead,
+  GENESIS_HASH,
   hashEvent,
   redactMeta,
   verifyChain,
 } from './index.ts';
-import type { AuditEventInput, AuditRecord, ChainHead } from './index.ts';
 
 function input(action: string, meta: AuditEventInput['meta'] = {}): AuditEventInput {
   return {

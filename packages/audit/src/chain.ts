@@ -1,7 +1,6 @@
 import { hash } from 'node:crypto';
 import { AuditValidationError, canonicalJson } from './canonical.ts';
-import { assertAuditable, redactMeta } from './events.ts';
-import type { AuditEventInput } from './events.ts';
+import { assertAuditable, type AuditEventInput, redactMeta } from './events.ts';
 
 /** One stored audit row. `hash` covers every other field and the previous row's hash. */
 export interface AuditRecord extends AuditEventInput {

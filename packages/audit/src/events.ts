@@ -1,5 +1,4 @@
-import { AuditValidationError } from './canonical.ts';
-import type { JsonValue } from './canonical.ts';
+import { AuditValidationError, type JsonValue } from './canonical.ts';
 
 export type AuditActorType = 'admin' | 'api-key' | 'oauth-client' | 'agent' | 'system' | 'anonymous';
 

@@ -5,8 +5,7 @@
  */
 import type { AuditEventInput } from '@airlock/audit';
 import { ConflictError, NotFoundError, UserError } from '@airlock/errors';
-import { appendAudit } from '@airlock/storage';
-import type { Database, Queryable } from '@airlock/storage';
+import { appendAudit, type Database, type Queryable } from '@airlock/storage';
 import { checkPasswordPolicy, hashPassword } from './passwords.ts';
 import type { Role } from './permissions.ts';
 import { defaultAuthSettings, type AuthSettings } from './settings.ts';

@@ -8,8 +8,7 @@
  */
 import { AuthenticationError, UserError } from '@airlock/errors';
 import { escapeUnprintable, truncateText } from '@airlock/protocol';
-import { appendAudit, recordAudit } from '@airlock/storage';
-import type { Database, Queryable } from '@airlock/storage';
+import { appendAudit, type Database, type Queryable, recordAudit } from '@airlock/storage';
 import { MAX_EMAIL_LENGTH, normalizeEmail } from './admin-users.ts';
 import { identitySettingsByName } from './identity-settings.ts';
 import { createPendingLogin, nextStage, type PendingLogin, type StepRequest } from './second-factor.ts';

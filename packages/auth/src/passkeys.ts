@@ -15,8 +15,7 @@ import {
   verifyRegistrationResponse,
 } from '@simplewebauthn/server';
 import { UserError } from '@airlock/errors';
-import { appendAudit, recordAudit } from '@airlock/storage';
-import type { Database, Queryable } from '@airlock/storage';
+import { appendAudit, type Database, type Queryable, recordAudit } from '@airlock/storage';
 
 /** Where the console is, as WebAuthn sees it. */
 export interface RelyingParty {

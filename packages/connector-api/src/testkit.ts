@@ -8,9 +8,8 @@
 import { Readable, Writable } from 'node:stream';
 import { z } from 'zod';
 import { ConflictError, NotAllowedError, NotFoundError, UnexpectedError } from '@airlock/errors';
-import { defineDestination, defineSource } from './contract.ts';
+import { type ConnectorContext, defineDestination, defineSource, type Logger, type RegisteredDestination, type RegisteredSource } from './contract.ts';
 import { destinationDefinition, type LocalPolicySection, sourceDefinition, type SourceFile } from './definition.ts';
-import type { ConnectorContext, Logger, RegisteredDestination, RegisteredSource } from './contract.ts';
 import { assertSafeName, matchPath, normalizePath, pathComponents } from './paths.ts';
 
 export const quietLogger: Logger = { debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined };

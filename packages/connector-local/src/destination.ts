@@ -1,10 +1,16 @@
-import { close, constants, createWriteStream, fchmod, open as openFd } from 'node:fs';
-import type { WriteStream } from 'node:fs';
+import { close, constants, createWriteStream, fchmod, open as openFd, type WriteStream } from 'node:fs';
 import { link, lstat, open, realpath, unlink } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { finished } from 'node:stream/promises';
-import { AtomicDelivery, defineDestination, joinInside, partialName } from '@airlock/connector-api';
-import type { DestinationSession, Logger, PendingDelivery } from '@airlock/connector-api';
+import {
+  AtomicDelivery,
+  defineDestination,
+  type DestinationSession,
+  joinInside,
+  type Logger,
+  partialName,
+  type PendingDelivery,
+} from '@airlock/connector-api';
 import { ConflictError, NotAllowedError, UserError, isAirlockError } from '@airlock/errors';
 import { localFolderDestinationDefinition } from './definition.ts';
 import { errnoCode, fsError } from './fs-errors.ts';

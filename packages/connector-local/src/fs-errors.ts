@@ -1,5 +1,4 @@
-import { NotAllowedError, NotFoundError, OperationalError } from '@airlock/errors';
-import type { AirlockError } from '@airlock/errors';
+import { type AirlockError, NotAllowedError, NotFoundError, OperationalError } from '@airlock/errors';
 
 export function errnoCode(error: unknown): string | undefined {
   if (!(error instanceof Error)) return undefined;

@@ -1,21 +1,23 @@
-import { constants } from 'node:fs';
-import type { Dirent } from 'node:fs';
+import { constants, type Dirent } from 'node:fs';
 import { link, lstat, open, readdir, realpath, rename, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import {
+  assertAsListed,
   checkListedName,
   defineSource,
+  exactLength,
   isSafeName,
   isWithin,
   joinInside,
   matchPath,
   normalizePath,
   skipEntry,
+  type SkippedEntry,
+  type SourceFile,
+  type SourceSession,
   splitGlob,
 } from '@airlock/connector-api';
-import type { SkippedEntry, SourceFile, SourceSession } from '@airlock/connector-api';
-import { assertAsListed, exactLength } from '@airlock/connector-api';
 import { ConflictError, NotAllowedError, UserError } from '@airlock/errors';
 import { localFolderSourceDefinition } from './definition.ts';
 import { errnoCode, fsError } from './fs-errors.ts';

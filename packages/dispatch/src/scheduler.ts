@@ -13,11 +13,9 @@
 import { CronExpressionParser } from 'cron-parser';
 import { UserError } from '@airlock/errors';
 import { AGENT_LOST_AFTER_MS, isTimeZone, type ScheduleSpec } from '@airlock/protocol';
-import { appendAudit } from '@airlock/storage';
+import { appendAudit, type Database, type Queryable, Ticker } from '@airlock/storage';
 import type { Dispatcher } from './dispatcher.ts';
 import { abandonedEvent, abandonRuns, type AbandonedRun, enqueueRun, PREVIOUS_RUN_ACTIVE } from './run-queue.ts';
-import type { Database, Queryable } from '@airlock/storage';
-import { Ticker } from '@airlock/storage';
 
 type CronSchedule = Pick<ScheduleSpec, 'cron' | 'timezone'>;
 

@@ -8,8 +8,16 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import * as openpgp from 'openpgp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { encryptStream, generateDemoKey, generateSigningKey, loadRecipients, readSigningKey } from './index.ts';
-import type { DemoKey, EncryptOptions, RecipientKey } from './index.ts';
+import {
+  type DemoKey,
+  type EncryptOptions,
+  encryptStream,
+  generateDemoKey,
+  generateSigningKey,
+  loadRecipients,
+  readSigningKey,
+  type RecipientKey,
+} from './index.ts';
 import { ArmorEncoder } from './armor.ts';
 import { Seipdv1Encryptor } from './seipd.ts';
 

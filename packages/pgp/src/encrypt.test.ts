@@ -3,8 +3,7 @@ import { Readable } from 'node:stream';
 import * as openpgp from 'openpgp';
 import { describe, expect, it } from 'vitest';
 import { RecipientKeyError } from '@airlock/errors';
-import { encryptStream, generateDemoKey, generateSigningKey, loadRecipients, readSigningKey } from './index.ts';
-import type { DemoKey, EncryptOptions } from './index.ts';
+import { type DemoKey, type EncryptOptions, encryptStream, generateDemoKey, generateSigningKey, loadRecipients, readSigningKey } from './index.ts';
 
 const sha256 = (data: Uint8Array): string => createHash('sha256').update(data).digest('hex');
 

@@ -7,8 +7,7 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { afterAll, describe, expect, it } from 'vitest';
-import { encryptStream, generateDemoKey, inspectRecipientKeys, loadRecipients } from './index.ts';
-import type { RecipientKey } from './index.ts';
+import { encryptStream, generateDemoKey, inspectRecipientKeys, loadRecipients, type RecipientKey } from './index.ts';
 
 interface GpgResult {
   code: number | null;

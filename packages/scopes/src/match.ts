@@ -4,8 +4,7 @@
  * covers it. Coverage is conservative: when a request is itself a pattern, it is covered only if
  * everything it could match is provably inside the grant.
  */
-import type { Resource, Scope } from './grammar.ts';
-import { formatScope } from './grammar.ts';
+import { formatScope, type Resource, type Scope } from './grammar.ts';
 
 const GLOB = /[*?]/;
 

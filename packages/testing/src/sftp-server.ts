@@ -10,8 +10,7 @@ import { link, lstat, open, readdir, realpath, stat, unlink, type FileHandle } f
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { isWithin } from '@airlock/connector-api';
-import ssh2 from 'ssh2';
-import type { Attributes, AuthContext, Connection, FileEntry, ParsedKey, SFTPWrapper } from 'ssh2';
+import ssh2, { type Attributes, type AuthContext, type Connection, type FileEntry, type ParsedKey, type SFTPWrapper } from 'ssh2';
 import { generateSshKeyPair, publicKeyLine, sshKeygenFingerprint } from './ssh-keys.ts';
 
 const { Server, utils } = ssh2;

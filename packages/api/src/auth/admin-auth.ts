@@ -5,16 +5,23 @@
  * never sent implicitly and needs neither. With both present the Authorization header decides.
  */
 import { AuthenticationError, NotAllowedError } from '@airlock/errors';
-import { eventBy, recordAudit } from '@airlock/storage';
-import { enforceLimit } from '@airlock/auth';
+import { type Database, eventBy, recordAudit } from '@airlock/storage';
+import {
+  type AdminPrincipal,
+  authenticateAccessToken,
+  authenticateApiKey,
+  canGrant,
+  csrfRefusal,
+  enforceLimit,
+  looksLikeJwt,
+  narrowingOf,
+  type Permission,
+  resolveAuthSettings,
+  resumeSession,
+  type Role,
+  sessionTokenOf,
+} from '@airlock/auth';
 import type { Context, RequestFacts } from '../context.ts';
-import type { Database } from '@airlock/storage';
-import type { Permission, Role } from '@airlock/auth';
-import { authenticateApiKey } from '@airlock/auth';
-import { authenticateAccessToken, looksLikeJwt } from '@airlock/auth';
-import { type AdminPrincipal, canGrant, narrowingOf } from '@airlock/auth';
-import { csrfRefusal, resumeSession, sessionTokenOf } from '@airlock/auth';
-import { resolveAuthSettings } from '@airlock/auth';
 
 export async function authenticateAdmin(ctx: Context, type: 'query' | 'mutation' | 'subscription', path: string): Promise<AdminPrincipal> {
   const authorization = ctx.request.headers.get('authorization');

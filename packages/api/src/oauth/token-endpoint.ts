@@ -5,20 +5,25 @@
  * a credential), every issue too (`oauth-token-issue`), and both count against rate limits: per
  * source IP before the client is known, per client after.
  */
-import { addressKey } from '@airlock/auth';
-import { permissions as allPermissions, type Permission, roleAllows } from '@airlock/auth';
-import { recordAudit } from '@airlock/storage';
-import type { RequestFacts, ServerDeps } from '../context.ts';
-import type { RateLimits } from '@airlock/auth';
 import {
+  addressKey,
   authenticateWithAssertion,
   authenticateWithSecret,
   basicCredentials,
   CLIENT_ASSERTION_TYPE,
+  clientPermissions,
   type ClientRow,
+  issueAccessToken,
   OAuthError,
+  type OAuthSettings,
+  type Permission,
+  permissions as allPermissions,
+  type RateLimits,
+  roleAllows,
+  tokenEndpointOf,
 } from '@airlock/auth';
-import { clientPermissions, issueAccessToken, type OAuthSettings, tokenEndpointOf } from '@airlock/auth';
+import { recordAudit } from '@airlock/storage';
+import type { RequestFacts, ServerDeps } from '../context.ts';
 
 export interface TokenResponse {
   status: number;

@@ -9,14 +9,23 @@ import type { TRPCRouterRecord } from '@trpc/server';
 import { NotAllowedError } from '@airlock/errors';
 import { changePasswordInput, confirmPasskeyInput, confirmTotpInput, removePasskeyInput, removeTotpInput } from '@airlock/protocol';
 import type { RegistrationResponseJSON } from '@simplewebauthn/server';
-import { beginPasskeyRegistration, finishPasskeyRegistration, relyingPartyOf } from '@airlock/auth';
-import { appendAudit, eventBy } from '@airlock/storage';
-import { attemptClaims } from '@airlock/auth';
-import type { AdminPrincipal, UserPrincipal } from '@airlock/auth';
-import { beginTotpEnrollment, changeOwnPassword, confirmTotpEnrollment, removeOwnPasskey, removeOwnTotp, type StepRequest } from '@airlock/auth';
-import { resolveAuthSettings } from '@airlock/auth';
+import {
+  type AdminPrincipal,
+  attemptClaims,
+  beginPasskeyRegistration,
+  beginTotpEnrollment,
+  changeOwnPassword,
+  confirmTotpEnrollment,
+  finishPasskeyRegistration,
+  relyingPartyOf,
+  removeOwnPasskey,
+  removeOwnTotp,
+  resolveAuthSettings,
+  type StepRequest,
+  type UserPrincipal,
+} from '@airlock/auth';
+import { appendAudit, eventBy, type Queryable } from '@airlock/storage';
 import type { Context } from '../context.ts';
-import type { Queryable } from '@airlock/storage';
 import { procedureFor } from '../trpc.ts';
 
 function person(admin: AdminPrincipal): UserPrincipal {

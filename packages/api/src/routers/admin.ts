@@ -3,15 +3,22 @@ import type { TRPCRouterRecord } from '@trpc/server';
 import { ConflictError, NotFoundError, RecipientKeyError, UserError } from '@airlock/errors';
 import { AGENT_HEALTHY_WITHIN_MS, byId, integrationSpecToSave, listAuditInput, listRunsInput, type RunProgress, type RunReport, type RunStatus } from '@airlock/protocol';
 import { inspectRecipientKeys, MAX_RECIPIENTS } from '@airlock/pgp';
-import { appendAudit, eventBy, listAuditEvents, recordAudit } from '@airlock/storage';
-import { decideIntegration, groupByName } from '@airlock/dispatch';
-import { decideForGroup, groupMembers } from '@airlock/dispatch';
-import { AGENT_KEY_CHANNEL, notifyAgents, WAKE_CHANNEL } from '@airlock/dispatch';
+import { appendAudit, eventBy, listAuditEvents, type Queryable, recordAudit } from '@airlock/storage';
+import {
+  AGENT_KEY_CHANNEL,
+  decideForGroup,
+  decideIntegration,
+  enqueueRun,
+  groupByName,
+  groupMembers,
+  notifyAgents,
+  PREVIOUS_RUN_ACTIVE,
+  saveSchedule,
+  validateSchedule,
+  WAKE_CHANNEL,
+} from '@airlock/dispatch';
 import { checkpointProcedures } from './audit-admin.ts';
 import { adminKeyProcedures } from './agent-keys.ts';
-import { enqueueRun, PREVIOUS_RUN_ACTIVE } from '@airlock/dispatch';
-import { saveSchedule, validateSchedule } from '@airlock/dispatch';
-import type { Queryable } from '@airlock/storage';
 import { integrationLimitOf, procedureFor } from '../trpc.ts';
 import { principalRef } from '@airlock/auth';
 

@@ -8,15 +8,20 @@ import type { TRPCRouterRecord } from '@trpc/server';
 import { z } from 'zod';
 import { ConflictError, NotFoundError, OperationalError } from '@airlock/errors';
 import { byId, createAlertDestinationInput, listAlertsInput, type AlertKind, type AlertSeverity } from '@airlock/protocol';
-import { sealDestination, openDestination } from '@airlock/alerts';
-import { alertPayload } from '@airlock/alerts';
-import { ALERT_COLUMNS, type AlertRow, alertListing } from '@airlock/alerts';
-import { originOf, parseWebhookUrl, sendWebhook } from '@airlock/alerts';
-import { appendAudit, eventBy, recordAudit } from '@airlock/storage';
-import { principalRef } from '@airlock/auth';
-import { randomToken } from '@airlock/auth';
+import {
+  ALERT_COLUMNS,
+  alertListing,
+  alertPayload,
+  type AlertRow,
+  openDestination,
+  originOf,
+  parseWebhookUrl,
+  sealDestination,
+  sendWebhook,
+} from '@airlock/alerts';
+import { appendAudit, eventBy, type Queryable, recordAudit } from '@airlock/storage';
+import { principalRef, randomToken } from '@airlock/auth';
 import type { Context } from '../context.ts';
-import type { Queryable } from '@airlock/storage';
 import { procedureFor } from '../trpc.ts';
 
 function alertServices(ctx: Context): NonNullable<Context['alerts']> {

@@ -9,10 +9,8 @@ import { NotFoundError } from '@airlock/errors';
 import { z } from 'zod';
 import { byId, createApiKeyInput } from '@airlock/protocol';
 import { appendAudit, eventBy } from '@airlock/storage';
-import { createApiKey } from '@airlock/auth';
-import { type Permission, permissions, type Role, roleCovers } from '@airlock/auth';
+import { createApiKey, keyCreatorOf, type Permission, permissions, type Role, roleCovers } from '@airlock/auth';
 import { assertCanGrant } from '../auth/admin-auth.ts';
-import { keyCreatorOf } from '@airlock/auth';
 import { procedureFor } from '../trpc.ts';
 
 interface KeyRow {

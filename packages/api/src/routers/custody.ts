@@ -7,8 +7,7 @@ import type { TRPCRouterRecord } from '@trpc/server';
 import { z } from 'zod';
 import type { ChainLink } from '@airlock/audit';
 import { auditSegmentInput, securityEventInput, signedStatement } from '@airlock/protocol';
-import { appendAudit, eventBy, listLegacy, readChain } from '@airlock/storage';
-import { latestChainCheckpoint, legacyHead } from '@airlock/storage';
+import { appendAudit, eventBy, latestChainCheckpoint, legacyHead, listLegacy, readChain } from '@airlock/storage';
 import { agentProcedure, procedureFor, publicProcedure } from '../trpc.ts';
 
 export const custodyRouter = {

@@ -3,9 +3,8 @@ import { AuthenticationError, ConflictError, NotFoundError } from '@airlock/erro
 import { keyFingerprint } from '@airlock/identity';
 import { byId, createEnrollmentTokenInput, enrollCommand, enrollInput, enrollOutput } from '@airlock/protocol';
 import { appendAudit, eventBy, recordAudit } from '@airlock/storage';
-import { randomToken, sha256Hex } from '@airlock/auth';
+import { principalRef, randomToken, sha256Hex } from '@airlock/auth';
 import { procedureFor, publicProcedure } from '../trpc.ts';
-import { principalRef } from '@airlock/auth';
 
 export const enrollmentRouter = {
   /** A one-time token for `airlock-agent enroll`, shown once, stored hashed, valid at most 30 minutes. */

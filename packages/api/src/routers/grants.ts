@@ -20,9 +20,17 @@ import {
 } from '@airlock/protocol';
 import { covers, formatResource, formatScope, type Grant, parseScope, type Scope, type Subject } from '@airlock/scopes';
 import { appendAudit, eventBy } from '@airlock/storage';
-import { agentGrants, explainFor, GRANT_COLUMNS, type GrantRow, groupByName, requireAgent, subjectScopes } from '@airlock/dispatch';
-import { connectorSchemes } from '@airlock/dispatch';
-import { requiredScopes } from '@airlock/dispatch';
+import {
+  agentGrants,
+  connectorSchemes,
+  explainFor,
+  GRANT_COLUMNS,
+  type GrantRow,
+  groupByName,
+  requireAgent,
+  requiredScopes,
+  subjectScopes,
+} from '@airlock/dispatch';
 import { procedureFor } from '../trpc.ts';
 import { principalRef } from '@airlock/auth';
 

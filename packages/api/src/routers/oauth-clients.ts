@@ -8,16 +8,24 @@ import type { TRPCRouterRecord } from '@trpc/server';
 import { NotFoundError, UserError } from '@airlock/errors';
 import { z } from 'zod';
 import { byId, displayText } from '@airlock/protocol';
-import { appendAudit, eventBy } from '@airlock/storage';
+import { appendAudit, eventBy, type Queryable } from '@airlock/storage';
 import { assertCanGrant } from '../auth/admin-auth.ts';
-import { type Permission, permissions, type Role, roleAllows, roles } from '@airlock/auth';
-import { principalRef } from '@airlock/auth';
-import { authMethods, clientJwks, createClient, newSecret } from '@airlock/auth';
-import { sha256Hex } from '@airlock/auth';
-import type { Queryable } from '@airlock/storage';
+import {
+  type AdminPrincipal,
+  authMethods,
+  clientJwks,
+  createClient,
+  newSecret,
+  type Permission,
+  permissions,
+  principalRef,
+  type Role,
+  roleAllows,
+  roles,
+  sha256Hex,
+} from '@airlock/auth';
 import { procedureFor } from '../trpc.ts';
 import type { Context } from '../context.ts';
-import type { AdminPrincipal } from '@airlock/auth';
 
 const createInput = z
   .strictObject({

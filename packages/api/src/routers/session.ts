@@ -7,33 +7,33 @@ import type { TRPCRouterRecord } from '@trpc/server';
 import { AuthenticationError, NotAllowedError } from '@airlock/errors';
 import { loginCredentials, loginInput, pendingLoginInput, pendingPasswordInput, secondFactorInput, verifyPasskeyInput } from '@airlock/protocol';
 import { appendAudit, eventBy, recordAudit } from '@airlock/storage';
-import { attemptClaims, login, refuseMalformedLogin } from '@airlock/auth';
 import {
-  beginRequiredEnrollment,
-  completePasswordChange,
-  confirmRequiredEnrollment,
-  type PendingLogin,
-  type StepRequest,
-  type StepResult,
+  attemptClaims,
   beginPasskeyLogin,
-  verifyPasskeyLogin,
-  verifySecondFactor,
-} from '@airlock/auth';
-import { relyingPartyOf } from '@airlock/auth';
-import type { AuthenticationResponseJSON } from '@simplewebauthn/server';
-import {
+  beginRequiredEnrollment,
   clearedLegacySessionCookie,
   clearedSessionCookie,
+  completePasswordChange,
+  confirmRequiredEnrollment,
   csrfRefusal,
   deleteSession,
+  login,
   originRefusal,
+  type PendingLogin,
+  refuseMalformedLogin,
+  relyingPartyOf,
+  resolveAuthSettings,
   resumeSession,
   type Session,
   sessionCookie,
   sessionTokenOf,
   type SessionView,
+  type StepRequest,
+  type StepResult,
+  verifyPasskeyLogin,
+  verifySecondFactor,
 } from '@airlock/auth';
-import { resolveAuthSettings } from '@airlock/auth';
+import type { AuthenticationResponseJSON } from '@simplewebauthn/server';
 import type { Context } from '../context.ts';
 import { publicProcedure } from '../trpc.ts';
 

@@ -20,16 +20,22 @@ import {
   setRequireSecondFactorInput,
   updateOidcProviderInput,
 } from '@airlock/protocol';
-import { lockAdminUser } from '@airlock/auth';
-import { checkPasswordPolicy, hashPassword } from '@airlock/auth';
-import { setPassword } from '@airlock/auth';
-import { resolveAuthSettings } from '@airlock/auth';
-import { appendAudit, eventBy } from '@airlock/storage';
-import { issuerUrl, PROVIDER_COLUMNS, type ProviderRow, providersForLogin, sealContext } from '@airlock/auth';
-import type { Role } from '@airlock/auth';
-import { identitySettingsOf } from '@airlock/auth';
+import {
+  checkPasswordPolicy,
+  hashPassword,
+  identitySettingsOf,
+  issuerUrl,
+  lockAdminUser,
+  PROVIDER_COLUMNS,
+  type ProviderRow,
+  providersForLogin,
+  resolveAuthSettings,
+  type Role,
+  sealContext,
+  setPassword,
+} from '@airlock/auth';
+import { appendAudit, eventBy, type Queryable } from '@airlock/storage';
 import type { Context } from '../context.ts';
-import type { Queryable } from '@airlock/storage';
 import { procedureFor, publicProcedure } from '../trpc.ts';
 
 export interface OidcProviderView {

@@ -7,13 +7,22 @@
 import type { TRPCRouterRecord } from '@trpc/server';
 import { NotAllowedError } from '@airlock/errors';
 import { byId, createAdminUserInput, setAdminUserRoleInput } from '@airlock/protocol';
-import { appendAudit, eventBy } from '@airlock/storage';
-import { type AdminUser, type AuditAuthor, createAdminUser, listAdminUsers, lockAdminUser, unlockAdminUser, USER_COLUMNS, userFromRow, type UserRow } from '@airlock/auth';
+import { appendAudit, eventBy, type Queryable } from '@airlock/storage';
+import {
+  type AdminPrincipal,
+  type AdminUser,
+  type AuditAuthor,
+  createAdminUser,
+  listAdminUsers,
+  lockAdminUser,
+  resolveAuthSettings,
+  unlockAdminUser,
+  USER_COLUMNS,
+  userFromRow,
+  type UserRow,
+} from '@airlock/auth';
 import { assertCanGrant } from '../auth/admin-auth.ts';
-import type { AdminPrincipal } from '@airlock/auth';
-import { resolveAuthSettings } from '@airlock/auth';
 import type { Context, RequestFacts } from '../context.ts';
-import type { Queryable } from '@airlock/storage';
 import { procedureFor } from '../trpc.ts';
 
 function authorOf(admin: AdminPrincipal, request: RequestFacts): AuditAuthor {

@@ -3,11 +3,8 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { encodeKey, generateKeyPair } from '@airlock/identity';
 import { createTestDatabase } from '@airlock/testing';
 import { bootstrapTenant } from '../bootstrap.ts';
-import { createCheckpoint } from '@airlock/storage';
-import { signerFromSecretKey } from '@airlock/storage';
+import { connectPostgres, createCheckpoint, type Database, migrate, openPglite, type Queryable, signerFromSecretKey } from '@airlock/storage';
 import { connectAsAppRole } from './app-role.fixture.ts';
-import { connectPostgres, type Database, openPglite, type Queryable } from '@airlock/storage';
-import { migrate } from '@airlock/storage';
 
 /** Tables with a tenant_id column, and `tenants` itself (keyed by id). Names come from the catalog. */
 async function tenantTables(db: Queryable): Promise<string[]> {
