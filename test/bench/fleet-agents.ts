@@ -22,7 +22,8 @@ export interface HoldOrder {
   stepMs: number;
 }
 
-export type HolderMessage = { kind: 'ramped' } | { kind: 'count'; held: number; errors: number };
+/** `answered`: long-polls answered so far (each one a signed call the server authenticated and closed). */
+export type HolderMessage = { kind: 'ramped' } | { kind: 'count'; held: number; errors: number; answered: number };
 
 const send = (message: HolderMessage) => process.send?.(message);
 
@@ -35,6 +36,7 @@ process.once('message', (order: HoldOrder) => {
     undiciFetch(input as Parameters<typeof undiciFetch>[0], { ...(init as Parameters<typeof undiciFetch>[1]), dispatcher })) as typeof fetch;
   let held = 0;
   let errors = 0;
+  let answered = 0;
   const hold = async (client: ReturnType<typeof createAgentClient>) => {
     let failures = 0;
     while (!stop.signal.aborted) {
@@ -42,6 +44,7 @@ process.once('message', (order: HoldOrder) => {
       let failed: unknown = null;
       try {
         await client.agent.nextJob.mutate({ waitMs: LONG_POLL_WAIT_MS, idle: false }, { signal: stop.signal });
+        answered += 1;
         failures = 0;
       } catch (error) {
         failed = error ?? new Error('failed');
@@ -57,7 +60,7 @@ process.once('message', (order: HoldOrder) => {
   };
   const polls: Promise<void>[] = [];
   process.on('message', (message: 'count' | 'stop') => {
-    if (message === 'count') send({ kind: 'count', held, errors });
+    if (message === 'count') send({ kind: 'count', held, errors, answered });
     if (message === 'stop') {
       stop.abort();
       void Promise.allSettled(polls).then(async () => {

@@ -15,6 +15,7 @@
  *   agents_held, errors        --agents agents long-polling at once, and every failed call;
  *   idle_cpu_cores             server and PostgreSQL CPU while they all wait with nothing to do
  *                              (from /proc/<pid>/stat; target ≤ 0.25);
+ *   idle_poll_cpu_ms           {server, postgres}: CPU each spent then per long-poll answered;
  *   rss_mb                     the server's resident memory then.
  * `loadavg` holds the machine's 1-minute load average taken next to each figure: the machine is
  * shared, and a busy neighbour slows every figure.
@@ -401,7 +402,7 @@ try {
       const answers = await Promise.all(
         holders.map(
           ({ child }) =>
-            new Promise<{ held: number; errors: number }>((resolve) => {
+            new Promise<{ held: number; errors: number; answered: number }>((resolve) => {
               const onMessage = (message: HolderMessage) => {
                 if (message.kind !== 'count') return;
                 child.off('message', onMessage);
@@ -412,7 +413,10 @@ try {
             }),
         ),
       );
-      return answers.reduce((sum, answer) => ({ held: sum.held + answer.held, errors: sum.errors + answer.errors }), { held: 0, errors: 0 });
+      return answers.reduce(
+        (sum, answer) => ({ held: sum.held + answer.held, errors: sum.errors + answer.errors, answered: sum.answered + answer.answered }),
+        { held: 0, errors: 0, answered: 0 },
+      );
     };
     try {
       await Promise.race([Promise.all(holders.map((holder) => holder.ramped)), sleep(PHASE_LIMIT_MS)]);
@@ -420,12 +424,16 @@ try {
       await sleep(3_000);
       const pids = [primary.child.pid ?? 0, ...(await postgresPids(postmaster))];
       const before = await Promise.all(pids.map(cpuTicks));
+      const answeredBefore = (await count()).answered;
       const windowStarted = Date.now();
       await sleep(IDLE_SECONDS * 1000);
       const after = await Promise.all(pids.map(cpuTicks));
       const seconds = (Date.now() - windowStarted) / 1000;
-      const ticks = after.reduce((sum, value, i) => sum + Math.max(0, value - (before[i] ?? 0)), 0);
-      const { held, errors: holdErrors } = await count();
+      const spent = (i: number) => Math.max(0, (after[i] ?? 0) - (before[i] ?? 0));
+      const ticks = pids.reduce((sum, _, i) => sum + spent(i), 0);
+      const { held, errors: holdErrors, answered } = await count();
+      const perPoll = (jiffies: number) => Math.round(((jiffies * 10) / Math.max(1, answered - answeredBefore)) * 1000) / 1000;
+      result['idle_poll_cpu_ms'] = { server: perPoll(spent(0)), postgres: perPoll(ticks - spent(0)) };
       errors += holdErrors;
       result['agents_held'] = held;
       phaseErrors['agents_held'] = errors;
@@ -434,6 +442,7 @@ try {
       loads['agents_held'] = loadavg();
       loads['idle_cpu_cores'] = loads['agents_held'];
       loads['rss_mb'] = loads['agents_held'];
+      loads['idle_poll_cpu_ms'] = loads['agents_held'];
       log(`held ${held}, idle CPU ${result['idle_cpu_cores']} cores, RSS ${result['rss_mb']} MB`);
     } finally {
       await Promise.all(

@@ -1,6 +1,7 @@
 import { type Server } from 'node:http';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { type AgentKeyPair, encodeKey, generateKeyPair, signRequest } from '@airlock/identity';
+import { type Sql, sqlText } from '@airlock/storage';
 import { createTestDatabase } from '@airlock/testing';
 import { AgentKeyCache, bootstrapTenant, connectPostgres, createHttpHandler, type Database, Dispatcher, migrate, type Queryable, signerFromSecretKey } from './index.ts';
 import { listenOnLoopback } from './trpc-http.fixture.ts';
@@ -23,7 +24,7 @@ interface Tally {
 function counted(db: Database, tally: Tally): Database {
   const countedTx = (tx: Queryable): Queryable => ({
     query: (text, params) => {
-      tally.statements.push(text);
+      tally.statements.push(sqlText(text));
       tally.roundTrips += 1;
       return tx.query(text, params);
     },
@@ -32,7 +33,7 @@ function counted(db: Database, tally: Tally): Database {
     ...scoped,
     query: (text, params) => {
       if (!system) tally.transactions += 1;
-      tally.statements.push(text);
+      tally.statements.push(sqlText(text));
       tally.roundTrips += 1;
       return scoped.query(text, params);
     },
@@ -45,8 +46,8 @@ function counted(db: Database, tally: Tally): Database {
     forSystem: () => view(scoped.forSystem(), true),
     forRequest: (signal) => view(scoped.forRequest(signal), system),
   });
-  const bare = (text: string, params?: readonly unknown[]) => {
-    tally.statements.push(text);
+  const bare = (text: Sql, params?: readonly unknown[]) => {
+    tally.statements.push(sqlText(text));
     tally.roundTrips += 1;
     return db.query(text, params);
   };

@@ -12,7 +12,7 @@ import type { KeyObject } from 'node:crypto';
 import { AuthenticationError } from '@airlock/errors';
 import { decodePublicKey, ed25519PublicKey, sha256Hex, verifySignature } from '@airlock/identity';
 import { MAX_CLOCK_SKEW_SECONDS, NONCE_PATTERN, type SignedRequestParts, signedHeaders } from '@airlock/protocol';
-import type { Database, Queryable } from '@airlock/storage';
+import { type Database, prepared, type Queryable } from '@airlock/storage';
 import type { CounterCount, SharedCounter } from './counters.ts';
 import type { RequestFacts } from './request-facts.ts';
 
@@ -79,6 +79,23 @@ export class AgentKeyCache {
 
 type Claim = { outcome: 'claimed'; count: CounterCount | null } | { outcome: 'replayed' | 'stale' };
 
+/** claimNonce's statement, which every signed request runs: prepared once per connection. */
+const CLAIM_NONCE = prepared(
+  `WITH agent AS (
+     SELECT tenant_id FROM agents WHERE id = $1 AND status = 'active' AND public_key = $2
+   ), claimed AS (
+     INSERT INTO request_nonces (agent_id, tenant_id, nonce, expires_at)
+     SELECT $1, tenant_id, $3, $4 FROM agent
+     ON CONFLICT DO NOTHING RETURNING 1
+   ), seen AS (
+     UPDATE agents SET last_seen_at = $5 WHERE id = $1 AND EXISTS (SELECT 1 FROM claimed) RETURNING 1
+   ), counted AS (
+     SELECT * FROM airlock_count($6, $5, $7) WHERE $6::text IS NOT NULL AND EXISTS (SELECT 1 FROM claimed)
+   )
+   SELECT EXISTS (SELECT 1 FROM agent) AS current, EXISTS (SELECT 1 FROM claimed) AS claimed,
+     (SELECT points FROM counted) AS points, (SELECT window_ends_at FROM counted) AS window_ends_at`,
+);
+
 /**
  * Claims the nonce and records `last_seen_at`, in one statement, only if the agent is still active
  * with `publicKey`; with `counter`, the same statement counts the request on that shared counter
@@ -90,19 +107,7 @@ async function claimNonce(
   counter: SharedCounter | null,
 ): Promise<Claim> {
   const [row] = await db.query<{ current: boolean; claimed: boolean; points: number | null; window_ends_at: Date | null }>(
-    `WITH agent AS (
-       SELECT tenant_id FROM agents WHERE id = $1 AND status = 'active' AND public_key = $2
-     ), claimed AS (
-       INSERT INTO request_nonces (agent_id, tenant_id, nonce, expires_at)
-       SELECT $1, tenant_id, $3, $4 FROM agent
-       ON CONFLICT DO NOTHING RETURNING 1
-     ), seen AS (
-       UPDATE agents SET last_seen_at = $5 WHERE id = $1 AND EXISTS (SELECT 1 FROM claimed) RETURNING 1
-     ), counted AS (
-       SELECT * FROM airlock_count($6, $5, $7) WHERE $6::text IS NOT NULL AND EXISTS (SELECT 1 FROM claimed)
-     )
-     SELECT EXISTS (SELECT 1 FROM agent) AS current, EXISTS (SELECT 1 FROM claimed) AS claimed,
-       (SELECT points FROM counted) AS points, (SELECT window_ends_at FROM counted) AS window_ends_at`,
+    CLAIM_NONCE,
     [claim.agentId, claim.publicKey, claim.nonce, claim.expiresAt, claim.now, counter?.key ?? null, counter?.durationSeconds ?? 0],
   );
   if (row?.claimed) {

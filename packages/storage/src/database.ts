@@ -12,13 +12,34 @@
  * audit verification). The plain database is neither: under a role subject to RLS it sees no
  * tenant rows at all.
  */
+import { createHash } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import pg from 'pg';
 import { type DataDirLock, type LockHolder, lockDataDir } from '@airlock/data-dir-lock';
 import { OperationalError, OverloadedError } from '@airlock/errors';
 
+/**
+ * A statement that runs on every signed request or scoped statement: each PostgreSQL connection
+ * parses and plans it once and then only binds and executes it, which for the hot statements is
+ * most of their cost. The name comes from the text, so one text is one prepared statement on
+ * every connection. PGlite runs the text.
+ */
+export interface PreparedStatement {
+  readonly name: string;
+  readonly text: string;
+}
+
+export function prepared(text: string): PreparedStatement {
+  return { name: `airlock_${createHash('sha256').update(text).digest('hex').slice(0, 32)}`, text };
+}
+
+/** SQL as a statement takes it: its text, or a statement prepared once per connection. */
+export type Sql = string | PreparedStatement;
+
+export const sqlText = (sql: Sql): string => (typeof sql === 'string' ? sql : sql.text);
+
 export interface Queryable {
-  query<Row>(text: string, params?: readonly unknown[]): Promise<Row[]>;
+  query<Row>(text: Sql, params?: readonly unknown[]): Promise<Row[]>;
 }
 
 /** What a listener is told: each notification on its channels, and each (re)connection. */
@@ -97,19 +118,22 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /** A statement and its parameters. */
 interface Statement {
-  text: string;
+  text: Sql;
   params: readonly unknown[];
 }
+
+const SYSTEM_SCOPE = prepared('SELECT set_config($1, $2, true)');
+const TENANT_SCOPE = prepared('SELECT set_config($1, $2, true), set_config($3, $4, true)');
 
 /**
  * What sets `scope` for the rest of the current transaction only (`is_local`), so it never leaks
  * to the next user of a pooled connection.
  */
 function scopeStatement(scope: Scope): Statement {
-  if (scope.kind === 'system') return { text: 'SELECT set_config($1, $2, true)', params: [SYSTEM_SETTING, 'on'] };
+  if (scope.kind === 'system') return { text: SYSTEM_SCOPE, params: [SYSTEM_SETTING, 'on'] };
   // A malformed id would make the policy's uuid cast fail on every row; refuse it up front.
   if (!UUID.test(scope.tenantId)) throw new Error('tenant scope needs a tenant uuid');
-  return { text: 'SELECT set_config($1, $2, true), set_config($3, $4, true)', params: ['role', APP_ROLE, TENANT_SETTING, scope.tenantId] };
+  return { text: TENANT_SCOPE, params: ['role', APP_ROLE, TENANT_SETTING, scope.tenantId] };
 }
 
 /** What each driver provides; the scoped views are built on top of it once, for both. */
@@ -120,14 +144,14 @@ interface Driver {
    * statement then needs no transaction around it to set the scope.
    */
   system?: Pick<Driver, 'query' | 'transaction'>;
-  query<Row>(text: string, params: readonly unknown[], signal?: AbortSignal): Promise<Row[]>;
+  query<Row>(text: Sql, params: readonly unknown[], signal?: AbortSignal): Promise<Row[]>;
   /**
    * Runs `fn` in one transaction that starts with `prelude` (a scope's settings). `signal` is
    * checked once a connection is in hand, after any wait for one.
    */
   transaction<T>(fn: (tx: Queryable) => Promise<T>, signal?: AbortSignal, prelude?: Statement): Promise<T>;
   /** One statement in a transaction of its own that starts with `prelude`. */
-  queryIn<Row>(prelude: Statement, text: string, params: readonly unknown[], signal?: AbortSignal): Promise<Row[]>;
+  queryIn<Row>(prelude: Statement, text: Sql, params: readonly unknown[], signal?: AbortSignal): Promise<Row[]>;
   execScript(sql: string): Promise<void>;
   listen(channels: readonly string[], handlers: NotificationHandlers): Promise<Listener>;
   close(): Promise<void>;
@@ -146,7 +170,7 @@ function scopedView(driver: Driver, scope: Scope, signal?: AbortSignal): Databas
   const transaction = async <T>(fn: (tx: Queryable) => Promise<T>) => (system ? system.transaction(fn, signal) : driver.transaction(fn, signal, scopeStatement(scope)));
   return {
     kind: driver.kind,
-    query: async <Row>(text: string, params: readonly unknown[] = []) =>
+    query: async <Row>(text: Sql, params: readonly unknown[] = []) =>
       system ? system.query<Row>(text, params, signal) : driver.queryIn<Row>(scopeStatement(scope), text, params, signal),
     transaction,
     execScript: () => Promise.reject(new Error('scripts run on the unscoped database only')),
@@ -162,7 +186,7 @@ function scopedView(driver: Driver, scope: Scope, signal?: AbortSignal): Databas
 function fromDriver(driver: Driver, signal?: AbortSignal): Database {
   return {
     kind: driver.kind,
-    query: <Row>(text: string, params: readonly unknown[] = []) => driver.query<Row>(text, params, signal),
+    query: <Row>(text: Sql, params: readonly unknown[] = []) => driver.query<Row>(text, params, signal),
     transaction: (fn) => driver.transaction(fn, signal),
     execScript: (sql) => driver.execScript(sql),
     listen: (channels, handlers) => listenChecked(driver, channels, handlers),
@@ -272,6 +296,11 @@ const overloaded = (cause?: unknown) =>
  * therefore travel with its first statement, and a lone statement's whole transaction is one
  * round trip.
  */
+/** What `pg` is given: a prepared statement goes by its name, so each connection parses it once. */
+function queryConfig(sql: Sql, params: readonly unknown[]): pg.QueryConfig {
+  return typeof sql === 'string' ? { text: sql, values: [...params] } : { name: sql.name, text: sql.text, values: [...params] };
+}
+
 function poolDriver(pool: pg.Pool, maxQueue: number): Pick<Driver, 'query' | 'transaction' | 'queryIn'> {
   // An idle client's error must not crash the process; the next query reconnects.
   pool.on('error', () => undefined);
@@ -295,15 +324,15 @@ function poolDriver(pool: pg.Pool, maxQueue: number): Pick<Driver, 'query' | 'tr
   };
   /** Sent now, awaited later: its rejection is handled here and surfaces where it is awaited. */
   const send = (client: pg.PoolClient, statement: Statement) => {
-    const answer = client.query(statement.text, [...statement.params]);
+    const answer = client.query(queryConfig(statement.text, statement.params));
     answer.catch(() => undefined);
     return answer;
   };
   return {
-    async query<Row>(text: string, params: readonly unknown[], signal?: AbortSignal) {
+    async query<Row>(text: Sql, params: readonly unknown[], signal?: AbortSignal) {
       const client = await connect(signal);
       try {
-        return (await client.query(text, [...params])).rows as Row[];
+        return (await client.query(queryConfig(text, params))).rows as Row[];
       } finally {
         client.release();
       }
@@ -315,7 +344,7 @@ function poolDriver(pool: pg.Pool, maxQueue: number): Pick<Driver, 'query' | 'tr
         const opening = Promise.all([begin, ...(prelude ? [send(client, prelude)] : [])]);
         opening.catch(() => undefined);
         const tx: Queryable = {
-          async query<Row>(text: string, params: readonly unknown[] = []) {
+          async query<Row>(text: Sql, params: readonly unknown[] = []) {
             const answer = send(client, { text, params });
             // A failed BEGIN or prelude is the cause; the statement behind it only fails in its wake.
             await opening;
@@ -333,7 +362,7 @@ function poolDriver(pool: pg.Pool, maxQueue: number): Pick<Driver, 'query' | 'tr
         client.release();
       }
     },
-    async queryIn<Row>(prelude: Statement, text: string, params: readonly unknown[], signal?: AbortSignal) {
+    async queryIn<Row>(prelude: Statement, text: Sql, params: readonly unknown[], signal?: AbortSignal) {
       const client = await connect(signal);
       try {
         // A failure anywhere aborts the transaction, and the COMMIT behind it then only rolls back.
@@ -430,22 +459,22 @@ export async function openPglite(dataDir: string, use: EmbeddedDatabaseUse = { c
   const transaction = async <T>(fn: (tx: Queryable) => Promise<T>, signal?: AbortSignal, prelude?: Statement): Promise<T> => {
     checkSignal(signal);
     return db.transaction(async (tx) => {
-      if (prelude) await tx.query(prelude.text, [...prelude.params]);
+      if (prelude) await tx.query(sqlText(prelude.text), [...prelude.params]);
       return fn({
-        async query<Row>(text: string, params: readonly unknown[] = []) {
-          return (await tx.query<Row>(text, [...params])).rows;
+        async query<Row>(text: Sql, params: readonly unknown[] = []) {
+          return (await tx.query<Row>(sqlText(text), [...params])).rows;
         },
       });
     });
   };
   return fromDriver({
     kind: 'pglite',
-    async query<Row>(text: string, params: readonly unknown[], signal?: AbortSignal) {
+    async query<Row>(text: Sql, params: readonly unknown[], signal?: AbortSignal) {
       checkSignal(signal);
-      return (await db.query<Row>(text, [...params])).rows;
+      return (await db.query<Row>(sqlText(text), [...params])).rows;
     },
     transaction,
-    queryIn: <Row>(prelude: Statement, text: string, params: readonly unknown[], signal?: AbortSignal) =>
+    queryIn: <Row>(prelude: Statement, text: Sql, params: readonly unknown[], signal?: AbortSignal) =>
       transaction((tx) => tx.query<Row>(text, params), signal, prelude),
     async execScript(sql: string) {
       await db.exec(sql);

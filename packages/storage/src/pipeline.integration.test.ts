@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createTestDatabase } from '@airlock/testing';
-import { connectPostgres, type Database } from './database.ts';
+import { connectPostgres, type Database, prepared } from './database.ts';
 import { migrate } from './migrate.ts';
 
 /**
@@ -69,5 +69,19 @@ describe('pipelined statements and transactions', () => {
 
   it('refuses a malformed tenant id before anything is sent', async () => {
     await expect(db.forTenant('not-a-uuid').query('SELECT 1')).rejects.toThrow('tenant scope needs a tenant uuid');
+  });
+
+  it('prepares a prepared statement once per connection, through failures and pipelined repeats', async () => {
+    const half = prepared('SELECT 10 / $1::int AS n');
+    const tenant = db.forTenant(tenantId);
+    expect(await tenant.query(half, [2])).toEqual([{ n: 5 }]);
+    await expect(tenant.query(half, [0])).rejects.toMatchObject({ code: '22012' });
+    // The same statement several times in one pipeline: parsed once, each bound with its own value.
+    const many = await tenant.transaction((tx) => Promise.all([1, 2, 5].map((by) => tx.query<{ n: number }>(half, [by]))));
+    expect(many.flat().map((row) => row.n)).toEqual([10, 5, 2]);
+    // One connection per pool here: the statement was prepared on it once, under its name.
+    expect(await db.query<{ n: number }>('SELECT count(*)::int AS n FROM pg_prepared_statements WHERE name = $1', [half.name])).toEqual([{ n: 1 }]);
+    // The scope's own statement is prepared too.
+    expect(await db.query<{ n: number }>("SELECT count(*)::int AS n FROM pg_prepared_statements WHERE statement LIKE 'SELECT set_config%'")).toEqual([{ n: 1 }]);
   });
 });

@@ -3,7 +3,7 @@ import type { TRPCRouterRecord } from '@trpc/server';
 import { AuthenticationError, NotFoundError } from '@airlock/errors';
 import { heartbeatInput, type IntegrationSpec, nextJobInput, nextJobOutput, releaseChunkInput, releaseChunkOutput, runProgress, runReport, updateReportInput } from '@airlock/protocol';
 import { dueUpdate, recordUpdateReport } from '../rollouts.ts';
-import { appendAudit, eventBy, recordAudit } from '@airlock/storage';
+import { appendAudit, eventBy, prepared, recordAudit } from '@airlock/storage';
 import { abandonedEvent, abandonRuns, decideForGroup, decideIntegration, sealJob } from '@airlock/dispatch';
 import type { Context } from '../context.ts';
 import type { AgentPrincipal } from '@airlock/auth';
@@ -19,6 +19,30 @@ interface QueuedRun {
   spec: IntegrationSpec;
 }
 
+/** Whether the agent is current and anything is queued for it or its groups: every long-poll asks, so it is prepared. */
+const QUEUED_PROBE = prepared(
+  `SELECT a.status = 'active' AND a.public_key = $3 AS current,
+     EXISTS (SELECT 1 FROM runs WHERE tenant_id = $2 AND status = 'queued' AND (agent_id = $1 OR group_id IN (
+       SELECT m.group_id FROM agent_group_members m JOIN agent_groups g ON g.id = m.group_id WHERE m.agent_id = $1 AND g.tenant_id = $2))) AS queued
+   FROM agents a WHERE a.id = $1`,
+);
+
+/** A heartbeat's one statement (see `heartbeat`), prepared as every idle agent sends it. */
+const HEARTBEAT = prepared(
+  `WITH changed AS (
+     UPDATE agents SET version = $1, hostname = $2 WHERE id = $3 AND (version IS DISTINCT FROM $1 OR hostname IS DISTINCT FROM $2) RETURNING 1
+   ), summary AS (
+     INSERT INTO agent_summaries (agent_id, tenant_id, summary, reported_at) SELECT $3, $4, $5::jsonb, $6 WHERE $5::jsonb IS NOT NULL
+     ON CONFLICT (agent_id) DO UPDATE SET summary = EXCLUDED.summary, reported_at = EXCLUDED.reported_at
+     WHERE agent_summaries.summary IS DISTINCT FROM EXCLUDED.summary
+     RETURNING 1
+   )
+   SELECT key_rotation_requested_at,
+     EXISTS (SELECT 1 FROM rollout_agents ra JOIN rollouts r ON r.id = ra.rollout_id
+             WHERE ra.agent_id = $3 AND r.state = 'active' AND ra.state IN ('waiting', 'offered')) AS update_pending
+   FROM agents WHERE id = $3`,
+);
+
 /** Runs refused at one claim before the agent is answered; each refusal closes its run, so the queue shrinks. */
 const MAX_REFUSALS_PER_CLAIM = 100;
 
@@ -33,10 +57,7 @@ async function claimJob(ctx: Context, agent: AgentPrincipal) {
   // Most long-polls find nothing: one statement (one round trip) says so, and only a queued run
   // or a stale agent takes the claiming transaction below.
   const [probe] = await ctx.db.query<{ current: boolean; queued: boolean }>(
-    `SELECT a.status = 'active' AND a.public_key = $3 AS current,
-       EXISTS (SELECT 1 FROM runs WHERE tenant_id = $2 AND status = 'queued' AND (agent_id = $1 OR group_id IN (
-         SELECT m.group_id FROM agent_group_members m JOIN agent_groups g ON g.id = m.group_id WHERE m.agent_id = $1 AND g.tenant_id = $2))) AS queued
-     FROM agents a WHERE a.id = $1`,
+    QUEUED_PROBE,
     [agent.agentId, agent.tenantId, agent.publicKey],
   );
   if (probe?.current && !probe.queued) return null;
@@ -94,18 +115,7 @@ export const agentChannelRouter = {
     // rewritten only when the version or hostname changed, and the summary only when it changed (an
     // idle agent's is the same each time), never on every heartbeat.
     const [agent] = await ctx.db.query<{ key_rotation_requested_at: Date | null; update_pending: boolean }>(
-      `WITH changed AS (
-         UPDATE agents SET version = $1, hostname = $2 WHERE id = $3 AND (version IS DISTINCT FROM $1 OR hostname IS DISTINCT FROM $2) RETURNING 1
-       ), summary AS (
-         INSERT INTO agent_summaries (agent_id, tenant_id, summary, reported_at) SELECT $3, $4, $5::jsonb, $6 WHERE $5::jsonb IS NOT NULL
-         ON CONFLICT (agent_id) DO UPDATE SET summary = EXCLUDED.summary, reported_at = EXCLUDED.reported_at
-         WHERE agent_summaries.summary IS DISTINCT FROM EXCLUDED.summary
-         RETURNING 1
-       )
-       SELECT key_rotation_requested_at,
-         EXISTS (SELECT 1 FROM rollout_agents ra JOIN rollouts r ON r.id = ra.rollout_id
-                 WHERE ra.agent_id = $3 AND r.state = 'active' AND ra.state IN ('waiting', 'offered')) AS update_pending
-       FROM agents WHERE id = $3`,
+      HEARTBEAT,
       [input.version, input.hostname, ctx.agent.agentId, ctx.agent.tenantId, input.summary ? JSON.stringify(input.summary) : null, ctx.now()],
     );
     // A release due to this agent from an active rollout: the agent checks the release key's signature itself.
