@@ -4,6 +4,11 @@
  * request path. When the queue is full (the database is slow or down) new entries are dropped and
  * counted, never waited for; the count is logged (at most once per flush) and readable from
  * `stats()`. An entry holds no body, query string, header other than the user agent, or credential.
+ *
+ * An agent's successful heartbeats and long-polls are left out: they are its liveness, most of a
+ * fleet's requests (10,000 idle agents make about 50 million a day) and recorded already where
+ * they matter (the agent's last-seen time; a job handed out is audited). Every other agent call,
+ * and any of them that fails, is logged.
  */
 import { escapeUnprintable, REQUEST_LOG_FLUSH_MS } from '@airlock/protocol';
 import type { Database, Queryable } from '@airlock/storage';
@@ -47,6 +52,14 @@ interface Logger {
   warn(meta: Record<string, unknown>, message: string): void;
 }
 
+/** The agent calls that are its liveness (see above). */
+const LIVENESS = new Set(['agent.heartbeat', 'agent.nextJob']);
+
+/** Whether an entry is an agent's successful heartbeat or long-poll (a batch of only those), which the log leaves out. */
+export function isAgentLiveness(entry: Pick<RequestLogEntry, 'callerType' | 'procedure' | 'status'>): boolean {
+  return entry.callerType === 'agent' && entry.status < 400 && entry.procedure.split(',').every((procedure) => LIVENESS.has(procedure));
+}
+
 /** Longest user agent kept; the rest is cut. */
 const MAX_USER_AGENT = 256;
 
@@ -72,8 +85,9 @@ export class RequestLogWriter {
     this.#timer.unref();
   }
 
-  /** Queues one entry; never waits and never throws. */
+  /** Queues one entry, unless it is an agent's liveness; never waits and never throws. */
   record(entry: RequestLogEntry): void {
+    if (isAgentLiveness(entry)) return;
     if (this.#closed || this.#queue.length >= this.#maxQueue) {
       this.#dropped += 1;
       return;
