@@ -23,7 +23,7 @@ export interface HoldOrder {
 }
 
 /** `answered`: long-polls answered so far (each one a signed call the server authenticated and closed). */
-export type HolderMessage = { kind: 'ramped' } | { kind: 'count'; held: number; errors: number; answered: number };
+export type HolderMessage = { kind: 'ramped' } | { kind: 'count'; held: number; errors: number; answered: number; kinds: Record<string, number> };
 
 const send = (message: HolderMessage) => process.send?.(message);
 
@@ -37,6 +37,8 @@ process.once('message', (order: HoldOrder) => {
   let held = 0;
   let errors = 0;
   let answered = 0;
+  /** Failed calls by what failed them, for the log. */
+  const kinds: Record<string, number> = {};
   const hold = async (client: ReturnType<typeof createAgentClient>) => {
     let failures = 0;
     while (!stop.signal.aborted) {
@@ -53,6 +55,8 @@ process.once('message', (order: HoldOrder) => {
       }
       if (failed !== null && !stop.signal.aborted) {
         errors += 1;
+        const kind = failed instanceof Error ? `${Reflect.get(failed, 'data')?.httpStatus ?? ''} ${failed.message}`.slice(0, 100) : String(failed);
+        kinds[kind] = (kinds[kind] ?? 0) + 1;
         // As the daemon does: full jitter, at least the server's Retry-After.
         await sleep(reconnectDelay(++failures, retryAfterOf(failed), RECONNECT_MAX_DELAY_MS), undefined, { signal: stop.signal }).catch(() => undefined);
       }
@@ -60,7 +64,7 @@ process.once('message', (order: HoldOrder) => {
   };
   const polls: Promise<void>[] = [];
   process.on('message', (message: 'count' | 'stop') => {
-    if (message === 'count') send({ kind: 'count', held, errors, answered });
+    if (message === 'count') send({ kind: 'count', held, errors, answered, kinds });
     if (message === 'stop') {
       stop.abort();
       void Promise.allSettled(polls).then(async () => {

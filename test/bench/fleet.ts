@@ -383,7 +383,11 @@ try {
 
   // ---- the whole fleet held, idle --------------------------------------------------------------
   {
-    // The fleet's long-polls are held by HOLDERS processes, each from its own loopback address.
+    // The fleet's long-polls are held by HOLDERS processes, each from its own loopback address. They
+    // start over one long-poll's length, as a fleet whose agents started at different times asks:
+    // a fleet that starts at once (after a restart) is shed with 503 and spreads itself out, which
+    // the fleet integration tests prove.
+    const RAMP_STEP_MS = 250;
     const holders = Array.from({ length: HOLDERS }, (_, n) => {
       const child = fork(path.join(import.meta.dirname, 'fleet-agents.ts'), [], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
       const share = fleet.filter((_, i) => i % HOLDERS === n);
@@ -391,8 +395,8 @@ try {
         url: primary.url,
         localAddress: `127.0.0.${n + 2}`,
         agents: share.map((agent) => ({ id: agent.id, publicKey: Buffer.from(agent.keys.publicKey).toString('base64'), secretKey: Buffer.from(agent.keys.secretKey).toString('base64') })),
-        step: Math.max(1, Math.ceil(500 / HOLDERS)),
-        stepMs: 250,
+        step: Math.max(1, Math.ceil(share.length / (LONG_POLL_WAIT_MS / RAMP_STEP_MS))),
+        stepMs: RAMP_STEP_MS,
       };
       const ramped = new Promise<void>((resolve) => child.on('message', (message: HolderMessage) => message.kind === 'ramped' && resolve()));
       child.send(order);
@@ -402,7 +406,7 @@ try {
       const answers = await Promise.all(
         holders.map(
           ({ child }) =>
-            new Promise<{ held: number; errors: number; answered: number }>((resolve) => {
+            new Promise<{ held: number; errors: number; answered: number; kinds: Record<string, number> }>((resolve) => {
               const onMessage = (message: HolderMessage) => {
                 if (message.kind !== 'count') return;
                 child.off('message', onMessage);
@@ -413,15 +417,19 @@ try {
             }),
         ),
       );
+      const kinds: Record<string, number> = {};
+      for (const answer of answers) for (const [kind, n] of Object.entries(answer.kinds)) kinds[kind] = (kinds[kind] ?? 0) + n;
       return answers.reduce(
-        (sum, answer) => ({ held: sum.held + answer.held, errors: sum.errors + answer.errors, answered: sum.answered + answer.answered }),
-        { held: 0, errors: 0, answered: 0 },
+        (sum, answer) => ({ ...sum, held: sum.held + answer.held, errors: sum.errors + answer.errors, answered: sum.answered + answer.answered }),
+        { held: 0, errors: 0, answered: 0, kinds },
       );
     };
     try {
+      const phaseEnds = Date.now() + PHASE_LIMIT_MS;
       await Promise.race([Promise.all(holders.map((holder) => holder.ramped)), sleep(PHASE_LIMIT_MS)]);
-      // Let the ramp's requests land, then measure a quiet window.
-      await sleep(3_000);
+      // Steady state: every agent's first long-poll has been answered and the next one is waiting,
+      // so the window below measures waiting agents, not the ramp's backlog.
+      while (Date.now() < phaseEnds && (await count()).answered < AGENTS) await sleep(1_000);
       const pids = [primary.child.pid ?? 0, ...(await postgresPids(postmaster))];
       const before = await Promise.all(pids.map(cpuTicks));
       const answeredBefore = (await count()).answered;
@@ -431,7 +439,8 @@ try {
       const seconds = (Date.now() - windowStarted) / 1000;
       const spent = (i: number) => Math.max(0, (after[i] ?? 0) - (before[i] ?? 0));
       const ticks = pids.reduce((sum, _, i) => sum + spent(i), 0);
-      const { held, errors: holdErrors, answered } = await count();
+      const { held, errors: holdErrors, answered, kinds } = await count();
+      if (holdErrors > 0) log(`held-phase failures: ${JSON.stringify(kinds)}`);
       const perPoll = (jiffies: number) => Math.round(((jiffies * 10) / Math.max(1, answered - answeredBefore)) * 1000) / 1000;
       result['idle_poll_cpu_ms'] = { server: perPoll(spent(0)), postgres: perPoll(ticks - spent(0)) };
       errors += holdErrors;

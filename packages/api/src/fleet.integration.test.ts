@@ -157,6 +157,23 @@ describe('a fleet across replicas on one PostgreSQL', () => {
     ]);
   });
 
+  it('answers an empty long-poll in the last fifth of its wait, at a different point for each agent', async () => {
+    const d = await replica();
+    const agents = await Promise.all(Array.from({ length: 8 }, () => addAgent()));
+    const ended = await Promise.all(
+      agents.map(async (agent) => {
+        const started = Date.now();
+        const answer = await asAgent(d.base, 'agent.nextJob', { waitMs: 2_000, idle: false }, agent);
+        expect([answer.status, runIdOf(answer)]).toEqual([200, null]);
+        return Date.now() - started;
+      }),
+    );
+    for (const ms of ended) expect(ms).toBeGreaterThanOrEqual(1_550);
+    for (const ms of ended) expect(ms).toBeLessThan(3_000);
+    // Eight draws from 400 ms: all within 20 ms of each other would be a one-in-a-million chance.
+    expect(Math.max(...ended) - Math.min(...ended)).toBeGreaterThan(20);
+  });
+
   it('sheds load past the pool queue with 503 and Retry-After, and recovers', async () => {
     const d = await replica({ pool: { maxConnections: 1, maxQueue: 1, queueTimeoutMs: 5_000 } });
     const enroll = { token: `aet_${'x'.repeat(32)}`, publicKey: encodeKey(generateKeyPair().publicKey), hostname: 'h', version: '0' };

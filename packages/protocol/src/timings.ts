@@ -10,7 +10,10 @@ export const HEARTBEAT_INTERVAL_MS = 60_000;
 /** While a job runs, the agent keeps itself heard of this often (ms), even when no byte moves. */
 export const JOB_KEEPALIVE_MS = 60_000;
 
-/** How long the agent asks the control plane to hold a long-poll for work open (ms). */
+/**
+ * How long the agent asks the control plane to hold a long-poll for work open (ms). An empty one is
+ * answered at a random point in its last fifth, so a fleet's long-polls do not stay in step.
+ */
 export const LONG_POLL_WAIT_MS = 25_000;
 
 /** The longest long-poll the control plane holds (ms); a request asking more is refused. */

@@ -286,6 +286,11 @@ function pgListen(url: string, channels: readonly string[], handlers: Notificati
   }));
 }
 
+/** What `pg` is given: a prepared statement goes by its name, so each connection parses it once. */
+function queryConfig(sql: Sql, params: readonly unknown[]): pg.QueryConfig {
+  return typeof sql === 'string' ? { text: sql, values: [...params] } : { name: sql.name, text: sql.text, values: [...params] };
+}
+
 const overloaded = (cause?: unknown) =>
   new OverloadedError('the control plane is busy; try again shortly', OVERLOAD_RETRY_AFTER_SECONDS, cause === undefined ? undefined : { cause });
 
@@ -296,11 +301,6 @@ const overloaded = (cause?: unknown) =>
  * therefore travel with its first statement, and a lone statement's whole transaction is one
  * round trip.
  */
-/** What `pg` is given: a prepared statement goes by its name, so each connection parses it once. */
-function queryConfig(sql: Sql, params: readonly unknown[]): pg.QueryConfig {
-  return typeof sql === 'string' ? { text: sql, values: [...params] } : { name: sql.name, text: sql.text, values: [...params] };
-}
-
 function poolDriver(pool: pg.Pool, maxQueue: number): Pick<Driver, 'query' | 'transaction' | 'queryIn'> {
   // An idle client's error must not crash the process; the next query reconnects.
   pool.on('error', () => undefined);

@@ -164,7 +164,9 @@ export const agentChannelRouter = {
           }
         });
       }
-      const deadline = Date.now() + input.waitMs;
+      // The hold ends at a random point in the wait's last fifth: agents that started together (a
+      // fleet after a restart) drift apart over a few long-polls instead of all asking at once.
+      const deadline = Date.now() + input.waitMs - Math.floor(Math.random() * (input.waitMs / 5));
       // Waiting before the claim, so a wake-up that comes while it runs is not lost.
       const waiter = ctx.dispatcher.waiter(ctx.agent.agentId);
       try {
