@@ -58,6 +58,8 @@ const { values } = parseArgs({
     'idle-seconds': { type: 'string', default: '10' },
     /** Profiles the first control plane (node --cpu-prof) and adds its top self times to the output. */
     profile: { type: 'boolean', default: false },
+    /** With --profile: where the .cpuprofile files are kept (else they go with the run's temporary directory). */
+    'profile-dir': { type: 'string' },
   },
 });
 const whole = (name: string, text: string | undefined) => {
@@ -205,7 +207,7 @@ const serverEnv: NodeJS.ProcessEnv = {
   AIRLOCK_RATE_LIMIT_IP: '1000000',
 };
 const servers: Server[] = [];
-const profileDir = path.join(work, 'profile');
+const profileDir = values['profile-dir'] ?? path.join(work, 'profile');
 const result: Record<string, unknown> = { agents: AGENTS };
 const loads: Record<string, number> = {};
 let errors = 0;

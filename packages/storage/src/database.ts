@@ -14,6 +14,7 @@
  */
 import { createHash } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
+import { Writable } from 'node:stream';
 import pg from 'pg';
 import { type DataDirLock, type LockHolder, lockDataDir } from '@airlock/data-dir-lock';
 import { OperationalError, OverloadedError } from '@airlock/errors';
@@ -286,6 +287,12 @@ function pgListen(url: string, channels: readonly string[], handlers: Notificati
   }));
 }
 
+/** A pg client's socket, which pg keeps as `connection.stream`; null if a version of pg does not. */
+function socketOf(client: pg.PoolClient): { cork(): void; uncork(): void } | null {
+  const stream: unknown = Reflect.get(Reflect.get(client, 'connection') ?? {}, 'stream');
+  return stream instanceof Writable ? stream : null;
+}
+
 /** What `pg` is given: a prepared statement goes by its name, so each connection parses it once. */
 function queryConfig(sql: Sql, params: readonly unknown[]): pg.QueryConfig {
   return typeof sql === 'string' ? { text: sql, values: [...params] } : { name: sql.name, text: sql.text, values: [...params] };
@@ -322,6 +329,17 @@ function poolDriver(pool: pg.Pool, maxQueue: number): Pick<Driver, 'query' | 'tr
     }
     return client;
   };
+  /**
+   * What is sent on `client` from now to the end of this tick leaves in one write. A pipelined
+   * statement is otherwise one write each, and on loopback every write also wakes the database's
+   * process: a scoped statement was four.
+   */
+  const gather = (client: pg.PoolClient) => {
+    const stream = socketOf(client);
+    if (!stream) return;
+    stream.cork();
+    process.nextTick(() => stream.uncork());
+  };
   /** Sent now, awaited later: its rejection is handled here and surfaces where it is awaited. */
   const send = (client: pg.PoolClient, statement: Statement) => {
     const answer = client.query(queryConfig(statement.text, statement.params));
@@ -340,6 +358,8 @@ function poolDriver(pool: pg.Pool, maxQueue: number): Pick<Driver, 'query' | 'tr
     async transaction<T>(fn: (tx: Queryable) => Promise<T>, signal?: AbortSignal, prelude?: Statement) {
       const client = await connect(signal);
       try {
+        // BEGIN and the prelude go out with the transaction's first statement when `fn` sends it at once.
+        gather(client);
         const begin = send(client, { text: 'BEGIN', params: [] });
         const opening = Promise.all([begin, ...(prelude ? [send(client, prelude)] : [])]);
         opening.catch(() => undefined);
@@ -365,6 +385,7 @@ function poolDriver(pool: pg.Pool, maxQueue: number): Pick<Driver, 'query' | 'tr
     async queryIn<Row>(prelude: Statement, text: Sql, params: readonly unknown[], signal?: AbortSignal) {
       const client = await connect(signal);
       try {
+        gather(client);
         // A failure anywhere aborts the transaction, and the COMMIT behind it then only rolls back.
         const answers = await Promise.allSettled([
           send(client, { text: 'BEGIN', params: [] }),
