@@ -10,6 +10,7 @@ import { fetchNamingFailures, formatIssues, UnexpectedError, UserError } from '@
 import { escapeUnprintable, truncateText } from '@airlock/protocol';
 import { createEgress, type Egress, effectiveProxySettings, proxyCredentialSchema, type ProxySettings } from './egress.ts';
 import { loadSecrets } from './secrets.ts';
+import { type OpenWakeups, WakeupStream } from './wakeups.ts';
 
 export type ControlPlaneClient = ReturnType<typeof createAgentClient>;
 
@@ -33,7 +34,18 @@ export function createAgentClient(controlPlaneUrl: string, agentId: string, keyP
     for (const [name, value] of Object.entries(signature)) headers.set(name, value);
     return namingFailures(url, { ...init, headers });
   };
-  return createTRPCClient<AppRouter>({ links: [httpLink({ url: `${controlPlaneUrl}/trpc`, fetch: signedFetch })] });
+  const client = createTRPCClient<AppRouter>({ links: [httpLink({ url: `${controlPlaneUrl}/trpc`, fetch: signedFetch })] });
+  wakeupOpeners.set(client, (signal) => signedFetch(`${controlPlaneUrl}/trpc/agent.wakeups`, { headers: { accept: 'text/event-stream' }, signal }));
+  return client;
+}
+
+/** How each signed client opens its wake-up stream, which tRPC's request links do not carry. */
+const wakeupOpeners = new WeakMap<object, OpenWakeups>();
+
+/** The wake-up stream of a client made by `createAgentClient`, signed with its key; null for any other client. */
+export function wakeupStreamOf(client: ControlPlaneClient): WakeupStream | null {
+  const open = wakeupOpeners.get(client);
+  return open ? new WakeupStream(open) : null;
 }
 
 /** Enrollment is the one unsigned call: the one-time token is the credential. */

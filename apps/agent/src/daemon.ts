@@ -1,13 +1,13 @@
 /**
- * The agent's main loop: heartbeat, witness the audit chain, long-poll for a job, open its signed
- * envelope, run it, report it. A refused envelope or policy violation is written to the local
+ * The agent's main loop: heartbeat, witness the audit chain, wait on the wake-up stream (or
+ * long-poll, with a client that has none) for a job, open its signed envelope, run it, report it. A refused envelope or policy violation is written to the local
  * security log and reported. Errors back off with jitter; the loop never opens a listening socket.
  */
 import { remoteErrorClass } from '@airlock/errors';
 import type { Logger } from '@airlock/connector-api';
 import { followRotations, keyFingerprint } from '@airlock/identity';
 import { HEARTBEAT_INTERVAL_MS, type Job, JOB_KEEPALIVE_MS, LONG_POLL_WAIT_MS, RECONNECT_MAX_DELAY_MS, type RunProgress, type RunReport } from '@airlock/protocol';
-import { type ControlPlaneClient, reportedHostname } from './control-channel.ts';
+import { type ControlPlaneClient, reportedHostname, wakeupStreamOf } from './control-channel.ts';
 import { isUnauthorized } from './key-rotation.ts';
 import { type ControlPlanePin, savePin } from './control-plane-pin.ts';
 import { EnvelopeRefusal, openEnvelope } from './envelope.ts';
@@ -152,7 +152,20 @@ export async function runDaemon(deps: DaemonDeps, options: DaemonOptions = {}): 
   let failures = 0;
   let lastHeartbeat = 0;
   let lastWitness = 0;
+  const witnessIntervalMs = deps.witnessIntervalMs ?? 5 * 60_000;
   const started = Date.now();
+  // Between jobs the agent waits on its wake-up stream and asks for a job when it rings (and once
+  // at the start, and after each job); a client without a stream long-polls instead.
+  let wakeups = wakeupStreamOf(client);
+  let askNow = true;
+  let silent = false;
+  const useClient = (next: ControlPlaneClient) => {
+    client = next;
+    deps.client = next;
+    if (wakeups === null) return;
+    wakeups.close();
+    wakeups = wakeupStreamOf(next);
+  };
   while (!options.signal?.aborted) {
     if (options.maxJobs !== undefined && reports.length >= options.maxJobs) break;
     if (options.idleTimeoutMs !== undefined && Date.now() - started > options.idleTimeoutMs) break;
@@ -167,27 +180,50 @@ export async function runDaemon(deps: DaemonDeps, options: DaemonOptions = {}): 
         const offer: unknown = Reflect.get(beat, 'update');
         if (offer !== undefined && offer !== null && (await updates.offered(offer))) break;
         if (beat.rotateKey && deps.keys) {
-          client = await deps.keys.rotate();
-          deps.client = client;
+          useClient(await deps.keys.rotate());
           logger.info({}, 'agent key rotated at the control plane\'s request');
         }
         const flushed = await deps.outbox.flush(sendReport);
         if (flushed > 0) logger.info({ flushed }, 'queued reports sent');
         await sendEvents();
       }
-      if (Date.now() - lastWitness > (deps.witnessIntervalMs ?? 5 * 60_000)) {
+      if (Date.now() - lastWitness > witnessIntervalMs) {
         lastWitness = Date.now();
         await witness(deps);
         await sendEvents();
       }
+      if (wakeups !== null && !askNow) {
+        // Back in time for the next heartbeat or witness round, or the end of a scripted run's wait.
+        const due = Math.min(lastHeartbeat + HEARTBEAT_INTERVAL_MS, lastWitness + witnessIntervalMs, options.idleTimeoutMs === undefined ? Infinity : started + options.idleTimeoutMs) + 1;
+        let outcome;
+        try {
+          outcome = await wakeups.wait(due, options.signal);
+        } catch (error) {
+          if (remoteErrorClass(error) !== 'not-found') throw error;
+          // A control plane from before wake-up streams: long-poll it, as such agents did.
+          logger.warn({}, 'the control plane has no wake-up stream; long-polling instead');
+          wakeups.close();
+          wakeups = null;
+          askNow = true;
+          continue;
+        }
+        failures = 0;
+        if (outcome === 'silent' && !silent) logger.warn({}, 'the wake-up stream went silent (a proxy holding events back?); asking for work after each silence');
+        silent = outcome === 'silent';
+        askNow = outcome !== 'deadline';
+        continue;
+      }
+      askNow = false;
       // Jobs run one at a time, so between jobs nothing runs: with no report waiting either, any run
       // the control plane still holds open for this agent was lost (a restart mid-run) and is closed.
       const idle = await deps.outbox.isEmpty();
       // Read as unknown: whatever came back is untrusted until its envelope is opened.
-      const answer: unknown = await client.agent.nextJob.mutate({ waitMs: LONG_POLL_WAIT_MS, idle }, { signal: options.signal });
+      const answer: unknown = await client.agent.nextJob.mutate({ waitMs: wakeups === null ? LONG_POLL_WAIT_MS : 0, idle }, { signal: options.signal });
       failures = 0;
       const raw: unknown = typeof answer === 'object' && answer !== null && 'envelope' in answer ? answer.envelope : answer;
       if (raw === null || raw === undefined) continue;
+      // A job, or an envelope refused: either way there may be more queued.
+      askNow = true;
       let job: Job;
       try {
         job = await openJob(raw, deps);
@@ -227,15 +263,17 @@ export async function runDaemon(deps: DaemonDeps, options: DaemonOptions = {}): 
       metrics?.controlPlaneFailed(remoteErrorClass(error) ?? 'unreachable');
       await writeMetrics();
       if (isUnauthorized(error) && deps.keys) {
-        client = await deps.keys.reload().catch((reloadError: unknown) => {
-          logger.warn({ error: reloadError instanceof Error ? reloadError.message : String(reloadError) }, 'agent key reload failed');
-          return client;
-        });
-        deps.client = client;
+        useClient(
+          await deps.keys.reload().catch((reloadError: unknown) => {
+            logger.warn({ error: reloadError instanceof Error ? reloadError.message : String(reloadError) }, 'agent key reload failed');
+            return client;
+          }),
+        );
       }
       await sleep(delay, options.signal);
     }
   }
+  wakeups?.close();
   updates.stop();
   return reports;
 }

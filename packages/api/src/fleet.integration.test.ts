@@ -52,6 +52,37 @@ describe('a fleet across replicas on one PostgreSQL', () => {
     return post(base, path, input, signRequest(agent.keys, { agentId: agent.id, method: 'POST', pathAndQuery: `/trpc/${path}`, body }));
   }
 
+  /** An agent's wake-up stream, read as text: `until` waits for what the server has sent so far to match. */
+  async function openWakeups(base: string, agent: { id: string; keys: AgentKeyPair }) {
+    const closer = new AbortController();
+    const headers = { accept: 'text/event-stream', ...signRequest(agent.keys, { agentId: agent.id, method: 'GET', pathAndQuery: '/trpc/agent.wakeups', body: '' }) };
+    const response = await fetch(`${base}/trpc/agent.wakeups`, { headers, signal: closer.signal });
+    let text = '';
+    const reading = (async () => {
+      const reader = response.body?.pipeThrough(new TextDecoderStream()).getReader();
+      for (let next = await reader?.read(); next && !next.done; next = await reader?.read()) text += next.value;
+    })().catch(() => undefined);
+    closers.push(async () => {
+      closer.abort();
+      await reading;
+    });
+    return {
+      response,
+      get text() {
+        return text;
+      },
+      async until(pattern: RegExp, withinMs = WAKE_WITHIN_MS): Promise<void> {
+        const deadline = Date.now() + withinMs;
+        while (!pattern.test(text)) {
+          if (Date.now() > deadline) throw new Error(`stream did not say ${String(pattern)} within ${withinMs} ms; it said: ${text}`);
+          await sleep(20);
+        }
+      },
+      ended: reading,
+    };
+  }
+  const RING = /^data: \{"work":true\}$/m;
+
   let setup: Database;
   async function addAgent(): Promise<{ id: string; keys: AgentKeyPair }> {
     const keys = generateKeyPair();
@@ -129,6 +160,67 @@ describe('a fleet across replicas on one PostgreSQL', () => {
       [agent.id],
     );
     expect(refused?.reason).toBe('agent revoked');
+  });
+
+  it("rings an agent's wake-up stream on another replica when a run is requested, and the claim then takes the run", async () => {
+    const a = await replica();
+    const b = await replica();
+    const agent = await addAgent();
+    const integration = await integrationOf(a.base, agent);
+    const stream = await openWakeups(b.base, agent);
+    expect(stream.response.status).toBe(200);
+    expect(stream.response.headers.get('content-type')).toMatch(/^text\/event-stream/);
+    await stream.until(/^event: connected$/m);
+    expect(stream.text).not.toMatch(RING);
+    const started = Date.now();
+    const requested = await asAdmin(a.base, 'integrations.runNow', { id: integration });
+    expect(requested.status).toBe(200);
+    await stream.until(RING);
+    expect(Date.now() - started).toBeLessThan(WAKE_WITHIN_MS);
+    const claimed = await asAgent(b.base, 'agent.nextJob', { waitMs: 0, idle: false }, agent);
+    expect(runIdOf(claimed)).toBe(requested.body.result?.data['runId']);
+    // A stream opened while a run waits rings at once.
+    const other = await addAgent();
+    expect((await asAdmin(a.base, 'integrations.runNow', { id: await integrationOf(a.base, other) })).status).toBe(200);
+    await (await openWakeups(b.base, other)).until(RING);
+  });
+
+  it("ends an agent's wake-up stream refused when the agent is revoked on another replica", async () => {
+    const a = await replica();
+    const b = await replica();
+    const agent = await addAgent();
+    const stream = await openWakeups(b.base, agent);
+    await stream.until(/^event: connected$/m);
+    expect((await asAdmin(a.base, 'agents.revoke', { id: agent.id })).status).toBe(200);
+    await stream.until(/^event: serialized-error\ndata: .*"code":"UNAUTHORIZED"/m);
+    await stream.ended;
+    const [refused] = await setup.query<{ reason: string; target: string }>(
+      "SELECT meta->>'reason' AS reason, target FROM audit_events WHERE action = 'agent-request-refused' AND actor_id = $1 ORDER BY id DESC LIMIT 1",
+      [agent.id],
+    );
+    expect(refused).toEqual({ reason: 'agent revoked', target: 'agent.wakeups' });
+    // And a new one is refused, never rung.
+    const again = await openWakeups(b.base, agent);
+    await again.until(/^event: serialized-error\ndata: .*"code":"UNAUTHORIZED"/m);
+    await again.ended;
+    expect(again.text).not.toMatch(RING);
+  });
+
+  it("keeps the last-seen time of an agent on its wake-up stream fresh, in the sweep", async () => {
+    const c = await replica({ sweepMs: 200 });
+    const agent = await addAgent();
+    const stream = await openWakeups(c.base, agent);
+    await stream.until(/^event: connected$/m);
+    // As if the stream had been open for minutes with no request since.
+    await setup.query("UPDATE agents SET last_seen_at = now() - interval '10 minutes' WHERE id = $1", [agent.id]);
+    const deadline = Date.now() + WAKE_WITHIN_MS;
+    let age = Infinity;
+    while (age > 5 && Date.now() < deadline) {
+      await sleep(100);
+      const [row] = await setup.query<{ age: number }>('SELECT extract(epoch FROM now() - last_seen_at)::float8 AS age FROM agents WHERE id = $1', [agent.id]);
+      age = row?.age ?? Infinity;
+    }
+    expect(age).toBeLessThan(5);
   });
 
   it('finds work whose notification was lost with one sweep over every waiting agent', async () => {

@@ -4,6 +4,9 @@
  * (oidc-http.ts) are answered beside it. Apps add TLS and listen.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { ReadableStream as NodeReadableStream } from 'node:stream/web';
 import { fetchRequestHandler } from '@trpc/server/adapters/fetch';
 import {
   AgentKeyCache,
@@ -257,8 +260,16 @@ export function createHttpHandler(given: ServerDeps, options: HttpOptions) {
     if (cookies.length > 0) responseHeaders['set-cookie'] = cookies;
     const caller = (context as Context | null)?.caller;
     if (caller) Object.assign(note, { tenantId: caller.tenantId, callerType: caller.type, callerId: caller.id });
+    const eventStream = response.body !== null && (response.headers.get('content-type') ?? '').startsWith('text/event-stream');
+    // A reverse proxy (nginx) must pass a stream's events on as they come, not buffer them.
+    if (eventStream) responseHeaders['x-accel-buffering'] = 'no';
     res.writeHead(response.status, responseHeaders);
-    res.end(Buffer.from(await response.arrayBuffer()));
+    if (eventStream && response.body !== null) {
+      // Written as it comes until it ends or the client goes away; a client gone away ends it here.
+      await pipeline(Readable.fromWeb(response.body as NodeReadableStream<Uint8Array>), res).catch(() => undefined);
+    } else {
+      res.end(Buffer.from(await response.arrayBuffer()));
+    }
     const seconds = (performance.now() - callsStarted) / 1000;
     const pathnameOnly = new URL(pathAndQuery, 'http://control-plane').pathname;
     for (const procedure of procedureListOf(pathnameOnly)) {

@@ -5,8 +5,8 @@
  * counted, never waited for; the count is logged (at most once per flush) and readable from
  * `stats()`. An entry holds no body, query string, header other than the user agent, or credential.
  *
- * An agent's successful heartbeats and long-polls are left out: they are its liveness, most of a
- * fleet's requests (10,000 idle agents make about 50 million a day) and recorded already where
+ * An agent's successful heartbeats, long-polls and wake-up streams are left out: they are its
+ * liveness, most of a fleet's requests, and recorded already where
  * they matter (the agent's last-seen time; a job handed out is audited). Every other agent call,
  * and any of them that fails, is logged.
  */
@@ -53,9 +53,9 @@ interface Logger {
 }
 
 /** The agent calls that are its liveness (see above). */
-const LIVENESS = new Set(['agent.heartbeat', 'agent.nextJob']);
+const LIVENESS = new Set(['agent.heartbeat', 'agent.nextJob', 'agent.wakeups']);
 
-/** Whether an entry is an agent's successful heartbeat or long-poll (a batch of only those), which the log leaves out. */
+/** Whether an entry is an agent's successful heartbeat, long-poll or wake-up stream (a batch of only those), which the log leaves out. */
 export function isAgentLiveness(entry: Pick<RequestLogEntry, 'callerType' | 'procedure' | 'status'>): boolean {
   return entry.callerType === 'agent' && entry.status < 400 && entry.procedure.split(',').every((procedure) => LIVENESS.has(procedure));
 }

@@ -18,8 +18,11 @@
  * Errors from @airlock/errors map to tRPC codes here and nowhere else.
  */
 import { initTRPC, type TRPC_ERROR_CODE_KEY, TRPCError } from '@trpc/server';
+import { getHTTPStatusCodeFromError } from '@trpc/server/http';
+import { TRPC_ERROR_CODES_BY_KEY } from '@trpc/server/rpc';
 import { ZodError } from 'zod';
 import { type AirlockError, type ErrorClass, formatIssues, isAirlockError, NotAllowedError } from '@airlock/errors';
+import { WAKEUP_PING_MS, WAKEUP_SILENCE_MS } from '@airlock/protocol';
 import { authenticateAdmin } from './auth/admin-auth.ts';
 import {
   type AdminPrincipal,
@@ -66,10 +69,18 @@ const classOfCode: Partial<Record<TRPC_ERROR_CODE_KEY, ErrorClass>> = {
 };
 
 const t = initTRPC.context<Context>().meta<ProcedureMeta>().create({
+  // Subscriptions (an agent's wake-up stream) are server-sent events that ping while quiet.
+  sse: { ping: { enabled: true, intervalMs: WAKEUP_PING_MS }, client: { reconnectAfterInactivityMs: WAKEUP_SILENCE_MS } },
   // Every error crosses the wire with its class (`data.errorClass`), which clients read back with
   // `remoteErrorClass` from @airlock/errors; the stack never leaves the server.
   errorFormatter({ shape, error }) {
     const errorClass = isAirlockError(error.cause) ? error.cause.errorClass : (classOfCode[error.code] ?? 'unexpected');
+    // Thrown while a subscription streams, after `mapErrors` has let it through: given its class's code here.
+    if (isAirlockError(error.cause) && error.code === 'INTERNAL_SERVER_ERROR' && errorClass !== 'unexpected') {
+      const code = codes[errorClass];
+      const data = { ...shape.data, stack: undefined, errorClass, code, httpStatus: getHTTPStatusCodeFromError(new TRPCError({ code })) };
+      return { ...shape, code: TRPC_ERROR_CODES_BY_KEY[code], data };
+    }
     const data = { ...shape.data, stack: undefined, errorClass };
     if (error.cause instanceof ZodError) {
       return { ...shape, message: `invalid input: ${formatIssues(error.cause.issues)}`, data };

@@ -7,7 +7,8 @@
  *
  * A notification can be lost while the listener reconnects. Each (re)connection, and every
  * `sweepMs` while anyone waits, one query looks for work across all the agents waiting here at
- * once, and wakes those that have some: never one query per agent.
+ * once, and wakes those that have some: never one query per agent. It also refreshes their
+ * last-seen times, since an agent's wake-up stream stays open for minutes without a request.
  *
  * Agent key changes (revocation, rotation) travel the same way, so every replica drops its cached
  * key at once.
@@ -15,7 +16,7 @@
  * Without a database (in-process callers and unit tests) each waiter simply re-checks every
  * `sweepMs`, which is correct on one replica and on many, only slower.
  */
-import { WAKE_SWEEP_MS } from '@airlock/protocol';
+import { AGENT_SEEN_REFRESH_MS, WAKE_SWEEP_MS } from '@airlock/protocol';
 import type { Database, Listener, Queryable } from '@airlock/storage';
 
 /** Payload: an agent id with something for it (a queued run, a revocation, a cancelled run). */
@@ -187,14 +188,20 @@ export class Dispatcher {
     this.#sweeping ??= (async () => {
       try {
         const ids = [...this.#waiting.keys()];
+        const now = Date.now();
+        // The same statement keeps the waiting agents' last-seen times fresh: a stream that stays
+        // open sends no signed request to refresh them.
         const rows = await db.forSystem().query<{ id: string }>(
-          `SELECT r.agent_id AS id FROM runs r WHERE r.status = 'queued' AND r.agent_id = ANY($1::uuid[])
+          `WITH seen AS (
+             UPDATE agents SET last_seen_at = $2 WHERE id = ANY($1::uuid[]) AND status = 'active' AND (last_seen_at IS NULL OR last_seen_at < $3)
+           )
+           SELECT r.agent_id AS id FROM runs r WHERE r.status = 'queued' AND r.agent_id = ANY($1::uuid[])
            UNION
            SELECT m.agent_id FROM runs r JOIN agent_group_members m ON m.group_id = r.group_id
              WHERE r.status = 'queued' AND r.group_id IS NOT NULL AND m.agent_id = ANY($1::uuid[])
            UNION
            SELECT a.id FROM agents a WHERE a.id = ANY($1::uuid[]) AND a.status <> 'active'`,
-          [ids],
+          [ids, new Date(now), new Date(now - AGENT_SEEN_REFRESH_MS)],
         );
         for (const row of rows) this.notify(row.id);
       } catch (error) {

@@ -4,8 +4,12 @@
  * the protocol; `timings.test.ts` holds the relations between them that the design relies on.
  */
 
-/** An idle agent heartbeats at least this often (ms); every signed request also counts as seen. */
-export const HEARTBEAT_INTERVAL_MS = 60_000;
+/**
+ * An idle agent heartbeats this often (ms): its version, host and summary, and the answer's key
+ * rotation and update offers. Its liveness does not wait for this: every signed request counts as
+ * seen, and so does an open wake-up stream (`AGENT_SEEN_REFRESH_MS`).
+ */
+export const HEARTBEAT_INTERVAL_MS = 5 * 60_000;
 
 /** While a job runs, the agent keeps itself heard of this often (ms), even when no byte moves. */
 export const JOB_KEEPALIVE_MS = 60_000;
@@ -18,6 +22,29 @@ export const LONG_POLL_WAIT_MS = 25_000;
 
 /** The longest long-poll the control plane holds (ms); a request asking more is refused. */
 export const LONG_POLL_MAX_WAIT_MS = 30_000;
+
+/**
+ * How long the control plane keeps an agent's wake-up stream open (ms) before ending it; the agent
+ * opens the next at once. It ends at a random point in the last fifth, so a fleet's reopenings
+ * spread out. Bounded so a stream's signature, key and revocation are checked afresh now and then.
+ */
+export const WAKEUP_STREAM_MS = 5 * 60_000;
+
+/**
+ * A wake-up stream with nothing to say sends a ping this often (ms): proxies and load balancers
+ * that close connections idle for a minute (the common default) keep it open.
+ */
+export const WAKEUP_PING_MS = 20_000;
+
+/** The agent drops a wake-up stream it has heard nothing on, not even a ping, for this long (ms), and opens another. */
+export const WAKEUP_SILENCE_MS = 50_000;
+
+/**
+ * An agent with a wake-up stream open counts as seen: each control plane refreshes the
+ * `last_seen_at` of the agents waiting on it once it is this old (ms), in its wake-up sweep, one
+ * statement for all of them.
+ */
+export const AGENT_SEEN_REFRESH_MS = 30_000;
 
 /** The longest the agent waits between retries of a failed control-plane call (ms), before jitter. */
 export const RECONNECT_MAX_DELAY_MS = 30_000;
