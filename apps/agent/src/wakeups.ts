@@ -25,7 +25,7 @@ export type WakeupOutcome = 'work' | 'deadline' | 'silent';
 /** The most one event may hold before the stream is refused: the control plane's are a few bytes. */
 const MAX_EVENT_BYTES = 64 * 1024;
 
-/** A stream the control plane ends sooner than this without a word of error still counts as failed, so reopening backs off. */
+/** A stream the control plane ends sooner than this (ms) without a word of error still counts as failed, so reopening backs off. */
 const SHORTEST_STREAM_MS = 5_000;
 
 /** The most of a refusal's body read for its error. */
@@ -49,6 +49,7 @@ async function refusal(response: Response): Promise<Error> {
 export class WakeupStream {
   readonly #open: OpenWakeups;
   readonly #silenceMs: number;
+  readonly #shortestStreamMs: number;
   #rang = false;
   #silent = false;
   #failure: unknown = null;
@@ -56,9 +57,10 @@ export class WakeupStream {
   #reading: Promise<void> | null = null;
   #changed: (() => void) | null = null;
 
-  constructor(open: OpenWakeups, options: { silenceMs?: number } = {}) {
+  constructor(open: OpenWakeups, options: { silenceMs?: number; shortestStreamMs?: number } = {}) {
     this.#open = open;
     this.#silenceMs = options.silenceMs ?? WAKEUP_SILENCE_MS;
+    this.#shortestStreamMs = options.shortestStreamMs ?? SHORTEST_STREAM_MS;
   }
 
   /**
@@ -148,7 +150,7 @@ export class WakeupStream {
           this.#changed?.();
         }
       }
-      if (Date.now() - opened < SHORTEST_STREAM_MS) throw new OperationalError('the control plane ended the wake-up stream at once');
+      if (Date.now() - opened < this.#shortestStreamMs) throw new OperationalError('the control plane ended the wake-up stream at once');
     } catch (error) {
       if (silence.signal.aborted && !closed.aborted) throw new StreamSilent();
       throw error;
