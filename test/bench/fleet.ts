@@ -12,10 +12,13 @@
  *                              verified with the control plane's key (target p99 ≤ 500);
  *   cross_replica_dispatch_ms  {p50, p99}: a second control plane on the same PostgreSQL, runs
  *                              requested on the first, agents waiting on the second (target ≤ 500);
- *   agents_held, errors        --agents agents long-polling at once, and every failed call;
+ *   agents_held, errors        --agents agents waiting at once (each on its open wake-up stream,
+ *                              heartbeating every 5 minutes), and every failed call;
  *   idle_cpu_cores             server and PostgreSQL CPU while they all wait with nothing to do
  *                              (from /proc/<pid>/stat; target ≤ 0.25);
- *   idle_poll_cpu_ms           {server, postgres}: CPU each spent then per long-poll answered;
+ *   idle_agent_cpu_us_per_s    {server, postgres}: CPU each spent then per waiting agent per second;
+ *   idle_streams_opened_per_s  wake-up streams the server opened per second then (each stream ends
+ *                              after 4 to 5 minutes and its agent opens the next);
  *   rss_mb                     the server's resident memory then.
  * `loadavg` holds the machine's 1-minute load average taken next to each figure: the machine is
  * shared, and a busy neighbour slows every figure.
@@ -35,7 +38,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { createTRPCClient, httpLink } from '@trpc/client';
 import { createAgentClient, createEnrollmentClient, reconnectDelay, retryAfterOf } from '@airlock/agent';
-import { LONG_POLL_WAIT_MS, RECONNECT_MAX_DELAY_MS } from '@airlock/protocol';
+import { HEARTBEAT_INTERVAL_MS, RECONNECT_MAX_DELAY_MS, WAKEUP_STREAM_MS } from '@airlock/protocol';
 import { bootstrapTenant } from '@airlock/api';
 import type { AppRouter } from '@airlock/api/router';
 import { connectPostgres, migrate } from '@airlock/storage';
@@ -44,6 +47,7 @@ import { generateDemoKey } from '@airlock/pgp';
 import { startPostgres } from '@airlock/testing';
 import { setUpCli } from './cli.ts';
 import { topSelfTime } from './cpu-profile.ts';
+import { actAsAgent } from './fleet-agent-loop.ts';
 import type { HoldOrder, HolderMessage } from './fleet-agents.ts';
 import { REPO_ROOT } from '../src/system.ts';
 
@@ -55,7 +59,9 @@ const { values } = parseArgs({
     'dispatch-agents': { type: 'string', default: '1000' },
     runs: { type: 'string', default: '200' },
     'heartbeat-seconds': { type: 'string', default: '8' },
-    'idle-seconds': { type: 'string', default: '10' },
+    'idle-seconds': { type: 'string', default: '30' },
+    /** How long the idle fleet takes to start: about a wake-up stream's life, so its reopenings are spread by the window. */
+    'ramp-seconds': { type: 'string', default: String(Math.round((WAKEUP_STREAM_MS * 0.9) / 1000)) },
     /** Profiles the first control plane (node --cpu-prof) and adds its top self times to the output. */
     profile: { type: 'boolean', default: false },
     /** With --profile: where the .cpuprofile files are kept (else they go with the run's temporary directory). */
@@ -73,6 +79,7 @@ const RUNS = Math.min(DISPATCH_AGENTS, whole('runs', values.runs));
 const HEARTBEAT_AGENTS = Math.min(AGENTS, 200);
 const HEARTBEAT_SECONDS = whole('heartbeat-seconds', values['heartbeat-seconds']);
 const IDLE_SECONDS = whole('idle-seconds', values['idle-seconds']);
+const RAMP_SECONDS = whole('ramp-seconds', values['ramp-seconds']);
 const CROSS_AGENTS = Math.min(AGENTS, 200);
 const CROSS_RUNS = Math.min(CROSS_AGENTS, 50);
 const ENROLL_CONCURRENCY = 64;
@@ -316,8 +323,7 @@ try {
   }
 
   /**
-   * `agents` long-poll `url` with the agent's client until they each hold a verified job or
-   * `stop` aborts; `runs` integrations of theirs are then run through `requestUrl`, one at a time
+   * `agents` wait on `url` as the daemon does (fleet-agent-loop.ts) until the runs are in; `runs` integrations of theirs are then run through `requestUrl`, one at a time
    * per slot, and each is timed from the request to its agent holding the verified envelope.
    */
   async function timeDispatch(url: string, agents: typeof fleet, integrations: { agentId: string; id: string }[], requester: typeof admin): Promise<number[]> {
@@ -330,28 +336,24 @@ try {
       }
     });
     const stop = new AbortController();
-    // One signal ends every agent's long-poll: a listener each is expected, not a leak.
+    // One signal ends every agent: a listener each is expected, not a leak.
     setMaxListeners(0, stop.signal);
     const received = new Map<string, number>();
-    const waiting = agents.map(async (agent) => {
-      const client = createAgentClient(url, agent.id, agent.keys);
-      let failures = 0;
-      while (!stop.signal.aborted) {
-        try {
-          const answer = await client.agent.nextJob.mutate({ waitMs: LONG_POLL_WAIT_MS, idle: false }, { signal: stop.signal });
-          failures = 0;
-          if (answer.envelope === null) continue;
-          const job = openStatement('job', answer.envelope, signing.publicKey) as { runId?: string } | undefined;
+    const waiting = agents.map((agent) =>
+      actAsAgent(createAgentClient(url, agent.id, agent.keys), {
+        signal: stop.signal,
+        // They heartbeated just now.
+        firstHeartbeatWithinMs: HEARTBEAT_INTERVAL_MS,
+        onEnvelope: (envelope) => {
+          const job = openStatement('job', envelope, signing.publicKey) as { runId?: string } | undefined;
           if (job?.runId) received.set(job.runId, Date.now());
-        } catch (error) {
-          if (stop.signal.aborted) break;
-          errors += 1;
-          await backOff(error, ++failures, stop.signal);
-        }
-      }
-    });
-    // Every agent's first long-poll is in before the first run is requested.
-    await sleep(Math.min(10_000, 1_000 + agents.length * 2));
+        },
+        onFailure: () => void (errors += 1),
+      }),
+    );
+    // Every agent waits on its open stream before the first run is requested.
+    const connectBy = Date.now() + 60_000;
+    while (Date.now() < connectBy && !waiting.every((agent) => agent.connected)) await sleep(100);
     const requested = new Map<string, number>();
     await forEachLimit(integrations, 8, async (integration) => {
       const at = Date.now();
@@ -361,7 +363,7 @@ try {
     const deadline = Date.now() + 30_000;
     while (received.size < requested.size && Date.now() < deadline) await sleep(50);
     stop.abort();
-    await Promise.allSettled(waiting);
+    await Promise.allSettled(waiting.map((agent) => agent.done));
     const times: number[] = [];
     for (const [runId, at] of requested) {
       const got = received.get(runId);
@@ -385,10 +387,11 @@ try {
 
   // ---- the whole fleet held, idle --------------------------------------------------------------
   {
-    // The fleet's long-polls are held by HOLDERS processes, each from its own loopback address. They
-    // start over one long-poll's length, as a fleet whose agents started at different times asks:
-    // a fleet that starts at once (after a restart) is shed with 503 and spreads itself out, which
-    // the fleet integration tests prove.
+    // The idle fleet is run by HOLDERS processes, each from its own loopback address. Its agents
+    // start over --ramp-seconds, as a fleet whose agents started at different times does: by the
+    // window below, the first streams are being ended and reopened as they are in a steady state,
+    // and heartbeats come at their steady rate. A fleet that starts at once (after a restart) is
+    // shed with 503 and spreads itself out, which the fleet integration tests prove.
     const RAMP_STEP_MS = 250;
     const holders = Array.from({ length: HOLDERS }, (_, n) => {
       const child = fork(path.join(import.meta.dirname, 'fleet-agents.ts'), [], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
@@ -397,7 +400,7 @@ try {
         url: primary.url,
         localAddress: `127.0.0.${n + 2}`,
         agents: share.map((agent) => ({ id: agent.id, publicKey: Buffer.from(agent.keys.publicKey).toString('base64'), secretKey: Buffer.from(agent.keys.secretKey).toString('base64') })),
-        step: Math.max(1, Math.ceil(share.length / (LONG_POLL_WAIT_MS / RAMP_STEP_MS))),
+        step: Math.max(1, Math.ceil(share.length / ((RAMP_SECONDS * 1000) / RAMP_STEP_MS))),
         stepMs: RAMP_STEP_MS,
       };
       const ramped = new Promise<void>((resolve) => child.on('message', (message: HolderMessage) => message.kind === 'ramped' && resolve()));
@@ -429,8 +432,8 @@ try {
     try {
       const phaseEnds = Date.now() + PHASE_LIMIT_MS;
       await Promise.race([Promise.all(holders.map((holder) => holder.ramped)), sleep(PHASE_LIMIT_MS)]);
-      // Steady state: every agent's first long-poll has been answered and the next one is waiting,
-      // so the window below measures waiting agents, not the ramp's backlog.
+      // Steady state: every agent's stream has been connected, so the window below measures waiting
+      // agents, not the ramp's backlog.
       while (Date.now() < phaseEnds && (await count()).answered < AGENTS) await sleep(1_000);
       const pids = [primary.child.pid ?? 0, ...(await postgresPids(postmaster))];
       const before = await Promise.all(pids.map(cpuTicks));
@@ -443,8 +446,9 @@ try {
       const ticks = pids.reduce((sum, _, i) => sum + spent(i), 0);
       const { held, errors: holdErrors, answered, kinds } = await count();
       if (holdErrors > 0) log(`held-phase failures: ${JSON.stringify(kinds)}`);
-      const perPoll = (jiffies: number) => Math.round(((jiffies * 10) / Math.max(1, answered - answeredBefore)) * 1000) / 1000;
-      result['idle_poll_cpu_ms'] = { server: perPoll(spent(0)), postgres: perPoll(ticks - spent(0)) };
+      const perAgentSecond = (jiffies: number) => Math.round(((jiffies * 10 * 1000) / (Math.max(1, held) * seconds)) * 1000) / 1000;
+      result['idle_agent_cpu_us_per_s'] = { server: perAgentSecond(spent(0)), postgres: perAgentSecond(ticks - spent(0)) };
+      result['idle_streams_opened_per_s'] = Math.round(((answered - answeredBefore) / seconds) * 10) / 10;
       errors += holdErrors;
       result['agents_held'] = held;
       phaseErrors['agents_held'] = errors;
@@ -453,7 +457,8 @@ try {
       loads['agents_held'] = loadavg();
       loads['idle_cpu_cores'] = loads['agents_held'];
       loads['rss_mb'] = loads['agents_held'];
-      loads['idle_poll_cpu_ms'] = loads['agents_held'];
+      loads['idle_agent_cpu_us_per_s'] = loads['agents_held'];
+      loads['idle_streams_opened_per_s'] = loads['agents_held'];
       log(`held ${held}, idle CPU ${result['idle_cpu_cores']} cores, RSS ${result['rss_mb']} MB`);
     } finally {
       await Promise.all(

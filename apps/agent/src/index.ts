@@ -4,6 +4,7 @@ export { LocalPolicy, PolicyRefusal } from './policy.ts';
 export { builtInConnectors } from './connectors.ts';
 export { loadSecrets } from './secrets.ts';
 export { runDaemon, AGENT_VERSION } from './daemon.ts';
-export { createAgentClient, createEnrollmentClient } from './control-channel.ts';
+export { createAgentClient, createEnrollmentClient, wakeupStreamOf } from './control-channel.ts';
+export { WakeupStream, type WakeupOutcome } from './wakeups.ts';
 export { reconnectDelay, retryAfterOf } from './retry.ts';
 export { AgentMetrics, type AgentMetricsOptions } from './metrics.ts';

@@ -46,8 +46,10 @@ describe('the agent side of the wake-up stream', () => {
       later = res;
     });
     const wakeups = new WakeupStream(open);
+    expect([wakeups.connected, wakeups.connections]).toEqual([false, 0]);
     const waited = Date.now();
     expect(await wakeups.wait(Date.now() + 300)).toBe('deadline');
+    expect([wakeups.connected, wakeups.connections]).toEqual([true, 1]);
     expect(Date.now() - waited).toBeGreaterThanOrEqual(290);
     setTimeout(() => later?.write(RING), 100);
     expect(await wakeups.wait(Date.now() + 5_000)).toBe('work');
@@ -74,6 +76,7 @@ describe('the agent side of the wake-up stream', () => {
     const wakeups = new WakeupStream(open, { shortestStreamMs: 200 });
     expect(await wakeups.wait(Date.now() + 5_000)).toBe('work');
     expect(opened()).toBe(2);
+    expect(wakeups.connections).toBe(2);
     wakeups.close();
 
     const quick = await serve((res) => {

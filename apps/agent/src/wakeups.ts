@@ -56,6 +56,8 @@ export class WakeupStream {
   #closer: AbortController | null = null;
   #reading: Promise<void> | null = null;
   #changed: (() => void) | null = null;
+  #connected = false;
+  #connections = 0;
 
   constructor(open: OpenWakeups, options: { silenceMs?: number; shortestStreamMs?: number } = {}) {
     this.#open = open;
@@ -97,6 +99,16 @@ export class WakeupStream {
         this.#changed = done;
       });
     }
+  }
+
+  /** Whether a stream is open now and the control plane said it was connected. */
+  get connected(): boolean {
+    return this.#connected;
+  }
+
+  /** How many streams the control plane has connected so far. */
+  get connections(): number {
+    return this.#connections;
   }
 
   /** Closes the stream; the next wait opens a new one (after a key rotation, signed with the new key). */
@@ -143,6 +155,10 @@ export class WakeupStream {
         heard();
         if (event.event === 'serialized-error') throw TRPCClientError.from({ error: JSON.parse(event.data) as never });
         if (event.event === 'return') break;
+        if (event.event === 'connected') {
+          this.#connected = true;
+          this.#connections += 1;
+        }
         if (event.event !== undefined && event.event !== 'message') continue;
         const data: unknown = JSON.parse(event.data);
         if (typeof data === 'object' && data !== null && 'work' in data && data.work === true) {
@@ -155,6 +171,7 @@ export class WakeupStream {
       if (silence.signal.aborted && !closed.aborted) throw new StreamSilent();
       throw error;
     } finally {
+      this.#connected = false;
       clearTimeout(timer);
       await reader?.cancel().catch(() => undefined);
     }
