@@ -1,7 +1,7 @@
 /**
- * One bench agent between jobs, as the daemon is (apps/agent/src/daemon.ts): it asks for work once,
- * then waits on its wake-up stream and asks again (`agent.nextJob`, not waiting) whenever the
- * stream rings or falls silent, and heartbeats every `HEARTBEAT_INTERVAL_MS`, its first at a random
+ * One bench agent between jobs, as the daemon is (apps/agent/src/daemon.ts): it asks for work once
+ * (`agent.nextJob`, not waiting), then waits on its wake-up stream, which brings its next job, and
+ * asks again whenever the stream falls silent; it heartbeats every `HEARTBEAT_INTERVAL_MS`, its first at a random
  * point of the first interval, as a fleet whose agents started at different times does. Failed
  * calls back off as the daemon's do: full jitter, at least the server's Retry-After.
  */
@@ -38,12 +38,11 @@ export function actAsAgent(
         if (askNow) {
           askNow = false;
           const answer = await client.agent.nextJob.mutate({ waitMs: 0, idle: false }, { signal });
-          if (answer.envelope !== null) {
-            options.onEnvelope?.(answer.envelope);
-            askNow = true;
-          }
+          if (answer.envelope !== null) options.onEnvelope?.(answer.envelope);
         } else {
-          askNow = (await wakeups.wait(nextHeartbeat, signal)) !== 'deadline';
+          const outcome = await wakeups.wait(nextHeartbeat, signal);
+          if (outcome.kind === 'job') options.onEnvelope?.(outcome.envelope);
+          askNow = outcome.kind === 'silent';
         }
         failures = 0;
       } catch (error) {

@@ -8,6 +8,7 @@ import type { Logger } from '@airlock/connector-api';
 import { followRotations, keyFingerprint } from '@airlock/identity';
 import { HEARTBEAT_INTERVAL_MS, type Job, JOB_KEEPALIVE_MS, LONG_POLL_WAIT_MS, RECONNECT_MAX_DELAY_MS, type RunProgress, type RunReport } from '@airlock/protocol';
 import { type ControlPlaneClient, reportedHostname, wakeupStreamOf } from './control-channel.ts';
+import type { WakeupOutcome } from './wakeups.ts';
 import { isUnauthorized } from './key-rotation.ts';
 import { type ControlPlanePin, savePin } from './control-plane-pin.ts';
 import { EnvelopeRefusal, openEnvelope } from './envelope.ts';
@@ -154,10 +155,13 @@ export async function runDaemon(deps: DaemonDeps, options: DaemonOptions = {}): 
   let lastWitness = 0;
   const witnessIntervalMs = deps.witnessIntervalMs ?? 5 * 60_000;
   const started = Date.now();
-  // Between jobs the agent waits on its wake-up stream and asks for a job when it rings (and once
-  // at the start, and after each job); a client without a stream long-polls instead.
+  // Between jobs the agent waits on its wake-up stream, which brings the next job; it asks with
+  // `agent.nextJob` once at the start (as idle, which closes the runs a restart lost) and after a
+  // silent stream. A client without a stream long-polls instead.
   let wakeups = wakeupStreamOf(client);
   let askNow = true;
+  /** Whether the control plane has heard the agent is idle since it started, and so closed the runs a restart lost. */
+  let idleSaid = false;
   let silent = false;
   const useClient = (next: ControlPlaneClient) => {
     client = next;
@@ -185,6 +189,8 @@ export async function runDaemon(deps: DaemonDeps, options: DaemonOptions = {}): 
         }
         const flushed = await deps.outbox.flush(sendReport);
         if (flushed > 0) logger.info({ flushed }, 'queued reports sent');
+        // The outbox held reports when the agent started: once it is empty, ask as idle.
+        if (!idleSaid) askNow = true;
         await sendEvents();
       }
       if (Date.now() - lastWitness > witnessIntervalMs) {
@@ -192,10 +198,11 @@ export async function runDaemon(deps: DaemonDeps, options: DaemonOptions = {}): 
         await witness(deps);
         await sendEvents();
       }
+      let raw: unknown;
       if (wakeups !== null && !askNow) {
         // Back in time for the next heartbeat or witness round, or the end of a scripted run's wait.
         const due = Math.min(lastHeartbeat + HEARTBEAT_INTERVAL_MS, lastWitness + witnessIntervalMs, options.idleTimeoutMs === undefined ? Infinity : started + options.idleTimeoutMs) + 1;
-        let outcome;
+        let outcome: WakeupOutcome;
         try {
           outcome = await wakeups.wait(due, options.signal);
         } catch (error) {
@@ -208,22 +215,25 @@ export async function runDaemon(deps: DaemonDeps, options: DaemonOptions = {}): 
           continue;
         }
         failures = 0;
-        if (outcome === 'silent' && !silent) logger.warn({}, 'the wake-up stream went silent (a proxy holding events back?); asking for work after each silence');
-        silent = outcome === 'silent';
-        askNow = outcome !== 'deadline';
-        continue;
+        if (outcome.kind === 'silent' && !silent) logger.warn({}, 'the wake-up stream went silent (a proxy holding events back?); asking for work after each silence');
+        silent = outcome.kind === 'silent';
+        if (outcome.kind !== 'job') {
+          askNow = silent;
+          continue;
+        }
+        raw = outcome.envelope;
+      } else {
+        askNow = false;
+        // Jobs run one at a time, so between jobs nothing runs: with no report waiting either, any run
+        // the control plane still holds open for this agent was lost (a restart mid-run) and is closed.
+        const idle = await deps.outbox.isEmpty();
+        if (idle) idleSaid = true;
+        // Read as unknown: whatever came back is untrusted until its envelope is opened.
+        const answer: unknown = await client.agent.nextJob.mutate({ waitMs: wakeups === null ? LONG_POLL_WAIT_MS : 0, idle }, { signal: options.signal });
+        failures = 0;
+        raw = typeof answer === 'object' && answer !== null && 'envelope' in answer ? answer.envelope : answer;
+        if (raw === null || raw === undefined) continue;
       }
-      askNow = false;
-      // Jobs run one at a time, so between jobs nothing runs: with no report waiting either, any run
-      // the control plane still holds open for this agent was lost (a restart mid-run) and is closed.
-      const idle = await deps.outbox.isEmpty();
-      // Read as unknown: whatever came back is untrusted until its envelope is opened.
-      const answer: unknown = await client.agent.nextJob.mutate({ waitMs: wakeups === null ? LONG_POLL_WAIT_MS : 0, idle }, { signal: options.signal });
-      failures = 0;
-      const raw: unknown = typeof answer === 'object' && answer !== null && 'envelope' in answer ? answer.envelope : answer;
-      if (raw === null || raw === undefined) continue;
-      // A job, or an envelope refused: either way there may be more queued.
-      askNow = true;
       let job: Job;
       try {
         job = await openJob(raw, deps);

@@ -34,12 +34,13 @@ const stream = (res: ServerResponse, ...events: string[]) => {
   for (const event of events) res.write(event);
 };
 const CONNECTED = 'event: connected\ndata: {}\n\n';
-const RING = 'data: {"work":true}\n\n';
-const PING = 'event: ping\ndata: \n\n';
+const ENVELOPE = { payload: 'eyJ...', signature: 'c2ln' };
+const JOB = `data: ${JSON.stringify({ envelope: ENVELOPE })}\n\n`;
+const PING = ': ping\n';
 const RETURN = 'event: return\ndata: \n\n';
 
 describe('the agent side of the wake-up stream', () => {
-  it('answers work when the control plane rings, and the deadline when it only pings', async () => {
+  it('answers with the job the stream brings, and the deadline when it only pings', async () => {
     let later: ServerResponse | null = null;
     const { open } = await serve((res) => {
       stream(res, CONNECTED, PING);
@@ -48,20 +49,20 @@ describe('the agent side of the wake-up stream', () => {
     const wakeups = new WakeupStream(open);
     expect([wakeups.connected, wakeups.connections]).toEqual([false, 0]);
     const waited = Date.now();
-    expect(await wakeups.wait(Date.now() + 300)).toBe('deadline');
+    expect(await wakeups.wait(Date.now() + 300)).toEqual({ kind: 'deadline' });
     expect([wakeups.connected, wakeups.connections]).toEqual([true, 1]);
     expect(Date.now() - waited).toBeGreaterThanOrEqual(290);
-    setTimeout(() => later?.write(RING), 100);
-    expect(await wakeups.wait(Date.now() + 5_000)).toBe('work');
-    // A ring is answered once.
-    expect(await wakeups.wait(Date.now() + 200)).toBe('deadline');
+    setTimeout(() => later?.write(JOB), 100);
+    expect(await wakeups.wait(Date.now() + 5_000)).toEqual({ kind: 'job', envelope: ENVELOPE });
+    // A job is answered once.
+    expect(await wakeups.wait(Date.now() + 200)).toEqual({ kind: 'deadline' });
     wakeups.close();
   });
 
-  it('ignores what is not a ring: other events, other data', async () => {
-    const { open } = await serve((res) => stream(res, CONNECTED, 'data: {"work":false}\n\n', 'event: restore-id\ndata: \n\n', 'data: "work"\n\n'));
+  it('ignores what is not a job: other events, other data, a null envelope', async () => {
+    const { open } = await serve((res) => stream(res, CONNECTED, 'data: {"envelope":null}\n\n', `event: restore-id\ndata: ${JSON.stringify({ envelope: ENVELOPE })}\n\n`, 'data: "envelope"\n\n'));
     const wakeups = new WakeupStream(open);
-    expect(await wakeups.wait(Date.now() + 300)).toBe('deadline');
+    expect(await wakeups.wait(Date.now() + 300)).toEqual({ kind: 'deadline' });
     wakeups.close();
   });
 
@@ -71,12 +72,19 @@ describe('the agent side of the wake-up stream', () => {
         stream(res, CONNECTED);
         setTimeout(() => res.end(RETURN), 300);
       },
-      (res) => stream(res, CONNECTED, RING),
+      (res) => {
+        // A job, then the end at once: a stream that brought a job may end as soon as it likes.
+        stream(res, CONNECTED, JOB, RETURN);
+        res.end();
+      },
+      (res) => stream(res, CONNECTED),
     );
     const wakeups = new WakeupStream(open, { shortestStreamMs: 200 });
-    expect(await wakeups.wait(Date.now() + 5_000)).toBe('work');
+    expect(await wakeups.wait(Date.now() + 5_000)).toEqual({ kind: 'job', envelope: ENVELOPE });
     expect(opened()).toBe(2);
     expect(wakeups.connections).toBe(2);
+    expect(await wakeups.wait(Date.now() + 300)).toEqual({ kind: 'deadline' });
+    expect(opened()).toBe(3);
     wakeups.close();
 
     const quick = await serve((res) => {
@@ -106,17 +114,29 @@ describe('the agent side of the wake-up stream', () => {
     await expect(new WakeupStream(proxy.open).wait(Date.now() + 2_000)).rejects.toThrow(/HTTP 502/);
   });
 
+  it('counts a ping as word from the control plane', async () => {
+    let pinger: NodeJS.Timeout | undefined;
+    const { open } = await serve((res) => {
+      stream(res, CONNECTED);
+      pinger = setInterval(() => res.write(PING), 100);
+    });
+    const wakeups = new WakeupStream(open, { silenceMs: 300 });
+    expect(await wakeups.wait(Date.now() + 1_000)).toEqual({ kind: 'deadline' });
+    clearInterval(pinger);
+    wakeups.close();
+  });
+
   it('drops a stream it hears nothing on and answers silent, so the agent looks for work anyway', async () => {
     const { open, opened } = await serve((res) => stream(res, CONNECTED));
     const wakeups = new WakeupStream(open, { silenceMs: 300 });
-    expect(await wakeups.wait(Date.now() + 5_000)).toBe('silent');
+    expect(await wakeups.wait(Date.now() + 5_000)).toEqual({ kind: 'silent' });
     // The next wait opens a new stream.
-    expect(await wakeups.wait(Date.now() + 5_000)).toBe('silent');
+    expect(await wakeups.wait(Date.now() + 5_000)).toEqual({ kind: 'silent' });
     expect(opened()).toBe(2);
   });
 
   it('refuses an event larger than any the control plane sends, without holding it', async () => {
-    const { open } = await serve((res) => stream(res, CONNECTED, `data: ${'x'.repeat(100_000)}`));
+    const { open } = await serve((res) => stream(res, CONNECTED, `data: ${'x'.repeat(1_100_000)}`));
     await expect(new WakeupStream(open).wait(Date.now() + 5_000)).rejects.toThrow();
   });
 });

@@ -1,15 +1,14 @@
 /**
  * The agent's side of its wake-up stream (`agent.wakeups`): one signed request the control plane
- * holds open for minutes, as server-sent events, on which it says when work may be queued for this
- * agent. Between jobs the agent waits on it instead of long-polling, and asks for the job with
- * `agent.nextJob` when it rings, so an idle agent costs the control plane one request every few
- * minutes instead of one every long-poll.
+ * holds open for minutes, as server-sent events, and answers with the agent's next job as soon as
+ * one is queued, then ends. Between jobs the agent waits on it instead of long-polling, so an idle
+ * agent costs the control plane one request every few minutes instead of one every long-poll.
  *
- * What comes on the stream is untrusted like any answer: it is parsed with a bounded buffer and
- * only ever leads to asking for a job, whose envelope is verified as always. A stream the agent
- * hears nothing on, not even a ping, for `WAKEUP_SILENCE_MS` is dropped as dead; the wait then
- * answers `silent` and the agent asks for a job anyway, so a proxy that holds events back slows
- * dispatch down to one look per silence instead of stopping it.
+ * What comes on the stream is untrusted like any answer: it is parsed with a bounded buffer, and a
+ * job's envelope is handed on to be verified as always. A stream the agent hears nothing on, not
+ * even a ping, for `WAKEUP_SILENCE_MS` is dropped as dead; the wait then answers `silent` and the
+ * agent asks for a job with `agent.nextJob`, so a proxy that holds events back slows dispatch down
+ * to one look per silence instead of stopping it.
  */
 import { TRPCClientError } from '@trpc/client';
 import { type EventSourceMessage, EventSourceParserStream } from 'eventsource-parser/stream';
@@ -19,13 +18,13 @@ import { WAKEUP_SILENCE_MS } from '@airlock/protocol';
 /** Opens the stream: the signed GET of `agent.wakeups`, aborted by `signal`. */
 export type OpenWakeups = (signal: AbortSignal) => Promise<Response>;
 
-/** How a wait ended: rung (work may be queued), at its deadline, or on a stream gone silent. */
-export type WakeupOutcome = 'work' | 'deadline' | 'silent';
+/** How a wait ended: with a job's envelope (unverified), at its deadline, or on a stream gone silent. */
+export type WakeupOutcome = { kind: 'job'; envelope: unknown } | { kind: 'deadline' } | { kind: 'silent' };
 
-/** The most one event may hold before the stream is refused: the control plane's are a few bytes. */
-const MAX_EVENT_BYTES = 64 * 1024;
+/** The most one event may hold before the stream is refused: a job's envelope is a few kilobytes. */
+const MAX_EVENT_BYTES = 1024 * 1024;
 
-/** A stream the control plane ends sooner than this (ms) without a word of error still counts as failed, so reopening backs off. */
+/** A stream the control plane ends sooner than this (ms) with neither a job nor an error still counts as failed, so reopening backs off. */
 const SHORTEST_STREAM_MS = 5_000;
 
 /** The most of a refusal's body read for its error. */
@@ -50,7 +49,8 @@ export class WakeupStream {
   readonly #open: OpenWakeups;
   readonly #silenceMs: number;
   readonly #shortestStreamMs: number;
-  #rang = false;
+  /** A job's envelope the stream brought and no wait has taken yet. */
+  #job: { envelope: unknown } | null = null;
   #silent = false;
   #failure: unknown = null;
   #closer: AbortController | null = null;
@@ -66,15 +66,16 @@ export class WakeupStream {
   }
 
   /**
-   * Waits for the control plane to ring, until `deadline` (epoch ms) or `signal`. Opens the stream
-   * when none is open (the control plane ends each after a few minutes, and the next wait opens
-   * the next). Rejects with the stream's failure: a refusal, or the connection lost.
+   * Waits for a job, until `deadline` (epoch ms) or `signal`. Opens the stream when none is open
+   * (the control plane ends each after a job or a few minutes, and the next wait opens the next).
+   * Rejects with the stream's failure: a refusal, or the connection lost.
    */
   async wait(deadline: number, signal?: AbortSignal): Promise<WakeupOutcome> {
     for (;;) {
-      if (this.#rang) {
-        this.#rang = false;
-        return 'work';
+      if (this.#job !== null) {
+        const { envelope } = this.#job;
+        this.#job = null;
+        return { kind: 'job', envelope };
       }
       if (this.#failure !== null) {
         const failure = this.#failure;
@@ -83,9 +84,9 @@ export class WakeupStream {
       }
       if (this.#silent) {
         this.#silent = false;
-        return 'silent';
+        return { kind: 'silent' };
       }
-      if (signal?.aborted || Date.now() >= deadline) return 'deadline';
+      if (signal?.aborted || Date.now() >= deadline) return { kind: 'deadline' };
       if (this.#reading === null) this.#start();
       await new Promise<void>((resolve) => {
         const done = () => {
@@ -142,6 +143,7 @@ export class WakeupStream {
     };
     heard();
     const opened = Date.now();
+    let brought = false;
     let reader: ReadableStreamDefaultReader<EventSourceMessage> | null = null;
     try {
       const response = await this.#open(AbortSignal.any([closed, silence.signal]));
@@ -161,12 +163,13 @@ export class WakeupStream {
         }
         if (event.event !== undefined && event.event !== 'message') continue;
         const data: unknown = JSON.parse(event.data);
-        if (typeof data === 'object' && data !== null && 'work' in data && data.work === true) {
-          this.#rang = true;
+        if (typeof data === 'object' && data !== null && 'envelope' in data && data.envelope !== null && data.envelope !== undefined) {
+          this.#job = { envelope: data.envelope };
+          brought = true;
           this.#changed?.();
         }
       }
-      if (Date.now() - opened < this.#shortestStreamMs) throw new OperationalError('the control plane ended the wake-up stream at once');
+      if (!brought && Date.now() - opened < this.#shortestStreamMs) throw new OperationalError('the control plane ended the wake-up stream at once');
     } catch (error) {
       if (silence.signal.aborted && !closed.aborted) throw new StreamSilent();
       throw error;

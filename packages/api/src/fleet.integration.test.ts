@@ -81,7 +81,14 @@ describe('a fleet across replicas on one PostgreSQL', () => {
       ended: reading,
     };
   }
-  const RING = /^data: \{"work":true\}$/m;
+  /** The run id of the job a stream brought, its envelope verified with the control plane's key; null before one came. */
+  const streamedRunId = (text: string) => {
+    const line = /^data: (\{"envelope".*)$/m.exec(text)?.[1];
+    if (line === undefined) return null;
+    const opened = openStatement('job', (JSON.parse(line) as { envelope: unknown }).envelope, signer.publicKey);
+    return typeof opened === 'object' && opened !== null && 'runId' in opened ? String(opened.runId) : null;
+  };
+  const JOB = /^data: \{"envelope":\{/m;
 
   let setup: Database;
   async function addAgent(): Promise<{ id: string; keys: AgentKeyPair }> {
@@ -162,7 +169,7 @@ describe('a fleet across replicas on one PostgreSQL', () => {
     expect(refused?.reason).toBe('agent revoked');
   });
 
-  it("rings an agent's wake-up stream on another replica when a run is requested, and the claim then takes the run", async () => {
+  it("brings a run requested on one replica to the agent's wake-up stream on another, and ends the stream", async () => {
     const a = await replica();
     const b = await replica();
     const agent = await addAgent();
@@ -171,18 +178,24 @@ describe('a fleet across replicas on one PostgreSQL', () => {
     expect(stream.response.status).toBe(200);
     expect(stream.response.headers.get('content-type')).toMatch(/^text\/event-stream/);
     await stream.until(/^event: connected$/m);
-    expect(stream.text).not.toMatch(RING);
+    expect(stream.text).not.toMatch(JOB);
     const started = Date.now();
     const requested = await asAdmin(a.base, 'integrations.runNow', { id: integration });
     expect(requested.status).toBe(200);
-    await stream.until(RING);
+    await stream.until(JOB);
     expect(Date.now() - started).toBeLessThan(WAKE_WITHIN_MS);
-    const claimed = await asAgent(b.base, 'agent.nextJob', { waitMs: 0, idle: false }, agent);
-    expect(runIdOf(claimed)).toBe(requested.body.result?.data['runId']);
-    // A stream opened while a run waits rings at once.
+    expect(streamedRunId(stream.text)).toBe(requested.body.result?.data['runId']);
+    // One job a stream: it ends with it, and the run is the agent's.
+    await stream.ended;
+    expect(stream.text).toMatch(/^event: return$/m);
+    const [run] = await setup.query<{ status: string; agent_id: string }>('SELECT status, agent_id FROM runs WHERE id = $1', [streamedRunId(stream.text)]);
+    expect(run).toEqual({ status: 'running', agent_id: agent.id });
+    // A stream opened while a run waits brings it at once.
     const other = await addAgent();
-    expect((await asAdmin(a.base, 'integrations.runNow', { id: await integrationOf(a.base, other) })).status).toBe(200);
-    await (await openWakeups(b.base, other)).until(RING);
+    const queued = await asAdmin(a.base, 'integrations.runNow', { id: await integrationOf(a.base, other) });
+    const late = await openWakeups(b.base, other);
+    await late.until(JOB);
+    expect(streamedRunId(late.text)).toBe(queued.body.result?.data['runId']);
   });
 
   it("ends an agent's wake-up stream refused when the agent is revoked on another replica", async () => {
@@ -203,7 +216,7 @@ describe('a fleet across replicas on one PostgreSQL', () => {
     const again = await openWakeups(b.base, agent);
     await again.until(/^event: serialized-error\ndata: .*"code":"UNAUTHORIZED"/m);
     await again.ended;
-    expect(again.text).not.toMatch(RING);
+    expect(again.text).not.toMatch(JOB);
   });
 
   it("keeps the last-seen time of an agent on its wake-up stream fresh, in the sweep", async () => {

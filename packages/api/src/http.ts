@@ -4,9 +4,6 @@
  * (oidc-http.ts) are answered beside it. Apps add TLS and listen.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
-import type { ReadableStream as NodeReadableStream } from 'node:stream/web';
 import { fetchRequestHandler } from '@trpc/server/adapters/fetch';
 import {
   AgentKeyCache,
@@ -29,6 +26,7 @@ import { appRouter } from './router.ts';
 import { checkReadiness } from './health.ts';
 import { createMetrics, type Metrics, processMetrics } from '@airlock/storage';
 import { securityHeaders, type StaticHandler } from './static-files.ts';
+import { StreamPings } from './stream-pings.ts';
 
 export interface HttpOptions {
   /** Largest accepted request body, in bytes. */
@@ -114,6 +112,7 @@ export function createHttpHandler(given: ServerDeps, options: HttpOptions) {
   deps.dispatcher.onAgentKeyChanged((agentId) => agentKeys?.forget(agentId));
   void deps.dispatcher.start();
   const limits = new RateLimits(options.rateLimits ?? DEFAULT_RATE_LIMITS, options.refusalSummaryMs, deps.db);
+  const pings = new StreamPings();
   const auth = resolveAuthSettings(deps.auth);
   const loginGuard = new LoginGuard(auth);
   return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
@@ -265,8 +264,18 @@ export function createHttpHandler(given: ServerDeps, options: HttpOptions) {
     if (eventStream) responseHeaders['x-accel-buffering'] = 'no';
     res.writeHead(response.status, responseHeaders);
     if (eventStream && response.body !== null) {
-      // Written as it comes until it ends or the client goes away; a client gone away ends it here.
-      await pipeline(Readable.fromWeb(response.body as NodeReadableStream<Uint8Array>), res).catch(() => undefined);
+      // Written as it comes, with pings between events, until it ends or the client goes away.
+      const stream = pings.add(res);
+      const reader = response.body.getReader();
+      try {
+        for (let next = await reader.read(); !next.done && !res.destroyed; next = await reader.read()) stream.write(next.value);
+      } catch {
+        // The client went away: the request's signal has ended the stream's work already.
+      } finally {
+        stream.remove();
+        await reader.cancel().catch(() => undefined);
+        res.end();
+      }
     } else {
       res.end(Buffer.from(await response.arrayBuffer()));
     }

@@ -22,7 +22,6 @@ import { getHTTPStatusCodeFromError } from '@trpc/server/http';
 import { TRPC_ERROR_CODES_BY_KEY } from '@trpc/server/rpc';
 import { ZodError } from 'zod';
 import { type AirlockError, type ErrorClass, formatIssues, isAirlockError, NotAllowedError } from '@airlock/errors';
-import { WAKEUP_PING_MS, WAKEUP_SILENCE_MS } from '@airlock/protocol';
 import { authenticateAdmin } from './auth/admin-auth.ts';
 import {
   type AdminPrincipal,
@@ -69,8 +68,9 @@ const classOfCode: Partial<Record<TRPC_ERROR_CODE_KEY, ErrorClass>> = {
 };
 
 const t = initTRPC.context<Context>().meta<ProcedureMeta>().create({
-  // Subscriptions (an agent's wake-up stream) are server-sent events that ping while quiet.
-  sse: { ping: { enabled: true, intervalMs: WAKEUP_PING_MS }, client: { reconnectAfterInactivityMs: WAKEUP_SILENCE_MS } },
+  // Subscriptions (an agent's wake-up stream) are server-sent events; http.ts pings them while quiet,
+  // from one timer for all of them rather than one per stream.
+  sse: { ping: { enabled: false } },
   // Every error crosses the wire with its class (`data.errorClass`), which clients read back with
   // `remoteErrorClass` from @airlock/errors; the stack never leaves the server.
   errorFormatter({ shape, error }) {

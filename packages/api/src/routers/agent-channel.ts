@@ -3,7 +3,7 @@ import type { TRPCRouterRecord } from '@trpc/server';
 import { AuthenticationError, NotFoundError } from '@airlock/errors';
 import { heartbeatInput, type IntegrationSpec, nextJobInput, nextJobOutput, releaseChunkInput, releaseChunkOutput, runProgress, runReport, updateReportInput, WAKEUP_STREAM_MS } from '@airlock/protocol';
 import { dueUpdate, recordUpdateReport } from '../rollouts.ts';
-import { appendAudit, eventBy, prepared, type Queryable, recordAudit } from '@airlock/storage';
+import { appendAudit, eventBy, prepared, recordAudit } from '@airlock/storage';
 import { abandonedEvent, abandonRuns, decideForGroup, decideIntegration, sealJob } from '@airlock/dispatch';
 import type { Context } from '../context.ts';
 import type { AgentPrincipal } from '@airlock/auth';
@@ -43,19 +43,6 @@ const HEARTBEAT = prepared(
    FROM agents WHERE id = $3`,
 );
 
-/** Whether `agent` still stands (active, with the key it signed with) and whether a run is queued for it or its groups. */
-async function probeQueued(ctx: Context, agent: AgentPrincipal): Promise<{ current: boolean; queued: boolean }> {
-  const [probe] = await ctx.db.query<{ current: boolean; queued: boolean }>(QUEUED_PROBE, [agent.agentId, agent.tenantId, agent.publicKey]);
-  return { current: probe?.current ?? false, queued: probe?.queued ?? false };
-}
-
-/** Why a request `agent` signed no longer stands, from its row as it is now; null while it does. */
-async function staleness(db: Queryable, agent: AgentPrincipal): Promise<string | null> {
-  const [current] = await db.query<{ status: string; public_key: string }>('SELECT status, public_key FROM agents WHERE id = $1', [agent.agentId]);
-  if (current?.status !== 'active') return 'agent revoked';
-  return current.public_key === agent.publicKey ? null : 'retired key';
-}
-
 /** Runs refused at one claim before the agent is answered; each refusal closes its run, so the queue shrinks. */
 const MAX_REFUSALS_PER_CLAIM = 100;
 
@@ -66,16 +53,20 @@ const MAX_REFUSALS_PER_CLAIM = 100;
  * (`not-allowed`, audited) and it never reaches an agent. A revoked agent, or a request signed with
  * a key rotated away since, gets nothing.
  */
-async function claimJob(ctx: Context, agent: AgentPrincipal) {
-  // Most long-polls find nothing: one statement (one round trip) says so, and only a queued run
-  // or a stale agent takes the claiming transaction below.
-  const probe = await probeQueued(ctx, agent);
-  if (probe.current && !probe.queued) return null;
+async function claimJob(ctx: Context, agent: AgentPrincipal, procedure: 'agent.nextJob' | 'agent.wakeups') {
+  // Most claims find nothing: one statement (one round trip) says so, and only a queued run or a
+  // stale agent takes the claiming transaction below.
+  const [probe] = await ctx.db.query<{ current: boolean; queued: boolean }>(
+    QUEUED_PROBE,
+    [agent.agentId, agent.tenantId, agent.publicKey],
+  );
+  if (probe?.current && !probe.queued) return null;
   for (let refused = 0; refused < MAX_REFUSALS_PER_CLAIM; refused++) {
     const claimed = await ctx.db.transaction(async (tx) => {
-      // Revoked, or its key rotated, while this long-poll waited: the request no longer stands.
-      const reason = await staleness(tx, agent);
-      if (reason !== null) return { kind: 'stale' as const, reason };
+      // Revoked, or its key rotated, while this request waited: it no longer stands.
+      const [current] = await tx.query<{ status: string; public_key: string }>('SELECT status, public_key FROM agents WHERE id = $1', [agent.agentId]);
+      if (current?.status !== 'active') return { kind: 'stale' as const, reason: 'agent revoked' };
+      if (current.public_key !== agent.publicKey) return { kind: 'stale' as const, reason: 'retired key' };
       const [run] = await tx.query<QueuedRun>(
         `SELECT id, integration_id, integration_version, group_id, spec FROM runs
          WHERE tenant_id = $2 AND status = 'queued' AND (agent_id = $1 OR group_id IN (
@@ -108,8 +99,8 @@ async function claimJob(ctx: Context, agent: AgentPrincipal) {
     });
     if (claimed.kind === 'empty') return null;
     if (claimed.kind === 'stale') {
-      // End the long-poll refused, as the agent's next request would be.
-      await recordAudit(ctx.db, eventBy(agent, ctx.request, { action: 'agent-request-refused', target: 'agent.nextJob', outcome: 'denied', meta: { reason: claimed.reason } }));
+      // End the request refused, as the agent's next one would be.
+      await recordAudit(ctx.db, eventBy(agent, ctx.request, { action: 'agent-request-refused', target: procedure, outcome: 'denied', meta: { reason: claimed.reason } }));
       throw new AuthenticationError(`agent request refused: ${claimed.reason}`);
     }
     if (claimed.kind === 'job') return claimed.job;
@@ -180,7 +171,7 @@ export const agentChannelRouter = {
       const waiter = ctx.dispatcher.waiter(ctx.agent.agentId);
       try {
         for (;;) {
-          const job = await claimJob(ctx, ctx.agent);
+          const job = await claimJob(ctx, ctx.agent, 'agent.nextJob');
           if (job) return { envelope: sealJob(ctx, ctx.agent, job) };
           if (Date.now() >= deadline || signal?.aborted) return { envelope: null };
           // Nothing for this agent until a wake-up: the wait itself costs no database work.
@@ -192,27 +183,25 @@ export const agentChannelRouter = {
     }),
 
   /**
-   * The agent's wake-up stream (server-sent events, pinged every `WAKEUP_PING_MS`): says `work`
-   * when it opens with a run queued for the agent and whenever one may since have been, and the
-   * agent then claims it with `nextJob`. A waiting agent so costs one request per
-   * `WAKEUP_STREAM_MS`, not one per long-poll, and no database work while nothing happens for it
-   * (wake-ups come through LISTEN/NOTIFY; the sweep that catches lost ones also keeps its last-seen
-   * time fresh). Ends refused, as the agent's next request would be, once the agent is revoked or
-   * its key rotated away.
+   * The agent's wake-up stream (server-sent events): hands out the agent's next job as `nextJob`
+   * does, as soon as one is queued for it (at once if one already is), then ends; with nothing for
+   * the agent it stays open until `WAKEUP_STREAM_MS`. A waiting agent so costs one request per
+   * stream, not one per long-poll, and no database work while nothing happens for it: wake-ups come
+   * through LISTEN/NOTIFY, and the sweep that catches lost ones also keeps its last-seen time
+   * fresh. The stream is kept open with pings (see http.ts). Ends refused, as the agent's next
+   * request would be, once the agent is revoked or its key rotated away.
    */
   wakeups: agentProcedure.subscription(async function* ({ ctx, signal }) {
     const ends = Date.now() + WAKEUP_STREAM_MS - Math.floor(Math.random() * (WAKEUP_STREAM_MS / 5));
-    // Waiting before the first look, so a wake-up that comes while it runs is not lost.
+    // Waiting before the first claim, so a wake-up that comes while it runs is not lost.
     const waiter = ctx.dispatcher.waiter(ctx.agent.agentId);
     try {
       for (let woken = true; woken; woken = await waiter.wait(ends, signal)) {
-        const probe = await probeQueued(ctx, ctx.agent);
-        if (!probe.current) {
-          const reason = (await staleness(ctx.db, ctx.agent)) ?? 'agent revoked';
-          await recordAudit(ctx.db, eventBy(ctx.agent, ctx.request, { action: 'agent-request-refused', target: 'agent.wakeups', outcome: 'denied', meta: { reason } }));
-          throw new AuthenticationError(`agent request refused: ${reason}`);
+        const job = await claimJob(ctx, ctx.agent, 'agent.wakeups');
+        if (job) {
+          yield { envelope: sealJob(ctx, ctx.agent, job) };
+          return;
         }
-        if (probe.queued) yield { work: true as const };
       }
     } finally {
       waiter.close();
