@@ -18,7 +18,7 @@
  *                              (from /proc/<pid>/stat; target ≤ 0.25);
  *   idle_agent_cpu_us_per_s    {server, postgres}: CPU each spent then per waiting agent per second;
  *   idle_streams_opened_per_s  wake-up streams the server opened per second then (each stream ends
- *                              after 4 to 5 minutes and its agent opens the next);
+ *                              after 12 to 15 minutes and its agent opens the next);
  *   rss_mb                     the server's resident memory then.
  * `loadavg` holds the machine's 1-minute load average taken next to each figure: the machine is
  * shared, and a busy neighbour slows every figure.

@@ -24,11 +24,12 @@ export const LONG_POLL_WAIT_MS = 25_000;
 export const LONG_POLL_MAX_WAIT_MS = 30_000;
 
 /**
- * How long the control plane keeps an agent's wake-up stream open (ms) before ending it; the agent
- * opens the next at once. It ends at a random point in the last fifth, so a fleet's reopenings
- * spread out. Bounded so a stream's signature, key and revocation are checked afresh now and then.
+ * How long the control plane keeps an agent's wake-up stream open (ms) before ending it, with no
+ * job for the agent; the agent opens the next at once. It ends at a random point in the last fifth,
+ * so a fleet's reopenings spread out. A revocation or key rotation ends a stream at once (through
+ * LISTEN/NOTIFY); the bound has every stream's signature and key checked afresh now and then anyway.
  */
-export const WAKEUP_STREAM_MS = 5 * 60_000;
+export const WAKEUP_STREAM_MS = 15 * 60_000;
 
 /**
  * A wake-up stream with nothing to say sends a ping this often (ms): proxies and load balancers
