@@ -1,7 +1,8 @@
 /**
  * The agent's main loop: heartbeat, witness the audit chain, wait on the wake-up stream (or
- * long-poll, with a client that has none) for a job, open its signed envelope, run it, report it. A refused envelope or policy violation is written to the local
- * security log and reported. Errors back off with jitter; the loop never opens a listening socket.
+ * long-poll, with a client that has none) for a job, open its signed envelope, run it, report it.
+ * A refused envelope or policy violation is written to the local security log and reported.
+ * Errors back off with jitter; the loop never opens a listening socket.
  */
 import { remoteErrorClass } from '@airlock/errors';
 import type { Logger } from '@airlock/connector-api';
