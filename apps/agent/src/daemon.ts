@@ -204,9 +204,13 @@ export async function runDaemon(deps: DaemonDeps, options: DaemonOptions = {}): 
         // Back in time for the next heartbeat or witness round, or the end of a scripted run's wait.
         const due = Math.min(lastHeartbeat + HEARTBEAT_INTERVAL_MS, lastWitness + witnessIntervalMs, options.idleTimeoutMs === undefined ? Infinity : started + options.idleTimeoutMs) + 1;
         let outcome: WakeupOutcome;
+        const connections = wakeups.connections;
         try {
           outcome = await wakeups.wait(due, options.signal);
         } catch (error) {
+          // A stream that was open and then broke (a load balancer that ends responses after a
+          // while) is a first failure again, so its agent reopens at once instead of backing off more each time.
+          if (wakeups.connections > connections) failures = 0;
           if (remoteErrorClass(error) !== 'not-found') throw error;
           // A control plane from before wake-up streams: long-poll it, as such agents did.
           logger.warn({}, 'the control plane has no wake-up stream; long-polling instead');
