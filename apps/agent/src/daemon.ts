@@ -222,6 +222,8 @@ export async function runDaemon(deps: DaemonDeps, options: DaemonOptions = {}): 
         failures = 0;
         if (outcome.kind === 'silent' && !silent) logger.warn({}, 'the wake-up stream went silent (a proxy holding events back?); asking for work after each silence');
         silent = outcome.kind === 'silent';
+        // Heartbeat now: the answer has something for the agent (an admin asked it to rotate its key).
+        if (outcome.kind === 'heartbeat') lastHeartbeat = 0;
         if (outcome.kind !== 'job') {
           askNow = silent;
           continue;

@@ -59,6 +59,16 @@ describe('the agent side of the wake-up stream', () => {
     wakeups.close();
   });
 
+  it('answers heartbeat when the control plane asks for one', async () => {
+    const { open } = await serve((res) => {
+      stream(res, CONNECTED, 'data: {"heartbeat":true}\n\n', RETURN);
+      res.end();
+    });
+    const wakeups = new WakeupStream(open, { shortestStreamMs: 60_000 });
+    expect(await wakeups.wait(Date.now() + 2_000)).toEqual({ kind: 'heartbeat' });
+    wakeups.close();
+  });
+
   it('ignores what is not a job: other events, other data, a null envelope', async () => {
     const { open } = await serve((res) => stream(res, CONNECTED, 'data: {"envelope":null}\n\n', `event: restore-id\ndata: ${JSON.stringify({ envelope: ENVELOPE })}\n\n`, 'data: "envelope"\n\n'));
     const wakeups = new WakeupStream(open);

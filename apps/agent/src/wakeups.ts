@@ -18,13 +18,16 @@ import { WAKEUP_SILENCE_MS } from '@airlock/protocol';
 /** Opens the stream: the signed GET of `agent.wakeups`, aborted by `signal`. */
 export type OpenWakeups = (signal: AbortSignal) => Promise<Response>;
 
-/** How a wait ended: with a job's envelope (unverified), at its deadline, or on a stream gone silent. */
-export type WakeupOutcome = { kind: 'job'; envelope: unknown } | { kind: 'deadline' } | { kind: 'silent' };
+/**
+ * How a wait ended: with a job's envelope (unverified), with the control plane asking for a
+ * heartbeat now (it has something to say in the answer), at its deadline, or on a stream gone silent.
+ */
+export type WakeupOutcome = { kind: 'job'; envelope: unknown } | { kind: 'heartbeat' } | { kind: 'deadline' } | { kind: 'silent' };
 
 /** The most one event may hold before the stream is refused: a job's envelope is a few kilobytes. */
 const MAX_EVENT_BYTES = 1024 * 1024;
 
-/** A stream the control plane ends sooner than this (ms) with neither a job nor an error still counts as failed, so reopening backs off. */
+/** A stream the control plane ends sooner than this (ms) having brought nothing, not even an error, still counts as failed, so reopening backs off. */
 const SHORTEST_STREAM_MS = 5_000;
 
 /** The most of a refusal's body read for its error. */
@@ -49,8 +52,8 @@ export class WakeupStream {
   readonly #open: OpenWakeups;
   readonly #silenceMs: number;
   readonly #shortestStreamMs: number;
-  /** A job's envelope the stream brought and no wait has taken yet. */
-  #job: { envelope: unknown } | null = null;
+  /** What the stream brought (a job's envelope, a request to heartbeat) and no wait has taken yet. */
+  #brought: { kind: 'job'; envelope: unknown } | { kind: 'heartbeat' } | null = null;
   #silent = false;
   #failure: unknown = null;
   #closer: AbortController | null = null;
@@ -72,10 +75,10 @@ export class WakeupStream {
    */
   async wait(deadline: number, signal?: AbortSignal): Promise<WakeupOutcome> {
     for (;;) {
-      if (this.#job !== null) {
-        const { envelope } = this.#job;
-        this.#job = null;
-        return { kind: 'job', envelope };
+      if (this.#brought !== null) {
+        const brought = this.#brought;
+        this.#brought = null;
+        return brought;
       }
       if (this.#failure !== null) {
         const failure = this.#failure;
@@ -163,11 +166,12 @@ export class WakeupStream {
         }
         if (event.event !== undefined && event.event !== 'message') continue;
         const data: unknown = JSON.parse(event.data);
-        if (typeof data === 'object' && data !== null && 'envelope' in data && data.envelope !== null && data.envelope !== undefined) {
-          this.#job = { envelope: data.envelope };
-          brought = true;
-          this.#changed?.();
-        }
+        if (typeof data !== 'object' || data === null) continue;
+        if ('envelope' in data && data.envelope !== null && data.envelope !== undefined) this.#brought = { kind: 'job', envelope: data.envelope };
+        else if ('heartbeat' in data && data.heartbeat === true) this.#brought = { kind: 'heartbeat' };
+        else continue;
+        brought = true;
+        this.#changed?.();
       }
       if (!brought && Date.now() - opened < this.#shortestStreamMs) throw new OperationalError('the control plane ended the wake-up stream at once');
     } catch (error) {

@@ -219,6 +219,22 @@ describe('a fleet across replicas on one PostgreSQL', () => {
     expect(again.text).not.toMatch(JOB);
   });
 
+  it("asks the agent on its wake-up stream to heartbeat when an admin asks it to rotate its key, and only then", async () => {
+    const a = await replica();
+    const b = await replica();
+    const agent = await addAgent();
+    const stream = await openWakeups(b.base, agent);
+    await stream.until(/^event: connected$/m);
+    expect((await asAdmin(a.base, 'agents.requestKeyRotation', { id: agent.id })).status).toBe(200);
+    await stream.until(/^data: \{"heartbeat":true\}$/m);
+    await stream.ended;
+    // Opened again before the agent has rotated: it is not asked again until something new happens.
+    const again = await openWakeups(b.base, agent);
+    await again.until(/^event: connected$/m);
+    await sleep(500);
+    expect(again.text).not.toMatch(/heartbeat/);
+  });
+
   it("keeps the last-seen time of an agent on its wake-up stream fresh, in the sweep", async () => {
     const c = await replica({ sweepMs: 200 });
     const agent = await addAgent();

@@ -188,18 +188,27 @@ export const agentChannelRouter = {
    * the agent it stays open until `WAKEUP_STREAM_MS`. A waiting agent so costs one request per
    * stream, not one per long-poll, and no database work while nothing happens for it: wake-ups come
    * through LISTEN/NOTIFY, and the sweep that catches lost ones also keeps its last-seen time
-   * fresh. The stream is kept open with pings (see http.ts). Ends refused, as the agent's next
-   * request would be, once the agent is revoked or its key rotated away.
+   * fresh. The stream is kept open with pings (see http.ts). Woken with no job but an admin's
+   * request to rotate the agent's key, it asks the agent to heartbeat now (where it learns of the
+   * request), and ends. Ends refused, as the agent's next request would be, once the agent is
+   * revoked or its key rotated away.
    */
   wakeups: agentProcedure.subscription(async function* ({ ctx, signal }) {
     const ends = Date.now() + WAKEUP_STREAM_MS - Math.floor(Math.random() * (WAKEUP_STREAM_MS / 5));
     // Waiting before the first claim, so a wake-up that comes while it runs is not lost.
     const waiter = ctx.dispatcher.waiter(ctx.agent.agentId);
     try {
-      for (let woken = true; woken; woken = await waiter.wait(ends, signal)) {
+      for (let opening = true, woken = true; woken; opening = false, woken = await waiter.wait(ends, signal)) {
         const job = await claimJob(ctx, ctx.agent, 'agent.wakeups');
         if (job) {
           yield { envelope: sealJob(ctx, ctx.agent, job) };
+          return;
+        }
+        // Only on a wake-up: an agent that cannot rotate must not be asked again at every opening.
+        if (opening) continue;
+        const [agent] = await ctx.db.query<{ rotate: boolean }>('SELECT key_rotation_requested_at IS NOT NULL AS rotate FROM agents WHERE id = $1', [ctx.agent.agentId]);
+        if (agent?.rotate) {
+          yield { heartbeat: true as const };
           return;
         }
       }

@@ -82,7 +82,7 @@ export const agentKeyProcedures = {
     }),
 } satisfies TRPCRouterRecord;
 
-/** For admins: ask an agent to rotate its key; it learns so from its next heartbeat. */
+/** For admins: ask an agent to rotate its key; it learns so from its next heartbeat, which its wake-up stream asks for at once. */
 export const adminKeyProcedures = {
   requestKeyRotation: procedureFor('agents:write')
     .input(byId)
@@ -94,6 +94,7 @@ export const adminKeyProcedures = {
         );
         if (!agent) throw new NotFoundError('no active agent with that id');
         await appendAudit(tx, eventBy(ctx.admin, ctx.request, { action: 'agent-key-rotation-request', target: agent.id, outcome: 'success', meta: {} }));
+        await notifyAgents(tx, WAKE_CHANNEL, [agent.id]);
         return { agentId: agent.id, requestedAt: ctx.now().toISOString() };
       });
     }),
