@@ -10,8 +10,8 @@ import {
   isoFromMicros,
   openPageVerifier,
   type PageVerifier,
-  PAGE_FIELD_SEPARATOR,
-  PAGE_RECORD_SEPARATOR,
+  type AuditTuple,
+  recordsFromPageText,
   verifyChain,
   verifyPage,
 } from './index.ts';
@@ -47,28 +47,24 @@ function micros(at: string): number {
   return Date.parse(`${at.slice(0, 23)}Z`) * 1000 + extra;
 }
 
-/** A field as PostgreSQL's to_json writes it: JSON.stringify's escaping, null for null. */
-const json = (value: string | null): string => (value === null ? 'null' : JSON.stringify(value));
-
-/** A record as a line of the page wire form, each part written as the database writes it. */
-function pageLine(r: AuditRecord): string {
-  return [
-    r.tenantId ?? '',
-    String(r.seq),
-    String(micros(r.at)),
-    r.prevHash,
-    r.hash,
-    `{"action":${json(r.action)},"actor":{"id":${json(r.actor.id)},"type":${json(r.actor.type)}},"at":"`,
-    // jsonb's own text form: keys in its order, spaces after separators; the verifier makes it canonical.
-    JSON.stringify(r.meta, null, 1).replace(/\n */g, ' '),
-    json(r.outcome),
-    `,"sourceIp":${json(r.sourceIp)},"target":${json(r.target)}`,
-  ].join(PAGE_FIELD_SEPARATOR);
+function tuple(r: AuditRecord): AuditTuple {
+  return [r.seq, r.tenantId, micros(r.at), r.actor.type, r.actor.id, r.action, r.target, r.outcome, r.sourceIp, r.meta, r.prevHash, r.hash];
 }
 
-/** A page's text as the database sends it. */
-function pageText(records: readonly AuditRecord[]): string {
-  return records.map(pageLine).join(PAGE_RECORD_SEPARATOR);
+/**
+ * A page's text as the database sends it: each record a JSON array, `at` in microseconds. Spaced
+ * as PostgreSQL writes it (", " between values, ": " after keys, jsonb's key order) or compact.
+ */
+function pageText(records: readonly AuditRecord[], spacing: 'postgres' | 'compact' = 'postgres'): string {
+  return records
+    .map((r) => {
+      if (spacing === 'compact') return JSON.stringify(tuple(r));
+      const meta = r.meta as Record<string, unknown>;
+      // jsonb orders keys by length, then bytes.
+      const jsonbOrder = Object.fromEntries(Object.keys(meta).sort((a, b) => a.length - b.length || (a < b ? -1 : 1)).map((key) => [key, meta[key]]));
+      return JSON.stringify([...tuple(r).slice(0, 9), jsonbOrder, r.prevHash, r.hash], null, 1).replace(/\n */g, ' ').replace(/\[ /g, '[').replace(/ \]/g, ']').replace(/\{ /g, '{').replace(/ \}/g, '}');
+    })
+    .join(',');
 }
 
 /** The chain verified in pages of `size` through `pages`, in the order given, then stitched. */
@@ -104,6 +100,12 @@ const tamperings: [string, (records: AuditRecord[]) => AuditRecord[]][] = [
 
 describe('verifyPage and ChainRuns', () => {
   const records = buildChain(120);
+
+  it('reads a page back as the records it was written from', () => {
+    expect(recordsFromPageText(pageText(records.slice(0, 3)))).toEqual(records.slice(0, 3));
+    expect(recordsFromPageText(pageText(records.slice(0, 3), 'compact'))).toEqual(records.slice(0, 3));
+    expect(recordsFromPageText('')).toEqual([]);
+  });
 
   it('writes times exactly as isoFromMicros does', () => {
     const times = new IsoTimes();
@@ -151,30 +153,33 @@ describe('verifyPage and ChainRuns', () => {
     expect(verifyPage('')).toEqual({ ok: true, runs: [] });
   });
 
-  it('fails a page whose stored hash carries a separator, which would otherwise pass off text as another record', () => {
+  it('reads pages however they are spaced', () => {
+    expect(verifyPage(pageText(records, 'compact'))).toMatchObject({ ok: true, runs: [{ count: 120 }] });
+    expect(verifyPage(pageText(records).replace(/,/g, ' ,\n'))).toMatchObject({ ok: true, runs: [{ count: 120 }] });
+  });
+
+  it('fails a page whose stored hash or prevHash carries other text, which might pass off text as another record', () => {
     const [first, second, third] = records;
     if (!first || !second || !third) throw new Error('no records');
     expect(verifyPage(pageText([first, second, third]))).toMatchObject({ ok: true });
-    // The second record deleted and smuggled in inside the first one's hash column.
-    const smuggled = pageLine(first).replace(first.hash, `${first.hash}${PAGE_RECORD_SEPARATOR}${pageLine(second)}`);
-    expect(verifyPage([smuggled, pageLine(third)].join(PAGE_RECORD_SEPARATOR))).toMatchObject({ ok: false });
-    // A field more or less.
-    expect(verifyPage(pageLine(first).replace(first.hash, `${first.hash}${PAGE_FIELD_SEPARATOR}`))).toMatchObject({ ok: false });
-    expect(verifyPage(pageLine(first).split(PAGE_FIELD_SEPARATOR).slice(1).join(PAGE_FIELD_SEPARATOR))).toMatchObject({ ok: false });
-    // The right digest, in capitals.
-    expect(verifyPage(pageLine(first).replace(first.hash, first.hash.toUpperCase()))).toMatchObject({ ok: false, reason: expect.stringMatching(/edited/) });
+    // The second record deleted and smuggled in inside the first one's hash column: JSON escapes it.
+    const smuggled = { ...first, hash: `${first.hash}"],${pageText([second])},["` };
+    expect(verifyPage(pageText([smuggled, third]))).toMatchObject({ ok: false, seq: 1, reason: expect.stringMatching(/edited/) });
+    expect(verifyPage(pageText([{ ...first, hash: first.hash.toUpperCase() }]))).toMatchObject({ ok: false, reason: expect.stringMatching(/edited/) });
+    expect(verifyPage(pageText([{ ...second, prevHash: `${second.prevHash} ` }]))).toMatchObject({ ok: false });
+    expect(verifyPage(`${pageText([first])},`)).toMatchObject({ ok: false });
+    expect(verifyPage(pageText([first]).slice(0, -1))).toMatchObject({ ok: false });
+    expect(verifyPage(pageText([first]).replace('"api-key"', '7'))).toMatchObject({ ok: false });
   });
 
   it('hashes the canonical text whatever order and spacing the meta object comes in', () => {
     const [first] = records;
     if (!first) throw new Error('no records');
-    const fields = pageLine(first).split(PAGE_FIELD_SEPARATOR);
     const meta = first.meta as Record<string, unknown>;
     const reordered = Object.fromEntries(Object.keys(meta).reverse().map((key) => [key, meta[key]]));
-    fields[6] = JSON.stringify(reordered, null, 2);
-    expect(verifyPage(fields.join(PAGE_FIELD_SEPARATOR))).toMatchObject({ ok: true, runs: [{ count: 1 }] });
-    fields[6] = JSON.stringify({ ...reordered, extra: 1 });
-    expect(verifyPage(fields.join(PAGE_FIELD_SEPARATOR))).toMatchObject({ ok: false, reason: expect.stringMatching(/edited/) });
+    const text = (m: unknown) => JSON.stringify([...tuple(first).slice(0, 9), m, first.prevHash, first.hash], null, 2);
+    expect(verifyPage(text(reordered))).toMatchObject({ ok: true, runs: [{ count: 1 }] });
+    expect(verifyPage(text({ ...reordered, extra: 1 }))).toMatchObject({ ok: false, reason: expect.stringMatching(/edited/) });
   });
 });
 

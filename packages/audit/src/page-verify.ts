@@ -38,32 +38,6 @@ interface Link {
 const bySeq = (a: Link, b: Link) => a.seq - b.seq;
 
 /**
- * The page wire form `verifyPage` reads: one line a record, lines joined by `PAGE_RECORD_SEPARATOR`,
- * each line's fields joined by `PAGE_FIELD_SEPARATOR`, in this order:
- *
- *   chain     the tenant id, or empty for the system chain
- *   seq       decimal
- *   at        microseconds since the epoch, decimal
- *   prevHash  as stored
- *   hash      as stored
- *   head      `{"action":<action>,"actor":{"id":<actor id>,"type":<actor type>},"at":"`
- *   meta      the meta object as JSON text
- *   outcome   `<outcome>`
- *   tail      `,"sourceIp":<source ip>,"target":<target>`
- *
- * where each `<field>` is that column as JSON (a string escaped as `JSON.stringify` does, or null).
- * These are the fixed parts of `canonicalRecordJson`: the database writes them (PostgreSQL's
- * `to_json` of a text escapes exactly as `JSON.stringify` does), so the verifier rewrites only what
- * the database cannot write canonically: the time, the meta object (key order, numbers) and the
- * fields it links on. The separators are control characters, which JSON text never holds
- * unescaped; a stored hash holding one splits its line into lines of the wrong field count, which
- * fail the page.
- */
-export const PAGE_FIELD_SEPARATOR = '\x1f';
-export const PAGE_RECORD_SEPARATOR = '\x1e';
-const FIELDS = 9;
-
-/**
  * `isoFromMicros` (tuples.ts), exactly, with the text up to the second kept from the record before: a page's
  * records mostly share their second, and a Date for each was a good part of a page's time.
  */
@@ -88,56 +62,188 @@ export class IsoTimes {
 type Failure = Extract<PageSummary, { ok: false }>;
 const unreadable = (tenantId: string | null = null, seq = 0): Failure => ({ ok: false, tenantId, seq, reason: 'a page of records could not be read' });
 
+/** Thrown by `PageScanner` at text that is not a page of tuples; `verifyPage` turns it into a failed page. */
+class Unreadable extends Error {}
+
+const QUOTE = 0x22;
+const BACKSLASH = 0x5c;
+
 /**
- * Checks one page (`PAGE_FIELD_SEPARATOR`'s format) and cuts it into runs: every record's hash
- * recomputed over `prevHash + '\n' + canonicalRecordJson` of its stored content, as `hashEvent`
- * does, and each run linked record to record. Never throws: unreadable text is a failed page.
+ * A cursor over a page's text (tuples.ts: each record a JSON array, the arrays joined by commas)
+ * that hands out each value as the JSON text it is written in, without parsing it. A string comes
+ * back with its quotes and escapes exactly as written: PostgreSQL escapes a text exactly as
+ * JSON.stringify does, so that is already the form `canonicalJson` writes it in.
+ */
+class PageScanner {
+  at = 0;
+  constructor(readonly text: string) {}
+
+  /** Skips JSON whitespace; true while there is text left. */
+  more(): boolean {
+    const { text } = this;
+    let at = this.at;
+    for (let c = text.charCodeAt(at); c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09; c = text.charCodeAt(++at));
+    this.at = at;
+    return at < text.length;
+  }
+
+  expect(char: string): void {
+    this.more();
+    if (this.text[this.at] !== char) throw new Unreadable();
+    this.at += 1;
+  }
+
+  /** `"..."` or null, as written. */
+  stringOrNull(): string {
+    this.more();
+    if (this.text.charCodeAt(this.at) === QUOTE) return this.string();
+    if (this.text.startsWith('null', this.at)) {
+      this.at += 4;
+      return 'null';
+    }
+    throw new Unreadable();
+  }
+
+  /** A string at the cursor, quotes included, as written. */
+  string(): string {
+    const { text } = this;
+    const start = this.at;
+    let end = text.indexOf('"', start + 1);
+    for (;;) {
+      if (end < 0) throw new Unreadable();
+      // Escaped when preceded by an odd number of backslashes.
+      let slashes = 0;
+      while (text.charCodeAt(end - 1 - slashes) === BACKSLASH) slashes += 1;
+      if (slashes % 2 === 0) break;
+      end = text.indexOf('"', end + 1);
+    }
+    this.at = end + 1;
+    return text.slice(start, end + 1);
+  }
+
+  /** An integer as a number; anything else (a fraction, beyond 2^53) is unreadable here. */
+  integer(): number {
+    this.more();
+    const { text } = this;
+    const start = this.at;
+    let at = start;
+    if (text.charCodeAt(at) === 0x2d) at += 1;
+    for (let c = text.charCodeAt(at); c >= 0x30 && c <= 0x39; c = text.charCodeAt(++at));
+    const value = Number(text.slice(start, at));
+    if (at === start || !Number.isSafeInteger(value)) throw new Unreadable();
+    this.at = at;
+    return value;
+  }
+
+  /** Any JSON value, as written (for JSON.parse to read). */
+  value(): string {
+    this.more();
+    const { text } = this;
+    const start = this.at;
+    const first = text.charCodeAt(start);
+    if (first === QUOTE) return this.string();
+    if (first !== 0x7b && first !== 0x5b) {
+      // A number or a literal: up to the next separator.
+      let at = start;
+      for (let c = text.charCodeAt(at); at < text.length && c !== 0x2c && c !== 0x5d && c !== 0x7d && c !== 0x20; c = text.charCodeAt(++at));
+      this.at = at;
+      return text.slice(start, at);
+    }
+    let depth = 0;
+    let at = start;
+    for (;;) {
+      if (at >= text.length) throw new Unreadable();
+      const c = text.charCodeAt(at);
+      if (c === QUOTE) {
+        this.at = at;
+        this.string();
+        at = this.at;
+        continue;
+      }
+      if (c === 0x7b || c === 0x5b) depth += 1;
+      else if (c === 0x7d || c === 0x5d) {
+        depth -= 1;
+        if (depth === 0) break;
+      }
+      at += 1;
+    }
+    this.at = at + 1;
+    return text.slice(start, at + 1);
+  }
+}
+
+/** A quoted hash as written, without its quotes; one with escapes is no hash and fails where it is compared. */
+const unquoted = (quoted: string): string => quoted.slice(1, -1);
+
+/**
+ * Checks one page (tuples.ts: `AuditTuple`s as PostgreSQL writes them) and cuts it into runs: every
+ * record's hash recomputed over `prevHash + '\n' + canonicalRecordJson` of its stored content, as
+ * `hashEvent` does, and each run linked record to record. The fields that are strings go into the
+ * hashed text as the database wrote them; only the time, the meta object (key order, numbers) and
+ * `seq` are written anew. No record object is built. Never throws: unreadable text is a failed page.
  */
 export function verifyPage(text: string): PageSummary {
-  if (text === '') return { ok: true, runs: [] };
+  const chains = new Map<string | null, Link[]>();
   const times = new IsoTimes();
-  const chains = new Map<string, Link[]>();
-  const fields: string[] = new Array<string>(FIELDS);
-  const end = text.length;
-  let lineStart = 0;
-  while (lineStart <= end) {
-    let lineEnd = text.indexOf(PAGE_RECORD_SEPARATOR, lineStart);
-    if (lineEnd < 0) lineEnd = end;
-    let from = lineStart;
-    for (let i = 0; i < FIELDS - 1; i++) {
-      const to = text.indexOf(PAGE_FIELD_SEPARATOR, from);
-      if (to < 0 || to > lineEnd) return unreadable();
-      fields[i] = text.slice(from, to);
-      from = to + 1;
+  const page = new PageScanner(text);
+  let tenantId: string | null = null;
+  let seq = 0;
+  try {
+    let first = true;
+    while (page.more()) {
+      if (!first) page.expect(',');
+      first = false;
+      page.expect('[');
+      seq = page.integer();
+      page.expect(',');
+      const tenant = page.stringOrNull();
+      tenantId = tenant === 'null' ? null : unquoted(tenant);
+      page.expect(',');
+      const micros = page.integer();
+      page.expect(',');
+      const actorType = page.stringOrNull();
+      page.expect(',');
+      const actorId = page.stringOrNull();
+      page.expect(',');
+      const action = page.stringOrNull();
+      page.expect(',');
+      const target = page.stringOrNull();
+      page.expect(',');
+      const outcome = page.stringOrNull();
+      page.expect(',');
+      const sourceIp = page.stringOrNull();
+      page.expect(',');
+      const metaText = page.value();
+      page.expect(',');
+      const prevQuoted = page.stringOrNull();
+      page.expect(',');
+      const hashQuoted = page.stringOrNull();
+      page.expect(']');
+      let meta: string;
+      try {
+        meta = canonicalJson(JSON.parse(metaText) as unknown);
+      } catch (error) {
+        return { ok: false, tenantId, seq, reason: error instanceof AuditValidationError ? error.message : 'unreadable meta' };
+      }
+      // The hashes go in as written, with no check of their form here: `hash` must equal a fresh hex
+      // digest, and every `prevHash` must equal the `hash` before it (here or in `ChainRuns`) or the
+      // trusted start, so neither can pass unless it is 64 lowercase hex digits.
+      const prevHash = unquoted(prevQuoted);
+      const hashed = `${prevHash}\n{"action":${action},"actor":{"id":${actorId},"type":${actorType}},"at":"${times.iso(micros)}","meta":${meta},"outcome":${outcome},"prevHash":${prevQuoted},"seq":${seq},"sourceIp":${sourceIp},"target":${target},"tenantId":${tenant}}`;
+      const hash = unquoted(hashQuoted);
+      if (sha256(hashed) !== hash) return { ok: false, tenantId, seq, reason: 'hash does not match the record (edited)' };
+      const link = { seq, prevHash, hash };
+      const links = chains.get(tenantId);
+      if (links) links.push(link);
+      else chains.set(tenantId, [link]);
     }
-    const last = text.slice(from, lineEnd);
-    if (last.includes(PAGE_FIELD_SEPARATOR)) return unreadable();
-    const [chain = '', seqText = '', atText = '', prevHash = '', hash = '', head = '', metaText = '', outcome = ''] = fields;
-    const tenantId = chain === '' ? null : chain;
-    const seq = Number(seqText);
-    const micros = Number(atText);
-    if (!Number.isSafeInteger(seq) || !Number.isSafeInteger(micros)) return unreadable(tenantId);
-    // Both hashes go into the hashed text unquoted, with no check of their form here: `hash` must
-    // equal a fresh hex digest, and every `prevHash` must equal the `hash` before it (here or in
-    // `ChainRuns`) or the trusted start, so neither can pass unless it is 64 lowercase hex digits.
-    let meta: string;
-    try {
-      meta = canonicalJson(JSON.parse(metaText) as unknown);
-    } catch (error) {
-      return { ok: false, tenantId, seq, reason: error instanceof AuditValidationError ? error.message : 'unreadable meta' };
-    }
-    const hashed = `${prevHash}\n${head}${times.iso(micros)}","meta":${meta},"outcome":${outcome},"prevHash":"${prevHash}","seq":${seq}${last},"tenantId":${tenantId === null ? 'null' : `"${chain}"`}}`;
-    if (sha256(hashed) !== hash) return { ok: false, tenantId, seq, reason: 'hash does not match the record (edited)' };
-    const link = { seq, prevHash, hash };
-    const links = chains.get(chain);
-    if (links) links.push(link);
-    else chains.set(chain, [link]);
-    lineStart = lineEnd + 1;
+  } catch (error) {
+    if (error instanceof Unreadable) return unreadable(tenantId, seq);
+    throw error;
   }
 
   const runs: ChainRun[] = [];
-  for (const [chain, links] of chains) {
-    const tenantId = chain === '' ? null : chain;
+  for (const [tenantId, links] of chains) {
     // Rows come in the table's order, which is almost always the chain's: sort only when not.
     for (let i = 1; i < links.length; i++) {
       if (bySeq(links[i - 1] as Link, links[i] as Link) > 0) {

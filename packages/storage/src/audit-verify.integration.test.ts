@@ -1,11 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { describe, expect, inject, it } from 'vitest';
-import { type AuditEventInput, type ChainLeaf, openPageVerifier } from '@airlock/audit';
+import { type AuditEventInput, type ChainLeaf, hashEvent, openPageVerifier } from '@airlock/audit';
 import { createTestDatabase } from '@airlock/testing';
 import { verifyChainsFast } from './audit-verify.ts';
 import { legacyHead } from './checkpoints.ts';
-import { connectPostgres, migrate, type Queryable, recordAudit } from './index.ts';
+import { connectPostgres, migrate, type Queryable, readChain, recordAudit } from './index.ts';
 
 const TENANT = randomUUID();
 
@@ -49,7 +49,13 @@ describe('the block scan of a whole-trail verify', () => {
       for (let i = 2; i < 60; i++) await recordAudit(db, event(i, i % 3 === 0 ? { tenantId: null } : {}));
       for (const blocks of [1, 2, 1_000]) expect(await scan(db, blocks)).toEqual({ ok: true, count: 60 });
 
+      // A record whose hash is recomputed over a prevHash that is not its predecessor's: it holds on its own.
+      const [stored] = await readChain(db, TENANT, 19, 1);
+      if (!stored) throw new Error('no record 20');
+      const relinkedPrev = 'f'.repeat(64);
+      const relinkedHash = hashEvent(relinkedPrev, { ...stored, prevHash: relinkedPrev });
       const tamperings: Record<string, [string, unknown[]]> = {
+        'a record relinked with its hash recomputed': ['UPDATE audit_events SET prev_hash = $2, hash = $3 WHERE tenant_id = $1 AND seq = $4', [TENANT, relinkedPrev, relinkedHash, stored.seq]],
         'an edited target': [`UPDATE audit_events SET target = 'thing:x' WHERE tenant_id = $1 AND seq = 5`, [TENANT]],
         'an edited odd target': [`UPDATE audit_events SET target = target || ' ' WHERE tenant_id = $1 AND seq = 1`, [TENANT]],
         'an edited meta': [`UPDATE audit_events SET meta = jsonb_set(meta, '{bb}', '"y"') WHERE tenant_id = $1 AND seq = 1`, [TENANT]],
@@ -68,7 +74,8 @@ describe('the block scan of a whole-trail verify', () => {
           await client.query('SET LOCAL session_replication_role = replica');
           await client.query(sql, params);
           const tx: Queryable = { query: async <Row>(text: string, params: readonly unknown[] = []) => (await client.query(text, [...params])).rows as Row[] };
-          expect({ name, result: await scan(tx, 1) }).toMatchObject({ name, result: { ok: false } });
+          // A changed row moves to another block: scanned both in a page of its own and among the rest.
+          for (const blocks of [1, 1_000]) expect({ name, blocks, result: await scan(tx, blocks) }).toMatchObject({ name, result: { ok: false } });
         } finally {
           await client.query('ROLLBACK');
         }

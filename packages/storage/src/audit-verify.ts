@@ -11,7 +11,7 @@
  * then reads exactly as it always has.
  */
 import { type ChainHead, type ChainLeaf, ChainRuns, type PageSummary, type PageVerifier } from '@airlock/audit';
-import { chainKey } from './audit-log.ts';
+import { chainKey, RECORD_JSON } from './audit-log.ts';
 import type { Queryable } from './database.ts';
 
 /** Table blocks a page: about 13 records a block, so some 13 000 records and 8 MB of text. */
@@ -23,27 +23,13 @@ const READS_AT_ONCE = 2;
 const tid = (block: number) => `(${block},0)`;
 
 /**
- * A record as a line of `verifyPage`'s wire form (fields split by U+001F, records by U+001E): the
- * database writes the fixed parts of the hashed text itself (`to_json` escapes a text exactly as
- * JSON.stringify does), so the verifier neither parses nor re-serialises them. `at` goes as whole
- * microseconds: to_char for every row was a good part of the database's time.
- */
-const VERIFY_LINE = `coalesce(audit_events.tenant_id::text, '') || E'\\x1f' || audit_events.seq::text
-  || E'\\x1f' || (extract(epoch FROM audit_events.at) * 1000000)::bigint::text
-  || E'\\x1f' || audit_events.prev_hash || E'\\x1f' || audit_events.hash
-  || E'\\x1f{"action":' || to_json(audit_events.action)::text || ',"actor":{"id":' || coalesce(to_json(audit_events.actor_id)::text, 'null')
-  || ',"type":' || to_json(audit_events.actor_type)::text || '},"at":"'
-  || E'\\x1f' || audit_events.meta::text || E'\\x1f' || to_json(audit_events.outcome)::text
-  || E'\\x1f,"sourceIp":' || coalesce(to_json(audit_events.source_ip)::text, 'null') || ',"target":' || coalesce(to_json(audit_events.target)::text, 'null')`;
-
-/**
  * The records of the chains in `heads` with `seq` after the legacy head and up to their head, in
  * blocks [from, to): records appended since the heads were read, and chains begun since, are not
  * this verify's business. Joined against the heads as given, so the database filters them.
  */
 async function readBlocks(db: Queryable, from: number, to: number, chains: string[], headSeqs: number[], legacySeq: number): Promise<{ text: string; count: number }> {
   const [row] = await db.query<{ r: string | null; n: number }>(
-    `SELECT string_agg(${VERIFY_LINE}, E'\\x1e') AS r, count(*)::int AS n
+    `SELECT string_agg(${RECORD_JSON}::text, ',') AS r, count(*)::int AS n
      FROM audit_events JOIN unnest($3::uuid[], $4::bigint[]) AS h (chain, head_seq)
        ON h.chain = coalesce(audit_events.tenant_id, '00000000-0000-0000-0000-000000000000'::uuid)
      WHERE audit_events.ctid >= $1::tid AND audit_events.ctid < $2::tid AND audit_events.seq > $5 AND audit_events.seq <= h.head_seq`,
