@@ -1,5 +1,5 @@
 /**
- * A small pool of worker threads that verify pages of audit records (`verifyPageText`), so that a
+ * A small pool of worker threads that verify pages of audit records (`verifyPage`), so that a
  * whole-trail verify hashes on every core while the main thread reads the next pages.
  *
  * The workers run `page-worker.ts`. From the sources (tsx, vitest) the worker registers tsx first;
@@ -12,7 +12,7 @@ import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import { type PageSummary, verifyPageText } from './page-verify.ts';
+import { type PageSummary, verifyPage } from './page-verify.ts';
 
 /** Workers at most: beyond this, the database's reading, not hashing, sets the pace. */
 export const MAX_PAGE_WORKERS = 4;
@@ -42,7 +42,7 @@ export function defaultPageThreads(): number {
 
 const inThread: PageVerifier = {
   threads: 0,
-  verify: (text) => Promise.resolve(verifyPageText(text)),
+  verify: (text) => Promise.resolve(verifyPage(text)),
   close: () => Promise.resolve(),
 };
 

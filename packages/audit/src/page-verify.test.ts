@@ -2,16 +2,18 @@ import { afterAll, describe, expect, it } from 'vitest';
 import {
   type AuditEventInput,
   type AuditRecord,
-  type AuditTuple,
   ChainRuns,
   type ChainHead,
   chainEvent,
   GENESIS_HASH,
+  IsoTimes,
+  isoFromMicros,
   openPageVerifier,
   type PageVerifier,
+  type AuditTuple,
   recordsFromPageText,
   verifyChain,
-  verifyPageText,
+  verifyPage,
 } from './index.ts';
 
 const TENANT = '7f0c1a1e-9a4e-4c1b-8d1e-1a2b3c4d5e6f';
@@ -45,12 +47,22 @@ function micros(at: string): number {
   return Date.parse(`${at.slice(0, 23)}Z`) * 1000 + extra;
 }
 
-/** A page's text as the database sends it: each record a JSON array, `at` in microseconds. */
-function pageText(records: readonly AuditRecord[]): string {
+function tuple(r: AuditRecord): AuditTuple {
+  return [r.seq, r.tenantId, micros(r.at), r.actor.type, r.actor.id, r.action, r.target, r.outcome, r.sourceIp, r.meta, r.prevHash, r.hash];
+}
+
+/**
+ * A page's text as the database sends it: each record a JSON array, `at` in microseconds. Spaced
+ * as PostgreSQL writes it (", " between values, ": " after keys, jsonb's key order) or compact.
+ */
+function pageText(records: readonly AuditRecord[], spacing: 'postgres' | 'compact' = 'postgres'): string {
   return records
     .map((r) => {
-      const tuple: AuditTuple = [r.seq, r.tenantId, micros(r.at), r.actor.type, r.actor.id, r.action, r.target, r.outcome, r.sourceIp, r.meta, r.prevHash, r.hash];
-      return JSON.stringify(tuple);
+      if (spacing === 'compact') return JSON.stringify(tuple(r));
+      const meta = r.meta as Record<string, unknown>;
+      // jsonb orders keys by length, then bytes.
+      const jsonbOrder = Object.fromEntries(Object.keys(meta).sort((a, b) => a.length - b.length || (a < b ? -1 : 1)).map((key) => [key, meta[key]]));
+      return JSON.stringify([...tuple(r).slice(0, 9), jsonbOrder, r.prevHash, r.hash], null, 1).replace(/\n */g, ' ').replace(/\[ /g, '[').replace(/ \]/g, ']').replace(/\{ /g, '{').replace(/ \}/g, '}');
     })
     .join(',');
 }
@@ -73,6 +85,8 @@ async function verifyInPages(pages: PageVerifier, records: readonly AuditRecord[
 }
 
 const tamperings: [string, (records: AuditRecord[]) => AuditRecord[]][] = [
+  ['an edited target', (r) => r.map((x) => (x.seq === 30 ? { ...x, target: 'integration:other' } : x))],
+  ['an edited actor', (r) => r.map((x) => (x.seq === 31 ? { ...x, actor: { type: 'admin', id: 'k1' } } : x))],
   ['an edited meta value', (r) => r.map((x) => (x.seq === 50 ? { ...x, meta: { ...x.meta, version: 99 } } : x))],
   ['an edited time (one microsecond)', (r) => r.map((x) => (x.seq === 7 ? { ...x, at: x.at.replace('Z', '001Z') } : x))],
   ['a deleted record at a page boundary', (r) => r.filter((x) => x.seq !== 41)],
@@ -84,12 +98,21 @@ const tamperings: [string, (records: AuditRecord[]) => AuditRecord[]][] = [
   ['a relinked record with a recomputed hash', (r) => r.map((x) => (x.seq === 61 ? { ...chainEvent({ seq: 60, hash: x.prevHash }, { ...input(61), action: 'forged-action' }, new Date(x.at)) } : x))],
 ];
 
-describe('verifyPageText and ChainRuns', () => {
+describe('verifyPage and ChainRuns', () => {
   const records = buildChain(120);
 
   it('reads a page back as the records it was written from', () => {
     expect(recordsFromPageText(pageText(records.slice(0, 3)))).toEqual(records.slice(0, 3));
+    expect(recordsFromPageText(pageText(records.slice(0, 3), 'compact'))).toEqual(records.slice(0, 3));
     expect(recordsFromPageText('')).toEqual([]);
+  });
+
+  it('writes times exactly as isoFromMicros does', () => {
+    const times = new IsoTimes();
+    const base = Date.UTC(2025, 0, 1, 23, 59, 59) * 1000;
+    const samples = [0, 1, 999, 1000, 999_999, 1_000_000, -1, -1_000_001, base, base + 1, base + 999_999, base + 1_000_000, Date.UTC(-1, 0, 1) * 1000 + 5, Date.UTC(12000, 0, 1) * 1000];
+    for (let i = 0; i < 2_000; i++) samples.push(base + Math.floor(Math.random() * 5_000_000) - 2_500_000);
+    for (const sample of samples) expect(times.iso(sample)).toBe(isoFromMicros(sample));
   });
 
   it('verifies a chain split into pages, in any order and each page shuffled, exactly as one pass does', async () => {
@@ -111,7 +134,7 @@ describe('verifyPageText and ChainRuns', () => {
       head = { seq: next.seq, hash: next.hash };
       return next;
     });
-    const summary = verifyPageText(pageText([...records.slice(0, 5), ...other]));
+    const summary = verifyPage(pageText([...records.slice(0, 5), ...other]));
     expect(summary).toMatchObject({ ok: true, runs: [{ tenantId: TENANT, count: 5 }, { tenantId: null, count: 3 }] });
   });
 
@@ -126,8 +149,37 @@ describe('verifyPageText and ChainRuns', () => {
   });
 
   it('fails a page it cannot read instead of throwing', () => {
-    expect(verifyPageText('[1, 2')).toMatchObject({ ok: false });
-    expect(verifyPageText('')).toEqual({ ok: true, runs: [] });
+    expect(verifyPage('[1, 2')).toMatchObject({ ok: false });
+    expect(verifyPage('')).toEqual({ ok: true, runs: [] });
+  });
+
+  it('reads pages however they are spaced', () => {
+    expect(verifyPage(pageText(records, 'compact'))).toMatchObject({ ok: true, runs: [{ count: 120 }] });
+    expect(verifyPage(pageText(records).replace(/,/g, ' ,\n'))).toMatchObject({ ok: true, runs: [{ count: 120 }] });
+  });
+
+  it('fails a page whose stored hash or prevHash carries other text, which might pass off text as another record', () => {
+    const [first, second, third] = records;
+    if (!first || !second || !third) throw new Error('no records');
+    expect(verifyPage(pageText([first, second, third]))).toMatchObject({ ok: true });
+    // The second record deleted and smuggled in inside the first one's hash column: JSON escapes it.
+    const smuggled = { ...first, hash: `${first.hash}"],${pageText([second])},["` };
+    expect(verifyPage(pageText([smuggled, third]))).toMatchObject({ ok: false, seq: 1, reason: expect.stringMatching(/edited/) });
+    expect(verifyPage(pageText([{ ...first, hash: first.hash.toUpperCase() }]))).toMatchObject({ ok: false, reason: expect.stringMatching(/edited/) });
+    expect(verifyPage(pageText([{ ...second, prevHash: `${second.prevHash} ` }]))).toMatchObject({ ok: false });
+    expect(verifyPage(`${pageText([first])},`)).toMatchObject({ ok: false });
+    expect(verifyPage(pageText([first]).slice(0, -1))).toMatchObject({ ok: false });
+    expect(verifyPage(pageText([first]).replace('"api-key"', '7'))).toMatchObject({ ok: false });
+  });
+
+  it('hashes the canonical text whatever order and spacing the meta object comes in', () => {
+    const [first] = records;
+    if (!first) throw new Error('no records');
+    const meta = first.meta as Record<string, unknown>;
+    const reordered = Object.fromEntries(Object.keys(meta).reverse().map((key) => [key, meta[key]]));
+    const text = (m: unknown) => JSON.stringify([...tuple(first).slice(0, 9), m, first.prevHash, first.hash], null, 2);
+    expect(verifyPage(text(reordered))).toMatchObject({ ok: true, runs: [{ count: 1 }] });
+    expect(verifyPage(text({ ...reordered, extra: 1 }))).toMatchObject({ ok: false, reason: expect.stringMatching(/edited/) });
   });
 });
 

@@ -3,9 +3,9 @@
  * each with its summary. Pure CPU work on text it is given; it opens nothing.
  */
 import { parentPort } from 'node:worker_threads';
-import { verifyPageText } from './page-verify.ts';
+import { verifyPage } from './page-verify.ts';
 import type { PageTask } from './page-pool.ts';
 
 parentPort?.on('message', (task: PageTask) => {
-  parentPort?.postMessage({ id: task.id, summary: verifyPageText(task.text) });
+  parentPort?.postMessage({ id: task.id, summary: verifyPage(task.text) });
 });

@@ -1,0 +1,88 @@
+import { randomUUID } from 'node:crypto';
+import pg from 'pg';
+import { describe, expect, inject, it } from 'vitest';
+import { type AuditEventInput, type ChainLeaf, hashEvent, openPageVerifier } from '@airlock/audit';
+import { createTestDatabase } from '@airlock/testing';
+import { verifyChainsFast } from './audit-verify.ts';
+import { legacyHead } from './checkpoints.ts';
+import { connectPostgres, migrate, type Queryable, readChain, recordAudit } from './index.ts';
+
+const TENANT = randomUUID();
+
+function event(i: number, overrides: Partial<AuditEventInput> = {}): AuditEventInput {
+  return { tenantId: TENANT, actor: { type: 'api-key', id: 'k1' }, action: 'test-event', target: `thing:${i}`, outcome: 'success', sourceIp: '192.0.2.1', meta: { i }, ...overrides };
+}
+
+/** The block scan alone, without the walk that re-decides a chain it finds broken. */
+async function scan(db: Queryable, blocksPerPage: number) {
+  const legacy = await legacyHead(db);
+  const rows = await db.query<{ tenant_id: string | null; seq: string; hash: string }>('SELECT tenant_id, seq::text AS seq, hash FROM audit_chain_heads');
+  const heads: ChainLeaf[] = rows.map((row) => ({ tenantId: row.tenant_id, seq: Number(row.seq), hash: row.hash }));
+  const pages = openPageVerifier({ threads: 0 });
+  try {
+    return await verifyChainsFast(db, pages, heads, legacy, new Map(), blocksPerPage);
+  } finally {
+    await pages.close();
+  }
+}
+
+describe('the block scan of a whole-trail verify', () => {
+  it('recomputes, from what PostgreSQL writes, the very text each record was hashed over, and fails every tampering', async () => {
+    const url = await createTestDatabase(inject('postgresUrl'));
+    const db = connectPostgres(url);
+    const client = new pg.Client({ connectionString: url });
+    await client.connect();
+    try {
+      await migrate(db);
+      // Text that JSON escapes, and meta that jsonb stores in another key order and spacing.
+      await recordAudit(
+        db,
+        event(0, {
+          meta: { z: [1, 2.5, -0, 1e21, 0.1, null, true], a: { é: 'ü"\\\n\t\u2028😀\u0001\u001f\u001e', b: {} }, '': 'empty key', bb: 'x', c: 'y' },
+          actor: { type: 'system', id: null },
+          target: 'ünïcode "target"\\ \u001f\u001e\n',
+          sourceIp: null,
+          action: 'odd-event',
+        }),
+      );
+      await recordAudit(db, event(1, { tenantId: null }));
+      for (let i = 2; i < 60; i++) await recordAudit(db, event(i, i % 3 === 0 ? { tenantId: null } : {}));
+      for (const blocks of [1, 2, 1_000]) expect(await scan(db, blocks)).toEqual({ ok: true, count: 60 });
+
+      // A record whose hash is recomputed over a prevHash that is not its predecessor's: it holds on its own.
+      const [stored] = await readChain(db, TENANT, 19, 1);
+      if (!stored) throw new Error('no record 20');
+      const relinkedPrev = 'f'.repeat(64);
+      const relinkedHash = hashEvent(relinkedPrev, { ...stored, prevHash: relinkedPrev });
+      const tamperings: Record<string, [string, unknown[]]> = {
+        'a record relinked with its hash recomputed': ['UPDATE audit_events SET prev_hash = $2, hash = $3 WHERE tenant_id = $1 AND seq = $4', [TENANT, relinkedPrev, relinkedHash, stored.seq]],
+        'an edited target': [`UPDATE audit_events SET target = 'thing:x' WHERE tenant_id = $1 AND seq = 5`, [TENANT]],
+        'an edited odd target': [`UPDATE audit_events SET target = target || ' ' WHERE tenant_id = $1 AND seq = 1`, [TENANT]],
+        'an edited meta': [`UPDATE audit_events SET meta = jsonb_set(meta, '{bb}', '"y"') WHERE tenant_id = $1 AND seq = 1`, [TENANT]],
+        'an edited time': [`UPDATE audit_events SET at = at + interval '1 microsecond' WHERE tenant_id IS NULL AND seq = 3`, []],
+        'an edited action': [`UPDATE audit_events SET action = 'other-event' WHERE tenant_id = $1 AND seq = 7`, [TENANT]],
+        'a relinked prev_hash': [`UPDATE audit_events SET prev_hash = repeat('0', 64) WHERE tenant_id = $1 AND seq = 9`, [TENANT]],
+        'a deleted record': [`DELETE FROM audit_events WHERE tenant_id IS NULL AND seq = 4`, []],
+        'the last record deleted': [`DELETE FROM audit_events WHERE tenant_id = $1 AND seq = (SELECT max(seq) FROM audit_events WHERE tenant_id = $1)`, [TENANT]],
+        'a record moved to the other chain': [`UPDATE audit_events SET tenant_id = NULL, seq = 1000 WHERE tenant_id = $1 AND seq = 12`, [TENANT]],
+        'a hash holding a separator': [`UPDATE audit_events SET hash = hash || E'\\x1e' WHERE tenant_id = $1 AND seq = 2`, [TENANT]],
+      };
+      for (const [name, [sql, params]] of Object.entries(tamperings)) {
+        await client.query('BEGIN');
+        try {
+          // As the superuser with triggers off: the table refuses changes otherwise.
+          await client.query('SET LOCAL session_replication_role = replica');
+          await client.query(sql, params);
+          const tx: Queryable = { query: async <Row>(text: string, params: readonly unknown[] = []) => (await client.query(text, [...params])).rows as Row[] };
+          // A changed row moves to another block: scanned both in a page of its own and among the rest.
+          for (const blocks of [1, 1_000]) expect({ name, blocks, result: await scan(tx, blocks) }).toMatchObject({ name, result: { ok: false } });
+        } finally {
+          await client.query('ROLLBACK');
+        }
+      }
+    } finally {
+      await client.end();
+      await db.close();
+    }
+  });
+});
