@@ -6,7 +6,7 @@
  * calls back off as the daemon's do: full jitter, at least the server's Retry-After.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { type createAgentClient, reconnectDelay, retryAfterOf, wakeupStreamOf } from '@airlock/agent';
+import { type createAgentClient, reconnectDelay, retryAfterOf, type WakeupOutcome, wakeupStreamOf } from '@airlock/agent';
 import { HEARTBEAT_INTERVAL_MS, RECONNECT_MAX_DELAY_MS } from '@airlock/protocol';
 
 export interface BenchAgent {
@@ -20,7 +20,14 @@ export interface BenchAgent {
 
 export function actAsAgent(
   client: ReturnType<typeof createAgentClient>,
-  options: { signal: AbortSignal; onEnvelope?: (envelope: unknown) => void; onFailure: (error: unknown) => void; firstHeartbeatWithinMs?: number },
+  options: {
+    signal: AbortSignal;
+    onEnvelope?: (envelope: unknown) => void;
+    onFailure: (error: unknown) => void;
+    /** How each wait on the stream ended. */
+    onWait?: (outcome: WakeupOutcome['kind']) => void;
+    firstHeartbeatWithinMs?: number;
+  },
 ): BenchAgent {
   const wakeups = wakeupStreamOf(client);
   if (wakeups === null) throw new Error('not a signed agent client');
@@ -41,6 +48,7 @@ export function actAsAgent(
           if (answer.envelope !== null) options.onEnvelope?.(answer.envelope);
         } else {
           const outcome = await wakeups.wait(nextHeartbeat, signal);
+          options.onWait?.(outcome.kind);
           if (outcome.kind === 'job') options.onEnvelope?.(outcome.envelope);
           askNow = outcome.kind === 'silent';
         }

@@ -25,7 +25,7 @@ export interface HoldOrder {
 }
 
 /** `held`: agents whose wake-up stream is open now; `answered`: streams the server connected so far (each a signed call it authenticated). */
-export type HolderMessage = { kind: 'ramped' } | { kind: 'count'; held: number; errors: number; answered: number; kinds: Record<string, number> };
+export type HolderMessage = { kind: 'ramped' } | { kind: 'count'; held: number; errors: number; answered: number; kinds: Record<string, number>; waits: Record<string, number> };
 
 const send = (message: HolderMessage) => process.send?.(message);
 
@@ -44,6 +44,9 @@ process.once('message', (order: HoldOrder) => {
     const kind = failed instanceof Error ? `${Reflect.get(failed, 'data')?.httpStatus ?? ''} ${failed.message}`.slice(0, 100) : String(failed);
     kinds[kind] = (kinds[kind] ?? 0) + 1;
   };
+  /** How the agents' waits on their streams ended, by outcome. */
+  const waits: Record<string, number> = {};
+  const onWait = (outcome: string) => void (waits[outcome] = (waits[outcome] ?? 0) + 1);
   const agents: BenchAgent[] = [];
   const tally = () => {
     let held = 0;
@@ -55,7 +58,7 @@ process.once('message', (order: HoldOrder) => {
     return { held, answered };
   };
   process.on('message', (message: 'count' | 'stop') => {
-    if (message === 'count') send({ kind: 'count', ...tally(), errors, kinds });
+    if (message === 'count') send({ kind: 'count', ...tally(), errors, kinds, waits });
     if (message === 'stop') {
       stop.abort();
       void Promise.allSettled(agents.map((agent) => agent.done)).then(async () => {
@@ -68,7 +71,7 @@ process.once('message', (order: HoldOrder) => {
     for (let i = 0; i < order.agents.length && !stop.signal.aborted; i += order.step) {
       for (const agent of order.agents.slice(i, i + order.step)) {
         const keys = { publicKey: Buffer.from(agent.publicKey, 'base64'), secretKey: Buffer.from(agent.secretKey, 'base64') };
-        agents.push(actAsAgent(createAgentClient(order.url, agent.id, keys, egress), { signal: stop.signal, onFailure }));
+        agents.push(actAsAgent(createAgentClient(order.url, agent.id, keys, egress), { signal: stop.signal, onFailure, onWait }));
       }
       await sleep(order.stepMs);
     }

@@ -396,12 +396,14 @@ try {
     const holders = Array.from({ length: HOLDERS }, (_, n) => {
       const child = fork(path.join(import.meta.dirname, 'fleet-agents.ts'), [], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
       const share = fleet.filter((_, i) => i % HOLDERS === n);
+      // Whole agents per step, and the pause that spreads the steps over exactly the ramp.
+      const step = Math.max(1, Math.ceil(share.length / ((RAMP_SECONDS * 1000) / RAMP_STEP_MS)));
       const order: HoldOrder = {
         url: primary.url,
         localAddress: `127.0.0.${n + 2}`,
         agents: share.map((agent) => ({ id: agent.id, publicKey: Buffer.from(agent.keys.publicKey).toString('base64'), secretKey: Buffer.from(agent.keys.secretKey).toString('base64') })),
-        step: Math.max(1, Math.ceil(share.length / ((RAMP_SECONDS * 1000) / RAMP_STEP_MS))),
-        stepMs: RAMP_STEP_MS,
+        step,
+        stepMs: (RAMP_SECONDS * 1000) / Math.ceil(share.length / step),
       };
       const ramped = new Promise<void>((resolve) => child.on('message', (message: HolderMessage) => message.kind === 'ramped' && resolve()));
       child.send(order);
@@ -411,7 +413,7 @@ try {
       const answers = await Promise.all(
         holders.map(
           ({ child }) =>
-            new Promise<{ held: number; errors: number; answered: number; kinds: Record<string, number> }>((resolve) => {
+            new Promise<{ held: number; errors: number; answered: number; kinds: Record<string, number>; waits: Record<string, number> }>((resolve) => {
               const onMessage = (message: HolderMessage) => {
                 if (message.kind !== 'count') return;
                 child.off('message', onMessage);
@@ -423,15 +425,18 @@ try {
         ),
       );
       const kinds: Record<string, number> = {};
+      const waits: Record<string, number> = {};
       for (const answer of answers) for (const [kind, n] of Object.entries(answer.kinds)) kinds[kind] = (kinds[kind] ?? 0) + n;
+      for (const answer of answers) for (const [kind, n] of Object.entries(answer.waits)) waits[kind] = (waits[kind] ?? 0) + n;
       return answers.reduce(
         (sum, answer) => ({ ...sum, held: sum.held + answer.held, errors: sum.errors + answer.errors, answered: sum.answered + answer.answered }),
-        { held: 0, errors: 0, answered: 0, kinds },
+        { held: 0, errors: 0, answered: 0, kinds, waits },
       );
     };
     try {
-      const phaseEnds = Date.now() + PHASE_LIMIT_MS;
-      await Promise.race([Promise.all(holders.map((holder) => holder.ramped)), sleep(PHASE_LIMIT_MS)]);
+      // The ramp's own length, then the phase limit: the window must never open before the ramp is over.
+      const phaseEnds = Date.now() + RAMP_SECONDS * 1000 + PHASE_LIMIT_MS;
+      await Promise.race([Promise.all(holders.map((holder) => holder.ramped)), sleep(phaseEnds - Date.now())]);
       // Steady state: every agent's stream has been connected, so the window below measures waiting
       // agents, not the ramp's backlog.
       while (Date.now() < phaseEnds && (await count()).answered < AGENTS) await sleep(1_000);
@@ -444,8 +449,9 @@ try {
       const seconds = (Date.now() - windowStarted) / 1000;
       const spent = (i: number) => Math.max(0, (after[i] ?? 0) - (before[i] ?? 0));
       const ticks = pids.reduce((sum, _, i) => sum + spent(i), 0);
-      const { held, errors: holdErrors, answered, kinds } = await count();
+      const { held, errors: holdErrors, answered, kinds, waits } = await count();
       if (holdErrors > 0) log(`held-phase failures: ${JSON.stringify(kinds)}`);
+      log(`held-phase waits on the streams, by how they ended: ${JSON.stringify(waits)}`);
       const perAgentSecond = (jiffies: number) => Math.round(((jiffies * 10 * 1000) / (Math.max(1, held) * seconds)) * 1000) / 1000;
       result['idle_agent_cpu_us_per_s'] = { server: perAgentSecond(spent(0)), postgres: perAgentSecond(ticks - spent(0)) };
       result['idle_streams_opened_per_s'] = Math.round(((answered - answeredBefore) / seconds) * 10) / 10;
