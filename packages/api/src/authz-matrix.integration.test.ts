@@ -528,7 +528,7 @@ describe('the authorization matrix on PostgreSQL, served as the airlock_app role
   }
 
   async function call(path: string, type: string, input: unknown, caller: Caller): Promise<Reply> {
-    const method = type === 'query' ? 'GET' : 'POST';
+    const method = type === 'mutation' ? 'POST' : 'GET';
     const pathAndQuery = method === 'GET' ? `/trpc/${path}${input === undefined ? '' : `?input=${encodeURIComponent(JSON.stringify(input))}`}` : `/trpc/${path}`;
     const body = method === 'POST' ? JSON.stringify(input ?? null) : '';
     const headers: Record<string, string> = { 'content-type': 'application/json' };
@@ -536,7 +536,9 @@ describe('the authorization matrix on PostgreSQL, served as the airlock_app role
     // As the console sends them: the cookie, and on a mutation the CSRF token derived from it.
     if (caller.kind === 'session') Object.assign(headers, { cookie: `${SESSION_COOKIE}=${caller.token}`, ...(method === 'POST' ? { [CSRF_HEADER]: csrfTokenFor(caller.token) } : {}) });
     if (caller.kind === 'agent') Object.assign(headers, signRequest(caller.keys, { agentId: caller.id, method, pathAndQuery, body }));
-    const response = await fetch(`${base}${pathAndQuery}`, { method, headers, ...(method === 'POST' ? { body } : {}) });
+    const closer = new AbortController();
+    const response = await fetch(`${base}${pathAndQuery}`, { method, headers, signal: closer.signal, ...(method === 'POST' ? { body } : {}) });
+    if (type === 'subscription' && response.status === 200) return streamed(response, closer);
     const text = await response.text();
     let code: string | null = null;
     if (response.status !== 200) {
@@ -544,6 +546,32 @@ describe('the authorization matrix on PostgreSQL, served as the airlock_app role
       code = parsed.success ? parsed.data.error.data.code : `HTTP ${response.status}`;
     }
     return { status: response.status, code, text };
+  }
+
+  /**
+   * A subscription's answer (server-sent events): refused when it sends tRPC's `serialized-error`
+   * event, with that error's code and status; allowed when it ends otherwise, or stays open saying
+   * nothing more after it connected.
+   */
+  async function streamed(response: Response, closer: AbortController): Promise<Reply> {
+    let text = '';
+    const quiet = setTimeout(() => closer.abort(), 1_500);
+    try {
+      const reader = response.body?.pipeThrough(new TextDecoderStream()).getReader();
+      for (let next = await reader?.read(); next && !next.done; next = await reader?.read()) {
+        text += next.value;
+        const refused = /^event: serialized-error\ndata: (.*)$/m.exec(text)?.[1];
+        if (refused === undefined) continue;
+        const error = z.object({ data: z.object({ code: z.string(), httpStatus: z.number() }) }).parse(JSON.parse(refused));
+        return { status: error.data.httpStatus, code: error.data.code, text };
+      }
+    } catch {
+      // Still open and quiet: the caller was let in.
+    } finally {
+      clearTimeout(quiet);
+      closer.abort();
+    }
+    return { status: 200, code: null, text };
   }
 
   /** Everything of a tenant that a reply must not show to anyone else: ids, names, hostnames, key prefixes. */

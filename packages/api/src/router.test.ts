@@ -48,6 +48,7 @@ describe('the router', () => {
       'agent.reportRun',
       'agent.reportUpdate',
       'agent.rotateKey',
+      'agent.wakeups',
       'custody.auditSegment',
       'custody.checkpoint',
       'custody.reportSecurityEvent',
