@@ -247,6 +247,8 @@ export function createHttpHandler(given: ServerDeps, options: HttpOptions) {
       },
       onError: ({ error, path }) => {
         if (path !== undefined) failedCalls.set(path, error.code);
+        // An error inside an event stream comes after its 200 went out: the log still records it.
+        note.errors.push(error.code);
         if (error.code === 'INTERNAL_SERVER_ERROR') deps.logger.error({ path, error: error.message }, 'request failed');
       },
     });

@@ -56,8 +56,8 @@ interface Logger {
 const LIVENESS = new Set(['agent.heartbeat', 'agent.nextJob', 'agent.wakeups']);
 
 /** Whether an entry is an agent's successful heartbeat, long-poll or wake-up stream (a batch of only those), which the log leaves out. */
-export function isAgentLiveness(entry: Pick<RequestLogEntry, 'callerType' | 'procedure' | 'status'>): boolean {
-  return entry.callerType === 'agent' && entry.status < 400 && entry.procedure.split(',').every((procedure) => LIVENESS.has(procedure));
+export function isAgentLiveness(entry: Pick<RequestLogEntry, 'callerType' | 'procedure' | 'status' | 'outcome'>): boolean {
+  return entry.callerType === 'agent' && entry.status < 400 && entry.outcome === 'OK' && entry.procedure.split(',').every((procedure) => LIVENESS.has(procedure));
 }
 
 /** Longest user agent kept; the rest is cut. */
