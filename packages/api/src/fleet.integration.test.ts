@@ -212,7 +212,7 @@ describe('a fleet across replicas on one PostgreSQL', () => {
       [agent.id],
     );
     expect(refused).toEqual({ reason: 'agent revoked', target: 'agent.wakeups' });
-    // And a new one is refused, never rung.
+    // And a new one is refused, and brings no job.
     const again = await openWakeups(b.base, agent);
     await again.until(/^event: serialized-error\ndata: .*"code":"UNAUTHORIZED"/m);
     await again.ended;
