@@ -122,6 +122,14 @@ describe('the agent side of the wake-up stream', () => {
 
     const proxy = await serve((res) => res.writeHead(502, { 'content-type': 'text/html' }).end('<h1>Bad gateway</h1>'));
     await expect(new WakeupStream(proxy.open).wait(Date.now() + 2_000)).rejects.toThrow(/HTTP 502/);
+
+    // A refusal that never ends is read no further than a refusal needs.
+    const endless = await serve((res) => {
+      res.writeHead(503, { 'content-type': 'text/plain' });
+      const filler = setInterval(() => res.write('x'.repeat(64 * 1024)), 5);
+      res.on('close', () => clearInterval(filler));
+    });
+    await expect(new WakeupStream(endless.open).wait(Date.now() + 5_000)).rejects.toThrow(/HTTP 503/);
   });
 
   it('counts a ping as word from the control plane', async () => {

@@ -37,7 +37,17 @@ class StreamSilent extends Error {}
 
 /** The control plane's refusal of the stream (an HTTP error), as the same error a refused call gives. */
 async function refusal(response: Response): Promise<Error> {
-  const text = (await response.text().catch(() => '')).slice(0, MAX_REFUSAL_BYTES);
+  let text = '';
+  // Read no more than a refusal needs: whatever answered (a proxy, say) may send far more.
+  const reader = response.body?.pipeThrough(new TextDecoderStream()).getReader();
+  try {
+    for (let next = await reader?.read(); next && !next.done && text.length < MAX_REFUSAL_BYTES; next = await reader?.read()) text += next.value;
+  } catch {
+    // Cut off midway: what came is enough to name the status.
+  } finally {
+    await reader?.cancel().catch(() => undefined);
+  }
+  text = text.slice(0, MAX_REFUSAL_BYTES);
   let body: unknown = null;
   try {
     body = JSON.parse(text);
