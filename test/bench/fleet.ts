@@ -508,7 +508,7 @@ result['admin_calls_shed'] = shed;
 result['loadavg'] = loads;
 result['cpus'] = os.cpus().length;
 result['node'] = process.version;
-// The proof line carries the figures issue 14 names and the load average next to each; everything
+// The proof line carries the fleet figures above and the load average next to each; everything
 // else the run measured goes under `diagnostics`.
 const NAMED = ['signed_calls_per_s', 'agents_held', 'errors', 'idle_cpu_cores', 'rss_mb', 'dispatch_ms', 'cross_replica_dispatch_ms', 'loadavg'];
 const proof = Object.fromEntries(NAMED.map((name) => [name, result[name] ?? null]));
