@@ -97,6 +97,25 @@ export interface DestinationRuntime<TConfig, TPolicy = unknown> {
   connect(ctx: ConnectorContext, config: TConfig, policy: readonly TPolicy[]): Promise<DestinationSession>;
 }
 
+/**
+ * A runtime, or a function that loads it on first connect (`() => import('./runtime.ts').then(...)`).
+ * A connector built on a large SDK loads it lazily, so an agent that never uses the connector never
+ * pays for it in memory or start-up time. A load that fails is tried again on the next connect.
+ */
+export type RuntimeOrLoader<TRuntime> = TRuntime | (() => Promise<TRuntime>);
+
+function loaderOf<TRuntime extends object>(runtime: RuntimeOrLoader<TRuntime>): () => Promise<TRuntime> {
+  if (typeof runtime !== 'function') return () => Promise.resolve(runtime);
+  let loading: Promise<TRuntime> | undefined;
+  return () => {
+    loading ??= runtime().catch((error: unknown) => {
+      loading = undefined;
+      throw error;
+    });
+    return loading;
+  };
+}
+
 export type SourceConnector<TConfig, TPolicy = unknown> = SourceDefinition<TConfig, TPolicy> & RegisteredSource;
 export type DestinationConnector<TConfig, TPolicy = unknown> = DestinationDefinition<TConfig, TPolicy> & RegisteredDestination;
 
@@ -161,9 +180,10 @@ function runtimeContext<TPolicy>(
 /** A runnable source: its definition (schema, claims, policy section) and how it connects. */
 export function defineSource<TConfig, TPolicy>(
   definition: SourceDefinition<TConfig, TPolicy>,
-  runtime: SourceRuntime<TConfig, TPolicy>,
+  runtime: RuntimeOrLoader<SourceRuntime<TConfig, TPolicy>>,
 ): SourceConnector<TConfig, TPolicy> {
   const ref = refOf(definition);
+  const load = loaderOf(runtime);
   return {
     ...definition,
     policy: erasePolicy(definition.policy),
@@ -175,7 +195,7 @@ export function defineSource<TConfig, TPolicy>(
         claimFor: (file) => definition.claimFor(config, file),
         connect: async (ctx) => {
           const bound = runtimeContext(definition, ctx);
-          return runtime.connect(bound.ctx, config, bound.policy);
+          return (await load()).connect(bound.ctx, config, bound.policy);
         },
       };
     },
@@ -196,9 +216,10 @@ function erasePolicy<TPolicy>(section: LocalPolicySection<TPolicy>): LocalPolicy
 /** A runnable destination: its definition (schema, claims) and how it connects. */
 export function defineDestination<TConfig, TPolicy>(
   definition: DestinationDefinition<TConfig, TPolicy>,
-  runtime: DestinationRuntime<TConfig, TPolicy>,
+  runtime: RuntimeOrLoader<DestinationRuntime<TConfig, TPolicy>>,
 ): DestinationConnector<TConfig, TPolicy> {
   const ref = refOf(definition);
+  const load = loaderOf(runtime);
   return {
     ...definition,
     policy: erasePolicy(definition.policy),
@@ -209,7 +230,7 @@ export function defineDestination<TConfig, TPolicy>(
         claims: () => definition.claims(config),
         connect: async (ctx) => {
           const bound = runtimeContext(definition, ctx);
-          return runtime.connect(bound.ctx, config, bound.policy);
+          return (await load()).connect(bound.ctx, config, bound.policy);
         },
       };
     },

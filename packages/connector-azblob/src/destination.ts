@@ -15,9 +15,9 @@ import { createHash, randomBytes } from 'node:crypto';
 import type { Writable } from 'node:stream';
 import { Crc64Nvme } from '@aws-sdk/crc64-nvme';
 import { AnonymousCredential, type BlockBlobClient, ContainerClient, RestError, StorageSharedKeyCredential, type StoragePipelineOptions } from '@azure/storage-blob';
-import { assertSafeName, type ConnectorContext, defineDestination, type DestinationSession, partWritable, type PendingDelivery } from '@airlock/connector-api';
+import { assertSafeName, type ConnectorContext, type DestinationRuntime, type DestinationSession, partWritable, type PendingDelivery } from '@airlock/connector-api';
 import { ConflictError, OperationalError, PolicyViolationError, UnexpectedError, UserError } from '@airlock/errors';
-import { azblobDestinationDefinition, type AzblobDestinationConfig, type AzblobDestinationPolicy, azblobSecrets } from './definition.ts';
+import { type AzblobDestinationConfig, type AzblobDestinationPolicy, azblobSecrets } from './definition.ts';
 
 /** Tries per request, the first included; a block is resent whole, so a retry cannot corrupt it. */
 const MAX_TRIES = 3;
@@ -164,7 +164,8 @@ async function containerClientFor(ctx: ConnectorContext, config: AzblobDestinati
   return new ContainerClient(url, new StorageSharedKeyCredential(secret.accountName, secret.accountKey), options);
 }
 
-export const azblobDestination = defineDestination(azblobDestinationDefinition, {
+/** Loaded on first connect (index.ts), with the Azure SDK. */
+export const azblobRuntime: DestinationRuntime<AzblobDestinationConfig, AzblobDestinationPolicy> = {
   async connect(ctx, config, policy): Promise<DestinationSession> {
     checkPinned(config, policy);
     // No round trip here: a SAS that may only create and write blobs cannot read the container,
@@ -184,4 +185,4 @@ export const azblobDestination = defineDestination(azblobDestinationDefinition, 
       },
     };
   },
-});
+};

@@ -19,9 +19,10 @@
  * checks them again. Pure: no I/O, no driver.
  */
 import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
 import { absolutePath } from '@airlock/connector-api/definition';
-import { formatIssues, UserError } from '@airlock/errors';
+import { formatIssues, PolicyViolationError, UserError } from '@airlock/errors';
 
 /** A host name or IPv4 address, lowercase, so one server has one spelling in claims, scopes and policies. */
 export const hostName = z
@@ -216,4 +217,19 @@ export function checkParameters(query: Pick<ApprovedQuery, 'name' | 'params'>, v
   }
   if (problems.length > 0) throw new UserError(`parameters of query ${query.name} are not valid: ${problems.join('; ')}`);
   return checked;
+}
+
+/** The approved text, read (for a file) and checked against its pinned hash. */
+export async function approvedText(query: ApprovedQuery): Promise<string> {
+  let bytes: Buffer;
+  if (query.file !== undefined) {
+    bytes = await readFile(query.file).catch((error: unknown) => {
+      throw new UserError(`approved query ${query.name}: cannot read ${query.file}`, { cause: error });
+    });
+  } else bytes = Buffer.from(query.sql ?? '', 'utf8');
+  const actual = sha256Of(bytes);
+  if (actual !== query.sha256) {
+    throw new PolicyViolationError(`approved query ${query.name}: its text changed (sha256 ${actual}, approved ${query.sha256})`);
+  }
+  return bytes.toString('utf8');
 }

@@ -3,8 +3,12 @@
  * PostgreSQL database, their rows streamed out as CSV. The agent registers `postgresSource`; which
  * queries it may run is the local policy's `sources.postgres`.
  */
+import { defineSource } from '@airlock/connector-api';
+import { postgresSourceDefinition } from './definition.ts';
+
 export {
   approvedQuery,
+  approvedText,
   checkParameters,
   parameterSchema,
   postgresServerPolicy,
@@ -17,4 +21,6 @@ export {
   type QueryParameter,
 } from './approved.ts';
 export { authorityOf, postgresSecrets, postgresSourceConfig, postgresSourceDefinition, queryPath, type PostgresSourceConfig } from './definition.ts';
-export { approvedText, postgresSource } from './source.ts';
+
+/** `pg` loads with the runtime, on the first connect: an agent that never queries PostgreSQL never loads it. */
+export const postgresSource = defineSource(postgresSourceDefinition, () => import('./source.ts').then((module) => module.postgresRuntime));

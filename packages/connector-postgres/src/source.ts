@@ -15,25 +15,10 @@ import { readFile } from 'node:fs/promises';
 import { PassThrough, type Readable } from 'node:stream';
 import pg from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
-import { assertSafeName, type ConnectorContext, defineSource, type SourceFile, type SourceSession } from '@airlock/connector-api';
+import { assertSafeName, type ConnectorContext, type SourceFile, type SourceRuntime, type SourceSession } from '@airlock/connector-api';
 import { AuthenticationError, OperationalError, PolicyViolationError, UserError } from '@airlock/errors';
-import { type ApprovedQuery, checkParameters, type PostgresServerPolicy, rewriteQuery, settingOf, sha256Of } from './approved.ts';
-import { postgresSourceDefinition, type PostgresSourceConfig, queryPath } from './definition.ts';
-
-/** The approved text, read (for a file) and checked against its pinned hash. */
-export async function approvedText(query: ApprovedQuery): Promise<string> {
-  let bytes: Buffer;
-  if (query.file !== undefined) {
-    bytes = await readFile(query.file).catch((error: unknown) => {
-      throw new UserError(`approved query ${query.name}: cannot read ${query.file}`, { cause: error });
-    });
-  } else bytes = Buffer.from(query.sql ?? '', 'utf8');
-  const actual = sha256Of(bytes);
-  if (actual !== query.sha256) {
-    throw new PolicyViolationError(`approved query ${query.name}: its text changed (sha256 ${actual}, approved ${query.sha256})`);
-  }
-  return bytes.toString('utf8');
-}
+import { type ApprovedQuery, approvedText, checkParameters, type PostgresServerPolicy, rewriteQuery, settingOf } from './approved.ts';
+import { type PostgresSourceConfig, queryPath } from './definition.ts';
 
 /** SQLSTATE classes that mean "try again later": connection trouble, resources, an operator's intervention. */
 const TRANSIENT_SQLSTATE = /^(08|53|57P0[1-4]|40001|40P01|55P03)/;
@@ -165,11 +150,11 @@ class QuerySession implements SourceSession {
 }
 
 /**
- * The PostgreSQL query source. It runs only an approved entry the host hands it from the local
- * policy (`sources.postgres`): a query that is not there, or whose text changed, is refused before
- * any connection, whatever the job says.
+ * The PostgreSQL query source's runtime, loaded on first connect (index.ts) with `pg`. It runs only
+ * an approved entry the host hands it from the local policy (`sources.postgres`): a query that is
+ * not there, or whose text changed, is refused before any connection, whatever the job says.
  */
-export const postgresSource = defineSource(postgresSourceDefinition, {
+export const postgresRuntime: SourceRuntime<PostgresSourceConfig, PostgresServerPolicy> = {
   async connect(ctx, config, policy) {
     const server = policy.find((entry) => entry.host === config.host && entry.port === config.port && entry.database === config.database);
     if (!server) throw new PolicyViolationError(`${config.host}:${config.port}/${config.database} is not pinned in the local policy`);
@@ -180,4 +165,4 @@ export const postgresSource = defineSource(postgresSourceDefinition, {
     const password = config.credentialRef === undefined ? undefined : (await ctx.secret(config.credentialRef))['password'];
     return new QuerySession(ctx, config, { server, query, values, password });
   },
-});
+};

@@ -25,9 +25,9 @@ import {
   UploadPartCommand,
 } from '@aws-sdk/client-s3';
 import { fromNodeProviderChain } from '@aws-sdk/credential-providers';
-import { assertSafeName, type ConnectorContext, defineDestination, type DestinationSession, partWritable, type PendingDelivery } from '@airlock/connector-api';
+import { assertSafeName, type ConnectorContext, type DestinationRuntime, type DestinationSession, partWritable, type PendingDelivery } from '@airlock/connector-api';
 import { ConflictError, OperationalError, PolicyViolationError, UnexpectedError, UserError } from '@airlock/errors';
-import { s3DestinationDefinition, type S3DestinationConfig, type S3DestinationPolicy, s3Secrets } from './definition.ts';
+import { type S3DestinationConfig, type S3DestinationPolicy, s3Secrets } from './definition.ts';
 
 /** The HTTP status of an SDK error, if the server answered. */
 function statusOf(error: unknown): number | undefined {
@@ -170,7 +170,8 @@ async function credentialsFor(ctx: ConnectorContext, config: S3DestinationConfig
   return { accessKeyId: secret.accessKeyId, secretAccessKey: secret.secretAccessKey, ...(secret.sessionToken ? { sessionToken: secret.sessionToken } : {}) };
 }
 
-export const s3Destination = defineDestination(s3DestinationDefinition, {
+/** Loaded on first connect (index.ts), with the AWS SDK. */
+export const s3Runtime: DestinationRuntime<S3DestinationConfig, S3DestinationPolicy> = {
   async connect(ctx, config, policy): Promise<DestinationSession> {
     checkPinned(config, policy);
     const client = new S3Client({
@@ -222,4 +223,4 @@ export const s3Destination = defineDestination(s3DestinationDefinition, {
       },
     };
   },
-});
+};

@@ -2,7 +2,11 @@
  * S3-compatible object storage as a destination (`s3@1`). Register `s3Destination` in the agent's
  * connector list; the control plane imports `./definition` only.
  */
-export { s3Destination } from './destination.ts';
+import { defineDestination } from '@airlock/connector-api';
+import { s3DestinationDefinition } from './definition.ts';
+
+/** The AWS SDK loads with the runtime, on the first connect: an agent that never uses S3 never loads it. */
+export const s3Destination = defineDestination(s3DestinationDefinition, () => import('./destination.ts').then((module) => module.s3Runtime));
 export {
   authorityOf,
   s3DestinationConfig,
