@@ -35,18 +35,33 @@ const logger = {
   error: (meta: Record<string, unknown>, message: string) => process.stderr.write(`${message} ${JSON.stringify(meta)}\n`),
 };
 const baselineRssKb = Math.round(process.memoryUsage.rss() / 1024);
+/**
+ * Where the resident memory goes during the run, sampled every 20 ms: the JavaScript heap, and the
+ * memory of buffers outside it (`external`, of which `arrayBuffers`). Dead buffers stay counted there
+ * until V8's next full collection.
+ */
+const memoryPeakKb = { heapUsed: 0, external: 0, arrayBuffers: 0 };
+const sampleMemory = (): void => {
+  const usage = process.memoryUsage();
+  memoryPeakKb.heapUsed = Math.max(memoryPeakKb.heapUsed, Math.round(usage.heapUsed / 1024));
+  memoryPeakKb.external = Math.max(memoryPeakKb.external, Math.round(usage.external / 1024));
+  memoryPeakKb.arrayBuffers = Math.max(memoryPeakKb.arrayBuffers, Math.round(usage.arrayBuffers / 1024));
+};
+const sampler = setInterval(sampleMemory, 20);
 const started = process.hrtime.bigint();
 const cpuBefore = process.cpuUsage();
 const machineBefore = await machineBusySeconds();
 const report = await runJob(prepared.job, agentDeps(prepared, privateKey, logger));
 const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+clearInterval(sampler);
+sampleMemory();
 // Every thread of the process: the main thread and the seal worker.
 const cpu = process.cpuUsage(cpuBefore);
 const cpuSeconds = (cpu.user + cpu.system) / 1e6;
 const machineCpuSeconds = (await machineBusySeconds()) - machineBefore;
 
 process.stdout.write(
-  `${JSON.stringify({ report, seconds, cpuSeconds, userCpuSeconds: cpu.user / 1e6, systemCpuSeconds: cpu.system / 1e6, machineCpuSeconds, baselineRssKb, maxRssKb: process.resourceUsage().maxRSS, vmHwmKb: await peakRssKb('self') })}\n`,
+  `${JSON.stringify({ report, seconds, cpuSeconds, userCpuSeconds: cpu.user / 1e6, systemCpuSeconds: cpu.system / 1e6, machineCpuSeconds, baselineRssKb, memoryPeakKb, maxRssKb: process.resourceUsage().maxRSS, vmHwmKb: await peakRssKb('self') })}\n`,
 );
 // Bounded: the parent closes stdin once it has read our VmHWM, or we leave anyway.
 await Promise.race([lines.next(), new Promise((resolve) => setTimeout(resolve, EXIT_WAIT_MS).unref())]);

@@ -10,6 +10,8 @@
  *                    SHA-1 MDC, HMAC-SHA256, SHA-256) through node:crypto alone on the same byte
  *                    counts, right before and after it (bench/native-floor.ts); `cpu_vs_floor` is
  *                    the agent's CPU time over it.
+ *   airlock_memory_peak_mb  the child's JavaScript heap and buffer memory at their highest during
+ *                    the run, sampled: what its peak RSS above `airlock_rss_before_run_mb` is made of.
  * The destination is the sshd itself once an `sftp@1` destination is registered and the local
  * policy can allow it, a local folder until then (`"destination": "local"`, with the reason). Prints exactly one JSON object on stdout; progress goes
  * to stderr. `--profile` runs the child under `node --cpu-prof` and adds its top self-time functions;
@@ -91,6 +93,7 @@ interface ChildResult {
   processSeconds: number;
   baselineRssKb: number;
   peakRssKb: number;
+  memoryPeakKb: { heapUsed: number; external: number; arrayBuffers: number };
   profile: SelfTime[] | null;
 }
 
@@ -167,8 +170,15 @@ async function runAirlockChild(prepared: PreparedJob, privateKey: string, profil
     processSeconds,
     baselineRssKb: numberField(fields, 'baselineRssKb'),
     peakRssKb: Math.max(numberField(fields, 'maxRssKb'), ownHwm, hwmKb ?? 0),
+    memoryPeakKb: memoryPeaks(fields['memoryPeakKb']),
     profile,
   };
+}
+
+function memoryPeaks(value: unknown): ChildResult['memoryPeakKb'] {
+  if (typeof value !== 'object' || value === null) throw new Error('benchmark child: memoryPeakKb is not an object');
+  const fields = value as Record<string, unknown>;
+  return { heapUsed: numberField(fields, 'heapUsed'), external: numberField(fields, 'external'), arrayBuffers: numberField(fields, 'arrayBuffers') };
 }
 
 const round = (value: number, digits = 3): number => Number(value.toFixed(digits));
@@ -300,6 +310,11 @@ async function main(): Promise<Record<string, unknown>> {
       airlock_mib_per_s: round(size / 1024 / 1024 / airlock.seconds, 1),
       airlock_rss_peak_mb: mb(airlock.peakRssKb),
       airlock_rss_before_run_mb: mb(airlock.baselineRssKb),
+      airlock_memory_peak_mb: {
+        heap_used: mb(airlock.memoryPeakKb.heapUsed),
+        external: mb(airlock.memoryPeakKb.external),
+        array_buffers: mb(airlock.memoryPeakKb.arrayBuffers),
+      },
       airlock_status: airlock.report.status,
       ...(airlock.report.errorClass === undefined ? {} : { airlock_error_class: airlock.report.errorClass }),
       ciphertext_bytes: ciphertextBytes,
