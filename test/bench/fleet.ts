@@ -437,7 +437,12 @@ try {
     try {
       // The ramp's own length, then the phase limit: the window must never open before the ramp is over.
       const phaseEnds = Date.now() + RAMP_SECONDS * 1000 + PHASE_LIMIT_MS;
-      await Promise.race([Promise.all(holders.map((holder) => holder.ramped)), sleep(phaseEnds - Date.now())]);
+      const rampLimit = new AbortController();
+      await Promise.race([
+        Promise.all(holders.map((holder) => holder.ramped)),
+        sleep(phaseEnds - Date.now(), undefined, { signal: rampLimit.signal }).catch(() => undefined),
+      ]);
+      rampLimit.abort();
       // Steady state: every agent's stream has been connected, so the window below measures waiting
       // agents, not the ramp's backlog.
       while (Date.now() < phaseEnds && (await count()).answered < AGENTS) await sleep(1_000);
@@ -515,3 +520,9 @@ const proof = Object.fromEntries(NAMED.map((name) => [name, result[name] ?? null
 proof['diagnostics'] = Object.fromEntries(Object.entries(result).filter(([name]) => !NAMED.includes(name)));
 if (values.json) process.stdout.write(`${JSON.stringify(proof)}\n`);
 else console.log(proof);
+// Everything this run opened is closed above. Should anything still hold the event loop, the run is
+// bounded anyway: it names what is left, on stderr, and exits.
+setTimeout(() => {
+  log(`still open after the report: ${process.getActiveResourcesInfo().join(', ')}; exiting`);
+  process.exit(0);
+}, 10_000).unref();

@@ -162,8 +162,9 @@ class CryptoThread {
     const waiter = session?.shift();
     if (waiter === undefined) return;
     if (reply.error !== undefined || reply.frame === undefined || reply.ciphertext === undefined) {
-      this.#end(reply.id, new Error(`sealing a frame failed: ${reply.error ?? 'no answer'}`));
-      waiter.reject(new Error(`sealing a frame failed: ${reply.error ?? 'no answer'}`));
+      const error = new Error(`sealing a frame failed: ${reply.error ?? 'no answer'}`);
+      waiter.reject(error);
+      this.#end(reply.id, error);
       return;
     }
     const { ciphertext } = reply;
