@@ -15,9 +15,8 @@
  *       4-octet date, data;
  *     0xD3 0x14 (tag 19, length 20), SHA-1 over everything above in this list, those two octets included.
  */
-import { randomBytes } from 'node:crypto';
+import { createCipheriv, createHash, randomBytes, type Cipher, type Hash } from 'node:crypto';
 import { Transform, type TransformCallback } from 'node:stream';
-import { type FrameSealer, InThreadSealer, type Seipdv1Algorithm, workerSealer } from './frame-sealer.ts';
 
 /**
  * Frames of 256 KiB: framing costs nothing at this size, and a frame is copied, encrypted and
@@ -28,9 +27,6 @@ export const DEFAULT_PARTIAL_BYTES = 1 << 18;
 const SEIPD_TAG_OCTET = 0xc0 | 18;
 const LITERAL_TAG_OCTET = 0xc0 | 11;
 const MDC_HEADER = Buffer.from([0xc0 | 19, 20]);
-const MDC_DIGEST_BYTES = 20;
-/** Frames being sealed at once: enough to keep the worker busy while the next one fills. */
-const FRAMES_IN_FLIGHT = 3;
 const SEIPD_VERSION = 0x01;
 /** Literal data format 'b': binary, no line-ending conversion. */
 const BINARY_FORMAT = 0x62;
@@ -63,7 +59,7 @@ function nameOctets(name: string): Buffer {
 export interface Seipdv1Options {
   /** The session key packets, written first as they are. */
   readonly sessionKeyPackets: Uint8Array;
-  readonly algorithm: Seipdv1Algorithm;
+  readonly algorithm: 'aes256' | 'aes128';
   readonly sessionKey: Uint8Array;
   /** Recorded in the literal packet. */
   readonly filename: string;
@@ -71,39 +67,25 @@ export interface Seipdv1Options {
   readonly date: Date;
   /** A power of two from 512 to 2^30; default `DEFAULT_PARTIAL_BYTES`. */
   readonly partialBytes?: number;
-  /**
-   * Where a message of more than one frame is sealed: `worker` (the default) on the process's
-   * OpenPGP worker thread (frame-sealer.ts), `current` on this thread. One frame is always sealed here.
-   */
-  readonly thread?: 'worker' | 'current';
 }
 
 /**
- * Plaintext in, the OpenPGP message out. The plaintext is copied once, into a frame-sized buffer,
- * and each full frame is hashed and encrypted in one call, on the worker thread when there is more
- * than one (`thread`). Holds at most `FRAMES_IN_FLIGHT` frames being sealed, one filling and one
- * input chunk, and waits for its reader like any Transform.
+ * Plaintext in, the OpenPGP message out. The plaintext is copied once, into a frame-sized buffer
+ * that is reused, and each full frame is hashed and encrypted in one call. Holds at most about two
+ * frames plus one input chunk, and waits for its reader like any Transform.
  */
 export class Seipdv1Encryptor extends Transform {
   readonly #partialBytes: number;
   /** The partial-length octet for a full frame: 224 + log2(partialBytes). */
   readonly #partialOctet: number;
-  readonly #algorithm: Seipdv1Algorithm;
-  readonly #sessionKey: Uint8Array;
-  readonly #thread: 'worker' | 'current';
-  /** Chosen when the first frame is sent: by then it is known whether there will be a second. */
-  #sealer: FrameSealer | undefined;
-  /** SEIPD plaintext waiting to be sealed: at most one frame. */
-  #frame: Buffer;
+  readonly #cipher: Cipher;
+  readonly #mdc: Hash = createHash('sha1');
+  /** SEIPD plaintext waiting to be encrypted: at most one frame. */
+  readonly #frame: Buffer;
   #frameUsed = 0;
   /** Room in the current frame; the first frame also carries the version octet, in the clear. */
   #frameRoom: number;
   #framesSent = 0;
-  /** Frames handed back by the sealer, to be filled again. */
-  readonly #spareFrames: Buffer[] = [];
-  #framesSealing = 0;
-  /** The write or flush callback waiting for frames to be sealed. */
-  #waiting: { readonly until: number; readonly callback: TransformCallback } | undefined;
   /** Literal body not yet framed: references to the input, never copies. */
   readonly #literal: Buffer[] = [];
   #literalQueued = 0;
@@ -119,10 +101,8 @@ export class Seipdv1Encryptor extends Transform {
     this.#partialOctet = 224 + exponent;
     const keyBytes = options.algorithm === 'aes256' ? 32 : 16;
     if (options.sessionKey.length !== keyBytes) throw new RangeError(`${options.algorithm} needs a ${keyBytes}-octet session key`);
-    this.#algorithm = options.algorithm;
-    this.#sessionKey = options.sessionKey;
-    this.#thread = options.thread ?? 'worker';
-    this.#frame = this.#newFrame();
+    this.#cipher = createCipheriv(options.algorithm === 'aes256' ? 'aes-256-cfb' : 'aes-128-cfb', options.sessionKey, Buffer.alloc(16));
+    this.#frame = Buffer.allocUnsafe(partialBytes);
     this.#frameRoom = partialBytes - 1;
     this.#head = Buffer.from(options.sessionKeyPackets);
 
@@ -157,33 +137,17 @@ export class Seipdv1Encryptor extends Transform {
       this.#write(Buffer.from([this.#partialOctet]));
       this.#writeLiteral(this.#partialBytes);
     }
-    this.#whenSealing(FRAMES_IN_FLIGHT - 1, callback);
+    callback();
   }
 
   override _flush(callback: TransformCallback): void {
     this.#write(regularLength(this.#literalQueued));
     this.#writeLiteral(this.#literalQueued);
-    // The MDC packet's header is hashed; its digest, which the sealer appends, is not.
     this.#write(MDC_HEADER);
+    this.#write(this.#mdc.digest(), false);
     this.#sendFrame(true);
-    this.#whenSealing(0, callback);
-  }
-
-  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
-    this.#waiting = undefined;
-    this.#sealer?.close();
-    callback(error);
-  }
-
-  /** Calls `callback` once at most `until` frames are still being sealed. */
-  #whenSealing(until: number, callback: TransformCallback): void {
-    if (this.#framesSealing <= until) callback();
-    else this.#waiting = { until, callback };
-  }
-
-  #newFrame(): Buffer {
-    // Never from Buffer's shared pool: a frame is transferred to the worker whole.
-    return this.#spareFrames.pop() ?? Buffer.allocUnsafeSlow(this.#partialBytes);
+    this.#cipher.final();
+    callback();
   }
 
   /** Moves `length` octets of queued literal body into the SEIPD plaintext. */
@@ -205,8 +169,9 @@ export class Seipdv1Encryptor extends Transform {
     this.#literalQueued -= length;
   }
 
-  /** Appends SEIPD plaintext, sending full frames. */
-  #write(data: Buffer): void {
+  /** Appends SEIPD plaintext (hashed into the MDC unless it is the MDC itself), sending full frames. */
+  #write(data: Buffer, hash = true): void {
+    if (hash) this.#mdc.update(data);
     let offset = 0;
     while (offset < data.length) {
       // A full frame is sent only when more follows, for the same reason as literal frames.
@@ -220,34 +185,13 @@ export class Seipdv1Encryptor extends Transform {
 
   #sendFrame(final: boolean): void {
     const first = this.#framesSent === 0;
-    const body = this.#frameUsed + (first ? 1 : 0) + (final ? MDC_DIGEST_BYTES : 0);
+    const body = this.#frameUsed + (first ? 1 : 0);
     const header = final ? regularLength(body) : Buffer.from([this.#partialOctet]);
-    const prefix = Buffer.concat(first ? [this.#head, Buffer.from([SEIPD_TAG_OCTET]), header, Buffer.from([SEIPD_VERSION])] : [header]);
-    this.#sealer ??=
-      this.#thread === 'worker' && !final ? workerSealer(this.#algorithm, this.#sessionKey) : new InThreadSealer(this.#algorithm, this.#sessionKey);
-    const frame = this.#frame;
-    const used = this.#frameUsed;
-    this.#frame = this.#newFrame();
+    const prefix = first ? [this.#head, Buffer.from([SEIPD_TAG_OCTET]), header, Buffer.from([SEIPD_VERSION])] : [header];
+    this.push(Buffer.concat(prefix));
+    if (this.#frameUsed > 0) this.push(this.#cipher.update(this.#frame.subarray(0, this.#frameUsed)));
     this.#framesSent += 1;
     this.#frameUsed = 0;
     this.#frameRoom = this.#partialBytes;
-    this.#framesSealing += 1;
-    // A session's frames are sealed in order, so their results arrive, and are pushed, in order.
-    this.#sealer.seal(frame, used, final).then(
-      (sealed) => {
-        if (this.destroyed) return;
-        this.push(prefix);
-        if (sealed.ciphertext.length > 0) this.push(sealed.ciphertext);
-        this.#spareFrames.push(sealed.frame);
-        this.#framesSealing -= 1;
-        if (final) this.#sealer?.close();
-        const waiting = this.#waiting;
-        if (waiting !== undefined && this.#framesSealing <= waiting.until) {
-          this.#waiting = undefined;
-          waiting.callback();
-        }
-      },
-      (error: unknown) => this.destroy(error instanceof Error ? error : new Error(String(error))),
-    );
   }
 }
