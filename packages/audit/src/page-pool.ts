@@ -19,13 +19,14 @@ export const MAX_PAGE_WORKERS = 4;
 
 export interface PageTask {
   id: number;
-  text: string;
+  page: Uint8Array;
 }
 
 export interface PageVerifier {
   /** Worker threads in use; 0 when pages are verified on the calling thread. */
   readonly threads: number;
-  verify(text: string): Promise<PageSummary>;
+  /** Verifies a page (`verifyPage`); a page sent to a worker is moved there, and is empty here after. */
+  verify(page: Uint8Array): Promise<PageSummary>;
   close(): Promise<void>;
 }
 
@@ -42,7 +43,7 @@ export function defaultPageThreads(): number {
 
 const inThread: PageVerifier = {
   threads: 0,
-  verify: (text) => Promise.resolve(verifyPage(text)),
+  verify: (page) => Promise.resolve(verifyPage(page)),
   close: () => Promise.resolve(),
 };
 
@@ -100,18 +101,20 @@ class WorkerPool implements PageVerifier {
     }
   }
 
-  verify(text: string): Promise<PageSummary> {
+  verify(page: Uint8Array): Promise<PageSummary> {
     if (this.#failure) return Promise.reject(this.#failure);
     // The worker with the fewest pages waiting.
     let slot = this.#workers[0];
     for (const candidate of this.#workers) if (slot && candidate.pending.size < slot.pending.size) slot = candidate;
     if (!slot) return Promise.reject(new Error('no audit verify worker'));
     const id = this.#nextId++;
-    const task: PageTask = { id, text };
+    // Moved, not copied, when the page is its buffer's only content: pages are megabytes each.
+    const owned = page.byteOffset === 0 && page.byteLength === page.buffer.byteLength && page.buffer instanceof ArrayBuffer ? page : page.slice();
+    const task: PageTask = { id, page: owned };
     const target = slot;
     return new Promise<PageSummary>((resolve, reject) => {
       target.pending.set(id, { resolve, reject });
-      target.worker.postMessage(task);
+      target.worker.postMessage(task, [owned.buffer as ArrayBuffer]);
     });
   }
 

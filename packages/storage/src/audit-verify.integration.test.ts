@@ -5,7 +5,7 @@ import { type AuditEventInput, type ChainLeaf, hashEvent, openPageVerifier } fro
 import { createTestDatabase } from '@airlock/testing';
 import { verifyChainsFast } from './audit-verify.ts';
 import { legacyHead } from './checkpoints.ts';
-import { connectPostgres, migrate, type Queryable, readChain, recordAudit } from './index.ts';
+import { type BinaryCopy, connectPostgres, migrate, type Queryable, readChain, recordAudit, transactionQueryable } from './index.ts';
 
 const TENANT = randomUUID();
 
@@ -14,7 +14,7 @@ function event(i: number, overrides: Partial<AuditEventInput> = {}): AuditEventI
 }
 
 /** The block scan alone, without the walk that re-decides a chain it finds broken. */
-async function scan(db: Queryable, blocksPerPage: number) {
+async function scan(db: Queryable & BinaryCopy, blocksPerPage: number) {
   const legacy = await legacyHead(db);
   const rows = await db.query<{ tenant_id: string | null; seq: string; hash: string }>('SELECT tenant_id, seq::text AS seq, hash FROM audit_chain_heads');
   const heads: ChainLeaf[] = rows.map((row) => ({ tenantId: row.tenant_id, seq: Number(row.seq), hash: row.hash }));
@@ -34,6 +34,8 @@ describe('the block scan of a whole-trail verify', () => {
     await client.connect();
     try {
       await migrate(db);
+      // An empty table is a page of no rows.
+      expect(await scan(db, 1_000)).toEqual({ ok: true, count: 0 });
       // Text that JSON escapes, and meta that jsonb stores in another key order and spacing.
       await recordAudit(
         db,
@@ -59,6 +61,10 @@ describe('the block scan of a whole-trail verify', () => {
         'an edited target': [`UPDATE audit_events SET target = 'thing:x' WHERE tenant_id = $1 AND seq = 5`, [TENANT]],
         'an edited odd target': [`UPDATE audit_events SET target = target || ' ' WHERE tenant_id = $1 AND seq = 1`, [TENANT]],
         'an edited meta': [`UPDATE audit_events SET meta = jsonb_set(meta, '{bb}', '"y"') WHERE tenant_id = $1 AND seq = 1`, [TENANT]],
+        'an edited unicode meta value': [`UPDATE audit_events SET meta = jsonb_set(meta, '{a,é}', to_jsonb((meta #>> '{a,é}') || 'ü')) WHERE tenant_id = $1 AND seq = 1`, [TENANT]],
+        'a meta key renamed to sort otherwise': [`UPDATE audit_events SET meta = (meta - 'bb') || jsonb_build_object('b', meta -> 'bb') WHERE tenant_id = $1 AND seq = 1`, [TENANT]],
+        'a column turned NULL': [`UPDATE audit_events SET source_ip = NULL WHERE tenant_id = $1 AND seq = 6`, [TENANT]],
+        'a NULL column given a value': [`UPDATE audit_events SET actor_id = '' WHERE tenant_id = $1 AND seq = 1`, [TENANT]],
         'an edited time': [`UPDATE audit_events SET at = at + interval '1 microsecond' WHERE tenant_id IS NULL AND seq = 3`, []],
         'an edited action': [`UPDATE audit_events SET action = 'other-event' WHERE tenant_id = $1 AND seq = 7`, [TENANT]],
         'a relinked prev_hash': [`UPDATE audit_events SET prev_hash = repeat('0', 64) WHERE tenant_id = $1 AND seq = 9`, [TENANT]],
@@ -73,7 +79,7 @@ describe('the block scan of a whole-trail verify', () => {
           // As the superuser with triggers off: the table refuses changes otherwise.
           await client.query('SET LOCAL session_replication_role = replica');
           await client.query(sql, params);
-          const tx: Queryable = { query: async <Row>(text: string, params: readonly unknown[] = []) => (await client.query(text, [...params])).rows as Row[] };
+          const tx = transactionQueryable(client);
           // A changed row moves to another block: scanned both in a page of its own and among the rest.
           for (const blocks of [1, 1_000]) expect({ name, blocks, result: await scan(tx, blocks) }).toMatchObject({ name, result: { ok: false } });
         } finally {
