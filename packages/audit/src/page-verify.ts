@@ -13,6 +13,7 @@
  */
 import { hash as digest } from 'node:crypto';
 import { AuditValidationError, canonicalJson } from './canonical.ts';
+import { ByteText, JsonbWriter } from './canonical-bytes.ts';
 import type { ChainHead } from './chain.ts';
 
 const sha256 = (bytes: Uint8Array): string => digest('sha256', bytes, 'hex');
@@ -136,7 +137,6 @@ class PageReader {
   }
 }
 
-const HEX_DIGITS = Buffer.from('0123456789abcdef', 'latin1');
 const ascii = (text: string): Buffer => Buffer.from(text, 'latin1');
 // The fixed parts of a record's canonical JSON (`canonicalRecordJson`), keys in code-unit order.
 const OPEN_ACTION = ascii('\n{"action":');
@@ -153,116 +153,26 @@ const TENANT_ID = ascii(',"tenantId":');
 const NULL = ascii('null');
 const CLOSE = ascii('}');
 
-/**
- * The bytes a record is hashed over, written straight from the page's bytes into one reused
- * buffer: no string per field. A text is written as `JSON.stringify` writes it (which is what
- * `canonicalJson` does with any valid text), escaping `"`, `\` and control characters.
- */
-class HashedText {
-  buffer = Buffer.allocUnsafeSlow(1 << 16);
-  length = 0;
-
-  reserve(more: number): void {
-    if (this.length + more <= this.buffer.length) return;
-    const grown = Buffer.allocUnsafeSlow(Math.max(this.buffer.length * 2, this.length + more));
-    this.buffer.copy(grown, 0, 0, this.length);
-    this.buffer = grown;
-  }
-
-  put(part: Buffer): void {
-    this.reserve(part.length);
-    part.copy(this.buffer, this.length);
-    this.length += part.length;
-  }
-
-  raw(source: Buffer, start: number, length: number): void {
-    this.reserve(length);
-    source.copy(this.buffer, this.length, start, start + length);
-    this.length += length;
-  }
-
-  /** A text column (UTF-8 bytes) as a JSON string; length -1 (NULL) as null. */
-  string(source: Buffer, start: number, length: number): void {
-    if (length < 0) return this.put(NULL);
-    // At most six bytes for each one (\u00XX), and the quotes.
-    this.reserve(length * 6 + 2);
-    const out = this.buffer;
-    let at = this.length;
-    out[at++] = 0x22;
-    const end = start + length;
-    for (let i = start; i < end; i++) {
-      const byte = source[i] ?? 0;
-      if (byte >= 0x20 && byte !== 0x22 && byte !== 0x5c) {
-        out[at++] = byte;
-        continue;
-      }
-      out[at++] = 0x5c;
-      switch (byte) {
-        case 0x22:
-        case 0x5c:
-          out[at++] = byte;
-          break;
-        case 0x08:
-          out[at++] = 0x62;
-          break;
-        case 0x09:
-          out[at++] = 0x74;
-          break;
-        case 0x0a:
-          out[at++] = 0x6e;
-          break;
-        case 0x0c:
-          out[at++] = 0x66;
-          break;
-        case 0x0d:
-          out[at++] = 0x72;
-          break;
-        default:
-          out[at++] = 0x75;
-          out[at++] = 0x30;
-          out[at++] = 0x30;
-          out[at++] = HEX_DIGITS[byte >> 4] ?? 0;
-          out[at++] = HEX_DIGITS[byte & 15] ?? 0;
-      }
-    }
-    out[at++] = 0x22;
-    this.length = at;
-  }
-
-  /** A uuid's 16 bytes as its quoted, lowercase, hyphenated text. */
-  uuid(source: Buffer, start: number): void {
-    this.reserve(38);
-    const out = this.buffer;
-    let at = this.length;
-    out[at++] = 0x22;
-    for (let i = 0; i < 16; i++) {
-      if (i === 4 || i === 6 || i === 8 || i === 10) out[at++] = 0x2d;
-      const byte = source[start + i] ?? 0;
-      out[at++] = HEX_DIGITS[byte >> 4] ?? 0;
-      out[at++] = HEX_DIGITS[byte & 15] ?? 0;
-    }
-    out[at++] = 0x22;
-    this.length = at;
-  }
-
-  /** Text that is already JSON (a number, the time, canonical meta). */
-  text(text: string): void {
-    this.reserve(text.length * 3);
-    this.length += this.buffer.write(text, this.length, 'utf8');
-  }
-}
-
 /** The text of a tenant's uuid, by its 16 bytes: a page holds few tenants and many records of each. */
 class UuidTexts {
-  readonly #texts = new Map<string, string>();
+  readonly #bytes: Buffer[] = [];
+  readonly #texts: string[] = [];
 
   text(source: Buffer, start: number): string {
-    const key = source.toString('latin1', start, start + 16);
-    let text = this.#texts.get(key);
-    if (text === undefined) {
-      const hex = source.toString('hex', start, start + 16);
-      text = `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
-      this.#texts.set(key, text);
+    const bytes = this.#bytes;
+    for (let i = 0; i < bytes.length; i++) {
+      const known = bytes[i];
+      if (!known) continue;
+      let same = true;
+      for (let b = 0; b < 16 && same; b++) same = known[b] === source[start + b];
+      if (same) return this.#texts[i] ?? '';
+    }
+    const hex = source.toString('hex', start, start + 16);
+    const text = `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+    // A page of many tenants keeps the first few: past those, a lookup would cost more than the text.
+    if (bytes.length < 32) {
+      bytes.push(Buffer.from(source.subarray(start, start + 16)));
+      this.#texts.push(text);
     }
     return text;
   }
@@ -281,7 +191,8 @@ export function verifyPage(page: Uint8Array): PageSummary {
   const chains = new Map<string | null, Link[]>();
   const times = new IsoTimes();
   const uuids = new UuidTexts();
-  const out = new HashedText();
+  const out = new ByteText();
+  const jsonb = new JsonbWriter(out);
   const reader = new PageReader(bytes);
   let tenantId: string | null = null;
   let seq = 0;
@@ -330,15 +241,7 @@ export function verifyPage(page: Uint8Array): PageSummary {
       // prev_hash and hash are NOT NULL; a NULL one is no record.
       if (prevLength < 0 || hashLength < 0) throw new Unreadable();
 
-      let meta = 'null';
-      if (metaLength >= 0) {
-        if (metaLength < 1 || bytes[metaAt] !== JSONB_VERSION) throw new Unreadable();
-        try {
-          meta = canonicalJson(JSON.parse(bytes.toString('utf8', metaAt + 1, metaAt + metaLength)) as unknown);
-        } catch (error) {
-          return { ok: false, tenantId, seq, reason: error instanceof AuditValidationError ? error.message : 'unreadable meta' };
-        }
-      }
+      if (metaLength >= 0 && (metaLength < 1 || bytes[metaAt] !== JSONB_VERSION)) throw new Unreadable();
       // The hashes go in as stored, with no check of their form here: `hash` must equal a fresh hex
       // digest, and every `prevHash` must equal the `hash` before it (here or in `ChainRuns`) or the
       // trusted start, so neither can pass unless it is 64 lowercase hex digits.
@@ -351,15 +254,23 @@ export function verifyPage(page: Uint8Array): PageSummary {
       out.put(ACTOR_TYPE);
       out.string(bytes, actorTypeAt, actorTypeLength);
       out.put(AT);
-      out.text(times.iso(micros));
+      out.ascii(times.iso(micros));
       out.put(META);
-      out.text(meta);
+      if (metaLength < 0) out.put(NULL);
+      else if (!jsonb.write(bytes, metaAt + 1, metaAt + metaLength)) {
+        // Not plain enough to write byte to byte: parsed, and written by the definition itself.
+        try {
+          out.utf8(canonicalJson(JSON.parse(bytes.toString('utf8', metaAt + 1, metaAt + metaLength)) as unknown));
+        } catch (error) {
+          return { ok: false, tenantId, seq, reason: error instanceof AuditValidationError ? error.message : 'unreadable meta' };
+        }
+      }
       out.put(OUTCOME);
       out.string(bytes, outcomeAt, outcomeLength);
       out.put(PREV_HASH);
       out.string(bytes, prevAt, prevLength);
       out.put(SEQ);
-      out.text(String(seq));
+      out.ascii(String(seq));
       out.put(SOURCE_IP);
       out.string(bytes, sourceIpAt, sourceIpLength);
       out.put(TARGET);
@@ -369,7 +280,7 @@ export function verifyPage(page: Uint8Array): PageSummary {
       else out.uuid(bytes, tenantAt);
       out.put(CLOSE);
       const hash = bytes.toString('latin1', hashAt, hashAt + hashLength);
-      if (sha256(out.buffer.subarray(0, out.length)) !== hash) return { ok: false, tenantId, seq, reason: 'hash does not match the record (edited)' };
+      if (sha256(new Uint8Array(out.buffer.buffer, out.buffer.byteOffset, out.length)) !== hash) return { ok: false, tenantId, seq, reason: 'hash does not match the record (edited)' };
       const link = { seq, prevHash: bytes.toString('latin1', prevAt, prevAt + prevLength), hash };
       const links = chains.get(tenantId);
       if (links) links.push(link);
