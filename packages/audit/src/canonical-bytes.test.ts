@@ -122,6 +122,15 @@ describe('ByteText', () => {
     expect(out.buffer.subarray(0, out.length).toString('utf8')).toBe('null"7f0c1a1e-9a4e-4c1b-8d1e-1a2b3c4d5e6f"');
   });
 
+  it('writes integers as String does', () => {
+    const out = new ByteText();
+    for (const value of [0, 1, 9, 10, 99, 100, 101, 999_999, 1_000_000, 2 ** 53 - 1, -1, -10, -(2 ** 53 - 1)]) {
+      out.length = 0;
+      out.integer(value);
+      expect(out.buffer.toString('latin1', 0, out.length)).toBe(String(value));
+    }
+  });
+
   it('grows past its first buffer', () => {
     const out = new ByteText();
     const long = 'ab"'.repeat(100_000);

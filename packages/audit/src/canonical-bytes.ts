@@ -49,6 +49,26 @@ export class ByteText {
     this.length = at;
   }
 
+  /** `value` (0 or more, below 10^width) in `width` digits, zero-padded. */
+  digits(value: number, width: number): void {
+    this.reserve(width);
+    let rest = value;
+    for (let i = width - 1; i >= 0; i--) {
+      this.buffer[this.length + i] = 0x30 + (rest % 10);
+      rest = Math.floor(rest / 10);
+    }
+    this.length += width;
+  }
+
+  /** A safe integer as `String` writes it. */
+  integer(value: number): void {
+    if (value < 0) this.ascii('-');
+    const magnitude = Math.abs(value);
+    let width = 1;
+    for (let power = 10; power <= magnitude; power *= 10) width += 1;
+    this.digits(magnitude, width);
+  }
+
   /** Any text, as UTF-8. */
   utf8(text: string): void {
     this.reserve(text.length * 3);
@@ -146,7 +166,13 @@ export class JsonbWriter {
   at = 0;
   end = 0;
   scratch = Buffer.allocUnsafeSlow(1 << 12);
-  readonly members: number[] = [];
+  /**
+   * The members of the objects being written, four numbers each on a stack shared by every level:
+   * key start and end in the source, `"key":value` start and end in the output.
+   */
+  members = new Int32Array(256);
+  top = 0;
+  order = new Int32Array(64);
 
   constructor(readonly out: ByteText) {}
 
@@ -157,7 +183,7 @@ export class JsonbWriter {
    */
   write(source: Uint8Array, start: number, end: number): boolean {
     const mark = this.out.length;
-    this.members.length = 0;
+    this.top = 0;
     this.source = source;
     this.at = start;
     this.end = end;
@@ -289,9 +315,7 @@ export class JsonbWriter {
       out.ascii('}');
       return;
     }
-    // Each member as four numbers on a stack shared by every level: key start and end in the
-    // source, `"key":value` start and end in the output.
-    const base = this.members.length;
+    const base = this.top;
     let sorted = true;
     for (;;) {
       if (this.space() !== QUOTE) throw notPlain;
@@ -302,14 +326,13 @@ export class JsonbWriter {
       this.expect(0x3a);
       out.ascii(':');
       this.value();
-      const count = this.members.length;
-      if (count > base) {
-        const order = this.compareKeys(this.members[count - 4] ?? 0, this.members[count - 3] ?? 0, keyStart, keyEnd);
+      if (this.top > base) {
+        const order = this.compareKeys(this.members[this.top - 4] ?? 0, this.members[this.top - 3] ?? 0, keyStart, keyEnd);
         // jsonb holds each key once; text that repeats one is not taken here.
         if (order === 0) throw notPlain;
         if (order > 0) sorted = false;
       }
-      this.members.push(keyStart, keyEnd, outStart, out.length);
+      this.push(keyStart, keyEnd, outStart, out.length);
       const c = this.space();
       this.at += 1;
       if (c === 0x7d) break;
@@ -317,8 +340,22 @@ export class JsonbWriter {
       out.ascii(',');
     }
     if (!sorted) this.reorder(base);
-    this.members.length = base;
+    this.top = base;
     out.ascii('}');
+  }
+
+  push(keyStart: number, keyEnd: number, outStart: number, outEnd: number): void {
+    if (this.top + 4 > this.members.length) {
+      const grown = new Int32Array(this.members.length * 2);
+      grown.set(this.members);
+      this.members = grown;
+    }
+    const { members } = this;
+    members[this.top] = keyStart;
+    members[this.top + 1] = keyEnd;
+    members[this.top + 2] = outStart;
+    members[this.top + 3] = outEnd;
+    this.top += 4;
   }
 
   /** Source keys (the bytes between the quotes) in code-unit order; only plain ASCII keys come here. */
@@ -338,27 +375,30 @@ export class JsonbWriter {
     const from = members[base + 2] ?? 0;
     const length = out.length - from;
     if (this.scratch.length < length) this.scratch = Buffer.allocUnsafeSlow(Math.max(length, this.scratch.length * 2));
-    out.buffer.copy(this.scratch, 0, from, out.length);
-    // Insertion sort of member indexes: objects are small.
-    const count = (members.length - base) / 4;
-    const order: number[] = [];
+    const { scratch } = this;
+    const written = out.buffer;
+    for (let i = 0; i < length; i++) scratch[i] = written[from + i] ?? 0;
+    // Insertion sort of the members' offsets on the stack: objects are small.
+    const count = (this.top - base) / 4;
+    if (this.order.length < count) this.order = new Int32Array(count * 2);
+    const { order } = this;
     for (let i = 0; i < count; i++) {
       const at = base + i * 4;
-      let j = order.length;
-      while (j > 0) {
-        const other = base + (order[j - 1] ?? 0) * 4;
+      let j = i;
+      for (; j > 0; j--) {
+        const other = order[j - 1] ?? 0;
         if (this.compareKeys(members[other] ?? 0, members[other + 1] ?? 0, members[at] ?? 0, members[at + 1] ?? 0) < 0) break;
-        j -= 1;
+        order[j] = other;
       }
-      order.splice(j, 0, i);
+      order[j] = at;
     }
     out.length = from;
-    order.forEach((index, i) => {
+    for (let i = 0; i < count; i++) {
       if (i > 0) out.ascii(',');
-      const at = base + index * 4;
+      const at = order[i] ?? 0;
       const start = members[at + 2] ?? 0;
-      out.raw(this.scratch, start - from, (members[at + 3] ?? 0) - start);
-    });
+      out.raw(scratch, start - from, (members[at + 3] ?? 0) - start);
+    }
   }
 }
 

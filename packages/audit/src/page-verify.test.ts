@@ -1,4 +1,5 @@
 import { afterAll, describe, expect, it } from 'vitest';
+import { ByteText } from './canonical-bytes.ts';
 import {
   type AuditEventInput,
   type AuditRecord,
@@ -157,7 +158,13 @@ describe('verifyPage and ChainRuns', () => {
     const base = Date.UTC(2025, 0, 1, 23, 59, 59) * 1000;
     const samples = [0, 1, 999, 1000, 999_999, 1_000_000, -1, -1_000_001, base, base + 1, base + 999_999, base + 1_000_000, Date.UTC(-1, 0, 1) * 1000 + 5, Date.UTC(12000, 0, 1) * 1000];
     for (let i = 0; i < 2_000; i++) samples.push(base + Math.floor(Math.random() * 5_000_000) - 2_500_000);
-    for (const sample of samples) expect(times.iso(sample)).toBe(isoFromMicros(sample));
+    const out = new ByteText();
+    for (const sample of samples) {
+      expect(times.iso(sample)).toBe(isoFromMicros(sample));
+      out.length = 0;
+      times.write(out, sample);
+      expect(out.buffer.toString('latin1', 0, out.length)).toBe(isoFromMicros(sample));
+    }
   });
 
   it('verifies a chain split into pages, in any order and each page shuffled, exactly as one pass does', async () => {

@@ -45,18 +45,32 @@ const bySeq = (a: Link, b: Link) => a.seq - b.seq;
 export class IsoTimes {
   #second = Number.NaN;
   #prefix = '';
+  #prefixBytes: Buffer = Buffer.alloc(0);
 
-  iso(micros: number): string {
+  #at(micros: number): { millis: number; rest: number } {
     const ms = Math.floor(micros / 1000);
     const second = Math.floor(ms / 1000);
     if (second !== this.#second) {
       this.#second = second;
       // "YYYY-MM-DDTHH:MM:SS." (or a six-digit year's form): toISOString always ends in ".mmmZ".
       this.#prefix = new Date(second * 1000).toISOString().slice(0, -4);
+      this.#prefixBytes = Buffer.from(this.#prefix, 'latin1');
     }
-    const rest = micros - ms * 1000;
-    const millis = ms - second * 1000;
+    return { millis: ms - second * 1000, rest: micros - ms * 1000 };
+  }
+
+  iso(micros: number): string {
+    const { millis, rest } = this.#at(micros);
     return `${this.#prefix}${millis < 10 ? '00' : millis < 100 ? '0' : ''}${millis}${rest === 0 ? '' : String(rest).padStart(3, '0')}Z`;
+  }
+
+  /** `iso(micros)`, written to `out` without a string. */
+  write(out: ByteText, micros: number): void {
+    const { millis, rest } = this.#at(micros);
+    out.put(this.#prefixBytes);
+    out.digits(millis, 3);
+    if (rest !== 0) out.digits(rest, 3);
+    out.ascii('Z');
   }
 }
 
@@ -254,7 +268,7 @@ export function verifyPage(page: Uint8Array): PageSummary {
       out.put(ACTOR_TYPE);
       out.string(bytes, actorTypeAt, actorTypeLength);
       out.put(AT);
-      out.ascii(times.iso(micros));
+      times.write(out, micros);
       out.put(META);
       if (metaLength < 0) out.put(NULL);
       else if (!jsonb.write(bytes, metaAt + 1, metaAt + metaLength)) {
@@ -270,7 +284,7 @@ export function verifyPage(page: Uint8Array): PageSummary {
       out.put(PREV_HASH);
       out.string(bytes, prevAt, prevLength);
       out.put(SEQ);
-      out.ascii(String(seq));
+      out.integer(seq);
       out.put(SOURCE_IP);
       out.string(bytes, sourceIpAt, sourceIpLength);
       out.put(TARGET);
