@@ -26,6 +26,35 @@ async function scan(db: Queryable & BinaryCopy, blocksPerPage: number) {
   }
 }
 
+describe('binary COPY', () => {
+  it('reads rows through a connection that stays usable after a COPY fails, pooled or in a transaction', async () => {
+    const url = await createTestDatabase(inject('postgresUrl'));
+    const db = connectPostgres(url);
+    const client = new pg.Client({ connectionString: url });
+    await client.connect();
+    const settings = { text: "SELECT set_config('airlock.copy_test', $1, true)", params: ['41'] };
+    // Header, one row of one int4 column (42), trailer.
+    const expected = Buffer.concat([Buffer.from('PGCOPY\n\xff\r\n\0', 'latin1'), Buffer.alloc(8), Buffer.from([0, 1, 0, 0, 0, 4, 0, 0, 0, 42, 0xff, 0xff])]);
+    try {
+      for (const run of [0, 1, 2]) {
+        await expect(db.copyBinary("SELECT 1 / (current_setting('airlock.copy_test')::int - 41)", settings)).rejects.toThrow(/division by zero/);
+        const into = new ArrayBuffer(run === 0 ? 4 : 1_024);
+        expect(Buffer.from(await db.copyBinary("SELECT current_setting('airlock.copy_test')::int + 1", settings, into))).toEqual(expected);
+        expect(await db.forSystem().copyBinary("SELECT current_setting('airlock.copy_test')::int + 1", settings)).toEqual(new Uint8Array(expected));
+      }
+      await client.query('BEGIN');
+      const tx = transactionQueryable(client);
+      expect(Buffer.from(await tx.copyBinary("SELECT current_setting('airlock.copy_test')::int + 1", settings))).toEqual(expected);
+      await expect(tx.copyBinary('SELECT 1 / 0', settings)).rejects.toThrow(/division by zero/);
+      await client.query('ROLLBACK');
+      expect((await client.query<{ one: number }>('SELECT 1 AS one')).rows).toEqual([{ one: 1 }]);
+    } finally {
+      await client.end();
+      await db.close();
+    }
+  });
+});
+
 describe('the block scan of a whole-trail verify', () => {
   it('recomputes, from what PostgreSQL writes, the very text each record was hashed over, and fails every tampering', async () => {
     const url = await createTestDatabase(inject('postgresUrl'));

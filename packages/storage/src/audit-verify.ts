@@ -40,9 +40,9 @@ const SCAN_SETTINGS = `SELECT set_config('airlock.scan_from', $1::tid::text, tru
   set_config('airlock.scan_chains', $3::uuid[]::text, true), set_config('airlock.scan_heads', $4::bigint[]::text, true),
   set_config('airlock.scan_after', $5::bigint::text, true)`;
 
-function readBlocks(db: BinaryCopy, from: number, to: number, chains: string[], headSeqs: number[], legacySeq: number): Promise<Uint8Array> {
+function readBlocks(db: BinaryCopy, from: number, to: number, chains: string[], headSeqs: number[], legacySeq: number, into: ArrayBuffer | undefined): Promise<Uint8Array> {
   const settings: Statement = { text: SCAN_SETTINGS, params: [tid(from), tid(to), chains, headSeqs, legacySeq] };
-  return db.copyBinary(SCAN, settings);
+  return db.copyBinary(SCAN, settings, into);
 }
 
 /** The stored hash of every record a checkpoint names, by chain key and seq; a seq held twice maps to null. */
@@ -103,7 +103,7 @@ export async function verifyChainsFast(
     while (nextBlock < blocks && failed === null) {
       const from = nextBlock;
       nextBlock = Math.min(blocks, from + blocksPerPage);
-      const page = await readBlocks(db, from, nextBlock, chains, headSeqs, legacy.seq);
+      const page = await readBlocks(db, from, nextBlock, chains, headSeqs, legacy.seq, pages.spare());
       const done = pages.verify(page).then(take);
       hashing.add(done);
       void done.finally(() => hashing.delete(done)).catch(() => undefined);

@@ -16,8 +16,8 @@ import { createHash } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import { Writable } from 'node:stream';
 import pg from 'pg';
-import { to as copyTo } from 'pg-copy-streams';
 import { type DataDirLock, type LockHolder, lockDataDir } from '@airlock/data-dir-lock';
+import { copyOut } from './copy-out.ts';
 import { OperationalError, OverloadedError } from '@airlock/errors';
 
 /**
@@ -59,32 +59,17 @@ export interface BinaryCopy {
    * The bytes of `COPY (select) TO STDOUT (FORMAT binary)`, header to trailer. COPY takes no
    * parameters, so `select` is a fixed text that reads its values with `current_setting`, and
    * `settings` (parameterized, `set_config(name, $1, true)`) sets them first, in the same
-   * transaction: the caller's when this is a view of one, otherwise one of its own.
+   * transaction: the caller's when this is a view of one, otherwise one of its own. The bytes are
+   * written from the start of `into` while they fit there (a reused buffer is warm memory).
    */
-  copyBinary(select: string, settings: Statement): Promise<Uint8Array>;
+  copyBinary(select: string, settings: Statement, into?: ArrayBuffer): Promise<Uint8Array>;
 }
 
 /** The COPY statement around a fixed query; `target` is STDOUT, or PGlite's '/dev/blob'. */
 const copyStatement = (select: string, target: 'STDOUT' | "'/dev/blob'") => `COPY (${select}) TO ${target} (FORMAT binary)`;
 
 /** The COPY's bytes on `client`, which must be idle (COPY cannot share a pipelined connection). */
-async function copyOn(client: pg.ClientBase, select: string): Promise<Uint8Array> {
-  const chunks: Buffer[] = [];
-  let length = 0;
-  for await (const chunk of client.query(copyTo(copyStatement(select, 'STDOUT')))) {
-    if (!Buffer.isBuffer(chunk)) throw new Error('COPY sent something other than bytes');
-    chunks.push(chunk);
-    length += chunk.length;
-  }
-  // One array that owns its buffer, so that it can be moved to a worker thread without a copy.
-  const bytes = new Uint8Array(length);
-  let at = 0;
-  for (const chunk of chunks) {
-    bytes.set(chunk, at);
-    at += chunk.length;
-  }
-  return bytes;
-}
+const copyOn = (client: pg.ClientBase, select: string, into?: ArrayBuffer): Promise<Uint8Array> => copyOut(client, copyStatement(select, 'STDOUT'), into);
 
 /**
  * A pg client's open transaction as a `Queryable` with binary COPY: for tests that look at the
@@ -94,9 +79,9 @@ async function copyOn(client: pg.ClientBase, select: string): Promise<Uint8Array
 export function transactionQueryable(client: pg.ClientBase): Queryable & BinaryCopy {
   return {
     query: async <Row>(text: Sql, params: readonly unknown[] = []) => (await client.query(queryConfig(text, params))).rows as Row[],
-    async copyBinary(select: string, settings: Statement) {
+    async copyBinary(select: string, settings: Statement, into?: ArrayBuffer) {
       await client.query(queryConfig(settings.text, settings.params));
-      return copyOn(client, select);
+      return copyOn(client, select, into);
     },
   };
 }
@@ -206,7 +191,7 @@ interface Driver {
   /** One statement in a transaction of its own that starts with `prelude`. */
   queryIn<Row>(prelude: Statement, text: Sql, params: readonly unknown[], signal?: AbortSignal): Promise<Row[]>;
   /** `BinaryCopy.copyBinary` in a transaction of its own that starts with `prelude`, when given. */
-  copyBinary(prelude: Statement | undefined, select: string, settings: Statement, signal?: AbortSignal): Promise<Uint8Array>;
+  copyBinary(prelude: Statement | undefined, select: string, settings: Statement, into: ArrayBuffer | undefined, signal?: AbortSignal): Promise<Uint8Array>;
   execScript(sql: string): Promise<void>;
   listen(channels: readonly string[], handlers: NotificationHandlers): Promise<Listener>;
   close(): Promise<void>;
@@ -229,7 +214,7 @@ function scopedView(driver: Driver, scope: Scope, signal?: AbortSignal): Databas
       system ? system.query<Row>(text, params, signal) : driver.queryIn<Row>(scopeStatement(scope), text, params, signal),
     transaction,
     // Async, so that a malformed scope is a rejection here too.
-    copyBinary: async (select, settings) => driver.copyBinary(scopeStatement(scope), select, settings, signal),
+    copyBinary: async (select, settings, into) => driver.copyBinary(scopeStatement(scope), select, settings, into, signal),
     execScript: () => Promise.reject(new Error('scripts run on the unscoped database only')),
     listen: (channels, handlers) => listenChecked(driver, channels, handlers),
     close: () => Promise.resolve(),
@@ -245,7 +230,7 @@ function fromDriver(driver: Driver, signal?: AbortSignal): Database {
     kind: driver.kind,
     query: <Row>(text: Sql, params: readonly unknown[] = []) => driver.query<Row>(text, params, signal),
     transaction: (fn) => driver.transaction(fn, signal),
-    copyBinary: (select, settings) => driver.copyBinary(undefined, select, settings, signal),
+    copyBinary: (select, settings, into) => driver.copyBinary(undefined, select, settings, into, signal),
     execScript: (sql) => driver.execScript(sql),
     listen: (channels, handlers) => listenChecked(driver, channels, handlers),
     close: () => driver.close(),
@@ -489,14 +474,14 @@ export function connectPostgres(url: string, options: PostgresOptions = {}): Dat
   return fromDriver({
     kind: 'postgres',
     ...main,
-    async copyBinary(prelude, select, settings, signal) {
+    async copyBinary(prelude, select, settings, into, signal) {
       checkSignal(signal);
       const client = await copyPool.connect();
       try {
         await client.query('BEGIN');
         if (prelude) await client.query(queryConfig(prelude.text, prelude.params));
         await client.query(queryConfig(settings.text, settings.params));
-        const bytes = await copyOn(client, select);
+        const bytes = await copyOn(client, select, into);
         await client.query('COMMIT');
         client.release();
         return bytes;
@@ -575,7 +560,8 @@ export async function openPglite(dataDir: string, use: EmbeddedDatabaseUse = { c
     transaction,
     queryIn: <Row>(prelude: Statement, text: Sql, params: readonly unknown[], signal?: AbortSignal) =>
       transaction((tx) => tx.query<Row>(text, params), signal, prelude),
-    async copyBinary(prelude, select, settings, signal) {
+    // PGlite hands its COPY back as a blob of its own; `into` is of no use there.
+    async copyBinary(prelude, select, settings, _into, signal) {
       checkSignal(signal);
       return db.transaction(async (tx) => {
         if (prelude) await tx.query(sqlText(prelude.text), [...prelude.params]);
