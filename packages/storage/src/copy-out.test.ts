@@ -54,6 +54,20 @@ describe('CopyOut', () => {
     }
   });
 
+  it('gives pg back its own listener, copy after copy', async () => {
+    const { connection: pgConnection, stream, toPg } = connection();
+    const [pgListener] = stream.listeners('data');
+    for (let i = 0; i < 3; i++) {
+      const copy = new CopyOut('COPY (SELECT 1) TO STDOUT (FORMAT binary)');
+      copy.submit(pgConnection);
+      stream.emit('data', wire);
+      expect(stream.listeners('data')).toEqual([pgListener]);
+      copy.handleReadyForQuery();
+      expect(Buffer.from(await copy.bytes)).toEqual(copied);
+    }
+    expect(Buffer.concat(toPg)).toEqual(Buffer.concat([afterCopy, afterCopy, afterCopy]));
+  });
+
   it('hands an error to pg and fails with it', async () => {
     const { connection: pgConnection, stream, toPg } = connection();
     const copy = new CopyOut('COPY (SELECT 1) TO STDOUT (FORMAT binary)');

@@ -30,6 +30,7 @@ export class CopyOut implements pg.Submittable {
   #error: Error | null = null;
 
   #stream: pg.Connection['stream'] | null = null;
+  /** pg's own listener, put back as it was: a wrapper would wrap the one before it, copy after copy. */
   #pgListener: DataListener | null = null;
   #out: Buffer;
   #length = 0;
@@ -57,11 +58,11 @@ export class CopyOut implements pg.Submittable {
   submit(connection: pg.Connection): void {
     const stream = connection.stream;
     const listeners = stream.listeners('data');
-    const pgListener = listeners[0];
+    const pgListener = listeners[0] as DataListener | undefined;
     if (listeners.length !== 1 || typeof pgListener !== 'function') throw new Error('COPY needs a pg connection with exactly one data listener');
     this.#stream = stream;
-    this.#pgListener = (chunk: Buffer) => void Reflect.apply(pgListener, stream, [chunk]);
-    stream.removeListener('data', pgListener as DataListener);
+    this.#pgListener = pgListener;
+    stream.removeListener('data', pgListener);
     stream.on('data', this.#onData);
     connection.query(this.text);
   }
@@ -130,7 +131,7 @@ export class CopyOut implements pg.Submittable {
     this.#pgListener = null;
     stream.removeListener('data', this.#onData);
     stream.on('data', pgListener);
-    if (rest.length > 0) pgListener(rest);
+    if (rest.length > 0) Reflect.apply(pgListener, stream, [rest]);
   }
 
   #fail(error: Error): void {
