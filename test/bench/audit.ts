@@ -12,10 +12,14 @@
  *                     scaled to one million when fewer are asked for; target ≤ 5;
  *   *_vs_target       the figure over its target: ≥ 1 meets it for appends, ≤ 1 for verify;
  *   loadavg_*         the machine's load average around each phase: it is shared, and the figures
- *                     move with it.
+ *                     move with it;
+ *   verify_cpu_*_s    CPU seconds the verify took in this process (every thread) and in PostgreSQL
+ *                     (the server's processes, read from /proc; null where there is none), per
+ *                     million events: where the time goes when the cores are shared.
  * Prints exactly one JSON object on stdout; progress goes to stderr.
  */
 import { randomUUID } from 'node:crypto';
+import { readdirSync, readFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
 import { type AuditEventInput, type AuditRecord, type ChainHead, chainEvent, defaultPageThreads } from '@airlock/audit';
@@ -46,6 +50,38 @@ const APPENDS_TARGET = 5_000;
 const VERIFY_TARGET_S = 5;
 const GENERATE_CHUNK = 10_000;
 const round = (value: number, digits = 2): number => Number(value.toFixed(digits));
+
+/** utime, stime and (with `children`) the reaped children's, in clock ticks, from /proc/<pid>/stat. */
+function cpuTicks(pid: number, children: boolean): number {
+  // The fields after the command's closing parenthesis; utime is the 14th field of the whole line.
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
+  const at = (field: number) => Number(fields[field - 3] ?? 0);
+  return at(14) + at(15) + (children ? at(16) + at(17) : 0);
+}
+
+/**
+ * CPU seconds of a PostgreSQL server so far: the postmaster with the backends it has reaped, and
+ * those still running. Null where /proc cannot tell (not Linux, or not this machine's server).
+ */
+function postgresCpuSeconds(postmaster: number | null): number | null {
+  if (postmaster === null) return null;
+  try {
+    let ticks = cpuTicks(postmaster, true);
+    for (const name of readdirSync('/proc')) {
+      if (!/^\d+$/.test(name)) continue;
+      try {
+        const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+        if (Number(stat.split(') ')[1]?.split(' ')[1]) === postmaster) ticks += cpuTicks(Number(name), false);
+      } catch {
+        // Gone since it was listed.
+      }
+    }
+    // Clock ticks are 1/100 s on Linux.
+    return ticks / 100;
+  } catch {
+    return null;
+  }
+}
 
 /** Metadata shaped like a real event's: a few fields, a fingerprint list, a nested object. */
 function event(i: number, tenantId: string): AuditEventInput {
@@ -99,6 +135,8 @@ async function main() {
   // two for the two pages it reads at once.
   const verifyDb = connectPostgres(await postgres.createDatabase(), { maxConnections: 4 });
   let verifySeconds = 0;
+  let verifyCpuNode = 0;
+  let verifyCpuPostgres: number | null = null;
   let loadVerify = loadavg();
   try {
     await migrate(verifyDb);
@@ -119,10 +157,23 @@ async function main() {
     await createCheckpoint(verifyDb, signer);
     await verifyDb.query('VACUUM ANALYZE audit_events');
     log(`generated in ${((performance.now() - generateStarted) / 1000).toFixed(1)} s; verifying...`);
+    const [backend] = await verifyDb.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
+    let postmaster: number | null = null;
+    try {
+      postmaster = backend ? Number(readFileSync(`/proc/${backend.pid}/stat`, 'utf8').split(') ')[1]?.split(' ')[1]) : null;
+    } catch {
+      postmaster = null;
+    }
     loadVerify = loadavg();
+    const postgresBefore = postgresCpuSeconds(postmaster);
+    const nodeBefore = process.cpuUsage();
     const started = performance.now();
     const result = await verifyStoredAudit(verifyDb.forSystem(), signer.publicKey);
     verifySeconds = (performance.now() - started) / 1000;
+    const node = process.cpuUsage(nodeBefore);
+    const postgresAfter = postgresCpuSeconds(postmaster);
+    verifyCpuNode = (node.user + node.system) / 1e6;
+    verifyCpuPostgres = postgresBefore === null || postgresAfter === null ? null : postgresAfter - postgresBefore;
     if (!result.ok || result.count !== verifyEvents || result.checkpoints !== 1 || result.chains !== TENANTS.length) throw new Error(`verify failed: ${JSON.stringify(result)}`);
   } finally {
     await verifyDb.close();
@@ -147,6 +198,8 @@ async function main() {
     verify_vs_target: round(verify1m / VERIFY_TARGET_S),
     verify_events_per_s: round(verifyEvents / verifySeconds, 0),
     verify_loadavg_1m: round(loadVerify[0] ?? 0),
+    verify_cpu_node_s: round((verifyCpuNode * 1_000_000) / verifyEvents),
+    verify_cpu_postgres_s: verifyCpuPostgres === null ? null : round((verifyCpuPostgres * 1_000_000) / verifyEvents),
     env: {
       node: process.version,
       cpus: cpus().length,

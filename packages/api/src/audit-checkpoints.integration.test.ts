@@ -9,7 +9,7 @@ import { createTestDatabase, seededRandom } from '@airlock/testing';
 import { createApiKey } from '@airlock/auth';
 import { createContext } from './context.ts';
 import { appRouter } from './router.ts';
-import { signerFromSecretKey, verifierFor } from '@airlock/storage';
+import { type BinaryCopy, signerFromSecretKey, transactionQueryable, verifierFor } from '@airlock/storage';
 import { connectAsAppRole } from './storage/app-role.fixture.ts';
 import {
   appendAudit,
@@ -182,12 +182,12 @@ describe.each(Object.entries(backends))('audit checkpoints on %s', (_name, open)
 });
 
 /** A client in one transaction that is always rolled back, as the superuser with triggers off. */
-async function inRolledBackTransaction<T>(client: pg.Client, fn: (tx: Queryable) => Promise<T>): Promise<T> {
+async function inRolledBackTransaction<T>(client: pg.Client, fn: (tx: Queryable & BinaryCopy) => Promise<T>): Promise<T> {
   await client.query('BEGIN');
   try {
     // Replica mode skips ordinary triggers: the append-only trigger stands in the way of tampering.
     await client.query('SET LOCAL session_replication_role = replica');
-    return await fn({ query: async <Row>(text: string, params: readonly unknown[] = []) => (await client.query(text, [...params])).rows as Row[] });
+    return await fn(transactionQueryable(client));
   } finally {
     await client.query('ROLLBACK');
   }
@@ -245,8 +245,8 @@ describe('the audit trail on real PostgreSQL', () => {
       await writeAuditRecords(db, buildChains(length));
       await createCheckpoint(db, signer);
       // Pages of 3 blocks (some 40 records of both chains) are read while the workers hash the last.
-      const onWorkers = (tx: Queryable) => verifyStoredAudit(tx, signer.publicKey, { pageBlocks: 3, threads: 2 });
-      const inThread = (tx: Queryable) => verifyStoredAudit(tx, signer.publicKey, { pageSize: 64, pageBlocks: 7, threads: 0 });
+      const onWorkers = (tx: Queryable & BinaryCopy) => verifyStoredAudit(tx, signer.publicKey, { pageBlocks: 3, threads: 2 });
+      const inThread = (tx: Queryable & BinaryCopy) => verifyStoredAudit(tx, signer.publicKey, { pageSize: 64, pageBlocks: 7, threads: 0 });
       expect(await onWorkers(db)).toMatchObject({ ok: true, count: 2 * length, chains: 2, checkpoints: 1 });
       const where = 'tenant_id IS NOT DISTINCT FROM $2::uuid';
       const tamperings: [string, (tx: Queryable) => Promise<unknown>][] = [
@@ -294,7 +294,7 @@ describe('the audit trail on real PostgreSQL', () => {
       const records = buildChains(length);
       await writeAuditRecords(db, records);
       await createCheckpoint(db, signer);
-      const verify = (tx: Queryable) => verifyStoredAudit(tx, signer.publicKey, { pageSize: 400, pageBlocks: 20 });
+      const verify = (tx: Queryable & BinaryCopy) => verifyStoredAudit(tx, signer.publicKey, { pageSize: 400, pageBlocks: 20 });
       expect(await verify(db)).toMatchObject({ ok: true, count: 2 * length, chains: 2, checkpoints: 1 });
 
       const seed = Date.now();

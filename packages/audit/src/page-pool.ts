@@ -17,34 +17,67 @@ import { type PageSummary, verifyPage } from './page-verify.ts';
 /** Workers at most: beyond this, the database's reading, not hashing, sets the pace. */
 export const MAX_PAGE_WORKERS = 4;
 
+/** A page for a worker: the first `length` bytes of `buffer`, which the worker sends back when done. */
 export interface PageTask {
   id: number;
-  text: string;
+  buffer: ArrayBuffer;
+  length: number;
 }
 
 export interface PageVerifier {
   /** Worker threads in use; 0 when pages are verified on the calling thread. */
   readonly threads: number;
-  verify(text: string): Promise<PageSummary>;
+  /**
+   * Verifies a page (`verifyPage`). The page's buffer is the verifier's from then on: moved to a
+   * worker, and back, and handed out again by `spare`.
+   */
+  verify(page: Uint8Array): Promise<PageSummary>;
+  /**
+   * A buffer of a verified page, free to read the next page into, or undefined. Memory the
+   * process has not touched yet costs page faults at first write, which for a whole-trail verify
+   * that read every page into a new buffer was seconds; reused buffers are warm.
+   */
+  spare(): ArrayBuffer | undefined;
   close(): Promise<void>;
 }
 
-/**
- * The threads a whole-trail verify uses by default: a core each is left to the database, which
- * builds the pages, and to the thread that reads them; the rest hash, at most `MAX_PAGE_WORKERS`.
- * On two cores that is none: measured there, workers only added the cost of starting them and of
- * copying each page to them (a million records: 14.9 s on the calling thread, 15.8 s on two
- * workers, 17.1 s on one), because the database and the reading thread already use both cores.
- */
-export function defaultPageThreads(): number {
-  return Math.max(0, Math.min(MAX_PAGE_WORKERS, availableParallelism() - 2));
+/** The buffers of verified pages, kept for reuse up to a few. */
+class Spares {
+  readonly #buffers: ArrayBuffer[] = [];
+
+  put(buffer: ArrayBuffer): void {
+    if (this.#buffers.length < 2 * MAX_PAGE_WORKERS + 2) this.#buffers.push(buffer);
+  }
+
+  take(): ArrayBuffer | undefined {
+    return this.#buffers.pop();
+  }
 }
 
-const inThread: PageVerifier = {
-  threads: 0,
-  verify: (text) => Promise.resolve(verifyPage(text)),
-  close: () => Promise.resolve(),
-};
+/**
+ * The threads a whole-trail verify uses by default: one a core, at most `MAX_PAGE_WORKERS`, and
+ * none on a single core. The database sends the rows as stored (binary COPY), so it needs far less
+ * of a core than hashing does, and the thread that reads the pages only gathers bytes: on two
+ * cores, two workers keep both busy while the database works in the gaps.
+ */
+export function defaultPageThreads(): number {
+  const cores = availableParallelism();
+  return cores < 2 ? 0 : Math.min(MAX_PAGE_WORKERS, cores);
+}
+
+function inThread(): PageVerifier {
+  const spares = new Spares();
+  return {
+    threads: 0,
+    verify(page) {
+      const summary = verifyPage(page);
+      if (page.buffer instanceof ArrayBuffer) spares.put(page.buffer);
+      return Promise.resolve(summary);
+    },
+    spare: () => spares.take(),
+    close: () => Promise.resolve(),
+  };
+}
 
 // Loads the worker's module, through tsx's loader when it is TypeScript.
 const BOOTSTRAP = `
@@ -76,6 +109,7 @@ interface Pending {
 class WorkerPool implements PageVerifier {
   readonly threads: number;
   readonly #workers: { worker: Worker; pending: Map<number, Pending> }[] = [];
+  readonly #spares = new Spares();
   #nextId = 0;
   #failure: Error | null = null;
 
@@ -84,7 +118,8 @@ class WorkerPool implements PageVerifier {
     for (let i = 0; i < threads; i++) {
       const worker = new Worker(BOOTSTRAP, { eval: true, workerData: entry });
       const slot = { worker, pending: new Map<number, Pending>() };
-      worker.on('message', ({ id, summary }: { id: number; summary: PageSummary }) => {
+      worker.on('message', ({ id, summary, buffer }: { id: number; summary: PageSummary; buffer: ArrayBuffer }) => {
+        this.#spares.put(buffer);
         const pending = slot.pending.get(id);
         slot.pending.delete(id);
         pending?.resolve(summary);
@@ -100,19 +135,25 @@ class WorkerPool implements PageVerifier {
     }
   }
 
-  verify(text: string): Promise<PageSummary> {
+  verify(page: Uint8Array): Promise<PageSummary> {
     if (this.#failure) return Promise.reject(this.#failure);
     // The worker with the fewest pages waiting.
     let slot = this.#workers[0];
     for (const candidate of this.#workers) if (slot && candidate.pending.size < slot.pending.size) slot = candidate;
     if (!slot) return Promise.reject(new Error('no audit verify worker'));
     const id = this.#nextId++;
-    const task: PageTask = { id, text };
+    // Moved, not copied: pages are megabytes each. A page that does not start its buffer is copied first.
+    const owned = page.byteOffset === 0 && page.buffer instanceof ArrayBuffer ? page : page.slice();
+    const task: PageTask = { id, buffer: owned.buffer as ArrayBuffer, length: owned.byteLength };
     const target = slot;
     return new Promise<PageSummary>((resolve, reject) => {
       target.pending.set(id, { resolve, reject });
-      target.worker.postMessage(task);
+      target.worker.postMessage(task, [task.buffer]);
     });
+  }
+
+  spare(): ArrayBuffer | undefined {
+    return this.#spares.take();
   }
 
   async close(): Promise<void> {
@@ -128,5 +169,5 @@ class WorkerPool implements PageVerifier {
 export function openPageVerifier(options: { threads?: number } = {}): PageVerifier {
   const threads = Math.max(0, Math.min(MAX_PAGE_WORKERS, Math.floor(options.threads ?? defaultPageThreads())));
   const entry = threads > 0 ? workerEntry() : null;
-  return entry ? new WorkerPool(threads, entry) : inThread;
+  return entry ? new WorkerPool(threads, entry) : inThread();
 }

@@ -1,4 +1,5 @@
 import { afterAll, describe, expect, it } from 'vitest';
+import { ByteText } from './canonical-bytes.ts';
 import {
   type AuditEventInput,
   type AuditRecord,
@@ -6,9 +7,11 @@ import {
   type ChainHead,
   chainEvent,
   GENESIS_HASH,
+  hashEvent,
   IsoTimes,
   isoFromMicros,
   openPageVerifier,
+  PAGE_COLUMNS,
   type PageVerifier,
   type AuditTuple,
   recordsFromPageText,
@@ -51,26 +54,70 @@ function tuple(r: AuditRecord): AuditTuple {
   return [r.seq, r.tenantId, micros(r.at), r.actor.type, r.actor.id, r.action, r.target, r.outcome, r.sourceIp, r.meta, r.prevHash, r.hash];
 }
 
-/**
- * A page's text as the database sends it: each record a JSON array, `at` in microseconds. Spaced
- * as PostgreSQL writes it (", " between values, ": " after keys, jsonb's key order) or compact.
- */
-function pageText(records: readonly AuditRecord[], spacing: 'postgres' | 'compact' = 'postgres'): string {
-  return records
-    .map((r) => {
-      if (spacing === 'compact') return JSON.stringify(tuple(r));
-      const meta = r.meta as Record<string, unknown>;
-      // jsonb orders keys by length, then bytes.
-      const jsonbOrder = Object.fromEntries(Object.keys(meta).sort((a, b) => a.length - b.length || (a < b ? -1 : 1)).map((key) => [key, meta[key]]));
-      return JSON.stringify([...tuple(r).slice(0, 9), jsonbOrder, r.prevHash, r.hash], null, 1).replace(/\n */g, ' ').replace(/\[ /g, '[').replace(/ \]/g, ']').replace(/\{ /g, '{').replace(/ \}/g, '}');
-    })
-    .join(',');
+/** Records as the JSON text `recordsFromPageText` reads: each a JSON array, joined by commas. */
+function pageText(records: readonly AuditRecord[]): string {
+  return records.map((r) => JSON.stringify(tuple(r))).join(',');
+}
+
+/** A value as jsonb writes it out: object keys by length, then bytes; ", " and ": " between. */
+function jsonbText(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(jsonbText).join(', ')}]`;
+  if (value !== null && typeof value === 'object') {
+    const byteOrder = (a: string, b: string) => Buffer.byteLength(a) - Buffer.byteLength(b) || Buffer.compare(Buffer.from(a), Buffer.from(b));
+    const entries = Object.entries(value).sort(([a], [b]) => byteOrder(a, b));
+    return `{${entries.map(([key, field]) => `${JSON.stringify(key)}: ${jsonbText(field)}`).join(', ')}}`;
+  }
+  return JSON.stringify(value);
+}
+
+/** One column of a row in PostgreSQL's binary COPY format: its length, then its bytes; NULL is length -1. */
+function column(value: Buffer | null): Buffer {
+  const length = Buffer.alloc(4);
+  length.writeInt32BE(value === null ? -1 : value.length);
+  return value === null ? length : Buffer.concat([length, value]);
+}
+
+const int8 = (value: number): Buffer => {
+  const bytes = Buffer.alloc(8);
+  bytes.writeBigInt64BE(BigInt(value));
+  return bytes;
+};
+const text = (value: string | null): Buffer | null => (value === null ? null : Buffer.from(value, 'utf8'));
+
+/** A row as PostgreSQL's binary COPY of `PAGE_COLUMNS` sends it; `columns` replaces any column's bytes. */
+function row(r: AuditRecord, columns: Partial<Record<(typeof PAGE_COLUMNS)[number], Buffer | null>> = {}): Buffer {
+  const values: Record<(typeof PAGE_COLUMNS)[number], Buffer | null> = {
+    seq: int8(r.seq),
+    tenant_id: r.tenantId === null ? null : Buffer.from(r.tenantId.replace(/-/g, ''), 'hex'),
+    at: int8(micros(r.at) - Date.UTC(2000, 0, 1) * 1000),
+    actor_type: text(r.actor.type),
+    actor_id: text(r.actor.id),
+    action: text(r.action),
+    target: text(r.target),
+    outcome: text(r.outcome),
+    source_ip: text(r.sourceIp),
+    meta: Buffer.concat([Buffer.from([1]), Buffer.from(jsonbText(r.meta), 'utf8')]),
+    prev_hash: text(r.prevHash),
+    hash: text(r.hash),
+    ...columns,
+  };
+  const count = Buffer.alloc(2);
+  count.writeInt16BE(PAGE_COLUMNS.length);
+  return Buffer.concat([count, ...PAGE_COLUMNS.map((name) => column(values[name]))]);
+}
+
+const HEADER = Buffer.concat([Buffer.from('PGCOPY\n\xff\r\n\0', 'latin1'), Buffer.alloc(8)]);
+const TRAILER = Buffer.from([0xff, 0xff]);
+
+/** A page as PostgreSQL's binary COPY sends it: header, rows, trailer. */
+function page(rows: readonly (AuditRecord | Buffer)[]): Uint8Array {
+  return new Uint8Array(Buffer.concat([HEADER, ...rows.map((r) => (Buffer.isBuffer(r) ? r : row(r))), TRAILER]));
 }
 
 /** The chain verified in pages of `size` through `pages`, in the order given, then stitched. */
 async function verifyInPages(pages: PageVerifier, records: readonly AuditRecord[], size: number, order: 'forward' | 'backward' = 'forward') {
-  const texts: string[] = [];
-  for (let start = 0; start < records.length; start += size) texts.push(pageText(records.slice(start, start + size)));
+  const texts: Uint8Array[] = [];
+  for (let start = 0; start < records.length; start += size) texts.push(page(records.slice(start, start + size)));
   if (order === 'backward') texts.reverse();
   const runs = new ChainRuns();
   for (const summary of await Promise.all(texts.map((text) => pages.verify(text)))) {
@@ -103,7 +150,6 @@ describe('verifyPage and ChainRuns', () => {
 
   it('reads a page back as the records it was written from', () => {
     expect(recordsFromPageText(pageText(records.slice(0, 3)))).toEqual(records.slice(0, 3));
-    expect(recordsFromPageText(pageText(records.slice(0, 3), 'compact'))).toEqual(records.slice(0, 3));
     expect(recordsFromPageText('')).toEqual([]);
   });
 
@@ -112,7 +158,13 @@ describe('verifyPage and ChainRuns', () => {
     const base = Date.UTC(2025, 0, 1, 23, 59, 59) * 1000;
     const samples = [0, 1, 999, 1000, 999_999, 1_000_000, -1, -1_000_001, base, base + 1, base + 999_999, base + 1_000_000, Date.UTC(-1, 0, 1) * 1000 + 5, Date.UTC(12000, 0, 1) * 1000];
     for (let i = 0; i < 2_000; i++) samples.push(base + Math.floor(Math.random() * 5_000_000) - 2_500_000);
-    for (const sample of samples) expect(times.iso(sample)).toBe(isoFromMicros(sample));
+    const out = new ByteText();
+    for (const sample of samples) {
+      expect(times.iso(sample)).toBe(isoFromMicros(sample));
+      out.length = 0;
+      times.write(out, sample);
+      expect(out.buffer.toString('latin1', 0, out.length)).toBe(isoFromMicros(sample));
+    }
   });
 
   it('verifies a chain split into pages, in any order and each page shuffled, exactly as one pass does', async () => {
@@ -134,7 +186,7 @@ describe('verifyPage and ChainRuns', () => {
       head = { seq: next.seq, hash: next.hash };
       return next;
     });
-    const summary = verifyPage(pageText([...records.slice(0, 5), ...other]));
+    const summary = verifyPage(page([...records.slice(0, 5), ...other]));
     expect(summary).toMatchObject({ ok: true, runs: [{ tenantId: TENANT, count: 5 }, { tenantId: null, count: 3 }] });
   });
 
@@ -149,27 +201,68 @@ describe('verifyPage and ChainRuns', () => {
   });
 
   it('fails a page it cannot read instead of throwing', () => {
-    expect(verifyPage('[1, 2')).toMatchObject({ ok: false });
-    expect(verifyPage('')).toEqual({ ok: true, runs: [] });
+    const [first] = records;
+    if (!first) throw new Error('no records');
+    const whole = page([first]);
+    expect(verifyPage(whole)).toMatchObject({ ok: true, runs: [{ count: 1 }] });
+    // An empty table still comes with a header and a trailer; no bytes at all is no page.
+    expect(verifyPage(page([]))).toEqual({ ok: true, runs: [] });
+    expect(verifyPage(new Uint8Array())).toMatchObject({ ok: false });
+    for (let cut = 1; cut < whole.length; cut += 7) expect(verifyPage(whole.subarray(0, whole.length - cut))).toMatchObject({ ok: false });
+    expect(verifyPage(Buffer.concat([whole, Buffer.from([0])]))).toMatchObject({ ok: false });
+    expect(verifyPage(Buffer.concat([Buffer.from('PGCOPX'), whole.subarray(6)]))).toMatchObject({ ok: false });
+    // A column too many or too few, a column of the wrong width, a meta that is not jsonb's binary form.
+    const short = row(first);
+    short.writeInt16BE(11);
+    expect(verifyPage(page([short]))).toMatchObject({ ok: false });
+    expect(verifyPage(page([row(first, { tenant_id: Buffer.alloc(15) })]))).toMatchObject({ ok: false });
+    expect(verifyPage(page([row(first, { seq: Buffer.alloc(4) })]))).toMatchObject({ ok: false });
+    expect(verifyPage(page([row(first, { seq: int8(2 ** 53) })]))).toMatchObject({ ok: false });
+    expect(verifyPage(page([row(first, { at: int8(2 ** 62) })]))).toMatchObject({ ok: false });
+    expect(verifyPage(page([row(first, { meta: Buffer.from(jsonbText(first.meta)) })]))).toMatchObject({ ok: false });
+    expect(verifyPage(page([row(first, { meta: Buffer.from('\u0001{"a": ') })]))).toMatchObject({ ok: false, reason: 'unreadable meta' });
+    expect(verifyPage(page([row(first, { prev_hash: null })]))).toMatchObject({ ok: false });
+    expect(verifyPage(page([row(first, { hash: null })]))).toMatchObject({ ok: false });
   });
 
-  it('reads pages however they are spaced', () => {
-    expect(verifyPage(pageText(records, 'compact'))).toMatchObject({ ok: true, runs: [{ count: 120 }] });
-    expect(verifyPage(pageText(records).replace(/,/g, ' ,\n'))).toMatchObject({ ok: true, runs: [{ count: 120 }] });
-  });
-
-  it('fails a page whose stored hash or prevHash carries other text, which might pass off text as another record', () => {
+  it('recomputes each hash from the stored columns, whatever the stored hash claims', () => {
     const [first, second, third] = records;
     if (!first || !second || !third) throw new Error('no records');
-    expect(verifyPage(pageText([first, second, third]))).toMatchObject({ ok: true });
-    // The second record deleted and smuggled in inside the first one's hash column: JSON escapes it.
-    const smuggled = { ...first, hash: `${first.hash}"],${pageText([second])},["` };
-    expect(verifyPage(pageText([smuggled, third]))).toMatchObject({ ok: false, seq: 1, reason: expect.stringMatching(/edited/) });
-    expect(verifyPage(pageText([{ ...first, hash: first.hash.toUpperCase() }]))).toMatchObject({ ok: false, reason: expect.stringMatching(/edited/) });
-    expect(verifyPage(pageText([{ ...second, prevHash: `${second.prevHash} ` }]))).toMatchObject({ ok: false });
-    expect(verifyPage(`${pageText([first])},`)).toMatchObject({ ok: false });
-    expect(verifyPage(pageText([first]).slice(0, -1))).toMatchObject({ ok: false });
-    expect(verifyPage(pageText([first]).replace('"api-key"', '7'))).toMatchObject({ ok: false });
+    expect(verifyPage(page([first, second, third]))).toMatchObject({ ok: true });
+    expect(verifyPage(page([{ ...first, hash: first.hash.toUpperCase() }]))).toMatchObject({ ok: false, reason: expect.stringMatching(/edited/) });
+    expect(verifyPage(page([{ ...first, hash: `${first.hash} ` }]))).toMatchObject({ ok: false, reason: expect.stringMatching(/edited/) });
+    expect(verifyPage(page([{ ...second, prevHash: `${second.prevHash} ` }]))).toMatchObject({ ok: false });
+    // Each text column edited, or turned NULL, by one byte.
+    for (const name of ['actor_type', 'actor_id', 'action', 'target', 'outcome', 'source_ip'] as const) {
+      const edited = row(second, { [name]: Buffer.from('x') });
+      expect({ name, summary: verifyPage(page([first, edited, third])) }).toMatchObject({ name, summary: { ok: false, seq: 2 } });
+      expect({ name, summary: verifyPage(page([first, row(second, { [name]: null }), third])) }).toMatchObject({ name, summary: { ok: false, seq: 2 } });
+    }
+    expect(verifyPage(page([first, row(second, { tenant_id: null }), third]))).toMatchObject({ ok: false, seq: 2 });
+    expect(verifyPage(page([first, row(second, { meta: Buffer.from('\u0001{}') }), third]))).toMatchObject({ ok: false, seq: 2 });
+  });
+
+  it('hashes NULL columns, escaped and unicode text, unicode meta and sub-millisecond times as the records were hashed', () => {
+    const odd: AuditEventInput = {
+      tenantId: null,
+      actor: { type: 'system', id: null },
+      action: 'odd-event',
+      target: 'ünïcode "target"\\ \u001f\u001e\n\t\b\f\r\u007f\u2028😀',
+      outcome: 'failure',
+      sourceIp: null,
+      // Keys that jsonb orders otherwise than code units do: by length first, and U+FFFF after an astral character.
+      meta: { z: [1, 2.5, -0, 1e21, 0.1, null, true, false], 'é': { '\uffff': 1, '😀': 2, aa: 'ü"\\\n\u0001' }, '': 'empty key', aa: {}, b: [] },
+    };
+    const base = chainEvent(null, odd, new Date(Date.UTC(2025, 0, 1)));
+    expect(verifyPage(page([base]))).toMatchObject({ ok: true, runs: [{ tenantId: null, count: 1 }] });
+    // A time with microseconds is hashed with its six digits, and only with them.
+    for (const at of ['2025-01-01T00:00:00.123456Z', '2025-01-01T00:00:00.000001Z', '1999-12-31T23:59:59.999999Z', '1969-12-31T23:59:59.999001Z']) {
+      const unhashed = { ...base, at };
+      const record = { ...unhashed, hash: hashEvent(unhashed.prevHash, unhashed) };
+      expect({ at, summary: verifyPage(page([record])) }).toMatchObject({ at, summary: { ok: true } });
+      const truncated = { ...unhashed, hash: hashEvent(unhashed.prevHash, { ...unhashed, at: `${at.slice(0, 23)}Z` }) };
+      expect({ at, summary: verifyPage(page([truncated])) }).toMatchObject({ at, summary: { ok: false, reason: expect.stringMatching(/edited/) } });
+    }
   });
 
   it('hashes the canonical text whatever order and spacing the meta object comes in', () => {
@@ -177,9 +270,9 @@ describe('verifyPage and ChainRuns', () => {
     if (!first) throw new Error('no records');
     const meta = first.meta as Record<string, unknown>;
     const reordered = Object.fromEntries(Object.keys(meta).reverse().map((key) => [key, meta[key]]));
-    const text = (m: unknown) => JSON.stringify([...tuple(first).slice(0, 9), m, first.prevHash, first.hash], null, 2);
-    expect(verifyPage(text(reordered))).toMatchObject({ ok: true, runs: [{ count: 1 }] });
-    expect(verifyPage(text({ ...reordered, extra: 1 }))).toMatchObject({ ok: false, reason: expect.stringMatching(/edited/) });
+    const jsonb = (value: unknown) => Buffer.concat([Buffer.from([1]), Buffer.from(JSON.stringify(value, null, 2))]);
+    expect(verifyPage(page([row(first, { meta: jsonb(reordered) })]))).toMatchObject({ ok: true, runs: [{ count: 1 }] });
+    expect(verifyPage(page([row(first, { meta: jsonb({ ...reordered, extra: 1 }) })]))).toMatchObject({ ok: false, reason: expect.stringMatching(/edited/) });
   });
 });
 
@@ -207,6 +300,6 @@ describe('openPageVerifier on worker threads', () => {
   it('refuses work once closed', async () => {
     const pool = openPageVerifier({ threads: 1 });
     await pool.close();
-    await expect(pool.verify('')).rejects.toThrow(/closed/);
+    await expect(pool.verify(page([]))).rejects.toThrow(/closed/);
   });
 });

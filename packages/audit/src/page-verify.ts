@@ -13,9 +13,10 @@
  */
 import { hash as digest } from 'node:crypto';
 import { AuditValidationError, canonicalJson } from './canonical.ts';
+import { ByteText, JsonbWriter } from './canonical-bytes.ts';
 import type { ChainHead } from './chain.ts';
 
-const sha256 = (text: string): string => digest('sha256', text, 'hex');
+const sha256 = (bytes: Uint8Array): string => digest('sha256', bytes, 'hex');
 
 /** Consecutive records of one chain, verified among themselves. */
 export interface ChainRun {
@@ -44,201 +45,266 @@ const bySeq = (a: Link, b: Link) => a.seq - b.seq;
 export class IsoTimes {
   #second = Number.NaN;
   #prefix = '';
+  #prefixBytes: Buffer = Buffer.alloc(0);
 
-  iso(micros: number): string {
+  #at(micros: number): { millis: number; rest: number } {
     const ms = Math.floor(micros / 1000);
     const second = Math.floor(ms / 1000);
     if (second !== this.#second) {
       this.#second = second;
       // "YYYY-MM-DDTHH:MM:SS." (or a six-digit year's form): toISOString always ends in ".mmmZ".
       this.#prefix = new Date(second * 1000).toISOString().slice(0, -4);
+      this.#prefixBytes = Buffer.from(this.#prefix, 'latin1');
     }
-    const rest = micros - ms * 1000;
-    const millis = ms - second * 1000;
+    return { millis: ms - second * 1000, rest: micros - ms * 1000 };
+  }
+
+  iso(micros: number): string {
+    const { millis, rest } = this.#at(micros);
     return `${this.#prefix}${millis < 10 ? '00' : millis < 100 ? '0' : ''}${millis}${rest === 0 ? '' : String(rest).padStart(3, '0')}Z`;
+  }
+
+  /** `iso(micros)`, written to `out` without a string. */
+  write(out: ByteText, micros: number): void {
+    const { millis, rest } = this.#at(micros);
+    out.put(this.#prefixBytes);
+    out.digits(millis, 3);
+    if (rest !== 0) out.digits(rest, 3);
+    out.ascii('Z');
   }
 }
 
 type Failure = Extract<PageSummary, { ok: false }>;
 const unreadable = (tenantId: string | null = null, seq = 0): Failure => ({ ok: false, tenantId, seq, reason: 'a page of records could not be read' });
 
-/** Thrown by `PageScanner` at text that is not a page of tuples; `verifyPage` turns it into a failed page. */
+/** Thrown by `PageReader` at bytes that are not a page of records; `verifyPage` turns it into a failed page. */
 class Unreadable extends Error {}
 
-const QUOTE = 0x22;
-const BACKSLASH = 0x5c;
+/** The columns of a page's rows, in order (`PAGE_COLUMNS`). */
+const COLUMNS = 12;
+/** "PGCOPY\n\xff\r\n\0": the first bytes of PostgreSQL's binary COPY format. */
+const SIGNATURE = [0x50, 0x47, 0x43, 0x4f, 0x50, 0x59, 0x0a, 0xff, 0x0d, 0x0a, 0x00];
+/** Microseconds from the Unix epoch to PostgreSQL's (2000-01-01), where a binary timestamptz counts from. */
+const POSTGRES_EPOCH_MICROS = 946_684_800_000_000;
+/** jsonb's binary form: this version byte, then the value as text. */
+const JSONB_VERSION = 1;
 
 /**
- * A cursor over a page's text (tuples.ts: each record a JSON array, the arrays joined by commas)
- * that hands out each value as the JSON text it is written in, without parsing it. A string comes
- * back with its quotes and escapes exactly as written: PostgreSQL escapes a text exactly as
- * JSON.stringify does, so that is already the form `canonicalJson` writes it in.
+ * The columns of a page, in the order `verifyPage` reads them: what a stored row holds, sent by
+ * PostgreSQL in its binary COPY format (`COPY (SELECT <these> ...) TO STDOUT (FORMAT binary)`).
+ * Binary, so that the database sends each value as stored (a uuid as 16 bytes, a time as an
+ * integer, jsonb as its text) instead of writing every record out as JSON.
  */
-class PageScanner {
+export const PAGE_COLUMNS = ['seq', 'tenant_id', 'at', 'actor_type', 'actor_id', 'action', 'target', 'outcome', 'source_ip', 'meta', 'prev_hash', 'hash'] as const;
+
+/** A cursor over a binary COPY page; every read checks that the bytes are there. */
+class PageReader {
   at = 0;
-  constructor(readonly text: string) {}
-
-  /** Skips JSON whitespace; true while there is text left. */
-  more(): boolean {
-    const { text } = this;
-    let at = this.at;
-    for (let c = text.charCodeAt(at); c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09; c = text.charCodeAt(++at));
-    this.at = at;
-    return at < text.length;
+  readonly view: DataView;
+  constructor(readonly bytes: Buffer) {
+    this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   }
 
-  expect(char: string): void {
-    this.more();
-    if (this.text[this.at] !== char) throw new Unreadable();
-    this.at += 1;
+  need(length: number): void {
+    if (length < 0 || this.at + length > this.bytes.length) throw new Unreadable();
   }
 
-  /** `"..."` or null, as written. */
-  stringOrNull(): string {
-    this.more();
-    if (this.text.charCodeAt(this.at) === QUOTE) return this.string();
-    if (this.text.startsWith('null', this.at)) {
-      this.at += 4;
-      return 'null';
-    }
-    throw new Unreadable();
-  }
-
-  /** A string at the cursor, quotes included, as written. */
-  string(): string {
-    const { text } = this;
-    const start = this.at;
-    let end = text.indexOf('"', start + 1);
-    for (;;) {
-      if (end < 0) throw new Unreadable();
-      // Escaped when preceded by an odd number of backslashes.
-      let slashes = 0;
-      while (text.charCodeAt(end - 1 - slashes) === BACKSLASH) slashes += 1;
-      if (slashes % 2 === 0) break;
-      end = text.indexOf('"', end + 1);
-    }
-    this.at = end + 1;
-    return text.slice(start, end + 1);
-  }
-
-  /** An integer as a number; anything else (a fraction, beyond 2^53) is unreadable here. */
-  integer(): number {
-    this.more();
-    const { text } = this;
-    const start = this.at;
-    let at = start;
-    if (text.charCodeAt(at) === 0x2d) at += 1;
-    for (let c = text.charCodeAt(at); c >= 0x30 && c <= 0x39; c = text.charCodeAt(++at));
-    const value = Number(text.slice(start, at));
-    if (at === start || !Number.isSafeInteger(value)) throw new Unreadable();
-    this.at = at;
+  int16(): number {
+    this.need(2);
+    const value = this.view.getInt16(this.at);
+    this.at += 2;
     return value;
   }
 
-  /** Any JSON value, as written (for JSON.parse to read). */
-  value(): string {
-    this.more();
-    const { text } = this;
-    const start = this.at;
-    const first = text.charCodeAt(start);
-    if (first === QUOTE) return this.string();
-    if (first !== 0x7b && first !== 0x5b) {
-      // A number or a literal: up to the next separator.
-      let at = start;
-      for (let c = text.charCodeAt(at); at < text.length && c !== 0x2c && c !== 0x5d && c !== 0x7d && c !== 0x20; c = text.charCodeAt(++at));
-      this.at = at;
-      return text.slice(start, at);
-    }
-    let depth = 0;
-    let at = start;
-    for (;;) {
-      if (at >= text.length) throw new Unreadable();
-      const c = text.charCodeAt(at);
-      if (c === QUOTE) {
-        this.at = at;
-        this.string();
-        at = this.at;
-        continue;
-      }
-      if (c === 0x7b || c === 0x5b) depth += 1;
-      else if (c === 0x7d || c === 0x5d) {
-        depth -= 1;
-        if (depth === 0) break;
-      }
-      at += 1;
-    }
-    this.at = at + 1;
-    return text.slice(start, at + 1);
+  int32(): number {
+    this.need(4);
+    const value = this.view.getInt32(this.at);
+    this.at += 4;
+    return value;
+  }
+
+  /** A field's length: -1 for NULL. */
+  field(): number {
+    const length = this.int32();
+    if (length < -1) throw new Unreadable();
+    if (length > 0) this.need(length);
+    return length;
+  }
+
+  /** A NOT NULL int8 field as a number; beyond 2^53 it is unreadable here. */
+  int64(): number {
+    if (this.field() !== 8) throw new Unreadable();
+    const value = this.view.getInt32(this.at) * 0x1_0000_0000 + this.view.getUint32(this.at + 4);
+    this.at += 8;
+    if (!Number.isSafeInteger(value)) throw new Unreadable();
+    return value;
+  }
+
+  /** The header: signature, flags (no OIDs), and an extension area to skip. */
+  header(): void {
+    this.need(SIGNATURE.length);
+    for (const byte of SIGNATURE) if (this.bytes[this.at++] !== byte) throw new Unreadable();
+    if (this.int32() !== 0) throw new Unreadable();
+    const extension = this.int32();
+    this.need(extension);
+    this.at += extension;
   }
 }
 
-/** A quoted hash as written, without its quotes; one with escapes is no hash and fails where it is compared. */
-const unquoted = (quoted: string): string => quoted.slice(1, -1);
+const ascii = (text: string): Buffer => Buffer.from(text, 'latin1');
+// The fixed parts of a record's canonical JSON (`canonicalRecordJson`), keys in code-unit order.
+const OPEN_ACTION = ascii('\n{"action":');
+const ACTOR_ID = ascii(',"actor":{"id":');
+const ACTOR_TYPE = ascii(',"type":');
+const AT = ascii('},"at":"');
+const META = ascii('","meta":');
+const OUTCOME = ascii(',"outcome":');
+const PREV_HASH = ascii(',"prevHash":');
+const SEQ = ascii(',"seq":');
+const SOURCE_IP = ascii(',"sourceIp":');
+const TARGET = ascii(',"target":');
+const TENANT_ID = ascii(',"tenantId":');
+const NULL = ascii('null');
+const CLOSE = ascii('}');
+
+/** The text of a tenant's uuid, by its 16 bytes: a page holds few tenants and many records of each. */
+class UuidTexts {
+  readonly #bytes: Buffer[] = [];
+  readonly #texts: string[] = [];
+
+  text(source: Buffer, start: number): string {
+    const bytes = this.#bytes;
+    for (let i = 0; i < bytes.length; i++) {
+      const known = bytes[i];
+      if (!known) continue;
+      let same = true;
+      for (let b = 0; b < 16 && same; b++) same = known[b] === source[start + b];
+      if (same) return this.#texts[i] ?? '';
+    }
+    const hex = source.toString('hex', start, start + 16);
+    const text = `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+    // A page of many tenants keeps the first few: past those, a lookup would cost more than the text.
+    if (bytes.length < 32) {
+      bytes.push(Buffer.from(source.subarray(start, start + 16)));
+      this.#texts.push(text);
+    }
+    return text;
+  }
+}
 
 /**
- * Checks one page (tuples.ts: `AuditTuple`s as PostgreSQL writes them) and cuts it into runs: every
- * record's hash recomputed over `prevHash + '\n' + canonicalRecordJson` of its stored content, as
- * `hashEvent` does, and each run linked record to record. The fields that are strings go into the
- * hashed text as the database wrote them; only the time, the meta object (key order, numbers) and
- * `seq` are written anew. No record object is built. Never throws: unreadable text is a failed page.
+ * Checks one page (PostgreSQL's binary COPY of `PAGE_COLUMNS`, header to trailer) and cuts it
+ * into runs: every record's hash recomputed over `prevHash + '\n' + canonicalRecordJson` of its
+ * stored columns, as `hashEvent` does, and each run linked record to record. Texts go into the
+ * hashed bytes as they are stored, escaped as JSON; only the time, the meta object (key order,
+ * numbers) and `seq` are written anew. No record object is built. Never throws: bytes that are not
+ * such a page are a failed page.
  */
-export function verifyPage(text: string): PageSummary {
+export function verifyPage(page: Uint8Array): PageSummary {
+  const bytes = Buffer.from(page.buffer, page.byteOffset, page.byteLength);
   const chains = new Map<string | null, Link[]>();
   const times = new IsoTimes();
-  const page = new PageScanner(text);
+  const uuids = new UuidTexts();
+  const out = new ByteText();
+  const jsonb = new JsonbWriter(out);
+  const reader = new PageReader(bytes);
   let tenantId: string | null = null;
   let seq = 0;
   try {
-    let first = true;
-    while (page.more()) {
-      if (!first) page.expect(',');
-      first = false;
-      page.expect('[');
-      seq = page.integer();
-      page.expect(',');
-      const tenant = page.stringOrNull();
-      tenantId = tenant === 'null' ? null : unquoted(tenant);
-      page.expect(',');
-      const micros = page.integer();
-      page.expect(',');
-      const actorType = page.stringOrNull();
-      page.expect(',');
-      const actorId = page.stringOrNull();
-      page.expect(',');
-      const action = page.stringOrNull();
-      page.expect(',');
-      const target = page.stringOrNull();
-      page.expect(',');
-      const outcome = page.stringOrNull();
-      page.expect(',');
-      const sourceIp = page.stringOrNull();
-      page.expect(',');
-      const metaText = page.value();
-      page.expect(',');
-      const prevQuoted = page.stringOrNull();
-      page.expect(',');
-      const hashQuoted = page.stringOrNull();
-      page.expect(']');
-      let meta: string;
-      try {
-        meta = canonicalJson(JSON.parse(metaText) as unknown);
-      } catch (error) {
-        return { ok: false, tenantId, seq, reason: error instanceof AuditValidationError ? error.message : 'unreadable meta' };
-      }
-      // The hashes go in as written, with no check of their form here: `hash` must equal a fresh hex
+    reader.header();
+    for (;;) {
+      const columns = reader.int16();
+      if (columns === -1) break;
+      if (columns !== COLUMNS) throw new Unreadable();
+      seq = reader.int64();
+      const tenantLength = reader.field();
+      if (tenantLength !== 16 && tenantLength !== -1) throw new Unreadable();
+      const tenantAt = reader.at;
+      tenantId = tenantLength < 0 ? null : uuids.text(bytes, tenantAt);
+      reader.at += Math.max(0, tenantLength);
+      const micros = reader.int64() + POSTGRES_EPOCH_MICROS;
+      if (!Number.isSafeInteger(micros)) throw new Unreadable();
+      // The texts: where each starts and its length (-1 for NULL).
+      const actorTypeLength = reader.field();
+      const actorTypeAt = reader.at;
+      reader.at += Math.max(0, actorTypeLength);
+      const actorIdLength = reader.field();
+      const actorIdAt = reader.at;
+      reader.at += Math.max(0, actorIdLength);
+      const actionLength = reader.field();
+      const actionAt = reader.at;
+      reader.at += Math.max(0, actionLength);
+      const targetLength = reader.field();
+      const targetAt = reader.at;
+      reader.at += Math.max(0, targetLength);
+      const outcomeLength = reader.field();
+      const outcomeAt = reader.at;
+      reader.at += Math.max(0, outcomeLength);
+      const sourceIpLength = reader.field();
+      const sourceIpAt = reader.at;
+      reader.at += Math.max(0, sourceIpLength);
+      const metaLength = reader.field();
+      const metaAt = reader.at;
+      reader.at += Math.max(0, metaLength);
+      const prevLength = reader.field();
+      const prevAt = reader.at;
+      reader.at += Math.max(0, prevLength);
+      const hashLength = reader.field();
+      const hashAt = reader.at;
+      reader.at += Math.max(0, hashLength);
+      // prev_hash and hash are NOT NULL; a NULL one is no record.
+      if (prevLength < 0 || hashLength < 0) throw new Unreadable();
+
+      if (metaLength >= 0 && (metaLength < 1 || bytes[metaAt] !== JSONB_VERSION)) throw new Unreadable();
+      // The hashes go in as stored, with no check of their form here: `hash` must equal a fresh hex
       // digest, and every `prevHash` must equal the `hash` before it (here or in `ChainRuns`) or the
       // trusted start, so neither can pass unless it is 64 lowercase hex digits.
-      const prevHash = unquoted(prevQuoted);
-      const hashed = `${prevHash}\n{"action":${action},"actor":{"id":${actorId},"type":${actorType}},"at":"${times.iso(micros)}","meta":${meta},"outcome":${outcome},"prevHash":${prevQuoted},"seq":${seq},"sourceIp":${sourceIp},"target":${target},"tenantId":${tenant}}`;
-      const hash = unquoted(hashQuoted);
-      if (sha256(hashed) !== hash) return { ok: false, tenantId, seq, reason: 'hash does not match the record (edited)' };
-      const link = { seq, prevHash, hash };
+      out.length = 0;
+      out.raw(bytes, prevAt, prevLength);
+      out.put(OPEN_ACTION);
+      out.string(bytes, actionAt, actionLength);
+      out.put(ACTOR_ID);
+      out.string(bytes, actorIdAt, actorIdLength);
+      out.put(ACTOR_TYPE);
+      out.string(bytes, actorTypeAt, actorTypeLength);
+      out.put(AT);
+      times.write(out, micros);
+      out.put(META);
+      if (metaLength < 0) out.put(NULL);
+      else if (!jsonb.write(bytes, metaAt + 1, metaAt + metaLength)) {
+        // Not plain enough to write byte to byte: parsed, and written by the definition itself.
+        try {
+          out.utf8(canonicalJson(JSON.parse(bytes.toString('utf8', metaAt + 1, metaAt + metaLength)) as unknown));
+        } catch (error) {
+          return { ok: false, tenantId, seq, reason: error instanceof AuditValidationError ? error.message : 'unreadable meta' };
+        }
+      }
+      out.put(OUTCOME);
+      out.string(bytes, outcomeAt, outcomeLength);
+      out.put(PREV_HASH);
+      out.string(bytes, prevAt, prevLength);
+      out.put(SEQ);
+      out.integer(seq);
+      out.put(SOURCE_IP);
+      out.string(bytes, sourceIpAt, sourceIpLength);
+      out.put(TARGET);
+      out.string(bytes, targetAt, targetLength);
+      out.put(TENANT_ID);
+      if (tenantLength < 0) out.put(NULL);
+      else out.uuid(bytes, tenantAt);
+      out.put(CLOSE);
+      const hash = bytes.toString('latin1', hashAt, hashAt + hashLength);
+      if (sha256(new Uint8Array(out.buffer.buffer, out.buffer.byteOffset, out.length)) !== hash) return { ok: false, tenantId, seq, reason: 'hash does not match the record (edited)' };
+      const link = { seq, prevHash: bytes.toString('latin1', prevAt, prevAt + prevLength), hash };
       const links = chains.get(tenantId);
       if (links) links.push(link);
       else chains.set(tenantId, [link]);
     }
+    // The trailer ends the page: nothing may follow it.
+    if (reader.at !== bytes.length) throw new Unreadable();
   } catch (error) {
-    if (error instanceof Unreadable) return unreadable(tenantId, seq);
+    // Anything else thrown while reading (a time no Date can hold) is as unreadable.
+    if (error instanceof Unreadable || error instanceof RangeError) return unreadable(tenantId, seq);
     throw error;
   }
 

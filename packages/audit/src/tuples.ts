@@ -1,8 +1,9 @@
 /**
- * The wire form of stored records: the database sends each record as a JSON array, in the column
- * order below, and a page of them as one text of arrays joined by commas. Parsing a page in one
- * `JSON.parse` is far cheaper than taking rows field by field through a driver, and a page can be
- * handed as it is to a worker thread that verifies it.
+ * The wire form of records read as records (listing, one chain's walk): the database sends each
+ * record as a JSON array, in the column order below, and a page of them as one text of arrays
+ * joined by commas. Parsing a page in one `JSON.parse` is far cheaper than taking rows field by
+ * field through a driver. A whole-trail verify reads no records: it hashes the stored columns as
+ * PostgreSQL's binary COPY sends them (`verifyPage`).
  */
 import type { AuditRecord } from './chain.ts';
 

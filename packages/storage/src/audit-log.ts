@@ -122,7 +122,7 @@ export async function recordAudit(db: Database, event: AuditEventInput): Promise
 }
 
 // `at` is sent as whole microseconds (a JSON number, exact below 2^53) and written out in JavaScript:
-// to_char for every row was a good part of the database's time in a whole-trail verify.
+// to_char for every row was a good part of the database's time.
 export const RECORD_JSON = `json_build_array(seq, tenant_id, (extract(epoch FROM at) * 1000000)::bigint,
   actor_type, actor_id, action, target, outcome, source_ip, meta, prev_hash, hash)`;
 

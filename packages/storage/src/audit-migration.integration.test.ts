@@ -10,7 +10,7 @@ import { createTestDatabase } from '@airlock/testing';
 import { chainCheckpoints, legacyHead } from './checkpoints.ts';
 import { signerFromSecretKey, verifierFor } from './signer.ts';
 import { splitStatements } from './migrate.ts';
-import { appendAudit, connectPostgres, createCheckpoint, type Database, migrate, type Queryable, readChain, recordAudit, verifyStoredAudit } from './index.ts';
+import { appendAudit, type BinaryCopy, connectPostgres, createCheckpoint, type Database, migrate, type Queryable, readChain, recordAudit, transactionQueryable, verifyStoredAudit } from './index.ts';
 
 const signer = signerFromSecretKey(generateKeyPair().secretKey);
 const MIGRATIONS = path.join(path.dirname(createRequire(import.meta.url).resolve('@airlock/storage/package.json')), 'migrations');
@@ -35,11 +35,11 @@ function event(i: number, tenantId: string | null): AuditEventInput {
 }
 
 /** A client in one transaction that is always rolled back, as the superuser with triggers off. */
-async function tampered<T>(client: pg.Client, tamper: (tx: Queryable) => Promise<void>, check: (tx: Queryable) => Promise<T>): Promise<T> {
+async function tampered<T>(client: pg.Client, tamper: (tx: Queryable) => Promise<void>, check: (tx: Queryable & BinaryCopy) => Promise<T>): Promise<T> {
   await client.query('BEGIN');
   try {
     await client.query('SET LOCAL session_replication_role = replica');
-    const tx: Queryable = { query: async <Row>(text: string, params: readonly unknown[] = []) => (await client.query(text, [...params])).rows as Row[] };
+    const tx = transactionQueryable(client);
     await tamper(tx);
     return await check(tx);
   } finally {
@@ -78,7 +78,7 @@ describe('moving an existing audit trail to per-tenant chains', () => {
       expect(tree.checkpoint).toMatchObject({ size: 3, legacy });
       for (let i = 0; i < 2; i++) await recordAudit(db, event(120 + i, a));
 
-      const verify = (tx: Queryable) => verifyStoredAudit(tx, signer.publicKey, { pageSize: 4 });
+      const verify = (tx: Queryable & BinaryCopy) => verifyStoredAudit(tx, signer.publicKey, { pageSize: 4 });
       expect(await verify(db)).toMatchObject({ ok: true, count: 12 + 9, chains: 3, checkpoints: 2, legacy });
 
       // A tenant's own view: its leaf at 17 under the signed root, and its chain from the frozen head.

@@ -5,7 +5,7 @@ import { type AuditEventInput, type ChainLeaf, hashEvent, openPageVerifier } fro
 import { createTestDatabase } from '@airlock/testing';
 import { verifyChainsFast } from './audit-verify.ts';
 import { legacyHead } from './checkpoints.ts';
-import { connectPostgres, migrate, type Queryable, readChain, recordAudit } from './index.ts';
+import { type BinaryCopy, connectPostgres, migrate, type Queryable, readChain, recordAudit, transactionQueryable } from './index.ts';
 
 const TENANT = randomUUID();
 
@@ -14,7 +14,7 @@ function event(i: number, overrides: Partial<AuditEventInput> = {}): AuditEventI
 }
 
 /** The block scan alone, without the walk that re-decides a chain it finds broken. */
-async function scan(db: Queryable, blocksPerPage: number) {
+async function scan(db: Queryable & BinaryCopy, blocksPerPage: number) {
   const legacy = await legacyHead(db);
   const rows = await db.query<{ tenant_id: string | null; seq: string; hash: string }>('SELECT tenant_id, seq::text AS seq, hash FROM audit_chain_heads');
   const heads: ChainLeaf[] = rows.map((row) => ({ tenantId: row.tenant_id, seq: Number(row.seq), hash: row.hash }));
@@ -26,6 +26,35 @@ async function scan(db: Queryable, blocksPerPage: number) {
   }
 }
 
+describe('binary COPY', () => {
+  it('reads rows through a connection that stays usable after a COPY fails, pooled or in a transaction', async () => {
+    const url = await createTestDatabase(inject('postgresUrl'));
+    const db = connectPostgres(url);
+    const client = new pg.Client({ connectionString: url });
+    await client.connect();
+    const settings = { text: "SELECT set_config('airlock.copy_test', $1, true)", params: ['41'] };
+    // Header, one row of one int4 column (42), trailer.
+    const expected = Buffer.concat([Buffer.from('PGCOPY\n\xff\r\n\0', 'latin1'), Buffer.alloc(8), Buffer.from([0, 1, 0, 0, 0, 4, 0, 0, 0, 42, 0xff, 0xff])]);
+    try {
+      for (const run of [0, 1, 2]) {
+        await expect(db.copyBinary("SELECT 1 / (current_setting('airlock.copy_test')::int - 41)", settings)).rejects.toThrow(/division by zero/);
+        const into = new ArrayBuffer(run === 0 ? 4 : 1_024);
+        expect(Buffer.from(await db.copyBinary("SELECT current_setting('airlock.copy_test')::int + 1", settings, into))).toEqual(expected);
+        expect(await db.forSystem().copyBinary("SELECT current_setting('airlock.copy_test')::int + 1", settings)).toEqual(new Uint8Array(expected));
+      }
+      await client.query('BEGIN');
+      const tx = transactionQueryable(client);
+      expect(Buffer.from(await tx.copyBinary("SELECT current_setting('airlock.copy_test')::int + 1", settings))).toEqual(expected);
+      await expect(tx.copyBinary('SELECT 1 / 0', settings)).rejects.toThrow(/division by zero/);
+      await client.query('ROLLBACK');
+      expect((await client.query<{ one: number }>('SELECT 1 AS one')).rows).toEqual([{ one: 1 }]);
+    } finally {
+      await client.end();
+      await db.close();
+    }
+  });
+});
+
 describe('the block scan of a whole-trail verify', () => {
   it('recomputes, from what PostgreSQL writes, the very text each record was hashed over, and fails every tampering', async () => {
     const url = await createTestDatabase(inject('postgresUrl'));
@@ -34,6 +63,8 @@ describe('the block scan of a whole-trail verify', () => {
     await client.connect();
     try {
       await migrate(db);
+      // An empty table is a page of no rows.
+      expect(await scan(db, 1_000)).toEqual({ ok: true, count: 0 });
       // Text that JSON escapes, and meta that jsonb stores in another key order and spacing.
       await recordAudit(
         db,
@@ -59,6 +90,10 @@ describe('the block scan of a whole-trail verify', () => {
         'an edited target': [`UPDATE audit_events SET target = 'thing:x' WHERE tenant_id = $1 AND seq = 5`, [TENANT]],
         'an edited odd target': [`UPDATE audit_events SET target = target || ' ' WHERE tenant_id = $1 AND seq = 1`, [TENANT]],
         'an edited meta': [`UPDATE audit_events SET meta = jsonb_set(meta, '{bb}', '"y"') WHERE tenant_id = $1 AND seq = 1`, [TENANT]],
+        'an edited unicode meta value': [`UPDATE audit_events SET meta = jsonb_set(meta, '{a,é}', to_jsonb((meta #>> '{a,é}') || 'ü')) WHERE tenant_id = $1 AND seq = 1`, [TENANT]],
+        'a meta key renamed to sort otherwise': [`UPDATE audit_events SET meta = (meta - 'bb') || jsonb_build_object('b', meta -> 'bb') WHERE tenant_id = $1 AND seq = 1`, [TENANT]],
+        'a column turned NULL': [`UPDATE audit_events SET source_ip = NULL WHERE tenant_id = $1 AND seq = 6`, [TENANT]],
+        'a NULL column given a value': [`UPDATE audit_events SET actor_id = '' WHERE tenant_id = $1 AND seq = 1`, [TENANT]],
         'an edited time': [`UPDATE audit_events SET at = at + interval '1 microsecond' WHERE tenant_id IS NULL AND seq = 3`, []],
         'an edited action': [`UPDATE audit_events SET action = 'other-event' WHERE tenant_id = $1 AND seq = 7`, [TENANT]],
         'a relinked prev_hash': [`UPDATE audit_events SET prev_hash = repeat('0', 64) WHERE tenant_id = $1 AND seq = 9`, [TENANT]],
@@ -73,7 +108,7 @@ describe('the block scan of a whole-trail verify', () => {
           // As the superuser with triggers off: the table refuses changes otherwise.
           await client.query('SET LOCAL session_replication_role = replica');
           await client.query(sql, params);
-          const tx: Queryable = { query: async <Row>(text: string, params: readonly unknown[] = []) => (await client.query(text, [...params])).rows as Row[] };
+          const tx = transactionQueryable(client);
           // A changed row moves to another block: scanned both in a page of its own and among the rest.
           for (const blocks of [1, 1_000]) expect({ name, blocks, result: await scan(tx, blocks) }).toMatchObject({ name, result: { ok: false } });
         } finally {

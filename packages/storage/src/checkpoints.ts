@@ -28,7 +28,7 @@ import {
 import { chainKey, readChainPages, readLegacyPages } from './audit-log.ts';
 import { verifyChainsFast } from './audit-verify.ts';
 import { type Signer, verifierFor } from './signer.ts';
-import type { Queryable } from './database.ts';
+import type { BinaryCopy, Queryable } from './database.ts';
 
 /** Serializes checkpoint signing across replicas, so the log's numbers have no gaps or forks. */
 const CHECKPOINT_LOCK = 7_261_015;
@@ -208,7 +208,7 @@ const IN_THREAD_BELOW = 50_000;
  * system scope.
  */
 export async function verifyStoredAudit(
-  db: Queryable,
+  db: Queryable & BinaryCopy,
   publicKey: Uint8Array,
   options: {
     /** Records a page when walking one chain (the legacy chain, and a chain that failed). */

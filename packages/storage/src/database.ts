@@ -17,6 +17,7 @@ import { mkdir } from 'node:fs/promises';
 import { Writable } from 'node:stream';
 import pg from 'pg';
 import { type DataDirLock, type LockHolder, lockDataDir } from '@airlock/data-dir-lock';
+import { copyOut } from './copy-out.ts';
 import { OperationalError, OverloadedError } from '@airlock/errors';
 
 /**
@@ -43,6 +44,48 @@ export interface Queryable {
   query<Row>(text: Sql, params?: readonly unknown[]): Promise<Row[]>;
 }
 
+/** A statement and its parameters. */
+export interface Statement {
+  text: Sql;
+  params: readonly unknown[];
+}
+
+/**
+ * Rows in PostgreSQL's binary COPY format, for reads so large that parsing rows in the driver, or
+ * having the database write them as text, would cost more than the work done with them.
+ */
+export interface BinaryCopy {
+  /**
+   * The bytes of `COPY (select) TO STDOUT (FORMAT binary)`, header to trailer. COPY takes no
+   * parameters, so `select` is a fixed text that reads its values with `current_setting`, and
+   * `settings` (parameterized, `set_config(name, $1, true)`) sets them first, in the same
+   * transaction: the caller's when this is a view of one, otherwise one of its own. The bytes are
+   * written from the start of `into` while they fit there (a reused buffer is warm memory).
+   */
+  copyBinary(select: string, settings: Statement, into?: ArrayBuffer): Promise<Uint8Array>;
+}
+
+/** The COPY statement around a fixed query; `target` is STDOUT, or PGlite's '/dev/blob'. */
+const copyStatement = (select: string, target: 'STDOUT' | "'/dev/blob'") => `COPY (${select}) TO ${target} (FORMAT binary)`;
+
+/** The COPY's bytes on `client`, which must be idle (COPY cannot share a pipelined connection). */
+const copyOn = (client: pg.ClientBase, select: string, into?: ArrayBuffer): Promise<Uint8Array> => copyOut(client, copyStatement(select, 'STDOUT'), into);
+
+/**
+ * A pg client's open transaction as a `Queryable` with binary COPY: for tests that look at the
+ * trail through a transaction of their own (one that tampers and rolls back). The client must not
+ * be pipelined, and must be inside BEGIN: the settings a COPY reads last until the transaction ends.
+ */
+export function transactionQueryable(client: pg.ClientBase): Queryable & BinaryCopy {
+  return {
+    query: async <Row>(text: Sql, params: readonly unknown[] = []) => (await client.query(queryConfig(text, params))).rows as Row[],
+    async copyBinary(select: string, settings: Statement, into?: ArrayBuffer) {
+      await client.query(queryConfig(settings.text, settings.params));
+      return copyOn(client, select, into);
+    },
+  };
+}
+
 /** What a listener is told: each notification on its channels, and each (re)connection. */
 export interface NotificationHandlers {
   onNotify(channel: string, payload: string): void;
@@ -57,7 +100,7 @@ export interface Listener {
   close(): Promise<void>;
 }
 
-export interface Database extends Queryable {
+export interface Database extends Queryable, BinaryCopy {
   readonly kind: 'postgres' | 'pglite';
   /** Runs `fn` in one transaction: committed if it resolves, rolled back if it throws. */
   transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T>;
@@ -117,12 +160,6 @@ const CHANNEL = /^[a-z_][a-z0-9_]{0,62}$/;
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
-/** A statement and its parameters. */
-interface Statement {
-  text: Sql;
-  params: readonly unknown[];
-}
-
 const SYSTEM_SCOPE = prepared('SELECT set_config($1, $2, true)');
 const TENANT_SCOPE = prepared('SELECT set_config($1, $2, true), set_config($3, $4, true)');
 
@@ -153,6 +190,8 @@ interface Driver {
   transaction<T>(fn: (tx: Queryable) => Promise<T>, signal?: AbortSignal, prelude?: Statement): Promise<T>;
   /** One statement in a transaction of its own that starts with `prelude`. */
   queryIn<Row>(prelude: Statement, text: Sql, params: readonly unknown[], signal?: AbortSignal): Promise<Row[]>;
+  /** `BinaryCopy.copyBinary` in a transaction of its own that starts with `prelude`, when given. */
+  copyBinary(prelude: Statement | undefined, select: string, settings: Statement, into: ArrayBuffer | undefined, signal?: AbortSignal): Promise<Uint8Array>;
   execScript(sql: string): Promise<void>;
   listen(channels: readonly string[], handlers: NotificationHandlers): Promise<Listener>;
   close(): Promise<void>;
@@ -174,6 +213,8 @@ function scopedView(driver: Driver, scope: Scope, signal?: AbortSignal): Databas
     query: async <Row>(text: Sql, params: readonly unknown[] = []) =>
       system ? system.query<Row>(text, params, signal) : driver.queryIn<Row>(scopeStatement(scope), text, params, signal),
     transaction,
+    // Async, so that a malformed scope is a rejection here too.
+    copyBinary: async (select, settings, into) => driver.copyBinary(scopeStatement(scope), select, settings, into, signal),
     execScript: () => Promise.reject(new Error('scripts run on the unscoped database only')),
     listen: (channels, handlers) => listenChecked(driver, channels, handlers),
     close: () => Promise.resolve(),
@@ -189,6 +230,7 @@ function fromDriver(driver: Driver, signal?: AbortSignal): Database {
     kind: driver.kind,
     query: <Row>(text: Sql, params: readonly unknown[] = []) => driver.query<Row>(text, params, signal),
     transaction: (fn) => driver.transaction(fn, signal),
+    copyBinary: (select, settings, into) => driver.copyBinary(undefined, select, settings, into, signal),
     execScript: (sql) => driver.execScript(sql),
     listen: (channels, handlers) => listenChecked(driver, channels, handlers),
     close: () => driver.close(),
@@ -424,17 +466,38 @@ export function connectPostgres(url: string, options: PostgresOptions = {}): Dat
     pipeline: true,
     options: `-c ${SYSTEM_SETTING}=on`,
   });
+  // COPY cannot share a pipelined connection, so it has two connections of its own, opened on
+  // first use: whole-trail reads are rare, and read at most two pages at once.
+  const copyPool = new pg.Pool({ connectionString: url, max: 2, connectionTimeoutMillis });
+  copyPool.on('error', () => undefined);
   const main = poolDriver(pool, maxQueue);
   return fromDriver({
     kind: 'postgres',
     ...main,
+    async copyBinary(prelude, select, settings, into, signal) {
+      checkSignal(signal);
+      const client = await copyPool.connect();
+      try {
+        await client.query('BEGIN');
+        if (prelude) await client.query(queryConfig(prelude.text, prelude.params));
+        await client.query(queryConfig(settings.text, settings.params));
+        const bytes = await copyOn(client, select, into);
+        await client.query('COMMIT');
+        client.release();
+        return bytes;
+      } catch (error) {
+        // A connection that failed inside a COPY is not trusted again.
+        client.release(error instanceof Error ? error : true);
+        throw error;
+      }
+    },
     system: poolDriver(systemPool, maxQueue),
     async execScript(sql: string) {
       await pool.query(sql);
     },
     listen: (channels, handlers) => pgListen(url, channels, handlers),
     async close() {
-      await Promise.all([pool.end(), systemPool.end()]);
+      await Promise.all([pool.end(), systemPool.end(), copyPool.end()]);
     },
     poolStats: () => ({
       total: pool.totalCount + systemPool.totalCount,
@@ -497,6 +560,18 @@ export async function openPglite(dataDir: string, use: EmbeddedDatabaseUse = { c
     transaction,
     queryIn: <Row>(prelude: Statement, text: Sql, params: readonly unknown[], signal?: AbortSignal) =>
       transaction((tx) => tx.query<Row>(text, params), signal, prelude),
+    // PGlite hands its COPY back as a blob of its own; `into` is of no use there.
+    async copyBinary(prelude, select, settings, _into, signal) {
+      checkSignal(signal);
+      return db.transaction(async (tx) => {
+        if (prelude) await tx.query(sqlText(prelude.text), [...prelude.params]);
+        await tx.query(sqlText(settings.text), [...settings.params]);
+        // PGlite has no STDOUT to copy to: its COPY writes to a blob it returns with the result.
+        const { blob } = await tx.query(copyStatement(select, "'/dev/blob'"));
+        if (!blob) throw new Error('PGlite returned no COPY output');
+        return new Uint8Array(await blob.arrayBuffer());
+      });
+    },
     async execScript(sql: string) {
       await db.exec(sql);
     },
