@@ -243,8 +243,9 @@ function fromDriver(driver: Driver, signal?: AbortSignal): Database {
 
 export interface PostgresOptions {
   /**
-   * Connections this process opens in all, at least 2: half serve system-scope statements (each
-   * signed request's authentication), the rest tenant work. Default 10.
+   * Connections this process keeps, at least 2: half serve system-scope statements (each signed
+   * request's authentication), the rest tenant work. Default 10. A whole-trail audit verify opens
+   * up to 2 more for its COPY reads while it runs; they close 10 s after it.
    */
   maxConnections?: number;
   /**
@@ -467,7 +468,8 @@ export function connectPostgres(url: string, options: PostgresOptions = {}): Dat
     options: `-c ${SYSTEM_SETTING}=on`,
   });
   // COPY cannot share a pipelined connection, so it has two connections of its own, opened on
-  // first use: whole-trail reads are rare, and read at most two pages at once.
+  // first use and closed when idle (pg's 10 s): whole-trail reads are rare, and read at most two
+  // pages at once.
   const copyPool = new pg.Pool({ connectionString: url, max: 2, connectionTimeoutMillis });
   copyPool.on('error', () => undefined);
   const main = poolDriver(pool, maxQueue);
