@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { ByteText, JsonbWriter } from './canonical-bytes.ts';
 import { canonicalJson } from './canonical.ts';
+import { jsonbText } from './jsonb-text.fixture.ts';
 
 /** A small seeded generator (mulberry32): the same values on every run. */
 function seeded(seed: number): () => number {
@@ -11,17 +12,6 @@ function seeded(seed: number): () => number {
     t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
     return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
   };
-}
-
-/** A value as jsonb writes it out: object keys by length, then bytes; ", " and ": " between. */
-function jsonbText(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(jsonbText).join(', ')}]`;
-  if (value !== null && typeof value === 'object') {
-    const byteOrder = (a: string, b: string) => Buffer.byteLength(a) - Buffer.byteLength(b) || Buffer.compare(Buffer.from(a), Buffer.from(b));
-    const entries = Object.entries(value).sort(([a], [b]) => byteOrder(a, b));
-    return `{${entries.map(([key, field]) => `${JSON.stringify(key)}: ${jsonbText(field)}`).join(', ')}}`;
-  }
-  return JSON.stringify(value);
 }
 
 /** What `JsonbWriter` makes of `text`, with a byte of other data on either side; null where it declines. */

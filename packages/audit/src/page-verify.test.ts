@@ -1,5 +1,6 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { ByteText } from './canonical-bytes.ts';
+import { jsonbText } from './jsonb-text.fixture.ts';
 import {
   type AuditEventInput,
   type AuditRecord,
@@ -57,17 +58,6 @@ function tuple(r: AuditRecord): AuditTuple {
 /** Records as the JSON text `recordsFromPageText` reads: each a JSON array, joined by commas. */
 function pageText(records: readonly AuditRecord[]): string {
   return records.map((r) => JSON.stringify(tuple(r))).join(',');
-}
-
-/** A value as jsonb writes it out: object keys by length, then bytes; ", " and ": " between. */
-function jsonbText(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(jsonbText).join(', ')}]`;
-  if (value !== null && typeof value === 'object') {
-    const byteOrder = (a: string, b: string) => Buffer.byteLength(a) - Buffer.byteLength(b) || Buffer.compare(Buffer.from(a), Buffer.from(b));
-    const entries = Object.entries(value).sort(([a], [b]) => byteOrder(a, b));
-    return `{${entries.map(([key, field]) => `${JSON.stringify(key)}: ${jsonbText(field)}`).join(', ')}}`;
-  }
-  return JSON.stringify(value);
 }
 
 /** One column of a row in PostgreSQL's binary COPY format: its length, then its bytes; NULL is length -1. */
