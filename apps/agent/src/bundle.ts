@@ -33,6 +33,12 @@ export interface BundleOptions {
   /** `cjs` yields one file with no chunks: what Node 20's single-executable applications run. */
   format?: 'esm' | 'cjs';
   keepExternal?: readonly string[];
+  /**
+   * Worker threads' entry points, by name: each is built to `<name>.js` at the bundle's root, beside
+   * `outfile`, sharing its chunks. Code that starts such a worker looks for it there, from the
+   * root or from `chunks/` one level below.
+   */
+  workers?: Readonly<Record<string, string>>;
 }
 
 /**
@@ -66,7 +72,7 @@ export interface Bundled {
 export async function bundleNode(entry: string, outfile: string, options: BundleOptions = {}): Promise<Bundled> {
   const format = options.format ?? 'esm';
   const result = await build({
-    entryPoints: { [path.basename(outfile, '.js')]: entry },
+    entryPoints: { [path.basename(outfile, '.js')]: entry, ...options.workers },
     outdir: path.dirname(outfile),
     chunkNames: 'chunks/[name]-[hash]',
     bundle: true,
@@ -96,10 +102,10 @@ export async function bundleNode(entry: string, outfile: string, options: Bundle
  * Builds an app's `src/cli.ts` into `dist/cli.js` (or into `dist`) and records its sources in
  * `inputs.json` beside it; the app's bin runs the bundle only while no source is newer.
  */
-export async function buildCli(appDir: string, dist = path.join(appDir, 'dist')): Promise<void> {
+export async function buildCli(appDir: string, dist = path.join(appDir, 'dist'), options: Pick<BundleOptions, 'workers'> = {}): Promise<void> {
   // Chunk names carry a content hash: without this, every build would leave the previous ones behind.
   await rm(path.join(dist, 'chunks'), { recursive: true, force: true });
-  const { inputs } = await bundleNode(path.join(appDir, 'src', 'cli.ts'), path.join(dist, 'cli.js'));
+  const { inputs } = await bundleNode(path.join(appDir, 'src', 'cli.ts'), path.join(dist, 'cli.js'), options);
   await writeFile(path.join(dist, 'inputs.json'), `${JSON.stringify(inputs)}\n`);
 }
 

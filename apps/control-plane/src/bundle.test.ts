@@ -3,7 +3,9 @@ import { copyFile, mkdir, mkdtemp, rm, utimes, writeFile } from 'node:fs/promise
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
-import { buildCli } from '@airlock/agent/bundle';
+import { bundleNode } from '@airlock/agent/bundle';
+import { PAGE_WORKERS } from '@airlock/audit';
+import { buildControlPlaneCli } from './bundle.ts';
 import packageJson from '../package.json' with { type: 'json' };
 
 const run = promisify(execFile);
@@ -15,7 +17,7 @@ const scratch = await mkdtemp(path.join(app, 'dist', 'bundle-test-'));
 afterAll(() => rm(scratch, { recursive: true, force: true }));
 
 async function prepare(): Promise<string> {
-  await buildCli(app, path.join(scratch, 'dist'));
+  await buildControlPlaneCli(path.join(scratch, 'dist'));
   await mkdir(path.join(scratch, 'bin'), { recursive: true });
   const bin = path.join(scratch, 'bin', 'airlock.js');
   await copyFile(path.join(app, 'bin', 'airlock.js'), bin);
@@ -37,5 +39,25 @@ describe('the airlock bin', () => {
     await utimes(changed, later, later);
     await writeFile(path.join(scratch, 'dist', 'inputs.json'), JSON.stringify([changed]));
     await expect(run(process.execPath, [bin, '--version'], { timeout: 30_000 })).rejects.toThrow(/src\/cli\.ts/);
+  });
+});
+
+describe('a bundle with the page workers', () => {
+  it('verifies audit pages on worker threads, without tsx', async () => {
+    const probe = path.join(scratch, 'probe.ts');
+    await writeFile(
+      probe,
+      `import { openPageVerifier } from '@airlock/audit';
+const pages = openPageVerifier({ threads: 2 });
+const summary = await pages.verify(new Uint8Array(3));
+process.stdout.write(JSON.stringify({ threads: pages.threads, summary }));
+await pages.close();
+`,
+    );
+    const outfile = path.join(scratch, 'probe', 'probe.js');
+    await bundleNode(probe, outfile, { workers: PAGE_WORKERS });
+    const { stdout } = await run(process.execPath, [outfile], { timeout: 30_000 });
+    // Three bytes are no page: a worker read them and said so.
+    expect(JSON.parse(stdout)).toEqual({ threads: 2, summary: { ok: false, tenantId: null, seq: 0, reason: 'a page of records could not be read' } });
   });
 });

@@ -40,6 +40,14 @@ export class ByteText {
     this.raw(part, 0, part.length);
   }
 
+  /** Bytes as they are, between double quotes: for text known to need no escape. */
+  quoted(source: Uint8Array, start: number, length: number): void {
+    this.reserve(length + 2);
+    this.buffer[this.length++] = QUOTE;
+    this.raw(source, start, length);
+    this.buffer[this.length++] = QUOTE;
+  }
+
   /** Text of code points below U+0080 only (a time, a number). */
   ascii(text: string): void {
     this.reserve(text.length);
@@ -377,7 +385,7 @@ export class JsonbWriter {
     if (this.scratch.length < length) this.scratch = Buffer.allocUnsafeSlow(Math.max(length, this.scratch.length * 2));
     const { scratch } = this;
     const written = out.buffer;
-    for (let i = 0; i < length; i++) scratch[i] = written[from + i] ?? 0;
+    written.copy(scratch, 0, from, from + length);
     // Insertion sort of the members' offsets on the stack: objects are small.
     const count = (this.top - base) / 4;
     if (this.order.length < count) this.order = new Int32Array(count * 2);

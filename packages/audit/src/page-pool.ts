@@ -2,9 +2,10 @@
  * A small pool of worker threads that verify pages of audit records (`verifyPage`), so that a
  * whole-trail verify hashes on every core while the main thread reads the next pages.
  *
- * The workers run `page-worker.ts`. From the sources (tsx, vitest) the worker registers tsx first;
- * where that file is not beside this one (a bundle that did not include it) the pages are
- * verified on the calling thread instead: slower, never less checked.
+ * The workers run `page-worker.ts`. From the sources (tsx, vitest) the worker registers tsx first.
+ * A bundle carries it as `page-worker.js` at its root (`PAGE_WORKERS`, passed to `bundleNode`);
+ * where a bundle did not include it, the pages are verified on the calling thread instead: slower,
+ * never less checked.
  */
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -13,6 +14,12 @@ import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { type PageSummary, verifyPage } from './page-verify.ts';
+
+/**
+ * The worker threads' entry points for a bundle (`bundleNode`'s `workers`): a bundle that can
+ * verify the whole trail includes them, so its workers start without tsx.
+ */
+export const PAGE_WORKERS: Readonly<Record<string, string>> = { 'page-worker': fileURLToPath(new URL('./page-worker.ts', import.meta.url)) };
 
 /** Workers at most: beyond this, the database's reading, not hashing, sets the pace. */
 export const MAX_PAGE_WORKERS = 4;
@@ -85,13 +92,19 @@ const { workerData } = require('node:worker_threads');
 (workerData.loader ? import(workerData.loader).then((tsx) => tsx.register()) : Promise.resolve()).then(() => import(workerData.entry));
 `;
 
-/** The worker's entry and the loader it needs, or null when there is no worker file to run. */
+/**
+ * The worker's entry and the loader it needs, or null when there is no worker file to run. In a
+ * bundle this code sits in the root file or in a chunk one level below, and the worker at the root.
+ */
 function workerEntry(): { entry: string; loader: string | null } | null {
   const here = fileURLToPath(import.meta.url);
-  const typescript = here.endsWith('.ts');
-  const file = path.join(path.dirname(here), typescript ? 'page-worker.ts' : 'page-worker.js');
+  if (!here.endsWith('.ts')) {
+    const dir = path.dirname(here);
+    const file = [path.join(dir, 'page-worker.js'), path.join(dir, '..', 'page-worker.js')].find((candidate) => existsSync(candidate));
+    return file === undefined ? null : { entry: pathToFileURL(file).href, loader: null };
+  }
+  const file = path.join(path.dirname(here), 'page-worker.ts');
   if (!existsSync(file)) return null;
-  if (!typescript) return { entry: pathToFileURL(file).href, loader: null };
   try {
     const tsx = path.dirname(createRequire(import.meta.url).resolve('tsx/package.json'));
     const loader = path.join(tsx, 'dist', 'esm', 'api', 'index.mjs');

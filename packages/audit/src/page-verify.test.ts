@@ -165,6 +165,10 @@ describe('verifyPage and ChainRuns', () => {
     }
     const shuffled = [...records.slice(0, 60)].reverse().concat(records.slice(60));
     expect(await verifyInPages(pages, shuffled, 60)).toEqual({ ok: true, count: 120 });
+    // Out of order, every record of the page is a run of its own: a gap still shows when they are stitched.
+    expect((await verifyInPages(pages, shuffled.filter((record) => record.seq !== 30), 60)).ok).toBe(false);
+    const relinked = shuffled.map((record) => (record.seq === 30 ? { ...record, prevHash: records[0]?.hash ?? '' } : record));
+    expect((await verifyInPages(pages, relinked, 60)).ok).toBe(false);
   });
 
   it('cuts a page of two chains into one run each', () => {

@@ -4,10 +4,11 @@
  * A page is whatever the database read in one go: records of any chains, in any order (a scan of
  * the table in its physical order mixes every tenant's chain). A record's own check (its hash
  * recomputed over its content and its `prevHash`) needs nothing but the record, so pages are hashed
- * in parallel. Within a page, each chain's records are sorted by `seq` and cut into runs of
- * consecutive `seq`, each run's `prevHash` equal to the previous record's `hash`, as `ChainVerifier`
- * checks. `ChainRuns` then puts a chain's runs from every page in order and holds each run's first `seq`
- * and `prevHash` to the previous run's last `seq` and `hash`, from the chain's start to its head.
+ * in parallel. Within a page, each chain's records are cut, in the order they come, into runs of
+ * consecutive `seq`, each record's `prevHash` equal to the previous record's `hash`, as
+ * `ChainVerifier` checks. `ChainRuns` then puts a chain's runs from every page in `seq` order and
+ * holds each run's first `seq` and `prevHash` to the previous run's last `seq` and `hash`, from the
+ * chain's start to its head.
  * Together that is exactly what one `ChainVerifier` over the whole chain checks: no record missing,
  * none twice, none out of place, none edited.
  */
@@ -29,14 +30,40 @@ export interface ChainRun {
 
 export type PageSummary = { ok: true; runs: ChainRun[] } | { ok: false; tenantId: string | null; seq: number; reason: string };
 
-/** What a run needs of a record once its hash has been recomputed: where it sits and what it links. */
-interface Link {
-  seq: number;
-  prevHash: string;
-  hash: string;
+/**
+ * The run a chain is in the middle of, while a page is read: where it started, and where its last
+ * record's hash sits in the page, so that the next record's `prevHash` is compared byte to byte
+ * and no text is made of either until the run ends.
+ */
+class OpenRun {
+  count = 1;
+  constructor(
+    readonly tenantId: string | null,
+    readonly first: { seq: number; prevHash: string },
+    public lastSeq: number,
+    /** Where the last record's stored hash starts in the page, and its length. */
+    public hashAt: number,
+    public hashLength: number,
+  ) {}
+
+  close(bytes: Buffer): ChainRun {
+    return { tenantId: this.tenantId, first: this.first, last: { seq: this.lastSeq, hash: bytes.toString('latin1', this.hashAt, this.hashAt + this.hashLength) }, count: this.count };
+  }
 }
 
-const bySeq = (a: Link, b: Link) => a.seq - b.seq;
+/** Whether `bytes[at, at + length)` are the code units of `text`, which is ASCII. */
+function sameAscii(text: string, bytes: Buffer, at: number, length: number): boolean {
+  if (text.length !== length) return false;
+  for (let i = 0; i < length; i++) if (text.charCodeAt(i) !== bytes[at + i]) return false;
+  return true;
+}
+
+/** Whether two stretches of the page hold the same bytes. */
+function sameBytes(bytes: Buffer, a: number, aLength: number, b: number, bLength: number): boolean {
+  if (aLength !== bLength) return false;
+  for (let i = 0; i < aLength; i++) if (bytes[a + i] !== bytes[b + i]) return false;
+  return true;
+}
 
 /**
  * `isoFromMicros` (tuples.ts), exactly, with the text up to the second kept from the record before: a page's
@@ -202,7 +229,8 @@ class UuidTexts {
  */
 export function verifyPage(page: Uint8Array): PageSummary {
   const bytes = Buffer.from(page.buffer, page.byteOffset, page.byteLength);
-  const chains = new Map<string | null, Link[]>();
+  const open = new Map<string | null, OpenRun>();
+  const runs: ChainRun[] = [];
   const times = new IsoTimes();
   const uuids = new UuidTexts();
   const out = new ByteText();
@@ -282,7 +310,9 @@ export function verifyPage(page: Uint8Array): PageSummary {
       out.put(OUTCOME);
       out.string(bytes, outcomeAt, outcomeLength);
       out.put(PREV_HASH);
-      out.string(bytes, prevAt, prevLength);
+      // As stored, quoted: a `prevHash` that is not hex digits cannot link (see above), so there is
+      // nothing in it to escape.
+      out.quoted(bytes, prevAt, prevLength);
       out.put(SEQ);
       out.integer(seq);
       out.put(SOURCE_IP);
@@ -293,12 +323,22 @@ export function verifyPage(page: Uint8Array): PageSummary {
       if (tenantLength < 0) out.put(NULL);
       else out.uuid(bytes, tenantAt);
       out.put(CLOSE);
-      const hash = bytes.toString('latin1', hashAt, hashAt + hashLength);
-      if (sha256(new Uint8Array(out.buffer.buffer, out.buffer.byteOffset, out.length)) !== hash) return { ok: false, tenantId, seq, reason: 'hash does not match the record (edited)' };
-      const link = { seq, prevHash: bytes.toString('latin1', prevAt, prevAt + prevLength), hash };
-      const links = chains.get(tenantId);
-      if (links) links.push(link);
-      else chains.set(tenantId, [link]);
+      if (!sameAscii(sha256(new Uint8Array(out.buffer.buffer, out.buffer.byteOffset, out.length)), bytes, hashAt, hashLength)) {
+        return { ok: false, tenantId, seq, reason: 'hash does not match the record (edited)' };
+      }
+      // Rows come in the table's order, which within a chain is almost always `seq` order: a
+      // record that follows its chain's last one extends that run, anything else starts a new run.
+      const run = open.get(tenantId);
+      if (run && seq === run.lastSeq + 1) {
+        if (!sameBytes(bytes, prevAt, prevLength, run.hashAt, run.hashLength)) return { ok: false, tenantId, seq, reason: 'prevHash does not match the previous record' };
+        run.lastSeq = seq;
+        run.hashAt = hashAt;
+        run.hashLength = hashLength;
+        run.count += 1;
+        continue;
+      }
+      if (run) runs.push(run.close(bytes));
+      open.set(tenantId, new OpenRun(tenantId, { seq, prevHash: bytes.toString('latin1', prevAt, prevAt + prevLength) }, seq, hashAt, hashLength));
     }
     // The trailer ends the page: nothing may follow it.
     if (reader.at !== bytes.length) throw new Unreadable();
@@ -307,33 +347,7 @@ export function verifyPage(page: Uint8Array): PageSummary {
     if (error instanceof Unreadable || error instanceof RangeError) return unreadable(tenantId, seq);
     throw error;
   }
-
-  const runs: ChainRun[] = [];
-  for (const [tenantId, links] of chains) {
-    // Rows come in the table's order, which is almost always the chain's: sort only when not.
-    for (let i = 1; i < links.length; i++) {
-      if (bySeq(links[i - 1] as Link, links[i] as Link) > 0) {
-        links.sort(bySeq);
-        break;
-      }
-    }
-    let start = 0;
-    while (start < links.length) {
-      // The first record is trusted for where it starts; `ChainRuns` checks that against the run before.
-      const first = links[start] as Link;
-      let previous = first;
-      let end = start + 1;
-      for (; end < links.length; end++) {
-        const link = links[end] as Link;
-        // A gap (or a repeated seq) ends the run; whether the runs fit together is decided later.
-        if (link.seq !== previous.seq + 1) break;
-        if (link.prevHash !== previous.hash) return { ok: false, tenantId, seq: link.seq, reason: 'prevHash does not match the previous record' };
-        previous = link;
-      }
-      runs.push({ tenantId, first: { seq: first.seq, prevHash: first.prevHash }, last: { seq: previous.seq, hash: previous.hash }, count: end - start });
-      start = end;
-    }
-  }
+  for (const run of open.values()) runs.push(run.close(bytes));
   return { ok: true, runs };
 }
 

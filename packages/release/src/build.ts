@@ -24,6 +24,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { bundleNode } from '@airlock/agent/bundle';
+import { PAGE_WORKERS } from '@airlock/audit';
 import { decodePublicKey } from '@airlock/identity';
 
 const run = promisify(execFile);
@@ -82,12 +83,16 @@ async function buildAgentExecutable(work: string, out: string): Promise<void> {
 }
 
 /**
- * The control plane's files under /usr/lib/airlock/control-plane: the ESM bundle and its chunks,
+ * The control plane's files under /usr/lib/airlock/control-plane: the ESM bundle, its chunks and worker threads,
  * PGlite beside it (it loads its WebAssembly from its own directory), and the packages the code
  * finds through their package.json (the storage package's migrations; the console's build).
  */
 async function buildControlPlane(lib: string): Promise<void> {
-  await bundleNode(path.join(import.meta.dirname, 'control-plane-main.ts'), path.join(lib, 'cli.js'), { mode: 'self-contained', keepExternal: ['@electric-sql/pglite', 'pg-native'] });
+  await bundleNode(path.join(import.meta.dirname, 'control-plane-main.ts'), path.join(lib, 'cli.js'), {
+    mode: 'self-contained',
+    keepExternal: ['@electric-sql/pglite', 'pg-native'],
+    workers: PAGE_WORKERS,
+  });
   await writeFile(path.join(lib, 'package.json'), `${JSON.stringify({ name: 'airlock-control-plane', private: true, type: 'module' }, null, 2)}\n`);
   const modules = path.join(lib, 'node_modules');
   await cp(packageDir('@electric-sql/pglite'), path.join(modules, '@electric-sql', 'pglite'), {

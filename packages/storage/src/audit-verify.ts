@@ -17,6 +17,14 @@ import type { BinaryCopy, Queryable, Statement } from './database.ts';
 /** Table blocks a page: about 13 records a block, so some 13 000 records and 5 MB of rows. */
 export const VERIFY_PAGE_BLOCKS = 1_000;
 
+/**
+ * A new page buffer's size, per block of the page: about what a block's rows take in COPY's form
+ * (more where a value was stored compressed, and then the buffer grows). Growing costs a copy and
+ * fresh memory at every doubling, and fresh memory a page fault for every 4 KiB touched; the
+ * buffers of verified pages are reused after.
+ */
+const PAGE_BYTES_PER_BLOCK = 8_192;
+
 /** Pages read at once; with the pages being hashed, this keeps both cores busy. */
 const READS_AT_ONCE = 2;
 
@@ -103,7 +111,8 @@ export async function verifyChainsFast(
     while (nextBlock < blocks && failed === null) {
       const from = nextBlock;
       nextBlock = Math.min(blocks, from + blocksPerPage);
-      const page = await readBlocks(db, from, nextBlock, chains, headSeqs, legacy.seq, pages.spare());
+      const into = pages.spare() ?? new ArrayBuffer(blocksPerPage * PAGE_BYTES_PER_BLOCK);
+      const page = await readBlocks(db, from, nextBlock, chains, headSeqs, legacy.seq, into);
       const done = pages.verify(page).then(take);
       hashing.add(done);
       void done.finally(() => hashing.delete(done)).catch(() => undefined);
