@@ -14,6 +14,7 @@
  *   *_vs_target       the figure over its target: ≥ 1 meets it for appends, ≤ 1 for verify;
  *   loadavg_*         the machine's load average around each phase: it is shared, and the figures
  *                     move with it;
+ *   appends_cpu_*_ms  CPU milliseconds per append, in this process and in PostgreSQL (as below);
  *   verify_cpu_*_s    CPU seconds the verify took in this process (every thread) and in PostgreSQL
  *                     (the server's processes, read from /proc; null where there is none), per
  *                     million events: where the time goes when the cores are shared.
@@ -24,7 +25,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
 import { type AuditEventInput, type AuditRecord, type ChainHead, chainEvent, defaultPageThreads } from '@airlock/audit';
-import { connectPostgres, createCheckpoint, migrate, recordAudit, signerFromSecretKey, verifyStoredAudit, writeAuditRecords } from '@airlock/storage';
+import { connectPostgres, createCheckpoint, migrate, type Queryable, recordAudit, signerFromSecretKey, verifyStoredAudit, writeAuditRecords } from '@airlock/storage';
 import { generateKeyPair } from '@airlock/identity';
 import { startPostgres } from '@airlock/testing';
 import { setUpCli } from './cli.ts';
@@ -58,6 +59,16 @@ function cpuTicks(pid: number, children: boolean): number {
   const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
   const at = (field: number) => Number(fields[field - 3] ?? 0);
   return at(14) + at(15) + (children ? at(16) + at(17) : 0);
+}
+
+/** The PostgreSQL server's postmaster: the parent of a backend. Null where /proc cannot tell. */
+async function postmasterOf(db: Queryable): Promise<number | null> {
+  const [backend] = await db.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
+  try {
+    return backend ? Number(readFileSync(`/proc/${backend.pid}/stat`, 'utf8').split(') ')[1]?.split(' ')[1]) : null;
+  } catch {
+    return null;
+  }
 }
 
 /**
@@ -107,9 +118,14 @@ async function main() {
   const appendDb = connectPostgres(await postgres.createDatabase(), { maxConnections: WRITERS });
   let appended = 0;
   let appendElapsed = 0;
+  let appendCpuNode = 0;
+  let appendCpuPostgres: number | null = null;
   try {
     await migrate(appendDb);
     log(`appending with ${WRITERS} writers for ${appendSeconds} s or ${MAX_APPENDS} events...`);
+    const postmaster = await postmasterOf(appendDb);
+    const postgresBefore = postgresCpuSeconds(postmaster);
+    const nodeBefore = process.cpuUsage();
     const started = performance.now();
     const deadline = started + appendSeconds * 1000;
     await Promise.all(
@@ -122,6 +138,10 @@ async function main() {
       }),
     );
     appendElapsed = (performance.now() - started) / 1000;
+    const node = process.cpuUsage(nodeBefore);
+    const postgresAfter = postgresCpuSeconds(postmaster);
+    appendCpuNode = (node.user + node.system) / 1e6;
+    appendCpuPostgres = postgresBefore === null || postgresAfter === null ? null : postgresAfter - postgresBefore;
     loadAppend = loadavg();
     await createCheckpoint(appendDb, signer);
     const check = await verifyStoredAudit(appendDb, signer.publicKey);
@@ -158,13 +178,7 @@ async function main() {
     await createCheckpoint(verifyDb, signer);
     await verifyDb.query('VACUUM ANALYZE audit_events');
     log(`generated in ${((performance.now() - generateStarted) / 1000).toFixed(1)} s; verifying...`);
-    const [backend] = await verifyDb.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
-    let postmaster: number | null = null;
-    try {
-      postmaster = backend ? Number(readFileSync(`/proc/${backend.pid}/stat`, 'utf8').split(') ')[1]?.split(' ')[1]) : null;
-    } catch {
-      postmaster = null;
-    }
+    const postmaster = await postmasterOf(verifyDb);
     loadVerify = loadavg();
     const postgresBefore = postgresCpuSeconds(postmaster);
     const nodeBefore = process.cpuUsage();
@@ -191,6 +205,8 @@ async function main() {
     appends_target: APPENDS_TARGET,
     appends_vs_target: round(appendsPerS / APPENDS_TARGET),
     appends_loadavg_1m: round(loadAppend[0] ?? 0),
+    appends_cpu_node_ms: round((appendCpuNode * 1000) / appended, 3),
+    appends_cpu_postgres_ms: appendCpuPostgres === null ? null : round((appendCpuPostgres * 1000) / appended, 3),
     verify_events: verifyEvents,
     verify_chains: TENANTS.length,
     verify_s: round(verifySeconds),

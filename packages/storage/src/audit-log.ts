@@ -3,8 +3,11 @@
  * privileged action whose audit record cannot be written is rolled back with it (fail closed).
  */
 import { type AuditEventInput, type AuditRecord, assertAuditable, canonicalRecordParts, recordsFromPageText, redactMeta } from '@airlock/audit';
-import type { Database, Queryable } from './database.ts';
+import { type Database, prepared, type Queryable } from './database.ts';
 import { processMetrics } from './metrics.ts';
+
+/** Every audited action sends it: prepared, so PostgreSQL parses and plans it once per connection. */
+const AUDIT_APPEND = prepared('SELECT seq::text AS seq, prev_hash, hash FROM audit_append($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)');
 
 export async function appendAudit(tx: Queryable, event: AuditEventInput, now: Date = new Date()): Promise<AuditRecord> {
   assertAuditable(event.action);
@@ -16,7 +19,7 @@ export async function appendAudit(tx: Queryable, event: AuditEventInput, now: Da
   // hashes as hashEvent does. Other tenants' appends go on in parallel.
   const stopTimer = processMetrics.auditAppendSeconds.startTimer();
   const [row] = await tx.query<{ seq: string; prev_hash: string; hash: string }>(
-    'SELECT seq::text AS seq, prev_hash, hash FROM audit_append($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)',
+    AUDIT_APPEND,
     [
       event.tenantId,
       at,
