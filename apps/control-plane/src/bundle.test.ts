@@ -43,7 +43,7 @@ describe('the airlock bin', () => {
 });
 
 describe('a bundle with the page workers', () => {
-  it('verifies audit pages on worker threads, without tsx', async () => {
+  it.each([['external', {}], ['self-contained (the release)', { mode: 'self-contained' as const }]])('verifies audit pages on worker threads, without tsx: %s', async (name, options) => {
     const probe = path.join(scratch, 'probe.ts');
     await writeFile(
       probe,
@@ -54,8 +54,8 @@ process.stdout.write(JSON.stringify({ threads: pages.threads, summary }));
 await pages.close();
 `,
     );
-    const outfile = path.join(scratch, 'probe', 'probe.js');
-    await bundleNode(probe, outfile, { workers: PAGE_WORKERS });
+    const outfile = path.join(scratch, `probe-${name.split(' ')[0]}`, 'probe.js');
+    await bundleNode(probe, outfile, { ...options, workers: PAGE_WORKERS });
     const { stdout } = await run(process.execPath, [outfile], { timeout: 30_000 });
     // Three bytes are no page: a worker read them and said so.
     expect(JSON.parse(stdout)).toEqual({ threads: 2, summary: { ok: false, tenantId: null, seq: 0, reason: 'a page of records could not be read' } });
