@@ -36,13 +36,15 @@ const tid = (block: number) => `(${block},0)`;
  * this verify's business. Joined against the heads as given, so the database filters them. The
  * rows come as they are stored, in PostgreSQL's binary COPY format (`PAGE_COLUMNS`), and go to
  * `verifyPage` unparsed: writing each row out as JSON took the database longer than the rest of
- * the verify. COPY takes no parameters; `SCAN_SETTINGS` sets, as parameters, what `SCAN` reads.
+ * the verify. COPY takes no parameters; `SCAN_SETTINGS` sets, as parameters, what `SCAN` reads,
+ * each once: a sub-select is evaluated once, before the scan, where `current_setting` in a
+ * condition is called again for every row.
  */
 const SCAN = `SELECT ${PAGE_COLUMNS.map((column) => `e.${column}`).join(', ')}
-  FROM audit_events e JOIN unnest(current_setting('airlock.scan_chains')::uuid[], current_setting('airlock.scan_heads')::bigint[]) AS h (chain, head_seq)
+  FROM audit_events e JOIN unnest((SELECT current_setting('airlock.scan_chains')::uuid[]), (SELECT current_setting('airlock.scan_heads')::bigint[])) AS h (chain, head_seq)
     ON h.chain = coalesce(e.tenant_id, '${SYSTEM_CHAIN}'::uuid)
-  WHERE e.ctid >= current_setting('airlock.scan_from')::tid AND e.ctid < current_setting('airlock.scan_to')::tid
-    AND e.seq > current_setting('airlock.scan_after')::bigint AND e.seq <= h.head_seq`;
+  WHERE e.ctid >= (SELECT current_setting('airlock.scan_from')::tid) AND e.ctid < (SELECT current_setting('airlock.scan_to')::tid)
+    AND e.seq > (SELECT current_setting('airlock.scan_after')::bigint) AND e.seq <= h.head_seq`;
 
 const SCAN_SETTINGS = `SELECT set_config('airlock.scan_from', $1::tid::text, true), set_config('airlock.scan_to', $2::tid::text, true),
   set_config('airlock.scan_chains', $3::uuid[]::text, true), set_config('airlock.scan_heads', $4::bigint[]::text, true),
