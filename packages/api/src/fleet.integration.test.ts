@@ -235,6 +235,36 @@ describe('a fleet across replicas on one PostgreSQL', () => {
     expect(again.text).not.toMatch(/heartbeat/);
   });
 
+  it('asks the canary ring on its wake-up streams to heartbeat when a rollout starts, and not the rest ring', async () => {
+    const a = await replica();
+    const b = await replica();
+    const canary = await addAgent();
+    const rest = await addAgent();
+    const [group] = await setup.query<{ id: string }>("INSERT INTO agent_groups (tenant_id, name) VALUES ($1, 'canaries') RETURNING id", [tenantId]);
+    await setup.query('INSERT INTO agent_group_members (group_id, agent_id, tenant_id) VALUES ($1, $2, $3)', [group?.id, canary.id, tenantId]);
+    // The control plane stores a release's signature without checking it (the agent does), so any well-formed one serves.
+    const manifest = JSON.stringify({ v: 1, product: 'airlock-agent', platform: 'linux-x64', version: '9.0.0', artifact: { sha256: 'a'.repeat(64), size: 1 }, downgradeAllowed: false, issuedAt: new Date().toISOString() });
+    const [release] = await setup.query<{ id: string }>(
+      `INSERT INTO releases (tenant_id, version, platform, manifest, signature, size, sha256, downgrade_allowed, state, published_at)
+       VALUES ($1, '9.0.0', 'linux-x64', $2, $3, 1, $4, false, 'published', now()) RETURNING id`,
+      [tenantId, manifest, `${'A'.repeat(86)}==`, 'a'.repeat(64)],
+    );
+    const canaryStream = await openWakeups(b.base, canary);
+    const restStream = await openWakeups(b.base, rest);
+    await canaryStream.until(/^event: connected$/m);
+    await restStream.until(/^event: connected$/m);
+    const created = await asAdmin(a.base, 'rollouts.create', { releaseId: release?.id, canaryGroupId: group?.id, haltFailureRate: 0.5 });
+    expect(created.status, JSON.stringify(created.body)).toBe(200);
+    await canaryStream.until(/^data: \{"heartbeat":true\}$/m);
+    await canaryStream.ended;
+    // The heartbeat it asked for is where the offer is made.
+    const beat = await asAgent(b.base, 'agent.heartbeat', { version: '1.0.0', hostname: 'h' }, canary);
+    expect((beat.body.result?.data['update'] as { releaseId?: string } | null)?.releaseId).toBe(release?.id);
+    await sleep(500);
+    expect(restStream.text).not.toMatch(/heartbeat/);
+    await setup.query("UPDATE rollouts SET state = 'halted', finished_at = now() WHERE tenant_id = $1 AND state = 'active'", [tenantId]);
+  });
+
   it("keeps the last-seen time of an agent on its wake-up stream fresh, in the sweep", async () => {
     const c = await replica({ sweepMs: 200 });
     const agent = await addAgent();

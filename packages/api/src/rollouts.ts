@@ -6,7 +6,7 @@
  */
 import { type UpdateOffer, type UpdateStatus, UPDATE_OFFER_TIMEOUT_MS } from '@airlock/protocol';
 import type { JsonValue } from '@airlock/audit';
-import { appendAudit, eventBy, type Queryable } from '@airlock/storage';
+import { appendAudit, eventBy, prepared, type Queryable } from '@airlock/storage';
 import type { AgentPrincipal } from '@airlock/auth';
 import type { RequestFacts } from './context.ts';
 
@@ -96,6 +96,28 @@ async function expireSilentOffers(tx: Queryable, agent: AgentPrincipal, now: Dat
   }
 }
 
+/** An agent's row `ra` of an active rollout is in an open ring: the canary ring, or the rest once no canary is still under way. */
+const RING_OPEN = `(ra.ring = 'canary' OR NOT EXISTS (
+  SELECT 1 FROM rollout_agents c WHERE c.rollout_id = ra.rollout_id AND c.ring = 'canary' AND c.state IN ('waiting', 'offered')))`;
+
+/** See `heartbeatWanted`; a woken stream with no job for its agent asks it. */
+const HEARTBEAT_WANTED = prepared(
+  `SELECT a.key_rotation_requested_at IS NOT NULL OR EXISTS (
+     SELECT 1 FROM rollout_agents ra JOIN rollouts r ON r.id = ra.rollout_id
+     WHERE ra.agent_id = a.id AND ra.state = 'waiting' AND r.state = 'active' AND r.starts_at <= $2 AND r.ends_at > $2 AND ${RING_OPEN}) AS wanted
+   FROM agents a WHERE a.id = $1`,
+);
+
+/**
+ * Whether an agent has news that only a heartbeat brings it: an admin's request to rotate its
+ * key, or an update due and not yet offered (the offer is made at the heartbeat, so it is not
+ * asked twice for one release).
+ */
+export async function heartbeatWanted(db: Queryable, agentId: string, now: Date): Promise<boolean> {
+  const [row] = await db.query<{ wanted: boolean }>(HEARTBEAT_WANTED, [agentId, now]);
+  return row?.wanted === true;
+}
+
 /**
  * What the agent is due, from a heartbeat reporting `version`: an offer, or null. An agent already
  * running the release counts as installed; an offer unanswered for `UPDATE_OFFER_TIMEOUT_MS` as
@@ -108,9 +130,7 @@ export async function dueUpdate(tx: Queryable, agent: AgentPrincipal, request: R
      FROM rollout_agents ra
      JOIN rollouts r ON r.id = ra.rollout_id
      JOIN releases rel ON rel.id = r.release_id
-     WHERE ra.agent_id = $1 AND r.state = 'active' AND r.starts_at <= $2 AND r.ends_at > $2 AND ra.state IN ('waiting', 'offered')
-       AND (ra.ring = 'canary' OR NOT EXISTS (
-         SELECT 1 FROM rollout_agents c WHERE c.rollout_id = ra.rollout_id AND c.ring = 'canary' AND c.state IN ('waiting', 'offered')))
+     WHERE ra.agent_id = $1 AND r.state = 'active' AND r.starts_at <= $2 AND r.ends_at > $2 AND ra.state IN ('waiting', 'offered') AND ${RING_OPEN}
      ORDER BY r.created_at LIMIT 1
      FOR UPDATE OF ra`,
     [agent.agentId, now],

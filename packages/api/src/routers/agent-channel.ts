@@ -2,7 +2,7 @@
 import type { TRPCRouterRecord } from '@trpc/server';
 import { AuthenticationError, NotFoundError } from '@airlock/errors';
 import { heartbeatInput, type IntegrationSpec, nextJobInput, nextJobOutput, releaseChunkInput, releaseChunkOutput, runProgress, runReport, updateReportInput, WAKEUP_STREAM_MS } from '@airlock/protocol';
-import { dueUpdate, recordUpdateReport } from '../rollouts.ts';
+import { dueUpdate, heartbeatWanted, recordUpdateReport } from '../rollouts.ts';
 import { appendAudit, eventBy, prepared, recordAudit } from '@airlock/storage';
 import { abandonedEvent, abandonRuns, decideForGroup, decideIntegration, sealJob } from '@airlock/dispatch';
 import type { Context } from '../context.ts';
@@ -188,9 +188,9 @@ export const agentChannelRouter = {
    * the agent it stays open until `WAKEUP_STREAM_MS`. A waiting agent so costs one request per
    * stream, not one per long-poll, and no database work while nothing happens for it: wake-ups come
    * through LISTEN/NOTIFY, and the sweep that catches lost ones also keeps its last-seen time
-   * fresh. The stream is kept open with pings (see http.ts). Woken with no job but an admin's
-   * request to rotate the agent's key, it asks the agent to heartbeat now (where it learns of the
-   * request), and ends. Ends refused, as the agent's next request would be, once the agent is
+   * fresh. The stream is kept open with pings (see http.ts). Woken with no job but with news only a
+   * heartbeat brings (an admin's request to rotate the agent's key, an update due: see
+   * `heartbeatWanted`), it asks the agent to heartbeat now, and ends. Ends refused, as the agent's next request would be, once the agent is
    * revoked or its key rotated away.
    */
   wakeups: agentProcedure.subscription(async function* ({ ctx, signal }) {
@@ -206,8 +206,7 @@ export const agentChannelRouter = {
         }
         // Only on a wake-up: an agent that cannot rotate must not be asked again at every opening.
         if (opening) continue;
-        const [agent] = await ctx.db.query<{ rotate: boolean }>('SELECT key_rotation_requested_at IS NOT NULL AS rotate FROM agents WHERE id = $1', [ctx.agent.agentId]);
-        if (agent?.rotate) {
+        if (await heartbeatWanted(ctx.db, ctx.agent.agentId, ctx.now())) {
           yield { heartbeat: true as const };
           return;
         }

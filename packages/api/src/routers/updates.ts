@@ -17,6 +17,7 @@ import {
   uploadReleaseChunkInput,
 } from '@airlock/protocol';
 import { appendAudit, eventBy } from '@airlock/storage';
+import { notifyAgents, WAKE_CHANNEL } from '@airlock/dispatch';
 import { procedureFor } from '../trpc.ts';
 
 /** A rollout's window when the admin names none: from now, for this long (ms). */
@@ -195,7 +196,10 @@ export const rolloutsRouter = {
     });
   }),
 
-  /** Targets every active agent of the tenant: members of the canary group in the first ring, the others after it. Supersedes an active rollout. */
+  /**
+   * Targets every active agent of the tenant: members of the canary group in the first ring, the
+   * others after it. Supersedes an active rollout. A canary ring whose window is open is woken at once.
+   */
   create: procedureFor('agents:write')
     .input(createRolloutInput)
     .mutation(async ({ ctx, input }) => {
@@ -235,6 +239,13 @@ export const rolloutsRouter = {
           [rollout.id, ctx.admin.tenantId, input.canaryGroupId ?? null],
         );
         const canary = targeted.filter((row) => row.ring === 'canary').length;
+        // The canary ring is asked to heartbeat at once, where it is offered the release, so its
+        // outcome comes in minutes. The rest learn at their own heartbeats, spread over the
+        // heartbeat interval: a whole fleet does not download the release in the same second.
+        if (canary > 0 && startsAt <= now) {
+          const ring = await tx.query<{ agent_id: string }>("SELECT agent_id FROM rollout_agents WHERE rollout_id = $1 AND ring = 'canary'", [rollout.id]);
+          await notifyAgents(tx, WAKE_CHANNEL, ring.map((row) => row.agent_id));
+        }
         await appendAudit(
           tx,
           eventBy(ctx.admin, ctx.request, {
