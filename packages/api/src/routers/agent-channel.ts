@@ -190,8 +190,8 @@ export const agentChannelRouter = {
    * through LISTEN/NOTIFY, and the sweep that catches lost ones also keeps its last-seen time
    * fresh. The stream is kept open with pings (see http.ts). Woken with no job but with news only a
    * heartbeat brings (an admin's request to rotate the agent's key, an update due: see
-   * `heartbeatWanted`), it asks the agent to heartbeat now, and ends. Ends refused, as the agent's next request would be, once the agent is
-   * revoked or its key rotated away.
+   * `heartbeatWanted`), it asks the agent to heartbeat now, and ends. Ends refused, as the agent's
+   * next request would be, once the agent is revoked or its key rotated away.
    */
   wakeups: agentProcedure.subscription(async function* ({ ctx, signal }) {
     const ends = Date.now() + WAKEUP_STREAM_MS - Math.floor(Math.random() * (WAKEUP_STREAM_MS / 5));

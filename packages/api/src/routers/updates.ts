@@ -230,22 +230,19 @@ export const rolloutsRouter = {
           [ctx.admin.tenantId, input.releaseId, input.canaryGroupId ?? null, startsAt, endsAt, input.haltFailureRate, input.downgrade],
         );
         if (!rollout) throw new ConflictError('the rollout was not stored');
-        const targeted = await tx.query<{ ring: string }>(
+        const targeted = await tx.query<{ agent_id: string; ring: string }>(
           `INSERT INTO rollout_agents (rollout_id, agent_id, tenant_id, ring)
            SELECT $1, a.id, a.tenant_id,
                   CASE WHEN EXISTS (SELECT 1 FROM agent_group_members m WHERE m.group_id = $3 AND m.agent_id = a.id) THEN 'canary' ELSE 'rest' END
            FROM agents a WHERE a.tenant_id = $2 AND a.status = 'active'
-           RETURNING ring`,
+           RETURNING agent_id, ring`,
           [rollout.id, ctx.admin.tenantId, input.canaryGroupId ?? null],
         );
         const canary = targeted.filter((row) => row.ring === 'canary').length;
         // The canary ring is asked to heartbeat at once, where it is offered the release, so its
         // outcome comes in minutes. The rest learn at their own heartbeats, spread over the
         // heartbeat interval: a whole fleet does not download the release in the same second.
-        if (canary > 0 && startsAt <= now) {
-          const ring = await tx.query<{ agent_id: string }>("SELECT agent_id FROM rollout_agents WHERE rollout_id = $1 AND ring = 'canary'", [rollout.id]);
-          await notifyAgents(tx, WAKE_CHANNEL, ring.map((row) => row.agent_id));
-        }
+        if (startsAt <= now) await notifyAgents(tx, WAKE_CHANNEL, targeted.filter((row) => row.ring === 'canary').map((row) => row.agent_id));
         await appendAudit(
           tx,
           eventBy(ctx.admin, ctx.request, {
