@@ -1,7 +1,8 @@
 /**
  * `npm run -s bench:fleet -- [--json] [--agents 10000] [--dispatch-agents 1000] [--runs 200]`
  *
- * One control plane (`airlock serve`, its own process) on a throwaway PostgreSQL, driven by agents
+ * One control plane (`airlock serve`, its own process, compiled as `npm run build` compiles it: the
+ * code an install runs, not the sources through tsx) on a throwaway PostgreSQL, driven by agents
  * that enroll through the real enrollment API and speak with the agent's own client and signing
  * code (`createAgentClient`), all on loopback:
  *   signed_calls_per_s         heartbeats per second from 200 concurrent agents (target ≥ 3,000);
@@ -43,6 +44,8 @@ import { createTRPCClient, httpLink } from '@trpc/client';
 import { createAgentClient, createEnrollmentClient, reconnectDelay, retryAfterOf } from '@airlock/agent';
 import { HEARTBEAT_INTERVAL_MS, RECONNECT_MAX_DELAY_MS, WAKEUP_STREAM_MS } from '@airlock/protocol';
 import { bootstrapTenant } from '@airlock/api';
+import { buildControlPlaneCli } from '@airlock/control-plane/bundle';
+import { cliIsCurrent } from '@airlock/agent/bundle';
 import type { AppRouter } from '@airlock/api/router';
 import { connectPostgres, migrate } from '@airlock/storage';
 import { encodeKey, generateKeyPair, type AgentKeyPair, openStatement } from '@airlock/identity';
@@ -175,7 +178,7 @@ interface Server {
 
 async function startServer(env: NodeJS.ProcessEnv, profileDir?: string): Promise<Server> {
   const profiling = profileDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${profileDir}`];
-  const child = spawn(process.execPath, [...profiling, path.join(REPO_ROOT, 'apps/control-plane/bin/airlock.js'), 'serve'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [...profiling, path.join(CONTROL_PLANE_APP, 'bin/airlock.js'), 'serve'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   child.stderr?.on('data', () => undefined);
   const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream });
   const url = await new Promise<string>((resolve, reject) => {
@@ -190,6 +193,11 @@ async function startServer(env: NodeJS.ProcessEnv, profileDir?: string): Promise
   });
   return { url, child };
 }
+
+const CONTROL_PLANE_APP = path.join(REPO_ROOT, 'apps/control-plane');
+await buildControlPlaneCli();
+// The bin runs the bundle only while it is current: a source saved during the build would run through tsx.
+if (!(await cliIsCurrent(CONTROL_PLANE_APP))) throw new Error('the control plane bundle is not current after building it');
 
 const work = await mkdtemp(path.join(tmpdir(), 'airlock-fleet-'));
 await using postgres = await startPostgres();
