@@ -238,11 +238,12 @@ export const rolloutsRouter = {
            RETURNING agent_id, ring`,
           [rollout.id, ctx.admin.tenantId, input.canaryGroupId ?? null],
         );
-        const canary = targeted.filter((row) => row.ring === 'canary').length;
+        const canaryAgents = targeted.filter((row) => row.ring === 'canary').map((row) => row.agent_id);
+        const canary = canaryAgents.length;
         // The canary ring is asked to heartbeat at once, where it is offered the release, so its
         // outcome comes in minutes. The rest learn at their own heartbeats, spread over the
         // heartbeat interval: a whole fleet does not download the release in the same second.
-        if (startsAt <= now) await notifyAgents(tx, WAKE_CHANNEL, targeted.filter((row) => row.ring === 'canary').map((row) => row.agent_id));
+        if (startsAt <= now) await notifyAgents(tx, WAKE_CHANNEL, canaryAgents);
         await appendAudit(
           tx,
           eventBy(ctx.admin, ctx.request, {
