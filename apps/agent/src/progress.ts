@@ -4,9 +4,10 @@
  * a report that fails is dropped, never retried, and never holds up the transfer. Counters only,
  * never names, paths or contents.
  */
-import { pipeline, type Readable, Transform } from 'node:stream';
-import type { Logger, SourceSession } from '@airlock/connector-api';
+import { pipeline, type Readable } from 'node:stream';
+import { chunkReleaser, lendChunks, type Logger, type SourceSession } from '@airlock/connector-api';
 import type { FileReport, RunProgress } from '@airlock/protocol';
+import { Count } from './byte-count.ts';
 
 export type ProgressSink = (progress: RunProgress) => Promise<unknown>;
 
@@ -27,17 +28,6 @@ const inert: RunProgressTracker = {
   fileDone: () => undefined,
   stop: () => undefined,
 };
-
-class Counter extends Transform {
-  constructor(private readonly onBytes: (count: number) => void) {
-    super();
-  }
-
-  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null, data?: Buffer) => void): void {
-    this.onBytes(chunk.length);
-    callback(null, chunk);
-  }
-}
 
 export function trackProgress(runId: string, sink: ProgressSink | undefined, logger: Logger, intervalMs = PROGRESS_INTERVAL_MS): RunProgressTracker {
   if (!sink) return inert;
@@ -80,14 +70,16 @@ export function trackProgress(runId: string, sink: ProgressSink | undefined, log
           const attempt = { bytes: 0 };
           state.bytesIn -= readByFile.get(file.path) ?? 0;
           readByFile.set(file.path, 0);
-          const counter = new Counter((count) => {
+          const counter = new Count((count) => {
             attempt.bytes += count;
             readByFile.set(file.path, attempt.bytes);
             state.bytesIn += count;
             changed();
           });
           // pipeline carries errors and destruction both ways: destroying the counter destroys the source.
-          return pipeline(stream, counter, () => undefined);
+          const counted = pipeline(stream, counter, () => undefined);
+          lendChunks(counted, chunkReleaser(stream));
+          return counted;
         },
       };
       // Optional post-actions stay optional: present on the wrapper exactly when the session has them.

@@ -3,43 +3,14 @@
  * destination (temporary name, fsync, rename). One stream with backpressure end to end: plaintext
  * exists only in memory, in flight, and memory does not grow with the file's size.
  */
-import { createHash, createHmac, type Hash, type Hmac } from 'node:crypto';
-import { type Readable, Transform } from 'node:stream';
+import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import type { DestinationSession, SourceFile, SourceSession } from '@airlock/connector-api';
+import { chunkReleaser, type DestinationSession, type SourceFile, type SourceSession } from '@airlock/connector-api';
 import { asOperational, ConflictError } from '@airlock/errors';
 import { encryptStream, type EncryptOptions, type RecipientKey } from '@airlock/pgp';
 import { DataContractError, fieldFilter, type FieldScope } from '@airlock/field-scopes';
 import type { FileReport } from '@airlock/protocol';
-
-/** Counts the bytes that pass, without keeping them. */
-class Count extends Transform {
-  bytes = 0;
-
-  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null, data?: Buffer) => void): void {
-    this.bytes += chunk.length;
-    callback(null, chunk);
-  }
-}
-
-/** Counts and hashes the bytes that pass, without keeping them; with a key, the hash is an HMAC. */
-class Measure extends Count {
-  readonly #hash: Hash | Hmac;
-
-  constructor(key?: Uint8Array) {
-    super();
-    this.#hash = key === undefined ? createHash('sha256') : createHmac('sha256', key);
-  }
-
-  override _transform(chunk: Buffer, encoding: BufferEncoding, callback: (error?: Error | null, data?: Buffer) => void): void {
-    this.#hash.update(chunk);
-    super._transform(chunk, encoding, callback);
-  }
-
-  digest(): string {
-    return this.#hash.digest('hex');
-  }
-}
+import { Count, Measure } from './byte-count.ts';
 
 /** The file's size changed while it was read: whatever was read is not the listed file. */
 export class SourceChangedError extends ConflictError {}
@@ -85,9 +56,12 @@ export async function transferFile(t: FileTransfer): Promise<FileReport> {
       ? pipeline(plaintext, read, filter, plain, { signal: t.signal })
       : pipeline(plaintext, read, plain, { signal: t.signal });
     reading.catch(() => undefined);
+    // Count and Measure pass chunks on unchanged and keep none, so chunks the source lends go back
+    // to it once encrypted. A field filter splits and keeps them: nothing is handed back behind one.
+    const releaseChunk = filter ? undefined : chunkReleaser(plaintext);
     let ciphertext: Readable;
     try {
-      ciphertext = await encryptStream(plain, t.recipients, { ...t.encrypt, filename: t.file.name });
+      ciphertext = await encryptStream(plain, t.recipients, { ...t.encrypt, filename: t.file.name, releaseChunk });
     } catch (error) {
       plaintext.destroy();
       throw error;

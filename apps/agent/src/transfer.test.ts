@@ -1,5 +1,5 @@
-import { createHash, createHmac, randomUUID } from 'node:crypto';
-import { mkdtemp, rm, stat } from 'node:fs/promises';
+import { createHash, createHmac, randomBytes, randomUUID } from 'node:crypto';
+import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -7,6 +7,7 @@ import { ConnectorRegistry } from '@airlock/connector-api';
 import { memoryDestination, memorySource, quietLogger, type MemorySourceHooks } from '@airlock/connector-api/testkit';
 import { AuthenticationError, OperationalError, UserError } from '@airlock/errors';
 import { type DemoKey, generateDemoKey } from '@airlock/pgp';
+import { gpgDecrypt } from '@airlock/testing';
 import { job as jobSchema, type IntegrationSpecInput, type Job, runReport } from '@airlock/protocol';
 import { LocalPolicy } from './policy.ts';
 import { plaintextKey } from './receipts.ts';
@@ -48,7 +49,7 @@ function makeJob(options: Partial<IntegrationSpecInput> = {}, integrationId: str
   });
 }
 
-function setup(files: Record<string, string>, hooks: MemorySourceHooks = {}, deps: Partial<TransferDeps> = {}) {
+function setup(files: Record<string, string | Uint8Array>, hooks: MemorySourceHooks = {}, deps: Partial<TransferDeps> = {}) {
   const source = memorySource(files, hooks);
   const destination = memoryDestination();
   const all: TransferDeps = {
@@ -253,6 +254,59 @@ describe('runJob options', () => {
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('runJob with a source that lends its chunks', () => {
+  /** Decrypts a delivery with gpg and returns its SHA-256 and size. */
+  async function opened(delivered: Buffer | undefined): Promise<{ sha256: string; bytes: number }> {
+    const file = path.join(dataDir, `lent-${randomUUID()}.pgp`);
+    await writeFile(file, delivered ?? Buffer.alloc(0));
+    try {
+      return await gpgDecrypt(file, recipient.armoredSecretKey);
+    } finally {
+      await rm(file, { force: true });
+    }
+  }
+
+  // 4 MiB in 64 KiB chunks: many more chunks than the encryption holds at once, and a final short one.
+  const content = randomBytes(4 * 1024 * 1024 + 1234);
+  const file = { '/in/big.csv': content };
+
+  it('hands every chunk back once it is encrypted, so the source reads into few buffers, and delivers the exact bytes', async () => {
+    // Progress reporting wraps the source's streams: the chunks must still come back through it.
+    for (const progress of [undefined, () => Promise.resolve()]) {
+      const { source, destination, run } = setup(file, { lend: true }, progress ? { progress } : {});
+      const report = await run(makeJob());
+      expect(report.status).toBe('succeeded');
+      // A released buffer is overwritten at once: a chunk released before it was copied would show here.
+      expect(await opened(destination.delivered.get('big.csv.pgp'))).toEqual({ sha256: sha256(content), bytes: content.length });
+      expect(source.lending.released).toBe(source.lending.lent);
+      expect(source.lending.refused).toBe(0);
+      expect(source.lending.allocated).toBeLessThan(source.lending.lent / 2);
+    }
+  });
+
+  it('hands nothing back through openpgp.js streams (signing), so no buffer is reused', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'airlock-agent-lend-'));
+    try {
+      const { source, run } = setup(file, { lend: true }, { dataDir: dir });
+      expect((await run(makeJob({ output: { sign: true } }))).status).toBe('succeeded');
+      expect(source.lending).toMatchObject({ released: 0, refused: 0 });
+      expect(source.lending.allocated).toBe(source.lending.lent);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('hands nothing back behind a field filter, which keeps parts of chunks', async () => {
+    const rows = Array.from({ length: 40_000 }, (_, i) => `${i},secret-${i},region-${i % 7}`).join('\n');
+    const csv = `id,ssn,region\n${rows}\n`;
+    const { source, destination, run } = setup({ '/in/rows.csv': csv }, { lend: true, chunkSize: 4096 });
+    expect((await run(makeJob({ fields: { format: 'csv', allow: ['id', 'region'] } }))).status).toBe('succeeded');
+    expect(source.lending).toMatchObject({ released: 0, refused: 0 });
+    const expected = `id,region\n${Array.from({ length: 40_000 }, (_, i) => `${i},region-${i % 7}`).join('\n')}\n`;
+    expect(await opened(destination.delivered.get('rows.csv.pgp'))).toEqual({ sha256: sha256(expected), bytes: Buffer.byteLength(expected) });
   });
 });
 

@@ -54,7 +54,10 @@ export interface SkippedEntry {
 export interface SourceSession {
   /** The files the configuration selects, in a stable order. */
   list(): Promise<SourceFile[]>;
-  /** A byte stream of one listed file. Plaintext: the host pipes it straight into encryption. */
+  /**
+   * A byte stream of one listed file. Plaintext: the host pipes it straight into encryption. It may
+   * lend its chunks (`lendChunks`), and then reuses only those the host hands back.
+   */
   open(file: SourceFile): Promise<Readable>;
   /**
    * Optional post-delivery actions. The host calls them only after the file's delivery is

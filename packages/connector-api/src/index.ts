@@ -16,4 +16,5 @@ export * from './names.ts';
 export * from './registry.ts';
 export * from './schemas.ts';
 export * from './delivery.ts';
+export * from './lending.ts';
 export * from './unchanged.ts';

@@ -10,6 +10,7 @@ import { z } from 'zod';
 import { ConflictError, NotAllowedError, NotFoundError, UnexpectedError } from '@airlock/errors';
 import { type ConnectorContext, defineDestination, defineSource, type Logger, type RegisteredDestination, type RegisteredSource } from './contract.ts';
 import { destinationDefinition, type LocalPolicySection, sourceDefinition, type SourceFile } from './definition.ts';
+import { lendChunks } from './lending.ts';
 import { assertSafeName, matchPath, normalizePath, pathComponents } from './paths.ts';
 
 export const quietLogger: Logger = { debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined };
@@ -40,6 +41,23 @@ export interface MemorySourceHooks {
   chunkSize?: number;
   /** Called as each chunk is taken from a stream `open` returned, with its size. */
   onRead?(bytes: number): void;
+  /**
+   * Lend the chunks (`lendChunks`) from a few reused buffers, as a source that reads into its
+   * buffers again does. A released buffer is overwritten at once, so a consumer that still used it
+   * would deliver the wrong bytes.
+   */
+  lend?: boolean;
+}
+
+/** What the consumers of a lending memory source did with its chunks (`MemorySourceHooks.lend`). */
+export interface LendingRecord {
+  lent: number;
+  /** Chunks handed back, each once and as the object that was lent. */
+  released: number;
+  /** Releases of anything else: a subarray, another object, a chunk already handed back. */
+  refused: number;
+  /** Buffers allocated: fewer than `lent` once chunks come back. */
+  allocated: number;
 }
 
 export interface MemorySource extends RegisteredSource {
@@ -51,6 +69,8 @@ export interface MemorySource extends RegisteredSource {
   readonly archived: Array<{ path: string; directory: string }>;
   /** Creates or replaces a file; a new mtime by default, like a real write. */
   write(path: string, data: string | Uint8Array, mtimeMs?: number): void;
+  /** With `lend`: every stream's chunks together. */
+  readonly lending: LendingRecord;
 }
 
 const fileScheme = { name: 'file', form: 'path' } as const;
@@ -83,6 +103,38 @@ export function memorySource(initial: Record<string, string | Uint8Array> = {}, 
   for (const [filePath, data] of Object.entries(initial)) write(filePath, data);
   let lists = 0;
   const openCalls = new Map<string, number>();
+  const lending: LendingRecord = { lent: 0, released: 0, refused: 0, allocated: 0 };
+
+  /** A stream of `chunks` copied into reused buffers, lending each one until it is handed back. */
+  const lendingStream = (chunks: Buffer[]): Readable => {
+    const spare: Buffer[] = [];
+    const out = new Set<Buffer>();
+    const stream = Readable.from(
+      (function* () {
+        for (const chunk of chunks) {
+          hooks.onRead?.(chunk.length);
+          const reused = spare.findIndex((buffer) => buffer.length === chunk.length);
+          const buffer = reused >= 0 ? spare.splice(reused, 1)[0] : undefined;
+          const into = buffer ?? Buffer.allocUnsafe(chunk.length);
+          if (buffer === undefined) lending.allocated += 1;
+          chunk.copy(into);
+          out.add(into);
+          lending.lent += 1;
+          yield into;
+        }
+      })(),
+    );
+    lendChunks(stream, (chunk) => {
+      if (!Buffer.isBuffer(chunk) || !out.delete(chunk)) {
+        lending.refused += 1;
+        return;
+      }
+      lending.released += 1;
+      chunk.fill(0xee);
+      spare.push(chunk);
+    });
+    return stream;
+  };
 
   const current = (file: SourceFile, pattern: string): StoredFile => {
     if (!matchPath(pattern, file.path)) throw new NotAllowedError(`${file.path} is not selected by this source`);
@@ -124,6 +176,7 @@ export function memorySource(initial: Record<string, string | Uint8Array> = {}, 
           opened.push(file.path);
           const chunkSize = hooks.chunkSize ?? 65_536;
           const chunks = Array.from({ length: Math.ceil(stored.data.length / chunkSize) }, (_, i) => stored.data.subarray(i * chunkSize, (i + 1) * chunkSize));
+          if (hooks.lend) return lendingStream(chunks);
           // A generator runs only when the consumer asks for the next chunk: `onRead` counts what was pulled.
           return Readable.from(
             (function* () {
@@ -156,7 +209,7 @@ export function memorySource(initial: Record<string, string | Uint8Array> = {}, 
       });
     },
   });
-  return Object.assign(definition, { files, opened, removed, archived, write });
+  return Object.assign(definition, { files, opened, removed, archived, write, lending });
 }
 
 export interface MemoryDestinationHooks {

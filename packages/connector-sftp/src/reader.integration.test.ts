@@ -1,9 +1,10 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { chunkReleaser } from '@airlock/connector-api';
 import { startSftpServer, startSshd, type TestSshd } from '@airlock/testing';
 import { connectSftp, SftpReadStream, type PipelineOptions, type SftpConnection } from './index.ts';
 import { mockContext, sha256, sha256Of } from './test-context.ts';
@@ -89,6 +90,49 @@ describe('pipelined reads from OpenSSH', () => {
     expect(ahead).toBeLessThanOrEqual(reader.windowBytes + 2 * reader.requestSize);
     expect(ahead).toBeLessThan(size / 2);
     expect(reader.peakOutstandingBytes).toBeLessThanOrEqual(reader.windowBytes);
+  });
+
+  it('reads into the buffers handed back, and never into one still lent', async () => {
+    const content = randomBytes(6 * 1024 * 1024 + 321);
+    const file = path.join(sshd.root, 'lent.bin');
+    await writeFile(file, content);
+    const reader = await openRemote(file, { maxRequests: 4 });
+    const release = chunkReleaser(reader);
+    if (release === undefined) throw new Error('the reader does not lend its chunks');
+    const hash = createHash('sha256');
+    /** Every fifth chunk is kept, never handed back, with a copy of what it held when it arrived. */
+    const kept: Array<{ chunk: Buffer; copy: Buffer }> = [];
+    let chunks = 0;
+    for await (const value of reader) {
+      const chunk = value as Buffer;
+      hash.update(chunk);
+      chunks += 1;
+      if (chunks % 5 === 0) {
+        kept.push({ chunk, copy: Buffer.from(chunk) });
+        continue;
+      }
+      // Releases the stream must ignore: a subarray, a buffer it never lent.
+      release(chunk.subarray(1));
+      release(Buffer.alloc(chunk.length));
+      release(chunk);
+      // Twice: a buffer queued twice would be read into by two requests at once.
+      release(chunk);
+    }
+    expect(hash.digest('hex')).toBe(sha256Of(content));
+    for (const { chunk, copy } of kept) expect(chunk.equals(copy)).toBe(true);
+    // The window, the kept chunks, and a few on their way: not one buffer per request.
+    expect(chunks).toBeGreaterThan(20);
+    expect(reader.buffersAllocated).toBeLessThanOrEqual(reader.maxRequests + kept.length + 4);
+    expect(reader.buffersAllocated).toBeLessThan(chunks);
+  });
+
+  it('allocates a buffer per request for a consumer that hands nothing back', async () => {
+    const content = randomBytes(3 * 1024 * 1024);
+    const file = path.join(sshd.root, 'unlent.bin');
+    await writeFile(file, content);
+    const reader = await openRemote(file, { maxRequests: 4 });
+    expect(await sha256(reader)).toBe(sha256Of(content));
+    expect(reader.buffersAllocated).toBeGreaterThanOrEqual(Math.floor(content.length / reader.requestSize));
   });
 
   it('fails with an OperationalError, keeping the cause, when the file cannot be opened', async () => {

@@ -2,9 +2,13 @@
  * A pipelined SFTP read stream. ssh2's own read stream waits for each reply before sending the next
  * request, so every request costs a full round trip; this one keeps up to `maxRequests` requests in
  * flight, the way OpenSSH's `sftp` does, and still delivers bytes strictly in file order.
+ *
+ * It lends its chunks (`lendChunks`): a full request's buffer that the consumer hands back is read
+ * into again, so a transfer runs on a few buffers instead of a fresh one per request.
  */
 import { Readable } from 'node:stream';
 import type { SFTPWrapper } from 'ssh2';
+import { lendChunks } from '@airlock/connector-api';
 import { OperationalError } from '@airlock/errors';
 import { call, callVoid, channelIsOpen, onChannelGone, remoteError } from './connection.ts';
 
@@ -70,6 +74,11 @@ export class SftpReadStream extends Readable {
   #outstandingBytes = 0;
   #peakOutstandingBytes = 0;
   #bytesRequested = 0;
+  /** Buffers the consumer handed back, read into before any new one is allocated. */
+  readonly #spare: Buffer[] = [];
+  /** Buffers pushed and not yet handed back; weak, so a consumer that never releases leaks nothing. */
+  readonly #lent = new WeakSet<Buffer>();
+  #buffersAllocated = 0;
 
   /** Opens `path` for reading and returns a stream that owns (and closes) the handle. */
   static async open(sftp: SFTPWrapper, options: SftpReadStreamOptions): Promise<SftpReadStream> {
@@ -94,6 +103,21 @@ export class SftpReadStream extends Readable {
     this.#stopWatching = onChannelGone(sftp, () => {
       if (!this.#ended) this.destroy(new OperationalError(`the connection to ${this.#authority} closed while reading ${JSON.stringify(this.#path)}`));
     });
+    lendChunks(this, (chunk) => this.release(chunk));
+  }
+
+  /**
+   * Hands back a chunk this stream pushed, once the consumer keeps no reference to it: its buffer
+   * is read into again. Anything else (a subarray, a chunk released twice) is ignored.
+   */
+  release(chunk: Uint8Array): void {
+    if (!Buffer.isBuffer(chunk) || !this.#lent.delete(chunk)) return;
+    if (!this.#ended && this.#spare.length < this.maxRequests) this.#spare.push(chunk);
+  }
+
+  /** Request buffers allocated so far; with a consumer that releases, about the window's worth. */
+  get buffersAllocated(): number {
+    return this.#buffersAllocated;
   }
 
   /** The most bytes that requests may hold at once: `requestSize * maxRequests`. */
@@ -125,6 +149,7 @@ export class SftpReadStream extends Readable {
     this.#ended = true;
     this.#stopWatching();
     this.#slots.length = 0;
+    this.#spare.length = 0;
     this.#outstandingBytes = 0;
     // Replies to requests still in flight are ignored. The server answers in order, so they are
     // all answered before it sees this CLOSE.
@@ -137,7 +162,7 @@ export class SftpReadStream extends Readable {
     while (!this.#paused && !this.#eofSeen && !this.#ended && this.#slots.length < this.maxRequests) {
       const slot: Slot = {
         offset: this.#nextOffset,
-        buffer: Buffer.allocUnsafe(this.requestSize),
+        buffer: this.#takeBuffer(),
         received: 0,
         done: false,
         eof: false,
@@ -148,6 +173,13 @@ export class SftpReadStream extends Readable {
       this.#peakOutstandingBytes = Math.max(this.#peakOutstandingBytes, this.#outstandingBytes);
       this.#request(slot);
     }
+  }
+
+  #takeBuffer(): Buffer {
+    const spare = this.#spare.pop();
+    if (spare !== undefined) return spare;
+    this.#buffersAllocated += 1;
+    return Buffer.allocUnsafe(this.requestSize);
   }
 
   /** Asks for the part of `slot` not yet received. */
@@ -208,6 +240,8 @@ export class SftpReadStream extends Readable {
         this.push(null);
         return;
       }
+      // Only whole buffers are lent: a short final one is never read into again.
+      if (data === head.buffer) this.#lent.add(data);
       if (!this.push(data)) this.#paused = true;
     }
   }

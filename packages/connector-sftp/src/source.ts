@@ -5,11 +5,13 @@
  */
 import type { Readable } from 'node:stream';
 import {
+  chunkReleaser,
   exactLength,
   checkListedName,
   defineSource,
   isSafeName,
   isWithin,
+  lendChunks,
   matchPath,
   skipEntry,
   splitGlob,
@@ -146,6 +148,8 @@ class SftpSourceSession implements SourceSession {
     const checked = exactLength(file, ` on ${this.#authority()}`);
     stream.once('error', (error) => checked.destroy(error));
     checked.once('close', () => stream.destroy());
+    // exactLength passes each chunk on as it is and keeps none, so the reader's buffers are lent on.
+    lendChunks(checked, chunkReleaser(stream));
     return stream.pipe(checked);
   }
 

@@ -20,6 +20,12 @@ export interface EncryptOptions {
   profile?: MessageProfile;
   /** Sign as well as encrypt (one-pass signature, still streamed). */
   signingKey?: SigningKey;
+  /**
+   * Hands each plaintext chunk back once it is copied and no longer referenced, for a source that
+   * lends its buffers (see `Seipdv1Options.releaseChunk`). Only the node:crypto path calls it;
+   * openpgp.js's streams may keep chunks, so signed and RFC 9580 messages never release one.
+   */
+  releaseChunk?: (chunk: Uint8Array) => void;
 }
 
 /**
@@ -100,6 +106,7 @@ async function encryptRfc4880(plaintext: Readable, recipients: RecipientKey[], d
     algorithm,
     filename: options.filename ?? '',
     date,
+    releaseChunk: options.releaseChunk,
   });
   // The pipeline errors the output when the input fails, and destroys the input when the output is
   // destroyed; its callback only has to exist, since the reader of the output sees the error.

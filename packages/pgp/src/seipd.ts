@@ -67,6 +67,19 @@ export interface Seipdv1Options {
   readonly date: Date;
   /** A power of two from 512 to 2^30; default `DEFAULT_PARTIAL_BYTES`. */
   readonly partialBytes?: number;
+  /**
+   * Called with each input chunk, the very object written, once every octet of it is copied and no
+   * reference to it is left here: a source that lends its buffers may read into it again.
+   */
+  readonly releaseChunk?: (chunk: Uint8Array) => void;
+}
+
+/** Literal body waiting to be framed: a reference to an input chunk (never a copy), from `offset` on. */
+interface QueuedChunk {
+  readonly bytes: Buffer;
+  offset: number;
+  /** The object that was written, to release once it is all copied; null for the literal head. */
+  readonly written: Uint8Array | null;
 }
 
 /**
@@ -86,10 +99,11 @@ export class Seipdv1Encryptor extends Transform {
   /** Room in the current frame; the first frame also carries the version octet, in the clear. */
   #frameRoom: number;
   #framesSent = 0;
-  /** Literal body not yet framed: references to the input, never copies. */
-  readonly #literal: Buffer[] = [];
+  /** Literal body not yet framed. */
+  readonly #literal: QueuedChunk[] = [];
   #literalQueued = 0;
   readonly #head: Buffer;
+  readonly #releaseChunk: ((chunk: Uint8Array) => void) | undefined;
 
   constructor(options: Seipdv1Options) {
     const partialBytes = options.partialBytes ?? DEFAULT_PARTIAL_BYTES;
@@ -105,6 +119,7 @@ export class Seipdv1Encryptor extends Transform {
     this.#frame = Buffer.allocUnsafe(partialBytes);
     this.#frameRoom = partialBytes - 1;
     this.#head = Buffer.from(options.sessionKeyPackets);
+    this.#releaseChunk = options.releaseChunk;
 
     // The random prefix, with its last two octets repeated (RFC 4880 5.13).
     const prefix = randomBytes(18);
@@ -118,7 +133,7 @@ export class Seipdv1Encryptor extends Transform {
     literalHead[1] = name.length;
     name.copy(literalHead, 2);
     literalHead.writeUInt32BE(Math.floor(options.date.getTime() / 1000) >>> 0, 2 + name.length);
-    this.#literal.push(literalHead);
+    this.#literal.push({ bytes: literalHead, offset: 0, written: null });
     this.#literalQueued = literalHead.length;
   }
 
@@ -128,8 +143,11 @@ export class Seipdv1Encryptor extends Transform {
       return;
     }
     if (chunk.length > 0) {
-      this.#literal.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length));
+      const bytes = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length);
+      this.#literal.push({ bytes, offset: 0, written: chunk });
       this.#literalQueued += chunk.length;
+    } else {
+      this.#releaseChunk?.(chunk);
     }
     // A full literal frame goes out only once more data is known to follow, so the final frame is
     // never empty.
@@ -150,20 +168,19 @@ export class Seipdv1Encryptor extends Transform {
     callback();
   }
 
-  /** Moves `length` octets of queued literal body into the SEIPD plaintext. */
+  /** Moves `length` octets of queued literal body into the SEIPD plaintext, releasing each chunk it empties. */
   #writeLiteral(length: number): void {
     let left = length;
     while (left > 0) {
       const head = this.#literal[0];
       if (head === undefined) throw new Error('literal queue underrun');
-      if (head.length <= left) {
+      const take = Math.min(head.bytes.length - head.offset, left);
+      this.#write(head.bytes.subarray(head.offset, head.offset + take));
+      head.offset += take;
+      left -= take;
+      if (head.offset === head.bytes.length) {
         this.#literal.shift();
-        this.#write(head);
-        left -= head.length;
-      } else {
-        this.#write(head.subarray(0, left));
-        this.#literal[0] = head.subarray(left);
-        left = 0;
+        if (head.written !== null) this.#releaseChunk?.(head.written);
       }
     }
     this.#literalQueued -= length;
