@@ -147,9 +147,13 @@ export async function runJob(job: Job, deps: TransferDeps): Promise<RunReport> {
     // Each runtime receives the entries of its own policy section that allowed this run.
     const sourceCtx: ConnectorContext = { ...ctx, policy: sourcePolicy };
     const destinationCtx: ConnectorContext = { ...ctx, policy: destinationPolicy };
-    const into = await destination.connect(destinationCtx);
-    destinationSession = into;
-    const from = progress.watch(await source.connect(sourceCtx));
+    const connected = await connectBoth(
+      () => source.connect(sourceCtx),
+      () => destination.connect(destinationCtx),
+    );
+    destinationSession = connected.into;
+    const into = connected.into;
+    const from = progress.watch(connected.from);
     sourceSession = from;
     const postAction = postActionFor(from, source.ref, options.afterDelivery);
 
@@ -195,16 +199,15 @@ export async function runJob(job: Job, deps: TransferDeps): Promise<RunReport> {
             });
           if (attempt === 1) return transfer(from, into);
           // A transient failure may have taken the connections with it: a retry gets its own.
-          const retryInto = await destination.connect(destinationCtx);
+          const retry = await connectBoth(
+            () => source.connect(sourceCtx),
+            () => destination.connect(destinationCtx),
+          );
           try {
-            const retryFrom = await source.connect(sourceCtx);
-            try {
-              return await transfer(retryFrom, retryInto);
-            } finally {
-              await retryFrom.close().catch(() => undefined);
-            }
+            return await transfer(retry.from, retry.into);
           } finally {
-            await retryInto.close().catch(() => undefined);
+            await retry.from.close().catch(() => undefined);
+            await retry.into.close().catch(() => undefined);
           }
         });
       } catch (error) {
@@ -260,6 +263,27 @@ export async function runJob(job: Job, deps: TransferDeps): Promise<RunReport> {
     await destinationSession?.close().catch(() => undefined);
     await ledger?.close().catch(() => undefined);
   }
+}
+
+/**
+ * Connects the source and the destination at once: each is a handshake or more of round trips. When
+ * either fails, the other is closed, and the destination's error is the one thrown, as when the
+ * destination was connected first.
+ */
+async function connectBoth(
+  connectSource: () => Promise<SourceSession>,
+  connectDestination: () => Promise<DestinationSession>,
+): Promise<{ from: SourceSession; into: DestinationSession }> {
+  const [into, from] = await Promise.allSettled([connectDestination(), connectSource()]);
+  if (into.status === 'rejected') {
+    if (from.status === 'fulfilled') await from.value.close().catch(() => undefined);
+    throw into.reason;
+  }
+  if (from.status === 'rejected') {
+    await into.value.close().catch(() => undefined);
+    throw from.reason;
+  }
+  return { from: from.value, into: into.value };
 }
 
 /** The reason a failed run reports: vouched for by its thrower (see `reasonOf`), one printable line, bounded. */
