@@ -109,6 +109,25 @@ describe('runJob retries', () => {
   });
 });
 
+describe('runJob connections', () => {
+  it('connects both ends at once, and closes the source when the destination cannot connect', async () => {
+    const source = memorySource({ '/in/a.csv': 'alpha' });
+    const destination = memoryDestination({
+      onConnect: () => {
+        throw new UserError('the destination refused the credential');
+      },
+    });
+    const report = await runJob(makeJob(), { registry: new ConnectorRegistry().add(source, destination), policy: policy(), secrets: noSecrets, logger: quietLogger, retry: fastRetry });
+    expect(report).toMatchObject({ status: 'failed', errorClass: 'user' });
+    expect(source.opened).toEqual([]);
+    expect(source.sessionsOpen.count).toBe(0);
+
+    const ok = setup({ '/in/a.csv': 'alpha' });
+    expect((await ok.run(makeJob())).status).toBe('succeeded');
+    expect(ok.source.sessionsOpen.count).toBe(0);
+  });
+});
+
 describe('runJob selection', () => {
   it('defers a file that changes between the two listings', async () => {
     const { source, destination, run } = setup({ '/in/a.csv': 'alpha', '/in/b.csv': 'bravo' }, {

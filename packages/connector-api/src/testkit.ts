@@ -71,6 +71,8 @@ export interface MemorySource extends RegisteredSource {
   write(path: string, data: string | Uint8Array, mtimeMs?: number): void;
   /** With `lend`: every stream's chunks together. */
   readonly lending: LendingRecord;
+  /** Sessions connected and not yet closed. */
+  readonly sessionsOpen: { count: number };
 }
 
 const fileScheme = { name: 'file', form: 'path' } as const;
@@ -104,6 +106,7 @@ export function memorySource(initial: Record<string, string | Uint8Array> = {}, 
   let lists = 0;
   const openCalls = new Map<string, number>();
   const lending: LendingRecord = { lent: 0, released: 0, refused: 0, allocated: 0 };
+  const sessionsOpen = { count: 0 };
 
   /** A stream of `chunks` copied into reused buffers, lending each one until it is handed back. */
   const lendingStream = (chunks: Buffer[]): Readable => {
@@ -158,6 +161,8 @@ export function memorySource(initial: Record<string, string | Uint8Array> = {}, 
   });
   const definition = defineSource(memory, {
     connect(_ctx, config) {
+      sessionsOpen.count += 1;
+      let closed = false;
       const session = {
         list() {
           const listed = [...files.entries()]
@@ -187,7 +192,11 @@ export function memorySource(initial: Record<string, string | Uint8Array> = {}, 
             })(),
           );
         },
-        close: () => Promise.resolve(),
+        close: () => {
+          if (!closed) sessionsOpen.count -= 1;
+          closed = true;
+          return Promise.resolve();
+        },
       };
       if (hooks.withoutPostActions) return Promise.resolve(session);
       return Promise.resolve({
@@ -209,10 +218,12 @@ export function memorySource(initial: Record<string, string | Uint8Array> = {}, 
       });
     },
   });
-  return Object.assign(definition, { files, opened, removed, archived, write, lending });
+  return Object.assign(definition, { files, opened, removed, archived, write, lending, sessionsOpen });
 }
 
 export interface MemoryDestinationHooks {
+  /** Called at each `connect`. Throw to fail it. */
+  onConnect?(): void;
   /** Called before each commit with the delivery's name and its 1-based attempt for that name. Throw to fail it. */
   onCommit?(name: string, attempt: number): void;
   /** Each write is acknowledged this long after it arrives: a slow destination. Default 0. */
@@ -250,6 +261,11 @@ export function memoryDestination(hooks: MemoryDestinationHooks = {}): MemoryDes
   });
   const definition = defineDestination(memory, {
     connect(_ctx, config) {
+      try {
+        hooks.onConnect?.();
+      } catch (error) {
+        return Promise.reject(error instanceof Error ? error : new UnexpectedError(String(error)));
+      }
       return Promise.resolve({
         async begin(name: string) {
           assertSafeName(name);
