@@ -147,13 +147,12 @@ export async function runJob(job: Job, deps: TransferDeps): Promise<RunReport> {
     // Each runtime receives the entries of its own policy section that allowed this run.
     const sourceCtx: ConnectorContext = { ...ctx, policy: sourcePolicy };
     const destinationCtx: ConnectorContext = { ...ctx, policy: destinationPolicy };
-    const connected = await connectBoth(
+    const { from: opened, into } = await connectBoth(
       () => source.connect(sourceCtx),
       () => destination.connect(destinationCtx),
     );
-    destinationSession = connected.into;
-    const into = connected.into;
-    const from = progress.watch(connected.from);
+    destinationSession = into;
+    const from = progress.watch(opened);
     sourceSession = from;
     const postAction = postActionFor(from, source.ref, options.afterDelivery);
 
