@@ -38,7 +38,7 @@ describeSourceContract(
       [Symbol.asyncDispose]: () => sshd.stop(),
     };
   },
-  { changes: true, network: true },
+  { changes: true, network: true, lends: true },
 );
 
 describeDestinationContract(

@@ -13,7 +13,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import type { ConnectorContext, DestinationSession, RegisteredDestination, RegisteredSource, SourceFile, SourceSession } from '@airlock/connector-api';
+import { chunkReleaser, type ConnectorContext, type DestinationSession, type RegisteredDestination, type RegisteredSource, type SourceFile, type SourceSession } from '@airlock/connector-api';
 import { startCutProxy } from './cut-proxy.ts';
 import { freePort } from './ports.ts';
 
@@ -77,6 +77,8 @@ export interface ContractOptions {
   readonly changes?: boolean;
   /** The environment provides `network`: a connection can be cut. */
   readonly network?: boolean;
+  /** The source lends its chunks (`lendChunks`), through the stream `open` returns. */
+  readonly lends?: boolean;
 }
 
 /** 1 MiB of fixed random bytes, repeated: a big stream that allocates nothing per chunk. */
@@ -139,6 +141,34 @@ async function digestOf(stream: Readable): Promise<{ sha256: string; bytes: numb
     }),
   );
   return { sha256: hash.digest('hex'), bytes };
+}
+
+/**
+ * Reads a stream that lends its chunks (`lendChunks`) to its end, hashing it. Every fifth chunk is
+ * kept and never handed back, with a copy of what it held on arrival; each other chunk is handed
+ * back twice, after a subarray of it and a buffer never lent. `keptIntact`: no kept chunk was read
+ * into again. A double release that queued one buffer twice would have two reads share it.
+ */
+export async function readLending(stream: Readable): Promise<{ sha256: string; chunks: number; kept: number; keptIntact: boolean }> {
+  const release = chunkReleaser(stream);
+  if (release === undefined) throw new Error('the stream does not lend its chunks');
+  const hash = createHash('sha256');
+  const kept: Array<{ chunk: Buffer; copy: Buffer }> = [];
+  let chunks = 0;
+  for await (const value of stream) {
+    const chunk = value as Buffer;
+    hash.update(chunk);
+    chunks += 1;
+    if (chunks % 5 === 0) {
+      kept.push({ chunk, copy: Buffer.from(chunk) });
+      continue;
+    }
+    release(chunk.subarray(1));
+    release(Buffer.alloc(chunk.length));
+    release(chunk);
+    release(chunk);
+  }
+  return { sha256: hash.digest('hex'), chunks, kept: kept.length, keptIntact: kept.every(({ chunk, copy }) => chunk.equals(copy)) };
 }
 
 function errorName(error: unknown): string {
@@ -231,6 +261,17 @@ export function describeSourceContract(name: string, setup: () => Promise<Source
       expect({ bytes, sha256 }).toEqual({ bytes: expect.any(Number), sha256: expected });
       expect(grown).toBeLessThan(memoryLimit);
     });
+
+    if (options.lends) {
+      it('lends its chunks, and reads into none it was not given back', async () => {
+        const expected = await env.put('lent.bin', 6 * 2 ** 20 + 321);
+        const s = await connect();
+        const read = await readLending(await s.open(await listed(s, 'lent.bin')));
+        expect(read.sha256).toBe(expected);
+        expect(read.chunks).toBeGreaterThan(10);
+        expect(read.keptIntact).toBe(true);
+      });
+    }
 
     if (options.network) {
       it('ends in an error, never a short file, when its connection is cut, and leaves the source as it was', async () => {
