@@ -5,7 +5,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
-import { bundleNode, OPTIONAL_NATIVE_DRIVERS } from './bundle.ts';
+import { bundleNode, OPTIONAL_NATIVE_MODULES } from './bundle.ts';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const scratch = await mkdtemp(path.join(os.tmpdir(), 'airlock-bundle-'));
@@ -54,12 +54,12 @@ describe('the self-contained bundle (the release)', () => {
       await rm(entry, { force: true });
     }
     expect(await readdir(dir)).toEqual(['airlock-agent.js']);
-    // Only Node's own modules, native addons (ssh2 and cpu-features try theirs inside a try) and
-    // optional native drivers (pg's libpq binding, tried only on request) are left to require().
+    // Only Node's own modules, native addons (ssh2 tries its own inside a try) and the optional
+    // native modules (pg's libpq binding, ssh2's cpu-features, each tried inside a try) are left to require().
     const { builtinModules } = await import('node:module');
     expect(externals.length).toBeGreaterThan(0);
     for (const name of externals) {
-      expect(name.startsWith('node:') || builtinModules.includes(name) || name.endsWith('.node') || OPTIONAL_NATIVE_DRIVERS.includes(name), name).toBe(true);
+      expect(name.startsWith('node:') || builtinModules.includes(name) || name.endsWith('.node') || OPTIONAL_NATIVE_MODULES.includes(name), name).toBe(true);
     }
     const { stdout } = await promisify(execFile)(process.execPath, [path.join(dir, 'airlock-agent.js'), '--version'], { cwd: os.tmpdir() });
     expect(stdout.trim()).toMatch(/^\d+\.\d+\.\d+/);

@@ -42,14 +42,17 @@ export interface BundleOptions {
 }
 
 /**
- * Optional native drivers a compiled-in package loads only on request, inside a `try`: `pg` tries
- * `pg-native` (libpq) only when `pg.native` is read. Like native addons they stay out of a
- * self-contained bundle, so a package that needs no database driver of its own still bundles `pg`.
+ * Optional native modules a compiled-in package loads only inside a `try`, and works without:
+ * `pg` tries `pg-native` (libpq) only when `pg.native` is read; ssh2 asks `cpu-features` whether
+ * the CPU has AES instructions, to order its ciphers, and keeps its default order without it. Like
+ * native addons they stay out of a self-contained bundle, so a package that needs no database
+ * driver of its own still bundles `pg`, and the bundle is the same whether or not `npm ci` could
+ * compile `cpu-features` on the build machine.
  */
-export const OPTIONAL_NATIVE_DRIVERS: readonly string[] = ['pg-native'];
+export const OPTIONAL_NATIVE_MODULES: readonly string[] = ['pg-native', 'cpu-features'];
 
 function selfContained(keepExternal: readonly string[]): Plugin {
-  const external = [...OPTIONAL_NATIVE_DRIVERS, ...keepExternal];
+  const external = [...OPTIONAL_NATIVE_MODULES, ...keepExternal];
   return {
     name: 'self-contained',
     setup(builder) {

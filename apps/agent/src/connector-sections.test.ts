@@ -90,4 +90,9 @@ describe('secrets file', () => {
     expect(error).toMatch(/s: not the secrets shape of any registered connector/);
     expect(error).not.toMatch(/hunter2/);
   });
+
+  it('names every malformed entry by its place alone, never by what it holds', () => {
+    expect(() => parseSecrets('s:\n  password: [hunter2]\nt: hunter3\n', 'secrets.yaml')).toThrow(/^secrets\.yaml: s\.password: invalid entry; t: invalid entry$/);
+    expect(() => parseSecrets('- hunter2\n', 'secrets.yaml')).toThrow(/^secrets\.yaml: \(root\): invalid entry$/);
+  });
 });

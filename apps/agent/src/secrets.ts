@@ -19,7 +19,7 @@ import path from 'node:path';
 import YAML from 'yaml';
 import { z } from 'zod';
 import type { ConnectorRegistry } from '@airlock/connector-api';
-import { NotFoundError, UserError } from '@airlock/errors';
+import { formatIssues, NotFoundError, UserError } from '@airlock/errors';
 import { builtInConnectors } from './connectors.ts';
 import { proxyCredentialSchema } from './egress.ts';
 import { readAdminFile } from './files.ts';
@@ -50,7 +50,7 @@ export function parseSecrets(text: string, file: string, registry: ConnectorRegi
     throw new UserError(`${file}: not valid YAML${line === undefined ? '' : ` (line ${line})`}`);
   }
   const parsed = secretsFileSchema.safeParse(raw ?? {});
-  if (!parsed.success) throw new UserError(`${file}: ${parsed.error.issues.map((i) => `${i.path.join('.')}: invalid entry`).join('; ')}`);
+  if (!parsed.success) throw new UserError(`${file}: ${formatIssues(parsed.error.issues.map((issue) => ({ path: issue.path, message: 'invalid entry' })))}`);
   const secrets = parsed.data;
   // Besides the connectors' credentials, the file may hold a proxy's (agent.json's proxy.credential names it).
   const shapes = [proxyCredentialSchema, ...registry.definitions().flatMap((definition) => (definition.secrets ? [definition.secrets] : []))];

@@ -90,7 +90,7 @@ async function buildAgentExecutable(work: string, out: string): Promise<void> {
 async function buildControlPlane(lib: string): Promise<void> {
   await bundleNode(path.join(import.meta.dirname, 'control-plane-main.ts'), path.join(lib, 'cli.js'), {
     mode: 'self-contained',
-    keepExternal: ['@electric-sql/pglite', 'pg-native'],
+    keepExternal: ['@electric-sql/pglite'],
     workers: PAGE_WORKERS,
   });
   await writeFile(path.join(lib, 'package.json'), `${JSON.stringify({ name: 'airlock-control-plane', private: true, type: 'module' }, null, 2)}\n`);
