@@ -8,6 +8,10 @@
  *   signed_calls_per_s         heartbeats per second from 200 concurrent agents (target ≥ 3,000);
  *   signed_call_cpu_ms         {server, postgres, load_generator}: CPU each spent per heartbeat then,
  *                              which with the machine's cores bounds that rate;
+ *   floor_calls_per_s          the same load, with the same HTTP client, on a reference server that
+ *                              answers each call with one statement and nothing else (fleet-floor.ts):
+ *                              the least a call costs here; floor_call_cpu_ms as above, and
+ *                              signed_calls_vs_floor the heartbeats' rate over it;
  *   dispatch_ms                {p50, p95, p99}: --runs runs requested while --dispatch-agents agents
  *                              wait, each from the request to the agent holding the envelope it
  *                              verified with the control plane's key (target p99 ≤ 500);
@@ -34,7 +38,7 @@
  */
 import { fork, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { setMaxListeners } from 'node:events';
-import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import os, { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
@@ -70,7 +74,7 @@ const { values } = parseArgs({
     'ramp-seconds': { type: 'string', default: String(Math.round((WAKEUP_STREAM_MS * 0.9) / 1000)) },
     /** Profiles the first control plane (node --cpu-prof) and adds its top self times to the output. */
     profile: { type: 'boolean', default: false },
-    /** With --profile: where the .cpuprofile files are kept (else they go with the run's temporary directory). */
+    /** With --profile: where the .cpuprofile files are kept, in a directory of this run's own (else they go with the run's temporary directory). */
     'profile-dir': { type: 'string' },
   },
 });
@@ -225,7 +229,10 @@ const serverEnv: NodeJS.ProcessEnv = {
   AIRLOCK_RATE_LIMIT_IP: '1000000',
 };
 const servers: Server[] = [];
-const profileDir = values['profile-dir'] ?? path.join(work, 'profile');
+// A run's own directory, so its top self times never count an earlier run's profiles kept there.
+const keptProfiles = values['profile-dir'];
+if (keptProfiles !== undefined) await mkdir(keptProfiles, { recursive: true });
+const profileDir = keptProfiles === undefined ? path.join(work, 'profile') : await mkdtemp(path.join(keptProfiles, 'fleet-'));
 const result: Record<string, unknown> = { agents: AGENTS };
 const loads: Record<string, number> = {};
 let errors = 0;
@@ -273,43 +280,89 @@ try {
   // ---- signed calls ------------------------------------------------------------------------
   {
     const clients = fleet.slice(0, HEARTBEAT_AGENTS).map((agent) => createAgentClient(primary.url, agent.id, agent.keys));
+    const signed = await callsFromEach(clients, primary.child.pid ?? 0, async (client) => {
+      await client.agent.heartbeat.mutate({ version: 'bench', hostname: 'fleet' });
+    });
+    errors += signed.errors;
+    result['signed_calls_per_s'] = signed.perSecond;
+    result['signed_call_cpu_ms'] = signed.cpuMs;
+    phaseErrors['signed_calls_per_s'] = errors;
+    loads['signed_calls_per_s'] = loadavg();
+    log(`signed calls: ${result['signed_calls_per_s']}/s`);
+
+    // The same load on the reference (fleet-floor.ts): one HTTP call and one statement, nothing of Airlock's.
+    const floor = fork(path.join(import.meta.dirname, 'fleet-floor.ts'), [], {
+      execArgv: ['--import', 'tsx'],
+      env: { PATH: process.env['PATH'], DATABASE_URL: databaseUrl },
+      stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+    });
+    try {
+      const floorUrl = await new Promise<string>((resolve, reject) => {
+        floor.once('message', (message: { url: string }) => resolve(message.url));
+        floor.once('exit', (code) => reject(new Error(`the reference server exited (${code})`)));
+      });
+      const body = JSON.stringify({ version: 'bench', hostname: 'fleet' });
+      const floorCall = async () => {
+        const response = await fetch(`${floorUrl}/floor`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+        await response.arrayBuffer();
+        if (!response.ok) throw new Error(`the reference server answered ${response.status}`);
+      };
+      // Its pool's connections open on first use: once open, PostgreSQL's CPU counts them all.
+      await Promise.all(clients.map(floorCall));
+      const reference = await callsFromEach(clients, floor.pid ?? 0, floorCall);
+      result['floor_calls_per_s'] = reference.perSecond;
+      result['floor_call_cpu_ms'] = reference.cpuMs;
+      result['floor_errors'] = reference.errors;
+      result['signed_calls_vs_floor'] = Math.round((signed.perSecond / Math.max(1, reference.perSecond)) * 1000) / 1000;
+      loads['floor_calls_per_s'] = loadavg();
+      log(`reference calls (HTTP and one statement, nothing else): ${reference.perSecond}/s`);
+    } finally {
+      floor.kill('SIGTERM');
+      if (floor.exitCode === null) await new Promise((resolve) => floor.once('exit', resolve));
+    }
+  }
+
+  /**
+   * Calls from each of `callers` at once, each as soon as its last returned, for the heartbeat
+   * phase's seconds: how many a second, how many failed, and where a call's CPU went (the server at
+   * `serverPid`, PostgreSQL, this process), which bounds the rate on this machine whatever the
+   * load beside it. Jiffies are 10 ms.
+   */
+  async function callsFromEach<T>(callers: readonly T[], serverPid: number, call: (caller: T) => Promise<void>) {
     let calls = 0;
-    const pids = [primary.child.pid ?? 0, ...(await postgresPids(postmaster))];
+    let failed = 0;
+    const pids = [serverPid, ...(await postgresPids(postmaster))];
     const ticksBefore = await Promise.all(pids.map(cpuTicks));
     const selfBefore = process.cpuUsage();
     const until = Date.now() + HEARTBEAT_SECONDS * 1000;
     const started = Date.now();
     await Promise.all(
-      clients.map(async (client) => {
+      callers.map(async (caller) => {
         let failures = 0;
         const phase = AbortSignal.timeout(Math.max(0, until - Date.now()));
         while (Date.now() < until) {
           try {
-            await client.agent.heartbeat.mutate({ version: 'bench', hostname: 'fleet' });
+            await call(caller);
             calls += 1;
             failures = 0;
           } catch (error) {
-            errors += 1;
+            failed += 1;
             await backOff(error, ++failures, phase);
           }
         }
       }),
     );
-    result['signed_calls_per_s'] = Math.round(calls / ((Date.now() - started) / 1000));
-    // Where a call's CPU goes, which bounds the rate on this machine whatever the load beside it:
-    // jiffies are 10 ms.
+    const perSecond = Math.round(calls / ((Date.now() - started) / 1000));
     const self = process.cpuUsage(selfBefore);
     const ticksAfter = await Promise.all(pids.map(cpuTicks));
     const spent = (i: number) => Math.max(0, (ticksAfter[i] ?? 0) - (ticksBefore[i] ?? 0)) * 10;
     const perCall = (ms: number) => Math.round((ms / Math.max(1, calls)) * 1000) / 1000;
-    result['signed_call_cpu_ms'] = {
+    const cpuMs = {
       server: perCall(spent(0)),
       postgres: perCall(pids.slice(1).reduce((sum, _, i) => sum + spent(i + 1), 0)),
       load_generator: perCall((self.user + self.system) / 1000),
     };
-    phaseErrors['signed_calls_per_s'] = errors;
-    loads['signed_calls_per_s'] = loadavg();
-    log(`signed calls: ${result['signed_calls_per_s']}/s`);
+    return { perSecond, errors: failed, cpuMs };
   }
 
   // ---- dispatch ----------------------------------------------------------------------------

@@ -20,11 +20,21 @@ function requestUrl(input: string | URL | Request): URL {
 }
 
 /**
+ * Calls to the control plane refuse a redirect instead of following it: a signed request, or an
+ * enrollment token, goes to the URL the admin configured and nowhere else. A refused redirect is
+ * told as such (`network-redirect`). Refusing also spares fetch a copy of every request, which it
+ * makes only in case it must send it again.
+ */
+function controlPlaneFetch(egressFetch: typeof fetch): typeof fetch {
+  return fetchNamingFailures((input, init) => egressFetch(input, { ...init, redirect: 'error', window: null }));
+}
+
+/**
  * Every call goes through `egressFetch` (egress.ts: direct or through the proxy). A refused
  * connection, an unresolvable name or a proxy's refusal says which URL, in the log and at the CLI.
  */
 export function createAgentClient(controlPlaneUrl: string, agentId: string, keyPair: AgentKeyPair, egressFetch: typeof fetch = fetch) {
-  const namingFailures = fetchNamingFailures(egressFetch);
+  const namingFailures = controlPlaneFetch(egressFetch);
   const signedFetch = async (input: string | URL | Request, init?: RequestInit): Promise<Response> => {
     const url = requestUrl(input);
     const body = init?.body ?? '';
@@ -50,7 +60,7 @@ export function wakeupStreamOf(client: ControlPlaneClient): WakeupStream | null 
 
 /** Enrollment is the one unsigned call: the one-time token is the credential. */
 export function createEnrollmentClient(controlPlaneUrl: string, egressFetch: typeof fetch = fetch) {
-  return createTRPCClient<AppRouter>({ links: [httpLink({ url: `${controlPlaneUrl}/trpc`, fetch: fetchNamingFailures(egressFetch) })] });
+  return createTRPCClient<AppRouter>({ links: [httpLink({ url: `${controlPlaneUrl}/trpc`, fetch: controlPlaneFetch(egressFetch) })] });
 }
 
 /**

@@ -6,7 +6,7 @@
  */
 import { NetworkError } from './index.ts';
 
-export const networkFailures = ['refused', 'dns', 'tls', 'timeout', 'reset', 'unreachable', 'proxy-auth', 'proxy', 'network'] as const;
+export const networkFailures = ['refused', 'dns', 'tls', 'timeout', 'reset', 'unreachable', 'proxy-auth', 'proxy', 'redirect', 'network'] as const;
 export type NetworkFailure = (typeof networkFailures)[number];
 
 /** Stands for an abort by timeout, which has no code of its own; never shown. */
@@ -33,6 +33,7 @@ const SAYS: Record<NetworkFailure, string> = {
   unreachable: 'the host is unreachable',
   'proxy-auth': 'the proxy refused the credential (407 Proxy Authentication Required): check the proxy credential in secrets.yaml',
   proxy: 'the proxy refused the tunnel (check that the proxy allows this host and port)',
+  redirect: 'it answered with a redirect, which is never followed (configure the address the redirect names)',
   network: 'the request failed',
 };
 
@@ -47,6 +48,14 @@ function proxyStatusIn(error: unknown, depth = 0): string | undefined {
   const message: unknown = Reflect.get(error, 'message');
   const status = typeof message === 'string' ? PROXY_STATUS.exec(message)?.[1] : undefined;
   return status ?? proxyStatusIn(Reflect.get(error, 'cause'), depth + 1);
+}
+
+/** undici's words for a redirect refused by `redirect: 'error'`, which has no code of its own. */
+const REDIRECT_REFUSED = 'unexpected redirect';
+
+function refusedRedirectIn(error: unknown, depth = 0): boolean {
+  if (depth > 4 || typeof error !== 'object' || error === null) return false;
+  return Reflect.get(error, 'message') === REDIRECT_REFUSED || refusedRedirectIn(Reflect.get(error, 'cause'), depth + 1);
 }
 
 /** The first system code in an error's cause chain (or its aggregated errors), at most a few levels deep. */
@@ -67,6 +76,7 @@ function codes(error: unknown, depth = 0): string[] {
 export function networkFailureOf(error: unknown): { failure: NetworkFailure; code: string | undefined } | undefined {
   const proxyStatus = proxyStatusIn(error);
   if (proxyStatus !== undefined) return { failure: proxyStatus === '407' ? 'proxy-auth' : 'proxy', code: proxyStatus === '407' ? undefined : `proxy answered ${proxyStatus}` };
+  if (refusedRedirectIn(error)) return { failure: 'redirect', code: undefined };
   const found = codes(error);
   for (const code of found) {
     const failure = failureOfCode(code);

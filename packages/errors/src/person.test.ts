@@ -19,6 +19,7 @@ describe('errors a person reads', () => {
       [Object.assign(new Error('The operation was aborted due to timeout'), { name: 'TimeoutError' }), 'network-timeout'],
       [fetchFailed(new Error('Proxy response (407) !== 200 when HTTP Tunneling')), 'network-proxy-auth'],
       [fetchFailed(new Error('Proxy response (403) !== 200 when HTTP Tunneling')), 'network-proxy'],
+      [fetchFailed(new Error('unexpected redirect')), 'network-redirect'],
     ];
     for (const [raw, code] of cases) {
       const shown = forPerson(asNetworkError('https://cp.example:8443/trpc', raw));
