@@ -71,6 +71,8 @@ describe('file names that are not valid UTF-8', () => {
     await writeFile(Buffer.concat([rawPath(dirs.in, Buffer.from([0xe9, 0x74, 0xe9])), Buffer.from('/b.csv')]), 'unreachable');
     // Not selected by `*.csv`: not reported.
     await writeFile(rawPath(dirs.in, Buffer.from([0xfc, 0x2e, 0x74, 0x78, 0x74])), 'other');
+    // Valid UTF-8 with a line break in it: no safe path component, so reported the same way.
+    await writeFile(path.join(dirs.in, 'line\nbreak.csv'), 'not to be read either');
 
     const policy = LocalPolicy.parse(
       JSON.stringify({
@@ -89,10 +91,11 @@ describe('file names that are not valid UTF-8', () => {
     expect(report.status).toBe('succeeded');
     expect(report.files.map((file) => file.sourcePath)).toEqual([path.join(dirs.in, 'a.csv')]);
     expect(report.skippedNames).toEqual({
-      count: 2,
+      count: 3,
       entries: [
         { directory: dirs.in, name: 'M%FCller.csv', reason: 'name-not-utf8' },
         { directory: dirs.in, name: '%E9t%E9', reason: 'name-not-utf8' },
+        { directory: dirs.in, name: 'line%0Abreak.csv', reason: 'name-unsafe' },
       ].sort((a, b) => (a.name < b.name ? -1 : 1)),
     });
     expect(await readdir(dirs.out)).toEqual(['a.csv.pgp']);
@@ -100,11 +103,14 @@ describe('file names that are not valid UTF-8', () => {
     const warnings = logger.lines.filter((line) => line.level === 'warn' && JSON.stringify(line.meta).includes('M%FCller.csv'));
     expect(warnings).toHaveLength(1);
     expect(warnings[0]?.meta).toMatchObject({ directory: dirs.in, name: 'M%FCller.csv', reason: 'name-not-utf8' });
+    expect(logger.lines.find((line) => line.meta['name'] === 'line%0Abreak.csv')?.message).toBe(
+      'skipped a file, which stays in place: its name has a control character, a slash or a backslash, or normalizes to one or to ..',
+    );
     expect(JSON.stringify(logger.lines)).not.toContain('not to be read');
 
     // The next run is not failed by it either, and says so again.
     const again = await run(capturingLogger());
-    expect(again).toMatchObject({ status: 'succeeded', skipped: 1, files: [], skippedNames: { count: 2 } });
+    expect(again).toMatchObject({ status: 'succeeded', skipped: 1, files: [], skippedNames: { count: 3 } });
   });
 
   describe('SFTP source against OpenSSH', () => {

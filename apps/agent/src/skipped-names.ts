@@ -3,7 +3,7 @@
  * source may be listed more than once), counted, and the first `MAX_SKIPPED_NAMES` put in the report.
  */
 import type { Logger, SkippedEntry } from '@airlock/connector-api';
-import { MAX_SKIPPED_NAMES, type RunReport } from '@airlock/protocol';
+import { MAX_SKIPPED_NAMES, type RunReport, skippedNameReasons } from '@airlock/protocol';
 
 export interface SkippedNames {
   add(entry: SkippedEntry): void;
@@ -26,11 +26,11 @@ export function skippedNames(runId: string, logger: Logger): SkippedNames {
         unlogged += 1;
         return;
       }
-      logger.warn({ runId, ...entry }, 'skipped a file whose name is not valid UTF-8; it stays in place');
+      logger.warn({ runId, ...entry }, `skipped a file, which stays in place: its ${skippedNameReasons[entry.reason]}`);
     },
     report() {
       if (seen.size === 0) return {};
-      if (unlogged > 0) logger.warn({ runId, count: unlogged }, 'skipped more files whose names are not valid UTF-8; the log names only the first ones');
+      if (unlogged > 0) logger.warn({ runId, count: unlogged }, 'skipped more files because of their names; the log names only the first ones');
       unlogged = 0;
       const entries = [...seen.values()].sort(byPlace).slice(0, MAX_SKIPPED_NAMES);
       return { skippedNames: { count: seen.size, entries } };

@@ -48,7 +48,8 @@ export interface SkippedEntry {
   readonly directory: string;
   /** Its name as `printableName` renders it: for people, never to open anything with. */
   readonly name: string;
-  readonly reason: 'name-not-utf8';
+  /** `name-not-utf8`: its bytes are not UTF-8; `name-unsafe`: no safe path component (see `checkListedName`). */
+  readonly reason: 'name-not-utf8' | 'name-unsafe';
 }
 
 export interface SourceSession {

@@ -1,7 +1,10 @@
 /**
  * Names a source lists that it cannot handle safely. A name that is not valid UTF-8 cannot be
  * carried through the job's paths, the ledger and the receipts (all strings), and a lossy decoding
- * of it names another file or none: such an entry is never opened, only reported.
+ * of it names another file or none. A name with a control character, a slash or a backslash, or
+ * one that Unicode normalization turns into `..` or a separator (see `isSafeName`), is never
+ * joined into a path. Such an entry is never opened, only reported, so that no file is passed over
+ * in silence.
  */
 import type { ConnectorContext, SkippedEntry } from './contract.ts';
 import { isSafeName } from './paths.ts';
@@ -9,17 +12,22 @@ import { isSafeName } from './paths.ts';
 const MAX_NAME_BYTES = 255;
 /** What a decoder that is not strict puts in place of bytes that are not UTF-8. */
 const REPLACEMENT = '\uFFFD';
-/** A stand-in that matches the selection's `*` and `?` (but no literal) where bytes were lost. */
+/** A stand-in that matches the selection's `*` and `?` (but no literal) where bytes were lost or unsafe. */
 const STAND_IN = '?';
+// Control characters and separators: what a stand-in must not carry into a path.
+// eslint-disable-next-line no-control-regex
+const UNSAFE_CHARACTERS = /[\u0000-\u001f\u007f/\\]/g;
 
 export type ListedName =
   | { readonly kind: 'name'; readonly name: string }
-  | { readonly kind: 'unsafe' }
+  /** `.`, `..` or empty: the directory itself or its parent, never an entry of its own. */
+  | { readonly kind: 'none' }
   | {
-      readonly kind: 'not-utf8';
-      /** The name with each undecodable sequence as `?`: only to decide whether the selection would take it. */
+      /** `not-utf8`: the name's bytes are not valid UTF-8; `unsafe`: they are, but the name is no safe path component. */
+      readonly kind: 'not-utf8' | 'unsafe';
+      /** The name with each undecodable sequence and each unsafe character as `?`: only to decide whether the selection would take it. */
       readonly standIn: string;
-      /** For people: see `printableName`. */
+      /** For people: see `printableName`, cut to the first 255 bytes (`…` after) when longer. */
       readonly printable: string;
     };
 
@@ -34,22 +42,22 @@ function decodeStrict(raw: Uint8Array): string | undefined {
 }
 
 /**
- * Sorts a directory entry's name: an ordinary name (see `isSafeName`), an unsafe one, or one that
- * is not valid UTF-8. Give the raw bytes where the system offers them; a string is taken to come
- * from a lossy decoder (ssh2 decodes SFTP names that way), so any U+FFFD in it counts as bytes that
- * were not UTF-8, even where the server's name really held that character: the two cannot be told
- * apart, and opening the wrong one is worse than skipping both.
+ * Sorts a directory entry's name: an ordinary name (see `isSafeName`), `.` or `..`, an unsafe one,
+ * or one that is not valid UTF-8. Give the raw bytes where the system offers them; a string is
+ * taken to come from a lossy decoder (ssh2 decodes SFTP names that way), so any U+FFFD in it counts
+ * as bytes that were not UTF-8, even where the server's name really held that character: the two
+ * cannot be told apart, and opening the wrong one is worse than skipping both.
  */
 export function checkListedName(raw: string | Uint8Array): ListedName {
   const decoded = typeof raw === 'string' ? raw : decodeStrict(raw);
-  if (decoded !== undefined && (typeof raw !== 'string' || !decoded.includes(REPLACEMENT))) {
-    return isSafeName(decoded) ? { kind: 'name', name: decoded } : { kind: 'unsafe' };
-  }
-  const lossy = typeof raw === 'string' ? raw : Buffer.from(raw).toString('utf8');
-  const standIn = lossy.replaceAll(REPLACEMENT, STAND_IN);
-  const byteLength = typeof raw === 'string' ? Buffer.byteLength(standIn) : raw.byteLength;
-  if (byteLength > MAX_NAME_BYTES || !isSafeName(standIn)) return { kind: 'unsafe' };
-  return { kind: 'not-utf8', standIn, printable: printableName(raw) };
+  const utf8 = decoded !== undefined && (typeof raw !== 'string' || !decoded.includes(REPLACEMENT));
+  if (utf8 && isSafeName(decoded)) return { kind: 'name', name: decoded };
+  if (raw.length === 0 || decoded === '.' || decoded === '..') return { kind: 'none' };
+  const lossy = utf8 ? decoded : (typeof raw === 'string' ? raw : Buffer.from(raw).toString('utf8')).replaceAll(REPLACEMENT, STAND_IN);
+  const byteLength = typeof raw === 'string' ? Buffer.byteLength(lossy) : raw.byteLength;
+  // A report carries the name: one longer than any file system's is shown in part.
+  const printable = byteLength > MAX_NAME_BYTES ? `${printableName(Buffer.from(raw).subarray(0, MAX_NAME_BYTES))}…` : printableName(raw);
+  return { kind: utf8 ? 'unsafe' : 'not-utf8', standIn: lossy.replace(UNSAFE_CHARACTERS, STAND_IN), printable };
 }
 
 /** The length of the valid UTF-8 sequence at `i` (RFC 3629: shortest form, no surrogates), or 0. */
@@ -115,5 +123,5 @@ export function printableName(raw: string | Uint8Array): string {
  */
 export function skipEntry(ctx: ConnectorContext, entry: SkippedEntry): void {
   if (ctx.skipped) ctx.skipped(entry);
-  else ctx.logger.warn({ ...entry }, 'skipped a directory entry whose name is not valid UTF-8');
+  else ctx.logger.warn({ ...entry }, 'skipped a directory entry because of its name');
 }

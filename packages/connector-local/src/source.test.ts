@@ -164,6 +164,24 @@ describe('localFolderSource', () => {
     expect(await read(await session.open(valid))).toBe('valid');
     await session.close();
   });
+
+  it('passes over names with control characters or a backslash (files and directories it would enter) and hands them to the host', async () => {
+    await writeFile(path.join(src, 'bad\nname.csv'), 'not to be read');
+    await writeFile(path.join(src, 'back\\slash.csv'), 'not to be read');
+    await writeFile(path.join(src, 'tab\tname.txt'), 'not selected');
+    await mkdir(path.join(src, 'sub\u0001dir'));
+    await writeFile(path.join(src, 'sub\u0001dir', 'x.csv'), 'unreachable');
+
+    const skipped: SkippedEntry[] = [];
+    const session = await localFolderSource.bind({ path: `${src}/**/*.csv` }).connect({ ...ctx, skipped: (entry) => void skipped.push(entry) });
+    expect((await session.list()).map((file) => path.relative(src, file.path))).toEqual(['a.csv', 'b.csv', 'nested/c.csv', 'nested/deeper/d.csv']);
+    expect(skipped.sort((a, b) => (a.name < b.name ? -1 : 1))).toEqual([
+      { directory: src, name: 'back\\slash.csv', reason: 'name-unsafe' },
+      { directory: src, name: 'bad%0Aname.csv', reason: 'name-unsafe' },
+      { directory: src, name: 'sub%01dir', reason: 'name-unsafe' },
+    ]);
+    await session.close();
+  });
 });
 
 describe('post-delivery actions', () => {

@@ -89,12 +89,12 @@ async function walk(
   }
   for (const entry of entries) {
     const listed = checkListedName(entry.name);
-    // A name we could not safely join or report is skipped, never guessed at.
-    if (listed.kind === 'unsafe') continue;
-    if (listed.kind === 'not-utf8') {
+    if (listed.kind === 'none') continue;
+    // A name we cannot safely join is never guessed at: what the selection would take is reported.
+    if (listed.kind !== 'name') {
       const standIn = childPath(directory, listed.standIn);
       const wanted = entry.isDirectory() ? level < selection.depth : entry.isFile() && selects(selection, standIn);
-      if (wanted) skip({ directory, name: listed.printable, reason: 'name-not-utf8' });
+      if (wanted) skip({ directory, name: listed.printable, reason: listed.kind === 'unsafe' ? 'name-unsafe' : 'name-not-utf8' });
       continue;
     }
     const candidate = childPath(directory, listed.name);

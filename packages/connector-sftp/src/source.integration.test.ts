@@ -119,6 +119,7 @@ describe('sftp source against OpenSSH', () => {
     await mkdir(raw([0xe9]));
     await writeFile(Buffer.concat([raw([0xe9]), Buffer.from('/x.csv')]), 'unreachable');
     await writeFile(path.join(dir, 'sub', 'y.csv'), 'y');
+    await writeFile(path.join(dir, 'bad\nname.csv'), 'not to be read');
 
     const skipped: SkippedEntry[] = [];
     const ctx = { ...mockContext({ privateKey: sshd.privateKey }), skipped: (entry: SkippedEntry) => void skipped.push(entry) };
@@ -127,6 +128,7 @@ describe('sftp source against OpenSSH', () => {
       expect((await session.list()).map((file) => file.path)).toEqual([`${dir}/ok.csv`, `${dir}/sub/y.csv`]);
       expect(skipped.sort((a, b) => (a.name < b.name ? -1 : 1))).toEqual([
         { directory: dir, name: 'M\uFFFDller.csv', reason: 'name-not-utf8' },
+        { directory: dir, name: 'bad%0Aname.csv', reason: 'name-unsafe' },
         { directory: dir, name: '\uFFFD', reason: 'name-not-utf8' },
       ]);
       // The host is told; the connector itself logs nothing more.
@@ -140,8 +142,10 @@ describe('sftp source against OpenSSH', () => {
     const single = await sftpSource.bind(sshdConfig({ path: `${dir}/*.csv` })).connect(bare);
     try {
       expect((await single.list()).map((file) => file.name)).toEqual(['ok.csv']);
-      expect(bare.lines.filter((line) => line.level === 'warn').map((line) => line.meta)).toEqual([
+      const warned = bare.lines.filter((line) => line.level === 'warn').map((line) => line.meta as unknown as SkippedEntry);
+      expect(warned.sort((a, b) => (a.name < b.name ? -1 : 1))).toEqual([
         { directory: dir, name: 'M\uFFFDller.csv', reason: 'name-not-utf8' },
+        { directory: dir, name: 'bad%0Aname.csv', reason: 'name-unsafe' },
       ]);
     } finally {
       await single.close();
@@ -200,8 +204,12 @@ describe('sftp source against a hostile server', () => {
     } finally {
       await session.close();
     }
-    const warning = ctx.lines.find((line) => line.level === 'warn');
-    expect(warning?.meta['count']).toBeGreaterThanOrEqual(5);
+    // Each name the selection (`*.csv`) would have taken is reported as printed, never opened.
+    // `..` is the parent; `*` takes no name that starts with a dot, and `/etc/passwd` is no CSV.
+    const warned = ctx.lines.filter((line) => line.level === 'warn').map((line) => line.meta as unknown as SkippedEntry);
+    expect(warned.sort((a, b) => (a.name < b.name ? -1 : 1))).toEqual(
+      ['a/b.csv', 'sub/../../escape.csv'].map((name) => ({ directory: '/exports', name, reason: 'name-unsafe' })),
+    );
     expect(server.requests.length).toBeGreaterThan(0);
     for (const request of server.requests) expect(isWithin('/exports', request.path)).toBe(true);
     expect(server.requests.filter((request) => request.op === 'open')).toEqual([{ op: 'open', path: '/exports/good.csv' }]);

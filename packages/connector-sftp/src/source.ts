@@ -69,8 +69,6 @@ class SftpSourceSession implements SourceSession {
     const recursive = glob.includes('**');
     const maxDepth = recursive ? MAX_DEPTH : glob.length;
     const files: SourceFile[] = [];
-    const unsafe: string[] = [];
-    let unsafeCount = 0;
     let visited = 0;
 
     const walk = async (dir: string, depth: number): Promise<void> => {
@@ -87,13 +85,9 @@ class SftpSourceSession implements SourceSession {
           throw new UserError(`${this.#config.path} on ${this.#authority()} selects more than ${MAX_ENTRIES} entries; narrow the path`);
         }
         // ssh2 decodes names as UTF-8, replacing what is not: such a name would open another file, or none.
-        const listed = checkListedName(entry.filename);
         // A hostile server may send `..`, `/etc/passwd` or `a/b`: such a name never becomes a path.
-        if (listed.kind === 'unsafe') {
-          unsafeCount += 1;
-          if (unsafe.length < 10) unsafe.push(JSON.stringify(entry.filename));
-          continue;
-        }
+        const listed = checkListedName(entry.filename);
+        if (listed.kind === 'none') continue;
         const name = listed.kind === 'name' ? listed.name : listed.standIn;
         const path = childPath(dir, name);
         if (!isWithin(base, path)) continue;
@@ -101,8 +95,8 @@ class SftpSourceSession implements SourceSession {
         const prefix = [base === '/' ? '' : base, ...glob.slice(0, depth + 1)].join('/');
         const selected = isRegular(entry.attrs.mode) && matchPath(this.#config.path, path);
         const entered = isDirectory(entry.attrs.mode) && depth + 1 < maxDepth && (recursive || matchPath(prefix, path));
-        if (listed.kind === 'not-utf8') {
-          if (selected || entered) skipEntry(this.#ctx, { directory: dir, name: listed.printable, reason: 'name-not-utf8' });
+        if (listed.kind !== 'name') {
+          if (selected || entered) skipEntry(this.#ctx, { directory: dir, name: listed.printable, reason: listed.kind === 'unsafe' ? 'name-unsafe' : 'name-not-utf8' });
           continue;
         }
         if (selected) files.push({ path, name, size: entry.attrs.size, mtimeMs: entry.attrs.mtime * 1000 });
@@ -112,12 +106,6 @@ class SftpSourceSession implements SourceSession {
     };
 
     await walk(base, 0);
-    if (unsafeCount > 0) {
-      this.#ctx.logger.warn(
-        { authority: this.#authority(), count: unsafeCount, examples: unsafe },
-        'sftp server listed unsafe file names; skipped them',
-      );
-    }
     return files.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
   }
 

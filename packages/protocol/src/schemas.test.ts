@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { canonicalRequest, enrollCommand, enrollInput, integrationOptions, integrationSpec, integrationSpecToSave, runReport } from './index.ts';
+import { canonicalRequest, describeSkipReason, enrollCommand, enrollInput, integrationOptions, integrationSpec, integrationSpecToSave, runReport } from './index.ts';
 
 const report = {
   runId: '6f1f1a52-7d1c-4a8e-9b7e-0a4c7c1f2b3d',
@@ -131,6 +131,10 @@ describe('integration options', () => {
     expect(parses({ count: 101, entries: Array.from({ length: 101 }, () => entry) })).toBe(false);
     expect(parses({ count: 1, entries: [entry, entry] })).toBe(false);
     expect(parses({ count: 1, entries: [{ ...entry, reason: 'other' }] })).toBe(false);
+    expect(parses({ count: 1, entries: [{ ...entry, name: 'line%0Abreak.csv', reason: 'name-unsafe' }] })).toBe(true);
+    // Every reason has its words; a stored one this version does not know is shown as it is.
+    expect(describeSkipReason('name-unsafe')).toMatch(/control character/);
+    expect(describeSkipReason('toString')).toBe('toString');
     expect(parses({ count: 1, entries: [{ ...entry, content: 'x' }] })).toBe(false);
   });
 });

@@ -278,9 +278,20 @@ export const skippedName = z.strictObject({
   directory: z.string().max(4096),
   /** Rendered for people: bytes that are not UTF-8, `%` and control characters percent-encoded (`M%FCller.csv`). */
   name: z.string().max(1024),
-  reason: z.enum(['name-not-utf8']),
+  reason: z.enum(['name-not-utf8', 'name-unsafe']),
 });
 export type SkippedName = z.infer<typeof skippedName>;
+
+/** Why an entry was left in place, as logs and the console say it (see `checkListedName`). */
+export const skippedNameReasons: Readonly<Record<SkippedName['reason'], string>> = {
+  'name-not-utf8': 'name is not valid UTF-8',
+  'name-unsafe': 'name has a control character, a slash or a backslash, or normalizes to one or to ..',
+};
+
+/** A stored report's reason in words; one this version does not know, as it is. */
+export function describeSkipReason(reason: string): string {
+  return Object.hasOwn(skippedNameReasons, reason) ? skippedNameReasons[reason as SkippedName['reason']] : reason;
+}
 
 /** At most this many skipped names travel in one report; `count` has them all. */
 export const MAX_SKIPPED_NAMES = 100;

@@ -1,4 +1,5 @@
 import { useQuery } from '@tanstack/react-query';
+import { describeSkipReason } from '@airlock/protocol';
 import { Badge, Empty, PageHeader, QueryView, runTone } from '../components/ui.tsx';
 import { formatAgo, formatBytes, formatDuration, formatFingerprint, formatRate, formatTime, shortId } from '../format.ts';
 import { Link, useLocation } from '../router.tsx';
@@ -239,7 +240,7 @@ function SkippedNames({ skipped }: { skipped: NonNullable<ReportLike['skippedNam
       <table>
         <caption>
           Left in place because of their name ({skipped.count}
-          {skipped.count > skipped.entries.length ? `, first ${skipped.entries.length} shown` : ''}). Bytes that are not UTF-8 appear
+          {skipped.count > skipped.entries.length ? `, first ${skipped.entries.length} shown` : ''}). Bytes that are not UTF-8 and control characters appear
           as %XX, or as � where the source gave no bytes; rename the files on the source to have them sent.
         </caption>
         <thead>
@@ -256,7 +257,7 @@ function SkippedNames({ skipped }: { skipped: NonNullable<ReportLike['skippedNam
               <th scope="row" className="mono">
                 {entry.name}
               </th>
-              <td>{entry.reason === 'name-not-utf8' ? 'name is not valid UTF-8' : entry.reason}</td>
+              <td>{describeSkipReason(entry.reason)}</td>
             </tr>
           ))}
         </tbody>
