@@ -10,6 +10,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { generateKey } from 'openpgp';
 import pg from 'pg';
 import YAML from 'yaml';
 import type { Browser, Page } from 'playwright-core';
@@ -382,6 +383,35 @@ describe('console in Chromium: owner flow and auditor limits', () => {
     const actions = (await system.listAudit()).map((event) => event.action);
     for (const action of ['alert-destination-create', 'alert-destination-update', 'alert-destination-delete']) expect(actions, action).toContain(action);
     await page.context().close();
+  });
+
+  it('10. the edit form names a saved recipient key that has expired since, and keeps the current one', async () => {
+    expect(integrationId).not.toBe('');
+    // A key that expired a day ago: saving it would be refused, so it is put beside the current one in the database.
+    const { publicKey: expired } = await generateKey({
+      userIDs: [{ name: 'Former partner', email: 'former@example.test' }],
+      date: new Date(Date.now() - 2 * 86_400_000),
+      keyExpirationTime: 86_400,
+      format: 'armored',
+    });
+    const client = new pg.Client({ connectionString: databaseUrl });
+    await client.connect();
+    await client.query("UPDATE integrations SET spec = jsonb_set(spec, '{recipients}', (spec->'recipients') || to_jsonb($1::text)) WHERE id = $2", [expired, integrationId]);
+    try {
+      const page = await openPage();
+      await signIn(page, owner);
+      await go(page, 'Integrations');
+      await page.getByRole('button', { name: `Edit ${INTEGRATION}` }).click();
+      const notice = page.getByRole('alert').filter({ hasText: 'A saved recipient key no longer passes' });
+      await notice.getByText(/^recipient key [0-9A-F]{40}: expired on \d{4}-/).waitFor();
+      await page.getByText(formatFingerprint(system.recipientFingerprint)).waitFor();
+      await record(page, '24-integration-expired-key');
+      await page.getByRole('button', { name: 'Cancel' }).click();
+      await page.context().close();
+    } finally {
+      await client.query("UPDATE integrations SET spec = jsonb_set(spec, '{recipients}', (spec->'recipients') - $1::text) WHERE id = $2", [expired, integrationId]);
+      await client.end();
+    }
   });
 
   it('has no serious accessibility violation on any page and no CSP refusal', () => {

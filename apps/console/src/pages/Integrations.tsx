@@ -150,11 +150,14 @@ function IntegrationEditor({ editing, onDone }: { editing: NonNullable<Editing>;
   const existing = useQuery({ ...trpc.console.integration.queryOptions({ id: editing.kind === 'edit' ? editing.id : '' }), enabled: editing.kind === 'edit' });
   const inspect = useMutation(trpc.console.inspectRecipient.mutationOptions());
   const [initial, setInitial] = useState<Draft | null>(editing.kind === 'new' ? emptyDraft : null);
+  /** Why each saved key that no longer passes was left out of the form. */
+  const [dropped, setDropped] = useState<string[]>([]);
 
   useEffect(() => {
     if (editing.kind !== 'edit' || !existing.data || initial) return;
     const { name, agentId, source, destination, recipients, schedule, ...rest } = existing.data.spec;
     void Promise.all(recipients.map((armored) => inspect.mutateAsync({ armored }).then((result) => ({ armored, result })))).then((checked) => {
+      setDropped(checked.flatMap(({ result }) => (result.ok ? [] : [result.problem])));
       setInitial({
         name,
         agentId: agentId ?? '',
@@ -162,8 +165,8 @@ function IntegrationEditor({ editing, onDone }: { editing: NonNullable<Editing>;
         source: source.config,
         destinationRef: destination.connector,
         destination: destination.config,
-        // A saved key that no longer passes (expired since) is dropped here and must be replaced to save again.
-        // A saved file with several keys comes back as one entry per key, each shown.
+        // A saved key that no longer passes (expired since) is left out, and the form says which and why:
+        // saving keeps only the keys shown. A saved file with several keys comes back as one entry per key.
         recipients: checked.flatMap(({ result }) => (result.ok ? result.keys : [])),
         scheduled: schedule !== undefined,
         cron: schedule?.cron ?? '0 * * * *',
@@ -175,10 +178,20 @@ function IntegrationEditor({ editing, onDone }: { editing: NonNullable<Editing>;
 
   if (editing.kind === 'edit' && existing.isError) return <Notice tone="bad">{errorMessage(existing.error)}</Notice>;
   if (!initial) return <Loading label="Loading the integration" />;
-  return <EditorForm initial={initial} isNew={editing.kind === 'new'} onDone={onDone} />;
+  return <EditorForm initial={initial} dropped={dropped} isNew={editing.kind === 'new'} onDone={onDone} />;
 }
 
-function EditorForm({ initial, isNew, onDone }: { initial: Draft; isNew: boolean; onDone: (saved: { name: string; version: number } | null) => void }) {
+function EditorForm({
+  initial,
+  dropped,
+  isNew,
+  onDone,
+}: {
+  initial: Draft;
+  dropped: readonly string[];
+  isNew: boolean;
+  onDone: (saved: { name: string; version: number } | null) => void;
+}) {
   const trpc = useTRPC();
   const queryClient = useQueryClient();
   const { can } = useSession();
@@ -331,6 +344,18 @@ function EditorForm({ initial, isNew, onDone }: { initial: Draft; isNew: boolean
             )}
           </fieldset>
         </div>
+        {dropped.length > 0 && (
+          <Notice tone="bad">
+            {dropped.length === 1 ? 'A saved recipient key no longer passes and is' : `${dropped.length} saved recipient keys no longer pass and are`} not in
+            this form:
+            <ul>
+              {dropped.map((problem) => (
+                <li key={problem}>{problem}</li>
+              ))}
+            </ul>
+            Saving keeps only the keys listed below. Add a current key for each recipient who must still read the files.
+          </Notice>
+        )}
         <RecipientKeys value={draft.recipients} onChange={(recipients) => update({ recipients })} />
         {errors.recipients && (
           <div className="field-error" role="alert">
