@@ -4,10 +4,7 @@
  * (undici) throws a bare `TypeError: fetch failed` and hides the reason in `cause.code`, sometimes
  * one level further down or inside an AggregateError (one per address tried); this reads them all.
  */
-import { NetworkError } from './index.ts';
-
-export const networkFailures = ['refused', 'dns', 'tls', 'timeout', 'reset', 'unreachable', 'proxy-auth', 'proxy', 'redirect', 'network'] as const;
-export type NetworkFailure = (typeof networkFailures)[number];
+import { NetworkError, type NetworkFailure } from './errors.ts';
 
 /** Stands for an abort by timeout, which has no code of its own; never shown. */
 const TIMED_OUT = 'timeout';

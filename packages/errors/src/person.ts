@@ -5,9 +5,9 @@
  * Exit statuses: 0 ok, 1 failed, 2 usage (the command line itself is wrong), 3 refused by policy
  * or permission (the caller is not allowed, could not be authenticated, or a local policy said no).
  */
-import { type ErrorClass, isAirlockError, NetworkError } from './index.ts';
+import { type ErrorClass, isAirlockError, NetworkError, type NetworkFailure } from './errors.ts';
 import { formatIssues, type SchemaIssue } from './issues.ts';
-import { networkFailureOf, type NetworkFailure } from './network.ts';
+import { networkFailureOf } from './network.ts';
 import { remoteErrorClass } from './remote.ts';
 
 export const EXIT_OK = 0;

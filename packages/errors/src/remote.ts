@@ -18,7 +18,7 @@ import {
   RecipientKeyError,
   UnexpectedError,
   UserError,
-} from './index.ts';
+} from './errors.ts';
 
 export function isErrorClass(value: unknown): value is ErrorClass {
   return typeof value === 'string' && (errorClasses as readonly string[]).includes(value);
