@@ -116,6 +116,11 @@ export function printableName(raw: string | Uint8Array): string {
   return out;
 }
 
+/** The report of an entry listed in `directory` whose name is not one to use. */
+export function skippedEntry(directory: string, listed: Extract<ListedName, { kind: 'not-utf8' | 'unsafe' }>): SkippedEntry {
+  return { directory, name: listed.printable, reason: listed.kind === 'unsafe' ? 'name-unsafe' : 'name-not-utf8' };
+}
+
 /**
  * Passes over an entry the selection would have taken: the host logs it and lists it in the run's
  * report. The run goes on with the other files; the entry stays where it is and is reported again

@@ -13,6 +13,7 @@ import {
   matchPath,
   normalizePath,
   skipEntry,
+  skippedEntry,
   type SkippedEntry,
   type SourceFile,
   type SourceSession,
@@ -94,7 +95,7 @@ async function walk(
     if (listed.kind !== 'name') {
       const standIn = childPath(directory, listed.standIn);
       const wanted = entry.isDirectory() ? level < selection.depth : entry.isFile() && selects(selection, standIn);
-      if (wanted) skip({ directory, name: listed.printable, reason: listed.kind === 'unsafe' ? 'name-unsafe' : 'name-not-utf8' });
+      if (wanted) skip(skippedEntry(directory, listed));
       continue;
     }
     const candidate = childPath(directory, listed.name);

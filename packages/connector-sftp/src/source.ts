@@ -14,6 +14,7 @@ import {
   lendChunks,
   matchPath,
   skipEntry,
+  skippedEntry,
   splitGlob,
   type ConnectorContext,
   type SourceFile,
@@ -96,7 +97,7 @@ class SftpSourceSession implements SourceSession {
         const selected = isRegular(entry.attrs.mode) && matchPath(this.#config.path, path);
         const entered = isDirectory(entry.attrs.mode) && depth + 1 < maxDepth && (recursive || matchPath(prefix, path));
         if (listed.kind !== 'name') {
-          if (selected || entered) skipEntry(this.#ctx, { directory: dir, name: listed.printable, reason: listed.kind === 'unsafe' ? 'name-unsafe' : 'name-not-utf8' });
+          if (selected || entered) skipEntry(this.#ctx, skippedEntry(dir, listed));
           continue;
         }
         if (selected) files.push({ path, name, size: entry.attrs.size, mtimeMs: entry.attrs.mtime * 1000 });

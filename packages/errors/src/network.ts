@@ -34,26 +34,21 @@ const SAYS: Record<NetworkFailure, string> = {
   network: 'the request failed',
 };
 
+/** The first message in an error's cause chain, at most a few levels deep, of which `pick` makes something. */
+function pickFromMessages<T>(error: unknown, pick: (message: string) => T | undefined, depth = 0): T | undefined {
+  if (depth > 4 || typeof error !== 'object' || error === null) return undefined;
+  const message: unknown = Reflect.get(error, 'message');
+  return (typeof message === 'string' ? pick(message) : undefined) ?? pickFromMessages(Reflect.get(error, 'cause'), pick, depth + 1);
+}
+
 /**
  * undici's ProxyAgent ends a tunnel the proxy did not open with `Proxy response (407) !== 200 when
  * HTTP Tunneling`; the status is all it keeps, and all that is needed.
  */
-const PROXY_STATUS = /^Proxy response \((\d{3})\)/;
-
-function proxyStatusIn(error: unknown, depth = 0): string | undefined {
-  if (depth > 4 || typeof error !== 'object' || error === null) return undefined;
-  const message: unknown = Reflect.get(error, 'message');
-  const status = typeof message === 'string' ? PROXY_STATUS.exec(message)?.[1] : undefined;
-  return status ?? proxyStatusIn(Reflect.get(error, 'cause'), depth + 1);
-}
+const proxyStatus = (message: string) => /^Proxy response \((\d{3})\)/.exec(message)?.[1];
 
 /** undici's words for a redirect refused by `redirect: 'error'`, which has no code of its own. */
-const REDIRECT_REFUSED = 'unexpected redirect';
-
-function refusedRedirectIn(error: unknown, depth = 0): boolean {
-  if (depth > 4 || typeof error !== 'object' || error === null) return false;
-  return Reflect.get(error, 'message') === REDIRECT_REFUSED || refusedRedirectIn(Reflect.get(error, 'cause'), depth + 1);
-}
+const refusedRedirect = (message: string) => (message === 'unexpected redirect' ? true : undefined);
 
 /** The first system code in an error's cause chain (or its aggregated errors), at most a few levels deep. */
 function codes(error: unknown, depth = 0): string[] {
@@ -71,9 +66,9 @@ function codes(error: unknown, depth = 0): string[] {
 
 /** Whether a thrown value is a transport failure (no answer at all), and which kind. */
 export function networkFailureOf(error: unknown): { failure: NetworkFailure; code: string | undefined } | undefined {
-  const proxyStatus = proxyStatusIn(error);
-  if (proxyStatus !== undefined) return { failure: proxyStatus === '407' ? 'proxy-auth' : 'proxy', code: proxyStatus === '407' ? undefined : `proxy answered ${proxyStatus}` };
-  if (refusedRedirectIn(error)) return { failure: 'redirect', code: undefined };
+  const status = pickFromMessages(error, proxyStatus);
+  if (status !== undefined) return { failure: status === '407' ? 'proxy-auth' : 'proxy', code: status === '407' ? undefined : `proxy answered ${status}` };
+  if (pickFromMessages(error, refusedRedirect)) return { failure: 'redirect', code: undefined };
   const found = codes(error);
   for (const code of found) {
     const failure = failureOfCode(code);
